@@ -1,0 +1,13 @@
+//! Chain formats: everything that turns bytes from the outside world (Bitcoin Core block
+//! files, raw/hex/bzip2 block dumps, blockchain-etl JSON lines) into validated blocks, and
+//! scripts into the address keys the index stores.
+//!
+//! This crate knows nothing about storage. It depends only on `bitcoin` for consensus
+//! encoding and hashing.
+
+pub mod address;
+
+pub use address::{AddressKey, ScriptType};
+pub mod view;
+
+pub use view::{AddrId, ChainView, InNum, MemChain, OutNum, Prevout, TxNum};
