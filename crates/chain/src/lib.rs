@@ -6,8 +6,16 @@
 //! encoding and hashing.
 
 pub mod address;
+pub mod block;
+pub mod blockfile;
+pub mod error;
+pub mod etl;
+pub mod network;
 
 pub use address::{AddressKey, ScriptType};
 pub mod view;
 
 pub use view::{AddrId, ChainView, InNum, MemChain, OutNum, Prevout, TxNum};
+pub use block::ChainBlock;
+pub use blockfile::{BlockEntry, Catalog, FileFormat};
+pub use error::{ChainError, Origin};
