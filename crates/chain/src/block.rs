@@ -50,10 +50,16 @@ pub fn decode_block(bytes: &[u8], origin: &Origin) -> Result<Block> {
 
 pub fn verify_block(block: &Block, origin: &Origin) -> Result<()> {
     if block.txdata.is_empty() {
-        return Err(ChainError::format(origin.clone(), "block has no transactions"));
+        return Err(ChainError::format(
+            origin.clone(),
+            "block has no transactions",
+        ));
     }
     if !block.txdata[0].is_coinbase() {
-        return Err(ChainError::format(origin.clone(), "first transaction is not a coinbase"));
+        return Err(ChainError::format(
+            origin.clone(),
+            "first transaction is not a coinbase",
+        ));
     }
     let computed = block.compute_merkle_root();
     if computed != Some(block.header.merkle_root) {
@@ -65,7 +71,10 @@ pub fn verify_block(block: &Block, origin: &Origin) -> Result<()> {
         });
     }
     if !block.check_witness_commitment() {
-        return Err(ChainError::Witness { origin: origin.clone(), hash: block.block_hash().to_string() });
+        return Err(ChainError::Witness {
+            origin: origin.clone(),
+            hash: block.block_hash().to_string(),
+        });
     }
     Ok(())
 }
@@ -86,7 +95,10 @@ pub fn block_height_hint(block: &Block, network: Network) -> Option<u32> {
     }
     let h = block.bip34_block_height().ok()?;
     // Before activation the first push is arbitrary (often nBits): not a height.
-    if h >= bip34_height(network) as u64 && h < 100_000_000 && block.header.version.to_consensus() >= 2 {
+    if h >= bip34_height(network) as u64
+        && h < 100_000_000
+        && block.header.version.to_consensus() >= 2
+    {
         Some(h as u32)
     } else {
         None

@@ -75,7 +75,10 @@ impl Catalog {
     /// the key in `xor.dat` when present. A truncated last block (Core was stopped while
     /// writing) is skipped with a warning, as Core itself does.
     pub fn add_blocks_dir(&mut self, dir: &Path) -> Result<()> {
-        let rd = std::fs::read_dir(dir).map_err(|e| ChainError::Io { path: dir.to_path_buf(), source: e })?;
+        let rd = std::fs::read_dir(dir).map_err(|e| ChainError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
         let mut names: Vec<PathBuf> = rd
             .filter_map(|e| e.ok())
             .map(|e| e.path())
@@ -103,7 +106,10 @@ impl Catalog {
         let mut head = [0u8; 4];
         let n = File::open(path)
             .and_then(|mut f| f.read(&mut head))
-            .map_err(|e| ChainError::Io { path: path.to_path_buf(), source: e })?;
+            .map_err(|e| ChainError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })?;
         let head = &head[..n];
         if head.starts_with(BZ_MAGIC) {
             let data = read_bz2(path)?;
@@ -113,10 +119,14 @@ impl Catalog {
         }
         if n == 4 && network_of_magic([head[0], head[1], head[2], head[3]]).is_some() {
             self.scan_framed_file(path, None, false)?;
-            self.sources.push((path.to_path_buf(), FileFormat::Framed, false));
+            self.sources
+                .push((path.to_path_buf(), FileFormat::Framed, false));
             return Ok(FileFormat::Framed);
         }
-        let data = std::fs::read(path).map_err(|e| ChainError::Io { path: path.to_path_buf(), source: e })?;
+        let data = std::fs::read(path).map_err(|e| ChainError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         let fmt = self.add_buffer(path, Arc::new(data))?;
         self.sources.push((path.to_path_buf(), fmt, false));
         Ok(fmt)
@@ -127,7 +137,10 @@ impl Catalog {
             return Err(ChainError::format(origin(path, 0), "file is empty"));
         }
         if data.starts_with(BZ_MAGIC) {
-            return Err(ChainError::format(origin(path, 0), "bzip2 inside bzip2 is not supported"));
+            return Err(ChainError::format(
+                origin(path, 0),
+                "bzip2 inside bzip2 is not supported",
+            ));
         }
         if data.len() >= 4 {
             if let Some(net) = network_of_magic([data[0], data[1], data[2], data[3]]) {
@@ -162,7 +175,11 @@ impl Catalog {
             Some(n) if n != net => {
                 return Err(ChainError::format(
                     at.clone(),
-                    format!("block magic is {} but earlier blocks were {}: one index holds one network", network_name(net), network_name(n)),
+                    format!(
+                        "block magic is {} but earlier blocks were {}: one index holds one network",
+                        network_name(net),
+                        network_name(n)
+                    ),
                 ))
             }
             _ => {}
@@ -170,8 +187,16 @@ impl Catalog {
         Ok(())
     }
 
-    fn scan_framed_file(&mut self, path: &Path, key: Option<[u8; 8]>, lenient_tail: bool) -> Result<()> {
-        let io = |e| ChainError::Io { path: path.to_path_buf(), source: e };
+    fn scan_framed_file(
+        &mut self,
+        path: &Path,
+        key: Option<[u8; 8]>,
+        lenient_tail: bool,
+    ) -> Result<()> {
+        let io = |e| ChainError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
         let mut f = File::open(path).map_err(io)?;
         let size = f.metadata().map_err(io)?.len();
         self.files.push((path.to_path_buf(), key));
@@ -181,7 +206,11 @@ impl Catalog {
         while off < size {
             let at = origin(path, off);
             if size - off < 8 {
-                if read_at(&mut f, off, &mut buf[..(size - off) as usize], key).map_err(io)?.iter().all(|b| *b == 0) {
+                if read_at(&mut f, off, &mut buf[..(size - off) as usize], key)
+                    .map_err(io)?
+                    .iter()
+                    .all(|b| *b == 0)
+                {
                     break;
                 }
                 return self.truncated(lenient_tail, at, "a block frame header is cut short");
@@ -192,22 +221,36 @@ impl Catalog {
                 break; // Core preallocates files with zeros.
             }
             let net = network_of_magic(magic).ok_or_else(|| {
-                ChainError::format(at.clone(), format!("expected a network magic, found {}", hex::encode(magic)))
+                ChainError::format(
+                    at.clone(),
+                    format!("expected a network magic, found {}", hex::encode(magic)),
+                )
             })?;
             self.note_network(net, &at)?;
             let len = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
             if (len as u64) < 80 + 1 {
-                return Err(ChainError::format(at, format!("block length {len} is too small for a block")));
+                return Err(ChainError::format(
+                    at,
+                    format!("block length {len} is too small for a block"),
+                ));
             }
             if off + 8 + len as u64 > size {
-                return self.truncated(lenient_tail, at, &format!("block of {len} bytes runs past the end of the file ({size} bytes)"));
+                return self.truncated(
+                    lenient_tail,
+                    at,
+                    &format!("block of {len} bytes runs past the end of the file ({size} bytes)"),
+                );
             }
             read_at(&mut f, off + 8, &mut buf[8..88], key).map_err(io)?;
             let header = decode_header(&buf[8..88], &origin(path, off + 8))?;
             self.entries.push(BlockEntry {
                 hash: header.block_hash(),
                 header,
-                loc: Loc::File { file: file_idx, offset: off + 8, len },
+                loc: Loc::File {
+                    file: file_idx,
+                    offset: off + 8,
+                    len,
+                },
                 origin: origin(path, off),
             });
             off += 8 + len as u64;
@@ -217,7 +260,8 @@ impl Catalog {
 
     fn truncated(&mut self, lenient: bool, at: Origin, what: &str) -> Result<()> {
         if lenient {
-            self.warnings.push(format!("{at}: {what}; the partly written block is skipped"));
+            self.warnings
+                .push(format!("{at}: {what}; the partly written block is skipped"));
             Ok(())
         } else {
             Err(ChainError::format(at, format!("truncated file: {what}")))
@@ -232,31 +276,49 @@ impl Catalog {
                 if data[off..].iter().all(|b| *b == 0) {
                     break;
                 }
-                return Err(ChainError::format(at, "truncated file: a block frame header is cut short"));
+                return Err(ChainError::format(
+                    at,
+                    "truncated file: a block frame header is cut short",
+                ));
             }
             let magic = [data[off], data[off + 1], data[off + 2], data[off + 3]];
             if magic == [0, 0, 0, 0] {
                 break;
             }
             let net = network_of_magic(magic).ok_or_else(|| {
-                ChainError::format(at.clone(), format!("expected a network magic, found {}", hex::encode(magic)))
+                ChainError::format(
+                    at.clone(),
+                    format!("expected a network magic, found {}", hex::encode(magic)),
+                )
             })?;
             self.note_network(net, &at)?;
-            let len = u32::from_le_bytes([data[off + 4], data[off + 5], data[off + 6], data[off + 7]]) as usize;
+            let len =
+                u32::from_le_bytes([data[off + 4], data[off + 5], data[off + 6], data[off + 7]])
+                    as usize;
             if len < 81 {
-                return Err(ChainError::format(at, format!("block length {len} is too small for a block")));
+                return Err(ChainError::format(
+                    at,
+                    format!("block length {len} is too small for a block"),
+                ));
             }
             if off + 8 + len > data.len() {
                 return Err(ChainError::format(
                     at,
-                    format!("truncated file: block of {len} bytes runs past the end ({} bytes)", data.len()),
+                    format!(
+                        "truncated file: block of {len} bytes runs past the end ({} bytes)",
+                        data.len()
+                    ),
                 ));
             }
             let header = decode_header(&data[off + 8..off + 88], &origin(path, off as u64 + 8))?;
             self.entries.push(BlockEntry {
                 hash: header.block_hash(),
                 header,
-                loc: Loc::Mem { buf, offset: off + 8, len },
+                loc: Loc::Mem {
+                    buf,
+                    offset: off + 8,
+                    len,
+                },
                 origin: at,
             });
             off += 8 + len;
@@ -271,13 +333,20 @@ impl Catalog {
             let at = origin(path, off as u64);
             let mut cur = std::io::Cursor::new(&data[off..]);
             let block = bitcoin::Block::consensus_decode(&mut cur).map_err(|e| {
-                ChainError::format(at.clone(), format!("not a block (tried framed, hex and raw formats): {e}"))
+                ChainError::format(
+                    at.clone(),
+                    format!("not a block (tried framed, hex and raw formats): {e}"),
+                )
             })?;
             let len = cur.position() as usize;
             self.entries.push(BlockEntry {
                 hash: block.block_hash(),
                 header: block.header,
-                loc: Loc::Mem { buf, offset: off, len },
+                loc: Loc::Mem {
+                    buf,
+                    offset: off,
+                    len,
+                },
                 origin: at,
             });
             off += len;
@@ -292,15 +361,29 @@ impl Catalog {
             if line.is_empty() {
                 continue;
             }
-            let at = Origin { file: path.to_path_buf(), offset: i as u64 + 1, kind: OriginKind::Line };
-            let bytes = hex::decode(line).map_err(|e| ChainError::format(at.clone(), format!("bad hex: {e}")))?;
+            let at = Origin {
+                file: path.to_path_buf(),
+                offset: i as u64 + 1,
+                kind: OriginKind::Line,
+            };
+            let bytes = hex::decode(line)
+                .map_err(|e| ChainError::format(at.clone(), format!("bad hex: {e}")))?;
             if bytes.len() < 81 {
                 return Err(ChainError::format(at, "line is too short to be a block"));
             }
             let header = decode_header(&bytes[..80], &at)?;
             let len = bytes.len();
             let buf = self.push_buf(Arc::new(bytes));
-            self.entries.push(BlockEntry { hash: header.block_hash(), header, loc: Loc::Mem { buf, offset: 0, len }, origin: at });
+            self.entries.push(BlockEntry {
+                hash: header.block_hash(),
+                header,
+                loc: Loc::Mem {
+                    buf,
+                    offset: 0,
+                    len,
+                },
+                origin: at,
+            });
         }
         Ok(())
     }
@@ -308,10 +391,15 @@ impl Catalog {
     /// The bytes of one block.
     pub fn read_bytes(&self, e: &BlockEntry) -> Result<Vec<u8>> {
         match &e.loc {
-            Loc::Mem { buf, offset, len } => Ok(self.bufs[*buf as usize].data[*offset..*offset + *len].to_vec()),
+            Loc::Mem { buf, offset, len } => {
+                Ok(self.bufs[*buf as usize].data[*offset..*offset + *len].to_vec())
+            }
             Loc::File { file, offset, len } => {
                 let (path, key) = &self.files[*file as usize];
-                let io = |err| ChainError::Io { path: path.clone(), source: err };
+                let io = |err| ChainError::Io {
+                    path: path.clone(),
+                    source: err,
+                };
                 let mut f = File::open(path).map_err(io)?;
                 let mut v = vec![0u8; *len as usize];
                 read_at(&mut f, *offset, &mut v, *key).map_err(io)?;
@@ -329,7 +417,10 @@ impl Catalog {
 
     /// A reader that keeps files open, for reading many blocks in a row.
     pub fn reader(&self) -> CatalogReader<'_> {
-        CatalogReader { cat: self, open: None }
+        CatalogReader {
+            cat: self,
+            open: None,
+        }
     }
 }
 
@@ -345,7 +436,10 @@ impl CatalogReader<'_> {
             Loc::Mem { .. } => self.cat.read_bytes(e),
             Loc::File { file, offset, len } => {
                 let (path, key) = &self.cat.files[*file as usize];
-                let io = |err| ChainError::Io { path: path.clone(), source: err };
+                let io = |err| ChainError::Io {
+                    path: path.clone(),
+                    source: err,
+                };
                 if self.open.as_ref().map(|(i, _)| *i) != Some(*file) {
                     self.open = Some((*file, File::open(path).map_err(io)?));
                 }
@@ -359,10 +453,19 @@ impl CatalogReader<'_> {
 }
 
 fn origin(path: &Path, offset: u64) -> Origin {
-    Origin { file: path.to_path_buf(), offset, kind: OriginKind::Byte }
+    Origin {
+        file: path.to_path_buf(),
+        offset,
+        kind: OriginKind::Byte,
+    }
 }
 
-fn read_at<'b>(f: &mut File, off: u64, buf: &'b mut [u8], key: Option<[u8; 8]>) -> std::io::Result<&'b [u8]> {
+fn read_at<'b>(
+    f: &mut File,
+    off: u64,
+    buf: &'b mut [u8],
+    key: Option<[u8; 8]>,
+) -> std::io::Result<&'b [u8]> {
     f.seek(SeekFrom::Start(off))?;
     f.read_exact(buf)?;
     if let Some(k) = key {
@@ -388,7 +491,10 @@ pub fn read_xor_key(dir: &Path) -> Result<Option<[u8; 8]>> {
     match std::fs::read(&p) {
         Ok(v) => {
             let k: [u8; 8] = v.as_slice().try_into().map_err(|_| {
-                ChainError::format(origin(&p, 0), format!("xor.dat must hold exactly 8 bytes, it holds {}", v.len()))
+                ChainError::format(
+                    origin(&p, 0),
+                    format!("xor.dat must hold exactly 8 bytes, it holds {}", v.len()),
+                )
             })?;
             Ok(if k == [0; 8] { None } else { Some(k) })
         }
@@ -398,17 +504,28 @@ pub fn read_xor_key(dir: &Path) -> Result<Option<[u8; 8]>> {
 }
 
 fn read_bz2(path: &Path) -> Result<Vec<u8>> {
-    let f = File::open(path).map_err(|e| ChainError::Io { path: path.to_path_buf(), source: e })?;
+    let f = File::open(path).map_err(|e| ChainError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     let mut out = Vec::new();
     bzip2::read::MultiBzDecoder::new(std::io::BufReader::new(f))
         .read_to_end(&mut out)
-        .map_err(|e| ChainError::format(origin(path, out.len() as u64), format!("bzip2 stream is corrupt or truncated: {e}")))?;
+        .map_err(|e| {
+            ChainError::format(
+                origin(path, out.len() as u64),
+                format!("bzip2 stream is corrupt or truncated: {e}"),
+            )
+        })?;
     Ok(out)
 }
 
 /// Read a whole file, bzip2-decompressed if it is bzip2.
 pub fn read_maybe_bz2(path: &Path) -> Result<Vec<u8>> {
-    let data = std::fs::read(path).map_err(|e| ChainError::Io { path: path.to_path_buf(), source: e })?;
+    let data = std::fs::read(path).map_err(|e| ChainError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     if data.starts_with(BZ_MAGIC) {
         read_bz2(path)
     } else {
@@ -418,7 +535,9 @@ pub fn read_maybe_bz2(path: &Path) -> Result<Vec<u8>> {
 
 fn is_hex_text(data: &[u8]) -> bool {
     let sample = &data[..data.len().min(4096)];
-    sample.iter().all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace())
+    sample
+        .iter()
+        .all(|b| b.is_ascii_hexdigit() || b.is_ascii_whitespace())
         && sample.iter().filter(|b| b.is_ascii_hexdigit()).count() >= 162
 }
 

@@ -27,11 +27,19 @@ impl std::fmt::Display for Origin {
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{origin}: {msg}")]
     Format { origin: Origin, msg: String },
     #[error("{origin}: block {hash} fails its merkle check: header says {header}, transactions give {computed}; the block is refused")]
-    Merkle { origin: Origin, hash: String, header: String, computed: String },
+    Merkle {
+        origin: Origin,
+        hash: String,
+        header: String,
+        computed: String,
+    },
     #[error("{origin}: block {hash} has a witness commitment that does not match its transactions; the block is refused")]
     Witness { origin: Origin, hash: String },
     #[error("{0}")]
@@ -40,7 +48,10 @@ pub enum ChainError {
 
 impl ChainError {
     pub fn format(origin: Origin, msg: impl Into<String>) -> ChainError {
-        ChainError::Format { origin, msg: msg.into() }
+        ChainError::Format {
+            origin,
+            msg: msg.into(),
+        }
     }
 }
 

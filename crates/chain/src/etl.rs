@@ -9,7 +9,10 @@
 
 use crate::block::ChainBlock;
 use crate::error::{ChainError, Origin, OriginKind, Result};
-use bitcoin::{absolute::LockTime, transaction::Version, Amount, BlockHash, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness};
+use bitcoin::{
+    absolute::LockTime, transaction::Version, Amount, BlockHash, OutPoint, ScriptBuf, Sequence,
+    Transaction, TxIn, TxOut, Txid, Witness,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,8 +50,9 @@ pub fn read_etl(paths: &[PathBuf]) -> Result<Vec<ChainBlock>> {
     let mut blocks: BTreeMap<u32, EtlBlockRow> = BTreeMap::new();
     for path in paths {
         let data = crate::blockfile::read_maybe_bz2(path)?;
-        let text = std::str::from_utf8(&data)
-            .map_err(|e| ChainError::format(line_origin(path, 1), format!("not UTF-8 text: {e}")))?;
+        let text = std::str::from_utf8(&data).map_err(|e| {
+            ChainError::format(line_origin(path, 1), format!("not UTF-8 text: {e}"))
+        })?;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() {
@@ -63,7 +67,10 @@ pub fn read_etl(paths: &[PathBuf]) -> Result<Vec<ChainBlock>> {
                 let bh = block_hash_field(&row, "block_hash", &at)?;
                 if let (Some(a), Some(b)) = (p.hash, bh) {
                     if a != b {
-                        return Err(ChainError::format(at, format!("block_number {height} has two block hashes ({a} and {b})")));
+                        return Err(ChainError::format(
+                            at,
+                            format!("block_number {height} has two block hashes ({a} and {b})"),
+                        ));
                     }
                 }
                 p.hash = p.hash.or(bh);
@@ -76,10 +83,18 @@ pub fn read_etl(paths: &[PathBuf]) -> Result<Vec<ChainBlock>> {
                 let height = u32_field(&row, "number", &at)?;
                 let b = EtlBlockRow {
                     hash: block_hash_field(&row, "hash", &at)?,
-                    merkle_root: row.get("merkle_root").and_then(|v| v.as_str()).map(str::to_string),
+                    merkle_root: row
+                        .get("merkle_root")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
                     time: opt_time(&row, "timestamp", &at)?,
                     bits: match row.get("bits").and_then(|v| v.as_str()) {
-                        Some(s) => Some(u32::from_str_radix(s, 16).map_err(|_| ChainError::format(at.clone(), format!("field 'bits': '{s}' is not hex")))?),
+                        Some(s) => Some(u32::from_str_radix(s, 16).map_err(|_| {
+                            ChainError::format(
+                                at.clone(),
+                                format!("field 'bits': '{s}' is not hex"),
+                            )
+                        })?),
                         None => None,
                     },
                     tx_count: row.get("transaction_count").and_then(num),
@@ -87,7 +102,10 @@ pub fn read_etl(paths: &[PathBuf]) -> Result<Vec<ChainBlock>> {
                 };
                 blocks.insert(height, b);
             } else {
-                return Err(ChainError::format(at, "neither a transactions row (inputs/outputs) nor a blocks row (merkle_root)"));
+                return Err(ChainError::format(
+                    at,
+                    "neither a transactions row (inputs/outputs) nor a blocks row (merkle_root)",
+                ));
             }
         }
     }
@@ -96,31 +114,50 @@ pub fn read_etl(paths: &[PathBuf]) -> Result<Vec<ChainBlock>> {
     for (height, mut p) in by_height {
         let brow = blocks.remove(&height).unwrap_or_default();
         let origin = p.first.clone().expect("a pending block has a first row");
-        let hash = p.hash.or(brow.hash).ok_or_else(|| ChainError::format(origin.clone(), "field 'block_hash' is missing"))?;
+        let hash = p
+            .hash
+            .or(brow.hash)
+            .ok_or_else(|| ChainError::format(origin.clone(), "field 'block_hash' is missing"))?;
         p.txs.sort_by_key(|t| t.index);
         for (i, t) in p.txs.iter().enumerate() {
             if t.index != i as u64 {
-                return Err(ChainError::format(origin.clone(), format!("block {height}: transaction index {i} is missing or repeated")));
+                return Err(ChainError::format(
+                    origin.clone(),
+                    format!("block {height}: transaction index {i} is missing or repeated"),
+                ));
             }
         }
         if let Some(n) = brow.tx_count {
             if n != p.txs.len() as u64 {
-                return Err(ChainError::format(origin.clone(), format!("block {height}: blocks row says {n} transactions, the export has {}", p.txs.len())));
+                return Err(ChainError::format(
+                    origin.clone(),
+                    format!(
+                        "block {height}: blocks row says {n} transactions, the export has {}",
+                        p.txs.len()
+                    ),
+                ));
             }
         }
         if let Some(root) = &brow.merkle_root {
-            let computed = bitcoin::merkle_tree::calculate_root(p.txs.iter().map(|t| t.txid.to_raw_hash()))
-                .map(|h| h.to_string())
-                .unwrap_or_default();
+            let computed =
+                bitcoin::merkle_tree::calculate_root(p.txs.iter().map(|t| t.txid.to_raw_hash()))
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
             if &computed != root {
-                return Err(ChainError::Merkle { origin: brow.origin.clone().unwrap_or(origin), hash: hash.to_string(), header: root.clone(), computed });
+                return Err(ChainError::Merkle {
+                    origin: brow.origin.clone().unwrap_or(origin),
+                    hash: hash.to_string(),
+                    header: root.clone(),
+                    computed,
+                });
             }
         }
         let prev_hash = match prev {
             Some((h, ph)) if h + 1 == height => Some(ph),
             _ => None,
         };
-        let (txids, txs): (Vec<Txid>, Vec<Transaction>) = p.txs.into_iter().map(|t| (t.txid, t.tx)).unzip();
+        let (txids, txs): (Vec<Txid>, Vec<Transaction>) =
+            p.txs.into_iter().map(|t| (t.txid, t.tx)).unzip();
         out.push(ChainBlock {
             hash,
             prev: prev_hash,
@@ -144,45 +181,109 @@ pub fn read_etl(paths: &[PathBuf]) -> Result<Vec<ChainBlock>> {
 fn parse_tx(row: &Value, at: &Origin) -> Result<EtlTx> {
     let txid = Txid::from_str(str_field(row, "hash", at)?)
         .map_err(|e| ChainError::format(at.clone(), format!("field 'hash': {e}")))?;
-    let index = row.get("index").and_then(num).ok_or_else(|| missing(at, "index"))?;
-    let is_coinbase = row.get("is_coinbase").and_then(Value::as_bool).unwrap_or(false);
-    let version = row.get("version").and_then(num).ok_or_else(|| missing(at, "version"))? as i32;
-    let lock_time = row.get("lock_time").and_then(num).ok_or_else(|| missing(at, "lock_time"))? as u32;
+    let index = row
+        .get("index")
+        .and_then(num)
+        .ok_or_else(|| missing(at, "index"))?;
+    let is_coinbase = row
+        .get("is_coinbase")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let version = row
+        .get("version")
+        .and_then(num)
+        .ok_or_else(|| missing(at, "version"))? as i32;
+    let lock_time = row
+        .get("lock_time")
+        .and_then(num)
+        .ok_or_else(|| missing(at, "lock_time"))? as u32;
     let mut input = Vec::new();
     if is_coinbase {
-        input.push(TxIn { previous_output: OutPoint::null(), script_sig: ScriptBuf::new(), sequence: Sequence::MAX, witness: Witness::new() });
+        input.push(TxIn {
+            previous_output: OutPoint::null(),
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::MAX,
+            witness: Witness::new(),
+        });
     }
     for (k, i) in array(row, "inputs", at)?.iter().enumerate() {
         let f = |name: &str| format!("inputs[{k}].{name}");
-        let ptxid = Txid::from_str(i.get("spent_transaction_hash").and_then(Value::as_str).ok_or_else(|| missing(at, &f("spent_transaction_hash")))?)
-            .map_err(|e| ChainError::format(at.clone(), format!("field '{}': {e}", f("spent_transaction_hash"))))?;
-        let vout = i.get("spent_output_index").and_then(num).ok_or_else(|| missing(at, &f("spent_output_index")))? as u32;
+        let ptxid = Txid::from_str(
+            i.get("spent_transaction_hash")
+                .and_then(Value::as_str)
+                .ok_or_else(|| missing(at, &f("spent_transaction_hash")))?,
+        )
+        .map_err(|e| {
+            ChainError::format(
+                at.clone(),
+                format!("field '{}': {e}", f("spent_transaction_hash")),
+            )
+        })?;
+        let vout = i
+            .get("spent_output_index")
+            .and_then(num)
+            .ok_or_else(|| missing(at, &f("spent_output_index")))? as u32;
         let script = hex::decode(i.get("script_hex").and_then(Value::as_str).unwrap_or(""))
-            .map_err(|e| ChainError::format(at.clone(), format!("field '{}': {e}", f("script_hex"))))?;
+            .map_err(|e| {
+                ChainError::format(at.clone(), format!("field '{}': {e}", f("script_hex")))
+            })?;
         let seq = i.get("sequence").and_then(num).unwrap_or(0xffff_ffff) as u32;
-        input.push(TxIn { previous_output: OutPoint::new(ptxid, vout), script_sig: ScriptBuf::from_bytes(script), sequence: Sequence(seq), witness: Witness::new() });
+        input.push(TxIn {
+            previous_output: OutPoint::new(ptxid, vout),
+            script_sig: ScriptBuf::from_bytes(script),
+            sequence: Sequence(seq),
+            witness: Witness::new(),
+        });
     }
     let mut output = Vec::new();
     for (k, o) in array(row, "outputs", at)?.iter().enumerate() {
         let f = |name: &str| format!("outputs[{k}].{name}");
-        let value = o.get("value").and_then(num).ok_or_else(|| missing(at, &f("value")))?;
-        let script = hex::decode(o.get("script_hex").and_then(Value::as_str).ok_or_else(|| missing(at, &f("script_hex")))?)
-            .map_err(|e| ChainError::format(at.clone(), format!("field '{}': {e}", f("script_hex"))))?;
-        output.push(TxOut { value: Amount::from_sat(value), script_pubkey: ScriptBuf::from_bytes(script) });
+        let value = o
+            .get("value")
+            .and_then(num)
+            .ok_or_else(|| missing(at, &f("value")))?;
+        let script = hex::decode(
+            o.get("script_hex")
+                .and_then(Value::as_str)
+                .ok_or_else(|| missing(at, &f("script_hex")))?,
+        )
+        .map_err(|e| ChainError::format(at.clone(), format!("field '{}': {e}", f("script_hex"))))?;
+        output.push(TxOut {
+            value: Amount::from_sat(value),
+            script_pubkey: ScriptBuf::from_bytes(script),
+        });
     }
-    let tx = Transaction { version: Version(version), lock_time: LockTime::from_consensus(lock_time), input, output };
+    let tx = Transaction {
+        version: Version(version),
+        lock_time: LockTime::from_consensus(lock_time),
+        input,
+        output,
+    };
     if !is_coinbase && tx.compute_txid() != txid {
-        return Err(ChainError::format(at.clone(), format!("transaction {txid}: its fields hash to {}, not to its 'hash'", tx.compute_txid())));
+        return Err(ChainError::format(
+            at.clone(),
+            format!(
+                "transaction {txid}: its fields hash to {}, not to its 'hash'",
+                tx.compute_txid()
+            ),
+        ));
     }
     Ok(EtlTx { index, txid, tx })
 }
 
 fn line_origin(path: &Path, line: u64) -> Origin {
-    Origin { file: path.to_path_buf(), offset: line, kind: OriginKind::Line }
+    Origin {
+        file: path.to_path_buf(),
+        offset: line,
+        kind: OriginKind::Line,
+    }
 }
 
 fn missing(at: &Origin, field: &str) -> ChainError {
-    ChainError::format(at.clone(), format!("field '{field}' is missing or not a number/string of the right kind"))
+    ChainError::format(
+        at.clone(),
+        format!("field '{field}' is missing or not a number/string of the right kind"),
+    )
 }
 
 /// Numbers arrive as JSON numbers (bitcoin-etl) or strings (BigQuery NUMERIC).
@@ -195,11 +296,16 @@ fn num(v: &Value) -> Option<u64> {
 }
 
 fn u32_field(row: &Value, name: &str, at: &Origin) -> Result<u32> {
-    row.get(name).and_then(num).and_then(|n| u32::try_from(n).ok()).ok_or_else(|| missing(at, name))
+    row.get(name)
+        .and_then(num)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| missing(at, name))
 }
 
 fn str_field<'a>(row: &'a Value, name: &str, at: &Origin) -> Result<&'a str> {
-    row.get(name).and_then(Value::as_str).ok_or_else(|| missing(at, name))
+    row.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| missing(at, name))
 }
 
 fn array<'a>(row: &'a Value, name: &str, at: &Origin) -> Result<&'a Vec<Value>> {
@@ -212,7 +318,9 @@ fn array<'a>(row: &'a Value, name: &str, at: &Origin) -> Result<&'a Vec<Value>> 
 fn block_hash_field(row: &Value, name: &str, at: &Origin) -> Result<Option<BlockHash>> {
     match row.get(name).and_then(Value::as_str) {
         None => Ok(None),
-        Some(s) => BlockHash::from_str(s).map(Some).map_err(|e| ChainError::format(at.clone(), format!("field '{name}': {e}"))),
+        Some(s) => BlockHash::from_str(s)
+            .map(Some)
+            .map_err(|e| ChainError::format(at.clone(), format!("field '{name}': {e}"))),
     }
 }
 
@@ -221,9 +329,9 @@ fn opt_time(row: &Value, name: &str, at: &Origin) -> Result<Option<u32>> {
     match row.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => Ok(n.as_u64().map(|v| v as u32)),
-        Some(Value::String(s)) => parse_datetime(s)
-            .map(Some)
-            .ok_or_else(|| ChainError::format(at.clone(), format!("field '{name}': '{s}' is not a time"))),
+        Some(Value::String(s)) => parse_datetime(s).map(Some).ok_or_else(|| {
+            ChainError::format(at.clone(), format!("field '{name}': '{s}' is not a time"))
+        }),
         Some(_) => Err(missing(at, name)),
     }
 }
@@ -236,8 +344,14 @@ fn parse_datetime(s: &str) -> Option<u32> {
     let (d, t) = s.split_once([' ', 'T'])?;
     let mut dp = d.split('-').map(|x| x.parse::<i64>());
     let (y, m, dd) = (dp.next()?.ok()?, dp.next()?.ok()?, dp.next()?.ok()?);
-    let mut tp = t.split(':').map(|x| x.split('.').next().unwrap_or("0").parse::<i64>());
-    let (hh, mm, ss) = (tp.next()?.ok()?, tp.next()?.ok()?, tp.next().unwrap_or(Ok(0)).ok()?);
+    let mut tp = t
+        .split(':')
+        .map(|x| x.split('.').next().unwrap_or("0").parse::<i64>());
+    let (hh, mm, ss) = (
+        tp.next()?.ok()?,
+        tp.next()?.ok()?,
+        tp.next().unwrap_or(Ok(0)).ok()?,
+    );
     // Days from civil (Howard Hinnant's algorithm).
     let y2 = if m <= 2 { y - 1 } else { y };
     let era = y2.div_euclid(400);
@@ -252,7 +366,10 @@ fn parse_datetime(s: &str) -> Option<u32> {
 mod tests {
     #[test]
     fn bigquery_times() {
-        assert_eq!(super::parse_datetime("2009-01-09 02:54:25 UTC"), Some(1231469665));
+        assert_eq!(
+            super::parse_datetime("2009-01-09 02:54:25 UTC"),
+            Some(1231469665)
+        );
         assert_eq!(super::parse_datetime("1231469665"), Some(1231469665));
         assert_eq!(super::parse_datetime("garbage"), None);
     }

@@ -15,7 +15,7 @@ pub mod network;
 pub use address::{AddressKey, ScriptType};
 pub mod view;
 
-pub use view::{AddrId, ChainView, InNum, MemChain, OutNum, Prevout, TxNum};
 pub use block::ChainBlock;
 pub use blockfile::{BlockEntry, Catalog, FileFormat};
 pub use error::{ChainError, Origin};
+pub use view::{AddrId, ChainView, InNum, MemChain, OutNum, Prevout, TxNum};

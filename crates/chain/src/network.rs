@@ -16,7 +16,11 @@ pub fn network_of_magic(m: [u8; 4]) -> Option<Network> {
 }
 
 pub fn magic_of(network: Network) -> [u8; 4] {
-    MAGICS.iter().find(|(_, n)| *n == network).map(|(k, _)| *k).expect("every network has a magic")
+    MAGICS
+        .iter()
+        .find(|(_, n)| *n == network)
+        .map(|(k, _)| *k)
+        .expect("every network has a magic")
 }
 
 pub fn genesis_hash(network: Network) -> BlockHash {

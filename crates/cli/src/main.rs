@@ -1,6 +1,7 @@
 //! The `cointrail` command line.
 
 mod cmd;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,6 +25,17 @@ pub struct Global {
     pub quiet: bool,
 }
 
+impl Global {
+    pub fn index_dir(&self) -> PathBuf {
+        self.data_dir.join("index")
+    }
+}
+
+pub fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
 #[derive(Parser)]
 #[command(name = "cointrail", version, about = "Self-hosted cryptocurrency forensics: ingest a chain, cluster addresses, label, trace stolen coins, screen deposits.", long_about = None)]
 struct Cli {
@@ -34,7 +46,22 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Add blocks to the index (Core blocks directory, block files, or blockchain-etl rows).
+    Ingest(cmd::chain::IngestArgs),
+    /// Parse and verify block files without indexing them.
+    Inspect(cmd::chain::InspectArgs),
+    /// Show a transaction: inputs, outputs, what spent each output, fee.
+    Tx(cmd::chain::TxArgs),
+    /// Show an address: every output it received, what spent it, balance.
+    Address(cmd::chain::AddressArgs),
+    /// Show a block by height or hash.
+    Block(cmd::chain::BlockArgs),
+    /// Summary of the index.
+    Stats,
+    /// Check the index for consistency (after a crash, a disk problem, or to be sure).
+    Verify,
+}
 
 fn main() {
     let cli = Cli::parse();
@@ -42,7 +69,16 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("COINTRAIL_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let result: anyhow::Result<()> = match cli.command {};
+    let g = &cli.global;
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Ingest(a) => cmd::chain::run_ingest(a, g),
+        Command::Inspect(a) => cmd::chain::run_inspect(a, g),
+        Command::Tx(a) => cmd::chain::run_tx(a, g),
+        Command::Address(a) => cmd::chain::run_address(a, g),
+        Command::Block(a) => cmd::chain::run_block(a, g),
+        Command::Stats => cmd::chain::run_stats(g),
+        Command::Verify => cmd::chain::run_verify(g),
+    };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);

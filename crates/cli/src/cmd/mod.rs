@@ -1,1 +1,2 @@
-//! One module per subcommand.
+//! One module per group of subcommands.
+pub mod chain;

@@ -1,0 +1,391 @@
+//! `ingest`, `inspect`, `tx`, `address`, `block`, `stats`: building and querying the index.
+
+use crate::Global;
+use anyhow::{bail, Context, Result};
+use cointrail_chain::network::parse_network;
+use cointrail_chain::{Catalog, ChainView};
+use cointrail_index::{ingest, Index, IngestOptions, Source};
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  cointrail ingest --blocks-dir ~/.bitcoin/blocks          # a Bitcoin Core blocks directory (xor.dat handled)
+  cointrail ingest 0831328.bin 0831329.bin                  # raw, framed, hex or .bz2 block files, any order
+  cointrail ingest --format etl transactions.json blocks.json   # blockchain-etl / BigQuery rows
+Running it again adds only new blocks; a longer competing branch triggers a reorganisation.")]
+pub struct IngestArgs {
+    /// Bitcoin Core blocks directory (blk*.dat, optional xor.dat).
+    #[arg(long, conflicts_with = "files")]
+    pub blocks_dir: Option<PathBuf>,
+    /// Block files (format told by content) or, with --format etl, JSON-lines exports.
+    pub files: Vec<PathBuf>,
+    /// `auto` (block files) or `etl` (blockchain-etl JSON lines).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "etl"])]
+    pub format: String,
+    /// Height of the first block when the blocks cannot tell (pre-BIP34 ranges).
+    #[arg(long)]
+    pub start_height: Option<u32>,
+    /// Network for files without framing: mainnet, testnet3, testnet4, signet, regtest.
+    #[arg(long, value_parser = parse_network)]
+    pub network: Option<bitcoin::Network>,
+    /// Commit after this many transactions (smaller: less redone after a crash).
+    #[arg(long, default_value_t = 200_000, hide = true)]
+    pub commit_every: u64,
+}
+
+pub fn run_ingest(a: IngestArgs, g: &Global) -> Result<()> {
+    let source = match (&a.blocks_dir, a.files.is_empty(), a.format.as_str()) {
+        (Some(d), _, _) => Source::BlocksDir(d.clone()),
+        (None, false, "etl") => Source::Etl(a.files.clone()),
+        (None, false, _) => Source::Files(a.files.clone()),
+        (None, true, _) => bail!("nothing to ingest: give --blocks-dir DIR or block files (see `cointrail ingest --help`)"),
+    };
+    let mut index = Index::open_writer(&g.index_dir())?;
+    let bar = crate::progress::bar(g, 0, "ingest");
+    let progress = |p: cointrail_index::Progress| {
+        bar.set_length(p.blocks_total);
+        bar.set_position(p.blocks_done);
+        bar.set_message(format!("{} txs", p.txs_done));
+    };
+    let opts = IngestOptions {
+        start_height: a.start_height,
+        network: a.network,
+        commit_every_txs: a.commit_every,
+        progress: Some(&progress),
+    };
+    let started = std::time::Instant::now();
+    let report = ingest(&mut index, source, &opts);
+    bar.finish_and_clear();
+    let report = report?;
+    if g.json {
+        crate::print_json(&report)?;
+    } else {
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+        println!(
+            "{} blocks, {} transactions added in {:.1}s; tip {} ({})",
+            report.blocks_added,
+            report.txs_added,
+            started.elapsed().as_secs_f64(),
+            report.tip_height.map_or("-".into(), |h| h.to_string()),
+            report.tip_hash.as_deref().unwrap_or("-")
+        );
+        if let Some(f) = report.reorg_fork_height {
+            println!(
+                "reorganisation: {} blocks rolled back to height {f}",
+                report.blocks_rolled_back
+            );
+        }
+        if report.stale_blocks > 0 {
+            println!(
+                "{} stale blocks left out of the best chain",
+                report.stale_blocks
+            );
+        }
+        if report.already_indexed > 0 && report.blocks_added == 0 {
+            println!(
+                "nothing new: {} blocks were already indexed",
+                report.already_indexed
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    /// Block files of any supported format (raw, framed, hex, bzip2).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Network for files without framing (heights are read from BIP34 coinbases).
+    #[arg(long, value_parser = parse_network)]
+    pub network: Option<bitcoin::Network>,
+}
+
+#[derive(Serialize)]
+struct InspectedBlock {
+    file: String,
+    offset: u64,
+    hash: String,
+    prev_hash: String,
+    height: Option<u32>,
+    time: u32,
+    tx_count: usize,
+    input_count: usize,
+    output_count: usize,
+    merkle_ok: bool,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct InspectReport {
+    files: Vec<serde_json::Value>,
+    blocks: Vec<InspectedBlock>,
+    errors: Vec<String>,
+}
+
+/// Parse and verify block files without indexing them.
+pub fn run_inspect(a: InspectArgs, g: &Global) -> Result<()> {
+    let mut out = InspectReport {
+        files: vec![],
+        blocks: vec![],
+        errors: vec![],
+    };
+    for f in &a.files {
+        let mut cat = Catalog::new();
+        match cat.add_file(f) {
+            Ok(fmt) => out.files.push(serde_json::json!({"file": f.display().to_string(), "format": fmt, "network": cat.network.map(cointrail_chain::network::network_name)})),
+            Err(e) => {
+                out.errors.push(e.to_string());
+                out.files.push(serde_json::json!({"file": f.display().to_string(), "error": e.to_string()}));
+            }
+        }
+        let net = cat
+            .network
+            .or(a.network)
+            .unwrap_or(bitcoin::Network::Bitcoin);
+        for e in &cat.entries {
+            let base = InspectedBlock {
+                file: e.origin.file.display().to_string(),
+                offset: e.origin.offset,
+                hash: e.hash.to_string(),
+                prev_hash: e.header.prev_blockhash.to_string(),
+                height: None,
+                time: e.header.time,
+                tx_count: 0,
+                input_count: 0,
+                output_count: 0,
+                merkle_ok: false,
+                error: None,
+            };
+            match cat.load(e, net) {
+                Ok(b) => out.blocks.push(InspectedBlock {
+                    height: b.height,
+                    tx_count: b.txs.len(),
+                    input_count: b.txs.iter().map(|t| t.input.len()).sum(),
+                    output_count: b.txs.iter().map(|t| t.output.len()).sum(),
+                    merkle_ok: true,
+                    ..base
+                }),
+                Err(err) => {
+                    out.errors.push(err.to_string());
+                    out.blocks.push(InspectedBlock {
+                        error: Some(err.to_string()),
+                        ..base
+                    });
+                }
+            }
+        }
+    }
+    if g.json {
+        crate::print_json(&out)?;
+    } else {
+        for b in &out.blocks {
+            match &b.error {
+                None => println!(
+                    "{}  height {:>8}  {:>5} txs {:>6} in {:>6} out  merkle ok  ({} @{})",
+                    b.hash,
+                    b.height.map_or("?".into(), |h| h.to_string()),
+                    b.tx_count,
+                    b.input_count,
+                    b.output_count,
+                    b.file,
+                    b.offset
+                ),
+                Some(e) => println!("{}  FAILED: {e}", b.hash),
+            }
+        }
+        for e in &out.errors {
+            eprintln!("error: {e}");
+        }
+    }
+    if !out.errors.is_empty() {
+        bail!("{} problem(s) found", out.errors.len());
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct TxArgs {
+    /// Transaction id (64 hex digits, as explorers show it).
+    pub txid: String,
+}
+
+pub fn run_tx(a: TxArgs, g: &Global) -> Result<()> {
+    let index = Index::open_reader(&g.index_dir())?;
+    let t = index.parse_txid(&a.txid)?;
+    let info = index.tx_info(t);
+    let flags: Vec<String> = Vec::new();
+    if g.json {
+        let mut v = serde_json::to_value(&info)?;
+        v["flags"] = serde_json::to_value(&flags)?;
+        crate::print_json(&v)?;
+        return Ok(());
+    }
+    println!(
+        "tx {}  block {} ({}), position {}",
+        info.txid, info.block_height, info.block_hash, info.position
+    );
+    println!(
+        "fee: {}",
+        info.fee.map_or(
+            "unknown (spends outputs from before the indexed range)".into(),
+            |f| format!("{f} sat")
+        )
+    );
+    if !flags.is_empty() {
+        println!("flags: {}", flags.join(", "));
+    }
+    println!("inputs:");
+    for i in &info.inputs {
+        match i.kind {
+            "coinbase" => println!("  #{} coinbase", i.index),
+            _ => println!(
+                "  #{} {}:{}  {}  {}",
+                i.index,
+                i.prev_txid.as_deref().unwrap_or("?"),
+                i.prev_vout.unwrap_or(0),
+                i.address.as_deref().unwrap_or("(outside index)"),
+                i.value
+                    .map_or("value unknown".into(), |v| format!("{v} sat"))
+            ),
+        }
+    }
+    println!("outputs:");
+    for o in &info.outputs {
+        println!(
+            "  #{} {} {} sat  {}",
+            o.vout,
+            o.address.as_deref().unwrap_or("OP_RETURN"),
+            o.value,
+            o.spent_by.as_ref().map_or("unspent".into(), |s| format!(
+                "spent by {}:{}",
+                s.txid, s.input
+            ))
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct AddressArgs {
+    /// Address (base58, bech32/bech32m) or `multisig:<sha256>` / `nonstandard:<sha256>`.
+    pub address: String,
+    /// Show at most this many outputs (the totals always count all of them).
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+}
+
+pub fn run_address(a: AddressArgs, g: &Global) -> Result<()> {
+    let index = Index::open_reader(&g.index_dir())?;
+    let id = index.parse_address(&a.address)?;
+    let info = index.address_info(id, a.limit);
+    if g.json {
+        return crate::print_json(&info);
+    }
+    println!("{} ({})", info.address, info.script_type);
+    println!(
+        "balance {} sat; received {} sat in {} outputs, sent {} sat; {} txs; seen {}..{}",
+        info.balance,
+        info.received,
+        info.output_count,
+        info.sent,
+        info.tx_count,
+        info.first_seen_height.map_or("-".into(), |h| h.to_string()),
+        info.last_seen_height.map_or("-".into(), |h| h.to_string())
+    );
+    for o in &info.outputs {
+        println!(
+            "  {}:{}  h{}  {} sat  {}",
+            o.txid,
+            o.vout,
+            o.height,
+            o.value,
+            o.spent_by.as_ref().map_or("unspent".into(), |s| format!(
+                "spent by {}:{}",
+                s.txid, s.input
+            ))
+        );
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct BlockArgs {
+    /// Height or block hash.
+    pub block: String,
+}
+
+pub fn run_block(a: BlockArgs, g: &Global) -> Result<()> {
+    let index = Index::open_reader(&g.index_dir())?;
+    let b = index.block_info(&a.block)?;
+    if g.json {
+        return crate::print_json(&b);
+    }
+    println!(
+        "block {} {}\nprev {}\ntime {} bits {}  {} txs",
+        b.height,
+        b.hash,
+        b.prev_hash.as_deref().unwrap_or("-"),
+        b.time,
+        b.bits,
+        b.tx_count
+    );
+    for t in b.txids.iter().take(20) {
+        println!("  {t}");
+    }
+    if b.txids.len() > 20 {
+        println!("  … {} more (use --json for all)", b.txids.len() - 20);
+    }
+    Ok(())
+}
+
+pub fn run_stats(g: &Global) -> Result<()> {
+    let index = Index::open_reader(&g.index_dir()).context("opening the index")?;
+    let s = index.stats();
+    if g.json {
+        return crate::print_json(&s);
+    }
+    println!("network       {}", s.network);
+    println!(
+        "heights       {}..={}",
+        s.start_height.map_or("-".into(), |h| h.to_string()),
+        s.tip_height.map_or("-".into(), |h| h.to_string())
+    );
+    println!("tip           {}", s.tip_hash.as_deref().unwrap_or("-"));
+    println!("transactions  {}", s.tx_count);
+    println!(
+        "inputs        {} ({} spend outputs from before the start)",
+        s.input_count, s.external_input_count
+    );
+    println!("outputs       {}", s.output_count);
+    println!("addresses     {}", s.address_count);
+    let _ = index.tx_count();
+    Ok(())
+}
+
+/// Check every invariant of the index (spend links both ways, address lists, maps).
+pub fn run_verify(g: &Global) -> Result<()> {
+    let index = Index::open_reader(&g.index_dir())?;
+    let r = index.check();
+    if g.json {
+        crate::print_json(&r)?;
+    } else {
+        println!(
+            "checked {} txs, {} inputs, {} outputs, {} addresses",
+            r.txs, r.inputs, r.outputs, r.addresses
+        );
+        for p in &r.problems {
+            println!("problem: {p}");
+        }
+    }
+    if !r.problems.is_empty() {
+        bail!("the index is inconsistent ({} problems); rebuild it by ingesting into an empty --data-dir", r.problems.len());
+    }
+    if !g.json {
+        println!("index is consistent");
+    }
+    Ok(())
+}

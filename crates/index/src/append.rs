@@ -1,0 +1,403 @@
+//! Appending blocks, committing batches, and rolling back: the writer side of the index.
+
+use crate::column::*;
+use crate::manifest::TableRef;
+use crate::store::*;
+use crate::IndexError;
+use bitcoin::hashes::Hash;
+use cointrail_chain::network::network_name;
+use cointrail_chain::view::{ChainView, OutNum};
+use cointrail_chain::{AddressKey, ChainBlock};
+use std::collections::{HashMap, HashSet};
+
+const MIN_SLOTS: u64 = 1 << 12;
+
+/// How an input was resolved before its block is appended.
+enum Resolved {
+    Coinbase,
+    Output(OutNum),
+    External([u8; 32], u32),
+}
+
+impl Index {
+    fn check_writable(&self) -> Result<(), IndexError> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(IndexError::Format("index opened read-only".into()))
+        }
+    }
+
+    /// Set the network and start height of an empty index.
+    pub fn init_chain(
+        &mut self,
+        network: bitcoin::Network,
+        start_height: u32,
+    ) -> Result<(), IndexError> {
+        self.check_writable()?;
+        if self.block_count() != 0 {
+            return Err(IndexError::Format("the index already has blocks".into()));
+        }
+        self.network = Some(network);
+        self.manifest.network = network_name(network).to_string();
+        self.manifest.start_height = start_height;
+        Ok(())
+    }
+
+    /// Validate a block against the index and append it to the pending batch. On error
+    /// nothing is appended.
+    pub fn append_block(&mut self, b: &ChainBlock) -> Result<(), IndexError> {
+        self.check_writable()?;
+        let height = self.manifest.start_height + self.block_count() as u32;
+        if let Some(h) = b.height {
+            if h != height {
+                return Err(IndexError::Block(format!(
+                    "{}: block {} says height {h}, but it would be {height} here",
+                    b.origin, b.hash
+                )));
+            }
+        }
+        if self.block_count() > 0 {
+            let tip = self.block_hash(self.block_count() - 1);
+            if let Some(prev) = b.prev {
+                if prev.to_byte_array() != tip {
+                    return Err(IndexError::Block(format!(
+                        "{}: block {} does not build on the tip",
+                        b.origin, b.hash
+                    )));
+                }
+            }
+        }
+        let resolved = self.resolve_inputs(b)?;
+        let first_tx = self.tx_id.len();
+        let rec = BlockRec {
+            hash: b.hash.to_byte_array(),
+            bits: b.bits,
+            time: b.time,
+            first_tx: u32::try_from(first_tx)
+                .map_err(|_| IndexError::Format("more than 2^32 transactions".into()))?,
+            first_addr: self.addr_key.len() as u32,
+            first_ext: self.ext_ref.len() as u32,
+            first_opret: self.opret_idx.len() as u32,
+        };
+        self.blocks.push(&rec.encode());
+        let mut res = resolved.into_iter();
+        for (pos, tx) in b.txs.iter().enumerate() {
+            let tx_num = self.tx_id.len() as u32;
+            let txid = b.txids[pos].to_byte_array();
+            self.tx_id.push(&txid);
+            self.tx_first_in.push(&u40_bytes(self.in_prev.len()));
+            self.tx_first_out.push(&u40_bytes(self.out_value.len()));
+            self.tx_locktime
+                .push(&tx.lock_time.to_consensus_u32().to_le_bytes());
+            self.tx_version.push(&tx.version.0.to_le_bytes());
+            self.insert_txid(&txid, tx_num)?;
+            for _ in &tx.input {
+                let v = match res.next().expect("one resolution per input") {
+                    Resolved::Coinbase => COINBASE,
+                    Resolved::Output(o) => {
+                        self.out_spender.set(o, &tx_num.to_le_bytes());
+                        o
+                    }
+                    Resolved::External(t, vout) => {
+                        let mut r = [0u8; 36];
+                        r[..32].copy_from_slice(&t);
+                        r[32..].copy_from_slice(&vout.to_le_bytes());
+                        let e = self.ext_ref.len();
+                        self.ext_ref.push(&r);
+                        EXT_FLAG | e
+                    }
+                };
+                self.in_prev.push(&u40_bytes(v));
+            }
+            for out in &tx.output {
+                let o = self.out_value.len();
+                self.out_value.push(&out.value.to_sat().to_le_bytes());
+                self.out_spender.push(&UNSPENT.to_le_bytes());
+                match AddressKey::from_script(&out.script_pubkey) {
+                    Some(k) => {
+                        let a = self.addr_id_or_insert(&k)?;
+                        self.out_addr.push(&a.to_le_bytes());
+                        let prev = u40_of(&self.addr_last_out.get_current(a as u64)[..5]);
+                        self.out_prev_addr.push(&u40_bytes(prev));
+                        self.addr_last_out.set(a as u64, &u40_bytes(o));
+                    }
+                    None => {
+                        self.out_addr.push(&NO_ADDR.to_le_bytes());
+                        self.out_prev_addr.push(&u40_bytes(NO_OUT));
+                        let data = out.script_pubkey.as_bytes();
+                        let mut r = [0u8; 17];
+                        r[..5].copy_from_slice(&u40_bytes(o));
+                        r[5..13].copy_from_slice(&self.opret_data.len().to_le_bytes());
+                        r[13..17].copy_from_slice(&(data.len() as u32).to_le_bytes());
+                        self.opret_idx.push(&r);
+                        for byte in data {
+                            self.opret_data.push(&[*byte]);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_inputs(&self, b: &ChainBlock) -> Result<Vec<Resolved>, IndexError> {
+        let mut local: HashMap<[u8; 32], (usize, usize)> = HashMap::new();
+        let mut spent: HashSet<OutNum> = HashSet::new();
+        let mut spent_local: HashSet<([u8; 32], u32)> = HashSet::new();
+        let mut out = Vec::new();
+        let next_out = self.out_value.len();
+        let mut local_first_out = next_out;
+        let mut firsts = Vec::with_capacity(b.txs.len());
+        for tx in &b.txs {
+            firsts.push(local_first_out);
+            local_first_out += tx.output.len() as u64;
+        }
+        if b.txs.len() != b.txids.len() || b.txs.is_empty() {
+            return Err(IndexError::Block(format!(
+                "{}: block {} has no transactions or mismatched txids",
+                b.origin, b.hash
+            )));
+        }
+        for (pos, tx) in b.txs.iter().enumerate() {
+            let txid = b.txids[pos].to_byte_array();
+            for (k, input) in tx.input.iter().enumerate() {
+                if input.previous_output.is_null() {
+                    if pos != 0 {
+                        return Err(IndexError::Block(format!(
+                            "{}: transaction {} input {k} has a null prevout outside the coinbase",
+                            b.origin, b.txids[pos]
+                        )));
+                    }
+                    out.push(Resolved::Coinbase);
+                    continue;
+                }
+                let ptxid = input.previous_output.txid.to_byte_array();
+                let vout = input.previous_output.vout;
+                let bad = |what: &str| {
+                    IndexError::Block(format!("{}: transaction {} input {k} spends {}:{vout}, {what}; the block is refused", b.origin, b.txids[pos], input.previous_output.txid))
+                };
+                if let Some(&(lpos, nout)) = local.get(&ptxid) {
+                    if vout as usize >= nout {
+                        return Err(bad("an output that does not exist"));
+                    }
+                    if !spent_local.insert((ptxid, vout)) {
+                        return Err(bad("which this block already spent"));
+                    }
+                    out.push(Resolved::Output(firsts[lpos] + vout as u64));
+                } else if let Some(t) = self.lookup_txid(&ptxid) {
+                    let r = self.tx_outputs(t);
+                    if vout as u64 >= r.end - r.start {
+                        return Err(bad("an output that does not exist"));
+                    }
+                    let o = r.start + vout as u64;
+                    let cur = u32::from_le_bytes(
+                        self.out_spender.get_current(o)[..4].try_into().expect("4"),
+                    );
+                    if cur != UNSPENT || !spent.insert(o) {
+                        return Err(bad("which is already spent"));
+                    }
+                    out.push(Resolved::Output(o));
+                } else {
+                    out.push(Resolved::External(ptxid, vout));
+                }
+            }
+            local.insert(txid, (pos, tx.output.len()));
+        }
+        Ok(out)
+    }
+
+    fn insert_txid(&mut self, txid: &[u8; 32], id: u32) -> Result<(), IndexError> {
+        if (self.tx_id.len() + 1) * 2 > self.txid_table.as_ref().map_or(0, |t| t.slots()) {
+            self.grow_table(true)?;
+        } else {
+            let t = self.txid_table.as_mut().expect("grown above");
+            table_insert(t, txid_hash(txid), id);
+        }
+        Ok(())
+    }
+
+    fn addr_id_or_insert(&mut self, k: &AddressKey) -> Result<u32, IndexError> {
+        if let Some(a) = self.lookup_addr(k) {
+            return Ok(a);
+        }
+        let id = self.addr_key.len() as u32;
+        self.addr_key.push(&k.to_bytes());
+        self.addr_last_out.push(&u40_bytes(NO_OUT));
+        if (self.addr_key.len() + 1) * 2 > self.addr_table.as_ref().map_or(0, |t| t.slots()) {
+            self.grow_table(false)?;
+        } else {
+            table_insert(
+                self.addr_table.as_mut().expect("grown above"),
+                addr_hash(k),
+                id,
+            );
+        }
+        Ok(id)
+    }
+
+    /// Rebuild a map at twice the size under a new generation; the old file stays valid for
+    /// the committed state until the manifest names the new one.
+    fn grow_table(&mut self, txids: bool) -> Result<(), IndexError> {
+        let (name, n, r) = if txids {
+            ("txid_map", self.tx_id.len(), &mut self.manifest.txid_table)
+        } else {
+            (
+                "addr_map",
+                self.addr_key.len(),
+                &mut self.manifest.addr_table,
+            )
+        };
+        let slots = ((n + 1) * 4).next_power_of_two().max(MIN_SLOTS);
+        let gen = r.gen + 1;
+        let path = self.dir.join(format!("{name}.{gen}.bin"));
+        let mut t = TableFile::create(&path, slots).map_err(|e| IndexError::Io(path.clone(), e))?;
+        for id in 0..n {
+            let h = if txids {
+                txid_hash(self.tx_id.get(id).try_into().expect("32"))
+            } else {
+                addr_hash(
+                    &AddressKey::from_bytes(self.addr_key.get(id).try_into().expect("33"))
+                        .expect("valid key"),
+                )
+            };
+            table_insert(&mut t, h, id as u32);
+        }
+        *r = TableRef { gen, slots };
+        let old = if txids {
+            self.txid_table.replace(t)
+        } else {
+            self.addr_table.replace(t)
+        };
+        if let Some(o) = old {
+            self.retired.push(o.path.clone());
+        }
+        Ok(())
+    }
+
+    pub fn has_pending(&self) -> bool {
+        self.blocks.len() != self.blocks.committed()
+    }
+
+    /// Make the pending batch durable: appended records first, then in-place changes, then
+    /// the maps, then the manifest. A crash anywhere before the manifest leaves the old state.
+    pub fn commit(&mut self) -> Result<(), IndexError> {
+        self.check_writable()?;
+        let dir = self.dir.clone();
+        let io = |e: std::io::Error| IndexError::Io(dir.clone(), e);
+        for c in [
+            &mut self.blocks,
+            &mut self.tx_id,
+            &mut self.tx_first_in,
+            &mut self.tx_first_out,
+            &mut self.tx_locktime,
+            &mut self.tx_version,
+            &mut self.in_prev,
+            &mut self.out_value,
+            &mut self.out_addr,
+            &mut self.out_spender,
+            &mut self.out_prev_addr,
+            &mut self.addr_key,
+            &mut self.addr_last_out,
+            &mut self.ext_ref,
+            &mut self.opret_idx,
+            &mut self.opret_data,
+        ] {
+            c.write_pending().map_err(io)?;
+        }
+        self.out_spender.write_overlay().map_err(io)?;
+        self.addr_last_out.write_overlay().map_err(io)?;
+        for t in [&self.txid_table, &self.addr_table].into_iter().flatten() {
+            t.flush().map_err(io)?;
+        }
+        let m = &mut self.manifest;
+        m.blocks = self.blocks.len();
+        m.txs = self.tx_id.len();
+        m.inputs = self.in_prev.len();
+        m.outputs = self.out_value.len();
+        m.addrs = self.addr_key.len();
+        m.exts = self.ext_ref.len();
+        m.oprets = self.opret_idx.len();
+        m.opret_bytes = self.opret_data.len();
+        m.generation += 1;
+        crate::failpoint("before-manifest");
+        m.store(&self.dir).map_err(io)?;
+        for c in [
+            &mut self.blocks,
+            &mut self.tx_id,
+            &mut self.tx_first_in,
+            &mut self.tx_first_out,
+            &mut self.tx_locktime,
+            &mut self.tx_version,
+            &mut self.in_prev,
+            &mut self.out_value,
+            &mut self.out_addr,
+            &mut self.out_spender,
+            &mut self.out_prev_addr,
+            &mut self.addr_key,
+            &mut self.addr_last_out,
+            &mut self.ext_ref,
+            &mut self.opret_idx,
+            &mut self.opret_data,
+        ] {
+            c.finish_commit().map_err(io)?;
+        }
+        for p in self.retired.drain(..) {
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(())
+    }
+
+    /// Drop everything after the first `keep` blocks (a reorganisation), spend links and
+    /// address lists included. Commits any pending batch first.
+    pub fn rollback_to_blocks(&mut self, keep: u64) -> Result<(), IndexError> {
+        self.check_writable()?;
+        if self.has_pending() {
+            self.commit()?;
+        }
+        let n = self.block_count();
+        if keep >= n {
+            return Ok(());
+        }
+        let b = self.block(keep);
+        let m = &mut self.manifest;
+        m.blocks = keep;
+        m.txs = b.first_tx as u64;
+        m.inputs = if m.txs < self.tx_first_in.len() {
+            u40_of(self.tx_first_in.get(m.txs))
+        } else {
+            self.in_prev.len()
+        };
+        m.outputs = if m.txs < self.tx_first_out.len() {
+            u40_of(self.tx_first_out.get(m.txs))
+        } else {
+            self.out_value.len()
+        };
+        m.addrs = b.first_addr as u64;
+        m.exts = b.first_ext as u64;
+        m.oprets = b.first_opret as u64;
+        m.opret_bytes = if m.oprets < self.opret_idx.len() {
+            u64_of(&self.opret_idx.get(m.oprets)[5..13])
+        } else {
+            self.opret_data.len()
+        };
+        m.generation += 1;
+        // The manifest shrinks first; recovery then undoes and cuts what it no longer covers,
+        // which is exactly what it would do after a crash at this point.
+        let dir = self.dir.clone();
+        self.manifest
+            .store(&self.dir)
+            .map_err(|e| IndexError::Io(dir, e))?;
+        crate::failpoint("rollback-after-manifest");
+        self.recover()
+    }
+}
+
+fn table_insert(t: &mut TableFile, h: u64, id: u32) {
+    let mask = t.slots() - 1;
+    let mut i = h & mask;
+    while t.slot(i) != 0 {
+        i = (i + 1) & mask;
+    }
+    t.set_slot(i, id + 1);
+}

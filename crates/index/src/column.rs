@@ -1,0 +1,270 @@
+//! Fixed-width column files: append-only, memory-mapped for reading.
+//!
+//! A column's committed length lives in the manifest, not in the file: bytes past it are
+//! an interrupted batch and are undone and cut off when the index is opened. Columns that
+//! change in place (spend links, the head of each address's output list) take their
+//! changes as an overlay during a batch and write them only after every appended record of
+//! that batch is on disk, so recovery can always undo them from those records.
+
+use memmap2::{Mmap, MmapMut, MmapOptions};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+pub struct Column {
+    pub path: PathBuf,
+    pub width: usize,
+    file: File,
+    map: Option<Mmap>,
+    /// Records in the mapped, committed part.
+    committed: u64,
+    pending: Vec<u8>,
+    /// In-place changes to committed records, applied at commit.
+    overlay: HashMap<u64, [u8; 8]>,
+}
+
+impl Column {
+    pub fn open(dir: &Path, name: &str, width: usize) -> io::Result<Column> {
+        let path = dir.join(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        Ok(Column {
+            path,
+            width,
+            file,
+            map: None,
+            committed: 0,
+            pending: Vec::new(),
+            overlay: HashMap::new(),
+        })
+    }
+
+    /// Records physically present in the file (complete ones only).
+    pub fn file_records(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len() / self.width as u64)
+    }
+
+    /// Map the first `n` records as the committed state.
+    pub fn set_committed(&mut self, n: u64) -> io::Result<()> {
+        self.committed = n;
+        self.pending.clear();
+        self.overlay.clear();
+        self.remap()
+    }
+
+    fn remap(&mut self) -> io::Result<()> {
+        let bytes = self.committed as usize * self.width;
+        self.map = if bytes == 0 {
+            None
+        } else {
+            // SAFETY: the file is only appended to by this process while the index lock is
+            // held; the mapped range is committed data that no one truncates while mapped.
+            Some(unsafe { MmapOptions::new().len(bytes).map(&self.file)? })
+        };
+        Ok(())
+    }
+
+    pub fn committed(&self) -> u64 {
+        self.committed
+    }
+
+    pub fn len(&self) -> u64 {
+        self.committed + (self.pending.len() / self.width) as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    pub fn get(&self, i: u64) -> &[u8] {
+        let w = self.width;
+        if i < self.committed {
+            let m = self.map.as_ref().expect("committed rows are mapped");
+            &m[i as usize * w..(i as usize + 1) * w]
+        } else {
+            let j = (i - self.committed) as usize;
+            &self.pending[j * w..(j + 1) * w]
+        }
+    }
+
+    /// Read including uncommitted in-place changes (for the writer).
+    #[inline]
+    pub fn get_current(&self, i: u64) -> [u8; 8] {
+        if i < self.committed {
+            if let Some(v) = self.overlay.get(&i) {
+                return *v;
+            }
+        }
+        let mut out = [0u8; 8];
+        out[..self.width].copy_from_slice(self.get(i));
+        out
+    }
+
+    pub fn push(&mut self, rec: &[u8]) {
+        debug_assert_eq!(rec.len(), self.width);
+        self.pending.extend_from_slice(rec);
+    }
+
+    /// Change a record in place (`rec.len() == width <= 8`).
+    pub fn set(&mut self, i: u64, rec: &[u8]) {
+        if i < self.committed {
+            let mut v = [0u8; 8];
+            v[..rec.len()].copy_from_slice(rec);
+            self.overlay.insert(i, v);
+        } else {
+            let j = (i - self.committed) as usize * self.width;
+            self.pending[j..j + self.width].copy_from_slice(rec);
+        }
+    }
+
+    /// Step 1 of a commit: append pending records and make them durable.
+    pub fn write_pending(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.file
+                .write_all_at(&self.pending, self.committed * self.width as u64)?;
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Step 2 of a commit: apply in-place changes to committed records, durably.
+    pub fn write_overlay(&mut self) -> io::Result<()> {
+        if self.overlay.is_empty() {
+            return Ok(());
+        }
+        let mut keys: Vec<u64> = self.overlay.keys().copied().collect();
+        keys.sort_unstable();
+        for i in keys {
+            let v = self.overlay[&i];
+            self.file
+                .write_all_at(&v[..self.width], i * self.width as u64)?;
+        }
+        self.file.sync_data()
+    }
+
+    /// Step 3, after the manifest names the new length: the batch becomes the mapped state.
+    pub fn finish_commit(&mut self) -> io::Result<()> {
+        let n = self.len();
+        self.set_committed(n)
+    }
+
+    /// Write one committed record directly (recovery and rollback only).
+    pub fn write_at(&mut self, i: u64, rec: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(rec, i * self.width as u64)
+    }
+
+    /// Read a record from the file, committed or not (recovery only).
+    pub fn read_file(&self, i: u64) -> io::Result<[u8; 40]> {
+        let mut buf = [0u8; 40];
+        self.file
+            .read_exact_at(&mut buf[..self.width], i * self.width as u64)?;
+        Ok(buf)
+    }
+
+    pub fn truncate(&mut self, n: u64) -> io::Result<()> {
+        self.map = None;
+        self.file.set_len(n * self.width as u64)?;
+        self.file.sync_all()?;
+        self.set_committed(n)
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    pub fn bytes_on_disk(&self) -> u64 {
+        self.committed * self.width as u64
+    }
+}
+
+/// An open-addressing table file mapped read-write (the txid and address maps).
+pub struct TableFile {
+    pub path: PathBuf,
+    pub map: MmapMut,
+}
+
+impl TableFile {
+    pub fn create(path: &Path, slots: u64) -> io::Result<TableFile> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        f.set_len(slots * 4)?;
+        // SAFETY: a private file of this index, sized above, mapped for its lifetime.
+        let map = unsafe { MmapOptions::new().map_mut(&f)? };
+        Ok(TableFile {
+            path: path.to_path_buf(),
+            map,
+        })
+    }
+
+    pub fn open(path: &Path) -> io::Result<TableFile> {
+        let f = OpenOptions::new().read(true).write(true).open(path)?;
+        // SAFETY: as above.
+        let map = unsafe { MmapOptions::new().map_mut(&f)? };
+        Ok(TableFile {
+            path: path.to_path_buf(),
+            map,
+        })
+    }
+
+    pub fn slots(&self) -> u64 {
+        (self.map.len() / 4) as u64
+    }
+
+    #[inline]
+    pub fn slot(&self, i: u64) -> u32 {
+        let i = i as usize * 4;
+        u32::from_le_bytes(self.map[i..i + 4].try_into().expect("4 bytes"))
+    }
+
+    #[inline]
+    pub fn set_slot(&mut self, i: u64, v: u32) {
+        let i = i as usize * 4;
+        self.map[i..i + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    pub fn flush(&self) -> io::Result<()> {
+        self.map.flush()
+    }
+}
+
+// 40-bit little-endian ids: enough for 10^12 inputs or outputs in 5 bytes instead of 8.
+pub const U40_MAX: u64 = (1 << 40) - 1;
+
+#[inline]
+pub fn u40_bytes(v: u64) -> [u8; 5] {
+    debug_assert!(v <= U40_MAX);
+    let b = v.to_le_bytes();
+    [b[0], b[1], b[2], b[3], b[4]]
+}
+
+#[inline]
+pub fn u40_of(b: &[u8]) -> u64 {
+    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], 0, 0, 0])
+}
+
+#[inline]
+pub fn u32_of(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+#[inline]
+pub fn u64_of(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+pub fn open_file_opts() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create(true);
+    o
+}

@@ -1,0 +1,59 @@
+//! The commit record: how much of every column is the index. Written to a temporary file,
+//! synced and renamed over the old one, so a reader sees the old or the new state, never
+//! a mixture.
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+
+pub const FORMAT: u32 = 1;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    pub format: u32,
+    pub network: String,
+    pub start_height: u32,
+    pub blocks: u64,
+    pub txs: u64,
+    pub inputs: u64,
+    pub outputs: u64,
+    pub addrs: u64,
+    pub exts: u64,
+    pub oprets: u64,
+    pub opret_bytes: u64,
+    pub txid_table: TableRef,
+    pub addr_table: TableRef,
+    /// Bumped at every commit, so long-running readers can tell that the index moved.
+    pub generation: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableRef {
+    pub gen: u64,
+    pub slots: u64,
+}
+
+impl Manifest {
+    pub fn load(dir: &Path) -> std::io::Result<Option<Manifest>> {
+        let p = dir.join("manifest.json");
+        match std::fs::read(&p) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", p.display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn store(&self, dir: &Path) -> std::io::Result<()> {
+        let tmp = dir.join("manifest.json.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec_pretty(self).expect("manifest serializes"))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dir.join("manifest.json"))?;
+        std::fs::File::open(dir)?.sync_all()
+    }
+}

@@ -1,0 +1,605 @@
+//! The on-disk chain index: columns, maps, recovery, and read access (`ChainView`).
+
+use crate::column::*;
+use crate::manifest::{Manifest, TableRef, FORMAT};
+use crate::IndexError;
+use bitcoin::Network;
+use cointrail_chain::network::{network_name, parse_network};
+use cointrail_chain::view::{AddrId, ChainView, InNum, OutNum, Prevout, TxNum};
+use cointrail_chain::AddressKey;
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// `in_prev` value of a coinbase input.
+pub const COINBASE: u64 = U40_MAX;
+/// `in_prev` flag: the low bits index the external-reference column.
+pub const EXT_FLAG: u64 = 1 << 39;
+/// `out_addr` of an OP_RETURN output.
+pub const NO_ADDR: u32 = u32::MAX;
+/// `out_spender` of an unspent output.
+pub const UNSPENT: u32 = u32::MAX;
+/// End of an address's output list.
+pub const NO_OUT: u64 = U40_MAX;
+
+/// Block record: hash 32 | bits 4 | time 4 | first_tx 4 | first_addr 4 | first_ext 4 | first_opret 4.
+pub const BLOCK_REC: usize = 56;
+
+pub struct BlockRec {
+    pub hash: [u8; 32],
+    pub bits: u32,
+    pub time: u32,
+    pub first_tx: u32,
+    pub first_addr: u32,
+    pub first_ext: u32,
+    pub first_opret: u32,
+}
+
+impl BlockRec {
+    pub fn encode(&self) -> [u8; BLOCK_REC] {
+        let mut b = [0u8; BLOCK_REC];
+        b[..32].copy_from_slice(&self.hash);
+        for (i, v) in [
+            self.bits,
+            self.time,
+            self.first_tx,
+            self.first_addr,
+            self.first_ext,
+            self.first_opret,
+        ]
+        .iter()
+        .enumerate()
+        {
+            b[32 + i * 4..36 + i * 4].copy_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+    pub fn decode(b: &[u8]) -> BlockRec {
+        let f = |i: usize| u32_of(&b[32 + i * 4..]);
+        BlockRec {
+            hash: b[..32].try_into().expect("32"),
+            bits: f(0),
+            time: f(1),
+            first_tx: f(2),
+            first_addr: f(3),
+            first_ext: f(4),
+            first_opret: f(5),
+        }
+    }
+}
+
+pub struct Index {
+    pub(crate) dir: PathBuf,
+    pub(crate) manifest: Manifest,
+    pub(crate) network: Option<Network>,
+    _lock: File,
+    pub(crate) writable: bool,
+    pub(crate) blocks: Column,
+    pub(crate) tx_id: Column,
+    pub(crate) tx_first_in: Column,
+    pub(crate) tx_first_out: Column,
+    pub(crate) tx_locktime: Column,
+    pub(crate) tx_version: Column,
+    pub(crate) in_prev: Column,
+    pub(crate) out_value: Column,
+    pub(crate) out_addr: Column,
+    pub(crate) out_spender: Column,
+    pub(crate) out_prev_addr: Column,
+    pub(crate) addr_key: Column,
+    pub(crate) addr_last_out: Column,
+    pub(crate) ext_ref: Column,
+    pub(crate) opret_idx: Column,
+    pub(crate) opret_data: Column,
+    pub(crate) txid_table: Option<TableFile>,
+    pub(crate) addr_table: Option<TableFile>,
+    /// Tables replaced during the batch, deleted once the manifest no longer names them.
+    pub(crate) retired: Vec<PathBuf>,
+}
+
+impl Index {
+    /// Open (creating if needed) for writing: takes the writer lock, and finishes or undoes
+    /// whatever an interrupted writer left behind.
+    pub fn open_writer(dir: &Path) -> Result<Index, IndexError> {
+        Index::open(dir, true)
+    }
+
+    /// Open for reading. Needs an existing index; runs alongside a writer.
+    pub fn open_reader(dir: &Path) -> Result<Index, IndexError> {
+        if !dir.join("manifest.json").exists() {
+            return Err(IndexError::NoIndex(dir.to_path_buf()));
+        }
+        Index::open(dir, false)
+    }
+
+    fn open(dir: &Path, writable: bool) -> Result<Index, IndexError> {
+        let io = |e: std::io::Error| IndexError::Io(dir.to_path_buf(), e);
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let lock = open_file_opts().open(dir.join("LOCK")).map_err(io)?;
+        if writable {
+            lock.try_lock()
+                .map_err(|_| IndexError::Locked(dir.to_path_buf()))?;
+        }
+        let manifest = Manifest::load(dir).map_err(io)?.unwrap_or(Manifest {
+            format: FORMAT,
+            ..Manifest::default()
+        });
+        if manifest.format != FORMAT {
+            return Err(IndexError::Format(format!(
+                "{}: index format {} is not {FORMAT}; rebuild it",
+                dir.display(),
+                manifest.format
+            )));
+        }
+        let network = if manifest.network.is_empty() {
+            None
+        } else {
+            Some(parse_network(&manifest.network).map_err(IndexError::Format)?)
+        };
+        let c = |name: &str, w: usize| Column::open(dir, name, w).map_err(io);
+        let mut idx = Index {
+            dir: dir.to_path_buf(),
+            network,
+            _lock: lock,
+            writable,
+            blocks: c("blocks.bin", BLOCK_REC)?,
+            tx_id: c("tx_id.bin", 32)?,
+            tx_first_in: c("tx_first_in.bin", 5)?,
+            tx_first_out: c("tx_first_out.bin", 5)?,
+            tx_locktime: c("tx_locktime.bin", 4)?,
+            tx_version: c("tx_version.bin", 4)?,
+            in_prev: c("in_prev.bin", 5)?,
+            out_value: c("out_value.bin", 8)?,
+            out_addr: c("out_addr.bin", 4)?,
+            out_spender: c("out_spender.bin", 4)?,
+            out_prev_addr: c("out_prev_addr.bin", 5)?,
+            addr_key: c("addr_key.bin", 33)?,
+            addr_last_out: c("addr_last_out.bin", 5)?,
+            ext_ref: c("ext_ref.bin", 36)?,
+            opret_idx: c("opret_idx.bin", 17)?,
+            opret_data: c("opret_data.bin", 1)?,
+            txid_table: None,
+            addr_table: None,
+            retired: Vec::new(),
+            manifest,
+        };
+        if writable {
+            idx.recover()?;
+        } else {
+            idx.map_committed()?;
+        }
+        Ok(idx)
+    }
+
+    fn columns_mut(&mut self) -> [&mut Column; 16] {
+        [
+            &mut self.blocks,
+            &mut self.tx_id,
+            &mut self.tx_first_in,
+            &mut self.tx_first_out,
+            &mut self.tx_locktime,
+            &mut self.tx_version,
+            &mut self.in_prev,
+            &mut self.out_value,
+            &mut self.out_addr,
+            &mut self.out_spender,
+            &mut self.out_prev_addr,
+            &mut self.addr_key,
+            &mut self.addr_last_out,
+            &mut self.ext_ref,
+            &mut self.opret_idx,
+            &mut self.opret_data,
+        ]
+    }
+
+    fn committed_len(&self, col: &str) -> u64 {
+        let m = &self.manifest;
+        match col {
+            "blocks.bin" => m.blocks,
+            "tx_id.bin" | "tx_first_in.bin" | "tx_first_out.bin" | "tx_locktime.bin"
+            | "tx_version.bin" => m.txs,
+            "in_prev.bin" => m.inputs,
+            "out_value.bin" | "out_addr.bin" | "out_spender.bin" | "out_prev_addr.bin" => m.outputs,
+            "addr_key.bin" | "addr_last_out.bin" => m.addrs,
+            "ext_ref.bin" => m.exts,
+            "opret_idx.bin" => m.oprets,
+            "opret_data.bin" => m.opret_bytes,
+            _ => unreachable!("unknown column {col}"),
+        }
+    }
+
+    /// Map exactly what the manifest commits.
+    fn map_committed(&mut self) -> Result<(), IndexError> {
+        let lens: Vec<u64> = self
+            .columns_mut()
+            .iter()
+            .map(|c| {
+                c.path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|n| self.committed_len(n))
+            .collect();
+        let dir = self.dir.clone();
+        for (c, n) in self.columns_mut().into_iter().zip(lens) {
+            let have = c
+                .file_records()
+                .map_err(|e| IndexError::Io(dir.clone(), e))?;
+            if have < n {
+                return Err(IndexError::Corrupt(format!(
+                    "{} holds {have} records, the manifest commits {n}",
+                    c.path.display()
+                )));
+            }
+            c.set_committed(n)
+                .map_err(|e| IndexError::Io(dir.clone(), e))?;
+        }
+        self.txid_table = self.open_table("txid_map", &self.manifest.txid_table.clone())?;
+        self.addr_table = self.open_table("addr_map", &self.manifest.addr_table.clone())?;
+        Ok(())
+    }
+
+    fn open_table(&self, name: &str, r: &TableRef) -> Result<Option<TableFile>, IndexError> {
+        if r.slots == 0 {
+            return Ok(None);
+        }
+        let p = self.dir.join(format!("{name}.{}.bin", r.gen));
+        let t = TableFile::open(&p).map_err(|e| IndexError::Io(p.clone(), e))?;
+        if t.slots() != r.slots {
+            return Err(IndexError::Corrupt(format!(
+                "{}: {} slots, the manifest says {}",
+                p.display(),
+                t.slots(),
+                r.slots
+            )));
+        }
+        Ok(Some(t))
+    }
+
+    /// Bring the files back to the committed state: undo the in-place effects of records
+    /// past the manifest (an interrupted batch, or blocks a rollback removed), cut them off,
+    /// and delete table files the manifest does not name.
+    pub(crate) fn recover(&mut self) -> Result<(), IndexError> {
+        let dir = self.dir.clone();
+        let io = |e: std::io::Error| IndexError::Io(dir.clone(), e);
+        let m = self.manifest.clone();
+        // Inputs past the commit: the outputs they spent are unspent again.
+        let in_end = self.in_prev.file_records().map_err(io)?;
+        let out_have = self.out_spender.file_records().map_err(io)?;
+        for i in m.inputs..in_end {
+            let prev = u40_of(&self.in_prev.read_file(i).map_err(io)?);
+            if prev != COINBASE && prev & EXT_FLAG == 0 && prev < m.outputs && prev < out_have {
+                self.out_spender
+                    .write_at(prev, &UNSPENT.to_le_bytes())
+                    .map_err(io)?;
+            }
+        }
+        // Outputs past the commit, newest first: each address's list head goes back.
+        let out_end = self
+            .out_addr
+            .file_records()
+            .map_err(io)?
+            .min(self.out_prev_addr.file_records().map_err(io)?);
+        let addr_have = self.addr_last_out.file_records().map_err(io)?;
+        for o in (m.outputs..out_end).rev() {
+            let a = u32_of(&self.out_addr.read_file(o).map_err(io)?);
+            if a != NO_ADDR && (a as u64) < m.addrs && (a as u64) < addr_have {
+                let prev = self.out_prev_addr.read_file(o).map_err(io)?;
+                self.addr_last_out
+                    .write_at(a as u64, &prev[..5])
+                    .map_err(io)?;
+            }
+        }
+        self.out_spender.sync().map_err(io)?;
+        self.addr_last_out.sync().map_err(io)?;
+        let names: Vec<String> = self
+            .columns_mut()
+            .iter()
+            .map(|c| {
+                c.path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        let lens: Vec<u64> = names.iter().map(|n| self.committed_len(n)).collect();
+        for (c, n) in self.columns_mut().into_iter().zip(lens) {
+            let have = c.file_records().map_err(io)?;
+            if have < n {
+                return Err(IndexError::Corrupt(format!(
+                    "{} holds {have} records, the manifest commits {n}",
+                    c.path.display()
+                )));
+            }
+            if have > n {
+                c.truncate(n).map_err(io)?;
+            } else {
+                c.set_committed(n).map_err(io)?;
+            }
+        }
+        let keep = [
+            format!("txid_map.{}.bin", m.txid_table.gen),
+            format!("addr_map.{}.bin", m.addr_table.gen),
+        ];
+        for e in std::fs::read_dir(&self.dir).map_err(io)?.flatten() {
+            let n = e.file_name().to_string_lossy().to_string();
+            if (n.starts_with("txid_map.") || n.starts_with("addr_map.")) && !keep.contains(&n) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        self.txid_table = self.open_table("txid_map", &m.txid_table)?;
+        self.addr_table = self.open_table("addr_map", &m.addr_table)?;
+        self.retired.clear();
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn network(&self) -> Option<Network> {
+        self.network
+    }
+
+    /// The network for rendering addresses (mainnet until the first block says otherwise).
+    pub fn render_network(&self) -> Network {
+        self.network.unwrap_or(Network::Bitcoin)
+    }
+
+    pub fn network_name(&self) -> &'static str {
+        self.network.map(network_name).unwrap_or("none")
+    }
+
+    pub fn block_count(&self) -> u64 {
+        self.blocks.len()
+    }
+
+    pub fn start_height(&self) -> u32 {
+        self.manifest.start_height
+    }
+
+    /// Height of the last block, if any.
+    pub fn tip_height(&self) -> Option<u32> {
+        let n = self.block_count();
+        (n > 0).then(|| self.manifest.start_height + n as u32 - 1)
+    }
+
+    pub fn block(&self, i: u64) -> BlockRec {
+        BlockRec::decode(self.blocks.get(i))
+    }
+
+    pub fn block_hash(&self, i: u64) -> [u8; 32] {
+        self.block(i).hash
+    }
+
+    /// Block position (0 = first indexed block) holding a transaction.
+    pub fn block_of_tx(&self, tx: TxNum) -> u64 {
+        // Binary search over first_tx: the block count is small enough to stay in cache.
+        let (mut lo, mut hi) = (0u64, self.block_count());
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if self.block(mid).first_tx <= tx {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    pub fn find_block_hash(&self, hash: &[u8; 32]) -> Option<u64> {
+        (0..self.block_count())
+            .rev()
+            .find(|&i| &self.block_hash(i) == hash)
+    }
+
+    pub fn block_txs(&self, b: u64) -> Range<TxNum> {
+        let first = self.block(b).first_tx;
+        let end = if b + 1 < self.block_count() {
+            self.block(b + 1).first_tx
+        } else {
+            self.tx_id.len() as u32
+        };
+        first..end
+    }
+
+    pub fn ext_ref(&self, i: u64) -> ([u8; 32], u32) {
+        let b = self.ext_ref.get(i);
+        (b[..32].try_into().expect("32"), u32_of(&b[32..]))
+    }
+
+    /// Next output of the same address, going back in time.
+    pub fn out_prev_same_addr(&self, o: OutNum) -> Option<OutNum> {
+        let v = u40_of(self.out_prev_addr.get(o));
+        (v != NO_OUT).then_some(v)
+    }
+
+    pub fn addr_last_out(&self, a: AddrId) -> Option<OutNum> {
+        let v = u40_of(&self.addr_last_out.get_current(a as u64)[..5]);
+        (v != NO_OUT && v < self.out_value.len()).then_some(v)
+    }
+
+    /// The data of an OP_RETURN output.
+    pub fn op_return_data(&self, o: OutNum) -> Option<Vec<u8>> {
+        let (mut lo, mut hi) = (0u64, self.opret_idx.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let rec = self.opret_idx.get(mid);
+            let out = u40_of(rec);
+            if out == o {
+                let off = u64_of(&rec[5..13]);
+                let len = u32_of(&rec[13..17]) as u64;
+                return Some(
+                    (off..off + len)
+                        .map(|i| self.opret_data.get(i)[0])
+                        .collect(),
+                );
+            }
+            if out < o {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        None
+    }
+
+    /// Bytes per part of the index, for sizing (see BENCHMARKS.md).
+    pub fn sizes(&mut self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .columns_mut()
+            .iter()
+            .map(|c| {
+                (
+                    c.path
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .to_string(),
+                    c.bytes_on_disk(),
+                )
+            })
+            .collect();
+        if let Some(t) = &self.txid_table {
+            v.push(("txid_map".into(), t.slots() * 4));
+        }
+        if let Some(t) = &self.addr_table {
+            v.push(("addr_map".into(), t.slots() * 4));
+        }
+        v
+    }
+
+    #[inline]
+    pub(crate) fn table_lookup<F: Fn(u32) -> bool>(
+        t: &Option<TableFile>,
+        h: u64,
+        limit: u64,
+        matches: F,
+    ) -> Option<u32> {
+        let t = t.as_ref()?;
+        let mask = t.slots() - 1;
+        let mut i = h & mask;
+        loop {
+            let v = t.slot(i);
+            if v == 0 {
+                return None;
+            }
+            let id = v - 1;
+            if (id as u64) < limit && matches(id) {
+                return Some(id);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+#[inline]
+pub(crate) fn txid_hash(txid: &[u8; 32]) -> u64 {
+    u64::from_le_bytes(txid[..8].try_into().expect("8"))
+}
+
+#[inline]
+pub(crate) fn addr_hash(k: &AddressKey) -> u64 {
+    u64::from_le_bytes(k.hash[..8].try_into().expect("8"))
+        ^ (k.kind as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl ChainView for Index {
+    fn tx_count(&self) -> u64 {
+        self.tx_id.len()
+    }
+    fn txid(&self, tx: TxNum) -> [u8; 32] {
+        self.tx_id.get(tx as u64).try_into().expect("32")
+    }
+    fn tx_height(&self, tx: TxNum) -> u32 {
+        self.manifest.start_height + self.block_of_tx(tx) as u32
+    }
+    fn tx_locktime(&self, tx: TxNum) -> u32 {
+        u32_of(self.tx_locktime.get(tx as u64))
+    }
+    fn tx_version(&self, tx: TxNum) -> i32 {
+        u32_of(self.tx_version.get(tx as u64)) as i32
+    }
+    fn tx_inputs(&self, tx: TxNum) -> Range<InNum> {
+        let t = tx as u64;
+        let end = if t + 1 < self.tx_first_in.len() {
+            u40_of(self.tx_first_in.get(t + 1))
+        } else {
+            self.in_prev.len()
+        };
+        u40_of(self.tx_first_in.get(t))..end
+    }
+    fn tx_outputs(&self, tx: TxNum) -> Range<OutNum> {
+        let t = tx as u64;
+        let end = if t + 1 < self.tx_first_out.len() {
+            u40_of(self.tx_first_out.get(t + 1))
+        } else {
+            self.out_value.len()
+        };
+        u40_of(self.tx_first_out.get(t))..end
+    }
+    fn input_prevout(&self, input: InNum) -> Prevout {
+        let v = u40_of(self.in_prev.get(input));
+        if v == COINBASE {
+            Prevout::Coinbase
+        } else if v & EXT_FLAG != 0 {
+            let (txid, vout) = self.ext_ref(v & !EXT_FLAG);
+            Prevout::External { txid, vout }
+        } else {
+            Prevout::Output(v)
+        }
+    }
+    fn output_value(&self, out: OutNum) -> u64 {
+        u64_of(self.out_value.get(out))
+    }
+    fn output_addr(&self, out: OutNum) -> Option<AddrId> {
+        let a = u32_of(self.out_addr.get(out));
+        (a != NO_ADDR).then_some(a)
+    }
+    fn output_spender(&self, out: OutNum) -> Option<TxNum> {
+        let s = u32_of(&self.out_spender.get_current(out)[..4]);
+        // A reader running beside a writer may see a spend of a batch not yet committed.
+        (s != UNSPENT && (s as u64) < self.tx_id.len()).then_some(s)
+    }
+    fn output_tx(&self, out: OutNum) -> TxNum {
+        let (mut lo, mut hi) = (0u64, self.tx_first_out.len());
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2;
+            if u40_of(self.tx_first_out.get(mid)) <= out {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        lo as TxNum
+    }
+    fn addr_count(&self) -> u64 {
+        self.addr_key.len()
+    }
+    fn addr_key(&self, addr: AddrId) -> AddressKey {
+        AddressKey::from_bytes(self.addr_key.get(addr as u64).try_into().expect("33"))
+            .expect("stored keys are valid")
+    }
+    fn lookup_txid(&self, txid: &[u8; 32]) -> Option<TxNum> {
+        Index::table_lookup(&self.txid_table, txid_hash(txid), self.tx_id.len(), |id| {
+            self.tx_id.get(id as u64) == txid
+        })
+    }
+    fn lookup_addr(&self, key: &AddressKey) -> Option<AddrId> {
+        let kb = key.to_bytes();
+        Index::table_lookup(
+            &self.addr_table,
+            addr_hash(key),
+            self.addr_key.len(),
+            |id| self.addr_key.get(id as u64) == kb,
+        )
+    }
+}
