@@ -164,6 +164,12 @@ impl Index {
         };
         if writable {
             idx.recover()?;
+        } else if idx._lock.try_lock().is_ok() {
+            // No writer is running: finish what a crashed one left, so every reader sees a
+            // consistent index; then let writers in again.
+            let r = idx.recover();
+            let _ = idx._lock.unlock();
+            r?;
         } else {
             idx.map_committed()?;
         }
@@ -423,8 +429,13 @@ impl Index {
     }
 
     pub fn addr_last_out(&self, a: AddrId) -> Option<OutNum> {
-        let v = u40_of(&self.addr_last_out.get_current(a as u64)[..5]);
-        (v != NO_OUT && v < self.out_value.len()).then_some(v)
+        let mut v = u40_of(&self.addr_last_out.get_current(a as u64)[..5]);
+        // Beside a running writer the head may already name outputs of its uncommitted
+        // batch: step back over them through the (already written) list links.
+        while v != NO_OUT && v >= self.out_value.len() {
+            v = u40_of(&self.out_prev_addr.read_file(v).ok()?[..5]);
+        }
+        (v != NO_OUT).then_some(v)
     }
 
     /// The data of an OP_RETURN output.

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): builds and runs every test of the workspace.
+# Benchmarks are not run here (see BENCHMARKS.md for how to run them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --workspace --locked 2>&1
