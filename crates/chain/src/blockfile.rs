@@ -132,6 +132,20 @@ impl Catalog {
         Ok(fmt)
     }
 
+    /// Catalogue bytes already in memory, named `name` in errors (stdin, fuzzing, tests).
+    pub fn add_bytes(&mut self, name: &Path, data: Vec<u8>) -> Result<FileFormat> {
+        let data = if data.starts_with(BZ_MAGIC) {
+            let mut out = Vec::new();
+            bzip2::read::MultiBzDecoder::new(&data[..])
+                .read_to_end(&mut out)
+                .map_err(|e| ChainError::format(origin(name, out.len() as u64), format!("bzip2 stream is corrupt or truncated: {e}")))?;
+            out
+        } else {
+            data
+        };
+        self.add_buffer(name, Arc::new(data))
+    }
+
     fn add_buffer(&mut self, path: &Path, data: Arc<Vec<u8>>) -> Result<FileFormat> {
         if data.is_empty() {
             return Err(ChainError::format(origin(path, 0), "file is empty"));

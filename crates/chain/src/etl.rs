@@ -46,10 +46,18 @@ struct Pending {
 /// blocks ordered by height, each `prev` linked to the block before it when that block is
 /// in the export.
 pub fn read_etl(paths: &[PathBuf]) -> Result<Vec<ChainBlock>> {
+    let mut files = Vec::new();
+    for path in paths {
+        files.push((path.clone(), crate::blockfile::read_maybe_bz2(path)?));
+    }
+    read_etl_bytes(&files)
+}
+
+/// As [`read_etl`], from contents already in memory.
+pub fn read_etl_bytes(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<ChainBlock>> {
     let mut by_height: BTreeMap<u32, Pending> = BTreeMap::new();
     let mut blocks: BTreeMap<u32, EtlBlockRow> = BTreeMap::new();
-    for path in paths {
-        let data = crate::blockfile::read_maybe_bz2(path)?;
+    for (path, data) in files {
         let text = std::str::from_utf8(&data).map_err(|e| {
             ChainError::format(line_origin(path, 1), format!("not UTF-8 text: {e}"))
         })?;
