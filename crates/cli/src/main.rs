@@ -61,6 +61,9 @@ enum Command {
     Stats,
     /// Check the index for consistency (after a crash, a disk problem, or to be sure).
     Verify,
+    /// Register and manage incidents (cases) to trace.
+    #[command(subcommand)]
+    Case(cmd::case::CaseCmd),
 }
 
 fn main() {
@@ -78,6 +81,7 @@ fn main() {
         Command::Block(a) => cmd::chain::run_block(a, g),
         Command::Stats => cmd::chain::run_stats(g),
         Command::Verify => cmd::chain::run_verify(g),
+        Command::Case(c) => cmd::case::run(c, g),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -10,23 +10,52 @@ fn bin() -> Command {
 }
 
 fn data(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/btc").join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/btc")
+        .join(p)
 }
 
 fn stats(dir: &Path) -> serde_json::Value {
-    let out = bin().args(["--data-dir"]).arg(dir).args(["stats", "--json"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .args(["--data-dir"])
+        .arg(dir)
+        .args(["stats", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn verify(dir: &Path) {
-    let out = bin().args(["--data-dir"]).arg(dir).args(["verify", "--json"]).output().unwrap();
-    assert!(out.status.success(), "verify failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = bin()
+        .args(["--data-dir"])
+        .arg(dir)
+        .args(["verify", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "verify failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn ingest_cmd(dir: &Path, files: &[PathBuf], commit_every: u64) -> Command {
     let mut c = bin();
-    c.arg("--data-dir").arg(dir).args(["--quiet", "ingest", "--commit-every", &commit_every.to_string()]).args(files);
+    c.arg("--data-dir")
+        .arg(dir)
+        .args([
+            "--quiet",
+            "ingest",
+            "--commit-every",
+            &commit_every.to_string(),
+        ])
+        .args(files);
     c.stdout(Stdio::null()).stderr(Stdio::piped());
     c
 }
@@ -35,7 +64,10 @@ fn ingest_cmd(dir: &Path, files: &[PathBuf], commit_every: u64) -> Command {
 fn kill_9_at_random_moments_then_resume() {
     let files: Vec<PathBuf> = vec![data("testnet/testnet_blocks.txt")];
     let clean = tempfile::tempdir().unwrap();
-    assert!(ingest_cmd(clean.path(), &files, 40).status().unwrap().success());
+    assert!(ingest_cmd(clean.path(), &files, 40)
+        .status()
+        .unwrap()
+        .success());
     let want = stats(clean.path());
 
     let d = tempfile::tempdir().unwrap();
@@ -59,7 +91,10 @@ fn kill_9_at_random_moments_then_resume() {
         }
         let _ = round;
     }
-    assert!(killed_mid_run > 0, "no run was interrupted: raise the delays' spread");
+    assert!(
+        killed_mid_run > 0,
+        "no run was interrupted: raise the delays' spread"
+    );
     assert!(ingest_cmd(d.path(), &files, 40).status().unwrap().success());
     verify(d.path());
     assert_eq!(stats(d.path()), want);
@@ -68,14 +103,29 @@ fn kill_9_at_random_moments_then_resume() {
 #[test]
 fn death_between_data_and_manifest_keeps_the_old_state() {
     let d = tempfile::tempdir().unwrap();
-    let eight: Vec<PathBuf> = (831328..=831335).map(|h| data(&format!("mainnet/0{h}.bin"))).collect();
-    assert!(ingest_cmd(d.path(), &eight[..2], 1_000_000).status().unwrap().success());
+    let eight: Vec<PathBuf> = (831328..=831335)
+        .map(|h| data(&format!("mainnet/0{h}.bin")))
+        .collect();
+    assert!(ingest_cmd(d.path(), &eight[..2], 1_000_000)
+        .status()
+        .unwrap()
+        .success());
     let before = stats(d.path());
-    let st = ingest_cmd(d.path(), &eight[2..], 1_000_000).env("COINTRAIL_FAILPOINT", "before-manifest").status().unwrap();
+    let st = ingest_cmd(d.path(), &eight[2..], 1_000_000)
+        .env("COINTRAIL_FAILPOINT", "before-manifest")
+        .status()
+        .unwrap();
     assert!(!st.success(), "the failpoint aborts the process");
-    assert_eq!(stats(d.path()), before, "a commit that did not reach its manifest is not visible");
+    assert_eq!(
+        stats(d.path()),
+        before,
+        "a commit that did not reach its manifest is not visible"
+    );
     // Opening for writing undoes the half-written batch; resuming completes it.
-    assert!(ingest_cmd(d.path(), &eight[2..], 1_000_000).status().unwrap().success());
+    assert!(ingest_cmd(d.path(), &eight[2..], 1_000_000)
+        .status()
+        .unwrap()
+        .success());
     verify(d.path());
     assert_eq!(stats(d.path())["tx_count"], 22_904);
 }
@@ -84,16 +134,30 @@ fn death_between_data_and_manifest_keeps_the_old_state() {
 fn death_in_the_middle_of_a_reorganisation() {
     let d = tempfile::tempdir().unwrap();
     let f = |n: &str| data(&format!("mainnet/{n}.dat.bz2"));
-    assert!(ingest_cmd(d.path(), &[f("blk_0_to_4"), f("blk_3A"), f("blk_4A")], 1000).status().unwrap().success());
+    assert!(
+        ingest_cmd(d.path(), &[f("blk_0_to_4"), f("blk_3A"), f("blk_4A")], 1000)
+            .status()
+            .unwrap()
+            .success()
+    );
     assert_eq!(stats(d.path())["tip_height"], 4);
-    let st = ingest_cmd(d.path(), &[f("blk_5A")], 1000).env("COINTRAIL_FAILPOINT", "rollback-after-manifest").status().unwrap();
+    let st = ingest_cmd(d.path(), &[f("blk_5A")], 1000)
+        .env("COINTRAIL_FAILPOINT", "rollback-after-manifest")
+        .status()
+        .unwrap();
     assert!(!st.success());
     // The rollback's manifest landed: the index reopens at the fork point, consistent.
     verify(d.path());
     assert_eq!(stats(d.path())["tip_height"], 2);
-    assert!(ingest_cmd(d.path(), &[f("blk_5A")], 1000).status().unwrap().success());
+    assert!(ingest_cmd(d.path(), &[f("blk_5A")], 1000)
+        .status()
+        .unwrap()
+        .success());
     verify(d.path());
     let s = stats(d.path());
     assert_eq!(s["tip_height"], 5);
-    assert_eq!(s["tip_hash"], "00000000195f85184e77c18914bd0febd11278d950f5e4731a38f71ed79f044e");
+    assert_eq!(
+        s["tip_hash"],
+        "00000000195f85184e77c18914bd0febd11278d950f5e4731a38f71ed79f044e"
+    );
 }

@@ -31,13 +31,26 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/btc/mainnet");
-    let source = std::env::var("COINTRAIL_BENCH_BLOCKS").ok().map(PathBuf::from);
+    let source = std::env::var("COINTRAIL_BENCH_BLOCKS")
+        .ok()
+        .map(PathBuf::from);
     let make_source = || match &source {
         Some(d) => Source::BlocksDir(d.clone()),
-        None => Source::Files((831328..=831335).map(|h| root.join(format!("0{h}.bin"))).collect()),
+        None => Source::Files(
+            (831328..=831335)
+                .map(|h| root.join(format!("0{h}.bin")))
+                .collect(),
+        ),
     };
-    let label = source.as_ref().map_or("testdata 8 mainnet blocks 831328-831335".to_string(), |d| d.display().to_string());
-    let runs: usize = std::env::var("COINTRAIL_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let label = source
+        .as_ref()
+        .map_or("testdata 8 mainnet blocks 831328-831335".to_string(), |d| {
+            d.display().to_string()
+        });
+    let runs: usize = std::env::var("COINTRAIL_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
 
     // Ceiling: read + decode + txid hashing, on one thread, same files.
     let mut ceil = Vec::new();
@@ -102,11 +115,38 @@ fn main() {
     assert_eq!(ntx, txs);
 
     println!("# ingest benchmark: {label}");
-    println!("blocks bytes {bytes}, transactions {txs}, inputs {}, outputs {}, addresses {}", idx.stats().input_count, idx.stats().output_count, idx.addr_count());
-    println!("parse+hash ceiling: median {ceil_s:.3} s = {:.0} tx/s ({:.0} MB/s)", txs as f64 / ceil_s, bytes as f64 / ceil_s / 1e6);
-    println!("ingest:             median {ing_s:.3} s = {:.0} tx/s; ratio to ceiling {:.2}", txs as f64 / ing_s, ceil_s / ing_s);
-    println!("peak anonymous memory during ingest: {:.1} MB (VmHWM incl. mapped files: {:.1} MB)", peak_anon.load(Ordering::Relaxed) as f64 / 1024.0, status_kb("VmHWM:") as f64 / 1024.0);
-    let core = ["blocks.bin", "tx_first_in.bin", "tx_first_out.bin", "tx_locktime.bin", "tx_version.bin", "in_prev.bin", "out_value.bin", "out_addr.bin", "out_spender.bin"];
+    println!(
+        "blocks bytes {bytes}, transactions {txs}, inputs {}, outputs {}, addresses {}",
+        idx.stats().input_count,
+        idx.stats().output_count,
+        idx.addr_count()
+    );
+    println!(
+        "parse+hash ceiling: median {ceil_s:.3} s = {:.0} tx/s ({:.0} MB/s)",
+        txs as f64 / ceil_s,
+        bytes as f64 / ceil_s / 1e6
+    );
+    println!(
+        "ingest:             median {ing_s:.3} s = {:.0} tx/s; ratio to ceiling {:.2}",
+        txs as f64 / ing_s,
+        ceil_s / ing_s
+    );
+    println!(
+        "peak anonymous memory during ingest: {:.1} MB (VmHWM incl. mapped files: {:.1} MB)",
+        peak_anon.load(Ordering::Relaxed) as f64 / 1024.0,
+        status_kb("VmHWM:") as f64 / 1024.0
+    );
+    let core = [
+        "blocks.bin",
+        "tx_first_in.bin",
+        "tx_first_out.bin",
+        "tx_locktime.bin",
+        "tx_version.bin",
+        "in_prev.bin",
+        "out_value.bin",
+        "out_addr.bin",
+        "out_spender.bin",
+    ];
     let mut core_total = 0u64;
     println!("bytes per transaction:");
     for (name, b) in &sizes {
@@ -114,9 +154,16 @@ fn main() {
         if is_core {
             core_total += b;
         }
-        println!("  {name:<20} {:>8.2}{}", *b as f64 / ntx as f64, if is_core { "  (core)" } else { "" });
+        println!(
+            "  {name:<20} {:>8.2}{}",
+            *b as f64 / ntx as f64,
+            if is_core { "  (core)" } else { "" }
+        );
     }
-    println!("  core columns total   {:>8.2}", core_total as f64 / ntx as f64);
+    println!(
+        "  core columns total   {:>8.2}",
+        core_total as f64 / ntx as f64
+    );
 
     // Warm point queries: tx and address (with under 1,000 outputs).
     let n = 2000.min(ntx as u32);
@@ -150,5 +197,9 @@ fn main() {
             }
         }
     }
-    println!("warm point queries: tx median {:.1} µs, address (<1000 outputs) median {:.1} µs", median(&mut tx_lat), median(&mut addr_lat));
+    println!(
+        "warm point queries: tx median {:.1} µs, address (<1000 outputs) median {:.1} µs",
+        median(&mut tx_lat),
+        median(&mut addr_lat)
+    );
 }

@@ -244,15 +244,21 @@ impl Index {
         }
     }
 
-    /// Every output an address received, oldest first, with what spent it.
-    pub fn address_info(&self, a: AddrId, max_outputs: usize) -> AddressInfo {
-        let mut outs: Vec<OutNum> = Vec::new();
+    /// Every output an address received, oldest first.
+    pub fn addr_outputs(&self, a: AddrId) -> Vec<OutNum> {
+        let mut outs = Vec::new();
         let mut cur = self.addr_last_out(a);
         while let Some(o) = cur {
             outs.push(o);
             cur = self.out_prev_same_addr(o);
         }
         outs.reverse();
+        outs
+    }
+
+    /// Every output an address received, oldest first, with what spent it.
+    pub fn address_info(&self, a: AddrId, max_outputs: usize) -> AddressInfo {
+        let outs = self.addr_outputs(a);
         let (mut received, mut sent, mut unspent) = (0u64, 0u64, 0u64);
         let mut txs: Vec<TxNum> = Vec::new();
         let mut rows = Vec::new();

@@ -7,11 +7,15 @@ use cointrail_index::{ingest, Index, IngestOptions, Source};
 use std::path::{Path, PathBuf};
 
 fn data(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/btc").join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/btc")
+        .join(p)
 }
 
 fn eight() -> Vec<PathBuf> {
-    (831328..=831335).map(|h| data(&format!("mainnet/0{h}.bin"))).collect()
+    (831328..=831335)
+        .map(|h| data(&format!("mainnet/0{h}.bin")))
+        .collect()
 }
 
 fn fresh() -> (tempfile::TempDir, Index) {
@@ -35,11 +39,14 @@ fn eight_consecutive_mainnet_blocks_in_any_order() {
     assert_eq!((s.start_height, s.tip_height), (Some(831328), Some(831335)));
     assert_eq!(s.tx_count, 22_904);
     assert_eq!(s.input_count, 46_261);
-    let resolved = (0..s.input_count).filter(|&i| matches!(idx.input_prevout(i), Prevout::Output(_))).count();
+    let resolved = (0..s.input_count)
+        .filter(|&i| matches!(idx.input_prevout(i), Prevout::Output(_)))
+        .count();
     assert_eq!(resolved, 15_849);
     // Txids and block hashes equal those rust-bitcoin computes from the same bytes.
     for (k, f) in eight().iter().enumerate() {
-        let block: bitcoin::Block = bitcoin::consensus::deserialize(&std::fs::read(f).unwrap()).unwrap();
+        let block: bitcoin::Block =
+            bitcoin::consensus::deserialize(&std::fs::read(f).unwrap()).unwrap();
         assert_eq!(idx.block_hash(k as u64), block.block_hash().to_byte_array());
         let txs = idx.block_txs(k as u64);
         assert_eq!(txs.len(), block.txdata.len());
@@ -47,7 +54,11 @@ fn eight_consecutive_mainnet_blocks_in_any_order() {
             assert_eq!(idx.txid(t), tx.compute_txid().to_byte_array());
         }
     }
-    assert!(idx.check().problems.is_empty(), "{:?}", idx.check().problems);
+    assert!(
+        idx.check().problems.is_empty(),
+        "{:?}",
+        idx.check().problems
+    );
 }
 
 #[test]
@@ -61,9 +72,15 @@ fn incremental_ingest_equals_one_shot() {
     let again = run(&mut inc, Source::Files(files.clone()));
     assert_eq!(again.blocks_added, 0);
     assert_eq!(again.already_indexed, 8);
-    assert_eq!(serde_json::to_value(one.stats()).unwrap(), serde_json::to_value(inc.stats()).unwrap());
+    assert_eq!(
+        serde_json::to_value(one.stats()).unwrap(),
+        serde_json::to_value(inc.stats()).unwrap()
+    );
     for t in (0..one.tx_count() as u32).step_by(97) {
-        assert_eq!(serde_json::to_value(one.tx_info(t)).unwrap(), serde_json::to_value(inc.tx_info(t)).unwrap());
+        assert_eq!(
+            serde_json::to_value(one.tx_info(t)).unwrap(),
+            serde_json::to_value(inc.tx_info(t)).unwrap()
+        );
     }
     assert!(inc.check().problems.is_empty());
 }
@@ -71,37 +88,67 @@ fn incremental_ingest_equals_one_shot() {
 #[test]
 fn every_single_real_block_parses_with_its_merkle_root() {
     let files = [
-        "mainnet/0830000.bin", "mainnet/block169482.raw", "mainnet/block227835.raw", "mainnet/block227836.raw",
-        "mainnet/block300025.raw", "mainnet/block363703.raw", "mainnet/block370661.raw", "mainnet/block383616.raw",
-        "mainnet/block413567.raw", "mainnet/block426884.raw", "mainnet/block482683.raw", "mainnet/277647.dat.bz2",
-        "testnet/block928816.raw", "testnet/block928828.raw", "testnet/block928831.raw",
+        "mainnet/0830000.bin",
+        "mainnet/block169482.raw",
+        "mainnet/block227835.raw",
+        "mainnet/block227836.raw",
+        "mainnet/block300025.raw",
+        "mainnet/block363703.raw",
+        "mainnet/block370661.raw",
+        "mainnet/block383616.raw",
+        "mainnet/block413567.raw",
+        "mainnet/block426884.raw",
+        "mainnet/block482683.raw",
+        "mainnet/277647.dat.bz2",
+        "testnet/block928816.raw",
+        "testnet/block928828.raw",
+        "testnet/block928831.raw",
     ];
     for f in files {
         let mut cat = Catalog::new();
-        cat.add_file(&data(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        cat.add_file(&data(f))
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_eq!(cat.entries.len(), 1, "{f}");
-        let b = cat.load(&cat.entries[0], bitcoin::Network::Bitcoin).unwrap_or_else(|e| panic!("{f}: {e}"));
+        let b = cat
+            .load(&cat.entries[0], bitcoin::Network::Bitcoin)
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
         assert!(!b.txs.is_empty());
     }
     // Block 830,000 knows its own height (BIP34).
     let mut cat = Catalog::new();
     cat.add_file(&data("mainnet/0830000.bin")).unwrap();
-    assert_eq!(cat.load(&cat.entries[0], bitcoin::Network::Bitcoin).unwrap().height, Some(830_000));
+    assert_eq!(
+        cat.load(&cat.entries[0], bitcoin::Network::Bitcoin)
+            .unwrap()
+            .height,
+        Some(830_000)
+    );
     // Multi-block sources.
-    for (f, n) in [("mainnet/blocks1-256.bz2", 255), ("testnet/testnet_blocks.txt", 4000), ("mainnet/first-100k-blocks.dat", 439)] {
+    for (f, n) in [
+        ("mainnet/blocks1-256.bz2", 255),
+        ("testnet/testnet_blocks.txt", 4000),
+        ("mainnet/first-100k-blocks.dat", 439),
+    ] {
         let mut cat = Catalog::new();
         cat.add_file(&data(f)).unwrap();
         assert_eq!(cat.entries.len(), n, "{f}");
         for e in &cat.entries {
-            cat.load(e, bitcoin::Network::Testnet).unwrap_or_else(|err| panic!("{f}: {err}"));
+            cat.load(e, bitcoin::Network::Testnet)
+                .unwrap_or_else(|err| panic!("{f}: {err}"));
         }
     }
 }
 
 #[test]
 fn truncated_framed_file_names_the_offset() {
-    let err = Catalog::new().add_file(&data("testnet/blk-testnet.dat")).unwrap_err().to_string();
-    assert!(err.contains("blk-testnet.dat at byte offset 95027"), "{err}");
+    let err = Catalog::new()
+        .add_file(&data("testnet/blk-testnet.dat"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("blk-testnet.dat at byte offset 95027"),
+        "{err}"
+    );
     assert!(err.contains("truncated"), "{err}");
 }
 
@@ -111,10 +158,14 @@ fn core_blocks_dir_and_the_first_payment() {
     let r = run(&mut idx, Source::BlocksDir(data("mainnet/blkdir")));
     assert_eq!(r.blocks_added, 600);
     assert_eq!(idx.tip_height(), Some(599));
-    let pay: bitcoin::Txid = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16".parse().unwrap();
+    let pay: bitcoin::Txid = "f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16"
+        .parse()
+        .unwrap();
     let t = idx.lookup_txid(&pay.to_byte_array()).unwrap();
     assert_eq!(idx.tx_height(t), 170);
-    let Prevout::Output(o) = idx.input_prevout(idx.tx_inputs(t).start) else { panic!("block 170 spends an indexed output") };
+    let Prevout::Output(o) = idx.input_prevout(idx.tx_inputs(t).start) else {
+        panic!("block 170 spends an indexed output")
+    };
     let cb = idx.output_tx(o);
     assert!(idx.is_coinbase(cb));
     assert_eq!(idx.tx_height(cb), 9);
@@ -134,7 +185,14 @@ const SIDE_TIP: &str = "00000000195f85184e77c18914bd0febd11278d950f5e4731a38f71e
 #[test]
 fn btcd_fork_reorganises_in_one_call() {
     let (_d, mut idx) = fresh();
-    let r = run(&mut idx, Source::Files(["blk_5A", "blk_0_to_4", "blk_4A", "blk_3A"].map(btcd).to_vec()));
+    let r = run(
+        &mut idx,
+        Source::Files(
+            ["blk_5A", "blk_0_to_4", "blk_4A", "blk_3A"]
+                .map(btcd)
+                .to_vec(),
+        ),
+    );
     assert_eq!(r.tip_hash.as_deref(), Some(SIDE_TIP));
     assert_eq!(r.tip_height, Some(5));
     assert_eq!(r.stale_blocks, 2);
@@ -149,16 +207,30 @@ fn btcd_fork_reorganises_block_by_block() {
     let main4 = idx.block_txs(4);
     let removed_txid = idx.txid(main4.start);
     // 3A and 4A only tie the main chain: first seen wins, they wait aside.
-    assert_eq!(run(&mut idx, Source::Files(vec![btcd("blk_3A")])).blocks_added, 0);
-    assert_eq!(run(&mut idx, Source::Files(vec![btcd("blk_4A")])).blocks_added, 0);
+    assert_eq!(
+        run(&mut idx, Source::Files(vec![btcd("blk_3A")])).blocks_added,
+        0
+    );
+    assert_eq!(
+        run(&mut idx, Source::Files(vec![btcd("blk_4A")])).blocks_added,
+        0
+    );
     assert_eq!(idx.tip_height(), Some(4));
     let r = run(&mut idx, Source::Files(vec![btcd("blk_5A")]));
     assert_eq!(r.blocks_rolled_back, 2);
     assert_eq!(r.reorg_fork_height, Some(2));
     assert_eq!(r.tip_hash.as_deref(), Some(SIDE_TIP));
     assert_eq!(idx.tip_height(), Some(5));
-    assert_eq!(idx.lookup_txid(&removed_txid), None, "the old block 4's coinbase left the index");
-    assert!(idx.check().problems.is_empty(), "{:?}", idx.check().problems);
+    assert_eq!(
+        idx.lookup_txid(&removed_txid),
+        None,
+        "the old block 4's coinbase left the index"
+    );
+    assert!(
+        idx.check().problems.is_empty(),
+        "{:?}",
+        idx.check().problems
+    );
     // Reopening gives the same state.
     let dir = idx.dir().to_path_buf();
     drop(idx);
@@ -184,7 +256,8 @@ fn etl_rows_agree_with_raw_blocks() {
     run(&mut raw, Source::BlocksDir(data("mainnet/blkdir")));
     for t in 0..etl.tx_count() as u32 {
         let mut a = serde_json::to_value(etl.tx_info(t)).unwrap();
-        let mut b = serde_json::to_value(raw.tx_info(raw.lookup_txid(&etl.txid(t)).unwrap())).unwrap();
+        let mut b =
+            serde_json::to_value(raw.tx_info(raw.lookup_txid(&etl.txid(t)).unwrap())).unwrap();
         // The raw index knows what spent these outputs later; the two-block ETL range does not.
         for v in [&mut a, &mut b] {
             for o in v["outputs"].as_array_mut().unwrap() {
@@ -195,9 +268,14 @@ fn etl_rows_agree_with_raw_blocks() {
     }
     // A range in the middle of the chain: inputs from before it are external, values unknown.
     let (_c, mut mid) = fresh();
-    let r = run(&mut mid, Source::Etl(etl_files(&["block_with_transactions"])));
+    let r = run(
+        &mut mid,
+        Source::Etl(etl_files(&["block_with_transactions"])),
+    );
     assert!(r.blocks_added >= 1);
-    let t = (0..mid.tx_count() as u32).find(|&t| !mid.is_coinbase(t)).unwrap();
+    let t = (0..mid.tx_count() as u32)
+        .find(|&t| !mid.is_coinbase(t))
+        .unwrap();
     let info = mid.tx_info(t);
     assert_eq!(info.fee, None);
     assert_eq!(info.inputs[0].kind, "external");
@@ -215,7 +293,13 @@ fn a_block_failing_its_merkle_check_is_refused_and_nothing_changes() {
     bytes[n - 2] ^= 0xff; // the last transaction's lock time: its txid changes
     let bad = d.path().join("bad.bin");
     std::fs::write(&bad, &bytes).unwrap();
-    let err = ingest(&mut idx, Source::Files(vec![bad]), &IngestOptions::default()).unwrap_err().to_string();
+    let err = ingest(
+        &mut idx,
+        Source::Files(vec![bad]),
+        &IngestOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("bad.bin") && err.contains("merkle"), "{err}");
     assert_eq!(serde_json::to_value(idx.stats()).unwrap(), before);
     assert!(idx.check().problems.is_empty());
@@ -238,12 +322,23 @@ fn garbage_and_wrong_magic_are_clear_errors() {
     framed.extend_from_slice(&[1, 2, 3, 4, 5, 0, 0, 0]);
     std::fs::write(dir.join("blk00000.dat"), &framed).unwrap();
     let e = Catalog::new().add_blocks_dir(&dir).unwrap_err().to_string();
-    assert!(e.contains(&format!("byte offset {at}")) && e.contains("magic"), "{e}");
+    assert!(
+        e.contains(&format!("byte offset {at}")) && e.contains("magic"),
+        "{e}"
+    );
     // Empty and JSON files.
     std::fs::write(d.path().join("empty"), b"").unwrap();
-    assert!(Catalog::new().add_file(&d.path().join("empty")).unwrap_err().to_string().contains("empty"));
+    assert!(Catalog::new()
+        .add_file(&d.path().join("empty"))
+        .unwrap_err()
+        .to_string()
+        .contains("empty"));
     std::fs::write(d.path().join("x.json"), b"{\"a\":1}").unwrap();
-    assert!(Catalog::new().add_file(&d.path().join("x.json")).unwrap_err().to_string().contains("--format etl"));
+    assert!(Catalog::new()
+        .add_file(&d.path().join("x.json"))
+        .unwrap_err()
+        .to_string()
+        .contains("--format etl"));
 }
 
 #[test]
@@ -258,7 +353,11 @@ fn xor_obfuscated_out_of_order_blocks_dir() {
     for (fi, chunk) in order.chunks(4).enumerate() {
         let mut buf = Vec::new();
         for &k in chunk {
-            cointrail_chain::blockfile::frame_block(bitcoin::Network::Bitcoin, &std::fs::read(&files[k]).unwrap(), &mut buf);
+            cointrail_chain::blockfile::frame_block(
+                bitcoin::Network::Bitcoin,
+                &std::fs::read(&files[k]).unwrap(),
+                &mut buf,
+            );
         }
         cointrail_chain::blockfile::xor_in_place(&mut buf, 0, &key);
         std::fs::write(dir.join(format!("blk{fi:05}.dat")), buf).unwrap();
@@ -273,12 +372,29 @@ fn xor_obfuscated_out_of_order_blocks_dir() {
 fn queries_on_unknown_things_are_clear_errors() {
     let (_d, mut idx) = fresh();
     run(&mut idx, Source::Files(eight()[..1].to_vec()));
-    let e = idx.parse_txid("00".repeat(32).as_str()).unwrap_err().to_string();
+    let e = idx
+        .parse_txid("00".repeat(32).as_str())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not in the index"), "{e}");
-    assert!(idx.parse_txid("xyz").unwrap_err().to_string().contains("not a txid"));
-    let e = idx.parse_address("1BoatSLRHtKNngkdXEeobR76b53LETtpyX").unwrap_err().to_string();
+    assert!(idx
+        .parse_txid("xyz")
+        .unwrap_err()
+        .to_string()
+        .contains("not a txid"));
+    let e = idx
+        .parse_address("1BoatSLRHtKNngkdXEeobR76b53LETtpyX")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("checksum") || e.contains("not a valid"), "{e}");
-    let e = idx.parse_address("tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx").unwrap_err().to_string();
+    let e = idx
+        .parse_address("tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("another network"), "{e}");
-    assert!(idx.block_info("999").unwrap_err().to_string().contains("outside the index"));
+    assert!(idx
+        .block_info("999")
+        .unwrap_err()
+        .to_string()
+        .contains("outside the index"));
 }

@@ -1,2 +1,3 @@
 //! One module per group of subcommands.
+pub mod case;
 pub mod chain;

@@ -1,0 +1,144 @@
+//! `case create|list|show|delete`: registered incidents to trace.
+
+use crate::Global;
+use anyhow::Result;
+use cointrail_cases::{parse_outpoints, Case, CaseSource, CaseStore};
+use cointrail_index::Index;
+
+#[derive(clap::Subcommand)]
+pub enum CaseCmd {
+    /// Register an incident: the stolen outputs, a theft transaction, or an address.
+    #[command(after_help = "Examples:
+  cointrail case create kucoin-2020 --from-address 1ABC... --from-height 650000
+  cointrail case create heist --from TXID:0,TXID:1
+  cointrail case create heist --from-tx TXID")]
+    Create(CreateArgs),
+    /// List cases.
+    List,
+    /// Show a case and what its sources resolve to in the index.
+    Show { name: String },
+    /// Delete a case.
+    Delete { name: String },
+}
+
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    pub name: String,
+    /// Stolen outputs: TXID:VOUT[,TXID:VOUT…]
+    #[arg(long = "from")]
+    pub from: Vec<String>,
+    /// Every output of this transaction.
+    #[arg(long)]
+    pub from_tx: Vec<String>,
+    /// Everything this address received.
+    #[arg(long)]
+    pub from_address: Vec<String>,
+    /// With --from-address: only outputs received at or after this height.
+    #[arg(long)]
+    pub from_height: Option<u32>,
+    #[arg(long, default_value = "")]
+    pub description: String,
+}
+
+pub fn store(g: &Global) -> Result<CaseStore> {
+    Ok(CaseStore::open(&g.data_dir.join("cases.redb"))?)
+}
+
+pub fn run(cmd: CaseCmd, g: &Global) -> Result<()> {
+    let s = store(g)?;
+    match cmd {
+        CaseCmd::Create(a) => {
+            let mut sources = Vec::new();
+            for f in &a.from {
+                sources.extend(parse_outpoints(f)?);
+            }
+            sources.extend(a.from_tx.iter().map(|t| CaseSource::Tx { txid: t.clone() }));
+            sources.extend(a.from_address.iter().map(|x| CaseSource::Address {
+                address: x.clone(),
+                from_height: a.from_height,
+            }));
+            let case = Case {
+                name: a.name.clone(),
+                description: a.description,
+                sources,
+                created: now(),
+                origin: "cli".into(),
+            };
+            s.create(&case)?;
+            if g.json {
+                crate::print_json(&case)?;
+            } else {
+                println!(
+                    "case '{}' created with {} source(s); trace it with `cointrail trace {}`",
+                    case.name,
+                    case.sources.len(),
+                    case.name
+                );
+            }
+        }
+        CaseCmd::List => {
+            let cases = s.list()?;
+            if g.json {
+                return crate::print_json(&cases);
+            }
+            if cases.is_empty() {
+                println!("no cases yet: `cointrail case create NAME --from TXID:VOUT`");
+            }
+            for c in cases {
+                println!(
+                    "{:<30} {} source(s)  {}  {}",
+                    c.name,
+                    c.sources.len(),
+                    c.origin,
+                    c.description
+                );
+            }
+        }
+        CaseCmd::Show { name } => {
+            let c = s.get(&name)?;
+            let resolved = Index::open_reader(&g.index_dir()).ok().map(|idx| {
+                cointrail_cases::resolve(
+                    &idx,
+                    idx.render_network(),
+                    &|a| idx.addr_outputs(a),
+                    &c.sources,
+                )
+            });
+            if g.json {
+                return crate::print_json(&serde_json::json!({"case": c, "resolved": resolved}));
+            }
+            println!("case {} ({}): {}", c.name, c.origin, c.description);
+            for src in &c.sources {
+                println!("  {}", serde_json::to_string(src)?);
+            }
+            match resolved {
+                Some(r) => {
+                    println!(
+                        "in the index: {} outputs, {} sat",
+                        r.outputs.len(),
+                        r.total_sats
+                    );
+                    for m in r.missing {
+                        println!("  missing: {m}");
+                    }
+                }
+                None => println!("(no index to resolve against)"),
+            }
+        }
+        CaseCmd::Delete { name } => {
+            s.delete(&name)?;
+            if !g.json {
+                println!("case '{name}' deleted");
+            } else {
+                crate::print_json(&serde_json::json!({"deleted": name}))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
