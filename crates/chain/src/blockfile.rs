@@ -369,7 +369,10 @@ impl Catalog {
     }
 
     fn scan_hex(&mut self, path: &Path, data: &[u8]) -> Result<()> {
-        let text = std::str::from_utf8(data).expect("checked hex text");
+        // Detection looked at the start only: the rest may still be anything.
+        let text = std::str::from_utf8(data).map_err(|e| {
+            ChainError::format(origin(path, e.valid_up_to() as u64), "hex text turns into binary here: not a hex block file")
+        })?;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() {
