@@ -21,6 +21,9 @@ pub enum Source {
     Files(Vec<PathBuf>),
     /// blockchain-etl JSON lines.
     Etl(Vec<PathBuf>),
+    /// Blocks already decoded and verified (from a node's RPC, for example). Each must carry
+    /// `prev`; the first may build on any indexed block (a reorganisation) or on the tip.
+    Blocks(Vec<ChainBlock>),
 }
 
 #[derive(Default)]
@@ -103,6 +106,7 @@ pub fn ingest(
             }
         }
         Source::Etl(fs) => ready = cointrail_chain::etl::read_etl(fs)?,
+        Source::Blocks(bs) => ready = bs.clone(),
     }
     report.warnings.append(&mut catalog.warnings);
     let network = match (catalog.network, opts.network, index.network()) {
