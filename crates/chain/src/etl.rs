@@ -360,6 +360,16 @@ fn parse_datetime(s: &str) -> Option<u32> {
         tp.next()?.ok()?,
         tp.next().unwrap_or(Ok(0)).ok()?,
     );
+    // Bitcoin block times fit u32 seconds (1970..2106); anything else is not a block time.
+    let in_range = (1970..=2106).contains(&y)
+        && (1..=12).contains(&m)
+        && (1..=31).contains(&dd)
+        && (0..24).contains(&hh)
+        && (0..60).contains(&mm)
+        && (0..=60).contains(&ss);
+    if !in_range {
+        return None;
+    }
     // Days from civil (Howard Hinnant's algorithm).
     let y2 = if m <= 2 { y - 1 } else { y };
     let era = y2.div_euclid(400);
@@ -380,5 +390,6 @@ mod tests {
         );
         assert_eq!(super::parse_datetime("1231469665"), Some(1231469665));
         assert_eq!(super::parse_datetime("garbage"), None);
+        assert_eq!(super::parse_datetime("99999999999999-01-01 00:00:00"), None);
     }
 }
