@@ -1,0 +1,44 @@
+//! Throughput of the simulator: `cargo run --release -p cointrail-sim --example simbench -- [TXS] [OUT]`.
+//! Defaults: 1,000,000 transactions into a temporary folder (removed afterwards).
+
+use cointrail_sim::{simulate, SimConfig};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let txs: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let keep = args.get(2).map(std::path::PathBuf::from);
+    let tmp = std::env::temp_dir().join(format!("cointrail-simbench-{}", std::process::id()));
+    let out = keep.clone().unwrap_or(tmp.clone());
+    let mut cfg = SimConfig::demo();
+    cfg.txs = txs;
+    cfg.users = ((txs / 20).clamp(2_000, 200_000)) as u32;
+    cfg.merchants = (cfg.users / 25).max(50);
+    cfg.txs_per_block = if txs >= 1_000_000 { 1_000 } else { 100 };
+    let start = cfg.economy_start_height() + 40;
+    cfg.heists[0].start_height = start;
+    cfg.heists[0].dormant_blocks = ((cfg.estimated_end_height() - start) / 3).max(1);
+    let t = Instant::now();
+    let mut last = 0u64;
+    let s = simulate(&cfg, &out, &mut |done, total| {
+        if done >= last + total / 10 {
+            last = done;
+            eprintln!("{done}/{total} txs, {:.1}s", t.elapsed().as_secs_f64());
+        }
+    })
+    .expect("simulate");
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "txs {} blocks {} files {} bytes {} in {:.2}s: {:.0} tx/s",
+        s.txs,
+        s.blocks,
+        s.files,
+        s.bytes,
+        secs,
+        s.txs as f64 / secs
+    );
+    println!("{}", serde_json::to_string(&s.heists).unwrap());
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}
