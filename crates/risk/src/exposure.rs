@@ -1,0 +1,587 @@
+//! The exposure walk: backward from what a subject received (origins) and forward from
+//! what it sent (destinations), splitting amounts over inputs/outputs in proportion to
+//! value (haircut, exact integers), through unattributed addresses only, stopping at any
+//! attributed party (services included) and at `max_hops`.
+
+use crate::rules::{FiredRule, Level, RuleSet};
+use crate::{Attributor, CaseTaint};
+use cointrail_chain::view::{AddrId, ChainView, OutNum, Prevout, TxNum};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExposureType {
+    /// The subject itself is the labelled party.
+    Ownership,
+    /// One hop: the counterparty of the subject's own transaction.
+    Direct,
+    /// Two or more hops, through unattributed addresses.
+    Indirect,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExposureParams {
+    pub max_hops: u32,
+    /// Bound on graph steps per screening, so an answer always comes fast; what is cut off
+    /// is reported as `beyond_limit_sats`.
+    pub max_steps: usize,
+}
+
+impl Default for ExposureParams {
+    fn default() -> Self {
+        ExposureParams {
+            max_hops: 3,
+            max_steps: 20_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ExposureRow {
+    pub category: String,
+    pub level: Level,
+    #[serde(rename = "type")]
+    pub exposure_type: ExposureType,
+    /// `received` (origins of funds) or `sent` (destinations).
+    pub direction: String,
+    pub sats: u64,
+    /// Share of the direction's total.
+    pub share: f64,
+    pub min_hops: u32,
+    /// Names of the labelled parties behind the row (at most 5).
+    pub entities: Vec<String>,
+    /// The label had been withdrawn (e.g. delisted from the SDN list) when these funds moved.
+    pub delisted: bool,
+    /// Transactions from the subject to the party (subject side first), for one instance.
+    pub path: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Flow {
+    pub total_sats: u64,
+    /// Reached no labelled party within the hop limit.
+    pub unattributed_sats: u64,
+    /// Came from outputs before the indexed range (value known, origin not).
+    pub outside_index_sats: u64,
+    /// New coins (coinbase).
+    pub coinbase_sats: u64,
+    /// Still unspent (sent direction): not sent anywhere yet.
+    pub unspent_sats: u64,
+    /// Fees paid on the way.
+    pub fee_sats: u64,
+    /// Cut off by the step bound.
+    pub beyond_limit_sats: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Screening {
+    pub subject: serde_json::Value,
+    pub risk: Level,
+    pub fired_rules: Vec<FiredRule>,
+    pub exposure: Vec<ExposureRow>,
+    pub received: Flow,
+    pub sent: Flow,
+    pub parameters: serde_json::Value,
+    /// Filled by the caller: index tip, label versions, clustering setting.
+    pub provenance: serde_json::Value,
+}
+
+/// Split `w` over parts in proportion to their weights, exactly (largest remainder, ties to
+/// the lower index).
+pub fn split(w: u64, parts: &[u64]) -> Vec<u64> {
+    let total: u128 = parts.iter().map(|&p| p as u128).sum();
+    if total == 0 {
+        return vec![0; parts.len()];
+    }
+    let mut out: Vec<u64> = Vec::with_capacity(parts.len());
+    let mut rems: Vec<(u128, usize)> = Vec::with_capacity(parts.len());
+    let mut given = 0u64;
+    for (i, &p) in parts.iter().enumerate() {
+        let exact = w as u128 * p as u128;
+        out.push((exact / total) as u64);
+        given += out[i];
+        rems.push((exact % total, i));
+    }
+    rems.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for k in 0..(w - given) as usize {
+        out[rems[k].1] += 1;
+    }
+    out
+}
+
+#[derive(Default)]
+struct Acc {
+    rows: BTreeMap<(String, ExposureType, bool), (u64, u32, Vec<String>, Vec<TxNum>)>,
+}
+
+impl Acc {
+    fn add(
+        &mut self,
+        cat: String,
+        t: ExposureType,
+        delisted: bool,
+        sats: u64,
+        hops: u32,
+        names: &[String],
+        path: &[TxNum],
+    ) {
+        let e = self
+            .rows
+            .entry((cat, t, delisted))
+            .or_insert_with(|| (0, u32::MAX, Vec::new(), path.to_vec()));
+        e.0 += sats;
+        e.1 = e.1.min(hops);
+        for n in names {
+            if e.2.len() < 5 && !e.2.contains(n) {
+                e.2.push(n.clone());
+            }
+        }
+    }
+}
+
+struct Ctx<'a> {
+    view: &'a dyn ChainView,
+    attr: &'a dyn Attributor,
+    taint: &'a dyn CaseTaint,
+    rules: &'a RuleSet,
+    p: &'a ExposureParams,
+}
+
+impl Ctx<'_> {
+    /// The strongest attribution of an address for funds moved at `height`.
+    fn label(&self, a: AddrId, height: u32) -> Option<(String, bool, Vec<String>)> {
+        let labels = self.attr.attribute(a);
+        if labels.is_empty() {
+            return None;
+        }
+        let t = self.attr.time_of_height(height);
+        let mut best: Option<(Level, String, bool)> = None;
+        let mut names = Vec::new();
+        for l in &labels {
+            let cat = crate::rules::normalize_category(&l.category);
+            let delisted =
+                l.valid_to.is_some_and(|v| t >= v) || l.valid_from.is_some_and(|v| t < v);
+            let lvl = if delisted {
+                Level::None
+            } else {
+                self.rules.level_of(&cat)
+            };
+            names.push(l.name.clone());
+            if best.as_ref().is_none_or(|b| lvl > b.0) {
+                best = Some((lvl, cat, delisted));
+            }
+        }
+        best.map(|(_, c, d)| (c, d, names))
+    }
+
+    fn kind(h: u32) -> ExposureType {
+        if h <= 1 {
+            ExposureType::Direct
+        } else {
+            ExposureType::Indirect
+        }
+    }
+
+    /// Origins of `w` sats sitting in output `o`, `h` hops from the subject.
+    fn backward(&self, starts: Vec<(OutNum, u64)>, acc: &mut Acc, flow: &mut Flow) {
+        let mut queue: std::collections::VecDeque<(OutNum, u64, u32, Vec<TxNum>)> = starts
+            .into_iter()
+            .map(|(o, w)| (o, w, 0, Vec::new()))
+            .collect();
+        let mut steps = 0usize;
+        while let Some((o, mut w, h, path)) = queue.pop_front() {
+            if w == 0 {
+                continue;
+            }
+            steps += 1;
+            if steps > self.p.max_steps {
+                flow.beyond_limit_sats += w;
+                continue;
+            }
+            // Exact taint of traced cases on this output.
+            for (case, tainted, hops) in self.taint.taint(o) {
+                let value = self.view.output_value(o).max(1);
+                let share = split(w, &[tainted.min(value), value - tainted.min(value)])[0];
+                if share > 0 {
+                    let t = if hops <= 1 && h <= 1 {
+                        ExposureType::Direct
+                    } else {
+                        ExposureType::Indirect
+                    };
+                    acc.add(
+                        format!("stolen_funds:{case}"),
+                        t,
+                        false,
+                        share,
+                        hops.max(h),
+                        &[case.clone()],
+                        &path,
+                    );
+                    w -= share;
+                }
+            }
+            if w == 0 {
+                continue;
+            }
+            let t = self.view.output_tx(o);
+            let mut path2 = path.clone();
+            path2.push(t);
+            if self.view.is_coinbase(t) {
+                flow.coinbase_sats += w;
+                continue;
+            }
+            let height = self.view.tx_height(t);
+            let ins: Vec<_> = self
+                .view
+                .tx_inputs(t)
+                .map(|i| self.view.input_prevout(i))
+                .collect();
+            let vals: Vec<u64> = ins
+                .iter()
+                .map(|p| match p {
+                    Prevout::Output(po) => self.view.output_value(*po),
+                    _ => 0,
+                })
+                .collect();
+            if vals.iter().all(|v| *v == 0) {
+                flow.outside_index_sats += w;
+                continue;
+            }
+            for (p, share) in ins.iter().zip(split(w, &vals)) {
+                if share == 0 {
+                    continue;
+                }
+                let Prevout::Output(po) = *p else { continue };
+                let hop = h + 1;
+                match self
+                    .view
+                    .output_addr(po)
+                    .and_then(|a| self.label(a, height))
+                {
+                    Some((cat, delisted, names)) => {
+                        acc.add(cat, Self::kind(hop), delisted, share, hop, &names, &path2)
+                    }
+                    None if hop < self.p.max_hops => {
+                        queue.push_back((po, share, hop, path2.clone()))
+                    }
+                    None => flow.unattributed_sats += share,
+                }
+            }
+        }
+    }
+
+    /// Destinations of `w` sats sitting in output `o`.
+    fn forward(
+        &self,
+        starts: Vec<(OutNum, u64)>,
+        own: Option<AddrId>,
+        acc: &mut Acc,
+        flow: &mut Flow,
+    ) {
+        let mut queue: std::collections::VecDeque<(OutNum, u64, u32, Vec<TxNum>)> = starts
+            .into_iter()
+            .map(|(o, w)| (o, w, 0, Vec::new()))
+            .collect();
+        let mut steps = 0usize;
+        while let Some((o, w, h, path)) = queue.pop_front() {
+            if w == 0 {
+                continue;
+            }
+            steps += 1;
+            if steps > self.p.max_steps {
+                flow.beyond_limit_sats += w;
+                continue;
+            }
+            let Some(s) = self.view.output_spender(o) else {
+                if h == 0 {
+                    flow.unspent_sats += w;
+                } else {
+                    flow.unattributed_sats += w;
+                }
+                continue;
+            };
+            let height = self.view.tx_height(s);
+            let mut path2 = path.clone();
+            path2.push(s);
+            let in_total: u64 = self
+                .view
+                .tx_inputs(s)
+                .map(|i| self.view.input_value(i).unwrap_or(0))
+                .sum();
+            let outs: Vec<OutNum> = self.view.tx_outputs(s).collect();
+            // Value returning to the subject's own address is change, not sent.
+            let mut weights: Vec<u64> = outs
+                .iter()
+                .map(|&d| {
+                    if own.is_some() && self.view.output_addr(d) == own {
+                        0
+                    } else {
+                        self.view.output_value(d)
+                    }
+                })
+                .collect();
+            let paid: u64 = outs.iter().map(|&d| self.view.output_value(d)).sum();
+            let change: u64 = outs
+                .iter()
+                .zip(&weights)
+                .filter(|(_, w)| **w == 0)
+                .map(|(d, _)| self.view.output_value(*d))
+                .sum();
+            let fee = in_total.saturating_sub(paid);
+            weights.push(fee);
+            let base = in_total.max(paid).max(1);
+            // Only the part of w that did not come back as change is sent.
+            let sent_w = split(w, &[base - change.min(base), change.min(base)])[0];
+            let shares = split(sent_w, &weights);
+            flow.fee_sats += shares[shares.len() - 1];
+            for (&d, &share) in outs.iter().zip(&shares) {
+                if share == 0 {
+                    continue;
+                }
+                let hop = h + 1;
+                match self.view.output_addr(d).and_then(|a| self.label(a, height)) {
+                    Some((cat, delisted, names)) => {
+                        acc.add(cat, Self::kind(hop), delisted, share, hop, &names, &path2)
+                    }
+                    None if hop < self.p.max_hops => {
+                        queue.push_back((d, share, hop, path2.clone()))
+                    }
+                    None => flow.unattributed_sats += share,
+                }
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        subject: serde_json::Value,
+        mut acc: Acc,
+        ownership: Vec<(String, bool, Vec<String>)>,
+        received: Flow,
+        sent: Flow,
+    ) -> Screening {
+        let mut rows = Vec::new();
+        for (cat, delisted, names) in ownership {
+            let lvl = if delisted {
+                Level::None
+            } else {
+                self.rules.level_of(&cat)
+            };
+            for (dir, total) in [("received", received.total_sats), ("sent", sent.total_sats)] {
+                if total > 0 {
+                    rows.push(ExposureRow {
+                        category: cat.clone(),
+                        level: lvl,
+                        exposure_type: ExposureType::Ownership,
+                        direction: dir.into(),
+                        sats: total,
+                        share: 1.0,
+                        min_hops: 0,
+                        entities: names.clone(),
+                        delisted,
+                        path: vec![],
+                    });
+                }
+            }
+        }
+        for ((cat, t, delisted), (sats, hops, names, path)) in std::mem::take(&mut acc.rows) {
+            let (dir, cat) = match cat.strip_prefix("sent|") {
+                Some(c) => ("sent", c.to_string()),
+                None => ("received", cat),
+            };
+            let total = if dir == "sent" {
+                sent.total_sats
+            } else {
+                received.total_sats
+            };
+            rows.push(ExposureRow {
+                level: if delisted {
+                    Level::None
+                } else {
+                    self.rules.level_of(&cat)
+                },
+                category: cat,
+                exposure_type: t,
+                direction: dir.into(),
+                sats,
+                share: if total == 0 {
+                    0.0
+                } else {
+                    sats as f64 / total as f64
+                },
+                min_hops: hops,
+                entities: names,
+                delisted,
+                path: path
+                    .iter()
+                    .map(|&t| display_txid(self.view.txid(t)))
+                    .collect(),
+            });
+        }
+        rows.sort_by(|a, b| b.level.cmp(&a.level).then(b.sats.cmp(&a.sats)));
+        let (risk, fired) = self
+            .rules
+            .evaluate(&rows, received.total_sats, sent.total_sats);
+        Screening {
+            subject,
+            risk,
+            fired_rules: fired,
+            exposure: rows,
+            received,
+            sent,
+            parameters: serde_json::json!({"max_hops": self.p.max_hops, "max_steps": self.p.max_steps, "rule_set": self.rules.name, "btc_usd": self.rules.btc_usd, "split": "haircut (proportional, largest remainder)"}),
+            provenance: serde_json::Value::Null,
+        }
+    }
+}
+
+fn display_txid(raw: [u8; 32]) -> String {
+    let mut r = raw;
+    r.reverse();
+    r.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Separate sent rows from received ones inside the accumulator.
+fn sent_acc(acc: Acc, into: &mut Acc) {
+    for ((cat, t, d), v) in acc.rows {
+        into.rows.insert((format!("sent|{cat}"), t, d), v);
+    }
+}
+
+/// Screen an address: what it received (origins) and what it sent (destinations).
+pub fn screen_address(
+    view: &dyn ChainView,
+    attr: &dyn Attributor,
+    taint: &dyn CaseTaint,
+    rules: &RuleSet,
+    p: &ExposureParams,
+    addr: AddrId,
+    outputs: &[OutNum],
+    rendered: &str,
+) -> Screening {
+    let cx = Ctx {
+        view,
+        attr,
+        taint,
+        rules,
+        p,
+    };
+    let mut received = Flow::default();
+    let mut sent = Flow::default();
+    let mut acc = Acc::default();
+    let starts: Vec<(OutNum, u64)> = outputs.iter().map(|&o| (o, view.output_value(o))).collect();
+    received.total_sats = starts.iter().map(|s| s.1).sum();
+    // Outputs that the address paid to itself would count twice as received: they are change.
+    let starts_in: Vec<(OutNum, u64)> = starts.iter().copied().filter(|&(o, _)| {
+        let t = view.output_tx(o);
+        !view.tx_inputs(t).all(|i| matches!(view.input_prevout(i), Prevout::Output(po) if view.output_addr(po) == Some(addr)))
+    }).collect();
+    let self_paid: u64 = received.total_sats - starts_in.iter().map(|s| s.1).sum::<u64>();
+    received.total_sats -= self_paid;
+    cx.backward(starts_in, &mut acc, &mut received);
+    let spent: Vec<(OutNum, u64)> = starts
+        .iter()
+        .copied()
+        .filter(|&(o, _)| view.output_spender(o).is_some())
+        .collect();
+    sent.total_sats = spent.iter().map(|s| s.1).sum();
+    let mut sacc = Acc::default();
+    cx.forward(spent, Some(addr), &mut sacc, &mut sent);
+    sent.total_sats = sent.total_sats.saturating_sub(sent.unspent_sats);
+    sent_acc(sacc, &mut acc);
+    let tip = view.tx_count().saturating_sub(1) as TxNum;
+    let own = cx
+        .label(
+            addr,
+            if view.tx_count() > 0 {
+                view.tx_height(tip)
+            } else {
+                0
+            },
+        )
+        .into_iter()
+        .collect();
+    cx.finish(
+        serde_json::json!({"kind": "address", "address": rendered, "outputs": outputs.len()}),
+        acc,
+        own,
+        received,
+        sent,
+    )
+}
+
+/// Screen one output (a deposit): where its coins came from.
+pub fn screen_output(
+    view: &dyn ChainView,
+    attr: &dyn Attributor,
+    taint: &dyn CaseTaint,
+    rules: &RuleSet,
+    p: &ExposureParams,
+    out: OutNum,
+) -> Screening {
+    let cx = Ctx {
+        view,
+        attr,
+        taint,
+        rules,
+        p,
+    };
+    let mut received = Flow {
+        total_sats: view.output_value(out),
+        ..Flow::default()
+    };
+    let mut acc = Acc::default();
+    cx.backward(vec![(out, view.output_value(out))], &mut acc, &mut received);
+    let t = view.output_tx(out);
+    cx.finish(
+        serde_json::json!({"kind": "output", "txid": display_txid(view.txid(t)), "vout": view.output_vout(out), "value": view.output_value(out)}),
+        acc,
+        vec![],
+        received,
+        Flow::default(),
+    )
+}
+
+/// Screen a transaction: where the coins it moves came from, and where they went next.
+pub fn screen_tx(
+    view: &dyn ChainView,
+    attr: &dyn Attributor,
+    taint: &dyn CaseTaint,
+    rules: &RuleSet,
+    p: &ExposureParams,
+    tx: TxNum,
+) -> Screening {
+    let cx = Ctx {
+        view,
+        attr,
+        taint,
+        rules,
+        p,
+    };
+    let outs: Vec<(OutNum, u64)> = view
+        .tx_outputs(tx)
+        .map(|o| (o, view.output_value(o)))
+        .collect();
+    let mut received = Flow {
+        total_sats: outs.iter().map(|s| s.1).sum(),
+        ..Flow::default()
+    };
+    let mut acc = Acc::default();
+    cx.backward(outs.clone(), &mut acc, &mut received);
+    let mut sent = Flow {
+        total_sats: received.total_sats,
+        ..Flow::default()
+    };
+    let mut sacc = Acc::default();
+    cx.forward(outs, None, &mut sacc, &mut sent);
+    sent.total_sats = sent.total_sats.saturating_sub(sent.unspent_sats);
+    sent_acc(sacc, &mut acc);
+    cx.finish(
+        serde_json::json!({"kind": "transaction", "txid": display_txid(view.txid(tx))}),
+        acc,
+        vec![],
+        received,
+        sent,
+    )
+}

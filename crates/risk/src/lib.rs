@@ -1,0 +1,64 @@
+//! Exposure and risk: where an address's, a transaction's or a deposit's funds came from
+//! (and went to), by category, split into ownership, direct and indirect exposure, and a
+//! risk level from an ordered rule set an operator can replace. The method is
+//! `../shared/specs/methods.md` §4; every number in a result can be followed back through
+//! the rows and paths it carries.
+//!
+//! The engine reads the chain through `ChainView` and learns who is who through two small
+//! traits, so it does not depend on how clusters, labels or traces are stored.
+
+pub mod exposure;
+pub mod rules;
+
+pub use exposure::{
+    screen_address, screen_output, screen_tx, ExposureParams, ExposureRow, Screening,
+};
+pub use rules::{Level, RuleSet};
+
+use cointrail_chain::view::{AddrId, OutNum};
+use serde::Serialize;
+
+/// Who controls an address, as far as the labels (through its cluster) tell.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Attribution {
+    /// Cluster (entity) id, when the address is clustered.
+    pub entity: Option<u64>,
+    pub name: String,
+    /// A category name (`exchange`, `mixer`, `sanctions`, `ransomware`, …; see
+    /// [`rules::normalize_category`] for the synonyms understood).
+    pub category: String,
+    /// Where the label comes from (source and version), for the report.
+    pub source: String,
+    /// The label holds for funds moved in `[valid_from, valid_to)` (unix seconds); a
+    /// delisted sanctions label has a `valid_to`.
+    pub valid_from: Option<u64>,
+    pub valid_to: Option<u64>,
+}
+
+/// Attribution of addresses; implemented over the cluster store and the label store.
+pub trait Attributor {
+    fn attribute(&self, addr: AddrId) -> Vec<Attribution>;
+    /// Unix time of a block height, to judge label validity (a delisting). Heights stand
+    /// in for times unless the implementation knows block times.
+    fn time_of_height(&self, height: u32) -> u64 {
+        height as u64
+    }
+}
+
+/// Taint of traced cases on an output: (case name, tainted sats, hops from the theft).
+pub trait CaseTaint {
+    fn taint(&self, out: OutNum) -> Vec<(String, u64, u32)>;
+}
+
+/// No labels and no cases: every address is unattributed.
+pub struct Nobody;
+impl Attributor for Nobody {
+    fn attribute(&self, _: AddrId) -> Vec<Attribution> {
+        Vec::new()
+    }
+}
+impl CaseTaint for Nobody {
+    fn taint(&self, _: OutNum) -> Vec<(String, u64, u32)> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,328 @@
+//! Exposure and risk on small chains whose answers can be worked out by hand.
+
+use bitcoin::hashes::Hash;
+use bitcoin::{
+    absolute::LockTime, transaction::Version, Amount, OutPoint, ScriptBuf, Sequence, Transaction,
+    TxIn, TxOut, WPubkeyHash, Witness,
+};
+use cointrail_chain::view::{AddrId, ChainView, OutNum};
+use cointrail_chain::MemChain;
+use cointrail_risk::exposure::{split, ExposureType};
+use cointrail_risk::{
+    screen_address, screen_output, screen_tx, Attribution, Attributor, CaseTaint, ExposureParams,
+    Level, Nobody, RuleSet,
+};
+use std::collections::HashMap;
+
+fn spk(n: u8) -> ScriptBuf {
+    ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([n; 20]))
+}
+
+fn tx(ins: &[(bitcoin::Txid, u32)], outs: &[(u8, u64)], tag: u32) -> Transaction {
+    let input = if ins.is_empty() {
+        vec![TxIn {
+            previous_output: OutPoint::null(),
+            script_sig: ScriptBuf::from_bytes(tag.to_le_bytes().to_vec()),
+            sequence: Sequence::MAX,
+            witness: Witness::new(),
+        }]
+    } else {
+        ins.iter()
+            .map(|(t, v)| TxIn {
+                previous_output: OutPoint::new(*t, *v),
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            })
+            .collect()
+    };
+    Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input,
+        output: outs
+            .iter()
+            .map(|(s, v)| TxOut {
+                value: Amount::from_sat(*v),
+                script_pubkey: spk(*s),
+            })
+            .collect(),
+    }
+}
+
+const S: u8 = 1; // sanctioned
+const A: u8 = 2; // unlabelled
+const D: u8 = 3; // an exchange deposit address
+const A2: u8 = 4;
+const S2: u8 = 5;
+
+/// cb → S 2 BTC; S → A 1 BTC + S2 0.9999 (fee 10,000); A → D 0.6 + A2 0.3999 (fee 10,000).
+fn chain() -> (MemChain, Vec<bitcoin::Txid>) {
+    let mut c = MemChain::new();
+    let t0 = tx(&[], &[(S, 200_000_000)], 0);
+    let t1 = tx(
+        &[(t0.compute_txid(), 0)],
+        &[(A, 100_000_000), (S2, 99_990_000)],
+        1,
+    );
+    let t2 = tx(
+        &[(t1.compute_txid(), 0)],
+        &[(D, 60_000_000), (A2, 39_990_000)],
+        2,
+    );
+    let ids = vec![t0.compute_txid(), t1.compute_txid(), t2.compute_txid()];
+    c.push_tx(&t0, 100);
+    c.push_tx(&t1, 101);
+    c.push_tx(&t2, 102);
+    (c, ids)
+}
+
+struct Labels(HashMap<AddrId, Attribution>);
+impl Attributor for Labels {
+    fn attribute(&self, a: AddrId) -> Vec<Attribution> {
+        self.0.get(&a).cloned().into_iter().collect()
+    }
+}
+
+fn addr(c: &MemChain, n: u8) -> AddrId {
+    c.lookup_addr(&cointrail_chain::AddressKey::from_script(&spk(n)).unwrap())
+        .unwrap()
+}
+
+fn label(name: &str, cat: &str, valid_to: Option<u64>) -> Attribution {
+    Attribution {
+        entity: None,
+        name: name.into(),
+        category: cat.into(),
+        source: "test".into(),
+        valid_from: None,
+        valid_to,
+    }
+}
+
+fn labels(c: &MemChain, delist_at: Option<u64>) -> Labels {
+    let mut m = HashMap::new();
+    m.insert(addr(c, S), label("Lazarus Group", "sanctions", delist_at));
+    m.insert(addr(c, S2), label("Lazarus Group", "sanctions", delist_at));
+    m.insert(addr(c, D), label("Exchange X", "exchange", None));
+    Labels(m)
+}
+
+fn outputs_of(c: &MemChain, a: AddrId) -> Vec<OutNum> {
+    (0..c.tx_count() as u32)
+        .flat_map(|t| c.tx_outputs(t))
+        .filter(|&o| c.output_addr(o) == Some(a))
+        .collect()
+}
+
+#[test]
+fn deposit_two_hops_from_a_sanctioned_party_is_high() {
+    let (c, _) = chain();
+    let rules = RuleSet::default_rules();
+    let l = labels(&c, None);
+    let d_out = outputs_of(&c, addr(&c, D))[0];
+    let s = screen_output(&c, &l, &Nobody, &rules, &ExposureParams::default(), d_out);
+    let row = s
+        .exposure
+        .iter()
+        .find(|r| r.category == "sanctions")
+        .unwrap();
+    assert_eq!(row.exposure_type, ExposureType::Indirect);
+    assert_eq!(
+        row.sats, 60_000_000,
+        "all of the deposit traces back to the sanctioned address"
+    );
+    assert_eq!(row.min_hops, 2);
+    assert_eq!(row.path.len(), 2);
+    assert_eq!(s.risk, Level::High);
+    assert!(s
+        .fired_rules
+        .iter()
+        .any(|f| f.rule == "indirect-severe-or-high"));
+}
+
+#[test]
+fn direct_counterparty_of_a_sanctioned_party_is_severe() {
+    let (c, _) = chain();
+    let rules = RuleSet::default_rules();
+    let a = addr(&c, A);
+    let s = screen_address(
+        &c,
+        &labels(&c, None),
+        &Nobody,
+        &rules,
+        &ExposureParams::default(),
+        a,
+        &outputs_of(&c, a),
+        "A",
+    );
+    let row = s
+        .exposure
+        .iter()
+        .find(|r| r.category == "sanctions" && r.direction == "received")
+        .unwrap();
+    assert_eq!(
+        (row.exposure_type, row.sats, row.min_hops),
+        (ExposureType::Direct, 100_000_000, 1)
+    );
+    // A sent 1 BTC: 0.6 to the exchange (direct), 0.3999 back to A2 (unattributed), fee 10,000.
+    let sent = s
+        .exposure
+        .iter()
+        .find(|r| r.category == "exchange" && r.direction == "sent")
+        .unwrap();
+    assert_eq!(sent.sats, 60_000_000);
+    assert_eq!(s.sent.fee_sats, 10_000);
+    assert_eq!(s.sent.unattributed_sats, 39_990_000);
+    assert_eq!(s.risk, Level::Severe);
+}
+
+#[test]
+fn funds_moved_after_a_delisting_are_reported_apart_and_carry_no_risk() {
+    let (c, _) = chain();
+    let rules = RuleSet::default_rules();
+    let a = addr(&c, A);
+    // Heights stand for times here: the label ended at "time" 101, when S paid A.
+    let s = screen_address(
+        &c,
+        &labels(&c, Some(101)),
+        &Nobody,
+        &rules,
+        &ExposureParams::default(),
+        a,
+        &outputs_of(&c, a),
+        "A",
+    );
+    let row = s
+        .exposure
+        .iter()
+        .find(|r| r.category == "sanctions")
+        .unwrap();
+    assert!(row.delisted);
+    assert_eq!(row.level, Level::None);
+    assert!(s.risk < Level::High, "{:?}", s.risk);
+}
+
+struct Taint(OutNum, u64);
+impl CaseTaint for Taint {
+    fn taint(&self, o: OutNum) -> Vec<(String, u64, u32)> {
+        if o == self.0 {
+            vec![("heist-1".into(), self.1, 2)]
+        } else {
+            vec![]
+        }
+    }
+}
+
+#[test]
+fn traced_case_taint_counts_exactly() {
+    let (c, _) = chain();
+    let rules = RuleSet::default_rules();
+    let d_out = outputs_of(&c, addr(&c, D))[0];
+    let s = screen_output(
+        &c,
+        &Nobody,
+        &Taint(d_out, 12_345_678),
+        &rules,
+        &ExposureParams::default(),
+        d_out,
+    );
+    let row = s
+        .exposure
+        .iter()
+        .find(|r| r.category == "stolen_funds:heist-1")
+        .unwrap();
+    assert_eq!(row.sats, 12_345_678);
+    assert_eq!(s.risk, Level::Severe);
+    // The rest of the deposit is accounted for: unattributed or coinbase, to the satoshi.
+    let accounted: u64 = s.exposure.iter().map(|r| r.sats).sum::<u64>()
+        + s.received.unattributed_sats
+        + s.received.coinbase_sats
+        + s.received.outside_index_sats;
+    assert_eq!(accounted, 60_000_000);
+}
+
+#[test]
+fn tx_screening_and_a_hop_limit() {
+    let (c, ids) = chain();
+    let rules = RuleSet::default_rules();
+    let t2 = c.lookup_txid(&ids[2].to_byte_array()).unwrap();
+    let p = ExposureParams {
+        max_hops: 1,
+        ..Default::default()
+    };
+    let s = screen_tx(&c, &labels(&c, None), &Nobody, &rules, &p, t2);
+    assert!(
+        s.exposure.iter().all(|r| r.category != "sanctions"),
+        "two hops away: beyond max_hops 1"
+    );
+    assert_eq!(s.received.unattributed_sats, 99_990_000);
+    let s = screen_tx(
+        &c,
+        &labels(&c, None),
+        &Nobody,
+        &rules,
+        &ExposureParams::default(),
+        t2,
+    );
+    assert_eq!(
+        s.exposure
+            .iter()
+            .find(|r| r.category == "sanctions")
+            .unwrap()
+            .sats,
+        99_990_000
+    );
+}
+
+#[test]
+fn operator_rules_replace_the_defaults_and_bad_files_are_refused() {
+    let custom = "name: strict\nbtc_usd: 50000\nlevels: {exchange: medium}\nrules:\n  - name: any-exchange\n    level: severe\n    when: {category: [exchange], min_usd: 0}\n";
+    let rules = RuleSet::from_yaml(custom, "strict.yaml").unwrap();
+    let (c, _) = chain();
+    let a = addr(&c, A);
+    let s = screen_address(
+        &c,
+        &labels(&c, None),
+        &Nobody,
+        &rules,
+        &ExposureParams::default(),
+        a,
+        &outputs_of(&c, a),
+        "A",
+    );
+    assert_eq!(s.risk, Level::Severe);
+    assert_eq!(s.fired_rules[0].rule, "any-exchange");
+    assert!(
+        RuleSet::from_yaml("name: x\nbtc_usd: -1\nlevels: {}\nrules: []\n", "bad.yaml")
+            .unwrap_err()
+            .contains("bad.yaml")
+    );
+    assert!(RuleSet::from_yaml("rules: 7", "worse.yaml")
+        .unwrap_err()
+        .contains("worse.yaml"));
+}
+
+#[test]
+fn split_conserves_and_is_proportional() {
+    let mut seed = 88172645463325252u64;
+    for _ in 0..2000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let n = 1 + (seed % 7) as usize;
+        let parts: Vec<u64> = (0..n).map(|k| (seed >> (k * 5)) % 1_000_000).collect();
+        let w = seed % 10_000_000_000;
+        let s = split(w, &parts);
+        let total: u64 = parts.iter().sum();
+        if total == 0 {
+            continue;
+        }
+        assert_eq!(s.iter().sum::<u64>(), w);
+        for (x, p) in s.iter().zip(&parts) {
+            let exact = w as f64 * *p as f64 / total as f64;
+            assert!((*x as f64 - exact).abs() <= 1.0);
+        }
+    }
+    assert_eq!(split(2000, &[3000, 2000, 4000]), vec![667, 444, 889]);
+}
