@@ -6,7 +6,10 @@ use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let txs: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let txs: u64 = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let keep = args.get(2).map(std::path::PathBuf::from);
     let tmp = std::env::temp_dir().join(format!("cointrail-simbench-{}", std::process::id()));
     let out = keep.clone().unwrap_or(tmp.clone());

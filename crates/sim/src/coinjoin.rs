@@ -40,7 +40,11 @@ impl Sim {
             (Owner::User(u), None) => {
                 let n = self.w.rng.random_range(2..=max_n);
                 let target = n * premix + pool_fee + 30_000;
-                match self.users[u as usize].purse.select_random(&mut self.w.rng, target.min(avail), 6) {
+                match self.users[u as usize].purse.select_random(
+                    &mut self.w.rng,
+                    target.min(avail),
+                    6,
+                ) {
                     Some(v) => v,
                     None => return Ok(false),
                 }
@@ -48,8 +52,12 @@ impl Sim {
             _ => unreachable!(),
         };
         let in_sum: u64 = ins.iter().map(|x| x.value).sum();
-        let fee_base = self.w.fee_for(ins.iter().map(|x| x.key.kind), [Kind::P2wpkh; 3].into_iter());
-        let n = ((in_sum.saturating_sub(pool_fee + fee_base)) / (premix + 31 * self.w.feerate)).min(max_n);
+        let fee_base = self.w.fee_for(
+            ins.iter().map(|x| x.key.kind),
+            [Kind::P2wpkh; 3].into_iter(),
+        );
+        let n = ((in_sum.saturating_sub(pool_fee + fee_base)) / (premix + 31 * self.w.feerate))
+            .min(max_n);
         let fee = self.w.fee_for(
             ins.iter().map(|x| x.key.kind),
             std::iter::repeat_n(Kind::P2wpkh, n as usize + 2),
@@ -72,7 +80,7 @@ impl Sim {
             pkeys.push(k);
             outs.push((premix, Out::Key(k)));
         }
-        let ck = if change >= 10_000 {
+        let ck = if change >= 100_000 {
             let k = self.owner_key_kind(owner, Kind::P2wpkh)?;
             outs.push((change, Out::Key(k)));
             Some(k)
@@ -82,20 +90,40 @@ impl Sim {
         if let Owner::Thief(h) = owner {
             self.thief_spent(h as usize, in_sum);
         }
-        let txid = self.w.emit(&ins, &outs, Style::COINJOIN, Some("whirlpool_tx0"))?;
+        let txid = self
+            .w
+            .emit(&ins, &outs, Style::COINJOIN, Some("whirlpool_tx0"))?;
         if let Owner::Thief(h) = owner {
             let coord = self.wp_coord;
-            self.thief_pay(h as usize, txid, 1, pool_fee, fee_key, coord, EntityKind::CoinjoinCoordinator)?;
+            self.thief_pay(
+                h as usize,
+                txid,
+                1,
+                pool_fee,
+                fee_key,
+                coord,
+                EntityKind::CoinjoinCoordinator,
+            )?;
         }
         for (i, k) in pkeys.iter().enumerate() {
-            let u = Utxo { txid, vout: 2 + i as u32, value: premix, key: *k };
+            let u = Utxo {
+                txid,
+                vout: 2 + i as u32,
+                value: premix,
+                key: *k,
+            };
             if let Owner::Thief(h) = owner {
                 self.thief_record_out(h as usize, u, "premix")?;
             }
             self.wp[p].premix.push_back((owner, u));
         }
         if let Some(k) = ck {
-            let u = Utxo { txid, vout: 2 + n as u32, value: change, key: k };
+            let u = Utxo {
+                txid,
+                vout: 2 + n as u32,
+                value: change,
+                key: k,
+            };
             match owner {
                 Owner::User(x) => self.users[x as usize].purse.add(u),
                 Owner::Thief(h) => self.thief_receive(h as usize, u, "tx0_change")?,
@@ -137,7 +165,15 @@ impl Sim {
                 let mut parts: Vec<(Owner, Utxo, u32)> = Vec::with_capacity(5);
                 for _ in 0..2 {
                     let (o, u) = self.wp[p].premix.pop_front().unwrap();
-                    parts.push((o, u, if matches!(o, Owner::Thief(_)) { 1 } else { self.w.rng.random_range(0..4) }));
+                    parts.push((
+                        o,
+                        u,
+                        if matches!(o, Owner::Thief(_)) {
+                            1
+                        } else {
+                            self.w.rng.random_range(0..4)
+                        },
+                    ));
                 }
                 for _ in 0..3 {
                     let (o, u, r) = self.wp[p].postmix.pop_front().unwrap();
@@ -151,16 +187,24 @@ impl Sim {
                 }
                 let mut order: Vec<usize> = (0..5).collect();
                 order.shuffle(&mut self.w.rng);
-                let outs: Vec<(u64, Out)> = order.iter().map(|&i| (denom, Out::Key(keys[i]))).collect();
+                let outs: Vec<(u64, Out)> =
+                    order.iter().map(|&i| (denom, Out::Key(keys[i]))).collect();
                 for (o, u, _) in &parts {
                     if let Owner::Thief(h) = o {
                         self.thief_spent(*h as usize, u.value);
                     }
                 }
-                let txid = self.w.emit(&ins, &outs, Style::COINJOIN, Some("whirlpool_mix"))?;
+                let txid = self
+                    .w
+                    .emit(&ins, &outs, Style::COINJOIN, Some("whirlpool_mix"))?;
                 for (vout, &i) in order.iter().enumerate() {
                     let (o, _, remix) = parts[i];
-                    let u = Utxo { txid, vout: vout as u32, value: denom, key: keys[i] };
+                    let u = Utxo {
+                        txid,
+                        vout: vout as u32,
+                        value: denom,
+                        key: keys[i],
+                    };
                     if let Owner::Thief(h) = o {
                         self.thief_record_out(h as usize, u, "postmix")?;
                     }
@@ -181,7 +225,9 @@ impl Sim {
     /// A Wasabi 1 round: ≥10 equal outputs near 0.1 BTC, change per participant, the
     /// coordinator fee; native segwit throughout.
     pub fn wasabi_round(&mut self) -> Result<(), SimError> {
-        let Some(list) = self.role_lists.get(&(Role::Wasabi as u8)).cloned() else { return Ok(()) };
+        let Some(list) = self.role_lists.get(&(Role::Wasabi as u8)).cloned() else {
+            return Ok(());
+        };
         let denom = 10_000_000 - self.w.rng.random_range(0..400_000u64);
         let want = self.w.rng.random_range(10..=30usize);
         let mut picked = Vec::new();
@@ -234,7 +280,9 @@ impl Sim {
         }
         let k = picked.len() as u64;
         let coord_fee = denom * 3 / 1000 * k;
-        let per_fee = self.w.fee_for([Kind::P2wpkh; 2].into_iter(), [Kind::P2wpkh; 2].into_iter());
+        let per_fee = self
+            .w
+            .fee_for([Kind::P2wpkh; 2].into_iter(), [Kind::P2wpkh; 2].into_iter());
         let mut ins = Vec::new();
         let mut outs: Vec<(u64, Key, Option<u32>)> = Vec::new();
         for (u, uin) in &picked {
@@ -251,10 +299,17 @@ impl Sim {
         // Wasabi 1 orders outputs by value, largest first.
         outs.sort_by(|a, b| b.0.cmp(&a.0));
         let tx_outs: Vec<(u64, Out)> = outs.iter().map(|o| (o.0, Out::Key(o.1))).collect();
-        let txid = self.w.emit(&ins, &tx_outs, Style::COINJOIN, Some("wasabi"))?;
+        let txid = self
+            .w
+            .emit(&ins, &tx_outs, Style::COINJOIN, Some("wasabi"))?;
         for (i, (v, key, u)) in outs.iter().enumerate() {
             if let Some(u) = u {
-                self.users[*u as usize].purse.add(Utxo { txid, vout: i as u32, value: *v, key: *key });
+                self.users[*u as usize].purse.add(Utxo {
+                    txid,
+                    vout: i as u32,
+                    value: *v,
+                    key: *key,
+                });
             }
         }
         let _ = COIN;
@@ -276,7 +331,10 @@ impl Sim {
         } else {
             let a = (bal as f64 * self.w.rng.random_range(0.2..0.6)) as u64;
             let a = (a / 10_000) * 10_000;
-            match self.users[taker as usize].purse.select_random(&mut self.w.rng, a + 300_000, 6) {
+            match self.users[taker as usize]
+                .purse
+                .select_random(&mut self.w.rng, a + 300_000, 6)
+            {
                 Some(v) => (v, Some(a)),
                 None => return Ok(false),
             }
@@ -301,7 +359,9 @@ impl Sim {
         taker_ins: Vec<Utxo>,
         amount: Option<u64>,
     ) -> Result<bool, SimError> {
-        let Some(list) = self.role_lists.get(&(Role::JmMaker as u8)).cloned() else { return Ok(false) };
+        let Some(list) = self.role_lists.get(&(Role::JmMaker as u8)).cloned() else {
+            return Ok(false);
+        };
         let n_makers = self.w.rng.random_range(2..=7usize);
         let taker_in: u64 = taker_ins.iter().map(|x| x.value).sum();
         let a_guess = amount.unwrap_or(taker_in);
@@ -344,7 +404,10 @@ impl Sim {
             return Ok(false);
         }
         let cjfees: Vec<u64> = (0..makers.len())
-            .map(|_| (a_guess as f64 * self.w.rng.random_range(0.00002..0.0003)) as u64 + self.w.rng.random_range(100..1000))
+            .map(|_| {
+                (a_guess as f64 * self.w.rng.random_range(0.00002..0.0003)) as u64
+                    + self.w.rng.random_range(100..1000)
+            })
             .collect();
         let total_cj: u64 = cjfees.iter().sum();
         let mining = self.w.fee_for(
@@ -362,7 +425,9 @@ impl Sim {
             },
         };
         let taker_change = taker_in as i64 - a as i64 - total_cj as i64 - mining as i64;
-        let makers_ok = makers.iter().all(|(_, v)| v.iter().map(|x| x.value).sum::<u64>() >= a + 10_000);
+        let makers_ok = makers
+            .iter()
+            .all(|(_, v)| v.iter().map(|x| x.value).sum::<u64>() >= a + 10_000);
         if a < 100_000 || !makers_ok || (amount.is_some() && taker_change < 20_000) {
             give_back(self, makers);
             return Ok(false);
@@ -389,11 +454,20 @@ impl Sim {
         if let Owner::Thief(h) = taker {
             self.thief_spent(h as usize, taker_in);
         }
-        let label = if amount.is_some() { "joinmarket" } else { "joinmarket_sweep" };
+        let label = if amount.is_some() {
+            "joinmarket"
+        } else {
+            "joinmarket_sweep"
+        };
         let tx_outs: Vec<(u64, Out)> = outs.iter().map(|o| (o.1, Out::Key(o.2))).collect();
         let txid = self.w.emit(&ins, &tx_outs, Style::CORE, Some(label))?;
         for (i, (o, v, k, role)) in outs.iter().enumerate() {
-            let u = Utxo { txid, vout: i as u32, value: *v, key: *k };
+            let u = Utxo {
+                txid,
+                vout: i as u32,
+                value: *v,
+                key: *k,
+            };
             match o {
                 Owner::User(x) => self.users[*x as usize].purse.add(u),
                 Owner::Thief(h) => self.thief_receive(*h as usize, u, role)?,

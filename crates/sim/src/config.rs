@@ -123,7 +123,7 @@ impl SimConfig {
             amount_sats: 1_500 * COIN,
             start_height: start,
             dormant_share_pct: 40,
-            dormant_blocks: 120,
+            dormant_blocks: 150,
             fanout: 120,
         }];
         c
@@ -133,7 +133,8 @@ impl SimConfig {
     pub fn allocation_sats(&self) -> u64 {
         let users = self.users as u64 * USER_ALLOC_AVG;
         let exchanges = self.exchanges as u64 * self.exchange_reserve_sats;
-        let services = MIXER_ALLOC + OTC_ALLOC + self.merchants as u64 * MERCHANT_ALLOC + WP_SEED_SATS;
+        let services =
+            MIXER_ALLOC + OTC_ALLOC + self.merchants as u64 * MERCHANT_ALLOC + WP_SEED_SATS;
         users + exchanges + services
     }
 
@@ -186,9 +187,9 @@ impl SimConfig {
         if self.txs < 1_000 {
             return bad(format!("txs is {}: at least 1000", self.txs));
         }
-        if self.max_file_bytes < (4 << 20) {
+        if self.max_file_bytes < (1 << 20) {
             return bad(format!(
-                "max_file_bytes is {}: at least 4 MiB (a block must fit in a file)",
+                "max_file_bytes is {}: at least 1 MiB",
                 self.max_file_bytes
             ));
         }
@@ -248,7 +249,10 @@ impl SimConfig {
                 ));
             }
             if h.fanout < 10 || h.fanout > 5_000 {
-                return bad(format!("heist {i}: fanout {} is outside 10..=5000", h.fanout));
+                return bad(format!(
+                    "heist {i}: fanout {} is outside 10..=5000",
+                    h.fanout
+                ));
             }
             if h.dormant_blocks == 0 {
                 return bad(format!("heist {i}: dormant_blocks is 0"));
@@ -296,10 +300,18 @@ mod tests {
 
         let mut c = SimConfig::demo();
         c.heists[0].victim_exchange = 9;
-        assert!(c.validate().unwrap_err().to_string().contains("does not exist"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
 
         let mut c = SimConfig::demo();
         c.heists[0].start_height = 3;
-        assert!(c.validate().unwrap_err().to_string().contains("start_height"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("start_height"));
     }
 }

@@ -7,7 +7,7 @@ use crate::heist::Heist;
 use crate::keys::{Key, Kind};
 use crate::purse::{Purse, Utxo};
 use crate::truth::EntityKind;
-use crate::world::{CoinbaseOut, Out, Style, World};
+use crate::world::{fee_fn, CoinbaseOut, Out, Style, World};
 use bitcoin::Txid;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -131,12 +131,7 @@ pub fn role_code(r: Role) -> u8 {
 /// Share of each script type a wallet picks at chain progress `f` (0..1): legacy fades,
 /// native segwit and taproot grow.
 pub fn kind_at(rng: &mut impl Rng, f: f64) -> Kind {
-    let w = [
-        45.0 - 37.0 * f,
-        35.0 - 23.0 * f,
-        20.0 + 35.0 * f,
-        25.0 * f,
-    ];
+    let w = [45.0 - 37.0 * f, 35.0 - 23.0 * f, 20.0 + 35.0 * f, 25.0 * f];
     let total: f64 = w.iter().sum();
     let mut x = rng.random::<f64>() * total;
     for (i, wi) in w.iter().enumerate() {
@@ -171,7 +166,11 @@ impl Sim {
         for e in 0..cfg.exchanges {
             let entity = w.new_entity(EntityKind::Exchange, &format!("exchange-{e}"))?;
             let deposit_kind = [Kind::P2pkh, Kind::P2shP2wpkh, Kind::P2wpkh][e as usize % 3];
-            let hk = if e % 2 == 0 { Kind::P2shP2wpkh } else { Kind::P2wpkh };
+            let hk = if e % 2 == 0 {
+                Kind::P2shP2wpkh
+            } else {
+                Kind::P2wpkh
+            };
             let hot_keys = (0..3)
                 .map(|_| w.new_key(entity, hk))
                 .collect::<Result<Vec<_>, _>>()?;
@@ -214,7 +213,11 @@ impl Sim {
         let wasabi_coord = w.new_entity(EntityKind::CoinjoinCoordinator, "wasabi")?;
         let wasabi_key = w.new_key(wasabi_coord, Kind::P2wpkh)?;
         let mut wp = Vec::new();
-        for (denom, fee) in [(1_000_000u64, 50_000u64), (5_000_000, 250_000), (50_000_000, 2_500_000)] {
+        for (denom, fee) in [
+            (1_000_000u64, 50_000u64),
+            (5_000_000, 250_000),
+            (50_000_000, 2_500_000),
+        ] {
             let fee_key = w.new_key(wp_coord, Kind::P2wpkh)?;
             wp.push(WpPool {
                 denom,
@@ -380,18 +383,31 @@ impl Sim {
             let mut cap = SUBSIDY;
             let mut outs: Vec<(u64, Key, Credit)> = Vec::new();
             while cap > 0 && outs.len() < 400 {
-                let Some((v, c)) = items.pop_front() else { break };
+                let Some((v, c)) = items.pop_front() else {
+                    break;
+                };
+                if matches!(c, Credit::WpSeed(_)) && v > cap {
+                    // Seeds must be exactly one pool denomination: next block.
+                    items.push_front((v, c));
+                    break;
+                }
                 let take = v.min(cap);
                 if take < v {
                     items.push_front((v - take, c));
                 }
                 let (entity, kind) = match c {
                     Credit::User(u) => (self.users[u as usize].entity, self.users[u as usize].kind),
-                    Credit::Hot(e) => (self.exchanges[e as usize].entity, self.exchanges[e as usize].hot_keys[0].kind),
+                    Credit::Hot(e) => (
+                        self.exchanges[e as usize].entity,
+                        self.exchanges[e as usize].hot_keys[0].kind,
+                    ),
                     Credit::Cold(e) => (self.exchanges[e as usize].entity, Kind::P2wpkh),
                     Credit::Mixer => (self.mixer.entity, Kind::P2wpkh),
                     Credit::Otc => (self.otc.entity, Kind::P2shP2wpkh),
-                    Credit::Merchant(m) => (self.merchants[m as usize].entity, self.merchants[m as usize].kind),
+                    Credit::Merchant(m) => (
+                        self.merchants[m as usize].entity,
+                        self.merchants[m as usize].kind,
+                    ),
                     Credit::WpSeed(_) => (self.users[0].entity, Kind::P2wpkh),
                 };
                 let key = match c {
@@ -399,8 +415,16 @@ impl Sim {
                     Credit::Cold(e) => self.exchanges[e as usize].cold_key,
                     Credit::WpSeed(_) => {
                         // Seeds belong to random Whirlpool users.
-                        let list = self.role_lists.get(&role_code(Role::Whirlpool)).cloned().unwrap_or_default();
-                        let u = if list.is_empty() { 0 } else { list[self.w.rng.random_range(0..list.len())] };
+                        let list = self
+                            .role_lists
+                            .get(&role_code(Role::Whirlpool))
+                            .cloned()
+                            .unwrap_or_default();
+                        let u = if list.is_empty() {
+                            0
+                        } else {
+                            list[self.w.rng.random_range(0..list.len())]
+                        };
                         let ent = self.users[u as usize].entity;
                         let k = self.w.new_key(ent, Kind::P2wpkh)?;
                         outs.push((take, k, Credit::User(u32::MAX - u)));
@@ -415,22 +439,35 @@ impl Sim {
             let pool = self.pick_pool();
             let mut cb: Vec<CoinbaseOut> = outs
                 .iter()
-                .map(|(v, k, _)| CoinbaseOut { value: *v, out: Out::Key(*k) })
+                .map(|(v, k, _)| CoinbaseOut {
+                    value: *v,
+                    out: Out::Key(*k),
+                })
                 .collect();
             let miner_v = cap;
             if miner_v > 0 {
-                cb.push(CoinbaseOut { value: miner_v, out: Out::Key(self.pools[pool].key) });
+                cb.push(CoinbaseOut {
+                    value: miner_v,
+                    out: Out::Key(self.pools[pool].key),
+                });
             }
             let h = self.w.height;
             let txid = self.w.close_block(cb)?;
             for (i, (v, k, c)) in outs.iter().enumerate() {
-                let u = Utxo { txid, vout: i as u32, value: *v, key: *k };
+                let u = Utxo {
+                    txid,
+                    vout: i as u32,
+                    value: *v,
+                    key: *k,
+                };
                 match c {
                     Credit::User(x) if *x > u32::MAX / 2 => {
                         // A Whirlpool seed: an already-mixed coin that keeps remixing.
                         let owner = u32::MAX - x;
                         let p = self.wp.iter().position(|p| p.denom == *v).unwrap();
-                        self.wp[p].postmix.push_back((Owner::User(owner), u, u32::MAX));
+                        self.wp[p]
+                            .postmix
+                            .push_back((Owner::User(owner), u, u32::MAX));
                     }
                     Credit::User(x) => self.users[*x as usize].purse.add(u),
                     Credit::Hot(e) => self.exchanges[*e as usize].hot.add(u),
@@ -442,12 +479,20 @@ impl Sim {
                 }
             }
             if miner_v > 0 {
-                let u = Utxo { txid, vout: outs.len() as u32, value: miner_v, key: self.pools[pool].key };
+                let u = Utxo {
+                    txid,
+                    vout: outs.len() as u32,
+                    value: miner_v,
+                    key: self.pools[pool].key,
+                };
                 self.pools[pool].immature.push_back((h, u));
             }
             progress(self.w.tx_count, total_txs);
         }
-        assert!(items.is_empty(), "simulator bug: allocation did not fit the bootstrap");
+        assert!(
+            items.is_empty(),
+            "simulator bug: allocation did not fit the bootstrap"
+        );
         Ok(())
     }
 
@@ -520,7 +565,10 @@ impl Sim {
             }
             self.users[ui].purse.take_all()
         } else {
-            match self.users[ui].purse.select_random(&mut self.w.rng, total + rough, 12) {
+            match self.users[ui]
+                .purse
+                .select_random(&mut self.w.rng, total + rough, 12)
+            {
                 Some(v) => v,
                 None => return Ok(None),
             }
@@ -614,11 +662,19 @@ impl Sim {
                     let e = self.processor.entity;
                     self.w.new_key(e, Kind::P2wpkh)?
                 } else {
-                    let (e, k) = (self.merchants[m as usize].entity, self.merchants[m as usize].kind);
+                    let (e, k) = (
+                        self.merchants[m as usize].entity,
+                        self.merchants[m as usize].kind,
+                    );
                     self.w.new_key(e, k)?
                 };
                 if let Some((txid, v)) = self.user_pay(u, &[(amt, key)], false, None)? {
-                    let utxo = Utxo { txid, vout: v[0], value: amt, key };
+                    let utxo = Utxo {
+                        txid,
+                        vout: v[0],
+                        value: amt,
+                        key,
+                    };
                     if via_processor {
                         self.processor.purse.add(utxo);
                         self.processor.owed[m as usize] += amt - amt / 100;
@@ -634,7 +690,11 @@ impl Sim {
                 if bal < 50_000 {
                     return Ok(false);
                 }
-                let n = if self.w.rng.random_ratio(1, 10) { self.w.rng.random_range(2..6) } else { 1 };
+                let n = if self.w.rng.random_ratio(1, 10) {
+                    self.w.rng.random_range(2..6)
+                } else {
+                    1
+                };
                 let share = self.w.rng.random_range(0.05..0.5) / n as f64;
                 let mut payees = Vec::new();
                 let mut who = Vec::new();
@@ -647,7 +707,12 @@ impl Sim {
                 }
                 if let Some((txid, v)) = self.user_pay(u, &payees, false, None)? {
                     for (i, r) in who.iter().enumerate() {
-                        self.users[*r as usize].purse.add(Utxo { txid, vout: v[i], value: payees[i].0, key: payees[i].1 });
+                        self.users[*r as usize].purse.add(Utxo {
+                            txid,
+                            vout: v[i],
+                            value: payees[i].0,
+                            key: payees[i].1,
+                        });
                     }
                     return Ok(true);
                 }
@@ -664,7 +729,9 @@ impl Sim {
                 let amt = if sweep {
                     let n = self.users[u as usize].purse.len() as u64;
                     let k = self.users[u as usize].kind;
-                    let fee = self.w.fee_for(std::iter::repeat_n(k, n as usize), [key.kind].into_iter());
+                    let fee = self
+                        .w
+                        .fee_for(std::iter::repeat_n(k, n as usize), [key.kind].into_iter());
                     bal.saturating_sub(fee + 10 * self.w.feerate * n)
                 } else {
                     (bal as f64 * self.w.rng.random_range(0.2..0.9)) as u64
@@ -673,7 +740,12 @@ impl Sim {
                     return Ok(false);
                 }
                 if let Some((txid, v)) = self.user_pay(u, &[(amt, key)], sweep, None)? {
-                    self.exchanges[ex as usize].pending.add(Utxo { txid, vout: v[0], value: amt, key });
+                    self.exchanges[ex as usize].pending.add(Utxo {
+                        txid,
+                        vout: v[0],
+                        value: amt,
+                        key,
+                    });
                     return Ok(true);
                 }
                 Ok(false)
@@ -701,7 +773,9 @@ impl Sim {
                 let ins = self.users[u as usize].purse.take_front(n.min(40));
                 let k = self.user_fresh_key(u)?;
                 let sum: u64 = ins.iter().map(|x| x.value).sum();
-                let fee = self.w.fee_for(ins.iter().map(|x| x.key.kind), [k.kind].into_iter());
+                let fee = self
+                    .w
+                    .fee_for(ins.iter().map(|x| x.key.kind), [k.kind].into_iter());
                 if sum < fee + 5_000 {
                     for i in ins {
                         self.users[u as usize].purse.add(i);
@@ -709,20 +783,36 @@ impl Sim {
                     return Ok(false);
                 }
                 let style = self.users[u as usize].style;
-                let txid = self.w.emit(&ins, &[(sum - fee, Out::Key(k))], style, Some("consolidation"))?;
-                self.users[u as usize].purse.add(Utxo { txid, vout: 0, value: sum - fee, key: k });
+                let txid = self.w.emit(
+                    &ins,
+                    &[(sum - fee, Out::Key(k))],
+                    style,
+                    Some("consolidation"),
+                )?;
+                self.users[u as usize].purse.add(Utxo {
+                    txid,
+                    vout: 0,
+                    value: sum - fee,
+                    key: k,
+                });
                 Ok(true)
             }
             770..=809 => {
-                let Some(w) = self.role_user(Role::Whirlpool) else { return Ok(false) };
+                let Some(w) = self.role_user(Role::Whirlpool) else {
+                    return Ok(false);
+                };
                 self.whirlpool_tx0(Owner::User(w), None)
             }
             810..=849 => {
-                let Some(t) = self.role_user(Role::JmMaker) else { return Ok(false) };
+                let Some(t) = self.role_user(Role::JmMaker) else {
+                    return Ok(false);
+                };
                 self.joinmarket_user_round(t)
             }
             850..=874 => {
-                let Some(m) = self.role_user(Role::MixerUser) else { return Ok(false) };
+                let Some(m) = self.role_user(Role::MixerUser) else {
+                    return Ok(false);
+                };
                 u = m;
                 let bal = self.users[u as usize].purse.sum;
                 if bal < 2_000_000 {
@@ -730,10 +820,21 @@ impl Sim {
                 }
                 let amt = (bal as f64 * self.w.rng.random_range(0.3..0.9)) as u64;
                 let key = self.w.new_key(self.mixer.entity, Kind::P2wpkh)?;
-                if let Some((txid, v)) = self.user_pay(u, &[(amt, key)], false, Some("mixer_deposit"))? {
-                    self.mixer.deposits.add(Utxo { txid, vout: v[0], value: amt, key });
+                if let Some((txid, v)) =
+                    self.user_pay(u, &[(amt, key)], false, Some("mixer_deposit"))?
+                {
+                    self.mixer.deposits.add(Utxo {
+                        txid,
+                        vout: v[0],
+                        value: amt,
+                        key,
+                    });
                     let due = self.w.height + self.w.rng.random_range(2..12);
-                    self.mixer.payouts.entry(due).or_default().push((Owner::User(u), amt - amt / 40));
+                    self.mixer
+                        .payouts
+                        .entry(due)
+                        .or_default()
+                        .push((Owner::User(u), amt - amt / 40));
                     return Ok(true);
                 }
                 Ok(false)
@@ -746,7 +847,12 @@ impl Sim {
                 let amt = (bal as f64 * self.w.rng.random_range(0.3..0.8)) as u64;
                 let key = self.w.new_key(self.otc.entity, Kind::P2shP2wpkh)?;
                 if let Some((txid, v)) = self.user_pay(u, &[(amt, key)], false, None)? {
-                    self.otc.purse.add(Utxo { txid, vout: v[0], value: amt, key });
+                    self.otc.purse.add(Utxo {
+                        txid,
+                        vout: v[0],
+                        value: amt,
+                        key,
+                    });
                     return Ok(true);
                 }
                 Ok(false)
@@ -760,7 +866,12 @@ impl Sim {
                 let k = self.user_recv_key(r)?;
                 let amt = (self.w.lognormal(150_000.0, 1.0) as u64).clamp(5_000, bal / 2);
                 if let Some((txid, v)) = self.user_pay(u, &[(amt, k)], false, None)? {
-                    self.users[r as usize].purse.add(Utxo { txid, vout: v[0], value: amt, key: k });
+                    self.users[r as usize].purse.add(Utxo {
+                        txid,
+                        vout: v[0],
+                        value: amt,
+                        key: k,
+                    });
                     return Ok(true);
                 }
                 Ok(false)
@@ -807,8 +918,6 @@ impl Sim {
     fn pool_payout(&mut self, p: usize) -> Result<(), SimError> {
         let amount = self.pools[p].matured.sum * 9 / 10;
         let n = self.w.rng.random_range(20..100usize);
-        let Some(ins) = self.pools[p].matured.select_largest(amount, 50) else { return Ok(()) };
-        let in_sum: u64 = ins.iter().map(|x| x.value).sum();
         let mut payees = Vec::with_capacity(n);
         let weights: Vec<f64> = (0..n).map(|_| self.w.lognormal(1.0, 0.8)).collect();
         let ws: f64 = weights.iter().sum();
@@ -818,16 +927,35 @@ impl Sim {
             payees.push((r, ((wt / ws) * amount as f64) as u64, k));
         }
         let pk = self.pools[p].key;
-        let fee = self.w.fee_for(ins.iter().map(|x| x.key.kind), payees.iter().map(|x| x.2.kind).chain([pk.kind]));
         let paid: u64 = payees.iter().map(|x| x.1).sum();
+        let ff = fee_fn(
+            self.w.feerate,
+            payees.iter().map(|x| x.2.kind).chain([pk.kind]).collect(),
+        );
+        let Some((ins, fee)) = self.pools[p].matured.fund_largest(paid, 60, ff) else {
+            return Ok(());
+        };
+        let in_sum: u64 = ins.iter().map(|x| x.value).sum();
         let change = in_sum - paid - fee;
         let mut outs: Vec<(u64, Out)> = payees.iter().map(|x| (x.1, Out::Key(x.2))).collect();
         outs.push((change, Out::Key(pk)));
-        let txid = self.w.emit(&ins, &outs, Style::SERVICE, Some("pool_payout"))?;
+        let txid = self
+            .w
+            .emit(&ins, &outs, Style::SERVICE, Some("pool_payout"))?;
         for (i, (r, v, k)) in payees.iter().enumerate() {
-            self.users[*r as usize].purse.add(Utxo { txid, vout: i as u32, value: *v, key: *k });
+            self.users[*r as usize].purse.add(Utxo {
+                txid,
+                vout: i as u32,
+                value: *v,
+                key: *k,
+            });
         }
-        self.pools[p].matured.add(Utxo { txid, vout: payees.len() as u32, value: change, key: pk });
+        self.pools[p].matured.add(Utxo {
+            txid,
+            vout: payees.len() as u32,
+            value: change,
+            key: pk,
+        });
         Ok(())
     }
 
@@ -840,9 +968,27 @@ impl Sim {
             let ins = self.exchanges[e].pending.take_front(np.min(150));
             let hk = self.exchanges[e].hot_keys[self.w.rng.random_range(0..3)];
             let sum: u64 = ins.iter().map(|x| x.value).sum();
-            let fee = self.w.fee_for(ins.iter().map(|x| x.key.kind), [hk.kind].into_iter());
-            let txid = self.w.emit(&ins, &[(sum - fee, Out::Key(hk))], Style::SERVICE, Some("exchange_sweep"))?;
-            self.exchanges[e].hot.add(Utxo { txid, vout: 0, value: sum - fee, key: hk });
+            let fee = self
+                .w
+                .fee_for(ins.iter().map(|x| x.key.kind), [hk.kind].into_iter());
+            if sum < 2 * fee {
+                for u in ins {
+                    self.exchanges[e].pending.add(u);
+                }
+                return Ok(());
+            }
+            let txid = self.w.emit(
+                &ins,
+                &[(sum - fee, Out::Key(hk))],
+                Style::SERVICE,
+                Some("exchange_sweep"),
+            )?;
+            self.exchanges[e].hot.add(Utxo {
+                txid,
+                vout: 0,
+                value: sum - fee,
+                key: hk,
+            });
         }
         // Batched withdrawals.
         let nq = self.exchanges[e].queue.len();
@@ -850,42 +996,78 @@ impl Sim {
             let reqs: Vec<(u32, u64)> = self.exchanges[e].queue.drain(..nq.min(150)).collect();
             let total: u64 = reqs.iter().map(|r| r.1).sum();
             let hk = self.exchanges[e].hot_keys[self.w.rng.random_range(0..3)];
-            let fee_est = self.w.fee_for([hk.kind; 20].into_iter(), std::iter::repeat_n(Kind::P2wpkh, reqs.len() + 1));
+            let fee_est = self.w.fee_for(
+                [hk.kind; 20].into_iter(),
+                std::iter::repeat_n(Kind::P2wpkh, reqs.len() + 1),
+            );
             if self.exchanges[e].hot.sum < total + fee_est {
                 self.cold_to_hot(e, total + fee_est + self.exchanges[e].reserve / 10)?;
             }
-            if let Some(ins) = self.exchanges[e].hot.select_largest(total + fee_est, 60) {
-                let mut payees = Vec::with_capacity(reqs.len());
-                for (u, amt) in &reqs {
-                    let k = self.user_recv_key(*u)?;
-                    payees.push((*u, *amt, k));
-                }
+            let mut payees = Vec::with_capacity(reqs.len());
+            for (u, amt) in &reqs {
+                let k = self.user_recv_key(*u)?;
+                payees.push((*u, *amt, k));
+            }
+            let ff = fee_fn(
+                self.w.feerate,
+                payees.iter().map(|p| p.2.kind).chain([hk.kind]).collect(),
+            );
+            if let Some((ins, fee)) = self.exchanges[e].hot.fund_largest(total, 80, ff) {
                 let in_sum: u64 = ins.iter().map(|x| x.value).sum();
-                let fee = self.w.fee_for(ins.iter().map(|x| x.key.kind), payees.iter().map(|p| p.2.kind).chain([hk.kind]));
                 let change = in_sum - total - fee;
-                let mut outs: Vec<(u64, Out)> = payees.iter().map(|p| (p.1, Out::Key(p.2))).collect();
+                let mut outs: Vec<(u64, Out)> =
+                    payees.iter().map(|p| (p.1, Out::Key(p.2))).collect();
                 outs.push((change, Out::Key(hk)));
-                let label = if payees.len() >= 10 { "exchange_batch" } else { "exchange_withdrawal" };
+                let label = if payees.len() >= 10 {
+                    "exchange_batch"
+                } else {
+                    "exchange_withdrawal"
+                };
                 let txid = self.w.emit(&ins, &outs, Style::SERVICE, Some(label))?;
                 for (i, (u, v, k)) in payees.iter().enumerate() {
-                    self.users[*u as usize].purse.add(Utxo { txid, vout: i as u32, value: *v, key: *k });
+                    self.users[*u as usize].purse.add(Utxo {
+                        txid,
+                        vout: i as u32,
+                        value: *v,
+                        key: *k,
+                    });
                 }
-                self.exchanges[e].hot.add(Utxo { txid, vout: payees.len() as u32, value: change, key: hk });
+                self.exchanges[e].hot.add(Utxo {
+                    txid,
+                    vout: payees.len() as u32,
+                    value: change,
+                    key: hk,
+                });
             }
         }
         // Keep about a fifth in the hot wallet.
         let total = self.exchanges[e].total();
         if self.exchanges[e].hot.sum > total * 2 / 5 && self.w.rng.random_ratio(1, 5) {
             let amt = self.exchanges[e].hot.sum - total / 5;
-            if let Some(ins) = self.exchanges[e].hot.select_largest(amt, 40) {
-                let ck = self.exchanges[e].cold_key;
-                let hk = self.exchanges[e].hot_keys[0];
+            let ck = self.exchanges[e].cold_key;
+            let hk = self.exchanges[e].hot_keys[0];
+            let ff = fee_fn(self.w.feerate, vec![ck.kind, hk.kind]);
+            if let Some((ins, fee)) = self.exchanges[e].hot.fund_largest(amt, 60, ff) {
                 let in_sum: u64 = ins.iter().map(|x| x.value).sum();
-                let fee = self.w.fee_for(ins.iter().map(|x| x.key.kind), [ck.kind, hk.kind].into_iter());
                 let change = in_sum - amt - fee;
-                let txid = self.w.emit(&ins, &[(amt, Out::Key(ck)), (change, Out::Key(hk))], Style::SERVICE, Some("exchange_to_cold"))?;
-                self.exchanges[e].cold.add(Utxo { txid, vout: 0, value: amt, key: ck });
-                self.exchanges[e].hot.add(Utxo { txid, vout: 1, value: change, key: hk });
+                let txid = self.w.emit(
+                    &ins,
+                    &[(amt, Out::Key(ck)), (change, Out::Key(hk))],
+                    Style::SERVICE,
+                    Some("exchange_to_cold"),
+                )?;
+                self.exchanges[e].cold.add(Utxo {
+                    txid,
+                    vout: 0,
+                    value: amt,
+                    key: ck,
+                });
+                self.exchanges[e].hot.add(Utxo {
+                    txid,
+                    vout: 1,
+                    value: change,
+                    key: hk,
+                });
             }
         } else if self.exchanges[e].hot.sum < total / 20 {
             self.cold_to_hot(e, total / 6)?;
@@ -897,25 +1079,39 @@ impl Sim {
     pub fn cold_to_hot(&mut self, e: usize, amt: u64) -> Result<(), SimError> {
         let ck = self.exchanges[e].cold_key;
         let hk = self.exchanges[e].hot_keys[self.w.rng.random_range(0..3)];
-        let fee0 = self.w.fee_for([ck.kind; 10].into_iter(), [hk.kind, ck.kind].into_iter());
+        let fee0 = self
+            .w
+            .fee_for([ck.kind; 10].into_iter(), [hk.kind, ck.kind].into_iter());
         let want = amt.min(self.exchanges[e].cold.sum.saturating_sub(fee0));
         if want < COIN / 100 {
             return Ok(());
         }
-        let Some(ins) = self.exchanges[e].cold.select_largest(want + fee0, 200) else { return Ok(()) };
+        let ff = fee_fn(self.w.feerate, vec![hk.kind, ck.kind]);
+        let Some((ins, fee)) = self.exchanges[e].cold.fund_largest(want, 400, ff) else {
+            return Ok(());
+        };
         let in_sum: u64 = ins.iter().map(|x| x.value).sum();
-        let fee = self.w.fee_for(ins.iter().map(|x| x.key.kind), [hk.kind, ck.kind].into_iter());
-        let change = in_sum - want - fee.min(in_sum - want);
-        let fee = in_sum - want - change;
-        let _ = fee;
+        let change = in_sum - want - fee;
         let mut outs = vec![(want, Out::Key(hk))];
         if change > 0 {
             outs.push((change, Out::Key(ck)));
         }
-        let txid = self.w.emit(&ins, &outs, Style::SERVICE, Some("exchange_to_hot"))?;
-        self.exchanges[e].hot.add(Utxo { txid, vout: 0, value: want, key: hk });
+        let txid = self
+            .w
+            .emit(&ins, &outs, Style::SERVICE, Some("exchange_to_hot"))?;
+        self.exchanges[e].hot.add(Utxo {
+            txid,
+            vout: 0,
+            value: want,
+            key: hk,
+        });
         if change > 0 {
-            self.exchanges[e].cold.add(Utxo { txid, vout: 1, value: change, key: ck });
+            self.exchanges[e].cold.add(Utxo {
+                txid,
+                vout: 1,
+                value: change,
+                key: ck,
+            });
         }
         Ok(())
     }
@@ -933,19 +1129,35 @@ impl Sim {
         payees.truncate(200);
         let total: u64 = payees.iter().map(|p| p.1).sum();
         let ck = self.w.new_key(self.processor.entity, Kind::P2wpkh)?;
-        let fee_est = self.w.fee_for([Kind::P2wpkh; 30].into_iter(), payees.iter().map(|p| p.2.kind).chain([ck.kind]));
-        let Some(ins) = self.processor.purse.select_largest(total + fee_est, 200) else { return Ok(()) };
+        let ff = fee_fn(
+            self.w.feerate,
+            payees.iter().map(|p| p.2.kind).chain([ck.kind]).collect(),
+        );
+        let Some((ins, fee)) = self.processor.purse.fund_largest(total, 300, ff) else {
+            return Ok(());
+        };
         let in_sum: u64 = ins.iter().map(|x| x.value).sum();
-        let fee = self.w.fee_for(ins.iter().map(|x| x.key.kind), payees.iter().map(|p| p.2.kind).chain([ck.kind]));
         let change = in_sum - total - fee;
         let mut outs: Vec<(u64, Out)> = payees.iter().map(|p| (p.1, Out::Key(p.2))).collect();
         outs.push((change, Out::Key(ck)));
-        let txid = self.w.emit(&ins, &outs, Style::SERVICE, Some("processor_settlement"))?;
+        let txid = self
+            .w
+            .emit(&ins, &outs, Style::SERVICE, Some("processor_settlement"))?;
         for (i, (m, v, k)) in payees.iter().enumerate() {
             self.processor.owed[*m] -= v;
-            self.merchants[*m].purse.add(Utxo { txid, vout: i as u32, value: *v, key: *k });
+            self.merchants[*m].purse.add(Utxo {
+                txid,
+                vout: i as u32,
+                value: *v,
+                key: *k,
+            });
         }
-        self.processor.purse.add(Utxo { txid, vout: payees.len() as u32, value: change, key: ck });
+        self.processor.purse.add(Utxo {
+            txid,
+            vout: payees.len() as u32,
+            value: change,
+            key: ck,
+        });
         Ok(())
     }
 
@@ -955,15 +1167,27 @@ impl Sim {
         let n = self.merchants[m].purse.len().min(80);
         let ins = self.merchants[m].purse.take_front(n);
         let sum: u64 = ins.iter().map(|x| x.value).sum();
-        let fee = self.w.fee_for(ins.iter().map(|x| x.key.kind), [key.kind].into_iter());
+        let fee = self
+            .w
+            .fee_for(ins.iter().map(|x| x.key.kind), [key.kind].into_iter());
         if sum < fee + 100_000 {
             for i in ins {
                 self.merchants[m].purse.add(i);
             }
             return Ok(());
         }
-        let txid = self.w.emit(&ins, &[(sum - fee, Out::Key(key))], Style::CORE, Some("merchant_cashout"))?;
-        self.exchanges[ex as usize].pending.add(Utxo { txid, vout: 0, value: sum - fee, key });
+        let txid = self.w.emit(
+            &ins,
+            &[(sum - fee, Out::Key(key))],
+            Style::CORE,
+            Some("merchant_cashout"),
+        )?;
+        self.exchanges[ex as usize].pending.add(Utxo {
+            txid,
+            vout: 0,
+            value: sum - fee,
+            key,
+        });
         Ok(())
     }
 
@@ -972,9 +1196,21 @@ impl Sim {
             let ins = self.mixer.deposits.take_all();
             let k = self.w.new_key(self.mixer.entity, Kind::P2wpkh)?;
             let sum: u64 = ins.iter().map(|x| x.value).sum();
-            let fee = self.w.fee_for(ins.iter().map(|x| x.key.kind), [k.kind].into_iter());
-            let txid = self.w.emit(&ins, &[(sum - fee, Out::Key(k))], Style::SERVICE, Some("mixer_sweep"))?;
-            self.mixer.pool.add(Utxo { txid, vout: 0, value: sum - fee, key: k });
+            let fee = self
+                .w
+                .fee_for(ins.iter().map(|x| x.key.kind), [k.kind].into_iter());
+            let txid = self.w.emit(
+                &ins,
+                &[(sum - fee, Out::Key(k))],
+                Style::SERVICE,
+                Some("mixer_sweep"),
+            )?;
+            self.mixer.pool.add(Utxo {
+                txid,
+                vout: 0,
+                value: sum - fee,
+                key: k,
+            });
         }
         let h = self.w.height;
         let due: Vec<u32> = self.mixer.payouts.range(..=h).map(|(k, _)| *k).collect();
@@ -982,7 +1218,11 @@ impl Sim {
             let list = self.mixer.payouts.remove(&d).unwrap();
             for (owner, amt) in list {
                 if !self.mixer_payout(owner, amt)? {
-                    self.mixer.payouts.entry(h + 1).or_default().push((owner, amt));
+                    self.mixer
+                        .payouts
+                        .entry(h + 1)
+                        .or_default()
+                        .push((owner, amt));
                 }
             }
         }
@@ -992,13 +1232,25 @@ impl Sim {
     fn mixer_payout(&mut self, owner: Owner, amt: u64) -> Result<bool, SimError> {
         let parts = self.w.rng.random_range(1..=3u64);
         let ck = self.w.new_key(self.mixer.entity, Kind::P2wpkh)?;
-        let fee_est = self.w.fee_for([Kind::P2wpkh; 4].into_iter(), [Kind::P2wpkh; 4].into_iter());
-        let Some(ins) = self.mixer.pool.select_random(&mut self.w.rng, amt + fee_est, 30) else { return Ok(false) };
+        let fee_est = self
+            .w
+            .fee_for([Kind::P2wpkh; 4].into_iter(), [Kind::P2wpkh; 4].into_iter());
+        let Some(ins) = self
+            .mixer
+            .pool
+            .select_random(&mut self.w.rng, amt + fee_est, 30)
+        else {
+            return Ok(false);
+        };
         let mut outs = Vec::new();
         let mut keys = Vec::new();
         let mut left = amt;
         for i in 0..parts {
-            let v = if i + 1 == parts { left } else { (amt as f64 / parts as f64 * self.w.rng.random_range(0.7..1.3)) as u64 };
+            let v = if i + 1 == parts {
+                left
+            } else {
+                (amt as f64 / parts as f64 * self.w.rng.random_range(0.7..1.3)) as u64
+            };
             let v = v.min(left);
             left -= v;
             let k = self.owner_fresh_key(owner)?;
@@ -1006,7 +1258,10 @@ impl Sim {
             outs.push((v, Out::Key(k)));
         }
         let in_sum: u64 = ins.iter().map(|x| x.value).sum();
-        let fee = self.w.fee_for(ins.iter().map(|x| x.key.kind), keys.iter().map(|k| k.kind).chain([ck.kind]));
+        let fee = self.w.fee_for(
+            ins.iter().map(|x| x.key.kind),
+            keys.iter().map(|k| k.kind).chain([ck.kind]),
+        );
         if in_sum < amt + fee {
             for i in ins {
                 self.mixer.pool.add(i);
@@ -1015,12 +1270,26 @@ impl Sim {
         }
         let change = in_sum - amt - fee;
         outs.push((change, Out::Key(ck)));
-        let txid = self.w.emit(&ins, &outs, Style::SERVICE, Some("mixer_payout"))?;
+        let txid = self
+            .w
+            .emit(&ins, &outs, Style::SERVICE, Some("mixer_payout"))?;
         for (i, k) in keys.iter().enumerate() {
-            let u = Utxo { txid, vout: i as u32, value: match &outs[i] { (v, _) => *v }, key: *k };
+            let u = Utxo {
+                txid,
+                vout: i as u32,
+                value: match &outs[i] {
+                    (v, _) => *v,
+                },
+                key: *k,
+            };
             self.credit_owner(owner, u, "mixer_payout")?;
         }
-        self.mixer.pool.add(Utxo { txid, vout: keys.len() as u32, value: change, key: ck });
+        self.mixer.pool.add(Utxo {
+            txid,
+            vout: keys.len() as u32,
+            value: change,
+            key: ck,
+        });
         Ok(true)
     }
 
@@ -1033,19 +1302,38 @@ impl Sim {
         let (amt, key, dest) = if big && self.w.rng.random_ratio(1, 2) {
             let ex = self.w.rng.random_range(0..self.exchanges.len() as u32);
             let k = self.deposit_key(ex, CUST_OTC)?;
-            ((self.otc.purse.sum as f64 * self.w.rng.random_range(0.1..0.3)) as u64, k, None)
+            (
+                (self.otc.purse.sum as f64 * self.w.rng.random_range(0.1..0.3)) as u64,
+                k,
+                None,
+            )
         } else {
             let u = self.random_user();
             let k = self.user_recv_key(u)?;
-            ((self.w.lognormal(2.0, 0.8) * COIN as f64) as u64, k, Some(u))
+            (
+                (self.w.lognormal(2.0, 0.8) * COIN as f64) as u64,
+                k,
+                Some(u),
+            )
         };
-        let fee_est = self.w.fee_for([Kind::P2shP2wpkh; 6].into_iter(), [key.kind, ck.kind].into_iter());
-        let Some(ins) = self.otc.purse.select_largest(amt + fee_est, 40) else { return Ok(()) };
+        let ff = fee_fn(self.w.feerate, vec![key.kind, ck.kind]);
+        let Some((ins, fee)) = self.otc.purse.fund_largest(amt, 60, ff) else {
+            return Ok(());
+        };
         let in_sum: u64 = ins.iter().map(|x| x.value).sum();
-        let fee = self.w.fee_for(ins.iter().map(|x| x.key.kind), [key.kind, ck.kind].into_iter());
         let change = in_sum - amt - fee;
-        let txid = self.w.emit(&ins, &[(amt, Out::Key(key)), (change, Out::Key(ck))], Style::CORE, Some("otc_payment"))?;
-        let u = Utxo { txid, vout: 0, value: amt, key };
+        let txid = self.w.emit(
+            &ins,
+            &[(amt, Out::Key(key)), (change, Out::Key(ck))],
+            Style::CORE,
+            Some("otc_payment"),
+        )?;
+        let u = Utxo {
+            txid,
+            vout: 0,
+            value: amt,
+            key,
+        };
         match dest {
             None => {
                 let ex = (key.id >> 40) as usize & 0x3f_ffff;
@@ -1053,7 +1341,12 @@ impl Sim {
             }
             Some(r) => self.users[r as usize].purse.add(u),
         }
-        self.otc.purse.add(Utxo { txid, vout: 1, value: change, key: ck });
+        self.otc.purse.add(Utxo {
+            txid,
+            vout: 1,
+            value: change,
+            key: ck,
+        });
         Ok(())
     }
 
@@ -1065,7 +1358,12 @@ impl Sim {
     }
 
     /// Hand a coin paid out by the mixer or a CoinJoin to its owner.
-    pub fn credit_owner(&mut self, owner: Owner, u: Utxo, role: &'static str) -> Result<(), SimError> {
+    pub fn credit_owner(
+        &mut self,
+        owner: Owner,
+        u: Utxo,
+        role: &'static str,
+    ) -> Result<(), SimError> {
         match owner {
             Owner::User(x) => {
                 self.users[x as usize].purse.add(u);

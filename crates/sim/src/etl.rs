@@ -152,7 +152,10 @@ fn type_and_addresses(s: &Script) -> (&'static str, Vec<String>) {
 fn output_asm(s: &Script) -> String {
     let b = s.as_bytes();
     if s.is_p2pkh() {
-        format!("OP_DUP OP_HASH160 {} OP_EQUALVERIFY OP_CHECKSIG", hex::encode(&b[3..23]))
+        format!(
+            "OP_DUP OP_HASH160 {} OP_EQUALVERIFY OP_CHECKSIG",
+            hex::encode(&b[3..23])
+        )
     } else if s.is_p2sh() {
         format!("OP_HASH160 {} OP_EQUAL", hex::encode(&b[2..22]))
     } else if s.is_p2wpkh() {

@@ -68,7 +68,9 @@ impl Sim {
     pub fn setup_heists(&mut self) -> Result<(), SimError> {
         let cfg = self.w.cfg.clone();
         for (i, p) in cfg.heists.iter().enumerate() {
-            let entity = self.w.new_entity(EntityKind::Thief, &format!("heist-{i}"))?;
+            let entity = self
+                .w
+                .new_entity(EntityKind::Thief, &format!("heist-{i}"))?;
             let kind = match self.w.rng.random_range(0..20) {
                 0..=11 => Kind::P2wpkh,
                 12..=16 => Kind::P2shP2wpkh,
@@ -84,7 +86,9 @@ impl Sim {
         let span = self.end_estimate.saturating_sub(self.economy_start).max(2);
         for t in 0..cfg.thefts {
             let id = self.heists.len() as u32;
-            let entity = self.w.new_entity(EntityKind::Thief, &format!("theft-{t}"))?;
+            let entity = self
+                .w
+                .new_entity(EntityKind::Thief, &format!("theft-{t}"))?;
             let start = self.economy_start + 1 + (span - 1) * (t + 1) / (cfg.thefts + 1);
             let kind = Kind::ALL[self.w.rng.random_range(0..3)];
             let mut h = Heist::new(id, entity, start, kind);
@@ -232,7 +236,10 @@ impl Sim {
             for _ in 0..n_out {
                 keys.push(self.thief_key(h)?);
             }
-            let fee = self.w.fee_for(chunk.iter().map(|x| x.key.kind), keys.iter().map(|k| k.kind));
+            let fee = self.w.fee_for(
+                chunk.iter().map(|x| x.key.kind),
+                keys.iter().map(|k| k.kind),
+            );
             let first = (sum - fee) / n_out as u64;
             let mut outs = vec![(first, Out::Key(keys[0]))];
             if n_out == 2 {
@@ -241,7 +248,9 @@ impl Sim {
             self.heists[h].stolen += sum;
             self.heists[h].spent += sum;
             self.heists[h].s.stolen_outpoints += chunk.len() as u64;
-            let txid = self.w.emit(&chunk, &outs, Style::MOBILE, Some("heist_drain"))?;
+            let txid = self
+                .w
+                .emit(&chunk, &outs, Style::MOBILE, Some("heist_drain"))?;
             for c in &chunk {
                 let addr = self.w.address(c.key);
                 self.w.truth.stolen.line(format_args!(
@@ -250,7 +259,12 @@ impl Sim {
                 ))?;
             }
             for (i, (v, _)) in outs.iter().enumerate() {
-                let u = Utxo { txid, vout: i as u32, value: *v, key: keys[i] };
+                let u = Utxo {
+                    txid,
+                    vout: i as u32,
+                    value: *v,
+                    key: keys[i],
+                };
                 self.thief_receive(h, u, "drain")?;
             }
         }
@@ -269,7 +283,9 @@ impl Sim {
             for _ in 0..n {
                 keys.push(self.thief_key(h)?);
             }
-            let fee = self.w.fee_for([c.key.kind].into_iter(), keys.iter().map(|k| k.kind));
+            let fee = self
+                .w
+                .fee_for([c.key.kind].into_iter(), keys.iter().map(|k| k.kind));
             let avail = c.value - fee;
             let base = avail / n as u64;
             let mut outs = Vec::with_capacity(n);
@@ -284,9 +300,16 @@ impl Sim {
                 outs.push((v, Out::Key(keys[i])));
             }
             self.thief_spent(h, c.value);
-            let txid = self.w.emit(&[c], &outs, Style::MOBILE, Some("heist_fanout"))?;
+            let txid = self
+                .w
+                .emit(&[c], &outs, Style::MOBILE, Some("heist_fanout"))?;
             for (i, (v, _)) in outs.iter().enumerate() {
-                let u = Utxo { txid, vout: i as u32, value: *v, key: keys[i] };
+                let u = Utxo {
+                    txid,
+                    vout: i as u32,
+                    value: *v,
+                    key: keys[i],
+                };
                 self.thief_record_out(h, u, "fanout")?;
                 fanned.push(u);
             }
@@ -347,17 +370,36 @@ impl Sim {
         for group in wake.chunks(3) {
             let k = self.thief_key(h)?;
             let sum: u64 = group.iter().map(|x| x.value).sum();
-            let fee = self.w.fee_for(group.iter().map(|x| x.key.kind), [k.kind].into_iter());
+            let fee = self
+                .w
+                .fee_for(group.iter().map(|x| x.key.kind), [k.kind].into_iter());
             self.thief_spent(h, sum);
-            let txid = self.w.emit(group, &[(sum - fee, Out::Key(k))], Style::MOBILE, Some("dormant_move"))?;
-            self.thief_receive(h, Utxo { txid, vout: 0, value: sum - fee, key: k }, "woken")?;
+            let txid = self.w.emit(
+                group,
+                &[(sum - fee, Out::Key(k))],
+                Style::MOBILE,
+                Some("dormant_move"),
+            )?;
+            self.thief_receive(
+                h,
+                Utxo {
+                    txid,
+                    vout: 0,
+                    value: sum - fee,
+                    key: k,
+                },
+                "woken",
+            )?;
         }
         Ok(())
     }
 
     /// Where a thief cashes out: a deposit address of one of its accounts at an exchange
     /// other than the victim, or a fresh address of the OTC broker.
-    fn cashout_place(&mut self, h: usize) -> Result<(Key, u32, EntityKind, Option<usize>), SimError> {
+    fn cashout_place(
+        &mut self,
+        h: usize,
+    ) -> Result<(Key, u32, EntityKind, Option<usize>), SimError> {
         if self.w.rng.random_ratio(1, 5) {
             let k = self.w.new_key(self.otc.entity, Kind::P2shP2wpkh)?;
             return Ok((k, self.otc.entity, EntityKind::Otc, None));
@@ -371,7 +413,12 @@ impl Sim {
         let slot = self.w.rng.random_range(0..3u64);
         let cust = CUST_THIEF + (h as u64) * 10_000 + (e as u64) * 4 + slot;
         let k = self.deposit_key(e, cust)?;
-        Ok((k, self.exchanges[e as usize].entity, EntityKind::Exchange, Some(e as usize)))
+        Ok((
+            k,
+            self.exchanges[e as usize].entity,
+            EntityKind::Exchange,
+            Some(e as usize),
+        ))
     }
 
     /// Credit a thief payment to the service that received it.
@@ -398,17 +445,33 @@ impl Sim {
             let (pk, place, kind, ex) = self.cashout_place(h)?;
             self.thief_spent(h, c.value);
             if c.value < COIN / 2 {
-                let fee = self.w.fee_for([c.key.kind].into_iter(), [pk.kind].into_iter());
+                let fee = self
+                    .w
+                    .fee_for([c.key.kind].into_iter(), [pk.kind].into_iter());
                 let v = c.value - fee;
-                let txid = self.w.emit(&[c], &[(v, Out::Key(pk))], Style::MOBILE, Some("peel_end"))?;
+                let txid =
+                    self.w
+                        .emit(&[c], &[(v, Out::Key(pk))], Style::MOBILE, Some("peel_end"))?;
                 self.thief_pay(h, txid, 0, v, pk, place, kind)?;
-                self.place_receives(ex, kind, Utxo { txid, vout: 0, value: v, key: pk });
+                self.place_receives(
+                    ex,
+                    kind,
+                    Utxo {
+                        txid,
+                        vout: 0,
+                        value: v,
+                        key: pk,
+                    },
+                );
                 continue;
             }
-            let peel = (c.value as f64 * self.w.rng.random_range(0.01..0.08)) as u64 / 100_000 * 100_000;
+            let peel =
+                (c.value as f64 * self.w.rng.random_range(0.01..0.08)) as u64 / 100_000 * 100_000;
             let peel = peel.max(100_000);
             let ck = self.thief_key(h)?;
-            let fee = self.w.fee_for([c.key.kind].into_iter(), [pk.kind, ck.kind].into_iter());
+            let fee = self
+                .w
+                .fee_for([c.key.kind].into_iter(), [pk.kind, ck.kind].into_iter());
             let change = c.value - peel - fee;
             let peel_first = self.w.rng.random_bool(0.5);
             let outs = if peel_first {
@@ -419,8 +482,22 @@ impl Sim {
             let txid = self.w.emit(&[c], &outs, Style::MOBILE, Some("peel"))?;
             let (pv, cv) = if peel_first { (0, 1) } else { (1, 0) };
             self.thief_pay(h, txid, pv, peel, pk, place, kind)?;
-            self.place_receives(ex, kind, Utxo { txid, vout: pv, value: peel, key: pk });
-            let cu = Utxo { txid, vout: cv, value: change, key: ck };
+            self.place_receives(
+                ex,
+                kind,
+                Utxo {
+                    txid,
+                    vout: pv,
+                    value: peel,
+                    key: pk,
+                },
+            );
+            let cu = Utxo {
+                txid,
+                vout: cv,
+                value: change,
+                key: ck,
+            };
             self.thief_record_out(h, cu, "peel_change")?;
             let next = now + self.w.rng.random_range(1..=3);
             self.heists[h].peel.push((next, cu));
@@ -452,16 +529,46 @@ impl Sim {
         }
         let mk = self.w.new_key(self.mixer.entity, Kind::P2wpkh)?;
         let ck = self.thief_key(h)?;
-        let fee = self.w.fee_for(ins.iter().map(|x| x.key.kind), [mk.kind, ck.kind].into_iter());
+        let fee = self.w.fee_for(
+            ins.iter().map(|x| x.key.kind),
+            [mk.kind, ck.kind].into_iter(),
+        );
         let change = s - d - fee;
         self.thief_spent(h, s);
-        let txid = self.w.emit(&ins, &[(d, Out::Key(mk)), (change, Out::Key(ck))], Style::MOBILE, Some("structured_mixer_deposit"))?;
+        let txid = self.w.emit(
+            &ins,
+            &[(d, Out::Key(mk)), (change, Out::Key(ck))],
+            Style::MOBILE,
+            Some("structured_mixer_deposit"),
+        )?;
         let me = self.mixer.entity;
         self.thief_pay(h, txid, 0, d, mk, me, EntityKind::Mixer)?;
-        self.place_receives(None, EntityKind::Mixer, Utxo { txid, vout: 0, value: d, key: mk });
-        self.thief_receive(h, Utxo { txid, vout: 1, value: change, key: ck }, "mixer_change")?;
+        self.place_receives(
+            None,
+            EntityKind::Mixer,
+            Utxo {
+                txid,
+                vout: 0,
+                value: d,
+                key: mk,
+            },
+        );
+        self.thief_receive(
+            h,
+            Utxo {
+                txid,
+                vout: 1,
+                value: change,
+                key: ck,
+            },
+            "mixer_change",
+        )?;
         let due = self.w.height + self.w.rng.random_range(2..6);
-        self.mixer.payouts.entry(due).or_default().push((Owner::Thief(h as u32), d - d * 3 / 100));
+        self.mixer
+            .payouts
+            .entry(due)
+            .or_default()
+            .push((Owner::Thief(h as u32), d - d * 3 / 100));
         self.heists[h].mixer_waiting = true;
         Ok(())
     }
@@ -485,7 +592,8 @@ impl Sim {
             let amount = if sweep {
                 None
             } else {
-                let a = (c.value as f64 * self.w.rng.random_range(0.2..0.5)).min(2.0 * COIN as f64) as u64;
+                let a = (c.value as f64 * self.w.rng.random_range(0.2..0.5)).min(2.0 * COIN as f64)
+                    as u64;
                 Some(a / 100_000 * 100_000)
             };
             if !self.joinmarket_round(Owner::Thief(h as u32), vec![c], amount)? {
@@ -512,6 +620,11 @@ impl Sim {
             }
         });
         for c in due {
+            if c.value < 200_000 {
+                // Dust the thief does not bother to move: it stays held.
+                self.heists[h].cashout.push((u32::MAX, c));
+                continue;
+            }
             self.thief_spent(h, c.value);
             let split = c.value > 5 * COIN;
             let (k1, p1, kind1, e1) = self.cashout_place(h)?;
@@ -519,15 +632,40 @@ impl Sim {
             if split {
                 places.push(self.cashout_place(h)?);
             }
-            let fee = self.w.fee_for([c.key.kind].into_iter(), places.iter().map(|p| p.0.kind));
+            let fee = self
+                .w
+                .fee_for([c.key.kind].into_iter(), places.iter().map(|p| p.0.kind));
             let avail = c.value - fee;
-            let first = if split { avail / 2 + self.w.rng.random_range(0..avail / 10) } else { avail };
-            let vals = if split { vec![first, avail - first] } else { vec![avail] };
-            let outs: Vec<(u64, Out)> = vals.iter().zip(&places).map(|(v, p)| (*v, Out::Key(p.0))).collect();
-            let txid = self.w.emit(&[c], &outs, Style::MOBILE, Some("thief_cashout"))?;
+            let first = if split {
+                avail / 2 + self.w.rng.random_range(0..avail / 10)
+            } else {
+                avail
+            };
+            let vals = if split {
+                vec![first, avail - first]
+            } else {
+                vec![avail]
+            };
+            let outs: Vec<(u64, Out)> = vals
+                .iter()
+                .zip(&places)
+                .map(|(v, p)| (*v, Out::Key(p.0)))
+                .collect();
+            let txid = self
+                .w
+                .emit(&[c], &outs, Style::MOBILE, Some("thief_cashout"))?;
             for (i, (v, p)) in vals.iter().zip(places).enumerate() {
                 self.thief_pay(h, txid, i as u32, *v, p.0, p.1, p.2)?;
-                self.place_receives(p.3, p.2, Utxo { txid, vout: i as u32, value: *v, key: p.0 });
+                self.place_receives(
+                    p.3,
+                    p.2,
+                    Utxo {
+                        txid,
+                        vout: i as u32,
+                        value: *v,
+                        key: p.0,
+                    },
+                );
             }
         }
         Ok(())
@@ -551,13 +689,20 @@ impl Sim {
         let coins = self.users[u].purse.take_all();
         let sum: u64 = coins.iter().map(|x| x.value).sum();
         let k = self.thief_key(h)?;
-        let fee = self.w.fee_for(coins.iter().map(|x| x.key.kind), [k.kind].into_iter());
+        let fee = self
+            .w
+            .fee_for(coins.iter().map(|x| x.key.kind), [k.kind].into_iter());
         self.heists[h].stolen += sum;
         self.heists[h].spent += sum;
         self.heists[h].s.stolen_outpoints += coins.len() as u64;
         self.heists[h].s.victim_entity = self.users[u].entity;
         self.heists[h].s.start_height = self.w.height;
-        let txid = self.w.emit(&coins, &[(sum - fee, Out::Key(k))], Style::MOBILE, Some("theft"))?;
+        let txid = self.w.emit(
+            &coins,
+            &[(sum - fee, Out::Key(k))],
+            Style::MOBILE,
+            Some("theft"),
+        )?;
         for c in &coins {
             let addr = self.w.address(c.key);
             self.w.truth.stolen.line(format_args!(
@@ -565,7 +710,12 @@ impl Sim {
                 c.txid, c.vout, c.value, self.w.height
             ))?;
         }
-        let cu = Utxo { txid, vout: 0, value: sum - fee, key: k };
+        let cu = Utxo {
+            txid,
+            vout: 0,
+            value: sum - fee,
+            key: k,
+        };
         self.thief_record_out(h, cu, "theft")?;
         let hops = self.w.rng.random_range(2..=4u8);
         let d = self.w.height + 1;
@@ -597,7 +747,9 @@ impl Sim {
             if split {
                 keys.push(self.thief_key(h)?);
             }
-            let fee = self.w.fee_for([c.key.kind].into_iter(), keys.iter().map(|k| k.kind));
+            let fee = self
+                .w
+                .fee_for([c.key.kind].into_iter(), keys.iter().map(|k| k.kind));
             let avail = c.value - fee;
             let vals = if split {
                 let a = (avail as f64 * self.w.rng.random_range(0.3..0.7)) as u64;
@@ -605,10 +757,19 @@ impl Sim {
             } else {
                 vec![avail]
             };
-            let outs: Vec<(u64, Out)> = vals.iter().zip(&keys).map(|(v, k)| (*v, Out::Key(*k))).collect();
+            let outs: Vec<(u64, Out)> = vals
+                .iter()
+                .zip(&keys)
+                .map(|(v, k)| (*v, Out::Key(*k)))
+                .collect();
             let txid = self.w.emit(&[c], &outs, Style::MOBILE, Some("theft_hop"))?;
             for (i, v) in vals.iter().enumerate() {
-                let u = Utxo { txid, vout: i as u32, value: *v, key: keys[i] };
+                let u = Utxo {
+                    txid,
+                    vout: i as u32,
+                    value: *v,
+                    key: keys[i],
+                };
                 self.thief_record_out(h, u, "hop")?;
                 let d = now + self.w.rng.random_range(1..=3);
                 self.heists[h].hops.push((d, u, n - 1));
@@ -673,7 +834,10 @@ impl Sim {
             }
             let s = &mut hs.s;
             s.stolen_sats = hs.stolen;
-            let paid = s.paid_exchange_sats + s.paid_otc_sats + s.paid_mixer_sats + s.paid_coinjoin_fee_sats;
+            let paid = s.paid_exchange_sats
+                + s.paid_otc_sats
+                + s.paid_mixer_sats
+                + s.paid_coinjoin_fee_sats;
             // Whatever left the thief's own coins and was neither received back nor paid.
             s.fees_sats = hs.spent - (hs.received - s.returned_by_mixer_sats) - paid;
             out.push(s.clone());

@@ -80,9 +80,10 @@ pub fn simulate(
     cfg.validate()?;
     check_out_dir(out_dir)?;
     std::fs::create_dir_all(out_dir).map_err(|e| io(out_dir, e))?;
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    // The key has its own stream so that obfuscation changes no other byte.
     let key = if cfg.xor {
-        let mut k: [u8; 8] = rng.random();
+        let mut k: [u8; 8] = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x786f_722e_6461_74).random();
         if k == [0; 8] {
             k[0] = 1;
         }
@@ -133,7 +134,11 @@ pub fn simulate(
         entities: w.entity_kinds.len() as u64,
         xor: cfg.xor,
         etl: cfg.etl,
-        tx_kinds: w.kind_counts.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        tx_kinds: w
+            .kind_counts
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
         heists,
     };
     w.truth.finish()?;

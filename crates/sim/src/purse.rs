@@ -116,3 +116,73 @@ impl Purse {
         Some(got)
     }
 }
+
+impl Purse {
+    /// Largest coins first until they cover `total` plus `fee_of(the coins)`. Nothing is
+    /// taken when they cannot. Returns the coins and the fee.
+    pub fn fund_largest(
+        &mut self,
+        total: u64,
+        max_inputs: usize,
+        fee_of: impl Fn(&[Utxo]) -> u64,
+    ) -> Option<(Vec<Utxo>, u64)> {
+        if self.sum < total {
+            return None;
+        }
+        self.utxos.sort_by(|a, b| {
+            a.value
+                .cmp(&b.value)
+                .then_with(|| a.txid.cmp(&b.txid))
+                .then(a.vout.cmp(&b.vout))
+        });
+        let mut got: Vec<Utxo> = Vec::new();
+        let mut s = 0u64;
+        loop {
+            let fee = fee_of(&got);
+            if !got.is_empty() && s >= total + fee {
+                return Some((got, fee));
+            }
+            if got.len() >= max_inputs || self.utxos.is_empty() {
+                for u in got {
+                    self.add(u);
+                }
+                return None;
+            }
+            let u = self.utxos.pop().unwrap();
+            self.sum -= u.value;
+            s += u.value;
+            got.push(u);
+        }
+    }
+
+    /// As [`Purse::fund_largest`], picking coins at random.
+    pub fn fund_random<R: Rng>(
+        &mut self,
+        rng: &mut R,
+        total: u64,
+        max_inputs: usize,
+        fee_of: impl Fn(&[Utxo]) -> u64,
+    ) -> Option<(Vec<Utxo>, u64)> {
+        if self.sum < total {
+            return None;
+        }
+        let mut got: Vec<Utxo> = Vec::new();
+        let mut s = 0u64;
+        loop {
+            let fee = fee_of(&got);
+            if !got.is_empty() && s >= total + fee {
+                return Some((got, fee));
+            }
+            if got.len() >= max_inputs || self.utxos.is_empty() {
+                for u in got {
+                    self.add(u);
+                }
+                return None;
+            }
+            let i = rng.random_range(0..self.utxos.len());
+            let u = self.take_index(i);
+            s += u.value;
+            got.push(u);
+        }
+    }
+}

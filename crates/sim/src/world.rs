@@ -13,8 +13,7 @@ use bitcoin::block::{Header, Version as BlockVersion};
 use bitcoin::hashes::Hash;
 use bitcoin::{
     absolute::LockTime, transaction::Version, Amount, Block, BlockHash, CompactTarget, OutPoint,
-    ScriptBuf, Sequence, Transaction, TxIn, TxMerkleNode, TxOut, Txid, Witness,
-    WitnessMerkleNode,
+    ScriptBuf, Sequence, Transaction, TxIn, TxMerkleNode, TxOut, Txid, Witness, WitnessMerkleNode,
 };
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -165,15 +164,12 @@ impl World {
     }
 
     /// Fee for a transaction of these input and output kinds at the current fee rate.
-    pub fn fee_for(&self, ins: impl Iterator<Item = Kind>, outs: impl Iterator<Item = Kind>) -> u64 {
-        let mut v = 11u64;
-        for k in ins {
-            v += k.input_vbytes();
-        }
-        for k in outs {
-            v += k.output_vbytes();
-        }
-        v * self.feerate
+    pub fn fee_for(
+        &self,
+        ins: impl Iterator<Item = Kind>,
+        outs: impl Iterator<Item = Kind>,
+    ) -> u64 {
+        fee_at(self.feerate, ins, outs)
     }
 
     pub fn lognormal(&mut self, median: f64, sigma: f64) -> f64 {
@@ -328,8 +324,9 @@ impl World {
         let mut txids = Vec::with_capacity(self.block_txids.len() + 1);
         txids.push(cb_txid.to_raw_hash());
         txids.extend(self.block_txids.iter().map(|t| t.to_raw_hash()));
-        let merkle_root =
-            TxMerkleNode::from_raw_hash(bitcoin::merkle_tree::calculate_root(txids.into_iter()).unwrap());
+        let merkle_root = TxMerkleNode::from_raw_hash(
+            bitcoin::merkle_tree::calculate_root(txids.into_iter()).unwrap(),
+        );
         // Block times: ten minutes apart on average, jittered but always above the median
         // of the last eleven.
         let jitter: i64 = self.rng.random_range(-240..=240);
@@ -377,4 +374,21 @@ impl World {
         let step = self.lognormal(1.0, 0.15).ln();
         self.feerate = (f * (drift + step).exp()).round().clamp(1.0, 300.0) as u64;
     }
+}
+
+/// Fee at `rate` sat/vB for a transaction with these input and output kinds.
+pub fn fee_at(rate: u64, ins: impl Iterator<Item = Kind>, outs: impl Iterator<Item = Kind>) -> u64 {
+    let mut v = 11u64;
+    for k in ins {
+        v += k.input_vbytes();
+    }
+    for k in outs {
+        v += k.output_vbytes();
+    }
+    v * rate
+}
+
+/// The fee closure coin selection needs: inputs vary, outputs are fixed.
+pub fn fee_fn(rate: u64, outs: Vec<Kind>) -> impl Fn(&[Utxo]) -> u64 {
+    move |ins: &[Utxo]| fee_at(rate, ins.iter().map(|u| u.key.kind), outs.iter().copied())
 }
