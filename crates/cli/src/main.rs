@@ -47,6 +47,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Simulate a heist, index it and show where the coins went: everything cointrail does.
+    Demo(cmd::sim::DemoArgs),
+    /// Write a simulated chain (an economy with heists) and its ground truth.
+    Simulate(cmd::sim::SimulateArgs),
     /// Add blocks to the index (Core blocks directory, block files, or blockchain-etl rows).
     Ingest(cmd::chain::IngestArgs),
     /// Parse and verify block files without indexing them.
@@ -74,6 +78,8 @@ fn main() {
         .init();
     let g = &cli.global;
     let result: anyhow::Result<()> = match cli.command {
+        Command::Demo(a) => cmd::sim::run_demo(a, g),
+        Command::Simulate(a) => cmd::sim::run_simulate(a, g),
         Command::Ingest(a) => cmd::chain::run_ingest(a, g),
         Command::Inspect(a) => cmd::chain::run_inspect(a, g),
         Command::Tx(a) => cmd::chain::run_tx(a, g),

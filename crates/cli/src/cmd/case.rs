@@ -19,6 +19,8 @@ pub enum CaseCmd {
     Show { name: String },
     /// Delete a case.
     Delete { name: String },
+    /// Register the heists of a simulated chain (its truth/ folder) as cases.
+    ImportSim { truth_dir: std::path::PathBuf },
 }
 
 #[derive(clap::Args)]
@@ -125,6 +127,14 @@ pub fn run(cmd: CaseCmd, g: &Global) -> Result<()> {
                 None => println!("(no index to resolve against)"),
             }
         }
+        CaseCmd::ImportSim { truth_dir } => {
+            let names = import_sim(&truth_dir, g)?;
+            if g.json {
+                crate::print_json(&names)?;
+            } else {
+                println!("{} case(s) created: {}", names.len(), names.join(", "));
+            }
+        }
         CaseCmd::Delete { name } => {
             s.delete(&name)?;
             if !g.json {
@@ -141,4 +151,46 @@ fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// One case per simulated heist or theft, from `truth/stolen_outpoints.tsv`
+/// (`heist, outpoint, value, address, drain_txid, height`).
+pub fn import_sim(truth_dir: &std::path::Path, g: &Global) -> Result<Vec<String>> {
+    let path = truth_dir.join("stolen_outpoints.tsv");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e} (is this a simulator's truth/ folder?)",
+            path.display()
+        )
+    })?;
+    let mut by_heist: std::collections::BTreeMap<String, Vec<CaseSource>> = Default::default();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 2 {
+            anyhow::bail!(
+                "{} line {}: expected tab-separated heist and outpoint",
+                path.display(),
+                i + 1
+            );
+        }
+        by_heist
+            .entry(f[0].to_string())
+            .or_default()
+            .extend(parse_outpoints(f[1])?);
+    }
+    let s = store(g)?;
+    let mut names = Vec::new();
+    for (h, sources) in by_heist {
+        let name = format!("sim-heist-{h}");
+        let _ = s.delete(&name);
+        s.create(&Case {
+            name: name.clone(),
+            description: format!("simulated theft {h} ({} stolen outputs)", sources.len()),
+            sources,
+            created: now(),
+            origin: format!("simulator:{}", truth_dir.display()),
+        })?;
+        names.push(name);
+    }
+    Ok(names)
 }

@@ -1,0 +1,247 @@
+//! `simulate` and `demo`: a simulated economy with heists, and the one command that shows
+//! everything cointrail can do on it.
+
+use crate::Global;
+use anyhow::{bail, Context, Result};
+use cointrail_sim::{HeistParams, SimConfig, COIN};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  cointrail simulate --out sim1                                  # 100k txs, 5 exchanges, one heist
+  cointrail simulate --txs 10000000 --out sim10m --xor           # the benchmark chain
+  cointrail simulate --out s --heist 0:2000:300 --heist 1:500:900  # victim exchange:BTC:start height
+The output folder gets blocks/ (a Bitcoin Core blocks directory), truth/ (ground truth, see
+crates/sim/README.md) and, with --etl, etl/ (blockchain-etl JSON lines).")]
+pub struct SimulateArgs {
+    /// New or empty output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Transactions to simulate (coinbases included).
+    #[arg(long, default_value_t = 100_000)]
+    pub txs: u64,
+    #[arg(long, default_value_t = 5_000)]
+    pub users: u32,
+    #[arg(long, default_value_t = 5)]
+    pub exchanges: u32,
+    /// A Lazarus-style heist: VICTIM_EXCHANGE:AMOUNT_BTC:START_HEIGHT (repeatable). Without
+    /// any, one heist of 1,000 BTC from exchange 0 runs once the economy is going.
+    #[arg(long, value_parser = parse_heist)]
+    pub heist: Vec<HeistParams>,
+    /// Unrelated small thefts from users.
+    #[arg(long, default_value_t = 3)]
+    pub thefts: u32,
+    /// Obfuscate block files with an xor.dat key, as Bitcoin Core 28+ does.
+    #[arg(long)]
+    pub xor: bool,
+    /// Also write blockchain-etl JSON lines.
+    #[arg(long)]
+    pub etl: bool,
+    #[arg(long, default_value_t = 300)]
+    pub txs_per_block: u32,
+    /// Skip the per-address ownership file (large on big chains).
+    #[arg(long)]
+    pub no_address_truth: bool,
+}
+
+fn parse_heist(s: &str) -> Result<HeistParams, String> {
+    let p: Vec<&str> = s.split(':').collect();
+    if p.len() != 3 {
+        return Err(format!(
+            "'{s}': expected VICTIM_EXCHANGE:AMOUNT_BTC:START_HEIGHT, e.g. 0:1500:400"
+        ));
+    }
+    let victim = p[0]
+        .parse()
+        .map_err(|_| format!("'{}' is not an exchange number", p[0]))?;
+    let btc: f64 = p[1]
+        .parse()
+        .map_err(|_| format!("'{}' is not an amount in BTC", p[1]))?;
+    if !(btc > 0.0 && btc < 21e6) {
+        return Err(format!("'{}' BTC is not a possible amount", p[1]));
+    }
+    let start = p[2]
+        .parse()
+        .map_err(|_| format!("'{}' is not a height", p[2]))?;
+    Ok(HeistParams::new(
+        victim,
+        (btc * COIN as f64).round() as u64,
+        start,
+    ))
+}
+
+pub fn config(a: &SimulateArgs) -> SimConfig {
+    let mut c = SimConfig {
+        seed: a.seed,
+        txs: a.txs,
+        users: a.users,
+        exchanges: a.exchanges,
+        thefts: a.thefts,
+        xor: a.xor,
+        etl: a.etl,
+        txs_per_block: a.txs_per_block,
+        address_truth: !a.no_address_truth,
+        ..SimConfig::default()
+    };
+    c.heists = if a.heist.is_empty() {
+        vec![HeistParams::new(
+            0,
+            1_000 * COIN,
+            c.economy_start_height() + 50,
+        )]
+    } else {
+        a.heist.clone()
+    };
+    c
+}
+
+fn run_sim(cfg: &SimConfig, out: &Path, g: &Global) -> Result<cointrail_sim::SimSummary> {
+    let bar = crate::progress::bar(g, cfg.txs, "simulate");
+    let mut progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let r = cointrail_sim::simulate(cfg, out, &mut progress);
+    bar.finish_and_clear();
+    Ok(r?)
+}
+
+pub fn run_simulate(a: SimulateArgs, g: &Global) -> Result<()> {
+    let cfg = config(&a);
+    let t = std::time::Instant::now();
+    let s = run_sim(&cfg, &a.out, g)?;
+    if g.json {
+        return crate::print_json(&s);
+    }
+    println!(
+        "{} blocks, {} transactions in {} files ({:.1} MB) in {:.1}s; tip {} {}",
+        s.blocks,
+        s.txs,
+        s.files,
+        s.bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64(),
+        s.tip_height,
+        s.tip_hash
+    );
+    for h in &s.heists {
+        println!(
+            "{} {}: {:.2} BTC stolen at height {} from entity {}; paid to exchanges {:.2}, OTC {:.2}, mixer {:.2}; dormant {:.2} BTC",
+            h.kind, h.id, btc(h.stolen_sats), h.start_height, h.victim_entity, btc(h.paid_exchange_sats), btc(h.paid_otc_sats), btc(h.paid_mixer_sats), btc(h.held_dormant_sats)
+        );
+    }
+    println!(
+        "ingest it with: cointrail ingest --blocks-dir {}",
+        a.out.join("blocks").display()
+    );
+    Ok(())
+}
+
+pub fn btc(sats: u64) -> f64 {
+    sats as f64 / COIN as f64
+}
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Simulate this many transactions (the default scenario has 30,000).
+    #[arg(long)]
+    pub txs: Option<u64>,
+    #[arg(long, default_value_t = 2024)]
+    pub seed: u64,
+}
+
+/// Marker that a data dir was made by `demo`, so a later demo may replace it.
+const DEMO_MARK: &str = "DEMO";
+
+pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
+    let started = std::time::Instant::now();
+    let dd = &g.data_dir;
+    if dd.join("index").exists() && !dd.join(DEMO_MARK).exists() {
+        bail!(
+            "{} holds an index that `demo` did not make; run the demo with another --data-dir",
+            dd.display()
+        );
+    }
+    if dd.exists() {
+        std::fs::remove_dir_all(dd)
+            .with_context(|| format!("clearing the previous demo in {}", dd.display()))?;
+    }
+    std::fs::create_dir_all(dd)?;
+    std::fs::write(
+        dd.join(DEMO_MARK),
+        "made by `cointrail demo`; the next demo replaces this folder\n",
+    )?;
+    let mut cfg = SimConfig::demo();
+    cfg.seed = a.seed;
+    if let Some(t) = a.txs {
+        cfg.txs = t;
+    }
+    let chain = dd.join("demo-chain");
+    say(
+        g,
+        "1/4 simulating an economy with a Lazarus-style exchange heist",
+    );
+    let s = run_sim(&cfg, &chain, g)?;
+    say(g, &format!("    {} blocks, {} transactions written as a Bitcoin Core blocks directory (xor.dat obfuscated)", s.blocks, s.txs));
+
+    say(g, "2/4 ingesting the blocks into the index");
+    let mut index = cointrail_index::Index::open_writer(&g.index_dir())?;
+    let report = cointrail_index::ingest(
+        &mut index,
+        cointrail_index::Source::BlocksDir(chain.join("blocks")),
+        &Default::default(),
+    )?;
+    let stats = index.stats();
+    drop(index);
+    say(
+        g,
+        &format!(
+            "    tip {} · {} txs · {} addresses",
+            report.tip_height.unwrap_or(0),
+            stats.tx_count,
+            stats.address_count
+        ),
+    );
+
+    say(g, "3/4 registering each simulated heist as a case");
+    let cases = crate::cmd::case::import_sim(&chain.join("truth"), g)?;
+    say(
+        g,
+        &format!("    {} case(s): {}", cases.len(), cases.join(", ")),
+    );
+
+    say(
+        g,
+        "4/4 where the stolen coins went (ground truth of the simulation)",
+    );
+    for h in s.heists.iter().filter(|h| h.kind == "heist") {
+        say(
+            g,
+            &format!(
+                "    heist {}: {:.2} BTC stolen at height {}: {:.2} BTC to other exchanges, {:.2} to the OTC broker, {:.2} into the mixer, {:.2} still dormant",
+                h.id,
+                btc(h.stolen_sats),
+                h.start_height,
+                btc(h.paid_exchange_sats),
+                btc(h.paid_otc_sats),
+                btc(h.paid_mixer_sats),
+                btc(h.held_dormant_sats)
+            ),
+        );
+    }
+    if g.json {
+        crate::print_json(
+            &serde_json::json!({"simulation": s, "ingest": report, "index": stats, "cases": cases, "seconds": started.elapsed().as_secs_f64()}),
+        )?;
+    } else {
+        println!("done in {:.1}s. Explore: cointrail --data-dir {} stats | case list | tx TXID | address ADDR", started.elapsed().as_secs_f64(), dd.display());
+    }
+    Ok(())
+}
+
+fn say(g: &Global, s: &str) {
+    if !g.json {
+        println!("{s}");
+    }
+}
