@@ -1,11 +1,12 @@
 //! Throughput of the simulator: `cargo run --release -p cointrail-sim --example simbench -- [TXS] [OUT]`.
-//! Defaults: 1,000,000 transactions into a temporary folder (removed afterwards).
+//! `demo` as TXS runs `SimConfig::demo()` unchanged. Defaults: 1,000,000 transactions into a temporary folder (removed afterwards).
 
 use cointrail_sim::{simulate, SimConfig};
 use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let demo = args.get(1).map(|s| s == "demo").unwrap_or(false);
     let txs: u64 = args
         .get(1)
         .and_then(|s| s.parse().ok())
@@ -20,7 +21,10 @@ fn main() {
     cfg.txs_per_block = if txs >= 1_000_000 { 1_000 } else { 100 };
     let start = cfg.economy_start_height() + 40;
     cfg.heists[0].start_height = start;
-    cfg.heists[0].dormant_blocks = ((cfg.estimated_end_height() - start) / 3).max(1);
+    cfg.heists[0].dormant_blocks = ((cfg.estimated_end_height() - start) * 2 / 5).max(1);
+    if demo {
+        cfg = SimConfig::demo();
+    }
     let t = Instant::now();
     let mut last = 0u64;
     let s = simulate(&cfg, &out, &mut |done, total| {

@@ -159,7 +159,7 @@ impl Sim {
     pub fn whirlpool_mixes(&mut self) -> Result<(), SimError> {
         for p in 0..self.wp.len() {
             let mut done = 0;
-            while done < 4 && self.wp[p].premix.len() >= 2 && self.wp[p].postmix.len() >= 3 {
+            while done < 40 && self.wp[p].premix.len() >= 2 && self.wp[p].postmix.len() >= 3 {
                 done += 1;
                 let denom = self.wp[p].denom;
                 let mut parts: Vec<(Owner, Utxo, u32)> = Vec::with_capacity(5);

@@ -797,19 +797,19 @@ impl Sim {
                 });
                 Ok(true)
             }
-            770..=809 => {
+            770..=775 => {
                 let Some(w) = self.role_user(Role::Whirlpool) else {
                     return Ok(false);
                 };
                 self.whirlpool_tx0(Owner::User(w), None)
             }
-            810..=849 => {
+            776..=785 => {
                 let Some(t) = self.role_user(Role::JmMaker) else {
                     return Ok(false);
                 };
                 self.joinmarket_user_round(t)
             }
-            850..=874 => {
+            786..=790 => {
                 let Some(m) = self.role_user(Role::MixerUser) else {
                     return Ok(false);
                 };
@@ -839,7 +839,7 @@ impl Sim {
                 }
                 Ok(false)
             }
-            875..=889 => {
+            791..=805 => {
                 // Sell coins to the OTC broker.
                 if bal < 20_000_000 {
                     return Ok(false);
