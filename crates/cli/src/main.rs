@@ -65,6 +65,8 @@ enum Command {
     Stats,
     /// Check the index for consistency (after a crash, a disk problem, or to be sure).
     Verify,
+    /// Exposure and risk of an address, a transaction or a deposit output.
+    Screen(cmd::screen::ScreenArgs),
     /// Register and manage incidents (cases) to trace.
     #[command(subcommand)]
     Case(cmd::case::CaseCmd),
@@ -88,6 +90,7 @@ fn main() {
         Command::Stats => cmd::chain::run_stats(g),
         Command::Verify => cmd::chain::run_verify(g),
         Command::Case(c) => cmd::case::run(c, g),
+        Command::Screen(a) => cmd::screen::run(a, g),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,4 +1,6 @@
 //! One module per group of subcommands.
 pub mod case;
 pub mod chain;
+pub mod screen;
 pub mod sim;
+pub mod wiring;
