@@ -1,4 +1,4 @@
-//! Throughput of the simulator: `cargo run --release -p cointrail-sim --example simbench -- [TXS] [OUT]`.
+//! Throughput of the simulator: `cargo run --release -p cointrail-sim --example simbench -- [TXS|demo] [OUT] [USERS]`.
 //! `demo` as TXS runs `SimConfig::demo()` unchanged. Defaults: 1,000,000 transactions into a temporary folder (removed afterwards).
 
 use cointrail_sim::{simulate, SimConfig};
@@ -17,6 +17,9 @@ fn main() {
     let mut cfg = SimConfig::demo();
     cfg.txs = txs;
     cfg.users = ((txs / 20).clamp(2_000, 200_000)) as u32;
+    if let Some(u) = args.get(3).and_then(|s| s.parse().ok()) {
+        cfg.users = u;
+    }
     cfg.merchants = (cfg.users / 25).max(50);
     cfg.txs_per_block = if txs >= 1_000_000 { 1_000 } else { 100 };
     let start = cfg.economy_start_height() + 40;
@@ -36,11 +39,12 @@ fn main() {
     .expect("simulate");
     let secs = t.elapsed().as_secs_f64();
     println!(
-        "txs {} blocks {} files {} bytes {} in {:.2}s: {:.0} tx/s",
+        "txs {} blocks {} files {} bytes {} live_utxos {} in {:.2}s: {:.0} tx/s",
         s.txs,
         s.blocks,
         s.files,
         s.bytes,
+        s.live_utxos,
         secs,
         s.txs as f64 / secs
     );

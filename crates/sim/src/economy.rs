@@ -902,11 +902,27 @@ impl Sim {
         for e in 0..self.exchanges.len() {
             self.exchange_ops(e)?;
         }
+        // The processor sweeps its invoice addresses every block, settles every sixth.
+        for _ in 0..4 {
+            if self.processor.purse.len() <= 60 {
+                break;
+            }
+            let k = self.w.new_key(self.processor.entity, Kind::P2wpkh)?;
+            sweep_purse(
+                &mut self.w,
+                &mut self.processor.purse,
+                250,
+                k,
+                Style::SERVICE,
+                "processor_sweep",
+            )?;
+        }
         if h % 6 == 0 {
             self.processor_settle()?;
         }
         for m in 0..self.merchants.len() {
-            if self.merchants[m].purse.sum > 2 * COIN && self.w.rng.random_ratio(1, 5) {
+            let mp = &self.merchants[m].purse;
+            if (mp.sum > COIN || mp.len() >= 40) && self.w.rng.random_ratio(1, 5) {
                 self.merchant_cashout(m)?;
             }
         }
@@ -1040,6 +1056,17 @@ impl Sim {
                 });
             }
         }
+        if self.exchanges[e].hot.len() > 300 {
+            let hk = self.exchanges[e].hot_keys[0];
+            sweep_purse(
+                &mut self.w,
+                &mut self.exchanges[e].hot,
+                150,
+                hk,
+                Style::SERVICE,
+                "exchange_consolidation",
+            )?;
+        }
         // Keep about a fifth in the hot wallet.
         let total = self.exchanges[e].total();
         if self.exchanges[e].hot.sum > total * 2 / 5 && self.w.rng.random_ratio(1, 5) {
@@ -1164,7 +1191,7 @@ impl Sim {
     fn merchant_cashout(&mut self, m: usize) -> Result<(), SimError> {
         let ex = self.merchants[m].exch;
         let key = self.deposit_key(ex, CUST_MERCHANT + m as u64)?;
-        let n = self.merchants[m].purse.len().min(80);
+        let n = self.merchants[m].purse.len().min(100);
         let ins = self.merchants[m].purse.take_front(n);
         let sum: u64 = ins.iter().map(|x| x.value).sum();
         let fee = self
@@ -1294,6 +1321,17 @@ impl Sim {
     }
 
     fn otc_ops(&mut self) -> Result<(), SimError> {
+        if self.otc.purse.len() > 60 {
+            let k = self.w.new_key(self.otc.entity, Kind::P2shP2wpkh)?;
+            sweep_purse(
+                &mut self.w,
+                &mut self.otc.purse,
+                100,
+                k,
+                Style::CORE,
+                "otc_sweep",
+            )?;
+        }
         if !self.w.rng.random_ratio(1, 4) {
             return Ok(());
         }
@@ -1350,6 +1388,55 @@ impl Sim {
         Ok(())
     }
 
+    /// UTXOs held in all wallets and queues: the simulator's live state.
+    pub fn live_utxos(&self) -> u64 {
+        let mut n = 0usize;
+        n += self.users.iter().map(|u| u.purse.len()).sum::<usize>();
+        n += self.merchants.iter().map(|m| m.purse.len()).sum::<usize>();
+        n += self
+            .exchanges
+            .iter()
+            .map(|e| e.hot.len() + e.cold.len() + e.pending.len())
+            .sum::<usize>();
+        n += self
+            .pools
+            .iter()
+            .map(|p| p.matured.len() + p.immature.len())
+            .sum::<usize>();
+        n += self.processor.purse.len()
+            + self.mixer.deposits.len()
+            + self.mixer.pool.len()
+            + self.otc.purse.len();
+        n += self
+            .wp
+            .iter()
+            .map(|p| p.premix.len() + p.postmix.len())
+            .sum::<usize>();
+        if std::env::var_os("COINTRAIL_SIM_DEBUG").is_some() {
+            eprintln!(
+                "users {} merchants {} exchanges {} pools {} processor {} mixer {} otc {} wp {}",
+                self.users.iter().map(|u| u.purse.len()).sum::<usize>(),
+                self.merchants.iter().map(|m| m.purse.len()).sum::<usize>(),
+                self.exchanges
+                    .iter()
+                    .map(|e| e.hot.len() + e.cold.len() + e.pending.len())
+                    .sum::<usize>(),
+                self.pools
+                    .iter()
+                    .map(|p| p.matured.len() + p.immature.len())
+                    .sum::<usize>(),
+                self.processor.purse.len(),
+                self.mixer.deposits.len() + self.mixer.pool.len(),
+                self.otc.purse.len(),
+                self.wp
+                    .iter()
+                    .map(|p| p.premix.len() + p.postmix.len())
+                    .sum::<usize>(),
+            );
+        }
+        n as u64
+    }
+
     pub fn owner_fresh_key(&mut self, owner: Owner) -> Result<Key, SimError> {
         match owner {
             Owner::User(u) => self.user_fresh_key(u),
@@ -1372,6 +1459,35 @@ impl Sim {
             Owner::Thief(h) => self.thief_receive(h as usize, u, role),
         }
     }
+}
+
+/// Consolidate the `n` oldest coins of `purse` into one output to `key` (services sweeping
+/// their many small receipts). Skipped when fees would eat the coins.
+pub fn sweep_purse(
+    w: &mut World,
+    purse: &mut Purse,
+    n: usize,
+    key: Key,
+    style: Style,
+    label: &'static str,
+) -> Result<(), SimError> {
+    let ins = purse.take_front(n);
+    let sum: u64 = ins.iter().map(|x| x.value).sum();
+    let fee = w.fee_for(ins.iter().map(|x| x.key.kind), [key.kind].into_iter());
+    if ins.len() < 2 || sum < 3 * fee {
+        for u in ins {
+            purse.add(u);
+        }
+        return Ok(());
+    }
+    let txid = w.emit(&ins, &[(sum - fee, Out::Key(key))], style, Some(label))?;
+    purse.add(Utxo {
+        txid,
+        vout: 0,
+        value: sum - fee,
+        key,
+    });
+    Ok(())
 }
 
 pub fn clone_out(o: &Out) -> Out {

@@ -45,6 +45,8 @@ pub struct SimSummary {
     /// Count of labelled transactions per kind (as in `truth/tx_kinds.tsv`).
     pub tx_kinds: BTreeMap<String, u64>,
     pub heists: Vec<HeistSummary>,
+    /// UTXOs the simulator's wallets and queues held at the end (its live state).
+    pub live_utxos: u64,
 }
 
 /// Refuse a folder that holds anything: the simulator never overwrites or mixes data.
@@ -113,6 +115,7 @@ pub fn simulate(
     run_economy(&mut sim, progress)?;
     let heists = sim.finish_heists()?;
     let economy_start_height = sim.economy_start;
+    let live_utxos = sim.live_utxos();
     let mut w = sim.w;
     let tip_height = w.height - 1;
     let tip_hash = w.prev_hash.to_string();
@@ -140,6 +143,7 @@ pub fn simulate(
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
         heists,
+        live_utxos,
     };
     w.truth.finish()?;
     let p = out_dir.join("truth").join("summary.json");
