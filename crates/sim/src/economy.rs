@@ -644,7 +644,7 @@ impl Sim {
         let f = self.progress();
         let mut u = self.random_user();
         // Wallets slowly move to newer script types.
-        if self.users[u as usize].role == Role::Plain && self.w.rng.random_ratio(1, 400) {
+        if self.users[u as usize].role == Role::Plain && self.w.rng.random_ratio(1, 120) {
             self.users[u as usize].kind = kind_at(&mut self.w.rng, f);
         }
         let bal = self.users[u as usize].purse.sum;

@@ -648,8 +648,13 @@ fn script_types_shift_over_time() {
     };
     let half = econ.len() / 2;
     let (early, late) = econ.split_at(half);
-    assert!(share(late, |s| s.is_p2tr()) > share(early, |s| s.is_p2tr()));
-    assert!(share(early, |s| s.is_p2pkh()) > 0.02);
+    let (tr0, tr1) = (share(early, |s| s.is_p2tr()), share(late, |s| s.is_p2tr()));
+    let (pkh0, pkh1) = (
+        share(early, |s| s.is_p2pkh()),
+        share(late, |s| s.is_p2pkh()),
+    );
+    assert!(tr1 > tr0 && tr1 > 0.01, "taproot share {tr0} -> {tr1}");
+    assert!(pkh0 > pkh1 && pkh1 > 0.02, "P2PKH share {pkh0} -> {pkh1}");
 }
 
 #[test]
