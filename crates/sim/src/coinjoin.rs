@@ -297,7 +297,7 @@ impl Sim {
         outs.push((coord_fee, self.wasabi_key, None));
         ins.shuffle(&mut self.w.rng);
         // Wasabi 1 orders outputs by value, largest first.
-        outs.sort_by(|a, b| b.0.cmp(&a.0));
+        outs.sort_by_key(|o| std::cmp::Reverse(o.0));
         let tx_outs: Vec<(u64, Out)> = outs.iter().map(|o| (o.0, Out::Key(o.1))).collect();
         let txid = self
             .w

@@ -60,7 +60,6 @@ pub struct Merchant {
 }
 
 pub struct Pool {
-    pub entity: u32,
     pub key: Key,
     pub immature: VecDeque<(u32, Utxo)>,
     pub matured: Purse,
@@ -111,7 +110,6 @@ pub struct Sim {
     pub otc: Otc,
     pub wp_coord: u32,
     pub wp: Vec<WpPool>,
-    pub wasabi_coord: u32,
     pub wasabi_key: Key,
     pub heists: Vec<Heist>,
     pub announced: HashSet<u64>,
@@ -156,7 +154,6 @@ impl Sim {
             let entity = w.new_entity(EntityKind::Miner, name)?;
             let key = w.new_key(entity, if i == 0 { Kind::P2pkh } else { Kind::P2wpkh })?;
             pools.push(Pool {
-                entity,
                 key,
                 immature: VecDeque::new(),
                 matured: Purse::default(),
@@ -292,7 +289,6 @@ impl Sim {
             },
             wp_coord,
             wp,
-            wasabi_coord,
             wasabi_key,
             heists: Vec::new(),
             announced: HashSet::new(),
@@ -315,7 +311,10 @@ impl Sim {
             Mixer,
             Otc,
             Merchant(u32),
-            WpSeed(usize),
+            /// A Whirlpool remixer; becomes `Seed` once its owner is chosen.
+            WpSeed,
+            /// A Whirlpool remixer owned by this user.
+            Seed(u32),
         }
         let mut items: VecDeque<(u64, Credit)> = VecDeque::new();
         // Users: log-normal wealth, JoinMarket makers five times richer, scaled so that the
@@ -370,7 +369,7 @@ impl Sim {
         }
         for p in 0..self.wp.len() {
             for _ in 0..20 {
-                items.push_back((self.wp[p].denom, Credit::WpSeed(p)));
+                items.push_back((self.wp[p].denom, Credit::WpSeed));
             }
         }
         // Interleave so no block is all one kind of recipient.
@@ -386,7 +385,7 @@ impl Sim {
                 let Some((v, c)) = items.pop_front() else {
                     break;
                 };
-                if matches!(c, Credit::WpSeed(_)) && v > cap {
+                if matches!(c, Credit::WpSeed) && v > cap {
                     // Seeds must be exactly one pool denomination: next block.
                     items.push_front((v, c));
                     break;
@@ -408,12 +407,12 @@ impl Sim {
                         self.merchants[m as usize].entity,
                         self.merchants[m as usize].kind,
                     ),
-                    Credit::WpSeed(_) => (self.users[0].entity, Kind::P2wpkh),
+                    Credit::WpSeed | Credit::Seed(_) => (self.users[0].entity, Kind::P2wpkh),
                 };
                 let key = match c {
                     Credit::Hot(e) => self.exchanges[e as usize].hot_keys[0],
                     Credit::Cold(e) => self.exchanges[e as usize].cold_key,
-                    Credit::WpSeed(_) => {
+                    Credit::WpSeed => {
                         // Seeds belong to random Whirlpool users.
                         let list = self
                             .role_lists
@@ -427,7 +426,7 @@ impl Sim {
                         };
                         let ent = self.users[u as usize].entity;
                         let k = self.w.new_key(ent, Kind::P2wpkh)?;
-                        outs.push((take, k, Credit::User(u32::MAX - u)));
+                        outs.push((take, k, Credit::Seed(u)));
                         cap -= take;
                         continue;
                     }
@@ -461,13 +460,12 @@ impl Sim {
                     key: *k,
                 };
                 match c {
-                    Credit::User(x) if *x > u32::MAX / 2 => {
-                        // A Whirlpool seed: an already-mixed coin that keeps remixing.
-                        let owner = u32::MAX - x;
+                    Credit::Seed(owner) => {
+                        // An already-mixed coin that keeps remixing.
                         let p = self.wp.iter().position(|p| p.denom == *v).unwrap();
                         self.wp[p]
                             .postmix
-                            .push_back((Owner::User(owner), u, u32::MAX));
+                            .push_back((Owner::User(*owner), u, u32::MAX));
                     }
                     Credit::User(x) => self.users[*x as usize].purse.add(u),
                     Credit::Hot(e) => self.exchanges[*e as usize].hot.add(u),
@@ -475,7 +473,7 @@ impl Sim {
                     Credit::Mixer => self.mixer.pool.add(u),
                     Credit::Otc => self.otc.purse.add(u),
                     Credit::Merchant(m) => self.merchants[*m as usize].purse.add(u),
-                    Credit::WpSeed(_) => unreachable!(),
+                    Credit::WpSeed => unreachable!("seeds get an owner when paid"),
                 }
             }
             if miner_v > 0 {
@@ -1257,18 +1255,18 @@ impl Sim {
     }
 
     fn mixer_payout(&mut self, owner: Owner, amt: u64) -> Result<bool, SimError> {
-        let parts = self.w.rng.random_range(1..=3u64);
-        let ck = self.w.new_key(self.mixer.entity, Kind::P2wpkh)?;
-        let fee_est = self
-            .w
-            .fee_for([Kind::P2wpkh; 4].into_iter(), [Kind::P2wpkh; 4].into_iter());
-        let Some(ins) = self
-            .mixer
-            .pool
-            .select_random(&mut self.w.rng, amt + fee_est, 30)
-        else {
+        let parts = self.w.rng.random_range(1..=3usize);
+        let owner_kind = match owner {
+            Owner::User(u) => self.users[u as usize].kind,
+            Owner::Thief(h) => self.heists[h as usize].key_kind,
+        };
+        let mut out_kinds = vec![owner_kind; parts];
+        out_kinds.push(Kind::P2wpkh);
+        let ff = fee_fn(self.w.feerate, out_kinds);
+        let Some((ins, fee)) = self.mixer.pool.fund_random(&mut self.w.rng, amt, 30, ff) else {
             return Ok(false);
         };
+        let ck = self.w.new_key(self.mixer.entity, Kind::P2wpkh)?;
         let mut outs = Vec::new();
         let mut keys = Vec::new();
         let mut left = amt;
@@ -1281,33 +1279,21 @@ impl Sim {
             let v = v.min(left);
             left -= v;
             let k = self.owner_fresh_key(owner)?;
-            keys.push(k);
+            keys.push((v, k));
             outs.push((v, Out::Key(k)));
         }
         let in_sum: u64 = ins.iter().map(|x| x.value).sum();
-        let fee = self.w.fee_for(
-            ins.iter().map(|x| x.key.kind),
-            keys.iter().map(|k| k.kind).chain([ck.kind]),
-        );
-        if in_sum < amt + fee {
-            for i in ins {
-                self.mixer.pool.add(i);
-            }
-            return Ok(false);
-        }
         let change = in_sum - amt - fee;
         outs.push((change, Out::Key(ck)));
         let txid = self
             .w
             .emit(&ins, &outs, Style::SERVICE, Some("mixer_payout"))?;
-        for (i, k) in keys.iter().enumerate() {
+        for (i, (value, key)) in keys.iter().enumerate() {
             let u = Utxo {
                 txid,
                 vout: i as u32,
-                value: match &outs[i] {
-                    (v, _) => *v,
-                },
-                key: *k,
+                value: *value,
+                key: *key,
             };
             self.credit_owner(owner, u, "mixer_payout")?;
         }

@@ -290,14 +290,14 @@ impl Sim {
             let base = avail / n as u64;
             let mut outs = Vec::with_capacity(n);
             let mut left = avail;
-            for i in 0..n {
+            for (i, k) in keys.iter().enumerate() {
                 let v = if i + 1 == n {
                     left
                 } else {
                     ((base as f64) * self.w.rng.random_range(0.97..1.03)) as u64
                 };
                 left -= v;
-                outs.push((v, Out::Key(keys[i])));
+                outs.push((v, Out::Key(*k)));
             }
             self.thief_spent(h, c.value);
             let txid = self

@@ -85,7 +85,7 @@ pub fn simulate(
     let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     // The key has its own stream so that obfuscation changes no other byte.
     let key = if cfg.xor {
-        let mut k: [u8; 8] = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x786f_722e_6461_74).random();
+        let mut k: [u8; 8] = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x0078_6f72_2e64_6174).random();
         if k == [0; 8] {
             k[0] = 1;
         }

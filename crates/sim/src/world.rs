@@ -8,7 +8,7 @@ use crate::config::{SimConfig, SimError};
 use crate::etl::EtlWriter;
 use crate::keys::{address_of, Key, KeyGen, Kind};
 use crate::purse::Utxo;
-use crate::truth::{EntityKind, HeistSummary, Truth};
+use crate::truth::{EntityKind, Truth};
 use bitcoin::block::{Header, Version as BlockVersion};
 use bitcoin::hashes::Hash;
 use bitcoin::{
@@ -87,7 +87,6 @@ pub struct World {
     pub truth: Truth,
     pub writer: Option<BlockWriter>,
     pub etl: Option<EtlWriter>,
-    pub heist_stats: Vec<HeistSummary>,
     pub kind_counts: std::collections::BTreeMap<&'static str, u64>,
 }
 
@@ -126,7 +125,6 @@ impl World {
             truth,
             writer: Some(writer),
             etl,
-            heist_stats: Vec::new(),
             kind_counts: Default::default(),
         }
     }

@@ -411,7 +411,7 @@ fn ground_truth_matches_the_blocks() {
         .into_iter()
         .map(|r| (outpoint(&r[1]), r[4].clone()))
         .collect();
-    for (op, _) in &thief_outs {
+    for op in thief_outs.keys() {
         assert_eq!(
             end.contains_key(op),
             !spent_by.contains_key(op),
