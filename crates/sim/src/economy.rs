@@ -641,8 +641,10 @@ impl Sim {
     pub fn user_action(&mut self) -> Result<bool, SimError> {
         let f = self.progress();
         let mut u = self.random_user();
-        // Wallets slowly move to newer script types.
-        if self.users[u as usize].role == Role::Plain && self.w.rng.random_ratio(1, 120) {
+        // Wallets move to newer script types: about three times over the chain per user,
+        // whatever the chain's length.
+        let drift = (3.0 * self.users.len() as f64 / self.w.cfg.txs as f64).clamp(0.001, 0.3);
+        if self.users[u as usize].role == Role::Plain && self.w.rng.random_bool(drift) {
             self.users[u as usize].kind = kind_at(&mut self.w.rng, f);
         }
         let bal = self.users[u as usize].purse.sum;

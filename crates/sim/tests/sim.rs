@@ -653,7 +653,10 @@ fn script_types_shift_over_time() {
         share(early, |s| s.is_p2pkh()),
         share(late, |s| s.is_p2pkh()),
     );
-    assert!(tr1 > 2.0 * tr0 && tr1 > 0.004, "taproot share {tr0} -> {tr1}");
+    assert!(
+        tr1 > 2.0 * tr0 && tr1 > 0.02,
+        "taproot share {tr0} -> {tr1}"
+    );
     assert!(pkh0 > pkh1 && pkh1 > 0.02, "P2PKH share {pkh0} -> {pkh1}");
 }
 
