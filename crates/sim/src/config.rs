@@ -16,12 +16,25 @@ pub struct HeistParams {
     /// Absolute block height of the drain (≥ [`SimConfig::economy_start_height`]).
     pub start_height: u32,
     /// Share of the fanned-out coins that is left untouched for a long stretch.
+    #[serde(default = "d_dormant_pct")]
     pub dormant_share_pct: u8,
     /// Blocks after the drain before dormant coins start moving again; each dormant coin
     /// wakes at a uniform point in `[dormant_blocks, 2 * dormant_blocks)`.
+    #[serde(default = "d_dormant_blocks")]
     pub dormant_blocks: u32,
     /// Number of fresh addresses the drained coins are fanned out to.
+    #[serde(default = "d_fanout")]
     pub fanout: u32,
+}
+
+fn d_dormant_pct() -> u8 {
+    40
+}
+fn d_dormant_blocks() -> u32 {
+    100
+}
+fn d_fanout() -> u32 {
+    120
 }
 
 impl HeistParams {
@@ -30,14 +43,16 @@ impl HeistParams {
             victim_exchange,
             amount_sats,
             start_height,
-            dormant_share_pct: 40,
-            dormant_blocks: 100,
-            fanout: 120,
+            dormant_share_pct: d_dormant_pct(),
+            dormant_blocks: d_dormant_blocks(),
+            fanout: d_fanout(),
         }
     }
 }
 
+/// Everything a run depends on. Deserializing fills missing fields from `Default`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct SimConfig {
     pub seed: u64,
     /// Total transactions to generate, coinbases included (the last block may overshoot by
@@ -313,5 +328,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("start_height"));
+    }
+}
+
+#[cfg(test)]
+mod serde_tests {
+    use super::*;
+
+    #[test]
+    fn partial_json_config_fills_defaults() {
+        let c: SimConfig = serde_json::from_str(
+            r#"{"seed": 9, "txs": 5000, "heists": [{"victim_exchange": 1, "amount_sats": 2000000000, "start_height": 700}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.seed, 9);
+        assert_eq!(c.users, SimConfig::default().users);
+        assert_eq!(c.heists[0].fanout, 120);
+        assert_eq!(c.heists[0].dormant_share_pct, 40);
     }
 }

@@ -77,6 +77,7 @@ pub struct World {
     pub time: u32,
     pub prev_hash: BlockHash,
     pub feerate: u64,
+    log_feerate: f64,
     pub block_txs: Vec<Transaction>,
     pub block_txids: Vec<Txid>,
     pub block_fees: u64,
@@ -115,6 +116,7 @@ impl World {
             time: FIRST_BLOCK_TIME,
             prev_hash: bitcoin::constants::genesis_block(bitcoin::Network::Regtest).block_hash(),
             feerate: 5,
+            log_feerate: 1.609_437_912_434_100_3,
             block_txs: Vec::new(),
             block_txids: Vec::new(),
             block_fees: 0,
@@ -170,11 +172,20 @@ impl World {
         fee_at(self.feerate, ins, outs)
     }
 
+    /// Approximately standard normal (Irwin-Hall: twelve uniforms). Only +, -, * are used
+    /// so that every platform draws the same numbers (libm's ln/cos/exp may differ in the
+    /// last bit between systems, which would break byte-identical output).
+    pub fn normal(&mut self) -> f64 {
+        let mut s = 0.0;
+        for _ in 0..12 {
+            s += self.rng.random::<f64>();
+        }
+        s - 6.0
+    }
+
     pub fn lognormal(&mut self, median: f64, sigma: f64) -> f64 {
-        let u1: f64 = self.rng.random::<f64>().max(1e-12);
-        let u2: f64 = self.rng.random();
-        let n = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-        median * (sigma * n).exp()
+        let n = self.normal();
+        median * det_exp(sigma * n)
     }
 
     /// Build and queue a transaction; returns its txid (output `i` is `outs[i]`).
@@ -367,10 +378,12 @@ impl World {
 
     /// Fee rate (sat/vB) for the next block: a mean-reverting random walk, 1..=300.
     pub fn next_feerate(&mut self) {
-        let f = self.feerate as f64;
-        let drift = (12.0f64.ln() - f.ln()) * 0.05;
-        let step = self.lognormal(1.0, 0.15).ln();
-        self.feerate = (f * (drift + step).exp()).round().clamp(1.0, 300.0) as u64;
+        // A walk in log space, pulled towards 12 sat/vB.
+        const LN_12: f64 = 2.484_906_649_788_000_3;
+        let drift = (LN_12 - self.log_feerate) * 0.05;
+        let step = 0.15 * self.normal();
+        self.log_feerate = (self.log_feerate + drift + step).clamp(0.0, 5.7);
+        self.feerate = det_exp(self.log_feerate).round().clamp(1.0, 300.0) as u64;
     }
 }
 
@@ -389,4 +402,34 @@ pub fn fee_at(rate: u64, ins: impl Iterator<Item = Kind>, outs: impl Iterator<It
 /// The fee closure coin selection needs: inputs vary, outputs are fixed.
 pub fn fee_fn(rate: u64, outs: Vec<Kind>) -> impl Fn(&[Utxo]) -> u64 {
     move |ins: &[Utxo]| fee_at(rate, ins.iter().map(|u| u.key.kind), outs.iter().copied())
+}
+
+/// e^x from +, -, * and / only (bit-identical on every IEEE-754 platform): x = k·ln2 + r,
+/// e^r by its Taylor series (|r| ≤ 0.35, 18 terms), 2^k assembled from bits.
+pub fn det_exp(x: f64) -> f64 {
+    let x = x.clamp(-700.0, 700.0);
+    const LN2: f64 = std::f64::consts::LN_2;
+    let k = (x / LN2 + if x >= 0.0 { 0.5 } else { -0.5 }) as i64;
+    let r = x - k as f64 * LN2;
+    let mut term = 1.0;
+    let mut sum = 1.0;
+    for i in 1..18 {
+        term = term * r / i as f64;
+        sum += term;
+    }
+    sum * f64::from_bits(((k + 1023) as u64) << 52)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::det_exp;
+
+    #[test]
+    fn det_exp_matches_libm_closely() {
+        for i in -400..=400 {
+            let x = i as f64 * 0.037;
+            let (a, b) = (det_exp(x), x.exp());
+            assert!(((a - b) / b).abs() < 1e-14, "exp({x}): {a} vs {b}");
+        }
+    }
 }

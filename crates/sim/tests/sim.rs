@@ -312,7 +312,14 @@ fn outpoint(s: &str) -> OutPoint {
 
 #[test]
 fn ground_truth_matches_the_blocks() {
-    let (dir, s) = run(&small(31));
+    // Two heists on different exchanges plus a theft, all in one chain.
+    let mut cfg = small(31);
+    let mut second = HeistParams::new(2, 60 * COIN, cfg.heists[0].start_height + 20);
+    second.fanout = 20;
+    second.dormant_blocks = 30;
+    cfg.heists.push(second);
+    let (dir, s) = run(&cfg);
+    assert_eq!(s.heists.len(), 3);
     let out = dir.path().join("out");
     let chain = chain_order(read_blocks(&out.join("blocks")));
     let mut outputs: HashMap<OutPoint, TxOut> = HashMap::new();
@@ -462,6 +469,19 @@ fn ground_truth_matches_the_blocks() {
         sum_fees += h.fees_sats as i64;
     }
     assert_eq!(fees, sum_fees);
+    assert!(s.heists[1].paid_exchange_sats > 0 && s.heists[1].stolen_sats >= 60 * COIN);
+    let stolen_by: BTreeMap<String, usize> =
+        tsv(&truth.join("stolen_outpoints.tsv"))
+            .iter()
+            .fold(BTreeMap::new(), |mut m, r| {
+                *m.entry(r[0].clone()).or_default() += 1;
+                m
+            });
+    assert_eq!(
+        stolen_by.len(),
+        3,
+        "every heist and the theft have stolen outpoints"
+    );
     let lazarus = &s.heists[0];
     assert!(lazarus.stolen_sats >= 150 * COIN && lazarus.stolen_sats < 400 * COIN);
     assert!(
@@ -724,4 +744,47 @@ fn bad_parameters_are_refused_before_writing() {
         .to_string();
     assert!(e.contains("can lose at most half"), "{e}");
     assert!(!fresh.exists());
+}
+
+#[test]
+fn varied_small_configs_run_and_balance() {
+    for seed in 100..108u64 {
+        let mut c = SimConfig {
+            seed,
+            txs: 2_000 + seed * 150,
+            users: 50 + (seed as u32 % 4) * 60,
+            exchanges: 2 + (seed as u32 % 3),
+            thefts: (seed % 3) as u32,
+            xor: seed % 2 == 0,
+            txs_per_block: 20 + (seed as u32 % 5) * 10,
+            merchants: 1 + (seed as u32 % 7),
+            exchange_reserve_sats: (50 + seed * 10) * COIN,
+            reorder_window: 1 + (seed as u32 % 4),
+            address_truth: seed % 3 != 0,
+            ..SimConfig::default()
+        };
+        if seed % 4 != 3 {
+            let start = c.economy_start_height() + (seed as u32 % 7);
+            let mut h = HeistParams::new((seed % 2) as u32, 20 * COIN, start);
+            h.fanout = 10 + seed as u32 % 30;
+            h.dormant_blocks = 5 + seed as u32 % 40;
+            h.dormant_share_pct = (seed * 11 % 90) as u8;
+            c.heists.push(h);
+        }
+        let (dir, s) = run(&c);
+        let chain = chain_order(read_blocks(&dir.path().join("out/blocks")));
+        assert_eq!(chain.len() as u64, s.blocks, "seed {seed}");
+        for h in &s.heists {
+            let paid = h.paid_exchange_sats
+                + h.paid_otc_sats
+                + h.paid_mixer_sats
+                + h.paid_coinjoin_fee_sats;
+            assert_eq!(
+                h.stolen_sats + h.returned_by_mixer_sats,
+                paid + h.fees_sats + h.held_dormant_sats + h.held_other_sats,
+                "seed {seed} heist {}",
+                h.id
+            );
+        }
+    }
 }
