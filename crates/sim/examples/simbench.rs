@@ -14,19 +14,14 @@ fn main() {
     let keep = args.get(2).map(std::path::PathBuf::from);
     let tmp = std::env::temp_dir().join(format!("cointrail-simbench-{}", std::process::id()));
     let out = keep.clone().unwrap_or(tmp.clone());
-    let mut cfg = SimConfig::demo();
-    cfg.txs = txs;
-    cfg.users = ((txs / 20).clamp(2_000, 200_000)) as u32;
+    let mut cfg = if demo {
+        SimConfig::demo()
+    } else {
+        SimConfig::for_txs(1, txs)
+    };
     if let Some(u) = args.get(3).and_then(|s| s.parse().ok()) {
         cfg.users = u;
-    }
-    cfg.merchants = (cfg.users / 25).max(50);
-    cfg.txs_per_block = if txs >= 1_000_000 { 1_000 } else { 100 };
-    let start = cfg.economy_start_height() + 40;
-    cfg.heists[0].start_height = start;
-    cfg.heists[0].dormant_blocks = ((cfg.estimated_end_height() - start) * 2 / 5).max(1);
-    if demo {
-        cfg = SimConfig::demo();
+        cfg.merchants = (u / 25).max(20);
     }
     let t = Instant::now();
     let mut last = 0u64;

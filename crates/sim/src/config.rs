@@ -144,6 +144,32 @@ impl SimConfig {
         c
     }
 
+    /// A complete scenario for `txs` transactions (what `cointrail simulate --seed --txs`
+    /// needs): users and block size scale with the chain, one 1,500 BTC heist from exchange 0
+    /// starts a tenth of the way in, about half its dormant coins are still dormant at the
+    /// end, and three unrelated thefts. Valid for any `txs` ≥ 1000.
+    pub fn for_txs(seed: u64, txs: u64) -> SimConfig {
+        let users = (txs / 20).clamp(200, 200_000) as u32;
+        let mut c = SimConfig {
+            seed,
+            txs,
+            users,
+            exchanges: 5,
+            thefts: 3,
+            xor: true,
+            txs_per_block: (txs / 300).clamp(40, 1_000) as u32,
+            merchants: (users / 25).max(20),
+            exchange_reserve_sats: 4_000 * COIN,
+            ..SimConfig::default()
+        };
+        let start = c.economy_start_height();
+        let span = c.estimated_end_height() - start;
+        let mut h = HeistParams::new(0, 1_500 * COIN, start + span / 10);
+        h.dormant_blocks = (span * 6 / 10).max(1);
+        c.heists = vec![h];
+        c
+    }
+
     /// Sats handed out by the bootstrap coinbases before the economy starts.
     pub fn allocation_sats(&self) -> u64 {
         let users = self.users as u64 * USER_ALLOC_AVG;
@@ -299,6 +325,15 @@ mod tests {
     #[test]
     fn demo_is_valid() {
         SimConfig::demo().validate().unwrap();
+    }
+
+    #[test]
+    fn scaled_scenarios_are_valid() {
+        for txs in [1_000, 5_000, 30_000, 1_000_000, 10_000_000, 100_000_000] {
+            let c = SimConfig::for_txs(3, txs);
+            c.validate().unwrap_or_else(|e| panic!("{txs}: {e}"));
+            assert_eq!(c.heists.len(), 1);
+        }
     }
 
     #[test]
