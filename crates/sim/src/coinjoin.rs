@@ -476,3 +476,128 @@ impl Sim {
         Ok(true)
     }
 }
+
+/// WabiSabi's standard denominations (methods.md §3.1): powers of 2 and 3, 2·3^k and
+/// 1-2-5·10^k, from 5,000 sats to 1,343.75 BTC; 78 values, largest first.
+pub fn ww2_denominations() -> Vec<u64> {
+    let (lo, hi) = (5_000u64, 134_375_000_000u64);
+    let mut v = Vec::new();
+    let mut k = 1u64;
+    while k <= hi {
+        v.push(k);
+        k *= 2;
+    }
+    k = 1;
+    while k <= hi {
+        v.push(k);
+        v.push(2 * k);
+        k *= 3;
+    }
+    k = 1;
+    while k <= hi {
+        v.extend([k, 2 * k, 5 * k]);
+        k *= 10;
+    }
+    v.retain(|x| (lo..=hi).contains(x));
+    v.sort_unstable_by(|a, b| b.cmp(a));
+    v.dedup();
+    v
+}
+
+impl Sim {
+    /// A Wasabi 2 (WabiSabi) round: ≥ 50 P2WPKH/P2TR inputs from Wasabi users, each
+    /// participant's amount split into standard denominations (a larger remainder becomes
+    /// one non-standard change), inputs and outputs sorted by value, largest first.
+    pub fn wasabi2_round(&mut self) -> Result<(), SimError> {
+        let Some(list) = self.role_lists.get(&(Role::Wasabi as u8)).cloned() else {
+            return Ok(());
+        };
+        if list.len() < 10 {
+            return Ok(());
+        }
+        let rate = self.w.feerate;
+        let start = self.w.rng.random_range(0..list.len());
+        let mut parts: Vec<(u32, Vec<Utxo>)> = Vec::new();
+        let mut n_in = 0;
+        for i in 0..list.len().min(120) {
+            if n_in >= 150 {
+                break;
+            }
+            let u = list[(start + i) % list.len()];
+            let purse = &mut self.users[u as usize].purse;
+            let mut ins = Vec::new();
+            let mut j = 0;
+            while j < purse.utxos.len() && ins.len() < 4 {
+                let x = purse.utxos[j];
+                let ok =
+                    matches!(x.key.kind, Kind::P2wpkh | Kind::P2tr) && x.value > 20_000 + 70 * rate;
+                if ok && self.w.rng.random_bool(0.7) {
+                    ins.push(purse.take_index(j));
+                } else {
+                    j += 1;
+                }
+            }
+            if !ins.is_empty() {
+                n_in += ins.len();
+                parts.push((u, ins));
+            }
+        }
+        if n_in < 50 || parts.len() < 10 {
+            for (u, ins) in parts {
+                for x in ins {
+                    self.users[u as usize].purse.add(x);
+                }
+            }
+            return Ok(());
+        }
+        let denoms = ww2_denominations();
+        let mut outs: Vec<(u64, Key, u32)> = Vec::new();
+        let mut ins_all = Vec::with_capacity(n_in);
+        for (u, ins) in &parts {
+            let kind = if self.w.rng.random_bool(0.5) {
+                Kind::P2tr
+            } else {
+                Kind::P2wpkh
+            };
+            let in_fee: u64 = ins.iter().map(|x| x.key.kind.input_vbytes()).sum::<u64>() * rate;
+            let out_fee = kind.output_vbytes() * rate;
+            let mut left = ins.iter().map(|x| x.value).sum::<u64>() - in_fee;
+            let mut n = 0;
+            for &d in &denoms {
+                while n < 10 && left >= d + out_fee {
+                    let e = self.users[*u as usize].entity;
+                    let k = self.w.new_key(e, kind)?;
+                    outs.push((d, k, *u));
+                    left -= d + out_fee;
+                    n += 1;
+                }
+            }
+            if left > 50_000 + out_fee {
+                let e = self.users[*u as usize].entity;
+                let k = self.w.new_key(e, kind)?;
+                outs.push((left - out_fee, k, *u));
+            }
+            ins_all.extend_from_slice(ins);
+        }
+        ins_all.sort_by(|a, b| {
+            b.value
+                .cmp(&a.value)
+                .then(a.txid.cmp(&b.txid))
+                .then(a.vout.cmp(&b.vout))
+        });
+        outs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
+        let tx_outs: Vec<(u64, Out)> = outs.iter().map(|o| (o.0, Out::Key(o.1))).collect();
+        let txid = self
+            .w
+            .emit(&ins_all, &tx_outs, Style::COINJOIN, Some("wasabi2"))?;
+        for (i, (v, k, u)) in outs.iter().enumerate() {
+            self.users[*u as usize].purse.add(Utxo {
+                txid,
+                vout: i as u32,
+                value: *v,
+                key: *k,
+            });
+        }
+        Ok(())
+    }
+}

@@ -13,6 +13,7 @@ mod purse;
 pub mod truth;
 mod world;
 
+pub use coinjoin::ww2_denominations;
 pub use config::{HeistParams, SimConfig, SimError, COIN};
 pub use truth::HeistSummary;
 
@@ -167,6 +168,9 @@ fn run_economy(sim: &mut Sim, progress: &mut dyn FnMut(u64, u64)) -> Result<(), 
         sim.whirlpool_mixes()?;
         if sim.w.rng.random_ratio(1, 5) {
             sim.wasabi_round()?;
+        }
+        if sim.w.rng.random_ratio(1, 8) {
+            sim.wasabi2_round()?;
         }
         let target = (per_block as f64 * sim.w.rng.random_range(0.6..1.4)) as u64;
         let start = sim.w.tx_count;

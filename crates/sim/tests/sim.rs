@@ -559,10 +559,41 @@ fn is_wasabi1(tx: &Transaction, prev: &HashMap<OutPoint, TxOut>) -> bool {
             .all(|i| prev[&i.previous_output].script_pubkey.is_p2wpkh())
 }
 
+/// methods.md §3.1 Wasabi 2.
+fn is_wasabi2(tx: &Transaction, prev: &HashMap<OutPoint, TxOut>) -> bool {
+    let denoms: HashSet<u64> = cointrail_sim::ww2_denominations().into_iter().collect();
+    let ins: Vec<&TxOut> = tx.input.iter().map(|i| &prev[&i.previous_output]).collect();
+    let std_outs = tx
+        .output
+        .iter()
+        .filter(|o| denoms.contains(&o.value.to_sat()))
+        .count();
+    ins.len() >= 50
+        && ins
+            .iter()
+            .all(|o| o.script_pubkey.is_p2wpkh() || o.script_pubkey.is_p2tr())
+        && ins.windows(2).all(|w| w[0].value >= w[1].value)
+        && tx.output.windows(2).all(|w| w[0].value >= w[1].value)
+        && std_outs * 10 > tx.output.len() * 8
+}
+
+#[test]
+fn wasabi2_denominations_are_the_78_standard_values() {
+    let d = cointrail_sim::ww2_denominations();
+    assert_eq!(d.len(), 78);
+    for v in [8_388_608u64, 4_782_969, 3_188_646, 5_000_000, 1_000_000] {
+        assert!(d.contains(&v), "{v}");
+    }
+    assert!(!d.contains(&1_234_567) && !d.contains(&4_096));
+    assert_eq!((*d.last().unwrap(), d[0]), (5_000, 100_000_000_000));
+}
+
 #[test]
 fn coinjoins_have_detectable_shapes() {
     let mut cfg = small(41);
     cfg.txs = 12_000;
+    cfg.users = 1_500;
+    cfg.heists[0].start_height = cfg.economy_start_height() + 5;
     let (dir, _) = run(&cfg);
     let out = dir.path().join("out");
     let chain = chain_order(read_blocks(&out.join("blocks")));
@@ -591,6 +622,7 @@ fn coinjoins_have_detectable_shapes() {
         match r[1].as_str() {
             "whirlpool_mix" => assert!(is_whirlpool(tx, &prev), "{} is not Whirlpool-shaped", r[0]),
             "wasabi" => assert!(is_wasabi1(tx, &prev), "{} is not Wasabi-shaped", r[0]),
+            "wasabi2" => assert!(is_wasabi2(tx, &prev), "{} is not Wasabi 2-shaped", r[0]),
             "joinmarket" => {
                 let (e, c) =
                     is_joinmarket(tx).unwrap_or_else(|| panic!("{} not JoinMarket-shaped", r[0]));
