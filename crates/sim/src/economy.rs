@@ -902,7 +902,7 @@ impl Sim {
         for e in 0..self.exchanges.len() {
             self.exchange_ops(e)?;
         }
-        // The processor sweeps its invoice addresses every block, settles every sixth.
+        // The processor sweeps its invoice addresses every block, settles every few.
         for _ in 0..4 {
             if self.processor.purse.len() <= 60 {
                 break;
@@ -917,7 +917,7 @@ impl Sim {
                 "processor_sweep",
             )?;
         }
-        if h % 6 == 0 {
+        if self.w.rng.random_ratio(1, 6) {
             self.processor_settle()?;
         }
         for m in 0..self.merchants.len() {

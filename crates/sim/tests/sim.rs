@@ -121,11 +121,17 @@ fn chain_order(blocks: Vec<Block>) -> Vec<Block> {
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
-    let (a, _) = run(&small(5));
-    let (b, _) = run(&small(5));
+    let mut cfg = small(5);
+    cfg.etl = true;
+    let (a, _) = run(&cfg);
+    let (b, _) = run(&cfg);
     let fa = files_under(&a.path().join("out"));
     let fb = files_under(&b.path().join("out"));
-    assert!(fa.len() >= 10);
+    assert!(
+        fa.len() >= 12,
+        "blocks, etl and truth files: {:?}",
+        fa.keys()
+    );
     assert_eq!(fa.keys().collect::<Vec<_>>(), fb.keys().collect::<Vec<_>>());
     for (k, v) in &fa {
         assert!(
