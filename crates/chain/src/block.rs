@@ -24,6 +24,16 @@ pub struct ChainBlock {
 
 impl ChainBlock {
     pub fn from_block(block: Block, network: Network, origin: Origin) -> ChainBlock {
+        let txids = block.txdata.iter().map(|t| t.compute_txid()).collect();
+        ChainBlock::from_block_txids(block, txids, network, origin)
+    }
+
+    pub fn from_block_txids(
+        block: Block,
+        txids: Vec<bitcoin::Txid>,
+        network: Network,
+        origin: Origin,
+    ) -> ChainBlock {
         let hash = block.block_hash();
         let height = block_height_hint(&block, network);
         ChainBlock {
@@ -32,7 +42,7 @@ impl ChainBlock {
             height,
             time: block.header.time,
             bits: block.header.bits.to_consensus(),
-            txids: block.txdata.iter().map(|t| t.compute_txid()).collect(),
+            txids,
             txs: block.txdata,
             origin,
         }
@@ -42,13 +52,24 @@ impl ChainBlock {
 /// Decode a serialized block and check it: the whole buffer is one block, its merkle root
 /// matches its transactions, and its witness commitment (if any) matches their witnesses.
 pub fn decode_block(bytes: &[u8], origin: &Origin) -> Result<Block> {
+    Ok(decode_block_txids(bytes, origin)?.0)
+}
+
+/// As [`decode_block`], also returning the txids (hashed once: the merkle check reuses them).
+pub fn decode_block_txids(bytes: &[u8], origin: &Origin) -> Result<(Block, Vec<bitcoin::Txid>)> {
     let block: Block = bitcoin::consensus::deserialize(bytes)
         .map_err(|e| ChainError::format(origin.clone(), format!("not a valid block: {e}")))?;
-    verify_block(&block, origin)?;
-    Ok(block)
+    let txids: Vec<bitcoin::Txid> = block.txdata.iter().map(|t| t.compute_txid()).collect();
+    verify_with_txids(&block, &txids, origin)?;
+    Ok((block, txids))
 }
 
 pub fn verify_block(block: &Block, origin: &Origin) -> Result<()> {
+    let txids: Vec<bitcoin::Txid> = block.txdata.iter().map(|t| t.compute_txid()).collect();
+    verify_with_txids(block, &txids, origin)
+}
+
+fn verify_with_txids(block: &Block, txids: &[bitcoin::Txid], origin: &Origin) -> Result<()> {
     if block.txdata.is_empty() {
         return Err(ChainError::format(
             origin.clone(),
@@ -61,7 +82,8 @@ pub fn verify_block(block: &Block, origin: &Origin) -> Result<()> {
             "first transaction is not a coinbase",
         ));
     }
-    let computed = block.compute_merkle_root();
+    let computed = bitcoin::merkle_tree::calculate_root(txids.iter().map(|t| t.to_raw_hash()))
+        .map(bitcoin::TxMerkleNode::from_raw_hash);
     if computed != Some(block.header.merkle_root) {
         return Err(ChainError::Merkle {
             origin: origin.clone(),

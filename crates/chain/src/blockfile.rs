@@ -5,7 +5,7 @@
 //! Scanning reads only headers, so a directory of any size can be catalogued in one pass;
 //! bodies are read later, one block at a time, in whatever order the best chain needs.
 
-use crate::block::{decode_block, decode_header, ChainBlock};
+use crate::block::{decode_block_txids, decode_header, ChainBlock};
 use crate::error::{ChainError, Origin, OriginKind, Result};
 use crate::network::{magic_of, network_name, network_of_magic};
 use bitcoin::block::Header;
@@ -138,7 +138,12 @@ impl Catalog {
             let mut out = Vec::new();
             bzip2::read::MultiBzDecoder::new(&data[..])
                 .read_to_end(&mut out)
-                .map_err(|e| ChainError::format(origin(name, out.len() as u64), format!("bzip2 stream is corrupt or truncated: {e}")))?;
+                .map_err(|e| {
+                    ChainError::format(
+                        origin(name, out.len() as u64),
+                        format!("bzip2 stream is corrupt or truncated: {e}"),
+                    )
+                })?;
             out
         } else {
             data
@@ -371,7 +376,10 @@ impl Catalog {
     fn scan_hex(&mut self, path: &Path, data: &[u8]) -> Result<()> {
         // Detection looked at the start only: the rest may still be anything.
         let text = std::str::from_utf8(data).map_err(|e| {
-            ChainError::format(origin(path, e.valid_up_to() as u64), "hex text turns into binary here: not a hex block file")
+            ChainError::format(
+                origin(path, e.valid_up_to() as u64),
+                "hex text turns into binary here: not a hex block file",
+            )
         })?;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -428,8 +436,13 @@ impl Catalog {
     /// Read, decode and verify one block.
     pub fn load(&self, e: &BlockEntry, network: Network) -> Result<ChainBlock> {
         let bytes = self.read_bytes(e)?;
-        let block = decode_block(&bytes, &e.origin)?;
-        Ok(ChainBlock::from_block(block, network, e.origin.clone()))
+        let (block, txids) = decode_block_txids(&bytes, &e.origin)?;
+        Ok(ChainBlock::from_block_txids(
+            block,
+            txids,
+            network,
+            e.origin.clone(),
+        ))
     }
 
     /// A reader that keeps files open, for reading many blocks in a row.

@@ -22,7 +22,11 @@ fn block_file(data: Vec<u8>) -> usize {
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
     let dir = root().join("fuzz/corpus").join(target);
-    let mut v: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| std::fs::read(e.path()).unwrap()).collect();
+    let mut v: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
     assert!(!v.is_empty(), "{} is empty", dir.display());
     v.sort();
     v

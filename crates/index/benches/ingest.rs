@@ -66,7 +66,7 @@ fn main() {
                     cat.add_file(&f).unwrap();
                 }
             }
-            Source::Etl(_) => unreachable!(),
+            Source::Etl(_) | Source::Blocks(_) => unreachable!("the benchmark reads block files"),
         }
         let mut r = cat.reader();
         bytes = 0;
@@ -101,8 +101,10 @@ fn main() {
                 }
             });
             let mut idx = Index::open_writer(&d.path().join("index")).unwrap();
-            ingest(&mut idx, make_source(), &IngestOptions::default()).unwrap();
+            let r = ingest(&mut idx, make_source(), &IngestOptions::default());
+            // Stop the sampler before anything can panic, or the scope never ends.
             stop.store(true, Ordering::Relaxed);
+            r.unwrap();
             sizes = idx.sizes();
         });
         ing.push(t.elapsed().as_secs_f64());

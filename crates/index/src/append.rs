@@ -8,7 +8,8 @@ use bitcoin::hashes::Hash;
 use cointrail_chain::network::network_name;
 use cointrail_chain::view::{ChainView, OutNum};
 use cointrail_chain::{AddressKey, ChainBlock};
-use std::collections::{HashMap, HashSet};
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 const MIN_SLOTS: u64 = 1 << 12;
 
@@ -142,9 +143,9 @@ impl Index {
     }
 
     fn resolve_inputs(&self, b: &ChainBlock) -> Result<Vec<Resolved>, IndexError> {
-        let mut local: HashMap<[u8; 32], (usize, usize)> = HashMap::new();
-        let mut spent: HashSet<OutNum> = HashSet::new();
-        let mut spent_local: HashSet<([u8; 32], u32)> = HashSet::new();
+        let mut local: HashMap<[u8; 32], (usize, usize)> = HashMap::default();
+        let mut spent: HashSet<OutNum> = HashSet::default();
+        let mut spent_local: HashSet<([u8; 32], u32)> = HashSet::default();
         let mut out = Vec::new();
         let next_out = self.out_value.len();
         let mut local_first_out = next_out;

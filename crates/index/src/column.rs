@@ -7,7 +7,7 @@
 //! that batch is on disk, so recovery can always undo them from those records.
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
-use std::collections::HashMap;
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -41,7 +41,7 @@ impl Column {
             map: None,
             committed: 0,
             pending: Vec::new(),
-            overlay: HashMap::new(),
+            overlay: HashMap::default(),
         })
     }
 

@@ -32,7 +32,7 @@ pub struct IngestOptions<'a> {
     pub start_height: Option<u32>,
     /// Network for sources without framing (raw, hex, ETL); framed files name their own.
     pub network: Option<Network>,
-    /// Commit after this many transactions (default 200,000).
+    /// Commit after this many transactions (default 500,000).
     pub commit_every_txs: u64,
     pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
 }
@@ -343,7 +343,7 @@ pub fn ingest(
     }
 
     let commit_every = if opts.commit_every_txs == 0 {
-        200_000
+        500_000
     } else {
         opts.commit_every_txs
     };

@@ -30,7 +30,7 @@ pub struct IngestArgs {
     #[arg(long, value_parser = parse_network)]
     pub network: Option<bitcoin::Network>,
     /// Commit after this many transactions (smaller: less redone after a crash).
-    #[arg(long, default_value_t = 200_000, hide = true)]
+    #[arg(long, default_value_t = 500_000, hide = true)]
     pub commit_every: u64,
 }
 
