@@ -527,12 +527,20 @@ impl Sim {
             s += u.value;
             ins.push(u);
         }
-        let mk = self.w.new_key(self.mixer.entity, Kind::P2wpkh)?;
-        let ck = self.thief_key(h)?;
         let fee = self.w.fee_for(
             ins.iter().map(|x| x.key.kind),
-            [mk.kind, ck.kind].into_iter(),
+            [Kind::P2wpkh, self.heists[h].key_kind].into_iter(),
         );
+        if s < d + fee + 10_000 {
+            // Many small coins at a high fee rate: not worth a structured deposit.
+            let now = self.w.height;
+            for u in ins {
+                self.heists[h].cashout.push((now + 1, u));
+            }
+            return Ok(());
+        }
+        let mk = self.w.new_key(self.mixer.entity, Kind::P2wpkh)?;
+        let ck = self.thief_key(h)?;
         let change = s - d - fee;
         self.thief_spent(h, s);
         let txid = self.w.emit(
