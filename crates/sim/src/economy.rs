@@ -171,7 +171,7 @@ impl Sim {
             let hot_keys = (0..3)
                 .map(|_| w.new_key(entity, hk))
                 .collect::<Result<Vec<_>, _>>()?;
-            let cold_key = w.new_key(entity, Kind::P2wpkh)?;
+            let cold_key = w.new_key(entity, Kind::P2wshMulti)?;
             exchanges.push(Exchange {
                 entity,
                 deposit_kind,
@@ -400,7 +400,7 @@ impl Sim {
                         self.exchanges[e as usize].entity,
                         self.exchanges[e as usize].hot_keys[0].kind,
                     ),
-                    Credit::Cold(e) => (self.exchanges[e as usize].entity, Kind::P2wpkh),
+                    Credit::Cold(e) => (self.exchanges[e as usize].entity, Kind::P2wshMulti),
                     Credit::Mixer => (self.mixer.entity, Kind::P2wpkh),
                     Credit::Otc => (self.otc.entity, Kind::P2shP2wpkh),
                     Credit::Merchant(m) => (

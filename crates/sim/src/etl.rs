@@ -137,6 +137,8 @@ fn type_and_addresses(s: &Script) -> (&'static str, Vec<String>) {
         "scripthash"
     } else if s.is_p2wpkh() {
         "witness_v0_keyhash"
+    } else if s.is_p2wsh() {
+        "witness_v0_scripthash"
     } else if s.is_p2tr() {
         "witness_v1_taproot"
     } else if s.is_op_return() {
@@ -160,8 +162,12 @@ fn output_asm(s: &Script) -> String {
         format!("OP_HASH160 {} OP_EQUAL", hex::encode(&b[2..22]))
     } else if s.is_p2wpkh() {
         format!("0 {}", hex::encode(&b[2..]))
-    } else if s.is_p2tr() {
-        format!("1 {}", hex::encode(&b[2..]))
+    } else if s.is_p2tr() || s.is_p2wsh() {
+        format!(
+            "{} {}",
+            if s.is_p2tr() { 1 } else { 0 },
+            hex::encode(&b[2..])
+        )
     } else if s.is_op_return() {
         format!("OP_RETURN {}", hex::encode(&b[2.min(b.len())..]))
     } else {

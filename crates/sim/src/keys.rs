@@ -17,9 +17,12 @@ pub enum Kind {
     P2shP2wpkh = 1,
     P2wpkh = 2,
     P2tr = 3,
+    /// 2-of-3 multisig in P2WSH (exchange cold wallets); not in [`Kind::ALL`].
+    P2wshMulti = 4,
 }
 
 impl Kind {
+    /// The single-key kinds wallets choose between.
     pub const ALL: [Kind; 4] = [Kind::P2pkh, Kind::P2shP2wpkh, Kind::P2wpkh, Kind::P2tr];
 
     /// Virtual bytes an input of this kind adds (Core's wallet estimates).
@@ -29,6 +32,7 @@ impl Kind {
             Kind::P2shP2wpkh => 91,
             Kind::P2wpkh => 68,
             Kind::P2tr => 58,
+            Kind::P2wshMulti => 105,
         }
     }
 
@@ -37,7 +41,7 @@ impl Kind {
             Kind::P2pkh => 34,
             Kind::P2shP2wpkh => 32,
             Kind::P2wpkh => 31,
-            Kind::P2tr => 43,
+            Kind::P2tr | Kind::P2wshMulti => 43,
         }
     }
 
@@ -93,6 +97,19 @@ impl KeyGen {
         pk
     }
 
+    /// The 2-of-3 witness script of multisig key `id`: its three public keys are derived
+    /// from `id` as keys `3·id`, `3·id+1`, `3·id+2` of their own space.
+    pub fn multisig_script(&self, id: u64) -> Vec<u8> {
+        let mut ws = Vec::with_capacity(105);
+        ws.push(0x52);
+        for i in 0..3u64 {
+            ws.push(33);
+            ws.extend_from_slice(&self.pubkey((id.wrapping_mul(3) + i) | (1 << 63)));
+        }
+        ws.extend_from_slice(&[0x53, 0xae]);
+        ws
+    }
+
     fn pkh(&self, id: u64) -> [u8; 20] {
         hash160::Hash::hash(&self.pubkey(id)).to_byte_array()
     }
@@ -119,6 +136,11 @@ impl KeyGen {
                 v.extend_from_slice(&[0x51, 0x20]);
                 v.extend_from_slice(&self.x(k.id));
             }
+            Kind::P2wshMulti => {
+                v.extend_from_slice(&[0x00, 0x20]);
+                let h = bitcoin::hashes::sha256::Hash::hash(&self.multisig_script(k.id));
+                v.extend_from_slice(h.as_byte_array());
+            }
         }
         ScriptBuf::from_bytes(v)
     }
@@ -134,6 +156,16 @@ impl KeyGen {
                     c.copy_from_slice(&splitmix(&mut s).to_le_bytes());
                 }
                 (ScriptBuf::new(), Witness::from_slice(&[&sig[..]]))
+            }
+            Kind::P2wshMulti => {
+                // CHECKMULTISIG's extra pop, two signatures, the witness script.
+                let s1 = der_sig(nonce ^ self.seed);
+                let s2 = der_sig((nonce ^ self.seed).wrapping_add(0x5151));
+                let ws = self.multisig_script(k.id);
+                (
+                    ScriptBuf::new(),
+                    Witness::from_slice(&[&[][..], &s1[..], &s2[..], &ws[..]]),
+                )
             }
             _ => {
                 let sig = der_sig(nonce ^ self.seed);
@@ -217,13 +249,14 @@ mod tests {
     #[test]
     fn scripts_have_expected_templates() {
         let g = KeyGen::new(7);
-        for kind in Kind::ALL {
+        for kind in Kind::ALL.into_iter().chain([Kind::P2wshMulti]) {
             let s = g.script(Key { id: 42, kind });
             let expected = match kind {
                 Kind::P2pkh => s.is_p2pkh(),
                 Kind::P2shP2wpkh => s.is_p2sh(),
                 Kind::P2wpkh => s.is_p2wpkh(),
                 Kind::P2tr => s.is_p2tr(),
+                Kind::P2wshMulti => s.is_p2wsh(),
             };
             assert!(expected, "{kind:?}: {s:?}");
             assert!(!address_of(&s).is_empty());

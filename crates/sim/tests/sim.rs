@@ -177,6 +177,7 @@ fn blocks_form_a_valid_chain_with_valid_transactions() {
     let mut utxo: HashMap<OutPoint, (TxOut, u32, bool)> = HashMap::new();
     let mut n_tx = 0u64;
     let mut segwit_txs = 0;
+    let mut p2wsh_spends = 0;
     for (h, b) in chain.iter().enumerate().skip(1) {
         let h = h as u32;
         assert!(b.check_merkle_root(), "height {h}: merkle root");
@@ -219,6 +220,12 @@ fn blocks_form_a_valid_chain_with_valid_transactions() {
                     assert_eq!(inp.witness.nth(1).unwrap().len(), 33);
                     let sig = inp.witness.nth(0).unwrap();
                     assert!(sig.len() == 71 || sig.len() == 72);
+                } else if spk.is_p2wsh() {
+                    assert_eq!(inp.witness.len(), 4, "2-of-3 multisig witness");
+                    let ws = inp.witness.nth(3).unwrap();
+                    let h = bitcoin::hashes::sha256::Hash::hash(ws);
+                    assert_eq!(&spk.as_bytes()[2..], h.as_byte_array());
+                    p2wsh_spends += 1;
                 } else if spk.is_p2tr() {
                     assert_eq!(inp.witness.len(), 1);
                     assert_eq!(inp.witness.nth(0).unwrap().len(), 64);
@@ -264,6 +271,10 @@ fn blocks_form_a_valid_chain_with_valid_transactions() {
     }
     assert_eq!(n_tx, s.txs);
     assert!(segwit_txs > 100);
+    assert!(
+        p2wsh_spends > 0,
+        "cold wallets (P2WSH multisig) never spent"
+    );
     // The project's own reader accepts the directory.
     let mut cat = cointrail_chain::Catalog::new();
     cat.add_blocks_dir(&out.join("blocks")).unwrap();
