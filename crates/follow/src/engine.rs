@@ -38,8 +38,9 @@ struct TracedState {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 struct DrainState {
-    /// Height → (sent out, received) by the set in that block; only the window is kept.
-    flows: BTreeMap<u32, (u64, u64)>,
+    /// (height, sent out, received) by the set per block; only the window is kept. A list,
+    /// not a map: JSON map keys are strings, which tagged enums cannot read back as numbers.
+    flows: Vec<(u32, u64, u64)>,
     last_fired: Option<u32>,
 }
 
@@ -872,7 +873,7 @@ fn eval_drain(
 ) {
     let index = ctx.index;
     let h = ctx.height;
-    st.flows.retain(|&fh, _| fh + window > h && fh < h);
+    st.flows.retain(|&(fh, _, _)| fh + window > h && fh < h);
     if set.is_empty() {
         return;
     }
@@ -905,12 +906,12 @@ fn eval_drain(
     if sent == 0 && recv == 0 {
         return;
     }
-    st.flows.insert(h, (sent, recv));
+    st.flows.push((h, sent, recv));
     if sent == 0 || st.last_fired.is_some_and(|f| f + window > h) {
         return;
     }
-    let win_sent: u64 = st.flows.values().map(|f| f.0).sum();
-    let win_recv: u64 = st.flows.values().map(|f| f.1).sum();
+    let win_sent: u64 = st.flows.iter().map(|f| f.1).sum();
+    let win_recv: u64 = st.flows.iter().map(|f| f.2).sum();
     let by_amount = threshold.is_some_and(|t| win_sent >= t);
     let mut share = None;
     if let Some(p) = share_pct {

@@ -101,6 +101,11 @@ impl Follower {
         self.engine.as_mut()
     }
 
+    /// The index and the engine together (adding a rule needs both).
+    pub fn parts(&mut self) -> (&Index, Option<&mut AlertEngine>) {
+        (&self.index, self.engine.as_mut())
+    }
+
     pub fn rpc(&self) -> &RpcClient {
         &self.rpc
     }

@@ -1,0 +1,272 @@
+//! The follower and the alerts against a real regtest bitcoind.
+
+mod common;
+#[path = "common/http_sink.rs"]
+mod http_sink;
+
+use bitcoin::hashes::Hash;
+use cointrail_chain::{ChainView, Prevout};
+use cointrail_follow::*;
+use common::*;
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn follower(node: &Node, data: &std::path::Path) -> Follower {
+    let rpc = RpcClient::new(&node.url(), Auth::Cookie(node.cookie())).unwrap();
+    let engine = AlertEngine::open(data, Hooks::default()).unwrap();
+    Follower::open(&data.join("index"), rpc, Some(engine)).unwrap()
+}
+
+fn index_tip(f: &Follower) -> String {
+    let i = f.index();
+    bitcoin::BlockHash::from_byte_array(i.block_hash(i.block_count() - 1)).to_string()
+}
+
+fn spender_of(f: &Follower, txid: &bitcoin::Txid, vout: u32) -> Option<[u8; 32]> {
+    let i = f.index();
+    let t = i.lookup_txid(&txid.to_byte_array())?;
+    let o = i.tx_outputs(t).start + vout as u64;
+    i.output_spender(o).map(|s| i.txid(s))
+}
+
+#[test]
+fn follows_reorganisations_and_alerts_exactly_once() {
+    let Some(node) = Node::start() else { return };
+    let (a, b, c) = (Key::new(1), Key::new(2), Key::new(3));
+    node.mine(101, &a.addr);
+    let data = tempfile::tempdir().unwrap();
+    let mut f = follower(&node, data.path());
+    let r = f.sync_once().unwrap();
+    assert_eq!(r.blocks_added, 102, "genesis + 101");
+    assert_eq!(index_tip(&f), node.best());
+
+    // Rules: the coinbase of block 1 is "loot"; A's addresses are a hot wallet.
+    let loot = coinbase_coin(&node, 1, 1);
+    let sink = http_sink::start(200);
+    let dead = http_sink::start(500);
+    {
+        let e = f.engine_mut().unwrap();
+        e.store()
+            .add_webhook(&Webhook { name: "soc".into(), url: sink.url.clone(), secret: "0123456789abcdef-secret".into() })
+            .unwrap();
+        e.store()
+            .add_webhook(&Webhook { name: "down".into(), url: dead.url.clone(), secret: "0123456789abcdef-other".into() })
+            .unwrap();
+    }
+    add_rule(&mut f, Some("loot".into()), RuleKind::TracedSpend {
+        case: None,
+        outpoints: vec![format!("{}:{}", loot.outpoint.txid, loot.outpoint.vout)],
+        follow_hops: 1,
+    });
+    add_rule(&mut f, Some("hot".into()), RuleKind::Drain {
+        addresses: vec![a.addr.to_string()],
+        entity: None,
+        threshold_sats: Some(20 * 100_000_000),
+        share_pct: None,
+        window_blocks: 3,
+    });
+    let bad = add_rule_err(&mut f, RuleKind::Drain {
+        addresses: vec![a.addr.to_string()],
+        entity: None,
+        threshold_sats: None,
+        share_pct: None,
+        window_blocks: 3,
+    });
+    assert!(bad.contains("--threshold-sats"), "{bad}");
+
+    // The loot moves: 30 BTC to B, the rest (minus fee) to C.
+    let tx1 = spend(&[loot.clone()], &[(b.script(), 30 * 100_000_000), (c.script(), loot.value - 30 * 100_000_000 - 1_000)]);
+    node.send(&tx1);
+    let mined = node.mine(1, &c.addr);
+    let r = f.sync_once().unwrap();
+    assert_eq!(r.blocks_added, 1);
+    assert_eq!(index_tip(&f), mined[0]);
+    assert_eq!(spender_of(&f, &loot.outpoint.txid, 0), Some(tx1.compute_txid().to_byte_array()));
+    let alerts = f.engine_mut().unwrap().store().list(&AlertFilter::default()).unwrap();
+    let kinds: Vec<&str> = alerts.iter().map(|a| a.kind.as_str()).collect();
+    // Rules run in id order within a block: "hot" before "loot".
+    assert_eq!(kinds, ["drain", "traced_spend"], "{alerts:#?}");
+    let traced = &alerts[1];
+    assert_eq!(traced.id, alert_id("loot", &loot.outpoint.txid.to_string(), 0));
+    assert_eq!(traced.details["spending_txid"], json!(tx1.compute_txid().to_string()));
+    assert_eq!(traced.details["destinations"][0]["address"], json!(b.addr.to_string()));
+    assert_eq!(traced.details["destinations"][0]["sats"], json!(30 * 100_000_000u64));
+    let drain = &alerts[0];
+    assert_eq!(drain.details["window_sent_sats"], json!(loot.value));
+    let first_ids: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
+
+    // Webhooks: the good endpoint gets both, signed; the failing one ends in dead letters.
+    let store = f.engine_mut().unwrap().store().clone();
+    let cfg = DeliveryConfig { base_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(40), max_attempts: 3, timeout: Duration::from_secs(5) };
+    let t0 = Instant::now();
+    while !store.outbox().unwrap().is_empty() {
+        deliver_due(&store, &cfg).unwrap();
+        std::thread::sleep(Duration::from_millis(15));
+        assert!(t0.elapsed() < Duration::from_secs(20), "outbox never drained");
+    }
+    let got = sink.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    for g in &got {
+        let sig = g.header("X-Cointrail-Signature").unwrap();
+        assert!(cointrail_follow::hmac::verify_signature(b"0123456789abcdef-secret", &g.body, sig));
+        assert!(!cointrail_follow::hmac::verify_signature(b"0123456789abcdef-other", &g.body, sig));
+        let a: Alert = serde_json::from_slice(&g.body).unwrap();
+        assert_eq!(Some(a.id.as_str()), g.header("X-Cointrail-Alert-Id"));
+    }
+    assert_eq!(dead.got.lock().unwrap().len(), 6, "2 alerts x 3 attempts");
+    let dl = store.dead_letters().unwrap();
+    assert_eq!(dl.len(), 2);
+    assert!(dl.iter().all(|d| d.webhook == "down" && d.attempts == 3 && d.last_error.contains("500")));
+
+    // Reorganisation 1: the block is replaced by a longer branch that mines tx1 again.
+    node.call("invalidateblock", json!([mined[0]]));
+    node.mine_txs(&b.addr, &[tx1.clone()]);
+    node.mine(1, &b.addr);
+    let r = f.sync_once().unwrap();
+    assert_eq!((r.blocks_rolled_back, r.blocks_added, r.fork_height), (1, 2, Some(101)));
+    assert_eq!(index_tip(&f), node.best());
+    assert_eq!(spender_of(&f, &loot.outpoint.txid, 0), Some(tx1.compute_txid().to_byte_array()));
+    let alerts = f.engine_mut().unwrap().store().list(&AlertFilter::default()).unwrap();
+    assert_eq!(alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), first_ids, "same events, same alerts");
+    assert!(alerts.iter().all(|a| !a.orphaned && a.height == 102));
+    assert!(store.outbox().unwrap().is_empty(), "a replayed alert is not sent again");
+
+    // Reorganisation 2: a branch without tx1: the alerts stay in the log, marked orphaned,
+    // and the index no longer links the spend.
+    let fork_hash = node.call("getblockhash", json!([102])).as_str().unwrap().to_string();
+    node.call("invalidateblock", json!([fork_hash]));
+    node.mine_txs(&c.addr, &[]);
+    node.mine_txs(&c.addr, &[]);
+    node.mine_txs(&c.addr, &[]);
+    let r = f.sync_once().unwrap();
+    assert_eq!((r.blocks_rolled_back, r.blocks_added), (2, 3));
+    assert_eq!(index_tip(&f), node.best());
+    assert_eq!(spender_of(&f, &loot.outpoint.txid, 0), None);
+    let alerts = store.list(&AlertFilter::default()).unwrap();
+    assert!(alerts.iter().all(|a| a.orphaned), "{alerts:#?}");
+
+    // Restart everything; tx1 gets mined again: the alerts come back, not duplicated.
+    drop(f);
+    drop(store);
+    let mut f = follower(&node, data.path());
+    node.mine_txs(&c.addr, &[tx1.clone()]);
+    let r = f.sync_once().unwrap();
+    assert_eq!(r.blocks_added, 1);
+    let alerts = f.engine_mut().unwrap().store().list(&AlertFilter::default()).unwrap();
+    assert_eq!(alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), first_ids);
+    assert!(alerts.iter().all(|a| !a.orphaned && a.height == 105));
+
+    // One hop further: B spends what it got from the loot: the moved frontier fires.
+    let b_coin = Coin { outpoint: bitcoin::OutPoint::new(tx1.compute_txid(), 0), value: 30 * 100_000_000, key: 2 };
+    let tx2 = spend(&[b_coin], &[(a.script(), 30 * 100_000_000 - 500)]);
+    node.mine_txs(&c.addr, &[tx2.clone()]);
+    f.sync_once().unwrap();
+    let alerts = f.engine_mut().unwrap().store().list(&AlertFilter::default()).unwrap();
+    assert_eq!(alerts.len(), 3);
+    assert_eq!(alerts[2].kind, "traced_spend");
+    assert_eq!(alerts[2].details["hops_from_root"], json!(1));
+    assert_eq!(alerts[2].txid, tx1.compute_txid().to_string());
+
+    // Ack by prefix.
+    let store = f.engine_mut().unwrap().store().clone();
+    assert_eq!(store.ack(&[alerts[0].id[..10].to_string()]).unwrap(), 1);
+    let open = store.list(&AlertFilter { unacked_only: true, ..Default::default() }).unwrap();
+    assert_eq!(open.len(), 2);
+}
+
+fn add_rule(f: &mut Follower, id: Option<String>, kind: RuleKind) -> Rule {
+    add_rule_res(f, id, kind).unwrap()
+}
+
+fn add_rule_err(f: &mut Follower, kind: RuleKind) -> String {
+    add_rule_res(f, None, kind).unwrap_err().to_string()
+}
+
+fn add_rule_res(f: &mut Follower, id: Option<String>, kind: RuleKind) -> Result<Rule, StoreError> {
+    // The engine needs the index to check addresses against its network and to date the rule.
+    let (index, engine) = f.parts();
+    engine.unwrap().add_rule(index, id, kind, String::new())
+}
+
+#[test]
+fn clear_errors_for_bad_credentials_unreachable_node_and_wrong_network() {
+    let Some(node) = Node::start() else { return };
+    let bad = RpcClient::new(&node.url(), Auth::UserPass("nobody".into(), "wrong".into())).unwrap();
+    let e = bad.get_blockchain_info().unwrap_err();
+    assert!(matches!(e, RpcError::Auth(_)), "{e}");
+    assert!(e.to_string().contains("--rpc-user"), "{e}");
+    assert!(!e.is_transient());
+
+    let nobody = RpcClient::new(&format!("http://127.0.0.1:{}", free_port()), Auth::None).unwrap();
+    let e = nobody.get_best_block_hash().unwrap_err();
+    assert!(matches!(e, RpcError::Unreachable { .. }) && e.is_transient(), "{e}");
+    assert!(e.to_string().contains("unreachable"), "{e}");
+
+    let missing = RpcClient::new(&node.url(), Auth::Cookie(node.dir.path().join("nope/.cookie"))).unwrap();
+    let e = missing.get_best_block_hash().unwrap_err();
+    assert!(e.to_string().contains("cookie"), "{e}");
+
+    // An index holding mainnet's genesis refuses a regtest node.
+    let data = tempfile::tempdir().unwrap();
+    {
+        let mut idx = cointrail_index::Index::open_writer(&data.path().join("index")).unwrap();
+        let g = bitcoin::constants::genesis_block(bitcoin::Network::Bitcoin);
+        let origin = cointrail_chain::Origin { file: "genesis".into(), offset: 0, kind: cointrail_chain::error::OriginKind::Byte };
+        let cb = cointrail_chain::ChainBlock::from_block(g, bitcoin::Network::Bitcoin, origin);
+        cointrail_index::ingest(&mut idx, cointrail_index::Source::Blocks(vec![cb]), &Default::default()).unwrap();
+    }
+    let mut f = follower(&node, data.path());
+    let e = f.sync_once().unwrap_err();
+    assert!(!e.is_transient());
+    assert_eq!(e.to_string(), "the node is on regtest but the index holds mainnet: point --rpc at a mainnet node or use another --data-dir");
+
+    // A method the node does not know gives its RPC error, named.
+    let e = node.rpc.call("nosuchmethod", json!([])).unwrap_err();
+    assert!(e.to_string().contains("nosuchmethod failed: RPC error -32601"), "{e}");
+}
+
+#[test]
+fn run_loop_polls_and_catches_up_after_the_node_restarts() {
+    let Some(mut node) = Node::start() else { return };
+    let a = Key::new(7);
+    node.mine(5, &a.addr);
+    let data = tempfile::tempdir().unwrap();
+    let mut f = follower(&node, data.path());
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tips_tx, tips) = std::sync::mpsc::channel::<Option<String>>();
+    let s2 = stop.clone();
+    let h = std::thread::spawn(move || {
+        let cfg = FollowConfig { poll: Duration::from_millis(100), max_backoff: Duration::from_millis(400), ..Default::default() };
+        f.run(&cfg, None, s2, |r| {
+            let _ = tips_tx.send(r.tip_hash.clone());
+        })
+    });
+    let wait_for = |want: &str| {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(Some(t)) = tips.recv_timeout(Duration::from_secs(1)) {
+                if t == want {
+                    return;
+                }
+            }
+            assert!(t0.elapsed() < Duration::from_secs(60), "follower never reached {want}");
+        }
+    };
+    wait_for(&node.best());
+    node.mine(3, &a.addr);
+    wait_for(&node.best());
+    // The node goes away for a while; the follower keeps retrying, then catches up.
+    node.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    node.launch();
+    node.mine(2, &a.addr);
+    wait_for(&node.best());
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap().unwrap();
+    let idx = cointrail_index::Index::open_reader(&data.path().join("index")).unwrap();
+    assert_eq!(idx.tip_height(), Some(10));
+    // Spend links of the chain followed live match the node: coinbases only, no prevouts.
+    assert!(matches!(idx.input_prevout(idx.tx_inputs(10).start), Prevout::Coinbase));
+}
