@@ -1,4 +1,4 @@
-//! Throughput of the simulator: `cargo run --release -p cointrail-sim --example simbench -- [TXS|demo] [OUT] [USERS]`.
+//! Throughput of the simulator: `cargo run --release -p cointrail-sim --example simbench -- [TXS|demo] [OUT] [USERS] [SEED]`.
 //! `demo` as TXS runs `SimConfig::demo()` unchanged. Defaults: 1,000,000 transactions into a temporary folder (removed afterwards).
 
 use cointrail_sim::{simulate, SimConfig};
@@ -17,7 +17,7 @@ fn main() {
     let mut cfg = if demo {
         SimConfig::demo()
     } else {
-        SimConfig::for_txs(1, txs)
+        SimConfig::for_txs(args.get(4).and_then(|s| s.parse().ok()).unwrap_or(1), txs)
     };
     if let Some(u) = args.get(3).and_then(|s| s.parse().ok()) {
         cfg.users = u;
