@@ -228,14 +228,28 @@ pub fn transfer(model: Model, fee_policy: FeePolicy, inputs: &[Vec<Run>], output
             weights.push(fee);
             let mut outs: Vec<Vec<Run>> = vec![Vec::new(); outputs.len()];
             let mut fee_runs = Vec::new();
-            let mut tainted_in = vec![0u64; outputs.len() + 1];
+            // Capacity left in each bucket: several labels rounded on their own could
+            // overfill one by a satoshi, so any excess moves to the next bucket with room.
+            let mut cap = weights.clone();
             for (&l, &t) in &per_label {
-                let shares = largest_remainder(t, &weights);
+                let mut shares = largest_remainder(t, &weights);
+                let mut excess = 0u64;
+                for (j, s) in shares.iter_mut().enumerate() {
+                    if *s > cap[j] {
+                        excess += *s - cap[j];
+                        *s = cap[j];
+                    }
+                }
+                for (j, s) in shares.iter_mut().enumerate() {
+                    let room = (cap[j] - *s).min(excess);
+                    *s += room;
+                    excess -= room;
+                }
                 for (j, s) in shares.iter().enumerate() {
                     if *s == 0 {
                         continue;
                     }
-                    tainted_in[j] += s;
+                    cap[j] -= s;
                     if j < outputs.len() {
                         outs[j].push(Run::tainted(l, *s, 0));
                     } else {
@@ -244,14 +258,12 @@ pub fn transfer(model: Model, fee_policy: FeePolicy, inputs: &[Vec<Run>], output
                 }
             }
             for (j, o) in outs.iter_mut().enumerate() {
-                let clean = outputs[j] - tainted_in[j];
-                if clean > 0 {
-                    o.push(Run::clean(clean));
+                if cap[j] > 0 {
+                    o.push(Run::clean(cap[j]));
                 }
             }
-            let fee_clean = fee - tainted_in[outputs.len()];
-            if fee_clean > 0 {
-                fee_runs.push(Run::clean(fee_clean));
+            if cap[outputs.len()] > 0 {
+                fee_runs.push(Run::clean(cap[outputs.len()]));
             }
             Ok(Transfer { outputs: outs, fee: fee_runs })
         }
