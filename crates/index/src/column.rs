@@ -18,6 +18,8 @@ pub struct Column {
     pub width: usize,
     file: File,
     map: Option<Mmap>,
+    /// Bytes the current map spans (at least the committed bytes).
+    map_cap: usize,
     /// Records in the mapped, committed part.
     committed: u64,
     pending: Vec<u8>,
@@ -39,6 +41,7 @@ impl Column {
             width,
             file,
             map: None,
+            map_cap: 0,
             committed: 0,
             pending: Vec::new(),
             overlay: HashMap::default(),
@@ -60,13 +63,23 @@ impl Column {
 
     fn remap(&mut self) -> io::Result<()> {
         let bytes = self.committed as usize * self.width;
-        self.map = if bytes == 0 {
-            None
-        } else {
-            // SAFETY: the file is only appended to by this process while the index lock is
-            // held; the mapped range is committed data that no one truncates while mapped.
-            Some(unsafe { MmapOptions::new().len(bytes).map(&self.file)? })
-        };
+        if bytes == 0 {
+            self.map = None;
+            self.map_cap = 0;
+            return Ok(());
+        }
+        if self.map.is_some() && bytes <= self.map_cap {
+            // A shared map sees the file grow: keep it, and the pages already faulted in.
+            return Ok(());
+        }
+        // Map twice what is needed, so a growing column is remapped O(log n) times rather
+        // than at every commit (each remap faults every hot page in again). Only the
+        // committed bytes, which exist in the file, are ever read.
+        let cap = (bytes * 2).max(1 << 20);
+        // SAFETY: the file is appended to only by the lock holder; bytes past the committed
+        // length are never read through this map, and truncation drops the map first.
+        self.map = Some(unsafe { MmapOptions::new().len(cap).map(&self.file)? });
+        self.map_cap = cap;
         Ok(())
     }
 
@@ -170,6 +183,7 @@ impl Column {
 
     pub fn truncate(&mut self, n: u64) -> io::Result<()> {
         self.map = None;
+        self.map_cap = 0;
         self.file.set_len(n * self.width as u64)?;
         self.file.sync_all()?;
         self.set_committed(n)
