@@ -1,1 +1,699 @@
-//! placeholder
+//! The tracer: taint from a case's sources, carried transaction by transaction in chain
+//! order (each transaction evaluated once with all its tainted inputs, [BS]'s order), until
+//! it rests unspent, reaches a service, enters a mixer, goes to fees, or hits a limit.
+//! Memory is the frontier (tainted outputs not yet spent) plus the result rows.
+
+use crate::model::{tainted, transfer, FeePolicy, InRule, Label, Model, OutRule, Run, CLEAN};
+use cointrail_chain::view::{ChainView, OutNum, Prevout, TxNum};
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
+/// Stolen coins to follow: an output, under a label (a case), whole or in part.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub out: OutNum,
+    /// 1-based index into `TraceParams::labels`.
+    pub label: Label,
+    /// Satoshis of the output that are stolen (default: all of it).
+    pub amount: Option<u64>,
+}
+
+/// Where tracing stops: a service (exchange, OTC desk, …) or any category the caller stops at.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stop {
+    pub entity: Option<u64>,
+    pub category: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CoinJoinInfo {
+    pub protocol: String,
+    pub anonymity_set: u32,
+    pub equal_value: u64,
+    pub equal_outputs: Vec<OutNum>,
+}
+
+/// What the tracer asks of the rest of the system: who owns an output, which transactions
+/// are CoinJoins. Implemented over clusters and labels by the caller.
+pub trait Oracle {
+    fn stop_at(&self, _out: OutNum) -> Option<Stop> {
+        None
+    }
+    fn coinjoin(&self, _tx: TxNum) -> Option<CoinJoinInfo> {
+        None
+    }
+    fn entity_of(&self, _out: OutNum) -> Option<u64> {
+        None
+    }
+    fn labels_of(&self, _out: OutNum) -> Vec<String> {
+        Vec::new()
+    }
+    /// The address of an output as a person reads it.
+    fn address(&self, _out: OutNum) -> Option<String> {
+        None
+    }
+}
+
+/// No stops, no CoinJoins: follow everything.
+pub struct NoOracle;
+impl Oracle for NoOracle {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CoinJoinPolicy {
+    /// Taint stops at the CoinJoin; the anonymity set and candidates are reported.
+    Stop,
+    HaircutThrough,
+    FifoThrough,
+    PoisonThrough,
+}
+
+impl CoinJoinPolicy {
+    pub fn parse(s: &str) -> Result<CoinJoinPolicy, String> {
+        match s {
+            "stop" => Ok(CoinJoinPolicy::Stop),
+            "haircut-through" => Ok(CoinJoinPolicy::HaircutThrough),
+            "fifo-through" => Ok(CoinJoinPolicy::FifoThrough),
+            "poison-through" => Ok(CoinJoinPolicy::PoisonThrough),
+            _ => Err(format!("unknown CoinJoin policy '{s}': use stop, haircut-through, fifo-through or poison-through")),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TraceParams {
+    pub model: Model,
+    pub fee_policy: FeePolicy,
+    pub max_hops: Option<u32>,
+    /// Haircut floors: a branch whose taint falls below either is dropped (counted as limit).
+    pub dust_sats: u64,
+    pub min_fraction: f64,
+    pub coinjoin: CoinJoinPolicy,
+    /// Names of the labels (cases), index = label - 1.
+    pub labels: Vec<String>,
+    /// Caller's provenance: index tip, label versions, clustering setting.
+    pub provenance: serde_json::Value,
+}
+
+impl Default for TraceParams {
+    fn default() -> Self {
+        TraceParams {
+            model: Model::Ordered(InRule::First, OutRule::First),
+            fee_policy: FeePolicy::Last,
+            max_hops: None,
+            dust_sats: 546,
+            min_fraction: 0.0,
+            coinjoin: CoinJoinPolicy::Stop,
+            labels: vec!["case".into()],
+            provenance: serde_json::Value::Null,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Totals {
+    pub source_sats: u64,
+    /// Tainted and still unspent, not at a service: the dormant funds.
+    pub unspent_sats: u64,
+    pub fee_sats: u64,
+    /// Reached a stop (a service): recorded as exposure there.
+    pub stopped_sats: u64,
+    /// Entered a CoinJoin or mixer under the `stop` policy.
+    pub mixer_sats: u64,
+    /// Cut by the hop limit or the haircut floors.
+    pub limit_sats: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunOut {
+    pub label: String,
+    pub offset: u64,
+    pub amount: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub txid: String,
+    pub vout: u32,
+    pub address: Option<String>,
+    pub value: u64,
+    pub tainted_sats: u64,
+    pub hops: u32,
+    pub height: u32,
+    pub spent: bool,
+    pub entity: Option<u64>,
+    pub labels: Vec<String>,
+    /// `service:<category>`, `mixer:<protocol>` is reported on the spending tx instead,
+    /// `hop_limit`, `floor`, or null where the taint went on (or rests unspent).
+    pub stop_reason: Option<String>,
+    /// Behind a CoinJoin followed through: an inference, not a fact.
+    pub inferred: bool,
+    /// Which cases' satoshis it holds; for ordered models, with their source offsets.
+    pub runs: Vec<RunOut>,
+    #[serde(skip)]
+    pub out: OutNum,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Destination {
+    pub name: String,
+    pub category: String,
+    pub entity: Option<u64>,
+    pub tainted_sats: u64,
+    pub share: f64,
+    pub min_hops: u32,
+    pub first_height: u32,
+    pub last_height: u32,
+    pub outputs: u64,
+    /// Transactions from the theft to one of the outputs (theft first).
+    pub path: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MixerEntry {
+    pub txid: String,
+    pub protocol: String,
+    pub anonymity_set: u32,
+    pub tainted_in: u64,
+    /// Each equal output with its prior share of the tainted amount (1/e).
+    pub candidates: Vec<(String, u32, u64)>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PeelStep {
+    pub txid: String,
+    pub peel_value: u64,
+    pub peel_tainted: u64,
+    pub destination: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PeelChain {
+    pub length: usize,
+    pub first_txid: String,
+    pub peeled_sats: u64,
+    pub steps: Vec<PeelStep>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TraceResult {
+    pub parameters: serde_json::Value,
+    pub provenance: serde_json::Value,
+    pub totals: Totals,
+    /// Per label (case), the same totals.
+    pub by_label: Vec<(String, Totals)>,
+    pub conserving: bool,
+    pub destinations: Vec<Destination>,
+    pub mixers: Vec<MixerEntry>,
+    pub peel_chains: Vec<PeelChain>,
+    pub txs_visited: u64,
+    /// Labels claiming the same satoshis where models keep the first (§1.4).
+    pub warnings: Vec<String>,
+    pub outputs: Vec<Row>,
+}
+
+struct Tainted {
+    runs: Vec<Run>,
+    hops: u32,
+    inferred: bool,
+    row: usize,
+}
+
+fn display_txid(raw: [u8; 32]) -> String {
+    let mut r = raw;
+    r.reverse();
+    r.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Tracer<'a> {
+    view: &'a dyn ChainView,
+    oracle: &'a dyn Oracle,
+    p: &'a TraceParams,
+    frontier: HashMap<OutNum, Tainted>,
+    heap: BinaryHeap<Reverse<TxNum>>,
+    queued: HashSet<TxNum>,
+    /// For each visited transaction, the transaction its taint came from (shortest hops).
+    parent: HashMap<TxNum, TxNum>,
+    rows: Vec<Row>,
+    totals: Vec<Totals>,
+    source_total: u64,
+    mixers: Vec<MixerEntry>,
+    warnings: Vec<String>,
+    visited: u64,
+}
+
+impl Tracer<'_> {
+    fn label_name(&self, l: Label) -> String {
+        self.p
+            .labels
+            .get(l as usize - 1)
+            .cloned()
+            .unwrap_or_else(|| format!("label{l}"))
+    }
+
+    fn add(&mut self, runs: &[Run], f: impl Fn(&mut Totals, u64)) {
+        for r in runs.iter().filter(|r| r.label != CLEAN) {
+            f(&mut self.totals[r.label as usize - 1], r.amount);
+        }
+    }
+
+    /// A new tainted output: decide whether the taint rests, stops or goes on.
+    fn register(&mut self, o: OutNum, runs: Vec<Run>, hops: u32, inferred: bool) {
+        let view = self.view;
+        let t = view.output_tx(o);
+        let value = view.output_value(o);
+        let taint = tainted(&runs, None);
+        let spender = view.output_spender(o);
+        let ordered = matches!(self.p.model, Model::Ordered(..));
+        let row = Row {
+            txid: display_txid(view.txid(t)),
+            vout: view.output_vout(o),
+            address: self.oracle.address(o),
+            value,
+            tainted_sats: taint,
+            hops,
+            height: view.tx_height(t),
+            spent: spender.is_some(),
+            entity: self.oracle.entity_of(o),
+            labels: self.oracle.labels_of(o),
+            stop_reason: None,
+            inferred,
+            runs: runs
+                .iter()
+                .filter(|r| r.label != CLEAN)
+                .map(|r| RunOut {
+                    label: self.label_name(r.label),
+                    offset: if ordered { r.offset } else { 0 },
+                    amount: r.amount,
+                })
+                .collect(),
+            out: o,
+        };
+        let idx = self.rows.len();
+        self.rows.push(row);
+        let stop = if hops > 0 {
+            self.oracle.stop_at(o)
+        } else {
+            None
+        };
+        if let Some(s) = stop {
+            self.rows[idx].stop_reason = Some(format!("service:{}", s.category));
+            if self.rows[idx].entity.is_none() {
+                self.rows[idx].entity = s.entity;
+            }
+            if !self.rows[idx].labels.contains(&s.name) {
+                self.rows[idx].labels.push(s.name);
+            }
+            self.add(&runs, |t, a| t.stopped_sats += a);
+            return;
+        }
+        if self.p.max_hops.is_some_and(|m| hops >= m) && spender.is_some() {
+            self.rows[idx].stop_reason = Some("hop_limit".into());
+            self.add(&runs, |t, a| t.limit_sats += a);
+            return;
+        }
+        if self.p.model == Model::Haircut
+            && hops > 0
+            && (taint < self.p.dust_sats
+                || (taint as f64) < self.p.min_fraction * self.source_total as f64)
+        {
+            self.rows[idx].stop_reason = Some("floor".into());
+            self.add(&runs, |t, a| t.limit_sats += a);
+            return;
+        }
+        match spender {
+            None => self.add(&runs, |t, a| t.unspent_sats += a),
+            Some(s) => {
+                self.frontier.insert(
+                    o,
+                    Tainted {
+                        runs,
+                        hops,
+                        inferred,
+                        row: idx,
+                    },
+                );
+                if self.queued.insert(s) {
+                    self.heap.push(Reverse(s));
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, t: TxNum) {
+        self.visited += 1;
+        let view = self.view;
+        let mut ins: Vec<Vec<Run>> = Vec::new();
+        let (mut hops, mut inferred, mut from) = (u32::MAX, false, None);
+        let mut unknown = false;
+        for i in view.tx_inputs(t) {
+            match view.input_prevout(i) {
+                Prevout::Output(o) => match self.frontier.remove(&o) {
+                    Some(x) => {
+                        if x.hops < hops {
+                            hops = x.hops;
+                            from = Some(view.output_tx(o));
+                        }
+                        inferred |= x.inferred;
+                        let _ = x.row;
+                        ins.push(x.runs);
+                    }
+                    None => ins.push(vec![Run::clean(view.output_value(o))]),
+                },
+                Prevout::External { .. } => {
+                    unknown = true;
+                    ins.push(vec![]);
+                }
+                Prevout::Coinbase => ins.push(vec![]),
+            }
+        }
+        if let Some(f) = from {
+            self.parent.insert(t, f);
+        }
+        let outs: Vec<OutNum> = view.tx_outputs(t).collect();
+        let values: Vec<u64> = outs.iter().map(|&o| view.output_value(o)).collect();
+        let mut model = self.p.model;
+        if let Some(cj) = self.oracle.coinjoin(t) {
+            match self.p.coinjoin {
+                CoinJoinPolicy::Stop => {
+                    let all: Vec<Run> = ins.into_iter().flatten().collect();
+                    let tin = tainted(&all, None);
+                    self.add(&all, |t, a| t.mixer_sats += a);
+                    let e = cj.equal_outputs.len().max(1) as u64;
+                    self.mixers.push(MixerEntry {
+                        txid: display_txid(view.txid(t)),
+                        protocol: cj.protocol.clone(),
+                        anonymity_set: cj.anonymity_set,
+                        tainted_in: tin,
+                        candidates: cj
+                            .equal_outputs
+                            .iter()
+                            .map(|&o| {
+                                (
+                                    display_txid(view.txid(t)),
+                                    view.output_vout(o),
+                                    tin.min(cj.equal_value * e) / e,
+                                )
+                            })
+                            .collect(),
+                    });
+                    return;
+                }
+                CoinJoinPolicy::HaircutThrough => model = Model::Haircut,
+                CoinJoinPolicy::FifoThrough => {
+                    model = Model::Ordered(InRule::First, OutRule::First)
+                }
+                CoinJoinPolicy::PoisonThrough => model = Model::Poison,
+            }
+            inferred = true;
+        }
+        // An input from before the index has an unknown value: it is treated as clean and
+        // as large as needed to pay the outputs, so the known taint is still conserved.
+        if unknown {
+            let have: u64 = ins.iter().flatten().map(|r| r.amount).sum();
+            let need: u64 = values.iter().sum();
+            if need > have {
+                if let Some(slot) = ins.iter_mut().find(|r| r.is_empty()) {
+                    slot.push(Run::clean(need - have));
+                }
+            }
+            self.warnings.push(format!("{}: spends outputs from before the index; their value is unknown and treated as clean", display_txid(view.txid(t))));
+        }
+        let x = match transfer(model, self.p.fee_policy, &ins, &values) {
+            Ok(x) => x,
+            Err(e) => {
+                self.warnings.push(format!(
+                    "{}: {e}; taint stops here",
+                    display_txid(view.txid(t))
+                ));
+                let all: Vec<Run> = ins.into_iter().flatten().collect();
+                self.add(&all, |t, a| t.limit_sats += a);
+                return;
+            }
+        };
+        let fee = x.fee.clone();
+        self.add(&fee, |t, a| t.fee_sats += a);
+        for (o, runs) in outs.into_iter().zip(x.outputs) {
+            if tainted(&runs, None) > 0 {
+                self.register(o, runs, hops.saturating_add(1), inferred);
+            }
+        }
+    }
+
+    fn path_to(&self, o: OutNum) -> Vec<String> {
+        let mut t = self.view.output_tx(o);
+        let mut path = vec![t];
+        while let Some(&p) = self.parent.get(&t) {
+            path.push(p);
+            t = p;
+            if path.len() > 10_000 {
+                break;
+            }
+        }
+        path.reverse();
+        path.into_iter()
+            .map(|t| display_txid(self.view.txid(t)))
+            .collect()
+    }
+}
+
+/// Trace `sources` forward through `view`.
+pub fn trace(
+    view: &dyn ChainView,
+    oracle: &dyn Oracle,
+    sources: &[Source],
+    p: &TraceParams,
+) -> TraceResult {
+    let nlabels = sources
+        .iter()
+        .map(|s| s.label as usize)
+        .max()
+        .unwrap_or(0)
+        .max(p.labels.len());
+    let mut tr = Tracer {
+        view,
+        oracle,
+        p,
+        frontier: HashMap::default(),
+        heap: BinaryHeap::new(),
+        queued: HashSet::default(),
+        parent: HashMap::default(),
+        rows: Vec::new(),
+        totals: vec![Totals::default(); nlabels],
+        source_total: 0,
+        mixers: Vec::new(),
+        warnings: Vec::new(),
+        visited: 0,
+    };
+    // Sources, merged per output: several cases may claim parts of one output.
+    let mut by_out: std::collections::BTreeMap<OutNum, Vec<Run>> = Default::default();
+    let mut seen_labels: HashSet<(OutNum, Label)> = HashSet::default();
+    for s in sources {
+        if s.label == 0 || !seen_labels.insert((s.out, s.label)) {
+            continue;
+        }
+        let value = view.output_value(s.out);
+        let runs = by_out.entry(s.out).or_default();
+        let used: u64 = runs.iter().map(|r| r.amount).sum();
+        let amount = s.amount.unwrap_or(value).min(value - used);
+        if amount < s.amount.unwrap_or(value) {
+            tr.warnings.push(format!("output {}:{}: claimed by several cases beyond its value; the first claim keeps the satoshis", display_txid(view.txid(view.output_tx(s.out))), view.output_vout(s.out)));
+        }
+        if amount > 0 {
+            runs.push(Run::tainted(s.label, amount, 0));
+            tr.totals[s.label as usize - 1].source_sats += amount;
+            tr.source_total += amount;
+        }
+    }
+    for (o, mut runs) in by_out {
+        let used: u64 = runs.iter().map(|r| r.amount).sum();
+        let value = view.output_value(o);
+        if used < value {
+            runs.push(Run::clean(value - used));
+        }
+        tr.register(o, runs, 0, false);
+    }
+    while let Some(Reverse(t)) = tr.heap.pop() {
+        tr.process(t);
+    }
+    // What remains in the frontier was queued behind a tx that never came: cannot happen
+    // in a consistent index, but never lose satoshis silently.
+    let left: Vec<Run> = tr.frontier.drain().flat_map(|(_, x)| x.runs).collect();
+    tr.add(&left, |t, a| t.unspent_sats += a);
+
+    let mut totals = Totals::default();
+    for t in &tr.totals {
+        totals.source_sats += t.source_sats;
+        totals.unspent_sats += t.unspent_sats;
+        totals.fee_sats += t.fee_sats;
+        totals.stopped_sats += t.stopped_sats;
+        totals.mixer_sats += t.mixer_sats;
+        totals.limit_sats += t.limit_sats;
+    }
+    let destinations = destinations(&tr, totals.source_sats);
+    let peel_chains = peel_chains(&tr);
+    let by_label = tr
+        .totals
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (tr.label_name(i as Label + 1), t.clone()))
+        .collect();
+    tr.warnings.sort();
+    tr.warnings.dedup();
+    TraceResult {
+        parameters: serde_json::json!({
+            "model": p.model.name(),
+            "fee_policy": format!("{:?}", p.fee_policy).to_lowercase(),
+            "max_hops": p.max_hops,
+            "dust_sats": p.dust_sats,
+            "min_fraction": p.min_fraction,
+            "coinjoin_policy": p.coinjoin,
+            "labels": p.labels,
+        }),
+        provenance: p.provenance.clone(),
+        totals,
+        by_label,
+        conserving: p.model.conserves(),
+        destinations,
+        mixers: tr.mixers.clone(),
+        peel_chains,
+        txs_visited: tr.visited,
+        warnings: tr.warnings.clone(),
+        outputs: tr.rows,
+    }
+}
+
+fn destinations(tr: &Tracer, source: u64) -> Vec<Destination> {
+    let mut by: std::collections::BTreeMap<(String, String), Destination> = Default::default();
+    for r in tr.rows.iter().filter(|r| {
+        r.stop_reason
+            .as_deref()
+            .is_some_and(|s| s.starts_with("service:"))
+    }) {
+        let cat = r
+            .stop_reason
+            .as_deref()
+            .unwrap_or("")
+            .trim_start_matches("service:")
+            .to_string();
+        let name = r
+            .labels
+            .last()
+            .cloned()
+            .unwrap_or_else(|| r.address.clone().unwrap_or_default());
+        let d = by
+            .entry((cat.clone(), name.clone()))
+            .or_insert_with(|| Destination {
+                name,
+                category: cat,
+                entity: r.entity,
+                tainted_sats: 0,
+                share: 0.0,
+                min_hops: u32::MAX,
+                first_height: u32::MAX,
+                last_height: 0,
+                outputs: 0,
+                path: tr.path_to(r.out),
+            });
+        d.tainted_sats += r.tainted_sats;
+        d.min_hops = d.min_hops.min(r.hops);
+        d.first_height = d.first_height.min(r.height);
+        d.last_height = d.last_height.max(r.height);
+        d.outputs += 1;
+    }
+    let mut v: Vec<Destination> = by.into_values().collect();
+    for d in &mut v {
+        d.share = if source == 0 {
+            0.0
+        } else {
+            d.tainted_sats as f64 / source as f64
+        };
+    }
+    v.sort_by(|a, b| b.tainted_sats.cmp(&a.tainted_sats));
+    v
+}
+
+/// Chains of at least 3 tainted 1-in-2-out transactions, each spending the previous one's
+/// larger output, each peeling at most a fifth of its input (methods.md §3.3).
+fn peel_chains(tr: &Tracer) -> Vec<PeelChain> {
+    let view = tr.view;
+    let is_step = |t: TxNum| -> Option<(OutNum, OutNum)> {
+        let ins = view.tx_inputs(t);
+        let outs: Vec<OutNum> = view.tx_outputs(t).collect();
+        if ins.end - ins.start != 1 || outs.len() != 2 {
+            return None;
+        }
+        let (a, b) = (outs[0], outs[1]);
+        let (big, small) = if view.output_value(a) >= view.output_value(b) {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let input = view.input_value(ins.start)?;
+        (view.output_value(small) * 5 <= input).then_some((big, small))
+    };
+    let by_out: HashMap<OutNum, usize> = tr
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.out, i))
+        .collect();
+    let tainted_txs: Vec<TxNum> = {
+        let mut v: Vec<TxNum> = tr.parent.keys().copied().collect();
+        v.sort_unstable();
+        v
+    };
+    let mut chains = Vec::new();
+    let mut used: HashSet<TxNum> = HashSet::default();
+    for &t in &tainted_txs {
+        if used.contains(&t) || is_step(t).is_none() {
+            continue;
+        }
+        // Start only where the previous transaction is not itself a step feeding us.
+        if let Prevout::Output(o) = view.input_prevout(view.tx_inputs(t).start) {
+            let p = view.output_tx(o);
+            if is_step(p).is_some_and(|(big, _)| big == o) && tr.parent.contains_key(&p) {
+                continue;
+            }
+        }
+        let mut steps = Vec::new();
+        let mut cur = t;
+        while let Some((big, small)) = is_step(cur) {
+            used.insert(cur);
+            let row = by_out.get(&small).map(|&i| &tr.rows[i]);
+            steps.push(PeelStep {
+                txid: display_txid(view.txid(cur)),
+                peel_value: view.output_value(small),
+                peel_tainted: row.map_or(0, |r| r.tainted_sats),
+                destination: row.and_then(|r| r.labels.last().cloned().or(r.address.clone())),
+            });
+            match view.output_spender(big) {
+                Some(n) if tr.parent.contains_key(&n) => cur = n,
+                _ => break,
+            }
+        }
+        if steps.len() >= 3 {
+            chains.push(PeelChain {
+                length: steps.len(),
+                first_txid: steps[0].txid.clone(),
+                peeled_sats: steps.iter().map(|s| s.peel_value).sum(),
+                steps,
+            });
+        }
+    }
+    chains
+}
+
+impl TraceResult {
+    /// FIFO provenance of one output: which sources' satoshis (and which offsets) it holds.
+    pub fn origin(&self, txid: &str, vout: u32) -> Option<&Row> {
+        self.outputs
+            .iter()
+            .find(|r| r.txid == txid && r.vout == vout)
+    }
+}

@@ -6,5 +6,7 @@ pub mod engine;
 pub mod model;
 pub mod report;
 
-
+pub use engine::{
+    trace, CoinJoinInfo, CoinJoinPolicy, NoOracle, Oracle, Source, Stop, TraceParams, TraceResult,
+};
 pub use model::{FeePolicy, InRule, Model, OutRule, Run};

@@ -20,10 +20,18 @@ pub struct Run {
 
 impl Run {
     pub fn clean(amount: u64) -> Run {
-        Run { label: CLEAN, amount, offset: 0 }
+        Run {
+            label: CLEAN,
+            amount,
+            offset: 0,
+        }
     }
     pub fn tainted(label: Label, amount: u64, offset: u64) -> Run {
-        Run { label, amount, offset }
+        Run {
+            label,
+            amount,
+            offset,
+        }
     }
 }
 
@@ -133,7 +141,9 @@ impl FeePolicy {
         match s {
             "last" => Ok(FeePolicy::Last),
             "proportional" => Ok(FeePolicy::Proportional),
-            _ => Err(format!("unknown fee policy '{s}': use last or proportional")),
+            _ => Err(format!(
+                "unknown fee policy '{s}': use last or proportional"
+            )),
         }
     }
 }
@@ -184,7 +194,9 @@ fn coalesce(runs: &mut Vec<Run>) {
             continue;
         }
         if let Some(last) = out.last_mut() {
-            if last.label == r.label && (last.label == CLEAN || last.offset + last.amount == r.offset) {
+            if last.label == r.label
+                && (last.label == CLEAN || last.offset + last.amount == r.offset)
+            {
                 last.amount += r.amount;
                 continue;
             }
@@ -196,17 +208,33 @@ fn coalesce(runs: &mut Vec<Run>) {
 
 /// Apply a model to one transaction. `inputs[i]` is the run list of input i (it must add
 /// up to the input's value); `outputs[j]` the output values.
-pub fn transfer(model: Model, fee_policy: FeePolicy, inputs: &[Vec<Run>], outputs: &[u64]) -> Result<Transfer, TransferError> {
-    let in_vals: Vec<u64> = inputs.iter().map(|r| r.iter().map(|x| x.amount).sum()).collect();
+pub fn transfer(
+    model: Model,
+    fee_policy: FeePolicy,
+    inputs: &[Vec<Run>],
+    outputs: &[u64],
+) -> Result<Transfer, TransferError> {
+    let in_vals: Vec<u64> = inputs
+        .iter()
+        .map(|r| r.iter().map(|x| x.amount).sum())
+        .collect();
     let v: u64 = in_vals.iter().sum();
     let w: u64 = outputs.iter().sum();
     if w > v {
-        return Err(TransferError::NegativeFee { inputs: v, outputs: w });
+        return Err(TransferError::NegativeFee {
+            inputs: v,
+            outputs: w,
+        });
     }
     let fee = v - w;
     match model {
         Model::Poison => {
-            let first = inputs.iter().flatten().filter(|r| r.label != CLEAN && r.amount > 0).map(|r| r.label).min();
+            let first = inputs
+                .iter()
+                .flatten()
+                .filter(|r| r.label != CLEAN && r.amount > 0)
+                .map(|r| r.label)
+                .min();
             let outs = outputs
                 .iter()
                 .map(|&x| match first {
@@ -214,7 +242,10 @@ pub fn transfer(model: Model, fee_policy: FeePolicy, inputs: &[Vec<Run>], output
                     None => vec![Run::clean(x)],
                 })
                 .collect();
-            Ok(Transfer { outputs: outs, fee: vec![] })
+            Ok(Transfer {
+                outputs: outs,
+                fee: vec![],
+            })
         }
         Model::Haircut => {
             // Per label: T_l over buckets (outputs..., fee) in proportion to value.
@@ -265,7 +296,10 @@ pub fn transfer(model: Model, fee_policy: FeePolicy, inputs: &[Vec<Run>], output
             if cap[outputs.len()] > 0 {
                 fee_runs.push(Run::clean(cap[outputs.len()]));
             }
-            Ok(Transfer { outputs: outs, fee: fee_runs })
+            Ok(Transfer {
+                outputs: outs,
+                fee: fee_runs,
+            })
         }
         Model::Ordered(in_rule, out_rule) => {
             // Build the tape.
@@ -275,15 +309,21 @@ pub fn transfer(model: Model, fee_policy: FeePolicy, inputs: &[Vec<Run>], output
                 InRule::Small => order.sort_by(|&a, &b| in_vals[a].cmp(&in_vals[b])),
                 _ => {}
             }
-            let mut tape: Vec<Run> = order.iter().flat_map(|&i| inputs[i].iter().copied()).filter(|r| r.amount > 0).collect();
+            let mut tape: Vec<Run> = order
+                .iter()
+                .flat_map(|&i| inputs[i].iter().copied())
+                .filter(|r| r.amount > 0)
+                .collect();
             match in_rule {
                 InRule::Last => tape.reverse(),
                 InRule::Taint => {
-                    let (t, c): (Vec<Run>, Vec<Run>) = tape.into_iter().partition(|r| r.label != CLEAN);
+                    let (t, c): (Vec<Run>, Vec<Run>) =
+                        tape.into_iter().partition(|r| r.label != CLEAN);
                     tape = t.into_iter().chain(c).collect();
                 }
                 InRule::Clean => {
-                    let (c, t): (Vec<Run>, Vec<Run>) = tape.into_iter().partition(|r| r.label == CLEAN);
+                    let (c, t): (Vec<Run>, Vec<Run>) =
+                        tape.into_iter().partition(|r| r.label == CLEAN);
                     tape = c.into_iter().chain(t).collect();
                 }
                 _ => {}
@@ -296,7 +336,11 @@ pub fn transfer(model: Model, fee_policy: FeePolicy, inputs: &[Vec<Run>], output
                 for (r, c) in tape.iter_mut().zip(cuts) {
                     if c > 0 {
                         // The fee takes the run's last satoshis, keeping its offset.
-                        fee_runs.push(Run { label: r.label, amount: c, offset: r.offset + r.amount - c });
+                        fee_runs.push(Run {
+                            label: r.label,
+                            amount: c,
+                            offset: r.offset + r.amount - c,
+                        });
                         r.amount -= c;
                     }
                 }
@@ -311,7 +355,7 @@ pub fn transfer(model: Model, fee_policy: FeePolicy, inputs: &[Vec<Run>], output
             let mut outs: Vec<Vec<Run>> = vec![Vec::new(); outputs.len()];
             let mut pos = 0usize;
             let mut head: Option<Run> = None;
-            let mut next = |pos: &mut usize, head: &mut Option<Run>| -> Option<Run> {
+            let next = |pos: &mut usize, head: &mut Option<Run>| -> Option<Run> {
                 if let Some(h) = head.take() {
                     return Some(h);
                 }
@@ -327,13 +371,19 @@ pub fn transfer(model: Model, fee_policy: FeePolicy, inputs: &[Vec<Run>], output
             for &j in &out_order {
                 let mut need = outputs[j];
                 while need > 0 {
-                    let Some(r) = next(&mut pos, &mut head) else { break };
+                    let Some(r) = next(&mut pos, &mut head) else {
+                        break;
+                    };
                     if r.amount <= need {
                         outs[j].push(r);
                         need -= r.amount;
                     } else {
                         outs[j].push(Run { amount: need, ..r });
-                        head = Some(Run { label: r.label, amount: r.amount - need, offset: r.offset + need });
+                        head = Some(Run {
+                            label: r.label,
+                            amount: r.amount - need,
+                            offset: r.offset + need,
+                        });
                         need = 0;
                     }
                 }
@@ -346,12 +396,18 @@ pub fn transfer(model: Model, fee_policy: FeePolicy, inputs: &[Vec<Run>], output
                 coalesce(o);
             }
             coalesce(&mut fee_runs);
-            Ok(Transfer { outputs: outs, fee: fee_runs })
+            Ok(Transfer {
+                outputs: outs,
+                fee: fee_runs,
+            })
         }
     }
 }
 
 /// Tainted satoshis of a run list (all labels, or one).
 pub fn tainted(runs: &[Run], label: Option<Label>) -> u64 {
-    runs.iter().filter(|r| r.label != CLEAN && label.is_none_or(|l| l == r.label)).map(|r| r.amount).sum()
+    runs.iter()
+        .filter(|r| r.label != CLEAN && label.is_none_or(|l| l == r.label))
+        .map(|r| r.amount)
+        .sum()
 }

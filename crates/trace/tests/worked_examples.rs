@@ -1,6 +1,8 @@
 //! The worked examples of methods.md §6, exactly, and conservation as a property.
 
-use cointrail_trace::model::{largest_remainder, tainted, transfer, FeePolicy, Model, Run, Transfer};
+use cointrail_trace::model::{
+    largest_remainder, tainted, transfer, FeePolicy, Model, Run, Transfer,
+};
 use proptest::prelude::*;
 
 const T: u32 = 1;
@@ -25,35 +27,89 @@ fn run(model: &str, fee: FeePolicy, ins: Vec<Vec<Run>>, outs: &[u64]) -> Transfe
 fn e1_two_inputs_two_outputs() {
     let ins = || vec![vec![t(300)], vec![c(700)]];
     let outs = [400, 600];
-    assert_eq!(taints(&run("haircut", FeePolicy::Last, ins(), &outs)), [120, 180]);
-    assert_eq!(taints(&run("fifo", FeePolicy::Last, ins(), &outs)), [300, 0]);
-    assert_eq!(taints(&run("lifo", FeePolicy::Last, ins(), &outs)), [0, 300]);
-    assert_eq!(taints(&run("tiho", FeePolicy::Last, ins(), &outs)), [0, 300]);
-    assert_eq!(taints(&run("tifo", FeePolicy::Last, ins(), &outs)), [300, 0]);
-    assert_eq!(taints(&run("poison", FeePolicy::Last, ins(), &outs)), [400, 600]);
+    assert_eq!(
+        taints(&run("haircut", FeePolicy::Last, ins(), &outs)),
+        [120, 180]
+    );
+    assert_eq!(
+        taints(&run("fifo", FeePolicy::Last, ins(), &outs)),
+        [300, 0]
+    );
+    assert_eq!(
+        taints(&run("lifo", FeePolicy::Last, ins(), &outs)),
+        [0, 300]
+    );
+    assert_eq!(
+        taints(&run("tiho", FeePolicy::Last, ins(), &outs)),
+        [0, 300]
+    );
+    assert_eq!(
+        taints(&run("tifo", FeePolicy::Last, ins(), &outs)),
+        [300, 0]
+    );
+    assert_eq!(
+        taints(&run("poison", FeePolicy::Last, ins(), &outs)),
+        [400, 600]
+    );
 }
 
 #[test]
 fn e2_redux_three_inputs_rounding() {
     let ins = || vec![vec![c(3000)], vec![t(2000)], vec![c(4000)]];
     let outs = [3000, 2000, 4000];
-    assert_eq!(taints(&run("haircut", FeePolicy::Last, ins(), &outs)), [667, 444, 889]);
-    assert_eq!(taints(&run("fifo", FeePolicy::Last, ins(), &outs)), [0, 2000, 0]);
-    assert_eq!(taints(&run("lifo", FeePolicy::Last, ins(), &outs)), [0, 1000, 1000]);
-    assert_eq!(taints(&run("tiho", FeePolicy::Last, ins(), &outs)), [0, 0, 2000]);
-    assert_eq!(taints(&run("tifo", FeePolicy::Last, ins(), &outs)), [2000, 0, 0]);
-    assert_eq!(taints(&run("poison", FeePolicy::Last, ins(), &outs)), [3000, 2000, 4000]);
+    assert_eq!(
+        taints(&run("haircut", FeePolicy::Last, ins(), &outs)),
+        [667, 444, 889]
+    );
+    assert_eq!(
+        taints(&run("fifo", FeePolicy::Last, ins(), &outs)),
+        [0, 2000, 0]
+    );
+    assert_eq!(
+        taints(&run("lifo", FeePolicy::Last, ins(), &outs)),
+        [0, 1000, 1000]
+    );
+    assert_eq!(
+        taints(&run("tiho", FeePolicy::Last, ins(), &outs)),
+        [0, 0, 2000]
+    );
+    assert_eq!(
+        taints(&run("tifo", FeePolicy::Last, ins(), &outs)),
+        [2000, 0, 0]
+    );
+    assert_eq!(
+        taints(&run("poison", FeePolicy::Last, ins(), &outs)),
+        [3000, 2000, 4000]
+    );
 }
 
 #[test]
 fn e4_two_hops_with_clean_mixing() {
     // tx1: [T1000] → P=300, Q=700: every model gives P 300, Q 700.
     for model in ["haircut", "fifo", "lifo", "tiho", "tifo"] {
-        assert_eq!(taints(&run(model, FeePolicy::Last, vec![vec![t(1000)]], &[300, 700])), [300, 700], "{model}");
+        assert_eq!(
+            taints(&run(
+                model,
+                FeePolicy::Last,
+                vec![vec![t(1000)]],
+                &[300, 700]
+            )),
+            [300, 700],
+            "{model}"
+        );
     }
     // tx2: [Q (700 tainted), R = C300] → S=500, U=500.
-    let q = |model: &str| run(model, FeePolicy::Last, vec![vec![t(1000)]], &[300, 700]).outputs[1].clone();
-    let tx2 = |model: &str| taints(&run(model, FeePolicy::Last, vec![q(model), vec![c(300)]], &[500, 500]));
+    let q = |model: &str| {
+        run(model, FeePolicy::Last, vec![vec![t(1000)]], &[300, 700]).outputs[1].clone()
+    };
+    let tx2 = |model: &str| {
+        taints(&run(
+            model,
+            FeePolicy::Last,
+            vec![q(model), vec![c(300)]],
+            &[500, 500],
+        ))
+    };
     assert_eq!(tx2("haircut"), [350, 350]);
     assert_eq!(tx2("fifo"), [500, 200]);
     assert_eq!(tx2("lifo"), [200, 500]);
@@ -63,7 +119,15 @@ fn e4_two_hops_with_clean_mixing() {
 
 #[test]
 fn e7_whirlpool_pool() {
-    let ins = || vec![vec![t(1_005_000)], vec![c(1_005_000)], vec![c(1_000_000)], vec![c(1_000_000)], vec![c(1_000_000)]];
+    let ins = || {
+        vec![
+            vec![t(1_005_000)],
+            vec![c(1_005_000)],
+            vec![c(1_000_000)],
+            vec![c(1_000_000)],
+            vec![c(1_000_000)],
+        ]
+    };
     let outs = [1_000_000u64; 5];
     let h = run("haircut", FeePolicy::Last, ins(), &outs);
     assert_eq!(taints(&h), [200_599, 200_599, 200_599, 200_599, 200_598]);
@@ -77,13 +141,24 @@ fn e7_whirlpool_pool() {
     let l = run("lifo", FeePolicy::Last, ins(), &outs);
     assert_eq!(taints(&l), [0, 0, 0, 0, 995_000]);
     assert_eq!(tainted(&l.fee, None), 10_000);
-    assert_eq!(taints(&run("tiho", FeePolicy::Last, ins(), &outs)), [1_000_000, 5_000, 0, 0, 0]);
-    assert_eq!(taints(&run("poison", FeePolicy::Last, ins(), &outs)), [1_000_000; 5]);
+    assert_eq!(
+        taints(&run("tiho", FeePolicy::Last, ins(), &outs)),
+        [1_000_000, 5_000, 0, 0, 0]
+    );
+    assert_eq!(
+        taints(&run("poison", FeePolicy::Last, ins(), &outs)),
+        [1_000_000; 5]
+    );
 }
 
 #[test]
 fn fifo_keeps_source_offsets_and_bad_transactions_are_refused() {
-    let x = run("fifo", FeePolicy::Last, vec![vec![Run::tainted(1, 1000, 0)]], &[300, 700]);
+    let x = run(
+        "fifo",
+        FeePolicy::Last,
+        vec![vec![Run::tainted(1, 1000, 0)]],
+        &[300, 700],
+    );
     assert_eq!(x.outputs[1], vec![Run::tainted(1, 700, 300)]);
     assert!(transfer(m("fifo"), FeePolicy::Last, &[vec![c(10)]], &[11]).is_err());
     assert!(Model::parse("nonsense").is_err());
@@ -92,14 +167,23 @@ fn fifo_keeps_source_offsets_and_bad_transactions_are_refused() {
 }
 
 fn arb_tx() -> impl Strategy<Value = (Vec<Vec<Run>>, Vec<u64>)> {
-    let run = (0u32..4, 1u64..1_000_000).prop_map(|(l, a)| Run { label: l, amount: a, offset: 0 });
-    (prop::collection::vec(prop::collection::vec(run, 1..4), 1..6), prop::collection::vec(1u64..10_000, 1..7), 0u64..1000).prop_map(|(ins, outw, feew)| {
-        let v: u64 = ins.iter().flatten().map(|r| r.amount).sum();
-        // Scale output weights so the outputs take V - fee exactly.
-        let fee = v.min(feew);
-        let outs = largest_remainder(v - fee, &outw);
-        (ins, outs)
-    })
+    let run = (0u32..4, 1u64..1_000_000).prop_map(|(l, a)| Run {
+        label: l,
+        amount: a,
+        offset: 0,
+    });
+    (
+        prop::collection::vec(prop::collection::vec(run, 1..4), 1..6),
+        prop::collection::vec(1u64..10_000, 1..7),
+        0u64..1000,
+    )
+        .prop_map(|(ins, outw, feew)| {
+            let v: u64 = ins.iter().flatten().map(|r| r.amount).sum();
+            // Scale output weights so the outputs take V - fee exactly.
+            let fee = v.min(feew);
+            let outs = largest_remainder(v - fee, &outw);
+            (ins, outs)
+        })
 }
 
 proptest! {
