@@ -1,1 +1,161 @@
-//! placeholder
+//! Reports for people: Markdown, a self-contained HTML page (inline SVG flow diagram, no
+//! scripts, no external assets: it opens offline and can be attached to a case file), and
+//! CSV of the tainted outputs.
+
+use crate::engine::TraceResult;
+use std::fmt::Write;
+
+fn btc(s: u64) -> String {
+    format!("{}.{:08}", s / 100_000_000, s % 100_000_000)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The flows of the diagram: (label, sats, colour), largest first.
+fn flows(r: &TraceResult) -> Vec<(String, u64, &'static str)> {
+    let mut v: Vec<(String, u64, &'static str)> = r.destinations.iter().take(12).map(|d| (format!("{} ({})", d.name, d.category), d.tainted_sats, "#d9534f")).collect();
+    let shown: u64 = v.iter().map(|x| x.1).sum();
+    if r.totals.stopped_sats > shown {
+        v.push(("other services".into(), r.totals.stopped_sats - shown, "#e8a0a0"));
+    }
+    v.push(("mixers / CoinJoins".into(), r.totals.mixer_sats, "#8e6bbf"));
+    v.push(("unspent (dormant)".into(), r.totals.unspent_sats, "#f0ad4e"));
+    v.push(("fees".into(), r.totals.fee_sats, "#999999"));
+    v.push(("hop / floor limit".into(), r.totals.limit_sats, "#5bc0de"));
+    v.retain(|x| x.1 > 0);
+    v
+}
+
+pub fn markdown(r: &TraceResult, title: &str) -> String {
+    let t = &r.totals;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Trace report: {title}\n");
+    let _ = writeln!(s, "Parameters: `{}`\n\nProvenance: `{}`\n", r.parameters, r.provenance);
+    let _ = writeln!(s, "## Totals\n\n| | BTC | share |\n|---|---:|---:|");
+    for (k, v) in [("stolen (source)", t.source_sats), ("reached services", t.stopped_sats), ("entered mixers", t.mixer_sats), ("unspent (dormant)", t.unspent_sats), ("fees", t.fee_sats), ("stopped at limits", t.limit_sats)] {
+        let _ = writeln!(s, "| {k} | {} | {:.2}% |", btc(v), if t.source_sats == 0 { 0.0 } else { v as f64 * 100.0 / t.source_sats as f64 });
+    }
+    let _ = writeln!(s, "\n{} transactions visited.{}\n", r.txs_visited, if r.conserving { " The model conserves value: the rows above add up to the source." } else { " Poison does not conserve value: amounts are reachability, not shares." });
+    let _ = writeln!(s, "## Where the coins went\n\n| destination | category | BTC | share | min hops | heights | path (theft → destination) |\n|---|---|---:|---:|---:|---|---|");
+    for d in &r.destinations {
+        let _ = writeln!(s, "| {} | {} | {} | {:.2}% | {} | {}–{} | {} |", d.name, d.category, btc(d.tainted_sats), d.share * 100.0, d.min_hops, d.first_height, d.last_height, d.path.iter().map(|t| format!("`{}`", &t[..16])).collect::<Vec<_>>().join(" → "));
+    }
+    if !r.mixers.is_empty() {
+        let _ = writeln!(s, "\n## Mixers and CoinJoins\n\n| transaction | protocol | anonymity set | tainted in (BTC) |\n|---|---|---:|---:|");
+        for m in &r.mixers {
+            let _ = writeln!(s, "| `{}` | {} | {} | {} |", m.txid, m.protocol, m.anonymity_set, btc(m.tainted_in));
+        }
+    }
+    if !r.peel_chains.is_empty() {
+        let _ = writeln!(s, "\n## Peel chains\n\n| first transaction | length | peeled (BTC) | peels went to |\n|---|---:|---:|---|");
+        for c in &r.peel_chains {
+            let dests: Vec<String> = c.steps.iter().filter_map(|x| x.destination.clone()).collect();
+            let _ = writeln!(s, "| `{}` | {} | {} | {} |", c.first_txid, c.length, btc(c.peeled_sats), dests.join(", "));
+        }
+    }
+    let dormant: Vec<_> = r.outputs.iter().filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0).collect();
+    let _ = writeln!(s, "\n## Dormant funds ({} outputs)\n\n| output | address | tainted (BTC) | height |\n|---|---|---:|---:|", dormant.len());
+    for o in dormant.iter().take(50) {
+        let _ = writeln!(s, "| `{}:{}` | {} | {} | {} |", o.txid, o.vout, o.address.as_deref().unwrap_or("-"), btc(o.tainted_sats), o.height);
+    }
+    if !r.warnings.is_empty() {
+        let _ = writeln!(s, "\n## Warnings\n");
+        for w in r.warnings.iter().take(20) {
+            let _ = writeln!(s, "- {w}");
+        }
+    }
+    s
+}
+
+pub fn html(r: &TraceResult, title: &str) -> String {
+    let f = flows(r);
+    let total: u64 = f.iter().map(|x| x.1).sum::<u64>().max(1);
+    let (w, h, gap) = (900.0f64, 420.0f64, 6.0f64);
+    let avail = h - gap * (f.len().saturating_sub(1)) as f64;
+    let mut svg = String::new();
+    let _ = write!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {}" width="100%" role="img" aria-label="flow of the stolen coins">"#, h + 20.0);
+    let _ = write!(svg, r##"<rect x="10" y="10" width="24" height="{h}" fill="#333"/><text x="40" y="{}" font-size="13">{} BTC stolen</text>"##, 10.0 + h / 2.0, btc(r.totals.source_sats));
+    let (mut ly, mut ry) = (10.0f64, 10.0f64);
+    for (label, sats, colour) in &f {
+        let bh = h * (*sats as f64) / total as f64;
+        let rh = avail * (*sats as f64) / total as f64;
+        let (x0, x1) = (34.0, w - 330.0);
+        let _ = write!(
+            svg,
+            r#"<path d="M{x0},{ly} C{c},{ly} {c},{ry} {x1},{ry} L{x1},{ry2} C{c},{ry2} {c},{ly2} {x0},{ly2} Z" fill="{colour}" fill-opacity="0.55"><title>{t}: {b} BTC</title></path>"#,
+            c = (x0 + x1) / 2.0,
+            ry2 = ry + rh.max(1.0),
+            ly2 = ly + bh,
+            t = esc(label),
+            b = btc(*sats)
+        );
+        let _ = write!(svg, r#"<rect x="{x1}" y="{ry}" width="10" height="{}" fill="{colour}"/><text x="{}" y="{}" font-size="12">{} — {} BTC ({:.1}%)</text>"#, rh.max(1.0), x1 + 16.0, ry + rh.max(1.0) / 2.0 + 4.0, esc(label), btc(*sats), *sats as f64 * 100.0 / total as f64);
+        ly += bh;
+        ry += rh.max(1.0) + gap;
+    }
+    svg.push_str("</svg>");
+    let md = markdown(r, title);
+    // Tables from the Markdown, turned into HTML rows: one source for both reports.
+    let mut body = String::new();
+    let mut in_table = false;
+    for line in md.lines() {
+        if line.starts_with("|---") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('|') {
+            if !in_table {
+                body.push_str("<table>");
+                in_table = true;
+            }
+            body.push_str("<tr>");
+            for cell in rest.trim_end_matches('|').split('|') {
+                let _ = write!(body, "<td>{}</td>", esc(cell.trim()).replace('`', ""));
+            }
+            body.push_str("</tr>\n");
+            continue;
+        }
+        if in_table {
+            body.push_str("</table>\n");
+            in_table = false;
+        }
+        if let Some(hd) = line.strip_prefix("## ") {
+            let _ = writeln!(body, "<h2>{}</h2>", esc(hd));
+        } else if line.starts_with("# ") {
+            continue;
+        } else if !line.trim().is_empty() {
+            let _ = writeln!(body, "<p>{}</p>", esc(line).replace('`', ""));
+        }
+    }
+    if in_table {
+        body.push_str("</table>\n");
+    }
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}td{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}tr:first-child td{{font-weight:bold;background:#f4f4f4}}</style></head><body><h1>Trace report: {t}</h1>{svg}{body}<p><small>Generated by cointrail. Every amount is exact in satoshis; the paths are the transactions that prove each finding.</small></p></body></html>",
+        t = esc(title)
+    )
+}
+
+pub fn csv(r: &TraceResult) -> String {
+    let mut s = String::from("txid,vout,address,value,tainted_sats,hops,height,spent,entity,labels,stop_reason,inferred\n");
+    for o in &r.outputs {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},\"{}\",{},{}",
+            o.txid,
+            o.vout,
+            o.address.as_deref().unwrap_or(""),
+            o.value,
+            o.tainted_sats,
+            o.hops,
+            o.height,
+            o.spent,
+            o.entity.map(|e| e.to_string()).unwrap_or_default(),
+            o.labels.join(";").replace('"', "'"),
+            o.stop_reason.as_deref().unwrap_or(""),
+            o.inferred
+        );
+    }
+    s
+}
