@@ -65,6 +65,8 @@ enum Command {
     Stats,
     /// Check the index for consistency (after a crash, a disk problem, or to be sure).
     Verify,
+    /// Follow a case's stolen coins forward (or `trace origin TXID:VOUT`).
+    Trace(cmd::trace::TraceArgs),
     /// Exposure and risk of an address, a transaction or a deposit output.
     Screen(cmd::screen::ScreenArgs),
     /// Register and manage incidents (cases) to trace.
@@ -91,6 +93,7 @@ fn main() {
         Command::Verify => cmd::chain::run_verify(g),
         Command::Case(c) => cmd::case::run(c, g),
         Command::Screen(a) => cmd::screen::run(a, g),
+        Command::Trace(a) => cmd::trace::run(a, g),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

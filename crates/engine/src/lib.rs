@@ -7,16 +7,90 @@ use bitcoin::hashes::Hash;
 use cointrail_chain::view::{ChainView, OutNum};
 use cointrail_index::Index;
 use cointrail_risk::{Attributor, CaseTaint, ExposureParams, RuleSet, Screening};
+use cointrail_trace::{CoinJoinInfo, Oracle, Source, Stop, TraceParams, TraceResult};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 pub struct Engine {
     pub data_dir: PathBuf,
     pub index: Index,
     pub rules: RuleSet,
     pub params: ExposureParams,
-    attributor: Box<dyn Attributor + Send + Sync>,
-    taint: Box<dyn CaseTaint + Send + Sync>,
+    /// What attribution is plugged in (label sources and versions, clustering setting).
+    pub attribution_note: serde_json::Value,
+    attributor: Arc<dyn Attributor + Send + Sync>,
+    coinjoins: Arc<dyn Fn(&Index, u32) -> Option<CoinJoinInfo> + Send + Sync>,
+    taint: Arc<dyn CaseTaint + Send + Sync>,
+}
+
+/// Categories where a trace stops and records exposure (services, not the thief's own).
+pub const STOP_CATEGORIES: &[&str] = &[
+    "exchange",
+    "otc",
+    "payment_processor",
+    "gambling",
+    "mining",
+    "darknet",
+    "mixer",
+];
+
+/// The trace oracle: stops at attributed services, CoinJoins from the detectors.
+struct TraceOracle<'a> {
+    e: &'a Engine,
+    stop: &'a [String],
+}
+
+impl Oracle for TraceOracle<'_> {
+    fn stop_at(&self, out: OutNum) -> Option<Stop> {
+        let a = self.e.index.output_addr(out)?;
+        self.e.attributor.attribute(a).into_iter().find_map(|l| {
+            let cat = cointrail_risk::rules::normalize_category(&l.category);
+            self.stop.contains(&cat).then_some(Stop {
+                entity: l.entity,
+                category: cat,
+                name: l.name,
+            })
+        })
+    }
+    fn coinjoin(&self, tx: u32) -> Option<CoinJoinInfo> {
+        (self.e.coinjoins)(&self.e.index, tx)
+    }
+    fn entity_of(&self, out: OutNum) -> Option<u64> {
+        let a = self.e.index.output_addr(out)?;
+        self.e
+            .attributor
+            .attribute(a)
+            .into_iter()
+            .find_map(|l| l.entity)
+    }
+    fn labels_of(&self, out: OutNum) -> Vec<String> {
+        match self.e.index.output_addr(out) {
+            Some(a) => self
+                .e
+                .attributor
+                .attribute(a)
+                .into_iter()
+                .map(|l| l.name)
+                .collect(),
+            None => vec![],
+        }
+    }
+    fn address(&self, out: OutNum) -> Option<String> {
+        self.e
+            .index
+            .output_addr(out)
+            .map(|a| self.e.index.render_addr(a))
+    }
+}
+
+/// Exact taint of traced cases per output, for screening.
+struct TracedCases(HashMap<OutNum, Vec<(String, u64, u32)>>);
+impl CaseTaint for TracedCases {
+    fn taint(&self, out: OutNum) -> Vec<(String, u64, u32)> {
+        self.0.get(&out).cloned().unwrap_or_default()
+    }
 }
 
 /// What a screening request names.
@@ -54,8 +128,10 @@ impl Engine {
             index,
             rules: RuleSet::default_rules(),
             params: ExposureParams::default(),
-            attributor: Box::new(cointrail_risk::Nobody),
-            taint: Box::new(cointrail_risk::Nobody),
+            attribution_note: serde_json::Value::Null,
+            attributor: Arc::new(cointrail_risk::Nobody),
+            coinjoins: Arc::new(|_: &Index, _: u32| None),
+            taint: Arc::new(cointrail_risk::Nobody),
         })
     }
 
@@ -68,12 +144,93 @@ impl Engine {
         Ok(self)
     }
 
-    pub fn set_attributor(&mut self, a: Box<dyn Attributor + Send + Sync>) {
+    pub fn set_attributor(&mut self, a: Arc<dyn Attributor + Send + Sync>) {
         self.attributor = a;
     }
 
-    pub fn set_case_taint(&mut self, t: Box<dyn CaseTaint + Send + Sync>) {
-        self.taint = t;
+    pub fn set_coinjoin_detector(
+        &mut self,
+        d: Arc<dyn Fn(&Index, u32) -> Option<CoinJoinInfo> + Send + Sync>,
+    ) {
+        self.coinjoins = d;
+    }
+
+    /// Resolve a case against the index: its outputs, or an error naming what is missing.
+    pub fn case_sources(
+        &self,
+        case: &cointrail_cases::Case,
+        label: u32,
+    ) -> Result<(Vec<Source>, cointrail_cases::Resolved)> {
+        let r = cointrail_cases::resolve(
+            &self.index,
+            self.index.render_network(),
+            &|a| self.index.addr_outputs(a),
+            &case.sources,
+        );
+        if r.outputs.is_empty() {
+            bail!(
+                "case '{}' has no outputs in the index: {}",
+                case.name,
+                r.missing.join("; ")
+            );
+        }
+        Ok((
+            r.outputs
+                .iter()
+                .map(|&o| Source {
+                    out: o,
+                    label,
+                    amount: None,
+                })
+                .collect(),
+            r,
+        ))
+    }
+
+    /// Trace sources forward with the engine's attributions and CoinJoin detection.
+    pub fn trace(
+        &self,
+        sources: &[Source],
+        mut p: TraceParams,
+        stop_categories: &[String],
+    ) -> TraceResult {
+        let mut prov = self.provenance();
+        prov["stop_categories"] = serde_json::json!(stop_categories);
+        prov["attribution"] = serde_json::json!(self.attribution_note);
+        p.provenance = prov;
+        let oracle = TraceOracle {
+            e: self,
+            stop: stop_categories,
+        };
+        cointrail_trace::trace(&self.index, &oracle, sources, &p)
+    }
+
+    /// Trace every stored case (FIFO, default stops) so screening counts their taint exactly.
+    pub fn load_case_taint(&mut self) -> Result<usize> {
+        let store = cointrail_cases::CaseStore::open(&self.data_dir.join("cases.redb"))?;
+        let cases = store.list()?;
+        let stops: Vec<String> = STOP_CATEGORIES.iter().map(|s| s.to_string()).collect();
+        let mut map: HashMap<OutNum, Vec<(String, u64, u32)>> = HashMap::new();
+        let mut n = 0;
+        for c in &cases {
+            let Ok((src, _)) = self.case_sources(c, 1) else {
+                continue;
+            };
+            let p = TraceParams {
+                labels: vec![c.name.clone()],
+                ..TraceParams::default()
+            };
+            let r = self.trace(&src, p, &stops);
+            for row in r.outputs.iter().filter(|r| r.tainted_sats > 0) {
+                let o = self.outpoint(&row.txid, row.vout)?;
+                map.entry(o)
+                    .or_default()
+                    .push((c.name.clone(), row.tainted_sats, row.hops));
+            }
+            n += 1;
+        }
+        self.taint = Arc::new(TracedCases(map));
+        Ok(n)
     }
 
     fn provenance(&self) -> serde_json::Value {
@@ -83,6 +240,7 @@ impl Engine {
             "index_tip_hash": s.tip_hash,
             "index_generation": self.index.manifest().generation,
             "network": s.network,
+            "attribution": self.attribution_note,
         })
     }
 

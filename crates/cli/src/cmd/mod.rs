@@ -3,4 +3,5 @@ pub mod case;
 pub mod chain;
 pub mod screen;
 pub mod sim;
+pub mod trace;
 pub mod wiring;

@@ -211,10 +211,41 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
         &format!("    {} case(s): {}", cases.len(), cases.join(", ")),
     );
 
+    let n = write_service_attribution(&chain.join("truth"), &dd.join("attribution.tsv"))?;
+    say(g, &format!("    {n} service addresses attributed (the simulated equivalent of an analytics vendor's labels)"));
+
     say(
         g,
-        "4/4 where the stolen coins went (ground truth of the simulation)",
+        "4/4 tracing each heist (FIFO, stopping at services), against the ground truth",
     );
+    let e = crate::cmd::screen::open_engine(g, None)?;
+    let store = cointrail_cases::CaseStore::open(&dd.join("cases.redb"))?;
+    let stops: Vec<String> = cointrail_engine::STOP_CATEGORIES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut traces = Vec::new();
+    for name in &cases {
+        let c = store.get(name)?;
+        let (src, _) = e.case_sources(&c, 1)?;
+        let t0 = std::time::Instant::now();
+        let r = e.trace(
+            &src,
+            cointrail_trace::TraceParams {
+                labels: vec![name.clone()],
+                ..Default::default()
+            },
+            &stops,
+        );
+        if !g.json {
+            crate::cmd::trace::print_summary(&r, name, t0.elapsed().as_secs_f64());
+        }
+        let report = dd.join(format!("{name}.html"));
+        std::fs::write(&report, cointrail_trace::report::html(&r, name))?;
+        say(g, &format!("    report: {}", report.display()));
+        traces.push(serde_json::json!({"case": name, "totals": r.totals, "destinations": r.destinations.len(), "peel_chains": r.peel_chains.len()}));
+    }
+    say(g, "    ground truth of the simulation:");
     for h in s.heists.iter().filter(|h| h.kind == "heist") {
         say(
             g,
@@ -232,7 +263,7 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
     }
     if g.json {
         crate::print_json(
-            &serde_json::json!({"simulation": s, "ingest": report, "index": stats, "cases": cases, "seconds": started.elapsed().as_secs_f64()}),
+            &serde_json::json!({"simulation": s, "ingest": report, "index": stats, "cases": cases, "traces": traces, "seconds": started.elapsed().as_secs_f64()}),
         )?;
     } else {
         println!("done in {:.1}s. Explore: cointrail --data-dir {} stats | case list | tx TXID | address ADDR", started.elapsed().as_secs_f64(), dd.display());
@@ -244,4 +275,41 @@ fn say(g: &Global, s: &str) {
     if !g.json {
         println!("{s}");
     }
+}
+
+/// Name the simulated services (not users, not thieves) as a vendor would: one line per
+/// address of an exchange, OTC desk, mixer, payment processor or CoinJoin coordinator.
+pub fn write_service_attribution(truth: &Path, out: &Path) -> Result<usize> {
+    let ents = std::fs::read_to_string(truth.join("entities.tsv"))
+        .context("reading truth/entities.tsv")?;
+    let mut kind: std::collections::HashMap<String, (String, String)> = Default::default();
+    for line in ents.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() >= 3 {
+            kind.insert(f[0].to_string(), (f[1].to_string(), f[2].to_string()));
+        }
+    }
+    let addrs = std::fs::read_to_string(truth.join("addresses.tsv"))
+        .context("reading truth/addresses.tsv (simulate without --no-address-truth)")?;
+    let mut w = String::from("# address\tcategory\tname\tentity (simulated vendor attribution)\n");
+    let mut n = 0;
+    for line in addrs.lines().skip(1) {
+        let mut f = line.split('\t');
+        let (Some(a), Some(e)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if let Some((k, name)) = kind.get(e) {
+            let cat = match k.as_str() {
+                "exchange" => "exchange",
+                "otc" => "otc",
+                "mixer" => "mixer",
+                "payment_processor" => "payment_processor",
+                _ => continue,
+            };
+            w.push_str(&format!("{a}\t{cat}\t{name}\t{e}\n"));
+            n += 1;
+        }
+    }
+    std::fs::write(out, w)?;
+    Ok(n)
 }

@@ -1,0 +1,270 @@
+//! `trace`: follow a case's coins forward; `trace origin`: where an output's coins came from.
+
+use crate::Global;
+use anyhow::{bail, Context, Result};
+use cointrail_cases::{parse_outpoints, Case, CaseSource, CaseStore};
+use cointrail_trace::{CoinJoinPolicy, FeePolicy, Model, TraceParams};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  cointrail trace sim-heist-0                          # a stored case, FIFO, stop at services
+  cointrail trace sim-heist-0 --model haircut --report heist.html
+  cointrail trace --from TXID:0 --max-hops 5 --json    # ad hoc, without a case
+  cointrail trace origin TXID:VOUT --case sim-heist-0  # which stolen satoshis an output holds (FIFO)
+Models: fifo (default), lifo, tiho, tifo, haircut, poison, or any xIyO (e.g. liho).
+Totals add up to the stolen amount under every model but poison.")]
+pub struct TraceArgs {
+    /// A case name (see `cointrail case list`), or `origin` followed by TXID:VOUT.
+    pub case: Option<String>,
+    /// With `origin`: the output to explain.
+    pub outpoint: Option<String>,
+    /// Ad-hoc sources: TXID:VOUT[,…] (repeatable; several cases may be traced at once with --case).
+    #[arg(long = "from")]
+    pub from: Vec<String>,
+    #[arg(long)]
+    pub from_tx: Vec<String>,
+    #[arg(long)]
+    pub from_address: Vec<String>,
+    /// More cases traced together, their labels kept apart.
+    #[arg(long = "case")]
+    pub cases: Vec<String>,
+    #[arg(long, default_value = "fifo", value_parser = Model::parse)]
+    pub model: Model,
+    /// `last` (outputs first, the rest is fee) or `proportional`.
+    #[arg(long, default_value = "last", value_parser = FeePolicy::parse)]
+    pub fee_policy: FeePolicy,
+    #[arg(long)]
+    pub max_hops: Option<u32>,
+    /// Haircut floor: drop branches with less taint than this.
+    #[arg(long, default_value_t = 546)]
+    pub dust_sats: u64,
+    /// Haircut floor: drop branches below this fraction of the stolen total.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_fraction: f64,
+    /// stop (default), haircut-through, fifo-through, poison-through.
+    #[arg(long, default_value = "stop", value_parser = CoinJoinPolicy::parse)]
+    pub coinjoin: CoinJoinPolicy,
+    /// Categories where tracing stops and records exposure.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "exchange,otc,payment_processor,gambling,mining,darknet,mixer"
+    )]
+    pub stop_at: Vec<String>,
+    /// Write a report: .md, .html or .csv (by extension).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+pub fn run(a: TraceArgs, g: &Global) -> Result<()> {
+    let e = crate::cmd::screen::open_engine(g, None)?;
+    let store = CaseStore::open(&g.data_dir.join("cases.redb"))?;
+    if a.case.as_deref() == Some("origin") {
+        return origin(&a, &e, &store, g);
+    }
+    let mut cases: Vec<Case> = Vec::new();
+    for name in a.case.iter().chain(a.cases.iter()) {
+        cases.push(store.get(name)?);
+    }
+    let mut adhoc = Vec::new();
+    for f in &a.from {
+        adhoc.extend(parse_outpoints(f)?);
+    }
+    adhoc.extend(a.from_tx.iter().map(|t| CaseSource::Tx { txid: t.clone() }));
+    adhoc.extend(a.from_address.iter().map(|x| CaseSource::Address {
+        address: x.clone(),
+        from_height: None,
+    }));
+    if !adhoc.is_empty() {
+        cases.push(Case {
+            name: "ad-hoc".into(),
+            description: String::new(),
+            sources: adhoc,
+            created: 0,
+            origin: "cli".into(),
+        });
+    }
+    if cases.is_empty() {
+        bail!("nothing to trace: name a case (`cointrail case list`) or give --from TXID:VOUT");
+    }
+    let mut sources = Vec::new();
+    let mut labels = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let (s, r) = e.case_sources(c, i as u32 + 1)?;
+        for m in &r.missing {
+            eprintln!("warning: case {}: {m}", c.name);
+        }
+        sources.extend(s);
+        labels.push(c.name.clone());
+    }
+    let p = TraceParams {
+        model: a.model,
+        fee_policy: a.fee_policy,
+        max_hops: a.max_hops,
+        dust_sats: a.dust_sats,
+        min_fraction: a.min_fraction,
+        coinjoin: a.coinjoin,
+        labels,
+        provenance: serde_json::Value::Null,
+    };
+    let stops: Vec<String> = a
+        .stop_at
+        .iter()
+        .map(|s| cointrail_risk::rules::normalize_category(s))
+        .collect();
+    let t0 = std::time::Instant::now();
+    let r = e.trace(&sources, p, &stops);
+    let title = cases
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    if let Some(path) = &a.report {
+        let body = match path.extension().and_then(|x| x.to_str()) {
+            Some("md") => cointrail_trace::report::markdown(&r, &title),
+            Some("html") | Some("htm") => cointrail_trace::report::html(&r, &title),
+            Some("csv") => cointrail_trace::report::csv(&r),
+            _ => bail!(
+                "--report {}: use a .md, .html or .csv file name",
+                path.display()
+            ),
+        };
+        std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if g.json {
+        return crate::print_json(&r);
+    }
+    print_summary(&r, &title, t0.elapsed().as_secs_f64());
+    if let Some(p) = &a.report {
+        println!("report written to {}", p.display());
+    }
+    Ok(())
+}
+
+pub fn print_summary(r: &cointrail_trace::TraceResult, title: &str, secs: f64) {
+    let t = &r.totals;
+    let b = crate::cmd::sim::btc;
+    println!(
+        "trace of {title} ({}, {} txs visited in {:.2}s)",
+        r.parameters["model"].as_str().unwrap_or("?"),
+        r.txs_visited,
+        secs
+    );
+    println!(
+        "  stolen {:.8} BTC → services {:.8} · mixers {:.8} · unspent {:.8} · fees {:.8} · limits {:.8}",
+        b(t.source_sats),
+        b(t.stopped_sats),
+        b(t.mixer_sats),
+        b(t.unspent_sats),
+        b(t.fee_sats),
+        b(t.limit_sats)
+    );
+    for d in r.destinations.iter().take(10) {
+        println!(
+            "  {:>14.8} BTC ({:>5.1}%) → {} [{}], min {} hops, heights {}..{}",
+            b(d.tainted_sats),
+            d.share * 100.0,
+            d.name,
+            d.category,
+            d.min_hops,
+            d.first_height,
+            d.last_height
+        );
+    }
+    if !r.mixers.is_empty() {
+        println!(
+            "  {} CoinJoin/mixer transactions received taint (anonymity sets {:?})",
+            r.mixers.len(),
+            r.mixers
+                .iter()
+                .map(|m| m.anonymity_set)
+                .take(5)
+                .collect::<Vec<_>>()
+        );
+    }
+    if !r.peel_chains.is_empty() {
+        println!(
+            "  {} peel chains (longest {} steps)",
+            r.peel_chains.len(),
+            r.peel_chains.iter().map(|c| c.length).max().unwrap_or(0)
+        );
+    }
+    let dormant = r
+        .outputs
+        .iter()
+        .filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0)
+        .count();
+    println!("  {dormant} tainted outputs still unspent (dormant)");
+}
+
+fn origin(
+    a: &TraceArgs,
+    e: &cointrail_engine::Engine,
+    store: &CaseStore,
+    g: &Global,
+) -> Result<()> {
+    let op = a
+        .outpoint
+        .as_deref()
+        .context("usage: cointrail trace origin TXID:VOUT [--case NAME…]")?;
+    let (txid, vout) = op.rsplit_once(':').context("expected TXID:VOUT")?;
+    let vout: u32 = vout.parse().context("VOUT must be a number")?;
+    let target = e.outpoint(txid, vout)?;
+    let names: Vec<String> = if a.cases.is_empty() {
+        store.list()?.into_iter().map(|c| c.name).collect()
+    } else {
+        a.cases.clone()
+    };
+    let mut found = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let c = store.get(n)?;
+        let Ok((src, _)) = e.case_sources(&c, i as u32 + 1) else {
+            continue;
+        };
+        let p = TraceParams {
+            labels: names.clone(),
+            max_hops: a.max_hops,
+            ..TraceParams::default()
+        };
+        let r = e.trace(&src, p, &[]);
+        if let Some(row) = r.outputs.iter().find(|r| r.txid == txid && r.vout == vout) {
+            found.push(serde_json::json!({"case": n, "tainted_sats": row.tainted_sats, "hops": row.hops, "runs": row.runs}));
+        }
+    }
+    // Source of funds by attribution as well: which labelled parties it draws from.
+    let sof = e.screen(&cointrail_engine::Subject::Output(txid.to_string(), vout))?;
+    let _ = target;
+    if g.json {
+        return crate::print_json(
+            &serde_json::json!({"output": op, "cases": found, "source_of_funds": sof}),
+        );
+    }
+    if found.is_empty() {
+        println!(
+            "{op} holds no satoshis of the cases {} (FIFO)",
+            names.join(", ")
+        );
+    }
+    for f in &found {
+        println!(
+            "{op}: {} sat of case {} ({} hops after the theft)",
+            f["tainted_sats"], f["case"], f["hops"]
+        );
+        for r in f["runs"].as_array().into_iter().flatten() {
+            println!(
+                "    source satoshis {}..{} of {}",
+                r["offset"],
+                r["offset"].as_u64().unwrap_or(0) + r["amount"].as_u64().unwrap_or(0),
+                r["label"]
+            );
+        }
+    }
+    for x in &sof.exposure {
+        println!(
+            "  source of funds: {} {:?} {} sat, {} hops back",
+            x.category, x.exposure_type, x.sats, x.min_hops
+        );
+    }
+    Ok(())
+}
