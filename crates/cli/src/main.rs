@@ -65,6 +65,11 @@ enum Command {
     Stats,
     /// Check the index for consistency (after a crash, a disk problem, or to be sure).
     Verify,
+    /// Keep the index at the tip of a running Bitcoin Core node and raise alerts.
+    Follow(cmd::follow::FollowArgs),
+    /// List and acknowledge alerts; manage alert rules and webhooks.
+    #[command(subcommand)]
+    Alerts(cmd::follow::AlertsCmd),
     /// Follow a case's stolen coins forward (or `trace origin TXID:VOUT`).
     Trace(cmd::trace::TraceArgs),
     /// Exposure and risk of an address, a transaction or a deposit output.
@@ -94,6 +99,8 @@ fn main() {
         Command::Case(c) => cmd::case::run(c, g),
         Command::Screen(a) => cmd::screen::run(a, g),
         Command::Trace(a) => cmd::trace::run(a, g),
+        Command::Follow(a) => cmd::follow::run_follow(a, g),
+        Command::Alerts(c) => cmd::follow::run_alerts(c, g),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

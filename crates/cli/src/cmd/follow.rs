@@ -26,7 +26,12 @@ pub struct FollowArgs {
     pub rpc_cookie: Option<PathBuf>,
     #[arg(long, requires = "rpc_password")]
     pub rpc_user: Option<String>,
-    #[arg(long, env = "COINTRAIL_RPC_PASSWORD", requires = "rpc_user", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "COINTRAIL_RPC_PASSWORD",
+        requires = "rpc_user",
+        hide_env_values = true
+    )]
     pub rpc_password: Option<String>,
     /// ZMQ endpoint publishing hashblock/rawblock (bitcoind -zmqpubrawblock=...).
     #[arg(long)]
@@ -75,14 +80,21 @@ pub fn run_follow(a: FollowArgs, g: &Global) -> Result<()> {
             let _ = crate::print_json(r);
         } else {
             if let Some(fh) = r.fork_height {
-                println!("reorganisation: {} block(s) rolled back to height {fh}", r.blocks_rolled_back);
+                println!(
+                    "reorganisation: {} block(s) rolled back to height {fh}",
+                    r.blocks_rolled_back
+                );
             }
             println!(
                 "tip {} {} (+{} block(s)){}",
                 r.tip_height.map(|h| h.to_string()).unwrap_or_default(),
                 r.tip_hash.clone().unwrap_or_default(),
                 r.blocks_added,
-                if r.alerts > 0 { format!(", {} new alert(s)", r.alerts) } else { String::new() }
+                if r.alerts > 0 {
+                    format!(", {} new alert(s)", r.alerts)
+                } else {
+                    String::new()
+                }
             );
             if let Some(e) = &r.engine {
                 for al in &e.alerts {
@@ -94,13 +106,21 @@ pub fn run_follow(a: FollowArgs, g: &Global) -> Result<()> {
     if a.once {
         let info = f.check_node()?;
         if !g.quiet && !g.json {
-            eprintln!("node {}: {} at height {}", f.rpc().url(), info.chain, info.blocks);
+            eprintln!(
+                "node {}: {} at height {}",
+                f.rpc().url(),
+                info.chain,
+                info.blocks
+            );
         }
         let r = f.sync_once()?;
         print(&r);
         let d = cointrail_follow::deliver_due(&store, &DeliveryConfig::default())?;
         if !g.json && (d.delivered + d.failed + d.dead) > 0 {
-            println!("webhooks: {} delivered, {} to retry, {} dead-lettered", d.delivered, d.failed, d.dead);
+            println!(
+                "webhooks: {} delivered, {} to retry, {} dead-lettered",
+                d.delivered, d.failed, d.dead
+            );
         }
         return Ok(());
     }
@@ -169,7 +189,9 @@ pub enum RulesCmd {
   cointrail alerts rules add flagged-receive --category sanctions --lookback-blocks 1008")]
     Add(RuleAddArgs),
     List,
-    Remove { id: String },
+    Remove {
+        id: String,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy)]
@@ -230,7 +252,9 @@ pub enum WebhookCmd {
         secret: String,
     },
     List,
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
 }
 
 fn open_store(g: &Global) -> Result<AlertStore> {
@@ -243,7 +267,11 @@ pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
     match cmd {
         AlertsCmd::List { all, rule, limit } => {
             let s = open_store(g)?;
-            let v = s.list(&AlertFilter { unacked_only: !all, rule_id: rule, limit })?;
+            let v = s.list(&AlertFilter {
+                unacked_only: !all,
+                rule_id: rule,
+                limit,
+            })?;
             if g.json {
                 return crate::print_json(&v);
             }
@@ -257,7 +285,11 @@ pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
                     a.height,
                     a.rule_id,
                     a.summary,
-                    if a.orphaned { " (ORPHANED: its block left the chain)" } else { "" },
+                    if a.orphaned {
+                        " (ORPHANED: its block left the chain)"
+                    } else {
+                        ""
+                    },
                     if a.acked { " (acked)" } else { "" }
                 );
             }
@@ -276,7 +308,13 @@ pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
                 return crate::print_json(&v);
             }
             for r in v {
-                println!("{} {} (from height {}) {}", r.id, r.kind_name(), r.start_height + 1, serde_json::to_string(&r.kind)?);
+                println!(
+                    "{} {} (from height {}) {}",
+                    r.id,
+                    r.kind_name(),
+                    r.start_height + 1,
+                    serde_json::to_string(&r.kind)?
+                );
             }
         }
         AlertsCmd::Rules(RulesCmd::Remove { id }) => {
@@ -316,11 +354,20 @@ pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
             if g.json {
                 crate::print_json(&r)?;
             } else {
-                println!("rule {} ({}) added; it applies from height {}", r.id, r.kind_name(), r.start_height + 1);
+                println!(
+                    "rule {} ({}) added; it applies from height {}",
+                    r.id,
+                    r.kind_name(),
+                    r.start_height + 1
+                );
             }
         }
         AlertsCmd::Webhook(WebhookCmd::Add { name, url, secret }) => {
-            open_store(g)?.add_webhook(&Webhook { name: name.clone(), url, secret })?;
+            open_store(g)?.add_webhook(&Webhook {
+                name: name.clone(),
+                url,
+                secret,
+            })?;
             if !g.json {
                 println!("webhook {name} added");
             }
@@ -335,7 +382,11 @@ pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
                 return crate::print_json(&v);
             }
             for w in v {
-                println!("{} {}", w["name"].as_str().unwrap_or(""), w["url"].as_str().unwrap_or(""));
+                println!(
+                    "{} {}",
+                    w["name"].as_str().unwrap_or(""),
+                    w["url"].as_str().unwrap_or("")
+                );
             }
         }
         AlertsCmd::Webhook(WebhookCmd::Remove { name }) => {
@@ -355,7 +406,10 @@ pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
                 return crate::print_json(&v);
             }
             for d in v {
-                println!("{} {} after {} attempts: {}", d.webhook, d.alert_id, d.attempts, d.last_error);
+                println!(
+                    "{} {} after {} attempts: {}",
+                    d.webhook, d.alert_id, d.attempts, d.last_error
+                );
             }
         }
     }
