@@ -270,3 +270,140 @@ fn run_loop_polls_and_catches_up_after_the_node_restarts() {
     // Spend links of the chain followed live match the node: coinbases only, no prevouts.
     assert!(matches!(idx.input_prevout(idx.tx_inputs(10).start), Prevout::Coinbase));
 }
+
+struct FromAddr(cointrail_chain::AddressKey);
+
+impl ExposureCheck for FromAddr {
+    /// High when the paying transaction spends from the "sanctioned" address.
+    fn exposure(&self, chain: &dyn ChainView, out: u64) -> Option<Exposure> {
+        let bad = chain.lookup_addr(&self.0)?;
+        let t = chain.output_tx(out);
+        let hit = chain.tx_inputs(t).any(|i| match chain.input_prevout(i) {
+            Prevout::Output(p) => chain.output_addr(p) == Some(bad),
+            _ => false,
+        });
+        hit.then(|| Exposure { level: RiskLevel::High, reason: "direct from sanctioned".into() })
+    }
+}
+
+struct Cases(Vec<WatchedOutput>);
+
+impl TaintWatch for Cases {
+    fn watched_outputs(&self, case: &str) -> Option<Vec<WatchedOutput>> {
+        (case == "heist").then(|| self.0.clone())
+    }
+}
+
+#[test]
+fn exposure_flagged_label_and_case_rules_fire_through_their_hooks() {
+    let Some(node) = Node::start() else { return };
+    let (a, b, c, d) = (Key::new(21), Key::new(22), Key::new(23), Key::new(24));
+    node.mine(102, &a.addr);
+    let heist = coinbase_coin(&node, 2, 21);
+    let data = tempfile::tempdir().unwrap();
+    let hooks = Hooks {
+        exposure: Some(Box::new(FromAddr(cointrail_chain::AddressKey::from_script(&a.script()).unwrap()))),
+        taint: Some(Box::new(Cases(vec![WatchedOutput { txid: heist.outpoint.txid.to_string(), vout: 0, sats: heist.value }]))),
+        ..Default::default()
+    };
+    let rpc = RpcClient::new(&node.url(), Auth::Cookie(node.cookie())).unwrap();
+    let engine = AlertEngine::open(data.path(), hooks).unwrap();
+    let mut f = Follower::open(&data.path().join("index"), rpc, Some(engine)).unwrap();
+    f.sync_once().unwrap();
+    let mut live = f.engine_mut().unwrap().subscribe();
+    add_rule(&mut f, Some("b-exposure".into()), RuleKind::Exposure { addresses: vec![b.addr.to_string()], entity: None, min_level: RiskLevel::High });
+    add_rule(&mut f, Some("flagged".into()), RuleKind::FlaggedReceive { categories: vec!["sanctions".into()], lookback_blocks: 10 });
+    add_rule(&mut f, Some("case".into()), RuleKind::TracedSpend { case: Some("heist".into()), outpoints: vec![], follow_hops: 0 });
+    let e = add_rule_res(&mut f, None, RuleKind::TracedSpend { case: Some("nope".into()), outpoints: vec![], follow_hops: 0 }).unwrap_err();
+    assert!(e.to_string().contains("no case named \"nope\""), "{e}");
+
+    // A (sanctioned) pays B and C; the heist coin moves to D.
+    let c1 = coinbase_coin(&node, 1, 21);
+    let tx1 = spend(&[c1.clone()], &[(b.script(), 10 * 100_000_000), (c.script(), c1.value - 10 * 100_000_000 - 1000)]);
+    let tx2 = spend(&[heist.clone()], &[(d.script(), heist.value - 1000)]);
+    node.mine_txs(&d.addr, &[tx1.clone(), tx2.clone()]);
+    f.sync_once().unwrap();
+    let store = f.engine_mut().unwrap().store().clone();
+    let got = store.list(&AlertFilter::default()).unwrap();
+    let kinds: Vec<(&str, &str)> = got.iter().map(|x| (x.rule_id.as_str(), x.txid.as_str())).collect();
+    let (t1, t2, hs) = (tx1.compute_txid().to_string(), tx2.compute_txid().to_string(), heist.outpoint.txid.to_string());
+    assert_eq!(kinds, [("b-exposure", t1.as_str()), ("case", hs.as_str())], "{got:#?}");
+    assert_eq!(got[0].vout, Some(0));
+    assert_eq!(got[1].details["spending_txid"], serde_json::json!(t2));
+    // The live stream saw the same alerts, in order.
+    assert_eq!(live.try_recv().unwrap().id, got[0].id);
+    assert_eq!(live.try_recv().unwrap().id, got[1].id);
+
+    // A label import flags C: what C received in the last 10 blocks fires at once...
+    let flag = FlaggedAddress { address: c.addr.to_string(), label: "Test OFAC entry".into(), category: "sanctions".into(), source: "sdn".into() };
+    let (index, engine) = f.parts();
+    let fired = engine.unwrap().labels_flagged(index, std::slice::from_ref(&flag)).unwrap();
+    assert_eq!(fired.len(), 1);
+    assert_eq!((fired[0].txid.as_str(), fired[0].vout), (t1.as_str(), Some(1)));
+    // ...importing it again does not repeat it, and another category is ignored.
+    let (index, engine) = f.parts();
+    let e = engine.unwrap();
+    assert!(e.labels_flagged(index, std::slice::from_ref(&flag)).unwrap().is_empty());
+    let other = FlaggedAddress { address: d.addr.to_string(), category: "scam".into(), ..flag.clone() };
+    assert!(e.labels_flagged(index, &[other]).unwrap().is_empty());
+    // ...and new funds reaching C fire when their block arrives.
+    let c_coin = coinbase_coin(&node, 3, 21);
+    let tx3 = spend(&[c_coin.clone()], &[(c.script(), c_coin.value - 1000)]);
+    node.mine_txs(&d.addr, &[tx3.clone()]);
+    f.sync_once().unwrap();
+    let got = store.list(&AlertFilter::default()).unwrap();
+    assert_eq!(got.len(), 4);
+    assert_eq!((got[3].rule_id.as_str(), got[3].txid.clone()), ("flagged", tx3.compute_txid().to_string()));
+    // A pays C again (not B): no exposure alert, since only B is watched.
+    assert!(got.iter().filter(|x| x.rule_id == "b-exposure").count() == 1);
+}
+
+#[test]
+fn zmq_rawblock_path_indexes_blocks_from_a_real_node() {
+    let Some(node) = Node::start() else { return };
+    let a = Key::new(31);
+    node.mine(3, &a.addr);
+    let data = tempfile::tempdir().unwrap();
+    let mut f = follower(&node, data.path());
+    f.sync_once().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let _in = rt.enter();
+    let mut publ = <zeromq::PubSocket as zeromq::Socket>::new();
+    let ep = rt.block_on(zeromq::Socket::bind(&mut publ, "tcp://127.0.0.1:0")).unwrap().to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ztx, zrx) = std::sync::mpsc::channel();
+    let zl = cointrail_follow::zmq::spawn_listener(ep, ztx, stop.clone());
+    let (tips_tx, tips) = std::sync::mpsc::channel();
+    let s2 = stop.clone();
+    let h = std::thread::spawn(move || {
+        // Polling every 10 minutes: only ZMQ can make this follower move within the test.
+        let cfg = FollowConfig { poll: Duration::from_secs(600), ..Default::default() };
+        f.run(&cfg, Some(zrx), s2, |r| {
+            let _ = tips_tx.send(r.tip_hash.clone());
+        })
+    });
+    // The first sync, then the listener's "subscribed" resync: both report the old tip.
+    let old = node.best();
+    for _ in 0..2 {
+        assert_eq!(tips.recv_timeout(Duration::from_secs(10)).unwrap(), Some(old.clone()));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(tips.try_recv().is_err(), "nothing moves the follower but ZMQ");
+    for seq in 0..3u32 {
+        let hash = node.mine(1, &a.addr).pop().unwrap();
+        let raw = node.call("getblock", json!([hash, 0]));
+        let bytes = hex::decode(raw.as_str().unwrap()).unwrap();
+        let m = zeromq::ZmqMessage::try_from(vec![
+            bytes::Bytes::from_static(b"rawblock"),
+            bytes::Bytes::from(bytes),
+            bytes::Bytes::copy_from_slice(&seq.to_le_bytes()),
+        ])
+        .unwrap();
+        rt.block_on(zeromq::SocketSend::send(&mut publ, m)).unwrap();
+        let got = tips.recv_timeout(Duration::from_secs(10)).expect("ZMQ woke the follower");
+        assert_eq!(got.as_deref(), Some(hash.as_str()));
+    }
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap().unwrap();
+    zl.join().unwrap();
+}
