@@ -15,15 +15,18 @@ mod common;
 #[path = "../tests/common/http_sink.rs"]
 mod http_sink;
 
-use common::*;
 use cointrail_follow::*;
+use common::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeromq::{Socket, SocketSend, ZmqMessage};
 
 fn env(k: &str, d: usize) -> usize {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 fn main() {
@@ -42,7 +45,11 @@ fn main() {
         let each = (cb.value - 100_000) / cnt as u64;
         let tx = spend(&[cb], &vec![(a.script(), each); cnt]);
         let txid = tx.compute_txid();
-        coins.extend((0..cnt).map(|v| Coin { outpoint: bitcoin::OutPoint::new(txid, v as u32), value: each, key: 11 }));
+        coins.extend((0..cnt).map(|v| Coin {
+            outpoint: bitcoin::OutPoint::new(txid, v as u32),
+            value: each,
+            key: 11,
+        }));
         fan.push(tx);
     }
     node.mine_txs(&miner.addr, &fan);
@@ -51,28 +58,58 @@ fn main() {
     let sink = http_sink::start(200);
     let rpc = RpcClient::new(&node.url(), Auth::Cookie(node.cookie())).unwrap();
     let mut engine = AlertEngine::open(data.path(), Hooks::default()).unwrap();
-    engine.store().add_webhook(&Webhook { name: "sink".into(), url: sink.url.clone(), secret: "bench-secret-0123456789".into() }).unwrap();
+    engine
+        .store()
+        .add_webhook(&Webhook {
+            name: "sink".into(),
+            url: sink.url.clone(),
+            secret: "bench-secret-0123456789".into(),
+        })
+        .unwrap();
     let store = engine.store().clone();
     let (wake_tx, wake_rx) = std::sync::mpsc::channel();
     engine.set_delivery_waker(wake_tx);
     let mut f = Follower::open(&data.path().join("index"), rpc, Some(engine)).unwrap();
     let t = Instant::now();
     f.sync_once().unwrap();
-    eprintln!("initial catch-up of {} blocks: {:?}", f.index().block_count(), t.elapsed());
+    eprintln!(
+        "initial catch-up of {} blocks: {:?}",
+        f.index().block_count(),
+        t.elapsed()
+    );
     {
         let (index, engine) = f.parts();
-        engine.unwrap().add_rule(index, Some("hot".into()), RuleKind::Drain {
-            addresses: vec![a.addr.to_string()], entity: None, threshold_sats: Some(1), share_pct: None, window_blocks: 1,
-        }, String::new()).unwrap();
+        engine
+            .unwrap()
+            .add_rule(
+                index,
+                Some("hot".into()),
+                RuleKind::Drain {
+                    addresses: vec![a.addr.to_string()],
+                    entity: None,
+                    threshold_sats: Some(1),
+                    share_pct: None,
+                    window_blocks: 1,
+                },
+                String::new(),
+            )
+            .unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
     let deliverer = spawn_deliverer(store, DeliveryConfig::default(), wake_rx, stop.clone());
 
     // ZMQ publisher the follower listens to.
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let _in_rt = rt.enter();
     let mut publ = zeromq::PubSocket::new();
-    let ep = rt.block_on(publ.bind("tcp://127.0.0.1:0")).unwrap().to_string();
+    let ep = rt
+        .block_on(publ.bind("tcp://127.0.0.1:0"))
+        .unwrap()
+        .to_string();
     let (ztx, zrx) = std::sync::mpsc::channel();
     let zl = cointrail_follow::zmq::spawn_listener(ep, ztx, stop.clone());
     let (ev_tx, ev_rx) = std::sync::mpsc::channel();
@@ -89,7 +126,10 @@ fn main() {
     });
     let s2 = stop.clone();
     let runner = std::thread::spawn(move || {
-        let cfg = FollowConfig { poll: Duration::from_millis(100), ..Default::default() };
+        let cfg = FollowConfig {
+            poll: Duration::from_millis(100),
+            ..Default::default()
+        };
         f.run(&cfg, Some(ev_rx), s2, |_| {}).unwrap();
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -100,9 +140,19 @@ fn main() {
         let zmq_mode = r % 2 == 0;
         mode_zmq.store(zmq_mode, Ordering::Relaxed);
         let ts = Instant::now();
-        let txs: Vec<_> = coins.iter().map(|c| spend(&[c.clone()], &[(a.script(), c.value - 300)])).collect();
+        let txs: Vec<_> = coins
+            .iter()
+            .map(|c| spend(std::slice::from_ref(c), &[(a.script(), c.value - 300)]))
+            .collect();
         let sign = ts.elapsed();
-        coins = txs.iter().map(|t| Coin { outpoint: bitcoin::OutPoint::new(t.compute_txid(), 0), value: t.output[0].value.to_sat(), key: 11 }).collect();
+        coins = txs
+            .iter()
+            .map(|t| Coin {
+                outpoint: bitcoin::OutPoint::new(t.compute_txid(), 0),
+                value: t.output[0].value.to_sat(),
+                key: 11,
+            })
+            .collect();
         let before = sink.got.lock().unwrap().len();
         let tg = Instant::now();
         let hash = node.mine_txs(&miner.addr, &txs);
@@ -116,7 +166,8 @@ fn main() {
                 bytes::Bytes::from_static(b"rawblock"),
                 bytes::Bytes::from(bytes),
                 bytes::Bytes::copy_from_slice(&seq.to_le_bytes()),
-            ]).unwrap();
+            ])
+            .unwrap();
             seq += 1;
             rt.block_on(publ.send(m)).unwrap();
             t0
@@ -127,17 +178,33 @@ fn main() {
             if let Some(g) = sink.got.lock().unwrap().get(before) {
                 break g.at;
             }
-            assert!(t0.elapsed() < Duration::from_secs(60), "no alert for block {hash}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "no alert for block {hash}"
+            );
             std::thread::sleep(Duration::from_millis(1));
         };
         let lat = arrived - t0;
-        eprintln!("{} block {hash}: {} txs, signing {sign:?}, generateblock {gen:?}, latency {lat:?}", if zmq_mode { "zmq " } else { "poll" }, txs.len());
+        eprintln!(
+            "{} block {hash}: {} txs, signing {sign:?}, generateblock {gen:?}, latency {lat:?}",
+            if zmq_mode { "zmq " } else { "poll" },
+            txs.len()
+        );
         results.push((if zmq_mode { "zmq" } else { "poll" }, lat));
     }
     for mode in ["zmq", "poll"] {
-        let mut v: Vec<Duration> = results.iter().filter(|r| r.0 == mode).map(|r| r.1).collect();
+        let mut v: Vec<Duration> = results
+            .iter()
+            .filter(|r| r.0 == mode)
+            .map(|r| r.1)
+            .collect();
         v.sort();
-        println!("{mode}: {} blocks of {n_txs} txs: median {:?}, worst {:?}", v.len(), v[v.len() / 2], v[v.len() - 1]);
+        println!(
+            "{mode}: {} blocks of {n_txs} txs: median {:?}, worst {:?}",
+            v.len(),
+            v[v.len() / 2],
+            v[v.len() - 1]
+        );
     }
     stop.store(true, Ordering::Relaxed);
     runner.join().unwrap();

@@ -58,6 +58,9 @@ struct UndoRecord {
     alerts: Vec<String>,
 }
 
+/// A block's bookkeeping, committed with its alerts: (height, hash, undo, new rule states).
+type BlockCommit = (u32, [u8; 32], UndoRecord, Vec<(String, RuleState)>);
+
 #[derive(Debug, Default, Serialize)]
 pub struct EngineReport {
     pub blocks_evaluated: u32,
@@ -100,7 +103,10 @@ pub struct AlertEngine {
 
 impl AlertEngine {
     pub fn open(data_dir: &Path, hooks: Hooks) -> Result<AlertEngine, StoreError> {
-        Ok(AlertEngine::with_store(Arc::new(AlertStore::open(data_dir)?), hooks))
+        Ok(AlertEngine::with_store(
+            Arc::new(AlertStore::open(data_dir)?),
+            hooks,
+        ))
     }
 
     pub fn with_store(store: Arc<AlertStore>, hooks: Hooks) -> AlertEngine {
@@ -153,7 +159,9 @@ impl AlertEngine {
                     )));
                 }
                 if existing.iter().any(|r| r.id == i) {
-                    return Err(StoreError::Invalid(format!("a rule named {i} exists already")));
+                    return Err(StoreError::Invalid(format!(
+                        "a rule named {i} exists already"
+                    )));
                 }
                 i
             }
@@ -324,8 +332,7 @@ impl AlertEngine {
                 let rec = undo.remove(h).map_err(|e| s.err(e))?;
                 processed.remove(h).map_err(|e| s.err(e))?;
                 let Some(rec) = rec else { continue };
-                let rec: UndoRecord =
-                    serde_json::from_slice(rec.value()).map_err(|e| s.err(e))?;
+                let rec: UndoRecord = serde_json::from_slice(rec.value()).map_err(|e| s.err(e))?;
                 for (rule, st) in rec.states {
                     match st {
                         Some(st) => states
@@ -442,8 +449,7 @@ impl AlertEngine {
                     share_pct,
                     window_blocks,
                 } => {
-                    let set =
-                        self.addr_set(index, network, addresses, entity, warnings, &rule.id);
+                    let set = self.addr_set(index, network, addresses, entity, warnings, &rule.id);
                     let mut st = match prev.clone() {
                         Some(RuleState::Drain(d)) => d,
                         _ => DrainState::default(),
@@ -463,8 +469,7 @@ impl AlertEngine {
                     entity,
                     min_level,
                 } => {
-                    let set =
-                        self.addr_set(index, network, addresses, entity, warnings, &rule.id);
+                    let set = self.addr_set(index, network, addresses, entity, warnings, &rule.id);
                     match &self.hooks.exposure {
                         Some(x) => eval_exposure(&mut ctx, &set, *min_level, x.as_ref()),
                         None => warnings.push(format!(
@@ -503,7 +508,10 @@ impl AlertEngine {
         self.commit(fired, Some((height, bhash, undo, new_states)))
     }
 
-    fn flagged(&mut self, network: Network) -> Result<&HashMap<AddressKey, FlaggedAddress>, StoreError> {
+    fn flagged(
+        &mut self,
+        network: Network,
+    ) -> Result<&HashMap<AddressKey, FlaggedAddress>, StoreError> {
         if self.flagged_cache.is_none() {
             let s = &self.store;
             let r = redb::ReadableDatabase::begin_read(&s.db).map_err(|e| s.err(e))?;
@@ -531,8 +539,9 @@ impl AlertEngine {
         let network = index.render_network();
         let mut keys = Vec::new();
         for f in flagged {
-            let k = AddressKey::parse(f.address.trim(), network)
-                .map_err(|e| StoreError::Invalid(format!("flagged address {:?}: {e}", f.address)))?;
+            let k = AddressKey::parse(f.address.trim(), network).map_err(|e| {
+                StoreError::Invalid(format!("flagged address {:?}: {e}", f.address))
+            })?;
             keys.push((k, f));
         }
         {
@@ -566,7 +575,9 @@ impl AlertEngine {
                 if !(categories.is_empty() || categories.contains(&f.category)) {
                     continue;
                 }
-                let Some(a) = index.lookup_addr(k) else { continue };
+                let Some(a) = index.lookup_addr(k) else {
+                    continue;
+                };
                 for o in index.addr_outputs(a) {
                     let t = index.output_tx(o);
                     let h = index.tx_height(t);
@@ -596,7 +607,7 @@ impl AlertEngine {
     fn commit(
         &mut self,
         fired: Vec<Fired>,
-        block: Option<(u32, [u8; 32], UndoRecord, Vec<(String, RuleState)>)>,
+        block: Option<BlockCommit>,
     ) -> Result<Vec<Alert>, StoreError> {
         let s = self.store.clone();
         let w = s.db.begin_write().map_err(|e| s.err(e))?;
@@ -623,7 +634,10 @@ impl AlertEngine {
             let mut block = block;
             for f in fired {
                 let id = alert_id(&f.rule_id, &f.txid, f.id_vout);
-                let existing = alerts.get(id.as_str()).map_err(|e| s.err(e))?.map(|v| v.value().to_vec());
+                let existing = alerts
+                    .get(id.as_str())
+                    .map_err(|e| s.err(e))?
+                    .map(|v| v.value().to_vec());
                 if let Some(b) = block.as_mut() {
                     b.2.alerts.push(id.clone());
                 }
@@ -670,7 +684,10 @@ impl AlertEngine {
                         last_error: String::new(),
                     };
                     outbox
-                        .insert(format!("{}\0{}", h.name, id).as_str(), to_json(&d).as_slice())
+                        .insert(
+                            format!("{}\0{}", h.name, id).as_str(),
+                            to_json(&d).as_slice(),
+                        )
                         .map_err(|e| s.err(e))?;
                 }
                 new_alerts.push(a);
@@ -795,10 +812,16 @@ fn eval_traced(ctx: &mut Ctx, st: &mut TracedState, follow_hops: u32, hooks: &Ho
         let dest = ctx.outputs_json(spender, Some(hooks));
         let nearest = dest
             .iter()
-            .filter_map(|d| d.get("nearest_service").and_then(|s| s.get("hops")?.as_u64()))
+            .filter_map(|d| {
+                d.get("nearest_service")
+                    .and_then(|s| s.get("hops")?.as_u64())
+            })
             .min();
         let value = index.output_value(o);
-        let total_out: u64 = index.tx_outputs(spender).map(|x| index.output_value(x)).sum();
+        let total_out: u64 = index
+            .tx_outputs(spender)
+            .map(|x| index.output_value(x))
+            .sum();
         ctx.fired.push(Fired {
             rule_id: ctx.rule.id.clone(),
             kind: "traced_spend",
@@ -975,7 +998,9 @@ fn eval_exposure(
             if !index.output_addr(o).is_some_and(|a| set.contains(&a)) {
                 continue;
             }
-            let Some(e) = x.exposure(index, o) else { continue };
+            let Some(e) = x.exposure(index, o) else {
+                continue;
+            };
             if e.level < min {
                 continue;
             }

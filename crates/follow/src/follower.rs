@@ -26,6 +26,8 @@ pub enum FollowError {
     Alerts(#[from] crate::store::StoreError),
     #[error("{0}")]
     Chain(String),
+    #[error("a chain listener failed: {0}")]
+    Listener(String),
 }
 
 impl FollowError {
@@ -70,11 +72,23 @@ pub struct SyncReport {
     pub engine: Option<EngineReport>,
 }
 
+/// Derived state kept by other crates (clustering, labels' derived state, traces) that must
+/// follow the chain too. Calls are notifications after the index committed: a listener
+/// should keep its own cursor (height + hash) and catch up from it, so a crash between the
+/// index commit and the call loses nothing.
+pub trait ChainListener: Send {
+    /// Blocks above `fork_height` left the chain.
+    fn rolled_back(&mut self, index: &Index, fork_height: u32) -> Result<(), String>;
+    /// Blocks `first..=last` were appended.
+    fn blocks_added(&mut self, index: &Index, first: u32, last: u32) -> Result<(), String>;
+}
+
 pub struct Follower {
     rpc: RpcClient,
     index: Index,
     engine: Option<AlertEngine>,
     network: Option<Network>,
+    listeners: Vec<Box<dyn ChainListener>>,
 }
 
 impl Follower {
@@ -90,7 +104,12 @@ impl Follower {
             network: index.network(),
             index,
             engine,
+            listeners: Vec::new(),
         })
+    }
+
+    pub fn add_listener(&mut self, l: Box<dyn ChainListener>) {
+        self.listeners.push(l);
     }
 
     pub fn index(&self) -> &Index {
@@ -169,6 +188,10 @@ impl Follower {
                 tracing::info!(fork = f, dropped = tip - f, "reorganisation: rolling back");
                 self.index
                     .rollback_to_blocks((f - self.index.start_height() + 1) as u64)?;
+                for l in &mut self.listeners {
+                    l.rolled_back(&self.index, f)
+                        .map_err(FollowError::Listener)?;
+                }
             }
         }
         let mut next = match fork {
@@ -206,6 +229,7 @@ impl Follower {
     }
 
     fn append(&mut self, blocks: Vec<ChainBlock>, network: Network) -> Result<u64, FollowError> {
+        let before = self.index.tip_height();
         let r = ingest(
             &mut self.index,
             Source::Blocks(blocks),
@@ -219,6 +243,13 @@ impl Follower {
                 "{} fetched blocks did not connect to the index",
                 r.orphan_blocks
             )));
+        }
+        if let (Some(last), true) = (self.index.tip_height(), r.blocks_added > 0) {
+            let first = before.map_or(self.index.start_height(), |b| b + 1);
+            for l in &mut self.listeners {
+                l.blocks_added(&self.index, first, last)
+                    .map_err(FollowError::Listener)?;
+            }
         }
         Ok(r.blocks_added)
     }
@@ -261,7 +292,11 @@ impl Follower {
                 ..Default::default()
             });
         }
-        if self.index.find_block_hash(&b.hash.to_byte_array()).is_some() {
+        if self
+            .index
+            .find_block_hash(&b.hash.to_byte_array())
+            .is_some()
+        {
             return Ok(SyncReport::default());
         }
         self.sync_once()

@@ -16,7 +16,10 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
         ipad[i] ^= k[i];
         opad[i] ^= k[i];
     }
-    let inner = Sha256::new().chain_update(ipad).chain_update(msg).finalize();
+    let inner = Sha256::new()
+        .chain_update(ipad)
+        .chain_update(msg)
+        .finalize();
     Sha256::new()
         .chain_update(opad)
         .chain_update(inner)
@@ -64,7 +67,15 @@ mod tests {
             )),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
-        assert!(verify_signature(b"k", b"body", &signature_header(b"k", b"body")));
-        assert!(!verify_signature(b"k", b"body2", &signature_header(b"k", b"body")));
+        assert!(verify_signature(
+            b"k",
+            b"body",
+            &signature_header(b"k", b"body")
+        ));
+        assert!(!verify_signature(
+            b"k",
+            b"body2",
+            &signature_header(b"k", b"body")
+        ));
     }
 }

@@ -38,7 +38,11 @@ impl RiskLevel {
             "medium" => RiskLevel::Medium,
             "high" => RiskLevel::High,
             "severe" => RiskLevel::Severe,
-            _ => return Err(format!("risk level {s:?} is not one of low, medium, high, severe")),
+            _ => {
+                return Err(format!(
+                    "risk level {s:?} is not one of low, medium, high, severe"
+                ))
+            }
         })
     }
 }

@@ -219,17 +219,31 @@ mod tests {
     #[test]
     fn parses_urls() {
         let u = Url::parse("http://127.0.0.1:18443").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("127.0.0.1", 18443, "/"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 18443, "/")
+        );
         let u = Url::parse("alice:pw@node:8332/wallet/x").unwrap();
         assert_eq!(u.userinfo.as_deref(), Some("alice:pw"));
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("node", 8332, "/wallet/x"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("node", 8332, "/wallet/x")
+        );
         assert!(Url::parse("https://x").is_err());
         assert!(Url::parse("http://x:99999").is_err());
     }
 
     #[test]
     fn base64_rfc4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }

@@ -20,7 +20,7 @@ pub mod webhook;
 pub mod zmq;
 
 pub use engine::{alert_id, AlertEngine, EngineReport};
-pub use follower::{FollowConfig, FollowError, Follower, SyncReport};
+pub use follower::{ChainListener, FollowConfig, FollowError, Follower, SyncReport};
 pub use hooks::{
     EntityResolver, Exposure, ExposureCheck, FlaggedAddress, Hooks, RiskLevel, ServiceHop,
     ServiceOracle, TaintWatch, WatchedOutput,

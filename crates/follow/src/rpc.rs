@@ -177,12 +177,14 @@ impl RpcClient {
             .and_then(Value::as_str)
             .ok_or_else(|| self.reply_err("getblockchaininfo", "no chain"))?
             .to_string();
-        let network = network_of_chain(&chain)
-            .ok_or_else(|| self.reply_err("getblockchaininfo", format!("unknown chain {chain:?}")))?;
+        let network = network_of_chain(&chain).ok_or_else(|| {
+            self.reply_err("getblockchaininfo", format!("unknown chain {chain:?}"))
+        })?;
         let blocks = v
             .get("blocks")
             .and_then(Value::as_u64)
-            .ok_or_else(|| self.reply_err("getblockchaininfo", "no blocks"))? as u32;
+            .ok_or_else(|| self.reply_err("getblockchaininfo", "no blocks"))?
+            as u32;
         let best = v
             .get("bestblockhash")
             .and_then(Value::as_str)
@@ -235,7 +237,11 @@ impl RpcClient {
 }
 
 /// Decode a serialized block from the node (RPC or ZMQ `rawblock`), with its merkle checks.
-pub fn block_from_bytes(bytes: &[u8], network: Network, source: &str) -> Result<ChainBlock, String> {
+pub fn block_from_bytes(
+    bytes: &[u8],
+    network: Network,
+    source: &str,
+) -> Result<ChainBlock, String> {
     let origin = Origin {
         file: PathBuf::from(source),
         offset: 0,

@@ -93,9 +93,7 @@ pub fn parse_outpoint(s: &str) -> Result<(bitcoin::Txid, u32), String> {
 pub fn parse_addresses(addrs: &[String], network: Network) -> Result<Vec<AddressKey>, String> {
     addrs
         .iter()
-        .map(|a| {
-            AddressKey::parse(a.trim(), network).map_err(|e| format!("address {a:?}: {e}"))
-        })
+        .map(|a| AddressKey::parse(a.trim(), network).map_err(|e| format!("address {a:?}: {e}")))
         .collect()
 }
 
@@ -127,7 +125,9 @@ pub fn validate(kind: &RuleKind, network: Network) -> Result<(), String> {
                 return Err("a drain rule needs --threshold-sats or --share-pct (or both)".into());
             }
             if *threshold_sats == Some(0) {
-                return Err("--threshold-sats 0 would fire on every payment: give a positive amount".into());
+                return Err(
+                    "--threshold-sats 0 would fire on every payment: give a positive amount".into(),
+                );
             }
             if let Some(p) = share_pct {
                 if !(*p > 0.0 && *p <= 100.0) {
@@ -176,10 +176,16 @@ mod tests {
             window_blocks: w,
         };
         assert!(validate(&drain(Some(1000), None, 6), n).is_ok());
-        assert!(validate(&drain(None, None, 6), n).unwrap_err().contains("--threshold-sats"));
+        assert!(validate(&drain(None, None, 6), n)
+            .unwrap_err()
+            .contains("--threshold-sats"));
         assert!(validate(&drain(Some(0), None, 6), n).is_err());
-        assert!(validate(&drain(None, Some(150.0), 6), n).unwrap_err().contains("150"));
-        assert!(validate(&drain(Some(5), None, 0), n).unwrap_err().contains("window"));
+        assert!(validate(&drain(None, Some(150.0), 6), n)
+            .unwrap_err()
+            .contains("150"));
+        assert!(validate(&drain(Some(5), None, 0), n)
+            .unwrap_err()
+            .contains("window"));
         let mainnet_addr = RuleKind::Exposure {
             addresses: vec!["bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4".into()],
             entity: None,

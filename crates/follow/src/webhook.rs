@@ -104,7 +104,10 @@ fn post_alert(h: &Webhook, a: &Alert, timeout: Duration) -> Result<(), String> {
     let headers = [
         ("Content-Type", "application/json".to_string()),
         ("X-Cointrail-Alert-Id", a.id.clone()),
-        ("X-Cointrail-Signature", signature_header(h.secret.as_bytes(), &body)),
+        (
+            "X-Cointrail-Signature",
+            signature_header(h.secret.as_bytes(), &body),
+        ),
     ];
     let r = http::post(&url, &headers, &body, timeout).map_err(|e| e.to_string())?;
     if (200..300).contains(&r.status) {
@@ -135,9 +138,7 @@ pub fn spawn_deliverer(
             .clamp(Duration::from_millis(5), Duration::from_millis(500));
             match wake.recv_timeout(wait) {
                 Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                    std::thread::sleep(wait)
-                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
             }
         }
     })

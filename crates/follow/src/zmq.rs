@@ -13,8 +13,14 @@ use zeromq::{Socket, SocketRecv};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ZmqEvent {
-    HashBlock { hash: BlockHash, seq: u32 },
-    RawBlock { bytes: Vec<u8>, seq: u32 },
+    HashBlock {
+        hash: BlockHash,
+        seq: u32,
+    },
+    RawBlock {
+        bytes: Vec<u8>,
+        seq: u32,
+    },
     /// The subscription (re)connected or dropped messages: resynchronise over RPC.
     Resync(String),
 }
@@ -27,12 +33,9 @@ pub fn parse_message(frames: &[&[u8]]) -> Result<ZmqEvent, String> {
             frames.len()
         ));
     }
-    let seq: [u8; 4] = frames[2].try_into().map_err(|_| {
-        format!(
-            "ZMQ sequence frame is {} bytes, not 4",
-            frames[2].len()
-        )
-    })?;
+    let seq: [u8; 4] = frames[2]
+        .try_into()
+        .map_err(|_| format!("ZMQ sequence frame is {} bytes, not 4", frames[2].len()))?;
     let seq = u32::from_le_bytes(seq);
     match frames[0] {
         b"hashblock" => {
@@ -120,7 +123,10 @@ async fn listen(endpoint: String, tx: Sender<ZmqEvent>, stop: Arc<AtomicBool>) {
             continue;
         }
         backoff = Duration::from_millis(500);
-        if tx.send(ZmqEvent::Resync(format!("subscribed to {endpoint}"))).is_err() {
+        if tx
+            .send(ZmqEvent::Resync(format!("subscribed to {endpoint}")))
+            .is_err()
+        {
             return;
         }
         let mut seqs = SeqTracker::default();
@@ -149,7 +155,13 @@ async fn listen(endpoint: String, tx: Sender<ZmqEvent>, stop: Arc<AtomicBool>) {
                 ZmqEvent::RawBlock { seq, .. } => ("rawblock", *seq),
                 ZmqEvent::Resync(_) => ("", 0),
             };
-            if seqs.gap(topic, seq) && tx.send(ZmqEvent::Resync(format!("{topic} sequence gap before {seq}"))).is_err() {
+            if seqs.gap(topic, seq)
+                && tx
+                    .send(ZmqEvent::Resync(format!(
+                        "{topic} sequence gap before {seq}"
+                    )))
+                    .is_err()
+            {
                 return;
             }
             if tx.send(ev).is_err() {

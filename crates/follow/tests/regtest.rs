@@ -38,8 +38,11 @@ fn follows_reorganisations_and_alerts_exactly_once() {
     node.mine(101, &a.addr);
     let data = tempfile::tempdir().unwrap();
     let mut f = follower(&node, data.path());
+    let events = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    f.add_listener(Box::new(Recorder(events.clone())));
     let r = f.sync_once().unwrap();
     assert_eq!(r.blocks_added, 102, "genesis + 101");
+    assert_eq!(*events.lock().unwrap(), ["added 0..=101"]);
     assert_eq!(index_tip(&f), node.best());
 
     // Rules: the coinbase of block 1 is "loot"; A's addresses are a hot wallet.
@@ -49,93 +52,178 @@ fn follows_reorganisations_and_alerts_exactly_once() {
     {
         let e = f.engine_mut().unwrap();
         e.store()
-            .add_webhook(&Webhook { name: "soc".into(), url: sink.url.clone(), secret: "0123456789abcdef-secret".into() })
+            .add_webhook(&Webhook {
+                name: "soc".into(),
+                url: sink.url.clone(),
+                secret: "0123456789abcdef-secret".into(),
+            })
             .unwrap();
         e.store()
-            .add_webhook(&Webhook { name: "down".into(), url: dead.url.clone(), secret: "0123456789abcdef-other".into() })
+            .add_webhook(&Webhook {
+                name: "down".into(),
+                url: dead.url.clone(),
+                secret: "0123456789abcdef-other".into(),
+            })
             .unwrap();
     }
-    add_rule(&mut f, Some("loot".into()), RuleKind::TracedSpend {
-        case: None,
-        outpoints: vec![format!("{}:{}", loot.outpoint.txid, loot.outpoint.vout)],
-        follow_hops: 1,
-    });
-    add_rule(&mut f, Some("hot".into()), RuleKind::Drain {
-        addresses: vec![a.addr.to_string()],
-        entity: None,
-        threshold_sats: Some(20 * 100_000_000),
-        share_pct: None,
-        window_blocks: 3,
-    });
-    let bad = add_rule_err(&mut f, RuleKind::Drain {
-        addresses: vec![a.addr.to_string()],
-        entity: None,
-        threshold_sats: None,
-        share_pct: None,
-        window_blocks: 3,
-    });
+    add_rule(
+        &mut f,
+        Some("loot".into()),
+        RuleKind::TracedSpend {
+            case: None,
+            outpoints: vec![format!("{}:{}", loot.outpoint.txid, loot.outpoint.vout)],
+            follow_hops: 1,
+        },
+    );
+    add_rule(
+        &mut f,
+        Some("hot".into()),
+        RuleKind::Drain {
+            addresses: vec![a.addr.to_string()],
+            entity: None,
+            threshold_sats: Some(20 * 100_000_000),
+            share_pct: None,
+            window_blocks: 3,
+        },
+    );
+    let bad = add_rule_err(
+        &mut f,
+        RuleKind::Drain {
+            addresses: vec![a.addr.to_string()],
+            entity: None,
+            threshold_sats: None,
+            share_pct: None,
+            window_blocks: 3,
+        },
+    );
     assert!(bad.contains("--threshold-sats"), "{bad}");
 
     // The loot moves: 30 BTC to B, the rest (minus fee) to C.
-    let tx1 = spend(&[loot.clone()], &[(b.script(), 30 * 100_000_000), (c.script(), loot.value - 30 * 100_000_000 - 1_000)]);
+    let tx1 = spend(
+        std::slice::from_ref(&loot),
+        &[
+            (b.script(), 30 * 100_000_000),
+            (c.script(), loot.value - 30 * 100_000_000 - 1_000),
+        ],
+    );
     node.send(&tx1);
     let mined = node.mine(1, &c.addr);
     let r = f.sync_once().unwrap();
     assert_eq!(r.blocks_added, 1);
     assert_eq!(index_tip(&f), mined[0]);
-    assert_eq!(spender_of(&f, &loot.outpoint.txid, 0), Some(tx1.compute_txid().to_byte_array()));
-    let alerts = f.engine_mut().unwrap().store().list(&AlertFilter::default()).unwrap();
+    assert_eq!(
+        spender_of(&f, &loot.outpoint.txid, 0),
+        Some(tx1.compute_txid().to_byte_array())
+    );
+    let alerts = f
+        .engine_mut()
+        .unwrap()
+        .store()
+        .list(&AlertFilter::default())
+        .unwrap();
     let kinds: Vec<&str> = alerts.iter().map(|a| a.kind.as_str()).collect();
     // Rules run in id order within a block: "hot" before "loot".
     assert_eq!(kinds, ["drain", "traced_spend"], "{alerts:#?}");
     let traced = &alerts[1];
-    assert_eq!(traced.id, alert_id("loot", &loot.outpoint.txid.to_string(), 0));
-    assert_eq!(traced.details["spending_txid"], json!(tx1.compute_txid().to_string()));
-    assert_eq!(traced.details["destinations"][0]["address"], json!(b.addr.to_string()));
-    assert_eq!(traced.details["destinations"][0]["sats"], json!(30 * 100_000_000u64));
+    assert_eq!(
+        traced.id,
+        alert_id("loot", &loot.outpoint.txid.to_string(), 0)
+    );
+    assert_eq!(
+        traced.details["spending_txid"],
+        json!(tx1.compute_txid().to_string())
+    );
+    assert_eq!(
+        traced.details["destinations"][0]["address"],
+        json!(b.addr.to_string())
+    );
+    assert_eq!(
+        traced.details["destinations"][0]["sats"],
+        json!(30 * 100_000_000u64)
+    );
     let drain = &alerts[0];
     assert_eq!(drain.details["window_sent_sats"], json!(loot.value));
     let first_ids: Vec<String> = alerts.iter().map(|a| a.id.clone()).collect();
 
     // Webhooks: the good endpoint gets both, signed; the failing one ends in dead letters.
     let store = f.engine_mut().unwrap().store().clone();
-    let cfg = DeliveryConfig { base_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(40), max_attempts: 3, timeout: Duration::from_secs(5) };
+    let cfg = DeliveryConfig {
+        base_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(40),
+        max_attempts: 3,
+        timeout: Duration::from_secs(5),
+    };
     let t0 = Instant::now();
     while !store.outbox().unwrap().is_empty() {
         deliver_due(&store, &cfg).unwrap();
         std::thread::sleep(Duration::from_millis(15));
-        assert!(t0.elapsed() < Duration::from_secs(20), "outbox never drained");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "outbox never drained"
+        );
     }
     let got = sink.got.lock().unwrap().clone();
     assert_eq!(got.len(), 2);
     for g in &got {
         let sig = g.header("X-Cointrail-Signature").unwrap();
-        assert!(cointrail_follow::hmac::verify_signature(b"0123456789abcdef-secret", &g.body, sig));
-        assert!(!cointrail_follow::hmac::verify_signature(b"0123456789abcdef-other", &g.body, sig));
+        assert!(cointrail_follow::hmac::verify_signature(
+            b"0123456789abcdef-secret",
+            &g.body,
+            sig
+        ));
+        assert!(!cointrail_follow::hmac::verify_signature(
+            b"0123456789abcdef-other",
+            &g.body,
+            sig
+        ));
         let a: Alert = serde_json::from_slice(&g.body).unwrap();
         assert_eq!(Some(a.id.as_str()), g.header("X-Cointrail-Alert-Id"));
     }
     assert_eq!(dead.got.lock().unwrap().len(), 6, "2 alerts x 3 attempts");
     let dl = store.dead_letters().unwrap();
     assert_eq!(dl.len(), 2);
-    assert!(dl.iter().all(|d| d.webhook == "down" && d.attempts == 3 && d.last_error.contains("500")));
+    assert!(dl
+        .iter()
+        .all(|d| d.webhook == "down" && d.attempts == 3 && d.last_error.contains("500")));
 
     // Reorganisation 1: the block is replaced by a longer branch that mines tx1 again.
     node.call("invalidateblock", json!([mined[0]]));
-    node.mine_txs(&b.addr, &[tx1.clone()]);
+    node.mine_txs(&b.addr, std::slice::from_ref(&tx1));
     node.mine(1, &b.addr);
     let r = f.sync_once().unwrap();
-    assert_eq!((r.blocks_rolled_back, r.blocks_added, r.fork_height), (1, 2, Some(101)));
+    assert_eq!(
+        (r.blocks_rolled_back, r.blocks_added, r.fork_height),
+        (1, 2, Some(101))
+    );
     assert_eq!(index_tip(&f), node.best());
-    assert_eq!(spender_of(&f, &loot.outpoint.txid, 0), Some(tx1.compute_txid().to_byte_array()));
-    let alerts = f.engine_mut().unwrap().store().list(&AlertFilter::default()).unwrap();
-    assert_eq!(alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), first_ids, "same events, same alerts");
+    assert_eq!(
+        spender_of(&f, &loot.outpoint.txid, 0),
+        Some(tx1.compute_txid().to_byte_array())
+    );
+    let alerts = f
+        .engine_mut()
+        .unwrap()
+        .store()
+        .list(&AlertFilter::default())
+        .unwrap();
+    assert_eq!(
+        alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        first_ids,
+        "same events, same alerts"
+    );
     assert!(alerts.iter().all(|a| !a.orphaned && a.height == 102));
-    assert!(store.outbox().unwrap().is_empty(), "a replayed alert is not sent again");
+    assert!(
+        store.outbox().unwrap().is_empty(),
+        "a replayed alert is not sent again"
+    );
 
     // Reorganisation 2: a branch without tx1: the alerts stay in the log, marked orphaned,
     // and the index no longer links the spend.
-    let fork_hash = node.call("getblockhash", json!([102])).as_str().unwrap().to_string();
+    let fork_hash = node
+        .call("getblockhash", json!([102]))
+        .as_str()
+        .unwrap()
+        .to_string();
     node.call("invalidateblock", json!([fork_hash]));
     node.mine_txs(&c.addr, &[]);
     node.mine_txs(&c.addr, &[]);
@@ -151,19 +239,36 @@ fn follows_reorganisations_and_alerts_exactly_once() {
     drop(f);
     drop(store);
     let mut f = follower(&node, data.path());
-    node.mine_txs(&c.addr, &[tx1.clone()]);
+    node.mine_txs(&c.addr, std::slice::from_ref(&tx1));
     let r = f.sync_once().unwrap();
     assert_eq!(r.blocks_added, 1);
-    let alerts = f.engine_mut().unwrap().store().list(&AlertFilter::default()).unwrap();
-    assert_eq!(alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>(), first_ids);
+    let alerts = f
+        .engine_mut()
+        .unwrap()
+        .store()
+        .list(&AlertFilter::default())
+        .unwrap();
+    assert_eq!(
+        alerts.iter().map(|a| a.id.clone()).collect::<Vec<_>>(),
+        first_ids
+    );
     assert!(alerts.iter().all(|a| !a.orphaned && a.height == 105));
 
     // One hop further: B spends what it got from the loot: the moved frontier fires.
-    let b_coin = Coin { outpoint: bitcoin::OutPoint::new(tx1.compute_txid(), 0), value: 30 * 100_000_000, key: 2 };
+    let b_coin = Coin {
+        outpoint: bitcoin::OutPoint::new(tx1.compute_txid(), 0),
+        value: 30 * 100_000_000,
+        key: 2,
+    };
     let tx2 = spend(&[b_coin], &[(a.script(), 30 * 100_000_000 - 500)]);
-    node.mine_txs(&c.addr, &[tx2.clone()]);
+    node.mine_txs(&c.addr, std::slice::from_ref(&tx2));
     f.sync_once().unwrap();
-    let alerts = f.engine_mut().unwrap().store().list(&AlertFilter::default()).unwrap();
+    let alerts = f
+        .engine_mut()
+        .unwrap()
+        .store()
+        .list(&AlertFilter::default())
+        .unwrap();
     assert_eq!(alerts.len(), 3);
     assert_eq!(alerts[2].kind, "traced_spend");
     assert_eq!(alerts[2].details["hops_from_root"], json!(1));
@@ -172,8 +277,44 @@ fn follows_reorganisations_and_alerts_exactly_once() {
     // Ack by prefix.
     let store = f.engine_mut().unwrap().store().clone();
     assert_eq!(store.ack(&[alerts[0].id[..10].to_string()]).unwrap(), 1);
-    let open = store.list(&AlertFilter { unacked_only: true, ..Default::default() }).unwrap();
+    let open = store
+        .list(&AlertFilter {
+            unacked_only: true,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(open.len(), 2);
+}
+
+/// Records what a derived-state keeper (clustering, traces) is told.
+struct Recorder(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl ChainListener for Recorder {
+    fn rolled_back(&mut self, index: &cointrail_index::Index, fork: u32) -> Result<(), String> {
+        assert_eq!(
+            index.tip_height(),
+            Some(fork),
+            "told after the index rolled back"
+        );
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("rolled back to {fork}"));
+        Ok(())
+    }
+    fn blocks_added(
+        &mut self,
+        index: &cointrail_index::Index,
+        first: u32,
+        last: u32,
+    ) -> Result<(), String> {
+        assert_eq!(index.tip_height(), Some(last));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("added {first}..={last}"));
+        Ok(())
+    }
 }
 
 fn add_rule(f: &mut Follower, id: Option<String>, kind: RuleKind) -> Rule {
@@ -201,10 +342,17 @@ fn clear_errors_for_bad_credentials_unreachable_node_and_wrong_network() {
 
     let nobody = RpcClient::new(&format!("http://127.0.0.1:{}", free_port()), Auth::None).unwrap();
     let e = nobody.get_best_block_hash().unwrap_err();
-    assert!(matches!(e, RpcError::Unreachable { .. }) && e.is_transient(), "{e}");
+    assert!(
+        matches!(e, RpcError::Unreachable { .. }) && e.is_transient(),
+        "{e}"
+    );
     assert!(e.to_string().contains("unreachable"), "{e}");
 
-    let missing = RpcClient::new(&node.url(), Auth::Cookie(node.dir.path().join("nope/.cookie"))).unwrap();
+    let missing = RpcClient::new(
+        &node.url(),
+        Auth::Cookie(node.dir.path().join("nope/.cookie")),
+    )
+    .unwrap();
     let e = missing.get_best_block_hash().unwrap_err();
     assert!(e.to_string().contains("cookie"), "{e}");
 
@@ -213,9 +361,18 @@ fn clear_errors_for_bad_credentials_unreachable_node_and_wrong_network() {
     {
         let mut idx = cointrail_index::Index::open_writer(&data.path().join("index")).unwrap();
         let g = bitcoin::constants::genesis_block(bitcoin::Network::Bitcoin);
-        let origin = cointrail_chain::Origin { file: "genesis".into(), offset: 0, kind: cointrail_chain::error::OriginKind::Byte };
+        let origin = cointrail_chain::Origin {
+            file: "genesis".into(),
+            offset: 0,
+            kind: cointrail_chain::error::OriginKind::Byte,
+        };
         let cb = cointrail_chain::ChainBlock::from_block(g, bitcoin::Network::Bitcoin, origin);
-        cointrail_index::ingest(&mut idx, cointrail_index::Source::Blocks(vec![cb]), &Default::default()).unwrap();
+        cointrail_index::ingest(
+            &mut idx,
+            cointrail_index::Source::Blocks(vec![cb]),
+            &Default::default(),
+        )
+        .unwrap();
     }
     let mut f = follower(&node, data.path());
     let e = f.sync_once().unwrap_err();
@@ -224,12 +381,18 @@ fn clear_errors_for_bad_credentials_unreachable_node_and_wrong_network() {
 
     // A method the node does not know gives its RPC error, named.
     let e = node.rpc.call("nosuchmethod", json!([])).unwrap_err();
-    assert!(e.to_string().contains("nosuchmethod failed: RPC error -32601"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("nosuchmethod failed: RPC error -32601"),
+        "{e}"
+    );
 }
 
 #[test]
 fn run_loop_polls_and_catches_up_after_the_node_restarts() {
-    let Some(mut node) = Node::start() else { return };
+    let Some(mut node) = Node::start() else {
+        return;
+    };
     let a = Key::new(7);
     node.mine(5, &a.addr);
     let data = tempfile::tempdir().unwrap();
@@ -238,7 +401,11 @@ fn run_loop_polls_and_catches_up_after_the_node_restarts() {
     let (tips_tx, tips) = std::sync::mpsc::channel::<Option<String>>();
     let s2 = stop.clone();
     let h = std::thread::spawn(move || {
-        let cfg = FollowConfig { poll: Duration::from_millis(100), max_backoff: Duration::from_millis(400), ..Default::default() };
+        let cfg = FollowConfig {
+            poll: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(400),
+            ..Default::default()
+        };
         f.run(&cfg, None, s2, |r| {
             let _ = tips_tx.send(r.tip_hash.clone());
         })
@@ -251,7 +418,10 @@ fn run_loop_polls_and_catches_up_after_the_node_restarts() {
                     return;
                 }
             }
-            assert!(t0.elapsed() < Duration::from_secs(60), "follower never reached {want}");
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "follower never reached {want}"
+            );
         }
     };
     wait_for(&node.best());
@@ -268,7 +438,10 @@ fn run_loop_polls_and_catches_up_after_the_node_restarts() {
     let idx = cointrail_index::Index::open_reader(&data.path().join("index")).unwrap();
     assert_eq!(idx.tip_height(), Some(10));
     // Spend links of the chain followed live match the node: coinbases only, no prevouts.
-    assert!(matches!(idx.input_prevout(idx.tx_inputs(10).start), Prevout::Coinbase));
+    assert!(matches!(
+        idx.input_prevout(idx.tx_inputs(10).start),
+        Prevout::Coinbase
+    ));
 }
 
 struct FromAddr(cointrail_chain::AddressKey);
@@ -282,7 +455,10 @@ impl ExposureCheck for FromAddr {
             Prevout::Output(p) => chain.output_addr(p) == Some(bad),
             _ => false,
         });
-        hit.then(|| Exposure { level: RiskLevel::High, reason: "direct from sanctioned".into() })
+        hit.then(|| Exposure {
+            level: RiskLevel::High,
+            reason: "direct from sanctioned".into(),
+        })
     }
 }
 
@@ -302,8 +478,14 @@ fn exposure_flagged_label_and_case_rules_fire_through_their_hooks() {
     let heist = coinbase_coin(&node, 2, 21);
     let data = tempfile::tempdir().unwrap();
     let hooks = Hooks {
-        exposure: Some(Box::new(FromAddr(cointrail_chain::AddressKey::from_script(&a.script()).unwrap()))),
-        taint: Some(Box::new(Cases(vec![WatchedOutput { txid: heist.outpoint.txid.to_string(), vout: 0, sats: heist.value }]))),
+        exposure: Some(Box::new(FromAddr(
+            cointrail_chain::AddressKey::from_script(&a.script()).unwrap(),
+        ))),
+        taint: Some(Box::new(Cases(vec![WatchedOutput {
+            txid: heist.outpoint.txid.to_string(),
+            vout: 0,
+            sats: heist.value,
+        }]))),
         ..Default::default()
     };
     let rpc = RpcClient::new(&node.url(), Auth::Cookie(node.cookie())).unwrap();
@@ -311,23 +493,75 @@ fn exposure_flagged_label_and_case_rules_fire_through_their_hooks() {
     let mut f = Follower::open(&data.path().join("index"), rpc, Some(engine)).unwrap();
     f.sync_once().unwrap();
     let mut live = f.engine_mut().unwrap().subscribe();
-    add_rule(&mut f, Some("b-exposure".into()), RuleKind::Exposure { addresses: vec![b.addr.to_string()], entity: None, min_level: RiskLevel::High });
-    add_rule(&mut f, Some("flagged".into()), RuleKind::FlaggedReceive { categories: vec!["sanctions".into()], lookback_blocks: 10 });
-    add_rule(&mut f, Some("case".into()), RuleKind::TracedSpend { case: Some("heist".into()), outpoints: vec![], follow_hops: 0 });
-    let e = add_rule_res(&mut f, None, RuleKind::TracedSpend { case: Some("nope".into()), outpoints: vec![], follow_hops: 0 }).unwrap_err();
+    add_rule(
+        &mut f,
+        Some("b-exposure".into()),
+        RuleKind::Exposure {
+            addresses: vec![b.addr.to_string()],
+            entity: None,
+            min_level: RiskLevel::High,
+        },
+    );
+    add_rule(
+        &mut f,
+        Some("flagged".into()),
+        RuleKind::FlaggedReceive {
+            categories: vec!["sanctions".into()],
+            lookback_blocks: 10,
+        },
+    );
+    add_rule(
+        &mut f,
+        Some("case".into()),
+        RuleKind::TracedSpend {
+            case: Some("heist".into()),
+            outpoints: vec![],
+            follow_hops: 0,
+        },
+    );
+    let e = add_rule_res(
+        &mut f,
+        None,
+        RuleKind::TracedSpend {
+            case: Some("nope".into()),
+            outpoints: vec![],
+            follow_hops: 0,
+        },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("no case named \"nope\""), "{e}");
 
     // A (sanctioned) pays B and C; the heist coin moves to D.
     let c1 = coinbase_coin(&node, 1, 21);
-    let tx1 = spend(&[c1.clone()], &[(b.script(), 10 * 100_000_000), (c.script(), c1.value - 10 * 100_000_000 - 1000)]);
-    let tx2 = spend(&[heist.clone()], &[(d.script(), heist.value - 1000)]);
+    let tx1 = spend(
+        std::slice::from_ref(&c1),
+        &[
+            (b.script(), 10 * 100_000_000),
+            (c.script(), c1.value - 10 * 100_000_000 - 1000),
+        ],
+    );
+    let tx2 = spend(
+        std::slice::from_ref(&heist),
+        &[(d.script(), heist.value - 1000)],
+    );
     node.mine_txs(&d.addr, &[tx1.clone(), tx2.clone()]);
     f.sync_once().unwrap();
     let store = f.engine_mut().unwrap().store().clone();
     let got = store.list(&AlertFilter::default()).unwrap();
-    let kinds: Vec<(&str, &str)> = got.iter().map(|x| (x.rule_id.as_str(), x.txid.as_str())).collect();
-    let (t1, t2, hs) = (tx1.compute_txid().to_string(), tx2.compute_txid().to_string(), heist.outpoint.txid.to_string());
-    assert_eq!(kinds, [("b-exposure", t1.as_str()), ("case", hs.as_str())], "{got:#?}");
+    let kinds: Vec<(&str, &str)> = got
+        .iter()
+        .map(|x| (x.rule_id.as_str(), x.txid.as_str()))
+        .collect();
+    let (t1, t2, hs) = (
+        tx1.compute_txid().to_string(),
+        tx2.compute_txid().to_string(),
+        heist.outpoint.txid.to_string(),
+    );
+    assert_eq!(
+        kinds,
+        [("b-exposure", t1.as_str()), ("case", hs.as_str())],
+        "{got:#?}"
+    );
     assert_eq!(got[0].vout, Some(0));
     assert_eq!(got[1].details["spending_txid"], serde_json::json!(t2));
     // The live stream saw the same alerts, in order.
@@ -335,25 +569,49 @@ fn exposure_flagged_label_and_case_rules_fire_through_their_hooks() {
     assert_eq!(live.try_recv().unwrap().id, got[1].id);
 
     // A label import flags C: what C received in the last 10 blocks fires at once...
-    let flag = FlaggedAddress { address: c.addr.to_string(), label: "Test OFAC entry".into(), category: "sanctions".into(), source: "sdn".into() };
+    let flag = FlaggedAddress {
+        address: c.addr.to_string(),
+        label: "Test OFAC entry".into(),
+        category: "sanctions".into(),
+        source: "sdn".into(),
+    };
     let (index, engine) = f.parts();
-    let fired = engine.unwrap().labels_flagged(index, std::slice::from_ref(&flag)).unwrap();
+    let fired = engine
+        .unwrap()
+        .labels_flagged(index, std::slice::from_ref(&flag))
+        .unwrap();
     assert_eq!(fired.len(), 1);
-    assert_eq!((fired[0].txid.as_str(), fired[0].vout), (t1.as_str(), Some(1)));
+    assert_eq!(
+        (fired[0].txid.as_str(), fired[0].vout),
+        (t1.as_str(), Some(1))
+    );
     // ...importing it again does not repeat it, and another category is ignored.
     let (index, engine) = f.parts();
     let e = engine.unwrap();
-    assert!(e.labels_flagged(index, std::slice::from_ref(&flag)).unwrap().is_empty());
-    let other = FlaggedAddress { address: d.addr.to_string(), category: "scam".into(), ..flag.clone() };
+    assert!(e
+        .labels_flagged(index, std::slice::from_ref(&flag))
+        .unwrap()
+        .is_empty());
+    let other = FlaggedAddress {
+        address: d.addr.to_string(),
+        category: "scam".into(),
+        ..flag.clone()
+    };
     assert!(e.labels_flagged(index, &[other]).unwrap().is_empty());
     // ...and new funds reaching C fire when their block arrives.
     let c_coin = coinbase_coin(&node, 3, 21);
-    let tx3 = spend(&[c_coin.clone()], &[(c.script(), c_coin.value - 1000)]);
-    node.mine_txs(&d.addr, &[tx3.clone()]);
+    let tx3 = spend(
+        std::slice::from_ref(&c_coin),
+        &[(c.script(), c_coin.value - 1000)],
+    );
+    node.mine_txs(&d.addr, std::slice::from_ref(&tx3));
     f.sync_once().unwrap();
     let got = store.list(&AlertFilter::default()).unwrap();
     assert_eq!(got.len(), 4);
-    assert_eq!((got[3].rule_id.as_str(), got[3].txid.clone()), ("flagged", tx3.compute_txid().to_string()));
+    assert_eq!(
+        (got[3].rule_id.as_str(), got[3].txid.clone()),
+        ("flagged", tx3.compute_txid().to_string())
+    );
     // A pays C again (not B): no exposure alert, since only B is watched.
     assert!(got.iter().filter(|x| x.rule_id == "b-exposure").count() == 1);
 }
@@ -366,10 +624,17 @@ fn zmq_rawblock_path_indexes_blocks_from_a_real_node() {
     let data = tempfile::tempdir().unwrap();
     let mut f = follower(&node, data.path());
     f.sync_once().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let _in = rt.enter();
     let mut publ = <zeromq::PubSocket as zeromq::Socket>::new();
-    let ep = rt.block_on(zeromq::Socket::bind(&mut publ, "tcp://127.0.0.1:0")).unwrap().to_string();
+    let ep = rt
+        .block_on(zeromq::Socket::bind(&mut publ, "tcp://127.0.0.1:0"))
+        .unwrap()
+        .to_string();
     let stop = Arc::new(AtomicBool::new(false));
     let (ztx, zrx) = std::sync::mpsc::channel();
     let zl = cointrail_follow::zmq::spawn_listener(ep, ztx, stop.clone());
@@ -377,7 +642,10 @@ fn zmq_rawblock_path_indexes_blocks_from_a_real_node() {
     let s2 = stop.clone();
     let h = std::thread::spawn(move || {
         // Polling every 10 minutes: only ZMQ can make this follower move within the test.
-        let cfg = FollowConfig { poll: Duration::from_secs(600), ..Default::default() };
+        let cfg = FollowConfig {
+            poll: Duration::from_secs(600),
+            ..Default::default()
+        };
         f.run(&cfg, Some(zrx), s2, |r| {
             let _ = tips_tx.send(r.tip_hash.clone());
         })
@@ -385,10 +653,16 @@ fn zmq_rawblock_path_indexes_blocks_from_a_real_node() {
     // The first sync, then the listener's "subscribed" resync: both report the old tip.
     let old = node.best();
     for _ in 0..2 {
-        assert_eq!(tips.recv_timeout(Duration::from_secs(10)).unwrap(), Some(old.clone()));
+        assert_eq!(
+            tips.recv_timeout(Duration::from_secs(10)).unwrap(),
+            Some(old.clone())
+        );
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert!(tips.try_recv().is_err(), "nothing moves the follower but ZMQ");
+    assert!(
+        tips.try_recv().is_err(),
+        "nothing moves the follower but ZMQ"
+    );
     for seq in 0..3u32 {
         let hash = node.mine(1, &a.addr).pop().unwrap();
         let raw = node.call("getblock", json!([hash, 0]));
@@ -400,7 +674,9 @@ fn zmq_rawblock_path_indexes_blocks_from_a_real_node() {
         ])
         .unwrap();
         rt.block_on(zeromq::SocketSend::send(&mut publ, m)).unwrap();
-        let got = tips.recv_timeout(Duration::from_secs(10)).expect("ZMQ woke the follower");
+        let got = tips
+            .recv_timeout(Duration::from_secs(10))
+            .expect("ZMQ woke the follower");
         assert_eq!(got.as_deref(), Some(hash.as_str()));
     }
     stop.store(true, Ordering::Relaxed);

@@ -64,7 +64,10 @@ pub fn start(status: u16) -> Sink {
                 body,
                 at: std::time::Instant::now(),
             });
-            let _ = write!(s, "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
         }
     });
     Sink { url, got }

@@ -19,20 +19,31 @@ use std::time::{Duration, Instant};
 /// The bitcoind binary, or `None` (with a loud message) when COINTRAIL_SKIP_BITCOIND=1.
 pub fn bitcoind_path() -> Option<PathBuf> {
     if std::env::var("COINTRAIL_SKIP_BITCOIND").is_ok_and(|v| v == "1") {
-        eprintln!("\n!!!!! COINTRAIL_SKIP_BITCOIND=1: SKIPPING a test that needs a real bitcoind !!!!!\n");
+        eprintln!(
+            "\n!!!!! COINTRAIL_SKIP_BITCOIND=1: SKIPPING a test that needs a real bitcoind !!!!!\n"
+        );
         return None;
     }
     if let Ok(p) = std::env::var("COINTRAIL_BITCOIND") {
         return Some(PathBuf::from(p));
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/build-bitcoind.sh");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/build-bitcoind.sh"
+    );
     let out = Command::new("bash")
         .arg(script)
         .stderr(Stdio::inherit())
         .output()
         .expect("run scripts/build-bitcoind.sh");
     assert!(out.status.success(), "scripts/build-bitcoind.sh failed");
-    let p = String::from_utf8(out.stdout).unwrap().trim().lines().last().unwrap().to_string();
+    let p = String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
     Some(PathBuf::from(p))
 }
 
@@ -116,7 +127,10 @@ impl Node {
                     if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
                         panic!("bitcoind exited: {st}");
                     }
-                    assert!(t0.elapsed() < Duration::from_secs(60), "bitcoind did not answer RPC: {e}");
+                    assert!(
+                        t0.elapsed() < Duration::from_secs(60),
+                        "bitcoind did not answer RPC: {e}"
+                    );
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
@@ -145,12 +159,19 @@ impl Node {
 
     pub fn mine(&self, n: u32, addr: &Address) -> Vec<String> {
         let v = self.call("generatetoaddress", json!([n, addr.to_string()]));
-        v.as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_string())
+            .collect()
     }
 
     /// Mine one block holding exactly `txs` (raw), to `addr`.
     pub fn mine_txs(&self, addr: &Address, txs: &[Transaction]) -> String {
-        let raw: Vec<String> = txs.iter().map(bitcoin::consensus::encode::serialize_hex).collect();
+        let raw: Vec<String> = txs
+            .iter()
+            .map(bitcoin::consensus::encode::serialize_hex)
+            .collect();
         let v = self.call("generateblock", json!([addr.to_string(), raw]));
         v["hash"].as_str().unwrap().to_string()
     }
@@ -166,11 +187,17 @@ impl Node {
     }
 
     pub fn best(&self) -> String {
-        self.call("getbestblockhash", json!([])).as_str().unwrap().to_string()
+        self.call("getbestblockhash", json!([]))
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub fn send(&self, tx: &Transaction) -> String {
-        let v = self.call("sendrawtransaction", json!([bitcoin::consensus::encode::serialize_hex(tx)]));
+        let v = self.call(
+            "sendrawtransaction",
+            json!([bitcoin::consensus::encode::serialize_hex(tx)]),
+        );
         v.as_str().unwrap().to_string()
     }
 }
@@ -245,7 +272,12 @@ pub fn spend(coins: &[Coin], outs: &[(ScriptBuf, u64)]) -> Transaction {
         for (i, c) in coins.iter().enumerate() {
             let k = Key::new(c.key);
             let h = cache
-                .p2wpkh_signature_hash(i, &k.script(), Amount::from_sat(c.value), EcdsaSighashType::All)
+                .p2wpkh_signature_hash(
+                    i,
+                    &k.script(),
+                    Amount::from_sat(c.value),
+                    EcdsaSighashType::All,
+                )
                 .unwrap();
             let sig = secp.sign_ecdsa(&Message::from_digest(h.to_byte_array()), &k.sk);
             let sig = bitcoin::ecdsa::Signature {
