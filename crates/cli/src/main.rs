@@ -51,6 +51,9 @@ enum Command {
     Demo(cmd::sim::DemoArgs),
     /// Write a simulated chain (an economy with heists) and its ground truth.
     Simulate(cmd::sim::SimulateArgs),
+    /// Attribute a simulated chain's services (exchanges, OTC, mixer, processor) from its
+    /// truth/ folder into DATA_DIR/attribution.tsv, as a vendor's labels would.
+    SimAttribution { truth_dir: PathBuf },
     /// Add blocks to the index (Core blocks directory, block files, or blockchain-etl rows).
     Ingest(cmd::chain::IngestArgs),
     /// Parse and verify block files without indexing them.
@@ -89,6 +92,10 @@ fn main() {
     let result: anyhow::Result<()> = match cli.command {
         Command::Demo(a) => cmd::sim::run_demo(a, g),
         Command::Simulate(a) => cmd::sim::run_simulate(a, g),
+        Command::SimAttribution { truth_dir } => {
+            cmd::sim::write_service_attribution(&truth_dir, &g.data_dir.join("attribution.tsv"))
+                .map(|n| println!("{n} service addresses attributed"))
+        }
         Command::Ingest(a) => cmd::chain::run_ingest(a, g),
         Command::Inspect(a) => cmd::chain::run_inspect(a, g),
         Command::Tx(a) => cmd::chain::run_tx(a, g),
