@@ -683,3 +683,54 @@ fn zmq_rawblock_path_indexes_blocks_from_a_real_node() {
     h.join().unwrap().unwrap();
     zl.join().unwrap();
 }
+
+#[test]
+fn alerts_catch_up_after_a_crash_between_index_and_alert_commits() {
+    let Some(node) = Node::start() else { return };
+    let (a, b) = (Key::new(41), Key::new(42));
+    node.mine(101, &a.addr);
+    let data = tempfile::tempdir().unwrap();
+    let loot = coinbase_coin(&node, 1, 41);
+    {
+        let mut f = follower(&node, data.path());
+        f.sync_once().unwrap();
+        add_rule(
+            &mut f,
+            Some("loot".into()),
+            RuleKind::TracedSpend {
+                case: None,
+                outpoints: vec![format!("{}:0", loot.outpoint.txid)],
+                follow_hops: 0,
+            },
+        );
+    }
+    // The index moves on without the alert engine, as if the process died right after the
+    // index commit.
+    let tx = spend(
+        std::slice::from_ref(&loot),
+        &[(b.script(), loot.value - 1000)],
+    );
+    node.mine_txs(&b.addr, std::slice::from_ref(&tx));
+    node.mine(2, &b.addr);
+    {
+        let rpc = RpcClient::new(&node.url(), Auth::Cookie(node.cookie())).unwrap();
+        let mut bare = Follower::open(&data.path().join("index"), rpc, None).unwrap();
+        assert_eq!(bare.sync_once().unwrap().blocks_added, 3);
+    }
+    // On restart the engine evaluates the three blocks it missed: one alert.
+    let mut f = follower(&node, data.path());
+    let r = f.sync_once().unwrap();
+    assert_eq!((r.blocks_added, r.alerts), (0, 1));
+    let e = r.engine.unwrap();
+    assert_eq!(e.blocks_evaluated, 3);
+    assert_eq!(e.alerts[0].height, 102);
+    assert_eq!(
+        e.alerts[0].details["spending_txid"],
+        json!(tx.compute_txid().to_string())
+    );
+    drop(f);
+    let mut f = follower(&node, data.path());
+    assert_eq!(f.sync_once().unwrap().alerts, 0);
+    let store = f.engine_mut().unwrap().store().clone();
+    assert_eq!(store.list(&AlertFilter::default()).unwrap().len(), 1);
+}
