@@ -68,6 +68,9 @@ pub struct SyncReport {
     pub tip_height: Option<u32>,
     pub tip_hash: Option<String>,
     pub alerts: usize,
+    /// Set when the node's tip is an ancestor of the index's tip (the node is behind).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_behind: Option<u32>,
     #[serde(skip)]
     pub engine: Option<EngineReport>,
 }
@@ -158,6 +161,11 @@ impl Follower {
             return Ok(None);
         };
         let start = self.index.start_height();
+        if node_height < start {
+            return Err(FollowError::Chain(format!(
+                "the node is at height {node_height}, below the index's first block ({start}): waiting for it to sync"
+            )));
+        }
         let mut h = tip.min(node_height);
         loop {
             if self.rpc.get_block_hash(h)? == self.index_hash_at(h) {
@@ -180,6 +188,18 @@ impl Follower {
         let node_tip = info.blocks;
         let fork = self.find_fork(node_tip)?;
         if let (Some(f), Some(tip)) = (fork, self.index.tip_height()) {
+            if f == node_tip && f < tip {
+                // The node holds a prefix of our chain: it is behind (still syncing, or a
+                // different node), not on another branch. Rolling back would throw away
+                // blocks it will most likely reach again; wait instead.
+                tracing::warn!(
+                    node = node_tip,
+                    index = tip,
+                    "the node is behind the index; waiting for it"
+                );
+                rep.node_behind = Some(node_tip);
+                return self.finish(rep);
+            }
             if f < tip {
                 // The node left our branch: it is the authority even if its branch has less
                 // work than ours (after invalidateblock, say).

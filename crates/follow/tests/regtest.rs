@@ -225,6 +225,11 @@ fn follows_reorganisations_and_alerts_exactly_once() {
         .unwrap()
         .to_string();
     node.call("invalidateblock", json!([fork_hash]));
+    // Until the node has another branch it only looks behind: the index waits, unchanged.
+    let before = index_tip(&f);
+    let r = f.sync_once().unwrap();
+    assert_eq!((r.node_behind, r.blocks_rolled_back), (Some(101), 0));
+    assert_eq!(index_tip(&f), before);
     node.mine_txs(&c.addr, &[]);
     node.mine_txs(&c.addr, &[]);
     node.mine_txs(&c.addr, &[]);

@@ -73,6 +73,9 @@ pub fn run_follow(a: FollowArgs, g: &Global) -> Result<()> {
     };
     let json = g.json;
     let print = move |r: &cointrail_follow::SyncReport| {
+        if let Some(h) = r.node_behind {
+            eprintln!("the node is at height {h}, behind the index; waiting for it to catch up");
+        }
         if r.blocks_added == 0 && r.blocks_rolled_back == 0 && r.alerts == 0 {
             return;
         }
