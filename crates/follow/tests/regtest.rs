@@ -259,6 +259,19 @@ fn follows_reorganisations_and_alerts_exactly_once() {
     );
     assert!(alerts.iter().all(|a| !a.orphaned && a.height == 105));
 
+    // B's whole balance is the 30 BTC from the loot (the blocks mined to B were orphaned):
+    // a drain rule by share sees 100% leave.
+    add_rule(
+        &mut f,
+        Some("b-share".into()),
+        RuleKind::Drain {
+            addresses: vec![b.addr.to_string()],
+            entity: None,
+            threshold_sats: None,
+            share_pct: Some(90.0),
+            window_blocks: 1,
+        },
+    );
     // One hop further: B spends what it got from the loot: the moved frontier fires.
     let b_coin = Coin {
         outpoint: bitcoin::OutPoint::new(tx1.compute_txid(), 0),
@@ -274,10 +287,20 @@ fn follows_reorganisations_and_alerts_exactly_once() {
         .store()
         .list(&AlertFilter::default())
         .unwrap();
-    assert_eq!(alerts.len(), 3);
-    assert_eq!(alerts[2].kind, "traced_spend");
-    assert_eq!(alerts[2].details["hops_from_root"], json!(1));
-    assert_eq!(alerts[2].txid, tx1.compute_txid().to_string());
+    assert_eq!(alerts.len(), 4);
+    assert_eq!(
+        (alerts[2].rule_id.as_str(), alerts[2].kind.as_str()),
+        ("b-share", "drain")
+    );
+    assert_eq!(alerts[2].details["share_pct"], json!(100.0));
+    assert_eq!(
+        alerts[2].details["balance_before_sats"],
+        json!(30 * 100_000_000u64)
+    );
+    assert_eq!(alerts[2].txid, tx2.compute_txid().to_string());
+    assert_eq!(alerts[3].kind, "traced_spend");
+    assert_eq!(alerts[3].details["hops_from_root"], json!(1));
+    assert_eq!(alerts[3].txid, tx1.compute_txid().to_string());
 
     // Ack by prefix.
     let store = f.engine_mut().unwrap().store().clone();
@@ -288,7 +311,7 @@ fn follows_reorganisations_and_alerts_exactly_once() {
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(open.len(), 2);
+    assert_eq!(open.len(), 3);
 }
 
 /// Records what a derived-state keeper (clustering, traces) is told.
