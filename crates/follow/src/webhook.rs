@@ -80,7 +80,9 @@ pub fn deliver_due(store: &AlertStore, cfg: &DeliveryConfig) -> Result<DeliveryR
                             .base_backoff
                             .saturating_mul(1u32 << (d.attempts - 1).min(20))
                             .min(cfg.max_backoff);
-                        d.next_try_ms = now + back.as_millis() as u64;
+                        // From the failure, not the round's start: a slow endpoint must
+                        // not eat its own backoff.
+                        d.next_try_ms = now_ms() + back.as_millis() as u64;
                         out.insert(key.as_str(), to_json(&d).as_slice())
                             .map_err(|e| store.err(e))?;
                         rep.failed += 1;
