@@ -128,7 +128,7 @@ pub fn run(cmd: CaseCmd, g: &Global) -> Result<()> {
             }
         }
         CaseCmd::ImportSim { truth_dir } => {
-            let names = import_sim(&truth_dir, g)?;
+            let names = import_into(&s, &truth_dir)?;
             if g.json {
                 crate::print_json(&names)?;
             } else {
@@ -156,6 +156,10 @@ fn now() -> u64 {
 /// One case per simulated heist or theft, from `truth/stolen_outpoints.tsv`
 /// (`heist, outpoint, value, address, drain_txid, height`).
 pub fn import_sim(truth_dir: &std::path::Path, g: &Global) -> Result<Vec<String>> {
+    import_into(&store(g)?, truth_dir)
+}
+
+fn import_into(s: &CaseStore, truth_dir: &std::path::Path) -> Result<Vec<String>> {
     let path = truth_dir.join("stolen_outpoints.tsv");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         anyhow::anyhow!(
@@ -178,7 +182,6 @@ pub fn import_sim(truth_dir: &std::path::Path, g: &Global) -> Result<Vec<String>
             .or_default()
             .extend(parse_outpoints(f[1])?);
     }
-    let s = store(g)?;
     let mut names = Vec::new();
     for (h, sources) in by_heist {
         let name = format!("sim-heist-{h}");

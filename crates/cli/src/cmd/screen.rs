@@ -32,6 +32,8 @@ pub fn open_engine(g: &Global, rules: Option<&PathBuf>) -> Result<Engine> {
 
 pub fn run(a: ScreenArgs, g: &Global) -> Result<()> {
     let mut e = open_engine(g, a.rules.as_ref())?;
+    // Stored cases count exactly: trace them first.
+    e.load_case_taint()?;
     e.params.max_hops = a.max_hops;
     let s = e.screen(&Subject::parse(&a.subject)?)?;
     if g.json {

@@ -1,0 +1,136 @@
+//! The README's main command and the investigation commands, end to end on the demo data.
+
+use std::path::Path;
+use std::process::Command;
+
+fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cointrail"))
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let (ok, out, err) = cli(dir, &a);
+    assert!(ok, "{args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+}
+
+#[test]
+fn demo_then_investigate() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    let demo = json(&dir, &["demo"]);
+    assert!(demo["index"]["tx_count"].as_u64().unwrap() > 20_000);
+    let traces = demo["traces"].as_array().unwrap();
+    assert!(!traces.is_empty());
+    for t in traces {
+        let x = &t["totals"];
+        let sum: u64 = [
+            "unspent_sats",
+            "fee_sats",
+            "stopped_sats",
+            "mixer_sats",
+            "limit_sats",
+        ]
+        .iter()
+        .map(|k| x[k].as_u64().unwrap())
+        .sum();
+        assert_eq!(
+            sum,
+            x["source_sats"].as_u64().unwrap(),
+            "FIFO conserves the stolen amount"
+        );
+    }
+    assert!(dir.join("sim-heist-0.html").exists());
+
+    // Cases: listed, re-importable, traceable under another model with a report.
+    let cases = json(&dir, &["case", "list"]);
+    assert!(cases
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "sim-heist-0"));
+    let (ok, _, err) = cli(
+        &dir,
+        &[
+            "case",
+            "import-sim",
+            dir.join("demo-chain/truth").to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    let report = d.path().join("h.md");
+    let h = json(
+        &dir,
+        &[
+            "trace",
+            "sim-heist-0",
+            "--model",
+            "haircut",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    let x = &h["totals"];
+    let sum: u64 = [
+        "unspent_sats",
+        "fee_sats",
+        "stopped_sats",
+        "mixer_sats",
+        "limit_sats",
+    ]
+    .iter()
+    .map(|k| x[k].as_u64().unwrap())
+    .sum();
+    assert_eq!(
+        sum,
+        x["source_sats"].as_u64().unwrap(),
+        "haircut conserves too"
+    );
+    assert!(std::fs::read_to_string(&report)
+        .unwrap()
+        .contains("## Where the coins went"));
+    assert_eq!(h["parameters"]["model"], "haircut");
+    assert!(h["provenance"]["index_tip_height"].as_u64().is_some());
+
+    // A deposit the trace reached at an exchange screens as exposed to the case.
+    let f = json(&dir, &["trace", "sim-heist-0"]);
+    let row = f["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stop_reason"] == "service:exchange")
+        .expect("the heist reaches an exchange");
+    let outpoint = format!("{}:{}", row["txid"].as_str().unwrap(), row["vout"]);
+    let s = json(&dir, &["screen", &outpoint]);
+    assert_eq!(s["risk"], "severe", "{s}");
+    assert!(s["exposure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["category"] == "stolen_funds:sim-heist-0"));
+    let origin = json(
+        &dir,
+        &["trace", "origin", &outpoint, "--case", "sim-heist-0"],
+    );
+    assert_eq!(origin["cases"][0]["tainted_sats"], row["tainted_sats"]);
+
+    // Bad input: clear errors, non-zero exit.
+    let (ok, _, err) = cli(&dir, &["trace", "no-such-case"]);
+    assert!(!ok && err.contains("no case named"), "{err}");
+    let (ok, _, err) = cli(&dir, &["screen", "bc1qnotanaddress"]);
+    assert!(!ok && err.contains("not a valid"), "{err}");
+    let (ok, _, err) = cli(&dir, &["trace", "sim-heist-0", "--model", "bogus"]);
+    assert!(!ok && err.contains("unknown model"), "{err}");
+}
