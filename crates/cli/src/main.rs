@@ -83,6 +83,12 @@ enum Command {
 }
 
 fn main() {
+    // `cointrail … | head` must end quietly when the reader goes away, as Unix tools do,
+    // instead of panicking on the failed write.
+    // SAFETY: setting a signal disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("COINTRAIL_LOG"))
