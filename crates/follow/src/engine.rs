@@ -184,7 +184,8 @@ impl AlertEngine {
         };
         let state = self.initial_state(index, &rule);
         let s = &self.store;
-        let w = s.db.begin_write().map_err(|e| s.err(e))?;
+        let db = s.db()?;
+        let w = db.begin_write().map_err(|e| s.err(e))?;
         {
             w.open_table(RULES)
                 .map_err(|e| s.err(e))?
@@ -203,7 +204,8 @@ impl AlertEngine {
 
     pub fn remove_rule(&mut self, id: &str) -> Result<(), StoreError> {
         let s = &self.store;
-        let w = s.db.begin_write().map_err(|e| s.err(e))?;
+        let db = s.db()?;
+        let w = db.begin_write().map_err(|e| s.err(e))?;
         let found = w
             .open_table(RULES)
             .map_err(|e| s.err(e))?
@@ -273,7 +275,8 @@ impl AlertEngine {
         };
         let Some((cur, cur_hash)) = self.store.cursor()? else {
             let s = &self.store;
-            let w = s.db.begin_write().map_err(|e| s.err(e))?;
+            let db = s.db()?;
+            let w = db.begin_write().map_err(|e| s.err(e))?;
             w.open_table(PROCESSED)
                 .map_err(|e| s.err(e))?
                 .insert(tip, hash_at(tip).expect("tip").as_slice())
@@ -309,7 +312,8 @@ impl AlertEngine {
 
     fn processed_map(&self) -> Result<HashMap<u32, [u8; 32]>, StoreError> {
         let s = &self.store;
-        let r = redb::ReadableDatabase::begin_read(&s.db).map_err(|e| s.err(e))?;
+        let db = s.db()?;
+        let r = redb::ReadableDatabase::begin_read(&*db).map_err(|e| s.err(e))?;
         let t = r.open_table(PROCESSED).map_err(|e| s.err(e))?;
         let mut m = HashMap::new();
         for row in t.iter().map_err(|e| s.err(e))? {
@@ -322,7 +326,8 @@ impl AlertEngine {
     /// Undo blocks `common+1 ..= cur`: restore rule states, mark their alerts orphaned.
     fn rollback(&mut self, common: u32, cur: u32) -> Result<(), StoreError> {
         let s = &self.store;
-        let w = s.db.begin_write().map_err(|e| s.err(e))?;
+        let db = s.db()?;
+        let w = db.begin_write().map_err(|e| s.err(e))?;
         {
             let mut undo = w.open_table(UNDO).map_err(|e| s.err(e))?;
             let mut states = w.open_table(RULE_STATE).map_err(|e| s.err(e))?;
@@ -360,7 +365,8 @@ impl AlertEngine {
 
     fn load_state(&self, id: &str) -> Result<Option<RuleState>, StoreError> {
         let s = &self.store;
-        let r = redb::ReadableDatabase::begin_read(&s.db).map_err(|e| s.err(e))?;
+        let db = s.db()?;
+        let r = redb::ReadableDatabase::begin_read(&*db).map_err(|e| s.err(e))?;
         let t = r.open_table(RULE_STATE).map_err(|e| s.err(e))?;
         let v = t.get(id).map_err(|e| s.err(e))?;
         v.map(|v| serde_json::from_slice(v.value()).map_err(|e| s.err(e)))
@@ -514,7 +520,8 @@ impl AlertEngine {
     ) -> Result<&HashMap<AddressKey, FlaggedAddress>, StoreError> {
         if self.flagged_cache.is_none() {
             let s = &self.store;
-            let r = redb::ReadableDatabase::begin_read(&s.db).map_err(|e| s.err(e))?;
+            let db = s.db()?;
+            let r = redb::ReadableDatabase::begin_read(&*db).map_err(|e| s.err(e))?;
             let t = r.open_table(FLAGGED).map_err(|e| s.err(e))?;
             let mut m = HashMap::new();
             for row in t.iter().map_err(|e| s.err(e))? {
@@ -546,7 +553,8 @@ impl AlertEngine {
         }
         {
             let s = &self.store;
-            let w = s.db.begin_write().map_err(|e| s.err(e))?;
+            let db = s.db()?;
+            let w = db.begin_write().map_err(|e| s.err(e))?;
             {
                 let mut t = w.open_table(FLAGGED).map_err(|e| s.err(e))?;
                 for (_, f) in &keys {
@@ -610,7 +618,8 @@ impl AlertEngine {
         block: Option<BlockCommit>,
     ) -> Result<Vec<Alert>, StoreError> {
         let s = self.store.clone();
-        let w = s.db.begin_write().map_err(|e| s.err(e))?;
+        let db = s.db()?;
+        let w = db.begin_write().map_err(|e| s.err(e))?;
         let mut new_alerts = Vec::new();
         let now = now_ms();
         {

@@ -87,9 +87,52 @@ pub struct AlertFilter {
     pub limit: Option<usize>,
 }
 
+/// The store is opened for each operation and closed after it, so that `cointrail alerts`
+/// (another process) can read and acknowledge while `cointrail follow` runs: redb allows
+/// one process at a time, and waiting a few milliseconds for the other is cheap.
 pub struct AlertStore {
-    pub(crate) db: redb::Database,
+    slot: std::sync::Mutex<Option<redb::Database>>,
     pub(crate) path: PathBuf,
+}
+
+/// An open database, closed when dropped. Bind it before the transactions that use it.
+pub(crate) struct Db<'a>(std::sync::MutexGuard<'a, Option<redb::Database>>);
+
+impl std::ops::Deref for Db<'_> {
+    type Target = redb::Database;
+    fn deref(&self) -> &redb::Database {
+        self.0.as_ref().expect("opened by AlertStore::db")
+    }
+}
+
+impl Drop for Db<'_> {
+    fn drop(&mut self) {
+        self.0.take();
+    }
+}
+
+/// How long to wait for another process to close the store.
+const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+fn open_db(path: &Path) -> Result<redb::Database, StoreError> {
+    let t0 = std::time::Instant::now();
+    loop {
+        match redb::Database::create(path) {
+            Ok(db) => return Ok(db),
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if t0.elapsed() < OPEN_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(db_err(
+                    path,
+                    format!(
+                    "another process has held it for {OPEN_WAIT:?}; is a cointrail command stuck?"
+                ),
+                ))
+            }
+            Err(e) => return Err(db_err(path, e)),
+        }
+    }
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -108,15 +151,19 @@ impl AlertStore {
     pub fn open(data_dir: &Path) -> Result<AlertStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| db_err(data_dir, e))?;
         let path = data_dir.join("alerts.redb");
-        let db = redb::Database::create(&path).map_err(|e| {
-            db_err(
-                &path,
-                format!("{e} (another cointrail process may hold it: one follower per data dir)"),
-            )
-        })?;
-        let s = AlertStore { db, path };
+        let s = AlertStore {
+            slot: std::sync::Mutex::new(None),
+            path,
+        };
         // Create every table so readers never meet a missing one.
-        let w = s.db.begin_write().map_err(|e| s.err(e))?;
+        s.create_tables()?;
+        Ok(s)
+    }
+
+    fn create_tables(&self) -> Result<(), StoreError> {
+        let s = self;
+        let db = s.db()?;
+        let w = db.begin_write().map_err(|e| s.err(e))?;
         {
             w.open_table(RULES).map_err(|e| s.err(e))?;
             w.open_table(RULE_STATE).map_err(|e| s.err(e))?;
@@ -130,8 +177,15 @@ impl AlertStore {
             w.open_table(FLAGGED).map_err(|e| s.err(e))?;
             w.open_table(META).map_err(|e| s.err(e))?;
         }
-        w.commit().map_err(|e| s.err(e))?;
-        Ok(s)
+        w.commit().map_err(|e| s.err(e))
+    }
+
+    pub(crate) fn db(&self) -> Result<Db<'_>, StoreError> {
+        let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        if g.is_none() {
+            *g = Some(open_db(&self.path)?);
+        }
+        Ok(Db(g))
     }
 
     pub(crate) fn err(&self, e: impl std::fmt::Display) -> StoreError {
@@ -143,7 +197,8 @@ impl AlertStore {
     }
 
     pub fn rules(&self) -> Result<Vec<Rule>, StoreError> {
-        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let db = self.db()?;
+        let r = db.begin_read().map_err(|e| self.err(e))?;
         let t = r.open_table(RULES).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in t.iter().map_err(|e| self.err(e))? {
@@ -155,7 +210,8 @@ impl AlertStore {
 
     /// Alerts in the order they were raised (newest last).
     pub fn list(&self, f: &AlertFilter) -> Result<Vec<Alert>, StoreError> {
-        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let db = self.db()?;
+        let r = db.begin_read().map_err(|e| self.err(e))?;
         let seq = r.open_table(ALERT_SEQ).map_err(|e| self.err(e))?;
         let alerts = r.open_table(ALERTS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
@@ -181,7 +237,8 @@ impl AlertStore {
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Alert>, StoreError> {
-        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let db = self.db()?;
+        let r = db.begin_read().map_err(|e| self.err(e))?;
         let t = r.open_table(ALERTS).map_err(|e| self.err(e))?;
         let v = t.get(id).map_err(|e| self.err(e))?;
         v.map(|v| serde_json::from_slice(v.value()).map_err(|e| self.err(e)))
@@ -190,7 +247,8 @@ impl AlertStore {
 
     /// Acknowledge alerts by id (or unique id prefix); returns how many changed.
     pub fn ack(&self, ids: &[String]) -> Result<usize, StoreError> {
-        let w = self.db.begin_write().map_err(|e| self.err(e))?;
+        let db = self.db()?;
+        let w = db.begin_write().map_err(|e| self.err(e))?;
         let mut changed = 0;
         {
             let mut t = w.open_table(ALERTS).map_err(|e| self.err(e))?;
@@ -233,7 +291,8 @@ impl AlertStore {
                 "webhook secret must be at least 16 characters (it keys the HMAC)".into(),
             ));
         }
-        let w = self.db.begin_write().map_err(|e| self.err(e))?;
+        let db = self.db()?;
+        let w = db.begin_write().map_err(|e| self.err(e))?;
         w.open_table(WEBHOOKS)
             .map_err(|e| self.err(e))?
             .insert(h.name.as_str(), to_json(h).as_slice())
@@ -242,7 +301,8 @@ impl AlertStore {
     }
 
     pub fn remove_webhook(&self, name: &str) -> Result<bool, StoreError> {
-        let w = self.db.begin_write().map_err(|e| self.err(e))?;
+        let db = self.db()?;
+        let w = db.begin_write().map_err(|e| self.err(e))?;
         let found = w
             .open_table(WEBHOOKS)
             .map_err(|e| self.err(e))?
@@ -267,7 +327,8 @@ impl AlertStore {
 
     /// Put dead letters back in the outbox (after the endpoint is fixed).
     pub fn requeue_dead(&self) -> Result<usize, StoreError> {
-        let w = self.db.begin_write().map_err(|e| self.err(e))?;
+        let db = self.db()?;
+        let w = db.begin_write().map_err(|e| self.err(e))?;
         let n;
         {
             let mut dead = w.open_table(DEAD).map_err(|e| self.err(e))?;
@@ -295,7 +356,8 @@ impl AlertStore {
         &self,
         def: TableDefinition<&str, &[u8]>,
     ) -> Result<Vec<T>, StoreError> {
-        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let db = self.db()?;
+        let r = db.begin_read().map_err(|e| self.err(e))?;
         let t = r.open_table(def).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in t.iter().map_err(|e| self.err(e))? {
@@ -307,7 +369,8 @@ impl AlertStore {
 
     /// Last evaluated block: (height, hash).
     pub fn cursor(&self) -> Result<Option<(u32, [u8; 32])>, StoreError> {
-        let r = self.db.begin_read().map_err(|e| self.err(e))?;
+        let db = self.db()?;
+        let r = db.begin_read().map_err(|e| self.err(e))?;
         let t = r.open_table(PROCESSED).map_err(|e| self.err(e))?;
         let last = t.last().map_err(|e| self.err(e))?;
         Ok(last.map(|(k, v)| {
@@ -315,5 +378,39 @@ impl AlertStore {
             h.copy_from_slice(v.value());
             (k.value(), h)
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_handles_share_the_file_one_operation_at_a_time() {
+        // As `cointrail follow` and `cointrail alerts` do from two processes.
+        let dir = tempfile::tempdir().unwrap();
+        let a = std::sync::Arc::new(AlertStore::open(dir.path()).unwrap());
+        let b = std::sync::Arc::new(AlertStore::open(dir.path()).unwrap());
+        let hook = |n: usize| Webhook {
+            name: format!("h{n}"),
+            url: format!("http://127.0.0.1:{}/x", 1000 + n),
+            secret: "0123456789abcdef".into(),
+        };
+        let t = {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for n in 0..40 {
+                    a.add_webhook(&hook(n)).unwrap();
+                }
+            })
+        };
+        for n in 40..80 {
+            b.add_webhook(&hook(n)).unwrap();
+            b.webhooks().unwrap();
+        }
+        t.join().unwrap();
+        assert_eq!(a.webhooks().unwrap().len(), 80);
+        assert!(b.remove_webhook("h3").unwrap());
+        assert_eq!(a.webhooks().unwrap().len(), 79);
     }
 }

@@ -56,7 +56,8 @@ pub fn deliver_due(store: &AlertStore, cfg: &DeliveryConfig) -> Result<DeliveryR
             // The webhook was removed, or the alert is gone: nothing to deliver.
             _ => Ok(()),
         };
-        let w = store.db.begin_write().map_err(|e| store.err(e))?;
+        let db = store.db()?;
+        let w = db.begin_write().map_err(|e| store.err(e))?;
         {
             let mut out = w.open_table(OUTBOX).map_err(|e| store.err(e))?;
             match result {
