@@ -261,9 +261,7 @@ pub enum WebhookCmd {
 }
 
 fn open_store(g: &Global) -> Result<AlertStore> {
-    AlertStore::open(&g.data_dir).context(
-        "opening the alert store (while `cointrail follow` runs it holds the store: stop it, or manage alerts through the service)",
-    )
+    AlertStore::open(&g.data_dir).context("opening the alert store")
 }
 
 pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
