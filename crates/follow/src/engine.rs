@@ -143,11 +143,22 @@ impl AlertEngine {
     ) -> Result<Rule, StoreError> {
         let network = index.render_network();
         rules::validate(&kind, network).map_err(StoreError::Invalid)?;
-        if let RuleKind::TracedSpend { case: Some(c), .. } = &kind {
-            if let Some(t) = &self.hooks.taint {
-                if t.watched_outputs(c).is_none() {
+        if let RuleKind::TracedSpend {
+            case: Some(c),
+            outpoints,
+            ..
+        } = &kind
+        {
+            match &self.hooks.taint {
+                Some(t) if t.watched_outputs(c).is_none() => {
                     return Err(StoreError::Invalid(format!("no case named {c:?}")));
                 }
+                None if outpoints.is_empty() => {
+                    return Err(StoreError::Invalid(format!(
+                        "case {c:?}: this program has no trace hook to read a case's outputs from; give the outputs with --outpoint TXID:VOUT"
+                    )));
+                }
+                _ => {}
             }
         }
         let existing = self.store.rules()?;
