@@ -22,7 +22,7 @@ fi
 for model in fifo haircut; do
   times=()
   for i in 1 2 3 4 5; do
-    line=$($C --data-dir "$DATA" trace sim-heist-0 --model "$model" | head -1)
+    line=$($C --data-dir "$DATA" trace sim-heist-0 --model "$model" | sed -n 1p)
     # "trace of sim-heist-0 (fifo, 3940 txs visited in 0.04s)"
     visited=$(echo "$line" | sed -E 's/.*, ([0-9]+) txs visited in ([0-9.]+)s\)/\1/')
     secs=$(echo "$line" | sed -E 's/.*, ([0-9]+) txs visited in ([0-9.]+)s\)/\2/')

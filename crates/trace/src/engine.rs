@@ -98,6 +98,9 @@ pub struct TraceParams {
     pub labels: Vec<String>,
     /// Caller's provenance: index tip, label versions, clustering setting.
     pub provenance: serde_json::Value,
+    /// Rows kept in `outputs`; past it rows are counted, not stored (poison can reach most
+    /// of a chain), and `outputs_truncated` says so. Totals are always complete.
+    pub max_rows: usize,
 }
 
 impl Default for TraceParams {
@@ -111,6 +114,7 @@ impl Default for TraceParams {
             coinjoin: CoinJoinPolicy::Stop,
             labels: vec!["case".into()],
             provenance: serde_json::Value::Null,
+            max_rows: 200_000,
         }
     }
 }
@@ -212,6 +216,8 @@ pub struct TraceResult {
     pub mixers: Vec<MixerEntry>,
     pub peel_chains: Vec<PeelChain>,
     pub txs_visited: u64,
+    pub tainted_outputs: u64,
+    pub outputs_truncated: bool,
     /// Labels claiming the same satoshis where models keep the first (§1.4).
     pub warnings: Vec<String>,
     pub outputs: Vec<Row>,
@@ -221,7 +227,6 @@ struct Tainted {
     runs: Vec<Run>,
     hops: u32,
     inferred: bool,
-    row: usize,
 }
 
 fn display_txid(raw: [u8; 32]) -> String {
@@ -245,6 +250,8 @@ struct Tracer<'a> {
     mixers: Vec<MixerEntry>,
     warnings: Vec<String>,
     visited: u64,
+    tainted_outputs: u64,
+    truncated: bool,
 }
 
 impl Tracer<'_> {
@@ -335,7 +342,6 @@ impl Tracer<'_> {
                         runs,
                         hops,
                         inferred,
-                        row: idx,
                     },
                 );
                 if self.queued.insert(s) {
@@ -360,7 +366,6 @@ impl Tracer<'_> {
                             from = Some(view.output_tx(o));
                         }
                         inferred |= x.inferred;
-                        let _ = x.row;
                         ins.push(x.runs);
                     }
                     None => ins.push(vec![Run::clean(view.output_value(o))]),
@@ -489,6 +494,8 @@ pub fn trace(
         mixers: Vec::new(),
         warnings: Vec::new(),
         visited: 0,
+        tainted_outputs: 0,
+        truncated: false,
     };
     // Sources, merged per output: several cases may claim parts of one output.
     let mut by_out: std::collections::BTreeMap<OutNum, Vec<Run>> = Default::default();
@@ -554,6 +561,7 @@ pub fn trace(
             "min_fraction": p.min_fraction,
             "coinjoin_policy": p.coinjoin,
             "labels": p.labels,
+            "max_rows": p.max_rows,
         }),
         provenance: p.provenance.clone(),
         totals,
@@ -563,6 +571,8 @@ pub fn trace(
         mixers: tr.mixers.clone(),
         peel_chains,
         txs_visited: tr.visited,
+        tainted_outputs: tr.tainted_outputs,
+        outputs_truncated: tr.truncated,
         warnings: tr.warnings.clone(),
         outputs: tr.rows,
     }

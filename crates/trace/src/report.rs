@@ -10,15 +10,33 @@ fn btc(s: u64) -> String {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The flows of the diagram: (label, sats, colour), largest first.
 fn flows(r: &TraceResult) -> Vec<(String, u64, &'static str)> {
-    let mut v: Vec<(String, u64, &'static str)> = r.destinations.iter().take(12).map(|d| (format!("{} ({})", d.name, d.category), d.tainted_sats, "#d9534f")).collect();
+    let mut v: Vec<(String, u64, &'static str)> = r
+        .destinations
+        .iter()
+        .take(12)
+        .map(|d| {
+            (
+                format!("{} ({})", d.name, d.category),
+                d.tainted_sats,
+                "#d9534f",
+            )
+        })
+        .collect();
     let shown: u64 = v.iter().map(|x| x.1).sum();
     if r.totals.stopped_sats > shown {
-        v.push(("other services".into(), r.totals.stopped_sats - shown, "#e8a0a0"));
+        v.push((
+            "other services".into(),
+            r.totals.stopped_sats - shown,
+            "#e8a0a0",
+        ));
     }
     v.push(("mixers / CoinJoins".into(), r.totals.mixer_sats, "#8e6bbf"));
     v.push(("unspent (dormant)".into(), r.totals.unspent_sats, "#f0ad4e"));
@@ -32,33 +50,107 @@ pub fn markdown(r: &TraceResult, title: &str) -> String {
     let t = &r.totals;
     let mut s = String::new();
     let _ = writeln!(s, "# Trace report: {title}\n");
-    let _ = writeln!(s, "Parameters: `{}`\n\nProvenance: `{}`\n", r.parameters, r.provenance);
+    let _ = writeln!(
+        s,
+        "Parameters: `{}`\n\nProvenance: `{}`\n",
+        r.parameters, r.provenance
+    );
     let _ = writeln!(s, "## Totals\n\n| | BTC | share |\n|---|---:|---:|");
-    for (k, v) in [("stolen (source)", t.source_sats), ("reached services", t.stopped_sats), ("entered mixers", t.mixer_sats), ("unspent (dormant)", t.unspent_sats), ("fees", t.fee_sats), ("stopped at limits", t.limit_sats)] {
-        let _ = writeln!(s, "| {k} | {} | {:.2}% |", btc(v), if t.source_sats == 0 { 0.0 } else { v as f64 * 100.0 / t.source_sats as f64 });
+    for (k, v) in [
+        ("stolen (source)", t.source_sats),
+        ("reached services", t.stopped_sats),
+        ("entered mixers", t.mixer_sats),
+        ("unspent (dormant)", t.unspent_sats),
+        ("fees", t.fee_sats),
+        ("stopped at limits", t.limit_sats),
+    ] {
+        let _ = writeln!(
+            s,
+            "| {k} | {} | {:.2}% |",
+            btc(v),
+            if t.source_sats == 0 {
+                0.0
+            } else {
+                v as f64 * 100.0 / t.source_sats as f64
+            }
+        );
     }
-    let _ = writeln!(s, "\n{} transactions visited.{}\n", r.txs_visited, if r.conserving { " The model conserves value: the rows above add up to the source." } else { " Poison does not conserve value: amounts are reachability, not shares." });
+    let _ = writeln!(
+        s,
+        "\n{} transactions visited.{}\n",
+        r.txs_visited,
+        if r.conserving {
+            " The model conserves value: the rows above add up to the source."
+        } else {
+            " Poison does not conserve value: amounts are reachability, not shares."
+        }
+    );
     let _ = writeln!(s, "## Where the coins went\n\n| destination | category | BTC | share | min hops | heights | path (theft → destination) |\n|---|---|---:|---:|---:|---|---|");
     for d in &r.destinations {
-        let _ = writeln!(s, "| {} | {} | {} | {:.2}% | {} | {}–{} | {} |", d.name, d.category, btc(d.tainted_sats), d.share * 100.0, d.min_hops, d.first_height, d.last_height, d.path.iter().map(|t| format!("`{}`", &t[..16])).collect::<Vec<_>>().join(" → "));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.2}% | {} | {}–{} | {} |",
+            d.name,
+            d.category,
+            btc(d.tainted_sats),
+            d.share * 100.0,
+            d.min_hops,
+            d.first_height,
+            d.last_height,
+            d.path
+                .iter()
+                .map(|t| format!("`{}`", &t[..16]))
+                .collect::<Vec<_>>()
+                .join(" → ")
+        );
     }
     if !r.mixers.is_empty() {
         let _ = writeln!(s, "\n## Mixers and CoinJoins\n\n| transaction | protocol | anonymity set | tainted in (BTC) |\n|---|---|---:|---:|");
         for m in &r.mixers {
-            let _ = writeln!(s, "| `{}` | {} | {} | {} |", m.txid, m.protocol, m.anonymity_set, btc(m.tainted_in));
+            let _ = writeln!(
+                s,
+                "| `{}` | {} | {} | {} |",
+                m.txid,
+                m.protocol,
+                m.anonymity_set,
+                btc(m.tainted_in)
+            );
         }
     }
     if !r.peel_chains.is_empty() {
         let _ = writeln!(s, "\n## Peel chains\n\n| first transaction | length | peeled (BTC) | peels went to |\n|---|---:|---:|---|");
         for c in &r.peel_chains {
-            let dests: Vec<String> = c.steps.iter().filter_map(|x| x.destination.clone()).collect();
-            let _ = writeln!(s, "| `{}` | {} | {} | {} |", c.first_txid, c.length, btc(c.peeled_sats), dests.join(", "));
+            let dests: Vec<String> = c
+                .steps
+                .iter()
+                .filter_map(|x| x.destination.clone())
+                .collect();
+            let _ = writeln!(
+                s,
+                "| `{}` | {} | {} | {} |",
+                c.first_txid,
+                c.length,
+                btc(c.peeled_sats),
+                dests.join(", ")
+            );
         }
     }
-    let dormant: Vec<_> = r.outputs.iter().filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0).collect();
+    let dormant: Vec<_> = r
+        .outputs
+        .iter()
+        .filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0)
+        .collect();
     let _ = writeln!(s, "\n## Dormant funds ({} outputs)\n\n| output | address | tainted (BTC) | height |\n|---|---|---:|---:|", dormant.len());
     for o in dormant.iter().take(50) {
-        let _ = writeln!(s, "| `{}:{}` | {} | {} | {} |", o.txid, o.vout, o.address.as_deref().unwrap_or("-"), btc(o.tainted_sats), o.height);
+        let _ = writeln!(
+            s,
+            "| `{}:{}` | {} | {} | {} |",
+            o.txid,
+            o.vout,
+            o.address.as_deref().unwrap_or("-"),
+            btc(o.tainted_sats),
+            o.height
+        );
     }
     if !r.warnings.is_empty() {
         let _ = writeln!(s, "\n## Warnings\n");
@@ -75,8 +167,17 @@ pub fn html(r: &TraceResult, title: &str) -> String {
     let (w, h, gap) = (900.0f64, 420.0f64, 6.0f64);
     let avail = h - gap * (f.len().saturating_sub(1)) as f64;
     let mut svg = String::new();
-    let _ = write!(svg, r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {}" width="100%" role="img" aria-label="flow of the stolen coins">"#, h + 20.0);
-    let _ = write!(svg, r##"<rect x="10" y="10" width="24" height="{h}" fill="#333"/><text x="40" y="{}" font-size="13">{} BTC stolen</text>"##, 10.0 + h / 2.0, btc(r.totals.source_sats));
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {}" width="100%" role="img" aria-label="flow of the stolen coins">"#,
+        h + 20.0
+    );
+    let _ = write!(
+        svg,
+        r##"<rect x="10" y="10" width="24" height="{h}" fill="#333"/><text x="40" y="{}" font-size="13">{} BTC stolen</text>"##,
+        10.0 + h / 2.0,
+        btc(r.totals.source_sats)
+    );
     let (mut ly, mut ry) = (10.0f64, 10.0f64);
     for (label, sats, colour) in &f {
         let bh = h * (*sats as f64) / total as f64;
@@ -91,7 +192,16 @@ pub fn html(r: &TraceResult, title: &str) -> String {
             t = esc(label),
             b = btc(*sats)
         );
-        let _ = write!(svg, r#"<rect x="{x1}" y="{ry}" width="10" height="{}" fill="{colour}"/><text x="{}" y="{}" font-size="12">{} — {} BTC ({:.1}%)</text>"#, rh.max(1.0), x1 + 16.0, ry + rh.max(1.0) / 2.0 + 4.0, esc(label), btc(*sats), *sats as f64 * 100.0 / total as f64);
+        let _ = write!(
+            svg,
+            r#"<rect x="{x1}" y="{ry}" width="10" height="{}" fill="{colour}"/><text x="{}" y="{}" font-size="12">{} — {} BTC ({:.1}%)</text>"#,
+            rh.max(1.0),
+            x1 + 16.0,
+            ry + rh.max(1.0) / 2.0 + 4.0,
+            esc(label),
+            btc(*sats),
+            *sats as f64 * 100.0 / total as f64
+        );
         ly += bh;
         ry += rh.max(1.0) + gap;
     }

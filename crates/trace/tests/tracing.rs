@@ -325,9 +325,21 @@ fn several_cases_at_once_stay_apart() {
 fn reports_carry_the_numbers() {
     let (ch, theft, _, _) = e4();
     let sv = services(&ch.c, &[EXCHANGE], &[]);
-    let r = trace(&ch.c, &Or(&ch.c, &sv), &[Source { out: ch.out(theft, 0), label: 1, amount: None }], &params("fifo"));
+    let r = trace(
+        &ch.c,
+        &Or(&ch.c, &sv),
+        &[Source {
+            out: ch.out(theft, 0),
+            label: 1,
+            amount: None,
+        }],
+        &params("fifo"),
+    );
     let md = cointrail_trace::report::markdown(&r, "e4");
-    assert!(md.contains("| Exchange X | exchange | 0.00000300 | 30.00% | 1 |"), "{md}");
+    assert!(
+        md.contains("| Exchange X | exchange | 0.00000300 | 30.00% | 1 |"),
+        "{md}"
+    );
     let html = cointrail_trace::report::html(&r, "e4 <test>");
     assert!(html.contains("<svg") && html.contains("e4 &lt;test&gt;") && !html.contains("<script"));
     let csv = cointrail_trace::report::csv(&r);

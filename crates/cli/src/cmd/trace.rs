@@ -39,8 +39,9 @@ pub struct TraceArgs {
     /// Haircut floor: drop branches with less taint than this.
     #[arg(long, default_value_t = 546)]
     pub dust_sats: u64,
-    /// Haircut floor: drop branches below this fraction of the stolen total.
-    #[arg(long, default_value_t = 0.0)]
+    /// Haircut floor: drop branches below this fraction of the stolen total (haircut
+    /// smears taint over most of the chain without one; 0 disables it).
+    #[arg(long, default_value_t = 0.0001)]
     pub min_fraction: f64,
     /// stop (default), haircut-through, fifo-through, poison-through.
     #[arg(long, default_value = "stop", value_parser = CoinJoinPolicy::parse)]
@@ -52,6 +53,10 @@ pub struct TraceArgs {
         default_value = "exchange,otc,payment_processor,gambling,mining,darknet,mixer"
     )]
     pub stop_at: Vec<String>,
+    /// Keep at most this many output rows (totals stay complete; poison can reach most of
+    /// a chain).
+    #[arg(long, default_value_t = 200_000)]
+    pub max_rows: usize,
     /// Write a report: .md, .html or .csv (by extension).
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -107,6 +112,7 @@ pub fn run(a: TraceArgs, g: &Global) -> Result<()> {
         coinjoin: a.coinjoin,
         labels,
         provenance: serde_json::Value::Null,
+        max_rows: a.max_rows,
     };
     let stops: Vec<String> = a
         .stop_at
