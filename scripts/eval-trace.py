@@ -24,7 +24,8 @@ hs = [x for x in summary["heists"] if str(x["id"]) == heist][0]
 print(f"heist {heist}: {hs['stolen_sats']/1e8:.2f} BTC stolen; truth: {sum(v for v,_ in truth.values())/1e8:.2f} BTC in {len(truth)} payments to services, {hs['held_dormant_sats']/1e8:.2f} BTC dormant at the end")
 print("| model | recall (value) | precision (value) | found at services BTC | unspent BTC (truth dormant + other held) | mixer/CoinJoin BTC |")
 print("|---|---:|---:|---:|---:|---:|")
-for model in ["fifo", "lifo", "tiho", "tifo", "haircut", "poison"]:
+import os
+for model in os.environ.get("MODELS", "fifo,lifo,tiho,tifo,haircut,poison").split(","):
     r = json.loads(subprocess.run([cli, "--data-dir", data, "trace", f"sim-heist-{heist}", "--model", model, "--json"], capture_output=True, text=True, check=True).stdout)
     at_services = {f"{o['txid']}:{o['vout']}": o["tainted_sats"] for o in r["outputs"] if (o["stop_reason"] or "").startswith("service:")}
     found = sum(min(at_services.get(op, 0), v) for op, (v, _) in truth.items())
