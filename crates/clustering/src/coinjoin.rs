@@ -1,0 +1,233 @@
+//! CoinJoin detectors, after Dumplings' scanner with the corrections of methods.md §3.1:
+//! Whirlpool (and its Tx0), Wasabi 1, Wasabi 2 (WabiSabi), JoinMarket by the design rule
+//! (a taker may sweep without change), and generic equal-output CoinJoins.
+
+use cointrail_chain::view::{ChainView, OutNum, Prevout, TxNum};
+use cointrail_chain::ScriptType;
+use serde::Serialize;
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CoinJoin {
+    pub protocol: &'static str,
+    pub anonymity_set: u32,
+    pub equal_value: u64,
+    pub equal_outputs: Vec<OutNum>,
+}
+
+/// Activation heights of each protocol; simulated chains start at 0 and use `any_height`.
+#[derive(Clone, Copy, Debug)]
+pub struct NetParams {
+    pub whirlpool_from: u32,
+    pub wasabi1_from: u32,
+    pub joinmarket_from: u32,
+}
+
+impl NetParams {
+    pub fn mainnet() -> NetParams {
+        NetParams { whirlpool_from: 570_000, wasabi1_from: 530_500, joinmarket_from: 392_300 }
+    }
+    pub fn any_height() -> NetParams {
+        NetParams { whirlpool_from: 0, wasabi1_from: 0, joinmarket_from: 0 }
+    }
+}
+
+const BTC: u64 = 100_000_000;
+const WHIRLPOOL_POOLS: [u64; 4] = [100_000, 1_000_000, 5_000_000, 50_000_000];
+
+/// The 78 Wasabi 2 standard denominations (5,000 sat … 1,343.75 BTC): powers of 2 and 3,
+/// 2·3^k, and 1-2-5·10^k.
+pub fn wasabi2_denominations() -> Vec<u64> {
+    let (lo, hi) = (5_000u64, 134_375_000_000u64);
+    let mut v = Vec::new();
+    let mut p = 1u64;
+    while p <= hi {
+        if p >= lo {
+            v.push(p);
+        }
+        p *= 2;
+    }
+    let mut p = 1u64;
+    while p <= hi {
+        if p >= lo {
+            v.push(p);
+        }
+        if 2 * p >= lo && 2 * p <= hi {
+            v.push(2 * p);
+        }
+        p *= 3;
+    }
+    let mut p = 1u64;
+    while p <= hi {
+        for m in [1, 2, 5] {
+            if m * p >= lo && m * p <= hi {
+                v.push(m * p);
+            }
+        }
+        p *= 10;
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+struct Shape {
+    in_vals: Vec<u64>,
+    in_types: Vec<ScriptType>,
+    in_addrs: Vec<Option<u32>>,
+    outs: Vec<OutNum>,
+    out_vals: Vec<u64>,
+    out_types: Vec<ScriptType>,
+    out_addrs: Vec<Option<u32>>,
+    height: u32,
+}
+
+fn shape(view: &dyn ChainView, tx: TxNum) -> Option<Shape> {
+    let mut s = Shape { in_vals: vec![], in_types: vec![], in_addrs: vec![], outs: vec![], out_vals: vec![], out_types: vec![], out_addrs: vec![], height: view.tx_height(tx) };
+    for i in view.tx_inputs(tx) {
+        match view.input_prevout(i) {
+            Prevout::Output(o) => {
+                s.in_vals.push(view.output_value(o));
+                s.in_types.push(view.output_script_type(o));
+                s.in_addrs.push(view.output_addr(o));
+            }
+            // Coinbases are never CoinJoins; inputs from before the index have no value.
+            _ => return None,
+        }
+    }
+    for o in view.tx_outputs(tx) {
+        s.outs.push(o);
+        s.out_vals.push(view.output_value(o));
+        s.out_types.push(view.output_script_type(o));
+        s.out_addrs.push(view.output_addr(o));
+    }
+    Some(s)
+}
+
+/// The most frequent output value (ties: the larger value) and its count.
+fn largest_equal_group(vals: &[u64]) -> (u64, usize) {
+    let mut counts: HashMap<u64, usize> = HashMap::new();
+    for &v in vals {
+        *counts.entry(v).or_default() += 1;
+    }
+    counts.into_iter().map(|(v, c)| (v, c)).max_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0))).unwrap_or((0, 0))
+}
+
+fn distinct(xs: &[Option<u32>]) -> usize {
+    let mut v: Vec<_> = xs.iter().flatten().collect();
+    v.sort_unstable();
+    v.dedup();
+    v.len()
+}
+
+fn equal_outs(s: &Shape, value: u64) -> Vec<OutNum> {
+    s.outs.iter().zip(&s.out_vals).filter(|(_, v)| **v == value).map(|(o, _)| *o).collect()
+}
+
+pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option<CoinJoin> {
+    let s = shape(view, tx)?;
+    let (n_in, n_out) = (s.in_vals.len(), s.out_vals.len());
+    if n_in < 2 || n_out < 2 {
+        return None;
+    }
+    // Whirlpool: 5..=10 segwit inputs and as many outputs, all outputs at one pool size,
+    // at least one input exactly the pool, the others within pool + 0.0011 BTC.
+    if s.height >= p.whirlpool_from && (5..=10).contains(&n_in) && n_in == n_out && s.in_types.iter().chain(&s.out_types).all(|t| t.is_segwit()) {
+        let v = s.out_vals[0];
+        if WHIRLPOOL_POOLS.contains(&v) && s.out_vals.iter().all(|&x| x == v) && s.in_vals.iter().any(|&x| x == v) && s.in_vals.iter().all(|&x| x >= v && x <= v + 110_000) {
+            return Some(CoinJoin { protocol: "whirlpool", anonymity_set: n_out as u32, equal_value: v, equal_outputs: s.outs.clone() });
+        }
+    }
+    let (ev, e) = largest_equal_group(&s.out_vals);
+    // Wasabi 2: P2WPKH/P2TR inputs, at least 50, more than 80% of outputs standard denominations.
+    if n_in >= 50 && s.in_types.iter().all(|t| matches!(t, ScriptType::P2wpkh | ScriptType::P2tr)) {
+        let denoms = wasabi2_denominations();
+        let std_outs = s.out_vals.iter().filter(|v| denoms.binary_search(v).is_ok()).count();
+        if std_outs * 5 > n_out * 4 {
+            return Some(CoinJoin { protocol: "wasabi2", anonymity_set: e as u32, equal_value: ev, equal_outputs: equal_outs(&s, ev) });
+        }
+    }
+    // Wasabi 1 (after 610,000 on mainnet): native segwit, ≥10 equal outputs near 0.1 BTC,
+    // n_in ≥ that count, ≥2 outputs with unique values.
+    if s.height >= p.wasabi1_from && e >= 10 && (ev as i64 - (BTC / 10) as i64).unsigned_abs() <= BTC / 50 && n_in >= e && s.in_types.iter().chain(&s.out_types).all(|t| t.is_segwit()) {
+        let unique = s.out_vals.iter().filter(|v| s.out_vals.iter().filter(|w| w == v).count() == 1).count();
+        if unique >= 2 {
+            return Some(CoinJoin { protocol: "wasabi1", anonymity_set: e as u32, equal_value: ev, equal_outputs: equal_outs(&s, ev) });
+        }
+    }
+    // JoinMarket, design rule: 2..=30 equal outputs ≥ 0.001 BTC, change c ∈ {e, e−1},
+    // n_in ≥ n_out... relaxed to the design (makers have change, the taker may sweep), at
+    // most one output of a different script type.
+    if s.height >= p.joinmarket_from && (2..=30).contains(&e) && ev >= 100_000 {
+        let c = n_out - e;
+        let mut types: HashMap<ScriptType, usize> = HashMap::new();
+        for t in &s.out_types {
+            *types.entry(*t).or_default() += 1;
+        }
+        let main = types.values().max().copied().unwrap_or(0);
+        if (c == e || c + 1 == e) && n_in >= e && n_out - main <= 1 && distinct(&s.in_addrs) >= e {
+            return Some(CoinJoin { protocol: "joinmarket", anonymity_set: e as u32, equal_value: ev, equal_outputs: equal_outs(&s, ev) });
+        }
+    }
+    // Generic: one equal group with e = n_out − e, e distinct output and input scripts, and
+    // no input larger than the common value plus the largest other output (−0.0001 BTC).
+    if e >= 2 && e * 2 == n_out && distinct(&s.out_addrs) >= e && distinct(&s.in_addrs) >= e {
+        let groups = s.out_vals.iter().filter(|&&v| s.out_vals.iter().filter(|&&w| w == v).count() >= 2).map(|v| *v).collect::<std::collections::HashSet<_>>().len();
+        let max_other = s.out_vals.iter().filter(|&&v| v != ev).max().copied().unwrap_or(0);
+        let max_in = s.in_vals.iter().max().copied().unwrap_or(0);
+        if groups == 1 && max_in + 10_000 <= ev + max_other {
+            return Some(CoinJoin { protocol: "generic", anonymity_set: e as u32, equal_value: ev, equal_outputs: equal_outs(&s, ev) });
+        }
+    }
+    None
+}
+
+/// Whirlpool Tx0: a premix transaction that creates several outputs of exactly one pool
+/// size plus the premix fee (pool + up to 0.0011 BTC), a coordinator fee and change.
+pub fn is_whirlpool_tx0(view: &dyn ChainView, tx: TxNum) -> bool {
+    let outs: Vec<u64> = view.tx_outputs(tx).map(|o| view.output_value(o)).collect();
+    WHIRLPOOL_POOLS.iter().any(|&p| {
+        let premix = outs.iter().filter(|&&v| v > p && v <= p + 110_000).count();
+        premix >= 2 && outs.iter().filter(|&&v| v > p && v <= p + 110_000).collect::<std::collections::HashSet<_>>().len() == 1
+    })
+}
+
+/// What a transaction looks like, for `cointrail tx` and for tracing decisions.
+pub fn classify_tx(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Vec<String> {
+    let mut f = Vec::new();
+    if view.is_coinbase(tx) {
+        return vec!["coinbase".into()];
+    }
+    if let Some(cj) = detect_coinjoin(view, tx, p) {
+        f.push(format!("coinjoin:{}", cj.protocol));
+    } else if is_whirlpool_tx0(view, tx) {
+        f.push("whirlpool_tx0".into());
+    }
+    let ins = view.tx_inputs(tx);
+    let outs: Vec<OutNum> = view.tx_outputs(tx).collect();
+    let in_addrs: Vec<Option<u32>> = ins.clone().map(|i| match view.input_prevout(i) {
+        Prevout::Output(o) => view.output_addr(o),
+        _ => None,
+    }).collect();
+    if ins.end - ins.start >= 3 && outs.len() == 1 {
+        f.push("consolidation".into());
+    }
+    if outs.len() >= 10 {
+        f.push("batch_payout".into());
+    }
+    if outs.iter().any(|&o| view.output_addr(o).is_some_and(|a| in_addrs.contains(&Some(a)))) {
+        f.push("self_change".into());
+    }
+    if outs.len() == 2 && ins.end - ins.start >= 2 {
+        // UIH2: the largest output could have been paid without the smallest input.
+        let vals: Vec<u64> = ins.clone().filter_map(|i| view.input_value(i)).collect();
+        if vals.len() as u64 == ins.end - ins.start {
+            let (min_in, sum_in) = (vals.iter().min().copied().unwrap_or(0), vals.iter().sum::<u64>());
+            let max_out = outs.iter().map(|&o| view.output_value(o)).max().unwrap_or(0);
+            if sum_in - min_in >= max_out && f.iter().all(|x| !x.starts_with("coinjoin")) {
+                f.push("payjoin_suspect".into());
+            }
+        }
+    }
+    f
+}

@@ -1,0 +1,8 @@
+//! Entities from addresses: CoinJoin detection (methods.md §3.1) and common-input-ownership
+//! clustering (§2.1) with every merge kept, so any two addresses' link can be explained.
+
+pub mod clusters;
+pub mod coinjoin;
+
+
+pub use coinjoin::{classify_tx, detect_coinjoin, CoinJoin, NetParams};
