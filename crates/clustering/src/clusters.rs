@@ -1,1 +1,488 @@
-//! placeholder
+//! Common-input-ownership clustering (methods.md §2.1): every transaction's input addresses
+//! belong to one entity, except coinbases and detected CoinJoins. Union-find over address
+//! ids; every union that joined two clusters is logged with its transaction, so `explain`
+//! can show the chain of merges between any two addresses. Aggregates are maintained at the
+//! roots as transactions are applied, never summed at query time.
+//!
+//! Change-address heuristics (soft links) are not applied: see the crate README.
+
+use crate::coinjoin::{detect_coinjoin, NetParams};
+use cointrail_chain::view::{AddrId, ChainView, Prevout, TxNum};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const RULE_SET: &str = "multi-input, coinbase and CoinJoins excluded";
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Merge {
+    pub tx: TxNum,
+    pub a: AddrId,
+    pub b: AddrId,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct MergeStep {
+    pub txid: String,
+    pub height: u32,
+    pub from: String,
+    pub to: String,
+    pub rule: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub cluster_id: AddrId,
+    pub size: u32,
+    pub balance: u64,
+    pub received: u64,
+    pub sent: u64,
+    /// Transactions touching the cluster (one counted twice if it touched two clusters
+    /// before they merged).
+    pub tx_count: u32,
+    pub first_seen_height: u32,
+    pub last_seen_height: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct State {
+    covered_txs: u64,
+    addrs: u64,
+    merges: u64,
+    coinjoins_skipped: u64,
+    rule_set: String,
+}
+
+pub struct Clustering {
+    dir: PathBuf,
+    pub covered_txs: u64,
+    pub coinjoins_skipped: u64,
+    parent: Vec<u32>,
+    size: Vec<u32>,
+    /// Circular member lists: iterating `next` from any member visits the whole cluster.
+    next: Vec<u32>,
+    min_id: Vec<u32>,
+    received: Vec<u64>,
+    sent: Vec<u64>,
+    txs: Vec<u32>,
+    first: Vec<u32>,
+    last: Vec<u32>,
+    pub merges: Vec<Merge>,
+    params: NetParams,
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)
+}
+
+fn to_bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * N);
+    for x in v {
+        out.extend_from_slice(&f(*x));
+    }
+    out
+}
+
+impl Clustering {
+    pub fn new(dir: &Path, params: NetParams) -> Clustering {
+        Clustering {
+            dir: dir.to_path_buf(),
+            covered_txs: 0,
+            coinjoins_skipped: 0,
+            parent: vec![],
+            size: vec![],
+            next: vec![],
+            min_id: vec![],
+            received: vec![],
+            sent: vec![],
+            txs: vec![],
+            first: vec![],
+            last: vec![],
+            merges: vec![],
+            params,
+        }
+    }
+
+    /// Open the stored clustering, or start an empty one.
+    pub fn open(dir: &Path, params: NetParams) -> std::io::Result<Clustering> {
+        let mut c = Clustering::new(dir, params);
+        let state_path = dir.join("state.json");
+        let Ok(text) = std::fs::read(&state_path) else {
+            return Ok(c);
+        };
+        let s: State = serde_json::from_slice(&text).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", state_path.display()),
+            )
+        })?;
+        let data = std::fs::read(dir.join("arrays.bin"))?;
+        let n = s.addrs as usize;
+        let need = n * 44;
+        let merges = std::fs::read(dir.join("merges.bin"))?;
+        if data.len() != need || merges.len() != s.merges as usize * 12 {
+            // Files from different commits: the state file is written last, so rebuild.
+            return Ok(Clustering::new(dir, params));
+        }
+        let u32s = |off: usize| {
+            (0..n)
+                .map(|i| {
+                    u32::from_le_bytes(data[off + i * 4..off + i * 4 + 4].try_into().expect("4"))
+                })
+                .collect::<Vec<u32>>()
+        };
+        let u64s = |off: usize| {
+            (0..n)
+                .map(|i| {
+                    u64::from_le_bytes(data[off + i * 8..off + i * 8 + 8].try_into().expect("8"))
+                })
+                .collect::<Vec<u64>>()
+        };
+        c.parent = u32s(0);
+        c.size = u32s(n * 4);
+        c.next = u32s(n * 8);
+        c.min_id = u32s(n * 12);
+        c.received = u64s(n * 16);
+        c.sent = u64s(n * 24);
+        c.txs = u32s(n * 32);
+        c.first = u32s(n * 36);
+        c.last = u32s(n * 40);
+        c.merges = merges
+            .chunks(12)
+            .map(|m| Merge {
+                tx: u32::from_le_bytes(m[0..4].try_into().expect("4")),
+                a: u32::from_le_bytes(m[4..8].try_into().expect("4")),
+                b: u32::from_le_bytes(m[8..12].try_into().expect("4")),
+            })
+            .collect();
+        c.covered_txs = s.covered_txs;
+        c.coinjoins_skipped = s.coinjoins_skipped;
+        Ok(c)
+    }
+
+    /// Persist: arrays and merge log first, the state file last (atomic renames).
+    pub fn save(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let mut data = Vec::with_capacity(self.parent.len() * 44);
+        for v in [&self.parent, &self.size, &self.next, &self.min_id] {
+            data.extend(to_bytes(v, u32::to_le_bytes));
+        }
+        for v in [&self.received, &self.sent] {
+            data.extend(to_bytes(v, u64::to_le_bytes));
+        }
+        for v in [&self.txs, &self.first, &self.last] {
+            data.extend(to_bytes(v, u32::to_le_bytes));
+        }
+        write_atomic(&self.dir.join("arrays.bin"), &data)?;
+        let mut m = Vec::with_capacity(self.merges.len() * 12);
+        for x in &self.merges {
+            m.extend_from_slice(&x.tx.to_le_bytes());
+            m.extend_from_slice(&x.a.to_le_bytes());
+            m.extend_from_slice(&x.b.to_le_bytes());
+        }
+        write_atomic(&self.dir.join("merges.bin"), &m)?;
+        let s = State {
+            covered_txs: self.covered_txs,
+            addrs: self.parent.len() as u64,
+            merges: self.merges.len() as u64,
+            coinjoins_skipped: self.coinjoins_skipped,
+            rule_set: RULE_SET.into(),
+        };
+        write_atomic(
+            &self.dir.join("state.json"),
+            &serde_json::to_vec_pretty(&s).expect("state serializes"),
+        )
+    }
+
+    fn grow(&mut self, n: usize) {
+        while self.parent.len() < n {
+            let i = self.parent.len() as u32;
+            self.parent.push(i);
+            self.size.push(1);
+            self.next.push(i);
+            self.min_id.push(i);
+            self.received.push(0);
+            self.sent.push(0);
+            self.txs.push(0);
+            self.first.push(u32::MAX);
+            self.last.push(0);
+        }
+    }
+
+    pub fn find(&mut self, mut a: AddrId) -> AddrId {
+        while self.parent[a as usize] != a {
+            let p = self.parent[a as usize];
+            self.parent[a as usize] = self.parent[p as usize];
+            a = p;
+        }
+        a
+    }
+
+    fn root(&self, mut a: AddrId) -> AddrId {
+        while self.parent[a as usize] != a {
+            a = self.parent[a as usize];
+        }
+        a
+    }
+
+    fn union(&mut self, a: AddrId, b: AddrId, tx: TxNum) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return;
+        }
+        let (big, small) = if self.size[ra as usize] >= self.size[rb as usize] {
+            (ra, rb)
+        } else {
+            (rb, ra)
+        };
+        let (bi, si) = (big as usize, small as usize);
+        self.parent[si] = big;
+        self.size[bi] += self.size[si];
+        self.next.swap(bi, si);
+        self.min_id[bi] = self.min_id[bi].min(self.min_id[si]);
+        self.received[bi] += self.received[si];
+        self.sent[bi] += self.sent[si];
+        self.txs[bi] += self.txs[si];
+        self.first[bi] = self.first[bi].min(self.first[si]);
+        self.last[bi] = self.last[bi].max(self.last[si]);
+        self.merges.push(Merge { tx, a, b });
+    }
+
+    /// Apply the transactions the view has beyond what is covered.
+    pub fn update(&mut self, view: &dyn ChainView) {
+        self.grow(view.addr_count() as usize);
+        let end = view.tx_count();
+        for t in self.covered_txs..end {
+            self.apply(view, t as TxNum);
+        }
+        self.covered_txs = end;
+    }
+
+    fn apply(&mut self, view: &dyn ChainView, t: TxNum) {
+        let h = view.tx_height(t);
+        let mut ins: Vec<AddrId> = Vec::new();
+        for i in view.tx_inputs(t) {
+            if let Prevout::Output(o) = view.input_prevout(i) {
+                if let Some(a) = view.output_addr(o) {
+                    let r = self.find(a) as usize;
+                    self.sent[r] += view.output_value(o);
+                    ins.push(a);
+                }
+            }
+        }
+        if !view.is_coinbase(t) && ins.len() > 1 {
+            if detect_coinjoin(view, t, &self.params).is_some() {
+                self.coinjoins_skipped += 1;
+            } else {
+                for &b in &ins[1..] {
+                    self.union(ins[0], b, t);
+                }
+            }
+        }
+        let mut touched: Vec<AddrId> = ins.iter().map(|&a| self.find(a)).collect();
+        for o in view.tx_outputs(t) {
+            if let Some(a) = view.output_addr(o) {
+                let r = self.find(a);
+                self.received[r as usize] += view.output_value(o);
+                touched.push(r);
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for r in touched {
+            let r = r as usize;
+            self.txs[r] += 1;
+            self.first[r] = self.first[r].min(h);
+            self.last[r] = self.last[r].max(h);
+        }
+    }
+
+    /// Undo what transactions from `tx_count` on merged (a reorganisation): rebuilt from the
+    /// chain up to that point, which the merge log makes cheap to verify but not to skip.
+    pub fn rollback_to(&mut self, view: &dyn ChainView, tx_count: u64) {
+        let params = self.params;
+        let dir = self.dir.clone();
+        *self = Clustering::new(&dir, params);
+        self.grow(view.addr_count() as usize);
+        for t in 0..tx_count.min(view.tx_count()) {
+            self.apply(view, t as TxNum);
+        }
+        self.covered_txs = tx_count.min(view.tx_count());
+    }
+
+    /// The cluster id: the smallest address id in the cluster, stable as clusters grow.
+    pub fn cluster_of(&self, a: AddrId) -> AddrId {
+        self.min_id[self.root(a) as usize]
+    }
+
+    pub fn summary(&self, a: AddrId) -> Summary {
+        let r = self.root(a) as usize;
+        Summary {
+            cluster_id: self.min_id[r],
+            size: self.size[r],
+            balance: self.received[r].saturating_sub(self.sent[r]),
+            received: self.received[r],
+            sent: self.sent[r],
+            tx_count: self.txs[r],
+            first_seen_height: self.first[r],
+            last_seen_height: self.last[r],
+        }
+    }
+
+    /// A page of a cluster's addresses (in member-list order).
+    pub fn addresses(&self, a: AddrId, offset: usize, limit: usize) -> Vec<AddrId> {
+        let mut out = Vec::new();
+        let mut cur = a;
+        let mut k = 0usize;
+        loop {
+            if k >= offset && out.len() < limit {
+                out.push(cur);
+            }
+            k += 1;
+            cur = self.next[cur as usize];
+            if cur == a || out.len() >= limit {
+                break;
+            }
+        }
+        out
+    }
+
+    pub fn addr_count(&self) -> usize {
+        self.parent.len()
+    }
+
+    /// The merges that join `a` to `b` (shortest chain in the merge graph), or `None` when
+    /// they are in different clusters.
+    pub fn explain(
+        &self,
+        view: &dyn ChainView,
+        a: AddrId,
+        b: AddrId,
+        render: &dyn Fn(AddrId) -> String,
+    ) -> Option<Vec<MergeStep>> {
+        if self.root(a) != self.root(b) {
+            return None;
+        }
+        if a == b {
+            return Some(vec![]);
+        }
+        let mut adj: std::collections::HashMap<AddrId, Vec<(AddrId, TxNum)>> = Default::default();
+        for m in &self.merges {
+            adj.entry(m.a).or_default().push((m.b, m.tx));
+            adj.entry(m.b).or_default().push((m.a, m.tx));
+        }
+        let mut prev: std::collections::HashMap<AddrId, (AddrId, TxNum)> = Default::default();
+        let mut q = std::collections::VecDeque::from([a]);
+        prev.insert(a, (a, 0));
+        while let Some(x) = q.pop_front() {
+            if x == b {
+                break;
+            }
+            for &(y, t) in adj.get(&x).into_iter().flatten() {
+                if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(y) {
+                    e.insert((x, t));
+                    q.push_back(y);
+                }
+            }
+        }
+        let mut steps = Vec::new();
+        let mut cur = b;
+        while cur != a {
+            let &(p, t) = prev.get(&cur)?;
+            let mut txid = view.txid(t);
+            txid.reverse();
+            steps.push(MergeStep {
+                txid: txid.iter().map(|x| format!("{x:02x}")).collect(),
+                height: view.tx_height(t),
+                from: render(p),
+                to: render(cur),
+                rule: "multi-input",
+            });
+            cur = p;
+        }
+        steps.reverse();
+        Some(steps)
+    }
+
+    /// `address,cluster_id` for every address.
+    pub fn export_csv(
+        &self,
+        w: &mut dyn Write,
+        render: &dyn Fn(AddrId) -> String,
+    ) -> std::io::Result<()> {
+        writeln!(w, "address,cluster_id")?;
+        for a in 0..self.parent.len() as u32 {
+            writeln!(w, "{},{}", render(a), self.cluster_of(a))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Scores {
+    pub precision: f64,
+    pub recall: f64,
+    /// True entities sharing a cluster with another entity.
+    pub entities_falsely_merged: u64,
+    pub entities: u64,
+    pub largest_cluster: u64,
+    pub clusters: u64,
+}
+
+/// Pairwise precision and recall of co-clustering against the true owners (addresses
+/// without an owner are left out), by contingency counts: O(addresses).
+pub fn pairwise_scores(c: &Clustering, owner: &[Option<u32>]) -> Scores {
+    use std::collections::HashMap;
+    let pairs = |n: u64| n * n.saturating_sub(1) / 2;
+    let mut cell: HashMap<(u32, u32), u64> = HashMap::new();
+    let mut by_cluster: HashMap<u32, u64> = HashMap::new();
+    let mut by_owner: HashMap<u32, u64> = HashMap::new();
+    for (a, o) in owner.iter().enumerate() {
+        let Some(o) = o else { continue };
+        if a >= c.addr_count() {
+            continue;
+        }
+        let k = c.cluster_of(a as u32);
+        *cell.entry((k, *o)).or_default() += 1;
+        *by_cluster.entry(k).or_default() += 1;
+        *by_owner.entry(*o).or_default() += 1;
+    }
+    let tp: u64 = cell.values().map(|&n| pairs(n)).sum();
+    let pred: u64 = by_cluster.values().map(|&n| pairs(n)).sum();
+    let truth: u64 = by_owner.values().map(|&n| pairs(n)).sum();
+    let mut owners_in: HashMap<u32, u64> = HashMap::new();
+    for (k, _) in cell.keys() {
+        *owners_in.entry(*k).or_default() += 1;
+    }
+    let mut merged: std::collections::HashSet<u32> = Default::default();
+    for (k, o) in cell.keys() {
+        if owners_in[k] > 1 {
+            merged.insert(*o);
+        }
+    }
+    Scores {
+        precision: if pred == 0 {
+            1.0
+        } else {
+            tp as f64 / pred as f64
+        },
+        recall: if truth == 0 {
+            1.0
+        } else {
+            tp as f64 / truth as f64
+        },
+        entities_falsely_merged: merged.len() as u64,
+        entities: by_owner.len() as u64,
+        largest_cluster: (0..c.addr_count() as u32)
+            .map(|a| c.size[c.root(a) as usize] as u64)
+            .max()
+            .unwrap_or(0),
+        clusters: (0..c.addr_count())
+            .filter(|&a| c.parent[a] == a as u32)
+            .count() as u64,
+    }
+}

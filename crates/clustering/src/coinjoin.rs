@@ -25,10 +25,18 @@ pub struct NetParams {
 
 impl NetParams {
     pub fn mainnet() -> NetParams {
-        NetParams { whirlpool_from: 570_000, wasabi1_from: 530_500, joinmarket_from: 392_300 }
+        NetParams {
+            whirlpool_from: 570_000,
+            wasabi1_from: 530_500,
+            joinmarket_from: 392_300,
+        }
     }
     pub fn any_height() -> NetParams {
-        NetParams { whirlpool_from: 0, wasabi1_from: 0, joinmarket_from: 0 }
+        NetParams {
+            whirlpool_from: 0,
+            wasabi1_from: 0,
+            joinmarket_from: 0,
+        }
     }
 }
 
@@ -83,7 +91,16 @@ struct Shape {
 }
 
 fn shape(view: &dyn ChainView, tx: TxNum) -> Option<Shape> {
-    let mut s = Shape { in_vals: vec![], in_types: vec![], in_addrs: vec![], outs: vec![], out_vals: vec![], out_types: vec![], out_addrs: vec![], height: view.tx_height(tx) };
+    let mut s = Shape {
+        in_vals: vec![],
+        in_types: vec![],
+        in_addrs: vec![],
+        outs: vec![],
+        out_vals: vec![],
+        out_types: vec![],
+        out_addrs: vec![],
+        height: view.tx_height(tx),
+    };
     for i in view.tx_inputs(tx) {
         match view.input_prevout(i) {
             Prevout::Output(o) => {
@@ -110,7 +127,11 @@ fn largest_equal_group(vals: &[u64]) -> (u64, usize) {
     for &v in vals {
         *counts.entry(v).or_default() += 1;
     }
-    counts.into_iter().map(|(v, c)| (v, c)).max_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0))).unwrap_or((0, 0))
+    counts
+        .into_iter()
+        .map(|(v, c)| (v, c))
+        .max_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)))
+        .unwrap_or((0, 0))
 }
 
 fn distinct(xs: &[Option<u32>]) -> usize {
@@ -121,7 +142,12 @@ fn distinct(xs: &[Option<u32>]) -> usize {
 }
 
 fn equal_outs(s: &Shape, value: u64) -> Vec<OutNum> {
-    s.outs.iter().zip(&s.out_vals).filter(|(_, v)| **v == value).map(|(o, _)| *o).collect()
+    s.outs
+        .iter()
+        .zip(&s.out_vals)
+        .filter(|(_, v)| **v == value)
+        .map(|(o, _)| *o)
+        .collect()
 }
 
 pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option<CoinJoin> {
@@ -132,27 +158,67 @@ pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option
     }
     // Whirlpool: 5..=10 segwit inputs and as many outputs, all outputs at one pool size,
     // at least one input exactly the pool, the others within pool + 0.0011 BTC.
-    if s.height >= p.whirlpool_from && (5..=10).contains(&n_in) && n_in == n_out && s.in_types.iter().chain(&s.out_types).all(|t| t.is_segwit()) {
+    if s.height >= p.whirlpool_from
+        && (5..=10).contains(&n_in)
+        && n_in == n_out
+        && s.in_types.iter().chain(&s.out_types).all(|t| t.is_segwit())
+    {
         let v = s.out_vals[0];
-        if WHIRLPOOL_POOLS.contains(&v) && s.out_vals.iter().all(|&x| x == v) && s.in_vals.iter().any(|&x| x == v) && s.in_vals.iter().all(|&x| x >= v && x <= v + 110_000) {
-            return Some(CoinJoin { protocol: "whirlpool", anonymity_set: n_out as u32, equal_value: v, equal_outputs: s.outs.clone() });
+        if WHIRLPOOL_POOLS.contains(&v)
+            && s.out_vals.iter().all(|&x| x == v)
+            && s.in_vals.iter().any(|&x| x == v)
+            && s.in_vals.iter().all(|&x| x >= v && x <= v + 110_000)
+        {
+            return Some(CoinJoin {
+                protocol: "whirlpool",
+                anonymity_set: n_out as u32,
+                equal_value: v,
+                equal_outputs: s.outs.clone(),
+            });
         }
     }
     let (ev, e) = largest_equal_group(&s.out_vals);
     // Wasabi 2: P2WPKH/P2TR inputs, at least 50, more than 80% of outputs standard denominations.
-    if n_in >= 50 && s.in_types.iter().all(|t| matches!(t, ScriptType::P2wpkh | ScriptType::P2tr)) {
+    if n_in >= 50
+        && s.in_types
+            .iter()
+            .all(|t| matches!(t, ScriptType::P2wpkh | ScriptType::P2tr))
+    {
         let denoms = wasabi2_denominations();
-        let std_outs = s.out_vals.iter().filter(|v| denoms.binary_search(v).is_ok()).count();
+        let std_outs = s
+            .out_vals
+            .iter()
+            .filter(|v| denoms.binary_search(v).is_ok())
+            .count();
         if std_outs * 5 > n_out * 4 {
-            return Some(CoinJoin { protocol: "wasabi2", anonymity_set: e as u32, equal_value: ev, equal_outputs: equal_outs(&s, ev) });
+            return Some(CoinJoin {
+                protocol: "wasabi2",
+                anonymity_set: e as u32,
+                equal_value: ev,
+                equal_outputs: equal_outs(&s, ev),
+            });
         }
     }
     // Wasabi 1 (after 610,000 on mainnet): native segwit, ≥10 equal outputs near 0.1 BTC,
     // n_in ≥ that count, ≥2 outputs with unique values.
-    if s.height >= p.wasabi1_from && e >= 10 && (ev as i64 - (BTC / 10) as i64).unsigned_abs() <= BTC / 50 && n_in >= e && s.in_types.iter().chain(&s.out_types).all(|t| t.is_segwit()) {
-        let unique = s.out_vals.iter().filter(|v| s.out_vals.iter().filter(|w| w == v).count() == 1).count();
+    if s.height >= p.wasabi1_from
+        && e >= 10
+        && (ev as i64 - (BTC / 10) as i64).unsigned_abs() <= BTC / 50
+        && n_in >= e
+        && s.in_types.iter().chain(&s.out_types).all(|t| t.is_segwit())
+    {
+        let unique = s
+            .out_vals
+            .iter()
+            .filter(|v| s.out_vals.iter().filter(|w| w == v).count() == 1)
+            .count();
         if unique >= 2 {
-            return Some(CoinJoin { protocol: "wasabi1", anonymity_set: e as u32, equal_value: ev, equal_outputs: equal_outs(&s, ev) });
+            return Some(CoinJoin {
+                protocol: "wasabi1",
+                anonymity_set: e as u32,
+                equal_value: ev,
+                equal_outputs: equal_outs(&s, ev),
+            });
         }
     }
     // JoinMarket, design rule: 2..=30 equal outputs ≥ 0.001 BTC, change c ∈ {e, e−1},
@@ -166,17 +232,39 @@ pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option
         }
         let main = types.values().max().copied().unwrap_or(0);
         if (c == e || c + 1 == e) && n_in >= e && n_out - main <= 1 && distinct(&s.in_addrs) >= e {
-            return Some(CoinJoin { protocol: "joinmarket", anonymity_set: e as u32, equal_value: ev, equal_outputs: equal_outs(&s, ev) });
+            return Some(CoinJoin {
+                protocol: "joinmarket",
+                anonymity_set: e as u32,
+                equal_value: ev,
+                equal_outputs: equal_outs(&s, ev),
+            });
         }
     }
     // Generic: one equal group with e = n_out − e, e distinct output and input scripts, and
     // no input larger than the common value plus the largest other output (−0.0001 BTC).
     if e >= 2 && e * 2 == n_out && distinct(&s.out_addrs) >= e && distinct(&s.in_addrs) >= e {
-        let groups = s.out_vals.iter().filter(|&&v| s.out_vals.iter().filter(|&&w| w == v).count() >= 2).map(|v| *v).collect::<std::collections::HashSet<_>>().len();
-        let max_other = s.out_vals.iter().filter(|&&v| v != ev).max().copied().unwrap_or(0);
+        let groups = s
+            .out_vals
+            .iter()
+            .filter(|&&v| s.out_vals.iter().filter(|&&w| w == v).count() >= 2)
+            .map(|v| *v)
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        let max_other = s
+            .out_vals
+            .iter()
+            .filter(|&&v| v != ev)
+            .max()
+            .copied()
+            .unwrap_or(0);
         let max_in = s.in_vals.iter().max().copied().unwrap_or(0);
         if groups == 1 && max_in + 10_000 <= ev + max_other {
-            return Some(CoinJoin { protocol: "generic", anonymity_set: e as u32, equal_value: ev, equal_outputs: equal_outs(&s, ev) });
+            return Some(CoinJoin {
+                protocol: "generic",
+                anonymity_set: e as u32,
+                equal_value: ev,
+                equal_outputs: equal_outs(&s, ev),
+            });
         }
     }
     None
@@ -188,7 +276,13 @@ pub fn is_whirlpool_tx0(view: &dyn ChainView, tx: TxNum) -> bool {
     let outs: Vec<u64> = view.tx_outputs(tx).map(|o| view.output_value(o)).collect();
     WHIRLPOOL_POOLS.iter().any(|&p| {
         let premix = outs.iter().filter(|&&v| v > p && v <= p + 110_000).count();
-        premix >= 2 && outs.iter().filter(|&&v| v > p && v <= p + 110_000).collect::<std::collections::HashSet<_>>().len() == 1
+        premix >= 2
+            && outs
+                .iter()
+                .filter(|&&v| v > p && v <= p + 110_000)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == 1
     })
 }
 
@@ -205,25 +299,38 @@ pub fn classify_tx(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Vec<String
     }
     let ins = view.tx_inputs(tx);
     let outs: Vec<OutNum> = view.tx_outputs(tx).collect();
-    let in_addrs: Vec<Option<u32>> = ins.clone().map(|i| match view.input_prevout(i) {
-        Prevout::Output(o) => view.output_addr(o),
-        _ => None,
-    }).collect();
+    let in_addrs: Vec<Option<u32>> = ins
+        .clone()
+        .map(|i| match view.input_prevout(i) {
+            Prevout::Output(o) => view.output_addr(o),
+            _ => None,
+        })
+        .collect();
     if ins.end - ins.start >= 3 && outs.len() == 1 {
         f.push("consolidation".into());
     }
     if outs.len() >= 10 {
         f.push("batch_payout".into());
     }
-    if outs.iter().any(|&o| view.output_addr(o).is_some_and(|a| in_addrs.contains(&Some(a)))) {
+    if outs.iter().any(|&o| {
+        view.output_addr(o)
+            .is_some_and(|a| in_addrs.contains(&Some(a)))
+    }) {
         f.push("self_change".into());
     }
     if outs.len() == 2 && ins.end - ins.start >= 2 {
         // UIH2: the largest output could have been paid without the smallest input.
         let vals: Vec<u64> = ins.clone().filter_map(|i| view.input_value(i)).collect();
         if vals.len() as u64 == ins.end - ins.start {
-            let (min_in, sum_in) = (vals.iter().min().copied().unwrap_or(0), vals.iter().sum::<u64>());
-            let max_out = outs.iter().map(|&o| view.output_value(o)).max().unwrap_or(0);
+            let (min_in, sum_in) = (
+                vals.iter().min().copied().unwrap_or(0),
+                vals.iter().sum::<u64>(),
+            );
+            let max_out = outs
+                .iter()
+                .map(|&o| view.output_value(o))
+                .max()
+                .unwrap_or(0);
             if sum_in - min_in >= max_out && f.iter().all(|x| !x.starts_with("coinjoin")) {
                 f.push("payjoin_suspect".into());
             }

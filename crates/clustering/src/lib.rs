@@ -4,5 +4,5 @@
 pub mod clusters;
 pub mod coinjoin;
 
-
+pub use clusters::{pairwise_scores, Clustering, MergeStep, Scores};
 pub use coinjoin::{classify_tx, detect_coinjoin, CoinJoin, NetParams};

@@ -1,7 +1,10 @@
 //! methods.md §6 E7 and E9 exactly, and the Wasabi 2 denomination set.
 
 use bitcoin::hashes::Hash;
-use bitcoin::{absolute::LockTime, transaction::Version, Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness, WPubkeyHash};
+use bitcoin::{
+    absolute::LockTime, transaction::Version, Amount, OutPoint, ScriptBuf, Sequence, Transaction,
+    TxIn, TxOut, WPubkeyHash, Witness,
+};
 use cointrail_chain::view::TxNum;
 use cointrail_chain::MemChain;
 use cointrail_clustering::coinjoin::{detect_coinjoin, wasabi2_denominations, NetParams};
@@ -20,8 +23,16 @@ fn build(ins: &[u64], outs: &[u64]) -> (MemChain, TxNum) {
         let cb = Transaction {
             version: Version::TWO,
             lock_time: LockTime::ZERO,
-            input: vec![TxIn { previous_output: OutPoint::null(), script_sig: ScriptBuf::from_bytes(vec![k as u8, 1]), sequence: Sequence::MAX, witness: Witness::new() }],
-            output: vec![TxOut { value: Amount::from_sat(v), script_pubkey: spk(100 + k as u16) }],
+            input: vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: ScriptBuf::from_bytes(vec![k as u8, 1]),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![TxOut {
+                value: Amount::from_sat(v),
+                script_pubkey: spk(100 + k as u16),
+            }],
         };
         prev.push(cb.compute_txid());
         c.push_tx(&cb, 699_000);
@@ -29,8 +40,23 @@ fn build(ins: &[u64], outs: &[u64]) -> (MemChain, TxNum) {
     let tx = Transaction {
         version: Version::TWO,
         lock_time: LockTime::ZERO,
-        input: prev.iter().map(|t| TxIn { previous_output: OutPoint::new(*t, 0), script_sig: ScriptBuf::new(), sequence: Sequence::MAX, witness: Witness::new() }).collect(),
-        output: outs.iter().enumerate().map(|(k, &v)| TxOut { value: Amount::from_sat(v), script_pubkey: spk(500 + k as u16) }).collect(),
+        input: prev
+            .iter()
+            .map(|t| TxIn {
+                previous_output: OutPoint::new(*t, 0),
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            })
+            .collect(),
+        output: outs
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| TxOut {
+                value: Amount::from_sat(v),
+                script_pubkey: spk(500 + k as u16),
+            })
+            .collect(),
     };
     let t = c.push_tx(&tx, 700_000);
     (c, t)
@@ -38,21 +64,43 @@ fn build(ins: &[u64], outs: &[u64]) -> (MemChain, TxNum) {
 
 #[test]
 fn e7_whirlpool() {
-    let (c, t) = build(&[1_005_000, 1_005_000, 1_000_000, 1_000_000, 1_000_000], &[1_000_000; 5]);
+    let (c, t) = build(
+        &[1_005_000, 1_005_000, 1_000_000, 1_000_000, 1_000_000],
+        &[1_000_000; 5],
+    );
     let cj = detect_coinjoin(&c, t, &NetParams::mainnet()).unwrap();
-    assert_eq!((cj.protocol, cj.anonymity_set, cj.equal_value), ("whirlpool", 5, 1_000_000));
+    assert_eq!(
+        (cj.protocol, cj.anonymity_set, cj.equal_value),
+        ("whirlpool", 5, 1_000_000)
+    );
     // Before the protocol existed, the same shape is not Whirlpool.
     let (c, t) = {
-        let (c, t) = build(&[1_005_000, 1_005_000, 1_000_000, 1_000_000, 1_000_000], &[1_000_000; 5]);
+        let (c, t) = build(
+            &[1_005_000, 1_005_000, 1_000_000, 1_000_000, 1_000_000],
+            &[1_000_000; 5],
+        );
         (c, t)
     };
-    let early = NetParams { whirlpool_from: 800_000, ..NetParams::mainnet() };
-    assert_ne!(detect_coinjoin(&c, t, &early).map(|x| x.protocol), Some("whirlpool"));
+    let early = NetParams {
+        whirlpool_from: 800_000,
+        ..NetParams::mainnet()
+    };
+    assert_ne!(
+        detect_coinjoin(&c, t, &early).map(|x| x.protocol),
+        Some("whirlpool")
+    );
 }
 
 #[test]
 fn e9_j1_joinmarket_with_maker_change() {
-    let (c, t) = build(&[4_000_000, 4_040_000, 3_000_000, 3_000_000, 4_000_000, 4_000_000], &[5_000_000, 5_000_000, 5_000_000, 1_234_567, 2_345_678, 3_456_789]);
+    let (c, t) = build(
+        &[
+            4_000_000, 4_040_000, 3_000_000, 3_000_000, 4_000_000, 4_000_000,
+        ],
+        &[
+            5_000_000, 5_000_000, 5_000_000, 1_234_567, 2_345_678, 3_456_789,
+        ],
+    );
     let cj = detect_coinjoin(&c, t, &NetParams::mainnet()).unwrap();
     assert_eq!((cj.protocol, cj.anonymity_set), ("joinmarket", 3));
 }
@@ -60,7 +108,10 @@ fn e9_j1_joinmarket_with_maker_change() {
 #[test]
 fn e9_j2_taker_sweep_is_joinmarket_by_design_rule() {
     let outs = [5_000_000, 5_000_000, 5_000_000, 1_234_567, 2_345_678];
-    let (c, t) = build(&[4_000_000, 4_040_000, 3_000_000, 4_000_000, 3_600_000], &outs);
+    let (c, t) = build(
+        &[4_000_000, 4_040_000, 3_000_000, 4_000_000, 3_600_000],
+        &outs,
+    );
     let cj = detect_coinjoin(&c, t, &NetParams::mainnet()).unwrap();
     assert_eq!((cj.protocol, cj.anonymity_set), ("joinmarket", 3));
     // Dumplings' literal test e ∈ {c, c−1} rejects it (c = 2): the reason for the design rule.

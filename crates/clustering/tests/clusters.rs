@@ -1,0 +1,275 @@
+//! Clustering on small hand-built chains and on a simulated economy with ground truth.
+
+use bitcoin::hashes::Hash;
+use bitcoin::{
+    absolute::LockTime, transaction::Version, Amount, OutPoint, ScriptBuf, Sequence, Transaction,
+    TxIn, TxOut, WPubkeyHash, Witness,
+};
+use cointrail_chain::view::{AddrId, ChainView, Prevout, TxNum};
+use cointrail_chain::{AddressKey, MemChain};
+use cointrail_clustering::{pairwise_scores, Clustering, NetParams};
+
+fn spk(n: u16) -> ScriptBuf {
+    let mut h = [0u8; 20];
+    h[..2].copy_from_slice(&n.to_le_bytes());
+    ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array(h))
+}
+
+struct Chain(MemChain, u32);
+impl Chain {
+    fn tx(&mut self, ins: &[(TxNum, u32)], outs: &[(u16, u64)]) -> TxNum {
+        self.1 += 1;
+        let input = if ins.is_empty() {
+            vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: ScriptBuf::from_bytes(self.1.to_le_bytes().to_vec()),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }]
+        } else {
+            ins.iter()
+                .map(|&(t, v)| TxIn {
+                    previous_output: OutPoint::new(self.0.txid_of(t), v),
+                    script_sig: ScriptBuf::new(),
+                    sequence: Sequence::MAX,
+                    witness: Witness::new(),
+                })
+                .collect()
+        };
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input,
+            output: outs
+                .iter()
+                .map(|&(s, v)| TxOut {
+                    value: Amount::from_sat(v),
+                    script_pubkey: spk(s),
+                })
+                .collect(),
+        };
+        let h = self.1;
+        self.0.push_tx(&tx, h)
+    }
+    fn addr(&self, n: u16) -> AddrId {
+        self.0
+            .lookup_addr(&AddressKey::from_script(&spk(n)).unwrap())
+            .unwrap()
+    }
+}
+
+/// E8: a1, a2 spent together pay x1 and change a3; later a CoinJoin of five others.
+fn chain() -> Chain {
+    let mut c = Chain(MemChain::new(), 0);
+    let f1 = c.tx(&[], &[(1, 500_000_000)]);
+    let f2 = c.tx(&[], &[(2, 300_000_000)]);
+    let pay = c.tx(&[(f1, 0), (f2, 0)], &[(10, 600_000_000), (3, 198_765_432)]);
+    let _spend_change = c.tx(&[(pay, 1)], &[(11, 198_000_000)]);
+    let mut cj_in = Vec::new();
+    for k in 0..5u16 {
+        let v = if k < 2 { 1_005_000 } else { 1_000_000 };
+        let t = c.tx(&[], &[(20 + k, v)]);
+        cj_in.push((t, 0));
+    }
+    c.tx(
+        &cj_in,
+        &[
+            (30, 1_000_000),
+            (31, 1_000_000),
+            (32, 1_000_000),
+            (33, 1_000_000),
+            (34, 1_000_000),
+        ],
+    );
+    c
+}
+
+#[test]
+fn multi_input_merges_and_coinjoins_do_not() {
+    let c = chain();
+    let d = tempfile::tempdir().unwrap();
+    let mut cl = Clustering::new(d.path(), NetParams::any_height());
+    cl.update(&c.0);
+    assert_eq!(cl.cluster_of(c.addr(1)), cl.cluster_of(c.addr(2)));
+    assert_ne!(
+        cl.cluster_of(c.addr(1)),
+        cl.cluster_of(c.addr(3)),
+        "change needs a soft link, not applied"
+    );
+    assert_ne!(
+        cl.cluster_of(c.addr(20)),
+        cl.cluster_of(c.addr(21)),
+        "CoinJoin inputs stay apart"
+    );
+    assert_eq!(cl.coinjoins_skipped, 1);
+    let s = cl.summary(c.addr(2));
+    assert_eq!(
+        (s.size, s.received, s.sent, s.balance),
+        (2, 800_000_000, 800_000_000, 0)
+    );
+    assert_eq!(s.cluster_id, c.addr(1).min(c.addr(2)));
+    let render = |a: AddrId| format!("addr{a}");
+    let steps = cl.explain(&c.0, c.addr(1), c.addr(2), &render).unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].txid, c.0.txid_of(2).to_string());
+    assert!(cl.explain(&c.0, c.addr(1), c.addr(3), &render).is_none());
+}
+
+#[test]
+fn incremental_rollback_reopen_and_aggregates() {
+    let c = chain();
+    let d = tempfile::tempdir().unwrap();
+    let mut one = Clustering::new(&d.path().join("one"), NetParams::any_height());
+    one.update(&c.0);
+    // The same chain applied in two steps, through a view of its first transactions.
+    let mut inc = Clustering::new(&d.path().join("inc"), NetParams::any_height());
+    inc.update(&Prefix(&c.0, 3));
+    assert_eq!(inc.covered_txs, 3);
+    inc.save().unwrap();
+    let mut inc = Clustering::open(&d.path().join("inc"), NetParams::any_height()).unwrap();
+    assert_eq!(inc.covered_txs, 3);
+    inc.update(&c.0);
+    inc.save().unwrap();
+    let reopened = Clustering::open(&d.path().join("inc"), NetParams::any_height()).unwrap();
+    for a in 0..c.0.addr_count() as u32 {
+        assert_eq!(one.cluster_of(a), reopened.cluster_of(a));
+        let (x, y) = (one.summary(a), reopened.summary(a));
+        assert_eq!(
+            (x.received, x.sent, x.tx_count, x.size),
+            (y.received, y.sent, y.tx_count, y.size)
+        );
+    }
+    // Rollback to before the payment that merged a1 and a2 separates them again.
+    let mut rb = Clustering::open(&d.path().join("inc"), NetParams::any_height()).unwrap();
+    rb.rollback_to(&c.0, 2);
+    assert_ne!(rb.cluster_of(c.addr(1)), rb.cluster_of(c.addr(2)));
+    rb.update(&c.0);
+    assert_eq!(rb.cluster_of(c.addr(1)), rb.cluster_of(c.addr(2)));
+    // Aggregates equal brute-force sums over the chain.
+    let mut recv = std::collections::HashMap::<AddrId, u64>::new();
+    for t in 0..c.0.tx_count() as u32 {
+        for o in c.0.tx_outputs(t) {
+            if let Some(a) = c.0.output_addr(o) {
+                *recv.entry(one.cluster_of(a)).or_default() += c.0.output_value(o);
+            }
+        }
+    }
+    for (k, v) in recv {
+        assert_eq!(one.summary(k).received, v);
+    }
+}
+
+/// The first `n` transactions of a chain (addresses limited to those they use).
+struct Prefix<'a>(&'a MemChain, u64);
+impl ChainView for Prefix<'_> {
+    fn tx_count(&self) -> u64 {
+        self.1
+    }
+    fn txid(&self, t: TxNum) -> [u8; 32] {
+        self.0.txid(t)
+    }
+    fn tx_height(&self, t: TxNum) -> u32 {
+        self.0.tx_height(t)
+    }
+    fn tx_locktime(&self, t: TxNum) -> u32 {
+        self.0.tx_locktime(t)
+    }
+    fn tx_version(&self, t: TxNum) -> i32 {
+        self.0.tx_version(t)
+    }
+    fn tx_inputs(&self, t: TxNum) -> std::ops::Range<u64> {
+        self.0.tx_inputs(t)
+    }
+    fn tx_outputs(&self, t: TxNum) -> std::ops::Range<u64> {
+        self.0.tx_outputs(t)
+    }
+    fn input_prevout(&self, i: u64) -> Prevout {
+        self.0.input_prevout(i)
+    }
+    fn output_value(&self, o: u64) -> u64 {
+        self.0.output_value(o)
+    }
+    fn output_addr(&self, o: u64) -> Option<AddrId> {
+        self.0.output_addr(o)
+    }
+    fn output_spender(&self, o: u64) -> Option<TxNum> {
+        self.0.output_spender(o).filter(|&s| (s as u64) < self.1)
+    }
+    fn output_tx(&self, o: u64) -> TxNum {
+        self.0.output_tx(o)
+    }
+    fn addr_count(&self) -> u64 {
+        (0..self.1 as u32)
+            .flat_map(|t| self.0.tx_outputs(t))
+            .filter_map(|o| self.0.output_addr(o))
+            .map(|a| a as u64 + 1)
+            .max()
+            .unwrap_or(0)
+    }
+    fn addr_key(&self, a: AddrId) -> AddressKey {
+        self.0.addr_key(a)
+    }
+    fn lookup_txid(&self, t: &[u8; 32]) -> Option<TxNum> {
+        self.0.lookup_txid(t).filter(|&x| (x as u64) < self.1)
+    }
+    fn lookup_addr(&self, k: &AddressKey) -> Option<AddrId> {
+        self.0.lookup_addr(k)
+    }
+}
+
+#[test]
+fn simulated_economy_against_ground_truth() {
+    let d = tempfile::tempdir().unwrap();
+    let mut cfg = cointrail_sim::SimConfig::demo();
+    cfg.txs = 12_000;
+    cfg.heists.clear();
+    let sim = d.path().join("sim");
+    cointrail_sim::simulate(&cfg, &sim, &mut |_, _| {}).unwrap();
+    let mut idx = cointrail_index::Index::open_writer(&d.path().join("index")).unwrap();
+    cointrail_index::ingest(
+        &mut idx,
+        cointrail_index::Source::BlocksDir(sim.join("blocks")),
+        &Default::default(),
+    )
+    .unwrap();
+    let mut cl = Clustering::new(&d.path().join("cl"), NetParams::any_height());
+    cl.update(&idx);
+    // Every CoinJoin the simulator made is detected (and therefore not merged).
+    let kinds = std::fs::read_to_string(sim.join("truth/tx_kinds.tsv")).unwrap();
+    let mut cj = 0;
+    for line in kinds.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if ["whirlpool", "wasabi", "wasabi2", "joinmarket"]
+            .iter()
+            .any(|k| f[1].starts_with(k))
+            && !f[1].contains("tx0")
+            && !f[1].contains("premix")
+        {
+            let t = idx.parse_txid(f[0]).unwrap();
+            assert!(
+                cointrail_clustering::detect_coinjoin(&idx, t, &NetParams::any_height()).is_some(),
+                "{} ({}) not detected",
+                f[0],
+                f[1]
+            );
+            cj += 1;
+        }
+    }
+    assert!(cj > 0, "the simulation has CoinJoins");
+    // Multi-input precision is near perfect; record what it is.
+    let owners = std::fs::read_to_string(sim.join("truth/addresses.tsv")).unwrap();
+    let mut owner = vec![None; idx.addr_count() as usize];
+    for line in owners.lines().skip(1) {
+        let mut f = line.split('\t');
+        let (Some(a), Some(e)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if let Ok(id) = idx.parse_address(a) {
+            owner[id as usize] = e.parse().ok();
+        }
+    }
+    let s = pairwise_scores(&cl, &owner);
+    eprintln!("multi-input on the simulated economy: {s:?}");
+    assert!(s.precision > 0.99, "{s:?}");
+    assert!(s.recall > 0.0);
+}
