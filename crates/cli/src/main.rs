@@ -75,6 +75,9 @@ enum Command {
     Alerts(cmd::follow::AlertsCmd),
     /// Follow a case's stolen coins forward (or `trace origin TXID:VOUT`).
     Trace(cmd::trace::TraceArgs),
+    /// Entities: build the clustering, show an address's cluster, explain merges, export.
+    #[command(subcommand)]
+    Cluster(cmd::cluster::ClusterCmd),
     /// Exposure and risk of an address, a transaction or a deposit output.
     Screen(cmd::screen::ScreenArgs),
     /// Register and manage incidents (cases) to trace.
@@ -111,6 +114,7 @@ fn main() {
         Command::Verify => cmd::chain::run_verify(g),
         Command::Case(c) => cmd::case::run(c, g),
         Command::Screen(a) => cmd::screen::run(a, g),
+        Command::Cluster(c) => cmd::cluster::run(c, g),
         Command::Trace(a) => cmd::trace::run(a, g),
         Command::Follow(a) => cmd::follow::run_follow(a, g),
         Command::Alerts(c) => cmd::follow::run_alerts(c, g),

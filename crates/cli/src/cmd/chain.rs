@@ -217,7 +217,7 @@ pub fn run_tx(a: TxArgs, g: &Global) -> Result<()> {
     let index = Index::open_reader(&g.index_dir())?;
     let t = index.parse_txid(&a.txid)?;
     let info = index.tx_info(t);
-    let flags: Vec<String> = Vec::new();
+    let flags = cointrail_clustering::classify_tx(&index, t, &crate::cmd::cluster::params(&index));
     if g.json {
         let mut v = serde_json::to_value(&info)?;
         v["flags"] = serde_json::to_value(&flags)?;

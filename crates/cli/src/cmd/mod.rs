@@ -1,6 +1,7 @@
 //! One module per group of subcommands.
 pub mod case;
 pub mod chain;
+pub mod cluster;
 pub mod follow;
 pub mod screen;
 pub mod sim;

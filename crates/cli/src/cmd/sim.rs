@@ -204,13 +204,30 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
         ),
     );
 
-    say(g, "3/4 registering each simulated heist as a case");
+    say(g, "3/4 clustering, cases and attribution");
     let cases = crate::cmd::case::import_sim(&chain.join("truth"), g)?;
     say(
         g,
         &format!("    {} case(s): {}", cases.len(), cases.join(", ")),
     );
 
+    let idx = cointrail_index::Index::open_reader(&g.index_dir())?;
+    let cl = crate::cmd::cluster::load(g, &idx)?;
+    let mut owner = vec![None; cointrail_chain::ChainView::addr_count(&idx) as usize];
+    for line in std::fs::read_to_string(chain.join("truth/addresses.tsv"))?
+        .lines()
+        .skip(1)
+    {
+        let mut f = line.split('\t');
+        if let (Some(a), Some(e)) = (f.next(), f.next()) {
+            if let Ok(id) = idx.parse_address(a) {
+                owner[id as usize] = e.parse().ok();
+            }
+        }
+    }
+    let scores = cointrail_clustering::pairwise_scores(&cl, &owner);
+    say(g, &format!("    clustering (multi-input, CoinJoin-aware): {} merges, {} CoinJoins left apart; precision {:.4}, recall {:.4} against the truth", cl.merges.len(), cl.coinjoins_skipped, scores.precision, scores.recall));
+    drop(idx);
     let n = write_service_attribution(&chain.join("truth"), &dd.join("attribution.tsv"))?;
     say(g, &format!("    {n} service addresses attributed (the simulated equivalent of an analytics vendor's labels)"));
 
@@ -263,7 +280,7 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
     }
     if g.json {
         crate::print_json(
-            &serde_json::json!({"simulation": s, "ingest": report, "index": stats, "cases": cases, "traces": traces, "seconds": started.elapsed().as_secs_f64()}),
+            &serde_json::json!({"simulation": s, "ingest": report, "index": stats, "cases": cases, "clustering": scores, "traces": traces, "seconds": started.elapsed().as_secs_f64()}),
         )?;
     } else {
         println!("done in {:.1}s. Explore: cointrail --data-dir {} stats | case list | tx TXID | address ADDR", started.elapsed().as_secs_f64(), dd.display());

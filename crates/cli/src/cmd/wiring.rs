@@ -1,76 +1,164 @@
-//! Plugging the data directory's attributions and traced cases into the engine.
+//! Plugging the data directory's attributions, clustering and CoinJoin detection into the
+//! engine.
 //!
 //! Attribution sources, all optional:
 //! - `DATA_DIR/attribution.tsv`: `address<TAB>category<TAB>name[<TAB>entity]` lines, the
 //!   simplest way to name services (the demo writes one for the simulated services).
+//! - With a clustering (`cointrail cluster build`), a label on any address names its whole
+//!   cluster, as an analytics vendor's entity labels do.
 
 use crate::Global;
 use anyhow::{Context, Result};
 use cointrail_chain::view::{AddrId, ChainView};
 use cointrail_chain::AddressKey;
+use cointrail_clustering::Clustering;
 use cointrail_engine::Engine;
+use cointrail_index::Index;
 use cointrail_risk::{Attribution, Attributor};
+use cointrail_trace::CoinJoinInfo;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 struct MapAttributor {
     by_addr: HashMap<AddrId, Vec<Attribution>>,
+    by_cluster: HashMap<AddrId, Vec<Attribution>>,
+    clusters: Option<Arc<Clustering>>,
     times: Vec<u32>,
 }
 
 impl Attributor for MapAttributor {
     fn attribute(&self, addr: AddrId) -> Vec<Attribution> {
-        self.by_addr.get(&addr).cloned().unwrap_or_default()
+        if let Some(v) = self.by_addr.get(&addr) {
+            return v.clone();
+        }
+        match &self.clusters {
+            Some(c) if (addr as usize) < c.addr_count() => self
+                .by_cluster
+                .get(&c.cluster_of(addr))
+                .cloned()
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
     }
     fn time_of_height(&self, h: u32) -> u64 {
         self.times.get(h as usize).copied().unwrap_or(h) as u64
     }
 }
 
-/// Attach whatever attribution and case taint this data directory holds.
-pub fn attach(e: &mut Engine, g: &Global) -> Result<()> {
+/// Address attributions from `attribution.tsv`.
+fn read_attribution(g: &Global, idx: &Index) -> Result<HashMap<AddrId, Vec<Attribution>>> {
     let mut by_addr: HashMap<AddrId, Vec<Attribution>> = HashMap::new();
-    let mut notes = Vec::new();
     let path = g.data_dir.join("attribution.tsv");
-    if path.exists() {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let net = e.index.render_network();
-        let mut n = 0;
-        for (i, line) in text.lines().enumerate() {
-            if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            let f: Vec<&str> = line.split('\t').collect();
-            if f.len() < 3 {
-                anyhow::bail!(
-                    "{} line {}: expected address, category, name separated by tabs",
-                    path.display(),
-                    i + 1
-                );
-            }
-            let key = AddressKey::parse(f[0], net)
-                .map_err(|m| anyhow::anyhow!("{} line {}: {m}", path.display(), i + 1))?;
-            if let Some(a) = e.index.lookup_addr(&key) {
-                by_addr.entry(a).or_default().push(Attribution {
-                    entity: f.get(3).and_then(|x| x.parse().ok()),
-                    name: f[2].to_string(),
-                    category: f[1].to_string(),
-                    source: "attribution.tsv".into(),
-                    valid_from: None,
-                    valid_to: None,
-                });
-                n += 1;
+    if !path.exists() {
+        return Ok(by_addr);
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let net = idx.render_network();
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 3 {
+            anyhow::bail!(
+                "{} line {}: expected address, category, name separated by tabs",
+                path.display(),
+                i + 1
+            );
+        }
+        let key = AddressKey::parse(f[0], net)
+            .map_err(|m| anyhow::anyhow!("{} line {}: {m}", path.display(), i + 1))?;
+        if let Some(a) = idx.lookup_addr(&key) {
+            by_addr.entry(a).or_default().push(Attribution {
+                entity: f.get(3).and_then(|x| x.parse().ok()),
+                name: f[2].to_string(),
+                category: f[1].to_string(),
+                source: "attribution.tsv".into(),
+                valid_from: None,
+                valid_to: None,
+            });
+        }
+    }
+    Ok(by_addr)
+}
+
+fn by_cluster(
+    by_addr: &HashMap<AddrId, Vec<Attribution>>,
+    c: &Clustering,
+) -> HashMap<AddrId, Vec<Attribution>> {
+    let mut m: HashMap<AddrId, Vec<Attribution>> = HashMap::new();
+    for (&a, ls) in by_addr {
+        if (a as usize) >= c.addr_count() {
+            continue;
+        }
+        let k = c.cluster_of(a);
+        let v = m.entry(k).or_default();
+        for l in ls {
+            if !v
+                .iter()
+                .any(|x| x.name == l.name && x.category == l.category)
+            {
+                let mut l = l.clone();
+                l.entity = Some(k as u64);
+                v.push(l);
             }
         }
-        notes.push(serde_json::json!({"source": "attribution.tsv", "addresses": n}));
     }
+    m
+}
+
+/// The labels of an address's cluster, for `cluster show`.
+pub fn cluster_labels(
+    g: &Global,
+    idx: &Index,
+    c: &Clustering,
+    a: AddrId,
+) -> Result<Vec<Attribution>> {
+    Ok(by_cluster(&read_attribution(g, idx)?, c)
+        .remove(&c.cluster_of(a))
+        .unwrap_or_default())
+}
+
+/// Attach whatever attribution, clustering and case taint this data directory holds.
+pub fn attach(e: &mut Engine, g: &Global) -> Result<()> {
+    let by_addr = read_attribution(g, &e.index)?;
+    let clusters = if crate::cmd::cluster::dir(g).join("state.json").exists() {
+        Some(Arc::new(crate::cmd::cluster::load(g, &e.index)?))
+    } else {
+        None
+    };
+    let by_cluster = clusters
+        .as_deref()
+        .map(|c| by_cluster(&by_addr, c))
+        .unwrap_or_default();
+    e.attribution_note = serde_json::json!({
+        "attribution_tsv_addresses": by_addr.len(),
+        "clustering": clusters.as_ref().map(|c| serde_json::json!({"rule_set": cointrail_clustering::clusters::RULE_SET, "covered_txs": c.covered_txs})),
+        "labelled_clusters": by_cluster.len(),
+    });
     let start = e.index.start_height();
-    let times: Vec<u32> = (0..e.index.block_count())
-        .map(|b| e.index.block(b).time)
-        .collect();
-    let times = if start == 0 { times } else { Vec::new() };
-    e.attribution_note = serde_json::json!(notes);
-    e.set_attributor(Arc::new(MapAttributor { by_addr, times }));
+    let times: Vec<u32> = if start == 0 {
+        (0..e.index.block_count())
+            .map(|b| e.index.block(b).time)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    e.set_attributor(Arc::new(MapAttributor {
+        by_addr,
+        by_cluster,
+        clusters,
+        times,
+    }));
+    let params = crate::cmd::cluster::params(&e.index);
+    e.set_coinjoin_detector(Arc::new(move |idx: &Index, tx: u32| {
+        cointrail_clustering::detect_coinjoin(idx, tx, &params).map(|c| CoinJoinInfo {
+            protocol: c.protocol.to_string(),
+            anonymity_set: c.anonymity_set,
+            equal_value: c.equal_value,
+            equal_outputs: c.equal_outputs,
+        })
+    }));
     Ok(())
 }
