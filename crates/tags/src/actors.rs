@@ -1,0 +1,58 @@
+//! GraphSense ActorPack: the actors that tags refer to by `actor` id.
+
+use crate::error::TagError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Actor {
+    pub id: String,
+    pub label: String,
+    pub categories: Vec<String>,
+    pub jurisdictions: Vec<String>,
+    pub aliases: Vec<String>,
+    pub uri: Option<String>,
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|x| match x {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }).collect(),
+        _ => vec![],
+    }
+}
+
+pub fn parse_actorpack(text: &str, file: &str) -> Result<Vec<Actor>, TagError> {
+    let doc: Value = serde_saphyr::from_str(text)
+        .map_err(|e| TagError::Parse { file: file.into(), msg: format!("YAML: {e}") })?;
+    let Some(Value::Array(actors)) = doc.get("actors") else {
+        return Err(TagError::field(file, 1, "actors", "required list missing"));
+    };
+    let mut out = Vec::with_capacity(actors.len());
+    for (i, a) in actors.iter().enumerate() {
+        let s = |f: &str| match a.get(f) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let where_ = format!("actors[{i}].id");
+        let id = s("id").ok_or_else(|| TagError::field(file, 0, &where_, "required"))?;
+        let label = s("label").ok_or_else(|| TagError::field(file, 0, &format!("actors[{i}] ({id}).label"), "required"))?;
+        let mut aliases = strings(a.get("aliases"));
+        if let Some(c) = a.get("context") {
+            aliases.extend(strings(c.get("aliases")));
+        }
+        out.push(Actor {
+            id,
+            label,
+            categories: strings(a.get("categories")),
+            jurisdictions: strings(a.get("jurisdictions")),
+            aliases,
+            uri: s("uri"),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,130 @@
+use serde::{Deserialize, Serialize};
+
+/// What a label is attached to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum Target {
+    Address(String),
+    Tx(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Label {
+    /// Store source name (e.g. `graphsense:miners`, `ofac-sdn`, `user`).
+    pub source: String,
+    pub currency: String,
+    pub target: Target,
+    pub label: String,
+    pub category: Option<String>,
+    pub abuse: Option<String>,
+    pub actor: Option<String>,
+    /// GraphSense confidence class (`ownership`, `authority_data`, `forensic`, ...).
+    pub confidence: Option<String>,
+    pub is_cluster_definer: bool,
+    pub lastmod: Option<String>,
+    /// Provenance URI or publisher given by the source itself (TagPack `source`).
+    pub origin: Option<String>,
+    pub concepts: Vec<String>,
+    /// Sanctions programmes (OFAC) such as DPRK3, CYBER2.
+    pub programs: Vec<String>,
+    /// Set by the store: version date of the import that first carried this label.
+    pub valid_from: String,
+    /// Set by the store: version date of the import from which the label was absent.
+    pub valid_to: Option<String>,
+}
+
+impl Label {
+    pub fn new(source: &str, currency: &str, target: Target, label: &str) -> Label {
+        let currency = normalize_currency(currency);
+        let target = match target {
+            Target::Address(a) => Target::Address(normalize_address(&currency, &a)),
+            Target::Tx(t) => Target::Tx(t.trim().to_ascii_lowercase()),
+        };
+        Label {
+            source: source.into(),
+            currency,
+            target,
+            label: label.trim().into(),
+            category: None,
+            abuse: None,
+            actor: None,
+            confidence: None,
+            is_cluster_definer: false,
+            lastmod: None,
+            origin: None,
+            concepts: vec![],
+            programs: vec![],
+            valid_from: String::new(),
+            valid_to: None,
+        }
+    }
+
+    pub fn address(&self) -> Option<&str> {
+        match &self.target {
+            Target::Address(a) => Some(a),
+            Target::Tx(_) => None,
+        }
+    }
+
+    /// Visible at `as_of` (None: the current state, i.e. not closed).
+    pub fn visible(&self, as_of: Option<&str>) -> bool {
+        match as_of {
+            None => self.valid_to.is_none(),
+            Some(d) => {
+                self.valid_from.as_str() <= d && self.valid_to.as_deref().is_none_or(|t| d < t)
+            }
+        }
+    }
+
+    /// Identity within a source: one record per (currency, target, label).
+    pub(crate) fn key(&self) -> String {
+        let (k, v) = match &self.target {
+            Target::Address(a) => ('a', a),
+            Target::Tx(t) => ('t', t),
+        };
+        format!("{}\0{}\0{k}{}\0{}", self.source, self.currency, v, self.label)
+    }
+
+    pub(crate) fn index_key(&self) -> String {
+        match &self.target {
+            Target::Address(a) => index_key(&self.currency, a),
+            Target::Tx(t) => format!("{}\0{}", self.currency, t),
+        }
+    }
+}
+
+pub(crate) fn index_key(currency: &str, addr: &str) -> String {
+    format!("{currency}\0{addr}")
+}
+
+/// Upper-case ticker; OFAC's XBT is Bitcoin, stored as BTC.
+pub fn normalize_currency(c: &str) -> String {
+    let c = c.trim().to_ascii_uppercase();
+    if c == "XBT" {
+        "BTC".into()
+    } else {
+        c
+    }
+}
+
+/// BTC/LTC bech32 and every hex (0x) address are case-insensitive: store them lower-case.
+/// Base58 addresses are case-sensitive and kept as given.
+pub fn normalize_address(currency: &str, addr: &str) -> String {
+    let a = addr.trim();
+    let lower = a.to_ascii_lowercase();
+    let bech = ["bc1", "tb1", "bcrt1", "ltc1", "tltc1"].iter().any(|p| lower.starts_with(p));
+    if lower.starts_with("0x") || bech || matches!(currency, "ETH" | "ETC" | "BSC" | "ARB") {
+        lower
+    } else {
+        a.to_string()
+    }
+}
+
+/// `YYYY-MM-DD` with plausible month and day.
+pub fn valid_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok());
+    matches!((num(0..4), num(5..7), num(8..10)), (Some(_), Some(1..=12), Some(1..=31)))
+}

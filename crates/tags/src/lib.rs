@@ -1,0 +1,25 @@
+//! Labels for addresses and transactions from real sources, kept in a versioned redb store.
+//!
+//! Every import is a named source at a version date. A newer version of a source closes
+//! (sets `valid_to`) the labels that disappeared instead of deleting them, so a query can ask
+//! what was known at a date (`as_of`).
+
+pub mod actors;
+pub mod csv_user;
+pub mod definer;
+pub mod error;
+pub mod label;
+pub mod ofac;
+pub mod snapshot;
+pub mod store;
+pub mod tagpack;
+
+pub use actors::{parse_actorpack, Actor};
+pub use csv_user::parse_user_csv;
+pub use definer::{best_definer, confidence_score, Conflict};
+pub use error::TagError;
+pub use label::{normalize_address, normalize_currency, valid_date, Label, Target};
+pub use ofac::{parse_address_list, parse_sdn_advanced, parse_sdn_advanced_file, OFAC_SOURCE};
+pub use snapshot::{CompactLabel, TagSnapshot};
+pub use store::{ImportStats, SourceInfo, TagStore};
+pub use tagpack::{export_tagpack, parse_tagpack};
