@@ -84,7 +84,9 @@ pub fn parse_tagpack(text: &str, file: &str, source: &str) -> Result<Vec<Label>,
         let label = need("label")?;
         let origin = need("source")?;
         let currency = need("currency")?;
-        let target = match (scalar(t.get("address")), scalar(t.get("tx_hash"))) {
+        // Some packs annotate an address after it ("VJL... (AMP ID: ...)"): the first word is the address.
+        let first = |v: Option<String>| v.and_then(|s| s.split_whitespace().next().map(String::from));
+        let target = match (first(scalar(t.get("address"))), first(scalar(t.get("tx_hash")))) {
             (Some(a), _) => Target::Address(a),
             (None, Some(h)) => Target::Tx(h),
             (None, None) => return Err(TagError::field(file, line, "address", "a tag needs address or tx_hash")),
