@@ -26,8 +26,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 }
 
 pub fn parse_actorpack(text: &str, file: &str) -> Result<Vec<Actor>, TagError> {
-    let doc: Value = serde_saphyr::from_str(text)
-        .map_err(|e| TagError::Parse { file: file.into(), msg: format!("YAML: {e}") })?;
+    let doc = crate::tagpack::yaml_value(text, file)?;
     let Some(Value::Array(actors)) = doc.get("actors") else {
         return Err(TagError::field(file, 1, "actors", "required list missing"));
     };

@@ -51,10 +51,19 @@ fn tag_lines(text: &str) -> Vec<usize> {
     out
 }
 
+/// Parse YAML with a node budget scaled to the input: the default (250k nodes) is below the
+/// largest real pack (miners.yaml), yet a budget still bounds alias bombs.
+pub(crate) fn yaml_value(text: &str, file: &str) -> Result<Value, TagError> {
+    let mut opts = serde_saphyr::Options::default();
+    let mut b = serde_saphyr::Budget::default();
+    b.max_nodes = b.max_nodes.max(text.len());
+    opts.budget = Some(b);
+    serde_saphyr::from_str_with_options(text, opts).map_err(|e| TagError::Parse { file: file.into(), msg: format!("YAML: {e}") })
+}
+
 /// Parse a TagPack into labels of store source `source`.
 pub fn parse_tagpack(text: &str, file: &str, source: &str) -> Result<Vec<Label>, TagError> {
-    let doc: Value = serde_saphyr::from_str(text)
-        .map_err(|e| TagError::Parse { file: file.into(), msg: format!("YAML: {e}") })?;
+    let doc = yaml_value(text, file)?;
     let Value::Object(hdr) = doc else {
         return Err(TagError::field(file, 1, "(document)", "a TagPack is a mapping"));
     };

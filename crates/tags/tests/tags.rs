@@ -16,6 +16,20 @@ fn shared(p: &str) -> Option<PathBuf> {
     }
 }
 
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(yaml_files(&p));
+        } else if p.extension().is_some_and(|x| x == "yaml") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
 fn store() -> (tempfile::TempDir, TagStore) {
     let d = tempfile::tempdir().unwrap();
     let s = TagStore::open(d.path().join("tags.redb")).unwrap();
@@ -155,14 +169,13 @@ fn every_shared_tagpack_parses() {
     let Some(dir) = shared("graphsense-tagpacks/packs") else { return };
     let mut n = 0;
     let mut files = 0;
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
+    for p in yaml_files(&dir) {
         let t = read(&p);
         let ls = parse_tagpack(&t, &p.display().to_string(), "gs").unwrap_or_else(|e| panic!("{e}"));
         n += ls.len();
         files += 1;
     }
-    assert_eq!(files, 78);
+    assert_eq!(files, 86);
     assert!(n > 500_000, "{n} tags");
     let Some(a) = shared("graphsense-tagpacks/actors/graphsense.actorpack.yaml") else { return };
     let actors = parse_actorpack(&read(&a), "actorpack").unwrap();
