@@ -16,11 +16,14 @@ pub struct Actor {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     match v {
-        Some(Value::Array(a)) => a.iter().filter_map(|x| match x {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| match x {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect(),
         _ => vec![],
     }
 }
@@ -39,7 +42,9 @@ pub fn parse_actorpack(text: &str, file: &str) -> Result<Vec<Actor>, TagError> {
         };
         let where_ = format!("actors[{i}].id");
         let id = s("id").ok_or_else(|| TagError::field(file, 0, &where_, "required"))?;
-        let label = s("label").ok_or_else(|| TagError::field(file, 0, &format!("actors[{i}] ({id}).label"), "required"))?;
+        let label = s("label").ok_or_else(|| {
+            TagError::field(file, 0, &format!("actors[{i}] ({id}).label"), "required")
+        })?;
         let mut aliases = strings(a.get("aliases"));
         if let Some(c) = a.get("context") {
             aliases.extend(strings(c.get("aliases")));

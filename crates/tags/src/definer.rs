@@ -36,14 +36,26 @@ pub fn best_definer(labels: &[Label]) -> (Option<String>, Vec<Conflict>) {
     let mut defs: Vec<(u32, String, String)> = labels
         .iter()
         .filter(|l| l.is_cluster_definer)
-        .map(|l| (confidence_score(l.confidence.as_deref()), name_of(l), l.source.clone()))
+        .map(|l| {
+            (
+                confidence_score(l.confidence.as_deref()),
+                name_of(l),
+                l.source.clone(),
+            )
+        })
         .collect();
     defs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let Some(best) = defs.first().map(|d| d.1.clone()) else { return (None, vec![]) };
+    let Some(best) = defs.first().map(|d| d.1.clone()) else {
+        return (None, vec![]);
+    };
     let mut conflicts: Vec<Conflict> = Vec::new();
     for (score, name, source) in defs {
         if name != best && !conflicts.iter().any(|c| c.name == name) {
-            conflicts.push(Conflict { name, score, source });
+            conflicts.push(Conflict {
+                name,
+                score,
+                source,
+            });
         }
     }
     (Some(best), conflicts)

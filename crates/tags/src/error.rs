@@ -4,18 +4,31 @@ use thiserror::Error;
 pub enum TagError {
     /// A validation error; `line` is 0 when the position is not known.
     #[error("{file}:{line}: field '{field}': {msg}")]
-    Field { file: String, line: usize, field: String, msg: String },
+    Field {
+        file: String,
+        line: usize,
+        field: String,
+        msg: String,
+    },
     #[error("{file}: {msg}")]
     Parse { file: String, msg: String },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("label store: {0}")]
     Store(String),
 }
 
 impl TagError {
     pub fn field(file: &str, line: usize, field: &str, msg: impl Into<String>) -> Self {
-        TagError::Field { file: file.into(), line, field: field.into(), msg: msg.into() }
+        TagError::Field {
+            file: file.into(),
+            line,
+            field: field.into(),
+            msg: msg.into(),
+        }
     }
 }
 

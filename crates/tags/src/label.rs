@@ -81,7 +81,10 @@ impl Label {
             Target::Address(a) => ('a', a),
             Target::Tx(t) => ('t', t),
         };
-        format!("{}\0{}\0{k}{}\0{}", self.source, self.currency, v, self.label)
+        format!(
+            "{}\0{}\0{k}{}\0{}",
+            self.source, self.currency, v, self.label
+        )
     }
 
     pub(crate) fn index_key(&self) -> String {
@@ -111,7 +114,9 @@ pub fn normalize_currency(c: &str) -> String {
 pub fn normalize_address(currency: &str, addr: &str) -> String {
     let a = addr.trim();
     let lower = a.to_ascii_lowercase();
-    let bech = ["bc1", "tb1", "bcrt1", "ltc1", "tltc1"].iter().any(|p| lower.starts_with(p));
+    let bech = ["bc1", "tb1", "bcrt1", "ltc1", "tltc1"]
+        .iter()
+        .any(|p| lower.starts_with(p));
     if lower.starts_with("0x") || bech || matches!(currency, "ETH" | "ETC" | "BSC" | "ARB") {
         lower
     } else {
@@ -126,5 +131,8 @@ pub fn valid_date(s: &str) -> bool {
         return false;
     }
     let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok());
-    matches!((num(0..4), num(5..7), num(8..10)), (Some(_), Some(1..=12), Some(1..=31)))
+    matches!(
+        (num(0..4), num(5..7), num(8..10)),
+        (Some(_), Some(1..=12), Some(1..=31))
+    )
 }

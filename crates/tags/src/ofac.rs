@@ -16,11 +16,17 @@ use std::path::Path;
 pub const OFAC_SOURCE: &str = "ofac-sdn";
 
 fn attr(e: &BytesStart, name: &str) -> Option<String> {
-    e.attributes().flatten().find(|a| a.key.as_ref() == name).map(|a| a.value.to_string())
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.as_ref() == name)
+        .map(|a| a.value.to_string())
 }
 
 /// Parse SDN advanced XML from any reader. Returns (DateOfIssue as YYYY-MM-DD, labels).
-pub fn parse_sdn_advanced<R: BufRead>(reader: R, file: &str) -> Result<(String, Vec<Label>), TagError> {
+pub fn parse_sdn_advanced<R: BufRead>(
+    reader: R,
+    file: &str,
+) -> Result<(String, Vec<Label>), TagError> {
     let mut r = quick_xml::Reader::from_reader(reader);
     r.config_mut().trim_text(true);
     let mut buf = Vec::new();
@@ -39,7 +45,10 @@ pub fn parse_sdn_advanced<R: BufRead>(reader: R, file: &str) -> Result<(String, 
     let mut seen_root = false;
     loop {
         let pos = r.buffer_position();
-        let ev = r.read_event_into(&mut buf).map_err(|e| TagError::Parse { file: file.into(), msg: format!("XML at byte {pos}: {e}") })?;
+        let ev = r.read_event_into(&mut buf).map_err(|e| TagError::Parse {
+            file: file.into(),
+            msg: format!("XML at byte {pos}: {e}"),
+        })?;
         match ev {
             Event::Start(e) => {
                 let name = e.local_name().as_ref().to_string();
@@ -48,10 +57,14 @@ pub fn parse_sdn_advanced<R: BufRead>(reader: R, file: &str) -> Result<(String, 
                     "FeatureType" => cur_feature_type = attr(&e, "ID"),
                     "Profile" => profile = attr(&e, "ID").unwrap_or_default(),
                     "Alias" => {
-                        in_primary_alias = attr(&e, "Primary").as_deref() == Some("true") && !names.contains_key(&profile);
+                        in_primary_alias = attr(&e, "Primary").as_deref() == Some("true")
+                            && !names.contains_key(&profile);
                         name_parts.clear();
                     }
-                    "Feature" => feature_cur = attr(&e, "FeatureTypeID").and_then(|t| feature_currency.get(&t).cloned()),
+                    "Feature" => {
+                        feature_cur = attr(&e, "FeatureTypeID")
+                            .and_then(|t| feature_currency.get(&t).cloned())
+                    }
                     "SanctionsEntry" => entry_profile = attr(&e, "ProfileID").unwrap_or_default(),
                     _ => {}
                 }
@@ -70,10 +83,17 @@ pub fn parse_sdn_advanced<R: BufRead>(reader: R, file: &str) -> Result<(String, 
             Event::Text(t) => {
                 let text = t.xml10_content().trim().to_string();
                 let Some(last) = path.last() else { continue };
-                let parent = path.len().checked_sub(2).and_then(|i| path.get(i)).map(|s| s.as_str());
+                let parent = path
+                    .len()
+                    .checked_sub(2)
+                    .and_then(|i| path.get(i))
+                    .map(|s| s.as_str());
                 match last.as_str() {
                     "FeatureType" => {
-                        if let (Some(id), Some(cur)) = (&cur_feature_type, text.strip_prefix("Digital Currency Address - ")) {
+                        if let (Some(id), Some(cur)) = (
+                            &cur_feature_type,
+                            text.strip_prefix("Digital Currency Address - "),
+                        ) {
                             feature_currency.insert(id.clone(), normalize_currency(cur));
                         }
                     }
@@ -86,9 +106,10 @@ pub fn parse_sdn_advanced<R: BufRead>(reader: R, file: &str) -> Result<(String, 
                             addrs.push((profile.clone(), c.clone(), text));
                         }
                     }
-                    "Comment" if parent == Some("SanctionsMeasure") && !text.is_empty() => {
-                        programs.entry(entry_profile.clone()).or_default().push(text)
-                    }
+                    "Comment" if parent == Some("SanctionsMeasure") && !text.is_empty() => programs
+                        .entry(entry_profile.clone())
+                        .or_default()
+                        .push(text),
                     _ => {}
                 }
             }
@@ -99,15 +120,26 @@ pub fn parse_sdn_advanced<R: BufRead>(reader: R, file: &str) -> Result<(String, 
     }
     let version = format!("{y}-{m:0>2}-{d:0>2}");
     if !seen_root || !crate::label::valid_date(&version) {
-        return Err(TagError::Parse { file: file.into(), msg: "not an SDN advanced XML file (no <Sanctions> root with a valid DateOfIssue)".into() });
+        return Err(TagError::Parse {
+            file: file.into(),
+            msg: "not an SDN advanced XML file (no <Sanctions> root with a valid DateOfIssue)"
+                .into(),
+        });
     }
     let mut labels = Vec::with_capacity(addrs.len());
     for (p, cur, a) in addrs {
-        let name = names.get(&p).cloned().unwrap_or_else(|| format!("SDN profile {p}"));
+        let name = names
+            .get(&p)
+            .cloned()
+            .unwrap_or_else(|| format!("SDN profile {p}"));
         let mut progs = programs.get(&p).cloned().unwrap_or_default();
         progs.sort();
         progs.dedup();
-        let text = if progs.is_empty() { name.clone() } else { format!("{name} (OFAC {})", progs.join(", ")) };
+        let text = if progs.is_empty() {
+            name.clone()
+        } else {
+            format!("{name} (OFAC {})", progs.join(", "))
+        };
         let mut l = Label::new(OFAC_SOURCE, &cur, Target::Address(a), &text);
         l.category = Some("sanctioned".into());
         l.confidence = Some("authority_data".into());
@@ -124,7 +156,10 @@ pub fn parse_sdn_advanced<R: BufRead>(reader: R, file: &str) -> Result<(String, 
 /// Open `sdn_advanced.xml` or `sdn_advanced.xml.bz2` (told by the bzip2 magic, not the name).
 pub fn parse_sdn_advanced_file(path: &Path) -> Result<(String, Vec<Label>), TagError> {
     let name = path.display().to_string();
-    let io = |e| TagError::Io { path: name.clone(), source: e };
+    let io = |e| TagError::Io {
+        path: name.clone(),
+        source: e,
+    };
     let mut f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).map_err(io)?);
     let bz = f.fill_buf().map_err(io)?.starts_with(b"BZh");
     if bz {
@@ -145,9 +180,19 @@ pub fn parse_address_list(text: &str, currency: &str, file: &str) -> Result<Vec<
             continue;
         }
         if a.chars().any(|c| !c.is_ascii_alphanumeric()) || a.len() > 128 {
-            return Err(TagError::field(file, i + 1, "address", format!("'{a}' is not an address")));
+            return Err(TagError::field(
+                file,
+                i + 1,
+                "address",
+                format!("'{a}' is not an address"),
+            ));
         }
-        let mut l = Label::new(OFAC_SOURCE, currency, Target::Address(a.into()), "OFAC SDN listed address");
+        let mut l = Label::new(
+            OFAC_SOURCE,
+            currency,
+            Target::Address(a.into()),
+            "OFAC SDN listed address",
+        );
         l.category = Some("sanctioned".into());
         l.confidence = Some("authority_data".into());
         l.is_cluster_definer = true;

@@ -19,10 +19,19 @@ pub struct TagSnapshot {
 
 impl TagSnapshot {
     /// Labels of `currency` visible at `as_of`.
-    pub fn build(store: &TagStore, currency: &str, as_of: Option<&str>) -> Result<TagSnapshot, TagError> {
+    pub fn build(
+        store: &TagStore,
+        currency: &str,
+        as_of: Option<&str>,
+    ) -> Result<TagSnapshot, TagError> {
         let cur = crate::label::normalize_currency(currency);
         let mut interned: HashMap<String, std::sync::Arc<str>> = HashMap::new();
-        let mut intern = |s: &str| interned.entry(s.to_string()).or_insert_with(|| s.into()).clone();
+        let mut intern = |s: &str| {
+            interned
+                .entry(s.to_string())
+                .or_insert_with(|| s.into())
+                .clone()
+        };
         let mut map: HashMap<Box<str>, Vec<CompactLabel>> = HashMap::new();
         store.for_each(as_of, |l| {
             if l.currency == cur {

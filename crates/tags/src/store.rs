@@ -54,12 +54,27 @@ impl TagStore {
     /// source that are open and absent from `labels` get `valid_to = version`. Re-importing
     /// the same version is a no-op; an older version than the current one is refused
     /// (history is append-only).
-    pub fn import(&mut self, source: &str, version: &str, labels: Vec<Label>) -> Result<ImportStats, TagError> {
+    pub fn import(
+        &mut self,
+        source: &str,
+        version: &str,
+        labels: Vec<Label>,
+    ) -> Result<ImportStats, TagError> {
         if !valid_date(version) {
-            return Err(TagError::field(source, 0, "version", format!("'{version}' is not YYYY-MM-DD")));
+            return Err(TagError::field(
+                source,
+                0,
+                "version",
+                format!("'{version}' is not YYYY-MM-DD"),
+            ));
         }
         if source.is_empty() || source.contains('\0') {
-            return Err(TagError::field(source, 0, "source", "empty or contains NUL"));
+            return Err(TagError::field(
+                source,
+                0,
+                "source",
+                "empty or contains NUL",
+            ));
         }
         // Last occurrence of a key wins, as later tags in a pack refine earlier ones.
         let mut new: BTreeMap<String, Label> = BTreeMap::new();
@@ -75,11 +90,21 @@ impl TagStore {
             let mut src_t = tx.open_table(SOURCES)?;
             let mut info = match src_t.get(source)? {
                 Some(v) => serde_json::from_slice::<SourceInfo>(v.value())?,
-                None => SourceInfo { name: source.into(), versions: vec![], open_labels: 0, closed_labels: 0 },
+                None => SourceInfo {
+                    name: source.into(),
+                    versions: vec![],
+                    open_labels: 0,
+                    closed_labels: 0,
+                },
             };
             if let Some(cur) = info.versions.last() {
                 if version < cur.as_str() {
-                    return Err(TagError::field(source, 0, "version", format!("{version} is older than the imported {cur}")));
+                    return Err(TagError::field(
+                        source,
+                        0,
+                        "version",
+                        format!("{version} is older than the imported {cur}"),
+                    ));
                 }
             }
             let mut lab_t = tx.open_table(LABELS)?;
@@ -108,7 +133,13 @@ impl TagStore {
             }
             for (k, mut l) in new {
                 if existing.contains(&k) {
-                    let old: Label = serde_json::from_slice(lab_t.get(k.as_str())?.map(|v| v.value().to_vec()).unwrap_or_default().as_slice())?;
+                    let old: Label = serde_json::from_slice(
+                        lab_t
+                            .get(k.as_str())?
+                            .map(|v| v.value().to_vec())
+                            .unwrap_or_default()
+                            .as_slice(),
+                    )?;
                     if old.valid_to.is_some() {
                         // Relisted: the record restarts at this version (earlier interval is lost).
                         stats.reopened += 1;
@@ -133,7 +164,11 @@ impl TagStore {
             for row in lab_t.range(prefix.as_str()..end.as_str())? {
                 let (_, v) = row?;
                 // Cheap check on the JSON, avoids a full decode of every record.
-                if memfind(v.value(), b"\"valid_to\":null") { open += 1 } else { closed += 1 }
+                if memfind(v.value(), b"\"valid_to\":null") {
+                    open += 1
+                } else {
+                    closed += 1
+                }
             }
             info.open_labels = open;
             info.closed_labels = closed;
@@ -146,10 +181,17 @@ impl TagStore {
 
     /// Add one label to a source (default `user`) at `version`, keeping the source's others.
     pub fn add_label(&mut self, mut label: Label, version: &str) -> Result<(), TagError> {
-        let source = if label.source.is_empty() { "user".to_string() } else { label.source.clone() };
+        let source = if label.source.is_empty() {
+            "user".to_string()
+        } else {
+            label.source.clone()
+        };
         label.source = source.clone();
         let mut all: Vec<Label> = self.source_labels(&source, None)?;
-        let version = match self.source_info(&source)?.and_then(|i| i.versions.last().cloned()) {
+        let version = match self
+            .source_info(&source)?
+            .and_then(|i| i.versions.last().cloned())
+        {
             Some(cur) if cur.as_str() > version => cur,
             _ => version.to_string(),
         };
@@ -158,7 +200,12 @@ impl TagStore {
         Ok(())
     }
 
-    fn labels_at(&self, key: &str, as_of: Option<&str>, want_tx: bool) -> Result<Vec<Label>, TagError> {
+    fn labels_at(
+        &self,
+        key: &str,
+        as_of: Option<&str>,
+        want_tx: bool,
+    ) -> Result<Vec<Label>, TagError> {
         let tx = self.db.begin_read()?;
         let idx = tx.open_multimap_table(BY_TARGET)?;
         let lab = tx.open_table(LABELS)?;
@@ -175,14 +222,32 @@ impl TagStore {
         Ok(out)
     }
 
-    pub fn labels_for_address(&self, currency: &str, addr: &str, as_of: Option<&str>) -> Result<Vec<Label>, TagError> {
+    pub fn labels_for_address(
+        &self,
+        currency: &str,
+        addr: &str,
+        as_of: Option<&str>,
+    ) -> Result<Vec<Label>, TagError> {
         let cur = normalize_currency(currency);
-        self.labels_at(&index_key(&cur, &normalize_address(&cur, addr)), as_of, false)
+        self.labels_at(
+            &index_key(&cur, &normalize_address(&cur, addr)),
+            as_of,
+            false,
+        )
     }
 
-    pub fn labels_for_tx(&self, currency: &str, txid: &str, as_of: Option<&str>) -> Result<Vec<Label>, TagError> {
+    pub fn labels_for_tx(
+        &self,
+        currency: &str,
+        txid: &str,
+        as_of: Option<&str>,
+    ) -> Result<Vec<Label>, TagError> {
         let cur = normalize_currency(currency);
-        self.labels_at(&index_key(&cur, &txid.trim().to_ascii_lowercase()), as_of, true)
+        self.labels_at(
+            &index_key(&cur, &txid.trim().to_ascii_lowercase()),
+            as_of,
+            true,
+        )
     }
 
     /// Case-insensitive substring search over label, actor, category, address; current labels.
@@ -190,10 +255,15 @@ impl TagStore {
         let needle = text.to_lowercase();
         let mut out = Vec::new();
         self.for_each(None, |l| {
-            let hit = [Some(&l.label), l.actor.as_ref(), l.category.as_ref(), l.abuse.as_ref()]
-                .into_iter()
-                .flatten()
-                .any(|s| s.to_lowercase().contains(&needle))
+            let hit = [
+                Some(&l.label),
+                l.actor.as_ref(),
+                l.category.as_ref(),
+                l.abuse.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|s| s.to_lowercase().contains(&needle))
                 || match &l.target {
                     Target::Address(a) | Target::Tx(a) => a.to_lowercase() == needle,
                 };
@@ -206,7 +276,11 @@ impl TagStore {
     }
 
     /// Visit every label visible at `as_of`; stop when `f` returns false.
-    pub fn for_each(&self, as_of: Option<&str>, mut f: impl FnMut(Label) -> bool) -> Result<(), TagError> {
+    pub fn for_each(
+        &self,
+        as_of: Option<&str>,
+        mut f: impl FnMut(Label) -> bool,
+    ) -> Result<(), TagError> {
         let tx = self.db.begin_read()?;
         let lab = tx.open_table(LABELS)?;
         for row in lab.iter()? {

@@ -6,8 +6,17 @@ use crate::label::{valid_date, Label, Target};
 use serde_json::{Map, Value};
 
 const INHERITABLE: &[&str] = &[
-    "label", "source", "currency", "category", "abuse", "actor", "confidence", "is_cluster_definer",
-    "lastmod", "concepts", "context",
+    "label",
+    "source",
+    "currency",
+    "category",
+    "abuse",
+    "actor",
+    "confidence",
+    "is_cluster_definer",
+    "lastmod",
+    "concepts",
+    "context",
 ];
 
 fn scalar(v: Option<&Value>) -> Option<String> {
@@ -58,14 +67,22 @@ pub(crate) fn yaml_value(text: &str, file: &str) -> Result<Value, TagError> {
     let mut b = serde_saphyr::Budget::default();
     b.max_nodes = b.max_nodes.max(text.len());
     opts.budget = Some(b);
-    serde_saphyr::from_str_with_options(text, opts).map_err(|e| TagError::Parse { file: file.into(), msg: format!("YAML: {e}") })
+    serde_saphyr::from_str_with_options(text, opts).map_err(|e| TagError::Parse {
+        file: file.into(),
+        msg: format!("YAML: {e}"),
+    })
 }
 
 /// Parse a TagPack into labels of store source `source`.
 pub fn parse_tagpack(text: &str, file: &str, source: &str) -> Result<Vec<Label>, TagError> {
     let doc = yaml_value(text, file)?;
     let Value::Object(hdr) = doc else {
-        return Err(TagError::field(file, 1, "(document)", "a TagPack is a mapping"));
+        return Err(TagError::field(
+            file,
+            1,
+            "(document)",
+            "a TagPack is a mapping",
+        ));
     };
     for f in ["title", "creator", "tags"] {
         if !hdr.contains_key(f) {
@@ -89,21 +106,46 @@ pub fn parse_tagpack(text: &str, file: &str, source: &str) -> Result<Vec<Label>,
             }
         }
         let get = |f: &str| scalar(m.get(f));
-        let need = |f: &str| get(f).ok_or_else(|| TagError::field(file, line, f, "required, neither in the tag nor in the header"));
+        let need = |f: &str| {
+            get(f).ok_or_else(|| {
+                TagError::field(
+                    file,
+                    line,
+                    f,
+                    "required, neither in the tag nor in the header",
+                )
+            })
+        };
         let label = need("label")?;
         let origin = need("source")?;
         let currency = need("currency")?;
         // Some packs annotate an address after it ("VJL... (AMP ID: ...)"): the first word is the address.
-        let first = |v: Option<String>| v.and_then(|s| s.split_whitespace().next().map(String::from));
-        let target = match (first(scalar(t.get("address"))), first(scalar(t.get("tx_hash")))) {
+        let first =
+            |v: Option<String>| v.and_then(|s| s.split_whitespace().next().map(String::from));
+        let target = match (
+            first(scalar(t.get("address"))),
+            first(scalar(t.get("tx_hash"))),
+        ) {
             (Some(a), _) => Target::Address(a),
             (None, Some(h)) => Target::Tx(h),
-            (None, None) => return Err(TagError::field(file, line, "address", "a tag needs address or tx_hash")),
+            (None, None) => {
+                return Err(TagError::field(
+                    file,
+                    line,
+                    "address",
+                    "a tag needs address or tx_hash",
+                ))
+            }
         };
         {
             let (Target::Address(a) | Target::Tx(a)) = &target;
             if a.chars().any(char::is_whitespace) || a.len() > 256 {
-                return Err(TagError::field(file, line, "address", format!("'{a}' is not an address")));
+                return Err(TagError::field(
+                    file,
+                    line,
+                    "address",
+                    format!("'{a}' is not an address"),
+                ));
             }
         }
         let mut l = Label::new(source, &currency, target, &label);
@@ -116,12 +158,26 @@ pub fn parse_tagpack(text: &str, file: &str, source: &str) -> Result<Vec<Label>,
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
-            Some(v) => return Err(TagError::field(file, line, "is_cluster_definer", format!("{v} is not a boolean"))),
+            Some(v) => {
+                return Err(TagError::field(
+                    file,
+                    line,
+                    "is_cluster_definer",
+                    format!("{v} is not a boolean"),
+                ))
+            }
         };
         l.lastmod = match get("lastmod") {
             // Some packs carry a timestamp; the date part is what is compared.
             Some(d) if d.len() >= 10 && valid_date(&d[..10]) => Some(d[..10].to_string()),
-            Some(d) => return Err(TagError::field(file, line, "lastmod", format!("'{d}' is not a date"))),
+            Some(d) => {
+                return Err(TagError::field(
+                    file,
+                    line,
+                    "lastmod",
+                    format!("'{d}' is not a date"),
+                ))
+            }
             None => None,
         };
         l.concepts = match m.get("concepts") {
@@ -149,15 +205,31 @@ pub fn export_tagpack(labels: &[Label], title: &str, creator: &str) -> String {
             Target::Tx(t) => s += &format!("- tx_hash: {}\n", q(t)),
         }
         s += &format!("  currency: {}\n  label: {}\n", q(&l.currency), q(&l.label));
-        s += &format!("  source: {}\n", q(l.origin.as_deref().unwrap_or(&l.source)));
-        for (k, v) in [("category", &l.category), ("abuse", &l.abuse), ("actor", &l.actor), ("confidence", &l.confidence), ("lastmod", &l.lastmod)] {
+        s += &format!(
+            "  source: {}\n",
+            q(l.origin.as_deref().unwrap_or(&l.source))
+        );
+        for (k, v) in [
+            ("category", &l.category),
+            ("abuse", &l.abuse),
+            ("actor", &l.actor),
+            ("confidence", &l.confidence),
+            ("lastmod", &l.lastmod),
+        ] {
             if let Some(v) = v {
                 s += &format!("  {k}: {}\n", q(v));
             }
         }
         s += &format!("  is_cluster_definer: {}\n", l.is_cluster_definer);
         if !l.concepts.is_empty() {
-            s += &format!("  concepts: [{}]\n", l.concepts.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "));
+            s += &format!(
+                "  concepts: [{}]\n",
+                l.concepts
+                    .iter()
+                    .map(|c| q(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
     s

@@ -3,15 +3,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn data(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(p)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(p)
 }
 
 fn shared(p: &str) -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/labels").join(p);
+    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/labels")
+        .join(p);
     if d.exists() {
         Some(d)
     } else {
-        eprintln!("SKIPPED: {} is absent (shared data not present)", d.display());
+        eprintln!(
+            "SKIPPED: {} is absent (shared data not present)",
+            d.display()
+        );
         None
     }
 }
@@ -52,37 +59,64 @@ fn list(dir: &str, cur: &str) -> BTreeSet<String> {
 
 #[test]
 fn sdn_xml_equals_published_lists_per_currency() {
-    let (version, labels) = parse_sdn_advanced_file(&data("ofac-2025-11-19/sdn_advanced.xml.bz2")).unwrap();
+    let (version, labels) =
+        parse_sdn_advanced_file(&data("ofac-2025-11-19/sdn_advanced.xml.bz2")).unwrap();
     assert_eq!(version, "2025-11-19");
     let mut by_cur: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for l in &labels {
-        by_cur.entry(l.currency.clone()).or_default().insert(l.address().unwrap().to_string());
+        by_cur
+            .entry(l.currency.clone())
+            .or_default()
+            .insert(l.address().unwrap().to_string());
     }
     let mut checked = 0;
     for e in std::fs::read_dir(data("ofac-2025-11-19")).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
-        let Some(cur) = name.strip_prefix("sanctioned_addresses_").and_then(|n| n.strip_suffix(".txt")) else { continue };
+        let Some(cur) = name
+            .strip_prefix("sanctioned_addresses_")
+            .and_then(|n| n.strip_suffix(".txt"))
+        else {
+            continue;
+        };
         let want = list("ofac-2025-11-19", cur);
         let got = by_cur.remove(&normalize_currency(cur)).unwrap_or_default();
         assert_eq!(got, want, "currency {cur}");
         checked += 1;
     }
-    assert!(by_cur.is_empty(), "currencies in the XML without a published list: {:?}", by_cur.keys());
+    assert!(
+        by_cur.is_empty(),
+        "currencies in the XML without a published list: {:?}",
+        by_cur.keys()
+    );
     assert!(checked >= 15);
     assert_eq!(list("ofac-2025-11-19", "XBT").len(), 517);
     assert_eq!(list("ofac-2025-11-19", "ETH").len(), 77);
     // Names and programmes from the parties.
-    let dprk = labels.iter().filter(|l| l.programs.iter().any(|p| p == "DPRK3")).count();
-    let cyber = labels.iter().filter(|l| l.programs.iter().any(|p| p.starts_with("CYBER"))).count();
+    let dprk = labels
+        .iter()
+        .filter(|l| l.programs.iter().any(|p| p == "DPRK3"))
+        .count();
+    let cyber = labels
+        .iter()
+        .filter(|l| l.programs.iter().any(|p| p.starts_with("CYBER")))
+        .count();
     assert!(dprk > 0 && cyber > 0, "DPRK3 {dprk}, CYBER {cyber}");
-    let garantex = labels.iter().find(|l| l.actor.as_deref().is_some_and(|a| a.to_lowercase().contains("garantex"))).expect("Garantex");
+    let garantex = labels
+        .iter()
+        .find(|l| {
+            l.actor
+                .as_deref()
+                .is_some_and(|a| a.to_lowercase().contains("garantex"))
+        })
+        .expect("Garantex");
     assert!(garantex.label.contains("(OFAC "), "{}", garantex.label);
 }
 
 #[test]
 fn sdn_import_into_store_is_idempotent() {
     let (_d, mut s) = store();
-    let (v, labels) = parse_sdn_advanced_file(&data("ofac-2025-11-19/sdn_advanced.xml.bz2")).unwrap();
+    let (v, labels) =
+        parse_sdn_advanced_file(&data("ofac-2025-11-19/sdn_advanced.xml.bz2")).unwrap();
     let n = labels.len() as u64;
     let st = s.import(OFAC_SOURCE, &v, labels.clone()).unwrap();
     assert!(st.added > 700 && st.added <= n, "{st:?}");
@@ -100,12 +134,32 @@ fn sdn_import_into_store_is_idempotent() {
 #[test]
 fn delisting_closes_tornado_cash_addresses() {
     let (_d, mut s) = store();
-    let old = parse_address_list(&read(&data("ofac-2024-09-27/sanctioned_addresses_ETH.txt")), "ETH", "2024 ETH").unwrap();
-    let new = parse_address_list(&read(&data("ofac-2025-11-19/sanctioned_addresses_ETH.txt")), "ETH", "2025 ETH").unwrap();
-    let old_set: BTreeSet<_> = old.iter().map(|l| l.address().unwrap().to_string()).collect();
-    let new_set: BTreeSet<_> = new.iter().map(|l| l.address().unwrap().to_string()).collect();
+    let old = parse_address_list(
+        &read(&data("ofac-2024-09-27/sanctioned_addresses_ETH.txt")),
+        "ETH",
+        "2024 ETH",
+    )
+    .unwrap();
+    let new = parse_address_list(
+        &read(&data("ofac-2025-11-19/sanctioned_addresses_ETH.txt")),
+        "ETH",
+        "2025 ETH",
+    )
+    .unwrap();
+    let old_set: BTreeSet<_> = old
+        .iter()
+        .map(|l| l.address().unwrap().to_string())
+        .collect();
+    let new_set: BTreeSet<_> = new
+        .iter()
+        .map(|l| l.address().unwrap().to_string())
+        .collect();
     let gone: Vec<_> = old_set.difference(&new_set).cloned().collect();
-    assert!(gone.len() >= 50, "Tornado Cash delisting removed {} addresses", gone.len());
+    assert!(
+        gone.len() >= 50,
+        "Tornado Cash delisting removed {} addresses",
+        gone.len()
+    );
     s.import("ofac-eth", "2024-09-27", old).unwrap();
     let st = s.import("ofac-eth", "2025-11-19", new).unwrap();
     assert_eq!(st.closed as usize, gone.len());
@@ -113,13 +167,27 @@ fn delisting_closes_tornado_cash_addresses() {
     let tc = "0xd90e2f925da726b50c4ed8d0fb90ad053324f31b";
     assert!(gone.iter().any(|g| g == tc));
     assert!(s.labels_for_address("ETH", tc, None).unwrap().is_empty());
-    let then = s.labels_for_address("ETH", &tc.to_uppercase().replace("0X", "0x"), Some("2024-10-01")).unwrap();
+    let then = s
+        .labels_for_address(
+            "ETH",
+            &tc.to_uppercase().replace("0X", "0x"),
+            Some("2024-10-01"),
+        )
+        .unwrap();
     assert_eq!(then.len(), 1);
     assert_eq!(then[0].valid_to.as_deref(), Some("2025-11-19"));
-    assert!(s.labels_for_address("ETH", tc, Some("2024-01-01")).unwrap().is_empty(), "not known before the first import");
+    assert!(
+        s.labels_for_address("ETH", tc, Some("2024-01-01"))
+            .unwrap()
+            .is_empty(),
+        "not known before the first import"
+    );
     // An older version is refused and changes nothing.
     assert!(s.import("ofac-eth", "2024-01-01", vec![]).is_err());
-    assert_eq!(s.source_info("ofac-eth").unwrap().unwrap().closed_labels as usize, gone.len());
+    assert_eq!(
+        s.source_info("ofac-eth").unwrap().unwrap().closed_labels as usize,
+        gone.len()
+    );
 }
 
 #[test]
@@ -138,18 +206,33 @@ fn tagpack_inherits_header_and_checks_fields() {
     let pack = "title: t\ncreator: c\nlabel: L\nsource: s\ncurrency: BTC\nabuse: scam\ntags:\n- address: BC1QWMS3SLUVYLC7V4YAV3E3TN8SMRW0AAPUDSERUW\n  label: override\n  is_cluster_definer: true\n- address: 1abc\n  currency: ETH\n";
     let ls = parse_tagpack(pack, "p.yaml", "x").unwrap();
     assert_eq!(ls[0].label, "override");
-    assert_eq!(ls[0].address(), Some("bc1qwms3sluvylc7v4yav3e3tn8smrw0aapudseruw"));
+    assert_eq!(
+        ls[0].address(),
+        Some("bc1qwms3sluvylc7v4yav3e3tn8smrw0aapudseruw")
+    );
     assert_eq!(ls[1].label, "L");
     assert_eq!(ls[1].currency, "ETH");
     assert_eq!(ls[1].abuse.as_deref(), Some("scam"));
     // Missing currency on the second tag (line 10): named with file, line and field.
     let bad = "title: t\ncreator: c\nlabel: L\nsource: s\ntags:\n- address: a1\n  currency: BTC\n- address: a2\n  label: x\n";
     match parse_tagpack(bad, "bad.yaml", "x") {
-        Err(TagError::Field { file, line, field, .. }) => assert_eq!((file.as_str(), line, field.as_str()), ("bad.yaml", 8, "currency")),
+        Err(TagError::Field {
+            file, line, field, ..
+        }) => assert_eq!(
+            (file.as_str(), line, field.as_str()),
+            ("bad.yaml", 8, "currency")
+        ),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(parse_tagpack("creator: c\ntags: []\n", "f", "x"), Err(TagError::Field { ref field, .. }) if field == "title"));
-    let tx = parse_tagpack("title: t\ncreator: c\nlabel: L\nsource: s\ncurrency: BTC\ntags:\n- tx_hash: ABCD\n", "f", "x").unwrap();
+    assert!(
+        matches!(parse_tagpack("creator: c\ntags: []\n", "f", "x"), Err(TagError::Field { ref field, .. }) if field == "title")
+    );
+    let tx = parse_tagpack(
+        "title: t\ncreator: c\nlabel: L\nsource: s\ncurrency: BTC\ntags:\n- tx_hash: ABCD\n",
+        "f",
+        "x",
+    )
+    .unwrap();
     assert_eq!(tx[0].target, Target::Tx("abcd".into()));
 }
 
@@ -166,21 +249,31 @@ fn failed_import_changes_nothing() {
 
 #[test]
 fn every_shared_tagpack_parses() {
-    let Some(dir) = shared("graphsense-tagpacks/packs") else { return };
+    let Some(dir) = shared("graphsense-tagpacks/packs") else {
+        return;
+    };
     let mut n = 0;
     let mut files = 0;
     for p in yaml_files(&dir) {
         let t = read(&p);
-        let ls = parse_tagpack(&t, &p.display().to_string(), "gs").unwrap_or_else(|e| panic!("{e}"));
+        let ls =
+            parse_tagpack(&t, &p.display().to_string(), "gs").unwrap_or_else(|e| panic!("{e}"));
         n += ls.len();
         files += 1;
     }
     assert_eq!(files, 86);
     assert!(n > 500_000, "{n} tags");
-    let Some(a) = shared("graphsense-tagpacks/actors/graphsense.actorpack.yaml") else { return };
+    let Some(a) = shared("graphsense-tagpacks/actors/graphsense.actorpack.yaml") else {
+        return;
+    };
     let actors = parse_actorpack(&read(&a), "actorpack").unwrap();
     assert!(actors.len() > 1000);
-    assert!(actors.iter().any(|a| a.id == "binance" && a.categories.iter().any(|c| c == "exchange")), "binance actor");
+    assert!(
+        actors
+            .iter()
+            .any(|a| a.id == "binance" && a.categories.iter().any(|c| c == "exchange")),
+        "binance actor"
+    );
 }
 
 #[test]
@@ -189,16 +282,30 @@ fn csv_add_search_export_roundtrip() {
     let csv = "address,currency,label,category,confidence,actor\nbc1QXY,BTC,My exchange,exchange,ownership,myex\n1Foo,BTC,Scammer,scam,,\n";
     let ls = parse_user_csv(csv, "u.csv", "user").unwrap();
     s.import("user", "2025-01-01", ls).unwrap();
-    assert!(matches!(parse_user_csv("address,currency,label\n", "u.csv", "user"), Err(TagError::Field { ref field, .. }) if field == "category"));
-    assert!(matches!(parse_user_csv("address,currency,label,category\nx,BTC,,c\n", "u.csv", "user"), Err(TagError::Field { line: 2, ref field, .. }) if field == "label"));
+    assert!(
+        matches!(parse_user_csv("address,currency,label\n", "u.csv", "user"), Err(TagError::Field { ref field, .. }) if field == "category")
+    );
+    assert!(
+        matches!(parse_user_csv("address,currency,label,category\nx,BTC,,c\n", "u.csv", "user"), Err(TagError::Field { line: 2, ref field, .. }) if field == "label")
+    );
     let mut l = Label::new("user", "BTC", Target::Address("3Bar".into()), "Cold wallet");
     l.category = Some("exchange".into());
     s.add_label(l, "2025-02-01").unwrap();
-    assert_eq!(s.labels_for_address("btc", "BC1qxy", None).unwrap()[0].actor.as_deref(), Some("myex"));
+    assert_eq!(
+        s.labels_for_address("btc", "BC1qxy", None).unwrap()[0]
+            .actor
+            .as_deref(),
+        Some("myex")
+    );
     assert_eq!(s.search("cold", 10).unwrap().len(), 1);
     assert_eq!(s.search("SCAM", 10).unwrap()[0].label, "Scammer");
     assert_eq!(s.search("", 2).unwrap().len(), 2);
-    let tx = parse_tagpack("title: t\ncreator: c\nlabel: L\nsource: s\ncurrency: BTC\ntags:\n- tx_hash: ab\n", "f", "t").unwrap();
+    let tx = parse_tagpack(
+        "title: t\ncreator: c\nlabel: L\nsource: s\ncurrency: BTC\ntags:\n- tx_hash: ab\n",
+        "f",
+        "t",
+    )
+    .unwrap();
     s.import("t", "2025-01-01", tx).unwrap();
     assert_eq!(s.labels_for_tx("BTC", "AB", None).unwrap().len(), 1);
     assert!(s.labels_for_address("BTC", "ab", None).unwrap().is_empty());
@@ -231,7 +338,12 @@ fn best_definer_by_confidence_with_conflicts() {
         l.is_cluster_definer = def;
         l
     };
-    let ls = vec![mk("Binance", "service_data", true), mk("Lazarus", "authority_data", true), mk("Huge", "ownership", false), mk("Binance", "web_crawl", true)];
+    let ls = vec![
+        mk("Binance", "service_data", true),
+        mk("Lazarus", "authority_data", true),
+        mk("Huge", "ownership", false),
+        mk("Binance", "web_crawl", true),
+    ];
     let (name, conflicts) = best_definer(&ls);
     assert_eq!(name.as_deref(), Some("Lazarus"));
     assert_eq!(conflicts.len(), 1);
@@ -257,7 +369,10 @@ fn garbage_input_never_panics() {
     let yaml = read(&data("tagpacks/BITB_etf.yaml")).into_bytes();
     let xml = br#"<?xml version="1.0"?><Sanctions><DateOfIssue><Year>2025</Year><Month>11</Month><Day>19</Day></DateOfIssue><ReferenceValueSets><FeatureTypeValues><FeatureType ID="1">Digital Currency Address - XBT</FeatureType></FeatureTypeValues></ReferenceValueSets><DistinctParties><DistinctParty><Profile ID="7"><Identity><Alias Primary="true"><DocumentedName><DocumentedNamePart><NamePartValue>X</NamePartValue></DocumentedNamePart></DocumentedName></Alias></Identity><Feature FeatureTypeID="1"><FeatureVersion><VersionDetail>1abc</VersionDetail></FeatureVersion></Feature></Profile></DistinctParty></DistinctParties></Sanctions>"#.to_vec();
     let (v, ok) = parse_sdn_advanced(&xml[..], "x").unwrap();
-    assert_eq!((v.as_str(), ok.len(), ok[0].label.as_str()), ("2025-11-19", 1, "X"));
+    assert_eq!(
+        (v.as_str(), ok.len(), ok[0].label.as_str()),
+        ("2025-11-19", 1, "X")
+    );
     let mut seed = 0x9e3779b97f4a7c15u64;
     let mut rnd = || {
         seed ^= seed << 13;
@@ -265,7 +380,9 @@ fn garbage_input_never_panics() {
         seed ^= seed << 17;
         seed
     };
-    let junk = [b':', b'-', b'\n', b' ', b'<', b'>', b'"', b'\'', b'[', b'{', b'&', 0xff, b'/', b'#'];
+    let junk = [
+        b':', b'-', b'\n', b' ', b'<', b'>', b'"', b'\'', b'[', b'{', b'&', 0xff, b'/', b'#',
+    ];
     for round in 0..400 {
         for src in [&yaml, &xml] {
             let mut m = src.clone();
