@@ -407,3 +407,61 @@ fn garbage_input_never_panics() {
         }
     }
 }
+
+#[test]
+fn import_path_detects_formats() {
+    let (_d, mut s) = store();
+    assert!(valid_date(&today()));
+    let r = import_path(
+        &mut s,
+        &data("ofac-2025-11-19/sanctioned_addresses_XBT.txt"),
+        None,
+        None,
+        Some("2025-11-19"),
+    )
+    .unwrap();
+    assert_eq!(
+        (r.format, r.source.as_str(), r.stats.added),
+        (Format::AddressList, "ofac-list:BTC", 517)
+    );
+    let r = import_path(&mut s, &data("tagpacks/BITB_etf.yaml"), None, None, None).unwrap();
+    assert_eq!(
+        (r.format, r.source.as_str(), r.version.as_str()),
+        (Format::TagPack, "graphsense:BITB_etf", "2023-01-26")
+    );
+    let again = import_path(&mut s, &data("tagpacks/BITB_etf.yaml"), None, None, None).unwrap();
+    assert_eq!(again.stats.added, 0);
+    let d = tempfile::tempdir().unwrap();
+    let csv = d.path().join("mine.csv");
+    std::fs::write(&csv, "address,currency,label,category\n1A,BTC,x,exchange\n").unwrap();
+    assert_eq!(
+        import_path(&mut s, &csv, None, None, None).unwrap().format,
+        Format::Csv
+    );
+    let junk = d.path().join("junk.bin");
+    std::fs::write(&junk, [0u8, 1, 2]).unwrap();
+    assert!(import_path(&mut s, &junk, None, None, None).is_err());
+    assert_eq!(
+        detect_format(Path::new("x.bz2"), b"BZh91AY"),
+        Some(Format::SdnXml)
+    );
+    assert_eq!(
+        detect_format(Path::new("a.yaml"), b"title: x\nactors:\n"),
+        Some(Format::ActorPack)
+    );
+}
+
+#[test]
+fn dprk_incident_packs_import() {
+    let Some(dir) = shared("dprk-incidents") else {
+        return;
+    };
+    let (_d, mut s) = store();
+    let mut n = 0;
+    for p in yaml_files(&dir) {
+        let r = import_path(&mut s, &p, Some(Format::TagPack), None, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        n += r.stats.added;
+    }
+    assert!(n > 2000, "{n}");
+}
