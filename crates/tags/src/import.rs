@@ -36,7 +36,7 @@ pub struct Imported {
     pub source: String,
     pub version: String,
     pub stats: ImportStats,
-    /// Only for ActorPacks (not stored yet).
+    /// Only for ActorPacks (also stored, see `TagStore::actor`).
     pub actors: Vec<Actor>,
 }
 
@@ -149,6 +149,7 @@ pub fn import_path(
         }
         Format::ActorPack => {
             let a = parse_actorpack(&std::fs::read_to_string(path).map_err(io)?, &file)?;
+            store.import_actors(&a)?;
             return Ok(Imported {
                 file,
                 format,

@@ -12,6 +12,7 @@ use std::path::Path;
 const LABELS: TableDefinition<&str, &[u8]> = TableDefinition::new("labels");
 const BY_TARGET: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("by_target");
 const SOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("sources");
+const ACTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("actors");
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceInfo {
@@ -46,6 +47,7 @@ impl TagStore {
         tx.open_table(LABELS)?;
         tx.open_multimap_table(BY_TARGET)?;
         tx.open_table(SOURCES)?;
+        tx.open_table(ACTORS)?;
         tx.commit()?;
         Ok(TagStore { db })
     }
@@ -334,6 +336,30 @@ impl TagStore {
             true
         })?;
         Ok(v)
+    }
+}
+
+impl TagStore {
+    /// Store ActorPack actors (by id; a later import replaces an actor of the same id).
+    pub fn import_actors(&mut self, actors: &[crate::Actor]) -> Result<usize, TagError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(ACTORS)?;
+            for a in actors {
+                t.insert(a.id.as_str(), serde_json::to_vec(a)?.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(actors.len())
+    }
+
+    pub fn actor(&self, id: &str) -> Result<Option<crate::Actor>, TagError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(ACTORS)?;
+        Ok(match t.get(id)? {
+            Some(v) => Some(serde_json::from_slice(v.value())?),
+            None => None,
+        })
     }
 }
 
