@@ -143,7 +143,11 @@ impl TagStore {
                             .as_slice(),
                     )?;
                     if old.valid_to.is_some() {
-                        // Relisted: the record restarts at this version (earlier interval is lost).
+                        // Relisted: the closed interval moves to a history key so `as_of`
+                        // queries still see it; the main key restarts at this version.
+                        let hist = format!("{k}\0{}", old.valid_from);
+                        lab_t.insert(hist.as_str(), serde_json::to_vec(&old)?.as_slice())?;
+                        idx_t.insert(old.index_key().as_str(), hist.as_str())?;
                         stats.reopened += 1;
                     } else {
                         l.valid_from = old.valid_from.clone();

@@ -465,3 +465,33 @@ fn dprk_incident_packs_import() {
     }
     assert!(n > 2000, "{n}");
 }
+
+#[test]
+fn relisted_label_keeps_its_earlier_interval() {
+    let (_d, mut s) = store();
+    let one = |a: &str| parse_address_list(a, "BTC", "l").unwrap();
+    s.import("l", "2020-01-01", one("1AAA\n1BBB\n")).unwrap();
+    s.import("l", "2021-01-01", one("1BBB\n")).unwrap();
+    let st = s.import("l", "2022-01-01", one("1AAA\n1BBB\n")).unwrap();
+    assert_eq!(st.reopened, 1);
+    let at = |d: Option<&str>| s.labels_for_address("BTC", "1AAA", d).unwrap().len();
+    assert_eq!(
+        (
+            at(Some("2020-06-01")),
+            at(Some("2021-06-01")),
+            at(Some("2022-06-01")),
+            at(None)
+        ),
+        (1, 0, 1, 1)
+    );
+    assert_eq!(
+        s.labels_for_address("BTC", "1AAA", None).unwrap()[0].valid_from,
+        "2022-01-01"
+    );
+    // Idempotent after a relisting too.
+    let st = s.import("l", "2022-01-01", one("1AAA\n1BBB\n")).unwrap();
+    assert_eq!(
+        (st.added, st.reopened, st.closed, st.unchanged),
+        (0, 0, 0, 2)
+    );
+}
