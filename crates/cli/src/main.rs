@@ -75,6 +75,9 @@ enum Command {
     Alerts(cmd::follow::AlertsCmd),
     /// Follow a case's stolen coins forward (or `trace origin TXID:VOUT`).
     Trace(cmd::trace::TraceArgs),
+    /// Labels: import TagPacks, the OFAC SDN list, lists and CSV; look up, search, export.
+    #[command(subcommand)]
+    Labels(cmd::labels::LabelsCmd),
     /// Entities: build the clustering, show an address's cluster, explain merges, export.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCmd),
@@ -115,6 +118,7 @@ fn main() {
         Command::Case(c) => cmd::case::run(c, g),
         Command::Screen(a) => cmd::screen::run(a, g),
         Command::Cluster(c) => cmd::cluster::run(c, g),
+        Command::Labels(c) => cmd::labels::run(c, g),
         Command::Trace(a) => cmd::trace::run(a, g),
         Command::Follow(a) => cmd::follow::run_follow(a, g),
         Command::Alerts(c) => cmd::follow::run_alerts(c, g),

@@ -134,3 +134,56 @@ fn demo_then_investigate() {
     let (ok, _, err) = cli(&dir, &["trace", "sim-heist-0", "--model", "bogus"]);
     assert!(!ok && err.contains("unknown model"), "{err}");
 }
+
+#[test]
+fn real_blocks_real_labels_real_screening() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+    let blocks: Vec<String> = (831328..=831335)
+        .map(|h| {
+            root.join(format!("btc/mainnet/0{h}.bin"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    let mut args = vec!["ingest"];
+    args.extend(blocks.iter().map(String::as_str));
+    let (ok, _, err) = cli(&dir, &args);
+    assert!(ok, "{err}");
+    let pack = root.join("labels/exchange-wallets-bitfinexcom.yaml");
+    let (ok, _, err) = cli(&dir, &["labels", "import", pack.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let l = json(
+        &dir,
+        &["labels", "show", "1Kr6QSydW9bFQG1mXiPNNu6WpJGmUa9i1g"],
+    );
+    assert_eq!(l[0]["category"], "exchange");
+    // Block 831,330 pays this Bitfinex hot wallet: its screening shows the ownership.
+    let s = json(&dir, &["screen", "1Kr6QSydW9bFQG1mXiPNNu6WpJGmUa9i1g"]);
+    let own = s["exposure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "ownership")
+        .expect("ownership row");
+    assert_eq!(own["category"], "exchange");
+    assert_eq!(own["delisted"], false);
+    assert_eq!(s["risk"], "low");
+    // And the paying transaction's flags come from the CoinJoin/shape classifier.
+    let tx = json(
+        &dir,
+        &[
+            "tx",
+            "36529eb76f3b8fafd15bb67a6f338753d93fb31cbbec2cf070615e80e202502a",
+        ],
+    );
+    assert_eq!(
+        tx["outputs"][3]["address"],
+        "1Kr6QSydW9bFQG1mXiPNNu6WpJGmUa9i1g"
+    );
+    assert!(tx["flags"].is_array());
+    // Clustering builds over the real blocks and explains itself.
+    let b = json(&dir, &["cluster", "build"]);
+    assert!(b["merges"].as_u64().unwrap() > 0);
+}

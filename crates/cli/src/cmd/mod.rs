@@ -3,6 +3,7 @@ pub mod case;
 pub mod chain;
 pub mod cluster;
 pub mod follow;
+pub mod labels;
 pub mod screen;
 pub mod sim;
 pub mod trace;

@@ -23,7 +23,9 @@ struct MapAttributor {
     by_addr: HashMap<AddrId, Vec<Attribution>>,
     by_cluster: HashMap<AddrId, Vec<Attribution>>,
     clusters: Option<Arc<Clustering>>,
+    /// Block time by position; heights start at `start`.
     times: Vec<u32>,
+    start: u32,
 }
 
 impl Attributor for MapAttributor {
@@ -41,7 +43,10 @@ impl Attributor for MapAttributor {
         }
     }
     fn time_of_height(&self, h: u32) -> u64 {
-        self.times.get(h as usize).copied().unwrap_or(h) as u64
+        h.checked_sub(self.start)
+            .and_then(|i| self.times.get(i as usize))
+            .copied()
+            .unwrap_or(h) as u64
     }
 }
 
@@ -49,12 +54,12 @@ impl Attributor for MapAttributor {
 fn read_attribution(g: &Global, idx: &Index) -> Result<HashMap<AddrId, Vec<Attribution>>> {
     let mut by_addr: HashMap<AddrId, Vec<Attribution>> = HashMap::new();
     let path = g.data_dir.join("attribution.tsv");
-    if !path.exists() {
-        return Ok(by_addr);
-    }
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let net = idx.render_network();
+    let text = if path.exists() {
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?
+    } else {
+        String::new()
+    };
     for (i, line) in text.lines().enumerate() {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
@@ -78,6 +83,44 @@ fn read_attribution(g: &Global, idx: &Index) -> Result<HashMap<AddrId, Vec<Attri
                 valid_from: None,
                 valid_to: None,
             });
+        }
+    }
+    // The label store: every BTC label, open and closed, with its validity as times.
+    let store_path = g.data_dir.join("labels.redb");
+    if store_path.exists() {
+        let s = cointrail_tags::TagStore::open(&store_path)?;
+        for l in s
+            .all_labels(None)?
+            .into_iter()
+            .filter(|l| l.currency == "BTC")
+        {
+            let cointrail_tags::Target::Address(addr) = &l.target else {
+                continue;
+            };
+            let Ok(key) = AddressKey::parse(addr, net) else {
+                continue;
+            };
+            if let Some(a) = idx.lookup_addr(&key) {
+                by_addr.entry(a).or_default().push(Attribution {
+                    entity: None,
+                    name: l
+                        .actor
+                        .clone()
+                        .filter(|x| !x.is_empty())
+                        .unwrap_or(l.label.clone()),
+                    category: l
+                        .category
+                        .clone()
+                        .or(l.concepts.first().cloned())
+                        .unwrap_or_else(|| "unknown".into()),
+                    source: l.source.clone(),
+                    valid_from: crate::cmd::labels::date_to_unix(&l.valid_from),
+                    valid_to: l
+                        .valid_to
+                        .as_deref()
+                        .and_then(crate::cmd::labels::date_to_unix),
+                });
+            }
         }
     }
     Ok(by_addr)
@@ -133,23 +176,20 @@ pub fn attach(e: &mut Engine, g: &Global) -> Result<()> {
         .map(|c| by_cluster(&by_addr, c))
         .unwrap_or_default();
     e.attribution_note = serde_json::json!({
-        "attribution_tsv_addresses": by_addr.len(),
+        "attributed_addresses": by_addr.len(),
         "clustering": clusters.as_ref().map(|c| serde_json::json!({"rule_set": cointrail_clustering::clusters::RULE_SET, "covered_txs": c.covered_txs})),
         "labelled_clusters": by_cluster.len(),
     });
     let start = e.index.start_height();
-    let times: Vec<u32> = if start == 0 {
-        (0..e.index.block_count())
-            .map(|b| e.index.block(b).time)
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let times: Vec<u32> = (0..e.index.block_count())
+        .map(|b| e.index.block(b).time)
+        .collect();
     e.set_attributor(Arc::new(MapAttributor {
         by_addr,
         by_cluster,
         clusters,
         times,
+        start,
     }));
     let params = crate::cmd::cluster::params(&e.index);
     e.set_coinjoin_detector(Arc::new(move |idx: &Index, tx: u32| {

@@ -1,0 +1,238 @@
+//! `labels`: import, look up, search, add and export labels (the `cointrail-tags` store).
+
+use crate::Global;
+use anyhow::{Context, Result};
+use cointrail_tags::{export_tagpack, import_path, Format, Label, TagStore, Target};
+use std::path::PathBuf;
+
+#[derive(clap::Subcommand)]
+#[command(after_help = "Examples:
+  cointrail labels import graphsense-tagpacks/packs/          # every TagPack in a folder (and ActorPacks)
+  cointrail labels import sdn_advanced.xml.bz2                 # the OFAC SDN list (advanced XML)
+  cointrail labels import sanctioned_addresses_XBT.txt --version 2025-11-19
+  cointrail labels import my-labels.csv                        # see crates/tags/README.md for the columns
+  cointrail labels add 1ABC… 'Exchange X hot wallet' --category exchange
+  cointrail labels show 1ABC… --as-of 2024-10-01
+Formats are told by content; a newer version of a source closes labels that disappeared.")]
+pub enum LabelsCmd {
+    /// Import TagPacks/ActorPacks (files or folders), SDN advanced XML, per-currency lists or CSV.
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// tagpack, actorpack, sdn, list or csv (default: told by content).
+        #[arg(long)]
+        format: Option<String>,
+        /// Source name (default: the file's).
+        #[arg(long)]
+        source: Option<String>,
+        /// Version date YYYY-MM-DD for lists and CSV (default: the file's, or today).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Add one label of your own.
+    Add {
+        address: String,
+        label: String,
+        #[arg(long, default_value = "user")]
+        category: String,
+        #[arg(long, default_value = "BTC")]
+        currency: String,
+        #[arg(long, default_value = "user")]
+        source: String,
+    },
+    /// Labels of an address.
+    Show {
+        address: String,
+        #[arg(long, default_value = "BTC")]
+        currency: String,
+        /// What was known at this date (YYYY-MM-DD).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Search labels by name, actor, category or address.
+    Search {
+        text: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Export open labels as a TagPack.
+    Export {
+        #[arg(long, default_value = "tagpack", value_parser = ["tagpack"])]
+        format: String,
+    },
+    /// Imported sources and their versions.
+    Sources,
+}
+
+pub fn store(g: &Global) -> Result<TagStore> {
+    Ok(TagStore::open(g.data_dir.join("labels.redb"))?)
+}
+
+fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut stack = vec![p.clone()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d)
+                    .with_context(|| format!("reading {}", d.display()))?
+                    .flatten()
+                {
+                    let x = e.path();
+                    if x.is_dir() {
+                        stack.push(x);
+                    } else if x.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                        out.push(x);
+                    }
+                }
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
+    let mut s = store(g)?;
+    match cmd {
+        LabelsCmd::Import {
+            paths,
+            format,
+            source,
+            version,
+        } => {
+            let fmt = match format.as_deref() {
+                None => None,
+                Some(f) => Some(Format::parse(f).with_context(|| {
+                    format!("unknown --format '{f}': use tagpack, actorpack, sdn, list or csv")
+                })?),
+            };
+            let t0 = std::time::Instant::now();
+            let all = files(&paths)?;
+            let bar = crate::progress::bar(g, all.len() as u64, "import");
+            let mut reports = Vec::new();
+            for f in &all {
+                let r = import_path(&mut s, f, fmt, source.as_deref(), version.as_deref())?;
+                bar.inc(1);
+                reports.push(serde_json::json!({"file": r.file, "source": r.source, "version": r.version, "stats": {"added": r.stats.added, "unchanged": r.stats.unchanged, "updated": r.stats.updated, "closed": r.stats.closed, "reopened": r.stats.reopened}, "actors": r.actors.len()}));
+            }
+            bar.finish_and_clear();
+            if g.json {
+                return crate::print_json(&reports);
+            }
+            for r in &reports {
+                println!(
+                    "{}: {} v{} {}",
+                    r["file"].as_str().unwrap_or(""),
+                    r["source"].as_str().unwrap_or(""),
+                    r["version"].as_str().unwrap_or(""),
+                    r["stats"]
+                );
+            }
+            println!(
+                "{} file(s) imported in {:.1}s",
+                reports.len(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        LabelsCmd::Add {
+            address,
+            label,
+            category,
+            currency,
+            source,
+        } => {
+            let mut l = Label::new(&source, &currency, Target::Address(address.clone()), &label);
+            l.category = Some(category);
+            l.is_cluster_definer = true;
+            s.add_label(l, &cointrail_tags::today())?;
+            if !g.json {
+                println!("label added to {address}");
+            }
+        }
+        LabelsCmd::Show {
+            address,
+            currency,
+            as_of,
+        } => {
+            let l = s.labels_for_address(&currency, &address, as_of.as_deref())?;
+            if g.json {
+                return crate::print_json(&l);
+            }
+            if l.is_empty() {
+                println!(
+                    "no labels for {address}{}",
+                    as_of.map(|d| format!(" as of {d}")).unwrap_or_default()
+                );
+            }
+            for x in l {
+                println!(
+                    "{} [{}] from {} ({}..{}){}",
+                    x.label,
+                    x.category.as_deref().unwrap_or("-"),
+                    x.source,
+                    x.valid_from,
+                    x.valid_to.as_deref().unwrap_or(""),
+                    if x.programs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" programs {}", x.programs.join(","))
+                    }
+                );
+            }
+        }
+        LabelsCmd::Search { text, limit } => {
+            let l = s.search(&text, limit)?;
+            if g.json {
+                return crate::print_json(&l);
+            }
+            for x in l {
+                let t = match &x.target {
+                    Target::Address(a) | Target::Tx(a) => a.clone(),
+                };
+                println!(
+                    "{} {} {} [{}] ({})",
+                    x.currency,
+                    t,
+                    x.label,
+                    x.category.as_deref().unwrap_or("-"),
+                    x.source
+                );
+            }
+        }
+        LabelsCmd::Export { format: _ } => print!(
+            "{}",
+            export_tagpack(&s.all_labels(None)?, "cointrail export", "cointrail")
+        ),
+        LabelsCmd::Sources => {
+            let v = s.list_sources()?;
+            if g.json {
+                return crate::print_json(&v);
+            }
+            for x in v {
+                println!(
+                    "{}: versions {} ({} open, {} closed)",
+                    x.name,
+                    x.versions.join(", "),
+                    x.open_labels,
+                    x.closed_labels
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Unix seconds of a YYYY-MM-DD date.
+pub fn date_to_unix(d: &str) -> Option<u64> {
+    let mut p = d.split('-').map(|x| x.parse::<i64>());
+    let (y, m, dd) = (p.next()?.ok()?, p.next()?.ok()?, p.next()?.ok()?);
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from((era * 146097 + doe - 719468) * 86400).ok()
+}
