@@ -183,7 +183,27 @@ fn real_blocks_real_labels_real_screening() {
         "1Kr6QSydW9bFQG1mXiPNNu6WpJGmUa9i1g"
     );
     assert!(tx["flags"].is_array());
-    // Clustering builds over the real blocks and explains itself.
+    // Clustering builds over the real blocks; the cluster is named by its best definer.
     let b = json(&dir, &["cluster", "build"]);
     assert!(b["merges"].as_u64().unwrap() > 0);
+    let c = json(
+        &dir,
+        &["cluster", "show", "1Kr6QSydW9bFQG1mXiPNNu6WpJGmUa9i1g"],
+    );
+    assert_eq!(c["name"], "bitfinex");
+    // A TagPack of hack addresses becomes a case.
+    let kucoin = root.join("labels/kucoin-2020.yaml");
+    let names = json(&dir, &["case", "import-tagpack", kucoin.to_str().unwrap()]);
+    assert!(
+        names[0].as_str().unwrap().starts_with("tagpack:"),
+        "{names}"
+    );
+    let cases = json(&dir, &["case", "list"]);
+    let case = cases
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == names[0])
+        .unwrap();
+    assert!(case["sources"].as_array().unwrap().len() > 1);
 }

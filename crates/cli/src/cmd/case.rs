@@ -21,6 +21,14 @@ pub enum CaseCmd {
     Delete { name: String },
     /// Register the heists of a simulated chain (its truth/ folder) as cases.
     ImportSim { truth_dir: std::path::PathBuf },
+    /// Register cases from a TagPack of hack addresses (e.g. GraphSense hacks.yaml or the
+    /// DPRK incident packs): one case per label, from its BTC addresses.
+    ImportTagpack {
+        file: std::path::PathBuf,
+        /// Only labels whose name or category contains this text (case-insensitive).
+        #[arg(long)]
+        only: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -133,6 +141,56 @@ pub fn run(cmd: CaseCmd, g: &Global) -> Result<()> {
                 crate::print_json(&names)?;
             } else {
                 println!("{} case(s) created: {}", names.len(), names.join(", "));
+            }
+        }
+        CaseCmd::ImportTagpack { file, only } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let labels =
+                cointrail_tags::parse_tagpack(&text, &file.display().to_string(), "case-import")?;
+            let mut by: std::collections::BTreeMap<String, Vec<CaseSource>> = Default::default();
+            for l in labels.iter().filter(|l| l.currency == "BTC") {
+                let cat = l.category.clone().unwrap_or_default();
+                if let Some(o) = &only {
+                    let o = o.to_lowercase();
+                    if !l.label.to_lowercase().contains(&o) && !cat.to_lowercase().contains(&o) {
+                        continue;
+                    }
+                }
+                if let cointrail_tags::Target::Address(a) = &l.target {
+                    by.entry(l.label.clone())
+                        .or_default()
+                        .push(CaseSource::Address {
+                            address: a.clone(),
+                            from_height: None,
+                        });
+                }
+            }
+            let mut names = Vec::new();
+            for (label, sources) in by {
+                let name = format!("tagpack:{label}");
+                let _ = s.delete(&name);
+                let n = sources.len();
+                match s.create(&Case {
+                    name: name.clone(),
+                    description: format!("{label}: {n} addresses from {}", file.display()),
+                    sources,
+                    created: now(),
+                    origin: format!("tagpack:{}", file.display()),
+                }) {
+                    Ok(()) => names.push(name),
+                    Err(e) => eprintln!("warning: {label}: {e}"),
+                }
+            }
+            if g.json {
+                crate::print_json(&names)?;
+            } else {
+                println!(
+                    "{} case(s) created from {}: {}",
+                    names.len(),
+                    file.display(),
+                    names.join(", ")
+                );
             }
         }
         CaseCmd::Delete { name } => {

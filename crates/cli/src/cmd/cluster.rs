@@ -89,9 +89,31 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 .map(|x| idx.render_addr(x))
                 .collect();
             let labels = crate::cmd::wiring::cluster_labels(g, &idx, &c, a)?;
+            // The cluster's name: its best definer label by confidence; rivals are shown.
+            let mut store_labels: Vec<cointrail_tags::Label> = Vec::new();
+            if g.data_dir.join("labels.redb").exists() {
+                let st = cointrail_tags::TagStore::open(g.data_dir.join("labels.redb"))?;
+                for x in c.addresses(a, 0, 100_000) {
+                    store_labels.extend(st.labels_for_address("BTC", &idx.render_addr(x), None)?);
+                }
+            }
+            let (name, conflicts) = cointrail_tags::best_definer(&store_labels);
+            let conflicts: Vec<serde_json::Value> = conflicts
+                .iter()
+                .map(|c| serde_json::json!({"name": c.name, "score": c.score, "source": c.source}))
+                .collect();
             if g.json {
                 return crate::print_json(
-                    &serde_json::json!({"cluster": s, "labels": labels, "addresses": addrs, "offset": offset}),
+                    &serde_json::json!({"cluster": s, "name": name, "conflicting_definers": conflicts, "labels": labels, "addresses": addrs, "offset": offset}),
+                );
+            }
+            if let Some(n) = &name {
+                println!("{n}");
+            }
+            for cf in &conflicts {
+                println!(
+                    "  conflicting definer: {} (confidence {}, {})",
+                    cf["name"], cf["score"], cf["source"]
                 );
             }
             println!("cluster {} · {} addresses · balance {} sat · received {} · sent {} · {} txs · heights {}..{}", s.cluster_id, s.size, s.balance, s.received, s.sent, s.tx_count, s.first_seen_height, s.last_seen_height);
