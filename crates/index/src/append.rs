@@ -286,24 +286,7 @@ impl Index {
         self.check_writable()?;
         let dir = self.dir.clone();
         let io = |e: std::io::Error| IndexError::Io(dir.clone(), e);
-        for c in [
-            &mut self.blocks,
-            &mut self.tx_id,
-            &mut self.tx_first_in,
-            &mut self.tx_first_out,
-            &mut self.tx_locktime,
-            &mut self.tx_version,
-            &mut self.in_prev,
-            &mut self.out_value,
-            &mut self.out_addr,
-            &mut self.out_spender,
-            &mut self.out_prev_addr,
-            &mut self.addr_key,
-            &mut self.addr_last_out,
-            &mut self.ext_ref,
-            &mut self.opret_idx,
-            &mut self.opret_data,
-        ] {
+        for c in self.columns_mut() {
             c.write_pending().map_err(io)?;
         }
         self.out_spender.write_overlay().map_err(io)?;
@@ -323,24 +306,7 @@ impl Index {
         m.generation += 1;
         crate::failpoint("before-manifest");
         m.store(&self.dir).map_err(io)?;
-        for c in [
-            &mut self.blocks,
-            &mut self.tx_id,
-            &mut self.tx_first_in,
-            &mut self.tx_first_out,
-            &mut self.tx_locktime,
-            &mut self.tx_version,
-            &mut self.in_prev,
-            &mut self.out_value,
-            &mut self.out_addr,
-            &mut self.out_spender,
-            &mut self.out_prev_addr,
-            &mut self.addr_key,
-            &mut self.addr_last_out,
-            &mut self.ext_ref,
-            &mut self.opret_idx,
-            &mut self.opret_data,
-        ] {
+        for c in self.columns_mut() {
             c.finish_commit().map_err(io)?;
         }
         for p in self.retired.drain(..) {

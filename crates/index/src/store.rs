@@ -176,7 +176,8 @@ impl Index {
         Ok(idx)
     }
 
-    fn columns_mut(&mut self) -> [&mut Column; 16] {
+    /// Every column, for operations that apply to all of them alike.
+    pub(crate) fn columns_mut(&mut self) -> [&mut Column; 16] {
         [
             &mut self.blocks,
             &mut self.tx_id,
