@@ -279,10 +279,26 @@ impl Ctx<'_> {
         acc: &mut Acc,
         flow: &mut Flow,
     ) {
-        let mut queue: std::collections::VecDeque<(OutNum, u64, u32, Vec<TxNum>)> = starts
-            .into_iter()
-            .map(|(o, w)| (o, w, 0, Vec::new()))
-            .collect();
+        self.forward_from(
+            starts
+                .into_iter()
+                .map(|(o, w)| (o, w, 0, Vec::new()))
+                .collect(),
+            own,
+            acc,
+            flow,
+        )
+    }
+
+    /// As `forward`, from outputs already some hops away from the subject.
+    fn forward_from(
+        &self,
+        starts: std::collections::VecDeque<(OutNum, u64, u32, Vec<TxNum>)>,
+        own: Option<AddrId>,
+        acc: &mut Acc,
+        flow: &mut Flow,
+    ) {
+        let mut queue = starts;
         let mut steps = 0usize;
         while let Some((o, w, h, path)) = queue.pop_front() {
             if w == 0 {
@@ -574,7 +590,19 @@ pub fn screen_tx(
         ..Flow::default()
     };
     let mut sacc = Acc::default();
-    cx.forward(outs, None, &mut sacc, &mut sent);
+    // The transaction's own outputs are its direct counterparties; what is not attributed
+    // is followed on from hop 1.
+    let height = view.tx_height(tx);
+    let mut next = std::collections::VecDeque::new();
+    for (o, w) in outs {
+        match view.output_addr(o).and_then(|a| cx.label(a, height)) {
+            Some((cat, delisted, names)) => {
+                sacc.add(cat, ExposureType::Direct, delisted, w, 1, &names, &[tx])
+            }
+            None => next.push_back((o, w, 1, vec![tx])),
+        }
+    }
+    cx.forward_from(next, None, &mut sacc, &mut sent);
     sent.total_sats = sent.total_sats.saturating_sub(sent.unspent_sats);
     sent_acc(sacc, &mut acc);
     cx.finish(

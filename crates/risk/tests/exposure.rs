@@ -273,6 +273,16 @@ fn tx_screening_and_a_hop_limit() {
             .sats,
         99_990_000
     );
+    // t2 pays the exchange deposit D directly: a direct "sent" destination of the tx itself.
+    let sent = s
+        .exposure
+        .iter()
+        .find(|r| r.category == "exchange" && r.direction == "sent")
+        .expect("the deposit is a direct destination");
+    assert_eq!(
+        (sent.sats, sent.exposure_type, sent.min_hops),
+        (60_000_000, ExposureType::Direct, 1)
+    );
 }
 
 #[test]
