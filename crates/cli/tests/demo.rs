@@ -126,6 +126,21 @@ fn demo_then_investigate() {
     );
     assert_eq!(origin["cases"][0]["tainted_sats"], row["tainted_sats"]);
 
+    // Dormant loot can be watched by case: the rule takes the case's traced frontier.
+    let (ok, out, err) = cli(
+        &dir,
+        &[
+            "alerts",
+            "rules",
+            "add",
+            "traced-spend",
+            "--case",
+            "sim-heist-0",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("traced_spend"), "{out}");
+
     // Bad input: clear errors, non-zero exit.
     let (ok, _, err) = cli(&dir, &["trace", "no-such-case"]);
     assert!(!ok && err.contains("no case named"), "{err}");

@@ -49,8 +49,48 @@ pub struct FollowArgs {
 
 /// Hooks from the other crates (traces, exposure, services, entities). The lead plugs the
 /// implementations in here; without them the rules work on explicit outpoints/addresses.
-fn hooks(_g: &Global) -> Hooks {
-    Hooks::default()
+fn hooks(g: &Global) -> Hooks {
+    Hooks {
+        taint: Some(Box::new(CaseWatch { g: g.clone() })),
+        ..Hooks::default()
+    }
+}
+
+/// A case's watched outputs: its FIFO trace's dormant frontier (tainted, unspent, not at a
+/// service), recomputed from the stored case against the current index.
+struct CaseWatch {
+    g: Global,
+}
+
+impl cointrail_follow::hooks::TaintWatch for CaseWatch {
+    fn watched_outputs(&self, case: &str) -> Option<Vec<cointrail_follow::hooks::WatchedOutput>> {
+        let c = crate::cmd::case::store(&self.g).ok()?.get(case).ok()?;
+        let e = crate::cmd::screen::open_engine(&self.g, None).ok()?;
+        let (src, _) = e.case_sources(&c, 1).ok()?;
+        let stops: Vec<String> = cointrail_engine::STOP_CATEGORIES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let r = e.trace(
+            &src,
+            cointrail_trace::TraceParams {
+                labels: vec![case.to_string()],
+                ..Default::default()
+            },
+            &stops,
+        );
+        Some(
+            r.outputs
+                .iter()
+                .filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0)
+                .map(|o| cointrail_follow::hooks::WatchedOutput {
+                    txid: o.txid.clone(),
+                    vout: o.vout,
+                    sats: o.tainted_sats,
+                })
+                .collect(),
+        )
+    }
 }
 
 pub fn run_follow(a: FollowArgs, g: &Global) -> Result<()> {
