@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub mod wiring;
+
 pub struct Engine {
     pub data_dir: PathBuf,
     pub index: Index,

@@ -181,14 +181,6 @@ impl Column {
         Ok(buf)
     }
 
-    pub fn truncate(&mut self, n: u64) -> io::Result<()> {
-        self.map = None;
-        self.map_cap = 0;
-        self.file.set_len(n * self.width as u64)?;
-        self.file.sync_all()?;
-        self.set_committed(n)
-    }
-
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
     }

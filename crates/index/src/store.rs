@@ -322,11 +322,11 @@ impl Index {
                     c.path.display()
                 )));
             }
-            if have > n {
-                c.truncate(n).map_err(io)?;
-            } else {
-                c.set_committed(n).map_err(io)?;
-            }
+            // Records past the committed length (a crashed batch, or blocks rolled back) stay
+            // in the file and are overwritten by the next append. Cutting the file instead
+            // would pull pages from under a reader (the service) still mapping the longer
+            // committed state: it would die of SIGBUS on its next read there.
+            c.set_committed(n).map_err(io)?;
         }
         let keep = [
             format!("txid_map.{}.bin", m.txid_table.gen),

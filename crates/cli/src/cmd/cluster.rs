@@ -39,29 +39,12 @@ pub enum ClusterCmd {
 }
 
 pub fn params(idx: &Index) -> NetParams {
-    if idx.network() == Some(bitcoin::Network::Bitcoin) {
-        NetParams::mainnet()
-    } else {
-        NetParams::any_height()
-    }
-}
-
-pub fn dir(g: &Global) -> PathBuf {
-    g.data_dir.join("clusters")
+    cointrail_engine::wiring::cluster_params(idx)
 }
 
 /// Open the clustering and bring it to the index tip (saving if it moved).
 pub fn load(g: &Global, idx: &Index) -> Result<Clustering> {
-    let mut c = Clustering::open(&dir(g), params(idx)).context("opening the clustering")?;
-    if c.covered_txs > idx.tx_count() {
-        // The index was rolled back (a reorganisation): undo what the removed blocks merged.
-        c.rollback_to(idx, idx.tx_count());
-        c.save()?;
-    } else if c.covered_txs < idx.tx_count() {
-        c.update(idx);
-        c.save()?;
-    }
-    Ok(c)
+    cointrail_engine::wiring::load_clustering(&g.data_dir, idx)
 }
 
 pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
@@ -88,7 +71,7 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 .into_iter()
                 .map(|x| idx.render_addr(x))
                 .collect();
-            let labels = crate::cmd::wiring::cluster_labels(g, &idx, &c, a)?;
+            let labels = cointrail_engine::wiring::cluster_labels(&g.data_dir, &idx, &c, a)?;
             // The cluster's name: its best definer label by confidence; rivals are shown.
             let mut store_labels: Vec<cointrail_tags::Label> = Vec::new();
             if g.data_dir.join("labels.redb").exists() {

@@ -224,15 +224,3 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
     }
     Ok(())
 }
-
-/// Unix seconds of a YYYY-MM-DD date.
-pub fn date_to_unix(d: &str) -> Option<u64> {
-    let mut p = d.split('-').map(|x| x.parse::<i64>());
-    let (y, m, dd) = (p.next()?.ok()?, p.next()?.ok()?, p.next()?.ok()?);
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + dd - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    u64::try_from((era * 146097 + doe - 719468) * 86400).ok()
-}

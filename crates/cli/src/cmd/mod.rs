@@ -7,4 +7,3 @@ pub mod labels;
 pub mod screen;
 pub mod sim;
 pub mod trace;
-pub mod wiring;

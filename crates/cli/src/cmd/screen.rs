@@ -26,7 +26,7 @@ pub fn open_engine(g: &Global, rules: Option<&PathBuf>) -> Result<Engine> {
     if let Some(r) = rules {
         e = e.with_rules_file(r)?;
     }
-    crate::cmd::wiring::attach(&mut e, g)?;
+    cointrail_engine::wiring::attach(&mut e)?;
     Ok(e)
 }
 

@@ -7,16 +7,16 @@
 //! - With a clustering (`cointrail cluster build`), a label on any address names its whole
 //!   cluster, as an analytics vendor's entity labels do.
 
-use crate::Global;
+use crate::Engine;
 use anyhow::{Context, Result};
 use cointrail_chain::view::{AddrId, ChainView};
 use cointrail_chain::AddressKey;
-use cointrail_clustering::Clustering;
-use cointrail_engine::Engine;
+use cointrail_clustering::{Clustering, NetParams};
 use cointrail_index::Index;
 use cointrail_risk::{Attribution, Attributor};
 use cointrail_trace::CoinJoinInfo;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 struct MapAttributor {
@@ -51,9 +51,9 @@ impl Attributor for MapAttributor {
 }
 
 /// Address attributions from `attribution.tsv`.
-fn read_attribution(g: &Global, idx: &Index) -> Result<HashMap<AddrId, Vec<Attribution>>> {
+fn read_attribution(data_dir: &Path, idx: &Index) -> Result<HashMap<AddrId, Vec<Attribution>>> {
     let mut by_addr: HashMap<AddrId, Vec<Attribution>> = HashMap::new();
-    let path = g.data_dir.join("attribution.tsv");
+    let path = data_dir.join("attribution.tsv");
     let net = idx.render_network();
     let text = if path.exists() {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?
@@ -86,7 +86,7 @@ fn read_attribution(g: &Global, idx: &Index) -> Result<HashMap<AddrId, Vec<Attri
         }
     }
     // The label store: every BTC label, open and closed, with its validity as times.
-    let store_path = g.data_dir.join("labels.redb");
+    let store_path = data_dir.join("labels.redb");
     if store_path.exists() {
         let s = cointrail_tags::TagStore::open(&store_path)?;
         for l in s
@@ -114,11 +114,8 @@ fn read_attribution(g: &Global, idx: &Index) -> Result<HashMap<AddrId, Vec<Attri
                         .or(l.concepts.first().cloned())
                         .unwrap_or_else(|| "unknown".into()),
                     source: l.source.clone(),
-                    valid_from: crate::cmd::labels::date_to_unix(&l.valid_from),
-                    valid_to: l
-                        .valid_to
-                        .as_deref()
-                        .and_then(crate::cmd::labels::date_to_unix),
+                    valid_from: date_to_unix(&l.valid_from),
+                    valid_to: l.valid_to.as_deref().and_then(date_to_unix),
                 });
             }
         }
@@ -153,21 +150,22 @@ fn by_cluster(
 
 /// The labels of an address's cluster, for `cluster show`.
 pub fn cluster_labels(
-    g: &Global,
+    data_dir: &Path,
     idx: &Index,
     c: &Clustering,
     a: AddrId,
 ) -> Result<Vec<Attribution>> {
-    Ok(by_cluster(&read_attribution(g, idx)?, c)
+    Ok(by_cluster(&read_attribution(data_dir, idx)?, c)
         .remove(&c.cluster_of(a))
         .unwrap_or_default())
 }
 
 /// Attach whatever attribution, clustering and case taint this data directory holds.
-pub fn attach(e: &mut Engine, g: &Global) -> Result<()> {
-    let by_addr = read_attribution(g, &e.index)?;
-    let clusters = if crate::cmd::cluster::dir(g).join("state.json").exists() {
-        Some(Arc::new(crate::cmd::cluster::load(g, &e.index)?))
+pub fn attach(e: &mut Engine) -> Result<()> {
+    let data_dir = e.data_dir.clone();
+    let by_addr = read_attribution(&data_dir, &e.index)?;
+    let clusters = if cluster_dir(&data_dir).join("state.json").exists() {
+        Some(Arc::new(load_clustering(&data_dir, &e.index)?))
     } else {
         None
     };
@@ -191,7 +189,7 @@ pub fn attach(e: &mut Engine, g: &Global) -> Result<()> {
         times,
         start,
     }));
-    let params = crate::cmd::cluster::params(&e.index);
+    let params = cluster_params(&e.index);
     e.set_coinjoin_detector(Arc::new(move |idx: &Index, tx: u32| {
         cointrail_clustering::detect_coinjoin(idx, tx, &params).map(|c| CoinJoinInfo {
             protocol: c.protocol.to_string(),
@@ -201,4 +199,44 @@ pub fn attach(e: &mut Engine, g: &Global) -> Result<()> {
         })
     }));
     Ok(())
+}
+
+/// CoinJoin detection parameters for the index's network.
+pub fn cluster_params(idx: &Index) -> NetParams {
+    if idx.network() == Some(bitcoin::Network::Bitcoin) {
+        NetParams::mainnet()
+    } else {
+        NetParams::any_height()
+    }
+}
+
+pub fn cluster_dir(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("clusters")
+}
+
+/// Open the clustering and bring it to the index tip (saving if it moved).
+pub fn load_clustering(data_dir: &Path, idx: &Index) -> Result<Clustering> {
+    let mut c = Clustering::open(&cluster_dir(data_dir), cluster_params(idx))
+        .context("opening the clustering")?;
+    if c.covered_txs > idx.tx_count() {
+        // The index was rolled back (a reorganisation): undo what the removed blocks merged.
+        c.rollback_to(idx, idx.tx_count());
+        c.save()?;
+    } else if c.covered_txs < idx.tx_count() {
+        c.update(idx);
+        c.save()?;
+    }
+    Ok(c)
+}
+
+/// `YYYY-MM-DD` as Unix seconds at midnight UTC (days-from-civil).
+pub fn date_to_unix(d: &str) -> Option<u64> {
+    let mut p = d.split('-').map(|x| x.parse::<i64>());
+    let (y, m, dd) = (p.next()?.ok()?, p.next()?.ok()?, p.next()?.ok()?);
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from((era * 146097 + doe - 719468) * 86400).ok()
 }
