@@ -64,6 +64,20 @@ fn store_err(path: &Path, e: impl std::fmt::Display) -> CaseError {
     CaseError::Store(path.display().to_string(), e.to_string())
 }
 
+/// Record that the store changed, in `<store>.stamp` beside it. Readers (the service)
+/// watch the stamp, not the store: merely opening a redb file rewrites its header, so the
+/// store's own modification time cannot tell a reader's visit from a writer's commit.
+fn touch_stamp(db: &Path) {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".stamp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    // Best effort: a missed stamp delays a reload, it loses nothing.
+    let _ = std::fs::write(p, now.to_string());
+}
+
 pub struct CaseStore {
     db: redb::Database,
     path: std::path::PathBuf,
@@ -99,7 +113,9 @@ impl CaseStore {
             t.insert(case.name.as_str(), v.as_slice())
                 .map_err(|e| store_err(&self.path, e))?;
         }
-        w.commit().map_err(|e| store_err(&self.path, e))
+        w.commit().map_err(|e| store_err(&self.path, e))?;
+        touch_stamp(&self.path);
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Result<Case, CaseError> {
@@ -147,7 +163,9 @@ impl CaseStore {
                 return Err(CaseError::NotFound(name.into()));
             }
         }
-        w.commit().map_err(|e| store_err(&self.path, e))
+        w.commit().map_err(|e| store_err(&self.path, e))?;
+        touch_stamp(&self.path);
+        Ok(())
     }
 }
 

@@ -86,6 +86,11 @@ enum Command {
     /// Register and manage incidents (cases) to trace.
     #[command(subcommand)]
     Case(cmd::case::CaseCmd),
+    /// The screening API over HTTP (JSON, OpenAPI at /openapi.json, docs at /docs).
+    Serve(cmd::serve::ServeArgs),
+    /// API keys for `serve`: create, list, revoke.
+    #[command(subcommand)]
+    Keys(cmd::serve::KeysCmd),
 }
 
 fn main() {
@@ -96,10 +101,22 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("COINTRAIL_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    // A service logs what it does by default; a command only its warnings.
+    let default_level = if matches!(cli.command, Command::Serve(_) | Command::Follow(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("COINTRAIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("COINTRAIL_LOG_FORMAT").as_deref() == Ok("json") {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
     let g = &cli.global;
     let result: anyhow::Result<()> = match cli.command {
         Command::Demo(a) => cmd::sim::run_demo(a, g),
@@ -122,6 +139,8 @@ fn main() {
         Command::Trace(a) => cmd::trace::run(a, g),
         Command::Follow(a) => cmd::follow::run_follow(a, g),
         Command::Alerts(c) => cmd::follow::run_alerts(c, g),
+        Command::Serve(a) => cmd::serve::run_serve(a, g),
+        Command::Keys(c) => cmd::serve::run_keys(c, g),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

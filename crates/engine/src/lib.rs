@@ -22,6 +22,8 @@ pub struct Engine {
     pub params: ExposureParams,
     /// What attribution is plugged in (label sources and versions, clustering setting).
     pub attribution_note: serde_json::Value,
+    /// The address clustering, when one was built (`cointrail cluster build`).
+    pub clustering: Option<Arc<cointrail_clustering::Clustering>>,
     attributor: Arc<dyn Attributor + Send + Sync>,
     coinjoins: Arc<dyn Fn(&Index, u32) -> Option<CoinJoinInfo> + Send + Sync>,
     taint: Arc<dyn CaseTaint + Send + Sync>,
@@ -131,10 +133,32 @@ impl Engine {
             rules: RuleSet::default_rules(),
             params: ExposureParams::default(),
             attribution_note: serde_json::Value::Null,
+            clustering: None,
             attributor: Arc::new(cointrail_risk::Nobody),
             coinjoins: Arc::new(|_: &Index, _: u32| None),
             taint: Arc::new(cointrail_risk::Nobody),
         })
+    }
+
+    /// Everything screening uses, as `cointrail screen` and the service see it: the index,
+    /// the attributions and clustering (`wiring::attach`), the traced cases, and an
+    /// operator's rule file if given.
+    pub fn open_full(data_dir: &Path, rules: Option<&Path>) -> Result<Engine> {
+        let mut e = Engine::open(data_dir)?;
+        if let Some(r) = rules {
+            e = e.with_rules_file(r)?;
+        }
+        wiring::attach(&mut e)?;
+        e.load_case_taint()?;
+        Ok(e)
+    }
+
+    /// The attributions of an address (labels, directly or through its cluster).
+    pub fn attributions(
+        &self,
+        a: cointrail_chain::view::AddrId,
+    ) -> Vec<cointrail_risk::Attribution> {
+        self.attributor.attribute(a)
     }
 
     /// Replace the built-in risk rules with an operator's YAML file.
@@ -247,6 +271,11 @@ impl Engine {
     }
 
     pub fn screen(&self, subject: &Subject) -> Result<Screening> {
+        self.screen_with(subject, &self.params)
+    }
+
+    /// Screen with other parameters than the engine's (a request's own hop limit).
+    pub fn screen_with(&self, subject: &Subject, params: &ExposureParams) -> Result<Screening> {
         let idx = &self.index;
         let mut s = match subject {
             Subject::Address(a) => {
@@ -257,7 +286,7 @@ impl Engine {
                     &*self.attributor,
                     &*self.taint,
                     &self.rules,
-                    &self.params,
+                    params,
                     id,
                     &outs,
                     &idx.render_addr(id),
@@ -270,7 +299,7 @@ impl Engine {
                     &*self.attributor,
                     &*self.taint,
                     &self.rules,
-                    &self.params,
+                    params,
                     tx,
                 )
             }
@@ -281,7 +310,7 @@ impl Engine {
                     &*self.attributor,
                     &*self.taint,
                     &self.rules,
-                    &self.params,
+                    params,
                     o,
                 )
             }

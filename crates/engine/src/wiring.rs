@@ -182,6 +182,7 @@ pub fn attach(e: &mut Engine) -> Result<()> {
     let times: Vec<u32> = (0..e.index.block_count())
         .map(|b| e.index.block(b).time)
         .collect();
+    e.clustering = clusters.clone();
     e.set_attributor(Arc::new(MapAttributor {
         by_addr,
         by_cluster,

@@ -9,7 +9,19 @@ use cointrail_chain::view::{AddrId, ChainView, OutNum, Prevout, TxNum};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ExposureType {
     /// The subject itself is the labelled party.
@@ -37,7 +49,7 @@ impl Default for ExposureParams {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ExposureRow {
     pub category: String,
     pub level: Level,
@@ -57,7 +69,7 @@ pub struct ExposureRow {
     pub path: Vec<String>,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Flow {
     pub total_sats: u64,
     /// Reached no labelled party within the hop limit.
@@ -74,16 +86,20 @@ pub struct Flow {
     pub beyond_limit_sats: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Screening {
+    /// What was screened: address, txid, vout.
+    #[schema(value_type = Object)]
     pub subject: serde_json::Value,
     pub risk: Level,
     pub fired_rules: Vec<FiredRule>,
     pub exposure: Vec<ExposureRow>,
     pub received: Flow,
     pub sent: Flow,
+    #[schema(value_type = Object)]
     pub parameters: serde_json::Value,
     /// Filled by the caller: index tip, label versions, clustering setting.
+    #[schema(value_type = Object)]
     pub provenance: serde_json::Value,
 }
 

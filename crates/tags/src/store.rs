@@ -35,6 +35,20 @@ pub struct ImportStats {
 
 pub struct TagStore {
     db: Database,
+    path: std::path::PathBuf,
+}
+/// Record that the store changed, in `<store>.stamp` beside it. Readers (the service)
+/// watch the stamp, not the store: merely opening a redb file rewrites its header, so the
+/// store's own modification time cannot tell a reader's visit from a writer's commit.
+fn touch_stamp(db: &Path) {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".stamp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    // Best effort: a missed stamp delays a reload, it loses nothing.
+    let _ = std::fs::write(p, now.to_string());
 }
 
 impl TagStore {
@@ -49,7 +63,10 @@ impl TagStore {
         tx.open_table(SOURCES)?;
         tx.open_table(ACTORS)?;
         tx.commit()?;
-        Ok(TagStore { db })
+        Ok(TagStore {
+            db,
+            path: path.as_ref().to_path_buf(),
+        })
     }
 
     /// Replace the state of `source` by `labels` as of `version` (YYYY-MM-DD). Labels of the
@@ -182,6 +199,7 @@ impl TagStore {
         }
         // Default durability is Immediate: the commit is fsynced before returning.
         tx.commit()?;
+        touch_stamp(&self.path);
         Ok(stats)
     }
 
@@ -354,6 +372,7 @@ impl TagStore {
             }
         }
         tx.commit()?;
+        touch_stamp(&self.path);
         Ok(actors.len())
     }
 

@@ -5,5 +5,6 @@ pub mod cluster;
 pub mod follow;
 pub mod labels;
 pub mod screen;
+pub mod serve;
 pub mod sim;
 pub mod trace;

@@ -1,0 +1,193 @@
+//! `cointrail serve`: the screening service, an HTTP JSON API over one data directory.
+//!
+//! - [`routes`]: one module per resource (screening, chain views, labels, cases, operations).
+//! - [`auth`] and [`keys`]: API keys (stored hashed), scopes, per-key rate limits.
+//! - [`state`]: the immutable snapshot each request answers from, and the reloader that
+//!   swaps in a new one when the data directory changes (new blocks, labels, cases).
+//! - [`error`]: every failure as a JSON body with a reason and the field at fault.
+//!
+//! Screening goes through `cointrail_engine::Engine`, as `cointrail screen` does, so both
+//! give the same answer for the same data directory.
+
+pub mod auth;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use error::ApiError;
+use state::AppState;
+use std::sync::Arc;
+use std::time::Instant;
+use utoipa::OpenApi;
+
+pub use state::ServeConfig;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "A key from `cointrail keys create` (also accepted as `Authorization: Bearer <key>`)",
+            ))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "cointrail screening API",
+        description = "Exposure and risk of Bitcoin addresses, transactions and deposits, with an open method (see docs/methods in the repository): every answer lists the exposure rows, the rules that fired, and how it was obtained (index tip, labels, parameters)."
+    ),
+    paths(
+        routes::screen::address,
+        routes::screen::transaction,
+        routes::screen::output,
+        routes::screen::batch,
+        routes::chain::address,
+        routes::chain::transaction,
+        routes::chain::entity,
+        routes::labels::list,
+        routes::labels::add,
+        routes::cases::list,
+        routes::cases::get,
+        routes::cases::create,
+        routes::cases::delete,
+        routes::ops::health,
+        routes::ops::metrics,
+    ),
+    modifiers(&SecurityAddon),
+    tags(
+        (name = "screening", description = "Exposure and risk (KYT)"),
+        (name = "chain", description = "Addresses, transactions, entities"),
+        (name = "labels", description = "Who controls what"),
+        (name = "cases", description = "Registered thefts, traced exactly"),
+        (name = "operations", description = "Health and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Counts and times every answer per route; logs it at debug level.
+async fn observe(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let t0 = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let r = next.run(req).await;
+    let us = t0.elapsed().as_micros() as u64;
+    st.metrics
+        .record(method.as_str(), &route, r.status().as_u16(), us);
+    tracing::debug!(%method, %route, status = r.status().as_u16(), us, "request");
+    r
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {} {}: see /openapi.json or /docs",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+/// The whole API on one state.
+pub fn router(st: Arc<AppState>) -> Router {
+    let v1 = Router::new()
+        .route("/v1/screen/address/{address}", get(routes::screen::address))
+        .route(
+            "/v1/screen/transaction/{txid}",
+            get(routes::screen::transaction),
+        )
+        .route(
+            "/v1/screen/output/{txid}/{vout}",
+            get(routes::screen::output),
+        )
+        .route("/v1/screen/batch", post(routes::screen::batch))
+        .route("/v1/addresses/{address}", get(routes::chain::address))
+        .route("/v1/transactions/{txid}", get(routes::chain::transaction))
+        .route("/v1/entities/{id}", get(routes::chain::entity))
+        .route(
+            "/v1/labels",
+            get(routes::labels::list).post(routes::labels::add),
+        )
+        .route(
+            "/v1/cases",
+            get(routes::cases::list).post(routes::cases::create),
+        )
+        .route(
+            "/v1/cases/{name}",
+            get(routes::cases::get).delete(routes::cases::delete),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            st.clone(),
+            auth::require_key,
+        ));
+    Router::new()
+        .merge(v1)
+        .route("/health", get(routes::ops::health))
+        .route("/metrics", get(routes::ops::metrics))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|req: Request| async move {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{} is not allowed on {}", req.method(), req.uri().path()),
+            )
+            .into_response()
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
+        .layer(middleware::from_fn_with_state(st.clone(), observe))
+        .with_state(st)
+}
+
+/// Serve until `shutdown` resolves, then finish the requests under way.
+pub async fn serve(
+    st: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reload = tokio::spawn(state::reloader(st.clone(), stop_rx));
+    let app = router(st);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let _ = stop_tx.send(true);
+    let _ = reload.await;
+    Ok(())
+}
+
+/// Resolves at SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing the requests under way");
+}

@@ -1,0 +1,6 @@
+//! One module per resource.
+pub mod cases;
+pub mod chain;
+pub mod labels;
+pub mod ops;
+pub mod screen;

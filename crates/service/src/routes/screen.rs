@@ -1,0 +1,269 @@
+//! Screening: an address, a transaction, one output (a deposit), or a batch of them. The
+//! answer is the engine's, as `cointrail screen --json` prints it.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::state::{AppState, Snapshot};
+use axum::extract::State;
+use axum::{Extension, Json};
+use cointrail_chain::view::ChainView;
+use cointrail_chain::AddressKey;
+use cointrail_engine::Subject;
+use cointrail_risk::{ExposureParams, Screening};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Most hops a request may ask for: each hop multiplies the work.
+pub const MAX_HOPS: u32 = 6;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ScreenQuery {
+    /// Hops followed through unattributed addresses (0 to 6; default: the server's, 3).
+    pub max_hops: Option<u32>,
+}
+
+fn params(snap: &Snapshot, max_hops: Option<u32>) -> Result<ExposureParams, ApiError> {
+    let mut p = snap.engine.params.clone();
+    if let Some(h) = max_hops {
+        if h > MAX_HOPS {
+            return Err(ApiError::invalid(
+                "max_hops",
+                format!("max_hops is at most {MAX_HOPS}"),
+            ));
+        }
+        p.max_hops = h;
+    }
+    Ok(p)
+}
+
+pub(crate) fn check_address(snap: &Snapshot, a: &str, field: &str) -> Result<u32, ApiError> {
+    let idx = &snap.engine.index;
+    let key = AddressKey::parse(a.trim(), idx.render_network())
+        .map_err(|m| ApiError::invalid(field, m))?;
+    idx.lookup_addr(&key).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "address {a} never appears in the indexed chain (up to height {}): it has no on-chain history to screen yet",
+            idx.tip_height().map_or("-".into(), |h| h.to_string())
+        ))
+        .with_field(field)
+    })
+}
+
+pub(crate) fn check_txid(snap: &Snapshot, t: &str, field: &str) -> Result<u32, ApiError> {
+    let raw = cointrail_engine::Engine::parse_txid(t)
+        .map_err(|_| ApiError::invalid(field, format!("'{t}' is not a txid (64 hex digits)")))?;
+    let idx = &snap.engine.index;
+    idx.lookup_txid(&raw).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "transaction {t} is not in the index (heights {}..={})",
+            idx.start_height(),
+            idx.tip_height().map_or("-".into(), |h| h.to_string())
+        ))
+        .with_field(field)
+    })
+}
+
+/// Validate a subject against the snapshot, then screen it.
+fn screen_subject(
+    snap: &Snapshot,
+    subject: &Subject,
+    p: &ExposureParams,
+    field: &str,
+) -> Result<Screening, ApiError> {
+    match subject {
+        Subject::Address(a) => {
+            check_address(snap, a, field)?;
+        }
+        Subject::Tx(t) => {
+            check_txid(snap, t, field)?;
+        }
+        Subject::Output(t, vout) => {
+            let tx = check_txid(snap, t, field)?;
+            let n = snap.engine.index.tx_outputs(tx);
+            if *vout as u64 >= n.end - n.start {
+                return Err(ApiError::not_found(format!(
+                    "transaction {t} has {} outputs; there is no output {vout}",
+                    n.end - n.start
+                ))
+                .with_field(field));
+            }
+        }
+    }
+    let mut s = snap
+        .engine
+        .screen_with(subject, p)
+        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+    s.provenance["snapshot"] = serde_json::json!(snap.number);
+    Ok(s)
+}
+
+fn answer(
+    st: &AppState,
+    subject: Subject,
+    max_hops: Option<u32>,
+    field: &str,
+) -> Result<Json<Screening>, ApiError> {
+    let snap = st.snapshot();
+    let p = params(&snap, max_hops)?;
+    let s = screen_subject(&snap, &subject, &p, field)?;
+    st.metrics.screened_subjects.fetch_add(1, Ordering::Relaxed);
+    Ok(Json(s))
+}
+
+/// Screen an address: where its funds came from and where they went.
+#[utoipa::path(get, path = "/v1/screen/address/{address}", tag = "screening",
+    params(("address" = String, Path, description = "A Bitcoin address of the index's network"), ScreenQuery),
+    responses(
+        (status = 200, description = "Exposure and risk", body = Screening),
+        (status = 400, description = "Not a valid address for this network", body = crate::error::ErrorBody),
+        (status = 404, description = "The address never appears in the indexed chain", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn address(
+    State(st): State<Arc<AppState>>,
+    ApiPath(address): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ScreenQuery>,
+) -> Result<Json<Screening>, ApiError> {
+    answer(&st, Subject::Address(address), q.max_hops, "address")
+}
+
+/// Screen a transaction: the origins of its inputs and the destinations of its outputs.
+#[utoipa::path(get, path = "/v1/screen/transaction/{txid}", tag = "screening",
+    params(("txid" = String, Path, description = "Transaction id, 64 hex digits"), ScreenQuery),
+    responses(
+        (status = 200, description = "Exposure and risk", body = Screening),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn transaction(
+    State(st): State<Arc<AppState>>,
+    ApiPath(txid): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ScreenQuery>,
+) -> Result<Json<Screening>, ApiError> {
+    answer(&st, Subject::Tx(txid), q.max_hops, "txid")
+}
+
+/// Screen one output: a deposit before it is credited.
+#[utoipa::path(get, path = "/v1/screen/output/{txid}/{vout}", tag = "screening",
+    params(("txid" = String, Path, description = "Transaction id, 64 hex digits"),
+           ("vout" = u32, Path, description = "Output index"), ScreenQuery),
+    responses(
+        (status = 200, description = "Exposure and risk of the coins in this output", body = Screening),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn output(
+    State(st): State<Arc<AppState>>,
+    ApiPath((txid, vout)): ApiPath<(String, u32)>,
+    ApiQuery(q): ApiQuery<ScreenQuery>,
+) -> Result<Json<Screening>, ApiError> {
+    answer(&st, Subject::Output(txid, vout), q.max_hops, "txid")
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Addresses, `TXID`s or `TXID:VOUT` outputs, in any mix (at most the server's
+    /// `--max-batch`, 1000 by default).
+    pub subjects: Vec<String>,
+    /// Hops followed through unattributed addresses (0 to 6).
+    pub max_hops: Option<u32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchItem {
+    pub subject: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub screening: Option<Screening>,
+    /// Why this subject could not be screened (the others still are).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::error::ErrorBody>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct BatchResponse {
+    /// One per subject, in the request's order.
+    pub results: Vec<BatchItem>,
+    /// The snapshot every result was computed on.
+    pub snapshot: u64,
+}
+
+/// Screen many subjects on one snapshot. Each subject counts against the key's rate limit.
+#[utoipa::path(post, path = "/v1/screen/batch", tag = "screening",
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "One result per subject", body = BatchResponse),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 413, description = "More subjects than the server allows", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn batch(
+    State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(req): ApiJson<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    if req.subjects.is_empty() {
+        return Err(ApiError::invalid("subjects", "subjects is empty"));
+    }
+    if req.subjects.len() > st.cfg.max_batch {
+        return Err(ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "{} subjects; a batch holds at most {}: split it",
+                req.subjects.len(),
+                st.cfg.max_batch
+            ),
+        )
+        .with_field("subjects"));
+    }
+    // The request itself took one token.
+    if let Some(k) = &caller.key {
+        let extra = (req.subjects.len() - 1) as u32;
+        if extra > 0 {
+            st.take_tokens(k, extra).map_err(ApiError::rate_limited)?;
+        }
+    }
+    let snap = st.snapshot();
+    let p = params(&snap, req.max_hops)?;
+    let number = snap.number;
+    let st2 = st.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        req.subjects
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let field = format!("subjects[{i}]");
+                let r = match Subject::parse(s) {
+                    Ok(sub) => screen_subject(&snap, &sub, &p, &field),
+                    Err(e) => Err(ApiError::invalid(&field, format!("{e:#}"))),
+                };
+                st2.metrics
+                    .screened_subjects
+                    .fetch_add(1, Ordering::Relaxed);
+                match r {
+                    Ok(s2) => BatchItem {
+                        subject: s.clone(),
+                        screening: Some(s2),
+                        error: None,
+                    },
+                    Err(e) => BatchItem {
+                        subject: s.clone(),
+                        screening: None,
+                        error: Some(e.body),
+                    },
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(BatchResponse {
+        results,
+        snapshot: number,
+    }))
+}
