@@ -176,8 +176,10 @@ impl Ctx<'_> {
         let mut names = Vec::new();
         for l in &labels {
             let cat = crate::rules::normalize_category(&l.category);
-            let delisted =
-                l.valid_to.is_some_and(|v| t >= v) || l.valid_from.is_some_and(|v| t < v);
+            // Only a withdrawal (delisting) changes what a label means for funds moved after
+            // it. `valid_from` is when a source first carried the label, not when the party
+            // took control: an address labelled today was the same party's yesterday.
+            let delisted = l.valid_to.is_some_and(|v| t >= v);
             let lvl = if delisted {
                 Level::None
             } else {

@@ -29,8 +29,10 @@ pub struct Attribution {
     pub category: String,
     /// Where the label comes from (source and version), for the report.
     pub source: String,
-    /// The label holds for funds moved in `[valid_from, valid_to)` (unix seconds); a
-    /// delisted sanctions label has a `valid_to`.
+    /// When a source first carried the label (unix seconds), for the record; screening
+    /// applies the label to earlier funds too.
+    /// A withdrawn label (a delisted sanctions entry) has a `valid_to`: funds moved from
+    /// then on are reported apart, as `delisted`.
     pub valid_from: Option<u64>,
     pub valid_to: Option<u64>,
 }

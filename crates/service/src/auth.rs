@@ -44,7 +44,9 @@ pub async fn require_key(
         Ok(r) => r.clone(),
         Err(why) => return ApiError::unauthorized(why).into_response(),
     };
-    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // A batch screening is a POST that only reads.
+    let writes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && !req.uri().path().starts_with("/v1/screen/");
     if writes && rec.scope != Scope::Write {
         return ApiError::forbidden(format!(
             "key '{}' is read-only; adding labels and changing cases needs a key created with --scope write",

@@ -1,0 +1,496 @@
+//! `cointrail serve` end to end: a real server process on 127.0.0.1, real HTTP requests,
+//! real keys from `cointrail keys`, and changes to the data directory while it serves.
+
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cointrail"))
+}
+
+fn cli(dir: &Path, args: &[&str]) -> String {
+    let out = bin()
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str]) -> Server {
+        let addr_file = dir.join("serve.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let child = bin()
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["serve", "--bind", "127.0.0.1:0", "--reload-interval", "0.2"])
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !addr_file.exists() {
+            assert!(t0.elapsed() < Duration::from_secs(60), "server never bound");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let addr = std::fs::read_to_string(&addr_file).unwrap();
+        Server { child, addr }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "no graceful stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Resp {
+    status: u16,
+    headers: String,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "status {}: not JSON ({e}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// One HTTP/1.1 request on its own connection.
+fn http(addr: &str, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(k) = key {
+        req.push_str(&format!("X-API-Key: {k}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        ));
+    } else {
+        req.push_str("\r\n");
+    }
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    Resp {
+        status,
+        headers: head,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+fn get(addr: &str, path: &str, key: &str) -> Resp {
+    http(addr, "GET", path, Some(key), None)
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "never: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn demo_dir() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    cli(&dir, &["demo", "--json"]);
+    (d, dir)
+}
+
+/// The first stolen outpoint of heist 0 and the address it was paid to.
+fn stolen(dir: &Path) -> (String, String) {
+    let t = std::fs::read_to_string(dir.join("demo-chain/truth/stolen_outpoints.tsv")).unwrap();
+    let f: Vec<&str> = t.lines().nth(1).unwrap().split('\t').collect();
+    (f[1].to_string(), f[3].to_string())
+}
+
+/// An address that appears on chain but carries no attribution (for label tests).
+fn unlabelled_address(dir: &Path) -> String {
+    let attributed = std::fs::read_to_string(dir.join("attribution.tsv")).unwrap();
+    let t = std::fs::read_to_string(dir.join("demo-chain/truth/addresses.tsv")).unwrap();
+    t.lines()
+        .skip(1)
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .find(|a| !attributed.contains(a.as_str()))
+        .unwrap()
+}
+
+#[test]
+fn screening_api_end_to_end() {
+    let (_d, dir) = demo_dir();
+    let read = cli(&dir, &["keys", "create", "exchange-a"])
+        .trim()
+        .to_string();
+    let write = cli(&dir, &["keys", "create", "analyst", "--scope", "write"])
+        .trim()
+        .to_string();
+    let slow = cli(
+        &dir,
+        &["keys", "create", "slow", "--rate", "1", "--burst", "2"],
+    )
+    .trim()
+    .to_string();
+    // Keys are stored hashed: the store never holds the key text.
+    let store = std::fs::read(dir.join("keys.redb")).unwrap();
+    assert!(!store.windows(read.len()).any(|w| w == read.as_bytes()));
+    let listed: Value = serde_json::from_str(&cli(&dir, &["keys", "list", "--json"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+
+    let srv = Server::start(&dir, &[]);
+    let a = srv.addr.clone();
+
+    // Health and metrics need no key; everything under /v1 does.
+    let h = http(&a, "GET", "/health", None, None);
+    assert_eq!(h.status, 200);
+    assert_eq!(h.json()["status"], "ok");
+    let (outpoint, thief_addr) = stolen(&dir);
+    let path = format!("/v1/screen/address/{thief_addr}");
+    let r = http(&a, "GET", &path, None, None);
+    assert_eq!(r.status, 401);
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("keys create"));
+    let r = get(&a, &path, "ct_00000000_00000000000000000000000000000000");
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (401, Some("unauthorized"))
+    );
+
+    // The API answers exactly what `cointrail screen --json` prints.
+    let api = get(&a, &path, &read);
+    assert_eq!(api.status, 200);
+    let mut api = api.json();
+    let mut local: Value =
+        serde_json::from_str(&cli(&dir, &["screen", &thief_addr, "--json"])).unwrap();
+    assert_eq!(api["provenance"]["snapshot"], 1);
+    api["provenance"]
+        .as_object_mut()
+        .unwrap()
+        .remove("snapshot");
+    local["provenance"]
+        .as_object_mut()
+        .unwrap()
+        .remove("snapshot");
+    assert_eq!(api, local);
+    assert_eq!(api["risk"], "severe");
+
+    // A stolen output, screened as a deposit: the theft case counts exactly.
+    let (txid, vout) = outpoint.split_once(':').unwrap();
+    let r = get(&a, &format!("/v1/screen/output/{txid}/{vout}"), &read).json();
+    assert_eq!(r["risk"], "severe");
+    assert!(r["exposure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["category"] == "stolen_funds:sim-heist-0"));
+    let r = get(
+        &a,
+        &format!("/v1/screen/transaction/{txid}?max_hops=1"),
+        &read,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["parameters"]["max_hops"], 1);
+
+    // Bad input: 4xx with a JSON error naming the field.
+    let bad = [
+        (
+            "/v1/screen/address/1BoatSLRHtKNngkdXEeobR76b53LETtpyX",
+            400,
+            "address",
+        ), // checksum
+        (
+            "/v1/screen/address/bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+            400,
+            "address",
+        ), // mainnet on regtest
+        ("/v1/screen/transaction/xyz", 400, "txid"),
+        (
+            &format!("/v1/screen/transaction/{}", "ab".repeat(32)),
+            404,
+            "txid",
+        ),
+        (&format!("/v1/screen/output/{txid}/999999"), 404, "txid"),
+        (&format!("/v1/screen/output/{txid}/-1"), 400, "path"),
+        (&format!("{path}?max_hops=99"), 400, "max_hops"),
+        (&format!("{path}?max_hops=x"), 400, "query"),
+        ("/v1/entities/4294967295000", 404, "id"),
+    ];
+    for (p, status, field) in bad {
+        let r = get(&a, p, &read);
+        assert_eq!(
+            r.status,
+            status,
+            "{p}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let j = r.json();
+        assert_eq!(j["field"], field, "{p}: {j}");
+        assert!(!j["message"].as_str().unwrap().is_empty());
+    }
+    let r = http(
+        &a,
+        "POST",
+        "/v1/screen/batch",
+        Some(&read),
+        Some("{\"subjects\": [\"x\""),
+    );
+    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("body")));
+    let many: Vec<String> = (0..1001).map(|_| thief_addr.clone()).collect();
+    let r = http(
+        &a,
+        "POST",
+        "/v1/screen/batch",
+        Some(&read),
+        Some(&json!({ "subjects": many }).to_string()),
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (413, Some("subjects"))
+    );
+    let r = get(&a, "/v1/nothing", &read);
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    // A batch mixes kinds; a bad subject fails alone.
+    let r = http(
+        &a,
+        "POST",
+        "/v1/screen/batch",
+        Some(&read),
+        Some(&json!({ "subjects": [thief_addr, outpoint, "nonsense"] }).to_string()),
+    );
+    assert_eq!(r.status, 200);
+    let res = r.json()["results"].as_array().unwrap().clone();
+    assert_eq!(res.len(), 3);
+    assert_eq!(res[0]["screening"]["risk"], "severe");
+    assert_eq!(
+        res[1]["screening"]["subject"]["vout"],
+        vout.parse::<u64>().unwrap()
+    );
+    assert_eq!(res[2]["error"]["field"], "subjects[2]");
+
+    // Chain views.
+    let v = get(&a, &format!("/v1/addresses/{thief_addr}?limit=2"), &read).json();
+    assert_eq!(v["address"]["outputs"].as_array().unwrap().len(), 2);
+    let ent = v["entity"].as_u64().expect("the demo builds a clustering");
+    let e = get(&a, &format!("/v1/entities/{ent}"), &read).json();
+    assert!(e["addresses"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(thief_addr)));
+    let t = get(&a, &format!("/v1/transactions/{txid}"), &read).json();
+    assert_eq!(t["transaction"]["txid"], txid);
+
+    // Scopes: a read key cannot write.
+    let fresh = unlabelled_address(&dir);
+    let label = json!({"address": fresh, "label": "Garantex", "category": "sanctions"}).to_string();
+    let r = http(&a, "POST", "/v1/labels", Some(&read), Some(&label));
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let before = get(&a, &format!("/v1/screen/address/{fresh}"), &read).json();
+    assert!(!before["exposure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "ownership"));
+    // A write key adds the label; the next snapshot screens the address as sanctioned.
+    let r = http(&a, "POST", "/v1/labels", Some(&write), Some(&label));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    wait_for("the label reaches screening", || {
+        let s = get(&a, &format!("/v1/screen/address/{fresh}"), &read).json();
+        s["provenance"]["snapshot"].as_u64().unwrap() > 1 && s["risk"] == "severe"
+    });
+    let l = get(&a, &format!("/v1/labels?address={fresh}"), &read).json();
+    assert_eq!(l["labels"][0]["label"], "Garantex");
+    let r = http(
+        &a,
+        "POST",
+        "/v1/labels",
+        Some(&write),
+        Some(&json!({"address": "1BoatSLRHtKNngkdXEeobR76b53LETtpyX", "label": "x"}).to_string()),
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("address"))
+    );
+
+    // Cases: create, read, conflict, delete.
+    let c = json!({"name": "api-case", "sources": [outpoint]}).to_string();
+    let r = http(&a, "POST", "/v1/cases", Some(&write), Some(&c));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let r = http(&a, "POST", "/v1/cases", Some(&write), Some(&c));
+    assert_eq!(r.status, 409);
+    let g = get(&a, "/v1/cases/api-case", &read).json();
+    assert_eq!(g["resolved_outputs"], 1);
+    assert!(get(&a, "/v1/cases", &read).json()["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "api-case"));
+    assert_eq!(
+        http(&a, "DELETE", "/v1/cases/api-case", Some(&write), None).status,
+        204
+    );
+    assert_eq!(get(&a, "/v1/cases/api-case", &read).status, 404);
+
+    // Rate limits: 2 at once, then 429 with a Retry-After.
+    let codes: Vec<u16> = (0..4).map(|_| get(&a, &path, &slow).status).collect();
+    assert_eq!(&codes[..2], &[200, 200]);
+    let r = get(&a, &path, &slow);
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(r.json()["error"], "rate_limited");
+
+    // Revoking takes effect without a restart.
+    cli(&dir, &["keys", "revoke", "exchange-a"]);
+    wait_for("the revoked key is refused", || {
+        get(&a, &path, &read).status == 401
+    });
+
+    // The OpenAPI document and the metrics reflect what happened.
+    let doc = http(&a, "GET", "/openapi.json", None, None).json();
+    assert!(doc["paths"]["/v1/screen/address/{address}"].is_object());
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+    let m = String::from_utf8(http(&a, "GET", "/metrics", None, None).body).unwrap();
+    assert!(
+        m.contains("route=\"/v1/screen/address/{address}\",status=\"200\""),
+        "{m}"
+    );
+    assert!(m.contains("status=\"429\""));
+
+    // SIGTERM: a graceful stop, exit status 0.
+    assert!(srv.stop().success());
+}
+
+fn mainnet_block(h: u32) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../testdata/btc/mainnet/0{h}.bin"))
+        .display()
+        .to_string()
+}
+
+/// New blocks arrive while it serves: the next snapshot has them, without a restart.
+#[test]
+fn new_blocks_are_served_without_restart() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    let first: Vec<String> = (831328..=831331).map(mainnet_block).collect();
+    let mut args = vec!["ingest"];
+    args.extend(first.iter().map(|s| s.as_str()));
+    cli(&dir, &args);
+    let srv = Server::start(&dir, &["--no-keys"]);
+    let a = srv.addr.clone();
+    assert_eq!(
+        http(&a, "GET", "/health", None, None).json()["index_tip_height"],
+        831331
+    );
+    // The coinbase of block 831335, not yet indexed.
+    let block: bitcoin::Block =
+        bitcoin::consensus::deserialize(&std::fs::read(mainnet_block(831335)).unwrap()).unwrap();
+    let cb = block.txdata[0].compute_txid().to_string();
+    let p = format!("/v1/screen/transaction/{cb}");
+    assert_eq!(http(&a, "GET", &p, None, None).status, 404);
+    let rest: Vec<String> = (831332..=831335).map(mainnet_block).collect();
+    let mut args = vec!["ingest"];
+    args.extend(rest.iter().map(|s| s.as_str()));
+    cli(&dir, &args);
+    wait_for("the new tip is served", || {
+        http(&a, "GET", "/health", None, None).json()["index_tip_height"] == 831335
+    });
+    let r = http(&a, "GET", &p, None, None);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["received"]["coinbase_sats"],
+        block.txdata[0]
+            .output
+            .iter()
+            .map(|o| o.value.to_sat())
+            .sum::<u64>()
+    );
+    assert!(srv.stop().success());
+}
+
+#[test]
+fn no_keys_only_on_loopback_and_no_index_is_explained() {
+    let d = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("--data-dir")
+        .arg(d.path())
+        .args(["serve", "--bind", "0.0.0.0:0", "--no-keys"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+    let out = bin()
+        .arg("--data-dir")
+        .arg(d.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no index"));
+}
