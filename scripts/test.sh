@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The project's test command (README, .ci/run): builds and runs every test of the workspace.
+# The project's test command (README, .ci/run): builds and runs every test of the workspace,
+# then schemathesis against the service's OpenAPI document (scripts/schemathesis.sh).
 # Benchmarks are not run here (see BENCHMARKS.md for how to run them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --locked 2>&1
+# The integration tests built target/debug/cointrail.
+scripts/schemathesis.sh target/debug/cointrail 2>&1

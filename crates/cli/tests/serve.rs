@@ -305,7 +305,7 @@ fn screening_api_end_to_end() {
     );
     assert_eq!(
         (r.status, r.json()["field"].as_str()),
-        (413, Some("subjects"))
+        (400, Some("subjects"))
     );
     let r = get(&a, "/v1/nothing", &read);
     assert_eq!(

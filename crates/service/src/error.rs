@@ -96,20 +96,13 @@ impl IntoResponse for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
         let status = r.status();
-        let kind = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-            _ => "invalid_input",
+        let (status, kind) = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => (status, "too_large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (status, "unsupported_media_type"),
+            // Well-formed JSON of the wrong shape is a bad request like any other.
+            _ => (StatusCode::BAD_REQUEST, "invalid_input"),
         };
-        let mut e = ApiError::new(
-            if status.is_client_error() {
-                status
-            } else {
-                StatusCode::BAD_REQUEST
-            },
-            kind,
-            format!("request body: {}", r.body_text()),
-        );
+        let mut e = ApiError::new(status, kind, format!("request body: {}", r.body_text()));
         e.body.field = Some("body".into());
         e
     }
@@ -124,6 +117,24 @@ impl From<QueryRejection> for ApiError {
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> ApiError {
         ApiError::invalid("path", r.body_text())
+    }
+}
+
+/// An optional `u32` that also accepts integral floats (`7.0`): JSON Schema counts them as
+/// integers, and clients in languages without an integer type send them.
+pub fn de_opt_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let v: Option<serde_json::Number> = serde::Deserialize::deserialize(d)?;
+    let Some(n) = v else { return Ok(None) };
+    if let Some(u) = n.as_u64() {
+        return u32::try_from(u).map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("{u} is out of range (0 to 4294967295)"))
+        });
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&f) => Ok(Some(f as u32)),
+        _ => Err(serde::de::Error::custom(format!(
+            "{n} is not a whole number from 0 to 4294967295"
+        ))),
     }
 }
 

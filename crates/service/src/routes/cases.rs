@@ -109,12 +109,16 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct NewCase {
     /// A short unique name, e.g. `kucoin-2020`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{1,100}$")]
     pub name: String,
     #[serde(default)]
     pub description: String,
     /// Stolen outputs `TXID:VOUT`, whole transactions `TXID`, or addresses (everything
     /// they received, from `from_height` on).
+    #[schema(min_items = 1, max_items = 10000)]
     pub sources: Vec<String>,
+    #[schema(minimum = 0, maximum = 4294967295_u64)]
+    #[serde(default, deserialize_with = "crate::error::de_opt_u32")]
     pub from_height: Option<u32>,
 }
 
@@ -123,13 +127,13 @@ pub struct NewCase {
     responses((status = 201, body = Object),
         (status = 400, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
-        (status = 429, body = crate::error::ErrorBody)),
+        (status = 415, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
     security(("api_key" = [])))]
 pub async fn create(
     State(st): State<Arc<AppState>>,
     ApiJson(n): ApiJson<NewCase>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let name = n.name.trim().to_string();
+    let name = n.name.clone();
     if name.is_empty()
         || name.len() > 100
         || !name

@@ -12,8 +12,10 @@ use std::sync::Arc;
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Skip this many items (default 0).
+    #[param(minimum = 0)]
     pub offset: Option<usize>,
     /// At most this many items (default 100, at most 1000).
+    #[param(minimum = 0, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -90,7 +92,7 @@ pub struct TransactionView {
 
 /// A transaction with its inputs, outputs and labels.
 #[utoipa::path(get, path = "/v1/transactions/{txid}", tag = "chain",
-    params(("txid" = String, Path, description = "Transaction id, 64 hex digits")),
+    params(("txid" = String, Path, description = "Transaction id, 64 hex digits", pattern = "^[0-9a-fA-F]{64}$")),
     responses((status = 200, body = TransactionView),
         (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
@@ -141,7 +143,7 @@ pub struct EntityView {
 /// An entity: a cluster of addresses under one control (common-input ownership), with the
 /// labels that name it.
 #[utoipa::path(get, path = "/v1/entities/{id}", tag = "chain",
-    params(("id" = u64, Path, description = "Entity id, as `/v1/addresses/{address}` gives it"), PageQuery),
+    params(("id" = u64, Path, description = "Entity id, as `/v1/addresses/{address}` gives it", minimum = 0), PageQuery),
     responses((status = 200, body = EntityView),
         (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),

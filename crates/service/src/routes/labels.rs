@@ -16,10 +16,13 @@ pub struct LabelQuery {
     /// Labels of this address (all sources).
     pub address: Option<String>,
     /// Or: search label, actor, category and address for this text.
+    #[param(min_length = 1)]
     pub q: Option<String>,
     /// What was known at this date, YYYY-MM-DD (address lookups only).
+    #[param(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
     pub as_of: Option<String>,
     /// At most this many (search; default 50, at most 1000).
+    #[param(minimum = 0, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -111,10 +114,12 @@ pub struct NewLabel {
     /// A Bitcoin address of the index's network.
     pub address: String,
     /// The name shown, e.g. "Exchange X hot wallet".
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub label: String,
     /// exchange, mixer, sanctions, ransomware, darknet, scam, theft, … (default `user`).
     pub category: Option<String>,
     /// The source the label is filed under (default `user`).
+    #[schema(pattern = "^[A-Za-z0-9_:.-]{1,64}$")]
     pub source: Option<String>,
     pub actor: Option<String>,
 }
@@ -124,7 +129,8 @@ pub struct NewLabel {
     responses((status = 201, description = "Stored", body = Object),
         (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
-        (status = 429, body = crate::error::ErrorBody)),
+        (status = 415, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody),
+        (status = 503, description = "The label store is held by another process", body = crate::error::ErrorBody)),
     security(("api_key" = [])))]
 pub async fn add(
     State(st): State<Arc<AppState>>,

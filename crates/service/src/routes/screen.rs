@@ -21,6 +21,7 @@ pub const MAX_HOPS: u32 = 6;
 #[into_params(parameter_in = Query)]
 pub struct ScreenQuery {
     /// Hops followed through unattributed addresses (0 to 6; default: the server's, 3).
+    #[param(minimum = 0, maximum = 6)]
     pub max_hops: Option<u32>,
 }
 
@@ -131,7 +132,7 @@ pub async fn address(
 
 /// Screen a transaction: the origins of its inputs and the destinations of its outputs.
 #[utoipa::path(get, path = "/v1/screen/transaction/{txid}", tag = "screening",
-    params(("txid" = String, Path, description = "Transaction id, 64 hex digits"), ScreenQuery),
+    params(("txid" = String, Path, description = "Transaction id, 64 hex digits", pattern = "^[0-9a-fA-F]{64}$"), ScreenQuery),
     responses(
         (status = 200, description = "Exposure and risk", body = Screening),
         (status = 400, body = crate::error::ErrorBody),
@@ -148,8 +149,8 @@ pub async fn transaction(
 
 /// Screen one output: a deposit before it is credited.
 #[utoipa::path(get, path = "/v1/screen/output/{txid}/{vout}", tag = "screening",
-    params(("txid" = String, Path, description = "Transaction id, 64 hex digits"),
-           ("vout" = u32, Path, description = "Output index"), ScreenQuery),
+    params(("txid" = String, Path, description = "Transaction id, 64 hex digits", pattern = "^[0-9a-fA-F]{64}$"),
+           ("vout" = u32, Path, description = "Output index", minimum = 0, maximum = 4294967295_u64), ScreenQuery),
     responses(
         (status = 200, description = "Exposure and risk of the coins in this output", body = Screening),
         (status = 400, body = crate::error::ErrorBody),
@@ -169,8 +170,11 @@ pub async fn output(
 pub struct BatchRequest {
     /// Addresses, `TXID`s or `TXID:VOUT` outputs, in any mix (at most the server's
     /// `--max-batch`, 1000 by default).
+    #[schema(min_items = 1, max_items = 1000)]
     pub subjects: Vec<String>,
     /// Hops followed through unattributed addresses (0 to 6).
+    #[schema(minimum = 0, maximum = 6)]
+    #[serde(default, deserialize_with = "crate::error::de_opt_u32")]
     pub max_hops: Option<u32>,
 }
 
@@ -197,8 +201,9 @@ pub struct BatchResponse {
     request_body = BatchRequest,
     responses(
         (status = 200, description = "One result per subject", body = BatchResponse),
-        (status = 400, body = crate::error::ErrorBody),
-        (status = 413, description = "More subjects than the server allows", body = crate::error::ErrorBody),
+        (status = 400, description = "Broken JSON, no subjects, or more than the server allows", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = crate::error::ErrorBody),
+        (status = 415, description = "The body is not declared as application/json", body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
     security(("api_key" = [])))]
 pub async fn batch(
@@ -211,7 +216,7 @@ pub async fn batch(
     }
     if req.subjects.len() > st.cfg.max_batch {
         return Err(ApiError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            axum::http::StatusCode::BAD_REQUEST,
             "too_large",
             format!(
                 "{} subjects; a batch holds at most {}: split it",
