@@ -90,7 +90,7 @@ impl Oracle for TraceOracle<'_> {
 }
 
 /// Exact taint of traced cases per output, for screening.
-struct TracedCases(HashMap<OutNum, Vec<(String, u64, u32)>>);
+struct TracedCases(HashMap<OutNum, Vec<(String, u64, u32)>, foldhash::fast::RandomState>);
 impl CaseTaint for TracedCases {
     fn taint(&self, out: OutNum) -> Vec<(String, u64, u32)> {
         self.0.get(&out).cloned().unwrap_or_default()
@@ -236,7 +236,8 @@ impl Engine {
         let store = cointrail_cases::CaseStore::open(&self.data_dir.join("cases.redb"))?;
         let cases = store.list()?;
         let stops: Vec<String> = STOP_CATEGORIES.iter().map(|s| s.to_string()).collect();
-        let mut map: HashMap<OutNum, Vec<(String, u64, u32)>> = HashMap::new();
+        let mut map: HashMap<OutNum, Vec<(String, u64, u32)>, foldhash::fast::RandomState> =
+            HashMap::default();
         let mut n = 0;
         for c in &cases {
             let Ok((src, _)) = self.case_sources(c, 1) else {

@@ -15,11 +15,42 @@ use cointrail_clustering::{Clustering, NetParams};
 use cointrail_index::Index;
 use cointrail_risk::{Attribution, Attributor};
 use cointrail_trace::CoinJoinInfo;
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+
+/// Screening looks every visited address up here: a fast hash (keys are dense ids, not
+/// attacker-chosen strings) instead of SipHash.
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 use std::path::Path;
 use std::sync::Arc;
 
+/// One bit per id: is there anything in the map for it. Screening visits mostly unlabelled
+/// addresses; this answers them from a few MB that stay in cache instead of a probe into a
+/// table of millions of entries (a cache miss each).
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn of<'a>(ids: impl Iterator<Item = &'a AddrId>) -> Bits {
+        let mut v: Vec<u64> = Vec::new();
+        for &i in ids {
+            let w = i as usize / 64;
+            if v.len() <= w {
+                v.resize(w + 1, 0);
+            }
+            v[w] |= 1 << (i % 64);
+        }
+        Bits(v)
+    }
+    #[inline]
+    fn has(&self, i: AddrId) -> bool {
+        self.0
+            .get(i as usize / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
 struct MapAttributor {
+    addr_bits: Bits,
+    cluster_bits: Bits,
     by_addr: HashMap<AddrId, Vec<Attribution>>,
     by_cluster: HashMap<AddrId, Vec<Attribution>>,
     clusters: Option<Arc<Clustering>>,
@@ -30,15 +61,19 @@ struct MapAttributor {
 
 impl Attributor for MapAttributor {
     fn attribute(&self, addr: AddrId) -> Vec<Attribution> {
-        if let Some(v) = self.by_addr.get(&addr) {
-            return v.clone();
+        if self.addr_bits.has(addr) {
+            if let Some(v) = self.by_addr.get(&addr) {
+                return v.clone();
+            }
         }
         match &self.clusters {
-            Some(c) if (addr as usize) < c.addr_count() => self
-                .by_cluster
-                .get(&c.cluster_of(addr))
-                .cloned()
-                .unwrap_or_default(),
+            Some(c) if (addr as usize) < c.addr_count() => {
+                let root = c.cluster_of(addr);
+                if !self.cluster_bits.has(root) {
+                    return Vec::new();
+                }
+                self.by_cluster.get(&root).cloned().unwrap_or_default()
+            }
             _ => Vec::new(),
         }
     }
@@ -52,7 +87,7 @@ impl Attributor for MapAttributor {
 
 /// Address attributions from `attribution.tsv`.
 fn read_attribution(data_dir: &Path, idx: &Index) -> Result<HashMap<AddrId, Vec<Attribution>>> {
-    let mut by_addr: HashMap<AddrId, Vec<Attribution>> = HashMap::new();
+    let mut by_addr: HashMap<AddrId, Vec<Attribution>> = HashMap::default();
     let path = data_dir.join("attribution.tsv");
     let net = idx.render_network();
     let text = if path.exists() {
@@ -127,7 +162,7 @@ fn by_cluster(
     by_addr: &HashMap<AddrId, Vec<Attribution>>,
     c: &Clustering,
 ) -> HashMap<AddrId, Vec<Attribution>> {
-    let mut m: HashMap<AddrId, Vec<Attribution>> = HashMap::new();
+    let mut m: HashMap<AddrId, Vec<Attribution>> = HashMap::default();
     for (&a, ls) in by_addr {
         if (a as usize) >= c.addr_count() {
             continue;
@@ -184,6 +219,8 @@ pub fn attach(e: &mut Engine) -> Result<()> {
         .collect();
     e.clustering = clusters.clone();
     e.set_attributor(Arc::new(MapAttributor {
+        addr_bits: Bits::of(by_addr.keys()),
+        cluster_bits: Bits::of(by_cluster.keys()),
         by_addr,
         by_cluster,
         clusters,

@@ -393,7 +393,9 @@ impl Index {
         let (mut lo, mut hi) = (0u64, self.block_count());
         while hi - lo > 1 {
             let mid = (lo + hi) / 2;
-            if self.block(mid).first_tx <= tx {
+            // Only the field the search needs: decoding whole records (hash included) cost
+            // 5% of a screening.
+            if u32_of(&self.blocks.get(mid)[40..]) <= tx {
                 lo = mid;
             } else {
                 hi = mid;

@@ -126,6 +126,29 @@ pub fn split(w: u64, parts: &[u64]) -> Vec<u64> {
     out
 }
 
+/// The transactions from the subject to where a walk is, shared between the branches of the
+/// walk (a branch is one pointer, not a copy of its whole path: copies were a tenth of a
+/// screening's time).
+#[derive(Clone, Default)]
+pub(crate) struct Path(Option<std::rc::Rc<(TxNum, Path)>>);
+
+impl Path {
+    fn push(&self, t: TxNum) -> Path {
+        Path(Some(std::rc::Rc::new((t, self.clone()))))
+    }
+    /// Subject side first.
+    fn to_vec(&self) -> Vec<TxNum> {
+        let mut v = Vec::new();
+        let mut p = self;
+        while let Some(n) = &p.0 {
+            v.push(n.0);
+            p = &n.1;
+        }
+        v.reverse();
+        v
+    }
+}
+
 #[derive(Default)]
 struct Acc {
     rows: BTreeMap<(String, ExposureType, bool), (u64, u32, Vec<String>, Vec<TxNum>)>,
@@ -140,7 +163,7 @@ impl Acc {
         sats: u64,
         hops: u32,
         names: &[String],
-        path: &[TxNum],
+        path: &Path,
     ) {
         let e = self
             .rows
@@ -203,9 +226,9 @@ impl Ctx<'_> {
 
     /// Origins of `w` sats sitting in output `o`, `h` hops from the subject.
     fn backward(&self, starts: Vec<(OutNum, u64)>, acc: &mut Acc, flow: &mut Flow) {
-        let mut queue: std::collections::VecDeque<(OutNum, u64, u32, Vec<TxNum>)> = starts
+        let mut queue: std::collections::VecDeque<(OutNum, u64, u32, Path)> = starts
             .into_iter()
-            .map(|(o, w)| (o, w, 0, Vec::new()))
+            .map(|(o, w)| (o, w, 0, Path::default()))
             .collect();
         let mut steps = 0usize;
         while let Some((o, mut w, h, path)) = queue.pop_front() {
@@ -243,8 +266,7 @@ impl Ctx<'_> {
                 continue;
             }
             let t = self.view.output_tx(o);
-            let mut path2 = path.clone();
-            path2.push(t);
+            let path2 = path.push(t);
             if self.view.is_coinbase(t) {
                 flow.coinbase_sats += w;
                 continue;
@@ -300,7 +322,7 @@ impl Ctx<'_> {
         self.forward_from(
             starts
                 .into_iter()
-                .map(|(o, w)| (o, w, 0, Vec::new()))
+                .map(|(o, w)| (o, w, 0, Path::default()))
                 .collect(),
             own,
             acc,
@@ -311,7 +333,7 @@ impl Ctx<'_> {
     /// As `forward`, from outputs already some hops away from the subject.
     fn forward_from(
         &self,
-        starts: std::collections::VecDeque<(OutNum, u64, u32, Vec<TxNum>)>,
+        starts: std::collections::VecDeque<(OutNum, u64, u32, Path)>,
         own: Option<AddrId>,
         acc: &mut Acc,
         flow: &mut Flow,
@@ -336,8 +358,7 @@ impl Ctx<'_> {
                 continue;
             };
             let height = self.view.tx_height(s);
-            let mut path2 = path.clone();
-            path2.push(s);
+            let path2 = path.push(s);
             let in_total: u64 = self
                 .view
                 .tx_inputs(s)
@@ -615,9 +636,9 @@ pub fn screen_tx(
     for (o, w) in outs {
         match view.output_addr(o).and_then(|a| cx.label(a, height)) {
             Some((cat, delisted, names)) => {
-                sacc.add(cat, ExposureType::Direct, delisted, w, 1, &names, &[tx])
+                sacc.add(cat, ExposureType::Direct, delisted, w, 1, &names, &Path::default().push(tx))
             }
-            None => next.push_back((o, w, 1, vec![tx])),
+            None => next.push_back((o, w, 1, Path::default().push(tx))),
         }
     }
     cx.forward_from(next, None, &mut sacc, &mut sent);
