@@ -635,9 +635,15 @@ pub fn screen_tx(
     let mut next = std::collections::VecDeque::new();
     for (o, w) in outs {
         match view.output_addr(o).and_then(|a| cx.label(a, height)) {
-            Some((cat, delisted, names)) => {
-                sacc.add(cat, ExposureType::Direct, delisted, w, 1, &names, &Path::default().push(tx))
-            }
+            Some((cat, delisted, names)) => sacc.add(
+                cat,
+                ExposureType::Direct,
+                delisted,
+                w,
+                1,
+                &names,
+                &Path::default().push(tx),
+            ),
             None => next.push_back((o, w, 1, Path::default().push(tx))),
         }
     }
