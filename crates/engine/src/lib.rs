@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub mod live;
 pub mod wiring;
 
 pub struct Engine {
@@ -318,6 +319,94 @@ impl Engine {
         };
         s.provenance = self.provenance();
         Ok(s)
+    }
+
+    /// Screen one output on another view of the same index: a follower's writer, which
+    /// already holds blocks this engine's reader was opened before. Ids are dense and
+    /// append-only, so the attributions and case taint loaded here stay valid for it (until
+    /// a reorganisation; the caller reopens the engine then).
+    pub fn screen_output_on(&self, view: &dyn ChainView, out: OutNum) -> Screening {
+        let mut s = cointrail_risk::screen_output(
+            view,
+            &*self.attributor,
+            &*self.taint,
+            &self.rules,
+            &self.params,
+            out,
+        );
+        s.provenance = self.provenance();
+        s
+    }
+
+    /// The nearest attributed service at or after `out`, following spends forward
+    /// breadth-first up to `max_hops` transactions: `(hops, name, category)`, 0 hops when
+    /// the output itself pays a service. Bounded by `max_steps` outputs visited.
+    pub fn nearest_service(
+        &self,
+        view: &dyn ChainView,
+        out: OutNum,
+        max_hops: u32,
+        max_steps: usize,
+    ) -> Option<(u32, String, String)> {
+        let mut queue = std::collections::VecDeque::from([(out, 0u32)]);
+        let mut seen = std::collections::HashSet::new();
+        while let Some((o, hops)) = queue.pop_front() {
+            if !seen.insert(o) || seen.len() > max_steps {
+                continue;
+            }
+            if let Some(a) = view.output_addr(o) {
+                let found = self.attributor.attribute(a).into_iter().find(|l| {
+                    STOP_CATEGORIES
+                        .contains(&cointrail_risk::rules::normalize_category(&l.category).as_str())
+                });
+                if let Some(l) = found {
+                    return Some((hops, l.name, l.category));
+                }
+            }
+            if hops < max_hops {
+                if let Some(t) = view.output_spender(o) {
+                    for n in view.tx_outputs(t) {
+                        queue.push_back((n, hops + 1));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Addresses of an entity: a cluster's id (its root address id, as `cluster show` and
+    /// `/v1/entities/{id}` give it), or the name of a labelled party (every address labelled
+    /// with that name, and with a clustering their clusters). At most `limit`.
+    pub fn entity_addresses(&self, entity: &str, limit: usize) -> Option<Vec<String>> {
+        let idx = &self.index;
+        let mut ids: Vec<cointrail_chain::view::AddrId> = Vec::new();
+        if let (Ok(id), Some(c)) = (entity.trim().parse::<u32>(), self.clustering.as_ref()) {
+            if (id as usize) < c.addr_count() && c.cluster_of(id) == id {
+                ids = c.addresses(id, 0, limit);
+            }
+        }
+        if ids.is_empty() {
+            let named = wiring::addresses_named(&self.data_dir, idx, entity.trim()).ok()?;
+            let mut roots = std::collections::HashSet::new();
+            for a in named {
+                match self.clustering.as_ref() {
+                    Some(c) if (a as usize) < c.addr_count() => {
+                        let r = c.cluster_of(a);
+                        if roots.insert(r) {
+                            ids.extend(c.addresses(r, 0, limit));
+                        }
+                    }
+                    _ => ids.push(a),
+                }
+                if ids.len() >= limit {
+                    break;
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids.truncate(limit);
+        (!ids.is_empty()).then(|| ids.into_iter().map(|a| idx.render_addr(a)).collect())
     }
 
     pub fn outpoint(&self, txid: &str, vout: u32) -> Result<OutNum> {

@@ -158,6 +158,18 @@ fn read_attribution(data_dir: &Path, idx: &Index) -> Result<HashMap<AddrId, Vec<
     Ok(by_addr)
 }
 
+/// Every indexed address attributed with exactly this name (case-insensitive), from
+/// `attribution.tsv` and the label store.
+pub fn addresses_named(data_dir: &Path, idx: &Index, name: &str) -> Result<Vec<AddrId>> {
+    let mut v: Vec<AddrId> = read_attribution(data_dir, idx)?
+        .into_iter()
+        .filter(|(_, ls)| ls.iter().any(|l| l.name.eq_ignore_ascii_case(name)))
+        .map(|(a, _)| a)
+        .collect();
+    v.sort_unstable();
+    Ok(v)
+}
+
 fn by_cluster(
     by_addr: &HashMap<AddrId, Vec<Attribution>>,
     c: &Clustering,

@@ -801,7 +801,14 @@ impl Ctx<'_> {
 }
 
 fn eval_traced(ctx: &mut Ctx, st: &mut TracedState, follow_hops: u32, hooks: &Hooks) {
+    // Passes until nothing moves: funds can hop several times within one block.
+    while eval_traced_pass(ctx, st, follow_hops, hooks) {}
+}
+
+/// One pass over the frontier; true when an output was found spent.
+fn eval_traced_pass(ctx: &mut Ctx, st: &mut TracedState, follow_hops: u32, hooks: &Hooks) -> bool {
     let index = ctx.index;
+    let mut moved = false;
     let keys: Vec<String> = st.frontier.keys().cloned().collect();
     for k in keys {
         let (txid, vout) = rules::parse_outpoint(&k).expect("frontier keys are outpoints");
@@ -822,7 +829,10 @@ fn eval_traced(ctx: &mut Ctx, st: &mut TracedState, follow_hops: u32, hooks: &Ho
         if sh > ctx.height || sh <= ctx.rule.start_height {
             continue;
         }
-        let entry = st.frontier.remove(&k).expect("present");
+        let Some(entry) = st.frontier.remove(&k) else {
+            continue;
+        };
+        moved = true;
         st.done.insert(k.clone());
         let spend_txid = display_txid(index.txid(spender));
         let input = index
@@ -869,24 +879,71 @@ fn eval_traced(ctx: &mut Ctx, st: &mut TracedState, follow_hops: u32, hooks: &Ho
             block_hash: ctx.block_hash.to_string(),
         });
         if entry.hops < follow_hops {
-            for (i, x) in index.tx_outputs(spender).enumerate() {
-                if index.output_addr(x).is_none() {
+            // The traced amount moves on in proportion (haircut, exact to the satoshi; the
+            // fee takes its share). An explicit outpoint's whole value is traced.
+            let traced = if entry.sats == 0 { value } else { entry.sats };
+            let total_in: u64 = index
+                .tx_inputs(spender)
+                .map(|i| match index.input_prevout(i) {
+                    Prevout::Output(p) => index.output_value(p),
+                    _ => 0,
+                })
+                .sum();
+            let outs: Vec<u64> = index.tx_outputs(spender).collect();
+            let mut parts: Vec<u64> = outs.iter().map(|&x| index.output_value(x)).collect();
+            parts.push(total_in.saturating_sub(total_out));
+            let shares = split(traced, &parts);
+            for (i, (&x, &sats)) in outs.iter().zip(&shares).enumerate() {
+                // Funds that reached a known service stop there (the alert names it).
+                let at_service = dest
+                    .get(i)
+                    .and_then(|d| d.get("nearest_service"))
+                    .and_then(|s| s.get("hops")?.as_u64())
+                    == Some(0);
+                if sats == 0 || at_service || index.output_addr(x).is_none() {
                     continue;
                 }
                 let nk = format!("{spend_txid}:{i}");
                 if !st.done.contains(&nk) {
-                    st.frontier.insert(
-                        nk,
-                        FrontierEntry {
+                    st.frontier
+                        .entry(nk)
+                        .and_modify(|e| e.sats += sats)
+                        .or_insert(FrontierEntry {
                             hops: entry.hops + 1,
-                            sats: index.output_value(x),
+                            sats,
                             root: entry.root.clone(),
-                        },
-                    );
+                        });
                 }
             }
         }
     }
+    moved
+}
+
+/// Split `w` over `parts` in proportion to their sizes, exactly: largest remainder, ties to
+/// the lower index (the rounding of methods.md). All-zero parts give everything to none.
+fn split(w: u64, parts: &[u64]) -> Vec<u64> {
+    let total: u128 = parts.iter().map(|&p| p as u128).sum();
+    if total == 0 {
+        return vec![0; parts.len()];
+    }
+    let mut out: Vec<u64> = Vec::with_capacity(parts.len());
+    let mut rems: Vec<(u128, usize)> = Vec::with_capacity(parts.len());
+    for (i, &p) in parts.iter().enumerate() {
+        let x = w as u128 * p as u128;
+        out.push((x / total) as u64);
+        rems.push((x % total, i));
+    }
+    let mut left = w - out.iter().sum::<u64>();
+    rems.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for (_, i) in rems {
+        if left == 0 {
+            break;
+        }
+        out[i] += 1;
+        left -= 1;
+    }
+    out
 }
 
 /// Balance of a set as of the end of block `height` (outputs created by then, unspent by then).

@@ -47,50 +47,10 @@ pub struct FollowArgs {
     pub once: bool,
 }
 
-/// Hooks from the other crates (traces, exposure, services, entities). The lead plugs the
-/// implementations in here; without them the rules work on explicit outpoints/addresses.
+/// The alert rules' hooks (case traces, exposure, nearest services, entities), backed by
+/// this data directory's engine (`cointrail_engine::live`).
 fn hooks(g: &Global) -> Hooks {
-    Hooks {
-        taint: Some(Box::new(CaseWatch { g: g.clone() })),
-        ..Hooks::default()
-    }
-}
-
-/// A case's watched outputs: its FIFO trace's dormant frontier (tainted, unspent, not at a
-/// service), recomputed from the stored case against the current index.
-struct CaseWatch {
-    g: Global,
-}
-
-impl cointrail_follow::hooks::TaintWatch for CaseWatch {
-    fn watched_outputs(&self, case: &str) -> Option<Vec<cointrail_follow::hooks::WatchedOutput>> {
-        let c = crate::cmd::case::store(&self.g).ok()?.get(case).ok()?;
-        let e = crate::cmd::screen::open_engine(&self.g, None).ok()?;
-        let (src, _) = e.case_sources(&c, 1).ok()?;
-        let stops: Vec<String> = cointrail_engine::STOP_CATEGORIES
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let r = e.trace(
-            &src,
-            cointrail_trace::TraceParams {
-                labels: vec![case.to_string()],
-                ..Default::default()
-            },
-            &stops,
-        );
-        Some(
-            r.outputs
-                .iter()
-                .filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0)
-                .map(|o| cointrail_follow::hooks::WatchedOutput {
-                    txid: o.txid.clone(),
-                    vout: o.vout,
-                    sats: o.tainted_sats,
-                })
-                .collect(),
-        )
-    }
+    cointrail_engine::live::hooks(&g.data_dir, None)
 }
 
 pub fn run_follow(a: FollowArgs, g: &Global) -> Result<()> {
@@ -257,9 +217,11 @@ pub struct RuleAddArgs {
     /// traced-spend: watch TXID:VOUT (repeatable).
     #[arg(long)]
     pub outpoint: Vec<String>,
-    /// traced-spend: keep following the funds this many hops.
-    #[arg(long, default_value_t = 0)]
-    pub follow_hops: u32,
+    /// traced-spend: keep following the funds this many hops past the first spend, each
+    /// spend raising an alert (default: 10 with --case, so a case's frontier moves with the
+    /// chain; 0 with only --outpoint).
+    #[arg(long)]
+    pub follow_hops: Option<u32>,
     /// drain / exposure: a watched address (repeatable).
     #[arg(long)]
     pub address: Vec<String>,
@@ -368,9 +330,11 @@ pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
         AlertsCmd::Rules(RulesCmd::Add(a)) => {
             let kind = match a.kind {
                 RuleKindArg::TracedSpend => RuleKind::TracedSpend {
+                    follow_hops: a
+                        .follow_hops
+                        .unwrap_or(if a.case.is_some() { 10 } else { 0 }),
                     case: a.case,
                     outpoints: a.outpoint,
-                    follow_hops: a.follow_hops,
                 },
                 RuleKindArg::Drain => RuleKind::Drain {
                     addresses: a.address,

@@ -1,0 +1,270 @@
+//! The alert engine's hooks (`cointrail_follow::hooks`) answered by the investigation's
+//! engine: a case's traced outputs, the exposure of arriving funds, the nearest known
+//! service, an entity's addresses. `cointrail follow`, `cointrail alerts` and the service
+//! all plug in these.
+//!
+//! Loading an engine (attributions, clustering, case traces) takes seconds on a big chain,
+//! so it is kept between blocks and reopened only when what it was built from changes: the
+//! label store, the cases, `attribution.tsv`, the clustering, or the chain under it (a
+//! reorganisation). New blocks alone do not reopen it: the hooks are handed the follower's
+//! live view of the index, and ids are dense and append-only, so what was loaded stays
+//! valid for the blocks that came after. A case's trace is run when the rule is added (or
+//! the case changes); from then on the alert engine moves its frontier block by block.
+
+use crate::Engine;
+use cointrail_chain::view::{ChainView, OutNum};
+use cointrail_follow::hooks::{
+    EntityResolver, Exposure, ExposureCheck, Hooks, RiskLevel, ServiceHop, ServiceOracle,
+    TaintWatch, WatchedOutput,
+};
+use cointrail_risk::rules::Level;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// Most addresses an entity rule watches.
+const ENTITY_LIMIT: usize = 100_000;
+/// How far forward the nearest service is looked for.
+const SERVICE_HOPS: u32 = 4;
+const SERVICE_STEPS: usize = 10_000;
+
+type Stamp = Vec<Option<(SystemTime, u64)>>;
+
+struct Loaded {
+    engine: Arc<Engine>,
+    stamp: Stamp,
+    /// The chain the engine was opened on: its transaction count and last txid.
+    tx_count: u64,
+    last_txid: Option<[u8; 32]>,
+    cases: HashMap<String, Option<Vec<WatchedOutput>>>,
+    entities: HashMap<String, Option<Vec<String>>>,
+}
+
+/// One engine shared by the four hooks.
+pub struct Live {
+    data_dir: PathBuf,
+    rules: Option<PathBuf>,
+    cur: Mutex<Option<Loaded>>,
+}
+
+fn stamp_of(paths: &[PathBuf]) -> Stamp {
+    paths
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
+}
+
+impl Live {
+    pub fn new(data_dir: &Path, rules: Option<&Path>) -> Arc<Live> {
+        Arc::new(Live {
+            data_dir: data_dir.to_path_buf(),
+            rules: rules.map(Path::to_path_buf),
+            cur: Mutex::new(None),
+        })
+    }
+
+    fn watched_files(&self) -> Vec<PathBuf> {
+        let d = &self.data_dir;
+        let mut v = vec![
+            d.join("labels.redb.stamp"),
+            d.join("cases.redb.stamp"),
+            d.join("attribution.tsv"),
+            crate::wiring::cluster_dir(d).join("state.json"),
+        ];
+        v.extend(self.rules.clone());
+        v
+    }
+
+    /// Run `f` on a current engine, (re)opening it if its inputs changed or `chain` is not
+    /// the chain it was opened on. `None` when there is no index to open yet.
+    fn with<T>(
+        &self,
+        chain: Option<&dyn ChainView>,
+        f: impl FnOnce(&mut Loaded) -> T,
+    ) -> Option<T> {
+        let mut cur = self.cur.lock().unwrap_or_else(|p| p.into_inner());
+        let files = self.watched_files();
+        let stale = match cur.as_ref() {
+            None => true,
+            Some(l) => {
+                l.stamp != stamp_of(&files)
+                    || chain.is_some_and(|c| {
+                        c.tx_count() < l.tx_count
+                            || (l.tx_count > 0
+                                && Some(c.txid((l.tx_count - 1) as u32)) != l.last_txid)
+                    })
+            }
+        };
+        if stale {
+            match Engine::open_full(&self.data_dir, self.rules.as_deref()) {
+                Ok(e) => {
+                    let n = e.index.tx_count();
+                    *cur = Some(Loaded {
+                        last_txid: (n > 0).then(|| e.index.txid((n - 1) as u32)),
+                        tx_count: n,
+                        engine: Arc::new(e),
+                        // After opening: loading may bring the clustering up to date.
+                        stamp: stamp_of(&files),
+                        cases: HashMap::new(),
+                        entities: HashMap::new(),
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("alert hooks: cannot open the data directory: {e:#}");
+                    *cur = None;
+                    return None;
+                }
+            }
+        }
+        cur.as_mut().map(f)
+    }
+
+    /// The hooks, all four backed by this engine.
+    pub fn hooks(self: &Arc<Live>) -> Hooks {
+        Hooks {
+            taint: Some(Box::new(Shared(self.clone()))),
+            exposure: Some(Box::new(Shared(self.clone()))),
+            services: Some(Box::new(Shared(self.clone()))),
+            entities: Some(Box::new(Shared(self.clone()))),
+        }
+    }
+}
+
+struct Shared(Arc<Live>);
+
+/// Hooks backed by the data directory's engine (see [`Live`]).
+pub fn hooks(data_dir: &Path, rules: Option<&Path>) -> Hooks {
+    Live::new(data_dir, rules).hooks()
+}
+
+impl TaintWatch for Shared {
+    /// The case's dormant frontier: traced outputs (FIFO, stopping at services) that are
+    /// tainted, unspent and not at a service.
+    fn watched_outputs(&self, case: &str) -> Option<Vec<WatchedOutput>> {
+        self.0
+            .with(None, |l| {
+                if let Some(v) = l.cases.get(case) {
+                    return v.clone();
+                }
+                let v = trace_frontier(&l.engine, case);
+                l.cases.insert(case.to_string(), v.clone());
+                v
+            })
+            .flatten()
+    }
+}
+
+fn trace_frontier(e: &Engine, case: &str) -> Option<Vec<WatchedOutput>> {
+    let store = cointrail_cases::CaseStore::open(&e.data_dir.join("cases.redb")).ok()?;
+    let c = store.get(case).ok()?;
+    drop(store);
+    let Ok((src, _)) = e.case_sources(&c, 1) else {
+        // The case exists but none of its outputs is indexed yet: nothing to watch now.
+        return Some(vec![]);
+    };
+    let stops: Vec<String> = crate::STOP_CATEGORIES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let r = e.trace(
+        &src,
+        cointrail_trace::TraceParams {
+            labels: vec![case.to_string()],
+            ..Default::default()
+        },
+        &stops,
+    );
+    Some(
+        r.outputs
+            .iter()
+            .filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0)
+            .map(|o| WatchedOutput {
+                txid: o.txid.clone(),
+                vout: o.vout,
+                sats: o.tainted_sats,
+            })
+            .collect(),
+    )
+}
+
+fn level(l: Level) -> Option<RiskLevel> {
+    Some(match l {
+        Level::None => return None,
+        Level::Low => RiskLevel::Low,
+        Level::Medium => RiskLevel::Medium,
+        Level::High => RiskLevel::High,
+        Level::Severe => RiskLevel::Severe,
+    })
+}
+
+impl ExposureCheck for Shared {
+    fn exposure(&self, chain: &dyn ChainView, out: OutNum) -> Option<Exposure> {
+        let s = self
+            .0
+            .with(Some(chain), |l| l.engine.screen_output_on(chain, out))?;
+        let lvl = level(s.risk)?;
+        let top = s
+            .exposure
+            .iter()
+            .filter(|r| r.direction == "received")
+            .max_by_key(|r| r.sats);
+        let reason = match top {
+            Some(r) => format!(
+                "{:.0}% {} exposure to {}{}{}",
+                r.share * 100.0,
+                match r.exposure_type {
+                    cointrail_risk::exposure::ExposureType::Direct => "direct",
+                    cointrail_risk::exposure::ExposureType::Indirect => "indirect",
+                    cointrail_risk::exposure::ExposureType::Ownership => "ownership",
+                },
+                r.category,
+                if r.entities.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", r.entities.join(", "))
+                },
+                match s.fired_rules.first() {
+                    Some(f) => format!(" (rule {})", f.rule),
+                    None => String::new(),
+                }
+            ),
+            None => "risk rules fired without a received exposure row".into(),
+        };
+        Some(Exposure { level: lvl, reason })
+    }
+}
+
+impl ServiceOracle for Shared {
+    fn nearest_service(&self, chain: &dyn ChainView, out: OutNum) -> Option<ServiceHop> {
+        let (hops, name, category) = self
+            .0
+            .with(Some(chain), |l| {
+                l.engine
+                    .nearest_service(chain, out, SERVICE_HOPS, SERVICE_STEPS)
+            })
+            .flatten()?;
+        Some(ServiceHop {
+            hops,
+            service: format!("{name} ({category})"),
+        })
+    }
+}
+
+impl EntityResolver for Shared {
+    fn addresses_of(&self, entity: &str) -> Option<Vec<String>> {
+        self.0
+            .with(None, |l| {
+                if let Some(v) = l.entities.get(entity) {
+                    return v.clone();
+                }
+                let v = l.engine.entity_addresses(entity, ENTITY_LIMIT);
+                l.entities.insert(entity.to_string(), v.clone());
+                v
+            })
+            .flatten()
+    }
+}
