@@ -268,3 +268,51 @@ impl EntityResolver for Shared {
             .flatten()
     }
 }
+
+/// Tell the alert rules about the labels an import just opened: the Bitcoin addresses among
+/// them whose category carries risk (medium or more under the built-in rules: sanctions,
+/// ransomware, theft, scams, mixers…) become "flagged", and `flagged_receive` rules alert
+/// on funds they received within their look-back window. Without alert rules (no
+/// `alerts.redb`) or without an index this does nothing. Returns the alerts raised.
+pub fn flag_labels(
+    data_dir: &Path,
+    opened: &[cointrail_tags::Label],
+) -> anyhow::Result<Vec<cointrail_follow::Alert>> {
+    if !data_dir.join("alerts.redb").exists() || !data_dir.join("index").exists() {
+        return Ok(vec![]);
+    }
+    let rules = cointrail_risk::RuleSet::default_rules();
+    let index = cointrail_index::Index::open_reader(&data_dir.join("index"))?;
+    let network = index.render_network();
+    let flagged: Vec<cointrail_follow::FlaggedAddress> = opened
+        .iter()
+        .filter(|l| l.currency == "BTC")
+        .filter_map(|l| {
+            let cointrail_tags::Target::Address(a) = &l.target else {
+                return None;
+            };
+            let cat = cointrail_risk::rules::normalize_category(
+                l.category
+                    .as_deref()
+                    .or(l.concepts.first().map(String::as_str))
+                    .unwrap_or("unknown"),
+            );
+            if rules.level_of(&cat) < Level::Medium {
+                return None;
+            }
+            // Addresses of another network (a testnet label in a mainnet store) are skipped.
+            cointrail_chain::AddressKey::parse(a, network).ok()?;
+            Some(cointrail_follow::FlaggedAddress {
+                address: a.clone(),
+                label: l.label.clone(),
+                category: cat,
+                source: l.source.clone(),
+            })
+        })
+        .collect();
+    if flagged.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut e = cointrail_follow::AlertEngine::open(data_dir, Hooks::default())?;
+    Ok(e.labels_flagged(&index, &flagged)?)
+}

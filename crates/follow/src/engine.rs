@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -442,9 +443,18 @@ impl AlertEngine {
                         _ => TracedState::default(),
                     };
                     if let (Some(c), Some(t)) = (case, &self.hooks.taint) {
+                        // A case changed since the rule began (a source added) may hold
+                        // outputs not yet watched. Only those from before the rule count:
+                        // later ones are the funds' own moves, which the frontier follows
+                        // itself with its traced share (adding them again would count twice).
                         for w in t.watched_outputs(c).unwrap_or_default() {
+                            let before_rule = bitcoin::Txid::from_str(&w.txid)
+                                .ok()
+                                .and_then(|x| index.lookup_txid(&x.to_byte_array()))
+                                .is_some_and(|x| index.tx_height(x) <= rule.start_height);
                             let k = format!("{}:{}", w.txid, w.vout);
-                            if !st.done.contains(&k) && !st.frontier.contains_key(&k) {
+                            if before_rule && !st.done.contains(&k) && !st.frontier.contains_key(&k)
+                            {
                                 st.frontier.insert(
                                     k.clone(),
                                     FrontierEntry {
@@ -731,7 +741,9 @@ impl AlertEngine {
             }
         }
         w.commit().map_err(|e| s.err(e))?;
+        drop(db);
         if !new_alerts.is_empty() {
+            s.touch_stamp();
             if let Some(wk) = &self.waker {
                 let _ = wk.send(());
             }

@@ -236,6 +236,55 @@ impl AlertStore {
         Ok(out)
     }
 
+    /// Alerts written after sequence number `seq`, oldest first, at most `limit`: what a
+    /// live stream sends next (an alert's `seq` is its event id).
+    pub fn since(&self, seq: u64, limit: usize) -> Result<Vec<Alert>, StoreError> {
+        let db = self.db()?;
+        let r = db.begin_read().map_err(|e| self.err(e))?;
+        let seqs = r.open_table(ALERT_SEQ).map_err(|e| self.err(e))?;
+        let alerts = r.open_table(ALERTS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in seqs
+            .range(seq.saturating_add(1)..)
+            .map_err(|e| self.err(e))?
+        {
+            let (_, id) = row.map_err(|e| self.err(e))?;
+            if let Some(v) = alerts.get(id.value()).map_err(|e| self.err(e))? {
+                out.push(serde_json::from_slice(v.value()).map_err(|e| self.err(e))?);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest alert's sequence number (0: none yet).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        let db = self.db()?;
+        let r = db.begin_read().map_err(|e| self.err(e))?;
+        let seqs = r.open_table(ALERT_SEQ).map_err(|e| self.err(e))?;
+        let last = seqs.last().map_err(|e| self.err(e))?;
+        Ok(last.map(|(k, _)| k.value()).unwrap_or(0))
+    }
+
+    /// `alerts.redb.stamp`, rewritten after every commit that wrote new alerts: live
+    /// streams in other processes watch it rather than opening the store to poll.
+    pub fn stamp_path(&self) -> PathBuf {
+        let mut p = self.path.as_os_str().to_owned();
+        p.push(".stamp");
+        PathBuf::from(p)
+    }
+
+    pub(crate) fn touch_stamp(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        // Best effort: a missed stamp delays a stream's next read, it loses nothing.
+        let _ = std::fs::write(self.stamp_path(), now.to_string());
+    }
+
     pub fn get(&self, id: &str) -> Result<Option<Alert>, StoreError> {
         let db = self.db()?;
         let r = db.begin_read().map_err(|e| self.err(e))?;

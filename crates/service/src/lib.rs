@@ -65,6 +65,12 @@ impl utoipa::Modify for SecurityAddon {
         routes::cases::get,
         routes::cases::create,
         routes::cases::delete,
+        routes::alerts::list,
+        routes::alerts::ack,
+        routes::alerts::rules,
+        routes::alerts::add_rule,
+        routes::alerts::remove_rule,
+        routes::alerts::stream,
         routes::ops::health,
         routes::ops::metrics,
     ),
@@ -74,6 +80,7 @@ impl utoipa::Modify for SecurityAddon {
         (name = "chain", description = "Addresses, transactions, entities"),
         (name = "labels", description = "Who controls what"),
         (name = "cases", description = "Registered thefts, traced exactly"),
+        (name = "alerts", description = "Alert rules, the alert log and its live stream"),
         (name = "operations", description = "Health and metrics"),
     )
 )]
@@ -132,6 +139,17 @@ pub fn router(st: Arc<AppState>) -> Router {
             "/v1/cases/{name}",
             get(routes::cases::get).delete(routes::cases::delete),
         )
+        .route("/v1/alerts", get(routes::alerts::list))
+        .route("/v1/alerts/ack", post(routes::alerts::ack))
+        .route(
+            "/v1/alerts/rules",
+            get(routes::alerts::rules).post(routes::alerts::add_rule),
+        )
+        .route(
+            "/v1/alerts/rules/{id}",
+            axum::routing::delete(routes::alerts::remove_rule),
+        )
+        .route("/v1/alerts/stream", get(routes::alerts::stream))
         .route_layer(middleware::from_fn_with_state(
             st.clone(),
             auth::require_key,
@@ -163,6 +181,11 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reload = tokio::spawn(state::reloader(st.clone(), stop_rx));
+    let st2 = st.clone();
+    let shutdown = async move {
+        shutdown.await;
+        st2.stopping.send_replace(true);
+    };
     let app = router(st);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

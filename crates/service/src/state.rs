@@ -90,6 +90,9 @@ pub struct AppState {
     pub started: Instant,
     /// Wakes the reloader at once (after the API wrote labels or cases).
     pub reload_now: tokio::sync::Notify,
+    /// Set when the server begins its graceful stop: long-lived answers (the alert
+    /// stream) end then, so the stop does not wait on them forever.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     /// redb allows one open handle per file per process: the API's label and case requests
     /// and the reloader take turns, and hold the files only while they use them, so the
     /// CLI can import labels while the service runs.
@@ -180,6 +183,7 @@ impl AppState {
             metrics: Metrics::default(),
             started: Instant::now(),
             reload_now: tokio::sync::Notify::new(),
+            stopping: tokio::sync::watch::channel(false).0,
             store_turn: Mutex::new(()),
             cfg,
         })

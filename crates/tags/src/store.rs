@@ -23,7 +23,7 @@ pub struct SourceInfo {
     pub closed_labels: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImportStats {
     pub added: u64,
     pub unchanged: u64,
@@ -31,6 +31,9 @@ pub struct ImportStats {
     /// Labels absent from this version and therefore closed.
     pub closed: u64,
     pub reopened: u64,
+    /// The labels this import opened (added or relisted): what the alert rules for newly
+    /// flagged addresses look at.
+    pub opened: Vec<Label>,
 }
 
 pub struct TagStore {
@@ -166,6 +169,7 @@ impl TagStore {
                         lab_t.insert(hist.as_str(), serde_json::to_vec(&old)?.as_slice())?;
                         idx_t.insert(old.index_key().as_str(), hist.as_str())?;
                         stats.reopened += 1;
+                        stats.opened.push(l.clone());
                     } else {
                         l.valid_from = old.valid_from.clone();
                         if old == l {
@@ -176,6 +180,7 @@ impl TagStore {
                     }
                 } else {
                     stats.added += 1;
+                    stats.opened.push(l.clone());
                     idx_t.insert(l.index_key().as_str(), k.as_str())?;
                 }
                 lab_t.insert(k.as_str(), serde_json::to_vec(&l)?.as_slice())?;
@@ -204,7 +209,7 @@ impl TagStore {
     }
 
     /// Add one label to a source (default `user`) at `version`, keeping the source's others.
-    pub fn add_label(&mut self, mut label: Label, version: &str) -> Result<(), TagError> {
+    pub fn add_label(&mut self, mut label: Label, version: &str) -> Result<ImportStats, TagError> {
         let source = if label.source.is_empty() {
             "user".to_string()
         } else {
@@ -220,8 +225,7 @@ impl TagStore {
             _ => version.to_string(),
         };
         all.push(label);
-        self.import(&source, &version, all)?;
-        Ok(())
+        self.import(&source, &version, all)
     }
 
     fn labels_at(

@@ -94,6 +94,26 @@ fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Newly opened labels flag addresses for the `flagged_receive` alert rules
+/// (`cointrail_engine::live::flag_labels`). The import itself has succeeded whatever
+/// happens here, so a failure is a warning. Returns the alerts raised, also printed.
+fn flag(g: &Global, opened: &[cointrail_tags::Label]) -> usize {
+    match cointrail_engine::live::flag_labels(&g.data_dir, opened) {
+        Ok(v) => {
+            if !g.json {
+                for a in &v {
+                    println!("  ALERT {} [{}] {}", &a.id[..12], a.rule_id, a.summary);
+                }
+            }
+            v.len()
+        }
+        Err(e) => {
+            eprintln!("warning: the labels are stored, but the alert rules could not be checked against them: {e:#}");
+            0
+        }
+    }
+}
+
 pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
     let mut s = store(g)?;
     match cmd {
@@ -116,7 +136,8 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
             for f in &all {
                 let r = import_path(&mut s, f, fmt, source.as_deref(), version.as_deref())?;
                 bar.inc(1);
-                reports.push(serde_json::json!({"file": r.file, "source": r.source, "version": r.version, "stats": {"added": r.stats.added, "unchanged": r.stats.unchanged, "updated": r.stats.updated, "closed": r.stats.closed, "reopened": r.stats.reopened}, "actors": r.actors.len()}));
+                let alerts = flag(g, &r.stats.opened);
+                reports.push(serde_json::json!({"file": r.file, "source": r.source, "version": r.version, "stats": {"added": r.stats.added, "unchanged": r.stats.unchanged, "updated": r.stats.updated, "closed": r.stats.closed, "reopened": r.stats.reopened}, "actors": r.actors.len(), "alerts": alerts}));
             }
             bar.finish_and_clear();
             if g.json {
@@ -147,8 +168,11 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
             let mut l = Label::new(&source, &currency, Target::Address(address.clone()), &label);
             l.category = Some(category);
             l.is_cluster_definer = true;
-            s.add_label(l, &cointrail_tags::today())?;
-            if !g.json {
+            let st = s.add_label(l, &cointrail_tags::today())?;
+            let alerts = flag(g, &st.opened);
+            if g.json {
+                crate::print_json(&serde_json::json!({"address": address, "alerts": alerts}))?;
+            } else {
                 println!("label added to {address}");
             }
         }

@@ -176,8 +176,13 @@ pub async fn add(
     let stored = l.clone();
     tokio::task::spawn_blocking(move || {
         with_stores(&st2, || {
-            let mut s = TagStore::open(&path)?;
-            s.add_label(l.clone(), &cointrail_tags::import::today())?;
+            let opened = TagStore::open(&path)?
+                .add_label(l.clone(), &cointrail_tags::import::today())?
+                .opened;
+            // A newly flagged address: the flagged_receive alert rules look back for it.
+            if let Err(e) = cointrail_engine::live::flag_labels(&st2.cfg.data_dir, &opened) {
+                tracing::warn!("label stored; alert rules not checked against it: {e:#}");
+            }
             Ok(())
         })
     })

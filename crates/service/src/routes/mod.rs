@@ -1,4 +1,5 @@
 //! One module per resource.
+pub mod alerts;
 pub mod cases;
 pub mod chain;
 pub mod labels;
