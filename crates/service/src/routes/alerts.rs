@@ -104,7 +104,8 @@ pub struct AckResult {
 #[utoipa::path(post, path = "/v1/alerts/ack", tag = "alerts", request_body = AckRequest,
     responses((status = 200, body = AckResult), (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+        (status = 403, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
+        (status = 415, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
     security(("api_key" = [])))]
 pub async fn ack(
     State(st): State<Arc<AppState>>,
@@ -169,6 +170,7 @@ pub struct NewRule {
 #[utoipa::path(post, path = "/v1/alerts/rules", tag = "alerts", request_body = NewRule,
     responses((status = 201, body = Object), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody),
         (status = 429, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)),
     security(("api_key" = [])))]
 pub async fn add_rule(
