@@ -466,3 +466,77 @@ fn case_drain_exposure_and_flag_alerts_reach_the_log_and_the_stream() {
     assert!(text.contains(&format!("id: {}\n", first + 1)), "{text}");
     assert!(server.stop().success());
 }
+
+fn cluster_of(dir: &Path, addr: &str) -> (u64, Vec<String>) {
+    let v: Value = serde_json::from_str(&cli(dir, &["--json", "cluster", "show", addr])).unwrap();
+    let addrs = v["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    (v["cluster"]["size"].as_u64().unwrap(), addrs)
+}
+
+fn cluster_state(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("clusters/state.json")).unwrap()).unwrap()
+}
+
+/// `follow` keeps a built clustering at the tip: a block that merges two addresses merges
+/// them at once, and a reorganisation that swaps that block for one with as many
+/// transactions undoes the merge.
+#[test]
+fn clustering_follows_blocks_and_reorganisations() {
+    let Some(node) = Node::start() else { return };
+    let (miner, a, b) = (Key::new(41), Key::new(42), Key::new(43));
+    node.mine(1, &a.addr);
+    node.mine(1, &b.addr);
+    node.mine(100, &miner.addr);
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    follow(&dir, &node);
+    cli(&dir, &["cluster", "build"]);
+    let (a_s, b_s) = (a.addr.to_string(), b.addr.to_string());
+    assert_eq!(cluster_of(&dir, &a_s).0, 1);
+
+    // One transaction spends both coinbases: common-input ownership merges A and B.
+    let (ca, cb) = (coinbase_coin(&node, 1, 42), coinbase_coin(&node, 2, 43));
+    let merge = spend(
+        &[ca.clone(), cb.clone()],
+        &[(miner.script(), ca.value + cb.value - 20_000)],
+    );
+    let merged_block = node.mine_txs(&miner.addr, &[merge.clone()]);
+    let r = follow(&dir, &node);
+    assert_eq!(r["blocks_added"], 1, "{r}");
+    let stats: Value = serde_json::from_str(&cli(&dir, &["--json", "stats"])).unwrap();
+    // The follower saved the clustering itself, up to the new block.
+    let st = cluster_state(&dir);
+    assert_eq!(st["covered_txs"], stats["tx_count"], "{st}");
+    // The last transaction applied is the merge (internal byte order, as the index keeps it).
+    use bitcoin::hashes::Hash as _;
+    let internal: String = merge
+        .compute_txid()
+        .to_byte_array()
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect();
+    assert_eq!(st["last_txid"], json!(internal), "{st}");
+    let (size, members) = cluster_of(&dir, &a_s);
+    assert_eq!(size, 2);
+    assert!(members.contains(&b_s), "{members:?}");
+
+    // The block is replaced by one with as many transactions that merges nothing: A pays
+    // the miner alone. The transaction count is unchanged; only the txids tell.
+    node.call("invalidateblock", json!([merged_block]));
+    let lone = spend(&[ca.clone()], &[(miner.script(), ca.value - 10_000)]);
+    node.mine_txs(&miner.addr, &[lone]);
+    node.mine_txs(&miner.addr, &[]);
+    let r = follow(&dir, &node);
+    assert_eq!(r["blocks_rolled_back"], 1, "{r}");
+    assert_eq!(r["blocks_added"], 2, "{r}");
+    let stats: Value = serde_json::from_str(&cli(&dir, &["--json", "stats"])).unwrap();
+    assert_eq!(cluster_state(&dir)["covered_txs"], stats["tx_count"]);
+    let (size, members) = cluster_of(&dir, &a_s);
+    assert_eq!(size, 1, "the merge left with its block: {members:?}");
+    assert_eq!(cluster_of(&dir, &b_s).0, 1);
+}

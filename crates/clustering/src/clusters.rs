@@ -51,11 +51,32 @@ struct State {
     merges: u64,
     coinjoins_skipped: u64,
     rule_set: String,
+    /// The txid of the last covered transaction (hex, as stored): tells a reorganisation
+    /// that replaced blocks from one that only added some. Absent in older files.
+    #[serde(default)]
+    last_txid: Option<String>,
+}
+
+fn hex32(b: &[u8; 32]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 pub struct Clustering {
     dir: PathBuf,
     pub covered_txs: u64,
+    /// Internal-order txid of transaction `covered_txs - 1` when it was applied.
+    pub last_txid: Option<[u8; 32]>,
     pub coinjoins_skipped: u64,
     parent: Vec<u32>,
     size: Vec<u32>,
@@ -92,6 +113,7 @@ impl Clustering {
         Clustering {
             dir: dir.to_path_buf(),
             covered_txs: 0,
+            last_txid: None,
             coinjoins_skipped: 0,
             parent: vec![],
             size: vec![],
@@ -160,6 +182,7 @@ impl Clustering {
             })
             .collect();
         c.covered_txs = s.covered_txs;
+        c.last_txid = s.last_txid.as_deref().and_then(unhex32);
         c.coinjoins_skipped = s.coinjoins_skipped;
         Ok(c)
     }
@@ -191,6 +214,7 @@ impl Clustering {
             merges: self.merges.len() as u64,
             coinjoins_skipped: self.coinjoins_skipped,
             rule_set: RULE_SET.into(),
+            last_txid: self.last_txid.as_ref().map(hex32),
         };
         write_atomic(
             &self.dir.join("state.json"),
@@ -260,6 +284,32 @@ impl Clustering {
             self.apply(view, t as TxNum);
         }
         self.covered_txs = end;
+        self.last_txid = (end > 0).then(|| view.txid((end - 1) as TxNum));
+    }
+
+    /// Whether what is covered is still a prefix of `view`'s chain: false after a
+    /// reorganisation removed covered transactions, even if as many came back.
+    pub fn is_prefix_of(&self, view: &dyn ChainView) -> bool {
+        let n = self.covered_txs;
+        n <= view.tx_count()
+            && (n == 0
+                || self
+                    .last_txid
+                    .is_none_or(|t| view.txid((n - 1) as TxNum) == t))
+    }
+
+    /// Bring the clustering to `view`'s tip: undo a reorganisation if one happened, then
+    /// apply what is new. Returns whether anything changed.
+    pub fn sync(&mut self, view: &dyn ChainView) -> bool {
+        if !self.is_prefix_of(view) {
+            self.rollback_to(view, view.tx_count());
+            true
+        } else if self.covered_txs < view.tx_count() {
+            self.update(view);
+            true
+        } else {
+            false
+        }
     }
 
     fn apply(&mut self, view: &dyn ChainView, t: TxNum) {
@@ -308,10 +358,12 @@ impl Clustering {
         let dir = self.dir.clone();
         *self = Clustering::new(&dir, params);
         self.grow(view.addr_count() as usize);
-        for t in 0..tx_count.min(view.tx_count()) {
+        let end = tx_count.min(view.tx_count());
+        for t in 0..end {
             self.apply(view, t as TxNum);
         }
-        self.covered_txs = tx_count.min(view.tx_count());
+        self.covered_txs = end;
+        self.last_txid = (end > 0).then(|| view.txid((end - 1) as TxNum));
     }
 
     /// The cluster id: the smallest address id in the cluster, stable as clusters grow.

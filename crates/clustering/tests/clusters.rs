@@ -273,3 +273,37 @@ fn simulated_economy_against_ground_truth() {
     assert!(s.precision > 0.99, "{s:?}");
     assert!(s.recall > 0.0);
 }
+
+/// A reorganisation that replaced covered transactions by as many others is noticed from
+/// the saved state's last txid, and the merge it undid is gone after `sync`.
+#[test]
+fn sync_after_a_same_length_reorganisation_rebuilds() {
+    let mut a = Chain(MemChain::new(), 0);
+    let f1 = a.tx(&[], &[(1, 500_000_000)]);
+    let f2 = a.tx(&[], &[(2, 300_000_000)]);
+    a.tx(&[(f1, 0), (f2, 0)], &[(10, 799_000_000)]);
+    let mut b = Chain(MemChain::new(), 0);
+    let g1 = b.tx(&[], &[(1, 500_000_000)]);
+    b.tx(&[], &[(2, 300_000_000)]);
+    b.tx(&[(g1, 0)], &[(10, 499_000_000)]);
+    assert_eq!(a.0.tx_count(), b.0.tx_count());
+
+    let d = tempfile::tempdir().unwrap();
+    let mut cl = Clustering::new(d.path(), NetParams::any_height());
+    assert!(cl.sync(&a.0));
+    assert_eq!(cl.cluster_of(a.addr(1)), cl.cluster_of(a.addr(2)));
+    cl.save().unwrap();
+    let mut cl = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    assert!(cl.is_prefix_of(&a.0));
+    assert!(!cl.sync(&a.0), "nothing new");
+    assert!(!cl.is_prefix_of(&b.0), "same length, other last txid");
+    assert!(cl.sync(&b.0));
+    assert_ne!(cl.cluster_of(b.addr(1)), cl.cluster_of(b.addr(2)));
+    assert_eq!(cl.covered_txs, 3);
+    assert!(cl.is_prefix_of(&b.0));
+    // A longer chain that extends the covered one is applied, not rebuilt.
+    b.tx(&[], &[(3, 1_000)]);
+    assert!(cl.is_prefix_of(&b.0));
+    assert!(cl.sync(&b.0));
+    assert_eq!(cl.covered_txs, 4);
+}

@@ -316,3 +316,90 @@ pub fn flag_labels(
     let mut e = cointrail_follow::AlertEngine::open(data_dir, Hooks::default())?;
     Ok(e.labels_flagged(&index, &flagged)?)
 }
+
+/// Keeps the data directory's clustering at the follower's tip, through reorganisations
+/// (`cointrail follow` registers it). Does nothing until a clustering exists (`cointrail
+/// cluster build`). New blocks are applied in memory at once; the files are rewritten
+/// after every block while they are small, otherwise at most every [`SAVE_EVERY`] and on
+/// stop. The saved state names its last transaction, so whatever a crash loses is
+/// re-applied (or, after a reorganisation, rebuilt) at the next open.
+pub struct ClusterFollower {
+    data_dir: PathBuf,
+    clustering: Option<cointrail_clustering::Clustering>,
+    dirty: bool,
+    last_save: std::time::Instant,
+}
+
+/// Clusterings of at most this many addresses (about 88 MB of arrays) are saved per block.
+const SAVE_EACH_BLOCK_ADDRS: usize = 2_000_000;
+pub const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl ClusterFollower {
+    pub fn new(data_dir: &Path) -> ClusterFollower {
+        ClusterFollower {
+            data_dir: data_dir.to_path_buf(),
+            clustering: None,
+            dirty: false,
+            last_save: std::time::Instant::now(),
+        }
+    }
+
+    fn sync(&mut self, index: &cointrail_index::Index) -> Result<(), String> {
+        let dir = crate::wiring::cluster_dir(&self.data_dir);
+        if self.clustering.is_none() {
+            if !dir.join("state.json").exists() {
+                return Ok(());
+            }
+            let c =
+                cointrail_clustering::Clustering::open(&dir, crate::wiring::cluster_params(index))
+                    .map_err(|e| format!("opening the clustering in {}: {e}", dir.display()))?;
+            self.clustering = Some(c);
+        }
+        let c = self.clustering.as_mut().expect("opened above");
+        self.dirty |= c.sync(index);
+        if self.dirty
+            && (c.addr_count() <= SAVE_EACH_BLOCK_ADDRS || self.last_save.elapsed() >= SAVE_EVERY)
+        {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    fn save(&mut self) -> Result<(), String> {
+        if let (Some(c), true) = (&self.clustering, self.dirty) {
+            c.save()
+                .map_err(|e| format!("saving the clustering: {e}"))?;
+            self.dirty = false;
+            self.last_save = std::time::Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Transactions the clustering covers (none before it is opened).
+    pub fn covered_txs(&self) -> Option<u64> {
+        self.clustering.as_ref().map(|c| c.covered_txs)
+    }
+}
+
+impl cointrail_follow::ChainListener for ClusterFollower {
+    fn rolled_back(&mut self, index: &cointrail_index::Index, _fork: u32) -> Result<(), String> {
+        self.sync(index)
+    }
+
+    fn blocks_added(
+        &mut self,
+        index: &cointrail_index::Index,
+        _first: u32,
+        _last: u32,
+    ) -> Result<(), String> {
+        self.sync(index)
+    }
+}
+
+impl Drop for ClusterFollower {
+    fn drop(&mut self) {
+        if let Err(e) = self.save() {
+            tracing::warn!("{e}");
+        }
+    }
+}

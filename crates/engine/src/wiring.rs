@@ -268,12 +268,8 @@ pub fn cluster_dir(data_dir: &Path) -> std::path::PathBuf {
 pub fn load_clustering(data_dir: &Path, idx: &Index) -> Result<Clustering> {
     let mut c = Clustering::open(&cluster_dir(data_dir), cluster_params(idx))
         .context("opening the clustering")?;
-    if c.covered_txs > idx.tx_count() {
-        // The index was rolled back (a reorganisation): undo what the removed blocks merged.
-        c.rollback_to(idx, idx.tx_count());
-        c.save()?;
-    } else if c.covered_txs < idx.tx_count() {
-        c.update(idx);
+    // A reorganisation since the last save is undone (by a rebuild), new blocks applied.
+    if c.sync(idx) {
         c.save()?;
     }
     Ok(c)

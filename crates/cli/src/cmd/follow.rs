@@ -66,6 +66,10 @@ pub fn run_follow(a: FollowArgs, g: &Global) -> Result<()> {
     let engine = AlertEngine::open(&g.data_dir, hooks(g))?;
     let store = engine.store().clone();
     let mut f = Follower::open(&g.index_dir(), rpc, Some(engine))?;
+    // The clustering (when one was built) follows the chain too, reorganisations included.
+    f.add_listener(Box::new(cointrail_engine::live::ClusterFollower::new(
+        &g.data_dir,
+    )));
     let cfg = FollowConfig {
         poll: Duration::from_secs(a.poll_secs),
         max_backoff: Duration::from_secs(a.max_backoff_secs.max(1)),
@@ -228,10 +232,15 @@ pub struct RuleAddArgs {
     /// drain / exposure: a watched entity (cluster id or entity name).
     #[arg(long)]
     pub entity: Option<String>,
+    /// drain: alert when the watched set sends out at least this many satoshis within the
+    /// window (give this, --share-pct, or both).
     #[arg(long)]
     pub threshold_sats: Option<u64>,
+    /// drain: alert when the watched set sends out at least this share (percent) of what
+    /// it held before the window.
     #[arg(long)]
     pub share_pct: Option<f64>,
+    /// drain: the sliding window, in blocks (1 = within one block).
     #[arg(long, default_value_t = 6)]
     pub window_blocks: u32,
     /// exposure: low, medium, high or severe.
@@ -240,8 +249,11 @@ pub struct RuleAddArgs {
     /// flagged-receive: only labels of these categories (repeatable; default all).
     #[arg(long)]
     pub category: Vec<String>,
+    /// flagged-receive: at import, also alert on what a newly flagged address received in
+    /// the last N blocks (144 ≈ one day); new blocks are always checked.
     #[arg(long, default_value_t = 144)]
     pub lookback_blocks: u32,
+    /// Free text kept with the rule and shown with its alerts (a ticket number, say).
     #[arg(long, default_value = "")]
     pub note: String,
 }
