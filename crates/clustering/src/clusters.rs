@@ -4,8 +4,10 @@
 //! can show the chain of merges between any two addresses. Aggregates are maintained at the
 //! roots as transactions are applied, never summed at query time.
 //!
-//! Change-address heuristics (soft links) are not applied: see the crate README.
+//! With change rules (`with_change`), the same pass also records soft links (`change.rs`):
+//! they never join the common-input clusters; `entities.rs` merges them through the guards.
 
+use crate::change::{ChangeRules, LinkState, SoftLink, TxFacts};
 use crate::coinjoin::{detect_coinjoin, NetParams};
 use cointrail_chain::view::{AddrId, ChainView, Prevout, TxNum};
 use serde::{Deserialize, Serialize};
@@ -27,7 +29,7 @@ pub struct MergeStep {
     pub height: u32,
     pub from: String,
     pub to: String,
-    pub rule: &'static str,
+    pub rule: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -51,10 +53,65 @@ struct State {
     merges: u64,
     coinjoins_skipped: u64,
     rule_set: String,
+    /// The change layer (soft links), when the clustering was built with change rules.
+    #[serde(default)]
+    change: Option<ChangeState>,
     /// The txid of the last covered transaction (hex, as stored): tells a reorganisation
     /// that replaced blocks from one that only added some. Absent in older files.
     #[serde(default)]
     last_txid: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ChangeState {
+    rules_name: String,
+    rules: String,
+    delay_blocks: u32,
+    seen_addrs: u32,
+    links: u64,
+    pending_from: u64,
+}
+
+/// Soft links from change heuristics (`change.rs`), computed in the same pass as the
+/// common-input clusters. Links are appended in chain order, so the ones still inside the
+/// delay are a suffix (`pending_from..`).
+pub struct ChangeLayer {
+    pub rules: ChangeRules,
+    /// Blocks a link waits before it is trusted (guard 3; 1,008 ≈ one week).
+    pub delay_blocks: u32,
+    /// Addresses seen before the next transaction: ids at or above are fresh.
+    seen_addrs: u32,
+    /// Outputs received per address (saturating).
+    recv: Vec<u32>,
+    pub links: Vec<SoftLink>,
+    pending_from: usize,
+}
+
+impl ChangeLayer {
+    pub fn new(rules: ChangeRules, delay_blocks: u32) -> ChangeLayer {
+        ChangeLayer {
+            rules,
+            delay_blocks,
+            seen_addrs: 0,
+            recv: vec![],
+            links: vec![],
+            pending_from: 0,
+        }
+    }
+
+    fn settle(&mut self, height: u32) {
+        while let Some(l) = self.links.get_mut(self.pending_from) {
+            if l.height.saturating_add(self.delay_blocks) > height {
+                break;
+            }
+            l.state = if self.recv[l.change as usize] == l.recv_at {
+                LinkState::Ready
+            } else {
+                LinkState::Reused
+            };
+            self.pending_from += 1;
+        }
+    }
 }
 
 fn hex32(b: &[u8; 32]) -> String {
@@ -90,6 +147,7 @@ pub struct Clustering {
     last: Vec<u32>,
     pub merges: Vec<Merge>,
     params: NetParams,
+    pub change: Option<ChangeLayer>,
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -126,7 +184,14 @@ impl Clustering {
             last: vec![],
             merges: vec![],
             params,
+            change: None,
         }
+    }
+
+    /// Also keep soft links from these change rules (a new clustering only).
+    pub fn with_change(mut self, rules: ChangeRules, delay_blocks: u32) -> Clustering {
+        self.change = Some(ChangeLayer::new(rules, delay_blocks));
+        self
     }
 
     /// Open the stored clustering, or start an empty one.
@@ -181,6 +246,41 @@ impl Clustering {
                 b: u32::from_le_bytes(m[8..12].try_into().expect("4")),
             })
             .collect();
+        if let Some(cs) = &s.change {
+            let links = std::fs::read(dir.join("change_links.bin")).unwrap_or_default();
+            let recv = std::fs::read(dir.join("change_recv.bin")).unwrap_or_default();
+            let rules = ChangeRules::parse(&cs.rules).ok();
+            match rules {
+                Some(mut rules)
+                    if links.len() == cs.links as usize * SoftLink::BYTES
+                        && recv.len() == n * 4 =>
+                {
+                    rules.name = cs.rules_name.clone();
+                    c.change = Some(ChangeLayer {
+                        rules,
+                        delay_blocks: cs.delay_blocks,
+                        seen_addrs: cs.seen_addrs,
+                        recv: recv
+                            .chunks(4)
+                            .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
+                            .collect(),
+                        links: links
+                            .chunks(SoftLink::BYTES)
+                            .map(SoftLink::from_bytes)
+                            .collect(),
+                        pending_from: cs.pending_from as usize,
+                    });
+                }
+                _ => {
+                    // Torn or unreadable: rebuild with the same rules when they parse.
+                    let c = Clustering::new(dir, params);
+                    return Ok(match ChangeRules::parse(&cs.rules) {
+                        Ok(r) => c.with_change(r, cs.delay_blocks),
+                        Err(_) => c,
+                    });
+                }
+            }
+        }
         c.covered_txs = s.covered_txs;
         c.last_txid = s.last_txid.as_deref().and_then(unhex32);
         c.coinjoins_skipped = s.coinjoins_skipped;
@@ -208,6 +308,17 @@ impl Clustering {
             m.extend_from_slice(&x.b.to_le_bytes());
         }
         write_atomic(&self.dir.join("merges.bin"), &m)?;
+        if let Some(ch) = &self.change {
+            let mut b = Vec::with_capacity(ch.links.len() * SoftLink::BYTES);
+            for l in &ch.links {
+                b.extend_from_slice(&l.to_bytes());
+            }
+            write_atomic(&self.dir.join("change_links.bin"), &b)?;
+            write_atomic(
+                &self.dir.join("change_recv.bin"),
+                &to_bytes(&ch.recv, u32::to_le_bytes),
+            )?;
+        }
         let s = State {
             covered_txs: self.covered_txs,
             addrs: self.parent.len() as u64,
@@ -215,6 +326,14 @@ impl Clustering {
             coinjoins_skipped: self.coinjoins_skipped,
             rule_set: RULE_SET.into(),
             last_txid: self.last_txid.as_ref().map(hex32),
+            change: self.change.as_ref().map(|ch| ChangeState {
+                rules_name: ch.rules.name.clone(),
+                rules: ch.rules.text.clone(),
+                delay_blocks: ch.delay_blocks,
+                seen_addrs: ch.seen_addrs,
+                links: ch.links.len() as u64,
+                pending_from: ch.pending_from as u64,
+            }),
         };
         write_atomic(
             &self.dir.join("state.json"),
@@ -279,12 +398,18 @@ impl Clustering {
     /// Apply the transactions the view has beyond what is covered.
     pub fn update(&mut self, view: &dyn ChainView) {
         self.grow(view.addr_count() as usize);
+        if let Some(ch) = self.change.as_mut() {
+            ch.recv.resize(view.addr_count() as usize, 0);
+        }
         let end = view.tx_count();
         for t in self.covered_txs..end {
             self.apply(view, t as TxNum);
         }
         self.covered_txs = end;
         self.last_txid = (end > 0).then(|| view.txid((end - 1) as TxNum));
+        if let (Some(ch), true) = (self.change.as_mut(), end > 0) {
+            ch.settle(view.tx_height((end - 1) as TxNum));
+        }
     }
 
     /// Whether what is covered is still a prefix of `view`'s chain: false after a
@@ -324,13 +449,50 @@ impl Clustering {
                 }
             }
         }
+        let mut coinjoin = false;
         if !view.is_coinbase(t) && ins.len() > 1 {
             if detect_coinjoin(view, t, &self.params).is_some() {
                 self.coinjoins_skipped += 1;
+                coinjoin = true;
             } else {
                 for &b in &ins[1..] {
                     self.union(ins[0], b, t);
                 }
+            }
+        }
+        if let Some(ch) = self.change.as_mut() {
+            ch.settle(h);
+            let link = if coinjoin || ins.is_empty() {
+                None
+            } else {
+                TxFacts::of(view, t, ch.seen_addrs).and_then(|f| {
+                    if f.payjoin_suspect() {
+                        return None;
+                    }
+                    let vout = f.unique_change(&ch.rules.expr)?;
+                    let (input, change) = (f.input_addr()?, f.output_addr(vout)?);
+                    (!ins.contains(&change)).then(|| SoftLink {
+                        tx: t,
+                        height: h,
+                        input,
+                        change,
+                        vout,
+                        agreement: f.agreement(vout),
+                        state: LinkState::Pending,
+                        recv_at: 0,
+                    })
+                })
+            };
+            for o in view.tx_outputs(t) {
+                if let Some(a) = view.output_addr(o) {
+                    let r = &mut ch.recv[a as usize];
+                    *r = r.saturating_add(1);
+                    ch.seen_addrs = ch.seen_addrs.max(a + 1);
+                }
+            }
+            if let Some(mut l) = link {
+                l.recv_at = ch.recv[l.change as usize];
+                ch.links.push(l);
             }
         }
         let mut touched: Vec<AddrId> = ins.iter().map(|&a| self.find(a)).collect();
@@ -356,14 +518,32 @@ impl Clustering {
     pub fn rollback_to(&mut self, view: &dyn ChainView, tx_count: u64) {
         let params = self.params;
         let dir = self.dir.clone();
+        let change = self.change.take();
         *self = Clustering::new(&dir, params);
+        self.change = change.map(|c| ChangeLayer::new(c.rules, c.delay_blocks));
         self.grow(view.addr_count() as usize);
+        if let Some(ch) = self.change.as_mut() {
+            ch.recv.resize(view.addr_count() as usize, 0);
+        }
         let end = tx_count.min(view.tx_count());
         for t in 0..end {
             self.apply(view, t as TxNum);
         }
         self.covered_txs = end;
         self.last_txid = (end > 0).then(|| view.txid((end - 1) as TxNum));
+        if let (Some(ch), true) = (self.change.as_mut(), end > 0) {
+            ch.settle(view.tx_height((end - 1) as TxNum));
+        }
+    }
+
+    /// The hard cluster's root (internal; stable only until the next merge).
+    pub fn root_of(&self, a: AddrId) -> AddrId {
+        self.root(a)
+    }
+
+    /// Addresses in `a`'s hard cluster.
+    pub fn size_of(&self, a: AddrId) -> u32 {
+        self.size[self.root(a) as usize]
     }
 
     /// The cluster id: the smallest address id in the cluster, stable as clusters grow.
@@ -452,7 +632,7 @@ impl Clustering {
                 height: view.tx_height(t),
                 from: render(p),
                 to: render(cur),
-                rule: "multi-input",
+                rule: "multi-input".into(),
             });
             cur = p;
         }
@@ -488,17 +668,23 @@ pub struct Scores {
 /// Pairwise precision and recall of co-clustering against the true owners (addresses
 /// without an owner are left out), by contingency counts: O(addresses).
 pub fn pairwise_scores(c: &Clustering, owner: &[Option<u32>]) -> Scores {
+    scores_by(c.addr_count(), owner, |a| c.cluster_of(a))
+}
+
+/// The same for any grouping of the first `n` addresses (`group` names each one's group).
+pub fn scores_by(n: usize, owner: &[Option<u32>], group: impl Fn(AddrId) -> u32) -> Scores {
     use std::collections::HashMap;
     let pairs = |n: u64| n * n.saturating_sub(1) / 2;
     let mut cell: HashMap<(u32, u32), u64> = HashMap::new();
     let mut by_cluster: HashMap<u32, u64> = HashMap::new();
     let mut by_owner: HashMap<u32, u64> = HashMap::new();
-    for (a, o) in owner.iter().enumerate() {
-        let Some(o) = o else { continue };
-        if a >= c.addr_count() {
+    let mut sizes: HashMap<u32, u64> = HashMap::new();
+    for a in 0..n {
+        let k = group(a as u32);
+        *sizes.entry(k).or_default() += 1;
+        let Some(Some(o)) = owner.get(a) else {
             continue;
-        }
-        let k = c.cluster_of(a as u32);
+        };
         *cell.entry((k, *o)).or_default() += 1;
         *by_cluster.entry(k).or_default() += 1;
         *by_owner.entry(*o).or_default() += 1;
@@ -529,12 +715,7 @@ pub fn pairwise_scores(c: &Clustering, owner: &[Option<u32>]) -> Scores {
         },
         entities_falsely_merged: merged.len() as u64,
         entities: by_owner.len() as u64,
-        largest_cluster: (0..c.addr_count() as u32)
-            .map(|a| c.size[c.root(a) as usize] as u64)
-            .max()
-            .unwrap_or(0),
-        clusters: (0..c.addr_count())
-            .filter(|&a| c.parent[a] == a as u32)
-            .count() as u64,
+        largest_cluster: sizes.values().copied().max().unwrap_or(0),
+        clusters: sizes.len() as u64,
     }
 }

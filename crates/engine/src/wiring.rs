@@ -286,3 +286,38 @@ pub fn date_to_unix(d: &str) -> Option<u64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     u64::try_from((era * 146097 + doe - 719468) * 86400).ok()
 }
+
+/// Entity tags for the collapse guards (`cointrail_clustering::entities`): each labelled
+/// cluster's first label names it, and a service category (exchange, mixer, OTC, payment
+/// processor, gambling, mining, darknet market) makes it a service.
+pub struct ClusterTags {
+    by_cluster: HashMap<AddrId, Vec<Attribution>>,
+    cluster_of: Vec<AddrId>,
+}
+
+impl cointrail_clustering::EntityTags for ClusterTags {
+    fn tag(&self, member: AddrId) -> Option<cointrail_clustering::Tag> {
+        let k = *self.cluster_of.get(member as usize)?;
+        let v = self.by_cluster.get(&k)?;
+        let service = v.iter().any(|a| {
+            crate::STOP_CATEGORIES
+                .contains(&cointrail_risk::rules::normalize_category(&a.category).as_str())
+        });
+        let first = v.first()?;
+        Some(cointrail_clustering::Tag {
+            name: first.name.clone(),
+            service,
+        })
+    }
+}
+
+/// The data directory's labels as entity tags over `c`'s clusters.
+pub fn cluster_tags(data_dir: &Path, idx: &Index, c: &Clustering) -> Result<ClusterTags> {
+    let by_addr = read_attribution(data_dir, idx)?;
+    Ok(ClusterTags {
+        by_cluster: by_cluster(&by_addr, c),
+        cluster_of: (0..c.addr_count() as AddrId)
+            .map(|a| c.cluster_of(a))
+            .collect(),
+    })
+}

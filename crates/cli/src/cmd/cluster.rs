@@ -1,21 +1,37 @@
-//! `cluster`: entities from addresses (multi-input heuristic, CoinJoin-aware).
+//! `cluster`: entities from addresses (multi-input heuristic, CoinJoin-aware), and the
+//! change layer's soft links merged through the collapse guards.
 
 use crate::Global;
 use anyhow::{bail, Context, Result};
 use cointrail_chain::view::ChainView;
-use cointrail_clustering::{pairwise_scores, Clustering, NetParams};
+use cointrail_clustering::{
+    pairwise_scores, ChangeRules, Clustering, Entities, Guards, MergeStep, NetParams,
+};
 use cointrail_index::Index;
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
 #[command(after_help = "Examples:
   cointrail cluster build                      # bring the clustering up to the index tip
+  cointrail cluster build --change default     # also change-address soft links (rebuilds)
   cointrail cluster show ADDR                  # the entity: size, balance, flows, addresses
   cointrail cluster explain ADDR_A ADDR_B      # the chain of merges that joins them
   cointrail cluster export --out clusters.csv  # address,cluster_id for every address")]
 pub enum ClusterCmd {
     /// Extend the clustering to the index tip (incremental).
-    Build,
+    Build {
+        /// Also keep change-address soft links from this rule set: a name (default,
+        /// meiklejohn, strict, loose, peel) or an expression of rules (h2, fresh, reuse,
+        /// type, optimal, round, locktime, fingerprint, peel, consumer) joined by & | - and
+        /// parentheses, e.g. "h2 & type & (optimal | round) - consumer". `none` drops the
+        /// layer. Changing it rebuilds the clustering; it is recorded with every result.
+        #[arg(long)]
+        change: Option<String>,
+        /// Blocks a change link waits before it may merge (and is dropped if the change
+        /// address receives other funds meanwhile). 1,008 ≈ one week.
+        #[arg(long, default_value_t = 1008)]
+        change_delay: u32,
+    },
     /// An address's entity.
     Show {
         address: String,
@@ -34,8 +50,19 @@ pub enum ClusterCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// Score the clustering against a simulated chain's ground truth (truth/ folder).
-    Evaluate { truth_dir: PathBuf },
+    /// Score the clustering against a simulated chain's ground truth (truth/ folder):
+    /// multi-input alone, then each change rule set through the guards.
+    Evaluate {
+        truth_dir: PathBuf,
+        /// Change rule sets to compare (repeatable; default: every named set).
+        #[arg(long)]
+        change: Vec<String>,
+        #[arg(long, default_value_t = 1008)]
+        change_delay: u32,
+        /// Size cap of the guards: neither side of a soft merge may be larger.
+        #[arg(long, default_value_t = 10_000)]
+        max_soft_merge_size: u64,
+    },
 }
 
 pub fn params(idx: &Index) -> NetParams {
@@ -47,17 +74,131 @@ pub fn load(g: &Global, idx: &Index) -> Result<Clustering> {
     cointrail_engine::wiring::load_clustering(&g.data_dir, idx)
 }
 
+/// The change setting of a clustering, as reported.
+fn change_note(c: &Clustering, e: &Entities) -> serde_json::Value {
+    match &c.change {
+        None => serde_json::Value::Null,
+        Some(ch) => {
+            let counts: serde_json::Map<String, serde_json::Value> = e
+                .counts()
+                .into_iter()
+                .map(|(o, n)| {
+                    (
+                        serde_json::to_value(o)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        n.into(),
+                    )
+                })
+                .collect();
+            serde_json::json!({"rules": ch.rules.name, "expression": ch.rules.text, "delay_blocks": ch.delay_blocks, "max_soft_merge_size": e.guards.max_size, "links": ch.links.len(), "outcomes": counts})
+        }
+    }
+}
+
+fn build_with_change(
+    g: &Global,
+    idx: &Index,
+    spec: Option<&str>,
+    delay: u32,
+) -> Result<Clustering> {
+    let dir = cointrail_engine::wiring::cluster_dir(&g.data_dir);
+    let stored = Clustering::open(&dir, params(idx))?;
+    let want = match spec {
+        None => return load(g, idx),
+        Some("none") => None,
+        Some(s) => Some(ChangeRules::parse(s).map_err(anyhow::Error::msg)?),
+    };
+    let same = match (&stored.change, &want) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.rules.text == b.text && a.delay_blocks == delay,
+        _ => false,
+    };
+    if same && stored.covered_txs > 0 {
+        return load(g, idx);
+    }
+    let mut c = Clustering::new(&dir, params(idx));
+    if let Some(r) = want {
+        c = c.with_change(r, delay);
+    }
+    let pb = crate::progress::spinner(g, "clustering");
+    c.update(idx);
+    pb.finish_and_clear();
+    c.save()?;
+    Ok(c)
+}
+
+/// Steps joining `a` and `b`: multi-input merges inside each cluster, change links between.
+fn explain_steps(
+    idx: &Index,
+    c: &Clustering,
+    e: &Entities,
+    a: u32,
+    b: u32,
+) -> Option<Vec<MergeStep>> {
+    let render = |x: u32| idx.render_addr(x);
+    let path = e.link_path(a, b)?;
+    let links = c.change.as_ref().map(|ch| &ch.links);
+    let mut steps = Vec::new();
+    let mut cur = a;
+    for i in path {
+        let l = links?[i];
+        steps.extend(c.explain(idx, cur, l.input, &render)?);
+        let mut txid = idx.txid(l.tx);
+        txid.reverse();
+        steps.push(MergeStep {
+            txid: txid.iter().map(|x| format!("{x:02x}")).collect(),
+            height: l.height,
+            from: render(l.input),
+            to: render(l.change),
+            rule: format!(
+                "change output {} by rules {} (confidence {:.2})",
+                l.vout,
+                c.change.as_ref()?.rules.name,
+                l.confidence()
+            ),
+        });
+        cur = l.change;
+    }
+    steps.extend(c.explain(idx, cur, b, &render)?);
+    Some(steps)
+}
+
 pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
     let idx = Index::open_reader(&g.index_dir())?;
     let t0 = std::time::Instant::now();
-    let c = load(g, &idx)?;
+    let c = match &cmd {
+        ClusterCmd::Build {
+            change,
+            change_delay,
+        } => build_with_change(g, &idx, change.as_deref(), *change_delay)?,
+        _ => load(g, &idx)?,
+    };
+    let tags = cointrail_engine::wiring::cluster_tags(&g.data_dir, &idx, &c)?;
+    let ent = Entities::build(&c, &tags, Guards::default());
     match cmd {
-        ClusterCmd::Build => {
-            let v = serde_json::json!({"covered_txs": c.covered_txs, "addresses": c.addr_count(), "merges": c.merges.len(), "coinjoins_skipped": c.coinjoins_skipped, "rule_set": cointrail_clustering::clusters::RULE_SET, "seconds": t0.elapsed().as_secs_f64()});
+        ClusterCmd::Build { .. } => {
+            let v = serde_json::json!({"covered_txs": c.covered_txs, "addresses": c.addr_count(), "merges": c.merges.len(), "coinjoins_skipped": c.coinjoins_skipped, "rule_set": cointrail_clustering::clusters::RULE_SET, "change": change_note(&c, &ent), "seconds": t0.elapsed().as_secs_f64()});
             if g.json {
                 return crate::print_json(&v);
             }
             println!("clustering covers {} txs: {} addresses, {} merges, {} CoinJoins left unmerged ({:.1}s)", c.covered_txs, c.addr_count(), c.merges.len(), c.coinjoins_skipped, t0.elapsed().as_secs_f64());
+            if let Some(ch) = &c.change {
+                let merged = ent
+                    .outcomes
+                    .iter()
+                    .filter(|o| **o == cointrail_clustering::Outcome::Merged)
+                    .count();
+                println!(
+                    "change rules {} ({}): {} soft links, {} merged through the guards; {}",
+                    ch.rules.name,
+                    ch.rules.text,
+                    ch.links.len(),
+                    merged,
+                    change_note(&c, &ent)["outcomes"]
+                );
+            }
         }
         ClusterCmd::Show {
             address,
@@ -85,9 +226,18 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 .iter()
                 .map(|c| serde_json::json!({"name": c.name, "score": c.score, "source": c.source}))
                 .collect();
+            let entity = c.change.as_ref().map(|ch| {
+                serde_json::json!({
+                    "entity_id": ent.entity_of(a),
+                    "size": ent.size(a),
+                    "clusters": ent.clusters(a).len(),
+                    "change_rules": ch.rules.name,
+                    "addresses": ent.addresses(a, offset, limit).into_iter().map(|x| idx.render_addr(x)).collect::<Vec<_>>(),
+                })
+            });
             if g.json {
                 return crate::print_json(
-                    &serde_json::json!({"cluster": s, "name": name, "conflicting_definers": conflicts, "labels": labels, "addresses": addrs, "offset": offset}),
+                    &serde_json::json!({"cluster": s, "entity": entity, "name": name, "conflicting_definers": conflicts, "labels": labels, "addresses": addrs, "offset": offset}),
                 );
             }
             if let Some(n) = &name {
@@ -103,13 +253,21 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
             for l in &labels {
                 println!("  label: {} ({})", l.name, l.category);
             }
+            if let Some(e) = &entity {
+                println!(
+                    "entity {} · {} addresses in {} cluster(s) joined by change links (rules {})",
+                    e["entity_id"], e["size"], e["clusters"], e["change_rules"]
+                );
+            }
             for x in addrs {
                 println!("  {x}");
             }
         }
         ClusterCmd::Explain { a, b } => {
             let (ia, ib) = (idx.parse_address(&a)?, idx.parse_address(&b)?);
-            let r = c.explain(&idx, ia, ib, &|x| idx.render_addr(x));
+            let r = c
+                .explain(&idx, ia, ib, &|x| idx.render_addr(x))
+                .or_else(|| explain_steps(&idx, &c, &ent, ia, ib));
             if g.json {
                 return crate::print_json(
                     &serde_json::json!({"same_entity": r.is_some(), "merges": r}),
@@ -117,9 +275,11 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
             }
             match r {
                 None => println!(
-                    "{a} and {b} are in different clusters ({} and {})",
+                    "{a} and {b} are apart: clusters {} and {}, entities {} and {}",
                     c.cluster_of(ia),
-                    c.cluster_of(ib)
+                    c.cluster_of(ib),
+                    ent.entity_of(ia),
+                    ent.entity_of(ib)
                 ),
                 Some(steps) => {
                     println!(
@@ -154,7 +314,12 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 )?,
             }
         }
-        ClusterCmd::Evaluate { truth_dir } => {
+        ClusterCmd::Evaluate {
+            truth_dir,
+            change,
+            change_delay,
+            max_soft_merge_size,
+        } => {
             let p = truth_dir.join("addresses.tsv");
             let text = std::fs::read_to_string(&p)
                 .with_context(|| format!("reading {} (a simulator truth/ folder)", p.display()))?;
@@ -169,10 +334,54 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 }
             }
             let s = pairwise_scores(&c, &owner);
+            let sets: Vec<String> = if change.is_empty() {
+                cointrail_clustering::change::NAMED
+                    .iter()
+                    .map(|(n, _)| n.to_string())
+                    .collect()
+            } else {
+                change
+            };
+            let guards = Guards {
+                max_size: max_soft_merge_size,
+            };
+            let mut rows = Vec::new();
+            for spec in &sets {
+                let rules = ChangeRules::parse(spec).map_err(anyhow::Error::msg)?;
+                // Evaluated in memory: never saved.
+                let mut cc = Clustering::new(&g.data_dir.join("clusters-evaluation"), params(&idx))
+                    .with_change(rules, change_delay);
+                let pb = crate::progress::spinner(g, &format!("change rules {spec}"));
+                cc.update(&idx);
+                pb.finish_and_clear();
+                let tags = cointrail_engine::wiring::cluster_tags(&g.data_dir, &idx, &cc)?;
+                let e = Entities::build(&cc, &tags, guards);
+                let sc = e.scores(&owner);
+                rows.push(serde_json::json!({
+                    "change": change_note(&cc, &e),
+                    "scores": sc,
+                    "recall_gain": sc.recall - s.recall,
+                }));
+            }
+            let v = serde_json::json!({"multi_input": s, "change_rule_sets": rows, "truth": truth_dir, "covered_txs": c.covered_txs});
             if g.json {
-                return crate::print_json(&s);
+                return crate::print_json(&v);
             }
             println!("multi-input clustering vs ground truth: precision {:.5}, recall {:.5}; {} of {} entities share a cluster with another; largest cluster {} addresses; {} clusters", s.precision, s.recall, s.entities_falsely_merged, s.entities, s.largest_cluster, s.clusters);
+            for r in &rows {
+                let sc = &r["scores"];
+                println!(
+                    "+ change {:<11} precision {:.5}, recall {:.5} ({:+.5}); {} entities falsely merged; largest {}; links {}: {}",
+                    r["change"]["rules"].as_str().unwrap_or(""),
+                    sc["precision"].as_f64().unwrap_or(0.0),
+                    sc["recall"].as_f64().unwrap_or(0.0),
+                    r["recall_gain"].as_f64().unwrap_or(0.0),
+                    sc["entities_falsely_merged"],
+                    sc["largest_cluster"],
+                    r["change"]["links"],
+                    r["change"]["outcomes"]
+                );
+            }
         }
     }
     Ok(())
