@@ -16,6 +16,7 @@ use std::path::PathBuf;
   cointrail cluster build --change default     # also change-address soft links (rebuilds)
   cointrail cluster show ADDR                  # the entity: size, balance, flows, addresses
   cointrail cluster explain ADDR_A ADDR_B      # the chain of merges that joins them
+  cointrail cluster links --outcome service    # change links a guard refused
   cointrail cluster export --out clusters.csv  # address,cluster_id for every address")]
 pub enum ClusterCmd {
     /// Extend the clustering to the index tip (incremental).
@@ -36,6 +37,18 @@ pub enum ClusterCmd {
     Show {
         address: String,
         /// Addresses listed (page size).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+    /// The change layer's soft links: each with its transaction, the spender and change
+    /// addresses, its confidence and what the guards made of it.
+    Links {
+        /// Only links that ended this way (merged, already_joined, pending, reused,
+        /// tag_conflict, service, size_cap).
+        #[arg(long)]
+        outcome: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: usize,
         #[arg(long, default_value_t = 0)]
@@ -256,11 +269,79 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
             if let Some(e) = &entity {
                 println!(
                     "entity {} · {} addresses in {} cluster(s) joined by change links (rules {})",
-                    e["entity_id"], e["size"], e["clusters"], e["change_rules"]
+                    e["entity_id"],
+                    e["size"],
+                    e["clusters"],
+                    e["change_rules"].as_str().unwrap_or("")
                 );
             }
             for x in addrs {
                 println!("  {x}");
+            }
+        }
+        ClusterCmd::Links {
+            outcome,
+            limit,
+            offset,
+        } => {
+            let Some(ch) = &c.change else {
+                bail!("this clustering has no change layer: run `cointrail cluster build --change default`")
+            };
+            let names = [
+                "merged",
+                "already_joined",
+                "pending",
+                "reused",
+                "tag_conflict",
+                "service",
+                "size_cap",
+            ];
+            if let Some(o) = &outcome {
+                if !names.contains(&o.as_str()) {
+                    bail!("--outcome {o:?}: use one of {}", names.join(", "));
+                }
+            }
+            let rows: Vec<serde_json::Value> = ch
+                .links
+                .iter()
+                .zip(&ent.outcomes)
+                .filter_map(|(l, o)| {
+                    let o = serde_json::to_value(o).ok()?;
+                    if outcome.as_deref().is_some_and(|w| o != w) {
+                        return None;
+                    }
+                    let mut txid = idx.txid(l.tx);
+                    txid.reverse();
+                    Some(serde_json::json!({
+                        "txid": txid.iter().map(|x| format!("{x:02x}")).collect::<String>(),
+                        "height": l.height,
+                        "vout": l.vout,
+                        "spender": idx.render_addr(l.input),
+                        "change": idx.render_addr(l.change),
+                        "confidence": l.confidence(),
+                        "outcome": o,
+                    }))
+                })
+                .skip(offset)
+                .take(limit)
+                .collect();
+            if g.json {
+                return crate::print_json(
+                    &serde_json::json!({"rules": ch.rules.name, "expression": ch.rules.text, "links": rows}),
+                );
+            }
+            println!("change rules {} ({})", ch.rules.name, ch.rules.text);
+            for r in &rows {
+                println!(
+                    "  {} → {}  tx {}:{} height {} confidence {:.2}  {}",
+                    r["spender"].as_str().unwrap_or(""),
+                    r["change"].as_str().unwrap_or(""),
+                    r["txid"].as_str().unwrap_or(""),
+                    r["vout"],
+                    r["height"],
+                    r["confidence"].as_f64().unwrap_or(0.0),
+                    r["outcome"].as_str().unwrap_or("")
+                );
             }
         }
         ClusterCmd::Explain { a, b } => {
