@@ -144,6 +144,44 @@ fn change_links_entities_explain_and_evaluation() {
         "{loose}"
     );
 
+    // Exports: CSV and Parquet carry the same rows; Parquet records the settings.
+    let csv = d.path().join("c.csv");
+    let pq = d.path().join("c.parquet");
+    let v = json(&dir, &["cluster", "export", "--out", csv.to_str().unwrap()]);
+    let rows = v["rows"].as_u64().unwrap();
+    let v = json(
+        &dir,
+        &[
+            "cluster",
+            "export",
+            "--format",
+            "parquet",
+            "--out",
+            pq.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(v["rows"].as_u64().unwrap(), rows);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("address,cluster_id,entity_id"));
+    let (back, meta) = cointrail_export::read_clusters(&pq).unwrap();
+    assert_eq!(back.len() as u64, rows);
+    let mut joined = 0;
+    for (line, r) in lines.zip(&back) {
+        let want = format!("{},{},{}", r.address, r.cluster_id, r.entity_id.unwrap());
+        assert_eq!(line, want);
+        joined += usize::from(Some(r.cluster_id) != r.entity_id);
+    }
+    assert!(
+        joined > 0,
+        "some addresses' entity is larger than their cluster"
+    );
+    assert!(meta
+        .iter()
+        .any(|(k, v)| k == "cointrail.change_rules" && v.starts_with("default")));
+    let (ok, _, err) = run(&dir, &["cluster", "export", "--format", "parquet"]);
+    assert!(!ok && err.contains("needs --out"), "{err}");
+
     // Dropping the layer rebuilds without it.
     let b = json(&dir, &["cluster", "build", "--change", "none"]);
     assert!(b["change"].is_null());

@@ -639,19 +639,6 @@ impl Clustering {
         steps.reverse();
         Some(steps)
     }
-
-    /// `address,cluster_id` for every address.
-    pub fn export_csv(
-        &self,
-        w: &mut dyn Write,
-        render: &dyn Fn(AddrId) -> String,
-    ) -> std::io::Result<()> {
-        writeln!(w, "address,cluster_id")?;
-        for a in 0..self.parent.len() as u32 {
-            writeln!(w, "{},{}", render(a), self.cluster_of(a))?;
-        }
-        Ok(())
-    }
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -222,7 +222,7 @@ pub fn attach(e: &mut Engine) -> Result<()> {
         .unwrap_or_default();
     e.attribution_note = serde_json::json!({
         "attributed_addresses": by_addr.len(),
-        "clustering": clusters.as_ref().map(|c| serde_json::json!({"rule_set": cointrail_clustering::clusters::RULE_SET, "covered_txs": c.covered_txs})),
+        "clustering": clusters.as_ref().map(|c| serde_json::json!({"rule_set": cointrail_clustering::clusters::RULE_SET, "covered_txs": c.covered_txs, "change_rules": c.change.as_ref().map(|ch| serde_json::json!({"name": ch.rules.name, "expression": ch.rules.text, "delay_blocks": ch.delay_blocks, "used_for_attribution": false}))})),
         "labelled_clusters": by_cluster.len(),
     });
     let start = e.index.start_height();

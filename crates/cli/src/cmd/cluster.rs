@@ -17,7 +17,8 @@ use std::path::PathBuf;
   cointrail cluster show ADDR                  # the entity: size, balance, flows, addresses
   cointrail cluster explain ADDR_A ADDR_B      # the chain of merges that joins them
   cointrail cluster links --outcome service    # change links a guard refused
-  cointrail cluster export --out clusters.csv  # address,cluster_id for every address")]
+  cointrail cluster export --out clusters.csv  # address,cluster_id for every address
+  cointrail cluster export --format parquet --out clusters.parquet")]
 pub enum ClusterCmd {
     /// Extend the clustering to the index tip (incremental).
     Build {
@@ -56,10 +57,13 @@ pub enum ClusterCmd {
     },
     /// Why two addresses are one entity (or that they are apart).
     Explain { a: String, b: String },
-    /// Write `address,cluster_id` for every address.
+    /// Write every address with its cluster id (and entity id, with a change layer):
+    /// CSV `address,cluster_id[,entity_id]`, or Apache Parquet with the same columns and
+    /// the settings (rule sets, index tip) as file metadata.
     Export {
-        #[arg(long, default_value = "csv", value_parser = ["csv"])]
+        #[arg(long, default_value = "csv", value_parser = ["csv", "parquet"])]
         format: String,
+        /// Output file (required for parquet; CSV goes to stdout without it).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -376,23 +380,86 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 }
             }
         }
-        ClusterCmd::Export { format: _, out } => {
-            let render = |x: u32| idx.render_addr(x);
+        ClusterCmd::Export { format, out } => {
+            let n = c.addr_count() as u32;
+            let with_entity = c.change.is_some();
+            let entity = |a: u32| with_entity.then(|| ent.entity_of(a));
+            if format == "parquet" {
+                let Some(p) = out else {
+                    bail!(
+                        "--format parquet needs --out FILE (Parquet is not written to a terminal)"
+                    )
+                };
+                let mut meta = vec![
+                    (
+                        "cointrail.rule_set",
+                        cointrail_clustering::clusters::RULE_SET.to_string(),
+                    ),
+                    ("cointrail.covered_txs", c.covered_txs.to_string()),
+                    (
+                        "cointrail.tip_height",
+                        idx.tip_height().map(|h| h.to_string()).unwrap_or_default(),
+                    ),
+                ];
+                if let Some(ch) = &c.change {
+                    meta.push((
+                        "cointrail.change_rules",
+                        format!(
+                            "{} ({}), delay {} blocks, max soft merge size {}",
+                            ch.rules.name, ch.rules.text, ch.delay_blocks, ent.guards.max_size
+                        ),
+                    ));
+                }
+                let pb = crate::progress::bar(g, n as u64, "export");
+                let rows = (0..n).map(|a| {
+                    if a % 65_536 == 0 {
+                        pb.set_position(a as u64);
+                    }
+                    cointrail_export::ClusterRow {
+                        address: idx.render_addr(a),
+                        cluster_id: c.cluster_of(a),
+                        entity_id: entity(a),
+                    }
+                });
+                let written = cointrail_export::write_clusters(&p, rows, &meta)?;
+                pb.finish_and_clear();
+                if g.json {
+                    return crate::print_json(
+                        &serde_json::json!({"format": "parquet", "out": p, "rows": written}),
+                    );
+                }
+                eprintln!("{written} addresses written to {}", p.display());
+                return Ok(());
+            }
+            let write = |w: &mut dyn std::io::Write| -> std::io::Result<()> {
+                if with_entity {
+                    writeln!(w, "address,cluster_id,entity_id")?;
+                } else {
+                    writeln!(w, "address,cluster_id")?;
+                }
+                for a in 0..n {
+                    match entity(a) {
+                        Some(e) => writeln!(w, "{},{},{e}", idx.render_addr(a), c.cluster_of(a))?,
+                        None => writeln!(w, "{},{}", idx.render_addr(a), c.cluster_of(a))?,
+                    }
+                }
+                w.flush()
+            };
             match out {
                 Some(p) => {
                     let mut f = std::io::BufWriter::new(
                         std::fs::File::create(&p)
                             .with_context(|| format!("creating {}", p.display()))?,
                     );
-                    c.export_csv(&mut f, &render)?;
-                    if !g.json {
-                        eprintln!("{} addresses written to {}", c.addr_count(), p.display());
+                    write(&mut f).with_context(|| format!("writing {}", p.display()))?;
+                    if g.json {
+                        return crate::print_json(
+                            &serde_json::json!({"format": "csv", "out": p, "rows": n}),
+                        );
                     }
+                    eprintln!("{n} addresses written to {}", p.display());
                 }
-                None => c.export_csv(
-                    &mut std::io::BufWriter::new(std::io::stdout().lock()),
-                    &render,
-                )?,
+                None => write(&mut std::io::BufWriter::new(std::io::stdout().lock()))?,
             }
         }
         ClusterCmd::Evaluate {
