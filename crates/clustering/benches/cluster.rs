@@ -1,0 +1,131 @@
+//! Clustering speed against its floor, and entity query latency. Run:
+//!
+//!   cargo bench -p cointrail-clustering --bench cluster              # a 100k-tx simulated chain
+//!   COINTRAIL_BENCH_INDEX=DATA/index cargo bench -p cointrail-clustering --bench cluster
+//!
+//! The floor is one pass over the inputs column that fetches each input's address (what
+//! common-input ownership must read at the least). Measured in the same run on the same
+//! index: multi-input clustering alone, and with the `default` change rules (which also
+//! read outputs, spenders and the inputs' values). Then warm queries: a cluster's
+//! aggregates, and an entity's id through the guards.
+
+use cointrail_chain::view::{ChainView, Prevout};
+use cointrail_clustering::entities::NoTags;
+use cointrail_clustering::{ChangeRules, Clustering, Entities, Guards, NetParams};
+use std::time::Instant;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, label) = match std::env::var("COINTRAIL_BENCH_INDEX") {
+        Ok(d) => (std::path::PathBuf::from(&d), d),
+        Err(_) => {
+            let mut cfg = cointrail_sim::SimConfig::demo();
+            cfg.txs = 100_000;
+            let sim = tmp.path().join("sim");
+            cointrail_sim::simulate(&cfg, &sim, &mut |_, _| {}).unwrap();
+            let mut idx =
+                cointrail_index::Index::open_writer(&tmp.path().join("index")).unwrap();
+            cointrail_index::ingest(
+                &mut idx,
+                cointrail_index::Source::BlocksDir(sim.join("blocks")),
+                &Default::default(),
+            )
+            .unwrap();
+            drop(idx);
+            (tmp.path().join("index"), "simulated 100k txs (demo config)".into())
+        }
+    };
+    let idx = cointrail_index::Index::open_reader(&dir).unwrap();
+    let runs: usize = std::env::var("COINTRAIL_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let params = if idx.network() == Some(bitcoin::Network::Bitcoin) {
+        NetParams::mainnet()
+    } else {
+        NetParams::any_height()
+    };
+    let (txs, ins) = (idx.tx_count(), idx.input_count());
+    println!("index: {label}: {txs} txs, {ins} inputs, {} addresses", idx.addr_count());
+
+    let mut floor = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut acc = 0u64;
+        for i in 0..ins {
+            if let Prevout::Output(o) = idx.input_prevout(i) {
+                acc = acc.wrapping_add(idx.output_addr(o).unwrap_or(0) as u64);
+            }
+        }
+        std::hint::black_box(acc);
+        floor.push(t.elapsed().as_secs_f64());
+    }
+    let floor = median(&mut floor);
+    println!("floor (inputs column → address): median {floor:.2} s");
+
+    let mut hard = Vec::new();
+    let mut c = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut cl = Clustering::new(&tmp.path().join("cl"), params);
+        cl.update(&idx);
+        hard.push(t.elapsed().as_secs_f64());
+        c = Some(cl);
+    }
+    let hard = median(&mut hard);
+    println!(
+        "multi-input clustering: median {hard:.2} s = {:.2} × floor",
+        hard / floor
+    );
+    let mut soft = Vec::new();
+    let mut cs = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut cl = Clustering::new(&tmp.path().join("cs"), params)
+            .with_change(ChangeRules::parse("default").unwrap(), 1008);
+        cl.update(&idx);
+        soft.push(t.elapsed().as_secs_f64());
+        cs = Some(cl);
+    }
+    let soft = median(&mut soft);
+    let cs = cs.unwrap();
+    println!(
+        "with default change rules: median {soft:.2} s = {:.2} × floor ({} soft links)",
+        soft / floor,
+        cs.change.as_ref().unwrap().links.len()
+    );
+    let t = Instant::now();
+    let e = Entities::build(&cs, &NoTags, Guards::default());
+    println!(
+        "entities through the guards: {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // Warm queries over addresses spread across the id space.
+    let c = c.unwrap();
+    let n = c.addr_count() as u64;
+    let k = 100_000u64.min(n);
+    let pick = |i: u64| ((i * 2_654_435_761) % n) as u32;
+    for _ in 0..2 {
+        let t = Instant::now();
+        for i in 0..k {
+            std::hint::black_box(c.summary(pick(i)));
+        }
+        let per = t.elapsed().as_secs_f64() / k as f64;
+        let t = Instant::now();
+        for i in 0..k {
+            std::hint::black_box(e.entity_of(pick(i)));
+        }
+        let per_e = t.elapsed().as_secs_f64() / k as f64;
+        println!(
+            "warm queries ({k}): cluster summary {:.0} ns, entity id {:.0} ns",
+            per * 1e9,
+            per_e * 1e9
+        );
+    }
+}
