@@ -28,8 +28,7 @@ fn main() {
             cfg.txs = 100_000;
             let sim = tmp.path().join("sim");
             cointrail_sim::simulate(&cfg, &sim, &mut |_, _| {}).unwrap();
-            let mut idx =
-                cointrail_index::Index::open_writer(&tmp.path().join("index")).unwrap();
+            let mut idx = cointrail_index::Index::open_writer(&tmp.path().join("index")).unwrap();
             cointrail_index::ingest(
                 &mut idx,
                 cointrail_index::Source::BlocksDir(sim.join("blocks")),
@@ -37,7 +36,10 @@ fn main() {
             )
             .unwrap();
             drop(idx);
-            (tmp.path().join("index"), "simulated 100k txs (demo config)".into())
+            (
+                tmp.path().join("index"),
+                "simulated 100k txs (demo config)".into(),
+            )
         }
     };
     let idx = cointrail_index::Index::open_reader(&dir).unwrap();
@@ -51,7 +53,10 @@ fn main() {
         NetParams::any_height()
     };
     let (txs, ins) = (idx.tx_count(), idx.input_count());
-    println!("index: {label}: {txs} txs, {ins} inputs, {} addresses", idx.addr_count());
+    println!(
+        "index: {label}: {txs} txs, {ins} inputs, {} addresses",
+        idx.addr_count()
+    );
 
     let mut floor = Vec::new();
     for _ in 0..runs {

@@ -159,13 +159,14 @@ impl<'c> Entities<'c> {
         let ia = self.touch(a, tags).clone();
         let ib = self.touch(b, tags).clone();
         let (ta, tb) = (ia.tag.clone().flatten(), ib.tag.clone().flatten());
-        if ta.as_ref().is_some_and(|t| t.service) || tb.as_ref().is_some_and(|t| t.service) {
-            return Outcome::Service;
-        }
+        // In the order of methods.md §2.3; the first guard that refuses is recorded.
         if let (Some(x), Some(y)) = (&ta, &tb) {
             if x.name != y.name {
                 return Outcome::TagConflict;
             }
+        }
+        if ta.as_ref().is_some_and(|t| t.service) || tb.as_ref().is_some_and(|t| t.service) {
+            return Outcome::Service;
         }
         if ia.size > self.guards.max_size || ib.size > self.guards.max_size {
             return Outcome::SizeCap;

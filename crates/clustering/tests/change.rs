@@ -477,3 +477,78 @@ impl EntityTags for Services {
         })
     }
 }
+
+/// methods.md §6 E8: clustering a simple payment, and its guard case.
+#[test]
+fn worked_example_e8() {
+    let mut c = Chain::new();
+    let f1 = c.tx(&[], &[(1, 500_000_000)]); // a1
+    let f2 = c.tx(&[], &[(2, 300_000_000)]); // a2
+    c.tx(&[], &[(1001, 5_000)]); // x1 (P2PKH) seen before
+    let h = c.1 + 1;
+    let pay = c.tx_lt(
+        &[(f1, 0), (f2, 0)],
+        &[(1001, 600_000_000), (3, 198_765_432)],
+        h,
+    );
+    // Fee 1,234,568. x1 is later spent with nLockTime 0; a3 with nLockTime > 0, 2 outputs.
+    c.tx(&[(pay, 0)], &[(1002, 599_990_000)]);
+    c.tx_lt(&[(pay, 1)], &[(4, 100_000_000), (5, 98_755_432)], h + 1);
+    let f = c.facts(pay);
+    let a3 = 0b10;
+    for atom in [
+        Atom::H2,
+        Atom::Fresh,
+        Atom::Optimal,
+        Atom::Round,
+        Atom::Type,
+        Atom::Locktime,
+    ] {
+        assert_eq!(f.eval_atom(atom), a3, "{}", atom.name());
+    }
+    assert!(
+        !f.payjoin_suspect(),
+        "UIH1: min(in) > min(out), so a3 is change"
+    );
+    assert_eq!(
+        f.unique_change(&ChangeRules::parse("default").unwrap().expr),
+        Some(1)
+    );
+
+    for _ in 0..3 {
+        c.tx(&[], &[(900, 1)]);
+    }
+    let d = tempfile::tempdir().unwrap();
+    let mut cl = Clustering::new(d.path(), NetParams::any_height())
+        .with_change(ChangeRules::parse("default").unwrap(), 2);
+    cl.update(&c.0);
+    let (a1, a2, a3) = (c.addr(1), c.addr(2), c.addr(3));
+    // Hard: a1-a2; soft: a3, with the rule set recorded.
+    assert_eq!(cl.cluster_of(a1), cl.cluster_of(a2));
+    assert_ne!(cl.cluster_of(a1), cl.cluster_of(a3));
+    let ch = cl.change.as_ref().unwrap();
+    assert_eq!(ch.rules.name, "default");
+    assert_eq!(ch.links.len(), 1);
+    assert_eq!(ch.links[0].state, LinkState::Ready);
+    let e = Entities::build(&cl, &NoTags, Guards::default());
+    assert_eq!(e.outcomes, [Outcome::Merged]);
+    assert_eq!(e.size(a1), 3);
+    assert_eq!(e.entity_of(a3), e.entity_of(a1));
+
+    // Guard case: the change side is a big cluster tagged "Exchange X", the spender
+    // "case-thief": rejected by the tag conflict (the first guard), and the link kept.
+    let roots: Vec<AddrId> = (0..c.0.addr_count() as u32)
+        .map(|a| cl.cluster_of(a))
+        .collect();
+    let tags = Labels(
+        vec![(a1, "case-thief", false), (a3, "Exchange X", true)],
+        roots,
+    );
+    let e = Entities::build(&cl, &tags, Guards::default());
+    assert_eq!(e.outcomes, [Outcome::TagConflict]);
+    assert_ne!(e.entity_of(a3), e.entity_of(a1));
+    assert_eq!(cl.change.as_ref().unwrap().links.len(), 1);
+    // And by size alone (a side over the cap) without tags.
+    let e = Entities::build(&cl, &NoTags, Guards { max_size: 1 });
+    assert_eq!(e.outcomes, [Outcome::SizeCap]);
+}
