@@ -232,6 +232,22 @@ impl Engine {
         cointrail_trace::trace(&self.index, &oracle, sources, &p)
     }
 
+    /// Where an output's satoshis came from under FIFO (fee last), without a case: every
+    /// origin slice back to labelled parties (the default stop categories), coinbases,
+    /// CoinJoins or the hop limit.
+    pub fn fifo_origins(
+        &self,
+        out: OutNum,
+        p: &cointrail_trace::backward::BackParams,
+    ) -> cointrail_trace::backward::Origins {
+        let stops: Vec<String> = STOP_CATEGORIES.iter().map(|s| s.to_string()).collect();
+        let oracle = TraceOracle {
+            e: self,
+            stop: &stops,
+        };
+        cointrail_trace::backward::fifo_origins(&self.index, &oracle, out, p)
+    }
+
     /// Trace every stored case (FIFO, default stops) so screening counts their taint exactly.
     pub fn load_case_taint(&mut self) -> Result<usize> {
         let store = cointrail_cases::CaseStore::open(&self.data_dir.join("cases.redb"))?;

@@ -2,6 +2,7 @@
 //! integer transfer functions (`model`), and the tracer that applies them hop by hop over
 //! any `ChainView` (`engine`), with reports for people (`report`).
 
+pub mod backward;
 pub mod engine;
 pub mod model;
 pub mod report;

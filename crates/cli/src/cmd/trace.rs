@@ -240,10 +240,17 @@ fn origin(
     }
     // Source of funds by attribution as well: which labelled parties it draws from.
     let sof = e.screen(&cointrail_engine::Subject::Output(txid.to_string(), vout))?;
-    let _ = target;
+    // And without any case: every origin of its satoshis under FIFO.
+    let back = e.fifo_origins(
+        target,
+        &cointrail_trace::backward::BackParams {
+            max_hops: a.max_hops.unwrap_or(6),
+            max_rows: a.max_rows.min(10_000),
+        },
+    );
     if g.json {
         return crate::print_json(
-            &serde_json::json!({"output": op, "cases": found, "source_of_funds": sof}),
+            &serde_json::json!({"output": op, "cases": found, "fifo_backward": back, "source_of_funds": sof}),
         );
     }
     if found.is_empty() {
@@ -265,6 +272,37 @@ fn origin(
                 r["label"]
             );
         }
+    }
+    println!(
+        "where its {} sat came from (FIFO, fee last, up to {} hops back):",
+        back.value, back.max_hops
+    );
+    for o in &back.origins {
+        let what = match &o.kind {
+            cointrail_trace::backward::OriginKind::Labelled { stop } => {
+                format!("{} ({})", stop.name, stop.category)
+            }
+            cointrail_trace::backward::OriginKind::Coinbase => "newly mined".into(),
+            cointrail_trace::backward::OriginKind::External => {
+                "from before the indexed range".into()
+            }
+            cointrail_trace::backward::OriginKind::Coinjoin { protocol } => {
+                format!("out of a {protocol} CoinJoin")
+            }
+            cointrail_trace::backward::OriginKind::HopLimit => "hop limit".into(),
+        };
+        println!(
+            "  {:>14} sat  {} hop(s) back  {}:{} [{}..{}]  {what}",
+            o.amount,
+            o.hops,
+            o.txid,
+            o.vout,
+            o.offset,
+            o.offset + o.amount
+        );
+    }
+    if back.truncated_sats > 0 {
+        println!("  {} sat beyond the listed origins", back.truncated_sats);
     }
     for x in &sof.exposure {
         println!(
