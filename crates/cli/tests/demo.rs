@@ -198,6 +198,41 @@ fn real_blocks_real_labels_real_screening() {
         "1Kr6QSydW9bFQG1mXiPNNu6WpJGmUa9i1g"
     );
     assert!(tx["flags"].is_array());
+    // The output's label shows in `tx`, and the label's actor (ActorPack) in `labels show`.
+    assert_eq!(
+        tx["outputs"][3]["labels"][0], l[0]["label"],
+        "{}",
+        tx["outputs"][3]
+    );
+    let actors = root.join("labels/actors-excerpt.actorpack.yaml");
+    let (ok, _, err) = cli(&dir, &["labels", "import", actors.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let l = json(
+        &dir,
+        &["labels", "show", "1Kr6QSydW9bFQG1mXiPNNu6WpJGmUa9i1g"],
+    );
+    assert_eq!(l[0]["actor"], "bitfinex");
+    assert_eq!(l[0]["actor_info"]["label"], "Bitfinex", "{}", l[0]);
+    assert!(l[0]["actor_info"]["jurisdictions"].is_array());
+    // A label on the transaction itself (a TagPack `tx_hash` tag) shows in `tx` and in
+    // `labels show TXID`.
+    let txid = "36529eb76f3b8fafd15bb67a6f338753d93fb31cbbec2cf070615e80e202502a";
+    let pack = d.path().join("txpack.yaml");
+    std::fs::write(
+        &pack,
+        format!("title: test\ncreator: cointrail tests\nsource: https://example.org/test\ncategory: exchange\nlastmod: 2026-11-30\ntags:\n- tx_hash: '{txid}'\n  currency: BTC\n  label: 'Bitfinex hot wallet top-up'\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = cli(&dir, &["labels", "import", pack.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let tx = json(&dir, &["tx", txid]);
+    assert_eq!(
+        tx["labels"][0]["label"], "Bitfinex hot wallet top-up",
+        "{}",
+        tx["labels"]
+    );
+    let lt = json(&dir, &["labels", "show", txid]);
+    assert_eq!(lt[0]["label"], "Bitfinex hot wallet top-up");
     // Clustering builds over the real blocks; the cluster is named by its best definer.
     let b = json(&dir, &["cluster", "build"]);
     assert!(b["merges"].as_u64().unwrap() > 0);

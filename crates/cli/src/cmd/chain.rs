@@ -218,9 +218,48 @@ pub fn run_tx(a: TxArgs, g: &Global) -> Result<()> {
     let t = index.parse_txid(&a.txid)?;
     let info = index.tx_info(t);
     let flags = cointrail_clustering::classify_tx(&index, t, &crate::cmd::cluster::params(&index));
+    // Labels from the store: on the transaction itself (a TagPack `tx_hash` tag, e.g. a
+    // hack's theft transaction) and on each address it touches.
+    let store = crate::cmd::labels::open_existing(g)?;
+    let tx_labels = match &store {
+        Some(s) => s.labels_for_tx("BTC", &info.txid, None)?,
+        None => vec![],
+    };
+    let names_of = |a: Option<&str>| -> Vec<String> {
+        match (&store, a) {
+            (Some(s), Some(a)) => s
+                .labels_for_address("BTC", a, None)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| l.label)
+                .collect(),
+            _ => vec![],
+        }
+    };
+    let in_labels: Vec<Vec<String>> = info
+        .inputs
+        .iter()
+        .map(|i| names_of(i.address.as_deref()))
+        .collect();
+    let out_labels: Vec<Vec<String>> = info
+        .outputs
+        .iter()
+        .map(|o| names_of(o.address.as_deref()))
+        .collect();
     if g.json {
         let mut v = serde_json::to_value(&info)?;
         v["flags"] = serde_json::to_value(&flags)?;
+        v["labels"] = serde_json::to_value(&tx_labels)?;
+        for (k, l) in in_labels.iter().enumerate() {
+            if !l.is_empty() {
+                v["inputs"][k]["labels"] = serde_json::json!(l);
+            }
+        }
+        for (k, l) in out_labels.iter().enumerate() {
+            if !l.is_empty() {
+                v["outputs"][k]["labels"] = serde_json::json!(l);
+            }
+        }
         crate::print_json(&v)?;
         return Ok(());
     }
@@ -238,32 +277,49 @@ pub fn run_tx(a: TxArgs, g: &Global) -> Result<()> {
     if !flags.is_empty() {
         println!("flags: {}", flags.join(", "));
     }
+    for l in &tx_labels {
+        println!(
+            "label: {} [{}] from {}",
+            l.label,
+            l.category.as_deref().unwrap_or("-"),
+            l.source
+        );
+    }
+    let tag = |l: &Vec<String>| {
+        if l.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", l.join(", "))
+        }
+    };
     println!("inputs:");
-    for i in &info.inputs {
+    for (k, i) in info.inputs.iter().enumerate() {
         match i.kind {
             "coinbase" => println!("  #{} coinbase", i.index),
             _ => println!(
-                "  #{} {}:{}  {}  {}",
+                "  #{} {}:{}  {}  {}{}",
                 i.index,
                 i.prev_txid.as_deref().unwrap_or("?"),
                 i.prev_vout.unwrap_or(0),
                 i.address.as_deref().unwrap_or("(outside index)"),
                 i.value
-                    .map_or("value unknown".into(), |v| format!("{v} sat"))
+                    .map_or("value unknown".into(), |v| format!("{v} sat")),
+                tag(&in_labels[k])
             ),
         }
     }
     println!("outputs:");
-    for o in &info.outputs {
+    for (k, o) in info.outputs.iter().enumerate() {
         println!(
-            "  #{} {} {} sat  {}",
+            "  #{} {} {} sat  {}{}",
             o.vout,
             o.address.as_deref().unwrap_or("OP_RETURN"),
             o.value,
             o.spent_by.as_ref().map_or("unspent".into(), |s| format!(
                 "spent by {}:{}",
                 s.txid, s.input
-            ))
+            )),
+            tag(&out_labels[k])
         );
     }
     Ok(())

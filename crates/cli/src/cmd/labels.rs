@@ -181,9 +181,31 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
             currency,
             as_of,
         } => {
-            let l = s.labels_for_address(&currency, &address, as_of.as_deref())?;
+            // A 64-hex argument is a transaction (TagPack `tx_hash` tags).
+            let is_tx = address.len() == 64 && address.chars().all(|c| c.is_ascii_hexdigit());
+            let l = if is_tx {
+                s.labels_for_tx(&currency, &address, as_of.as_deref())?
+            } else {
+                s.labels_for_address(&currency, &address, as_of.as_deref())?
+            };
+            // The actor behind each label (ActorPacks): name, categories, jurisdictions.
+            let actors: Vec<Option<cointrail_tags::Actor>> = l
+                .iter()
+                .map(|x| x.actor.as_deref().and_then(|id| s.actor(id).ok().flatten()))
+                .collect();
             if g.json {
-                return crate::print_json(&l);
+                let rows: Vec<serde_json::Value> = l
+                    .iter()
+                    .zip(&actors)
+                    .map(|(x, a)| {
+                        let mut v = serde_json::to_value(x).unwrap_or_default();
+                        if let Some(a) = a {
+                            v["actor_info"] = serde_json::to_value(a).unwrap_or_default();
+                        }
+                        v
+                    })
+                    .collect();
+                return crate::print_json(&rows);
             }
             if l.is_empty() {
                 println!(
@@ -191,7 +213,24 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
                     as_of.map(|d| format!(" as of {d}")).unwrap_or_default()
                 );
             }
-            for x in l {
+            for (x, a) in l.into_iter().zip(&actors) {
+                if let Some(a) = a {
+                    println!(
+                        "actor {}: {}{}{}",
+                        a.id,
+                        a.label,
+                        if a.jurisdictions.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" · jurisdictions {}", a.jurisdictions.join(", "))
+                        },
+                        if a.aliases.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" · aka {}", a.aliases.join(", "))
+                        }
+                    );
+                }
                 println!(
                     "{} [{}] from {} ({}..{}){}",
                     x.label,
@@ -247,4 +286,13 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The label store when one exists (commands that only show labels never create it).
+pub fn open_existing(g: &Global) -> Result<Option<cointrail_tags::TagStore>> {
+    let p = g.data_dir.join("labels.redb");
+    if !p.exists() {
+        return Ok(None);
+    }
+    Ok(Some(cointrail_tags::TagStore::open(&p)?))
 }
