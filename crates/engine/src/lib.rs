@@ -262,6 +262,8 @@ impl Engine {
             };
             let p = TraceParams {
                 labels: vec![c.name.clone()],
+                // Screening needs every tainted output, not a page of them.
+                max_rows: usize::MAX,
                 ..TraceParams::default()
             };
             let r = self.trace(&src, p, &stops);

@@ -174,6 +174,8 @@ fn trace_frontier(e: &Engine, case: &str) -> Option<Vec<WatchedOutput>> {
         &src,
         cointrail_trace::TraceParams {
             labels: vec![case.to_string()],
+            // The frontier is every unspent tainted output.
+            max_rows: usize::MAX,
             ..Default::default()
         },
         &stops,

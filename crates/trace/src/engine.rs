@@ -277,6 +277,20 @@ impl Tracer<'_> {
         let taint = tainted(&runs, None);
         let spender = view.output_spender(o);
         let ordered = matches!(self.p.model, Model::Ordered(..));
+        self.tainted_outputs += 1;
+        let stop = if hops > 0 {
+            self.oracle.stop_at(o)
+        } else {
+            None
+        };
+        // Rows past `max_rows` are not kept (poison can reach most of a chain, and a row
+        // costs hundreds of bytes), except where the taint stops at a service: those make
+        // the destinations. Totals stay complete either way.
+        if stop.is_none() && self.rows.len() >= self.p.max_rows {
+            self.truncated = true;
+            self.register_unlisted(o, runs, hops, inferred, taint, spender);
+            return;
+        }
         let row = Row {
             txid: display_txid(view.txid(t)),
             vout: view.output_vout(o),
@@ -303,11 +317,6 @@ impl Tracer<'_> {
         };
         let idx = self.rows.len();
         self.rows.push(row);
-        let stop = if hops > 0 {
-            self.oracle.stop_at(o)
-        } else {
-            None
-        };
         if let Some(s) = stop {
             self.rows[idx].stop_reason = Some(format!("service:{}", s.category));
             if self.rows[idx].entity.is_none() {
@@ -319,20 +328,54 @@ impl Tracer<'_> {
             self.add(&runs, |t, a| t.stopped_sats += a);
             return;
         }
-        if self.p.max_hops.is_some_and(|m| hops >= m) && spender.is_some() {
-            self.rows[idx].stop_reason = Some("hop_limit".into());
+        if let Some(reason) = self.limit(hops, taint, spender) {
+            self.rows[idx].stop_reason = Some(reason.into());
             self.add(&runs, |t, a| t.limit_sats += a);
             return;
+        }
+        self.rest_or_go_on(o, runs, hops, inferred, spender);
+    }
+
+    /// The hop limit or a haircut floor, when one ends the branch here.
+    fn limit(&self, hops: u32, taint: u64, spender: Option<TxNum>) -> Option<&'static str> {
+        if self.p.max_hops.is_some_and(|m| hops >= m) && spender.is_some() {
+            return Some("hop_limit");
         }
         if self.p.model == Model::Haircut
             && hops > 0
             && (taint < self.p.dust_sats
                 || (taint as f64) < self.p.min_fraction * self.source_total as f64)
         {
-            self.rows[idx].stop_reason = Some("floor".into());
+            return Some("floor");
+        }
+        None
+    }
+
+    /// An output past `max_rows`: the same decisions as `register`, without a row.
+    fn register_unlisted(
+        &mut self,
+        o: OutNum,
+        runs: Vec<Run>,
+        hops: u32,
+        inferred: bool,
+        taint: u64,
+        spender: Option<TxNum>,
+    ) {
+        if self.limit(hops, taint, spender).is_some() {
             self.add(&runs, |t, a| t.limit_sats += a);
             return;
         }
+        self.rest_or_go_on(o, runs, hops, inferred, spender);
+    }
+
+    fn rest_or_go_on(
+        &mut self,
+        o: OutNum,
+        runs: Vec<Run>,
+        hops: u32,
+        inferred: bool,
+        spender: Option<TxNum>,
+    ) {
         match spender {
             None => self.add(&runs, |t, a| t.unspent_sats += a),
             Some(s) => {

@@ -346,3 +346,42 @@ fn reports_carry_the_numbers() {
     assert_eq!(csv.lines().count(), 1 + r.outputs.len());
     assert!(csv.contains(",300,300,1,"), "{csv}");
 }
+
+/// `max_rows` bounds the rows kept during the trace (poison can reach most of a chain),
+/// never the totals, and rows where the taint stops at a service are always kept.
+#[test]
+fn max_rows_bounds_rows_not_totals() {
+    let (ch, theft, _tx1, _tx2) = e4();
+    let sv = services(&ch.c, &[EXCHANGE], &[]);
+    let src = [Source {
+        out: ch.out(theft, 0),
+        label: 1,
+        amount: None,
+    }];
+    for model in ["fifo", "haircut", "poison"] {
+        let full = trace(&ch.c, &Or(&ch.c, &sv), &src, &params(model));
+        assert!(!full.outputs_truncated);
+        let mut p = params(model);
+        p.dust_sats = 0;
+        p.min_fraction = 0.0;
+        let full = {
+            let mut q = p.clone();
+            q.max_rows = usize::MAX;
+            trace(&ch.c, &Or(&ch.c, &sv), &src, &q)
+        };
+        p.max_rows = 1;
+        let cut = trace(&ch.c, &Or(&ch.c, &sv), &src, &p);
+        assert!(cut.outputs_truncated, "{model}");
+        assert_eq!(
+            format!("{:?}", cut.totals),
+            format!("{:?}", full.totals),
+            "{model}"
+        );
+        assert_eq!(cut.tainted_outputs, full.tainted_outputs);
+        // The source row, plus the exchange deposit where the taint stopped.
+        assert_eq!(cut.outputs.len(), 2, "{model}");
+        assert!(cut.outputs[1].stop_reason.as_deref() == Some("service:exchange"));
+        assert_eq!(cut.destinations.len(), full.destinations.len());
+        assert_eq!(full.outputs.len(), 5, "{model}: source, P, Q, S, U");
+    }
+}

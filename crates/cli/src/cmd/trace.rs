@@ -231,6 +231,8 @@ fn origin(
         let p = TraceParams {
             labels: names.clone(),
             max_hops: a.max_hops,
+            // The output asked about must have its row, wherever it is.
+            max_rows: usize::MAX,
             ..TraceParams::default()
         };
         let r = e.trace(&src, p, &[]);
