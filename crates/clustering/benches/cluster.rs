@@ -58,6 +58,16 @@ fn main() {
         idx.addr_count()
     );
 
+    // How many transactions each CoinJoin detector flags (issue 4 asks this of the 8 real
+    // mainnet blocks: COINTRAIL_BENCH_INDEX=<their index>).
+    let mut by: std::collections::BTreeMap<&str, u64> = Default::default();
+    for t in 0..txs as u32 {
+        if let Some(cj) = cointrail_clustering::detect_coinjoin(&idx, t, &params) {
+            *by.entry(cj.protocol).or_default() += 1;
+        }
+    }
+    println!("CoinJoins by detector: {by:?} (of {txs} txs)");
+
     let mut floor = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
