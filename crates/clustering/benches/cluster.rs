@@ -52,7 +52,7 @@ fn main() {
     } else {
         NetParams::any_height()
     };
-    let (txs, ins) = (idx.tx_count(), idx.input_count());
+    let (txs, ins) = (idx.tx_count(), idx.stats().input_count);
     println!(
         "index: {label}: {txs} txs, {ins} inputs, {} addresses",
         idx.addr_count()

@@ -13,6 +13,10 @@ pub struct CoinJoin {
     pub anonymity_set: u32,
     pub equal_value: u64,
     pub equal_outputs: Vec<OutNum>,
+    /// Inputs that spend outputs from before the indexed range (a chain that starts above
+    /// genesis): their values and scripts are unknown, so the shape was judged on the
+    /// rest. Zero when every input was seen.
+    pub inputs_unknown: u32,
 }
 
 /// Activation heights of each protocol; simulated chains start at 0 and use `any_height`.
@@ -80,6 +84,10 @@ pub fn wasabi2_denominations() -> Vec<u64> {
 }
 
 struct Shape {
+    /// All inputs, known or not.
+    n_in: usize,
+    /// Inputs from before the indexed range (values, types and addresses unknown).
+    unknown: usize,
     in_vals: Vec<u64>,
     in_types: Vec<ScriptType>,
     in_addrs: Vec<Option<u32>>,
@@ -92,6 +100,8 @@ struct Shape {
 
 fn shape(view: &dyn ChainView, tx: TxNum) -> Option<Shape> {
     let mut s = Shape {
+        n_in: 0,
+        unknown: 0,
         in_vals: vec![],
         in_types: vec![],
         in_addrs: vec![],
@@ -102,14 +112,17 @@ fn shape(view: &dyn ChainView, tx: TxNum) -> Option<Shape> {
         height: view.tx_height(tx),
     };
     for i in view.tx_inputs(tx) {
+        s.n_in += 1;
         match view.input_prevout(i) {
             Prevout::Output(o) => {
                 s.in_vals.push(view.output_value(o));
                 s.in_types.push(view.output_script_type(o));
                 s.in_addrs.push(view.output_addr(o));
             }
-            // Coinbases are never CoinJoins; inputs from before the index have no value.
-            _ => return None,
+            // Inputs from before the index: judged on what is known (see `inputs_unknown`).
+            Prevout::External { .. } => s.unknown += 1,
+            // Coinbases are never CoinJoins.
+            Prevout::Coinbase => return None,
         }
     }
     for o in view.tx_outputs(tx) {
@@ -152,10 +165,20 @@ fn equal_outs(s: &Shape, value: u64) -> Vec<OutNum> {
 
 pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option<CoinJoin> {
     let s = shape(view, tx)?;
-    let (n_in, n_out) = (s.in_vals.len(), s.out_vals.len());
+    let (n_in, n_out) = (s.n_in, s.out_vals.len());
     if n_in < 2 || n_out < 2 {
         return None;
     }
+    let unknown = s.unknown;
+    let found = |protocol, anonymity_set: usize, equal_value, equal_outputs| {
+        Some(CoinJoin {
+            protocol,
+            anonymity_set: anonymity_set as u32,
+            equal_value,
+            equal_outputs,
+            inputs_unknown: unknown as u32,
+        })
+    };
     // Whirlpool: 5..=10 segwit inputs and as many outputs, all outputs at one pool size,
     // at least one input exactly the pool, the others within pool + 0.0011 BTC.
     if s.height >= p.whirlpool_from
@@ -166,15 +189,10 @@ pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option
         let v = s.out_vals[0];
         if WHIRLPOOL_POOLS.contains(&v)
             && s.out_vals.iter().all(|&x| x == v)
-            && s.in_vals.iter().any(|&x| x == v)
+            && (unknown > 0 || s.in_vals.iter().any(|&x| x == v))
             && s.in_vals.iter().all(|&x| x >= v && x <= v + 110_000)
         {
-            return Some(CoinJoin {
-                protocol: "whirlpool",
-                anonymity_set: n_out as u32,
-                equal_value: v,
-                equal_outputs: s.outs.clone(),
-            });
+            return found("whirlpool", n_out, v, s.outs.clone());
         }
     }
     let (ev, e) = largest_equal_group(&s.out_vals);
@@ -191,12 +209,7 @@ pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option
             .filter(|v| denoms.binary_search(v).is_ok())
             .count();
         if std_outs * 5 > n_out * 4 {
-            return Some(CoinJoin {
-                protocol: "wasabi2",
-                anonymity_set: e as u32,
-                equal_value: ev,
-                equal_outputs: equal_outs(&s, ev),
-            });
+            return found("wasabi2", e, ev, equal_outs(&s, ev));
         }
     }
     // Wasabi 1 (after 610,000 on mainnet): native segwit, ≥10 equal outputs near 0.1 BTC,
@@ -213,12 +226,7 @@ pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option
             .filter(|v| s.out_vals.iter().filter(|w| w == v).count() == 1)
             .count();
         if unique >= 2 {
-            return Some(CoinJoin {
-                protocol: "wasabi1",
-                anonymity_set: e as u32,
-                equal_value: ev,
-                equal_outputs: equal_outs(&s, ev),
-            });
+            return found("wasabi1", e, ev, equal_outs(&s, ev));
         }
     }
     // JoinMarket, design rule: 2..=30 equal outputs ≥ 0.001 BTC, change c ∈ {e, e−1},
@@ -231,18 +239,22 @@ pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option
             *types.entry(*t).or_default() += 1;
         }
         let main = types.values().max().copied().unwrap_or(0);
-        if (c == e || c + 1 == e) && n_in >= e && n_out - main <= 1 && distinct(&s.in_addrs) >= e {
-            return Some(CoinJoin {
-                protocol: "joinmarket",
-                anonymity_set: e as u32,
-                equal_value: ev,
-                equal_outputs: equal_outs(&s, ev),
-            });
+        // Unknown inputs count as distinct owners: nothing says otherwise.
+        if (c == e || c + 1 == e)
+            && n_in >= e
+            && n_out - main <= 1
+            && distinct(&s.in_addrs) + unknown >= e
+        {
+            return found("joinmarket", e, ev, equal_outs(&s, ev));
         }
     }
     // Generic: one equal group with e = n_out − e, e distinct output and input scripts, and
     // no input larger than the common value plus the largest other output (−0.0001 BTC).
-    if e >= 2 && e * 2 == n_out && distinct(&s.out_addrs) >= e && distinct(&s.in_addrs) >= e {
+    if e >= 2
+        && e * 2 == n_out
+        && distinct(&s.out_addrs) >= e
+        && distinct(&s.in_addrs) + unknown >= e
+    {
         let groups = s
             .out_vals
             .iter()
@@ -259,12 +271,7 @@ pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option
             .unwrap_or(0);
         let max_in = s.in_vals.iter().max().copied().unwrap_or(0);
         if groups == 1 && max_in + 10_000 <= ev + max_other {
-            return Some(CoinJoin {
-                protocol: "generic",
-                anonymity_set: e as u32,
-                equal_value: ev,
-                equal_outputs: equal_outs(&s, ev),
-            });
+            return found("generic", e, ev, equal_outs(&s, ev));
         }
     }
     None
