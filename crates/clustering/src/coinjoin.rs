@@ -164,6 +164,13 @@ fn equal_outs(s: &Shape, value: u64) -> Vec<OutNum> {
 }
 
 pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option<CoinJoin> {
+    // Every detector below needs at least 3 outputs (Whirlpool 5, JoinMarket 2e−1 with
+    // e ≥ 2, generic 2e, Wasabi ≥ 10 equal or 80% denominations of many) and 2 inputs:
+    // most transactions are decided here, before their inputs are read.
+    let (ir, or) = (view.tx_inputs(tx), view.tx_outputs(tx));
+    if or.end - or.start < 3 || ir.end - ir.start < 2 {
+        return None;
+    }
     let s = shape(view, tx)?;
     let (n_in, n_out) = (s.n_in, s.out_vals.len());
     if n_in < 2 || n_out < 2 {
