@@ -356,3 +356,46 @@ fn tagpack_exchange_and_miner_wallets_are_paid_in_the_real_blocks() {
         "exchanges and at least one miner: {found:?}"
     );
 }
+
+/// A real positive in a real block: block 300,025 pays an address the GraphSense TagPack of
+/// Ponzi schemes names ("cryptory"); the pack says so in its `abuse` field, which screening
+/// reads as the scam category. (No OFAC-listed or ransomware address is paid in any of the
+/// real blocks in ../shared/data: checked against every list there.)
+#[test]
+fn real_scam_positive_in_a_real_block() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+    let block = root.join("btc/mainnet/block300025.raw");
+    let (ok, _, err) = cli(&dir, &["ingest", block.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let pack = root.join("labels/ponzi_scheme.yaml");
+    let (ok, _, err) = cli(&dir, &["labels", "import", pack.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let addr = "1FyedPPk923wRfmVphV1CLt3bVLGxHZXpK";
+    let s = json(&dir, &["screen", addr]);
+    assert_eq!(s["risk"], "high", "{s}");
+    let own = s["exposure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "ownership")
+        .expect("ownership row");
+    assert_eq!(own["category"], "scam");
+    assert!(own["sats"].as_u64().unwrap() > 0);
+    assert!(s["fired_rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule"] == "high-ownership"));
+    // The paying transaction sent funds straight to the scam: direct exposure, high.
+    let a = json(&dir, &["address", addr]);
+    let txid = a["outputs"][0]["txid"].as_str().unwrap().to_string();
+    let st = json(&dir, &["screen", &txid]);
+    assert_eq!(st["risk"], "high", "{st}");
+    assert!(st["exposure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["category"] == "scam" && e["type"] == "direct" && e["direction"] == "sent"));
+}

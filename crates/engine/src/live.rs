@@ -293,12 +293,8 @@ pub fn flag_labels(
             let cointrail_tags::Target::Address(a) = &l.target else {
                 return None;
             };
-            let cat = cointrail_risk::rules::normalize_category(
-                l.category
-                    .as_deref()
-                    .or(l.concepts.first().map(String::as_str))
-                    .unwrap_or("unknown"),
-            );
+            let cat =
+                cointrail_risk::rules::normalize_category(l.risk_category().unwrap_or("unknown"));
             if rules.level_of(&cat) < Level::Medium {
                 return None;
             }

@@ -143,11 +143,7 @@ fn read_attribution(data_dir: &Path, idx: &Index) -> Result<HashMap<AddrId, Vec<
                         .clone()
                         .filter(|x| !x.is_empty())
                         .unwrap_or(l.label.clone()),
-                    category: l
-                        .category
-                        .clone()
-                        .or(l.concepts.first().cloned())
-                        .unwrap_or_else(|| "unknown".into()),
+                    category: l.risk_category().unwrap_or("unknown").to_string(),
                     source: l.source.clone(),
                     valid_from: date_to_unix(&l.valid_from),
                     valid_to: l.valid_to.as_deref().and_then(date_to_unix),

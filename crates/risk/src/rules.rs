@@ -47,11 +47,14 @@ pub fn normalize_category(c: &str) -> String {
         "sanction" | "sanctioned" | "ofac" | "sdn" | "sanctions" => "sanctions",
         "mixing_service" | "mixer" | "coinjoin" | "tumbler" => "mixer",
         "exchange" | "cex" | "exchange_hot_wallet" | "exchange_cold_wallet" => "exchange",
-        "hack" | "hacker" | "theft" | "stolen_funds" | "stolen" | "exploit" => "stolen_funds",
+        "hack" | "hacker" | "theft" | "stolen_funds" | "stolen" | "exploit" | "service_hack" => {
+            "stolen_funds"
+        }
         "market" | "darknet_market" | "darknet" | "darkweb" => "darknet",
-        "scam" | "fraud" | "phishing" | "ponzi_scheme" | "scammer" => "scam",
+        "scam" | "fraud" | "phishing" | "ponzi_scheme" | "scammer" | "investment_fraud"
+        | "pyramid_scheme" | "sextortion" => "scam",
         "ransomware" => "ransomware",
-        "terrorist_financing" | "terrorism" => "terrorist_financing",
+        "terrorist_financing" | "terrorism" | "extremism" => "terrorist_financing",
         "csam" => "csam",
         "gambling" | "casino" => "gambling",
         "miner" | "mining_service" | "mining_pool" | "mining" | "coinbase" => "mining",

@@ -33,6 +33,19 @@ pub struct Label {
 }
 
 impl Label {
+    /// The category screening judges this label by. GraphSense puts what a party does
+    /// wrong in `abuse` (phishing, scam, ponzi_scheme, service_hack, ransomware, …) and
+    /// what it is in `category` (exchange, perpetrator, victim, …): the abuse decides,
+    /// except on a victim's own addresses; then the category; then the first concept.
+    pub fn risk_category(&self) -> Option<&str> {
+        let victim = self.category.as_deref() == Some("victim");
+        self.abuse
+            .as_deref()
+            .filter(|a| !victim && !a.is_empty())
+            .or(self.category.as_deref())
+            .or(self.concepts.first().map(String::as_str))
+    }
+
     pub fn new(source: &str, currency: &str, target: Target, label: &str) -> Label {
         let currency = normalize_currency(currency);
         let target = match target {
@@ -135,4 +148,40 @@ pub fn valid_date(s: &str) -> bool {
         (num(0..4), num(5..7), num(8..10)),
         (Some(_), Some(1..=12), Some(1..=31))
     )
+}
+
+#[cfg(test)]
+mod risk_category_tests {
+    use super::*;
+
+    fn label(category: Option<&str>, abuse: Option<&str>) -> Label {
+        let mut l = Label::new("t", "BTC", Target::Address("1A".into()), "x");
+        l.category = category.map(str::to_string);
+        l.abuse = abuse.map(str::to_string);
+        l
+    }
+
+    #[test]
+    fn abuse_decides_except_on_victims() {
+        assert_eq!(
+            label(None, Some("ponzi_scheme")).risk_category(),
+            Some("ponzi_scheme")
+        );
+        assert_eq!(
+            label(Some("perpetrator"), Some("service_hack")).risk_category(),
+            Some("service_hack")
+        );
+        assert_eq!(
+            label(Some("victim"), Some("service_hack")).risk_category(),
+            Some("victim")
+        );
+        assert_eq!(
+            label(Some("exchange"), None).risk_category(),
+            Some("exchange")
+        );
+        let mut c = label(None, None);
+        assert_eq!(c.risk_category(), None);
+        c.concepts = vec!["mixing_service".into()];
+        assert_eq!(c.risk_category(), Some("mixing_service"));
+    }
 }
