@@ -252,6 +252,8 @@ struct Tracer<'a> {
     visited: u64,
     tainted_outputs: u64,
     truncated: bool,
+    /// Destinations, accumulated as taint stops at services (rows may be capped).
+    dest: std::collections::BTreeMap<(String, String), (Destination, OutNum)>,
 }
 
 impl Tracer<'_> {
@@ -283,12 +285,18 @@ impl Tracer<'_> {
         } else {
             None
         };
+        if let Some(s) = &stop {
+            self.destination(o, s, taint, hops);
+        }
         // Rows past `max_rows` are not kept (poison can reach most of a chain, and a row
-        // costs hundreds of bytes), except where the taint stops at a service: those make
-        // the destinations. Totals stay complete either way.
-        if stop.is_none() && self.rows.len() >= self.p.max_rows {
+        // costs hundreds of bytes); destinations and totals stay complete either way.
+        if self.rows.len() >= self.p.max_rows {
             self.truncated = true;
-            self.register_unlisted(o, runs, hops, inferred, taint, spender);
+            if stop.is_some() {
+                self.add(&runs, |t, a| t.stopped_sats += a);
+            } else {
+                self.register_unlisted(o, runs, hops, inferred, taint, spender);
+            }
             return;
         }
         let row = Row {
@@ -334,6 +342,44 @@ impl Tracer<'_> {
             return;
         }
         self.rest_or_go_on(o, runs, hops, inferred, spender);
+    }
+
+    /// Count a service stop into its destination (name from the stop, else the address).
+    fn destination(&mut self, o: OutNum, s: &Stop, taint: u64, hops: u32) {
+        let view = self.view;
+        let h = view.tx_height(view.output_tx(o));
+        let name = if s.name.is_empty() {
+            self.oracle.address(o).unwrap_or_default()
+        } else {
+            s.name.clone()
+        };
+        let entity = self.oracle.entity_of(o).or(s.entity);
+        let e = self
+            .dest
+            .entry((s.category.clone(), name.clone()))
+            .or_insert_with(|| {
+                (
+                    Destination {
+                        name,
+                        category: s.category.clone(),
+                        entity,
+                        tainted_sats: 0,
+                        share: 0.0,
+                        min_hops: u32::MAX,
+                        first_height: u32::MAX,
+                        last_height: 0,
+                        outputs: 0,
+                        path: vec![],
+                    },
+                    o,
+                )
+            });
+        let d = &mut e.0;
+        d.tainted_sats += taint;
+        d.min_hops = d.min_hops.min(hops);
+        d.first_height = d.first_height.min(h);
+        d.last_height = d.last_height.max(h);
+        d.outputs += 1;
     }
 
     /// The hop limit or a haircut floor, when one ends the branch here.
@@ -539,6 +585,7 @@ pub fn trace(
         visited: 0,
         tainted_outputs: 0,
         truncated: false,
+        dest: Default::default(),
     };
     // Sources, merged per output: several cases may claim parts of one output.
     let mut by_out: std::collections::BTreeMap<OutNum, Vec<Run>> = Default::default();
@@ -622,51 +669,20 @@ pub fn trace(
 }
 
 fn destinations(tr: &Tracer, source: u64) -> Vec<Destination> {
-    let mut by: std::collections::BTreeMap<(String, String), Destination> = Default::default();
-    for r in tr.rows.iter().filter(|r| {
-        r.stop_reason
-            .as_deref()
-            .is_some_and(|s| s.starts_with("service:"))
-    }) {
-        let cat = r
-            .stop_reason
-            .as_deref()
-            .unwrap_or("")
-            .trim_start_matches("service:")
-            .to_string();
-        let name = r
-            .labels
-            .last()
-            .cloned()
-            .unwrap_or_else(|| r.address.clone().unwrap_or_default());
-        let d = by
-            .entry((cat.clone(), name.clone()))
-            .or_insert_with(|| Destination {
-                name,
-                category: cat,
-                entity: r.entity,
-                tainted_sats: 0,
-                share: 0.0,
-                min_hops: u32::MAX,
-                first_height: u32::MAX,
-                last_height: 0,
-                outputs: 0,
-                path: tr.path_to(r.out),
-            });
-        d.tainted_sats += r.tainted_sats;
-        d.min_hops = d.min_hops.min(r.hops);
-        d.first_height = d.first_height.min(r.height);
-        d.last_height = d.last_height.max(r.height);
-        d.outputs += 1;
-    }
-    let mut v: Vec<Destination> = by.into_values().collect();
-    for d in &mut v {
-        d.share = if source == 0 {
-            0.0
-        } else {
-            d.tainted_sats as f64 / source as f64
-        };
-    }
+    let mut v: Vec<Destination> = tr
+        .dest
+        .values()
+        .map(|(d, first)| {
+            let mut d = d.clone();
+            d.path = tr.path_to(*first);
+            d.share = if source == 0 {
+                0.0
+            } else {
+                d.tainted_sats as f64 / source as f64
+            };
+            d
+        })
+        .collect();
     v.sort_by(|a, b| b.tainted_sats.cmp(&a.tainted_sats));
     v
 }

@@ -348,7 +348,7 @@ fn reports_carry_the_numbers() {
 }
 
 /// `max_rows` bounds the rows kept during the trace (poison can reach most of a chain),
-/// never the totals, and rows where the taint stops at a service are always kept.
+/// never the totals or the destinations.
 #[test]
 fn max_rows_bounds_rows_not_totals() {
     let (ch, theft, _tx1, _tx2) = e4();
@@ -378,10 +378,14 @@ fn max_rows_bounds_rows_not_totals() {
             "{model}"
         );
         assert_eq!(cut.tainted_outputs, full.tainted_outputs);
-        // The source row, plus the exchange deposit where the taint stopped.
-        assert_eq!(cut.outputs.len(), 2, "{model}");
-        assert!(cut.outputs[1].stop_reason.as_deref() == Some("service:exchange"));
-        assert_eq!(cut.destinations.len(), full.destinations.len());
+        // Only the source row is kept; the destinations are complete all the same.
+        assert_eq!(cut.outputs.len(), 1, "{model}");
+        assert_eq!(
+            format!("{:?}", cut.destinations),
+            format!("{:?}", full.destinations),
+            "{model}"
+        );
+        assert_eq!(full.destinations[0].tainted_sats, 300);
         assert_eq!(full.outputs.len(), 5, "{model}: source, P, Q, S, U");
     }
 }
