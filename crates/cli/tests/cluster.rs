@@ -2,32 +2,8 @@
 //! build with a named rule set, list the soft links and what the guards made of them,
 //! show an entity, explain a change link, evaluate rule sets against the truth.
 
-use serde_json::Value;
-use std::path::Path;
-use std::process::Command;
-
-fn run(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cointrail"))
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn json(dir: &Path, args: &[&str]) -> Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    let (ok, out, err) = run(dir, &a);
-    assert!(ok, "{args:?}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
-}
+mod support;
+use support::{json, try_cli as run};
 
 #[test]
 fn change_links_entities_explain_and_evaluation() {

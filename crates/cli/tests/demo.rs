@@ -1,30 +1,9 @@
 //! The README's main command and the investigation commands, end to end on the demo data.
 
 use std::path::Path;
-use std::process::Command;
 
-fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cointrail"))
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
-fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let mut a = args.to_vec();
-    a.push("--json");
-    let (ok, out, err) = cli(dir, &a);
-    assert!(ok, "{args:?} failed: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
-}
+mod support;
+use support::{json, try_cli as cli};
 
 #[test]
 fn demo_then_investigate() {

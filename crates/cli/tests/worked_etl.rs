@@ -17,7 +17,6 @@ use bitcoin::{
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn spk(name: &str) -> ScriptBuf {
     let h = sha256::Hash::hash(name.as_bytes());
@@ -241,21 +240,8 @@ struct Case {
     sources: Vec<&'static str>,
 }
 
-fn cli(dir: &Path, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_cointrail"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--quiet", "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+mod support;
+use support::json as cli;
 
 fn ingest(name: &str) -> Case {
     let tmp = tempfile::tempdir().unwrap();

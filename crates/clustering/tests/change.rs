@@ -2,81 +2,22 @@
 //! entities through the collapse guards (§2.3), on small hand-built chains where the
 //! right answer is known, and on a simulated economy against its ground truth.
 
-use bitcoin::absolute::LockTime;
-use bitcoin::hashes::Hash;
-use bitcoin::transaction::Version;
-use bitcoin::{
-    Amount, OutPoint, PubkeyHash, ScriptBuf, Sequence, Transaction, TxIn, TxOut, WPubkeyHash,
-    Witness,
-};
 use cointrail_chain::view::{AddrId, ChainView, TxNum};
-use cointrail_chain::{AddressKey, MemChain};
 use cointrail_clustering::change::{parse_expr, Atom, Expr, LinkState, TxFacts};
 use cointrail_clustering::entities::NoTags;
 use cointrail_clustering::{
     ChangeRules, Clustering, Entities, EntityTags, Guards, NetParams, Outcome, Tag,
 };
 
-/// Address `n`: P2WPKH below 1000, P2PKH from 1000 on.
-fn spk(n: u16) -> ScriptBuf {
-    let mut h = [0u8; 20];
-    h[..2].copy_from_slice(&n.to_le_bytes());
-    h[19] = 7;
-    if n >= 1000 {
-        ScriptBuf::new_p2pkh(&PubkeyHash::from_byte_array(h))
-    } else {
-        ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array(h))
-    }
+mod common;
+use common::Chain;
+
+trait Facts {
+    fn seen_before(&self, t: TxNum) -> AddrId;
+    fn facts(&self, t: TxNum) -> TxFacts<'_>;
 }
 
-/// Each transaction in its own block: height = its position (1-based).
-struct Chain(MemChain, u32);
-impl Chain {
-    fn new() -> Chain {
-        Chain(MemChain::new(), 0)
-    }
-    fn tx(&mut self, ins: &[(TxNum, u32)], outs: &[(u16, u64)]) -> TxNum {
-        self.tx_lt(ins, outs, 0)
-    }
-    fn tx_lt(&mut self, ins: &[(TxNum, u32)], outs: &[(u16, u64)], lt: u32) -> TxNum {
-        self.1 += 1;
-        let input = if ins.is_empty() {
-            vec![TxIn {
-                previous_output: OutPoint::null(),
-                script_sig: ScriptBuf::from_bytes(self.1.to_le_bytes().to_vec()),
-                sequence: Sequence::MAX,
-                witness: Witness::new(),
-            }]
-        } else {
-            ins.iter()
-                .map(|&(t, v)| TxIn {
-                    previous_output: OutPoint::new(self.0.txid_of(t), v),
-                    script_sig: ScriptBuf::new(),
-                    sequence: Sequence::MAX,
-                    witness: Witness::new(),
-                })
-                .collect()
-        };
-        let tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::from_consensus(lt),
-            input,
-            output: outs
-                .iter()
-                .map(|&(s, v)| TxOut {
-                    value: Amount::from_sat(v),
-                    script_pubkey: spk(s),
-                })
-                .collect(),
-        };
-        let h = self.1;
-        self.0.push_tx(&tx, h)
-    }
-    fn addr(&self, n: u16) -> AddrId {
-        self.0
-            .lookup_addr(&AddressKey::from_script(&spk(n)).unwrap())
-            .unwrap()
-    }
+impl Facts for Chain {
     /// Addresses seen before `t` (ids are dense in order of first appearance).
     fn seen_before(&self, t: TxNum) -> AddrId {
         (0..t)
@@ -384,33 +325,11 @@ fn guards_stop_tag_conflicts_services_and_oversized_merges() {
 #[test]
 fn default_change_rules_on_a_simulated_economy() {
     let d = tempfile::tempdir().unwrap();
-    let mut cfg = cointrail_sim::SimConfig::demo();
-    cfg.txs = 15_000;
-    cfg.seed = 4242;
-    cfg.heists.clear();
-    let sim = d.path().join("sim");
-    cointrail_sim::simulate(&cfg, &sim, &mut |_, _| {}).unwrap();
-    let mut idx = cointrail_index::Index::open_writer(&d.path().join("index")).unwrap();
-    cointrail_index::ingest(
-        &mut idx,
-        cointrail_index::Source::BlocksDir(sim.join("blocks")),
-        &Default::default(),
-    )
-    .unwrap();
+    let (idx, sim) = common::simulated(d.path(), 15_000, Some(4242));
     let mut cl = Clustering::new(&d.path().join("cl"), NetParams::any_height())
         .with_change(ChangeRules::parse("default").unwrap(), 6);
     cl.update(&idx);
-    let owners = std::fs::read_to_string(sim.join("truth/addresses.tsv")).unwrap();
-    let mut owner = vec![None; idx.addr_count() as usize];
-    for line in owners.lines().skip(1) {
-        let mut f = line.split('\t');
-        let (Some(a), Some(e)) = (f.next(), f.next()) else {
-            continue;
-        };
-        if let Ok(id) = idx.parse_address(a) {
-            owner[id as usize] = e.parse().ok();
-        }
-    }
+    let owner = common::owners(&sim, &idx);
     // What an investigator's labels know: the services (sim-attribution names them).
     let kinds = std::fs::read_to_string(sim.join("truth/entities.tsv")).unwrap();
     let service: std::collections::HashMap<u32, String> = kinds

@@ -1,62 +1,11 @@
 //! Clustering on small hand-built chains and on a simulated economy with ground truth.
 
-use bitcoin::hashes::Hash;
-use bitcoin::{
-    absolute::LockTime, transaction::Version, Amount, OutPoint, ScriptBuf, Sequence, Transaction,
-    TxIn, TxOut, WPubkeyHash, Witness,
-};
 use cointrail_chain::view::{AddrId, ChainView, Prevout, TxNum};
 use cointrail_chain::{AddressKey, MemChain};
 use cointrail_clustering::{pairwise_scores, Clustering, NetParams};
 
-fn spk(n: u16) -> ScriptBuf {
-    let mut h = [0u8; 20];
-    h[..2].copy_from_slice(&n.to_le_bytes());
-    ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array(h))
-}
-
-struct Chain(MemChain, u32);
-impl Chain {
-    fn tx(&mut self, ins: &[(TxNum, u32)], outs: &[(u16, u64)]) -> TxNum {
-        self.1 += 1;
-        let input = if ins.is_empty() {
-            vec![TxIn {
-                previous_output: OutPoint::null(),
-                script_sig: ScriptBuf::from_bytes(self.1.to_le_bytes().to_vec()),
-                sequence: Sequence::MAX,
-                witness: Witness::new(),
-            }]
-        } else {
-            ins.iter()
-                .map(|&(t, v)| TxIn {
-                    previous_output: OutPoint::new(self.0.txid_of(t), v),
-                    script_sig: ScriptBuf::new(),
-                    sequence: Sequence::MAX,
-                    witness: Witness::new(),
-                })
-                .collect()
-        };
-        let tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::ZERO,
-            input,
-            output: outs
-                .iter()
-                .map(|&(s, v)| TxOut {
-                    value: Amount::from_sat(v),
-                    script_pubkey: spk(s),
-                })
-                .collect(),
-        };
-        let h = self.1;
-        self.0.push_tx(&tx, h)
-    }
-    fn addr(&self, n: u16) -> AddrId {
-        self.0
-            .lookup_addr(&AddressKey::from_script(&spk(n)).unwrap())
-            .unwrap()
-    }
-}
+mod common;
+use common::Chain;
 
 /// E8: a1, a2 spent together pay x1 and change a3; later a CoinJoin of five others.
 fn chain() -> Chain {
@@ -220,18 +169,7 @@ impl ChainView for Prefix<'_> {
 #[test]
 fn simulated_economy_against_ground_truth() {
     let d = tempfile::tempdir().unwrap();
-    let mut cfg = cointrail_sim::SimConfig::demo();
-    cfg.txs = 12_000;
-    cfg.heists.clear();
-    let sim = d.path().join("sim");
-    cointrail_sim::simulate(&cfg, &sim, &mut |_, _| {}).unwrap();
-    let mut idx = cointrail_index::Index::open_writer(&d.path().join("index")).unwrap();
-    cointrail_index::ingest(
-        &mut idx,
-        cointrail_index::Source::BlocksDir(sim.join("blocks")),
-        &Default::default(),
-    )
-    .unwrap();
+    let (idx, sim) = common::simulated(d.path(), 12_000, None);
     let mut cl = Clustering::new(&d.path().join("cl"), NetParams::any_height());
     cl.update(&idx);
     // Every CoinJoin the simulator made is detected (and therefore not merged).
@@ -257,17 +195,7 @@ fn simulated_economy_against_ground_truth() {
     }
     assert!(cj > 0, "the simulation has CoinJoins");
     // Multi-input precision is near perfect; record what it is.
-    let owners = std::fs::read_to_string(sim.join("truth/addresses.tsv")).unwrap();
-    let mut owner = vec![None; idx.addr_count() as usize];
-    for line in owners.lines().skip(1) {
-        let mut f = line.split('\t');
-        let (Some(a), Some(e)) = (f.next(), f.next()) else {
-            continue;
-        };
-        if let Ok(id) = idx.parse_address(a) {
-            owner[id as usize] = e.parse().ok();
-        }
-    }
+    let owner = common::owners(&sim, &idx);
     let s = pairwise_scores(&cl, &owner);
     eprintln!("multi-input on the simulated economy: {s:?}");
     assert!(s.precision > 0.99, "{s:?}");

@@ -29,6 +29,31 @@ pub fn cli(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Run `cointrail` and return (success, stdout, stderr) without judging.
+pub fn try_cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = bin()
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run `cointrail --json ARGS`, which must succeed, and parse what it printed.
+pub fn json(dir: &Path, args: &[&str]) -> Value {
+    let mut a = vec!["--json"];
+    a.extend_from_slice(args);
+    let (ok, out, err) = try_cli(dir, &a);
+    assert!(ok, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+}
+
 pub struct Server {
     pub child: Child,
     pub addr: String,
