@@ -74,6 +74,11 @@ fn change_links_entities_explain_and_evaluation() {
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0]["txid"], links[0]["txid"]);
     assert!(steps[0]["rule"].as_str().unwrap().contains("change output"));
+    // Asked the other way round, the same link explains it.
+    let back = json(&dir, &["cluster", "explain", change, spender]);
+    assert_eq!(back["same_entity"], true);
+    assert_eq!(back["merges"][0]["txid"], links[0]["txid"]);
+    assert_eq!(back["merges"][0]["from"], change);
     let refused = json(&dir, &["cluster", "links", "--outcome", "service"]);
     let r = &refused["links"][0];
     let x = json(

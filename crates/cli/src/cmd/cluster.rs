@@ -161,14 +161,21 @@ fn explain_steps(
     let mut cur = a;
     for i in path {
         let l = links?[i];
-        steps.extend(c.explain(idx, cur, l.input, &render)?);
+        // The path may cross a link either way: from the spender's cluster to the change's,
+        // or back.
+        let (near, far) = if c.root_of(cur) == c.root_of(l.input) {
+            (l.input, l.change)
+        } else {
+            (l.change, l.input)
+        };
+        steps.extend(c.explain(idx, cur, near, &render)?);
         let mut txid = idx.txid(l.tx);
         txid.reverse();
         steps.push(MergeStep {
             txid: txid.iter().map(|x| format!("{x:02x}")).collect(),
             height: l.height,
-            from: render(l.input),
-            to: render(l.change),
+            from: render(near),
+            to: render(far),
             rule: format!(
                 "change output {} by rules {} (confidence {:.2})",
                 l.vout,
@@ -176,7 +183,7 @@ fn explain_steps(
                 l.confidence()
             ),
         });
-        cur = l.change;
+        cur = far;
     }
     steps.extend(c.explain(idx, cur, b, &render)?);
     Some(steps)
