@@ -155,6 +155,9 @@ pub struct Clustering {
     pub merges: Vec<Merge>,
     params: NetParams,
     pub change: Option<ChangeLayer>,
+    /// Per-transaction scratch (input addresses, touched roots), kept to avoid two
+    /// allocations per transaction.
+    scratch: (Vec<AddrId>, Vec<AddrId>),
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -186,6 +189,7 @@ impl Clustering {
             merges: vec![],
             params,
             change: None,
+            scratch: Default::default(),
         }
     }
 
@@ -458,7 +462,9 @@ impl Clustering {
 
     fn apply(&mut self, view: &dyn ChainView, t: TxNum) {
         let h = view.tx_height(t);
-        let mut ins: Vec<AddrId> = Vec::new();
+        let (mut ins, mut touched) = std::mem::take(&mut self.scratch);
+        ins.clear();
+        touched.clear();
         for i in view.tx_inputs(t) {
             if let Prevout::Output(o) = view.input_prevout(i) {
                 if let Some(a) = view.output_addr(o) {
@@ -514,7 +520,10 @@ impl Clustering {
                 ch.links.push(l);
             }
         }
-        let mut touched: Vec<AddrId> = ins.iter().map(|&a| self.find(a)).collect();
+        for &a in &ins {
+            let r = self.find(a);
+            touched.push(r);
+        }
         for o in view.tx_outputs(t) {
             if let Some(a) = view.output_addr(o) {
                 let r = self.find(a);
@@ -524,13 +533,13 @@ impl Clustering {
         }
         touched.sort_unstable();
         touched.dedup();
-        for r in touched {
-            let r = r as usize;
-            let g = &mut self.agg[r];
+        for &r in &touched {
+            let g = &mut self.agg[r as usize];
             g.txs += 1;
             g.first = g.first.min(h);
             g.last = g.last.max(h);
         }
+        self.scratch = (ins, touched);
     }
 
     /// Undo what transactions from `tx_count` on merged (a reorganisation): rebuilt from the
