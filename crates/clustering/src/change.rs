@@ -236,6 +236,7 @@ pub struct TxFacts<'a> {
     view: &'a dyn ChainView,
     tx: TxNum,
     outs: Vec<(u64, Option<AddrId>)>,
+    out_types: Vec<ScriptType>,
     in_addrs: Vec<AddrId>,
     /// `None` when some input's value is unknown (spends from before the indexed range).
     in_vals: Option<Vec<u64>>,
@@ -255,8 +256,10 @@ impl<'a> TxFacts<'a> {
             return None;
         }
         let outs = or
+            .clone()
             .map(|o| (view.output_value(o), view.output_addr(o)))
             .collect();
+        let out_types = or.map(|o| view.output_script_type(o)).collect();
         let mut in_addrs = Vec::new();
         let mut in_vals = Some(Vec::new());
         let mut types: Option<Option<ScriptType>> = None;
@@ -267,7 +270,7 @@ impl<'a> TxFacts<'a> {
                         v.push(view.output_value(o));
                     }
                     let a = view.output_addr(o);
-                    let t = a.map(|a| view.addr_key(a).kind);
+                    let t = a.map(|_| view.output_script_type(o));
                     types = Some(match types {
                         None => t,
                         Some(prev) if prev == t => prev,
@@ -285,6 +288,7 @@ impl<'a> TxFacts<'a> {
             view,
             tx,
             outs,
+            out_types,
             in_addrs,
             in_vals,
             in_type: types.flatten(),
@@ -332,7 +336,7 @@ impl<'a> TxFacts<'a> {
                 }
             }
             Atom::Type => match self.in_type {
-                Some(k) => self.mask(|_, _, a| v.addr_key(a).kind == k),
+                Some(k) => self.mask(|i, _, _| self.out_types[i] == k),
                 None => 0,
             },
             Atom::Optimal => match self.in_vals.as_ref().and_then(|x| x.iter().min()) {

@@ -598,6 +598,15 @@ impl ChainView for Index {
     fn addr_count(&self) -> u64 {
         self.addr_key.len()
     }
+    /// One byte of the key column, not the whole key: detectors ask this of every input
+    /// and output.
+    fn output_script_type(&self, out: OutNum) -> cointrail_chain::ScriptType {
+        match self.output_addr(out) {
+            Some(a) => cointrail_chain::ScriptType::from_u8(self.addr_key.get(a as u64)[0])
+                .expect("stored keys are valid"),
+            None => cointrail_chain::ScriptType::OpReturn,
+        }
+    }
     fn addr_key(&self, addr: AddrId) -> AddressKey {
         AddressKey::from_bytes(self.addr_key.get(addr as u64).try_into().expect("33"))
             .expect("stored keys are valid")
