@@ -215,6 +215,14 @@ fn real_blocks_real_labels_real_screening() {
     // Clustering builds over the real blocks; the cluster is named by its best definer.
     let b = json(&dir, &["cluster", "build"]);
     assert!(b["merges"].as_u64().unwrap() > 0);
+    // The real blocks' Whirlpool rounds are found, although their inputs predate the range.
+    assert!(
+        b["coinjoins_by_protocol"]["whirlpool"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 6,
+        "{b}"
+    );
     let c = json(
         &dir,
         &["cluster", "show", "1Kr6QSydW9bFQG1mXiPNNu6WpJGmUa9i1g"],

@@ -52,6 +52,9 @@ struct State {
     addrs: u64,
     merges: u64,
     coinjoins_skipped: u64,
+    /// CoinJoins found, by detector (also those whose inputs predate the indexed range).
+    #[serde(default)]
+    coinjoins_by_protocol: std::collections::BTreeMap<String, u64>,
     rule_set: String,
     /// The change layer (soft links), when the clustering was built with change rules.
     #[serde(default)]
@@ -146,6 +149,8 @@ pub struct Clustering {
     /// Internal-order txid of transaction `covered_txs - 1` when it was applied.
     pub last_txid: Option<[u8; 32]>,
     pub coinjoins_skipped: u64,
+    /// CoinJoins found, by detector (also those whose inputs predate the indexed range).
+    pub coinjoins_by_protocol: std::collections::BTreeMap<String, u64>,
     parent: Vec<u32>,
     /// Circular member lists: iterating `next` from any member visits the whole cluster.
     next: Vec<u32>,
@@ -183,6 +188,7 @@ impl Clustering {
             covered_txs: 0,
             last_txid: None,
             coinjoins_skipped: 0,
+            coinjoins_by_protocol: Default::default(),
             parent: vec![],
             next: vec![],
             agg: vec![],
@@ -296,6 +302,7 @@ impl Clustering {
         c.covered_txs = s.covered_txs;
         c.last_txid = s.last_txid.as_deref().and_then(unhex32);
         c.coinjoins_skipped = s.coinjoins_skipped;
+        c.coinjoins_by_protocol = s.coinjoins_by_protocol.clone();
         Ok(c)
     }
 
@@ -343,6 +350,7 @@ impl Clustering {
             addrs: self.parent.len() as u64,
             merges: self.merges.len() as u64,
             coinjoins_skipped: self.coinjoins_skipped,
+            coinjoins_by_protocol: self.coinjoins_by_protocol.clone(),
             rule_set: RULE_SET.into(),
             last_txid: self.last_txid.as_ref().map(hex32),
             change: self.change.as_ref().map(|ch| ChangeState {
@@ -475,11 +483,18 @@ impl Clustering {
             }
         }
         let mut coinjoin = false;
-        if !view.is_coinbase(t) && ins.len() > 1 {
-            if detect_coinjoin(view, t, &self.params).is_some() {
-                self.coinjoins_skipped += 1;
+        let n_in = view.tx_inputs(t).end - view.tx_inputs(t).start;
+        if !view.is_coinbase(t) && n_in > 1 {
+            if let Some(cj) = detect_coinjoin(view, t, &self.params) {
+                *self
+                    .coinjoins_by_protocol
+                    .entry(cj.protocol.to_string())
+                    .or_default() += 1;
                 coinjoin = true;
-            } else {
+                if ins.len() > 1 {
+                    self.coinjoins_skipped += 1;
+                }
+            } else if ins.len() > 1 {
                 for &b in &ins[1..] {
                     self.union(ins[0], b, t);
                 }

@@ -203,11 +203,19 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
     let ent = Entities::build(&c, &tags, Guards::default());
     match cmd {
         ClusterCmd::Build { .. } => {
-            let v = serde_json::json!({"covered_txs": c.covered_txs, "addresses": c.addr_count(), "merges": c.merges.len(), "coinjoins_skipped": c.coinjoins_skipped, "rule_set": cointrail_clustering::clusters::RULE_SET, "change": change_note(&c, &ent), "seconds": t0.elapsed().as_secs_f64()});
+            let v = serde_json::json!({"covered_txs": c.covered_txs, "addresses": c.addr_count(), "merges": c.merges.len(), "coinjoins_skipped": c.coinjoins_skipped, "coinjoins_by_protocol": c.coinjoins_by_protocol, "rule_set": cointrail_clustering::clusters::RULE_SET, "change": change_note(&c, &ent), "seconds": t0.elapsed().as_secs_f64()});
             if g.json {
                 return crate::print_json(&v);
             }
             println!("clustering covers {} txs: {} addresses, {} merges, {} CoinJoins left unmerged ({:.1}s)", c.covered_txs, c.addr_count(), c.merges.len(), c.coinjoins_skipped, t0.elapsed().as_secs_f64());
+            if !c.coinjoins_by_protocol.is_empty() {
+                let by: Vec<String> = c
+                    .coinjoins_by_protocol
+                    .iter()
+                    .map(|(p, n)| format!("{n} {p}"))
+                    .collect();
+                println!("CoinJoins found: {}", by.join(", "));
+            }
             if let Some(ch) = &c.change {
                 let merged = ent
                     .outcomes
