@@ -137,7 +137,10 @@ pub fn write_clusters(
 
 /// Read a file written by [`write_clusters`] back (for checks and tests), with its
 /// key-value metadata.
-pub fn read_clusters(path: &Path) -> Result<(Vec<ClusterRow>, Vec<(String, String)>), ExportError> {
+/// What [`read_clusters`] returns: the rows and the file's key-value metadata.
+pub type ClusterFile = (Vec<ClusterRow>, Vec<(String, String)>);
+
+pub fn read_clusters(path: &Path) -> Result<ClusterFile, ExportError> {
     let p = path.display().to_string();
     let file = File::open(path).map_err(|source| ExportError::Io {
         path: p.clone(),
