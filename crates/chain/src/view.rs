@@ -30,6 +30,12 @@ pub enum Prevout {
     Output(OutNum),
 }
 
+/// A txid as people and block explorers write it (byte-reversed hex), from the internal
+/// byte order the index keeps.
+pub fn display_txid(raw: [u8; 32]) -> String {
+    Txid::from_byte_array(raw).to_string()
+}
+
 pub trait ChainView {
     fn tx_count(&self) -> u64;
     fn txid(&self, tx: TxNum) -> [u8; 32];

@@ -6,16 +6,17 @@
 //! the collapse guards (`entities.rs`).
 //!
 //! Every rule reads only the chain, so links are computed in the clustering's single pass
-//! and follow it incrementally. Outputs are a bit mask (transactions with more than
-//! [`MAX_OUTPUTS`] outputs are batches and never get a change link).
+//! and follow it incrementally. Outputs are a bit mask (transactions with
+//! [`BATCH_OUTPUTS`] outputs or more are batches and never get a change link).
 
 use cointrail_chain::view::{AddrId, ChainView, Prevout, TxNum};
 use cointrail_chain::ScriptType;
 use serde::Serialize;
 
 /// Transactions with this many outputs or more are batch payouts (§3.4): no change link.
+/// (Outputs are a `u64` bit mask, so this must stay at most 64.)
 pub const BATCH_OUTPUTS: usize = 10;
-pub const MAX_OUTPUTS: usize = 64;
+const _: () = assert!(BATCH_OUTPUTS <= 64);
 
 /// One heuristic. The names are what rule-set expressions use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,7 +253,7 @@ impl<'a> TxFacts<'a> {
     pub fn of(view: &'a dyn ChainView, tx: TxNum, first_new_addr: AddrId) -> Option<TxFacts<'a>> {
         let or = view.tx_outputs(tx);
         let n_out = (or.end - or.start) as usize;
-        if view.is_coinbase(tx) || !(2..BATCH_OUTPUTS.min(MAX_OUTPUTS)).contains(&n_out) {
+        if view.is_coinbase(tx) || !(2..BATCH_OUTPUTS).contains(&n_out) {
             return None;
         }
         let outs = or

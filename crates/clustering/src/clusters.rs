@@ -9,7 +9,7 @@
 
 use crate::change::{ChangeRules, LinkState, SoftLink, TxFacts};
 use crate::coinjoin::{detect_coinjoin, NetParams};
-use cointrail_chain::view::{AddrId, ChainView, Prevout, TxNum};
+use cointrail_chain::view::{display_txid, AddrId, ChainView, Prevout, TxNum};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -115,21 +115,6 @@ impl ChangeLayer {
             self.pending_from += 1;
         }
     }
-}
-
-fn hex32(b: &[u8; 32]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).ok()?;
-    }
-    Some(out)
 }
 
 #[derive(Clone, Copy)]
@@ -300,7 +285,10 @@ impl Clustering {
             }
         }
         c.covered_txs = s.covered_txs;
-        c.last_txid = s.last_txid.as_deref().and_then(unhex32);
+        c.last_txid = s
+            .last_txid
+            .as_deref()
+            .and_then(|h| hex::decode(h).ok()?.try_into().ok());
         c.coinjoins_skipped = s.coinjoins_skipped;
         c.coinjoins_by_protocol = s.coinjoins_by_protocol.clone();
         Ok(c)
@@ -352,7 +340,7 @@ impl Clustering {
             coinjoins_skipped: self.coinjoins_skipped,
             coinjoins_by_protocol: self.coinjoins_by_protocol.clone(),
             rule_set: RULE_SET.into(),
-            last_txid: self.last_txid.as_ref().map(hex32),
+            last_txid: self.last_txid.map(hex::encode),
             change: self.change.as_ref().map(|ch| ChangeState {
                 rules_name: ch.rules.name.clone(),
                 rules: ch.rules.text.clone(),
@@ -428,11 +416,15 @@ impl Clustering {
 
     /// Apply the transactions the view has beyond what is covered.
     pub fn update(&mut self, view: &dyn ChainView) {
+        self.apply_until(view, view.tx_count());
+    }
+
+    /// Apply transactions `covered_txs..end`.
+    fn apply_until(&mut self, view: &dyn ChainView, end: u64) {
         self.grow(view.addr_count() as usize);
         if let Some(ch) = self.change.as_mut() {
             ch.recv.resize(view.addr_count() as usize, 0);
         }
-        let end = view.tx_count();
         for t in self.covered_txs..end {
             self.apply(view, t as TxNum);
         }
@@ -483,8 +475,8 @@ impl Clustering {
             }
         }
         let mut coinjoin = false;
-        let n_in = view.tx_inputs(t).end - view.tx_inputs(t).start;
-        if !view.is_coinbase(t) && n_in > 1 {
+        let inputs = view.tx_inputs(t);
+        if !view.is_coinbase(t) && inputs.end - inputs.start > 1 {
             if let Some(cj) = detect_coinjoin(view, t, &self.params) {
                 *self
                     .coinjoins_by_protocol
@@ -565,19 +557,7 @@ impl Clustering {
         let change = self.change.take();
         *self = Clustering::new(&dir, params);
         self.change = change.map(|c| ChangeLayer::new(c.rules, c.delay_blocks));
-        self.grow(view.addr_count() as usize);
-        if let Some(ch) = self.change.as_mut() {
-            ch.recv.resize(view.addr_count() as usize, 0);
-        }
-        let end = tx_count.min(view.tx_count());
-        for t in 0..end {
-            self.apply(view, t as TxNum);
-        }
-        self.covered_txs = end;
-        self.last_txid = (end > 0).then(|| view.txid((end - 1) as TxNum));
-        if let (Some(ch), true) = (self.change.as_mut(), end > 0) {
-            ch.settle(view.tx_height((end - 1) as TxNum));
-        }
+        self.apply_until(view, tx_count.min(view.tx_count()));
     }
 
     /// The hard cluster's root (internal; stable only until the next merge).
@@ -646,43 +626,56 @@ impl Clustering {
         if a == b {
             return Some(vec![]);
         }
-        let mut adj: std::collections::HashMap<AddrId, Vec<(AddrId, TxNum)>> = Default::default();
-        for m in &self.merges {
-            adj.entry(m.a).or_default().push((m.b, m.tx));
-            adj.entry(m.b).or_default().push((m.a, m.tx));
-        }
-        let mut prev: std::collections::HashMap<AddrId, (AddrId, TxNum)> = Default::default();
-        let mut q = std::collections::VecDeque::from([a]);
-        prev.insert(a, (a, 0));
-        while let Some(x) = q.pop_front() {
-            if x == b {
-                break;
-            }
-            for &(y, t) in adj.get(&x).into_iter().flatten() {
-                if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(y) {
-                    e.insert((x, t));
-                    q.push_back(y);
-                }
-            }
-        }
-        let mut steps = Vec::new();
-        let mut cur = b;
-        while cur != a {
-            let &(p, t) = prev.get(&cur)?;
-            let mut txid = view.txid(t);
-            txid.reverse();
-            steps.push(MergeStep {
-                txid: txid.iter().map(|x| format!("{x:02x}")).collect(),
-                height: view.tx_height(t),
-                from: render(p),
-                to: render(cur),
-                rule: "multi-input".into(),
-            });
-            cur = p;
-        }
-        steps.reverse();
-        Some(steps)
+        let path = shortest_path(self.merges.iter().map(|m| (m.a, m.b, m.tx)), a, b)?;
+        Some(
+            path.into_iter()
+                .map(|(near, far, t)| MergeStep {
+                    txid: display_txid(view.txid(t)),
+                    height: view.tx_height(t),
+                    from: render(near),
+                    to: render(far),
+                    rule: "multi-input".into(),
+                })
+                .collect(),
+        )
     }
+}
+
+/// The fewest-edge path from `from` to `to` over undirected `edges` `(a, b, label)`: the
+/// edges crossed in walking order, each as `(near, far, label)`; `None` when unreachable.
+pub(crate) fn shortest_path<E: Copy>(
+    edges: impl Iterator<Item = (AddrId, AddrId, E)>,
+    from: AddrId,
+    to: AddrId,
+) -> Option<Vec<(AddrId, AddrId, E)>> {
+    use std::collections::{HashMap, VecDeque};
+    let mut adj: HashMap<AddrId, Vec<(AddrId, E)>> = HashMap::new();
+    for (a, b, e) in edges {
+        adj.entry(a).or_default().push((b, e));
+        adj.entry(b).or_default().push((a, e));
+    }
+    let mut prev: HashMap<AddrId, (AddrId, E)> = HashMap::new();
+    let mut q = VecDeque::from([from]);
+    while let Some(x) = q.pop_front() {
+        if x == to {
+            break;
+        }
+        for &(y, e) in adj.get(&x).into_iter().flatten() {
+            if y != from && !prev.contains_key(&y) {
+                prev.insert(y, (x, e));
+                q.push_back(y);
+            }
+        }
+    }
+    let mut path = Vec::new();
+    let mut cur = to;
+    while cur != from {
+        let &(p, e) = prev.get(&cur)?;
+        path.push((p, cur, e));
+        cur = p;
+    }
+    path.reverse();
+    Some(path)
 }
 
 #[derive(Clone, Debug, Serialize)]

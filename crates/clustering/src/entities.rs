@@ -17,7 +17,7 @@ use crate::change::{LinkState, SoftLink};
 use crate::clusters::{Clustering, Scores};
 use cointrail_chain::view::AddrId;
 use serde::Serialize;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 /// What the labels say about a hard cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,37 +256,14 @@ impl<'c> Entities<'c> {
             return Some(vec![]);
         }
         let links = &self.c.change.as_ref()?.links;
-        let mut adj: HashMap<AddrId, Vec<(AddrId, usize)>> = HashMap::new();
-        for (i, (l, o)) in links.iter().zip(&self.outcomes).enumerate() {
-            if *o == Outcome::Merged {
-                let (x, y) = (self.c.root_of(l.input), self.c.root_of(l.change));
-                adj.entry(x).or_default().push((y, i));
-                adj.entry(y).or_default().push((x, i));
-            }
-        }
-        let mut prev: HashMap<AddrId, (AddrId, usize)> = HashMap::new();
-        let mut q = VecDeque::from([ra]);
-        prev.insert(ra, (ra, usize::MAX));
-        while let Some(x) = q.pop_front() {
-            if x == rb {
-                break;
-            }
-            for &(y, i) in adj.get(&x).into_iter().flatten() {
-                if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(y) {
-                    e.insert((x, i));
-                    q.push_back(y);
-                }
-            }
-        }
-        let mut path = Vec::new();
-        let mut cur = rb;
-        while cur != ra {
-            let &(p, i) = prev.get(&cur)?;
-            path.push(i);
-            cur = p;
-        }
-        path.reverse();
-        Some(path)
+        let merged = links
+            .iter()
+            .zip(&self.outcomes)
+            .enumerate()
+            .filter(|(_, (_, o))| **o == Outcome::Merged)
+            .map(|(i, (l, _))| (self.c.root_of(l.input), self.c.root_of(l.change), i));
+        let path = crate::clusters::shortest_path(merged, ra, rb)?;
+        Some(path.into_iter().map(|(_, _, i)| i).collect())
     }
 
     /// Pairwise precision and recall of the entities against the true owners.

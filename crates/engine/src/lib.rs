@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub mod inputs;
 pub mod live;
 pub mod wiring;
 
@@ -437,11 +438,6 @@ impl Engine {
             );
         }
         Ok(r.start + vout as u64)
-    }
-
-    /// Txid in display form from raw bytes (helper for callers).
-    pub fn display_txid(raw: [u8; 32]) -> String {
-        bitcoin::Txid::from_byte_array(raw).to_string()
     }
 
     pub fn parse_txid(s: &str) -> Result<[u8; 32]> {

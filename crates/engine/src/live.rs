@@ -11,6 +11,7 @@
 //! valid for the blocks that came after. A case's trace is run when the rule is added (or
 //! the case changes); from then on the alert engine moves its frontier block by block.
 
+use crate::inputs::{engine_inputs, Fingerprint};
 use crate::Engine;
 use cointrail_chain::view::{ChainView, OutNum};
 use cointrail_follow::hooks::{
@@ -21,7 +22,6 @@ use cointrail_risk::rules::Level;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 /// Most addresses an entity rule watches.
 const ENTITY_LIMIT: usize = 100_000;
@@ -29,11 +29,9 @@ const ENTITY_LIMIT: usize = 100_000;
 const SERVICE_HOPS: u32 = 4;
 const SERVICE_STEPS: usize = 10_000;
 
-type Stamp = Vec<Option<(SystemTime, u64)>>;
-
 struct Loaded {
     engine: Arc<Engine>,
-    stamp: Stamp,
+    stamp: Fingerprint,
     /// The chain the engine was opened on: its transaction count and last txid.
     tx_count: u64,
     last_txid: Option<[u8; 32]>,
@@ -48,16 +46,6 @@ pub struct Live {
     cur: Mutex<Option<Loaded>>,
 }
 
-fn stamp_of(paths: &[PathBuf]) -> Stamp {
-    paths
-        .iter()
-        .map(|p| {
-            let m = std::fs::metadata(p).ok()?;
-            Some((m.modified().ok()?, m.len()))
-        })
-        .collect()
-}
-
 impl Live {
     pub fn new(data_dir: &Path, rules: Option<&Path>) -> Arc<Live> {
         Arc::new(Live {
@@ -65,18 +53,6 @@ impl Live {
             rules: rules.map(Path::to_path_buf),
             cur: Mutex::new(None),
         })
-    }
-
-    fn watched_files(&self) -> Vec<PathBuf> {
-        let d = &self.data_dir;
-        let mut v = vec![
-            d.join("labels.redb.stamp"),
-            d.join("cases.redb.stamp"),
-            d.join("attribution.tsv"),
-            crate::wiring::cluster_dir(d).join("state.json"),
-        ];
-        v.extend(self.rules.clone());
-        v
     }
 
     /// Run `f` on a current engine, (re)opening it if its inputs changed or `chain` is not
@@ -87,11 +63,11 @@ impl Live {
         f: impl FnOnce(&mut Loaded) -> T,
     ) -> Option<T> {
         let mut cur = self.cur.lock().unwrap_or_else(|p| p.into_inner());
-        let files = self.watched_files();
+        let files = engine_inputs(&self.data_dir, self.rules.as_deref());
         let stale = match cur.as_ref() {
             None => true,
             Some(l) => {
-                l.stamp != stamp_of(&files)
+                l.stamp != Fingerprint::of(&files)
                     || chain.is_some_and(|c| {
                         c.tx_count() < l.tx_count
                             || (l.tx_count > 0
@@ -108,7 +84,7 @@ impl Live {
                         tx_count: n,
                         engine: Arc::new(e),
                         // After opening: loading may bring the clustering up to date.
-                        stamp: stamp_of(&files),
+                        stamp: Fingerprint::of(&files),
                         cases: HashMap::new(),
                         entities: HashMap::new(),
                     });

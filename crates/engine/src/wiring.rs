@@ -264,11 +264,17 @@ pub fn cluster_dir(data_dir: &Path) -> std::path::PathBuf {
 pub fn load_clustering(data_dir: &Path, idx: &Index) -> Result<Clustering> {
     let mut c = Clustering::open(&cluster_dir(data_dir), cluster_params(idx))
         .context("opening the clustering")?;
-    // A reorganisation since the last save is undone (by a rebuild), new blocks applied.
-    if c.sync(idx) {
-        c.save()?;
-    }
+    sync_saved(&mut c, idx)?;
     Ok(c)
+}
+
+/// Bring a clustering to the index tip and save it if that moved it: a reorganisation since
+/// the last save is undone (by a rebuild), new blocks are applied.
+pub fn sync_saved(c: &mut Clustering, idx: &Index) -> Result<()> {
+    if c.sync(idx) {
+        c.save().context("saving the clustering")?;
+    }
+    Ok(())
 }
 
 /// `YYYY-MM-DD` as Unix seconds at midnight UTC (days-from-civil).

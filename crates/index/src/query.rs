@@ -109,9 +109,7 @@ pub struct BlockInfo {
     pub txids: Vec<String>,
 }
 
-pub fn display_txid(raw: [u8; 32]) -> String {
-    Txid::from_byte_array(raw).to_string()
-}
+pub use cointrail_chain::view::display_txid;
 
 impl Index {
     pub fn stats(&self) -> Stats {

@@ -5,7 +5,7 @@
 
 use crate::rules::{FiredRule, Level, RuleSet};
 use crate::{Attributor, CaseTaint};
-use cointrail_chain::view::{AddrId, ChainView, OutNum, Prevout, TxNum};
+use cointrail_chain::view::{display_txid, AddrId, ChainView, OutNum, Prevout, TxNum};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -489,12 +489,6 @@ impl Ctx<'_> {
             provenance: serde_json::Value::Null,
         }
     }
-}
-
-fn display_txid(raw: [u8; 32]) -> String {
-    let mut r = raw;
-    r.reverse();
-    r.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Separate sent rows from received ones inside the accumulator.

@@ -12,7 +12,7 @@ use cointrail_engine::Engine;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
@@ -42,26 +42,7 @@ impl ServeConfig {
     }
 }
 
-/// Modification times and sizes of everything a snapshot is built from.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Fingerprint(Vec<(PathBuf, Option<(SystemTime, u64)>)>);
-
-impl Fingerprint {
-    pub fn of(paths: &[PathBuf]) -> Fingerprint {
-        Fingerprint(
-            paths
-                .iter()
-                .map(|p| {
-                    let m = std::fs::metadata(p).ok();
-                    (
-                        p.clone(),
-                        m.and_then(|m| Some((m.modified().ok()?, m.len()))),
-                    )
-                })
-                .collect(),
-        )
-    }
-}
+pub use cointrail_engine::inputs::Fingerprint;
 
 pub struct Snapshot {
     pub engine: Engine,
@@ -132,16 +113,12 @@ pub fn with_stores<T>(
 }
 
 fn engine_inputs(cfg: &ServeConfig) -> Vec<PathBuf> {
-    let d = &cfg.data_dir;
-    let mut v = vec![
-        d.join("index").join("manifest.json"),
-        // Stamps, not the stores: see `keys::touch_stamp`.
-        crate::keys::stamp_path(&d.join("labels.redb")),
-        crate::keys::stamp_path(&d.join("cases.redb")),
-        d.join("attribution.tsv"),
-        d.join("clusters").join("state.json"),
-    ];
-    v.extend(cfg.rules.clone());
+    // The index's commit record, and what the engine is built from besides the chain.
+    let mut v = vec![cfg.data_dir.join("index").join("manifest.json")];
+    v.extend(cointrail_engine::inputs::engine_inputs(
+        &cfg.data_dir,
+        cfg.rules.as_deref(),
+    ));
     v
 }
 

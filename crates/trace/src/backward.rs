@@ -11,7 +11,7 @@
 //! to the output's value.
 
 use crate::engine::{Oracle, Stop};
-use cointrail_chain::view::{ChainView, OutNum, Prevout};
+use cointrail_chain::view::{display_txid, ChainView, OutNum, Prevout};
 use serde::Serialize;
 use std::collections::VecDeque;
 
@@ -72,12 +72,6 @@ pub struct Origins {
     pub model: &'static str,
 }
 
-fn hex_txid(view: &dyn ChainView, t: u32) -> String {
-    let mut b = view.txid(t);
-    b.reverse();
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// The origins of output `out`'s satoshis under FIFO (fee last).
 pub fn fifo_origins(
     view: &dyn ChainView,
@@ -100,7 +94,7 @@ pub fn fifo_origins(
         }
         let t = view.output_tx(o);
         let row = |kind: OriginKind| Origin {
-            txid: hex_txid(view, t),
+            txid: display_txid(view.txid(t)),
             vout: view.output_vout(o),
             address: oracle.address(o),
             offset,
@@ -150,12 +144,10 @@ pub fn fifo_origins(
                 Prevout::External { txid, vout } => {
                     // Unknown value: everything of the slice from here on comes from it or
                     // later inputs, which cannot be placed; report it against this one.
-                    let mut tx = txid;
-                    tx.reverse();
                     let rest = hi - lo.max(cum);
                     if res.origins.len() < p.max_rows {
                         res.origins.push(Origin {
-                            txid: tx.iter().map(|x| format!("{x:02x}")).collect(),
+                            txid: display_txid(txid),
                             vout,
                             address: None,
                             offset: lo.saturating_sub(cum),

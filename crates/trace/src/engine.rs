@@ -4,7 +4,7 @@
 //! Memory is the frontier (tainted outputs not yet spent) plus the result rows.
 
 use crate::model::{tainted, transfer, FeePolicy, InRule, Label, Model, OutRule, Run, CLEAN};
-use cointrail_chain::view::{ChainView, OutNum, Prevout, TxNum};
+use cointrail_chain::view::{display_txid, ChainView, OutNum, Prevout, TxNum};
 use serde::Serialize;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -227,12 +227,6 @@ struct Tainted {
     runs: Vec<Run>,
     hops: u32,
     inferred: bool,
-}
-
-fn display_txid(raw: [u8; 32]) -> String {
-    let mut r = raw;
-    r.reverse();
-    r.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 struct Tracer<'a> {

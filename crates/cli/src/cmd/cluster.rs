@@ -3,7 +3,7 @@
 
 use crate::Global;
 use anyhow::{bail, Context, Result};
-use cointrail_chain::view::ChainView;
+use cointrail_chain::view::{display_txid, ChainView};
 use cointrail_clustering::{
     pairwise_scores, ChangeRules, Clustering, Entities, Guards, MergeStep, NetParams,
 };
@@ -121,28 +121,29 @@ fn build_with_change(
     delay: u32,
 ) -> Result<Clustering> {
     let dir = cointrail_engine::wiring::cluster_dir(&g.data_dir);
-    let stored = Clustering::open(&dir, params(idx))?;
+    let mut c = Clustering::open(&dir, params(idx))?;
+    // Without --change the stored setting stands; another setting starts afresh.
     let want = match spec {
-        None => return load(g, idx),
-        Some("none") => None,
-        Some(s) => Some(ChangeRules::parse(s).map_err(anyhow::Error::msg)?),
+        None => None,
+        Some("none") => Some(None),
+        Some(s) => Some(Some(ChangeRules::parse(s).map_err(anyhow::Error::msg)?)),
     };
-    let same = match (&stored.change, &want) {
-        (None, None) => true,
-        (Some(a), Some(b)) => a.rules.text == b.text && a.delay_blocks == delay,
-        _ => false,
-    };
-    if same && stored.covered_txs > 0 {
-        return load(g, idx);
-    }
-    let mut c = Clustering::new(&dir, params(idx));
-    if let Some(r) = want {
-        c = c.with_change(r, delay);
+    if let Some(want) = want {
+        let same = match (&c.change, &want) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.rules.text == b.text && a.delay_blocks == delay,
+            _ => false,
+        };
+        if !same {
+            c = Clustering::new(&dir, params(idx));
+            if let Some(r) = want {
+                c = c.with_change(r, delay);
+            }
+        }
     }
     let pb = crate::progress::spinner(g, "clustering");
-    c.update(idx);
+    cointrail_engine::wiring::sync_saved(&mut c, idx)?;
     pb.finish_and_clear();
-    c.save()?;
     Ok(c)
 }
 
@@ -169,10 +170,8 @@ fn explain_steps(
             (l.change, l.input)
         };
         steps.extend(c.explain(idx, cur, near, &render)?);
-        let mut txid = idx.txid(l.tx);
-        txid.reverse();
         steps.push(MergeStep {
-            txid: txid.iter().map(|x| format!("{x:02x}")).collect(),
+            txid: display_txid(idx.txid(l.tx)),
             height: l.height,
             from: render(near),
             to: render(far),
@@ -329,10 +328,8 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                     if outcome.as_deref().is_some_and(|w| o != w) {
                         return None;
                     }
-                    let mut txid = idx.txid(l.tx);
-                    txid.reverse();
                     Some(serde_json::json!({
-                        "txid": txid.iter().map(|x| format!("{x:02x}")).collect::<String>(),
+                        "txid": display_txid(idx.txid(l.tx)),
                         "height": l.height,
                         "vout": l.vout,
                         "spender": idx.render_addr(l.input),

@@ -8,6 +8,7 @@
 //! `?after=`) misses nothing and gets nothing twice.
 
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::state::Fingerprint;
 use crate::state::{with_stores, AppState};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,7 +17,7 @@ use axum::Json;
 use cointrail_follow::{AlertEngine, AlertFilter, AlertStore, RuleKind, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 fn store_error(e: StoreError) -> anyhow::Error {
     match e {
@@ -231,11 +232,6 @@ pub struct StreamQuery {
     pub after: Option<u64>,
 }
 
-fn stamp(p: &std::path::Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(p).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
 /// New alerts as server-sent events (`event: alert`, `id:` its sequence number, `data:`
 /// the alert as JSON), as soon as `cointrail follow` writes them. Reconnect with
 /// `Last-Event-ID` to resume without gaps. A comment is sent every 15 s to keep the
@@ -269,7 +265,7 @@ pub async fn stream(
     struct S {
         st: Arc<AppState>,
         last: u64,
-        seen_stamp: Option<Option<(SystemTime, u64)>>,
+        seen_stamp: Option<Fingerprint>,
         queue: std::collections::VecDeque<cointrail_follow::Alert>,
         stop: tokio::sync::watch::Receiver<bool>,
     }
@@ -296,7 +292,7 @@ pub async fn stream(
                 return Some((Ok(ev), s));
             }
             let path = s.st.cfg.data_dir.join("alerts.redb.stamp");
-            let now = stamp(&path);
+            let now = Fingerprint::of(std::slice::from_ref(&path));
             if s.seen_stamp.as_ref() != Some(&now) {
                 let last = s.last;
                 let got = blocking(s.st.clone(), move |st| {
