@@ -63,15 +63,34 @@ pub fn write_clusters(
     metadata: &[(&str, String)],
 ) -> Result<u64, ExportError> {
     let p = path.display().to_string();
-    let pq = |source| ExportError::Parquet {
-        path: p.clone(),
-        source,
-    };
     let tmp = path.with_extension("parquet.tmp");
     let file = File::create(&tmp).map_err(|source| ExportError::Io {
-        path: tmp.display().to_string(),
+        path: p.clone(),
         source,
     })?;
+    // Nothing half-written is left behind: the file appears complete or not at all.
+    match write_rows(file, &p, rows, metadata) {
+        Ok(n) => {
+            std::fs::rename(&tmp, path).map_err(|source| ExportError::Io { path: p, source })?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn write_rows(
+    file: File,
+    p: &str,
+    rows: impl Iterator<Item = ClusterRow>,
+    metadata: &[(&str, String)],
+) -> Result<u64, ExportError> {
+    let pq = |source| ExportError::Parquet {
+        path: p.to_string(),
+        source,
+    };
     let schema = Arc::new(parse_message_type(SCHEMA).expect("the schema parses"));
     let props = WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
@@ -128,10 +147,6 @@ pub fn write_clusters(
         rg.close().map_err(pq)?;
     }
     w.close().map_err(pq)?;
-    std::fs::rename(&tmp, path).map_err(|source| ExportError::Io {
-        path: p.clone(),
-        source,
-    })?;
     Ok(total)
 }
 

@@ -216,19 +216,31 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 println!("CoinJoins found: {}", by.join(", "));
             }
             if let Some(ch) = &c.change {
-                let merged = ent
-                    .outcomes
-                    .iter()
-                    .filter(|o| **o == cointrail_clustering::Outcome::Merged)
-                    .count();
+                let counts = ent.counts();
+                let of = |w: cointrail_clustering::Outcome| {
+                    counts.iter().find(|(o, _)| *o == w).map_or(0, |x| x.1)
+                };
+                let by: Vec<String> = change_note(&c, &ent)["outcomes"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{v} {}", k.replace('_', " ")))
+                    .collect();
                 println!(
-                    "change rules {} ({}): {} soft links, {} merged through the guards; {}",
+                    "change rules {} ({}): {} soft links: {}",
                     ch.rules.name,
                     ch.rules.text,
                     ch.links.len(),
-                    merged,
-                    change_note(&c, &ent)["outcomes"]
+                    by.join(", ")
                 );
+                let pending = of(cointrail_clustering::Outcome::Pending);
+                let blocks = idx.tip_height().map_or(0, |h| h + 1 - idx.start_height());
+                if pending > 0 && ch.delay_blocks >= blocks {
+                    println!(
+                        "all {pending} link(s) wait for the delay of {} blocks, longer than the {blocks} blocks indexed: give a smaller --change-delay",
+                        ch.delay_blocks
+                    );
+                }
             }
         }
         ClusterCmd::Show {
