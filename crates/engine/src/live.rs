@@ -348,11 +348,6 @@ impl ClusterFollower {
         }
         Ok(())
     }
-
-    /// Transactions the clustering covers (none before it is opened).
-    pub fn covered_txs(&self) -> Option<u64> {
-        self.clustering.as_ref().map(|c| c.covered_txs)
-    }
 }
 
 impl cointrail_follow::ChainListener for ClusterFollower {
