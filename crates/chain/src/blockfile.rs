@@ -435,8 +435,19 @@ impl Catalog {
 
     /// Read, decode and verify one block.
     pub fn load(&self, e: &BlockEntry, network: Network) -> Result<ChainBlock> {
+        self.load_checked(e, network, true)
+    }
+
+    /// As [`Catalog::load`]; `witness` says whether to check the witness commitment too
+    /// (the merkle root always is).
+    pub fn load_checked(
+        &self,
+        e: &BlockEntry,
+        network: Network,
+        witness: bool,
+    ) -> Result<ChainBlock> {
         let bytes = self.read_bytes(e)?;
-        let (block, txids) = decode_block_txids(&bytes, &e.origin)?;
+        let (block, txids) = decode_block_txids(&bytes, &e.origin, witness)?;
         Ok(ChainBlock::from_block_txids(
             block,
             txids,

@@ -58,7 +58,7 @@ pub fn read_etl_bytes(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<ChainBlock>> {
     let mut by_height: BTreeMap<u32, Pending> = BTreeMap::new();
     let mut blocks: BTreeMap<u32, EtlBlockRow> = BTreeMap::new();
     for (path, data) in files {
-        let text = std::str::from_utf8(&data).map_err(|e| {
+        let text = std::str::from_utf8(data).map_err(|e| {
             ChainError::format(line_origin(path, 1), format!("not UTF-8 text: {e}"))
         })?;
         for (i, line) in text.lines().enumerate() {

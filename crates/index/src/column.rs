@@ -95,6 +95,22 @@ impl Column {
         self.len() == 0
     }
 
+    /// Start loading record `i` into the cache (see [`prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, i: u64) {
+        let w = self.width;
+        if i < self.committed {
+            if let Some(m) = &self.map {
+                prefetch(m.as_ptr().wrapping_add(i as usize * w));
+            }
+        } else {
+            let j = (i - self.committed) as usize * w;
+            if j < self.pending.len() {
+                prefetch(self.pending.as_ptr().wrapping_add(j));
+            }
+        }
+    }
+
     #[inline]
     pub fn get(&self, i: u64) -> &[u8] {
         let w = self.width;
@@ -242,6 +258,28 @@ impl TableFile {
     pub fn flush(&self) -> io::Result<()> {
         self.map.flush()
     }
+
+    /// Start loading the first slot a key with hash `h` probes.
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        let i = (h & (self.slots() - 1)) as usize * 4;
+        prefetch(self.map.as_ptr().wrapping_add(i));
+    }
+}
+
+/// Ask the memory system for the cache line holding `p` without waiting for it. Map probes
+/// are random reads into files far larger than the cache, and one block's probes do not
+/// depend on each other: issuing them together overlaps their misses instead of paying
+/// them one after another.
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 // 40-bit little-endian ids: enough for 10^12 inputs or outputs in 5 bytes instead of 8.

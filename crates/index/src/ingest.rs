@@ -35,6 +35,10 @@ pub struct IngestOptions<'a> {
     /// Commit after this many transactions (default 500,000).
     pub commit_every_txs: u64,
     pub progress: Option<&'a (dyn Fn(Progress) + Sync)>,
+    /// Also check each block's witness commitment. Off by default: the merkle root, always
+    /// checked, commits to every byte the index keeps; witnesses are not indexed, and
+    /// hashing them doubles the reading thread's work.
+    pub verify_witness: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -293,7 +297,9 @@ pub fn ingest(
 
     let load = |c: usize| -> Result<ChainBlock, IndexError> {
         Ok(match &cands[c].src {
-            CandSrc::Catalog(i) => catalog.load(&catalog.entries[*i], network)?,
+            CandSrc::Catalog(i) => {
+                catalog.load_checked(&catalog.entries[*i], network, opts.verify_witness)?
+            }
             CandSrc::Ready(i) => ready[*i].clone(),
             CandSrc::Side(p) => {
                 let bytes = std::fs::read(p).map_err(|e| IndexError::Io(p.clone(), e))?;
@@ -350,20 +356,33 @@ pub fn ingest(
     let total_blocks = chain.len() as u64;
     let skip = preloaded.len();
     let (tx_send, rx) = std::sync::mpsc::sync_channel::<Result<ChainBlock, IndexError>>(64);
+    // Appended blocks go back to the reading thread to be freed: freeing a block's
+    // thousands of allocations is a few percent of the appending thread's time, and that
+    // thread is the one ingest waits on.
+    let (done_send, done_rx) = std::sync::mpsc::channel::<ChainBlock>();
     let result = std::thread::scope(|s| -> Result<(), IndexError> {
         let chain_ref = &chain;
         let load_ref = &load;
         s.spawn(move || {
             for &c in &chain_ref[skip..] {
+                while let Ok(b) = done_rx.try_recv() {
+                    drop(b);
+                }
                 let r = load_ref(c);
                 let stop = r.is_err();
                 if tx_send.send(r).is_err() || stop {
-                    return;
+                    break;
                 }
             }
+            drop(tx_send);
+            for b in done_rx {
+                drop(b);
+            }
         });
+        // Owned by this closure, so that leaving it early (an error) closes both channels
+        // and the reading thread stops instead of waiting on a full channel.
+        let (rx, done_send) = (rx, done_send);
         let mut since_commit = 0u64;
-        let mut done = 0u64;
         let mut feed = preloaded.into_iter().map(Ok).chain(rx.iter());
         for r in feed.by_ref() {
             let b = match r {
@@ -377,17 +396,18 @@ pub fn ingest(
                 index.commit()?;
                 return Err(e);
             }
-            done += 1;
+            let n_txs = b.txs.len() as u64;
+            let _ = done_send.send(b);
             report.blocks_added += 1;
-            report.txs_added += b.txs.len() as u64;
-            since_commit += b.txs.len() as u64;
+            report.txs_added += n_txs;
+            since_commit += n_txs;
             if since_commit >= commit_every {
                 index.commit()?;
                 since_commit = 0;
             }
             if let Some(p) = opts.progress {
                 p(Progress {
-                    blocks_done: done,
+                    blocks_done: report.blocks_added,
                     blocks_total: total_blocks,
                     txs_done: report.txs_added,
                 });

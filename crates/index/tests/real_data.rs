@@ -424,3 +424,55 @@ fn reader_survives_a_rollback_under_it() {
     assert_eq!(again.txid((txs - 1) as u32), last_txid);
     assert!(again.check().problems.is_empty());
 }
+
+#[test]
+fn a_changed_witness_is_caught_when_asked_for() {
+    // A witness byte changed: txids and the merkle root stay as they were, the witness
+    // commitment no longer matches. Nothing the index keeps comes from witnesses, so a
+    // plain ingest takes the block; `verify_witness` (and `inspect`, which loads with the
+    // full check) refuse it.
+    let (d, mut idx) = fresh();
+    let files = eight();
+    let mut block: bitcoin::Block =
+        bitcoin::consensus::deserialize(&std::fs::read(&files[0]).unwrap()).unwrap();
+    let tx = block
+        .txdata
+        .iter_mut()
+        .skip(1)
+        .find(|t| t.input.iter().any(|i| !i.witness.is_empty()))
+        .expect("a segwit spend in a 2024 block");
+    let txid = tx.compute_txid();
+    let input = tx.input.iter_mut().find(|i| !i.witness.is_empty()).unwrap();
+    let mut elems: Vec<Vec<u8>> = input.witness.iter().map(|e| e.to_vec()).collect();
+    elems[0][5] ^= 0x01;
+    input.witness = bitcoin::Witness::from_slice(&elems);
+    assert_eq!(tx.compute_txid(), txid);
+    let bad = d.path().join("witness.bin");
+    std::fs::write(&bad, bitcoin::consensus::serialize(&block)).unwrap();
+
+    let mut cat = Catalog::new();
+    cat.add_file(&bad).unwrap();
+    let err = cat
+        .load(&cat.entries[0], bitcoin::Network::Bitcoin)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("witness.bin") && err.contains("witness commitment"),
+        "{err}"
+    );
+
+    let strict = IngestOptions {
+        verify_witness: true,
+        ..Default::default()
+    };
+    let err = ingest(&mut idx, Source::Files(vec![bad.clone()]), &strict)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("witness commitment"), "{err}");
+    assert_eq!(idx.tx_count(), 0);
+    assert!(idx.check().problems.is_empty());
+
+    let r = run(&mut idx, Source::Files(vec![bad]));
+    assert_eq!(r.txs_added as usize, block.txdata.len());
+    assert!(idx.lookup_txid(&txid.to_byte_array()).is_some());
+}

@@ -32,6 +32,11 @@ pub struct IngestArgs {
     /// Commit after this many transactions (smaller: less redone after a crash).
     #[arg(long, default_value_t = 500_000, hide = true)]
     pub commit_every: u64,
+    /// Also check every block's witness commitment (about 1.5× slower). The merkle root is
+    /// always checked and commits to all the index keeps; witnesses are not indexed.
+    /// `cointrail inspect` checks both.
+    #[arg(long)]
+    pub verify_witness: bool,
 }
 
 pub fn run_ingest(a: IngestArgs, g: &Global) -> Result<()> {
@@ -53,6 +58,7 @@ pub fn run_ingest(a: IngestArgs, g: &Global) -> Result<()> {
         network: a.network,
         commit_every_txs: a.commit_every,
         progress: Some(&progress),
+        verify_witness: a.verify_witness,
     };
     let started = std::time::Instant::now();
     let report = ingest(&mut index, source, &opts);
