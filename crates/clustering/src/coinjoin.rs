@@ -98,7 +98,7 @@ struct Shape {
     height: u32,
 }
 
-fn shape(view: &dyn ChainView, tx: TxNum) -> Option<Shape> {
+fn shape<V: ChainView + ?Sized>(view: &V, tx: TxNum) -> Option<Shape> {
     let mut s = Shape {
         n_in: 0,
         unknown: 0,
@@ -142,7 +142,6 @@ fn largest_equal_group(vals: &[u64]) -> (u64, usize) {
     }
     counts
         .into_iter()
-        .map(|(v, c)| (v, c))
         .max_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)))
         .unwrap_or((0, 0))
 }
@@ -163,7 +162,12 @@ fn equal_outs(s: &Shape, value: u64) -> Vec<OutNum> {
         .collect()
 }
 
-pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option<CoinJoin> {
+/// Generic over the view so that clustering's pass over the index inlines its column reads.
+pub fn detect_coinjoin<V: ChainView + ?Sized>(
+    view: &V,
+    tx: TxNum,
+    p: &NetParams,
+) -> Option<CoinJoin> {
     // Every detector below needs at least 3 outputs (Whirlpool 5, JoinMarket 2e−1 with
     // e ≥ 2, generic 2e, Wasabi ≥ 10 equal or 80% denominations of many) and 2 inputs:
     // most transactions are decided here, before their inputs are read.
@@ -196,7 +200,7 @@ pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option
         let v = s.out_vals[0];
         if WHIRLPOOL_POOLS.contains(&v)
             && s.out_vals.iter().all(|&x| x == v)
-            && (unknown > 0 || s.in_vals.iter().any(|&x| x == v))
+            && (unknown > 0 || s.in_vals.contains(&v))
             && s.in_vals.iter().all(|&x| x >= v && x <= v + 110_000)
         {
             return found("whirlpool", n_out, v, s.outs.clone());
@@ -266,7 +270,7 @@ pub fn detect_coinjoin(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Option
             .out_vals
             .iter()
             .filter(|&&v| s.out_vals.iter().filter(|&&w| w == v).count() >= 2)
-            .map(|v| *v)
+            .copied()
             .collect::<std::collections::HashSet<_>>()
             .len();
         let max_other = s

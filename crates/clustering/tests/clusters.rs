@@ -200,6 +200,53 @@ fn simulated_economy_against_ground_truth() {
     eprintln!("multi-input on the simulated economy: {s:?}");
     assert!(s.precision > 0.99, "{s:?}");
     assert!(s.recall > 0.0);
+
+    // The maintained aggregates equal a recount from the chain, cluster by cluster.
+    let mut want: std::collections::HashMap<AddrId, (u64, u64, u32, u32, u32)> = Default::default();
+    for t in 0..idx.tx_count() as TxNum {
+        let h = idx.tx_height(t);
+        let mut touch = |a: AddrId, recv: u64, sent: u64| {
+            let e = want
+                .entry(cl.cluster_of(a))
+                .or_insert((0, 0, 0, u32::MAX, 0));
+            e.0 += recv;
+            e.1 += sent;
+            e.3 = e.3.min(h);
+            e.4 = e.4.max(h);
+        };
+        for i in idx.tx_inputs(t) {
+            if let Prevout::Output(o) = idx.input_prevout(i) {
+                if let Some(a) = idx.output_addr(o) {
+                    touch(a, 0, idx.output_value(o));
+                }
+            }
+        }
+        for o in idx.tx_outputs(t) {
+            if let Some(a) = idx.output_addr(o) {
+                touch(a, idx.output_value(o), 0);
+            }
+        }
+    }
+    let mut sizes: std::collections::HashMap<AddrId, u32> = Default::default();
+    for a in 0..idx.addr_count() as AddrId {
+        *sizes.entry(cl.cluster_of(a)).or_default() += 1;
+    }
+    assert!(want.len() > 1000);
+    for (id, (recv, sent, _, first, last)) in want {
+        let s = cl.summary(id);
+        assert_eq!(
+            (
+                s.received,
+                s.sent,
+                s.first_seen_height,
+                s.last_seen_height,
+                s.size
+            ),
+            (recv, sent, first, last, sizes[&id]),
+            "cluster {id}"
+        );
+        assert!(s.tx_count >= 1);
+    }
 }
 
 /// A reorganisation that replaced covered transactions by as many others is noticed from

@@ -283,7 +283,9 @@ impl Index {
             return Ok(a);
         }
         let id = self.addr_key.len() as u32;
-        self.addr_key.push(&k.to_bytes());
+        let kb = k.to_bytes();
+        self.addr_key.push(&kb);
+        self.addr_type.push(&kb[..1]);
         self.addr_last_out.push(&u40_bytes(NO_OUT));
         if (self.addr_key.len() + 1) * 2 > self.addr_table.as_ref().map_or(0, |t| t.slots()) {
             self.grow_table(false)?;

@@ -189,6 +189,11 @@ impl Column {
         self.file.write_all_at(rec, i * self.width as u64)
     }
 
+    /// Read raw bytes from the file at a byte offset (filling a derived column).
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
     /// Read a record from the file, committed or not (recovery only).
     pub fn read_file(&self, i: u64) -> io::Result<[u8; 40]> {
         let mut buf = [0u8; 40];

@@ -87,6 +87,10 @@ pub struct Index {
     pub(crate) out_prev_addr: Column,
     pub(crate) addr_key: Column,
     pub(crate) addr_last_out: Column,
+    /// The first byte of each address key (its script type), dense: CoinJoin detectors and
+    /// change rules ask it of every input and output, and 1 byte per address stays in
+    /// cache where the 33-byte keys do not.
+    pub(crate) addr_type: Column,
     pub(crate) ext_ref: Column,
     pub(crate) opret_idx: Column,
     pub(crate) opret_data: Column,
@@ -154,6 +158,7 @@ impl Index {
             out_prev_addr: c("out_prev_addr.bin", 5)?,
             addr_key: c("addr_key.bin", 33)?,
             addr_last_out: c("addr_last_out.bin", 5)?,
+            addr_type: c("addr_type.bin", 1)?,
             ext_ref: c("ext_ref.bin", 36)?,
             opret_idx: c("opret_idx.bin", 17)?,
             opret_data: c("opret_data.bin", 1)?,
@@ -163,11 +168,12 @@ impl Index {
             manifest,
         };
         if writable {
+            idx.fill_addr_types()?;
             idx.recover()?;
         } else if idx._lock.try_lock().is_ok() {
             // No writer is running: finish what a crashed one left, so every reader sees a
             // consistent index; then let writers in again.
-            let r = idx.recover();
+            let r = idx.fill_addr_types().and_then(|_| idx.recover());
             let _ = idx._lock.unlock();
             r?;
         } else {
@@ -177,7 +183,7 @@ impl Index {
     }
 
     /// Every column, for operations that apply to all of them alike.
-    pub(crate) fn columns_mut(&mut self) -> [&mut Column; 16] {
+    pub(crate) fn columns_mut(&mut self) -> [&mut Column; 17] {
         [
             &mut self.blocks,
             &mut self.tx_id,
@@ -192,6 +198,7 @@ impl Index {
             &mut self.out_prev_addr,
             &mut self.addr_key,
             &mut self.addr_last_out,
+            &mut self.addr_type,
             &mut self.ext_ref,
             &mut self.opret_idx,
             &mut self.opret_data,
@@ -206,12 +213,47 @@ impl Index {
             | "tx_version.bin" => m.txs,
             "in_prev.bin" => m.inputs,
             "out_value.bin" | "out_addr.bin" | "out_spender.bin" | "out_prev_addr.bin" => m.outputs,
-            "addr_key.bin" | "addr_last_out.bin" => m.addrs,
+            "addr_key.bin" | "addr_last_out.bin" | "addr_type.bin" => m.addrs,
             "ext_ref.bin" => m.exts,
             "opret_idx.bin" => m.oprets,
             "opret_data.bin" => m.opret_bytes,
             _ => unreachable!("unknown column {col}"),
         }
+    }
+
+    /// Write the script-type column from the address keys where it is short: an index
+    /// built before the column existed (or a crash during this fill, which is redone).
+    /// Only ever under the writer lock.
+    fn fill_addr_types(&mut self) -> Result<(), IndexError> {
+        let io = |p: &Path, e| IndexError::Io(p.to_path_buf(), e);
+        let have = self
+            .addr_type
+            .file_records()
+            .map_err(|e| io(&self.addr_type.path, e))?;
+        let want = self.manifest.addrs;
+        if have >= want {
+            return Ok(());
+        }
+        const CHUNK: u64 = 1 << 16;
+        let mut keys = vec![0u8; (CHUNK * 33) as usize];
+        let mut types = Vec::with_capacity(CHUNK as usize);
+        let mut a = have;
+        while a < want {
+            let n = CHUNK.min(want - a);
+            let buf = &mut keys[..(n * 33) as usize];
+            self.addr_key
+                .read_exact_at(buf, a * 33)
+                .map_err(|e| io(&self.addr_key.path, e))?;
+            types.clear();
+            types.extend(buf.chunks(33).map(|k| k[0]));
+            self.addr_type
+                .write_at(a, &types)
+                .map_err(|e| io(&self.addr_type.path, e))?;
+            a += n;
+        }
+        self.addr_type
+            .sync()
+            .map_err(|e| io(&self.addr_type.path, e))
     }
 
     /// Map exactly what the manifest commits.
@@ -388,6 +430,7 @@ impl Index {
     }
 
     /// Block position (0 = first indexed block) holding a transaction.
+    #[inline]
     pub fn block_of_tx(&self, tx: TxNum) -> u64 {
         // Binary search over first_tx: the block count is small enough to stay in cache.
         let (mut lo, mut hi) = (0u64, self.block_count());
@@ -527,21 +570,27 @@ pub(crate) fn addr_hash(k: &AddressKey) -> u64 {
 }
 
 impl ChainView for Index {
+    #[inline]
     fn tx_count(&self) -> u64 {
         self.tx_id.len()
     }
+    #[inline]
     fn txid(&self, tx: TxNum) -> [u8; 32] {
         self.tx_id.get(tx as u64).try_into().expect("32")
     }
+    #[inline]
     fn tx_height(&self, tx: TxNum) -> u32 {
         self.manifest.start_height + self.block_of_tx(tx) as u32
     }
+    #[inline]
     fn tx_locktime(&self, tx: TxNum) -> u32 {
         u32_of(self.tx_locktime.get(tx as u64))
     }
+    #[inline]
     fn tx_version(&self, tx: TxNum) -> i32 {
         u32_of(self.tx_version.get(tx as u64)) as i32
     }
+    #[inline]
     fn tx_inputs(&self, tx: TxNum) -> Range<InNum> {
         let t = tx as u64;
         let end = if t + 1 < self.tx_first_in.len() {
@@ -551,6 +600,7 @@ impl ChainView for Index {
         };
         u40_of(self.tx_first_in.get(t))..end
     }
+    #[inline]
     fn tx_outputs(&self, tx: TxNum) -> Range<OutNum> {
         let t = tx as u64;
         let end = if t + 1 < self.tx_first_out.len() {
@@ -560,6 +610,7 @@ impl ChainView for Index {
         };
         u40_of(self.tx_first_out.get(t))..end
     }
+    #[inline]
     fn input_prevout(&self, input: InNum) -> Prevout {
         let v = u40_of(self.in_prev.get(input));
         if v == COINBASE {
@@ -571,18 +622,22 @@ impl ChainView for Index {
             Prevout::Output(v)
         }
     }
+    #[inline]
     fn output_value(&self, out: OutNum) -> u64 {
         u64_of(self.out_value.get(out))
     }
+    #[inline]
     fn output_addr(&self, out: OutNum) -> Option<AddrId> {
         let a = u32_of(self.out_addr.get(out));
         (a != NO_ADDR).then_some(a)
     }
+    #[inline]
     fn output_spender(&self, out: OutNum) -> Option<TxNum> {
         let s = u32_of(&self.out_spender.get_current(out)[..4]);
         // A reader running beside a writer may see a spend of a batch not yet committed.
         (s != UNSPENT && (s as u64) < self.tx_id.len()).then_some(s)
     }
+    #[inline]
     fn output_tx(&self, out: OutNum) -> TxNum {
         let (mut lo, mut hi) = (0u64, self.tx_first_out.len());
         while hi - lo > 1 {
@@ -602,7 +657,7 @@ impl ChainView for Index {
     /// and output.
     fn output_script_type(&self, out: OutNum) -> cointrail_chain::ScriptType {
         match self.output_addr(out) {
-            Some(a) => cointrail_chain::ScriptType::from_u8(self.addr_key.get(a as u64)[0])
+            Some(a) => cointrail_chain::ScriptType::from_u8(self.addr_type.get(a as u64)[0])
                 .expect("stored keys are valid"),
             None => cointrail_chain::ScriptType::OpReturn,
         }

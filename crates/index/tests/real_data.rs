@@ -476,3 +476,35 @@ fn a_changed_witness_is_caught_when_asked_for() {
     assert_eq!(r.txs_added as usize, block.txdata.len());
     assert!(idx.lookup_txid(&txid.to_byte_array()).is_some());
 }
+
+#[test]
+fn an_index_from_before_the_script_type_column_is_filled_on_open() {
+    let (d, mut idx) = fresh();
+    run(&mut idx, Source::Files(eight()[..2].to_vec()));
+    let types: Vec<_> = (0..idx.stats().output_count)
+        .map(|o| idx.output_script_type(o))
+        .collect();
+    drop(idx);
+    let col = d.path().join("index/addr_type.bin");
+    // Built before the column existed: no file. Then a fill cut short by a crash.
+    std::fs::remove_file(&col).unwrap();
+    let idx = Index::open_reader(&d.path().join("index")).unwrap();
+    assert!(idx.check().problems.is_empty());
+    drop(idx);
+    let len = std::fs::metadata(&col).unwrap().len();
+    assert!(len > 1000);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&col)
+        .unwrap()
+        .set_len(len / 3)
+        .unwrap();
+    let mut idx = Index::open_writer(&d.path().join("index")).unwrap();
+    assert!(idx.check().problems.is_empty());
+    let again: Vec<_> = (0..idx.stats().output_count)
+        .map(|o| idx.output_script_type(o))
+        .collect();
+    assert_eq!(again, types);
+    run(&mut idx, Source::Files(eight()[2..4].to_vec()));
+    assert!(idx.check().problems.is_empty());
+}
