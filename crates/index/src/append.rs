@@ -194,7 +194,7 @@ impl Index {
         for (t, vout) in prevouts() {
             if let Some(id) = tt.slot(txid_hash(&t) & tmask).checked_sub(1) {
                 let id = id as u64;
-                if id < n && self.tx_id.get(id) == t {
+                if id < n && <&[u8; 32]>::try_from(self.tx_id.get(id)).is_ok_and(|k| *k == t) {
                     let first = u40_of(self.tx_first_out.get(id));
                     self.out_spender.prefetch(first + vout as u64);
                 }

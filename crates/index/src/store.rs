@@ -667,8 +667,9 @@ impl ChainView for Index {
             .expect("stored keys are valid")
     }
     fn lookup_txid(&self, txid: &[u8; 32]) -> Option<TxNum> {
+        // Compared as fixed-size arrays: inlined, where a slice compare calls memcmp.
         Index::table_lookup(&self.txid_table, txid_hash(txid), self.tx_id.len(), |id| {
-            self.tx_id.get(id as u64) == txid
+            <&[u8; 32]>::try_from(self.tx_id.get(id as u64)).is_ok_and(|k| k == txid)
         })
     }
     fn lookup_addr(&self, key: &AddressKey) -> Option<AddrId> {
@@ -677,7 +678,7 @@ impl ChainView for Index {
             &self.addr_table,
             addr_hash(key),
             self.addr_key.len(),
-            |id| self.addr_key.get(id as u64) == kb,
+            |id| <&[u8; 33]>::try_from(self.addr_key.get(id as u64)).is_ok_and(|k| *k == kb),
         )
     }
 }
