@@ -83,6 +83,54 @@ fn main() {
     let floor = median(&mut floor);
     println!("floor (inputs column → address): median {floor:.2} s");
 
+    // Reference: union-find alone over the same inputs (no CoinJoin detection, no
+    // aggregates, no merge log, no member lists): the least any common-input clustering
+    // does beyond the floor.
+    let mut bare = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut parent: Vec<u32> = (0..idx.addr_count() as u32).collect();
+        fn find(p: &mut [u32], mut a: u32) -> u32 {
+            while p[a as usize] != a {
+                let g = p[p[a as usize] as usize];
+                p[a as usize] = g;
+                a = g;
+            }
+            a
+        }
+        for tx in 0..txs as u32 {
+            let r = idx.tx_inputs(tx);
+            if r.end - r.start < 2 {
+                continue;
+            }
+            let mut root = None;
+            for i in r {
+                if let Prevout::Output(o) = idx.input_prevout(i) {
+                    if let Some(a) = idx.output_addr(o) {
+                        let ra = find(&mut parent, a);
+                        match root {
+                            None => root = Some(ra),
+                            Some(r0) if r0 != ra => {
+                                let (lo, hi) = (r0.min(ra), r0.max(ra));
+                                parent[hi as usize] = lo;
+                                root = Some(lo);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        std::hint::black_box(&parent);
+        bare.push(t.elapsed().as_secs_f64());
+    }
+    println!("bare union-find runs: {bare:.2?} s");
+    let bare = median(&mut bare);
+    println!(
+        "bare union-find (reference): median {bare:.2} s = {:.2} × floor",
+        bare / floor
+    );
+
     let mut hard = Vec::new();
     let mut c = None;
     for _ in 0..runs {

@@ -151,11 +151,106 @@ pub struct Clustering {
 
 #[derive(Default)]
 struct Scratch {
-    /// The addresses of the inputs, and the values they spend.
-    ins: Vec<AddrId>,
-    vals: Vec<u64>,
     /// Roots the transaction touched.
     touched: Vec<AddrId>,
+}
+
+/// Ranges at least this long are applied with a reading thread beside the merging one.
+const PIPELINE_MIN_TXS: u64 = 2048;
+
+/// What applying transactions needs from the chain, read ahead (on another thread for
+/// long ranges): each one's inputs' addresses and the values they spend, its outputs'
+/// addresses and values, its height, and whether it is a CoinJoin. Flat arrays for a
+/// batch of transactions, reused, so reading allocates nothing per transaction.
+#[derive(Default)]
+struct Batch {
+    ins: Vec<AddrId>,
+    vals: Vec<u64>,
+    in_end: Vec<u32>,
+    outs: Vec<AddrId>,
+    out_vals: Vec<u64>,
+    out_end: Vec<u32>,
+    txs: Vec<TxRead>,
+}
+
+#[derive(Clone, Copy)]
+struct TxRead {
+    height: u32,
+    /// More than one input, and not a coinbase: common-input ownership applies.
+    multi: bool,
+    coinjoin: Option<&'static str>,
+}
+
+/// One transaction of a batch.
+struct Read<'a> {
+    ins: &'a [AddrId],
+    vals: &'a [u64],
+    outs: &'a [AddrId],
+    out_vals: &'a [u64],
+    tx: TxRead,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.ins.clear();
+        self.vals.clear();
+        self.in_end.clear();
+        self.outs.clear();
+        self.out_vals.clear();
+        self.out_end.clear();
+        self.txs.clear();
+    }
+
+    fn push<V: ChainView>(&mut self, view: &V, t: u64, params: &NetParams) {
+        let t = t as TxNum;
+        let inputs = view.tx_inputs(t);
+        for i in inputs.clone() {
+            if let Prevout::Output(o) = view.input_prevout(i) {
+                if let Some(a) = view.output_addr(o) {
+                    self.ins.push(a);
+                    self.vals.push(view.output_value(o));
+                }
+            }
+        }
+        self.in_end.push(self.ins.len() as u32);
+        for o in view.tx_outputs(t) {
+            if let Some(a) = view.output_addr(o) {
+                self.outs.push(a);
+                self.out_vals.push(view.output_value(o));
+            }
+        }
+        self.out_end.push(self.outs.len() as u32);
+        let multi = inputs.end - inputs.start > 1 && !view.is_coinbase(t);
+        self.txs.push(TxRead {
+            height: view.tx_height(t),
+            multi,
+            coinjoin: if multi {
+                detect_coinjoin(view, t, params).map(|c| c.protocol)
+            } else {
+                None
+            },
+        });
+    }
+
+    fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    fn get(&self, k: usize) -> Read<'_> {
+        let (i0, o0) = if k == 0 {
+            (0, 0)
+        } else {
+            (self.in_end[k - 1] as usize, self.out_end[k - 1] as usize)
+        };
+        let (i1, o1) = (self.in_end[k] as usize, self.out_end[k] as usize);
+        Read {
+            ins: &self.ins[i0..i1],
+            vals: &self.vals[i0..i1],
+            outs: &self.outs[o0..o1],
+            out_vals: &self.out_vals[o0..o1],
+            tx: self.txs[k],
+        }
+    }
 }
 
 /// Make room for `n` elements, asking the kernel for 2 MB pages: the arrays span hundreds
@@ -455,19 +550,26 @@ impl Clustering {
 
     /// Apply the transactions the view has beyond what is covered. Generic over the view:
     /// on the index, its column reads inline into the loop.
-    pub fn update<V: ChainView>(&mut self, view: &V) {
+    pub fn update<V: ChainView + Sync>(&mut self, view: &V) {
         self.apply_until(view, view.tx_count());
     }
 
     /// Apply transactions `covered_txs..end`.
-    fn apply_until<V: ChainView>(&mut self, view: &V, end: u64) {
+    fn apply_until<V: ChainView + Sync>(&mut self, view: &V, end: u64) {
         self.grow(view.addr_count() as usize);
         if let Some(ch) = self.change.as_mut() {
             ch.recv.resize(view.addr_count() as usize, 0);
         }
         let mut scratch = std::mem::take(&mut self.scratch);
-        for t in self.covered_txs..end {
-            self.apply(view, t as TxNum, &mut scratch);
+        if end.saturating_sub(self.covered_txs) >= PIPELINE_MIN_TXS {
+            self.apply_pipelined(view, end, &mut scratch);
+        } else {
+            let mut batch = Batch::default();
+            for t in self.covered_txs..end {
+                batch.clear();
+                batch.push(view, t, &self.params);
+                self.apply(view, t as TxNum, &batch.get(0), &mut scratch);
+            }
         }
         self.scratch = scratch;
         self.covered_txs = end;
@@ -490,7 +592,7 @@ impl Clustering {
 
     /// Bring the clustering to `view`'s tip: undo a reorganisation if one happened, then
     /// apply what is new. Returns whether anything changed.
-    pub fn sync<V: ChainView>(&mut self, view: &V) -> bool {
+    pub fn sync<V: ChainView + Sync>(&mut self, view: &V) -> bool {
         if !self.is_prefix_of(view) {
             self.rollback_to(view, view.tx_count());
             true
@@ -502,37 +604,58 @@ impl Clustering {
         }
     }
 
-    fn apply<V: ChainView>(&mut self, view: &V, t: TxNum, scratch: &mut Scratch) {
-        let Scratch { ins, vals, touched } = scratch;
-        ins.clear();
-        vals.clear();
-        touched.clear();
-        let inputs = view.tx_inputs(t);
-        for i in inputs.clone() {
-            if let Prevout::Output(o) = view.input_prevout(i) {
-                if let Some(a) = view.output_addr(o) {
-                    ins.push(a);
-                    vals.push(view.output_value(o));
+    /// Read blocks of transactions on a second thread (columns, CoinJoin detection) while
+    /// this one merges and maintains the aggregates: the two halves take similar time, and
+    /// the machines this runs on have two cores.
+    fn apply_pipelined<V: ChainView + Sync>(&mut self, view: &V, end: u64, scratch: &mut Scratch) {
+        const BATCH: u64 = 4096;
+        let start = self.covered_txs;
+        let params = self.params;
+        let (send, recv) = std::sync::mpsc::sync_channel::<Batch>(8);
+        let (back, spare) = std::sync::mpsc::channel::<Batch>();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let mut b = start;
+                while b < end {
+                    let e = (b + BATCH).min(end);
+                    let mut batch = spare.try_recv().unwrap_or_default();
+                    batch.clear();
+                    for t in b..e {
+                        batch.push(view, t, &params);
+                    }
+                    if send.send(batch).is_err() {
+                        return;
+                    }
+                    b = e;
                 }
+            });
+            let mut t = start;
+            for batch in recv {
+                for k in 0..batch.len() {
+                    self.apply(view, t as TxNum, &batch.get(k), scratch);
+                    t += 1;
+                }
+                let _ = back.send(batch);
+            }
+        });
+    }
+
+    fn apply<V: ChainView>(&mut self, view: &V, t: TxNum, read: &Read, scratch: &mut Scratch) {
+        let tx = read.tx;
+        let Scratch { touched } = scratch;
+        touched.clear();
+        let (ins, vals) = (read.ins, read.vals);
+        let coinjoin = tx.coinjoin.is_some();
+        if let Some(p) = tx.coinjoin {
+            *self.coinjoins_by_protocol.entry(p.to_string()).or_default() += 1;
+            if ins.len() > 1 {
+                self.coinjoins_skipped += 1;
             }
         }
-        let mut coinjoin = false;
-        let mut joined = false;
-        if inputs.end - inputs.start > 1 && !view.is_coinbase(t) {
-            if let Some(cj) = detect_coinjoin(view, t, &self.params) {
-                *self
-                    .coinjoins_by_protocol
-                    .entry(cj.protocol.to_string())
-                    .or_default() += 1;
-                coinjoin = true;
-                if ins.len() > 1 {
-                    self.coinjoins_skipped += 1;
-                }
-            } else if ins.len() > 1 {
-                for &b in &ins[1..] {
-                    self.union(ins[0], b, t);
-                }
-                joined = true;
+        let joined = tx.multi && !coinjoin && ins.len() > 1;
+        if joined {
+            for &b in &ins[1..] {
+                self.union(ins[0], b, t);
             }
         }
         // What the inputs spent goes to their roots after the unions: one root for all of
@@ -549,7 +672,7 @@ impl Clustering {
             }
         }
         if let Some(ch) = self.change.as_mut() {
-            let h = view.tx_height(t);
+            let h = tx.height;
             ch.settle(h);
             let link = if coinjoin || ins.is_empty() {
                 None
@@ -584,19 +707,17 @@ impl Clustering {
                 ch.links.push(l);
             }
         }
-        for o in view.tx_outputs(t) {
-            if let Some(a) = view.output_addr(o) {
-                let r = self.find(a);
-                self.agg[r as usize].received += view.output_value(o);
-                touched.push(r);
-            }
+        for (&a, &v) in read.outs.iter().zip(read.out_vals.iter()) {
+            let r = self.find(a);
+            self.agg[r as usize].received += v;
+            touched.push(r);
         }
         if touched.is_empty() {
             return;
         }
         touched.sort_unstable();
         touched.dedup();
-        let h = view.tx_height(t);
+        let h = tx.height;
         for &r in touched.iter() {
             let g = &mut self.agg[r as usize];
             g.txs += 1;
@@ -607,7 +728,7 @@ impl Clustering {
 
     /// Undo what transactions from `tx_count` on merged (a reorganisation): rebuilt from the
     /// chain up to that point, which the merge log makes cheap to verify but not to skip.
-    pub fn rollback_to<V: ChainView>(&mut self, view: &V, tx_count: u64) {
+    pub fn rollback_to<V: ChainView + Sync>(&mut self, view: &V, tx_count: u64) {
         let params = self.params;
         let dir = self.dir.clone();
         let change = self.change.take();

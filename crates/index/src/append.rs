@@ -151,7 +151,8 @@ impl Index {
     }
 
     /// Warm the cache for every map probe the block will make, in three rounds, each
-    /// waiting only on what the round before loaded: the first slot of each probe; then
+    /// waiting only on what the round before loaded: the first slot of each probe (and of
+    /// each insertion of the block's own txids); then
     /// the record that slot names (txid or address key, and the spent transaction's first
     /// output or the address's last output); then the spend link of each input whose
     /// first slot already matched. Most probes then hit the cache.
@@ -174,6 +175,10 @@ impl Index {
         let (tmask, amask) = (tt.slots() - 1, at.slots() - 1);
         for (t, _) in prevouts() {
             tt.prefetch(txid_hash(&t));
+        }
+        for t in &b.txids {
+            // Where the block's own txids will be inserted.
+            tt.prefetch(txid_hash(&t.to_byte_array()));
         }
         for k in keys.iter().flatten() {
             at.prefetch(addr_hash(k));
