@@ -16,6 +16,14 @@ OUT="$CACHE/bitcoind-kernel-sys-$CRATE_VERSION"
 BIN="$OUT/bin/bitcoind"
 if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 
+# One build at a time: tests running in parallel (threads of one test binary, or several
+# binaries) all ask for bitcoind on a fresh machine; without the lock they raced for apt's
+# lock and the loser failed. The others wait here and find the binary built.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/build-bitcoind.lock"
+flock 9
+if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
+
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 dpkg -s libboost-dev >/dev/null 2>&1 || need+=(libboost-dev)
