@@ -367,6 +367,7 @@ impl Index {
         m.inputs = self.in_prev.len();
         m.outputs = self.out_value.len();
         m.addrs = self.addr_key.len();
+        m.addr_types = Some(self.addr_type.len());
         m.exts = self.ext_ref.len();
         m.oprets = self.opret_idx.len();
         m.opret_bytes = self.opret_data.len();
@@ -408,6 +409,7 @@ impl Index {
             self.out_value.len()
         };
         m.addrs = b.first_addr as u64;
+        m.addr_types = m.addr_types.map(|n| n.min(m.addrs));
         m.exts = b.first_ext as u64;
         m.oprets = b.first_opret as u64;
         m.opret_bytes = if m.oprets < self.opret_idx.len() {

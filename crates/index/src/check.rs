@@ -80,7 +80,9 @@ impl Index {
             if self.lookup_addr(&self.addr_key(a)) != Some(a) {
                 bad(format!("address {a} is not found by its key"));
             }
-            if self.addr_type.get(a as u64)[0] != self.addr_key.get(a as u64)[0] {
+            if (a as u64) < self.addr_type.len()
+                && self.addr_type.get(a as u64)[0] != self.addr_key.get(a as u64)[0]
+            {
                 bad(format!(
                     "address {a}: its script type byte differs from its key"
                 ));

@@ -6,7 +6,7 @@ use crate::store::Index;
 use crate::IndexError;
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, Network};
-use cointrail_chain::block::decode_block;
+use cointrail_chain::block::decode_block_txids;
 use cointrail_chain::error::{Origin, OriginKind};
 use cointrail_chain::network::network_name;
 use cointrail_chain::{Catalog, ChainBlock};
@@ -308,7 +308,8 @@ pub fn ingest(
                     offset: 0,
                     kind: OriginKind::Byte,
                 };
-                ChainBlock::from_block(decode_block(&bytes, &origin)?, network, origin)
+                let (block, txids) = decode_block_txids(&bytes, &origin, opts.verify_witness)?;
+                ChainBlock::from_block_txids(block, txids, network, origin)
             }
         })
     };

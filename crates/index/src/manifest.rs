@@ -25,6 +25,11 @@ pub struct Manifest {
     pub addr_table: TableRef,
     /// Bumped at every commit, so long-running readers can tell that the index moved.
     pub generation: u64,
+    /// Records of `addr_type.bin` known to be written and synced. Absent in an index from
+    /// before that column, or rewritten by a binary that does not know it: then the column
+    /// is filled again from the address keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr_types: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -213,7 +213,9 @@ impl Index {
             | "tx_version.bin" => m.txs,
             "in_prev.bin" => m.inputs,
             "out_value.bin" | "out_addr.bin" | "out_spender.bin" | "out_prev_addr.bin" => m.outputs,
-            "addr_key.bin" | "addr_last_out.bin" | "addr_type.bin" => m.addrs,
+            "addr_key.bin" | "addr_last_out.bin" => m.addrs,
+            // What is known filled; past it, script types come from the keys.
+            "addr_type.bin" => m.addr_types.unwrap_or(0).min(m.addrs),
             "ext_ref.bin" => m.exts,
             "opret_idx.bin" => m.oprets,
             "opret_data.bin" => m.opret_bytes,
@@ -221,16 +223,18 @@ impl Index {
         }
     }
 
-    /// Write the script-type column from the address keys where it is short: an index
-    /// built before the column existed (or a crash during this fill, which is redone).
-    /// Only ever under the writer lock.
+    /// Fill the script-type column from the address keys past what the manifest says is
+    /// filled: an index built before the column existed, one last written by a binary that
+    /// does not know it, or a fill cut short (which is redone: the count moves only after
+    /// the column is synced). Only ever under the writer lock.
     fn fill_addr_types(&mut self) -> Result<(), IndexError> {
         let io = |p: &Path, e| IndexError::Io(p.to_path_buf(), e);
+        let want = self.manifest.addrs;
         let have = self
             .addr_type
             .file_records()
-            .map_err(|e| io(&self.addr_type.path, e))?;
-        let want = self.manifest.addrs;
+            .map_err(|e| io(&self.addr_type.path, e))?
+            .min(self.manifest.addr_types.unwrap_or(0));
         if have >= want {
             return Ok(());
         }
@@ -253,7 +257,12 @@ impl Index {
         }
         self.addr_type
             .sync()
-            .map_err(|e| io(&self.addr_type.path, e))
+            .map_err(|e| io(&self.addr_type.path, e))?;
+        self.manifest.addr_types = Some(want);
+        let dir = self.dir.clone();
+        self.manifest
+            .store(&self.dir)
+            .map_err(|e| IndexError::Io(dir, e))
     }
 
     /// Map exactly what the manifest commits.
@@ -657,8 +666,16 @@ impl ChainView for Index {
     /// and output.
     fn output_script_type(&self, out: OutNum) -> cointrail_chain::ScriptType {
         match self.output_addr(out) {
-            Some(a) => cointrail_chain::ScriptType::from_u8(self.addr_type.get(a as u64)[0])
-                .expect("stored keys are valid"),
+            Some(a) => {
+                // Past the filled part only for a reader that opened while a writer was
+                // filling the column of an older index.
+                let b = if (a as u64) < self.addr_type.len() {
+                    self.addr_type.get(a as u64)[0]
+                } else {
+                    self.addr_key.get(a as u64)[0]
+                };
+                cointrail_chain::ScriptType::from_u8(b).expect("stored keys are valid")
+            }
             None => cointrail_chain::ScriptType::OpReturn,
         }
     }
