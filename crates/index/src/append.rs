@@ -332,6 +332,7 @@ impl Index {
             table_insert(&mut t, h, id as u32);
         }
         *r = TableRef { gen, slots };
+        self.maps_regrown = true;
         let old = if txids {
             self.txid_table.replace(t)
         } else {
@@ -350,7 +351,20 @@ impl Index {
     /// Make the pending batch durable: appended records first, then in-place changes, then
     /// the maps, then the manifest. A crash anywhere before the manifest leaves the old state.
     pub fn commit(&mut self) -> Result<(), IndexError> {
+        self.commit_with(true)
+    }
+
+    /// As [`Index::commit`], but the maps are not synced unless one was rebuilt: a batch
+    /// commit in the middle of an ingest. The manifest records how far the maps are known
+    /// synced; after a crash that lost map pages, opening re-inserts the rest from the
+    /// columns (`repair_maps`). The ingest's last commit syncs everything.
+    pub fn commit_batch(&mut self) -> Result<(), IndexError> {
+        self.commit_with(false)
+    }
+
+    fn commit_with(&mut self, sync_maps: bool) -> Result<(), IndexError> {
         self.check_writable()?;
+        let sync_maps = sync_maps || self.maps_regrown;
         let dir = self.dir.clone();
         let io = |e: std::io::Error| IndexError::Io(dir.clone(), e);
         for c in self.columns_mut() {
@@ -358,10 +372,16 @@ impl Index {
         }
         self.out_spender.write_overlay().map_err(io)?;
         self.addr_last_out.write_overlay().map_err(io)?;
-        for t in [&self.txid_table, &self.addr_table].into_iter().flatten() {
-            t.flush().map_err(io)?;
+        if sync_maps {
+            for t in [&self.txid_table, &self.addr_table].into_iter().flatten() {
+                t.flush().map_err(io)?;
+            }
         }
         let m = &mut self.manifest;
+        if !sync_maps && m.maps_synced.is_none() {
+            // Everything the manifest committed so far was synced.
+            m.maps_synced = Some([m.txs, m.addrs]);
+        }
         m.blocks = self.blocks.len();
         m.txs = self.tx_id.len();
         m.inputs = self.in_prev.len();
@@ -371,9 +391,17 @@ impl Index {
         m.exts = self.ext_ref.len();
         m.oprets = self.opret_idx.len();
         m.opret_bytes = self.opret_data.len();
+        if sync_maps {
+            m.maps_synced = Some([m.txs, m.addrs]);
+            self.maps_regrown = false;
+        }
+        let m = &mut self.manifest;
         m.generation += 1;
         crate::failpoint("before-manifest");
         m.store(&self.dir).map_err(io)?;
+        if !sync_maps {
+            crate::failpoint("after-unsynced-maps-commit");
+        }
         for c in self.columns_mut() {
             c.finish_commit().map_err(io)?;
         }
@@ -410,6 +438,7 @@ impl Index {
         };
         m.addrs = b.first_addr as u64;
         m.addr_types = m.addr_types.map(|n| n.min(m.addrs));
+        m.maps_synced = m.maps_synced.map(|[t, a]| [t.min(m.txs), a.min(m.addrs)]);
         m.exts = b.first_ext as u64;
         m.oprets = b.first_opret as u64;
         m.opret_bytes = if m.oprets < self.opret_idx.len() {
@@ -426,6 +455,59 @@ impl Index {
             .map_err(|e| IndexError::Io(dir, e))?;
         crate::failpoint("rollback-after-manifest");
         self.recover()
+    }
+}
+
+impl Index {
+    /// Put back map entries a crash may have lost: those of transactions and addresses
+    /// past the counts the manifest says were synced (batch commits leave the maps
+    /// unsynced). An entry already there is left alone; afterwards everything is synced.
+    pub(crate) fn repair_maps(&mut self) -> Result<(), IndexError> {
+        let m = self.manifest.clone();
+        let [st, sa] = m.maps_synced.unwrap_or([m.txs, m.addrs]);
+        if st >= m.txs && sa >= m.addrs {
+            return Ok(());
+        }
+        if let Some(t) = self.txid_table.as_mut() {
+            for id in st..m.txs {
+                let h = txid_hash(self.tx_id.get(id).try_into().expect("32"));
+                if !table_has(t, h, id as u32) {
+                    table_insert(t, h, id as u32);
+                }
+            }
+        }
+        if let Some(t) = self.addr_table.as_mut() {
+            for id in sa..m.addrs {
+                let k = AddressKey::from_bytes(self.addr_key.get(id).try_into().expect("33"))
+                    .ok_or_else(|| {
+                        IndexError::Corrupt(format!("address {id}: its stored key is invalid"))
+                    })?;
+                let h = addr_hash(&k);
+                if !table_has(t, h, id as u32) {
+                    table_insert(t, h, id as u32);
+                }
+            }
+        }
+        let dir = self.dir.clone();
+        let io = |e: std::io::Error| IndexError::Io(dir.clone(), e);
+        for t in [&self.txid_table, &self.addr_table].into_iter().flatten() {
+            t.flush().map_err(io)?;
+        }
+        self.manifest.maps_synced = Some([m.txs, m.addrs]);
+        self.manifest.store(&self.dir).map_err(io)
+    }
+}
+
+/// Whether the probe sequence of `h` holds `id`.
+fn table_has(t: &TableFile, h: u64, id: u32) -> bool {
+    let mask = t.slots() - 1;
+    let mut i = h & mask;
+    loop {
+        match t.slot(i) {
+            0 => return false,
+            v if v == id + 1 => return true,
+            _ => i = (i + 1) & mask,
+        }
     }
 }
 

@@ -403,7 +403,7 @@ pub fn ingest(
             report.txs_added += n_txs;
             since_commit += n_txs;
             if since_commit >= commit_every {
-                index.commit()?;
+                index.commit_batch()?;
                 since_commit = 0;
             }
             if let Some(p) = opts.progress {

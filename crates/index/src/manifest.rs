@@ -30,6 +30,12 @@ pub struct Manifest {
     /// is filled again from the address keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addr_types: Option<u64>,
+    /// Transactions and addresses whose entries in the txid and address maps are known to
+    /// be on disk. Batch commits during an ingest leave the maps unsynced (they are
+    /// derived from the columns, and syncing them is a third of a commit's time); a
+    /// recovery re-inserts the entries past these counts. Absent: all synced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maps_synced: Option<[u64; 2]>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -98,6 +98,8 @@ pub struct Index {
     pub(crate) addr_table: Option<TableFile>,
     /// Tables replaced during the batch, deleted once the manifest no longer names them.
     pub(crate) retired: Vec<PathBuf>,
+    /// A map was rebuilt into a new file during this batch: the next commit must sync it.
+    pub(crate) maps_regrown: bool,
 }
 
 impl Index {
@@ -165,6 +167,7 @@ impl Index {
             txid_table: None,
             addr_table: None,
             retired: Vec::new(),
+            maps_regrown: false,
             manifest,
         };
         if writable {
@@ -392,7 +395,8 @@ impl Index {
         self.txid_table = self.open_table("txid_map", &m.txid_table)?;
         self.addr_table = self.open_table("addr_map", &m.addr_table)?;
         self.retired.clear();
-        Ok(())
+        self.maps_regrown = false;
+        self.repair_maps()
     }
 
     pub fn dir(&self) -> &Path {
