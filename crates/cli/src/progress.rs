@@ -17,18 +17,3 @@ pub fn bar(g: &Global, len: u64, what: &str) -> ProgressBar {
     b.set_prefix(what.to_string());
     b
 }
-
-/// A spinner for work whose length is not known in advance.
-pub fn spinner(g: &Global, what: &str) -> ProgressBar {
-    let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    if g.quiet || g.json {
-        b.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    b.set_style(
-        ProgressStyle::with_template("{spinner} {prefix} [{elapsed_precise}]")
-            .expect("valid template"),
-    );
-    b.set_prefix(what.to_string());
-    b.enable_steady_tick(std::time::Duration::from_millis(120));
-    b
-}

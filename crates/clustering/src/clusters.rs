@@ -147,6 +147,9 @@ pub struct Clustering {
     pub change: Option<ChangeLayer>,
     /// Per-transaction scratch, kept to avoid allocations per transaction.
     scratch: Scratch,
+    /// Told (transactions applied, transactions to apply) as an update goes: for a
+    /// progress bar on long builds.
+    pub progress: Option<Box<dyn Fn(u64, u64) + Send + Sync>>,
 }
 
 #[derive(Default)]
@@ -307,6 +310,7 @@ impl Clustering {
             params,
             change: None,
             scratch: Default::default(),
+            progress: None,
         }
     }
 
@@ -570,6 +574,7 @@ impl Clustering {
                 batch.push(view, t, &self.params);
                 self.apply(view, t as TxNum, &batch.get(0), &mut scratch);
             }
+            self.report(end - self.covered_txs, end - self.covered_txs);
         }
         self.scratch = scratch;
         self.covered_txs = end;
@@ -635,9 +640,16 @@ impl Clustering {
                     self.apply(view, t as TxNum, &batch.get(k), scratch);
                     t += 1;
                 }
+                self.report(t - start, end - start);
                 let _ = back.send(batch);
             }
         });
+    }
+
+    fn report(&self, done: u64, total: u64) {
+        if let Some(p) = &self.progress {
+            p(done, total);
+        }
     }
 
     fn apply<V: ChainView>(&mut self, view: &V, t: TxNum, read: &Read, scratch: &mut Scratch) {
@@ -732,7 +744,9 @@ impl Clustering {
         let params = self.params;
         let dir = self.dir.clone();
         let change = self.change.take();
+        let progress = self.progress.take();
         *self = Clustering::new(&dir, params);
+        self.progress = progress;
         self.change = change.map(|c| ChangeLayer::new(c.rules, c.delay_blocks));
         self.apply_until(view, tx_count.min(view.tx_count()));
     }

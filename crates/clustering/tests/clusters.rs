@@ -174,7 +174,18 @@ fn simulated_economy_against_ground_truth() {
     let d = tempfile::tempdir().unwrap();
     let (idx, sim) = common::simulated(d.path(), 12_000, None);
     let mut cl = Clustering::new(&d.path().join("cl"), NetParams::any_height());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    cl.progress = Some(Box::new(move |done, total| {
+        s2.lock().unwrap().push((done, total))
+    }));
     cl.update(&idx);
+    // Progress is reported batch by batch, ending with everything applied.
+    let seen = seen.lock().unwrap().clone();
+    let n = idx.tx_count();
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 == n));
+    assert_eq!(seen.last(), Some(&(n, n)));
     // Every CoinJoin the simulator made is detected (and therefore not merged).
     let kinds = std::fs::read_to_string(sim.join("truth/tx_kinds.tsv")).unwrap();
     let mut cj = 0;

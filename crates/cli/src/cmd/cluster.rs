@@ -141,10 +141,22 @@ fn build_with_change(
             }
         }
     }
-    let pb = crate::progress::spinner(g, "clustering");
+    let pb = crate::progress::bar(g, 0, "clustering");
+    c.progress = Some(tx_bar(&pb));
     cointrail_engine::wiring::sync_saved(&mut c, idx)?;
+    c.progress = None;
     pb.finish_and_clear();
     Ok(c)
+}
+
+/// Feeds a clustering's progress (transactions applied of those to apply) to a bar.
+fn tx_bar(pb: &indicatif::ProgressBar) -> Box<dyn Fn(u64, u64) + Send + Sync> {
+    let pb = pb.clone();
+    Box::new(move |done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+        pb.set_message("transactions");
+    })
 }
 
 /// Steps joining `a` and `b`: multi-input merges inside each cluster, change links between.
@@ -523,7 +535,8 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 // Evaluated in memory: never saved.
                 let mut cc = Clustering::new(&g.data_dir.join("clusters-evaluation"), params(&idx))
                     .with_change(rules, change_delay);
-                let pb = crate::progress::spinner(g, &format!("change rules {spec}"));
+                let pb = crate::progress::bar(g, 0, &format!("change rules {spec}"));
+                cc.progress = Some(tx_bar(&pb));
                 cc.update(&idx);
                 pb.finish_and_clear();
                 let tags = cointrail_engine::wiring::cluster_tags(&g.data_dir, &idx, &cc)?;
