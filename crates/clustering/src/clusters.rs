@@ -182,6 +182,44 @@ struct TxRead {
     /// More than one input, and not a coinbase: common-input ownership applies.
     multi: bool,
     coinjoin: Option<&'static str>,
+    /// The change rules' soft link, if any (its `recv_at` is set when applied).
+    link: Option<SoftLink>,
+}
+
+/// The reading side's state: what it needs to judge transactions in order.
+struct Reader {
+    params: NetParams,
+    /// The change rules, and the first address id not yet seen before the next
+    /// transaction (what makes an output address "fresh").
+    change: Option<(ChangeRules, u32)>,
+}
+
+/// The change rules' verdict on transaction `t`: a soft link from its input to its one
+/// change output, unless it looks like a PayJoin or the change address is an input's.
+fn change_link<V: ChainView>(
+    view: &V,
+    t: TxNum,
+    height: u32,
+    seen: u32,
+    rules: &ChangeRules,
+    ins: &[AddrId],
+) -> Option<SoftLink> {
+    let f = TxFacts::of(view as &dyn ChainView, t, seen)?;
+    if f.payjoin_suspect() {
+        return None;
+    }
+    let vout = f.unique_change(&rules.expr)?;
+    let (input, change) = (f.input_addr()?, f.output_addr(vout)?);
+    (!ins.contains(&change)).then(|| SoftLink {
+        tx: t,
+        height,
+        input,
+        change,
+        vout,
+        agreement: f.agreement(vout),
+        state: LinkState::Pending,
+        recv_at: 0,
+    })
 }
 
 /// One transaction of a batch.
@@ -204,8 +242,9 @@ impl Batch {
         self.txs.clear();
     }
 
-    fn push<V: ChainView>(&mut self, view: &V, t: u64, params: &NetParams) {
+    fn push<V: ChainView>(&mut self, view: &V, t: u64, rd: &mut Reader) {
         let t = t as TxNum;
+        let (i0, o0) = (self.ins.len(), self.outs.len());
         let inputs = view.tx_inputs(t);
         for i in inputs.clone() {
             if let Prevout::Output(o) = view.input_prevout(i) {
@@ -224,14 +263,32 @@ impl Batch {
         }
         self.out_end.push(self.outs.len() as u32);
         let multi = inputs.end - inputs.start > 1 && !view.is_coinbase(t);
+        let height = view.tx_height(t);
+        let coinjoin = if multi {
+            detect_coinjoin(view, t, &rd.params).map(|c| c.protocol)
+        } else {
+            None
+        };
+        let ins = &self.ins[i0..];
+        let link = match &mut rd.change {
+            Some((rules, seen)) => {
+                let link = if coinjoin.is_some() || ins.is_empty() {
+                    None
+                } else {
+                    change_link(view, t, height, *seen, rules, ins)
+                };
+                if let Some(m) = self.outs[o0..].iter().max() {
+                    *seen = (*seen).max(m + 1);
+                }
+                link
+            }
+            None => None,
+        };
         self.txs.push(TxRead {
-            height: view.tx_height(t),
+            height,
             multi,
-            coinjoin: if multi {
-                detect_coinjoin(view, t, params).map(|c| c.protocol)
-            } else {
-                None
-            },
+            coinjoin,
+            link,
         });
     }
 
@@ -254,6 +311,36 @@ impl Batch {
             tx: self.txs[k],
         }
     }
+}
+
+/// Extend `v` to `n` elements, element `i` being `f(i)`; in two halves on two threads when
+/// there are millions: the first touch of fresh memory, not the writing, is what costs
+/// (the kernel zeroes every page), and two cores fault pages in faster than one.
+fn fill_to<T: Send>(v: &mut Vec<T>, n: usize, f: impl Fn(usize) -> T + Sync) {
+    let start = v.len();
+    if n <= start {
+        return;
+    }
+    v.reserve(n - start);
+    let fill = |slots: &mut [std::mem::MaybeUninit<T>], first: usize| {
+        for (k, slot) in slots.iter_mut().enumerate() {
+            slot.write(f(first + k));
+        }
+    };
+    let spare = &mut v.spare_capacity_mut()[..n - start];
+    if spare.len() < 1 << 20 {
+        fill(spare, start);
+    } else {
+        let mid = spare.len() / 2;
+        let (a, b) = spare.split_at_mut(mid);
+        std::thread::scope(|s| {
+            s.spawn(|| fill(a, start));
+            fill(b, start + mid);
+        });
+    }
+    // SAFETY: the `n - start` slots after the old length were all written just above
+    // (a panic in `f` would leave before this line, with the length unchanged).
+    unsafe { v.set_len(n) }
 }
 
 /// Make room for `n` elements, asking the kernel for 2 MB pages: the arrays span hundreds
@@ -495,20 +582,20 @@ impl Clustering {
             reserve_huge(&mut self.next, want);
             reserve_huge(&mut self.agg, want);
         }
-        while self.parent.len() < n {
-            let i = self.parent.len() as u32;
-            self.parent.push(i);
-            self.next.push(i);
-            self.agg.push(Agg {
-                received: 0,
-                sent: 0,
-                size: 1,
-                min_id: i,
-                txs: 0,
-                first: u32::MAX,
-                last: 0,
-            });
+        if n <= self.parent.len() {
+            return;
         }
+        fill_to(&mut self.parent, n, |i| i as u32);
+        fill_to(&mut self.next, n, |i| i as u32);
+        fill_to(&mut self.agg, n, |i| Agg {
+            received: 0,
+            sent: 0,
+            size: 1,
+            min_id: i as u32,
+            txs: 0,
+            first: u32::MAX,
+            last: 0,
+        });
     }
 
     pub fn find(&mut self, mut a: AddrId) -> AddrId {
@@ -569,10 +656,11 @@ impl Clustering {
             self.apply_pipelined(view, end, &mut scratch);
         } else {
             let mut batch = Batch::default();
+            let mut rd = self.reader();
             for t in self.covered_txs..end {
                 batch.clear();
-                batch.push(view, t, &self.params);
-                self.apply(view, t as TxNum, &batch.get(0), &mut scratch);
+                batch.push(view, t, &mut rd);
+                self.apply(t as TxNum, &batch.get(0), &mut scratch);
             }
             self.report(end - self.covered_txs, end - self.covered_txs);
         }
@@ -615,7 +703,7 @@ impl Clustering {
     fn apply_pipelined<V: ChainView + Sync>(&mut self, view: &V, end: u64, scratch: &mut Scratch) {
         const BATCH: u64 = 4096;
         let start = self.covered_txs;
-        let params = self.params;
+        let mut rd = self.reader();
         let (send, recv) = std::sync::mpsc::sync_channel::<Batch>(8);
         let (back, spare) = std::sync::mpsc::channel::<Batch>();
         std::thread::scope(|s| {
@@ -626,7 +714,7 @@ impl Clustering {
                     let mut batch = spare.try_recv().unwrap_or_default();
                     batch.clear();
                     for t in b..e {
-                        batch.push(view, t, &params);
+                        batch.push(view, t, &mut rd);
                     }
                     if send.send(batch).is_err() {
                         return;
@@ -637,7 +725,7 @@ impl Clustering {
             let mut t = start;
             for batch in recv {
                 for k in 0..batch.len() {
-                    self.apply(view, t as TxNum, &batch.get(k), scratch);
+                    self.apply(t as TxNum, &batch.get(k), scratch);
                     t += 1;
                 }
                 self.report(t - start, end - start);
@@ -646,13 +734,24 @@ impl Clustering {
         });
     }
 
+    /// What reading ahead needs of the clustering's state at its start.
+    fn reader(&self) -> Reader {
+        Reader {
+            params: self.params,
+            change: self
+                .change
+                .as_ref()
+                .map(|ch| (ch.rules.clone(), ch.seen_addrs)),
+        }
+    }
+
     fn report(&self, done: u64, total: u64) {
         if let Some(p) = &self.progress {
             p(done, total);
         }
     }
 
-    fn apply<V: ChainView>(&mut self, view: &V, t: TxNum, read: &Read, scratch: &mut Scratch) {
+    fn apply(&mut self, t: TxNum, read: &Read, scratch: &mut Scratch) {
         let tx = read.tx;
         let Scratch { touched } = scratch;
         touched.clear();
@@ -686,33 +785,11 @@ impl Clustering {
         if let Some(ch) = self.change.as_mut() {
             let h = tx.height;
             ch.settle(h);
-            let link = if coinjoin || ins.is_empty() {
-                None
-            } else {
-                TxFacts::of(view as &dyn ChainView, t, ch.seen_addrs).and_then(|f| {
-                    if f.payjoin_suspect() {
-                        return None;
-                    }
-                    let vout = f.unique_change(&ch.rules.expr)?;
-                    let (input, change) = (f.input_addr()?, f.output_addr(vout)?);
-                    (!ins.contains(&change)).then(|| SoftLink {
-                        tx: t,
-                        height: h,
-                        input,
-                        change,
-                        vout,
-                        agreement: f.agreement(vout),
-                        state: LinkState::Pending,
-                        recv_at: 0,
-                    })
-                })
-            };
-            for o in view.tx_outputs(t) {
-                if let Some(a) = view.output_addr(o) {
-                    let r = &mut ch.recv[a as usize];
-                    *r = r.saturating_add(1);
-                    ch.seen_addrs = ch.seen_addrs.max(a + 1);
-                }
+            let link = tx.link;
+            for &a in read.outs {
+                let r = &mut ch.recv[a as usize];
+                *r = r.saturating_add(1);
+                ch.seen_addrs = ch.seen_addrs.max(a + 1);
             }
             if let Some(mut l) = link {
                 l.recv_at = ch.recv[l.change as usize];
