@@ -758,7 +758,12 @@ impl Clustering {
         let (ins, vals) = (read.ins, read.vals);
         let coinjoin = tx.coinjoin.is_some();
         if let Some(p) = tx.coinjoin {
-            *self.coinjoins_by_protocol.entry(p.to_string()).or_default() += 1;
+            match self.coinjoins_by_protocol.get_mut(p) {
+                Some(n) => *n += 1,
+                None => {
+                    self.coinjoins_by_protocol.insert(p.to_string(), 1);
+                }
+            }
             if ins.len() > 1 {
                 self.coinjoins_skipped += 1;
             }

@@ -5,7 +5,8 @@
 use cointrail_chain::view::{ChainView, OutNum, Prevout, TxNum};
 use cointrail_chain::ScriptType;
 use serde::Serialize;
-use std::collections::HashMap;
+// foldhash: these maps are built for every candidate transaction, and SipHash showed.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct CoinJoin {
@@ -136,7 +137,7 @@ fn shape<V: ChainView + ?Sized>(view: &V, tx: TxNum) -> Option<Shape> {
 
 /// The most frequent output value (ties: the larger value) and its count.
 fn largest_equal_group(vals: &[u64]) -> (u64, usize) {
-    let mut counts: HashMap<u64, usize> = HashMap::new();
+    let mut counts: HashMap<u64, usize> = HashMap::default();
     for &v in vals {
         *counts.entry(v).or_default() += 1;
     }
@@ -245,7 +246,7 @@ pub fn detect_coinjoin<V: ChainView + ?Sized>(
     // most one output of a different script type.
     if s.height >= p.joinmarket_from && (2..=30).contains(&e) && ev >= 100_000 {
         let c = n_out - e;
-        let mut types: HashMap<ScriptType, usize> = HashMap::new();
+        let mut types: HashMap<ScriptType, usize> = HashMap::default();
         for t in &s.out_types {
             *types.entry(*t).or_default() += 1;
         }
