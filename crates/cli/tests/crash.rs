@@ -187,6 +187,8 @@ fn map_entries_lost_after_an_unsynced_commit_are_put_back() {
     ];
     let (txs, addrs) = (m["txs"].as_u64().unwrap(), m["addrs"].as_u64().unwrap());
     assert!(synced[0] < txs && synced[1] < addrs, "{m}");
+    // Binaries from before `maps_synced` would not repair the maps: they must refuse this.
+    assert_eq!(m["format"], 2);
     for (name, keep) in [("txid", synced[0]), ("addr", synced[1])] {
         let gen = m[format!("{name}_table")]["gen"].as_u64().unwrap();
         let path = dir.join(format!("{name}_map.{gen}.bin"));
@@ -206,6 +208,7 @@ fn map_entries_lost_after_an_unsynced_commit_are_put_back() {
     verify(d.path());
     let m = manifest();
     assert_eq!(m["maps_synced"], serde_json::json!([txs, addrs]));
+    assert_eq!(m["format"], 1);
     assert!(ingest_cmd(d.path(), &eight, 1000)
         .status()
         .unwrap()

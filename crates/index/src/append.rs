@@ -1,7 +1,7 @@
 //! Appending blocks, committing batches, and rolling back: the writer side of the index.
 
 use crate::column::*;
-use crate::manifest::TableRef;
+use crate::manifest::{TableRef, FORMAT, FORMAT_MAPS_BEHIND};
 use crate::store::*;
 use crate::IndexError;
 use bitcoin::hashes::Hash;
@@ -396,6 +396,11 @@ impl Index {
             self.maps_regrown = false;
         }
         let m = &mut self.manifest;
+        m.format = if m.maps_synced.is_some_and(|[t, a]| t < m.txs || a < m.addrs) {
+            FORMAT_MAPS_BEHIND
+        } else {
+            FORMAT
+        };
         m.generation += 1;
         crate::failpoint("before-manifest");
         m.store(&self.dir).map_err(io)?;
@@ -494,6 +499,7 @@ impl Index {
             t.flush().map_err(io)?;
         }
         self.manifest.maps_synced = Some([m.txs, m.addrs]);
+        self.manifest.format = FORMAT;
         self.manifest.store(&self.dir).map_err(io)
     }
 }

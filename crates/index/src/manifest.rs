@@ -7,6 +7,10 @@ use std::io::Write;
 use std::path::Path;
 
 pub const FORMAT: u32 = 1;
+/// The format written while the maps are synced only up to `maps_synced`: binaries from
+/// before that field would take its absence to mean "all synced" and never repair them,
+/// so they must refuse such an index. Back to [`FORMAT`] once everything is synced.
+pub const FORMAT_MAPS_BEHIND: u32 = 2;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Manifest {

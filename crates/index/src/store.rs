@@ -1,7 +1,7 @@
 //! The on-disk chain index: columns, maps, recovery, and read access (`ChainView`).
 
 use crate::column::*;
-use crate::manifest::{Manifest, TableRef, FORMAT};
+use crate::manifest::{Manifest, TableRef, FORMAT, FORMAT_MAPS_BEHIND};
 use crate::IndexError;
 use bitcoin::Network;
 use cointrail_chain::network::{network_name, parse_network};
@@ -121,15 +121,21 @@ impl Index {
         let io = |e: std::io::Error| IndexError::Io(dir.to_path_buf(), e);
         std::fs::create_dir_all(dir).map_err(io)?;
         let lock = open_file_opts().open(dir.join("LOCK")).map_err(io)?;
-        if writable {
+        // The lock is taken before the manifest is read: a reader that gets it recovers
+        // and may store the manifest, which must then be the latest one (a writer may have
+        // committed and left between an earlier read and the lock).
+        let locked = if writable {
             lock.try_lock()
                 .map_err(|_| IndexError::Locked(dir.to_path_buf()))?;
-        }
+            true
+        } else {
+            lock.try_lock().is_ok()
+        };
         let manifest = Manifest::load(dir).map_err(io)?.unwrap_or(Manifest {
             format: FORMAT,
             ..Manifest::default()
         });
-        if manifest.format != FORMAT {
+        if manifest.format != FORMAT && manifest.format != FORMAT_MAPS_BEHIND {
             return Err(IndexError::Format(format!(
                 "{}: index format {} is not {FORMAT}; rebuild it",
                 dir.display(),
@@ -173,7 +179,7 @@ impl Index {
         if writable {
             idx.fill_addr_types()?;
             idx.recover()?;
-        } else if idx._lock.try_lock().is_ok() {
+        } else if locked {
             // No writer is running: finish what a crashed one left, so every reader sees a
             // consistent index; then let writers in again.
             let r = idx.fill_addr_types().and_then(|_| idx.recover());
