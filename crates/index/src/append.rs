@@ -274,7 +274,8 @@ impl Index {
     }
 
     fn insert_txid(&mut self, txid: &[u8; 32], id: u32) -> Result<(), IndexError> {
-        if (self.tx_id.len() + 1) * 2 > self.txid_table.as_ref().map_or(0, |t| t.slots()) {
+        let used = self.tx_id.len() + self.manifest.stale_map_entries[0];
+        if (used + 1) * 2 > self.txid_table.as_ref().map_or(0, |t| t.slots()) {
             self.grow_table(true)?;
         } else {
             let t = self.txid_table.as_mut().expect("grown above");
@@ -292,7 +293,8 @@ impl Index {
         self.addr_key.push(&kb);
         self.addr_type.push(&kb[..1]);
         self.addr_last_out.push(&u40_bytes(NO_OUT));
-        if (self.addr_key.len() + 1) * 2 > self.addr_table.as_ref().map_or(0, |t| t.slots()) {
+        let used = self.addr_key.len() + self.manifest.stale_map_entries[1];
+        if (used + 1) * 2 > self.addr_table.as_ref().map_or(0, |t| t.slots()) {
             self.grow_table(false)?;
         } else {
             table_insert(
@@ -333,6 +335,7 @@ impl Index {
         }
         *r = TableRef { gen, slots };
         self.maps_regrown = true;
+        self.manifest.stale_map_entries[usize::from(!txids)] = 0;
         let old = if txids {
             self.txid_table.replace(t)
         } else {
@@ -429,6 +432,7 @@ impl Index {
         }
         let b = self.block(keep);
         let m = &mut self.manifest;
+        let (old_txs, old_addrs) = (m.txs, m.addrs);
         m.blocks = keep;
         m.txs = b.first_tx as u64;
         m.inputs = if m.txs < self.tx_first_in.len() {
@@ -444,6 +448,8 @@ impl Index {
         m.addrs = b.first_addr as u64;
         m.addr_types = m.addr_types.map(|n| n.min(m.addrs));
         m.maps_synced = m.maps_synced.map(|[t, a]| [t.min(m.txs), a.min(m.addrs)]);
+        m.stale_map_entries[0] += old_txs - m.txs;
+        m.stale_map_entries[1] += old_addrs - m.addrs;
         m.exts = b.first_ext as u64;
         m.oprets = b.first_opret as u64;
         m.opret_bytes = if m.oprets < self.opret_idx.len() {

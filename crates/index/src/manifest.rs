@@ -40,6 +40,11 @@ pub struct Manifest {
     /// recovery re-inserts the entries past these counts. Absent: all synced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maps_synced: Option<[u64; 2]>,
+    /// Entries of the txid and address maps left by rolled-back transactions and
+    /// addresses: they still fill slots, so they count toward the load that makes a map
+    /// grow (growing rebuilds it from the live ids, without them).
+    #[serde(default)]
+    pub stale_map_entries: [u64; 2],
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
