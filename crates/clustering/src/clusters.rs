@@ -7,16 +7,30 @@
 //! With change rules (`with_change`), the same pass also records soft links (`change.rs`):
 //! they never join the common-input clusters; `entities.rs` merges them through the guards.
 
+use crate::arr::Arr;
 use crate::change::{ChangeRules, LinkState, SoftLink, TxFacts};
 use crate::coinjoin::{detect_coinjoin, NetParams};
 use cointrail_chain::view::{display_txid, AddrId, ChainView, Prevout, TxNum};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const RULE_SET: &str = "multi-input, coinbase and CoinJoins excluded";
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    FromBytes,
+    IntoBytes,
+    Immutable,
+    KnownLayout,
+)]
+#[repr(C)]
 pub struct Merge {
     pub tx: TxNum,
     pub a: AddrId,
@@ -63,6 +77,25 @@ struct State {
     /// that replaced blocks from one that only added some. Absent in older files.
     #[serde(default)]
     last_txid: Option<String>,
+    /// How `arrays.bin` is laid out; another layout (an older version's) is rebuilt.
+    #[serde(default)]
+    layout: u32,
+}
+
+/// `arrays.bin`: `parent`, `next` (u32 each) and the aggregate records, each array
+/// starting on a page boundary so it can be mapped on its own.
+const LAYOUT: u32 = 2;
+const PAGE: u64 = 4096;
+
+fn page_up(x: u64) -> u64 {
+    x.div_ceil(PAGE) * PAGE
+}
+
+/// Byte offsets of `next` and `agg` in `arrays.bin`, and its length, for `n` addresses.
+fn array_offsets(n: u64) -> (u64, u64, u64) {
+    let next = page_up(n * 4);
+    let agg = next + page_up(n * 4);
+    (next, agg, agg + n * std::mem::size_of::<Agg>() as u64)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -117,7 +150,10 @@ impl ChangeLayer {
     }
 }
 
-#[derive(Clone, Copy)]
+/// A root's aggregates, stored as laid out here (`repr(C)`, little-endian), so a saved
+/// clustering is mapped rather than read.
+#[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[repr(C)]
 struct Agg {
     received: u64,
     sent: u64,
@@ -126,6 +162,7 @@ struct Agg {
     txs: u32,
     first: u32,
     last: u32,
+    _pad: u32,
 }
 
 pub struct Clustering {
@@ -136,13 +173,13 @@ pub struct Clustering {
     pub coinjoins_skipped: u64,
     /// CoinJoins found, by detector (also those whose inputs predate the indexed range).
     pub coinjoins_by_protocol: std::collections::BTreeMap<String, u64>,
-    parent: Vec<u32>,
+    parent: Arr<u32>,
     /// Circular member lists: iterating `next` from any member visits the whole cluster.
-    next: Vec<u32>,
+    next: Arr<u32>,
     /// A root's aggregates in one record: applying a transaction touches them together,
-    /// so one cache miss instead of seven (the files keep one array per field).
-    agg: Vec<Agg>,
-    pub merges: Vec<Merge>,
+    /// so one cache miss instead of seven.
+    agg: Arr<Agg>,
+    pub merges: Arr<Merge>,
     params: NetParams,
     pub change: Option<ChangeLayer>,
     /// Per-transaction scratch, kept to avoid allocations per transaction.
@@ -367,9 +404,15 @@ fn reserve_huge<T>(v: &mut Vec<T>, n: usize) {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_parts(path, &[bytes])
+}
+
+fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
+    for p in parts {
+        f.write_all(p)?;
+    }
     f.sync_all()?;
     std::fs::rename(tmp, path)
 }
@@ -390,10 +433,10 @@ impl Clustering {
             last_txid: None,
             coinjoins_skipped: 0,
             coinjoins_by_protocol: Default::default(),
-            parent: vec![],
-            next: vec![],
-            agg: vec![],
-            merges: vec![],
+            parent: Arr::default(),
+            next: Arr::default(),
+            agg: Arr::default(),
+            merges: Arr::default(),
             params,
             change: None,
             scratch: Default::default(),
@@ -420,52 +463,23 @@ impl Clustering {
                 format!("{}: {e}", state_path.display()),
             )
         })?;
-        let data = std::fs::read(dir.join("arrays.bin"))?;
-        let n = s.addrs as usize;
-        let need = n * 44;
-        let merges = std::fs::read(dir.join("merges.bin"))?;
-        if data.len() != need || merges.len() != s.merges as usize * 12 {
-            // Files from different commits: the state file is written last, so rebuild.
+        let n = s.addrs;
+        let (next_at, agg_at, len) = array_offsets(n);
+        let arrays = std::fs::File::open(dir.join("arrays.bin"))?;
+        let merges = std::fs::File::open(dir.join("merges.bin"))?;
+        if s.layout != LAYOUT
+            || arrays.metadata()?.len() != len
+            || merges.metadata()?.len() != s.merges * std::mem::size_of::<Merge>() as u64
+        {
+            // Another layout, or files from different commits (the state file is written
+            // last): rebuild.
             return Ok(Clustering::new(dir, params));
         }
-        let u32s = |off: usize| {
-            (0..n)
-                .map(|i| {
-                    u32::from_le_bytes(data[off + i * 4..off + i * 4 + 4].try_into().expect("4"))
-                })
-                .collect::<Vec<u32>>()
-        };
-        let u64s = |off: usize| {
-            (0..n)
-                .map(|i| {
-                    u64::from_le_bytes(data[off + i * 8..off + i * 8 + 8].try_into().expect("8"))
-                })
-                .collect::<Vec<u64>>()
-        };
-        c.parent = u32s(0);
-        c.next = u32s(n * 8);
-        let (size, min_id, received, sent) =
-            (u32s(n * 4), u32s(n * 12), u64s(n * 16), u64s(n * 24));
-        let (txs, first, last) = (u32s(n * 32), u32s(n * 36), u32s(n * 40));
-        c.agg = (0..n)
-            .map(|i| Agg {
-                received: received[i],
-                sent: sent[i],
-                size: size[i],
-                min_id: min_id[i],
-                txs: txs[i],
-                first: first[i],
-                last: last[i],
-            })
-            .collect();
-        c.merges = merges
-            .chunks(12)
-            .map(|m| Merge {
-                tx: u32::from_le_bytes(m[0..4].try_into().expect("4")),
-                a: u32::from_le_bytes(m[4..8].try_into().expect("4")),
-                b: u32::from_le_bytes(m[8..12].try_into().expect("4")),
-            })
-            .collect();
+        let n = n as usize;
+        c.parent = Arr::map(&arrays, 0, n)?;
+        c.next = Arr::map(&arrays, next_at, n)?;
+        c.agg = Arr::map(&arrays, agg_at, n)?;
+        c.merges = Arr::map(&merges, 0, s.merges as usize)?;
         if let Some(cs) = &s.change {
             let links = std::fs::read(dir.join("change_links.bin")).unwrap_or_default();
             let recv = std::fs::read(dir.join("change_recv.bin")).unwrap_or_default();
@@ -514,31 +528,20 @@ impl Clustering {
     /// Persist: arrays and merge log first, the state file last (atomic renames).
     pub fn save(&self) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let mut data = Vec::with_capacity(self.parent.len() * 44);
-        let col32 = |f: fn(&Agg) -> u32| self.agg.iter().map(f).collect::<Vec<u32>>();
-        let col64 = |f: fn(&Agg) -> u64| self.agg.iter().map(f).collect::<Vec<u64>>();
-        for v in [
-            &self.parent,
-            &col32(|a| a.size),
-            &self.next,
-            &col32(|a| a.min_id),
-        ] {
-            data.extend(to_bytes(v, u32::to_le_bytes));
-        }
-        for v in [&col64(|a| a.received), &col64(|a| a.sent)] {
-            data.extend(to_bytes(v, u64::to_le_bytes));
-        }
-        for v in [&col32(|a| a.txs), &col32(|a| a.first), &col32(|a| a.last)] {
-            data.extend(to_bytes(v, u32::to_le_bytes));
-        }
-        write_atomic(&self.dir.join("arrays.bin"), &data)?;
-        let mut m = Vec::with_capacity(self.merges.len() * 12);
-        for x in &self.merges {
-            m.extend_from_slice(&x.tx.to_le_bytes());
-            m.extend_from_slice(&x.a.to_le_bytes());
-            m.extend_from_slice(&x.b.to_le_bytes());
-        }
-        write_atomic(&self.dir.join("merges.bin"), &m)?;
+        let n = self.parent.len() as u64;
+        let (next_at, agg_at, _) = array_offsets(n);
+        let pad = |to: u64, at: u64| vec![0u8; (to - at) as usize];
+        write_atomic_parts(
+            &self.dir.join("arrays.bin"),
+            &[
+                self.parent.as_bytes(),
+                &pad(next_at, n * 4),
+                self.next.as_bytes(),
+                &pad(agg_at, next_at + n * 4),
+                self.agg.as_bytes(),
+            ],
+        )?;
+        write_atomic(&self.dir.join("merges.bin"), self.merges.as_bytes())?;
         if let Some(ch) = &self.change {
             let mut b = Vec::with_capacity(ch.links.len() * SoftLink::BYTES);
             for l in &ch.links {
@@ -558,6 +561,7 @@ impl Clustering {
             coinjoins_by_protocol: self.coinjoins_by_protocol.clone(),
             rule_set: RULE_SET.into(),
             last_txid: self.last_txid.map(hex::encode),
+            layout: LAYOUT,
             change: self.change.as_ref().map(|ch| ChangeState {
                 rules_name: ch.rules.name.clone(),
                 rules: ch.rules.text.clone(),
@@ -574,20 +578,20 @@ impl Clustering {
     }
 
     fn grow(&mut self, n: usize) {
-        if n > self.parent.capacity() {
-            // Room for all at once (a first build knows the final count), or half as much
-            // again when following the tip, so blocks do not reallocate.
-            let want = n.max(self.parent.capacity() * 3 / 2);
-            reserve_huge(&mut self.parent, want);
-            reserve_huge(&mut self.next, want);
-            reserve_huge(&mut self.agg, want);
-        }
         if n <= self.parent.len() {
             return;
         }
-        fill_to(&mut self.parent, n, |i| i as u32);
-        fill_to(&mut self.next, n, |i| i as u32);
-        fill_to(&mut self.agg, n, |i| Agg {
+        if self.parent.vec().capacity() < n {
+            // Room for all at once (a first build knows the final count), or half as much
+            // again when following the tip, so blocks do not reallocate.
+            let want = n.max(self.parent.len() * 3 / 2);
+            reserve_huge(self.parent.vec(), want);
+            reserve_huge(self.next.vec(), want);
+            reserve_huge(self.agg.vec(), want);
+        }
+        fill_to(self.parent.vec(), n, |i| i as u32);
+        fill_to(self.next.vec(), n, |i| i as u32);
+        fill_to(self.agg.vec(), n, |i| Agg {
             received: 0,
             sent: 0,
             size: 1,
@@ -595,6 +599,7 @@ impl Clustering {
             txs: 0,
             first: u32::MAX,
             last: 0,
+            _pad: 0,
         });
     }
 
@@ -636,7 +641,7 @@ impl Clustering {
         g.first = g.first.min(sm.first);
         g.last = g.last.max(sm.last);
         self.next.swap(bi, si);
-        self.merges.push(Merge { tx, a, b });
+        self.merges.vec().push(Merge { tx, a, b });
     }
 
     /// Apply the transactions the view has beyond what is covered. Generic over the view:

@@ -1,6 +1,7 @@
 //! Entities from addresses: CoinJoin detection (methods.md §3.1) and common-input-ownership
 //! clustering (§2.1) with every merge kept, so any two addresses' link can be explained.
 
+pub mod arr;
 pub mod change;
 pub mod clusters;
 pub mod coinjoin;

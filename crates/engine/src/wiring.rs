@@ -292,14 +292,19 @@ pub fn date_to_unix(d: &str) -> Option<u64> {
 /// Entity tags for the collapse guards (`cointrail_clustering::entities`): each labelled
 /// cluster's first label names it, and a service category (exchange, mixer, OTC, payment
 /// processor, gambling, mining, darknet market) makes it a service.
-pub struct ClusterTags {
+pub struct ClusterTags<'c> {
     by_cluster: HashMap<AddrId, Vec<Attribution>>,
-    cluster_of: Vec<AddrId>,
+    /// Asked per member when a link is judged: a table of every address's cluster would
+    /// cost a pass over all of them on every `cluster show`.
+    c: &'c Clustering,
 }
 
-impl cointrail_clustering::EntityTags for ClusterTags {
+impl cointrail_clustering::EntityTags for ClusterTags<'_> {
     fn tag(&self, member: AddrId) -> Option<cointrail_clustering::Tag> {
-        let k = *self.cluster_of.get(member as usize)?;
+        if member as usize >= self.c.addr_count() {
+            return None;
+        }
+        let k = self.c.cluster_of(member);
         let v = self.by_cluster.get(&k)?;
         let service = v.iter().any(|a| {
             crate::STOP_CATEGORIES
@@ -314,12 +319,14 @@ impl cointrail_clustering::EntityTags for ClusterTags {
 }
 
 /// The data directory's labels as entity tags over `c`'s clusters.
-pub fn cluster_tags(data_dir: &Path, idx: &Index, c: &Clustering) -> Result<ClusterTags> {
+pub fn cluster_tags<'c>(
+    data_dir: &Path,
+    idx: &Index,
+    c: &'c Clustering,
+) -> Result<ClusterTags<'c>> {
     let by_addr = read_attribution(data_dir, idx)?;
     Ok(ClusterTags {
         by_cluster: by_cluster(&by_addr, c),
-        cluster_of: (0..c.addr_count() as AddrId)
-            .map(|a| c.cluster_of(a))
-            .collect(),
+        c,
     })
 }
