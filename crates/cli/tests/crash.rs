@@ -216,3 +216,42 @@ fn map_entries_lost_after_an_unsynced_commit_are_put_back() {
     verify(d.path());
     assert_eq!(stats(d.path())["tx_count"], 22_904);
 }
+
+/// A batch that dies before its manifest leaves its entries in the maps. Redone with the
+/// same blocks, again and again, it must not add them again each time: uncounted copies
+/// would fill the maps (and their probes would never end).
+#[test]
+fn a_batch_redone_after_crashes_does_not_fill_the_maps() {
+    let d = tempfile::tempdir().unwrap();
+    let eight: Vec<PathBuf> = (831328..=831335)
+        .map(|h| data(&format!("mainnet/0{h}.bin")))
+        .collect();
+    assert!(ingest_cmd(d.path(), &eight[..7], 1_000_000)
+        .status()
+        .unwrap()
+        .success());
+    for _ in 0..5 {
+        let st = ingest_cmd(d.path(), &eight[7..], 1_000_000)
+            .env("COINTRAIL_FAILPOINT", "before-manifest")
+            .status()
+            .unwrap();
+        assert!(!st.success(), "the failpoint aborts the process");
+    }
+    let dir = d.path().join("index");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let gen = m["txid_table"]["gen"].as_u64().unwrap();
+    let map = std::fs::read(dir.join(format!("txid_map.{gen}.bin"))).unwrap();
+    let used = map
+        .chunks(4)
+        .filter(|s| u32::from_le_bytes((*s).try_into().unwrap()) != 0)
+        .count();
+    // 20,118 committed transactions plus one copy of the last block's 2,786.
+    assert!(used <= 22_904, "{used} slots used");
+    assert!(ingest_cmd(d.path(), &eight[7..], 1_000_000)
+        .status()
+        .unwrap()
+        .success());
+    verify(d.path());
+    assert_eq!(stats(d.path())["tx_count"], 22_904);
+}

@@ -9,6 +9,10 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+// Saved arrays are the in-memory bytes: the files are little-endian only where memory is.
+#[cfg(target_endian = "big")]
+compile_error!("saved clusterings are mapped as they are in memory: little-endian only");
+
 pub enum Arr<T> {
     Owned(Vec<T>),
     Mapped {
@@ -48,6 +52,20 @@ impl<T: FromBytes + IntoBytes + Immutable + KnownLayout + Copy> Arr<T> {
             map,
             _t: PhantomData,
         })
+    }
+
+    /// Make the array owned with room for `cap` elements, copying mapped elements once
+    /// into the new vector (`reserve` makes the room, e.g. with huge pages).
+    pub fn own_with_capacity(&mut self, cap: usize, reserve: fn(&mut Vec<T>, usize)) {
+        match self {
+            Arr::Owned(v) => reserve(v, cap),
+            Arr::Mapped { .. } => {
+                let mut v = Vec::new();
+                reserve(&mut v, cap.max(self.len()));
+                v.extend_from_slice(self);
+                *self = Arr::Owned(v);
+            }
+        }
     }
 
     /// The owned vector, copying the mapped elements first if need be (to grow).

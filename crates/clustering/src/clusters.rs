@@ -408,7 +408,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    // A name of this process's own: another process saving at the same time must never
+    // open (and truncate) a file this one is about to rename into place, because a third
+    // may map it (`Arr`) as soon as it is there.
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     for p in parts {
         f.write_all(p)?;
@@ -464,6 +467,10 @@ impl Clustering {
             )
         })?;
         let n = s.addrs;
+        if n > u32::MAX as u64 + 1 || s.merges > u32::MAX as u64 * 4 {
+            // Not a count this format can hold: a damaged state file. Rebuild.
+            return Ok(Clustering::new(dir, params));
+        }
         let (next_at, agg_at, len) = array_offsets(n);
         let arrays = std::fs::File::open(dir.join("arrays.bin"))?;
         let merges = std::fs::File::open(dir.join("merges.bin"))?;
@@ -528,6 +535,10 @@ impl Clustering {
     /// Persist: arrays and merge log first, the state file last (atomic renames).
     pub fn save(&self) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
+        // One saver at a time (`serve`, `follow` and `cluster build` may all save): the
+        // files of one save are never mixed with another's. Released when `_lock` drops.
+        let _lock = std::fs::File::create(self.dir.join("LOCK"))?;
+        _lock.lock()?;
         let n = self.parent.len() as u64;
         let (next_at, agg_at, _) = array_offsets(n);
         let pad = |to: u64, at: u64| vec![0u8; (to - at) as usize];
@@ -585,9 +596,9 @@ impl Clustering {
             // Room for all at once (a first build knows the final count), or half as much
             // again when following the tip, so blocks do not reallocate.
             let want = n.max(self.parent.len() * 3 / 2);
-            reserve_huge(self.parent.vec(), want);
-            reserve_huge(self.next.vec(), want);
-            reserve_huge(self.agg.vec(), want);
+            self.parent.own_with_capacity(want, reserve_huge);
+            self.next.own_with_capacity(want, reserve_huge);
+            self.agg.own_with_capacity(want, reserve_huge);
         }
         fill_to(self.parent.vec(), n, |i| i as u32);
         fill_to(self.next.vec(), n, |i| i as u32);

@@ -278,8 +278,9 @@ impl Index {
         if (used + 1) * 2 > self.txid_table.as_ref().map_or(0, |t| t.slots()) {
             self.grow_table(true)?;
         } else {
+            let reused = (id as u64) < self.manifest.map_ids_counted[0];
             let t = self.txid_table.as_mut().expect("grown above");
-            table_insert(t, txid_hash(txid), id);
+            insert_once(t, txid_hash(txid), id, reused);
         }
         Ok(())
     }
@@ -297,10 +298,12 @@ impl Index {
         if (used + 1) * 2 > self.addr_table.as_ref().map_or(0, |t| t.slots()) {
             self.grow_table(false)?;
         } else {
-            table_insert(
+            let reused = (id as u64) < self.manifest.map_ids_counted[1];
+            insert_once(
                 self.addr_table.as_mut().expect("grown above"),
                 addr_hash(k),
                 id,
+                reused,
             );
         }
         Ok(id)
@@ -335,7 +338,9 @@ impl Index {
         }
         *r = TableRef { gen, slots };
         self.maps_regrown = true;
+        // Rebuilt from the live ids alone.
         self.manifest.stale_map_entries[usize::from(!txids)] = 0;
+        self.manifest.map_ids_counted[usize::from(!txids)] = n;
         let old = if txids {
             self.txid_table.replace(t)
         } else {
@@ -404,6 +409,10 @@ impl Index {
         } else {
             FORMAT
         };
+        m.map_ids_counted = [
+            m.map_ids_counted[0].max(m.txs),
+            m.map_ids_counted[1].max(m.addrs),
+        ];
         m.generation += 1;
         crate::failpoint("before-manifest");
         m.store(&self.dir).map_err(io)?;
@@ -514,12 +523,22 @@ impl Index {
 fn table_has(t: &TableFile, h: u64, id: u32) -> bool {
     let mask = t.slots() - 1;
     let mut i = h & mask;
-    loop {
+    for _ in 0..t.slots() {
         match t.slot(i) {
             0 => return false,
             v if v == id + 1 => return true,
             _ => i = (i + 1) & mask,
         }
+    }
+    false
+}
+
+/// Insert, unless `id` may already have this very entry: a batch that crashed, redone with
+/// the same blocks, finds its entries there (they were counted stale when it was found),
+/// and inserting them again each time would fill the map with uncounted copies.
+fn insert_once(t: &mut TableFile, h: u64, id: u32, reused: bool) {
+    if !(reused && table_has(t, h, id)) {
+        table_insert(t, h, id);
     }
 }
 

@@ -45,6 +45,12 @@ pub struct Manifest {
     /// grow (growing rebuilds it from the live ids, without them).
     #[serde(default)]
     pub stale_map_entries: [u64; 2],
+    /// Txids and addresses (by id) whose map entries are counted, live or stale. A crashed
+    /// batch can leave entries for ids past the committed counts; an open finds them as
+    /// records past this point and counts them stale. Absent (older indexes): 0, so the
+    /// first open counts every id once more and the maps are rebuilt at the next insert.
+    #[serde(default)]
+    pub map_ids_counted: [u64; 2],
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

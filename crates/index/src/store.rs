@@ -388,6 +388,24 @@ impl Index {
             // committed state: it would die of SIGBUS on its next read there.
             c.set_committed(n).map_err(io)?;
         }
+        // Records past what was counted: a batch that crashed after inserting their ids
+        // into the maps. Their entries stay there, so they count toward the maps' load.
+        let ids = [
+            self.tx_id.file_records().map_err(io)?,
+            self.addr_key.file_records().map_err(io)?,
+        ];
+        let mut counted = false;
+        for (k, have) in ids.into_iter().enumerate() {
+            let c = &mut self.manifest.map_ids_counted[k];
+            if have > *c {
+                self.manifest.stale_map_entries[k] += have - *c;
+                *c = have;
+                counted = true;
+            }
+        }
+        if counted {
+            self.manifest.store(&self.dir).map_err(io)?;
+        }
         let keep = [
             format!("txid_map.{}.bin", m.txid_table.gen),
             format!("addr_map.{}.bin", m.addr_table.gen),
@@ -563,7 +581,8 @@ impl Index {
         let t = t.as_ref()?;
         let mask = t.slots() - 1;
         let mut i = h & mask;
-        loop {
+        // Bounded, so that even a map somehow full answers "absent" instead of spinning.
+        for _ in 0..t.slots() {
             let v = t.slot(i);
             if v == 0 {
                 return None;
@@ -574,6 +593,7 @@ impl Index {
             }
             i = (i + 1) & mask;
         }
+        None
     }
 }
 
