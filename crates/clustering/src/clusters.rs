@@ -187,7 +187,14 @@ pub struct Clustering {
     /// Told (transactions applied, transactions to apply) as an update goes: for a
     /// progress bar on long builds.
     pub progress: Option<Box<dyn Fn(u64, u64) + Send + Sync>>,
+    /// Where the last `rollback_to` started again: the transactions its saved state
+    /// covered (0: rebuilt from nothing).
+    pub restarted_from: u64,
 }
+
+/// The state saved before the last one, kept so that a reorganisation deeper than the
+/// last save can still start from a saved state.
+const PREVIOUS: &str = "previous";
 
 #[derive(Default)]
 struct Scratch {
@@ -444,6 +451,7 @@ impl Clustering {
             change: None,
             scratch: Default::default(),
             progress: None,
+            restarted_from: 0,
         }
     }
 
@@ -472,8 +480,15 @@ impl Clustering {
             return Ok(Clustering::new(dir, params));
         }
         let (next_at, agg_at, len) = array_offsets(n);
-        let arrays = std::fs::File::open(dir.join("arrays.bin"))?;
-        let merges = std::fs::File::open(dir.join("merges.bin"))?;
+        // A state file without its data files: a save (or `keep_previous`) cut short.
+        let open = |name: &str| match std::fs::File::open(dir.join(name)) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        };
+        let (Some(arrays), Some(merges)) = (open("arrays.bin")?, open("merges.bin")?) else {
+            return Ok(Clustering::new(dir, params));
+        };
         if s.layout != LAYOUT
             || arrays.metadata()?.len() != len
             || merges.metadata()?.len() != s.merges * std::mem::size_of::<Merge>() as u64
@@ -539,6 +554,7 @@ impl Clustering {
         // files of one save are never mixed with another's. Released when `_lock` drops.
         let _lock = std::fs::File::create(self.dir.join("LOCK"))?;
         _lock.lock()?;
+        self.keep_previous()?;
         let n = self.parent.len() as u64;
         let (next_at, agg_at, _) = array_offsets(n);
         let pad = |to: u64, at: u64| vec![0u8; (to - at) as usize];
@@ -586,6 +602,37 @@ impl Clustering {
             &self.dir.join("state.json"),
             &serde_json::to_vec_pretty(&s).expect("state serializes"),
         )
+    }
+
+    /// Move the last saved state to `previous/`, unless it is this very state. A crash
+    /// midway leaves a state file whose data files are gone, which `open` treats as no
+    /// saved state: slower, never wrong.
+    fn keep_previous(&self) -> std::io::Result<()> {
+        let state = self.dir.join("state.json");
+        let Ok(text) = std::fs::read(&state) else {
+            return Ok(());
+        };
+        let same =
+            serde_json::from_slice::<State>(&text).is_ok_and(|s| s.covered_txs == self.covered_txs);
+        if same {
+            return Ok(());
+        }
+        let prev = self.dir.join(PREVIOUS);
+        std::fs::create_dir_all(&prev)?;
+        let _ = std::fs::remove_file(prev.join("state.json"));
+        for f in [
+            "arrays.bin",
+            "merges.bin",
+            "change_links.bin",
+            "change_recv.bin",
+            "state.json",
+        ] {
+            match std::fs::rename(self.dir.join(f), prev.join(f)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     fn grow(&mut self, n: usize) {
@@ -836,17 +883,42 @@ impl Clustering {
         }
     }
 
-    /// Undo what transactions from `tx_count` on merged (a reorganisation): rebuilt from the
-    /// chain up to that point, which the merge log makes cheap to verify but not to skip.
+    /// Undo what transactions from `tx_count` on merged (a reorganisation). Union-find
+    /// cannot be undone in place, so this starts again from the newest saved state that is
+    /// still a prefix of `view` (the last save, or the one before it, kept in `previous/`)
+    /// with the same change setting, else from nothing, and applies the chain up to
+    /// `tx_count`. `restarted_from` says which.
     pub fn rollback_to<V: ChainView + Sync>(&mut self, view: &V, tx_count: u64) {
         let params = self.params;
         let dir = self.dir.clone();
-        let change = self.change.take();
+        let target = tx_count.min(view.tx_count());
+        let setting = self
+            .change
+            .as_ref()
+            .map(|c| (c.rules.text.clone(), c.delay_blocks));
         let progress = self.progress.take();
-        *self = Clustering::new(&dir, params);
+        let saved = [dir.clone(), dir.join(PREVIOUS)].into_iter().find_map(|d| {
+            let c = Clustering::open(&d, params).ok()?;
+            let same = c
+                .change
+                .as_ref()
+                .map(|c| (c.rules.text.clone(), c.delay_blocks))
+                == setting;
+            (same && c.covered_txs > 0 && c.covered_txs <= target && c.is_prefix_of(view))
+                .then_some(c)
+        });
+        match saved {
+            Some(c) => *self = c,
+            None => {
+                let change = self.change.take();
+                *self = Clustering::new(&dir, params);
+                self.change = change.map(|c| ChangeLayer::new(c.rules, c.delay_blocks));
+            }
+        }
+        self.dir = dir;
+        self.restarted_from = self.covered_txs;
         self.progress = progress;
-        self.change = change.map(|c| ChangeLayer::new(c.rules, c.delay_blocks));
-        self.apply_until(view, tx_count.min(view.tx_count()));
+        self.apply_until(view, target);
     }
 
     /// The hard cluster's root (internal; stable only until the next merge).

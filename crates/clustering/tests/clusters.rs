@@ -376,3 +376,57 @@ fn sync_after_a_same_length_reorganisation_rebuilds() {
     assert!(cl.sync(&b.0));
     assert_eq!(cl.covered_txs, 4);
 }
+
+/// A reorganisation starts again from the newest saved state that is still a prefix of
+/// the new chain (here the save before the last), not from nothing, and ends where a
+/// rebuild would.
+#[test]
+fn a_reorganisation_restarts_from_a_saved_state() {
+    let base = |c: &mut Chain| {
+        let f1 = c.tx(&[], &[(1, 500_000_000)]);
+        let f2 = c.tx(&[], &[(2, 300_000_000)]);
+        let f3 = c.tx(&[], &[(3, 100_000_000)]);
+        let f4 = c.tx(&[], &[(4, 100_000_000)]);
+        c.tx(&[(f1, 0), (f2, 0)], &[(10, 799_000_000)]);
+        (f3, f4)
+    };
+    let mut a = Chain(MemChain::new(), 0);
+    let (f3, f4) = base(&mut a);
+    let mut b = Chain(MemChain::new(), 0);
+    base(&mut b);
+    let d = tempfile::tempdir().unwrap();
+    let mut cl = Clustering::new(d.path(), NetParams::any_height());
+    cl.update(&a.0);
+    cl.save().unwrap();
+    // The old branch joins 3 and 4; the new one spends 3 alone.
+    a.tx(&[(f3, 0), (f4, 0)], &[(11, 199_000_000)]);
+    b.tx(&[(f3, 0)], &[(12, 99_000_000)]);
+    b.tx(&[(f4, 0)], &[(13, 99_000_000)]);
+    assert!(cl.sync(&a.0));
+    cl.save().unwrap();
+    assert_eq!(cl.cluster_of(a.addr(3)), cl.cluster_of(a.addr(4)));
+
+    let mut cl = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    assert!(cl.sync(&b.0));
+    assert_eq!(cl.restarted_from, 5, "the save before the last");
+    let mut fresh = Clustering::new(&d.path().join("fresh"), NetParams::any_height());
+    fresh.update(&b.0);
+    assert_ne!(cl.cluster_of(b.addr(3)), cl.cluster_of(b.addr(4)));
+    assert_eq!(cl.cluster_of(b.addr(1)), cl.cluster_of(b.addr(2)));
+    assert_eq!(cl.merges, fresh.merges);
+    for x in 0..b.0.addr_count() as u32 {
+        let (p, q) = (cl.summary(x), fresh.summary(x));
+        assert_eq!(
+            (p.cluster_id, p.size, p.received, p.sent, p.tx_count),
+            (q.cluster_id, q.size, q.received, q.sent, q.tx_count)
+        );
+    }
+    // Saved, it is the new branch's state; a chain unlike any save is rebuilt from nothing.
+    cl.save().unwrap();
+    let mut c = Chain(MemChain::new(), 0);
+    c.tx(&[], &[(7, 1_000)]);
+    let mut cl = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    assert!(cl.sync(&c.0));
+    assert_eq!(cl.restarted_from, 0);
+    assert_eq!(cl.covered_txs, 1);
+}
