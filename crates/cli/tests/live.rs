@@ -189,11 +189,11 @@ fn case_drain_exposure_and_flag_alerts_reach_the_log_and_the_stream() {
     // The heist: 49.9999 BTC of the hot wallet's 150 leave for the thief (33%).
     let loot_coin = coinbase_coin(&node, 1, 32);
     let heist = spend(
-        &[loot_coin.clone()],
+        std::slice::from_ref(&loot_coin),
         &[(thief.script(), loot_coin.value - 10_000)],
     );
     let heist_txid = heist.compute_txid().to_string();
-    node.mine_txs(&miner.addr, &[heist.clone()]);
+    node.mine_txs(&miner.addr, std::slice::from_ref(&heist));
     let r = follow(&dir, &node);
     assert_eq!(r["blocks_added"], 1, "{r}");
     let all = alerts(&dir);
@@ -256,14 +256,17 @@ fn case_drain_exposure_and_flag_alerts_reach_the_log_and_the_stream() {
     };
     let to_mule = 1_000_000_000u64;
     let peel = spend(
-        &[thief_coin.clone()],
+        std::slice::from_ref(&thief_coin),
         &[
             (mule.script(), to_mule),
             (stash.script(), thief_coin.value - to_mule - 10_000),
         ],
     );
     let m = coinbase_coin(&node, 4, 31);
-    let pay_sanctioned = spend(&[m.clone()], &[(sanctioned.script(), m.value - 10_000)]);
+    let pay_sanctioned = spend(
+        std::slice::from_ref(&m),
+        &[(sanctioned.script(), m.value - 10_000)],
+    );
     node.mine_txs(&miner.addr, &[peel.clone(), pay_sanctioned.clone()]);
     follow(&dir, &node);
     let all = alerts(&dir);
@@ -296,7 +299,7 @@ fn case_drain_exposure_and_flag_alerts_reach_the_log_and_the_stream() {
         key: 34,
     };
     let cash_out = spend(&[mule_coin], &[(deposit.script(), to_mule - 5_000)]);
-    node.mine_txs(&miner.addr, &[cash_out.clone()]);
+    node.mine_txs(&miner.addr, std::slice::from_ref(&cash_out));
     follow(&dir, &node);
     let all = alerts(&dir);
     let loot = of_rule(&all, "loot");
@@ -505,7 +508,7 @@ fn clustering_follows_blocks_and_reorganisations() {
         &[ca.clone(), cb.clone()],
         &[(miner.script(), ca.value + cb.value - 20_000)],
     );
-    let merged_block = node.mine_txs(&miner.addr, &[merge.clone()]);
+    let merged_block = node.mine_txs(&miner.addr, std::slice::from_ref(&merge));
     let r = follow(&dir, &node);
     assert_eq!(r["blocks_added"], 1, "{r}");
     let stats: Value = serde_json::from_str(&cli(&dir, &["--json", "stats"])).unwrap();
@@ -528,7 +531,10 @@ fn clustering_follows_blocks_and_reorganisations() {
     // The block is replaced by one with as many transactions that merges nothing: A pays
     // the miner alone. The transaction count is unchanged; only the txids tell.
     node.call("invalidateblock", json!([merged_block]));
-    let lone = spend(&[ca.clone()], &[(miner.script(), ca.value - 10_000)]);
+    let lone = spend(
+        std::slice::from_ref(&ca),
+        &[(miner.script(), ca.value - 10_000)],
+    );
     node.mine_txs(&miner.addr, &[lone]);
     node.mine_txs(&miner.addr, &[]);
     let r = follow(&dir, &node);

@@ -80,6 +80,11 @@ struct State {
     /// How `arrays.bin` is laid out; another layout (an older version's) is rebuilt.
     #[serde(default)]
     layout: u32,
+    /// The txid of the first transaction (the coinbase) of the last covered block: with
+    /// the last txid it pins that block, so a competing block holding the same last
+    /// transaction at the same position is not taken for it.
+    #[serde(default)]
+    block_first_txid: Option<String>,
 }
 
 /// `arrays.bin`: `parent`, `next` (u32 each) and the aggregate records, each array
@@ -170,6 +175,8 @@ pub struct Clustering {
     pub covered_txs: u64,
     /// Internal-order txid of transaction `covered_txs - 1` when it was applied.
     pub last_txid: Option<[u8; 32]>,
+    /// Internal-order txid of the first transaction of that transaction's block.
+    pub block_first_txid: Option<[u8; 32]>,
     pub coinjoins_skipped: u64,
     /// CoinJoins found, by detector (also those whose inputs predate the indexed range).
     pub coinjoins_by_protocol: std::collections::BTreeMap<String, u64>,
@@ -193,8 +200,42 @@ pub struct Clustering {
 }
 
 /// The state saved before the last one, kept so that a reorganisation deeper than the
-/// last save can still start from a saved state.
+/// last save can still start from a saved state, and so that a save cut short leaves one.
 const PREVIOUS: &str = "previous";
+
+/// The first transaction of `t`'s block.
+fn block_first<V: ChainView>(view: &V, t: u64) -> TxNum {
+    let h = view.tx_height(t as TxNum);
+    let mut f = t;
+    while f > 0 && view.tx_height((f - 1) as TxNum) == h {
+        f -= 1;
+    }
+    f as TxNum
+}
+
+/// Whether a state covering `n` transactions, the last `last` in a block starting with
+/// `first`, is a prefix of `view`'s chain. A state without them (older files) is judged
+/// on what it has.
+fn prefix_of<V: ChainView>(
+    n: u64,
+    last: Option<[u8; 32]>,
+    first: Option<[u8; 32]>,
+    view: &V,
+) -> bool {
+    n <= view.tx_count()
+        && (n == 0
+            || (last.is_none_or(|t| view.txid((n - 1) as TxNum) == t)
+                && first.is_none_or(|t| view.txid(block_first(view, n - 1)) == t)))
+}
+
+/// The saved state in `dir`, read without opening its data files.
+fn peek_state(dir: &Path) -> Option<State> {
+    serde_json::from_slice(&std::fs::read(dir.join("state.json")).ok()?).ok()
+}
+
+fn decode_txid(h: &Option<String>) -> Option<[u8; 32]> {
+    hex::decode(h.as_deref()?).ok()?.try_into().ok()
+}
 
 #[derive(Default)]
 struct Scratch {
@@ -441,6 +482,7 @@ impl Clustering {
             dir: dir.to_path_buf(),
             covered_txs: 0,
             last_txid: None,
+            block_first_txid: None,
             coinjoins_skipped: 0,
             coinjoins_by_protocol: Default::default(),
             parent: Arr::default(),
@@ -463,6 +505,19 @@ impl Clustering {
 
     /// Open the stored clustering, or start an empty one.
     pub fn open(dir: &Path, params: NetParams) -> std::io::Result<Clustering> {
+        let c = Clustering::open_at(dir, params)?;
+        if c.covered_txs == 0 && !dir.join("state.json").exists() {
+            // A save cut short: the state saved before it.
+            let mut p = Clustering::open_at(&dir.join(PREVIOUS), params)?;
+            if p.covered_txs > 0 {
+                p.dir = dir.to_path_buf();
+                return Ok(p);
+            }
+        }
+        Ok(c)
+    }
+
+    fn open_at(dir: &Path, params: NetParams) -> std::io::Result<Clustering> {
         let mut c = Clustering::new(dir, params);
         let state_path = dir.join("state.json");
         let Ok(text) = std::fs::read(&state_path) else {
@@ -538,6 +593,7 @@ impl Clustering {
             }
         }
         c.covered_txs = s.covered_txs;
+        c.block_first_txid = decode_txid(&s.block_first_txid);
         c.last_txid = s
             .last_txid
             .as_deref()
@@ -588,6 +644,7 @@ impl Clustering {
             coinjoins_by_protocol: self.coinjoins_by_protocol.clone(),
             rule_set: RULE_SET.into(),
             last_txid: self.last_txid.map(hex::encode),
+            block_first_txid: self.block_first_txid.map(hex::encode),
             layout: LAYOUT,
             change: self.change.as_ref().map(|ch| ChangeState {
                 rules_name: ch.rules.name.clone(),
@@ -604,35 +661,45 @@ impl Clustering {
         )
     }
 
-    /// Move the last saved state to `previous/`, unless it is this very state. A crash
-    /// midway leaves a state file whose data files are gone, which `open` treats as no
-    /// saved state: slower, never wrong.
+    /// Keep the last saved state in `previous/` (hard links: the files of `dir` stay as
+    /// they are), unless it is this very state. Then take `dir`'s state file away, so
+    /// that a save cut short leaves `dir` without one and `open` falls back to
+    /// `previous/`, rather than pairing an old state file with new data files.
     fn keep_previous(&self) -> std::io::Result<()> {
         let state = self.dir.join("state.json");
-        let Ok(text) = std::fs::read(&state) else {
+        let Some(s) = peek_state(&self.dir) else {
             return Ok(());
         };
-        let same =
-            serde_json::from_slice::<State>(&text).is_ok_and(|s| s.covered_txs == self.covered_txs);
-        if same {
-            return Ok(());
-        }
-        let prev = self.dir.join(PREVIOUS);
-        std::fs::create_dir_all(&prev)?;
-        let _ = std::fs::remove_file(prev.join("state.json"));
-        for f in [
-            "arrays.bin",
-            "merges.bin",
-            "change_links.bin",
-            "change_recv.bin",
-            "state.json",
-        ] {
-            match std::fs::rename(self.dir.join(f), prev.join(f)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
+        let same = s.covered_txs == self.covered_txs
+            && decode_txid(&s.last_txid) == self.last_txid
+            && decode_txid(&s.block_first_txid) == self.block_first_txid;
+        if !same {
+            let prev = self.dir.join(PREVIOUS);
+            std::fs::create_dir_all(&prev)?;
+            let _ = std::fs::remove_file(prev.join("state.json"));
+            for f in [
+                "arrays.bin",
+                "merges.bin",
+                "change_links.bin",
+                "change_recv.bin",
+                "state.json",
+            ] {
+                let _ = std::fs::remove_file(prev.join(f));
+                match std::fs::hard_link(self.dir.join(f), prev.join(f)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
             }
+            std::fs::File::open(&prev)?.sync_all()?;
         }
-        Ok(())
+        std::fs::remove_file(state)?;
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+
+    /// Whether `dir` holds a saved clustering (or the one before it, which `open` falls
+    /// back to).
+    pub fn saved_exists(dir: &Path) -> bool {
+        dir.join("state.json").exists() || dir.join(PREVIOUS).join("state.json").exists()
     }
 
     fn grow(&mut self, n: usize) {
@@ -730,6 +797,7 @@ impl Clustering {
         self.scratch = scratch;
         self.covered_txs = end;
         self.last_txid = (end > 0).then(|| view.txid((end - 1) as TxNum));
+        self.block_first_txid = (end > 0).then(|| view.txid(block_first(view, end - 1)));
         if let (Some(ch), true) = (self.change.as_mut(), end > 0) {
             ch.settle(view.tx_height((end - 1) as TxNum));
         }
@@ -738,12 +806,12 @@ impl Clustering {
     /// Whether what is covered is still a prefix of `view`'s chain: false after a
     /// reorganisation removed covered transactions, even if as many came back.
     pub fn is_prefix_of<V: ChainView>(&self, view: &V) -> bool {
-        let n = self.covered_txs;
-        n <= view.tx_count()
-            && (n == 0
-                || self
-                    .last_txid
-                    .is_none_or(|t| view.txid((n - 1) as TxNum) == t))
+        prefix_of(
+            self.covered_txs,
+            self.last_txid,
+            self.block_first_txid,
+            view,
+        )
     }
 
     /// Bring the clustering to `view`'s tip: undo a reorganisation if one happened, then
@@ -898,17 +966,28 @@ impl Clustering {
             .map(|c| (c.rules.text.clone(), c.delay_blocks));
         let progress = self.progress.take();
         let saved = [dir.clone(), dir.join(PREVIOUS)].into_iter().find_map(|d| {
-            let c = Clustering::open(&d, params).ok()?;
-            let same = c
-                .change
-                .as_ref()
-                .map(|c| (c.rules.text.clone(), c.delay_blocks))
-                == setting;
-            (same && c.covered_txs > 0 && c.covered_txs <= target && c.is_prefix_of(view))
-                .then_some(c)
+            // Judged on the state file first: opening reads the change layer's files.
+            let s = peek_state(&d)?;
+            let (last, first) = (
+                decode_txid(&s.last_txid)?,
+                decode_txid(&s.block_first_txid)?,
+            );
+            let same = s.change.as_ref().map(|c| (c.rules.clone(), c.delay_blocks)) == setting;
+            let fits = s.covered_txs > 0 && s.covered_txs <= target;
+            if !(same && fits && prefix_of(s.covered_txs, Some(last), Some(first), view)) {
+                return None;
+            }
+            let c = Clustering::open_at(&d, params).ok()?;
+            (c.covered_txs == s.covered_txs && c.last_txid == Some(last)).then_some(c)
         });
+        let name = self.change.as_ref().map(|c| c.rules.name.clone());
         match saved {
-            Some(c) => *self = c,
+            Some(c) => {
+                *self = c;
+                if let (Some(ch), Some(name)) = (self.change.as_mut(), name) {
+                    ch.rules.name = name;
+                }
+            }
             None => {
                 let change = self.change.take();
                 *self = Clustering::new(&dir, params);

@@ -430,3 +430,53 @@ fn a_reorganisation_restarts_from_a_saved_state() {
     assert_eq!(cl.restarted_from, 0);
     assert_eq!(cl.covered_txs, 1);
 }
+
+/// A competing last block holding the same last transaction at the same position (same
+/// mempool, another miner) is told apart by its coinbase.
+#[test]
+fn a_competing_block_with_the_same_last_transaction_is_not_a_prefix() {
+    let build = |miner: u16| {
+        let mut c = Chain(MemChain::new(), 0);
+        let cb1 = c.tx(&[], &[(1, 5_000_000_000)]);
+        c.tx(&[], &[(miner, 5_000_000_000)]);
+        c.1 -= 1; // the next transaction in the same block
+        c.tx(&[(cb1, 0)], &[(3, 4_000_000_000)]);
+        c
+    };
+    let (x, y) = (build(2), build(4));
+    assert_eq!(x.0.txid(2), y.0.txid(2));
+    assert_eq!(x.0.tx_height(1), x.0.tx_height(2));
+    let mut cl = Clustering::new(tempfile::tempdir().unwrap().path(), NetParams::any_height());
+    cl.update(&x.0);
+    assert!(cl.is_prefix_of(&x.0));
+    assert!(!cl.is_prefix_of(&y.0));
+}
+
+/// A save cut short (its data files written, its state file not) leaves the state saved
+/// before it, which `open` returns and `sync` brings forward.
+#[test]
+fn a_save_cut_short_falls_back_to_the_one_before() {
+    let mut a = Chain(MemChain::new(), 0);
+    let f1 = a.tx(&[], &[(1, 500_000_000)]);
+    let f2 = a.tx(&[], &[(2, 300_000_000)]);
+    a.tx(&[(f1, 0), (f2, 0)], &[(10, 799_000_000)]);
+    let d = tempfile::tempdir().unwrap();
+    let mut cl = Clustering::new(d.path(), NetParams::any_height());
+    cl.update(&a.0);
+    cl.save().unwrap();
+    let f3 = a.tx(&[], &[(3, 100_000_000)]);
+    a.tx(&[(f3, 0)], &[(11, 99_000_000)]);
+    cl.update(&a.0);
+    cl.save().unwrap();
+    std::fs::remove_file(d.path().join("state.json")).unwrap();
+    assert!(Clustering::saved_exists(d.path()));
+    let mut back = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    assert_eq!(back.covered_txs, 3);
+    assert!(back.sync(&a.0));
+    assert_eq!(back.covered_txs, 5);
+    assert_eq!(back.merges, cl.merges);
+    back.save().unwrap();
+    let again = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    assert_eq!(again.covered_txs, 5);
+    assert_eq!(again.cluster_of(a.addr(1)), again.cluster_of(a.addr(2)));
+}

@@ -321,7 +321,7 @@ impl ClusterFollower {
     fn sync(&mut self, index: &cointrail_index::Index) -> Result<(), String> {
         let dir = crate::wiring::cluster_dir(&self.data_dir);
         if self.clustering.is_none() {
-            if !dir.join("state.json").exists() {
+            if !cointrail_clustering::Clustering::saved_exists(&dir) {
                 return Ok(());
             }
             let c =

@@ -207,7 +207,7 @@ pub fn cluster_labels(
 pub fn attach(e: &mut Engine) -> Result<()> {
     let data_dir = e.data_dir.clone();
     let by_addr = read_attribution(&data_dir, &e.index)?;
-    let clusters = if cluster_dir(&data_dir).join("state.json").exists() {
+    let clusters = if cointrail_clustering::Clustering::saved_exists(&cluster_dir(&data_dir)) {
         Some(Arc::new(load_clustering(&data_dir, &e.index)?))
     } else {
         None

@@ -256,7 +256,7 @@ impl Ctx<'_> {
                         false,
                         share,
                         hops.max(h),
-                        &[case.clone()],
+                        std::slice::from_ref(&case),
                         &path,
                     );
                     w -= share;

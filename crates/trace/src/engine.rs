@@ -677,7 +677,7 @@ fn destinations(tr: &Tracer, source: u64) -> Vec<Destination> {
             d
         })
         .collect();
-    v.sort_by(|a, b| b.tainted_sats.cmp(&a.tainted_sats));
+    v.sort_by_key(|d| std::cmp::Reverse(d.tainted_sats));
     v
 }
 
