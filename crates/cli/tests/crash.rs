@@ -60,6 +60,35 @@ fn ingest_cmd(dir: &Path, files: &[PathBuf], commit_every: u64) -> Command {
     c
 }
 
+/// The 8 consecutive real mainnet blocks 831,328–831,335.
+fn eight_blocks() -> Vec<PathBuf> {
+    (831328..=831335)
+        .map(|h| data(&format!("mainnet/0{h}.bin")))
+        .collect()
+}
+
+/// Ingest with a failpoint set, which must abort the process.
+fn ingest_until(failpoint: &str, dir: &Path, files: &[PathBuf], commit_every: u64) {
+    let st = ingest_cmd(dir, files, commit_every)
+        .env("COINTRAIL_FAILPOINT", failpoint)
+        .status()
+        .unwrap();
+    assert!(
+        !st.success(),
+        "the failpoint {failpoint} aborts the process"
+    );
+}
+
+/// Ingest to the end, then the whole index checks out and holds all 8 blocks.
+fn finish_all_eight(dir: &Path, files: &[PathBuf], commit_every: u64) {
+    assert!(ingest_cmd(dir, files, commit_every)
+        .status()
+        .unwrap()
+        .success());
+    verify(dir);
+    assert_eq!(stats(dir)["tx_count"], 22_904);
+}
+
 #[test]
 fn kill_9_at_random_moments_then_resume() {
     let files: Vec<PathBuf> = vec![data("testnet/testnet_blocks.txt")];
@@ -103,31 +132,20 @@ fn kill_9_at_random_moments_then_resume() {
 #[test]
 fn death_between_data_and_manifest_keeps_the_old_state() {
     let d = tempfile::tempdir().unwrap();
-    let eight: Vec<PathBuf> = (831328..=831335)
-        .map(|h| data(&format!("mainnet/0{h}.bin")))
-        .collect();
+    let eight = eight_blocks();
     assert!(ingest_cmd(d.path(), &eight[..2], 1_000_000)
         .status()
         .unwrap()
         .success());
     let before = stats(d.path());
-    let st = ingest_cmd(d.path(), &eight[2..], 1_000_000)
-        .env("COINTRAIL_FAILPOINT", "before-manifest")
-        .status()
-        .unwrap();
-    assert!(!st.success(), "the failpoint aborts the process");
+    ingest_until("before-manifest", d.path(), &eight[2..], 1_000_000);
     assert_eq!(
         stats(d.path()),
         before,
         "a commit that did not reach its manifest is not visible"
     );
     // Opening for writing undoes the half-written batch; resuming completes it.
-    assert!(ingest_cmd(d.path(), &eight[2..], 1_000_000)
-        .status()
-        .unwrap()
-        .success());
-    verify(d.path());
-    assert_eq!(stats(d.path())["tx_count"], 22_904);
+    finish_all_eight(d.path(), &eight[2..], 1_000_000);
 }
 
 #[test]
@@ -168,14 +186,8 @@ fn death_in_the_middle_of_a_reorganisation() {
 #[test]
 fn map_entries_lost_after_an_unsynced_commit_are_put_back() {
     let d = tempfile::tempdir().unwrap();
-    let eight: Vec<PathBuf> = (831328..=831335)
-        .map(|h| data(&format!("mainnet/0{h}.bin")))
-        .collect();
-    let st = ingest_cmd(d.path(), &eight, 1000)
-        .env("COINTRAIL_FAILPOINT", "after-unsynced-maps-commit")
-        .status()
-        .unwrap();
-    assert!(!st.success(), "the failpoint aborts the process");
+    let eight = eight_blocks();
+    ingest_until("after-unsynced-maps-commit", d.path(), &eight, 1000);
     let dir = d.path().join("index");
     let manifest = || -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
@@ -209,12 +221,7 @@ fn map_entries_lost_after_an_unsynced_commit_are_put_back() {
     let m = manifest();
     assert_eq!(m["maps_synced"], serde_json::json!([txs, addrs]));
     assert_eq!(m["format"], 1);
-    assert!(ingest_cmd(d.path(), &eight, 1000)
-        .status()
-        .unwrap()
-        .success());
-    verify(d.path());
-    assert_eq!(stats(d.path())["tx_count"], 22_904);
+    finish_all_eight(d.path(), &eight, 1000);
 }
 
 /// A batch that dies before its manifest leaves its entries in the maps. Redone with the
@@ -223,19 +230,13 @@ fn map_entries_lost_after_an_unsynced_commit_are_put_back() {
 #[test]
 fn a_batch_redone_after_crashes_does_not_fill_the_maps() {
     let d = tempfile::tempdir().unwrap();
-    let eight: Vec<PathBuf> = (831328..=831335)
-        .map(|h| data(&format!("mainnet/0{h}.bin")))
-        .collect();
+    let eight = eight_blocks();
     assert!(ingest_cmd(d.path(), &eight[..7], 1_000_000)
         .status()
         .unwrap()
         .success());
     for _ in 0..5 {
-        let st = ingest_cmd(d.path(), &eight[7..], 1_000_000)
-            .env("COINTRAIL_FAILPOINT", "before-manifest")
-            .status()
-            .unwrap();
-        assert!(!st.success(), "the failpoint aborts the process");
+        ingest_until("before-manifest", d.path(), &eight[7..], 1_000_000);
     }
     let dir = d.path().join("index");
     let m: serde_json::Value =
@@ -248,10 +249,5 @@ fn a_batch_redone_after_crashes_does_not_fill_the_maps() {
         .count();
     // 20,118 committed transactions plus one copy of the last block's 2,786.
     assert!(used <= 22_904, "{used} slots used");
-    assert!(ingest_cmd(d.path(), &eight[7..], 1_000_000)
-        .status()
-        .unwrap()
-        .success());
-    verify(d.path());
-    assert_eq!(stats(d.path())["tx_count"], 22_904);
+    finish_all_eight(d.path(), &eight[7..], 1_000_000);
 }
