@@ -67,6 +67,12 @@ fn eight_blocks() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Ingest, which must succeed.
+fn ingest_ok(dir: &Path, files: &[PathBuf], commit_every: u64) {
+    let st = ingest_cmd(dir, files, commit_every).status().unwrap();
+    assert!(st.success(), "ingest of {files:?} failed");
+}
+
 /// Ingest with a failpoint set, which must abort the process.
 fn ingest_until(failpoint: &str, dir: &Path, files: &[PathBuf], commit_every: u64) {
     let st = ingest_cmd(dir, files, commit_every)
@@ -81,10 +87,7 @@ fn ingest_until(failpoint: &str, dir: &Path, files: &[PathBuf], commit_every: u6
 
 /// Ingest to the end, then the whole index checks out and holds all 8 blocks.
 fn finish_all_eight(dir: &Path, files: &[PathBuf], commit_every: u64) {
-    assert!(ingest_cmd(dir, files, commit_every)
-        .status()
-        .unwrap()
-        .success());
+    ingest_ok(dir, files, commit_every);
     verify(dir);
     assert_eq!(stats(dir)["tx_count"], 22_904);
 }
@@ -93,10 +96,7 @@ fn finish_all_eight(dir: &Path, files: &[PathBuf], commit_every: u64) {
 fn kill_9_at_random_moments_then_resume() {
     let files: Vec<PathBuf> = vec![data("testnet/testnet_blocks.txt")];
     let clean = tempfile::tempdir().unwrap();
-    assert!(ingest_cmd(clean.path(), &files, 40)
-        .status()
-        .unwrap()
-        .success());
+    ingest_ok(clean.path(), &files, 40);
     let want = stats(clean.path());
 
     let d = tempfile::tempdir().unwrap();
@@ -124,7 +124,7 @@ fn kill_9_at_random_moments_then_resume() {
         killed_mid_run > 0,
         "no run was interrupted: raise the delays' spread"
     );
-    assert!(ingest_cmd(d.path(), &files, 40).status().unwrap().success());
+    ingest_ok(d.path(), &files, 40);
     verify(d.path());
     assert_eq!(stats(d.path()), want);
 }
@@ -133,10 +133,7 @@ fn kill_9_at_random_moments_then_resume() {
 fn death_between_data_and_manifest_keeps_the_old_state() {
     let d = tempfile::tempdir().unwrap();
     let eight = eight_blocks();
-    assert!(ingest_cmd(d.path(), &eight[..2], 1_000_000)
-        .status()
-        .unwrap()
-        .success());
+    ingest_ok(d.path(), &eight[..2], 1_000_000);
     let before = stats(d.path());
     ingest_until("before-manifest", d.path(), &eight[2..], 1_000_000);
     assert_eq!(
@@ -167,10 +164,7 @@ fn death_in_the_middle_of_a_reorganisation() {
     // The rollback's manifest landed: the index reopens at the fork point, consistent.
     verify(d.path());
     assert_eq!(stats(d.path())["tip_height"], 2);
-    assert!(ingest_cmd(d.path(), &[f("blk_5A")], 1000)
-        .status()
-        .unwrap()
-        .success());
+    ingest_ok(d.path(), &[f("blk_5A")], 1000);
     verify(d.path());
     let s = stats(d.path());
     assert_eq!(s["tip_height"], 5);
@@ -231,10 +225,7 @@ fn map_entries_lost_after_an_unsynced_commit_are_put_back() {
 fn a_batch_redone_after_crashes_does_not_fill_the_maps() {
     let d = tempfile::tempdir().unwrap();
     let eight = eight_blocks();
-    assert!(ingest_cmd(d.path(), &eight[..7], 1_000_000)
-        .status()
-        .unwrap()
-        .success());
+    ingest_ok(d.path(), &eight[..7], 1_000_000);
     for _ in 0..5 {
         ingest_until("before-manifest", d.path(), &eight[7..], 1_000_000);
     }

@@ -189,8 +189,8 @@ pub struct Clustering {
     pub merges: Arr<Merge>,
     params: NetParams,
     pub change: Option<ChangeLayer>,
-    /// Per-transaction scratch, kept to avoid allocations per transaction.
-    scratch: Scratch,
+    /// Roots a transaction touched: scratch kept to avoid an allocation per transaction.
+    touched: Vec<AddrId>,
     /// Told (transactions applied, transactions to apply) as an update goes: for a
     /// progress bar on long builds.
     pub progress: Option<Box<dyn Fn(u64, u64) + Send + Sync>>,
@@ -235,12 +235,6 @@ fn peek_state(dir: &Path) -> Option<State> {
 
 fn decode_txid(h: &Option<String>) -> Option<[u8; 32]> {
     hex::decode(h.as_deref()?).ok()?.try_into().ok()
-}
-
-#[derive(Default)]
-struct Scratch {
-    /// Roots the transaction touched.
-    touched: Vec<AddrId>,
 }
 
 /// Ranges at least this long are applied with a reading thread beside the merging one.
@@ -456,10 +450,9 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
-    // A name of this process's own: another process saving at the same time must never
-    // open (and truncate) a file this one is about to rename into place, because a third
-    // may map it (`Arr`) as soon as it is there.
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    // Saves hold the clustering's lock, so no other saver truncates this file while it is
+    // being renamed into place (where another process may map it at once).
+    let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp)?;
     for p in parts {
         f.write_all(p)?;
@@ -491,7 +484,7 @@ impl Clustering {
             merges: Arr::default(),
             params,
             change: None,
-            scratch: Default::default(),
+            touched: Vec::new(),
             progress: None,
             restarted_from: 0,
         }
@@ -594,10 +587,7 @@ impl Clustering {
         }
         c.covered_txs = s.covered_txs;
         c.block_first_txid = decode_txid(&s.block_first_txid);
-        c.last_txid = s
-            .last_txid
-            .as_deref()
-            .and_then(|h| hex::decode(h).ok()?.try_into().ok());
+        c.last_txid = decode_txid(&s.last_txid);
         c.coinjoins_skipped = s.coinjoins_skipped;
         c.coinjoins_by_protocol = s.coinjoins_by_protocol.clone();
         Ok(c)
@@ -781,20 +771,20 @@ impl Clustering {
         if let Some(ch) = self.change.as_mut() {
             ch.recv.resize(view.addr_count() as usize, 0);
         }
-        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut touched = std::mem::take(&mut self.touched);
         if end.saturating_sub(self.covered_txs) >= PIPELINE_MIN_TXS {
-            self.apply_pipelined(view, end, &mut scratch);
+            self.apply_pipelined(view, end, &mut touched);
         } else {
             let mut batch = Batch::default();
             let mut rd = self.reader();
             for t in self.covered_txs..end {
                 batch.clear();
                 batch.push(view, t, &mut rd);
-                self.apply(t as TxNum, &batch.get(0), &mut scratch);
+                self.apply(t as TxNum, &batch.get(0), &mut touched);
             }
             self.report(end - self.covered_txs, end - self.covered_txs);
         }
-        self.scratch = scratch;
+        self.touched = touched;
         self.covered_txs = end;
         self.last_txid = (end > 0).then(|| view.txid((end - 1) as TxNum));
         self.block_first_txid = (end > 0).then(|| view.txid(block_first(view, end - 1)));
@@ -831,7 +821,12 @@ impl Clustering {
     /// Read blocks of transactions on a second thread (columns, CoinJoin detection) while
     /// this one merges and maintains the aggregates: the two halves take similar time, and
     /// the machines this runs on have two cores.
-    fn apply_pipelined<V: ChainView + Sync>(&mut self, view: &V, end: u64, scratch: &mut Scratch) {
+    fn apply_pipelined<V: ChainView + Sync>(
+        &mut self,
+        view: &V,
+        end: u64,
+        touched: &mut Vec<AddrId>,
+    ) {
         const BATCH: u64 = 4096;
         let start = self.covered_txs;
         let mut rd = self.reader();
@@ -856,7 +851,7 @@ impl Clustering {
             let mut t = start;
             for batch in recv {
                 for k in 0..batch.len() {
-                    self.apply(t as TxNum, &batch.get(k), scratch);
+                    self.apply(t as TxNum, &batch.get(k), touched);
                     t += 1;
                 }
                 self.report(t - start, end - start);
@@ -882,9 +877,8 @@ impl Clustering {
         }
     }
 
-    fn apply(&mut self, t: TxNum, read: &Read, scratch: &mut Scratch) {
+    fn apply(&mut self, t: TxNum, read: &Read, touched: &mut Vec<AddrId>) {
         let tx = read.tx;
-        let Scratch { touched } = scratch;
         touched.clear();
         let (ins, vals) = (read.ins, read.vals);
         let coinjoin = tx.coinjoin.is_some();
@@ -899,15 +893,12 @@ impl Clustering {
                 self.coinjoins_skipped += 1;
             }
         }
-        let joined = tx.multi && !coinjoin && ins.len() > 1;
-        if joined {
+        // What the inputs spent goes to their roots after the unions: one root for all of
+        // them when they were joined, which saves a find per input.
+        if tx.multi && !coinjoin && ins.len() > 1 {
             for &b in &ins[1..] {
                 self.union(ins[0], b, t);
             }
-        }
-        // What the inputs spent goes to their roots after the unions: one root for all of
-        // them when they were joined, which saves a find per input.
-        if joined {
             let r = self.find(ins[0]);
             self.agg[r as usize].sent += vals.iter().sum::<u64>();
             touched.push(r);
@@ -921,13 +912,12 @@ impl Clustering {
         if let Some(ch) = self.change.as_mut() {
             let h = tx.height;
             ch.settle(h);
-            let link = tx.link;
             for &a in read.outs {
                 let r = &mut ch.recv[a as usize];
                 *r = r.saturating_add(1);
                 ch.seen_addrs = ch.seen_addrs.max(a + 1);
             }
-            if let Some(mut l) = link {
+            if let Some(mut l) = tx.link {
                 l.recv_at = ch.recv[l.change as usize];
                 ch.links.push(l);
             }

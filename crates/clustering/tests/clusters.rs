@@ -343,14 +343,20 @@ fn simulated_economy_against_ground_truth() {
     }
 }
 
-/// A reorganisation that replaced covered transactions by as many others is noticed from
-/// the saved state's last txid, and the merge it undid is gone after `sync`.
-#[test]
-fn sync_after_a_same_length_reorganisation_rebuilds() {
+/// a1 and a2 funded, then spent together (one merge).
+fn joined_pair() -> Chain {
     let mut a = Chain(MemChain::new(), 0);
     let f1 = a.tx(&[], &[(1, 500_000_000)]);
     let f2 = a.tx(&[], &[(2, 300_000_000)]);
     a.tx(&[(f1, 0), (f2, 0)], &[(10, 799_000_000)]);
+    a
+}
+
+/// A reorganisation that replaced covered transactions by as many others is noticed from
+/// the saved state's last txid, and the merge it undid is gone after `sync`.
+#[test]
+fn sync_after_a_same_length_reorganisation_rebuilds() {
+    let mut a = joined_pair();
     let mut b = Chain(MemChain::new(), 0);
     let g1 = b.tx(&[], &[(1, 500_000_000)]);
     b.tx(&[], &[(2, 300_000_000)]);
@@ -456,10 +462,7 @@ fn a_competing_block_with_the_same_last_transaction_is_not_a_prefix() {
 /// before it, which `open` returns and `sync` brings forward.
 #[test]
 fn a_save_cut_short_falls_back_to_the_one_before() {
-    let mut a = Chain(MemChain::new(), 0);
-    let f1 = a.tx(&[], &[(1, 500_000_000)]);
-    let f2 = a.tx(&[], &[(2, 300_000_000)]);
-    a.tx(&[(f1, 0), (f2, 0)], &[(10, 799_000_000)]);
+    let mut a = joined_pair();
     let d = tempfile::tempdir().unwrap();
     let mut cl = Clustering::new(d.path(), NetParams::any_height());
     cl.update(&a.0);

@@ -199,7 +199,7 @@ impl Index {
         for (t, vout) in prevouts() {
             if let Some(id) = tt.slot(txid_hash(&t) & tmask).checked_sub(1) {
                 let id = id as u64;
-                if id < n && <&[u8; 32]>::try_from(self.tx_id.get(id)).is_ok_and(|k| *k == t) {
+                if id < n && self.txid_is(id, &t) {
                     let first = u40_of(self.tx_first_out.get(id));
                     self.out_spender.prefetch(first + vout as u64);
                 }
@@ -309,33 +309,45 @@ impl Index {
         Ok(id)
     }
 
+    /// The map hash of txid or address `id`, from its stored key.
+    fn map_hash(&self, txids: bool, id: u64) -> u64 {
+        if txids {
+            txid_hash(self.tx_id.get(id).try_into().expect("32"))
+        } else {
+            addr_hash(
+                &AddressKey::from_bytes(self.addr_key.get(id).try_into().expect("33"))
+                    .expect("valid key"),
+            )
+        }
+    }
+
     /// Rebuild a map at twice the size under a new generation; the old file stays valid for
     /// the committed state until the manifest names the new one.
     fn grow_table(&mut self, txids: bool) -> Result<(), IndexError> {
-        let (name, n, r) = if txids {
-            ("txid_map", self.tx_id.len(), &mut self.manifest.txid_table)
+        let (name, n, gen) = if txids {
+            (
+                "txid_map",
+                self.tx_id.len(),
+                self.manifest.txid_table.gen + 1,
+            )
         } else {
             (
                 "addr_map",
                 self.addr_key.len(),
-                &mut self.manifest.addr_table,
+                self.manifest.addr_table.gen + 1,
             )
         };
         let slots = ((n + 1) * 4).next_power_of_two().max(MIN_SLOTS);
-        let gen = r.gen + 1;
         let path = self.dir.join(format!("{name}.{gen}.bin"));
         let mut t = TableFile::create(&path, slots).map_err(|e| IndexError::Io(path.clone(), e))?;
         for id in 0..n {
-            let h = if txids {
-                txid_hash(self.tx_id.get(id).try_into().expect("32"))
-            } else {
-                addr_hash(
-                    &AddressKey::from_bytes(self.addr_key.get(id).try_into().expect("33"))
-                        .expect("valid key"),
-                )
-            };
-            table_insert(&mut t, h, id as u32);
+            table_insert(&mut t, self.map_hash(txids, id), id as u32);
         }
+        let r = if txids {
+            &mut self.manifest.txid_table
+        } else {
+            &mut self.manifest.addr_table
+        };
         *r = TableRef { gen, slots };
         self.maps_regrown = true;
         // Rebuilt from the live ids alone.
@@ -401,9 +413,7 @@ impl Index {
         m.opret_bytes = self.opret_data.len();
         if sync_maps {
             m.maps_synced = Some([m.txs, m.addrs]);
-            self.maps_regrown = false;
         }
-        let m = &mut self.manifest;
         m.format = if m.maps_synced.is_some_and(|[t, a]| t < m.txs || a < m.addrs) {
             FORMAT_MAPS_BEHIND
         } else {
@@ -416,6 +426,9 @@ impl Index {
         m.generation += 1;
         crate::failpoint("before-manifest");
         m.store(&self.dir).map_err(io)?;
+        if sync_maps {
+            self.maps_regrown = false;
+        }
         if !sync_maps {
             crate::failpoint("after-unsynced-maps-commit");
         }
@@ -488,23 +501,16 @@ impl Index {
         if st >= m.txs && sa >= m.addrs {
             return Ok(());
         }
-        if let Some(t) = self.txid_table.as_mut() {
-            for id in st..m.txs {
-                let h = txid_hash(self.tx_id.get(id).try_into().expect("32"));
-                if !table_has(t, h, id as u32) {
-                    table_insert(t, h, id as u32);
-                }
-            }
-        }
-        if let Some(t) = self.addr_table.as_mut() {
-            for id in sa..m.addrs {
-                let k = AddressKey::from_bytes(self.addr_key.get(id).try_into().expect("33"))
-                    .ok_or_else(|| {
-                        IndexError::Corrupt(format!("address {id}: its stored key is invalid"))
-                    })?;
-                let h = addr_hash(&k);
-                if !table_has(t, h, id as u32) {
-                    table_insert(t, h, id as u32);
+        for (txids, ids) in [(true, st..m.txs), (false, sa..m.addrs)] {
+            for id in ids {
+                let h = self.map_hash(txids, id);
+                let t = if txids {
+                    &mut self.txid_table
+                } else {
+                    &mut self.addr_table
+                };
+                if let Some(t) = t.as_mut() {
+                    insert_once(t, h, id as u32, true);
                 }
             }
         }

@@ -466,6 +466,13 @@ impl Index {
         self.block(i).hash
     }
 
+    /// Whether transaction `id` has this txid; compared as fixed-size arrays, inlined, where
+    /// a slice compare calls memcmp.
+    #[inline]
+    pub(crate) fn txid_is(&self, id: u64, txid: &[u8; 32]) -> bool {
+        <&[u8; 32]>::try_from(self.tx_id.get(id)).is_ok_and(|k| k == txid)
+    }
+
     /// Block position (0 = first indexed block) holding a transaction.
     #[inline]
     pub fn block_of_tx(&self, tx: TxNum) -> u64 {
@@ -714,9 +721,8 @@ impl ChainView for Index {
             .expect("stored keys are valid")
     }
     fn lookup_txid(&self, txid: &[u8; 32]) -> Option<TxNum> {
-        // Compared as fixed-size arrays: inlined, where a slice compare calls memcmp.
         Index::table_lookup(&self.txid_table, txid_hash(txid), self.tx_id.len(), |id| {
-            <&[u8; 32]>::try_from(self.tx_id.get(id as u64)).is_ok_and(|k| k == txid)
+            self.txid_is(id as u64, txid)
         })
     }
     fn lookup_addr(&self, key: &AddressKey) -> Option<AddrId> {
