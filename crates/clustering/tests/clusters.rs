@@ -356,7 +356,7 @@ fn joined_pair() -> Chain {
 /// the saved state's last txid, and the merge it undid is gone after `sync`.
 #[test]
 fn sync_after_a_same_length_reorganisation_rebuilds() {
-    let mut a = joined_pair();
+    let a = joined_pair();
     let mut b = Chain(MemChain::new(), 0);
     let g1 = b.tx(&[], &[(1, 500_000_000)]);
     b.tx(&[], &[(2, 300_000_000)]);
