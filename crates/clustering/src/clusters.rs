@@ -499,8 +499,9 @@ impl Clustering {
     /// Open the stored clustering, or start an empty one.
     pub fn open(dir: &Path, params: NetParams) -> std::io::Result<Clustering> {
         let c = Clustering::open_at(dir, params)?;
-        if c.covered_txs == 0 && !dir.join("state.json").exists() {
-            // A save cut short: the state saved before it.
+        if c.covered_txs == 0 {
+            // Nothing usable here (a save cut short, a damaged state file): the state
+            // saved before it.
             let mut p = Clustering::open_at(&dir.join(PREVIOUS), params)?;
             if p.covered_txs > 0 {
                 p.dir = dir.to_path_buf();
@@ -516,12 +517,12 @@ impl Clustering {
         let Ok(text) = std::fs::read(&state_path) else {
             return Ok(c);
         };
-        let s: State = serde_json::from_slice(&text).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {e}", state_path.display()),
-            )
-        })?;
+        // A damaged state file is no saved state: the clustering is derived from the
+        // index, so it is rebuilt (or `open` falls back to the previous save), never a
+        // dead end.
+        let Ok(s) = serde_json::from_slice::<State>(&text) else {
+            return Ok(c);
+        };
         let n = s.addrs;
         if n > u32::MAX as u64 + 1 || s.merges > u32::MAX as u64 * 4 {
             // Not a count this format can hold: a damaged state file. Rebuild.

@@ -482,4 +482,10 @@ fn a_save_cut_short_falls_back_to_the_one_before() {
     let again = Clustering::open(d.path(), NetParams::any_height()).unwrap();
     assert_eq!(again.covered_txs, 5);
     assert_eq!(again.cluster_of(a.addr(1)), again.cluster_of(a.addr(2)));
+    // A damaged state file is no dead end either: the save before it is used.
+    std::fs::write(d.path().join("state.json"), b"{garbage").unwrap();
+    let mut damaged = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    assert_eq!(damaged.covered_txs, 3);
+    assert!(damaged.sync(&a.0));
+    assert_eq!(damaged.merges, cl.merges);
 }
