@@ -352,9 +352,21 @@ impl Catalog {
             let at = origin(path, off as u64);
             let mut cur = std::io::Cursor::new(&data[off..]);
             let block = bitcoin::Block::consensus_decode(&mut cur).map_err(|e| {
+                // The decoder's own word for running out of bytes is just "IO error".
+                let why = match &e {
+                    bitcoin::consensus::encode::Error::Io(io)
+                        if io.kind() == bitcoin::io::ErrorKind::UnexpectedEof =>
+                    {
+                        format!(
+                            "the data ends before a whole block ({} bytes from here)",
+                            data.len() - off
+                        )
+                    }
+                    _ => e.to_string(),
+                };
                 ChainError::format(
                     at.clone(),
-                    format!("not a block (tried framed, hex and raw formats): {e}"),
+                    format!("not a block (tried framed, hex and raw formats): {why}"),
                 )
             })?;
             let len = cur.position() as usize;

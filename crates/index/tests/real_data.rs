@@ -312,6 +312,11 @@ fn garbage_and_wrong_magic_are_clear_errors() {
     std::fs::write(&garbage, vec![0x07u8; 500]).unwrap();
     let e = Catalog::new().add_file(&garbage).unwrap_err().to_string();
     assert!(e.contains("garbage.dat at byte offset 0"), "{e}");
+    // A text file is read as a raw block that runs out of bytes: said so, not "IO error".
+    let text = d.path().join("notes.txt");
+    std::fs::write(&text, b"just some notes, not a block\n").unwrap();
+    let e = Catalog::new().add_file(&text).unwrap_err().to_string();
+    assert!(e.contains("ends before a whole block"), "{e}");
     // A Core directory whose second frame has a wrong magic.
     let dir = d.path().join("blocks");
     std::fs::create_dir(&dir).unwrap();
