@@ -10,6 +10,7 @@ pub mod block;
 pub mod blockfile;
 pub mod error;
 pub mod etl;
+pub mod mem;
 pub mod network;
 
 pub use address::{AddressKey, ScriptType};

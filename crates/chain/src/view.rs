@@ -56,6 +56,23 @@ pub trait ChainView {
     fn lookup_txid(&self, txid: &[u8; 32]) -> Option<TxNum>;
     fn lookup_addr(&self, key: &AddressKey) -> Option<AddrId>;
 
+    /// The height of `tx`'s block and the transactions of that block. Views that know
+    /// their blocks answer directly; this walks the heights around `tx`.
+    fn tx_block(&self, tx: TxNum) -> (u32, Range<TxNum>) {
+        let h = self.tx_height(tx);
+        let (mut first, mut end) = (tx as u64, tx as u64 + 1);
+        while first > 0 && self.tx_height((first - 1) as TxNum) == h {
+            first -= 1;
+        }
+        while end < self.tx_count() && self.tx_height(end as TxNum) == h {
+            end += 1;
+        }
+        (h, first as TxNum..end as TxNum)
+    }
+    /// A hint that `out`'s address and value are about to be read: a view whose columns
+    /// are far larger than the cache starts loading them, so that readers of many
+    /// unrelated outputs overlap the misses. It changes nothing else.
+    fn prefetch_output(&self, _out: OutNum) {}
     /// Value of what an input spends, when known.
     fn input_value(&self, input: InNum) -> Option<u64> {
         match self.input_prevout(input) {
@@ -221,5 +238,33 @@ impl ChainView for MemChain {
     }
     fn lookup_addr(&self, key: &AddressKey) -> Option<AddrId> {
         self.addr_map.get(key).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two real mainnet blocks in memory: each transaction's block, found by the
+    /// trait's walk over heights, is the block it was pushed with.
+    #[test]
+    fn a_transaction_knows_its_block() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/btc/mainnet");
+        let mut chain = MemChain::new();
+        let mut ranges = Vec::new();
+        for h in [831_328u32, 831_329] {
+            let bytes = std::fs::read(dir.join(format!("0{h}.bin"))).unwrap();
+            let block: Block = bitcoin::consensus::deserialize(&bytes).unwrap();
+            let first = chain.tx_count() as TxNum;
+            chain.push_block(&block, h);
+            ranges.push((h, first..chain.tx_count() as TxNum));
+        }
+        assert!(ranges.iter().all(|(_, r)| r.len() > 1000));
+        for (h, r) in &ranges {
+            for t in [r.start, r.start + 1, r.end - 1] {
+                assert_eq!(chain.tx_block(t), (*h, r.clone()));
+            }
+        }
     }
 }

@@ -55,13 +55,12 @@ impl<T: FromBytes + IntoBytes + Immutable + KnownLayout + Copy> Arr<T> {
     }
 
     /// Make the array owned with room for `cap` elements, copying mapped elements once
-    /// into the new vector (`reserve` makes the room, e.g. with huge pages).
-    pub fn own_with_capacity(&mut self, cap: usize, reserve: fn(&mut Vec<T>, usize)) {
+    /// into the new vector.
+    pub fn own_with_capacity(&mut self, cap: usize) {
         match self {
-            Arr::Owned(v) => reserve(v, cap),
+            Arr::Owned(v) => v.reserve_exact(cap.saturating_sub(v.len())),
             Arr::Mapped { .. } => {
-                let mut v = Vec::new();
-                reserve(&mut v, cap.max(self.len()));
+                let mut v = Vec::with_capacity(cap.max(self.len()));
                 v.extend_from_slice(self);
                 *self = Arr::Owned(v);
             }

@@ -10,7 +10,7 @@
 use crate::arr::Arr;
 use crate::change::{ChangeRules, LinkState, SoftLink, TxFacts};
 use crate::coinjoin::{detect_coinjoin, NetParams};
-use cointrail_chain::view::{display_txid, AddrId, ChainView, Prevout, TxNum};
+use cointrail_chain::view::{display_txid, AddrId, ChainView, InNum, Prevout, TxNum};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -205,12 +205,7 @@ const PREVIOUS: &str = "previous";
 
 /// The first transaction of `t`'s block.
 fn block_first<V: ChainView>(view: &V, t: u64) -> TxNum {
-    let h = view.tx_height(t as TxNum);
-    let mut f = t;
-    while f > 0 && view.tx_height((f - 1) as TxNum) == h {
-        f -= 1;
-    }
-    f as TxNum
+    view.tx_block(t as TxNum).1.start
 }
 
 /// Whether a state covering `n` transactions, the last `last` in a block starting with
@@ -271,7 +266,16 @@ struct Reader {
     /// The change rules, and the first address id not yet seen before the next
     /// transaction (what makes an output address "fresh").
     change: Option<(ChangeRules, u32)>,
+    /// The block of the last transaction read: its height and transactions.
+    block: (u32, std::ops::Range<TxNum>),
+    /// The first input whose spent output has not been asked for yet (see `Batch::push`).
+    ahead: InNum,
 }
+
+/// How many transactions ahead of the one read the outputs their inputs spend are asked
+/// for: those are spread over the whole outputs column, and reading them one after
+/// another waited on each miss in turn.
+const READ_AHEAD: u64 = 16;
 
 /// The change rules' verdict on transaction `t`: a soft link from its input to its one
 /// change output, unless it looks like a PayJoin or the change address is an input's.
@@ -322,7 +326,17 @@ impl Batch {
     }
 
     fn push<V: ChainView>(&mut self, view: &V, t: u64, rd: &mut Reader) {
+        let ahead = (t + READ_AHEAD).min(view.tx_count() - 1) as TxNum;
+        for i in rd.ahead.max(view.tx_inputs(t as TxNum).start)..view.tx_inputs(ahead).end {
+            if let Prevout::Output(o) = view.input_prevout(i) {
+                view.prefetch_output(o);
+            }
+            rd.ahead = i + 1;
+        }
         let t = t as TxNum;
+        if !rd.block.1.contains(&t) {
+            rd.block = view.tx_block(t);
+        }
         let (i0, o0) = (self.ins.len(), self.outs.len());
         let inputs = view.tx_inputs(t);
         for i in inputs.clone() {
@@ -342,7 +356,7 @@ impl Batch {
         }
         self.out_end.push(self.outs.len() as u32);
         let multi = inputs.end - inputs.start > 1 && !view.is_coinbase(t);
-        let height = view.tx_height(t);
+        let height = rd.block.0;
         let coinjoin = if multi {
             detect_coinjoin(view, t, &rd.params).map(|c| c.protocol)
         } else {
@@ -420,29 +434,6 @@ fn fill_to<T: Send>(v: &mut Vec<T>, n: usize, f: impl Fn(usize) -> T + Sync) {
     // SAFETY: the `n - start` slots after the old length were all written just above
     // (a panic in `f` would leave before this line, with the length unchanged).
     unsafe { v.set_len(n) }
-}
-
-/// Make room for `n` elements, asking the kernel for 2 MB pages: the arrays span hundreds
-/// of megabytes touched once each while built, and faulting them in 4 KB pages took a
-/// sixth of a clustering's time on this machine.
-fn reserve_huge<T>(v: &mut Vec<T>, n: usize) {
-    if n <= v.capacity() {
-        return;
-    }
-    v.reserve_exact(n - v.len());
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let (p, len) = (v.as_ptr() as usize, v.capacity() * std::mem::size_of::<T>());
-        let (start, end) = ((p + HUGE - 1) & !(HUGE - 1), (p + len) & !(HUGE - 1));
-        if end > start {
-            // SAFETY: the range lies inside the vector's own allocation; MADV_HUGEPAGE only
-            // changes how the kernel backs it, never its contents.
-            unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-            }
-        }
-    }
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -699,11 +690,14 @@ impl Clustering {
         }
         if self.parent.vec().capacity() < n {
             // Room for all at once (a first build knows the final count), or half as much
-            // again when following the tip, so blocks do not reallocate.
+            // again when following the tip, so blocks do not reallocate. In 4 KB pages:
+            // asking for 2 MB pages (MADV_HUGEPAGE) made the kernel compact memory on each
+            // fault when the page cache had fragmented it, and the first touch of 1 GB took
+            // 0.9-1.3 s instead of 0.2 s, for no faster merging.
             let want = n.max(self.parent.len() * 3 / 2);
-            self.parent.own_with_capacity(want, reserve_huge);
-            self.next.own_with_capacity(want, reserve_huge);
-            self.agg.own_with_capacity(want, reserve_huge);
+            self.parent.own_with_capacity(want);
+            self.next.own_with_capacity(want);
+            self.agg.own_with_capacity(want);
         }
         fill_to(self.parent.vec(), n, |i| i as u32);
         fill_to(self.next.vec(), n, |i| i as u32);
@@ -869,6 +863,8 @@ impl Clustering {
                 .change
                 .as_ref()
                 .map(|ch| (ch.rules.clone(), ch.seen_addrs)),
+            block: (0, 0..0),
+            ahead: 0,
         }
     }
 

@@ -5,8 +5,6 @@
 use cointrail_chain::view::{ChainView, OutNum, Prevout, TxNum};
 use cointrail_chain::ScriptType;
 use serde::Serialize;
-// foldhash: these maps are built for every candidate transaction, and SipHash showed.
-type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct CoinJoin {
@@ -84,6 +82,7 @@ pub fn wasabi2_denominations() -> Vec<u64> {
     v
 }
 
+#[derive(Default)]
 struct Shape {
     /// All inputs, known or not.
     n_in: usize,
@@ -97,21 +96,28 @@ struct Shape {
     out_types: Vec<ScriptType>,
     out_addrs: Vec<Option<u32>>,
     height: u32,
+    /// Scratch for counting values and addresses.
+    sorted: Vec<u64>,
 }
 
-fn shape<V: ChainView + ?Sized>(view: &V, tx: TxNum) -> Option<Shape> {
-    let mut s = Shape {
-        n_in: 0,
-        unknown: 0,
-        in_vals: vec![],
-        in_types: vec![],
-        in_addrs: vec![],
-        outs: vec![],
-        out_vals: vec![],
-        out_types: vec![],
-        out_addrs: vec![],
-        height: view.tx_height(tx),
-    };
+thread_local! {
+    // One shape per thread, refilled for each candidate: a clustering pass judges hundreds
+    // of thousands, and allocating nine vectors for each showed in its profile.
+    static SHAPE: std::cell::RefCell<Shape> = std::cell::RefCell::default();
+}
+
+/// Fill `s` with `tx`'s inputs and outputs; false for a coinbase.
+fn shape<V: ChainView + ?Sized>(view: &V, tx: TxNum, s: &mut Shape) -> bool {
+    s.n_in = 0;
+    s.unknown = 0;
+    s.in_vals.clear();
+    s.in_types.clear();
+    s.in_addrs.clear();
+    s.outs.clear();
+    s.out_vals.clear();
+    s.out_types.clear();
+    s.out_addrs.clear();
+    s.height = view.tx_height(tx);
     for i in view.tx_inputs(tx) {
         s.n_in += 1;
         match view.input_prevout(i) {
@@ -123,7 +129,7 @@ fn shape<V: ChainView + ?Sized>(view: &V, tx: TxNum) -> Option<Shape> {
             // Inputs from before the index: judged on what is known (see `inputs_unknown`).
             Prevout::External { .. } => s.unknown += 1,
             // Coinbases are never CoinJoins.
-            Prevout::Coinbase => return None,
+            Prevout::Coinbase => return false,
         }
     }
     for o in view.tx_outputs(tx) {
@@ -132,26 +138,39 @@ fn shape<V: ChainView + ?Sized>(view: &V, tx: TxNum) -> Option<Shape> {
         s.out_types.push(view.output_script_type(o));
         s.out_addrs.push(view.output_addr(o));
     }
-    Some(s)
+    true
 }
 
-/// The most frequent output value (ties: the larger value) and its count.
-fn largest_equal_group(vals: &[u64]) -> (u64, usize) {
-    let mut counts: HashMap<u64, usize> = HashMap::default();
-    for &v in vals {
-        *counts.entry(v).or_default() += 1;
+/// The most frequent of `vals` (ties: the larger value) and its count.
+fn largest_equal_group(vals: &[u64], sorted: &mut Vec<u64>) -> (u64, usize) {
+    sorted.clear();
+    sorted.extend_from_slice(vals);
+    sorted.sort_unstable();
+    let mut best = (0, 0);
+    for run in sorted.chunk_by(|a, b| a == b) {
+        if run.len() >= best.1 {
+            best = (run[0], run.len());
+        }
     }
-    counts
-        .into_iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)))
-        .unwrap_or((0, 0))
+    best
 }
 
-fn distinct(xs: &[Option<u32>]) -> usize {
-    let mut v: Vec<_> = xs.iter().flatten().collect();
-    v.sort_unstable();
-    v.dedup();
-    v.len()
+/// How many values occur at least twice.
+fn repeated_values(vals: &[u64], sorted: &mut Vec<u64>) -> usize {
+    sorted.clear();
+    sorted.extend_from_slice(vals);
+    sorted.sort_unstable();
+    sorted
+        .chunk_by(|a, b| a == b)
+        .filter(|r| r.len() >= 2)
+        .count()
+}
+
+fn distinct(xs: &[Option<u32>], sorted: &mut Vec<u64>) -> usize {
+    sorted.clear();
+    sorted.extend(xs.iter().flatten().map(|&a| a as u64));
+    sorted.sort_unstable();
+    sorted.chunk_by(|a, b| a == b).count()
 }
 
 fn equal_outs(s: &Shape, value: u64) -> Vec<OutNum> {
@@ -161,6 +180,21 @@ fn equal_outs(s: &Shape, value: u64) -> Vec<OutNum> {
         .filter(|(_, v)| **v == value)
         .map(|(o, _)| *o)
         .collect()
+}
+
+/// Whether two of the outputs carry the same value (assumed so for more than 32).
+fn has_equal_values<V: ChainView + ?Sized>(view: &V, or: std::ops::Range<OutNum>) -> bool {
+    let mut vals = [0u64; 32];
+    let n = (or.end - or.start) as usize;
+    if n > vals.len() {
+        return true;
+    }
+    for (slot, o) in vals.iter_mut().zip(or) {
+        *slot = view.output_value(o);
+    }
+    let vals = &mut vals[..n];
+    vals.sort_unstable();
+    vals.windows(2).any(|w| w[0] == w[1])
 }
 
 /// Generic over the view so that clustering's pass over the index inlines its column reads.
@@ -176,7 +210,22 @@ pub fn detect_coinjoin<V: ChainView + ?Sized>(
     if or.end - or.start < 3 || ir.end - ir.start < 2 {
         return None;
     }
-    let s = shape(view, tx)?;
+    // All but Wasabi 2 (50 inputs or more) need two outputs of one value; most
+    // transactions have none, and this asks only their output values, read in order.
+    if ir.end - ir.start < 50 && !has_equal_values(view, or) {
+        return None;
+    }
+    SHAPE.with_borrow_mut(|s| {
+        if shape(view, tx, s) {
+            judge(s, p)
+        } else {
+            None
+        }
+    })
+}
+
+/// Which detector, if any, accepts the shape.
+fn judge(s: &mut Shape, p: &NetParams) -> Option<CoinJoin> {
     let (n_in, n_out) = (s.n_in, s.out_vals.len());
     if n_in < 2 || n_out < 2 {
         return None;
@@ -207,7 +256,7 @@ pub fn detect_coinjoin<V: ChainView + ?Sized>(
             return found("whirlpool", n_out, v, s.outs.clone());
         }
     }
-    let (ev, e) = largest_equal_group(&s.out_vals);
+    let (ev, e) = largest_equal_group(&s.out_vals, &mut s.sorted);
     // Wasabi 2: P2WPKH/P2TR inputs, at least 50, more than 80% of outputs standard denominations.
     if n_in >= 50
         && s.in_types
@@ -232,10 +281,13 @@ pub fn detect_coinjoin<V: ChainView + ?Sized>(
         && n_in >= e
         && s.in_types.iter().chain(&s.out_types).all(|t| t.is_segwit())
     {
+        s.sorted.clear();
+        s.sorted.extend_from_slice(&s.out_vals);
+        s.sorted.sort_unstable();
         let unique = s
-            .out_vals
-            .iter()
-            .filter(|v| s.out_vals.iter().filter(|w| w == v).count() == 1)
+            .sorted
+            .chunk_by(|a, b| a == b)
+            .filter(|r| r.len() == 1)
             .count();
         if unique >= 2 {
             return found("wasabi1", e, ev, equal_outs(&s, ev));
@@ -246,16 +298,16 @@ pub fn detect_coinjoin<V: ChainView + ?Sized>(
     // most one output of a different script type.
     if s.height >= p.joinmarket_from && (2..=30).contains(&e) && ev >= 100_000 {
         let c = n_out - e;
-        let mut types: HashMap<ScriptType, usize> = HashMap::default();
-        for t in &s.out_types {
-            *types.entry(*t).or_default() += 1;
+        let mut types = [0usize; 256];
+        for &t in &s.out_types {
+            types[t as usize] += 1;
         }
-        let main = types.values().max().copied().unwrap_or(0);
+        let main = types.iter().max().copied().unwrap_or(0);
         // Unknown inputs count as distinct owners: nothing says otherwise.
         if (c == e || c + 1 == e)
             && n_in >= e
             && n_out - main <= 1
-            && distinct(&s.in_addrs) + unknown >= e
+            && distinct(&s.in_addrs, &mut s.sorted) + unknown >= e
         {
             return found("joinmarket", e, ev, equal_outs(&s, ev));
         }
@@ -264,16 +316,10 @@ pub fn detect_coinjoin<V: ChainView + ?Sized>(
     // no input larger than the common value plus the largest other output (−0.0001 BTC).
     if e >= 2
         && e * 2 == n_out
-        && distinct(&s.out_addrs) >= e
-        && distinct(&s.in_addrs) + unknown >= e
+        && distinct(&s.out_addrs, &mut s.sorted) >= e
+        && distinct(&s.in_addrs, &mut s.sorted) + unknown >= e
     {
-        let groups = s
-            .out_vals
-            .iter()
-            .filter(|&&v| s.out_vals.iter().filter(|&&w| w == v).count() >= 2)
-            .copied()
-            .collect::<std::collections::HashSet<_>>()
-            .len();
+        let groups = repeated_values(&s.out_vals, &mut s.sorted);
         let max_other = s
             .out_vals
             .iter()

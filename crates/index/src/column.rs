@@ -272,20 +272,7 @@ impl TableFile {
     }
 }
 
-/// Ask the memory system for the cache line holding `p` without waiting for it. Map probes
-/// are random reads into files far larger than the cache, and one block's probes do not
-/// depend on each other: issuing them together overlaps their misses instead of paying
-/// them one after another.
-#[inline(always)]
-pub fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
+pub use cointrail_chain::mem::prefetch;
 
 // 40-bit little-endian ids: enough for 10^12 inputs or outputs in 5 bytes instead of 8.
 pub const U40_MAX: u64 = (1 << 40) - 1;

@@ -628,6 +628,15 @@ impl ChainView for Index {
     fn tx_height(&self, tx: TxNum) -> u32 {
         self.manifest.start_height + self.block_of_tx(tx) as u32
     }
+    fn tx_block(&self, tx: TxNum) -> (u32, Range<TxNum>) {
+        let b = self.block_of_tx(tx);
+        (self.manifest.start_height + b as u32, self.block_txs(b))
+    }
+    #[inline]
+    fn prefetch_output(&self, out: OutNum) {
+        self.out_addr.prefetch(out);
+        self.out_value.prefetch(out);
+    }
     #[inline]
     fn tx_locktime(&self, tx: TxNum) -> u32 {
         u32_of(self.tx_locktime.get(tx as u64))
