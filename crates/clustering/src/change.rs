@@ -6,7 +6,11 @@
 //! the collapse guards (`entities.rs`).
 //!
 //! Every rule reads only the chain, so links are computed in the clustering's single pass
-//! and follow it incrementally. Outputs are a bit mask (transactions with
+//! and follow it incrementally. The rules that look at how outputs are spent later
+//! (locktime, fingerprint, peel, consumer) see only spends before a horizon: the end of the
+//! link's delay for its final verdict, the end of its own block before that (see
+//! `clusters.rs`), so a clustering built at once and one that followed the chain block by
+//! block judge every transaction on the same facts. Outputs are a bit mask (transactions with
 //! [`BATCH_OUTPUTS`] outputs or more are batches and never get a change link).
 
 use cointrail_chain::view::{AddrId, ChainView, Prevout, TxNum};
@@ -244,6 +248,8 @@ pub struct TxFacts<'a> {
     in_type: Option<ScriptType>,
     /// Addresses with ids at or above this first appear in this transaction.
     first_new_addr: AddrId,
+    /// Spends by this transaction or later ones are not seen.
+    horizon: TxNum,
 }
 
 impl<'a> TxFacts<'a> {
@@ -294,7 +300,14 @@ impl<'a> TxFacts<'a> {
             in_vals,
             in_type: types.flatten(),
             first_new_addr,
+            horizon: TxNum::MAX,
         })
+    }
+
+    /// See only the spends made by transactions before `horizon`.
+    pub fn seeing_spends_before(mut self, horizon: TxNum) -> TxFacts<'a> {
+        self.horizon = horizon;
+        self
     }
 
     fn mask(&self, f: impl Fn(usize, u64, AddrId) -> bool) -> u64 {
@@ -312,6 +325,7 @@ impl<'a> TxFacts<'a> {
     fn spender(&self, i: usize) -> Option<TxNum> {
         self.view
             .output_spender(self.view.tx_outputs(self.tx).start + i as u64)
+            .filter(|&s| s < self.horizon)
     }
 
     fn is_1in2out(&self, t: TxNum) -> bool {
@@ -455,10 +469,6 @@ pub struct SoftLink {
     /// Rules of [`PANEL`] that agree.
     pub agreement: u8,
     pub state: LinkState,
-    /// How many outputs the change address had received once this transaction was applied
-    /// (the delay guard compares it when the delay has passed).
-    #[serde(skip)]
-    pub recv_at: u32,
 }
 
 /// Where a link stands on the chain's side of the guards (the delay, §2.3 guard 3).
@@ -488,7 +498,7 @@ impl SoftLink {
         self.agreement as f64 / PANEL.len() as f64
     }
 
-    pub const BYTES: usize = 26;
+    pub const BYTES: usize = 22;
 
     pub fn to_bytes(&self) -> [u8; Self::BYTES] {
         let mut b = [0u8; Self::BYTES];
@@ -499,7 +509,6 @@ impl SoftLink {
         b[16..20].copy_from_slice(&self.vout.to_le_bytes());
         b[20] = self.agreement;
         b[21] = self.state as u8;
-        b[22..26].copy_from_slice(&self.recv_at.to_le_bytes());
         b
     }
 
@@ -513,7 +522,6 @@ impl SoftLink {
             vout: u(16),
             agreement: b[20],
             state: LinkState::from_u8(b[21]),
-            recv_at: u(22),
         }
     }
 }

@@ -111,21 +111,38 @@ struct ChangeState {
     seen_addrs: u32,
     links: u64,
     pending_from: u64,
+    /// See [`ChangeLayer::final_to`]; absent in saves from before horizons (rebuilt).
+    #[serde(default)]
+    final_to: Option<u32>,
+    #[serde(default)]
+    final_seen: Option<u32>,
 }
 
 /// Soft links from change heuristics (`change.rs`), computed in the same pass as the
 /// common-input clusters. Links are appended in chain order, so the ones still inside the
 /// delay are a suffix (`pending_from..`).
+///
+/// A transaction is judged on the spends the chain shows before the end of its delay (the
+/// first transaction at or above its height plus the delay): its final verdict, the same
+/// whether the clustering was built at once or followed the chain. While the chain does
+/// not reach that far, it is judged provisionally on the spends of its own block, and
+/// judged again once it does (`Clustering::rejudge`); its link stays pending meanwhile.
 pub struct ChangeLayer {
     pub rules: ChangeRules,
     /// Blocks a link waits before it is trusted (guard 3; 1,008 ≈ one week).
     pub delay_blocks: u32,
     /// Addresses seen before the next transaction: ids at or above are fresh.
     seen_addrs: u32,
-    /// Outputs received per address (saturating).
-    recv: Vec<u32>,
+    /// The last transaction that paid each address: a link's change address paid again
+    /// before its delay ends makes the link `Reused`.
+    last_recv: Vec<TxNum>,
     pub links: Vec<SoftLink>,
     pending_from: usize,
+    /// Transactions before this one have their final verdicts; the rest were judged
+    /// provisionally.
+    final_to: TxNum,
+    /// `seen_addrs` before `final_to`.
+    final_seen: u32,
 }
 
 impl ChangeLayer {
@@ -134,9 +151,11 @@ impl ChangeLayer {
             rules,
             delay_blocks,
             seen_addrs: 0,
-            recv: vec![],
+            last_recv: vec![],
             links: vec![],
             pending_from: 0,
+            final_to: 0,
+            final_seen: 0,
         }
     }
 
@@ -145,7 +164,7 @@ impl ChangeLayer {
             if l.height.saturating_add(self.delay_blocks) > height {
                 break;
             }
-            l.state = if self.recv[l.change as usize] == l.recv_at {
+            l.state = if self.last_recv[l.change as usize] == l.tx {
                 LinkState::Ready
             } else {
                 LinkState::Reused
@@ -197,11 +216,18 @@ pub struct Clustering {
     /// Where the last `rollback_to` started again: the transactions its saved state
     /// covered (0: rebuilt from nothing).
     pub restarted_from: u64,
+    /// Why `open` did not use the saved clustering as it found it, for the user: a save
+    /// from an older version or a damaged one is rebuilt (or the save before it used),
+    /// which takes a while and should not look like a hang.
+    pub open_note: Option<String>,
 }
 
 /// The state saved before the last one, kept so that a reorganisation deeper than the
 /// last save can still start from a saved state, and so that a save cut short leaves one.
 const PREVIOUS: &str = "previous";
+
+/// The change layer's last payer of each address (`ChangeLayer::last_recv`).
+const LAST_RECV: &str = "change_last_recv.bin";
 
 /// The first transaction of `t`'s block.
 fn block_first<V: ChainView>(view: &V, t: u64) -> TxNum {
@@ -256,16 +282,67 @@ struct TxRead {
     /// More than one input, and not a coinbase: common-input ownership applies.
     multi: bool,
     coinjoin: Option<&'static str>,
-    /// The change rules' soft link, if any (its `recv_at` is set when applied).
+    /// The change rules' soft link, if any.
     link: Option<SoftLink>,
+    /// The change rules' verdict is provisional: the chain does not reach the end of the
+    /// transaction's delay.
+    provisional: bool,
+}
+
+/// What the reading side needs to judge change: the rules, and where each transaction's
+/// look-ahead stops.
+struct ChangeReader {
+    rules: ChangeRules,
+    /// The first address id not yet seen before the next transaction (what makes an
+    /// output address "fresh").
+    seen: u32,
+    delay: u32,
+    /// The view's last height.
+    tip: u32,
+    /// The height of a block and its first transaction: moved forward as horizons are
+    /// asked for, which never go back.
+    cursor: (u32, TxNum),
+}
+
+impl ChangeReader {
+    fn new<V: ChainView>(ch: &ChangeLayer, seen: u32, view: &V, from: TxNum) -> ChangeReader {
+        let n = view.tx_count();
+        let (tip, cursor) = if (from as u64) < n {
+            let (h, r) = view.tx_block(from);
+            (view.tx_height((n - 1) as TxNum), (h, r.start))
+        } else {
+            (0, (u32::MAX, n as TxNum))
+        };
+        ChangeReader {
+            rules: ch.rules.clone(),
+            seen,
+            delay: ch.delay_blocks,
+            tip,
+            cursor,
+        }
+    }
+
+    /// Where transaction `t` at `height`, whose block ends at `block_end`, stops looking
+    /// ahead, and whether that gives its final verdict: before the first transaction at or
+    /// above the height its delay ends at, when the view reaches it; else at the end of
+    /// its own block.
+    fn horizon<V: ChainView>(&mut self, view: &V, height: u32, block_end: TxNum) -> (TxNum, bool) {
+        let settle = height.saturating_add(self.delay);
+        if settle > self.tip {
+            return (block_end, false);
+        }
+        while self.cursor.0 < settle {
+            let next = view.tx_block(self.cursor.1).1.end;
+            self.cursor = (view.tx_height(next), next);
+        }
+        (self.cursor.1, true)
+    }
 }
 
 /// The reading side's state: what it needs to judge transactions in order.
 struct Reader {
     params: NetParams,
-    /// The change rules, and the first address id not yet seen before the next
-    /// transaction (what makes an output address "fresh").
-    change: Option<(ChangeRules, u32)>,
+    change: Option<ChangeReader>,
     /// The block of the last transaction read: its height and transactions.
     block: (u32, std::ops::Range<TxNum>),
     /// The first input whose spent output has not been asked for yet (see `Batch::push`).
@@ -286,8 +363,9 @@ fn change_link<V: ChainView>(
     seen: u32,
     rules: &ChangeRules,
     ins: &[AddrId],
+    horizon: TxNum,
 ) -> Option<SoftLink> {
-    let f = TxFacts::of(view as &dyn ChainView, t, seen)?;
+    let f = TxFacts::of(view as &dyn ChainView, t, seen)?.seeing_spends_before(horizon);
     if f.payjoin_suspect() {
         return None;
     }
@@ -301,7 +379,6 @@ fn change_link<V: ChainView>(
         vout,
         agreement: f.agreement(vout),
         state: LinkState::Pending,
-        recv_at: 0,
     })
 }
 
@@ -363,25 +440,28 @@ impl Batch {
             None
         };
         let ins = &self.ins[i0..];
-        let link = match &mut rd.change {
-            Some((rules, seen)) => {
+        let block_end = rd.block.1.end;
+        let (link, provisional) = match &mut rd.change {
+            Some(cr) => {
+                let (horizon, final_verdict) = cr.horizon(view, height, block_end);
                 let link = if coinjoin.is_some() || ins.is_empty() {
                     None
                 } else {
-                    change_link(view, t, height, *seen, rules, ins)
+                    change_link(view, t, height, cr.seen, &cr.rules, ins, horizon)
                 };
                 if let Some(m) = self.outs[o0..].iter().max() {
-                    *seen = (*seen).max(m + 1);
+                    cr.seen = cr.seen.max(m + 1);
                 }
-                link
+                (link, !final_verdict)
             }
-            None => None,
+            None => (None, false),
         };
         self.txs.push(TxRead {
             height,
             multi,
             coinjoin,
             link,
+            provisional,
         });
     }
 
@@ -478,6 +558,7 @@ impl Clustering {
             touched: Vec::new(),
             progress: None,
             restarted_from: 0,
+            open_note: None,
         }
     }
 
@@ -489,17 +570,32 @@ impl Clustering {
 
     /// Open the stored clustering, or start an empty one.
     pub fn open(dir: &Path, params: NetParams) -> std::io::Result<Clustering> {
-        let c = Clustering::open_at(dir, params)?;
+        let mut c = Clustering::open_at(dir, params)?;
         if c.covered_txs == 0 {
             // Nothing usable here (a save cut short, a damaged state file): the state
             // saved before it.
             let mut p = Clustering::open_at(&dir.join(PREVIOUS), params)?;
             if p.covered_txs > 0 {
                 p.dir = dir.to_path_buf();
+                p.open_note = Some(format!(
+                    "the last saved clustering {}; the one saved before it (covering {} transactions) is used",
+                    c.open_note.as_deref().unwrap_or("is missing"),
+                    p.covered_txs
+                ));
                 return Ok(p);
             }
         }
+        c.open_note = c
+            .open_note
+            .map(|why| format!("the saved clustering {why}: it is built again from the index"));
         Ok(c)
+    }
+
+    /// An empty clustering in `dir`, with why the one saved there was not used.
+    fn afresh(dir: &Path, params: NetParams, why: &str) -> Clustering {
+        let mut c = Clustering::new(dir, params);
+        c.open_note = Some(why.to_string());
+        c
     }
 
     fn open_at(dir: &Path, params: NetParams) -> std::io::Result<Clustering> {
@@ -511,13 +607,14 @@ impl Clustering {
         // A damaged state file is no saved state: the clustering is derived from the
         // index, so it is rebuilt (or `open` falls back to the previous save), never a
         // dead end.
+        let damaged = "has a damaged state file (clusters/state.json)";
         let Ok(s) = serde_json::from_slice::<State>(&text) else {
-            return Ok(c);
+            return Ok(Clustering::afresh(dir, params, damaged));
         };
         let n = s.addrs;
         if n > u32::MAX as u64 + 1 || s.merges > u32::MAX as u64 * 4 {
             // Not a count this format can hold: a damaged state file. Rebuild.
-            return Ok(Clustering::new(dir, params));
+            return Ok(Clustering::afresh(dir, params, damaged));
         }
         let (next_at, agg_at, len) = array_offsets(n);
         // A state file without its data files: a save (or `keep_previous`) cut short.
@@ -527,7 +624,11 @@ impl Clustering {
             Err(e) => Err(e),
         };
         let (Some(arrays), Some(merges)) = (open("arrays.bin")?, open("merges.bin")?) else {
-            return Ok(Clustering::new(dir, params));
+            return Ok(Clustering::afresh(
+                dir,
+                params,
+                "was cut short while saving",
+            ));
         };
         if s.layout != LAYOUT
             || arrays.metadata()?.len() != len
@@ -535,7 +636,12 @@ impl Clustering {
         {
             // Another layout, or files from different commits (the state file is written
             // last): rebuild.
-            return Ok(Clustering::new(dir, params));
+            let why = if s.layout != LAYOUT {
+                "was saved by an older version (another layout)"
+            } else {
+                "has data files that do not match its state file"
+            };
+            return Ok(Clustering::afresh(dir, params, why));
         }
         let n = n as usize;
         c.parent = Arr::map(&arrays, 0, n)?;
@@ -544,10 +650,10 @@ impl Clustering {
         c.merges = Arr::map(&merges, 0, s.merges as usize)?;
         if let Some(cs) = &s.change {
             let links = std::fs::read(dir.join("change_links.bin")).unwrap_or_default();
-            let recv = std::fs::read(dir.join("change_recv.bin")).unwrap_or_default();
+            let recv = std::fs::read(dir.join(LAST_RECV)).unwrap_or_default();
             let rules = ChangeRules::parse(&cs.rules).ok();
-            match rules {
-                Some(mut rules)
+            match (rules, cs.final_to, cs.final_seen) {
+                (Some(mut rules), Some(final_to), Some(final_seen))
                     if links.len() == cs.links as usize * SoftLink::BYTES
                         && recv.len() == n * 4 =>
                 {
@@ -556,7 +662,7 @@ impl Clustering {
                         rules,
                         delay_blocks: cs.delay_blocks,
                         seen_addrs: cs.seen_addrs,
-                        recv: recv
+                        last_recv: recv
                             .chunks(4)
                             .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
                             .collect(),
@@ -565,13 +671,23 @@ impl Clustering {
                             .map(SoftLink::from_bytes)
                             .collect(),
                         pending_from: cs.pending_from as usize,
+                        final_to,
+                        final_seen,
                     });
                 }
                 _ => {
-                    // Torn or unreadable: rebuild with the same rules when they parse.
-                    let c = Clustering::new(dir, params);
+                    // Torn, unreadable, or from before horizons (its links were judged on
+                    // every later spend): rebuild with the same rules when they parse.
+                    let c = Clustering::afresh(
+                        dir,
+                        params,
+                        "has change links saved by an older version, or damaged ones",
+                    );
                     return Ok(match ChangeRules::parse(&cs.rules) {
-                        Ok(r) => c.with_change(r, cs.delay_blocks),
+                        Ok(mut r) => {
+                            r.name = cs.rules_name.clone();
+                            c.with_change(r, cs.delay_blocks)
+                        }
                         Err(_) => c,
                     });
                 }
@@ -614,9 +730,11 @@ impl Clustering {
             }
             write_atomic(&self.dir.join("change_links.bin"), &b)?;
             write_atomic(
-                &self.dir.join("change_recv.bin"),
-                &to_bytes(&ch.recv, u32::to_le_bytes),
+                &self.dir.join(LAST_RECV),
+                &to_bytes(&ch.last_recv, u32::to_le_bytes),
             )?;
+            // What older versions kept instead (counts of outputs received).
+            let _ = std::fs::remove_file(self.dir.join("change_recv.bin"));
         }
         let s = State {
             covered_txs: self.covered_txs,
@@ -635,6 +753,8 @@ impl Clustering {
                 seen_addrs: ch.seen_addrs,
                 links: ch.links.len() as u64,
                 pending_from: ch.pending_from as u64,
+                final_to: Some(ch.final_to),
+                final_seen: Some(ch.final_seen),
             }),
         };
         write_atomic(
@@ -663,7 +783,7 @@ impl Clustering {
                 "arrays.bin",
                 "merges.bin",
                 "change_links.bin",
-                "change_recv.bin",
+                LAST_RECV,
                 "state.json",
             ] {
                 let _ = std::fs::remove_file(prev.join(f));
@@ -764,14 +884,15 @@ impl Clustering {
     fn apply_until<V: ChainView + Sync>(&mut self, view: &V, end: u64) {
         self.grow(view.addr_count() as usize);
         if let Some(ch) = self.change.as_mut() {
-            ch.recv.resize(view.addr_count() as usize, 0);
+            ch.last_recv.resize(view.addr_count() as usize, 0);
         }
+        self.rejudge(view);
         let mut touched = std::mem::take(&mut self.touched);
         if end.saturating_sub(self.covered_txs) >= PIPELINE_MIN_TXS {
             self.apply_pipelined(view, end, &mut touched);
         } else {
             let mut batch = Batch::default();
-            let mut rd = self.reader();
+            let mut rd = self.reader(view);
             for t in self.covered_txs..end {
                 batch.clear();
                 batch.push(view, t, &mut rd);
@@ -824,7 +945,7 @@ impl Clustering {
     ) {
         const BATCH: u64 = 4096;
         let start = self.covered_txs;
-        let mut rd = self.reader();
+        let mut rd = self.reader(view);
         let (send, recv) = std::sync::mpsc::sync_channel::<Batch>(8);
         let (back, spare) = std::sync::mpsc::channel::<Batch>();
         std::thread::scope(|s| {
@@ -855,14 +976,54 @@ impl Clustering {
         });
     }
 
+    /// Give the transactions judged provisionally their final verdicts where the chain
+    /// now reaches the end of their delay. Their links are still pending (they settle when
+    /// the transaction at the end of the delay is applied), so they are replaced.
+    fn rejudge<V: ChainView>(&mut self, view: &V) {
+        let covered = self.covered_txs;
+        let Some(ch) = self.change.as_ref() else {
+            return;
+        };
+        let from = ch.final_to;
+        if from as u64 >= covered {
+            return;
+        }
+        let mut rd = Reader {
+            params: self.params,
+            change: Some(ChangeReader::new(ch, ch.final_seen, view, from)),
+            block: (0, 0..0),
+            ahead: 0,
+        };
+        let (mut batch, mut judged, mut t) = (Batch::default(), Vec::new(), from as u64);
+        let mut seen = ch.final_seen;
+        while t < covered {
+            batch.clear();
+            batch.push(view, t, &mut rd);
+            let tx = batch.get(0).tx;
+            if tx.provisional {
+                break;
+            }
+            judged.extend(tx.link);
+            seen = rd.change.as_ref().map_or(seen, |cr| cr.seen);
+            t += 1;
+        }
+        let ch = self.change.as_mut().expect("checked above");
+        let at = ch.links.partition_point(|l| l.tx < from);
+        let end = ch.links.partition_point(|l| (l.tx as u64) < t);
+        ch.links.splice(at..end, judged);
+        ch.final_to = t as TxNum;
+        ch.final_seen = seen;
+    }
+
     /// What reading ahead needs of the clustering's state at its start.
-    fn reader(&self) -> Reader {
+    fn reader<V: ChainView>(&self, view: &V) -> Reader {
+        let from = self.covered_txs as TxNum;
         Reader {
             params: self.params,
             change: self
                 .change
                 .as_ref()
-                .map(|ch| (ch.rules.clone(), ch.seen_addrs)),
+                .map(|ch| ChangeReader::new(ch, ch.seen_addrs, view, from)),
             block: (0, 0..0),
             ahead: 0,
         }
@@ -910,13 +1071,13 @@ impl Clustering {
             let h = tx.height;
             ch.settle(h);
             for &a in read.outs {
-                let r = &mut ch.recv[a as usize];
-                *r = r.saturating_add(1);
+                ch.last_recv[a as usize] = t;
                 ch.seen_addrs = ch.seen_addrs.max(a + 1);
             }
-            if let Some(mut l) = tx.link {
-                l.recv_at = ch.recv[l.change as usize];
-                ch.links.push(l);
+            ch.links.extend(tx.link);
+            if !tx.provisional && ch.final_to == t {
+                ch.final_to = t + 1;
+                ch.final_seen = ch.seen_addrs;
             }
         }
         for (&a, &v) in read.outs.iter().zip(read.out_vals.iter()) {

@@ -241,6 +241,21 @@ fn links_wait_for_the_delay_and_reused_change_is_dropped() {
         reopened.cluster_of(c.addr(pairs[0].0)),
         reopened.cluster_of(c.addr(pairs[0].1))
     );
+    // A save from before horizons (its links judged on every later spend, no record of
+    // which verdicts were final) is rebuilt with the same rules, and the user told so.
+    let f = d.path().join("state.json");
+    let mut st: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+    st["change"].as_object_mut().unwrap().remove("final_to");
+    std::fs::write(&f, serde_json::to_vec(&st).unwrap()).unwrap();
+    std::fs::remove_dir_all(d.path().join("previous")).ok();
+    let old = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    assert_eq!(old.covered_txs, 0);
+    assert_eq!(old.change.as_ref().unwrap().rules.name, "default");
+    assert!(old
+        .open_note
+        .as_deref()
+        .unwrap()
+        .contains("change links saved by an older version"));
 }
 
 struct Labels(Vec<(AddrId, &'static str, bool)>, Vec<AddrId>);
@@ -470,4 +485,63 @@ fn worked_example_e8() {
     // And by size alone (a side over the cap) without tags.
     let e = Entities::build(&cl, &NoTags, Guards { max_size: 1 });
     assert_eq!(e.outcomes, [Outcome::SizeCap]);
+}
+
+/// A change output later spent by a batch (`- consumer`): within the link's delay, that
+/// spend undoes the link; after it, the spend comes too late and the link stands. The
+/// same whether the clustering follows the chain transaction by transaction, seeing each
+/// spend only once it happens, or is built at the end, seeing them all.
+#[test]
+fn later_spends_count_until_the_delay_ends_whether_followed_or_rebuilt() {
+    let rules = || ChangeRules::parse("default").unwrap();
+    let delay = 5;
+    let build = |c: &Chain, name: &str, d: &std::path::Path| {
+        let mut cl =
+            Clustering::new(&d.join(name), NetParams::any_height()).with_change(rules(), delay);
+        cl.update(&c.0);
+        cl
+    };
+    let links = |cl: &Clustering| {
+        let ch = cl.change.as_ref().unwrap();
+        ch.links
+            .iter()
+            .map(|l| (l.tx, l.vout, l.agreement, l.state))
+            .collect::<Vec<_>>()
+    };
+    let d = tempfile::tempdir().unwrap();
+    for (spent_after, link_stands) in [(2u32, false), (delay + 2, true)] {
+        let (mut c, _) = payments(1);
+        let pay = c.0.tx_count() as TxNum - 1;
+        let mut follow = build(&c, &format!("f{spent_after}"), d.path());
+        // Judged before any spend: a pending link to the change.
+        assert_eq!(links(&follow), [(pay, 1, 7, LinkState::Pending)]);
+        let filler = |c: &mut Chain, follow: &mut Clustering, n: u32| {
+            for _ in 0..n {
+                c.tx(&[], &[(500, 1)]);
+                follow.update(&c.0);
+            }
+        };
+        filler(&mut c, &mut follow, spent_after - 1);
+        // Saved and reopened mid-delay: what is still provisional is judged again later.
+        follow.save().unwrap();
+        let mut follow = Clustering::open(
+            &d.path().join(format!("f{spent_after}")),
+            NetParams::any_height(),
+        )
+        .unwrap();
+        assert_eq!(links(&follow).len(), 1);
+        let batch: Vec<(u16, u64)> = (0..3).map(|i| (700 + i, 60_000_000)).collect();
+        c.tx(&[(pay, 1)], &batch);
+        follow.update(&c.0);
+        filler(&mut c, &mut follow, delay + 1);
+        let rebuilt = build(&c, &format!("r{spent_after}"), d.path());
+        assert_eq!(links(&follow), links(&rebuilt), "spent {spent_after} after");
+        if link_stands {
+            // The batch spend came after the delay: not seen, not even by the rebuild,
+            // which has it in its view.
+            assert_eq!(links(&rebuilt), [(pay, 1, 7, LinkState::Ready)]);
+        } else {
+            assert!(links(&rebuilt).is_empty(), "{:?}", links(&rebuilt));
+        }
+    }
 }

@@ -287,9 +287,10 @@ fn simulated_economy_against_ground_truth() {
         inc.update(&Prefix(&idx, k, true));
     }
     assert_eq!(inc.merges, cl.merges);
-    // With change rules too: the same soft links either way, given the same view. (The
-    // rules look at how outputs are spent later, so links made while following the tip,
-    // before those spends exist, can differ from a rebuild's.)
+    // With change rules too: following the chain a few blocks at a time, each step seeing
+    // only the spends made so far (as a node's tip shows them), gives the same soft links
+    // as one pass that sees every spend: each transaction is judged on the spends before
+    // the end of its delay, and judged again if that was beyond the tip.
     let rules = || cointrail_clustering::ChangeRules::parse("default").unwrap();
     let mut one =
         Clustering::new(&d.path().join("c1"), NetParams::any_height()).with_change(rules(), 144);
@@ -298,18 +299,25 @@ fn simulated_economy_against_ground_truth() {
         Clustering::new(&d.path().join("c2"), NetParams::any_height()).with_change(rules(), 144);
     let mut k = 0;
     while k < idx.tx_count() {
-        k = (k + 1000).min(idx.tx_count());
-        step.update(&Prefix(&idx, k, false));
+        // Whole blocks, as a node gives them.
+        k = idx
+            .tx_block(((k + 1000).min(idx.tx_count()) - 1) as TxNum)
+            .1
+            .end as u64;
+        step.update(&Prefix(&idx, k, true));
     }
     let links = |c: &Clustering| {
         let ch = c.change.as_ref().unwrap();
         ch.links
             .iter()
-            .map(|l| (l.tx, l.input, l.change, l.vout, l.state))
+            .map(|l| (l.tx, l.input, l.change, l.vout, l.agreement, l.state))
             .collect::<Vec<_>>()
     };
-    assert!(!links(&one).is_empty());
+    assert!(links(&one).len() > 100);
     assert_eq!(links(&one), links(&step));
+    // (`change.rs`, `later_spends_count_until_the_delay_ends_whether_followed_or_rebuilt`
+    // shows a later spend that changes a verdict within the delay, and one after it that does
+    // not.)
     assert_eq!(one.merges, cl.merges);
     assert_eq!(inc.coinjoins_by_protocol, cl.coinjoins_by_protocol);
     let sum = |c: &Clustering, a| {
@@ -475,17 +483,43 @@ fn a_save_cut_short_falls_back_to_the_one_before() {
     assert!(Clustering::saved_exists(d.path()));
     let mut back = Clustering::open(d.path(), NetParams::any_height()).unwrap();
     assert_eq!(back.covered_txs, 3);
+    // The user is told why (a rebuild or an older state is no silent surprise).
+    assert_eq!(
+        back.open_note.as_deref(),
+        Some("the last saved clustering is missing; the one saved before it (covering 3 transactions) is used")
+    );
     assert!(back.sync(&a.0));
     assert_eq!(back.covered_txs, 5);
     assert_eq!(back.merges, cl.merges);
     back.save().unwrap();
     let again = Clustering::open(d.path(), NetParams::any_height()).unwrap();
     assert_eq!(again.covered_txs, 5);
+    assert_eq!(again.open_note, None);
     assert_eq!(again.cluster_of(a.addr(1)), again.cluster_of(a.addr(2)));
     // A damaged state file is no dead end either: the save before it is used.
     std::fs::write(d.path().join("state.json"), b"{garbage").unwrap();
     let mut damaged = Clustering::open(d.path(), NetParams::any_height()).unwrap();
     assert_eq!(damaged.covered_txs, 3);
+    let note = damaged.open_note.clone().unwrap();
+    assert!(
+        note.contains("damaged state file") && note.contains("covering 3"),
+        "{note}"
+    );
     assert!(damaged.sync(&a.0));
     assert_eq!(damaged.merges, cl.merges);
+    // Saves from a version with another layout, here and before: rebuilt, and said so.
+    damaged.save().unwrap();
+    for dir in [d.path().to_path_buf(), d.path().join("previous")] {
+        let f = dir.join("state.json");
+        let mut st: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+        st["layout"] = 1.into();
+        std::fs::write(&f, serde_json::to_vec(&st).unwrap()).unwrap();
+    }
+    let old = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    assert_eq!(old.covered_txs, 0);
+    assert_eq!(
+        old.open_note.as_deref(),
+        Some("the saved clustering was saved by an older version (another layout): it is built again from the index")
+    );
 }

@@ -264,6 +264,9 @@ pub fn cluster_dir(data_dir: &Path) -> std::path::PathBuf {
 pub fn load_clustering(data_dir: &Path, idx: &Index) -> Result<Clustering> {
     let mut c = Clustering::open(&cluster_dir(data_dir), cluster_params(idx))
         .context("opening the clustering")?;
+    if let Some(note) = &c.open_note {
+        tracing::warn!("{note}");
+    }
     sync_saved(&mut c, idx)?;
     Ok(c)
 }

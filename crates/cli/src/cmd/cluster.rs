@@ -122,6 +122,9 @@ fn build_with_change(
 ) -> Result<Clustering> {
     let dir = cointrail_engine::wiring::cluster_dir(&g.data_dir);
     let mut c = Clustering::open(&dir, params(idx))?;
+    if let Some(note) = &c.open_note {
+        tracing::warn!("{note}");
+    }
     // Without --change the stored setting stands; another setting starts afresh.
     let want = match spec {
         None => None,
@@ -214,7 +217,7 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
     let ent = Entities::build(&c, &tags, Guards::default());
     match cmd {
         ClusterCmd::Build { .. } => {
-            let v = serde_json::json!({"covered_txs": c.covered_txs, "addresses": c.addr_count(), "merges": c.merges.len(), "coinjoins_skipped": c.coinjoins_skipped, "coinjoins_by_protocol": c.coinjoins_by_protocol, "rule_set": cointrail_clustering::clusters::RULE_SET, "change": change_note(&c, &ent), "seconds": t0.elapsed().as_secs_f64()});
+            let v = serde_json::json!({"covered_txs": c.covered_txs, "addresses": c.addr_count(), "merges": c.merges.len(), "coinjoins_skipped": c.coinjoins_skipped, "coinjoins_by_protocol": c.coinjoins_by_protocol, "rule_set": cointrail_clustering::clusters::RULE_SET, "change": change_note(&c, &ent), "opened": c.open_note, "seconds": t0.elapsed().as_secs_f64()});
             if g.json {
                 return crate::print_json(&v);
             }
