@@ -305,8 +305,17 @@ struct ChangeReader {
 }
 
 impl ChangeReader {
-    fn new<V: ChainView>(ch: &ChangeLayer, seen: u32, view: &V, from: TxNum) -> ChangeReader {
-        let n = view.tx_count();
+    /// For reading transactions `from..end` of `view`: nothing past `end` is seen, so a
+    /// clustering brought to `end` of a longer view (a reorganisation's restart) takes no
+    /// verdict from blocks it does not cover.
+    fn new<V: ChainView>(
+        ch: &ChangeLayer,
+        seen: u32,
+        view: &V,
+        from: TxNum,
+        end: u64,
+    ) -> ChangeReader {
+        let n = end.min(view.tx_count());
         let (tip, cursor) = if (from as u64) < n {
             let (h, r) = view.tx_block(from);
             (view.tx_height((n - 1) as TxNum), (h, r.start))
@@ -322,10 +331,10 @@ impl ChangeReader {
         }
     }
 
-    /// Where transaction `t` at `height`, whose block ends at `block_end`, stops looking
+    /// Where a transaction at `height`, whose block ends at `block_end`, stops looking
     /// ahead, and whether that gives its final verdict: before the first transaction at or
     /// above the height its delay ends at, when the view reaches it; else at the end of
-    /// its own block.
+    /// its own block. Never before the end of its own block (a delay of 0 sees that).
     fn horizon<V: ChainView>(&mut self, view: &V, height: u32, block_end: TxNum) -> (TxNum, bool) {
         let settle = height.saturating_add(self.delay);
         if settle > self.tip {
@@ -335,7 +344,7 @@ impl ChangeReader {
             let next = view.tx_block(self.cursor.1).1.end;
             self.cursor = (view.tx_height(next), next);
         }
-        (self.cursor.1, true)
+        (self.cursor.1.max(block_end), true)
     }
 }
 
@@ -579,7 +588,7 @@ impl Clustering {
                 p.dir = dir.to_path_buf();
                 p.open_note = Some(format!(
                     "the last saved clustering {}; the one saved before it (covering {} transactions) is used",
-                    c.open_note.as_deref().unwrap_or("is missing"),
+                    c.open_note.as_deref().unwrap_or("is missing or empty"),
                     p.covered_txs
                 ));
                 return Ok(p);
@@ -784,6 +793,8 @@ impl Clustering {
                 "merges.bin",
                 "change_links.bin",
                 LAST_RECV,
+                // What older versions kept instead of LAST_RECV: dropped from `previous/`.
+                "change_recv.bin",
                 "state.json",
             ] {
                 let _ = std::fs::remove_file(prev.join(f));
@@ -882,17 +893,21 @@ impl Clustering {
 
     /// Apply transactions `covered_txs..end`.
     fn apply_until<V: ChainView + Sync>(&mut self, view: &V, end: u64) {
+        if end < self.covered_txs {
+            // A view shorter than what is covered: `sync` undoes the difference first.
+            return;
+        }
         self.grow(view.addr_count() as usize);
         if let Some(ch) = self.change.as_mut() {
             ch.last_recv.resize(view.addr_count() as usize, 0);
         }
-        self.rejudge(view);
+        self.rejudge(view, end);
         let mut touched = std::mem::take(&mut self.touched);
         if end.saturating_sub(self.covered_txs) >= PIPELINE_MIN_TXS {
             self.apply_pipelined(view, end, &mut touched);
         } else {
             let mut batch = Batch::default();
-            let mut rd = self.reader(view);
+            let mut rd = self.reader(view, end);
             for t in self.covered_txs..end {
                 batch.clear();
                 batch.push(view, t, &mut rd);
@@ -945,7 +960,7 @@ impl Clustering {
     ) {
         const BATCH: u64 = 4096;
         let start = self.covered_txs;
-        let mut rd = self.reader(view);
+        let mut rd = self.reader(view, end);
         let (send, recv) = std::sync::mpsc::sync_channel::<Batch>(8);
         let (back, spare) = std::sync::mpsc::channel::<Batch>();
         std::thread::scope(|s| {
@@ -979,7 +994,7 @@ impl Clustering {
     /// Give the transactions judged provisionally their final verdicts where the chain
     /// now reaches the end of their delay. Their links are still pending (they settle when
     /// the transaction at the end of the delay is applied), so they are replaced.
-    fn rejudge<V: ChainView>(&mut self, view: &V) {
+    fn rejudge<V: ChainView>(&mut self, view: &V, end: u64) {
         let covered = self.covered_txs;
         let Some(ch) = self.change.as_ref() else {
             return;
@@ -990,7 +1005,7 @@ impl Clustering {
         }
         let mut rd = Reader {
             params: self.params,
-            change: Some(ChangeReader::new(ch, ch.final_seen, view, from)),
+            change: Some(ChangeReader::new(ch, ch.final_seen, view, from, end)),
             block: (0, 0..0),
             ahead: 0,
         };
@@ -1016,14 +1031,14 @@ impl Clustering {
     }
 
     /// What reading ahead needs of the clustering's state at its start.
-    fn reader<V: ChainView>(&self, view: &V) -> Reader {
+    fn reader<V: ChainView>(&self, view: &V, end: u64) -> Reader {
         let from = self.covered_txs as TxNum;
         Reader {
             params: self.params,
             change: self
                 .change
                 .as_ref()
-                .map(|ch| ChangeReader::new(ch, ch.seen_addrs, view, from)),
+                .map(|ch| ChangeReader::new(ch, ch.seen_addrs, view, from, end)),
             block: (0, 0..0),
             ahead: 0,
         }

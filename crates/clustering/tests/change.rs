@@ -545,3 +545,31 @@ fn later_spends_count_until_the_delay_ends_whether_followed_or_rebuilt() {
         }
     }
 }
+
+/// Brought to a point of a longer chain (a reorganisation's restart), a clustering judges
+/// as if the chain ended there: a spend after that point, though in the view, is not seen.
+#[test]
+fn a_clustering_brought_short_of_the_tip_sees_no_later_spend() {
+    let (mut c, _) = payments(1);
+    let pay = c.0.tx_count() as TxNum - 1;
+    c.tx(&[], &[(500, 1)]);
+    let end = c.0.tx_count();
+    let batch: Vec<(u16, u64)> = (0..3).map(|i| (700 + i, 60_000_000)).collect();
+    c.tx(&[(pay, 1)], &batch);
+    for _ in 0..8 {
+        c.tx(&[], &[(500, 1)]);
+    }
+    let d = tempfile::tempdir().unwrap();
+    let rules = ChangeRules::parse("default").unwrap();
+    let mut cl = Clustering::new(d.path(), NetParams::any_height()).with_change(rules, 5);
+    cl.rollback_to(&c.0, end);
+    assert_eq!(cl.covered_txs, end);
+    let ch = cl.change.as_ref().unwrap();
+    assert_eq!(
+        ch.links.iter().map(|l| (l.tx, l.state)).collect::<Vec<_>>(),
+        [(pay, LinkState::Pending)]
+    );
+    // Brought to the tip, the batch spend within the delay undoes the link.
+    cl.update(&c.0);
+    assert!(cl.change.as_ref().unwrap().links.is_empty());
+}

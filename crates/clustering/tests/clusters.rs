@@ -486,7 +486,7 @@ fn a_save_cut_short_falls_back_to_the_one_before() {
     // The user is told why (a rebuild or an older state is no silent surprise).
     assert_eq!(
         back.open_note.as_deref(),
-        Some("the last saved clustering is missing; the one saved before it (covering 3 transactions) is used")
+        Some("the last saved clustering is missing or empty; the one saved before it (covering 3 transactions) is used")
     );
     assert!(back.sync(&a.0));
     assert_eq!(back.covered_txs, 5);

@@ -52,7 +52,7 @@ fn eight_consecutive_mainnet_blocks_in_any_order() {
         assert_eq!(txs.len(), block.txdata.len());
         for (t, tx) in txs.clone().zip(&block.txdata) {
             assert_eq!(idx.txid(t), tx.compute_txid().to_byte_array());
-            // Each transaction knows its block, as the view's walk over heights finds it.
+            // Each transaction knows its block (from the block table).
             assert_eq!(idx.tx_block(t), (831_328 + k as u32, txs.clone()));
         }
     }

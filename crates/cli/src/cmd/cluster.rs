@@ -138,7 +138,9 @@ fn build_with_change(
             _ => false,
         };
         if !same {
+            let note = c.open_note.take();
             c = Clustering::new(&dir, params(idx));
+            c.open_note = note;
             if let Some(r) = want {
                 c = c.with_change(r, delay);
             }
