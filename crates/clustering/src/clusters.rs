@@ -620,10 +620,24 @@ impl Clustering {
         let Ok(s) = serde_json::from_slice::<State>(&text) else {
             return Ok(Clustering::afresh(dir, params, damaged));
         };
+        // Rebuilt, the clustering keeps its change setting when that still parses.
+        let rebuilt = |why: &str| {
+            let c = Clustering::afresh(dir, params, why);
+            let Some(cs) = &s.change else {
+                return c;
+            };
+            match ChangeRules::parse(&cs.rules) {
+                Ok(mut r) => {
+                    r.name = cs.rules_name.clone();
+                    c.with_change(r, cs.delay_blocks)
+                }
+                Err(_) => c,
+            }
+        };
         let n = s.addrs;
         if n > u32::MAX as u64 + 1 || s.merges > u32::MAX as u64 * 4 {
             // Not a count this format can hold: a damaged state file. Rebuild.
-            return Ok(Clustering::afresh(dir, params, damaged));
+            return Ok(rebuilt(damaged));
         }
         let (next_at, agg_at, len) = array_offsets(n);
         // A state file without its data files: a save (or `keep_previous`) cut short.
@@ -633,11 +647,7 @@ impl Clustering {
             Err(e) => Err(e),
         };
         let (Some(arrays), Some(merges)) = (open("arrays.bin")?, open("merges.bin")?) else {
-            return Ok(Clustering::afresh(
-                dir,
-                params,
-                "was cut short while saving",
-            ));
+            return Ok(rebuilt("was cut short while saving"));
         };
         if s.layout != LAYOUT
             || arrays.metadata()?.len() != len
@@ -650,7 +660,7 @@ impl Clustering {
             } else {
                 "has data files that do not match its state file"
             };
-            return Ok(Clustering::afresh(dir, params, why));
+            return Ok(rebuilt(why));
         }
         let n = n as usize;
         c.parent = Arr::map(&arrays, 0, n)?;
@@ -687,18 +697,9 @@ impl Clustering {
                 _ => {
                     // Torn, unreadable, or from before horizons (its links were judged on
                     // every later spend): rebuild with the same rules when they parse.
-                    let c = Clustering::afresh(
-                        dir,
-                        params,
+                    return Ok(rebuilt(
                         "has change links saved by an older version, or damaged ones",
-                    );
-                    return Ok(match ChangeRules::parse(&cs.rules) {
-                        Ok(mut r) => {
-                            r.name = cs.rules_name.clone();
-                            c.with_change(r, cs.delay_blocks)
-                        }
-                        Err(_) => c,
-                    });
+                    ));
                 }
             }
         }

@@ -256,6 +256,17 @@ fn links_wait_for_the_delay_and_reused_change_is_dropped() {
         .as_deref()
         .unwrap()
         .contains("change links saved by an older version"));
+    // Nor does an older layout of the arrays lose the change setting.
+    st["layout"] = 1.into();
+    std::fs::write(&f, serde_json::to_vec(&st).unwrap()).unwrap();
+    let old = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    assert!(old
+        .open_note
+        .as_deref()
+        .unwrap()
+        .contains("older version (another layout)"));
+    let ch = old.change.as_ref().unwrap();
+    assert_eq!((ch.rules.name.as_str(), ch.delay_blocks), ("default", 5));
 }
 
 struct Labels(Vec<(AddrId, &'static str, bool)>, Vec<AddrId>);
