@@ -352,3 +352,41 @@ fn no_keys_only_on_loopback_and_no_index_is_explained() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no index"));
 }
+
+/// A clustering built again while it serves (here with change rules) is picked up
+/// without a restart, once its save completes (the server watches the save's stamp).
+#[test]
+fn a_clustering_saved_while_serving_is_picked_up() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    let blocks: Vec<String> = (831328..=831331).map(mainnet_block).collect();
+    let mut args = vec!["ingest"];
+    args.extend(blocks.iter().map(|s| s.as_str()));
+    cli(&dir, &args);
+    cli(&dir, &["cluster", "build"]);
+    let srv = Server::start(&dir, &["--no-keys"]);
+    let a = srv.addr.clone();
+    let block: bitcoin::Block =
+        bitcoin::consensus::deserialize(&std::fs::read(mainnet_block(831328)).unwrap()).unwrap();
+    let p = format!("/v1/screen/transaction/{}", block.txdata[0].compute_txid());
+    let clustering = || {
+        http(&a, "GET", &p, None, None).json()["provenance"]["attribution"]["clustering"].clone()
+    };
+    assert_eq!(clustering()["covered_txs"], 10_718);
+    assert_eq!(clustering()["change_rules"], Value::Null);
+    cli(
+        &dir,
+        &[
+            "cluster",
+            "build",
+            "--change",
+            "default",
+            "--change-delay",
+            "2",
+        ],
+    );
+    wait_for("the new clustering is served", || {
+        clustering()["change_rules"]["name"] == "default"
+    });
+    assert!(srv.stop().success());
+}

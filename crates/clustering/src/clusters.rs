@@ -770,7 +770,18 @@ impl Clustering {
         write_atomic(
             &self.dir.join("state.json"),
             &serde_json::to_vec_pretty(&s).expect("state serializes"),
+        )?;
+        write_atomic(
+            &Clustering::saved_stamp(&self.dir),
+            format!("{}\n", self.covered_txs).as_bytes(),
         )
+    }
+
+    /// Rewritten when a save completes, never during one: what a process serving the
+    /// clustering watches to reload it (the state file is absent while a save is under
+    /// way, which looked like a change, and reloaded the save before, then this one).
+    pub fn saved_stamp(dir: &Path) -> PathBuf {
+        dir.join("saved.stamp")
     }
 
     /// Keep the last saved state in `previous/` (hard links: the files of `dir` stay as

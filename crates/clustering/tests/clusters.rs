@@ -492,6 +492,9 @@ fn a_save_cut_short_falls_back_to_the_one_before() {
     assert_eq!(back.covered_txs, 5);
     assert_eq!(back.merges, cl.merges);
     back.save().unwrap();
+    // A completed save leaves its stamp (what a serving process watches).
+    let stamp = std::fs::read_to_string(Clustering::saved_stamp(d.path())).unwrap();
+    assert_eq!(stamp, "5\n");
     let again = Clustering::open(d.path(), NetParams::any_height()).unwrap();
     assert_eq!(again.covered_txs, 5);
     assert_eq!(again.open_note, None);

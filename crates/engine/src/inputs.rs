@@ -28,13 +28,14 @@ impl Fingerprint {
 
 /// The files besides the chain index that an engine reads: the label and case stores'
 /// stamps (stores write one after each commit; merely opening a redb file rewrites its
-/// header), `attribution.tsv`, the clustering's state, and the risk rules file.
+/// header), `attribution.tsv`, the clustering's stamp of a completed save, and the risk
+/// rules file.
 pub fn engine_inputs(data_dir: &Path, rules: Option<&Path>) -> Vec<PathBuf> {
     let mut v = vec![
         data_dir.join("labels.redb.stamp"),
         data_dir.join("cases.redb.stamp"),
         data_dir.join("attribution.tsv"),
-        crate::wiring::cluster_dir(data_dir).join("state.json"),
+        cointrail_clustering::Clustering::saved_stamp(&crate::wiring::cluster_dir(data_dir)),
     ];
     v.extend(rules.map(Path::to_path_buf));
     v
