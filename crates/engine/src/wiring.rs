@@ -203,6 +203,52 @@ pub fn cluster_labels(
         .unwrap_or_default())
 }
 
+/// Up to this many members, a cluster's store labels are asked member by member; beyond,
+/// the store's address labels are read once and those inside the cluster kept.
+pub const LABELS_PER_MEMBER_UP_TO: u32 = 2_000;
+
+/// The label store's labels (visible now) on any member of `a`'s cluster: what names the
+/// cluster. Complete for any size: an exchange's cluster of millions of addresses is
+/// not asked member by member (that took a store read each, and stopped at the first
+/// 100,000 members, so a labelled member further on was missed), but matched against
+/// the store's labelled addresses, whichever of the two is smaller.
+pub fn cluster_store_labels(
+    data_dir: &Path,
+    idx: &Index,
+    c: &Clustering,
+    a: AddrId,
+    per_member_up_to: u32,
+) -> Result<Vec<cointrail_tags::Label>> {
+    let path = data_dir.join("labels.redb");
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let st = cointrail_tags::TagStore::open(&path)?;
+    let mut out = Vec::new();
+    let size = c.size_of(a);
+    if size <= per_member_up_to {
+        for x in c.addresses(a, 0, size as usize) {
+            out.extend(st.labels_for_address("BTC", &idx.render_addr(x), None)?);
+        }
+    } else {
+        let (root, net) = (c.cluster_of(a), idx.render_network());
+        st.for_each(None, |l| {
+            if let (cointrail_tags::Target::Address(addr), "BTC") = (&l.target, l.currency.as_str())
+            {
+                let member = AddressKey::parse(addr, net)
+                    .ok()
+                    .and_then(|k| idx.lookup_addr(&k))
+                    .filter(|&x| (x as usize) < c.addr_count() && c.cluster_of(x) == root);
+                if member.is_some() {
+                    out.push(l);
+                }
+            }
+            true
+        })?;
+    }
+    Ok(out)
+}
+
 /// Attach whatever attribution, clustering and case taint this data directory holds.
 pub fn attach(e: &mut Engine) -> Result<()> {
     let data_dir = e.data_dir.clone();

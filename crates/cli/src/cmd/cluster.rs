@@ -274,13 +274,13 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 .collect();
             let labels = cointrail_engine::wiring::cluster_labels(&g.data_dir, &idx, &c, a)?;
             // The cluster's name: its best definer label by confidence; rivals are shown.
-            let mut store_labels: Vec<cointrail_tags::Label> = Vec::new();
-            if g.data_dir.join("labels.redb").exists() {
-                let st = cointrail_tags::TagStore::open(g.data_dir.join("labels.redb"))?;
-                for x in c.addresses(a, 0, 100_000) {
-                    store_labels.extend(st.labels_for_address("BTC", &idx.render_addr(x), None)?);
-                }
-            }
+            let store_labels = cointrail_engine::wiring::cluster_store_labels(
+                &g.data_dir,
+                &idx,
+                &c,
+                a,
+                cointrail_engine::wiring::LABELS_PER_MEMBER_UP_TO,
+            )?;
             let (name, conflicts) = cointrail_tags::best_definer(&store_labels);
             let conflicts: Vec<serde_json::Value> = conflicts
                 .iter()
