@@ -14,6 +14,66 @@ use cointrail_clustering::entities::NoTags;
 use cointrail_clustering::{ChangeRules, Clustering, Entities, Guards, NetParams};
 use std::time::Instant;
 
+/// A chain with one exchange-size cluster: `n` deposit addresses funded `per_tx` to a
+/// transaction, then swept `per_tx` at a time, each sweep paying one of its own addresses
+/// and spent by the next sweep, so that common-input ownership joins all of them.
+fn exchange_chain(n: u32, per_tx: u32) -> cointrail_chain::MemChain {
+    use bitcoin::hashes::Hash;
+    use bitcoin::{
+        absolute::LockTime, transaction::Version, Amount, OutPoint, ScriptBuf, Sequence,
+        Transaction, TxIn, TxOut, WPubkeyHash, Witness,
+    };
+    let spk = |i: u32| {
+        let mut h = [0u8; 20];
+        h[..4].copy_from_slice(&i.to_le_bytes());
+        h[4] = 0xec;
+        ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array(h))
+    };
+    let input = |previous_output| TxIn {
+        previous_output,
+        script_sig: ScriptBuf::new(),
+        sequence: Sequence::MAX,
+        witness: Witness::new(),
+    };
+    let tx = |input, output| Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input,
+        output,
+    };
+    let mut c = cointrail_chain::MemChain::new();
+    let mut prev: Option<OutPoint> = None;
+    for k in 0..n / per_tx {
+        let coinbase = TxIn {
+            script_sig: ScriptBuf::from_bytes(k.to_le_bytes().to_vec()),
+            ..input(OutPoint::null())
+        };
+        let outs = (0..per_tx)
+            .map(|j| TxOut {
+                value: Amount::from_sat(100_000),
+                script_pubkey: spk(k * per_tx + j),
+            })
+            .collect();
+        let fund = tx(vec![coinbase], outs);
+        let fid = fund.compute_txid();
+        c.push_tx(&fund, 2 * k);
+        let mut ins: Vec<TxIn> = (0..per_tx).map(|j| input(OutPoint::new(fid, j))).collect();
+        ins.extend(prev.map(input));
+        let sweep = tx(
+            ins,
+            vec![TxOut {
+                // Back to one of the swept addresses: the next sweep's input from it
+                // joins this group to the next.
+                value: Amount::from_sat(50_000),
+                script_pubkey: spk(k * per_tx),
+            }],
+        );
+        prev = Some(OutPoint::new(sweep.compute_txid(), 0));
+        c.push_tx(&sweep, 2 * k + 1);
+    }
+    c
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -172,6 +232,45 @@ fn main() {
     println!(
         "entities through the guards: {:.3} s",
         t.elapsed().as_secs_f64()
+    );
+
+    // An exchange-size cluster: a million addresses in one.
+    let n = 1_000_000u32;
+    let t = Instant::now();
+    let ex = exchange_chain(n, 1_000);
+    let built = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut big = Clustering::new(&tmp.path().join("ex"), NetParams::any_height());
+    big.update(&ex);
+    let clustered = t.elapsed().as_secs_f64();
+    let member = n / 2;
+    assert_eq!(big.size_of(member), n, "one cluster");
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        let t = Instant::now();
+        for _ in 0..1000 {
+            f();
+        }
+        t.elapsed().as_secs_f64() / 1000.0 * 1e9
+    };
+    let summary = time(&mut || {
+        std::hint::black_box(big.summary(member));
+    });
+    let first_page = time(&mut || {
+        std::hint::black_box(big.addresses(member, 0, 100));
+    });
+    let t = Instant::now();
+    std::hint::black_box(big.addresses(member, n as usize / 2, 100));
+    let deep_page = t.elapsed().as_secs_f64() * 1e3;
+    let ents = Entities::build(&big, &NoTags, Guards::default());
+    let entity = time(&mut || {
+        std::hint::black_box(ents.entity_of(member));
+    });
+    println!(
+        "exchange-size cluster ({} addresses; chain built in {built:.2} s, clustered in {clustered:.2} s): summary {summary:.0} ns, first page of 100 addresses {:.1} µs, entity id {entity:.0} ns, the page at offset {} {deep_page:.1} ms",
+        big.size_of(member),
+        first_page / 1e3,
+        n / 2
     );
 
     // Warm queries over addresses spread across the id space.
