@@ -59,7 +59,7 @@ impl Etl {
 
     /// A block: a coinbase paying `funds` (name, sats), then `txs`, each a list of input
     /// names and of (name, sats) outputs.
-    fn block(&mut self, funds: &[(&str, u64)], txs: &[(&[&str], &[(&str, u64)])]) {
+    fn block(&mut self, funds: &[(&str, u64)], txs: &[TxSpec]) {
         self.height += 1;
         let h = self.height;
         let bhash = h256(&format!("{} block {h}", self.name));
@@ -242,6 +242,9 @@ struct Case {
 
 mod support;
 use support::json as cli;
+
+/// A transaction of a worked example: its inputs' names and its (name, sats) outputs.
+type TxSpec<'a> = (&'a [&'a str], &'a [(&'a str, u64)]);
 
 fn ingest(name: &str) -> Case {
     let tmp = tempfile::tempdir().unwrap();

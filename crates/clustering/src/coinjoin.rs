@@ -270,7 +270,7 @@ fn judge(s: &mut Shape, p: &NetParams) -> Option<CoinJoin> {
             .filter(|v| denoms.binary_search(v).is_ok())
             .count();
         if std_outs * 5 > n_out * 4 {
-            return found("wasabi2", e, ev, equal_outs(&s, ev));
+            return found("wasabi2", e, ev, equal_outs(s, ev));
         }
     }
     // Wasabi 1 (after 610,000 on mainnet): native segwit, ≥10 equal outputs near 0.1 BTC,
@@ -290,7 +290,7 @@ fn judge(s: &mut Shape, p: &NetParams) -> Option<CoinJoin> {
             .filter(|r| r.len() == 1)
             .count();
         if unique >= 2 {
-            return found("wasabi1", e, ev, equal_outs(&s, ev));
+            return found("wasabi1", e, ev, equal_outs(s, ev));
         }
     }
     // JoinMarket, design rule: 2..=30 equal outputs ≥ 0.001 BTC, change c ∈ {e, e−1},
@@ -309,7 +309,7 @@ fn judge(s: &mut Shape, p: &NetParams) -> Option<CoinJoin> {
             && n_out - main <= 1
             && distinct(&s.in_addrs, &mut s.sorted) + unknown >= e
         {
-            return found("joinmarket", e, ev, equal_outs(&s, ev));
+            return found("joinmarket", e, ev, equal_outs(s, ev));
         }
     }
     // Generic: one equal group with e = n_out − e, e distinct output and input scripts, and
@@ -329,7 +329,7 @@ fn judge(s: &mut Shape, p: &NetParams) -> Option<CoinJoin> {
             .unwrap_or(0);
         let max_in = s.in_vals.iter().max().copied().unwrap_or(0);
         if groups == 1 && max_in + 10_000 <= ev + max_other {
-            return found("generic", e, ev, equal_outs(&s, ev));
+            return found("generic", e, ev, equal_outs(s, ev));
         }
     }
     None

@@ -17,6 +17,10 @@ pub mod inputs;
 pub mod live;
 pub mod wiring;
 
+/// Tells whether a transaction of the index is a CoinJoin (the clustering's detectors, once
+/// wired in), for tracing and `tx`.
+pub type CoinJoinDetector = Arc<dyn Fn(&Index, u32) -> Option<CoinJoinInfo> + Send + Sync>;
+
 pub struct Engine {
     pub data_dir: PathBuf,
     pub index: Index,
@@ -27,7 +31,7 @@ pub struct Engine {
     /// The address clustering, when one was built (`cointrail cluster build`).
     pub clustering: Option<Arc<cointrail_clustering::Clustering>>,
     attributor: Arc<dyn Attributor + Send + Sync>,
-    coinjoins: Arc<dyn Fn(&Index, u32) -> Option<CoinJoinInfo> + Send + Sync>,
+    coinjoins: CoinJoinDetector,
     taint: Arc<dyn CaseTaint + Send + Sync>,
 }
 
@@ -176,10 +180,7 @@ impl Engine {
         self.attributor = a;
     }
 
-    pub fn set_coinjoin_detector(
-        &mut self,
-        d: Arc<dyn Fn(&Index, u32) -> Option<CoinJoinInfo> + Send + Sync>,
-    ) {
+    pub fn set_coinjoin_detector(&mut self, d: CoinJoinDetector) {
         self.coinjoins = d;
     }
 

@@ -149,31 +149,37 @@ impl Path {
     }
 }
 
+/// What exposure rows are summed by: the category, direct or indirect, and whether the
+/// label was delisted by then.
+type RowKey = (String, ExposureType, bool);
+
+/// One exposure row's sums: sats, the fewest hops, up to five names, and the path of the
+/// first exposure found.
+struct Row {
+    sats: u64,
+    hops: u32,
+    names: Vec<String>,
+    path: Vec<TxNum>,
+}
+
 #[derive(Default)]
 struct Acc {
-    rows: BTreeMap<(String, ExposureType, bool), (u64, u32, Vec<String>, Vec<TxNum>)>,
+    rows: BTreeMap<RowKey, Row>,
 }
 
 impl Acc {
-    fn add(
-        &mut self,
-        cat: String,
-        t: ExposureType,
-        delisted: bool,
-        sats: u64,
-        hops: u32,
-        names: &[String],
-        path: &Path,
-    ) {
-        let e = self
-            .rows
-            .entry((cat, t, delisted))
-            .or_insert_with(|| (0, u32::MAX, Vec::new(), path.to_vec()));
-        e.0 += sats;
-        e.1 = e.1.min(hops);
+    fn add(&mut self, key: RowKey, sats: u64, hops: u32, names: &[String], path: &Path) {
+        let e = self.rows.entry(key).or_insert_with(|| Row {
+            sats: 0,
+            hops: u32::MAX,
+            names: Vec::new(),
+            path: path.to_vec(),
+        });
+        e.sats += sats;
+        e.hops = e.hops.min(hops);
         for n in names {
-            if e.2.len() < 5 && !e.2.contains(n) {
-                e.2.push(n.clone());
+            if e.names.len() < 5 && !e.names.contains(n) {
+                e.names.push(n.clone());
             }
         }
     }
@@ -251,9 +257,7 @@ impl Ctx<'_> {
                         ExposureType::Indirect
                     };
                     acc.add(
-                        format!("stolen_funds:{case}"),
-                        t,
-                        false,
+                        (format!("stolen_funds:{case}"), t, false),
                         share,
                         hops.max(h),
                         std::slice::from_ref(&case),
@@ -300,7 +304,7 @@ impl Ctx<'_> {
                     .and_then(|a| self.label(a, height))
                 {
                     Some((cat, delisted, names)) => {
-                        acc.add(cat, Self::kind(hop), delisted, share, hop, &names, &path2)
+                        acc.add((cat, Self::kind(hop), delisted), share, hop, &names, &path2)
                     }
                     None if hop < self.p.max_hops => {
                         queue.push_back((po, share, hop, path2.clone()))
@@ -397,7 +401,7 @@ impl Ctx<'_> {
                 let hop = h + 1;
                 match self.view.output_addr(d).and_then(|a| self.label(a, height)) {
                     Some((cat, delisted, names)) => {
-                        acc.add(cat, Self::kind(hop), delisted, share, hop, &names, &path2)
+                        acc.add((cat, Self::kind(hop), delisted), share, hop, &names, &path2)
                     }
                     None if hop < self.p.max_hops => {
                         queue.push_back((d, share, hop, path2.clone()))
@@ -440,7 +444,16 @@ impl Ctx<'_> {
                 }
             }
         }
-        for ((cat, t, delisted), (sats, hops, names, path)) in std::mem::take(&mut acc.rows) {
+        for (
+            (cat, t, delisted),
+            Row {
+                sats,
+                hops,
+                names,
+                path,
+            },
+        ) in std::mem::take(&mut acc.rows)
+        {
             let (dir, cat) = match cat.strip_prefix("sent|") {
                 Some(c) => ("sent", c.to_string()),
                 None => ("received", cat),
@@ -630,9 +643,7 @@ pub fn screen_tx(
     for (o, w) in outs {
         match view.output_addr(o).and_then(|a| cx.label(a, height)) {
             Some((cat, delisted, names)) => sacc.add(
-                cat,
-                ExposureType::Direct,
-                delisted,
+                (cat, ExposureType::Direct, delisted),
                 w,
                 1,
                 &names,

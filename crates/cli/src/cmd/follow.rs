@@ -194,7 +194,7 @@ pub enum RulesCmd {
   cointrail alerts rules add drain --id hot --address bc1q... --address bc1q... --threshold-sats 5000000000 --share-pct 30 --window-blocks 6
   cointrail alerts rules add exposure --address bc1q... --min-level high
   cointrail alerts rules add flagged-receive --category sanctions --lookback-blocks 1008")]
-    Add(RuleAddArgs),
+    Add(Box<RuleAddArgs>),
     List,
     Remove {
         id: String,
