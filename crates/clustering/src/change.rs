@@ -236,20 +236,30 @@ impl Parser {
     }
 }
 
-/// What the rules need to know about one transaction.
+/// What the rules need to know about one transaction. Held in fixed arrays (a change
+/// candidate has fewer than [`BATCH_OUTPUTS`] outputs) and with each rule's answer kept
+/// once computed: the clustering asks this of every transaction, and a rule set and the
+/// agreement panel ask the same rules several times.
 pub struct TxFacts<'a> {
     view: &'a dyn ChainView,
     tx: TxNum,
-    outs: Vec<(u64, Option<AddrId>)>,
-    out_types: Vec<ScriptType>,
-    in_addrs: Vec<AddrId>,
-    /// `None` when some input's value is unknown (spends from before the indexed range).
-    in_vals: Option<Vec<u64>>,
+    n_out: usize,
+    outs: [(u64, Option<AddrId>); BATCH_OUTPUTS],
+    out_types: [ScriptType; BATCH_OUTPUTS],
+    /// The first input's address, when known.
+    first_in: Option<AddrId>,
+    /// Outputs paying one of the inputs' addresses.
+    reuse: u64,
+    /// Inputs' count, smallest and total value; `None` when some input's value is unknown
+    /// (spends from before the indexed range).
+    in_vals: Option<(usize, u64, u64)>,
     in_type: Option<ScriptType>,
     /// Addresses with ids at or above this first appear in this transaction.
     first_new_addr: AddrId,
     /// Spends by this transaction or later ones are not seen.
     horizon: TxNum,
+    /// Each atom's mask, once evaluated (by `Atom::ALL` position).
+    memo: [std::cell::Cell<Option<u64>>; Atom::ALL.len()],
 }
 
 impl<'a> TxFacts<'a> {
@@ -262,19 +272,21 @@ impl<'a> TxFacts<'a> {
         if view.is_coinbase(tx) || !(2..BATCH_OUTPUTS).contains(&n_out) {
             return None;
         }
-        let outs = or
-            .clone()
-            .map(|o| (view.output_value(o), view.output_addr(o)))
-            .collect();
-        let out_types = or.map(|o| view.output_script_type(o)).collect();
-        let mut in_addrs = Vec::new();
-        let mut in_vals = Some(Vec::new());
+        let mut outs = [(0, None); BATCH_OUTPUTS];
+        let mut out_types = [ScriptType::NonStandard; BATCH_OUTPUTS];
+        for (k, o) in or.enumerate() {
+            outs[k] = (view.output_value(o), view.output_addr(o));
+            out_types[k] = view.output_script_type(o);
+        }
+        let (mut first_in, mut reuse) = (None, 0u64);
+        let mut in_vals = Some((0usize, u64::MAX, 0u64));
         let mut types: Option<Option<ScriptType>> = None;
         for i in view.tx_inputs(tx) {
             match view.input_prevout(i) {
                 Prevout::Output(o) => {
-                    if let Some(v) = in_vals.as_mut() {
-                        v.push(view.output_value(o));
+                    if let Some((n, min, sum)) = in_vals.as_mut() {
+                        let v = view.output_value(o);
+                        (*n, *min, *sum) = (*n + 1, (*min).min(v), *sum + v);
                     }
                     let a = view.output_addr(o);
                     let t = a.map(|_| view.output_script_type(o));
@@ -283,7 +295,14 @@ impl<'a> TxFacts<'a> {
                         Some(prev) if prev == t => prev,
                         Some(_) => None,
                     });
-                    in_addrs.extend(a);
+                    if let Some(a) = a {
+                        first_in = first_in.or(Some(a));
+                        for (k, out) in outs[..n_out].iter().enumerate() {
+                            if out.1 == Some(a) {
+                                reuse |= 1 << k;
+                            }
+                        }
+                    }
                 }
                 _ => {
                     in_vals = None;
@@ -294,25 +313,29 @@ impl<'a> TxFacts<'a> {
         Some(TxFacts {
             view,
             tx,
+            n_out,
             outs,
             out_types,
-            in_addrs,
+            first_in,
+            reuse,
             in_vals,
             in_type: types.flatten(),
             first_new_addr,
             horizon: TxNum::MAX,
+            memo: Default::default(),
         })
     }
 
     /// See only the spends made by transactions before `horizon`.
     pub fn seeing_spends_before(mut self, horizon: TxNum) -> TxFacts<'a> {
         self.horizon = horizon;
+        self.memo = Default::default();
         self
     }
 
     fn mask(&self, f: impl Fn(usize, u64, AddrId) -> bool) -> u64 {
         let mut m = 0u64;
-        for (i, &(v, a)) in self.outs.iter().enumerate() {
+        for (i, &(v, a)) in self.outs[..self.n_out].iter().enumerate() {
             if let Some(a) = a {
                 if f(i, v, a) {
                     m |= 1 << i;
@@ -335,10 +358,20 @@ impl<'a> TxFacts<'a> {
 
     /// The outputs `atom` names as possible change.
     pub fn eval_atom(&self, atom: Atom) -> u64 {
+        let slot = &self.memo[Atom::ALL.iter().position(|&a| a == atom).expect("listed")];
+        if let Some(m) = slot.get() {
+            return m;
+        }
+        let m = self.compute_atom(atom);
+        slot.set(Some(m));
+        m
+    }
+
+    fn compute_atom(&self, atom: Atom) -> u64 {
         let v = self.view;
         match atom {
             Atom::Fresh => self.mask(|_, _, a| a >= self.first_new_addr),
-            Atom::Reuse => self.mask(|_, _, a| self.in_addrs.contains(&a)),
+            Atom::Reuse => self.reuse,
             Atom::H2 => {
                 if self.eval_atom(Atom::Reuse) != 0 {
                     return 0;
@@ -354,9 +387,9 @@ impl<'a> TxFacts<'a> {
                 Some(k) => self.mask(|i, _, _| self.out_types[i] == k),
                 None => 0,
             },
-            Atom::Optimal => match self.in_vals.as_ref().and_then(|x| x.iter().min()) {
-                Some(&min) => self.mask(|_, w, _| w < min),
-                None => 0,
+            Atom::Optimal => match self.in_vals {
+                Some((n, min, _)) if n > 0 => self.mask(|_, w, _| w < min),
+                _ => 0,
             },
             Atom::Round => self.mask(|_, w, _| w % 1_000_000 != 0),
             Atom::Locktime => {
@@ -408,14 +441,12 @@ impl<'a> TxFacts<'a> {
     /// A possible PayJoin (UIH2 on two outputs, methods.md §2.2): the larger output could
     /// have been paid without the smallest input, so the inputs may have two owners.
     pub fn payjoin_suspect(&self) -> bool {
-        let Some(ins) = &self.in_vals else {
+        let Some((n, min, sum)) = self.in_vals else {
             return false;
         };
-        if self.outs.len() != 2 || ins.len() < 2 {
+        if self.n_out != 2 || n < 2 {
             return false;
         }
-        let sum: u64 = ins.iter().sum();
-        let min = *ins.iter().min().expect("2 inputs");
         let max_out = self.outs[0].0.max(self.outs[1].0);
         sum - min >= max_out
     }
@@ -437,11 +468,11 @@ impl<'a> TxFacts<'a> {
 
     /// The address of the first input (every input is in one hard cluster).
     pub fn input_addr(&self) -> Option<AddrId> {
-        self.in_addrs.first().copied()
+        self.first_in
     }
 
     pub fn output_addr(&self, i: u32) -> Option<AddrId> {
-        self.outs.get(i as usize).and_then(|x| x.1)
+        self.outs[..self.n_out].get(i as usize).and_then(|x| x.1)
     }
 }
 
