@@ -671,11 +671,23 @@ impl Clustering {
             let links = std::fs::read(dir.join("change_links.bin")).unwrap_or_default();
             let recv = std::fs::read(dir.join(LAST_RECV)).unwrap_or_default();
             let rules = ChangeRules::parse(&cs.rules).ok();
+            let links: Vec<SoftLink> = if links.len() == cs.links as usize * SoftLink::BYTES {
+                links
+                    .chunks(SoftLink::BYTES)
+                    .map(SoftLink::from_bytes)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            // What the layer relies on: links in chain order, the pending ones a suffix,
+            // final verdicts within what is covered. Anything else is a damaged file.
+            let sound = links.len() as u64 == cs.links
+                && links.windows(2).all(|w| w[0].tx <= w[1].tx)
+                && cs.pending_from <= cs.links
+                && cs.final_to.is_some_and(|f| f as u64 <= s.covered_txs)
+                && recv.len() == n * 4;
             match (rules, cs.final_to, cs.final_seen) {
-                (Some(mut rules), Some(final_to), Some(final_seen))
-                    if links.len() == cs.links as usize * SoftLink::BYTES
-                        && recv.len() == n * 4 =>
-                {
+                (Some(mut rules), Some(final_to), Some(final_seen)) if sound => {
                     rules.name = cs.rules_name.clone();
                     c.change = Some(ChangeLayer {
                         rules,
@@ -685,10 +697,7 @@ impl Clustering {
                             .chunks(4)
                             .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
                             .collect(),
-                        links: links
-                            .chunks(SoftLink::BYTES)
-                            .map(SoftLink::from_bytes)
-                            .collect(),
+                        links,
                         pending_from: cs.pending_from as usize,
                         final_to,
                         final_seen,
