@@ -54,6 +54,25 @@ fn change_links_entities_explain_and_evaluation() {
     );
     let links = l["links"].as_array().unwrap();
     assert_eq!(links.len(), 5);
+    // Merged links passed their delay: their verdicts are final.
+    assert!(links.iter().all(|x| x["verdict"] == "final"), "{l}");
+    let pending = json(
+        &dir,
+        &[
+            "cluster",
+            "links",
+            "--outcome",
+            "pending",
+            "--limit",
+            "1000",
+        ],
+    );
+    let pending = pending["links"].as_array().unwrap();
+    // The last blocks' links wait; those whose delay ends beyond the tip are provisional.
+    assert!(
+        pending.iter().any(|x| x["verdict"] == "provisional"),
+        "{pending:?}"
+    );
     let (spender, change) = (
         links[0]["spender"].as_str().unwrap(),
         links[0]["change"].as_str().unwrap(),

@@ -159,6 +159,12 @@ impl ChangeLayer {
         }
     }
 
+    /// Whether transaction `tx`'s verdict is final (judged on the spends before the end of
+    /// its delay) rather than provisional (the chain does not reach that far yet).
+    pub fn verdict_is_final(&self, tx: TxNum) -> bool {
+        tx < self.final_to
+    }
+
     fn settle(&mut self, height: u32) {
         while let Some(l) = self.links.get_mut(self.pending_from) {
             if l.height.saturating_add(self.delay_blocks) > height {

@@ -44,7 +44,9 @@ pub enum ClusterCmd {
         offset: usize,
     },
     /// The change layer's soft links: each with its transaction, the spender and change
-    /// addresses, its confidence and what the guards made of it.
+    /// addresses, its confidence and what the guards made of it. The rules that look at
+    /// later spends see those made before the end of the link's delay; until the chain
+    /// reaches it, the verdict is provisional (only the link's own block seen).
     Links {
         /// Only links that ended this way (merged, already_joined, pending, reused,
         /// tag_conflict, service, size_cap).
@@ -365,6 +367,9 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                         "change": idx.render_addr(l.change),
                         "confidence": l.confidence(),
                         "outcome": o,
+                        // Provisional until the chain reaches the end of the link's delay:
+                        // the rules have seen only the spends of its own block so far.
+                        "verdict": if ch.verdict_is_final(l.tx) { "final" } else { "provisional" },
                     }))
                 })
                 .skip(offset)
@@ -378,14 +383,19 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
             println!("change rules {} ({})", ch.rules.name, ch.rules.text);
             for r in &rows {
                 println!(
-                    "  {} → {}  tx {}:{} height {} confidence {:.2}  {}",
+                    "  {} → {}  tx {}:{} height {} confidence {:.2}  {}{}",
                     r["spender"].as_str().unwrap_or(""),
                     r["change"].as_str().unwrap_or(""),
                     r["txid"].as_str().unwrap_or(""),
                     r["vout"],
                     r["height"],
                     r["confidence"].as_f64().unwrap_or(0.0),
-                    r["outcome"].as_str().unwrap_or("")
+                    r["outcome"].as_str().unwrap_or(""),
+                    if r["verdict"] == "provisional" {
+                        " (provisional verdict)"
+                    } else {
+                        ""
+                    }
                 );
             }
         }
