@@ -255,6 +255,23 @@ fn prefix_of<V: ChainView>(
                 && first.is_none_or(|t| view.txid(block_first(view, n - 1)) == t)))
 }
 
+/// A shared hold on the clustering's lock while its files are opened: a save (which holds
+/// it exclusively) replaces them one by one, and a state file read before a save paired
+/// with data files renamed in by it would claim fewer transactions than the arrays hold,
+/// so the next update would count some twice. Once mapped, the files opened stay as they
+/// were. `None` where there is no directory or it cannot be written (nothing saves there).
+fn read_lock(dir: &Path) -> Option<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join("LOCK"))
+        .ok()?;
+    f.lock_shared().ok()?;
+    Some(f)
+}
+
 /// The saved state in `dir`, read without opening its data files.
 fn peek_state(dir: &Path) -> Option<State> {
     serde_json::from_slice(&std::fs::read(dir.join("state.json")).ok()?).ok()
@@ -585,6 +602,7 @@ impl Clustering {
 
     /// Open the stored clustering, or start an empty one.
     pub fn open(dir: &Path, params: NetParams) -> std::io::Result<Clustering> {
+        let _lock = read_lock(dir);
         let mut c = Clustering::open_at(dir, params)?;
         if c.covered_txs == 0 {
             // Nothing usable here (a save cut short, a damaged state file): the state
@@ -1155,6 +1173,7 @@ impl Clustering {
             .as_ref()
             .map(|c| (c.rules.text.clone(), c.delay_blocks));
         let progress = self.progress.take();
+        let lock = read_lock(&dir);
         let saved = [dir.clone(), dir.join(PREVIOUS)].into_iter().find_map(|d| {
             // Judged on the state file first: opening reads the change layer's files.
             let s = peek_state(&d)?;
@@ -1170,6 +1189,7 @@ impl Clustering {
             let c = Clustering::open_at(&d, params).ok()?;
             (c.covered_txs == s.covered_txs && c.last_txid == Some(last)).then_some(c)
         });
+        drop(lock);
         let name = self.change.as_ref().map(|c| c.rules.name.clone());
         match saved {
             Some(c) => {

@@ -526,3 +526,34 @@ fn a_save_cut_short_falls_back_to_the_one_before() {
         Some("the saved clustering was saved by an older version (another layout): it is built again from the index")
     );
 }
+
+/// Opening waits while a save holds the clustering's lock (it replaces the files one by
+/// one), so no state file is paired with another save's arrays.
+#[test]
+fn opening_waits_for_a_save_in_progress() {
+    let a = joined_pair();
+    let d = tempfile::tempdir().unwrap();
+    let mut cl = Clustering::new(d.path(), NetParams::any_height());
+    cl.update(&a.0);
+    cl.save().unwrap();
+    // A save in progress, as another process's would hold it.
+    let lock = std::fs::File::create(d.path().join("LOCK")).unwrap();
+    lock.lock().unwrap();
+    let (done, opened) = std::sync::mpsc::channel();
+    let dir = d.path().to_path_buf();
+    let reader = std::thread::spawn(move || {
+        let c = Clustering::open(&dir, NetParams::any_height()).unwrap();
+        done.send(c.covered_txs).unwrap();
+    });
+    // Not while the save holds the lock...
+    assert!(opened
+        .recv_timeout(std::time::Duration::from_millis(300))
+        .is_err());
+    // ...and at once when it ends.
+    drop(lock);
+    let covered = opened
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(covered, cl.covered_txs);
+    reader.join().unwrap();
+}
