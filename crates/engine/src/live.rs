@@ -294,7 +294,7 @@ pub fn flag_labels(
 /// Keeps the data directory's clustering at the follower's tip, through reorganisations
 /// (`cointrail follow` registers it). Does nothing until a clustering exists (`cointrail
 /// cluster build`). New blocks are applied in memory at once; the files are rewritten
-/// after every block while they are small, otherwise at most every [`SAVE_EVERY`] and on
+/// after every block while they are small, otherwise when [`save_due`] says so, and on
 /// stop. The saved state names its last transaction, so whatever a crash loses is
 /// re-applied (or, after a reorganisation, rebuilt) at the next open.
 pub struct ClusterFollower {
@@ -302,11 +302,23 @@ pub struct ClusterFollower {
     clustering: Option<cointrail_clustering::Clustering>,
     dirty: bool,
     last_save: std::time::Instant,
+    /// How long the last save took.
+    last_save_took: std::time::Duration,
 }
 
 /// Clusterings of at most this many addresses (about 88 MB of arrays) are saved per block.
 const SAVE_EACH_BLOCK_ADDRS: usize = 2_000_000;
 pub const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+/// A save rewrites every array (48 bytes per address: about 53 GB on mainnet), and the
+/// follower waits for it: saves are spaced so that they take at most 1/this of the time.
+const SAVE_SHARE: u32 = 20;
+
+/// Whether a clustering of `addrs` addresses, last saved `since` ago by a save that took
+/// `took`, is saved now: small ones at every block; others at most every [`SAVE_EVERY`],
+/// and never so often that saving takes more than 1/[`SAVE_SHARE`] of the time.
+pub fn save_due(addrs: usize, since: std::time::Duration, took: std::time::Duration) -> bool {
+    addrs <= SAVE_EACH_BLOCK_ADDRS || since >= SAVE_EVERY.max(took * SAVE_SHARE)
+}
 
 impl ClusterFollower {
     pub fn new(data_dir: &Path) -> ClusterFollower {
@@ -315,6 +327,7 @@ impl ClusterFollower {
             clustering: None,
             dirty: false,
             last_save: std::time::Instant::now(),
+            last_save_took: std::time::Duration::ZERO,
         }
     }
 
@@ -332,7 +345,11 @@ impl ClusterFollower {
         let c = self.clustering.as_mut().expect("opened above");
         self.dirty |= c.sync(index);
         if self.dirty
-            && (c.addr_count() <= SAVE_EACH_BLOCK_ADDRS || self.last_save.elapsed() >= SAVE_EVERY)
+            && save_due(
+                c.addr_count(),
+                self.last_save.elapsed(),
+                self.last_save_took,
+            )
         {
             self.save()?;
         }
@@ -341,10 +358,12 @@ impl ClusterFollower {
 
     fn save(&mut self) -> Result<(), String> {
         if let (Some(c), true) = (&self.clustering, self.dirty) {
+            let t = std::time::Instant::now();
             c.save()
                 .map_err(|e| format!("saving the clustering: {e}"))?;
             self.dirty = false;
             self.last_save = std::time::Instant::now();
+            self.last_save_took = t.elapsed();
         }
         Ok(())
     }
@@ -370,5 +389,24 @@ impl Drop for ClusterFollower {
         if let Err(e) = self.save() {
             tracing::warn!("{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn big_clusterings_are_saved_seldom_enough_that_saving_stays_a_small_share() {
+        let min = |m: u64| Duration::from_secs(60 * m);
+        // Small: every block.
+        assert!(save_due(1_000, Duration::ZERO, Duration::ZERO));
+        // Big, quick to save: every five minutes.
+        assert!(!save_due(50_000_000, min(4), Duration::from_secs(3)));
+        assert!(save_due(50_000_000, min(5), Duration::from_secs(3)));
+        // Mainnet-size, four minutes a save: every 80 minutes, not every five.
+        assert!(!save_due(1_100_000_000, min(30), min(4)));
+        assert!(save_due(1_100_000_000, min(80), min(4)));
     }
 }
