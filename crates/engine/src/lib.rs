@@ -292,6 +292,21 @@ impl Engine {
         })
     }
 
+    /// Screening over `view` with this engine's attributions, case taint and rules.
+    fn screener<'a>(
+        &'a self,
+        view: &'a dyn ChainView,
+        params: &'a ExposureParams,
+    ) -> cointrail_risk::Screener<'a> {
+        cointrail_risk::Screener {
+            view,
+            attr: &*self.attributor,
+            taint: &*self.taint,
+            rules: &self.rules,
+            params,
+        }
+    }
+
     pub fn screen(&self, subject: &Subject) -> Result<Screening> {
         self.screen_with(subject, &self.params)
     }
@@ -303,38 +318,16 @@ impl Engine {
             Subject::Address(a) => {
                 let id = idx.parse_address(a)?;
                 let outs = idx.addr_outputs(id);
-                cointrail_risk::screen_address(
-                    idx,
-                    &*self.attributor,
-                    &*self.taint,
-                    &self.rules,
-                    params,
-                    id,
-                    &outs,
-                    &idx.render_addr(id),
-                )
+                self.screener(idx, params)
+                    .address(id, &outs, &idx.render_addr(id))
             }
             Subject::Tx(t) => {
                 let tx = idx.parse_txid(t)?;
-                cointrail_risk::screen_tx(
-                    idx,
-                    &*self.attributor,
-                    &*self.taint,
-                    &self.rules,
-                    params,
-                    tx,
-                )
+                self.screener(idx, params).tx(tx)
             }
             Subject::Output(t, vout) => {
                 let o = self.outpoint(t, *vout)?;
-                cointrail_risk::screen_output(
-                    idx,
-                    &*self.attributor,
-                    &*self.taint,
-                    &self.rules,
-                    params,
-                    o,
-                )
+                self.screener(idx, params).output(o)
             }
         };
         s.provenance = self.provenance();
@@ -346,14 +339,7 @@ impl Engine {
     /// append-only, so the attributions and case taint loaded here stay valid for it (until
     /// a reorganisation; the caller reopens the engine then).
     pub fn screen_output_on(&self, view: &dyn ChainView, out: OutNum) -> Screening {
-        let mut s = cointrail_risk::screen_output(
-            view,
-            &*self.attributor,
-            &*self.taint,
-            &self.rules,
-            &self.params,
-            out,
-        );
+        let mut s = self.screener(view, &self.params).output(out);
         s.provenance = self.provenance();
         s
     }

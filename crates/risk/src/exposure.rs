@@ -185,15 +185,18 @@ impl Acc {
     }
 }
 
-struct Ctx<'a> {
-    view: &'a dyn ChainView,
-    attr: &'a dyn Attributor,
-    taint: &'a dyn CaseTaint,
-    rules: &'a RuleSet,
-    p: &'a ExposureParams,
+/// What screening reads: the chain, who is who (attributions), the traced cases' taint,
+/// the risk rules, and the walk's parameters. Screen an address, a transaction or an
+/// output with [`Screener::address`], [`Screener::tx`], [`Screener::output`].
+pub struct Screener<'a> {
+    pub view: &'a dyn ChainView,
+    pub attr: &'a dyn Attributor,
+    pub taint: &'a dyn CaseTaint,
+    pub rules: &'a RuleSet,
+    pub params: &'a ExposureParams,
 }
 
-impl Ctx<'_> {
+impl Screener<'_> {
     /// The strongest attribution of an address for funds moved at `height`.
     fn label(&self, a: AddrId, height: u32) -> Option<(String, bool, Vec<String>)> {
         let labels = self.attr.attribute(a);
@@ -242,7 +245,7 @@ impl Ctx<'_> {
                 continue;
             }
             steps += 1;
-            if steps > self.p.max_steps {
+            if steps > self.params.max_steps {
                 flow.beyond_limit_sats += w;
                 continue;
             }
@@ -306,7 +309,7 @@ impl Ctx<'_> {
                     Some((cat, delisted, names)) => {
                         acc.add((cat, Self::kind(hop), delisted), share, hop, &names, &path2)
                     }
-                    None if hop < self.p.max_hops => {
+                    None if hop < self.params.max_hops => {
                         queue.push_back((po, share, hop, path2.clone()))
                     }
                     None => flow.unattributed_sats += share,
@@ -349,7 +352,7 @@ impl Ctx<'_> {
                 continue;
             }
             steps += 1;
-            if steps > self.p.max_steps {
+            if steps > self.params.max_steps {
                 flow.beyond_limit_sats += w;
                 continue;
             }
@@ -403,7 +406,7 @@ impl Ctx<'_> {
                     Some((cat, delisted, names)) => {
                         acc.add((cat, Self::kind(hop), delisted), share, hop, &names, &path2)
                     }
-                    None if hop < self.p.max_hops => {
+                    None if hop < self.params.max_hops => {
                         queue.push_back((d, share, hop, path2.clone()))
                     }
                     None => flow.unattributed_sats += share,
@@ -498,7 +501,7 @@ impl Ctx<'_> {
             exposure: rows,
             received,
             sent,
-            parameters: serde_json::json!({"max_hops": self.p.max_hops, "max_steps": self.p.max_steps, "rule_set": self.rules.name, "btc_usd": self.rules.btc_usd, "split": "haircut (proportional, largest remainder)"}),
+            parameters: serde_json::json!({"max_hops": self.params.max_hops, "max_steps": self.params.max_steps, "rule_set": self.rules.name, "btc_usd": self.rules.btc_usd, "split": "haircut (proportional, largest remainder)"}),
             provenance: serde_json::Value::Null,
         }
     }
@@ -511,155 +514,117 @@ fn sent_acc(acc: Acc, into: &mut Acc) {
     }
 }
 
-/// Screen an address: what it received (origins) and what it sent (destinations).
-pub fn screen_address(
-    view: &dyn ChainView,
-    attr: &dyn Attributor,
-    taint: &dyn CaseTaint,
-    rules: &RuleSet,
-    p: &ExposureParams,
-    addr: AddrId,
-    outputs: &[OutNum],
-    rendered: &str,
-) -> Screening {
-    let cx = Ctx {
-        view,
-        attr,
-        taint,
-        rules,
-        p,
-    };
-    let mut received = Flow::default();
-    let mut sent = Flow::default();
-    let mut acc = Acc::default();
-    let starts: Vec<(OutNum, u64)> = outputs.iter().map(|&o| (o, view.output_value(o))).collect();
-    received.total_sats = starts.iter().map(|s| s.1).sum();
-    // Outputs that the address paid to itself would count twice as received: they are change.
-    let starts_in: Vec<(OutNum, u64)> = starts.iter().copied().filter(|&(o, _)| {
+impl Screener<'_> {
+    /// Screen an address: what it received (origins) and what it sent (destinations).
+    pub fn address(&self, addr: AddrId, outputs: &[OutNum], rendered: &str) -> Screening {
+        let (cx, view) = (self, self.view);
+        let mut received = Flow::default();
+        let mut sent = Flow::default();
+        let mut acc = Acc::default();
+        let starts: Vec<(OutNum, u64)> =
+            outputs.iter().map(|&o| (o, view.output_value(o))).collect();
+        received.total_sats = starts.iter().map(|s| s.1).sum();
+        // Outputs that the address paid to itself would count twice as received: they are change.
+        let starts_in: Vec<(OutNum, u64)> = starts.iter().copied().filter(|&(o, _)| {
         let t = view.output_tx(o);
         !view.tx_inputs(t).all(|i| matches!(view.input_prevout(i), Prevout::Output(po) if view.output_addr(po) == Some(addr)))
     }).collect();
-    let self_paid: u64 = received.total_sats - starts_in.iter().map(|s| s.1).sum::<u64>();
-    received.total_sats -= self_paid;
-    cx.backward(starts_in, &mut acc, &mut received);
-    let spent: Vec<(OutNum, u64)> = starts
-        .iter()
-        .copied()
-        .filter(|&(o, _)| view.output_spender(o).is_some())
-        .collect();
-    sent.total_sats = spent.iter().map(|s| s.1).sum();
-    let mut sacc = Acc::default();
-    cx.forward(spent, Some(addr), &mut sacc, &mut sent);
-    sent.total_sats = sent.total_sats.saturating_sub(sent.unspent_sats);
-    sent_acc(sacc, &mut acc);
-    let tip = view.tx_count().saturating_sub(1) as TxNum;
-    let own = cx
-        .label(
-            addr,
-            if view.tx_count() > 0 {
-                view.tx_height(tip)
-            } else {
-                0
-            },
+        let self_paid: u64 = received.total_sats - starts_in.iter().map(|s| s.1).sum::<u64>();
+        received.total_sats -= self_paid;
+        cx.backward(starts_in, &mut acc, &mut received);
+        let spent: Vec<(OutNum, u64)> = starts
+            .iter()
+            .copied()
+            .filter(|&(o, _)| view.output_spender(o).is_some())
+            .collect();
+        sent.total_sats = spent.iter().map(|s| s.1).sum();
+        let mut sacc = Acc::default();
+        cx.forward(spent, Some(addr), &mut sacc, &mut sent);
+        sent.total_sats = sent.total_sats.saturating_sub(sent.unspent_sats);
+        sent_acc(sacc, &mut acc);
+        let tip = view.tx_count().saturating_sub(1) as TxNum;
+        let own = cx
+            .label(
+                addr,
+                if view.tx_count() > 0 {
+                    view.tx_height(tip)
+                } else {
+                    0
+                },
+            )
+            .into_iter()
+            .collect();
+        cx.finish(
+            serde_json::json!({"kind": "address", "address": rendered, "outputs": outputs.len()}),
+            acc,
+            own,
+            received,
+            sent,
         )
-        .into_iter()
-        .collect();
-    cx.finish(
-        serde_json::json!({"kind": "address", "address": rendered, "outputs": outputs.len()}),
-        acc,
-        own,
-        received,
-        sent,
-    )
-}
+    }
 
-/// Screen one output (a deposit): where its coins came from.
-pub fn screen_output(
-    view: &dyn ChainView,
-    attr: &dyn Attributor,
-    taint: &dyn CaseTaint,
-    rules: &RuleSet,
-    p: &ExposureParams,
-    out: OutNum,
-) -> Screening {
-    let cx = Ctx {
-        view,
-        attr,
-        taint,
-        rules,
-        p,
-    };
-    let mut received = Flow {
-        total_sats: view.output_value(out),
-        ..Flow::default()
-    };
-    let mut acc = Acc::default();
-    cx.backward(vec![(out, view.output_value(out))], &mut acc, &mut received);
-    let t = view.output_tx(out);
-    cx.finish(
+    /// Screen one output (a deposit): where its coins came from.
+    pub fn output(&self, out: OutNum) -> Screening {
+        let (cx, view) = (self, self.view);
+        let mut received = Flow {
+            total_sats: view.output_value(out),
+            ..Flow::default()
+        };
+        let mut acc = Acc::default();
+        cx.backward(vec![(out, view.output_value(out))], &mut acc, &mut received);
+        let t = view.output_tx(out);
+        cx.finish(
         serde_json::json!({"kind": "output", "txid": display_txid(view.txid(t)), "vout": view.output_vout(out), "value": view.output_value(out)}),
         acc,
         vec![],
         received,
         Flow::default(),
     )
-}
-
-/// Screen a transaction: where the coins it moves came from, and where they went next.
-pub fn screen_tx(
-    view: &dyn ChainView,
-    attr: &dyn Attributor,
-    taint: &dyn CaseTaint,
-    rules: &RuleSet,
-    p: &ExposureParams,
-    tx: TxNum,
-) -> Screening {
-    let cx = Ctx {
-        view,
-        attr,
-        taint,
-        rules,
-        p,
-    };
-    let outs: Vec<(OutNum, u64)> = view
-        .tx_outputs(tx)
-        .map(|o| (o, view.output_value(o)))
-        .collect();
-    let mut received = Flow {
-        total_sats: outs.iter().map(|s| s.1).sum(),
-        ..Flow::default()
-    };
-    let mut acc = Acc::default();
-    cx.backward(outs.clone(), &mut acc, &mut received);
-    let mut sent = Flow {
-        total_sats: received.total_sats,
-        ..Flow::default()
-    };
-    let mut sacc = Acc::default();
-    // The transaction's own outputs are its direct counterparties; what is not attributed
-    // is followed on from hop 1.
-    let height = view.tx_height(tx);
-    let mut next = std::collections::VecDeque::new();
-    for (o, w) in outs {
-        match view.output_addr(o).and_then(|a| cx.label(a, height)) {
-            Some((cat, delisted, names)) => sacc.add(
-                (cat, ExposureType::Direct, delisted),
-                w,
-                1,
-                &names,
-                &Path::default().push(tx),
-            ),
-            None => next.push_back((o, w, 1, Path::default().push(tx))),
-        }
     }
-    cx.forward_from(next, None, &mut sacc, &mut sent);
-    sent.total_sats = sent.total_sats.saturating_sub(sent.unspent_sats);
-    sent_acc(sacc, &mut acc);
-    cx.finish(
-        serde_json::json!({"kind": "transaction", "txid": display_txid(view.txid(tx))}),
-        acc,
-        vec![],
-        received,
-        sent,
-    )
+
+    /// Screen a transaction: where the coins it moves came from, and where they went next.
+    pub fn tx(&self, tx: TxNum) -> Screening {
+        let (cx, view) = (self, self.view);
+        let outs: Vec<(OutNum, u64)> = view
+            .tx_outputs(tx)
+            .map(|o| (o, view.output_value(o)))
+            .collect();
+        let mut received = Flow {
+            total_sats: outs.iter().map(|s| s.1).sum(),
+            ..Flow::default()
+        };
+        let mut acc = Acc::default();
+        cx.backward(outs.clone(), &mut acc, &mut received);
+        let mut sent = Flow {
+            total_sats: received.total_sats,
+            ..Flow::default()
+        };
+        let mut sacc = Acc::default();
+        // The transaction's own outputs are its direct counterparties; what is not attributed
+        // is followed on from hop 1.
+        let height = view.tx_height(tx);
+        let mut next = std::collections::VecDeque::new();
+        for (o, w) in outs {
+            match view.output_addr(o).and_then(|a| cx.label(a, height)) {
+                Some((cat, delisted, names)) => sacc.add(
+                    (cat, ExposureType::Direct, delisted),
+                    w,
+                    1,
+                    &names,
+                    &Path::default().push(tx),
+                ),
+                None => next.push_back((o, w, 1, Path::default().push(tx))),
+            }
+        }
+        cx.forward_from(next, None, &mut sacc, &mut sent);
+        sent.total_sats = sent.total_sats.saturating_sub(sent.unspent_sats);
+        sent_acc(sacc, &mut acc);
+        cx.finish(
+            serde_json::json!({"kind": "transaction", "txid": display_txid(view.txid(tx))}),
+            acc,
+            vec![],
+            received,
+            sent,
+        )
+    }
 }

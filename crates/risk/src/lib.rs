@@ -10,9 +10,7 @@
 pub mod exposure;
 pub mod rules;
 
-pub use exposure::{
-    screen_address, screen_output, screen_tx, ExposureParams, ExposureRow, Screening,
-};
+pub use exposure::{ExposureParams, ExposureRow, Screener, Screening};
 pub use rules::{Level, RuleSet};
 
 use cointrail_chain::view::{AddrId, OutNum};

@@ -9,10 +9,25 @@ use cointrail_chain::view::{AddrId, ChainView, OutNum};
 use cointrail_chain::MemChain;
 use cointrail_risk::exposure::{split, ExposureType};
 use cointrail_risk::{
-    screen_address, screen_output, screen_tx, Attribution, Attributor, CaseTaint, ExposureParams,
-    Level, Nobody, RuleSet,
+    Attribution, Attributor, CaseTaint, ExposureParams, Level, Nobody, RuleSet, Screener,
 };
 use std::collections::HashMap;
+
+fn screener<'a>(
+    view: &'a MemChain,
+    attr: &'a dyn Attributor,
+    taint: &'a dyn CaseTaint,
+    rules: &'a RuleSet,
+    params: &'a ExposureParams,
+) -> Screener<'a> {
+    Screener {
+        view,
+        attr,
+        taint,
+        rules,
+        params,
+    }
+}
 
 fn spk(n: u8) -> ScriptBuf {
     ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([n; 20]))
@@ -121,7 +136,7 @@ fn deposit_two_hops_from_a_sanctioned_party_is_high() {
     let rules = RuleSet::default_rules();
     let l = labels(&c, None);
     let d_out = outputs_of(&c, addr(&c, D))[0];
-    let s = screen_output(&c, &l, &Nobody, &rules, &ExposureParams::default(), d_out);
+    let s = screener(&c, &l, &Nobody, &rules, &ExposureParams::default()).output(d_out);
     let row = s
         .exposure
         .iter()
@@ -146,16 +161,14 @@ fn direct_counterparty_of_a_sanctioned_party_is_severe() {
     let (c, _) = chain();
     let rules = RuleSet::default_rules();
     let a = addr(&c, A);
-    let s = screen_address(
+    let s = screener(
         &c,
         &labels(&c, None),
         &Nobody,
         &rules,
         &ExposureParams::default(),
-        a,
-        &outputs_of(&c, a),
-        "A",
-    );
+    )
+    .address(a, &outputs_of(&c, a), "A");
     let row = s
         .exposure
         .iter()
@@ -183,16 +196,14 @@ fn funds_moved_after_a_delisting_are_reported_apart_and_carry_no_risk() {
     let rules = RuleSet::default_rules();
     let a = addr(&c, A);
     // Heights stand for times here: the label ended at "time" 101, when S paid A.
-    let s = screen_address(
+    let s = screener(
         &c,
         &labels(&c, Some(101)),
         &Nobody,
         &rules,
         &ExposureParams::default(),
-        a,
-        &outputs_of(&c, a),
-        "A",
-    );
+    )
+    .address(a, &outputs_of(&c, a), "A");
     let row = s
         .exposure
         .iter()
@@ -219,14 +230,14 @@ fn traced_case_taint_counts_exactly() {
     let (c, _) = chain();
     let rules = RuleSet::default_rules();
     let d_out = outputs_of(&c, addr(&c, D))[0];
-    let s = screen_output(
+    let s = screener(
         &c,
         &Nobody,
         &Taint(d_out, 12_345_678),
         &rules,
         &ExposureParams::default(),
-        d_out,
-    );
+    )
+    .output(d_out);
     let row = s
         .exposure
         .iter()
@@ -251,20 +262,20 @@ fn tx_screening_and_a_hop_limit() {
         max_hops: 1,
         ..Default::default()
     };
-    let s = screen_tx(&c, &labels(&c, None), &Nobody, &rules, &p, t2);
+    let s = screener(&c, &labels(&c, None), &Nobody, &rules, &p).tx(t2);
     assert!(
         s.exposure.iter().all(|r| r.category != "sanctions"),
         "two hops away: beyond max_hops 1"
     );
     assert_eq!(s.received.unattributed_sats, 99_990_000);
-    let s = screen_tx(
+    let s = screener(
         &c,
         &labels(&c, None),
         &Nobody,
         &rules,
         &ExposureParams::default(),
-        t2,
-    );
+    )
+    .tx(t2);
     assert_eq!(
         s.exposure
             .iter()
@@ -291,16 +302,14 @@ fn operator_rules_replace_the_defaults_and_bad_files_are_refused() {
     let rules = RuleSet::from_yaml(custom, "strict.yaml").unwrap();
     let (c, _) = chain();
     let a = addr(&c, A);
-    let s = screen_address(
+    let s = screener(
         &c,
         &labels(&c, None),
         &Nobody,
         &rules,
         &ExposureParams::default(),
-        a,
-        &outputs_of(&c, a),
-        "A",
-    );
+    )
+    .address(a, &outputs_of(&c, a), "A");
     assert_eq!(s.risk, Level::Severe);
     assert_eq!(s.fired_rules[0].rule, "any-exchange");
     assert!(
