@@ -286,7 +286,7 @@ impl<'a> TxFacts<'a> {
                 Prevout::Output(o) => {
                     if let Some((n, min, sum)) = in_vals.as_mut() {
                         let v = view.output_value(o);
-                        (*n, *min, *sum) = (*n + 1, (*min).min(v), *sum + v);
+                        (*n, *min, *sum) = (*n + 1, (*min).min(v), sum.saturating_add(v));
                     }
                     let a = view.output_addr(o);
                     let t = a.map(|_| view.output_script_type(o));

@@ -261,15 +261,24 @@ fn prefix_of<V: ChainView>(
 /// so the next update would count some twice. Once mapped, the files opened stay as they
 /// were. `None` where there is no directory or it cannot be written (nothing saves there).
 fn read_lock(dir: &Path) -> Option<std::fs::File> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(dir.join("LOCK"))
-        .ok()?;
+    let f = lock_file(dir).ok()?;
     f.lock_shared().ok()?;
     Some(f)
+}
+
+/// The clustering's lock file, opened for reading (a lock needs no more, so a reader
+/// without write access to another user's data directory still takes it), created when
+/// missing.
+fn lock_file(dir: &Path) -> std::io::Result<std::fs::File> {
+    let path = dir.join("LOCK");
+    match std::fs::File::open(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path),
+        r => r,
+    }
 }
 
 /// The saved state in `dir`, read without opening its data files.
@@ -608,7 +617,16 @@ impl Clustering {
             // Nothing usable here (a save cut short, a damaged state file): the state
             // saved before it.
             let mut p = Clustering::open_at(&dir.join(PREVIOUS), params)?;
-            if p.covered_txs > 0 {
+            // The save before may be from before a change of setting (`cluster build
+            // --change`): then the setting of the last save wins, when it can be read,
+            // and the clustering is built again with it.
+            let prev = p
+                .change
+                .as_ref()
+                .map(|ch| (ch.rules.text.clone(), ch.delay_blocks));
+            let same = peek_state(dir)
+                .is_none_or(|st| st.change.map(|ch| (ch.rules, ch.delay_blocks)) == prev);
+            if p.covered_txs > 0 && same {
                 p.dir = dir.to_path_buf();
                 p.open_note = Some(format!(
                     "the last saved clustering {}; the one saved before it (covering {} transactions) is used",
@@ -695,7 +713,8 @@ impl Clustering {
             let links = std::fs::read(dir.join("change_links.bin")).unwrap_or_default();
             let recv = std::fs::read(dir.join(LAST_RECV)).unwrap_or_default();
             let rules = ChangeRules::parse(&cs.rules).ok();
-            let links: Vec<SoftLink> = if links.len() == cs.links as usize * SoftLink::BYTES {
+            let want_len = (cs.links as usize).checked_mul(SoftLink::BYTES);
+            let links: Vec<SoftLink> = if Some(links.len()) == want_len {
                 links
                     .chunks(SoftLink::BYTES)
                     .map(SoftLink::from_bytes)
@@ -705,9 +724,17 @@ impl Clustering {
             };
             // What the layer relies on: links in chain order, the pending ones a suffix,
             // final verdicts within what is covered. Anything else is a damaged file.
+            let pending_from = cs.pending_from as usize;
             let sound = links.len() as u64 == cs.links
                 && links.windows(2).all(|w| w[0].tx <= w[1].tx)
-                && cs.pending_from <= cs.links
+                && links.iter().enumerate().all(|(k, l)| {
+                    (l.tx as u64) < s.covered_txs
+                        && (l.input as usize) < n
+                        && (l.change as usize) < n
+                        && (l.vout as usize) < crate::change::BATCH_OUTPUTS
+                        && (l.state == LinkState::Pending) == (k >= pending_from)
+                })
+                && pending_from <= links.len()
                 && cs.final_to.is_some_and(|f| f as u64 <= s.covered_txs)
                 && recv.len() == n * 4;
             match (rules, cs.final_to, cs.final_seen) {
@@ -722,7 +749,7 @@ impl Clustering {
                             .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
                             .collect(),
                         links,
-                        pending_from: cs.pending_from as usize,
+                        pending_from,
                         final_to,
                         final_seen,
                     });
@@ -749,7 +776,7 @@ impl Clustering {
         std::fs::create_dir_all(&self.dir)?;
         // One saver at a time (`serve`, `follow` and `cluster build` may all save): the
         // files of one save are never mixed with another's. Released when `_lock` drops.
-        let _lock = std::fs::File::create(self.dir.join("LOCK"))?;
+        let _lock = lock_file(&self.dir)?;
         _lock.lock()?;
         self.keep_previous()?;
         let n = self.parent.len() as u64;

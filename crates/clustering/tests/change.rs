@@ -610,4 +610,51 @@ fn damaged_change_links_are_rebuilt_not_trusted() {
         back.change.as_ref().unwrap().links,
         cl.change.as_ref().unwrap().links
     );
+    // In order but naming an address the clustering does not have: the same.
+    cl.save().unwrap();
+    std::fs::remove_dir_all(d.path().join("previous")).ok();
+    let mut bytes = std::fs::read(&f).unwrap();
+    bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes()); // the first link's change
+    std::fs::write(&f, &bytes).unwrap();
+    let back = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    assert_eq!(back.covered_txs, 0);
+    assert!(back.open_note.as_deref().unwrap().contains("change links"));
+}
+
+/// After `cluster build --change`, the save before (in `previous/`) has no change rules:
+/// a damaged last save does not fall back to it and lose the rules, but is built again
+/// with them. With the same setting, the save before is what it falls back to.
+#[test]
+fn a_damaged_save_does_not_fall_back_to_another_setting() {
+    let (c, _) = payments(3);
+    let d = tempfile::tempdir().unwrap();
+    // payments(1) is the first four transactions of payments(3), the same bytes.
+    let start = payments(1).0;
+    let mut plain = Clustering::new(d.path(), NetParams::any_height());
+    plain.update(&start.0);
+    plain.save().unwrap();
+    plain.update(&c.0);
+    plain.save().unwrap();
+    let rules = || ChangeRules::parse("default").unwrap();
+    let mut with = Clustering::new(d.path(), NetParams::any_height()).with_change(rules(), 5);
+    with.update(&c.0);
+    with.save().unwrap();
+    let prev = Clustering::open(&d.path().join("previous"), NetParams::any_height()).unwrap();
+    assert_eq!((prev.covered_txs, prev.change.is_none()), (4, true));
+    std::fs::write(d.path().join("change_links.bin"), b"torn").unwrap();
+    let back = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    assert_eq!(back.covered_txs, 0, "not the rule-less save before");
+    assert_eq!(back.change.as_ref().unwrap().rules.name, "default");
+
+    let dir = d.path().join("same");
+    let mut first = Clustering::new(&dir, NetParams::any_height()).with_change(rules(), 5);
+    first.update(&start.0);
+    first.save().unwrap();
+    let mut second = Clustering::open(&dir, NetParams::any_height()).unwrap();
+    second.update(&c.0);
+    second.save().unwrap();
+    std::fs::write(dir.join("change_links.bin"), b"torn").unwrap();
+    let back = Clustering::open(&dir, NetParams::any_height()).unwrap();
+    assert_eq!(back.covered_txs, 4, "the save before, with the same rules");
+    assert_eq!(back.change.as_ref().unwrap().rules.name, "default");
 }

@@ -307,7 +307,7 @@ pub struct ClusterFollower {
 }
 
 /// Clusterings of at most this many addresses (about 88 MB of arrays) are saved per block.
-const SAVE_EACH_BLOCK_ADDRS: usize = 2_000_000;
+pub const SAVE_EACH_BLOCK_ADDRS: usize = 2_000_000;
 pub const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 /// A save rewrites every array (48 bytes per address: about 53 GB on mainnet), and the
 /// follower waits for it: saves are spaced so that they take at most 1/this of the time.
@@ -340,6 +340,9 @@ impl ClusterFollower {
             let c =
                 cointrail_clustering::Clustering::open(&dir, crate::wiring::cluster_params(index))
                     .map_err(|e| format!("opening the clustering in {}: {e}", dir.display()))?;
+            if let Some(note) = &c.open_note {
+                tracing::warn!("{note}");
+            }
             self.clustering = Some(c);
         }
         let c = self.clustering.as_mut().expect("opened above");

@@ -208,10 +208,10 @@ pub fn cluster_labels(
 pub const LABELS_PER_MEMBER_UP_TO: u32 = 2_000;
 
 /// The label store's labels (visible now) on any member of `a`'s cluster: what names the
-/// cluster. Complete for any size: an exchange's cluster of millions of addresses is
-/// not asked member by member (that took a store read each, and stopped at the first
-/// 100,000 members, so a labelled member further on was missed), but matched against
-/// the store's labelled addresses, whichever of the two is smaller.
+/// cluster. Complete for any size: a cluster of more than `per_member_up_to` addresses
+/// (an exchange's millions) is not asked member by member (that took a store read each,
+/// and stopped at the first 100,000 members, so a labelled member further on was
+/// missed) but matched against every address label in the store, one pass.
 pub fn cluster_store_labels(
     data_dir: &Path,
     idx: &Index,
@@ -313,7 +313,15 @@ pub fn load_clustering(data_dir: &Path, idx: &Index) -> Result<Clustering> {
     if let Some(note) = &c.open_note {
         tracing::warn!("{note}");
     }
-    sync_saved(&mut c, idx)?;
+    // Brought to the tip in memory. Saved too when small: a big one is saved by the
+    // follower on its own schedule (each save rewrites every array, ~53 GB on mainnet),
+    // not by every command or reload that opens it; and a data directory this process
+    // cannot write is still read.
+    if c.sync(idx) && c.addr_count() <= crate::live::SAVE_EACH_BLOCK_ADDRS {
+        if let Err(e) = c.save() {
+            tracing::warn!("the clustering is up to date in memory but could not be saved: {e}");
+        }
+    }
     Ok(c)
 }
 

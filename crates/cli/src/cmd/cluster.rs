@@ -140,9 +140,8 @@ fn build_with_change(
             _ => false,
         };
         if !same {
-            let note = c.open_note.take();
+            // Built again as asked: what `open` found no longer matters.
             c = Clustering::new(&dir, params(idx));
-            c.open_note = note;
             if let Some(r) = want {
                 c = c.with_change(r, delay);
             }
