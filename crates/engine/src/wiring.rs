@@ -313,11 +313,16 @@ pub fn load_clustering(data_dir: &Path, idx: &Index) -> Result<Clustering> {
     if let Some(note) = &c.open_note {
         tracing::warn!("{note}");
     }
-    // Brought to the tip in memory. Saved too when small: a big one is saved by the
-    // follower on its own schedule (each save rewrites every array, ~53 GB on mainnet),
-    // not by every command or reload that opens it; and a data directory this process
-    // cannot write is still read.
-    if c.sync(idx) && c.addr_count() <= crate::live::SAVE_EACH_BLOCK_ADDRS {
+    // Brought to the tip in memory. Saved too when small, or when catching up took long
+    // enough that doing it again at every open would cost more than a save: a big one
+    // only a few blocks behind is left to the follower's schedule (each save rewrites
+    // every array, ~53 GB on mainnet). A data directory this process cannot write is
+    // still read.
+    let t = std::time::Instant::now();
+    if c.sync(idx)
+        && (c.addr_count() <= crate::live::SAVE_EACH_BLOCK_ADDRS
+            || t.elapsed() >= std::time::Duration::from_secs(30))
+    {
         if let Err(e) = c.save() {
             tracing::warn!("the clustering is up to date in memory but could not be saved: {e}");
         }
