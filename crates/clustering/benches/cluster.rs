@@ -203,8 +203,9 @@ fn main() {
     println!("multi-input clustering runs: {hard:.2?} s");
     let hard = median(&mut hard);
     println!(
-        "multi-input clustering: median {hard:.2} s = {:.2} × floor",
-        hard / floor
+        "multi-input clustering: median {hard:.2} s = {:.2} × floor = {:.2} × bare union-find",
+        hard / floor,
+        hard / bare
     );
     if std::env::var("COINTRAIL_BENCH_HARD_ONLY").is_ok() {
         return;
