@@ -304,6 +304,10 @@ pub struct ClusterFollower {
     last_save: std::time::Instant,
     /// How long the last save took.
     last_save_took: std::time::Duration,
+    /// The save stamp as of this follower's last open or save: when it differs, another
+    /// process (`cluster build --change …`) saved a clustering, which the follower takes
+    /// up instead of overwriting it with its own at its next save.
+    stamp: Fingerprint,
 }
 
 /// Clusterings of at most this many addresses (about 88 MB of arrays) are saved per block.
@@ -328,15 +332,35 @@ impl ClusterFollower {
             dirty: false,
             last_save: std::time::Instant::now(),
             last_save_took: std::time::Duration::ZERO,
+            stamp: Fingerprint::default(),
         }
+    }
+
+    fn stamp_now(&self) -> Fingerprint {
+        let dir = crate::wiring::cluster_dir(&self.data_dir);
+        Fingerprint::of(&[cointrail_clustering::Clustering::saved_stamp(&dir)])
+    }
+
+    /// Whether another process saved a clustering since this follower's last open or save;
+    /// if so, what this one holds in memory is dropped, to be opened again from the files.
+    fn saved_elsewhere(&mut self) -> bool {
+        if self.clustering.is_some() && self.stamp_now() != self.stamp {
+            tracing::info!("the clustering was saved by another process: taking it up");
+            self.clustering = None;
+            self.dirty = false;
+            return true;
+        }
+        false
     }
 
     fn sync(&mut self, index: &cointrail_index::Index) -> Result<(), String> {
         let dir = crate::wiring::cluster_dir(&self.data_dir);
+        self.saved_elsewhere();
         if self.clustering.is_none() {
             if !cointrail_clustering::Clustering::saved_exists(&dir) {
                 return Ok(());
             }
+            self.stamp = self.stamp_now();
             let c =
                 cointrail_clustering::Clustering::open(&dir, crate::wiring::cluster_params(index))
                     .map_err(|e| format!("opening the clustering in {}: {e}", dir.display()))?;
@@ -360,6 +384,9 @@ impl ClusterFollower {
     }
 
     fn save(&mut self) -> Result<(), String> {
+        if self.saved_elsewhere() {
+            return Ok(());
+        }
         if let (Some(c), true) = (&self.clustering, self.dirty) {
             let t = std::time::Instant::now();
             c.save()
@@ -367,6 +394,7 @@ impl ClusterFollower {
             self.dirty = false;
             self.last_save = std::time::Instant::now();
             self.last_save_took = t.elapsed();
+            self.stamp = self.stamp_now();
         }
         Ok(())
     }
