@@ -143,24 +143,7 @@ fn main() {
         Command::Keys(c) => cmd::serve::run_keys(c, g),
     };
     if let Err(e) = result {
-        eprintln!("error: {}", error_text(&e));
+        eprintln!("error: {}", cointrail_engine::error_text(&e));
         std::process::exit(1);
     }
-}
-
-/// The error and its causes, each cause once: many errors already name their source in
-/// their own message (`path: io error`), so a cause whose text is already there is skipped.
-fn error_text(e: &anyhow::Error) -> String {
-    let mut s = String::new();
-    for cause in e.chain() {
-        let c = cause.to_string();
-        if s.contains(&c) {
-            continue;
-        }
-        if !s.is_empty() {
-            s.push_str(": ");
-        }
-        s.push_str(&c);
-    }
-    s
 }

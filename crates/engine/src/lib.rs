@@ -17,6 +17,24 @@ pub mod inputs;
 pub mod live;
 pub mod wiring;
 
+/// An error and its causes, each once, for people: many errors already name their source
+/// in their own message (`path: io error`), so a cause whose text is already there is
+/// skipped (`{:#}` would repeat it).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut s = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if s.contains(&c) {
+            continue;
+        }
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
+        s.push_str(&c);
+    }
+    s
+}
+
 /// Tells whether a transaction of the index is a CoinJoin (the clustering's detectors, once
 /// wired in), for tracing and `tx`.
 pub type CoinJoinDetector = Arc<dyn Fn(&Index, u32) -> Option<CoinJoinInfo> + Send + Sync>;
@@ -431,5 +449,27 @@ impl Engine {
         Ok(bitcoin::Txid::from_str(s)
             .with_context(|| format!("'{s}' is not a txid"))?
             .to_byte_array())
+    }
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    use anyhow::Context;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = Err::<(), _>(io)
+            .context("reading labels.yaml: no such file")
+            .context("importing labels")
+            .unwrap_err();
+        assert_eq!(
+            super::error_text(&e),
+            "importing labels: reading labels.yaml: no such file"
+        );
+        assert_eq!(
+            format!("{e:#}"),
+            "importing labels: reading labels.yaml: no such file: no such file"
+        );
     }
 }

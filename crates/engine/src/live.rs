@@ -90,7 +90,10 @@ impl Live {
                     });
                 }
                 Err(e) => {
-                    tracing::warn!("alert hooks: cannot open the data directory: {e:#}");
+                    tracing::warn!(
+                        "alert hooks: cannot open the data directory: {}",
+                        crate::error_text(&e)
+                    );
                     *cur = None;
                     return None;
                 }

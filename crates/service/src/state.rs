@@ -96,7 +96,7 @@ pub fn with_stores<T>(
                     Ok(api) => return Err(api),
                     Err(e) => e,
                 };
-                let msg = format!("{e:#}");
+                let msg = cointrail_engine::error_text(&e);
                 let busy = msg.contains("already open") || msg.contains("lock");
                 if !busy {
                     return Err(crate::error::ApiError::internal(msg));
@@ -248,7 +248,7 @@ pub async fn reloader(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiv
                     .metrics
                     .reload_failures
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::error!(error = %format!("{e:#}"), "reload failed; the previous snapshot keeps serving")
+                tracing::error!(error = %cointrail_engine::error_text(&e), "reload failed; the previous snapshot keeps serving")
             }
             Err(e) => tracing::error!(error = %e, "reload task died"),
         }

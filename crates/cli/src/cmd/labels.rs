@@ -108,7 +108,7 @@ fn flag(g: &Global, opened: &[cointrail_tags::Label]) -> usize {
             v.len()
         }
         Err(e) => {
-            eprintln!("warning: the labels are stored, but the alert rules could not be checked against them: {e:#}");
+            eprintln!("warning: the labels are stored, but the alert rules could not be checked against them: {}", cointrail_engine::error_text(&e));
             0
         }
     }

@@ -181,7 +181,10 @@ pub async fn add(
                 .opened;
             // A newly flagged address: the flagged_receive alert rules look back for it.
             if let Err(e) = cointrail_engine::live::flag_labels(&st2.cfg.data_dir, &opened) {
-                tracing::warn!("label stored; alert rules not checked against it: {e:#}");
+                tracing::warn!(
+                    "label stored; alert rules not checked against it: {}",
+                    cointrail_engine::error_text(&e)
+                );
             }
             Ok(())
         })

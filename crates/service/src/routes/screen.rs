@@ -95,7 +95,7 @@ fn screen_subject(
     let mut s = snap
         .engine
         .screen_with(subject, p)
-        .map_err(|e| ApiError::internal(format!("{e:#}")))?;
+        .map_err(|e| ApiError::internal(cointrail_engine::error_text(&e)))?;
     s.provenance["snapshot"] = serde_json::json!(snap.number);
     Ok(s)
 }
@@ -245,7 +245,7 @@ pub async fn batch(
                 let field = format!("subjects[{i}]");
                 let r = match Subject::parse(s) {
                     Ok(sub) => screen_subject(&snap, &sub, &p, &field),
-                    Err(e) => Err(ApiError::invalid(&field, format!("{e:#}"))),
+                    Err(e) => Err(ApiError::invalid(&field, cointrail_engine::error_text(&e))),
                 };
                 st2.metrics
                     .screened_subjects
