@@ -79,6 +79,12 @@ fn change_links_entities_explain_and_evaluation() {
     );
     // The two are apart as common-input clusters, one entity through the link.
     let s = json(&dir, &["cluster", "show", spender]);
+    // It says how it was obtained: the index and the clustering's setting.
+    let prov = &s["provenance"];
+    assert!(prov["index_tip_height"].as_u64().is_some(), "{s}");
+    assert_eq!(prov["clustering"]["covered_txs"], b["covered_txs"]);
+    assert_eq!(prov["clustering"]["change_rules"]["name"], "default");
+    assert_eq!(prov["clustering"]["change_rules"]["delay_blocks"], 6);
     let e = &s["entity"];
     assert_eq!(e["change_rules"], "default");
     assert!(e["size"].as_u64().unwrap() > s["cluster"]["size"].as_u64().unwrap());

@@ -249,6 +249,21 @@ pub fn cluster_store_labels(
     Ok(out)
 }
 
+/// How a clustering was obtained, for results built on it: the rule set, how many of the
+/// index's transactions it covers, and its change rules with their delay.
+pub fn clustering_note(c: &Clustering) -> serde_json::Value {
+    serde_json::json!({
+        "rule_set": cointrail_clustering::clusters::RULE_SET,
+        "covered_txs": c.covered_txs,
+        "change_rules": c.change.as_ref().map(|ch| serde_json::json!({
+            "name": ch.rules.name,
+            "expression": ch.rules.text,
+            "delay_blocks": ch.delay_blocks,
+            "used_for_attribution": false,
+        })),
+    })
+}
+
 /// Attach whatever attribution, clustering and case taint this data directory holds.
 pub fn attach(e: &mut Engine) -> Result<()> {
     let data_dir = e.data_dir.clone();
@@ -264,7 +279,7 @@ pub fn attach(e: &mut Engine) -> Result<()> {
         .unwrap_or_default();
     e.attribution_note = serde_json::json!({
         "attributed_addresses": by_addr.len(),
-        "clustering": clusters.as_ref().map(|c| serde_json::json!({"rule_set": cointrail_clustering::clusters::RULE_SET, "covered_txs": c.covered_txs, "change_rules": c.change.as_ref().map(|ch| serde_json::json!({"name": ch.rules.name, "expression": ch.rules.text, "delay_blocks": ch.delay_blocks, "used_for_attribution": false}))})),
+        "clustering": clusters.as_deref().map(clustering_note),
         "labelled_clusters": by_cluster.len(),
     });
     let start = e.index.start_height();

@@ -93,6 +93,15 @@ pub fn load(g: &Global, idx: &Index) -> Result<Clustering> {
     cointrail_engine::wiring::load_clustering(&g.data_dir, idx)
 }
 
+/// How a result was obtained: the index it was read from and the clustering's setting.
+fn provenance(idx: &Index, c: &Clustering) -> serde_json::Value {
+    serde_json::json!({
+        "index_tip_height": idx.tip_height(),
+        "index_tip_hash": idx.stats().tip_hash,
+        "clustering": cointrail_engine::wiring::clustering_note(c),
+    })
+}
+
 /// The change setting of a clustering, as reported.
 fn change_note(c: &Clustering, e: &Entities) -> serde_json::Value {
     match &c.change {
@@ -298,7 +307,7 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
             });
             if g.json {
                 return crate::print_json(
-                    &serde_json::json!({"cluster": s, "entity": entity, "name": name, "conflicting_definers": conflicts, "labels": labels, "addresses": addrs, "offset": offset}),
+                    &serde_json::json!({"cluster": s, "entity": entity, "name": name, "conflicting_definers": conflicts, "labels": labels, "addresses": addrs, "offset": offset, "provenance": provenance(&idx, &c)}),
                 );
             }
             if let Some(n) = &name {
@@ -376,7 +385,7 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 .collect();
             if g.json {
                 return crate::print_json(
-                    &serde_json::json!({"rules": ch.rules.name, "expression": ch.rules.text, "links": rows}),
+                    &serde_json::json!({"rules": ch.rules.name, "expression": ch.rules.text, "links": rows, "provenance": provenance(&idx, &c)}),
                 );
             }
             println!("change rules {} ({})", ch.rules.name, ch.rules.text);
@@ -405,7 +414,7 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 .or_else(|| explain_steps(&idx, &c, &ent, ia, ib));
             if g.json {
                 return crate::print_json(
-                    &serde_json::json!({"same_entity": r.is_some(), "merges": r}),
+                    &serde_json::json!({"same_entity": r.is_some(), "merges": r, "provenance": provenance(&idx, &c)}),
                 );
             }
             match r {
@@ -475,7 +484,7 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 pb.finish_and_clear();
                 if g.json {
                     return crate::print_json(
-                        &serde_json::json!({"format": "parquet", "out": p, "rows": written}),
+                        &serde_json::json!({"format": "parquet", "out": p, "rows": written, "provenance": provenance(&idx, &c)}),
                     );
                 }
                 eprintln!("{written} addresses written to {}", p.display());
@@ -504,7 +513,7 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                     write(&mut f).with_context(|| format!("writing {}", p.display()))?;
                     if g.json {
                         return crate::print_json(
-                            &serde_json::json!({"format": "csv", "out": p, "rows": n}),
+                            &serde_json::json!({"format": "csv", "out": p, "rows": n, "provenance": provenance(&idx, &c)}),
                         );
                     }
                     eprintln!("{n} addresses written to {}", p.display());
