@@ -266,9 +266,9 @@ fn read_lock(dir: &Path) -> Option<std::fs::File> {
     Some(f)
 }
 
-/// The clustering's lock file, opened for reading (a lock needs no more, so a reader
-/// without write access to another user's data directory still takes it), created when
-/// missing.
+/// The clustering's lock file for a reader: opened for reading (a shared lock needs no
+/// more, so a reader without write access to another user's data directory still takes
+/// it), created when missing.
 fn lock_file(dir: &Path) -> std::io::Result<std::fs::File> {
     let path = dir.join("LOCK");
     match std::fs::File::open(&path) {
@@ -773,11 +773,41 @@ impl Clustering {
 
     /// Persist: arrays and merge log first, the state file last (atomic renames).
     pub fn save(&self) -> std::io::Result<()> {
+        self.save_if(|_| true).map(|_| ())
+    }
+
+    /// Save unless another save landed since the one whose token (the content of
+    /// [`Clustering::saved_token`]) the caller holds: checked and done under the lock, so
+    /// a follower cannot overwrite a clustering that `cluster build --change …` saved
+    /// while it waited. Returns the new token, or `None` when it did not save.
+    pub fn save_unless_saved_since(
+        &self,
+        token: &Option<String>,
+    ) -> std::io::Result<Option<String>> {
+        self.save_if(|now| now == token)
+    }
+
+    /// What [`Clustering::saved_stamp`] holds: a token that changes with every completed
+    /// save (`None` before the first).
+    pub fn saved_token(dir: &Path) -> Option<String> {
+        std::fs::read_to_string(Clustering::saved_stamp(dir)).ok()
+    }
+
+    fn save_if(&self, go: impl FnOnce(&Option<String>) -> bool) -> std::io::Result<Option<String>> {
         std::fs::create_dir_all(&self.dir)?;
         // One saver at a time (`serve`, `follow` and `cluster build` may all save): the
         // files of one save are never mixed with another's. Released when `_lock` drops.
-        let _lock = lock_file(&self.dir)?;
+        // Opened for writing: on NFS an exclusive lock needs it.
+        let _lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.dir.join("LOCK"))?;
         _lock.lock()?;
+        if !go(&Clustering::saved_token(&self.dir)) {
+            return Ok(None);
+        }
         self.keep_previous()?;
         let n = self.parent.len() as u64;
         let (next_at, agg_at, _) = array_offsets(n);
@@ -831,10 +861,13 @@ impl Clustering {
             &self.dir.join("state.json"),
             &serde_json::to_vec_pretty(&s).expect("state serializes"),
         )?;
-        write_atomic(
-            &Clustering::saved_stamp(&self.dir),
-            format!("{}\n", self.covered_txs).as_bytes(),
-        )
+        // Unique to this save (its time and process), so that no two saves look alike.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let token = format!("{} {nanos}-{}\n", self.covered_txs, std::process::id());
+        write_atomic(&Clustering::saved_stamp(&self.dir), token.as_bytes())?;
+        Ok(Some(token))
     }
 
     /// Rewritten when a save completes, never during one: what a process serving the

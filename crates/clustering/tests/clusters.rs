@@ -494,7 +494,14 @@ fn a_save_cut_short_falls_back_to_the_one_before() {
     back.save().unwrap();
     // A completed save leaves its stamp (what a serving process watches).
     let stamp = std::fs::read_to_string(Clustering::saved_stamp(d.path())).unwrap();
-    assert_eq!(stamp, "5\n");
+    assert!(stamp.starts_with("5 "), "{stamp}");
+    assert_eq!(Clustering::saved_token(d.path()), Some(stamp.clone()));
+    // A save that another landed before is not made: its caller held an older token.
+    let stale = Some("0 0-0\n".to_string());
+    assert_eq!(back.save_unless_saved_since(&stale).unwrap(), None);
+    assert_eq!(Clustering::saved_token(d.path()), Some(stamp.clone()));
+    let next = back.save_unless_saved_since(&Some(stamp)).unwrap().unwrap();
+    assert_eq!(Clustering::saved_token(d.path()), Some(next));
     let again = Clustering::open(d.path(), NetParams::any_height()).unwrap();
     assert_eq!(again.covered_txs, 5);
     assert_eq!(again.open_note, None);

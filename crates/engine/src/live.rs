@@ -307,10 +307,10 @@ pub struct ClusterFollower {
     last_save: std::time::Instant,
     /// How long the last save took.
     last_save_took: std::time::Duration,
-    /// The save stamp as of this follower's last open or save: when it differs, another
+    /// The save token as of this follower's last open or save: when it differs, another
     /// process (`cluster build --change …`) saved a clustering, which the follower takes
     /// up instead of overwriting it with its own at its next save.
-    stamp: Fingerprint,
+    token: Option<String>,
 }
 
 /// Clusterings of at most this many addresses (about 88 MB of arrays) are saved per block.
@@ -335,35 +335,33 @@ impl ClusterFollower {
             dirty: false,
             last_save: std::time::Instant::now(),
             last_save_took: std::time::Duration::ZERO,
-            stamp: Fingerprint::default(),
+            token: None,
         }
     }
 
-    fn stamp_now(&self) -> Fingerprint {
+    fn token_now(&self) -> Option<String> {
         let dir = crate::wiring::cluster_dir(&self.data_dir);
-        Fingerprint::of(&[cointrail_clustering::Clustering::saved_stamp(&dir)])
+        cointrail_clustering::Clustering::saved_token(&dir)
     }
 
-    /// Whether another process saved a clustering since this follower's last open or save;
-    /// if so, what this one holds in memory is dropped, to be opened again from the files.
-    fn saved_elsewhere(&mut self) -> bool {
-        if self.clustering.is_some() && self.stamp_now() != self.stamp {
-            tracing::info!("the clustering was saved by another process: taking it up");
-            self.clustering = None;
-            self.dirty = false;
-            return true;
-        }
-        false
+    /// Drop what this follower holds in memory, to open the clustering another process
+    /// saved.
+    fn take_up_other_save(&mut self) {
+        tracing::info!("the clustering was saved by another process: taking it up");
+        self.clustering = None;
+        self.dirty = false;
     }
 
     fn sync(&mut self, index: &cointrail_index::Index) -> Result<(), String> {
         let dir = crate::wiring::cluster_dir(&self.data_dir);
-        self.saved_elsewhere();
+        if self.clustering.is_some() && self.token_now() != self.token {
+            self.take_up_other_save();
+        }
         if self.clustering.is_none() {
             if !cointrail_clustering::Clustering::saved_exists(&dir) {
                 return Ok(());
             }
-            self.stamp = self.stamp_now();
+            self.token = self.token_now();
             let c =
                 cointrail_clustering::Clustering::open(&dir, crate::wiring::cluster_params(index))
                     .map_err(|e| format!("opening the clustering in {}: {e}", dir.display()))?;
@@ -387,17 +385,21 @@ impl ClusterFollower {
     }
 
     fn save(&mut self) -> Result<(), String> {
-        if self.saved_elsewhere() {
-            return Ok(());
-        }
         if let (Some(c), true) = (&self.clustering, self.dirty) {
             let t = std::time::Instant::now();
-            c.save()
-                .map_err(|e| format!("saving the clustering: {e}"))?;
-            self.dirty = false;
-            self.last_save = std::time::Instant::now();
-            self.last_save_took = t.elapsed();
-            self.stamp = self.stamp_now();
+            // Checked under the save lock: another process's save is never overwritten.
+            match c
+                .save_unless_saved_since(&self.token)
+                .map_err(|e| format!("saving the clustering: {e}"))?
+            {
+                Some(token) => {
+                    self.token = Some(token);
+                    self.dirty = false;
+                    self.last_save = std::time::Instant::now();
+                    self.last_save_took = t.elapsed();
+                }
+                None => self.take_up_other_save(),
+            }
         }
         Ok(())
     }

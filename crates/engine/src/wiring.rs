@@ -321,24 +321,26 @@ pub fn cluster_dir(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("clusters")
 }
 
-/// Open the clustering and bring it to the index tip (saving if it moved).
+/// Open the clustering and bring it to the index tip, saving it when that is worth it.
 pub fn load_clustering(data_dir: &Path, idx: &Index) -> Result<Clustering> {
-    let mut c = Clustering::open(&cluster_dir(data_dir), cluster_params(idx))
-        .context("opening the clustering")?;
+    let dir = cluster_dir(data_dir);
+    let token = Clustering::saved_token(&dir);
+    let mut c = Clustering::open(&dir, cluster_params(idx)).context("opening the clustering")?;
     if let Some(note) = &c.open_note {
         tracing::warn!("{note}");
     }
-    // Brought to the tip in memory. Saved too when small, or when catching up took long
-    // enough that doing it again at every open would cost more than a save: a big one
-    // only a few blocks behind is left to the follower's schedule (each save rewrites
-    // every array, ~53 GB on mainnet). A data directory this process cannot write is
-    // still read.
-    let t = std::time::Instant::now();
+    // Brought to the tip in memory. Saved too when small, when built from nothing, or when
+    // catching up took long enough that doing it again at every open would cost more than
+    // a save: a big one only a few blocks behind is left to the follower's schedule (each
+    // save rewrites every array, ~53 GB on mainnet). Not over a save another process made
+    // meanwhile. A data directory this process cannot write is still read.
+    let (t, from_nothing) = (std::time::Instant::now(), c.covered_txs == 0);
     if c.sync(idx)
         && (c.addr_count() <= crate::live::SAVE_EACH_BLOCK_ADDRS
+            || from_nothing
             || t.elapsed() >= std::time::Duration::from_secs(30))
     {
-        if let Err(e) = c.save() {
+        if let Err(e) = c.save_unless_saved_since(&token) {
             tracing::warn!("the clustering is up to date in memory but could not be saved: {e}");
         }
     }

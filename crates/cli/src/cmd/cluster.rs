@@ -229,7 +229,7 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
     let ent = Entities::build(&c, &tags, Guards::default());
     match cmd {
         ClusterCmd::Build { .. } => {
-            let v = serde_json::json!({"covered_txs": c.covered_txs, "addresses": c.addr_count(), "merges": c.merges.len(), "coinjoins_skipped": c.coinjoins_skipped, "coinjoins_by_protocol": c.coinjoins_by_protocol, "rule_set": cointrail_clustering::clusters::RULE_SET, "change": change_note(&c, &ent), "opened": c.open_note, "seconds": t0.elapsed().as_secs_f64()});
+            let v = serde_json::json!({"covered_txs": c.covered_txs, "addresses": c.addr_count(), "merges": c.merges.len(), "coinjoins_skipped": c.coinjoins_skipped, "coinjoins_by_protocol": c.coinjoins_by_protocol, "rule_set": cointrail_clustering::clusters::RULE_SET, "change": change_note(&c, &ent), "opened": c.open_note, "seconds": t0.elapsed().as_secs_f64(), "provenance": provenance(&idx, &c)});
             if g.json {
                 return crate::print_json(&v);
             }
@@ -571,7 +571,7 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                     "recall_gain": sc.recall - s.recall,
                 }));
             }
-            let v = serde_json::json!({"multi_input": s, "change_rule_sets": rows, "truth": truth_dir, "covered_txs": c.covered_txs});
+            let v = serde_json::json!({"multi_input": s, "change_rule_sets": rows, "truth": truth_dir, "covered_txs": c.covered_txs, "provenance": provenance(&idx, &c)});
             if g.json {
                 return crate::print_json(&v);
             }
