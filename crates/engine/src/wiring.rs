@@ -204,14 +204,14 @@ pub fn cluster_labels(
 }
 
 /// Up to this many members, a cluster's store labels are asked member by member; beyond,
-/// the store's address labels are read once and those inside the cluster kept.
+/// the store's labelled addresses are scanned once and those inside the cluster kept.
 pub const LABELS_PER_MEMBER_UP_TO: u32 = 2_000;
 
 /// The label store's labels (visible now) on any member of `a`'s cluster: what names the
 /// cluster. Complete for any size: a cluster of more than `per_member_up_to` addresses
 /// (an exchange's millions) is not asked member by member (that took a store read each,
 /// and stopped at the first 100,000 members, so a labelled member further on was
-/// missed) but matched against every address label in the store, one pass.
+/// missed) but matched against the store's labelled addresses: a scan of its keys.
 pub fn cluster_store_labels(
     data_dir: &Path,
     idx: &Index,
@@ -231,20 +231,22 @@ pub fn cluster_store_labels(
             out.extend(st.labels_for_address("BTC", &idx.render_addr(x), None)?);
         }
     } else {
+        // The store's labelled BTC targets, keys only; the labels of those in the cluster.
         let (root, net) = (c.cluster_of(a), idx.render_network());
-        st.for_each(None, |l| {
-            if let (cointrail_tags::Target::Address(addr), "BTC") = (&l.target, l.currency.as_str())
-            {
-                let member = AddressKey::parse(addr, net)
-                    .ok()
-                    .and_then(|k| idx.lookup_addr(&k))
-                    .filter(|&x| (x as usize) < c.addr_count() && c.cluster_of(x) == root);
-                if member.is_some() {
-                    out.push(l);
-                }
+        let mut members = Vec::new();
+        st.for_each_target("BTC", |target| {
+            let member = AddressKey::parse(target, net)
+                .ok()
+                .and_then(|k| idx.lookup_addr(&k))
+                .filter(|&x| (x as usize) < c.addr_count() && c.cluster_of(x) == root);
+            if member.is_some() {
+                members.push(target.to_string());
             }
             true
         })?;
+        for target in members {
+            out.extend(st.labels_for_address("BTC", &target, None)?);
+        }
     }
     Ok(out)
 }

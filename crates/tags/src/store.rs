@@ -303,6 +303,28 @@ impl TagStore {
         Ok(out)
     }
 
+    /// Visit every target (address or txid, as stored) of `currency` that has labels, in
+    /// key order, without reading the labels; stop when `f` returns false. For matching a
+    /// large set of addresses against the store at the cost of a key scan.
+    pub fn for_each_target(
+        &self,
+        currency: &str,
+        mut f: impl FnMut(&str) -> bool,
+    ) -> Result<(), TagError> {
+        let cur = normalize_currency(currency);
+        let (lo, hi) = (format!("{cur}\0"), format!("{cur}\u{1}"));
+        let tx = self.db.begin_read()?;
+        let by = tx.open_multimap_table(BY_TARGET)?;
+        for row in by.range::<&str>(lo.as_str()..hi.as_str())? {
+            let (k, _) = row?;
+            let key = k.value();
+            if !f(&key[lo.len()..]) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Visit every label visible at `as_of`; stop when `f` returns false.
     pub fn for_each(
         &self,
