@@ -185,6 +185,79 @@ fn main() {
         bare.push(t.elapsed().as_secs_f64());
     }
     println!("bare union-find runs: {bare:.2?} s");
+
+    // Reference: the same union-find with the reading on a second thread (what the
+    // clustering's pipeline does): the least any two-thread union-find costs here.
+    let mut piped = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut parent: Vec<u32> = (0..idx.addr_count() as u32).collect();
+        let (send, recv) = std::sync::mpsc::sync_channel::<(Vec<u32>, Vec<u32>)>(8);
+        std::thread::scope(|s| {
+            let idx = &idx;
+            s.spawn(move || {
+                let mut tx = 0u32;
+                while (tx as u64) < txs {
+                    let end = (tx as u64 + 4096).min(txs) as u32;
+                    let (mut addrs, mut ends) = (Vec::new(), Vec::new());
+                    for t in tx..end {
+                        let r = idx.tx_inputs(t);
+                        if r.end - r.start < 2 {
+                            continue;
+                        }
+                        for i in r {
+                            if let Prevout::Output(o) = idx.input_prevout(i) {
+                                if let Some(a) = idx.output_addr(o) {
+                                    addrs.push(a);
+                                }
+                            }
+                        }
+                        ends.push(addrs.len() as u32);
+                    }
+                    if send.send((addrs, ends)).is_err() {
+                        return;
+                    }
+                    tx = end;
+                }
+            });
+            fn find(p: &mut [u32], mut a: u32) -> u32 {
+                while p[a as usize] != a {
+                    let g = p[p[a as usize] as usize];
+                    p[a as usize] = g;
+                    a = g;
+                }
+                a
+            }
+            for (addrs, ends) in recv {
+                let mut start = 0usize;
+                for e in ends {
+                    let group = &addrs[start..e as usize];
+                    start = e as usize;
+                    let mut root = None;
+                    for &a in group {
+                        let ra = find(&mut parent, a);
+                        match root {
+                            None => root = Some(ra),
+                            Some(r0) if r0 != ra => {
+                                let (lo, hi) = (r0.min(ra), r0.max(ra));
+                                parent[hi as usize] = lo;
+                                root = Some(lo);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        });
+        std::hint::black_box(&parent);
+        piped.push(t.elapsed().as_secs_f64());
+    }
+    println!("bare union-find, reading on a second thread, runs: {piped:.2?} s");
+    let piped = median(&mut piped);
+    println!(
+        "bare union-find, reading on a second thread: median {piped:.2} s = {:.2} × floor",
+        piped / floor
+    );
     let bare = median(&mut bare);
     println!(
         "bare union-find (reference): median {bare:.2} s = {:.2} × floor",
