@@ -74,6 +74,47 @@ fn exchange_chain(n: u32, per_tx: u32) -> cointrail_chain::MemChain {
     c
 }
 
+/// Call `f` with each address a transaction of two inputs or more spends from; false (and
+/// no call) for one with fewer.
+fn spent_addrs(idx: &cointrail_index::Index, tx: u32, mut f: impl FnMut(u32)) -> bool {
+    let r = idx.tx_inputs(tx);
+    if r.end - r.start < 2 {
+        return false;
+    }
+    for i in r {
+        if let Prevout::Output(o) = idx.input_prevout(i) {
+            if let Some(a) = idx.output_addr(o) {
+                f(a);
+            }
+        }
+    }
+    true
+}
+
+/// The bare references' union-find: path halving, and the smaller root id wins.
+fn find(p: &mut [u32], mut a: u32) -> u32 {
+    while p[a as usize] != a {
+        let g = p[p[a as usize] as usize];
+        p[a as usize] = g;
+        a = g;
+    }
+    a
+}
+
+/// Join `a` to a transaction's group, whose root so far is `root`.
+fn join(p: &mut [u32], root: &mut Option<u32>, a: u32) {
+    let ra = find(p, a);
+    match *root {
+        None => *root = Some(ra),
+        Some(r0) if r0 != ra => {
+            let (lo, hi) = (r0.min(ra), r0.max(ra));
+            p[hi as usize] = lo;
+            *root = Some(lo);
+        }
+        _ => {}
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -150,36 +191,9 @@ fn main() {
     for _ in 0..runs {
         let t = Instant::now();
         let mut parent: Vec<u32> = (0..idx.addr_count() as u32).collect();
-        fn find(p: &mut [u32], mut a: u32) -> u32 {
-            while p[a as usize] != a {
-                let g = p[p[a as usize] as usize];
-                p[a as usize] = g;
-                a = g;
-            }
-            a
-        }
         for tx in 0..txs as u32 {
-            let r = idx.tx_inputs(tx);
-            if r.end - r.start < 2 {
-                continue;
-            }
             let mut root = None;
-            for i in r {
-                if let Prevout::Output(o) = idx.input_prevout(i) {
-                    if let Some(a) = idx.output_addr(o) {
-                        let ra = find(&mut parent, a);
-                        match root {
-                            None => root = Some(ra),
-                            Some(r0) if r0 != ra => {
-                                let (lo, hi) = (r0.min(ra), r0.max(ra));
-                                parent[hi as usize] = lo;
-                                root = Some(lo);
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-            }
+            spent_addrs(&idx, tx, |a| join(&mut parent, &mut root, a));
         }
         std::hint::black_box(&parent);
         bare.push(t.elapsed().as_secs_f64());
@@ -201,18 +215,9 @@ fn main() {
                     let end = (tx as u64 + 4096).min(txs) as u32;
                     let (mut addrs, mut ends) = (Vec::new(), Vec::new());
                     for t in tx..end {
-                        let r = idx.tx_inputs(t);
-                        if r.end - r.start < 2 {
-                            continue;
+                        if spent_addrs(idx, t, |a| addrs.push(a)) {
+                            ends.push(addrs.len() as u32);
                         }
-                        for i in r {
-                            if let Prevout::Output(o) = idx.input_prevout(i) {
-                                if let Some(a) = idx.output_addr(o) {
-                                    addrs.push(a);
-                                }
-                            }
-                        }
-                        ends.push(addrs.len() as u32);
                     }
                     if send.send((addrs, ends)).is_err() {
                         return;
@@ -220,14 +225,6 @@ fn main() {
                     tx = end;
                 }
             });
-            fn find(p: &mut [u32], mut a: u32) -> u32 {
-                while p[a as usize] != a {
-                    let g = p[p[a as usize] as usize];
-                    p[a as usize] = g;
-                    a = g;
-                }
-                a
-            }
             for (addrs, ends) in recv {
                 let mut start = 0usize;
                 for e in ends {
@@ -235,16 +232,7 @@ fn main() {
                     start = e as usize;
                     let mut root = None;
                     for &a in group {
-                        let ra = find(&mut parent, a);
-                        match root {
-                            None => root = Some(ra),
-                            Some(r0) if r0 != ra => {
-                                let (lo, hi) = (r0.min(ra), r0.max(ra));
-                                parent[hi as usize] = lo;
-                                root = Some(lo);
-                            }
-                            _ => {}
-                        }
+                        join(&mut parent, &mut root, a);
                     }
                 }
             }
