@@ -118,6 +118,20 @@ struct ChangeState {
     final_seen: Option<u32>,
 }
 
+impl ChangeState {
+    /// The saved rule set, parsed, under its saved name.
+    fn rules(&self) -> Option<ChangeRules> {
+        let mut r = ChangeRules::parse(&self.rules).ok()?;
+        r.name = self.rules_name.clone();
+        Some(r)
+    }
+
+    /// What makes two clusterings judge change alike: the rules and the delay.
+    fn setting(&self) -> (&str, u32) {
+        (&self.rules, self.delay_blocks)
+    }
+}
+
 /// Soft links from change heuristics (`change.rs`), computed in the same pass as the
 /// common-input clusters. Links are appended in chain order, so the ones still inside the
 /// delay are a suffix (`pending_from..`).
@@ -157,6 +171,11 @@ impl ChangeLayer {
             final_to: 0,
             final_seen: 0,
         }
+    }
+
+    /// What makes two clusterings judge change alike: the rules and the delay.
+    fn setting(&self) -> (&str, u32) {
+        (&self.rules.text, self.delay_blocks)
     }
 
     /// Whether transaction `tx`'s verdict is final (judged on the spends before the end of
@@ -620,12 +639,9 @@ impl Clustering {
             // The save before may be from before a change of setting (`cluster build
             // --change`): then the setting of the last save wins, when it can be read,
             // and the clustering is built again with it.
-            let prev = p
-                .change
-                .as_ref()
-                .map(|ch| (ch.rules.text.clone(), ch.delay_blocks));
+            let prev = p.change.as_ref().map(ChangeLayer::setting);
             let same = peek_state(dir)
-                .is_none_or(|st| st.change.map(|ch| (ch.rules, ch.delay_blocks)) == prev);
+                .is_none_or(|st| st.change.as_ref().map(ChangeState::setting) == prev);
             if p.covered_txs > 0 && same {
                 p.dir = dir.to_path_buf();
                 p.open_note = Some(format!(
@@ -665,15 +681,13 @@ impl Clustering {
         // Rebuilt, the clustering keeps its change setting when that still parses.
         let rebuilt = |why: &str| {
             let c = Clustering::afresh(dir, params, why);
-            let Some(cs) = &s.change else {
-                return c;
-            };
-            match ChangeRules::parse(&cs.rules) {
-                Ok(mut r) => {
-                    r.name = cs.rules_name.clone();
-                    c.with_change(r, cs.delay_blocks)
-                }
-                Err(_) => c,
+            match s
+                .change
+                .as_ref()
+                .and_then(|cs| Some((cs.rules()?, cs.delay_blocks)))
+            {
+                Some((r, delay)) => c.with_change(r, delay),
+                None => c,
             }
         };
         let n = s.addrs;
@@ -712,7 +726,6 @@ impl Clustering {
         if let Some(cs) = &s.change {
             let links = std::fs::read(dir.join("change_links.bin")).unwrap_or_default();
             let recv = std::fs::read(dir.join(LAST_RECV)).unwrap_or_default();
-            let rules = ChangeRules::parse(&cs.rules).ok();
             let want_len = (cs.links as usize).checked_mul(SoftLink::BYTES);
             let links: Vec<SoftLink> = if Some(links.len()) == want_len {
                 links
@@ -737,9 +750,8 @@ impl Clustering {
                 && pending_from <= links.len()
                 && cs.final_to.is_some_and(|f| f as u64 <= s.covered_txs)
                 && recv.len() == n * 4;
-            match (rules, cs.final_to, cs.final_seen) {
-                (Some(mut rules), Some(final_to), Some(final_seen)) if sound => {
-                    rules.name = cs.rules_name.clone();
+            match (cs.rules(), cs.final_to, cs.final_seen) {
+                (Some(rules), Some(final_to), Some(final_seen)) if sound => {
                     c.change = Some(ChangeLayer {
                         rules,
                         delay_blocks: cs.delay_blocks,
@@ -1228,10 +1240,7 @@ impl Clustering {
         let params = self.params;
         let dir = self.dir.clone();
         let target = tx_count.min(view.tx_count());
-        let setting = self
-            .change
-            .as_ref()
-            .map(|c| (c.rules.text.clone(), c.delay_blocks));
+        let setting = self.change.as_ref().map(ChangeLayer::setting);
         let progress = self.progress.take();
         let lock = read_lock(&dir);
         let saved = [dir.clone(), dir.join(PREVIOUS)].into_iter().find_map(|d| {
@@ -1241,7 +1250,7 @@ impl Clustering {
                 decode_txid(&s.last_txid)?,
                 decode_txid(&s.block_first_txid)?,
             );
-            let same = s.change.as_ref().map(|c| (c.rules.clone(), c.delay_blocks)) == setting;
+            let same = s.change.as_ref().map(ChangeState::setting) == setting;
             let fits = s.covered_txs > 0 && s.covered_txs <= target;
             if !(same && fits && prefix_of(s.covered_txs, Some(last), Some(first), view)) {
                 return None;
