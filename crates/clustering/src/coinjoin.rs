@@ -141,36 +141,31 @@ fn shape<V: ChainView + ?Sized>(view: &V, tx: TxNum, s: &mut Shape) -> bool {
     true
 }
 
-/// The most frequent of `vals` (ties: the larger value) and its count.
-fn largest_equal_group(vals: &[u64], sorted: &mut Vec<u64>) -> (u64, usize) {
+/// The runs of equal values among `vals`, in ascending order, sorted in the scratch
+/// `sorted` (reused: detection allocates nothing per transaction).
+fn equal_runs<'a>(
+    sorted: &'a mut Vec<u64>,
+    vals: impl IntoIterator<Item = u64>,
+) -> impl Iterator<Item = &'a [u64]> {
     sorted.clear();
-    sorted.extend_from_slice(vals);
+    sorted.extend(vals);
     sorted.sort_unstable();
-    let mut best = (0, 0);
-    for run in sorted.chunk_by(|a, b| a == b) {
-        if run.len() >= best.1 {
-            best = (run[0], run.len());
-        }
-    }
-    best
+    sorted.chunk_by(|a, b| a == b)
 }
 
-/// How many values occur at least twice.
-fn repeated_values(vals: &[u64], sorted: &mut Vec<u64>) -> usize {
-    sorted.clear();
-    sorted.extend_from_slice(vals);
-    sorted.sort_unstable();
-    sorted
-        .chunk_by(|a, b| a == b)
-        .filter(|r| r.len() >= 2)
-        .count()
+/// The most frequent of `vals` (ties: the larger value) and its count.
+fn largest_equal_group(vals: &[u64], sorted: &mut Vec<u64>) -> (u64, usize) {
+    equal_runs(sorted, vals.iter().copied()).fold((0, 0), |best, run| {
+        if run.len() >= best.1 {
+            (run[0], run.len())
+        } else {
+            best
+        }
+    })
 }
 
 fn distinct(xs: &[Option<u32>], sorted: &mut Vec<u64>) -> usize {
-    sorted.clear();
-    sorted.extend(xs.iter().flatten().map(|&a| a as u64));
-    sorted.sort_unstable();
-    sorted.chunk_by(|a, b| a == b).count()
+    equal_runs(sorted, xs.iter().flatten().map(|&a| a as u64)).count()
 }
 
 fn equal_outs(s: &Shape, value: u64) -> Vec<OutNum> {
@@ -281,12 +276,7 @@ fn judge(s: &mut Shape, p: &NetParams) -> Option<CoinJoin> {
         && n_in >= e
         && s.in_types.iter().chain(&s.out_types).all(|t| t.is_segwit())
     {
-        s.sorted.clear();
-        s.sorted.extend_from_slice(&s.out_vals);
-        s.sorted.sort_unstable();
-        let unique = s
-            .sorted
-            .chunk_by(|a, b| a == b)
+        let unique = equal_runs(&mut s.sorted, s.out_vals.iter().copied())
             .filter(|r| r.len() == 1)
             .count();
         if unique >= 2 {
@@ -319,7 +309,9 @@ fn judge(s: &mut Shape, p: &NetParams) -> Option<CoinJoin> {
         && distinct(&s.out_addrs, &mut s.sorted) >= e
         && distinct(&s.in_addrs, &mut s.sorted) + unknown >= e
     {
-        let groups = repeated_values(&s.out_vals, &mut s.sorted);
+        let groups = equal_runs(&mut s.sorted, s.out_vals.iter().copied())
+            .filter(|r| r.len() >= 2)
+            .count();
         let max_other = s
             .out_vals
             .iter()
