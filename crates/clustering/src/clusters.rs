@@ -8,7 +8,7 @@
 //! they never join the common-input clusters; `entities.rs` merges them through the guards.
 
 use crate::arr::Arr;
-use crate::change::{ChangeRules, LinkState, SoftLink, TxFacts};
+use crate::change::{Atom, ChangeRules, LinkState, SoftLink, TxFacts};
 use crate::coinjoin::{detect_coinjoin, NetParams};
 use cointrail_chain::view::{display_txid, AddrId, ChainView, InNum, Prevout, TxNum};
 use serde::{Deserialize, Serialize};
@@ -422,7 +422,6 @@ fn change_link<V: ChainView>(
     height: u32,
     seen: u32,
     rules: &ChangeRules,
-    ins: &[AddrId],
     horizon: TxNum,
 ) -> Option<SoftLink> {
     let f = TxFacts::of(view as &dyn ChainView, t, seen)?.seeing_spends_before(horizon);
@@ -431,7 +430,7 @@ fn change_link<V: ChainView>(
     }
     let vout = f.unique_change(&rules.expr)?;
     let (input, change) = (f.input_addr()?, f.output_addr(vout)?);
-    (!ins.contains(&change)).then(|| SoftLink {
+    (f.eval_atom(Atom::Reuse) >> vout & 1 == 0).then(|| SoftLink {
         tx: t,
         height,
         input,
@@ -474,7 +473,7 @@ impl Batch {
         if !rd.block.1.contains(&t) {
             rd.block = view.tx_block(t);
         }
-        let (i0, o0) = (self.ins.len(), self.outs.len());
+        let o0 = self.outs.len();
         let inputs = view.tx_inputs(t);
         for i in inputs.clone() {
             if let Prevout::Output(o) = view.input_prevout(i) {
@@ -499,15 +498,14 @@ impl Batch {
         } else {
             None
         };
-        let ins = &self.ins[i0..];
         let block_end = rd.block.1.end;
         let (link, provisional) = match &mut rd.change {
             Some(cr) => {
                 let (horizon, final_verdict) = cr.horizon(view, height, block_end);
-                let link = if coinjoin.is_some() || ins.is_empty() {
+                let link = if coinjoin.is_some() {
                     None
                 } else {
-                    change_link(view, t, height, cr.seen, &cr.rules, ins, horizon)
+                    change_link(view, t, height, cr.seen, &cr.rules, horizon)
                 };
                 if let Some(m) = self.outs[o0..].iter().max() {
                     cr.seen = cr.seen.max(m + 1);
