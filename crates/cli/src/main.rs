@@ -101,21 +101,24 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
-    // A service logs what it does by default; a command only its warnings.
-    let default_level = if matches!(cli.command, Command::Serve(_) | Command::Follow(_)) {
-        "info"
-    } else {
-        "warn"
-    };
+    // A service logs what it does by default, with times; a command only its warnings,
+    // read by a person at a terminal: without time or module.
+    let service = matches!(cli.command, Command::Serve(_) | Command::Follow(_));
+    let default_level = if service { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("COINTRAIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Colours only for a terminal: logs piped to a file or a journal stay plain text.
+    use std::io::IsTerminal;
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if std::env::var("COINTRAIL_LOG_FORMAT").as_deref() == Ok("json") {
         fmt.json().init();
-    } else {
+    } else if service {
         fmt.init();
+    } else {
+        fmt.without_time().with_target(false).init();
     }
     let g = &cli.global;
     let result: anyhow::Result<()> = match cli.command {
