@@ -193,4 +193,20 @@ fn change_links_entities_explain_and_evaluation() {
     assert!(b["change"].is_null());
     let (ok, _, err) = run(&dir, &["cluster", "links"]);
     assert!(!ok && err.contains("--change default"), "{err}");
+
+    // A saved file that is not what the state says: rebuilt, and the user told why, in
+    // plain text (stderr is a pipe here: no colour codes, no timestamps).
+    std::fs::write(dir.join("clusters/arrays.bin"), b"not the arrays").unwrap();
+    std::fs::remove_dir_all(dir.join("clusters/previous")).ok();
+    let (ok, out, err) = run(&dir, &["cluster", "build"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("clustering covers"), "{out}");
+    let warning = err
+        .lines()
+        .find(|l| l.contains("built again"))
+        .expect("a warning");
+    assert_eq!(
+        warning.trim(),
+        "WARN the saved clustering has data files that do not match its state file: it is built again from the index"
+    );
 }
