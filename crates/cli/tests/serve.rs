@@ -284,6 +284,14 @@ fn screening_api_end_to_end() {
     assert!(srv.stop().success());
 }
 
+/// `cointrail ingest` of the real mainnet blocks at `heights`.
+fn ingest_mainnet(dir: &Path, heights: std::ops::RangeInclusive<u32>) {
+    let files: Vec<String> = heights.map(mainnet_block).collect();
+    let mut args = vec!["ingest"];
+    args.extend(files.iter().map(|s| s.as_str()));
+    cli(dir, &args);
+}
+
 fn mainnet_block(h: u32) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../../testdata/btc/mainnet/0{h}.bin"))
@@ -296,10 +304,7 @@ fn mainnet_block(h: u32) -> String {
 fn new_blocks_are_served_without_restart() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("data");
-    let first: Vec<String> = (831328..=831331).map(mainnet_block).collect();
-    let mut args = vec!["ingest"];
-    args.extend(first.iter().map(|s| s.as_str()));
-    cli(&dir, &args);
+    ingest_mainnet(&dir, 831328..=831331);
     let srv = Server::start(&dir, &["--no-keys"]);
     let a = srv.addr.clone();
     assert_eq!(
@@ -312,10 +317,7 @@ fn new_blocks_are_served_without_restart() {
     let cb = block.txdata[0].compute_txid().to_string();
     let p = format!("/v1/screen/transaction/{cb}");
     assert_eq!(http(&a, "GET", &p, None, None).status, 404);
-    let rest: Vec<String> = (831332..=831335).map(mainnet_block).collect();
-    let mut args = vec!["ingest"];
-    args.extend(rest.iter().map(|s| s.as_str()));
-    cli(&dir, &args);
+    ingest_mainnet(&dir, 831332..=831335);
     wait_for("the new tip is served", || {
         http(&a, "GET", "/health", None, None).json()["index_tip_height"] == 831335
     });
@@ -359,10 +361,7 @@ fn no_keys_only_on_loopback_and_no_index_is_explained() {
 fn a_clustering_saved_while_serving_is_picked_up() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path().join("data");
-    let blocks: Vec<String> = (831328..=831331).map(mainnet_block).collect();
-    let mut args = vec!["ingest"];
-    args.extend(blocks.iter().map(|s| s.as_str()));
-    cli(&dir, &args);
+    ingest_mainnet(&dir, 831328..=831331);
     cli(&dir, &["cluster", "build"]);
     let srv = Server::start(&dir, &["--no-keys"]);
     let a = srv.addr.clone();
