@@ -66,6 +66,133 @@ pub struct Catalog {
 
 const BZ_MAGIC: &[u8] = b"BZh";
 
+/// The largest serialized block consensus allows (weight 4,000,000, at least one weight
+/// unit per byte). A length or a line over it is not a block.
+pub const MAX_BLOCK_BYTES: usize = 4_000_000;
+
+/// A bzip2 file may decompress to at most this many times its own size (real block files
+/// compress about 2:1, JSON rows about 10:1), and never less than [`MIN_DECOMPRESSED_CAP`]:
+/// a 1.5 kB file of 2 GB of zeros is refused instead of filling memory.
+pub const MAX_EXPANSION: u64 = 100;
+/// The decompressed size always allowed, whatever the ratio.
+pub const MIN_DECOMPRESSED_CAP: u64 = 64 << 20;
+/// How much decompressed data is looked at before deciding it is not what it should be.
+const SNIFF_BYTES: usize = 256 << 10;
+
+/// What decompressed content must start with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Blocks,
+    JsonLines,
+}
+
+/// Decompress a bzip2 stream of `compressed_len` bytes, refusing it as soon as it is clearly
+/// not the expected content or decompresses past the cap.
+fn decompress_bounded(
+    src: impl Read,
+    compressed_len: u64,
+    name: &Path,
+    expect: Expect,
+) -> Result<Vec<u8>> {
+    let cap = compressed_len
+        .saturating_mul(MAX_EXPANSION)
+        .max(MIN_DECOMPRESSED_CAP);
+    let mut dec = bzip2::read::MultiBzDecoder::new(src);
+    let mut out: Vec<u8> = Vec::new();
+    let mut sniffed = false;
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = match dec.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(ChainError::format(
+                    origin(name, out.len() as u64),
+                    format!("bzip2 stream is corrupt or truncated: {e}"),
+                ))
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        if out.len() as u64 + n as u64 > cap {
+            return Err(ChainError::format(
+                origin(name, out.len() as u64),
+                format!(
+                    "bzip2 data decompresses to more than {} MB, over {MAX_EXPANSION} times the file's {compressed_len} bytes: refused as a decompression bomb (a real file of this size: decompress it with bunzip2 and give the plain file)",
+                    cap / 1_000_000
+                ),
+            ));
+        }
+        out.extend_from_slice(&chunk[..n]);
+        if !sniffed && out.len() >= SNIFF_BYTES {
+            sniff(&out, name, expect)?;
+            sniffed = true;
+        }
+    }
+    if !sniffed && !out.is_empty() {
+        sniff(&out, name, expect)?;
+    }
+    Ok(out)
+}
+
+/// Refuse early what does not start like the expected content.
+fn sniff(data: &[u8], name: &Path, expect: Expect) -> Result<()> {
+    let bad = |why: String| {
+        Err(ChainError::format(
+            origin(name, 0),
+            format!("the decompressed data is not {why}; refused before decompressing the rest"),
+        ))
+    };
+    match expect {
+        Expect::JsonLines => {
+            match data.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') | None => Ok(()),
+                Some(_) => bad("JSON lines (blockchain-etl rows start with '{')".into()),
+            }
+        }
+        Expect::Blocks => {
+            if data.len() >= 8 && network_of_magic([data[0], data[1], data[2], data[3]]).is_some() {
+                let len = u32::from_le_bytes([data[4], data[5], data[6], data[7]]) as usize;
+                if !(81..=MAX_BLOCK_BYTES).contains(&len) {
+                    return bad(format!("a block file: the first frame says {len} bytes"));
+                }
+                return Ok(());
+            }
+            if is_hex_text(data) || data.first() == Some(&b'{') {
+                return Ok(()); // judged line by line (or refused as JSON) by the scan
+            }
+            raw_block_start(data).map_err(|why| {
+                ChainError::format(
+                    origin(name, 0),
+                    format!("the decompressed data is not blocks ({why}); refused before decompressing the rest"),
+                )
+            })
+        }
+    }
+}
+
+/// Whether `data` can start a serialized block: a header and a plausible transaction count
+/// (at least the coinbase, and no more than fit in a block).
+fn raw_block_start(data: &[u8]) -> std::result::Result<(), String> {
+    use bitcoin::consensus::Decodable;
+    if data.len() < 81 {
+        return Err(format!("{} bytes are too few for a block", data.len()));
+    }
+    let mut cur = std::io::Cursor::new(&data[80..]);
+    let n = bitcoin::consensus::encode::VarInt::consensus_decode(&mut cur)
+        .map_err(|_| "no transaction count after the header".to_string())?
+        .0;
+    if n == 0 {
+        return Err("a block of no transactions: every block holds its coinbase".into());
+    }
+    // The smallest transaction is 60 bytes.
+    if n > (MAX_BLOCK_BYTES / 60) as u64 {
+        return Err(format!("{n} transactions cannot fit in a block"));
+    }
+    Ok(())
+}
+
 impl Catalog {
     pub fn new() -> Catalog {
         Catalog::default()
@@ -112,7 +239,7 @@ impl Catalog {
             })?;
         let head = &head[..n];
         if head.starts_with(BZ_MAGIC) {
-            let data = read_bz2(path)?;
+            let data = read_bz2(path, Expect::Blocks)?;
             let fmt = self.add_buffer(path, Arc::new(data))?;
             self.sources.push((path.to_path_buf(), fmt, true));
             return Ok(fmt);
@@ -135,16 +262,7 @@ impl Catalog {
     /// Catalogue bytes already in memory, named `name` in errors (stdin, fuzzing, tests).
     pub fn add_bytes(&mut self, name: &Path, data: Vec<u8>) -> Result<FileFormat> {
         let data = if data.starts_with(BZ_MAGIC) {
-            let mut out = Vec::new();
-            bzip2::read::MultiBzDecoder::new(&data[..])
-                .read_to_end(&mut out)
-                .map_err(|e| {
-                    ChainError::format(
-                        origin(name, out.len() as u64),
-                        format!("bzip2 stream is corrupt or truncated: {e}"),
-                    )
-                })?;
-            out
+            decompress_bounded(&data[..], data.len() as u64, name, Expect::Blocks)?
         } else {
             data
         };
@@ -253,6 +371,12 @@ impl Catalog {
                     format!("block length {len} is too small for a block"),
                 ));
             }
+            if len as usize > MAX_BLOCK_BYTES {
+                return Err(ChainError::format(
+                    at,
+                    format!("block length {len} is over {MAX_BLOCK_BYTES} bytes, the most a block can be"),
+                ));
+            }
             if off + 8 + len as u64 > size {
                 return self.truncated(
                     lenient_tail,
@@ -320,6 +444,12 @@ impl Catalog {
                     format!("block length {len} is too small for a block"),
                 ));
             }
+            if len > MAX_BLOCK_BYTES {
+                return Err(ChainError::format(
+                    at,
+                    format!("block length {len} is over {MAX_BLOCK_BYTES} bytes, the most a block can be"),
+                ));
+            }
             if off + 8 + len > data.len() {
                 return Err(ChainError::format(
                     at,
@@ -350,6 +480,14 @@ impl Catalog {
         let mut off = 0usize;
         while off < data.len() {
             let at = origin(path, off as u64);
+            // Refused before decoding (and before cataloguing it): zeros decode as a header
+            // and a block of no transactions, again and again.
+            if let Err(why) = raw_block_start(&data[off..]) {
+                return Err(ChainError::format(
+                    at,
+                    format!("not a block (tried framed, hex and raw formats): {why}"),
+                ));
+            }
             let mut cur = std::io::Cursor::new(&data[off..]);
             let block = bitcoin::Block::consensus_decode(&mut cur).map_err(|e| {
                 // The decoder's own word for running out of bytes is just "IO error".
@@ -370,6 +508,12 @@ impl Catalog {
                 )
             })?;
             let len = cur.position() as usize;
+            if len > MAX_BLOCK_BYTES {
+                return Err(ChainError::format(
+                    at,
+                    format!("a block of {len} bytes is over {MAX_BLOCK_BYTES}, the most a block can be"),
+                ));
+            }
             self.entries.push(BlockEntry {
                 hash: block.block_hash(),
                 header: block.header,
@@ -403,6 +547,12 @@ impl Catalog {
                 offset: i as u64 + 1,
                 kind: OriginKind::Line,
             };
+            if line.len() > 2 * MAX_BLOCK_BYTES {
+                return Err(ChainError::format(
+                    at,
+                    format!("a line of {} hex digits is over a block's {MAX_BLOCK_BYTES} bytes", line.len()),
+                ));
+            }
             let bytes = hex::decode(line)
                 .map_err(|e| ChainError::format(at.clone(), format!("bad hex: {e}")))?;
             if bytes.len() < 81 {
@@ -556,31 +706,35 @@ pub fn read_xor_key(dir: &Path) -> Result<Option<[u8; 8]>> {
     }
 }
 
-fn read_bz2(path: &Path) -> Result<Vec<u8>> {
-    let f = File::open(path).map_err(|e| ChainError::Io {
+fn read_bz2(path: &Path, expect: Expect) -> Result<Vec<u8>> {
+    let io = |e| ChainError::Io {
         path: path.to_path_buf(),
         source: e,
-    })?;
-    let mut out = Vec::new();
-    bzip2::read::MultiBzDecoder::new(std::io::BufReader::new(f))
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            ChainError::format(
-                origin(path, out.len() as u64),
-                format!("bzip2 stream is corrupt or truncated: {e}"),
-            )
-        })?;
-    Ok(out)
+    };
+    let f = File::open(path).map_err(io)?;
+    let len = f.metadata().map_err(io)?.len();
+    decompress_bounded(std::io::BufReader::new(f), len, path, expect)
 }
 
-/// Read a whole file, bzip2-decompressed if it is bzip2.
+/// JSON lines from bytes in memory, decompressed within the same bounds when they are
+/// bzip2 (stdin, fuzzing).
+pub fn decompress_json_lines(name: &Path, data: &[u8]) -> Result<Vec<u8>> {
+    if data.starts_with(BZ_MAGIC) {
+        decompress_bounded(data, data.len() as u64, name, Expect::JsonLines)
+    } else {
+        Ok(data.to_vec())
+    }
+}
+
+/// Read a whole file of JSON lines, bzip2-decompressed (within the bomb bounds of
+/// [`MAX_EXPANSION`]) if it is bzip2.
 pub fn read_maybe_bz2(path: &Path) -> Result<Vec<u8>> {
     let data = std::fs::read(path).map_err(|e| ChainError::Io {
         path: path.to_path_buf(),
         source: e,
     })?;
     if data.starts_with(BZ_MAGIC) {
-        read_bz2(path)
+        decompress_bounded(&data[..], data.len() as u64, path, Expect::JsonLines)
     } else {
         Ok(data)
     }

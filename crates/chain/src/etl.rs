@@ -105,7 +105,10 @@ pub fn read_etl_bytes(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<ChainBlock>> {
                         })?),
                         None => None,
                     },
-                    tx_count: row.get("transaction_count").and_then(num),
+                    tx_count: match row.get("transaction_count") {
+                        None | Some(Value::Null) => None,
+                        Some(_) => Some(u32_field(&row, "transaction_count", &at)? as u64),
+                    },
                     origin: Some(at.clone()),
                 };
                 blocks.insert(height, b);
@@ -189,22 +192,29 @@ pub fn read_etl_bytes(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<ChainBlock>> {
 fn parse_tx(row: &Value, at: &Origin) -> Result<EtlTx> {
     let txid = Txid::from_str(str_field(row, "hash", at)?)
         .map_err(|e| ChainError::format(at.clone(), format!("field 'hash': {e}")))?;
-    let index = row
-        .get("index")
-        .and_then(num)
-        .ok_or_else(|| missing(at, "index"))?;
+    let index = u32_field(row, "index", at)? as u64;
     let is_coinbase = row
         .get("is_coinbase")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let version = row
-        .get("version")
-        .and_then(num)
-        .ok_or_else(|| missing(at, "version"))? as i32;
-    let lock_time = row
-        .get("lock_time")
-        .and_then(num)
-        .ok_or_else(|| missing(at, "lock_time"))? as u32;
+    // Version is a signed 32-bit field on the wire; blockchain-etl writes it as a number
+    // that may be negative (as Core shows it) or the same bits read unsigned.
+    let version = match row.get("version") {
+        Some(Value::Number(n)) if n.as_i64().is_some() => {
+            let v = n.as_i64().expect("checked");
+            i32::try_from(v)
+                .ok()
+                .or_else(|| u32::try_from(v).ok().map(|u| u as i32))
+                .ok_or_else(|| out_of_range(at, "version", &v.to_string(), "-2147483648 to 4294967295"))?
+        }
+        Some(Value::String(s)) => s
+            .parse::<i64>()
+            .ok()
+            .and_then(|v| i32::try_from(v).ok().or_else(|| u32::try_from(v).ok().map(|u| u as i32)))
+            .ok_or_else(|| out_of_range(at, "version", s, "-2147483648 to 4294967295"))?,
+        _ => return Err(missing(at, "version")),
+    };
+    let lock_time = u32_field(row, "lock_time", at)?;
     let mut input = Vec::new();
     if is_coinbase {
         input.push(TxIn {
@@ -227,15 +237,15 @@ fn parse_tx(row: &Value, at: &Origin) -> Result<EtlTx> {
                 format!("field '{}': {e}", f("spent_transaction_hash")),
             )
         })?;
-        let vout = i
-            .get("spent_output_index")
-            .and_then(num)
-            .ok_or_else(|| missing(at, &f("spent_output_index")))? as u32;
+        let vout = u32_in(i, "spent_output_index", &f("spent_output_index"), at)?;
         let script = hex::decode(i.get("script_hex").and_then(Value::as_str).unwrap_or(""))
             .map_err(|e| {
                 ChainError::format(at.clone(), format!("field '{}': {e}", f("script_hex")))
             })?;
-        let seq = i.get("sequence").and_then(num).unwrap_or(0xffff_ffff) as u32;
+        let seq = match i.get("sequence") {
+            None | Some(Value::Null) => 0xffff_ffff,
+            Some(_) => u32_in(i, "sequence", &f("sequence"), at)?,
+        };
         input.push(TxIn {
             previous_output: OutPoint::new(ptxid, vout),
             script_sig: ScriptBuf::from_bytes(script),
@@ -246,10 +256,15 @@ fn parse_tx(row: &Value, at: &Origin) -> Result<EtlTx> {
     let mut output = Vec::new();
     for (k, o) in array(row, "outputs", at)?.iter().enumerate() {
         let f = |name: &str| format!("outputs[{k}].{name}");
-        let value = o
-            .get("value")
-            .and_then(num)
-            .ok_or_else(|| missing(at, &f("value")))?;
+        let value = u64_in(o, "value", &f("value"), at)?;
+        if value > MAX_MONEY {
+            return Err(out_of_range(
+                at,
+                &f("value"),
+                &value.to_string(),
+                "0 to 2,100,000,000,000,000 satoshis (21 million BTC)",
+            ));
+        }
         let script = hex::decode(
             o.get("script_hex")
                 .and_then(Value::as_str)
@@ -303,11 +318,45 @@ fn num(v: &Value) -> Option<u64> {
     }
 }
 
+/// No output can hold more than every bitcoin there will ever be.
+pub const MAX_MONEY: u64 = 21_000_000 * 100_000_000;
+
 fn u32_field(row: &Value, name: &str, at: &Origin) -> Result<u32> {
-    row.get(name)
-        .and_then(num)
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| missing(at, name))
+    u32_in(row, name, name, at)
+}
+
+/// A number field that must fit 64 bits unsigned; `shown` is its path in errors.
+fn u64_in(obj: &Value, name: &str, shown: &str, at: &Origin) -> Result<u64> {
+    let v = obj.get(name).ok_or_else(|| missing(at, shown))?;
+    if let Some(n) = num(v) {
+        return Ok(n);
+    }
+    match v {
+        Value::Number(n) => Err(out_of_range(at, shown, &n.to_string(), "0 to 18446744073709551615")),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(out_of_range(at, shown, s, "0 to 18446744073709551615"))
+        }
+        _ => Err(missing(at, shown)),
+    }
+}
+
+/// A number field that must fit 32 bits (output indexes, sequences, lock times, heights):
+/// a larger value is refused, never cut to its low bits.
+fn u32_in(obj: &Value, name: &str, shown: &str, at: &Origin) -> Result<u32> {
+    let n = match obj.get(name) {
+        Some(v @ Value::Number(n)) if n.as_f64().is_some_and(|f| f > u32::MAX as f64) => {
+            return Err(out_of_range(at, shown, &v.to_string(), "0 to 4294967295"))
+        }
+        _ => u64_in(obj, name, shown, at)?,
+    };
+    u32::try_from(n).map_err(|_| out_of_range(at, shown, &n.to_string(), "0 to 4294967295"))
+}
+
+fn out_of_range(at: &Origin, field: &str, value: &str, range: &str) -> ChainError {
+    ChainError::format(
+        at.clone(),
+        format!("field '{field}': {value} is out of range ({range}); the row is refused"),
+    )
 }
 
 fn str_field<'a>(row: &'a Value, name: &str, at: &Origin) -> Result<&'a str> {
@@ -336,7 +385,10 @@ fn block_hash_field(row: &Value, name: &str, at: &Origin) -> Result<Option<Block
 fn opt_time(row: &Value, name: &str, at: &Origin) -> Result<Option<u32>> {
     match row.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => Ok(n.as_u64().map(|v| v as u32)),
+        Some(Value::Number(n)) => match n.as_u64().map(u32::try_from) {
+            Some(Ok(v)) => Ok(Some(v)),
+            _ => Err(out_of_range(at, name, &n.to_string(), "0 to 4294967295 seconds")),
+        },
         Some(Value::String(s)) => parse_datetime(s).map(Some).ok_or_else(|| {
             ChainError::format(at.clone(), format!("field '{name}': '{s}' is not a time"))
         }),

@@ -12,6 +12,7 @@ pub mod error;
 pub mod etl;
 pub mod mem;
 pub mod network;
+pub mod private_file;
 
 pub use address::{AddressKey, ScriptType};
 pub mod view;

@@ -42,6 +42,16 @@ fn block_file_corpus_never_panics() {
 }
 
 #[test]
+fn decompress_corpus_never_panics() {
+    let mut loaded = 0;
+    for data in corpus("decompress") {
+        let _ = cointrail_chain::blockfile::decompress_json_lines(Path::new("input.json.bz2"), &data);
+        loaded += block_file(data);
+    }
+    assert!(loaded > 0, "the seeds include compressed real blocks");
+}
+
+#[test]
 fn etl_corpus_never_panics() {
     for data in corpus("etl_rows") {
         let _ = read_etl_bytes(&[(PathBuf::from("input"), data)]);

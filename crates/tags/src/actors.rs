@@ -49,6 +49,19 @@ pub fn parse_actorpack(text: &str, file: &str) -> Result<Vec<Actor>, TagError> {
         if let Some(c) = a.get("context") {
             aliases.extend(strings(c.get("aliases")));
         }
+        let max = crate::label::MAX_LABEL_CHARS;
+        let long = std::iter::once(("id", &id))
+            .chain(std::iter::once(("label", &label)))
+            .chain(aliases.iter().map(|a| ("aliases", a)))
+            .find(|(_, v)| v.chars().count() > max);
+        if let Some((f, v)) = long {
+            return Err(TagError::field(
+                file,
+                0,
+                &format!("actors[{i}].{f}"),
+                format!("{} characters; at most {max} are accepted (shorten it)", v.chars().count()),
+            ));
+        }
         out.push(Actor {
             id,
             label,

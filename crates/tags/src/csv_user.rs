@@ -55,6 +55,9 @@ pub fn parse_user_csv(text: &str, file: &str, source: &str) -> Result<Vec<Label>
         l.confidence = conf.and_then(get).map(String::from);
         l.actor = actor.and_then(get).map(String::from);
         l.is_cluster_definer = true;
+        if let Some((field, msg)) = l.oversized_field() {
+            return Err(TagError::field(file, line, field, msg));
+        }
         out.push(l);
     }
     Ok(out)

@@ -32,7 +32,63 @@ pub struct Label {
     pub valid_to: Option<String>,
 }
 
+/// The longest label text any import, `labels add` or the API accepts, in characters. One
+/// limit everywhere: the largest in the real GraphSense packs is 214 (a URL used as a name).
+pub const MAX_LABEL_CHARS: usize = 256;
+/// The longest provenance (`origin`, usually a URL) a label may carry, in characters.
+pub const MAX_ORIGIN_CHARS: usize = 2048;
+/// At most this many concepts on one label.
+pub const MAX_CONCEPTS: usize = 64;
+
 impl Label {
+    /// The first text field over its size limit, as (field, message): a 20-million-character
+    /// name in a file must not become a 200 MB label store.
+    pub fn oversized_field(&self) -> Option<(&'static str, String)> {
+        let too_long = |field: &'static str, v: &str, max: usize| {
+            let n = v.chars().count();
+            (n > max).then(|| {
+                (
+                    field,
+                    format!("{n} characters; at most {max} are accepted (shorten it)"),
+                )
+            })
+        };
+        let (Target::Address(t) | Target::Tx(t)) = &self.target;
+        let fields: [(&'static str, Option<&str>, usize); 8] = [
+            ("label", Some(self.label.as_str()), MAX_LABEL_CHARS),
+            ("address", Some(t.as_str()), MAX_LABEL_CHARS),
+            ("currency", Some(self.currency.as_str()), MAX_LABEL_CHARS),
+            ("category", self.category.as_deref(), MAX_LABEL_CHARS),
+            ("abuse", self.abuse.as_deref(), MAX_LABEL_CHARS),
+            ("actor", self.actor.as_deref(), MAX_LABEL_CHARS),
+            ("confidence", self.confidence.as_deref(), MAX_LABEL_CHARS),
+            ("source", self.origin.as_deref(), MAX_ORIGIN_CHARS),
+        ];
+        for (f, v, max) in fields {
+            if let Some(e) = v.and_then(|v| too_long(f, v, max)) {
+                return Some(e);
+            }
+        }
+        if self.concepts.len() > MAX_CONCEPTS {
+            return Some((
+                "concepts",
+                format!("{} concepts; at most {MAX_CONCEPTS} are accepted", self.concepts.len()),
+            ));
+        }
+        for c in &self.concepts {
+            if let Some(e) = too_long("concepts", c, MAX_LABEL_CHARS) {
+                return Some(e);
+            }
+        }
+        for c in &self.programs {
+            if let Some(e) = too_long("programs", c, MAX_LABEL_CHARS) {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+
     /// The category screening judges this label by. GraphSense puts what a party does
     /// wrong in `abuse` (phishing, scam, ponzi_scheme, service_hack, ransomware, …) and
     /// what it is in `category` (exchange, perpetrator, victim, …): the abuse decides,

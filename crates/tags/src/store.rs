@@ -56,6 +56,10 @@ fn touch_stamp(db: &Path) {
 
 impl TagStore {
     pub fn open(path: impl AsRef<Path>) -> Result<TagStore, TagError> {
+        cointrail_chain::private_file::create_private(path.as_ref()).map_err(|e| TagError::Io {
+            path: path.as_ref().display().to_string(),
+            source: e,
+        })?;
         let db = Database::create(path.as_ref()).map_err(|e| TagError::Io {
             path: path.as_ref().display().to_string(),
             source: std::io::Error::other(e.to_string()),
@@ -97,6 +101,19 @@ impl TagStore {
                 "source",
                 "empty or contains NUL",
             ));
+        }
+        // Every way in (parsers, `labels add`, the API) meets the same size limits here; the
+        // parsers check first so that their error can name the row.
+        for l in &labels {
+            if let Some((field, msg)) = l.oversized_field() {
+                let (Target::Address(t) | Target::Tx(t)) = &l.target;
+                return Err(TagError::field(
+                    source,
+                    0,
+                    field,
+                    format!("the label of {}: {msg}", t.chars().take(100).collect::<String>()),
+                ));
+            }
         }
         // Last occurrence of a key wins, as later tags in a pack refine earlier ones.
         let mut new: BTreeMap<String, Label> = BTreeMap::new();

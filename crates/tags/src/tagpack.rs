@@ -184,6 +184,9 @@ pub fn parse_tagpack(text: &str, file: &str, source: &str) -> Result<Vec<Label>,
             Some(Value::Array(a)) => a.iter().filter_map(|v| scalar(Some(v))).collect(),
             _ => vec![],
         };
+        if let Some((field, msg)) = l.oversized_field() {
+            return Err(TagError::field(file, line, field, msg));
+        }
         out.push(l);
     }
     Ok(out)

@@ -16,6 +16,61 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// How text from the data (names, categories, titles, warnings) is written into a report:
+/// attribution names come from label files and the API, so they may hold markup.
+struct Escape {
+    /// Plain text, in a paragraph or a table cell.
+    text: fn(&str) -> String,
+    /// Text inside a code span.
+    code: fn(&str) -> String,
+}
+
+/// Markdown: HTML's special characters as entities (a renderer must not pass `<script>`
+/// through), Markdown's own with a backslash, `|` so a cell stays one cell, lines joined.
+fn md_text(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '&' => o.push_str("&amp;"),
+            '"' => o.push_str("&quot;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '#' | '|' | '~' => {
+                o.push('\\');
+                o.push(c);
+            }
+            '\n' | '\r' => o.push(' '),
+            c if c.is_control() => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Inside a code span nothing is markup; only a backtick (it would end the span) and line
+/// breaks must go.
+fn md_code(s: &str) -> String {
+    s.replace('`', "'").replace(['\n', '\r'], " ")
+}
+
+/// The Markdown the HTML page is built from: already HTML-escaped, with `|` and backticks
+/// as entities so the table and code markers of the Markdown stay the only ones.
+fn html_text(s: &str) -> String {
+    esc(s)
+        .replace('|', "&#124;")
+        .replace('`', "&#96;")
+        .replace(['\n', '\r'], " ")
+}
+
+const MARKDOWN: Escape = Escape {
+    text: md_text,
+    code: md_code,
+};
+const HTML: Escape = Escape {
+    text: html_text,
+    code: html_text,
+};
+
 /// The flows of the diagram: (label, sats, colour), largest first.
 fn flows(r: &TraceResult) -> Vec<(String, u64, &'static str)> {
     let mut v: Vec<(String, u64, &'static str)> = r
@@ -47,13 +102,19 @@ fn flows(r: &TraceResult) -> Vec<(String, u64, &'static str)> {
 }
 
 pub fn markdown(r: &TraceResult, title: &str) -> String {
+    render(r, title, &MARKDOWN)
+}
+
+fn render(r: &TraceResult, title: &str, e: &Escape) -> String {
+    let (x, code) = (e.text, e.code);
     let t = &r.totals;
     let mut s = String::new();
-    let _ = writeln!(s, "# Trace report: {title}\n");
+    let _ = writeln!(s, "# Trace report: {}\n", x(title));
     let _ = writeln!(
         s,
         "Parameters: `{}`\n\nProvenance: `{}`\n",
-        r.parameters, r.provenance
+        code(&r.parameters.to_string()),
+        code(&r.provenance.to_string())
     );
     let _ = writeln!(s, "## Totals\n\n| | BTC | share |\n|---|---:|---:|");
     for (k, v) in [
@@ -90,8 +151,8 @@ pub fn markdown(r: &TraceResult, title: &str) -> String {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {:.2}% | {} | {}–{} | {} |",
-            d.name,
-            d.category,
+            x(&d.name),
+            x(&d.category),
             btc(d.tainted_sats),
             d.share * 100.0,
             d.min_hops,
@@ -99,7 +160,7 @@ pub fn markdown(r: &TraceResult, title: &str) -> String {
             d.last_height,
             d.path
                 .iter()
-                .map(|t| format!("`{}`", &t[..16]))
+                .map(|t| format!("`{}`", code(t.get(..16).unwrap_or(t))))
                 .collect::<Vec<_>>()
                 .join(" → ")
         );
@@ -110,8 +171,8 @@ pub fn markdown(r: &TraceResult, title: &str) -> String {
             let _ = writeln!(
                 s,
                 "| `{}` | {} | {} | {} |",
-                m.txid,
-                m.protocol,
+                code(&m.txid),
+                x(&m.protocol),
                 m.anonymity_set,
                 btc(m.tainted_in)
             );
@@ -123,12 +184,12 @@ pub fn markdown(r: &TraceResult, title: &str) -> String {
             let dests: Vec<String> = c
                 .steps
                 .iter()
-                .filter_map(|x| x.destination.clone())
+                .filter_map(|st| st.destination.as_deref().map(x))
                 .collect();
             let _ = writeln!(
                 s,
                 "| `{}` | {} | {} | {} |",
-                c.first_txid,
+                code(&c.first_txid),
                 c.length,
                 btc(c.peeled_sats),
                 dests.join(", ")
@@ -145,9 +206,9 @@ pub fn markdown(r: &TraceResult, title: &str) -> String {
         let _ = writeln!(
             s,
             "| `{}:{}` | {} | {} | {} |",
-            o.txid,
+            code(&o.txid),
             o.vout,
-            o.address.as_deref().unwrap_or("-"),
+            x(o.address.as_deref().unwrap_or("-")),
             btc(o.tainted_sats),
             o.height
         );
@@ -155,7 +216,7 @@ pub fn markdown(r: &TraceResult, title: &str) -> String {
     if !r.warnings.is_empty() {
         let _ = writeln!(s, "\n## Warnings\n");
         for w in r.warnings.iter().take(20) {
-            let _ = writeln!(s, "- {w}");
+            let _ = writeln!(s, "- {}", x(w));
         }
     }
     s
@@ -206,8 +267,9 @@ pub fn html(r: &TraceResult, title: &str) -> String {
         ry += rh.max(1.0) + gap;
     }
     svg.push_str("</svg>");
-    let md = markdown(r, title);
-    // Tables from the Markdown, turned into HTML rows: one source for both reports.
+    // The Markdown with its text escaped for HTML, turned into HTML rows: one source for
+    // both reports, and no text escaped twice.
+    let md = render(r, title, &HTML);
     let mut body = String::new();
     let mut in_table = false;
     for line in md.lines() {
@@ -221,7 +283,7 @@ pub fn html(r: &TraceResult, title: &str) -> String {
             }
             body.push_str("<tr>");
             for cell in rest.trim_end_matches('|').split('|') {
-                let _ = write!(body, "<td>{}</td>", esc(cell.trim()).replace('`', ""));
+                let _ = write!(body, "<td>{}</td>", cell.trim().replace('`', ""));
             }
             body.push_str("</tr>\n");
             continue;
@@ -231,11 +293,11 @@ pub fn html(r: &TraceResult, title: &str) -> String {
             in_table = false;
         }
         if let Some(hd) = line.strip_prefix("## ") {
-            let _ = writeln!(body, "<h2>{}</h2>", esc(hd));
+            let _ = writeln!(body, "<h2>{hd}</h2>");
         } else if line.starts_with("# ") {
             continue;
         } else if !line.trim().is_empty() {
-            let _ = writeln!(body, "<p>{}</p>", esc(line).replace('`', ""));
+            let _ = writeln!(body, "<p>{}</p>", line.replace('`', ""));
         }
     }
     if in_table {
@@ -253,19 +315,40 @@ pub fn csv(r: &TraceResult) -> String {
         let _ = writeln!(
             s,
             "{},{},{},{},{},{},{},{},{},\"{}\",{},{}",
-            o.txid,
+            csv_cell(&o.txid),
             o.vout,
-            o.address.as_deref().unwrap_or(""),
+            csv_cell(o.address.as_deref().unwrap_or("")),
             o.value,
             o.tainted_sats,
             o.hops,
             o.height,
             o.spent,
             o.entity.map(|e| e.to_string()).unwrap_or_default(),
-            o.labels.join(";").replace('"', "'"),
-            o.stop_reason.as_deref().unwrap_or(""),
+            csv_text(&o.labels.join(";").replace('"', "'")),
+            csv_cell(o.stop_reason.as_deref().unwrap_or("")),
             o.inferred
         );
     }
     s
+}
+
+/// A cell's text: one line, and no leading `=`, `+`, `-`, `@` that a spreadsheet would run
+/// as a formula (a label named `=HYPERLINK(…)`).
+fn csv_text(s: &str) -> String {
+    let one_line = s.replace(['\n', '\r'], " ");
+    if one_line.starts_with(['=', '+', '-', '@']) {
+        format!("'{one_line}")
+    } else {
+        one_line
+    }
+}
+
+/// An unquoted cell: quoted (and its quotes doubled) when it holds a comma or a quote.
+fn csv_cell(s: &str) -> String {
+    let t = csv_text(s);
+    if t.contains([',', '"']) {
+        format!("\"{}\"", t.replace('"', "\"\""))
+    } else {
+        t
+    }
 }

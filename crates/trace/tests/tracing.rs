@@ -347,6 +347,48 @@ fn reports_carry_the_numbers() {
     assert!(csv.contains(",300,300,1,"), "{csv}");
 }
 
+/// Issue 20, item 9: names come from label files and the API; no report format passes their
+/// markup through, and the HTML page escapes once (not `&amp;lt;`).
+#[test]
+fn reports_escape_names_in_every_format() {
+    let (ch, theft, _, _) = e4();
+    let sv = services(&ch.c, &[EXCHANGE], &[]);
+    let mut r = trace(
+        &ch.c,
+        &Or(&ch.c, &sv),
+        &[Source {
+            out: ch.out(theft, 0),
+            label: 1,
+            amount: None,
+        }],
+        &params("fifo"),
+    );
+    let evil = "<script>alert(1)</script> | *x* [a](javascript:b)\nline";
+    r.destinations[0].name = evil.into();
+    r.destinations[0].category = "<img src=x onerror=y>".into();
+    r.warnings.push(format!("warned about {evil}"));
+    let md = cointrail_trace::report::markdown(&r, "<b>case</b>");
+    assert!(!md.contains("<script") && !md.contains("<img") && !md.contains("<b>"), "{md}");
+    assert!(md.contains("&lt;script&gt;"), "{md}");
+    // The destination stays one row of the right number of cells, on one line.
+    let row = md
+        .lines()
+        .find(|l| l.contains("alert(1)"))
+        .expect("the destination row");
+    assert_eq!(row.matches(" | ").count(), 6, "{row}");
+    assert!(row.contains("\\[a\\]"), "{row}");
+    let html = cointrail_trace::report::html(&r, "<b>case</b>");
+    assert!(!html.contains("<script") && !html.contains("<img") && !html.contains("<b>case"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+    assert!(!html.contains("&amp;lt;"), "escaped twice: {html}");
+    r.outputs[0].labels = vec!["=HYPERLINK(\"http://x\")".into()];
+    r.outputs[0].stop_reason = Some("service:a,b\nc".into());
+    let csv = cointrail_trace::report::csv(&r);
+    assert_eq!(csv.lines().count(), 1 + r.outputs.len(), "{csv}");
+    assert!(csv.contains("\"'=HYPERLINK"), "{csv}");
+    assert!(csv.contains("\"service:a,b c\""), "{csv}");
+}
+
 /// `max_rows` bounds the rows kept during the trace (poison can reach most of a chain),
 /// never the totals or the destinations.
 #[test]
