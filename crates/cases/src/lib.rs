@@ -88,6 +88,7 @@ impl CaseStore {
         if let Some(p) = path.parent() {
             std::fs::create_dir_all(p).map_err(|e| store_err(path, e))?;
         }
+        cointrail_chain::private_file::create_private(path).map_err(|e| store_err(path, e))?;
         let db = redb::Database::create(path).map_err(|e| store_err(path, e))?;
         Ok(CaseStore {
             db,

@@ -177,7 +177,10 @@ fn sniff(data: &[u8], name: &Path, expect: Expect) -> Result<()> {
 fn raw_block_start(data: &[u8]) -> std::result::Result<(), String> {
     use bitcoin::consensus::Decodable;
     if data.len() < 81 {
-        return Err(format!("{} bytes are too few for a block", data.len()));
+        return Err(format!(
+            "the data ends before a whole block ({} bytes from here)",
+            data.len()
+        ));
     }
     let mut cur = std::io::Cursor::new(&data[80..]);
     let n = bitcoin::consensus::encode::VarInt::consensus_decode(&mut cur)

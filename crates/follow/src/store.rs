@@ -115,6 +115,7 @@ impl Drop for Db<'_> {
 const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 fn open_db(path: &Path) -> Result<redb::Database, StoreError> {
+    cointrail_chain::private_file::create_private(path).map_err(|e| db_err(path, e))?;
     let t0 = std::time::Instant::now();
     loop {
         match redb::Database::create(path) {

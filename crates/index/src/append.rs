@@ -516,12 +516,17 @@ impl Index {
         }
         let dir = self.dir.clone();
         let io = |e: std::io::Error| IndexError::Io(dir.clone(), e);
+        self.manifest.maps_synced = Some([m.txs, m.addrs]);
+        self.manifest.format = FORMAT;
+        if self.is_read_only_mount() {
+            // Repaired in private memory: nothing to flush, nothing may be written.
+            return Ok(());
+        }
         for t in [&self.txid_table, &self.addr_table].into_iter().flatten() {
             t.flush().map_err(io)?;
         }
-        self.manifest.maps_synced = Some([m.txs, m.addrs]);
-        self.manifest.format = FORMAT;
-        self.manifest.store(&self.dir).map_err(io)
+        // Repeated identically at the next open if it cannot be stored (a full disk).
+        crate::store::store_best_effort(&self.manifest, &self.dir)
     }
 }
 

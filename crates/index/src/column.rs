@@ -29,13 +29,32 @@ pub struct Column {
 
 impl Column {
     pub fn open(dir: &Path, name: &str, width: usize) -> io::Result<Column> {
+        Column::open_mode(dir, name, width, true)
+    }
+
+    /// Open for reading only (an index on a read-only mount): nothing is created or written.
+    pub fn open_read_only(dir: &Path, name: &str, width: usize) -> io::Result<Column> {
+        Column::open_mode(dir, name, width, false)
+    }
+
+    fn open_mode(dir: &Path, name: &str, width: usize, write: bool) -> io::Result<Column> {
         let path = dir.join(name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
+        let file = if write {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?
+        } else {
+            match File::open(&path) {
+                Ok(f) => f,
+                // A column added after this index was written: empty, as a writer would
+                // create it. /dev/null reads as an empty file.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => File::open("/dev/null")?,
+                Err(e) => return Err(e),
+            }
+        };
         Ok(Column {
             path,
             width,
@@ -226,6 +245,9 @@ impl TableFile {
             .truncate(true)
             .open(path)?;
         f.set_len(slots * 4)?;
+        // Writes go through the map: every page must have its disk blocks before it is
+        // touched, or a full disk kills the process with SIGBUS instead of an error.
+        reserve(&f, slots * 4)?;
         // SAFETY: a private file of this index, sized above, mapped for its lifetime.
         let map = unsafe { MmapOptions::new().map_mut(&f)? };
         Ok(TableFile {
@@ -236,8 +258,36 @@ impl TableFile {
 
     pub fn open(path: &Path) -> io::Result<TableFile> {
         let f = OpenOptions::new().read(true).write(true).open(path)?;
+        // A table written before space was reserved may be sparse: reserve it now, while
+        // a full disk is still an error rather than a SIGBUS.
+        reserve(&f, f.metadata()?.len())?;
+        TableFile::map_file(path, f)
+    }
+
+    /// As [`TableFile::open`] without reserving space: for a reader on a full disk, which
+    /// writes through the map only to put back entries a crash lost.
+    pub fn open_unreserved(path: &Path) -> io::Result<TableFile> {
+        let f = OpenOptions::new().read(true).write(true).open(path)?;
+        TableFile::map_file(path, f)
+    }
+
+    fn map_file(path: &Path, f: File) -> io::Result<TableFile> {
         // SAFETY: as above.
         let map = unsafe { MmapOptions::new().map_mut(&f)? };
+        Ok(TableFile {
+            path: path.to_path_buf(),
+            map,
+        })
+    }
+
+    /// Map a table for reading only (an index on a read-only mount). The map is private:
+    /// entries a crash left out can still be put back in memory (`repair_maps`), and
+    /// nothing reaches the file.
+    pub fn open_read_only(path: &Path) -> io::Result<TableFile> {
+        let f = File::open(path)?;
+        // SAFETY: a private copy-on-write map; the file is not written while the index is
+        // read-only to us.
+        let map = unsafe { MmapOptions::new().map_copy(&f)? };
         Ok(TableFile {
             path: path.to_path_buf(),
             map,
@@ -273,6 +323,29 @@ impl TableFile {
 }
 
 pub use cointrail_chain::mem::prefetch;
+
+/// Allocate the disk blocks of the first `len` bytes of `f` (a full disk: an ENOSPC error
+/// here, never a SIGBUS later through a map).
+pub fn reserve(f: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return Ok(());
+    }
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::other("file too large"))?;
+    // SAFETY: a valid open descriptor; posix_fallocate reads nothing from memory.
+    let r = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len) };
+    match r {
+        0 => Ok(()),
+        libc::ENOSPC => Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!(
+                "no space left on the device for {} MB more; free space (or use a --data-dir on a larger disk) and run the command again: nothing committed is lost",
+                len / 1_000_000 + 1
+            ),
+        )),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
 
 // 40-bit little-endian ids: enough for 10^12 inputs or outputs in 5 bytes instead of 8.
 pub const U40_MAX: u64 = (1 << 40) - 1;

@@ -289,6 +289,22 @@ pub fn ingest(
             }
         }
     }
+    // Same input, same verdict: into an empty index blocks that do not verify are an error,
+    // so into a non-empty one files that held nothing usable (every block connects to
+    // nothing, none was indexed before) are one too, not a warning with exit 0.
+    let from_files = matches!(source, Source::Files(_) | Source::BlocksDir(_) | Source::Etl(_));
+    if chain.is_empty()
+        && from_files
+        && report.orphan_blocks > 0
+        && report.already_indexed == 0
+        && report.stale_blocks == 0
+    {
+        return Err(IndexError::Block(format!(
+            "nothing usable in the files: none of their {} blocks connects to the indexed chain (tip {}), so nothing was added; give the blocks in between, or check that the files are the right chain",
+            report.orphan_blocks,
+            index.tip_height().map_or("none".into(), |h| h.to_string()),
+        )));
+    }
     if chain.is_empty() {
         report.tip_height = index.tip_height();
         report.tip_hash = tip_hash(index);

@@ -72,8 +72,14 @@ pub struct Index {
     pub(crate) dir: PathBuf,
     pub(crate) manifest: Manifest,
     pub(crate) network: Option<Network>,
-    _lock: File,
+    /// The `LOCK` file (None on a read-only mount, where no writer can run).
+    _lock: Option<File>,
     pub(crate) writable: bool,
+    /// Opened on a read-only mount: nothing is written, not even by recovery.
+    read_only_mount: bool,
+    /// Why the files hold more than the last commit, when recovery could not run (a
+    /// read-only mount): answers come from the last commit meanwhile.
+    recovery_pending: Option<String>,
     pub(crate) blocks: Column,
     pub(crate) tx_id: Column,
     pub(crate) tx_first_in: Column,
@@ -119,6 +125,14 @@ impl Index {
 
     fn open(dir: &Path, writable: bool) -> Result<Index, IndexError> {
         let io = |e: std::io::Error| IndexError::Io(dir.to_path_buf(), e);
+        if !writable {
+            // Evidence is often mounted read-only: read it as it is, without the lock (no
+            // writer can run there) and without recovery (it would write).
+            match open_file_opts().open(dir.join("LOCK")) {
+                Err(e) if read_only_error(&e) => return Index::open_read_only(dir),
+                _ => {}
+            }
+        }
         std::fs::create_dir_all(dir).map_err(io)?;
         let lock = open_file_opts().open(dir.join("LOCK")).map_err(io)?;
         // The lock is taken before the manifest is read: a reader that gets it recovers
@@ -151,8 +165,10 @@ impl Index {
         let mut idx = Index {
             dir: dir.to_path_buf(),
             network,
-            _lock: lock,
+            _lock: Some(lock),
             writable,
+            read_only_mount: false,
+            recovery_pending: None,
             blocks: c("blocks.bin", BLOCK_REC)?,
             tx_id: c("tx_id.bin", 32)?,
             tx_first_in: c("tx_first_in.bin", 5)?,
@@ -183,12 +199,114 @@ impl Index {
             // No writer is running: finish what a crashed one left, so every reader sees a
             // consistent index; then let writers in again.
             let r = idx.fill_addr_types().and_then(|_| idx.recover());
-            let _ = idx._lock.unlock();
+            if let Some(l) = &idx._lock {
+                let _ = l.unlock();
+            }
             r?;
         } else {
             idx.map_committed()?;
         }
         Ok(idx)
+    }
+
+    /// Open an index on a read-only mount: the committed state, as a reader beside a running
+    /// writer sees it (spend links and list heads of an interrupted batch are stepped over,
+    /// map entries it left are skipped). Map entries a crash may have lost are put back in
+    /// private memory only.
+    fn open_read_only(dir: &Path) -> Result<Index, IndexError> {
+        let io = |e: std::io::Error| IndexError::Io(dir.to_path_buf(), e);
+        let manifest = Manifest::load(dir)
+            .map_err(io)?
+            .ok_or_else(|| IndexError::NoIndex(dir.to_path_buf()))?;
+        if manifest.format != FORMAT && manifest.format != FORMAT_MAPS_BEHIND {
+            return Err(IndexError::Format(format!(
+                "{}: index format {} is not {FORMAT}; rebuild it",
+                dir.display(),
+                manifest.format
+            )));
+        }
+        let network = if manifest.network.is_empty() {
+            None
+        } else {
+            Some(parse_network(&manifest.network).map_err(IndexError::Format)?)
+        };
+        let c = |name: &str, w: usize| Column::open_read_only(dir, name, w).map_err(io);
+        let mut idx = Index {
+            dir: dir.to_path_buf(),
+            network,
+            _lock: None,
+            writable: false,
+            read_only_mount: true,
+            recovery_pending: None,
+            blocks: c("blocks.bin", BLOCK_REC)?,
+            tx_id: c("tx_id.bin", 32)?,
+            tx_first_in: c("tx_first_in.bin", 5)?,
+            tx_first_out: c("tx_first_out.bin", 5)?,
+            tx_locktime: c("tx_locktime.bin", 4)?,
+            tx_version: c("tx_version.bin", 4)?,
+            in_prev: c("in_prev.bin", 5)?,
+            out_value: c("out_value.bin", 8)?,
+            out_addr: c("out_addr.bin", 4)?,
+            out_spender: c("out_spender.bin", 4)?,
+            out_prev_addr: c("out_prev_addr.bin", 5)?,
+            addr_key: c("addr_key.bin", 33)?,
+            addr_last_out: c("addr_last_out.bin", 5)?,
+            addr_type: c("addr_type.bin", 1)?,
+            ext_ref: c("ext_ref.bin", 36)?,
+            opret_idx: c("opret_idx.bin", 17)?,
+            opret_data: c("opret_data.bin", 1)?,
+            txid_table: None,
+            addr_table: None,
+            retired: Vec::new(),
+            maps_regrown: false,
+            manifest,
+        };
+        idx.map_committed()?;
+        let mut pending = Vec::new();
+        let lens: Vec<(String, u64, u64)> = {
+            let names: Vec<String> = idx
+                .columns_mut()
+                .iter()
+                .map(|c| c.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default())
+                .collect();
+            let mut v = Vec::new();
+            for (n, c) in names.iter().zip(idx.columns_mut()) {
+                v.push((n.clone(), c.committed(), c.file_records().map_err(io)?));
+            }
+            v
+        };
+        if let Some((n, committed, have)) = lens.iter().find(|(_, c, h)| h > c) {
+            pending.push(format!(
+                "{n} holds {have} records past the {committed} committed"
+            ));
+        }
+        let m = idx.manifest.clone();
+        if m.maps_synced.is_some_and(|[t, a]| t < m.txs || a < m.addrs) {
+            pending.push("the maps were not synced after the last batch".into());
+            // In private memory only: lookups find every committed id.
+            idx.repair_maps()?;
+        }
+        if !pending.is_empty() {
+            let why = format!(
+                "{}: the last batch was interrupted and recovery is pending ({}); it runs the next time cointrail opens this index with write access. Answers come from the last commit",
+                dir.display(),
+                pending.join("; ")
+            );
+            tracing::warn!("{why}");
+            idx.recovery_pending = Some(why);
+        }
+        Ok(idx)
+    }
+
+    /// Why recovery is still to run, when the index was opened on a read-only mount after
+    /// an interrupted batch (None: nothing pending, or recovery ran).
+    pub fn recovery_pending(&self) -> Option<&str> {
+        self.recovery_pending.as_deref()
+    }
+
+    /// Opened on a read-only mount.
+    pub fn is_read_only_mount(&self) -> bool {
+        self.read_only_mount
     }
 
     /// Every column, for operations that apply to all of them alike.
@@ -314,7 +432,18 @@ impl Index {
             return Ok(None);
         }
         let p = self.dir.join(format!("{name}.{}.bin", r.gen));
-        let t = TableFile::open(&p).map_err(|e| IndexError::Io(p.clone(), e))?;
+        let t = if self.read_only_mount {
+            TableFile::open_read_only(&p)
+        } else {
+            match TableFile::open(&p) {
+                // Reading must need no free space.
+                Err(e) if !self.writable && e.kind() == std::io::ErrorKind::StorageFull => {
+                    TableFile::open_unreserved(&p)
+                }
+                r => r,
+            }
+        }
+        .map_err(|e| IndexError::Io(p.clone(), e))?;
         if t.slots() != r.slots {
             return Err(IndexError::Corrupt(format!(
                 "{}: {} slots, the manifest says {}",
@@ -403,9 +532,8 @@ impl Index {
                 counted = true;
             }
         }
-        if counted {
-            self.manifest.store(&self.dir).map_err(io)?;
-        }
+        // Files first: removing the tables the manifest does not name frees space, and a
+        // full disk (a batch stopped by ENOSPC) must not keep the index from being read.
         let keep = [
             format!("txid_map.{}.bin", m.txid_table.gen),
             format!("addr_map.{}.bin", m.addr_table.gen),
@@ -415,6 +543,11 @@ impl Index {
             if (n.starts_with("txid_map.") || n.starts_with("addr_map.")) && !keep.contains(&n) {
                 let _ = std::fs::remove_file(e.path());
             }
+        }
+        if counted {
+            // Bookkeeping only (the maps' load): the next open counts the same again if it
+            // cannot be stored now, so a full disk does not stop recovery.
+            store_best_effort(&self.manifest, &self.dir)?;
         }
         self.txid_table = self.open_table("txid_map", &m.txid_table)?;
         self.addr_table = self.open_table("addr_map", &m.addr_table)?;
@@ -742,5 +875,30 @@ impl ChainView for Index {
             self.addr_key.len(),
             |id| <&[u8; 33]>::try_from(self.addr_key.get(id as u64)).is_ok_and(|k| *k == kb),
         )
+    }
+}
+
+/// The errors that say a file system cannot be written (a read-only mount, or no write
+/// permission on the evidence copy).
+fn read_only_error(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+        || e.kind() == std::io::ErrorKind::PermissionDenied
+        || e.raw_os_error() == Some(30)
+}
+
+/// Store a manifest whose only news is derived bookkeeping that the next open recomputes
+/// identically: a full disk is then a warning, not a failure to open.
+pub(crate) fn store_best_effort(m: &Manifest, dir: &Path) -> Result<(), IndexError> {
+    match m.store(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded => {
+            let _ = std::fs::remove_file(dir.join("manifest.json.tmp"));
+            tracing::warn!(
+                "{}: no space left to update the manifest's map counts ({e}); they are counted again at the next open",
+                dir.display()
+            );
+            Ok(())
+        }
+        Err(e) => Err(IndexError::Io(dir.to_path_buf(), e)),
     }
 }

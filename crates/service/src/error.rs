@@ -9,7 +9,8 @@ use serde::Serialize;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Machine-readable kind: `invalid_input`, `not_found`, `unauthorized`, `forbidden`,
-    /// `rate_limited`, `too_large`, `unavailable`, `internal`.
+    /// `rate_limited`, `too_many_connections`, `too_large`, `timeout`, `unavailable`,
+    /// `internal`.
     pub error: String,
     /// What went wrong and what to do next.
     pub message: String,

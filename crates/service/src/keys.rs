@@ -112,6 +112,10 @@ impl KeyStore {
 
     pub fn open(data_dir: &Path) -> Result<KeyStore, KeyError> {
         let path = Self::path(data_dir);
+        cointrail_chain::private_file::create_private(&path).map_err(|e| KeyError::Store {
+            path: path.display().to_string(),
+            msg: e.to_string(),
+        })?;
         let db = redb::Database::create(&path).map_err(|e| KeyError::Store {
             path: path.display().to_string(),
             msg: e.to_string(),

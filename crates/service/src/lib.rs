@@ -10,8 +10,10 @@
 //! give the same answer for the same data directory.
 
 pub mod auth;
+pub mod conn;
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod state;
@@ -168,7 +170,8 @@ pub fn router(st: Arc<AppState>) -> Router {
             )
             .into_response()
         })
-        .layer(axum::extract::DefaultBodyLimit::max(1 << 20))
+        .layer(axum::extract::DefaultBodyLimit::max(st.cfg.limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(st.clone(), limits::enforce))
         .layer(middleware::from_fn_with_state(st.clone(), observe))
         .with_state(st)
 }
@@ -181,15 +184,85 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reload = tokio::spawn(state::reloader(st.clone(), stop_rx));
-    let st2 = st.clone();
-    let shutdown = async move {
-        shutdown.await;
-        st2.stopping.send_replace(true);
-    };
-    let app = router(st);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let limits = st.cfg.limits.clone();
+    let app = router(st.clone());
+    // Connections are served here rather than by `axum::serve`: the limits of `conn` (head
+    // timeout, per-client cap, JSON for hyper's own rejections) need the connection itself.
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    let slots = conn::ClientSlots::default();
+    let mut conns = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        while conns.try_join_next().is_some() {}
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Some(slot) = slots.take(peer.ip(), limits.max_conns_per_client) else {
+            let max = limits.max_conns_per_client;
+            conns.spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut stream = stream;
+                let answer = conn::too_many_connections(max);
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+                    let _ = stream.write_all(&answer).await;
+                    let _ = stream.shutdown().await;
+                })
+                .await;
+            });
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        // As `axum::serve` with connect info: handlers may ask for the peer's address.
+        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+        });
+        let limits = limits.clone();
+        let mut closing = closing_rx.clone();
+        conns.spawn(async move {
+            let _slot = slot;
+            let io = hyper_util::rt::TokioIo::new(conn::JsonRejections::new(stream, limits.clone()));
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_buf_size(limits.max_head_bytes.max(8192));
+            let c = b.serve_connection(io, svc);
+            tokio::pin!(c);
+            let stop = async move {
+                // The guard `wait_for` returns is not Send: dropped here, before any await.
+                let _ = closing.wait_for(|v| *v).await.map(|_| ());
+            };
+            let ended = tokio::select! {
+                r = c.as_mut() => Some(r),
+                _ = stop => None,
+            };
+            match ended {
+                Some(Err(e)) => tracing::debug!(error = %e, %peer, "connection ended"),
+                Some(Ok(())) => {}
+                None => {
+                    c.as_mut().graceful_shutdown();
+                    let _ = c.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    // Long-lived answers (the alert stream) end now, then every connection finishes the
+    // request under way.
+    st.stopping.send_replace(true);
+    let _ = closing_tx.send(true);
+    while conns.join_next().await.is_some() {}
     let _ = stop_tx.send(true);
     let _ = reload.await;
     Ok(())

@@ -27,6 +27,8 @@ pub struct ServeConfig {
     pub max_hops: u32,
     /// Off only for a single user on loopback (`--no-keys`).
     pub require_keys: bool,
+    /// Timeouts and sizes a client's connection and requests must keep within.
+    pub limits: crate::conn::ConnLimits,
 }
 
 impl ServeConfig {
@@ -38,6 +40,7 @@ impl ServeConfig {
             max_batch: 1000,
             max_hops: 3,
             require_keys: true,
+            limits: crate::conn::ConnLimits::default(),
         }
     }
 }

@@ -45,6 +45,16 @@ pub struct ServeArgs {
     /// Tokio worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Seconds a client has to send a complete request head, and that a kept-alive
+    /// connection may sit idle; then it is closed.
+    #[arg(long, default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Seconds a client has to send a request body once its head arrived (then 408).
+    #[arg(long, default_value_t = 30.0)]
+    pub body_timeout: f64,
+    /// Connections one client address may hold open at once (one more gets 429).
+    #[arg(long, default_value_t = 64)]
+    pub max_conns_per_client: usize,
 }
 
 pub fn run_serve(a: ServeArgs, g: &Global) -> Result<()> {
@@ -63,6 +73,9 @@ pub fn run_serve(a: ServeArgs, g: &Global) -> Result<()> {
     cfg.max_batch = a.max_batch.max(1);
     cfg.max_hops = a.max_hops.min(cointrail_service::routes::screen::MAX_HOPS);
     cfg.require_keys = !a.no_keys;
+    cfg.limits.header_read_timeout = Duration::from_secs_f64(a.header_timeout.max(0.1));
+    cfg.limits.body_read_timeout = Duration::from_secs_f64(a.body_timeout.max(0.1));
+    cfg.limits.max_conns_per_client = a.max_conns_per_client.max(1);
     let t0 = std::time::Instant::now();
     let st = Arc::new(AppState::load(cfg).context("loading the data directory")?);
     let keys = st

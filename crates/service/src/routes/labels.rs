@@ -114,13 +114,15 @@ pub struct NewLabel {
     /// A Bitcoin address of the index's network.
     pub address: String,
     /// The name shown, e.g. "Exchange X hot wallet".
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    #[schema(min_length = 1, max_length = 256, pattern = "\\S")]
     pub label: String,
     /// exchange, mixer, sanctions, ransomware, darknet, scam, theft, … (default `user`).
+    #[schema(max_length = 256)]
     pub category: Option<String>,
     /// The source the label is filed under (default `user`).
     #[schema(pattern = "^[A-Za-z0-9_:.-]{1,64}$")]
     pub source: Option<String>,
+    #[schema(max_length = 256)]
     pub actor: Option<String>,
 }
 
@@ -139,10 +141,11 @@ pub async fn add(
     let net = st.snapshot().engine.index.render_network();
     AddressKey::parse(n.address.trim(), net).map_err(|m| ApiError::invalid("address", m))?;
     let name = n.label.trim();
-    if name.is_empty() || name.len() > 200 {
+    let max = cointrail_tags::MAX_LABEL_CHARS;
+    if name.is_empty() || name.chars().count() > max {
         return Err(ApiError::invalid(
             "label",
-            "label must be 1 to 200 characters",
+            format!("label must be 1 to {max} characters"),
         ));
     }
     let source = n.source.clone().unwrap_or_else(|| "user".into());
@@ -171,6 +174,9 @@ pub async fn add(
     );
     l.actor = n.actor.clone().filter(|a| !a.trim().is_empty());
     l.origin = Some("api".into());
+    if let Some((field, msg)) = l.oversized_field() {
+        return Err(ApiError::invalid(field, msg));
+    }
     let path = st.cfg.data_dir.join("labels.redb");
     let st2 = st.clone();
     let stored = l.clone();

@@ -201,7 +201,7 @@ pub struct BatchResponse {
     request_body = BatchRequest,
     responses(
         (status = 200, description = "One result per subject", body = BatchResponse),
-        (status = 400, description = "Broken JSON, no subjects, or more than the server allows", body = crate::error::ErrorBody),
+        (status = 400, description = "Broken JSON, no subjects, or more subjects than the server or the key's burst allows", body = crate::error::ErrorBody),
         (status = 413, description = "The body is over 1 MiB", body = crate::error::ErrorBody),
         (status = 415, description = "The body is not declared as application/json", body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
@@ -228,6 +228,21 @@ pub async fn batch(
     }
     // The request itself took one token.
     if let Some(k) = &caller.key {
+        // A bucket never holds more than the burst: a larger batch could never be admitted,
+        // and a 429 would have the client retry forever.
+        let burst = k.burst.max(1) as usize;
+        if req.subjects.len() > burst {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "too_large",
+                format!(
+                    "{} subjects; key '{}' allows a burst of {burst} (a batch costs one per subject), so this batch can never be admitted: split it into batches of at most {burst}, or create a key with a larger --burst",
+                    req.subjects.len(),
+                    k.name
+                ),
+            )
+            .with_field("subjects"));
+        }
         let extra = (req.subjects.len() - 1) as u32;
         if extra > 0 {
             st.take_tokens(k, extra).map_err(ApiError::rate_limited)?;
