@@ -280,6 +280,13 @@ impl Engine {
             let Ok((src, _)) = self.case_sources(c, 1) else {
                 continue;
             };
+            // The addresses that held the stolen coins are the victim's: coins at them are the
+            // victim's own (before the theft, or paid back), not stolen funds the victim
+            // received, so they carry no taint (screening the victim must not say Severe).
+            let victims: std::collections::HashSet<_> = src
+                .iter()
+                .filter_map(|s| self.index.output_addr(s.out))
+                .collect();
             let p = TraceParams {
                 labels: vec![c.name.clone()],
                 // Screening needs every tainted output, not a page of them.
@@ -289,6 +296,13 @@ impl Engine {
             let r = self.trace(&src, p, &stops);
             for row in r.outputs.iter().filter(|r| r.tainted_sats > 0) {
                 let o = self.outpoint(&row.txid, row.vout)?;
+                if self
+                    .index
+                    .output_addr(o)
+                    .is_some_and(|a| victims.contains(&a))
+                {
+                    continue;
+                }
                 map.entry(o)
                     .or_default()
                     .push((c.name.clone(), row.tainted_sats, row.hops));

@@ -17,17 +17,22 @@ pub struct SimulateArgs {
     /// New or empty output folder.
     #[arg(long)]
     pub out: PathBuf,
+    /// Random seed: the same seed and options write the same chain, byte for byte.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Transactions to simulate (coinbases included).
     #[arg(long, default_value_t = 100_000)]
     pub txs: u64,
+    /// Simulated users (wallets that buy, pay merchants, withdraw and deposit).
     #[arg(long, default_value_t = 5_000)]
     pub users: u32,
+    /// Simulated exchanges (exchange-0 … exchange-N-1), each with hot and cold wallets.
     #[arg(long, default_value_t = 5)]
     pub exchanges: u32,
     /// A Lazarus-style heist: VICTIM_EXCHANGE:AMOUNT_BTC:START_HEIGHT (repeatable). Without
-    /// any, one heist of 1,000 BTC from exchange 0 runs once the economy is going.
+    /// any, one heist of at least 1,000 BTC from exchange 0 runs once the economy is going.
+    /// The thief takes whole coins of the hot wallet, so the amount stolen is the target or
+    /// a little more (the `demo`'s 1,500 BTC target takes 1,507.77 BTC with seed 2024).
     #[arg(long, value_parser = parse_heist)]
     pub heist: Vec<HeistParams>,
     /// Unrelated small thefts from users.
@@ -39,6 +44,8 @@ pub struct SimulateArgs {
     /// Also write blockchain-etl JSON lines.
     #[arg(long)]
     pub etl: bool,
+    /// Average transactions per block once the economy runs (the first blocks hold only
+    /// coinbases that fund the economy).
     #[arg(long, default_value_t = 300)]
     pub txs_per_block: u32,
     /// Skip the per-address ownership file (large on big chains).
@@ -143,10 +150,19 @@ pub fn btc(sats: u64) -> f64 {
 }
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "The scenario: 2,000 users, 5 exchanges, 80 merchants, 30,000 transactions and one
+heist with a 1,500 BTC target from exchange-0 (the thief takes whole coins: 1,507.77 BTC with
+seed 2024), two small thefts. The data dir is replaced by the next demo.
+Examples:
+  cointrail --data-dir demo demo
+  cointrail --data-dir demo demo --seed 7 --txs 50000"
+)]
 pub struct DemoArgs {
     /// Simulate this many transactions (the default scenario has 30,000).
     #[arg(long)]
     pub txs: Option<u64>,
+    /// Random seed of the simulated economy (the same seed gives the same chain and figures).
     #[arg(long, default_value_t = 2024)]
     pub seed: u64,
 }
@@ -183,7 +199,7 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
         "1/4 simulating an economy with a Lazarus-style exchange heist",
     );
     let s = run_sim(&cfg, &chain, g)?;
-    say(g, &format!("    {} blocks, {} transactions written as a Bitcoin Core blocks directory (xor.dat obfuscated)", s.blocks, s.txs));
+    say(g, &format!("    {} blocks (genesis included), {} transactions (coinbases included, the genesis coinbase not) written as a Bitcoin Core blocks directory (xor.dat obfuscated)", s.blocks, s.txs));
 
     say(g, "2/4 ingesting the blocks into the index");
     let mut index = cointrail_index::Index::open_writer(&g.index_dir())?;
@@ -197,7 +213,7 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
     say(
         g,
         &format!(
-            "    tip {} · {} txs · {} addresses",
+            "    tip height {} · {} transactions indexed (the genesis coinbase included) · {} addresses",
             report.tip_height.unwrap_or(0),
             stats.tx_count,
             stats.address_count
@@ -283,9 +299,34 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
             &serde_json::json!({"simulation": s, "ingest": report, "index": stats, "cases": cases, "clustering": scores, "traces": traces, "seconds": started.elapsed().as_secs_f64()}),
         )?;
     } else {
-        println!("done in {:.1}s. Explore: cointrail --data-dir {} stats | case list | tx TXID | address ADDR", started.elapsed().as_secs_f64(), dd.display());
+        println!("done in {:.1}s.", started.elapsed().as_secs_f64());
+        println!("{}", explore_hint(dd));
     }
     Ok(())
+}
+
+/// How to go on from the demo. `cargo run` leaves no `cointrail` on the PATH, so name the
+/// binary that is running (or the install command) instead of assuming one.
+fn explore_hint(dd: &Path) -> String {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("cointrail").is_file()));
+    let exe = if on_path {
+        "cointrail".to_string()
+    } else {
+        std::env::current_exe()
+            .ok()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "target/release/cointrail".into())
+    };
+    let mut s = format!(
+        "Explore: {exe} --data-dir {} stats | case list | trace sim-heist-0 | tx TXID | address ADDR",
+        dd.display()
+    );
+    if !on_path {
+        s.push_str("
+(`cointrail` is not on your PATH: `cargo install --path crates/cli` puts it there, or use the path above)");
+    }
+    s
 }
 
 fn say(g: &Global, s: &str) {

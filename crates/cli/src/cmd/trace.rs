@@ -22,18 +22,25 @@ pub struct TraceArgs {
     /// Ad-hoc sources: TXID:VOUT[,…] (repeatable; several cases may be traced at once with --case).
     #[arg(long = "from")]
     pub from: Vec<String>,
+    /// Ad-hoc source: every output of this transaction (TXID, repeatable).
     #[arg(long)]
     pub from_tx: Vec<String>,
+    /// Ad-hoc source: every output this address received (repeatable).
     #[arg(long)]
     pub from_address: Vec<String>,
     /// More cases traced together, their labels kept apart.
     #[arg(long = "case")]
     pub cases: Vec<String>,
+    /// How taint passes through a transaction that mixes stolen and clean coins: fifo (first
+    /// in, first out), lifo, tiho (taint in, highest out), tifo, haircut (proportional),
+    /// poison (every output fully tainted), or any xIyO.
     #[arg(long, default_value = "fifo", value_parser = Model::parse)]
     pub model: Model,
     /// `last` (outputs first, the rest is fee) or `proportional`.
     #[arg(long, default_value = "last", value_parser = FeePolicy::parse)]
     pub fee_policy: FeePolicy,
+    /// Stop following coins after this many transactions from a source (default: no limit;
+    /// the trace still stops at services and at unspent outputs).
     #[arg(long)]
     pub max_hops: Option<u32>,
     /// Haircut floor: drop branches with less taint than this.
