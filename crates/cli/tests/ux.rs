@@ -94,6 +94,24 @@ fn investigator_reads_sentences_btc_and_dates() {
         "{demo}"
     );
     assert!(demo.contains("(the genesis coinbase included)"), "{demo}");
+    // Item 5: buckets that do not overlap, the truth beside the trace, ratios explained.
+    assert!(
+        demo.contains("the FIFO trace beside the simulation's truth"),
+        "{demo}"
+    );
+    assert!(
+        demo.contains("CoinJoins entered") && demo.contains("the mixer service"),
+        "{demo}"
+    );
+    assert!(
+        !demo.contains("· mixers "),
+        "the old overlapping bucket names: {demo}"
+    );
+    assert!(demo.contains("the mixer paid back to the thief"), "{demo}");
+    assert!(
+        demo.contains("recall: of the address pairs one owner holds"),
+        "{demo}"
+    );
     // Item 16: how to run `cointrail` afterwards, when it is not on the PATH.
     assert!(demo.contains("Explore: "), "{demo}");
     assert!(

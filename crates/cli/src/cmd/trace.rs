@@ -164,15 +164,28 @@ pub fn print_summary(r: &cointrail_trace::TraceResult, title: &str, secs: f64) {
         r.txs_visited,
         secs
     );
+    let h = crate::human::btc;
     println!(
-        "  stolen {:.8} BTC → services {:.8} · mixers {:.8} · unspent {:.8} · fees {:.8} · limits {:.8}",
-        b(t.source_sats),
-        b(t.stopped_sats),
-        b(t.mixer_sats),
-        b(t.unspent_sats),
-        b(t.fee_sats),
-        b(t.limit_sats)
+        "  stolen {} went to (these add up to the stolen amount{}):",
+        h(t.source_sats),
+        if r.parameters["model"] == "poison" {
+            ", except under poison"
+        } else {
+            ""
+        }
     );
+    for (what, v) in [
+        (
+            "services reached (exchanges, OTC desks, the mixer service)",
+            t.stopped_sats,
+        ),
+        ("CoinJoins entered (the trace stops there)", t.mixer_sats),
+        ("still unspent (dormant)", t.unspent_sats),
+        ("fees", t.fee_sats),
+        ("cut by the hop limit or the haircut floors", t.limit_sats),
+    ] {
+        println!("    {:>22}  {what}", h(v));
+    }
     for d in r.destinations.iter().take(10) {
         println!(
             "  {:>14.8} BTC ({:>5.1}%) → {} [{}], min {} hops, heights {}..{}",
