@@ -185,6 +185,20 @@ fn investigator_reads_sentences_btc_and_dates() {
     let sv = cli(&dir, &["screen", victim]);
     assert!(sv.contains("USD: not shown (an address"), "{sv}");
 
+    // Item 2: one entity id space: a trace row's entity is the cluster id `cluster show`
+    // prints and /v1/entities takes (not the vendor's number from attribution.tsv).
+    let tr = json(&dir, &["trace", "sim-heist-0"]);
+    let row = tr["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stop_reason"] == "service:exchange")
+        .unwrap();
+    let cs = json(&dir, &["cluster", "show", row["address"].as_str().unwrap()]);
+    assert_eq!(row["entity"], cs["cluster"]["cluster_id"], "{row}");
+    let d0 = &tr["destinations"][0];
+    assert!(d0["entity"].is_u64() || d0["entity"].is_null());
+
     // Item 11: case show, alerts rules list and cluster evaluate print no JSON.
     let cs = cli(&dir, &["case", "show", "sim-heist-0"]);
     no_raw_json("case show", &cs);

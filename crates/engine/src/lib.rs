@@ -76,7 +76,7 @@ impl Oracle for TraceOracle<'_> {
         self.e.attributor.attribute(a).into_iter().find_map(|l| {
             let cat = cointrail_risk::rules::normalize_category(&l.category);
             self.stop.contains(&cat).then_some(Stop {
-                entity: l.entity,
+                entity: self.e.entity_id(a),
                 category: cat,
                 name: l.name,
             })
@@ -86,12 +86,7 @@ impl Oracle for TraceOracle<'_> {
         (self.e.coinjoins)(&self.e.index, tx)
     }
     fn entity_of(&self, out: OutNum) -> Option<u64> {
-        let a = self.e.index.output_addr(out)?;
-        self.e
-            .attributor
-            .attribute(a)
-            .into_iter()
-            .find_map(|l| l.entity)
+        self.e.entity_id(self.e.index.output_addr(out)?)
     }
     fn labels_of(&self, out: OutNum) -> Vec<String> {
         match self.e.index.output_addr(out) {
@@ -337,6 +332,15 @@ impl Engine {
             rules: &self.rules,
             params,
         }
+    }
+
+    /// The one entity id every output names (trace JSON, `cluster show`, `/v1/addresses`,
+    /// `/v1/entities/{id}`): the address's multi-input cluster id, when a clustering was
+    /// built; none without one. A vendor's own entity numbers (attribution.tsv's fourth
+    /// column) are not entity ids.
+    pub fn entity_id(&self, a: u32) -> Option<u64> {
+        let c = self.clustering.as_ref()?;
+        ((a as usize) < c.addr_count()).then(|| c.cluster_of(a) as u64)
     }
 
     pub fn screen(&self, subject: &Subject) -> Result<Screening> {

@@ -319,7 +319,8 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                     cf["name"], cf["score"], cf["source"]
                 );
             }
-            println!("cluster {} · {} addresses · balance {} sat · received {} · sent {} · {} txs · heights {}..{}", s.cluster_id, s.size, s.balance, s.received, s.sent, s.tx_count, s.first_seen_height, s.last_seen_height);
+            let b = crate::human::btc;
+            println!("cluster {} (the entity id `trace --json` and /v1/entities use) · {} addresses · balance {} · received {} · sent {} · {} txs · heights {}..{}", s.cluster_id, s.size, b(s.balance), b(s.received), b(s.sent), s.tx_count, s.first_seen_height, s.last_seen_height);
             for l in &labels {
                 println!("  label: {} ({})", l.name, l.category);
             }
