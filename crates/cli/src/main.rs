@@ -1,6 +1,7 @@
 //! The `cointrail` command line.
 
 mod cmd;
+mod human;
 mod progress;
 
 use clap::{Parser, Subcommand};
@@ -78,6 +79,9 @@ enum Command {
     /// Labels: import TagPacks, the OFAC SDN list, lists and CSV; look up, search, export.
     #[command(subcommand)]
     Labels(cmd::labels::LabelsCmd),
+    /// Historical USD prices (date, asset, usd) that USD figures use; none are made up.
+    #[command(subcommand)]
+    Prices(cmd::prices::PricesCmd),
     /// Entities: build the clustering, show an address's cluster, explain merges, export.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCmd),
@@ -139,6 +143,7 @@ fn main() {
         Command::Screen(a) => cmd::screen::run(a, g),
         Command::Cluster(c) => cmd::cluster::run(c, g),
         Command::Labels(c) => cmd::labels::run(c, g),
+        Command::Prices(c) => cmd::prices::run(c, g),
         Command::Trace(a) => cmd::trace::run(a, g),
         Command::Follow(a) => cmd::follow::run_follow(a, g),
         Command::Alerts(c) => cmd::follow::run_alerts(c, g),

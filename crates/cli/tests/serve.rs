@@ -14,11 +14,22 @@ fn demo_dir() -> (tempfile::TempDir, PathBuf) {
     (d, dir)
 }
 
-/// The first stolen outpoint of heist 0 and the address it was paid to.
+/// The first stolen outpoint of heist 0 and the victim's address that held it.
 fn stolen(dir: &Path) -> (String, String) {
     let t = std::fs::read_to_string(dir.join("demo-chain/truth/stolen_outpoints.tsv")).unwrap();
     let f: Vec<&str> = t.lines().nth(1).unwrap().split('\t').collect();
     (f[1].to_string(), f[3].to_string())
+}
+
+/// The thief's first output (TXID:0 of the drain transaction) and its address.
+fn loot(dir: &Path) -> (String, String) {
+    let t = std::fs::read_to_string(dir.join("demo-chain/truth/stolen_outpoints.tsv")).unwrap();
+    let f: Vec<&str> = t.lines().nth(1).unwrap().split('\t').collect();
+    let tx: Value = serde_json::from_str(&cli(dir, &["tx", f[4], "--json"])).unwrap();
+    (
+        format!("{}:0", f[4]),
+        tx["outputs"][0]["address"].as_str().unwrap().to_string(),
+    )
 }
 
 /// An address that appears on chain but carries no attribution (for label tests).
@@ -60,7 +71,8 @@ fn screening_api_end_to_end() {
     let h = http(&a, "GET", "/health", None, None);
     assert_eq!(h.status, 200);
     assert_eq!(h.json()["status"], "ok");
-    let (outpoint, thief_addr) = stolen(&dir);
+    let (outpoint, victim_addr) = stolen(&dir);
+    let (loot_outpoint, thief_addr) = loot(&dir);
     let path = format!("/v1/screen/address/{thief_addr}");
     let r = http(&a, "GET", &path, None, None);
     assert_eq!(r.status, 401);
@@ -92,15 +104,25 @@ fn screening_api_end_to_end() {
     assert_eq!(api, local);
     assert_eq!(api["risk"], "severe");
 
-    // A stolen output, screened as a deposit: the theft case counts exactly.
-    let (txid, vout) = outpoint.split_once(':').unwrap();
-    let r = get(&a, &format!("/v1/screen/output/{txid}/{vout}"), &read).json();
-    assert_eq!(r["risk"], "severe");
+    // The victim is not exposed to its own theft: the coins at its addresses are its own.
+    let v = get(&a, &format!("/v1/screen/address/{victim_addr}"), &read).json();
+    assert_ne!(v["risk"], "severe", "{v}");
+    assert!(!v["exposure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["direction"] == "received" && e["category"] == "stolen_funds:sim-heist-0"));
+
+    // The thief's output, screened as a deposit: the theft case counts exactly.
+    let (ltxid, lvout) = loot_outpoint.split_once(':').unwrap();
+    let r = get(&a, &format!("/v1/screen/output/{ltxid}/{lvout}"), &read).json();
+    assert_eq!(r["risk"], "severe", "{r}");
     assert!(r["exposure"]
         .as_array()
         .unwrap()
         .iter()
         .any(|e| e["category"] == "stolen_funds:sim-heist-0"));
+    let (txid, vout) = outpoint.split_once(':').unwrap();
     let r = get(
         &a,
         &format!("/v1/screen/transaction/{txid}?max_hops=1"),
@@ -127,7 +149,7 @@ fn screening_api_end_to_end() {
             404,
             "txid",
         ),
-        (&format!("/v1/screen/output/{txid}/999999"), 404, "txid"),
+        (&format!("/v1/screen/output/{txid}/999999"), 404, "vout"),
         (&format!("/v1/screen/output/{txid}/-1"), 400, "path"),
         (&format!("{path}?max_hops=99"), 400, "max_hops"),
         (&format!("{path}?max_hops=x"), 400, "query"),
@@ -190,14 +212,14 @@ fn screening_api_end_to_end() {
     assert_eq!(res[2]["error"]["field"], "subjects[2]");
 
     // Chain views.
-    let v = get(&a, &format!("/v1/addresses/{thief_addr}?limit=2"), &read).json();
+    let v = get(&a, &format!("/v1/addresses/{victim_addr}?limit=2"), &read).json();
     assert_eq!(v["address"]["outputs"].as_array().unwrap().len(), 2);
     let ent = v["entity"].as_u64().expect("the demo builds a clustering");
     let e = get(&a, &format!("/v1/entities/{ent}"), &read).json();
     assert!(e["addresses"]
         .as_array()
         .unwrap()
-        .contains(&json!(thief_addr)));
+        .contains(&json!(victim_addr)));
     let t = get(&a, &format!("/v1/transactions/{txid}"), &read).json();
     assert_eq!(t["transaction"]["txid"], txid);
 

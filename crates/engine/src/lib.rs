@@ -76,7 +76,7 @@ impl Oracle for TraceOracle<'_> {
         self.e.attributor.attribute(a).into_iter().find_map(|l| {
             let cat = cointrail_risk::rules::normalize_category(&l.category);
             self.stop.contains(&cat).then_some(Stop {
-                entity: l.entity,
+                entity: self.e.entity_id(a),
                 category: cat,
                 name: l.name,
             })
@@ -86,12 +86,7 @@ impl Oracle for TraceOracle<'_> {
         (self.e.coinjoins)(&self.e.index, tx)
     }
     fn entity_of(&self, out: OutNum) -> Option<u64> {
-        let a = self.e.index.output_addr(out)?;
-        self.e
-            .attributor
-            .attribute(a)
-            .into_iter()
-            .find_map(|l| l.entity)
+        self.e.entity_id(self.e.index.output_addr(out)?)
     }
     fn labels_of(&self, out: OutNum) -> Vec<String> {
         match self.e.index.output_addr(out) {
@@ -280,6 +275,13 @@ impl Engine {
             let Ok((src, _)) = self.case_sources(c, 1) else {
                 continue;
             };
+            // The addresses that held the stolen coins are the victim's: coins at them are the
+            // victim's own (before the theft, or paid back), not stolen funds the victim
+            // received, so they carry no taint (screening the victim must not say Severe).
+            let victims: std::collections::HashSet<_> = src
+                .iter()
+                .filter_map(|s| self.index.output_addr(s.out))
+                .collect();
             let p = TraceParams {
                 labels: vec![c.name.clone()],
                 // Screening needs every tainted output, not a page of them.
@@ -289,6 +291,13 @@ impl Engine {
             let r = self.trace(&src, p, &stops);
             for row in r.outputs.iter().filter(|r| r.tainted_sats > 0) {
                 let o = self.outpoint(&row.txid, row.vout)?;
+                if self
+                    .index
+                    .output_addr(o)
+                    .is_some_and(|a| victims.contains(&a))
+                {
+                    continue;
+                }
                 map.entry(o)
                     .or_default()
                     .push((c.name.clone(), row.tainted_sats, row.hops));
@@ -323,6 +332,15 @@ impl Engine {
             rules: &self.rules,
             params,
         }
+    }
+
+    /// The one entity id every output names (trace JSON, `cluster show`, `/v1/addresses`,
+    /// `/v1/entities/{id}`): the address's multi-input cluster id, when a clustering was
+    /// built; none without one. A vendor's own entity numbers (attribution.tsv's fourth
+    /// column) are not entity ids.
+    pub fn entity_id(&self, a: u32) -> Option<u64> {
+        let c = self.clustering.as_ref()?;
+        ((a as usize) < c.addr_count()).then(|| c.cluster_of(a) as u64)
     }
 
     pub fn screen(&self, subject: &Subject) -> Result<Screening> {

@@ -84,6 +84,10 @@ pub struct Flow {
     pub fee_sats: u64,
     /// Cut off by the step bound.
     pub beyond_limit_sats: u64,
+    /// Received direction of an address: what the address paid to itself (outputs of
+    /// transactions whose every input is its own, i.e. change). Left out of `total_sats`,
+    /// which counts what others paid; `cointrail address` counts both.
+    pub self_change_sats: u64,
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -531,6 +535,7 @@ impl Screener<'_> {
     }).collect();
         let self_paid: u64 = received.total_sats - starts_in.iter().map(|s| s.1).sum::<u64>();
         received.total_sats -= self_paid;
+        received.self_change_sats = self_paid;
         cx.backward(starts_in, &mut acc, &mut received);
         let spent: Vec<(OutNum, u64)> = starts
             .iter()

@@ -49,6 +49,9 @@ pub fn parse_actorpack(text: &str, file: &str) -> Result<Vec<Actor>, TagError> {
         if let Some(c) = a.get("context") {
             aliases.extend(strings(c.get("aliases")));
         }
+        // Packs repeat aliases between the actor and its context; show each once.
+        let mut seen = std::collections::HashSet::new();
+        aliases.retain(|x| seen.insert(x.to_lowercase()));
         let max = crate::label::MAX_LABEL_CHARS;
         let long = std::iter::once(("id", &id))
             .chain(std::iter::once(("label", &label)))

@@ -149,12 +149,16 @@ pub fn import_path(
         }
         Format::ActorPack => {
             let a = parse_actorpack(&std::fs::read_to_string(path).map_err(io)?, &file)?;
-            store.import_actors(&a)?;
+            let src = source
+                .map(String::from)
+                .unwrap_or(format!("graphsense-actors:{stem}"));
+            let ver = version.map(String::from).unwrap_or(today);
+            store.import_actors_from(Some((&src, &ver)), &a)?;
             return Ok(Imported {
                 file,
                 format,
-                source: String::new(),
-                version: String::new(),
+                source: src,
+                version: ver,
                 stats: ImportStats::default(),
                 actors: a,
             });

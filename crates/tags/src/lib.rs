@@ -11,6 +11,7 @@ pub mod error;
 pub mod import;
 pub mod label;
 pub mod ofac;
+pub mod prices;
 pub mod snapshot;
 pub mod store;
 pub mod tagpack;
@@ -24,6 +25,7 @@ pub use label::{
     normalize_address, normalize_currency, valid_date, Label, Target, MAX_LABEL_CHARS,
 };
 pub use ofac::{parse_address_list, parse_sdn_advanced, parse_sdn_advanced_file, OFAC_SOURCE};
+pub use prices::{PriceTable, Rate};
 pub use snapshot::{CompactLabel, TagSnapshot};
 pub use store::{ImportStats, SourceInfo, TagStore};
 pub use tagpack::{export_tagpack, parse_tagpack};

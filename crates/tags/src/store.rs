@@ -21,6 +21,10 @@ pub struct SourceInfo {
     pub versions: Vec<String>,
     pub open_labels: u64,
     pub closed_labels: u64,
+    /// Actors this source holds (ActorPacks); sources written before actors were counted
+    /// read as 0.
+    #[serde(default)]
+    pub actors: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -134,6 +138,7 @@ impl TagStore {
                     versions: vec![],
                     open_labels: 0,
                     closed_labels: 0,
+                    actors: 0,
                 },
             };
             if let Some(cur) = info.versions.last() {
@@ -407,11 +412,41 @@ impl TagStore {
 impl TagStore {
     /// Store ActorPack actors (by id; a later import replaces an actor of the same id).
     pub fn import_actors(&mut self, actors: &[crate::Actor]) -> Result<usize, TagError> {
+        self.import_actors_from(None, actors)
+    }
+
+    /// Store actors and record `(source, version)` among the sources (`labels sources`), so
+    /// an ActorPack's import is listed like any other source's.
+    pub fn import_actors_from(
+        &mut self,
+        source: Option<(&str, &str)>,
+        actors: &[crate::Actor],
+    ) -> Result<usize, TagError> {
         let tx = self.db.begin_write()?;
         {
             let mut t = tx.open_table(ACTORS)?;
             for a in actors {
                 t.insert(a.id.as_str(), serde_json::to_vec(a)?.as_slice())?;
+            }
+            if let Some((name, version)) = source {
+                let mut src_t = tx.open_table(SOURCES)?;
+                let mut info = match src_t.get(name)? {
+                    Some(v) => serde_json::from_slice::<SourceInfo>(v.value())?,
+                    None => SourceInfo {
+                        name: name.into(),
+                        versions: vec![],
+                        open_labels: 0,
+                        closed_labels: 0,
+                        actors: 0,
+                    },
+                };
+                if info.versions.last().map(String::as_str) != Some(version) {
+                    info.versions.push(version.into());
+                    info.versions.sort();
+                    info.versions.dedup();
+                }
+                info.actors = actors.len() as u64;
+                src_t.insert(name, serde_json::to_vec(&info)?.as_slice())?;
             }
         }
         tx.commit()?;

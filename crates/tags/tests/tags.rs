@@ -495,3 +495,26 @@ fn relisted_label_keeps_its_earlier_interval() {
         (0, 0, 0, 2)
     );
 }
+
+#[test]
+fn actorpack_import_names_its_source_and_version_and_aliases_once() {
+    let (d, mut s) = store();
+    let p = d.path().join("exchanges.actorpack.yaml");
+    std::fs::write(
+        &p,
+        "title: t\ncreator: c\nactors:\n  - id: binanceus\n    label: Binance.US\n    categories: [exchange]\n    aliases: [binanceus, binance_us]\n    context:\n      aliases: [binanceus, Binance_US, bus]\n",
+    )
+    .unwrap();
+    let r = import_path(&mut s, &p, None, None, Some("2025-01-02")).unwrap();
+    assert_eq!(r.source, "graphsense-actors:exchanges.actorpack");
+    assert_eq!(r.version, "2025-01-02");
+    let a = s.actor("binanceus").unwrap().unwrap();
+    assert_eq!(a.aliases, vec!["binanceus", "binance_us", "bus"]);
+    let src = s.list_sources().unwrap();
+    let info = src
+        .iter()
+        .find(|x| x.name == "graphsense-actors:exchanges.actorpack")
+        .expect("the ActorPack is listed among the sources");
+    assert_eq!(info.versions, vec!["2025-01-02"]);
+    assert_eq!(info.actors, 1);
+}

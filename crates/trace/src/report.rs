@@ -93,7 +93,7 @@ fn flows(r: &TraceResult) -> Vec<(String, u64, &'static str)> {
             "#e8a0a0",
         ));
     }
-    v.push(("mixers / CoinJoins".into(), r.totals.mixer_sats, "#8e6bbf"));
+    v.push(("CoinJoins entered".into(), r.totals.mixer_sats, "#8e6bbf"));
     v.push(("unspent (dormant)".into(), r.totals.unspent_sats, "#f0ad4e"));
     v.push(("fees".into(), r.totals.fee_sats, "#999999"));
     v.push(("hop / floor limit".into(), r.totals.limit_sats, "#5bc0de"));
@@ -110,12 +110,27 @@ fn render(r: &TraceResult, title: &str, e: &Escape) -> String {
     let t = &r.totals;
     let mut s = String::new();
     let _ = writeln!(s, "# Trace report: {}\n", x(title));
-    let _ = writeln!(
-        s,
-        "Parameters: `{}`\n\nProvenance: `{}`\n",
-        code(&r.parameters.to_string()),
-        code(&r.provenance.to_string())
-    );
+    // Parameters and provenance as two-column tables: one setting per row, readable on a
+    // printed page (a JSON line runs off it).
+    for (name, v) in [("Parameters", &r.parameters), ("Provenance", &r.provenance)] {
+        let _ = writeln!(s, "## {name}\n\n| setting | value |\n|---|---|");
+        match v.as_object() {
+            Some(m) => {
+                for (k, val) in m {
+                    let text = match val {
+                        serde_json::Value::String(t) => t.clone(),
+                        serde_json::Value::Null => "-".into(),
+                        other => other.to_string(),
+                    };
+                    let _ = writeln!(s, "| {} | {} |", x(k), x(&text.replace('|', "/")));
+                }
+            }
+            None => {
+                let _ = writeln!(s, "| - | {} |", x(&v.to_string().replace('|', "/")));
+            }
+        }
+        let _ = writeln!(s);
+    }
     let _ = writeln!(s, "## Totals\n\n| | BTC | share |\n|---|---:|---:|");
     for (k, v) in [
         ("stolen (source)", t.source_sats),
@@ -225,13 +240,43 @@ fn render(r: &TraceResult, title: &str, e: &Escape) -> String {
 pub fn html(r: &TraceResult, title: &str) -> String {
     let f = flows(r);
     let total: u64 = f.iter().map(|x| x.1).sum::<u64>().max(1);
-    let (w, h, gap) = (900.0f64, 420.0f64, 6.0f64);
+    let (h, gap) = (420.0f64, 6.0f64);
+    let x1 = 570.0f64;
+    // Wide enough for the longest label (about 7 px a character at 12 px), so none is clipped
+    // at any page width: the SVG scales as a whole.
+    let label = |l: &str, sats: u64| {
+        format!(
+            "{} — {} BTC ({:.1}%)",
+            l,
+            btc(sats),
+            sats as f64 * 100.0 / total as f64
+        )
+    };
+    let longest = f
+        .iter()
+        .map(|(l, v, _)| label(l, *v).chars().count())
+        .max()
+        .unwrap_or(0);
+    let w = (x1 + 16.0 + longest as f64 * 7.2 + 10.0).max(900.0);
     let avail = h - gap * (f.len().saturating_sub(1)) as f64;
+    // Label positions: at their bar, pushed down so thin neighbouring bars (fees, limits)
+    // never print on top of each other.
+    let mut label_y = Vec::with_capacity(f.len());
+    {
+        let (mut ry, mut last) = (10.0f64, f64::MIN);
+        for (_, sats, _) in &f {
+            let rh = (avail * (*sats as f64) / total as f64).max(1.0);
+            let y = (ry + rh / 2.0 + 4.0).max(last + 15.0);
+            label_y.push(y);
+            last = y;
+            ry += rh + gap;
+        }
+    }
+    let height = (h + 20.0).max(label_y.last().copied().unwrap_or(0.0) + 10.0);
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {}" width="100%" role="img" aria-label="flow of the stolen coins">"#,
-        h + 20.0
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {height}" width="100%" role="img" aria-label="flow of the stolen coins">"#,
     );
     let _ = write!(
         svg,
@@ -240,28 +285,26 @@ pub fn html(r: &TraceResult, title: &str) -> String {
         btc(r.totals.source_sats)
     );
     let (mut ly, mut ry) = (10.0f64, 10.0f64);
-    for (label, sats, colour) in &f {
+    for (i, (name, sats, colour)) in f.iter().enumerate() {
         let bh = h * (*sats as f64) / total as f64;
         let rh = avail * (*sats as f64) / total as f64;
-        let (x0, x1) = (34.0, w - 330.0);
+        let x0 = 34.0;
         let _ = write!(
             svg,
             r#"<path d="M{x0},{ly} C{c},{ly} {c},{ry} {x1},{ry} L{x1},{ry2} C{c},{ry2} {c},{ly2} {x0},{ly2} Z" fill="{colour}" fill-opacity="0.55"><title>{t}: {b} BTC</title></path>"#,
             c = (x0 + x1) / 2.0,
             ry2 = ry + rh.max(1.0),
             ly2 = ly + bh,
-            t = esc(label),
+            t = esc(name),
             b = btc(*sats)
         );
         let _ = write!(
             svg,
-            r#"<rect x="{x1}" y="{ry}" width="10" height="{}" fill="{colour}"/><text x="{}" y="{}" font-size="12">{} — {} BTC ({:.1}%)</text>"#,
+            r#"<rect x="{x1}" y="{ry}" width="10" height="{}" fill="{colour}"/><text x="{}" y="{}" font-size="12">{}</text>"#,
             rh.max(1.0),
             x1 + 16.0,
-            ry + rh.max(1.0) / 2.0 + 4.0,
-            esc(label),
-            btc(*sats),
-            *sats as f64 * 100.0 / total as f64
+            label_y[i],
+            esc(&label(name, *sats)),
         );
         ly += bh;
         ry += rh.max(1.0) + gap;
@@ -270,6 +313,7 @@ pub fn html(r: &TraceResult, title: &str) -> String {
     // The Markdown with its text escaped for HTML, turned into HTML rows: one source for
     // both reports, and no text escaped twice.
     let md = render(r, title, &HTML);
+    let full = referenced_txids(r);
     let mut body = String::new();
     let mut in_table = false;
     for line in md.lines() {
@@ -283,7 +327,7 @@ pub fn html(r: &TraceResult, title: &str) -> String {
             }
             body.push_str("<tr>");
             for cell in rest.trim_end_matches('|').split('|') {
-                let _ = write!(body, "<td>{}</td>", cell.trim().replace('`', ""));
+                let _ = write!(body, "<td>{}</td>", linked(cell.trim(), &full));
             }
             body.push_str("</tr>\n");
             continue;
@@ -303,10 +347,68 @@ pub fn html(r: &TraceResult, title: &str) -> String {
     if in_table {
         body.push_str("</table>\n");
     }
+    // Every transaction the tables name, in full, with the anchor their links point to.
+    if !full.is_empty() {
+        body.push_str("<h2>Transactions referenced</h2><p>Each shortened or linked txid above points here; <code>cointrail tx TXID</code> shows one in full.</p><table><tr><td>txid</td></tr>\n");
+        for t in full.values() {
+            let _ = writeln!(body, "<tr id=\"tx-{t}\"><td><code>{t}</code></td></tr>");
+        }
+        body.push_str("</table>\n");
+    }
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}td{{border:1px solid #ccc;padding:3px 8px;font-size:13px}}tr:first-child td{{font-weight:bold;background:#f4f4f4}}</style></head><body><h1>Trace report: {t}</h1>{svg}{body}<p><small>Generated by cointrail. Every amount is exact in satoshis; the paths are the transactions that prove each finding.</small></p></body></html>",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}}table{{border-collapse:collapse;margin:1em 0}}td{{border:1px solid #ccc;padding:3px 8px;font-size:13px;overflow-wrap:anywhere}}a{{color:#0645ad}}code{{font-size:12px}}@media print{{body{{margin:0;max-width:none}}}}tr:first-child td{{font-weight:bold;background:#f4f4f4}}</style></head><body><h1>Trace report: {t}</h1>{svg}{body}<p><small>Generated by cointrail. Every amount is exact in satoshis; the paths are the transactions that prove each finding.</small></p></body></html>",
         t = esc(title)
     )
+}
+
+/// The transactions a report names, by their 16-character prefix (how paths show them) and
+/// by full txid.
+fn referenced_txids(r: &TraceResult) -> std::collections::BTreeMap<String, String> {
+    let mut m = std::collections::BTreeMap::new();
+    let mut add = |t: &str| {
+        if t.len() == 64 {
+            m.insert(t[..16].to_string(), t.to_string());
+        }
+    };
+    for d in &r.destinations {
+        d.path.iter().for_each(|t| add(t));
+    }
+    r.mixers.iter().for_each(|x| add(&x.txid));
+    r.peel_chains.iter().for_each(|c| add(&c.first_txid));
+    r.outputs
+        .iter()
+        .filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0)
+        .take(50)
+        .for_each(|o| add(&o.txid));
+    m
+}
+
+/// A table cell with its `code` spans (txids, outpoints, txid prefixes) as links to the
+/// report's list of transactions.
+fn linked(cell: &str, full: &std::collections::BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    for (i, part) in cell.split('`').enumerate() {
+        // The cell was escaped for HTML when the Markdown was rendered: not again here.
+        if i % 2 == 0 {
+            out.push_str(part);
+            continue;
+        }
+        let txid_part = part.split(':').next().unwrap_or(part);
+        let key = txid_part.get(..16).unwrap_or(txid_part);
+        match full.get(key) {
+            Some(t) if t.starts_with(txid_part) => {
+                let _ = write!(
+                    out,
+                    "<a href=\"#tx-{t}\" title=\"{t}\"><code>{}</code></a>",
+                    part
+                );
+            }
+            _ => {
+                let _ = write!(out, "<code>{}</code>", part);
+            }
+        }
+    }
+    out
 }
 
 pub fn csv(r: &TraceResult) -> String {

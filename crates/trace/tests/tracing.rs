@@ -342,6 +342,55 @@ fn reports_carry_the_numbers() {
     );
     let html = cointrail_trace::report::html(&r, "e4 <test>");
     assert!(html.contains("<svg") && html.contains("e4 &lt;test&gt;") && !html.contains("<script"));
+    // Issue 21 item 14: parameters as a table, not a JSON line; txids are links to the
+    // report's list of transactions, each with its anchor; labels fit the drawing and never
+    // share a line.
+    assert!(!md.contains("Parameters: `{"), "{md}");
+    assert!(html.contains("<td>model</td><td>fifo</td>"), "{html}");
+    let links: Vec<&str> = html
+        .split("href=\"#tx-")
+        .skip(1)
+        .map(|x| &x[..64])
+        .collect();
+    assert!(!links.is_empty(), "{html}");
+    for l in &links {
+        assert!(
+            html.contains(&format!("id=\"tx-{l}\"")),
+            "link without anchor: {l}"
+        );
+    }
+    let vb: f64 = html
+        .split("viewBox=\"0 0 ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut ys = Vec::new();
+    for t in html.split("<text x=\"").skip(2) {
+        let x: f64 = t.split('"').next().unwrap().parse().unwrap();
+        let y: f64 = t
+            .split("y=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let text = t.split('>').nth(1).unwrap().split('<').next().unwrap();
+        assert!(
+            x + text.chars().count() as f64 * 7.0 <= vb,
+            "label clipped: {text}"
+        );
+        ys.push(y);
+    }
+    assert!(
+        ys.windows(2).all(|w| w[1] - w[0] >= 14.9),
+        "labels overlap: {ys:?}"
+    );
     let csv = cointrail_trace::report::csv(&r);
     assert_eq!(csv.lines().count(), 1 + r.outputs.len());
     assert!(csv.contains(",300,300,1,"), "{csv}");

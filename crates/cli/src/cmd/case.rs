@@ -48,6 +48,56 @@ pub struct CreateArgs {
     pub from_height: Option<u32>,
     #[arg(long, default_value = "")]
     pub description: String,
+    /// Register the case even when a source is not in the index (yet): a transaction or
+    /// address you expect to ingest later.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A case source as a person reads it.
+fn describe(src: &CaseSource) -> String {
+    match src {
+        CaseSource::Outpoint { txid, vout } => format!("output {txid}:{vout}"),
+        CaseSource::Tx { txid } => format!("every output of transaction {txid}"),
+        CaseSource::Address {
+            address,
+            from_height: None,
+        } => format!("everything address {address} received"),
+        CaseSource::Address {
+            address,
+            from_height: Some(h),
+        } => format!("everything address {address} received from height {h} on"),
+    }
+}
+
+/// Refuse sources the index does not hold (unless `--force`): a typo found now, not at
+/// `trace` time.
+fn check_sources(g: &Global, sources: &[CaseSource], force: bool) -> Result<()> {
+    let idx = match Index::open_reader(&g.index_dir()) {
+        Ok(i) => i,
+        Err(_) if force => return Ok(()),
+        Err(e) => anyhow::bail!(
+            "there is no index in {} to check the case's sources against ({}): ingest the chain first, or give --force to register the case anyway",
+            g.data_dir.display(),
+            cointrail_engine::error_text(&anyhow::Error::from(e))
+        ),
+    };
+    let r = cointrail_cases::resolve(
+        &idx,
+        idx.render_network(),
+        &|a| idx.addr_outputs(a),
+        sources,
+    );
+    if r.missing.is_empty() || force {
+        for m in &r.missing {
+            eprintln!("warning: {m} (registered anyway: --force)");
+        }
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{}; check the source, or give --force to register the case anyway (e.g. for blocks not ingested yet)",
+        r.missing.join("; ")
+    )
 }
 
 pub fn store(g: &Global) -> Result<CaseStore> {
@@ -67,6 +117,7 @@ pub fn run(cmd: CaseCmd, g: &Global) -> Result<()> {
                 address: x.clone(),
                 from_height: a.from_height,
             }));
+            check_sources(g, &sources, a.force)?;
             let case = Case {
                 name: a.name.clone(),
                 description: a.description,
@@ -117,16 +168,24 @@ pub fn run(cmd: CaseCmd, g: &Global) -> Result<()> {
             if g.json {
                 return crate::print_json(&serde_json::json!({"case": c, "resolved": resolved}));
             }
-            println!("case {} ({}): {}", c.name, c.origin, c.description);
+            println!("case {}", c.name);
+            if !c.description.is_empty() {
+                println!("description  {}", c.description);
+            }
+            println!("origin       {}", c.origin);
+            if c.created > 0 {
+                println!("created      {}", crate::human::utc(c.created));
+            }
+            println!("sources ({}):", c.sources.len());
             for src in &c.sources {
-                println!("  {}", serde_json::to_string(src)?);
+                println!("  {}", describe(src));
             }
             match resolved {
                 Some(r) => {
                     println!(
-                        "in the index: {} outputs, {} sat",
+                        "in the index: {} outputs holding {}",
                         r.outputs.len(),
-                        r.total_sats
+                        crate::human::btc(r.total_sats)
                     );
                     for m in r.missing {
                         println!("  missing: {m}");

@@ -231,8 +231,9 @@ pub fn run_tx(a: TxArgs, g: &Global) -> Result<()> {
         Some(s) => s.labels_for_tx("BTC", &info.txid, None)?,
         None => vec![],
     };
+    let attributed = crate::cmd::labels::file_attributions(g);
     let names_of = |a: Option<&str>| -> Vec<String> {
-        match (&store, a) {
+        let mut v: Vec<String> = match (&store, a) {
             (Some(s), Some(a)) => s
                 .labels_for_address("BTC", a, None)
                 .unwrap_or_default()
@@ -240,7 +241,11 @@ pub fn run_tx(a: TxArgs, g: &Global) -> Result<()> {
                 .map(|l| l.label)
                 .collect(),
             _ => vec![],
+        };
+        if let Some(x) = a.and_then(|a| attributed.get(a)) {
+            v.extend(x.iter().map(|(_, name)| name.clone()));
         }
+        v
     };
     let in_labels: Vec<Vec<String>> = info
         .inputs
@@ -269,17 +274,23 @@ pub fn run_tx(a: TxArgs, g: &Global) -> Result<()> {
         crate::print_json(&v)?;
         return Ok(());
     }
+    use crate::human::{btc, thousands, utc};
+    println!("tx {}", info.txid);
     println!(
-        "tx {}  block {} ({}), position {}",
-        info.txid, info.block_height, info.block_hash, info.position
+        "in block {} ({}), mined {}, position {}",
+        info.block_height,
+        info.block_hash,
+        utc(info.block_time as u64),
+        info.position
     );
     println!(
         "fee: {}",
         info.fee.map_or(
             "unknown (spends outputs from before the indexed range)".into(),
-            |f| format!("{f} sat")
+            |f| format!("{} ({} sat)", btc(f), thousands(f))
         )
     );
+    println!("total out: {}", btc(info.output_value));
     if !flags.is_empty() {
         println!("flags: {}", flags.join(", "));
     }
@@ -298,18 +309,42 @@ pub fn run_tx(a: TxArgs, g: &Global) -> Result<()> {
             format!("  [{}]", l.join(", "))
         }
     };
+    // Aligned columns: address, amount, then what spent it.
+    let in_addr: Vec<&str> = info
+        .inputs
+        .iter()
+        .map(|i| i.address.as_deref().unwrap_or("(outside index)"))
+        .collect();
+    let out_addr: Vec<&str> = info
+        .outputs
+        .iter()
+        .map(|o| o.address.as_deref().unwrap_or("OP_RETURN"))
+        .collect();
+    let aw = in_addr
+        .iter()
+        .chain(&out_addr)
+        .map(|a| a.len())
+        .max()
+        .unwrap_or(0);
+    let amt = |v: Option<u64>| v.map_or("value unknown".into(), btc);
+    let vw = info
+        .inputs
+        .iter()
+        .map(|i| amt(i.value).len())
+        .chain(info.outputs.iter().map(|o| btc(o.value).len()))
+        .max()
+        .unwrap_or(0);
     println!("inputs:");
     for (k, i) in info.inputs.iter().enumerate() {
         match i.kind {
             "coinbase" => println!("  #{} coinbase", i.index),
             _ => println!(
-                "  #{} {}:{}  {}  {}{}",
+                "  #{:<3} {:aw$}  {:>vw$}  from {}:{}{}",
                 i.index,
+                in_addr[k],
+                amt(i.value),
                 i.prev_txid.as_deref().unwrap_or("?"),
                 i.prev_vout.unwrap_or(0),
-                i.address.as_deref().unwrap_or("(outside index)"),
-                i.value
-                    .map_or("value unknown".into(), |v| format!("{v} sat")),
                 tag(&in_labels[k])
             ),
         }
@@ -317,10 +352,10 @@ pub fn run_tx(a: TxArgs, g: &Global) -> Result<()> {
     println!("outputs:");
     for (k, o) in info.outputs.iter().enumerate() {
         println!(
-            "  #{} {} {} sat  {}{}",
+            "  #{:<3} {:aw$}  {:>vw$}  {}{}",
             o.vout,
-            o.address.as_deref().unwrap_or("OP_RETURN"),
-            o.value,
+            out_addr[k],
+            btc(o.value),
             o.spent_by.as_ref().map_or("unspent".into(), |s| format!(
                 "spent by {}:{}",
                 s.txid, s.input
@@ -347,24 +382,57 @@ pub fn run_address(a: AddressArgs, g: &Global) -> Result<()> {
     if g.json {
         return crate::print_json(&info);
     }
+    use crate::human::{btc, utc, utc_date};
+    let time = |h: u32| index.block_info(&h.to_string()).map(|b| b.time as u64).ok();
+    let seen = |h: Option<u32>| match h {
+        Some(h) => format!(
+            "height {h}{}",
+            time(h).map_or(String::new(), |t| format!(" ({})", utc(t)))
+        ),
+        None => "-".into(),
+    };
     println!("{} ({})", info.address, info.script_type);
+    let store = crate::cmd::labels::open_existing(g)?;
+    if let Some(s) = &store {
+        for l in s.labels_for_address("BTC", &info.address, None)? {
+            println!(
+                "label     {} [{}] from {}",
+                l.label,
+                l.category.as_deref().unwrap_or("-"),
+                l.source
+            );
+        }
+    }
+    for (cat, name) in crate::cmd::labels::file_attributions(g)
+        .remove(&info.address)
+        .unwrap_or_default()
+    {
+        println!("label     {name} [{cat}] from attribution.tsv");
+    }
+    println!("balance   {}", btc(info.balance));
     println!(
-        "balance {} sat; received {} sat in {} outputs, sent {} sat; {} txs; seen {}..{}",
-        info.balance,
-        info.received,
-        info.output_count,
-        info.sent,
-        info.tx_count,
-        info.first_seen_height.map_or("-".into(), |h| h.to_string()),
-        info.last_seen_height.map_or("-".into(), |h| h.to_string())
+        "received  {} in {} outputs (everything ever paid to this one address, in the whole index)",
+        btc(info.received),
+        info.output_count
     );
+    println!("sent      {}", btc(info.sent));
+    println!("txs       {}", info.tx_count);
+    println!("first seen {}", seen(info.first_seen_height));
+    println!("last seen  {}", seen(info.last_seen_height));
+    let vw = info
+        .outputs
+        .iter()
+        .map(|o| btc(o.value).len())
+        .max()
+        .unwrap_or(0);
     for o in &info.outputs {
         println!(
-            "  {}:{}  h{}  {} sat  {}",
+            "  {}:{:<3}  height {:>7} {}  {:>vw$}  {}",
             o.txid,
             o.vout,
             o.height,
-            o.value,
+            time(o.height).map_or("          ".into(), utc_date),
+            btc(o.value),
             o.spent_by.as_ref().map_or("unspent".into(), |s| format!(
                 "spent by {}:{}",
                 s.txid, s.input
@@ -386,15 +454,11 @@ pub fn run_block(a: BlockArgs, g: &Global) -> Result<()> {
     if g.json {
         return crate::print_json(&b);
     }
-    println!(
-        "block {} {}\nprev {}\ntime {} bits {}  {} txs",
-        b.height,
-        b.hash,
-        b.prev_hash.as_deref().unwrap_or("-"),
-        b.time,
-        b.bits,
-        b.tx_count
-    );
+    println!("block {} {}", b.height, b.hash);
+    println!("prev  {}", b.prev_hash.as_deref().unwrap_or("-"));
+    println!("time  {} ({})", crate::human::utc(b.time as u64), b.time);
+    println!("bits  {}", b.bits);
+    println!("transactions {}", b.tx_count);
     for t in b.txids.iter().take(20) {
         println!("  {t}");
     }

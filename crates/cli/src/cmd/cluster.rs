@@ -319,7 +319,8 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                     cf["name"], cf["score"], cf["source"]
                 );
             }
-            println!("cluster {} · {} addresses · balance {} sat · received {} · sent {} · {} txs · heights {}..{}", s.cluster_id, s.size, s.balance, s.received, s.sent, s.tx_count, s.first_seen_height, s.last_seen_height);
+            let b = crate::human::btc;
+            println!("cluster {} (the entity id `trace --json` and /v1/entities use) · {} addresses · balance {} · received {} · sent {} · {} txs · heights {}..{}", s.cluster_id, s.size, b(s.balance), b(s.received), b(s.sent), s.tx_count, s.first_seen_height, s.last_seen_height);
             for l in &labels {
                 println!("  label: {} ({})", l.name, l.category);
             }
@@ -575,19 +576,42 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
             if g.json {
                 return crate::print_json(&v);
             }
-            println!("multi-input clustering vs ground truth: precision {:.5}, recall {:.5}; {} of {} entities share a cluster with another; largest cluster {} addresses; {} clusters", s.precision, s.recall, s.entities_falsely_merged, s.entities, s.largest_cluster, s.clusters);
+            println!("multi-input clustering against the ground truth: precision {:.5}, recall {:.5}; {} of {} entities share a cluster with another; largest cluster {} addresses; {} clusters", s.precision, s.recall, s.entities_falsely_merged, s.entities, s.largest_cluster, s.clusters);
+            println!("precision: of address pairs put in one cluster, the share one owner really holds; recall: of address pairs one owner holds, the share put in one cluster.");
+            println!("adding change-address rules (each row: multi-input plus these rules):");
+            let name =
+                |r: &serde_json::Value| r["change"]["rules"].as_str().unwrap_or("").to_string();
+            let nw = rows
+                .iter()
+                .map(|r| name(r).len())
+                .max()
+                .unwrap_or(0)
+                .max("rules".len());
+            println!(
+                "  {:nw$}  {:>9}  {:>9}  {:>10}  {:>14}  {:>8}  {:>8}  outcomes",
+                "rules", "precision", "recall", "recall +/-", "falsely merged", "largest", "links"
+            );
             for r in &rows {
                 let sc = &r["scores"];
+                let outcomes = r["change"]["outcomes"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| format!("{k} {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
                 println!(
-                    "+ change {:<11} precision {:.5}, recall {:.5} ({:+.5}); {} entities falsely merged; largest {}; links {}: {}",
-                    r["change"]["rules"].as_str().unwrap_or(""),
+                    "  {:nw$}  {:>9.5}  {:>9.5}  {:>+10.5}  {:>14}  {:>8}  {:>8}  {}",
+                    name(r),
                     sc["precision"].as_f64().unwrap_or(0.0),
                     sc["recall"].as_f64().unwrap_or(0.0),
                     r["recall_gain"].as_f64().unwrap_or(0.0),
-                    sc["entities_falsely_merged"],
-                    sc["largest_cluster"],
-                    r["change"]["links"],
-                    r["change"]["outcomes"]
+                    sc["entities_falsely_merged"].as_u64().unwrap_or(0),
+                    sc["largest_cluster"].as_u64().unwrap_or(0),
+                    r["change"]["links"].as_u64().unwrap_or(0),
+                    outcomes
                 );
             }
         }

@@ -256,6 +256,84 @@ pub struct RuleAddArgs {
     /// Free text kept with the rule and shown with its alerts (a ticket number, say).
     #[arg(long, default_value = "")]
     pub note: String,
+    /// Add the rule even though --entity names no entity known today (one you expect to
+    /// label or cluster later); without it an unknown entity is refused, as it could never fire.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A rule as a sentence: what it watches and when it fires.
+fn describe_rule(k: &RuleKind) -> String {
+    let watched = |addresses: &[String], entity: &Option<String>| {
+        let mut w = Vec::new();
+        match addresses.len() {
+            0 => {}
+            1 => w.push(format!("address {}", addresses[0])),
+            n => w.push(format!("{n} addresses ({}, …)", addresses[0])),
+        }
+        if let Some(e) = entity {
+            w.push(format!("entity {e}"));
+        }
+        w.join(" and ")
+    };
+    match k {
+        RuleKind::TracedSpend {
+            case,
+            outpoints,
+            follow_hops,
+        } => {
+            let mut w = Vec::new();
+            if let Some(c) = case {
+                w.push(format!("case {c}'s traced outputs"));
+            }
+            if !outpoints.is_empty() {
+                w.push(format!("{} output(s) ({})", outpoints.len(), outpoints.join(", ")));
+            }
+            format!(
+                "fires when {} are spent, following the coins {follow_hops} hop(s) further",
+                w.join(" and ")
+            )
+        }
+        RuleKind::Drain {
+            addresses,
+            entity,
+            threshold_sats,
+            share_pct,
+            window_blocks,
+        } => {
+            let mut t = Vec::new();
+            if let Some(x) = threshold_sats {
+                t.push(format!("at least {}", crate::human::btc(*x)));
+            }
+            if let Some(p) = share_pct {
+                t.push(format!("at least {p}% of what it held"));
+            }
+            format!(
+                "fires when {} sends out {} within {window_blocks} block(s)",
+                watched(addresses, entity),
+                t.join(" or ")
+            )
+        }
+        RuleKind::Exposure {
+            addresses,
+            entity,
+            min_level,
+        } => format!(
+            "fires when {} receives funds whose exposure is {min_level:?} or worse",
+            watched(addresses, entity)
+        ),
+        RuleKind::FlaggedReceive {
+            categories,
+            lookback_blocks,
+        } => format!(
+            "fires when funds reach an address a label import flagged ({}); at import, looks back {lookback_blocks} blocks",
+            if categories.is_empty() {
+                "any risky category".to_string()
+            } else {
+                categories.join(", ")
+            }
+        ),
+    }
 }
 
 #[derive(clap::Subcommand)]
@@ -322,13 +400,23 @@ pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
             if g.json {
                 return crate::print_json(&v);
             }
+            if v.is_empty() {
+                println!("no alert rules: `cointrail alerts rules add --help`");
+            }
+            let iw = v.iter().map(|r| r.id.len()).max().unwrap_or(0);
+            let kw = v.iter().map(|r| r.kind_name().len()).max().unwrap_or(0);
             for r in v {
                 println!(
-                    "{} {} (from height {}) {}",
+                    "{:iw$}  {:kw$}  from height {:>7}  {}{}",
                     r.id,
                     r.kind_name(),
                     r.start_height + 1,
-                    serde_json::to_string(&r.kind)?
+                    describe_rule(&r.kind),
+                    if r.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (note: {})", r.note)
+                    }
                 );
             }
         }
@@ -340,6 +428,20 @@ pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
             }
         }
         AlertsCmd::Rules(RulesCmd::Add(a)) => {
+            let h = hooks(g);
+            if let Some(ent) = &a.entity {
+                let known = h
+                    .entities
+                    .as_ref()
+                    .and_then(|r| r.addresses_of(ent))
+                    .is_some_and(|v| !v.is_empty());
+                if !known && !a.force {
+                    bail!("entity {ent:?} is not known: no cluster id or labelled entity of that name (see `cointrail labels search` and `cointrail cluster show ADDRESS`); give --force to add the rule for an entity you will label later");
+                }
+                if !known {
+                    eprintln!("warning: entity {ent:?} is not known yet; the rule fires once it is (--force)");
+                }
+            }
             let kind = match a.kind {
                 RuleKindArg::TracedSpend => RuleKind::TracedSpend {
                     follow_hops: a
@@ -366,7 +468,7 @@ pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
                 },
             };
             let index = Index::open_reader(&g.index_dir())?;
-            let mut e = AlertEngine::open(&g.data_dir, hooks(g))?;
+            let mut e = AlertEngine::open(&g.data_dir, h)?;
             let r = e.add_rule(&index, a.id, kind, a.note)?;
             if g.json {
                 crate::print_json(&r)?;

@@ -17,6 +17,7 @@ Formats are told by content; a newer version of a source closes labels that disa
 pub enum LabelsCmd {
     /// Import TagPacks/ActorPacks (files or folders), SDN advanced XML, per-currency lists or CSV.
     Import {
+        /// Files or folders to import (folders: every .yaml/.yml inside, recursively).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// tagpack, actorpack, sdn, list or csv (default: told by content).
@@ -144,13 +145,7 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
                 return crate::print_json(&reports);
             }
             for r in &reports {
-                println!(
-                    "{}: {} v{} {}",
-                    r["file"].as_str().unwrap_or(""),
-                    r["source"].as_str().unwrap_or(""),
-                    r["version"].as_str().unwrap_or(""),
-                    r["stats"]
-                );
+                println!("{}", import_line(r));
             }
             println!(
                 "{} file(s) imported in {:.1}s",
@@ -207,7 +202,17 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
                     .collect();
                 return crate::print_json(&rows);
             }
-            if l.is_empty() {
+            let attributed = if is_tx {
+                vec![]
+            } else {
+                file_attributions(g)
+                    .remove(address.trim())
+                    .unwrap_or_default()
+            };
+            for (cat, name) in &attributed {
+                println!("{name} [{cat}] from attribution.tsv");
+            }
+            if l.is_empty() && attributed.is_empty() {
                 println!(
                     "no labels for {address}{}",
                     as_of.map(|d| format!(" as of {d}")).unwrap_or_default()
@@ -274,18 +279,84 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
             if g.json {
                 return crate::print_json(&v);
             }
+            if v.is_empty() {
+                println!("no sources imported yet: `cointrail labels import PATH`");
+            }
+            let w = v.iter().map(|x| x.name.len()).max().unwrap_or(0);
             for x in v {
+                let held = if x.actors > 0 && x.open_labels + x.closed_labels == 0 {
+                    format!("{} actors", x.actors)
+                } else {
+                    format!("{} open labels, {} closed", x.open_labels, x.closed_labels)
+                };
                 println!(
-                    "{}: versions {} ({} open, {} closed)",
+                    "{:w$}  versions {}  ({held})",
                     x.name,
                     x.versions.join(", "),
-                    x.open_labels,
-                    x.closed_labels
                 );
             }
         }
     }
     Ok(())
+}
+
+/// One imported file as a sentence: its source and version, then what changed (labels) or
+/// what it held (an ActorPack's actors).
+fn import_line(r: &serde_json::Value) -> String {
+    let n = |k: &str| r["stats"][k].as_u64().unwrap_or(0);
+    let head = format!(
+        "{}: source {}, version {}:",
+        r["file"].as_str().unwrap_or(""),
+        r["source"].as_str().unwrap_or("-"),
+        r["version"].as_str().unwrap_or("-"),
+    );
+    let actors = r["actors"].as_u64().unwrap_or(0);
+    let labels = ["added", "unchanged", "updated", "closed", "reopened"]
+        .iter()
+        .map(|k| n(k))
+        .sum::<u64>();
+    let mut parts = Vec::new();
+    if labels > 0 || actors == 0 {
+        parts.push(format!(
+            "{} labels added, {} unchanged, {} updated, {} closed, {} reopened",
+            n("added"),
+            n("unchanged"),
+            n("updated"),
+            n("closed"),
+            n("reopened")
+        ));
+    }
+    if actors > 0 {
+        parts.push(format!("{actors} actors stored"));
+    }
+    let alerts = r["alerts"].as_u64().unwrap_or(0);
+    if alerts > 0 {
+        parts.push(format!("{alerts} alerts raised"));
+    }
+    format!("{head} {}", parts.join("; "))
+}
+
+/// Attributions of `DATA_DIR/attribution.tsv` (`address<TAB>category<TAB>name[<TAB>entity]`,
+/// what screening and clustering use besides the label store), by address as written there:
+/// `(category, name)`. Empty when there is no such file; unreadable lines are skipped here
+/// (screening reports them).
+pub fn file_attributions(g: &Global) -> std::collections::HashMap<String, Vec<(String, String)>> {
+    let mut m: std::collections::HashMap<String, Vec<(String, String)>> = Default::default();
+    let Ok(text) = std::fs::read_to_string(g.data_dir.join("attribution.tsv")) else {
+        return m;
+    };
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() >= 3 {
+            m.entry(f[0].trim().to_string())
+                .or_default()
+                .push((f[1].to_string(), f[2].to_string()));
+        }
+    }
+    m
 }
 
 /// The label store when one exists (commands that only show labels never create it).

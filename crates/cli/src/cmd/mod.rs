@@ -4,6 +4,7 @@ pub mod chain;
 pub mod cluster;
 pub mod follow;
 pub mod labels;
+pub mod prices;
 pub mod screen;
 pub mod serve;
 pub mod sim;

@@ -35,43 +35,141 @@ pub fn run(a: ScreenArgs, g: &Global) -> Result<()> {
     // Stored cases count exactly: trace them first.
     e.load_case_taint()?;
     e.params.max_hops = a.max_hops;
-    let s = e.screen(&Subject::parse(&a.subject)?)?;
+    let subject = Subject::parse(&a.subject)?;
+    let s = e.screen(&subject)?;
     if g.json {
         return crate::print_json(&s);
     }
-    println!("{}: risk {:?}", a.subject, s.risk);
+    print!("{}", human(&a.subject, &s, a.max_hops));
+    // USD only at a rate of the day the coins moved, from the imported price table.
+    let day = match &subject {
+        Subject::Tx(t) | Subject::Output(t, _) => e
+            .index
+            .parse_txid(t)
+            .ok()
+            .map(|n| e.index.tx_info(n).block_time as u64),
+        Subject::Address(_) => None,
+    };
+    let prices = crate::cmd::prices::load(&g.data_dir)?;
+    println!("{}", usd_note(&s, day, &prices));
+    Ok(())
+}
+
+/// USD of the fired rules at the rate of the transaction's day, naming that rate's date and
+/// source; no USD when the table has no rate for the day or the amounts span many days.
+pub fn usd_note(
+    s: &cointrail_risk::Screening,
+    day: Option<u64>,
+    prices: &cointrail_tags::PriceTable,
+) -> String {
+    let Some(secs) = day else {
+        return "USD: not shown (an address's amounts span many days; screen a TXID or TXID:VOUT for USD at that day's rate)".into();
+    };
+    let date = cointrail_tags::prices::date_of(secs);
+    let Some(r) = prices.rate("BTC", &date) else {
+        return format!("USD: not shown (no BTC rate for {date} in the price table: `cointrail prices import FILE.csv`)");
+    };
+    let flow = s.received.total_sats.max(s.sent.total_sats);
+    let mut out = format!(
+        "USD at {} USD/BTC (rate of {}, from {}): {:.2} USD moved",
+        r.usd,
+        r.date,
+        r.source,
+        cointrail_tags::PriceTable::usd_of(&r, flow as u128, 8)
+    );
     for f in &s.fired_rules {
-        println!(
-            "  rule {} ({:?}): {} sat (${:.0}, {:.1}%) — {}",
+        out.push_str(&format!(
+            "; rule {}: {:.2} USD",
+            f.rule,
+            cointrail_tags::PriceTable::usd_of(&r, f.sats as u128, 8)
+        ));
+    }
+    out
+}
+
+/// The screening as a person reads it: the verdict, the rules that set it, an aligned
+/// exposure table in BTC, and what each received/sent figure counts.
+pub fn human(subject: &str, s: &cointrail_risk::Screening, max_hops: u32) -> String {
+    use crate::human::btc;
+    use std::fmt::Write;
+    let mut o = String::new();
+    let _ = writeln!(o, "{subject}: risk {:?}", s.risk);
+    for f in &s.fired_rules {
+        let _ = writeln!(
+            o,
+            "  rule {} ({:?}): {} ({:.1}% of the flow) — {}",
             f.rule,
             f.level,
-            f.sats,
-            f.usd,
+            btc(f.sats),
             f.share * 100.0,
             f.description
         );
     }
-    println!("exposure:");
-    for r in &s.exposure {
-        println!(
-            "  {:<9} {:<10} {:<24} {:>16} sat {:>6.2}%  hops {}  {}{}",
-            r.direction,
-            format!("{:?}", r.exposure_type).to_lowercase(),
-            r.category,
-            r.sats,
-            r.share * 100.0,
-            r.min_hops,
-            r.entities.join(", "),
-            if r.delisted {
-                " (label withdrawn at the time)"
-            } else {
-                ""
-            }
+    if s.exposure.is_empty() {
+        let _ = writeln!(o, "exposure: no labelled party within {max_hops} hops");
+    } else {
+        let cw = s
+            .exposure
+            .iter()
+            .map(|r| r.category.len())
+            .max()
+            .unwrap_or(0)
+            .max("category".len());
+        let aw = s
+            .exposure
+            .iter()
+            .map(|r| btc(r.sats).len())
+            .max()
+            .unwrap_or(0);
+        let _ = writeln!(o, "exposure:");
+        let _ = writeln!(
+            o,
+            "  {:<9} {:<10} {:<cw$} {:>aw$} {:>7}  {:>4}  parties",
+            "direction", "type", "category", "amount", "share", "hops"
+        );
+        for r in &s.exposure {
+            let _ = writeln!(
+                o,
+                "  {:<9} {:<10} {:<cw$} {:>aw$} {:>6.2}%  {:>4}  {}{}",
+                r.direction,
+                format!("{:?}", r.exposure_type).to_lowercase(),
+                r.category,
+                btc(r.sats),
+                r.share * 100.0,
+                r.min_hops,
+                r.entities.join(", "),
+                if r.delisted {
+                    " (label withdrawn at the time)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    let rc = &s.received;
+    let mut line = format!(
+        "received {} from others: {} reached no labelled party within {max_hops} hops, {} new coins (coinbase), {} from before the indexed range",
+        btc(rc.total_sats),
+        btc(rc.unattributed_sats),
+        btc(rc.coinbase_sats),
+        btc(rc.outside_index_sats)
+    );
+    if rc.self_change_sats > 0 {
+        let _ = write!(
+            line,
+            "; not counted: {} it paid to itself as change (`cointrail address` counts every output, change included)",
+            btc(rc.self_change_sats)
         );
     }
-    println!(
-        "received {} sat ({} unattributed within {} hops, {} coinbase, {} from before the index); sent {} sat ({} unattributed, {} fees)",
-        s.received.total_sats, s.received.unattributed_sats, a.max_hops, s.received.coinbase_sats, s.received.outside_index_sats, s.sent.total_sats, s.sent.unattributed_sats, s.sent.fee_sats
+    let _ = writeln!(o, "{line}");
+    let sn = &s.sent;
+    let _ = writeln!(
+        o,
+        "sent {} ({} more that still sits in unspent outputs along the way is left out): {} reached no labelled party within {max_hops} hops, {} paid as fees",
+        btc(sn.total_sats),
+        btc(sn.unspent_sats),
+        btc(sn.unattributed_sats),
+        btc(sn.fee_sats)
     );
-    Ok(())
+    o
 }

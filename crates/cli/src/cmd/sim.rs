@@ -17,17 +17,22 @@ pub struct SimulateArgs {
     /// New or empty output folder.
     #[arg(long)]
     pub out: PathBuf,
+    /// Random seed: the same seed and options write the same chain, byte for byte.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Transactions to simulate (coinbases included).
     #[arg(long, default_value_t = 100_000)]
     pub txs: u64,
+    /// Simulated users (wallets that buy, pay merchants, withdraw and deposit).
     #[arg(long, default_value_t = 5_000)]
     pub users: u32,
+    /// Simulated exchanges (exchange-0 … exchange-N-1), each with hot and cold wallets.
     #[arg(long, default_value_t = 5)]
     pub exchanges: u32,
     /// A Lazarus-style heist: VICTIM_EXCHANGE:AMOUNT_BTC:START_HEIGHT (repeatable). Without
-    /// any, one heist of 1,000 BTC from exchange 0 runs once the economy is going.
+    /// any, one heist of at least 1,000 BTC from exchange 0 runs once the economy is going.
+    /// The thief takes whole coins of the hot wallet, so the amount stolen is the target or
+    /// a little more (the `demo`'s 1,500 BTC target takes 1,507.77 BTC with seed 2024).
     #[arg(long, value_parser = parse_heist)]
     pub heist: Vec<HeistParams>,
     /// Unrelated small thefts from users.
@@ -39,6 +44,8 @@ pub struct SimulateArgs {
     /// Also write blockchain-etl JSON lines.
     #[arg(long)]
     pub etl: bool,
+    /// Average transactions per block once the economy runs (the first blocks hold only
+    /// coinbases that fund the economy).
     #[arg(long, default_value_t = 300)]
     pub txs_per_block: u32,
     /// Skip the per-address ownership file (large on big chains).
@@ -143,10 +150,19 @@ pub fn btc(sats: u64) -> f64 {
 }
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "The scenario: 2,000 users, 5 exchanges, 80 merchants, 30,000 transactions and one
+heist with a 1,500 BTC target from exchange-0 (the thief takes whole coins: 1,507.77 BTC with
+seed 2024), two small thefts. The data dir is replaced by the next demo.
+Examples:
+  cointrail --data-dir demo demo
+  cointrail --data-dir demo demo --seed 7 --txs 50000"
+)]
 pub struct DemoArgs {
     /// Simulate this many transactions (the default scenario has 30,000).
     #[arg(long)]
     pub txs: Option<u64>,
+    /// Random seed of the simulated economy (the same seed gives the same chain and figures).
     #[arg(long, default_value_t = 2024)]
     pub seed: u64,
 }
@@ -183,7 +199,7 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
         "1/4 simulating an economy with a Lazarus-style exchange heist",
     );
     let s = run_sim(&cfg, &chain, g)?;
-    say(g, &format!("    {} blocks, {} transactions written as a Bitcoin Core blocks directory (xor.dat obfuscated)", s.blocks, s.txs));
+    say(g, &format!("    {} blocks (genesis included), {} transactions (coinbases included, the genesis coinbase not) written as a Bitcoin Core blocks directory (xor.dat obfuscated)", s.blocks, s.txs));
 
     say(g, "2/4 ingesting the blocks into the index");
     let mut index = cointrail_index::Index::open_writer(&g.index_dir())?;
@@ -197,7 +213,7 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
     say(
         g,
         &format!(
-            "    tip {} · {} txs · {} addresses",
+            "    tip height {} · {} transactions indexed (the genesis coinbase included) · {} addresses",
             report.tip_height.unwrap_or(0),
             stats.tx_count,
             stats.address_count
@@ -227,6 +243,7 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
     }
     let scores = cointrail_clustering::pairwise_scores(&cl, &owner);
     say(g, &format!("    clustering (multi-input, CoinJoin-aware): {} merges, {} CoinJoins left apart; precision {:.4}, recall {:.4} against the truth", cl.merges.len(), cl.coinjoins_skipped, scores.precision, scores.recall));
+    say(g, "      precision: of the address pairs put in one cluster, the share one owner really holds; recall: of the address pairs one owner holds, the share put in one cluster (low here: most simulated wallets never spend two of their addresses together, and change addresses are left to `cluster build --change`)");
     drop(idx);
     let n = write_service_attribution(&chain.join("truth"), &dd.join("attribution.tsv"))?;
     say(g, &format!("    {n} service addresses attributed (the simulated equivalent of an analytics vendor's labels)"));
@@ -260,32 +277,124 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
         let report = dd.join(format!("{name}.html"));
         std::fs::write(&report, cointrail_trace::report::html(&r, name))?;
         say(g, &format!("    report: {}", report.display()));
-        traces.push(serde_json::json!({"case": name, "totals": r.totals, "destinations": r.destinations.len(), "peel_chains": r.peel_chains.len()}));
+        let by_cat = |c: &str| -> u64 {
+            r.destinations
+                .iter()
+                .filter(|d| d.category == c)
+                .map(|d| d.tainted_sats)
+                .sum()
+        };
+        traces.push(serde_json::json!({"case": name, "totals": r.totals, "destinations": r.destinations.len(), "peel_chains": r.peel_chains.len(),
+            "by_category": {"exchange": by_cat("exchange"), "otc": by_cat("otc"), "mixer": by_cat("mixer")}}));
     }
-    say(g, "    ground truth of the simulation:");
     for h in s.heists.iter().filter(|h| h.kind == "heist") {
-        say(
-            g,
-            &format!(
-                "    heist {}: {:.2} BTC stolen at height {}: {:.2} BTC to other exchanges, {:.2} to the OTC broker, {:.2} into the mixer, {:.2} still dormant",
-                h.id,
-                btc(h.stolen_sats),
-                h.start_height,
-                btc(h.paid_exchange_sats),
-                btc(h.paid_otc_sats),
-                btc(h.paid_mixer_sats),
-                btc(h.held_dormant_sats)
-            ),
-        );
+        let name = format!("sim-heist-{}", h.id);
+        let Some(t) = traces.iter().find(|t| t["case"] == name.as_str()) else {
+            continue;
+        };
+        say(g, &truth_beside_trace(h, t));
     }
     if g.json {
         crate::print_json(
             &serde_json::json!({"simulation": s, "ingest": report, "index": stats, "cases": cases, "clustering": scores, "traces": traces, "seconds": started.elapsed().as_secs_f64()}),
         )?;
     } else {
-        println!("done in {:.1}s. Explore: cointrail --data-dir {} stats | case list | tx TXID | address ADDR", started.elapsed().as_secs_f64(), dd.display());
+        println!("done in {:.1}s.", started.elapsed().as_secs_f64());
+        println!("{}", explore_hint(dd));
     }
     Ok(())
+}
+
+/// The trace beside the simulation's truth, bucket by bucket, with why they differ. The
+/// buckets do not overlap: "services" are split into exchanges, OTC and the mixer service,
+/// and CoinJoins are their own bucket.
+fn truth_beside_trace(h: &cointrail_sim::HeistSummary, t: &serde_json::Value) -> String {
+    use crate::human::btc as b;
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let tot = &t["totals"];
+    let cat = &t["by_category"];
+    let trace_other = n(&tot["stopped_sats"])
+        .saturating_sub(n(&cat["exchange"]) + n(&cat["otc"]) + n(&cat["mixer"]));
+    let rows: Vec<(&str, Option<u64>, Option<u64>)> = vec![
+        (
+            "exchanges (other than the victim)",
+            Some(n(&cat["exchange"])),
+            Some(h.paid_exchange_sats),
+        ),
+        (
+            "the OTC broker",
+            Some(n(&cat["otc"])),
+            Some(h.paid_otc_sats),
+        ),
+        (
+            "the mixer service",
+            Some(n(&cat["mixer"])),
+            Some(h.paid_mixer_sats),
+        ),
+        ("other services", Some(trace_other), None),
+        (
+            "CoinJoins (trace stops; truth: coordinator fees)",
+            Some(n(&tot["mixer_sats"])),
+            Some(h.paid_coinjoin_fee_sats),
+        ),
+        (
+            "still unspent (dormant)",
+            Some(n(&tot["unspent_sats"])),
+            Some(h.held_dormant_sats + h.held_other_sats),
+        ),
+        ("fees", Some(n(&tot["fee_sats"])), Some(h.fees_sats)),
+        ("cut by limits", Some(n(&tot["limit_sats"])), None),
+    ];
+    let show = |v: Option<u64>| v.map_or("-".to_string(), b);
+    let mut o = format!(
+        "    heist {}: {} stolen at height {}; the FIFO trace beside the simulation's truth:\n      {:<50} {:>22} {:>22}\n",
+        h.id,
+        b(h.stolen_sats),
+        h.start_height,
+        "where the coins went",
+        "trace",
+        "truth"
+    );
+    for (what, tr, tu) in &rows {
+        o.push_str(&format!(
+            "      {:<50} {:>22} {:>22}\n",
+            what,
+            show(*tr),
+            show(*tu)
+        ));
+    }
+    let truth_sum: u64 = rows.iter().filter_map(|r| r.2).sum();
+    o.push_str(&format!(
+        "      the trace's rows add up to the stolen amount; the truth's add up to {}: the stolen amount plus {} the mixer paid back to the thief, counted once going in and again where it went next\n",
+        b(truth_sum),
+        b(h.returned_by_mixer_sats)
+    ));
+    o.push_str("      the trace stops at the first service or CoinJoin it reaches, so coins that passed a CoinJoin (or the mixer) on their way to an exchange count there, not at the exchange; the truth follows them to the end\n");
+    o
+}
+
+/// How to go on from the demo. `cargo run` leaves no `cointrail` on the PATH, so name the
+/// binary that is running (or the install command) instead of assuming one.
+fn explore_hint(dd: &Path) -> String {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("cointrail").is_file()));
+    let exe = if on_path {
+        "cointrail".to_string()
+    } else {
+        std::env::current_exe()
+            .ok()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "target/release/cointrail".into())
+    };
+    let mut s = format!(
+        "Explore: {exe} --data-dir {} stats | case list | trace sim-heist-0 | tx TXID | address ADDR",
+        dd.display()
+    );
+    if !on_path {
+        s.push_str("
+(`cointrail` is not on your PATH: `cargo install --path crates/cli` puts it there, or use the path above)");
+    }
+    s
 }
 
 fn say(g: &Global, s: &str) {

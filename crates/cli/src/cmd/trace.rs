@@ -22,18 +22,25 @@ pub struct TraceArgs {
     /// Ad-hoc sources: TXID:VOUT[,…] (repeatable; several cases may be traced at once with --case).
     #[arg(long = "from")]
     pub from: Vec<String>,
+    /// Ad-hoc source: every output of this transaction (TXID, repeatable).
     #[arg(long)]
     pub from_tx: Vec<String>,
+    /// Ad-hoc source: every output this address received (repeatable).
     #[arg(long)]
     pub from_address: Vec<String>,
     /// More cases traced together, their labels kept apart.
     #[arg(long = "case")]
     pub cases: Vec<String>,
+    /// How taint passes through a transaction that mixes stolen and clean coins: fifo (first
+    /// in, first out), lifo, tiho (taint in, highest out), tifo, haircut (proportional),
+    /// poison (every output fully tainted), or any xIyO.
     #[arg(long, default_value = "fifo", value_parser = Model::parse)]
     pub model: Model,
     /// `last` (outputs first, the rest is fee) or `proportional`.
     #[arg(long, default_value = "last", value_parser = FeePolicy::parse)]
     pub fee_policy: FeePolicy,
+    /// Stop following coins after this many transactions from a source (default: no limit;
+    /// the trace still stops at services and at unspent outputs).
     #[arg(long)]
     pub max_hops: Option<u32>,
     /// Haircut floor: drop branches with less taint than this.
@@ -157,15 +164,28 @@ pub fn print_summary(r: &cointrail_trace::TraceResult, title: &str, secs: f64) {
         r.txs_visited,
         secs
     );
+    let h = crate::human::btc;
     println!(
-        "  stolen {:.8} BTC → services {:.8} · mixers {:.8} · unspent {:.8} · fees {:.8} · limits {:.8}",
-        b(t.source_sats),
-        b(t.stopped_sats),
-        b(t.mixer_sats),
-        b(t.unspent_sats),
-        b(t.fee_sats),
-        b(t.limit_sats)
+        "  stolen {} went to (these add up to the stolen amount{}):",
+        h(t.source_sats),
+        if r.parameters["model"] == "poison" {
+            ", except under poison"
+        } else {
+            ""
+        }
     );
+    for (what, v) in [
+        (
+            "services reached (exchanges, OTC desks, the mixer service)",
+            t.stopped_sats,
+        ),
+        ("CoinJoins entered (the trace stops there)", t.mixer_sats),
+        ("still unspent (dormant)", t.unspent_sats),
+        ("fees", t.fee_sats),
+        ("cut by the hop limit or the haircut floors", t.limit_sats),
+    ] {
+        println!("    {:>22}  {what}", h(v));
+    }
     for d in r.destinations.iter().take(10) {
         println!(
             "  {:>14.8} BTC ({:>5.1}%) → {} [{}], min {} hops, heights {}..{}",

@@ -66,12 +66,14 @@ pub(crate) fn check_txid(snap: &Snapshot, t: &str, field: &str) -> Result<u32, A
     })
 }
 
-/// Validate a subject against the snapshot, then screen it.
+/// Validate a subject against the snapshot, then screen it. `field` names the txid or address
+/// in an error, `vout_field` the output index (in a batch both are the one subject string).
 fn screen_subject(
     snap: &Snapshot,
     subject: &Subject,
     p: &ExposureParams,
     field: &str,
+    vout_field: &str,
 ) -> Result<Screening, ApiError> {
     match subject {
         Subject::Address(a) => {
@@ -88,7 +90,7 @@ fn screen_subject(
                     "transaction {t} has {} outputs; there is no output {vout}",
                     n.end - n.start
                 ))
-                .with_field(field));
+                .with_field(vout_field));
             }
         }
     }
@@ -108,7 +110,7 @@ fn answer(
 ) -> Result<Json<Screening>, ApiError> {
     let snap = st.snapshot();
     let p = params(&snap, max_hops)?;
-    let s = screen_subject(&snap, &subject, &p, field)?;
+    let s = screen_subject(&snap, &subject, &p, field, "vout")?;
     st.metrics.screened_subjects.fetch_add(1, Ordering::Relaxed);
     Ok(Json(s))
 }
@@ -259,7 +261,7 @@ pub async fn batch(
             .map(|(i, s)| {
                 let field = format!("subjects[{i}]");
                 let r = match Subject::parse(s) {
-                    Ok(sub) => screen_subject(&snap, &sub, &p, &field),
+                    Ok(sub) => screen_subject(&snap, &sub, &p, &field, &field),
                     Err(e) => Err(ApiError::invalid(&field, cointrail_engine::error_text(&e))),
                 };
                 st2.metrics
