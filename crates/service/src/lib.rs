@@ -15,6 +15,7 @@ pub mod keys;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod ui;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
@@ -59,12 +60,14 @@ impl utoipa::Modify for SecurityAddon {
         routes::chain::address,
         routes::chain::transaction,
         routes::chain::entity,
+        routes::paths::paths,
         routes::labels::list,
         routes::labels::add,
         routes::cases::list,
         routes::cases::get,
         routes::cases::create,
         routes::cases::delete,
+        routes::trace::case_trace,
         routes::alerts::list,
         routes::alerts::ack,
         routes::alerts::rules,
@@ -127,6 +130,8 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/v1/addresses/{address}", get(routes::chain::address))
         .route("/v1/transactions/{txid}", get(routes::chain::transaction))
         .route("/v1/entities/{id}", get(routes::chain::entity))
+        .route("/v1/paths", get(routes::paths::paths))
+        .route("/v1/cases/{name}/trace", get(routes::trace::case_trace))
         .route(
             "/v1/labels",
             get(routes::labels::list).post(routes::labels::add),
@@ -156,6 +161,8 @@ pub fn router(st: Arc<AppState>) -> Router {
         ));
     Router::new()
         .merge(v1)
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
         .route("/health", get(routes::ops::health))
         .route("/metrics", get(routes::ops::metrics))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
@@ -187,7 +194,11 @@ pub async fn serve(
         st2.stopping.send_replace(true);
     };
     let app = router(st);
-    axum::serve(listener, app)
+    // The peer address is what `--ui-open` judges.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
         .with_graceful_shutdown(shutdown)
         .await?;
     let _ = stop_tx.send(true);

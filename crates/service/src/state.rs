@@ -27,6 +27,9 @@ pub struct ServeConfig {
     pub max_hops: u32,
     /// Off only for a single user on loopback (`--no-keys`).
     pub require_keys: bool,
+    /// `--ui-open`: a request from a loopback peer that names a loopback host needs no key
+    /// (an investigator on this machine); every other caller still does.
+    pub open_on_loopback: bool,
 }
 
 impl ServeConfig {
@@ -38,6 +41,7 @@ impl ServeConfig {
             max_batch: 1000,
             max_hops: 3,
             require_keys: true,
+            open_on_loopback: false,
         }
     }
 }
