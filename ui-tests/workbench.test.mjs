@@ -1,7 +1,8 @@
 // The workbench in a real browser: Debian's chromium driven by playwright-core. Started by
 // crates/cli/tests/workbench.rs, which serves a simulated data dir and passes (env):
-//   WB_URL, WB_KEY, WB_CASE, WB_THIEF (an address of the case), WB_DEPOSIT (TXID:VOUT, a
-//   stolen output), WB_EXPECT (JSON: node and edge counts of the FIFO trace graph),
+//   WB_URL, WB_KEY, WB_CASE, WB_SOURCE (the address a stolen output was at), WB_DEPOSIT
+//   (TXID:VOUT, a stolen output), WB_EXPECT (JSON: node and edge counts of the FIFO trace
+//   graph, `mule`: a tainted address one hop on, `path_to`: one it paid next),
 //   WB_SHOTS (folder for screenshots and downloads).
 // Prints "N passed, N failed" and exits non-zero on a failure.
 
@@ -17,13 +18,16 @@ fs.mkdirSync(shots, { recursive: true });
 const expect = JSON.parse(E.WB_EXPECT);
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-chromium-'));
 
-const browser = await chromium.launch({
+// A fresh profile each run (playwright names it through launchPersistentContext).
+const ctx = await chromium.launchPersistentContext(profile, {
   executablePath: E.WB_CHROMIUM || '/usr/bin/chromium',
+  headless: true,
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`],
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1400, height: 900 },
+  acceptDownloads: true,
 });
-const ctx = await browser.newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true });
-const page = await ctx.newPage();
+const page = ctx.pages()[0] || await ctx.newPage();
 const consoleErrors = [];
 page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
 page.on('pageerror', (e) => consoleErrors.push(String(e)));
@@ -101,15 +105,15 @@ await step('switching the model redraws the graph', async () => {
 
 await step('click a node to see its details, double-click to expand it', async () => {
   await page.evaluate(async () => { const g = await import('/ui/graph.js'); g.clearGraph(); });
-  await page.goto(`${E.WB_URL}/#/graph?add=${E.WB_THIEF}`);
+  await page.goto(`${E.WB_URL}/#/graph?add=${expect.mule}`);
   await page.waitForSelector('#side-address', { timeout: 15000 });
-  assert.equal((await page.textContent('#side-address')).trim(), E.WB_THIEF);
+  assert.equal((await page.textContent('#side-address')).trim(), expect.mule);
   await page.waitForSelector('#side-risk');
   const before = await nodes();
   const t0 = Date.now();
   await page.evaluate(async () => {
     const { getCy } = await import('/ui/graph.js');
-    // The oldest transaction paying the thief: the theft, whose inputs are not drawn yet.
+    // The oldest transaction paying the mule: the theft, whose inputs are not drawn yet.
     const tx = getCy().nodes('[kind="tx"]').first();
     tx.emit('dbltap');
   });
@@ -118,7 +122,7 @@ await step('click a node to see its details, double-click to expand it', async (
 });
 
 await step('annotate, save the investigation and load it back with the same numbers', async () => {
-  await page.fill('#annotate input[name=name]', 'the thief');
+  await page.fill('#annotate input[name=name]', 'the mule');
   await page.fill('#annotate textarea', 'first hop after the theft');
   await page.click('#annotate button');
   const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#save-inv')]);
@@ -126,7 +130,7 @@ await step('annotate, save the investigation and load it back with the same numb
   await dl.saveAs(file);
   const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
   assert.equal(doc.format, 'cointrail-investigation');
-  assert.ok(Object.values(doc.annotations).some((a) => a.name === 'the thief'));
+  assert.ok(Object.values(doc.annotations).some((a) => a.name === 'the mule'));
   const n = await nodes();
   await page.evaluate(async () => { const g = await import('/ui/graph.js'); g.clearGraph(); g.redraw(); });
   assert.equal(await nodes(), 0);
@@ -134,7 +138,7 @@ await step('annotate, save the investigation and load it back with the same numb
   await page.waitForSelector('#replay-result');
   assert.equal(await nodes(), n);
   const names = await page.evaluate(async () => { const g = await import('/ui/graph.js'); return Object.values(g.G.annotations).map((a) => a.name); });
-  assert.ok(names.includes('the thief'));
+  assert.ok(names.includes('the mule'));
 });
 
 await step('a saved case trace replays to the same numbers', async () => {
@@ -155,10 +159,14 @@ await step('export a PNG of the graph (non-empty, right size) and an SVG', async
   assert.equal(b.subarray(1, 4).toString(), 'PNG');
   const w = b.readUInt32BE(16);
   const h = b.readUInt32BE(20);
-  const bb = await page.evaluate(async () => { const { getCy } = await import('/ui/graph.js'); const r = getCy().elements().boundingBox(); return { w: r.w, h: r.h }; });
-  // scale 2 of the full graph's bounding box (within rounding and the export's cap).
-  const want = Math.min(8000, bb.w * 2);
-  assert.ok(Math.abs(w - want) <= Math.max(8, want * 0.03), `png width ${w} vs twice the box ${bb.w}`);
+  const bb = await page.evaluate(async () => {
+    const { getCy } = await import('/ui/graph.js');
+    const { pngScale } = await import('/ui/investigation.js');
+    const r = getCy().elements().boundingBox();
+    return { w: r.w, h: r.h, s: pngScale() };
+  });
+  // The whole graph's bounding box at the export's scale (within rounding).
+  assert.ok(Math.abs(w - bb.w * bb.s) <= 4 && Math.abs(h - bb.h * bb.s) <= 4, `png ${w}x${h} vs box ${bb.w}x${bb.h} at ${bb.s}`);
   assert.ok(h > 10 && w > 10);
   const [sv] = await Promise.all([page.waitForEvent('download'), page.click('#export-svg')]);
   const sfile = path.join(shots, 'graph.svg');
@@ -168,7 +176,7 @@ await step('export a PNG of the graph (non-empty, right size) and an SVG', async
 });
 
 await step('find the paths between two addresses', async () => {
-  await page.fill('#path-form input[name=from]', E.WB_THIEF);
+  await page.fill('#path-form input[name=from]', expect.mule);
   await page.fill('#path-form input[name=to]', expect.path_to);
   await page.click('#path-form button');
   await page.waitForSelector('#path-result');
@@ -176,10 +184,10 @@ await step('find the paths between two addresses', async () => {
 });
 
 await step('search an address', async () => {
-  await page.fill('#search-q', E.WB_THIEF);
+  await page.fill('#search-q', E.WB_SOURCE);
   await page.press('#search-q', 'Enter');
   await page.waitForSelector('#search-results table');
-  assert.ok(await page.isVisible(`#search-results >> text=${E.WB_THIEF}`));
+  assert.ok(await page.isVisible(`#search-results >> text=${E.WB_SOURCE}`));
 });
 
 await step('screen a deposit', async () => {
@@ -210,7 +218,7 @@ await step('no console errors and nothing fetched from elsewhere', async () => {
   assert.deepEqual(foreign, []);
 });
 
-await browser.close();
+await ctx.close();
 fs.rmSync(profile, { recursive: true, force: true });
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -136,34 +136,33 @@ fn workbench_is_served_with_its_endpoints() {
         assert_eq!(r.json()["field"], field, "{p}");
     }
 
-    // Paths: from the thief to where a destination's proof path ends.
+    // Paths: from a mule (one hop after the theft) to an address it paid.
     let (_, thief) = stolen(&dir);
     let fifo = get(&a, "/v1/cases/sim-heist-0/trace", &key).json();
-    let dest = fifo["trace"]["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["hops"].as_u64() == Some(2) && r["address"].is_string())
-        .map(|r| r["address"].as_str().unwrap().to_string())
-        .find(|x| *x != thief)
-        .expect("a tainted output two hops from the theft");
+    let (mule, dest) = mule_and_next(&fifo["trace"]);
     let p = get(
         &a,
-        &format!("/v1/paths?from={thief}&to={dest}&max_hops=4"),
+        &format!("/v1/paths?from={mule}&to={dest}&max_hops=4"),
         &key,
     );
     assert_eq!(p.status, 200, "{}", String::from_utf8_lossy(&p.body));
     let p = p.json();
     assert!(!p["paths"].as_array().unwrap().is_empty(), "{p}");
     let first = p["paths"][0].as_array().unwrap();
-    assert_eq!(first.first().unwrap()["from"], p_end(&p, &thief, &dest).0);
-    assert_eq!(first.last().unwrap()["to"], p_end(&p, &thief, &dest).1);
+    assert_eq!(p["direction"], "forward");
+    assert_eq!(p["hops"], 1);
+    assert_eq!(first.first().unwrap()["from"], p_end(&p, &mule, &dest).0);
+    assert_eq!(first.last().unwrap()["to"], p_end(&p, &mule, &dest).1);
+    // Asked the other way round, the same path comes back, marked backward.
+    let back = get(&a, &format!("/v1/paths?from={dest}&to={mule}"), &key).json();
+    assert_eq!(back["direction"], "backward");
+    assert_eq!(back["paths"], p["paths"]);
     for w in first.windows(2) {
         assert_eq!(w[0]["to"], w[1]["from"]);
     }
     let r = get(&a, &format!("/v1/paths?from={thief}&to={thief}"), &key);
     assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("to")));
-    let r = get(&a, &format!("/v1/paths?from={thief}&to={dest}&max_hops=99"), &key);
+    let r = get(&a, &format!("/v1/paths?from={mule}&to={dest}&max_hops=99"), &key);
     assert_eq!(r.json()["field"], "max_hops");
 
     // The OpenAPI document names the new endpoints.
@@ -189,6 +188,26 @@ fn p_end(p: &Value, from: &str, to: &str) -> (String, String) {
     }
 }
 
+/// A tainted address one hop after the theft (not a service: it gets expanded), and an
+/// address it paid next (the path test's two ends).
+fn mule_and_next(trace: &Value) -> (String, String) {
+    let rows = trace["outputs"].as_array().unwrap();
+    for r2 in rows.iter().filter(|r| r["hops"] == 2 && r["address"].is_string()) {
+        if let Some(r1) = rows.iter().find(|r| {
+            r["hops"] == 1
+                && r["address"].is_string()
+                && r["spent_by"] == r2["txid"]
+                && r["address"] != r2["address"]
+        }) {
+            return (
+                r1["address"].as_str().unwrap().into(),
+                r2["address"].as_str().unwrap().into(),
+            );
+        }
+    }
+    panic!("no two-hop flow in the trace");
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -211,14 +230,7 @@ fn workbench_in_a_real_browser() {
     let trace = get(&srv.addr, "/v1/cases/sim-heist-0/trace", &key).json();
     let (nodes, edges) = graph_size(&trace["trace"]);
     let src = trace["trace"]["totals"]["source_sats"].as_u64().unwrap();
-    let path_to = trace["trace"]["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["hops"].as_u64() == Some(2) && r["address"].is_string())
-        .map(|r| r["address"].as_str().unwrap().to_string())
-        .find(|x| *x != thief)
-        .unwrap();
+    let (mule, path_to) = mule_and_next(&trace["trace"]);
     let shots = root.join("target/ui-screenshots");
     let out = std::process::Command::new("node")
         .arg(root.join("ui-tests/workbench.test.mjs"))
@@ -226,14 +238,14 @@ fn workbench_in_a_real_browser() {
         .env("WB_URL", format!("http://{}", srv.addr))
         .env("WB_KEY", &key)
         .env("WB_CASE", "sim-heist-0")
-        .env("WB_THIEF", &thief)
+        .env("WB_SOURCE", &thief)
         .env("WB_DEPOSIT", &outpoint)
         .env("WB_SHOTS", &shots)
         .env("WB_CHROMIUM", &chromium)
         .env(
             "WB_EXPECT",
             json!({
-                "nodes": nodes, "edges": edges, "path_to": path_to,
+                "nodes": nodes, "edges": edges, "mule": mule, "path_to": path_to,
                 "source_btc": format!("{}.{:08}", src / 100_000_000, src % 100_000_000),
             })
             .to_string(),

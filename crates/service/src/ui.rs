@@ -55,8 +55,19 @@ pub fn asset_paths() -> impl Iterator<Item = &'static str> {
     ASSETS.iter().map(|a| a.path)
 }
 
+/// `COINTRAIL_UI_DIR=crates/service/ui`: serve the same files from disk instead, so a change
+/// to the UI shows on reload without rebuilding (only the embedded names are served).
+fn body(a: &Asset) -> Vec<u8> {
+    if let Some(dir) = std::env::var_os("COINTRAIL_UI_DIR") {
+        if let Ok(b) = std::fs::read(std::path::Path::new(&dir).join(a.path)) {
+            return b;
+        }
+    }
+    a.body.to_vec()
+}
+
 fn respond(a: &Asset) -> Response {
-    let mut r = (StatusCode::OK, a.body).into_response();
+    let mut r = (StatusCode::OK, body(a)).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
     h.insert(

@@ -14,10 +14,10 @@ export const HUB_OUTPUTS = 200; // addresses with more outputs are hubs: not exp
 const SERVICE = new Set(['exchange', 'payment_processor', 'gambling', 'mining', 'otc', 'darknet', 'custodial_mixer']);
 
 export const COLOURS = {
-  thief: '#c53030', exchange: '#2b6cb0', mixer: '#6b46c1', sanctions: '#111111', otc: '#319795',
+  source: '#dd6b20', thief: '#c53030', exchange: '#2b6cb0', mixer: '#6b46c1', sanctions: '#111111', otc: '#319795',
   payment_processor: '#4299e1', gambling: '#d69e2e', darknet: '#744210', unknown: '#a0aec0',
 };
-export const LEGEND = ['thief', 'exchange', 'mixer', 'sanctions', 'otc', 'unknown'];
+export const LEGEND = ['source', 'thief', 'exchange', 'mixer', 'sanctions', 'otc', 'unknown'];
 
 export const G = newState();
 
@@ -94,7 +94,8 @@ export function loadTrace(ans, model) {
     let cat = null;
     if (r.stop_reason && r.stop_reason.startsWith('service:')) cat = r.stop_reason.slice(8);
     else if (r.entity !== null && cats.has(r.entity)) cat = cats.get(r.entity);
-    else if (r.hops === 0) { cat = 'thief'; if (r.entity !== null) thieves.add(r.entity); }
+    else if (r.hops === 0) cat = 'source';
+    else if (r.hops === 1) { cat = 'thief'; if (r.entity !== null) thieves.add(r.entity); }
     const addr = r.address || `${r.txid}:${r.vout}`;
     const a = addAddr(addr, { entity: r.entity, category: cat || undefined });
     if (r.labels && r.labels.length) a.labels = [...new Set([...a.labels, ...r.labels])];
@@ -318,7 +319,6 @@ function nearestCol(heights, h) {
 export function elements() {
   const v = visible();
   const pos = layout(v);
-  const big = v.edges.size > 1500;
   const els = [];
   for (const n of v.nodes.values()) {
     const ann = G.annotations[n.id] || {};
@@ -335,7 +335,7 @@ export function elements() {
   }
   for (const e of v.edges.values()) {
     const amount = e.value ? btcShort(e.value) : '';
-    const lbl = big ? '' : e.tainted > 0 ? `${amount} · tainted ${btcShort(e.tainted)}` : amount;
+    const lbl = e.tainted > 0 ? `${amount} · tainted ${btcShort(e.tainted)}` : amount;
     els.push({
       group: 'edges',
       data: {
@@ -361,6 +361,32 @@ const STYLE = [
   { selector: ':selected', style: { 'border-width': 3, 'border-color': '#3182ce', 'line-color': '#3182ce' } },
 ];
 
+// Past this many edges the drawing is kept cheap: straight (haystack) edges without arrows
+// or drawn labels, node labels unwrapped. The amounts stay in the data: hover, side panel.
+export const BIG = 1500;
+const STYLE_BIG = [
+  ...STYLE.map((r) => (r.selector === 'node' ? { selector: 'node', style: { ...r.style, 'text-wrap': 'none', 'min-zoomed-font-size': 10 } } : r)).filter((r) => r.selector !== 'edge'),
+  { selector: 'edge', style: { 'curve-style': 'haystack', 'haystack-radius': 0, width: 'data(w)', 'line-color': 'data(colour)', opacity: 0.7 } },
+];
+let bigMode = false;
+
+// Fit from the node positions alone: measuring thousands of labels for a bounding box
+// costs seconds.
+function fit(els) {
+  let x1 = Infinity, y1 = Infinity, x2 = -Infinity, y2 = -Infinity;
+  for (const e of els) {
+    if (e.group !== 'nodes') continue;
+    const p = e.position;
+    x1 = Math.min(x1, p.x); y1 = Math.min(y1, p.y); x2 = Math.max(x2, p.x); y2 = Math.max(y2, p.y);
+  }
+  if (x1 === Infinity) return;
+  const pad = 40;
+  const w = cy.width() - 2 * pad;
+  const h = cy.height() - 2 * pad;
+  const z = Math.max(cy.minZoom(), Math.min(2, w / Math.max(1, x2 - x1), h / Math.max(1, y2 - y1)));
+  cy.viewport({ zoom: z, pan: { x: pad + (w - (x2 - x1) * z) / 2 - x1 * z, y: pad + (h - (y2 - y1) * z) / 2 - y1 * z } });
+}
+
 // ---- the page ----
 
 let cy = null;
@@ -375,11 +401,16 @@ export function redraw() {
   const t0 = performance.now();
   for (const n of cy.nodes()) if (n.grabbed()) G.positions[n.id()] = { ...n.position() };
   const els = elements();
+  const big = els.length - G.nodes.size > BIG || els.length > 3 * BIG;
+  if (big !== bigMode) {
+    bigMode = big;
+    cy.style(big ? STYLE_BIG : STYLE);
+  }
   cy.batch(() => {
     cy.elements().remove();
     cy.add(els);
   });
-  if (!cy.nodes().empty()) cy.fit(undefined, 30);
+  fit(els);
   const ms = performance.now() - t0;
   document.body.dataset.graphNodes = String(cy.nodes().length);
   document.body.dataset.graphEdges = String(cy.edges().length);
@@ -446,10 +477,11 @@ export async function graphView(view, q) {
     tip,
   );
   view.append(root);
-  const big = G.edges.size > 3000;
+  const big = G.edges.size > BIG;
+  bigMode = big;
   cy = cytoscape({
     container: root.querySelector('#cy'),
-    style: STYLE,
+    style: big ? STYLE_BIG : STYLE,
     layout: { name: 'preset' },
     minZoom: 0.02,
     maxZoom: 4,

@@ -76,7 +76,14 @@ export async function replay() {
 export async function pngBlob() {
   const cy = getCy();
   if (!cy) throw new Error('open the graph first');
-  return cy.png({ output: 'blob-promise', full: true, scale: 2, bg: '#ffffff', maxWidth: 8000, maxHeight: 8000 });
+  return cy.png({ output: 'blob-promise', full: true, scale: pngScale(), bg: '#ffffff' });
+}
+
+// Twice the screen's size for print, but at most 6000 px a side (a browser's canvas has
+// an area limit; a large graph's picture would otherwise come out empty).
+export function pngScale() {
+  const bb = getCy().elements().boundingBox();
+  return Math.min(2, 6000 / Math.max(1, bb.w), 6000 / Math.max(1, bb.h));
 }
 
 // SVG drawn from the node positions (cytoscape draws on canvas and has no SVG export).
