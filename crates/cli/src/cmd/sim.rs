@@ -284,6 +284,12 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
         )?;
     } else {
         println!("done in {:.1}s. Explore: cointrail --data-dir {} stats | case list | tx TXID | address ADDR", started.elapsed().as_secs_f64(), dd.display());
+        if let Some(c) = cases.first() {
+            println!(
+                "See it in the browser: cointrail --data-dir {} serve --ui-open, then open http://127.0.0.1:8700/#/case/{c}",
+                dd.display()
+            );
+        }
     }
     Ok(())
 }
