@@ -4,12 +4,15 @@
 # Idempotent and quiet: does nothing when both are there already. scripts/test.sh calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! [ -x /usr/bin/chromium ]; then
+PKGS=""
+[ -x /usr/bin/chromium ] || PKGS="chromium fonts-dejavu-core"
+command -v npm >/dev/null || PKGS="$PKGS nodejs npm"
+if [ -n "$PKGS" ]; then
   export DEBIAN_FRONTEND=noninteractive
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq >/dev/null
-  $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
 fi
 if ! [ -f ui-tests/node_modules/playwright-core/package.json ]; then
   (cd ui-tests && npm ci --silent --no-audit --no-fund >/dev/null)
