@@ -4,6 +4,8 @@
 # Benchmarks are not run here (see BENCHMARKS.md for how to run them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The workbench's browser test needs Debian's chromium and playwright-core (quiet, cached).
+scripts/install-browser.sh
 cargo test --workspace --locked 2>&1
 # The integration tests built target/debug/cointrail.
 scripts/schemathesis.sh target/debug/cointrail 2>&1

@@ -24,12 +24,40 @@ fn presented(req: &Request) -> Option<&str> {
     v.strip_prefix("Bearer ").map(str::trim)
 }
 
+/// `--ui-open`: the peer is on loopback and the browser asked for a loopback host name.
+/// The host check stops a web page elsewhere from reaching the keyless API through DNS
+/// rebinding (its requests carry its own host name).
+fn local_without_key(req: &Request) -> bool {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    if !peer.is_some_and(|ip| ip.is_loopback()) {
+        return false;
+    }
+    let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name == "localhost"
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 pub async fn require_key(
     State(st): State<Arc<AppState>>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    if !st.cfg.require_keys {
+    if !st.cfg.require_keys || (st.cfg.open_on_loopback && local_without_key(&req)) {
         req.extensions_mut().insert(Caller { key: None });
         return next.run(req).await;
     }

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod ui;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
@@ -61,12 +62,14 @@ impl utoipa::Modify for SecurityAddon {
         routes::chain::address,
         routes::chain::transaction,
         routes::chain::entity,
+        routes::paths::paths,
         routes::labels::list,
         routes::labels::add,
         routes::cases::list,
         routes::cases::get,
         routes::cases::create,
         routes::cases::delete,
+        routes::trace::case_trace,
         routes::alerts::list,
         routes::alerts::ack,
         routes::alerts::rules,
@@ -129,6 +132,8 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/v1/addresses/{address}", get(routes::chain::address))
         .route("/v1/transactions/{txid}", get(routes::chain::transaction))
         .route("/v1/entities/{id}", get(routes::chain::entity))
+        .route("/v1/paths", get(routes::paths::paths))
+        .route("/v1/cases/{name}/trace", get(routes::trace::case_trace))
         .route(
             "/v1/labels",
             get(routes::labels::list).post(routes::labels::add),
@@ -158,6 +163,8 @@ pub fn router(st: Arc<AppState>) -> Router {
         ));
     Router::new()
         .merge(v1)
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
         .route("/health", get(routes::ops::health))
         .route("/metrics", get(routes::ops::metrics))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))

@@ -29,6 +29,9 @@ pub struct ServeConfig {
     pub require_keys: bool,
     /// Timeouts and sizes a client's connection and requests must keep within.
     pub limits: crate::conn::ConnLimits,
+    /// `--ui-open`: a request from a loopback peer that names a loopback host needs no key
+    /// (an investigator on this machine); every other caller still does.
+    pub open_on_loopback: bool,
 }
 
 impl ServeConfig {
@@ -41,6 +44,7 @@ impl ServeConfig {
             max_hops: 3,
             require_keys: true,
             limits: crate::conn::ConnLimits::default(),
+            open_on_loopback: false,
         }
     }
 }

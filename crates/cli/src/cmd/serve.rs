@@ -14,6 +14,7 @@ use std::time::Duration;
 #[command(after_help = "Examples:
   cointrail keys create exchange-a                  # prints the key once; give it to the caller
   cointrail serve                                   # http://127.0.0.1:8700, docs at /docs
+  cointrail serve --ui-open                         # the workbench at http://127.0.0.1:8700/, no key from this machine
   curl -H 'X-API-Key: ct_…' http://127.0.0.1:8700/v1/screen/address/bc1q…
   COINTRAIL_LOG_FORMAT=json cointrail serve         # one JSON object per log line
 
@@ -39,6 +40,11 @@ pub struct ServeArgs {
     /// Serve without API keys (only on a loopback address, for one local user).
     #[arg(long)]
     pub no_keys: bool,
+    /// Let the workbench (and the API) be used without a key from this machine only:
+    /// requests from a loopback peer to a loopback host name need none; every other caller
+    /// still needs a key. For one investigator on their own machine.
+    #[arg(long)]
+    pub ui_open: bool,
     /// Write the bound address to this file once listening (useful with port 0).
     #[arg(long)]
     pub addr_file: Option<PathBuf>,
@@ -76,6 +82,7 @@ pub fn run_serve(a: ServeArgs, g: &Global) -> Result<()> {
     cfg.limits.header_read_timeout = Duration::from_secs_f64(a.header_timeout.max(0.1));
     cfg.limits.body_read_timeout = Duration::from_secs_f64(a.body_timeout.max(0.1));
     cfg.limits.max_conns_per_client = a.max_conns_per_client.max(1);
+    cfg.open_on_loopback = a.ui_open;
     let t0 = std::time::Instant::now();
     let st = Arc::new(AppState::load(cfg).context("loading the data directory")?);
     let keys = st
@@ -84,7 +91,7 @@ pub fn run_serve(a: ServeArgs, g: &Global) -> Result<()> {
         .values()
         .filter(|k| k.revoked.is_none())
         .count();
-    if keys == 0 && !a.no_keys {
+    if keys == 0 && !a.no_keys && !a.ui_open {
         eprintln!("note: no API keys yet; every /v1 request will get 401 until you run `cointrail keys create NAME`");
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
@@ -109,7 +116,7 @@ pub fn run_serve(a: ServeArgs, g: &Global) -> Result<()> {
             keys,
             "serving"
         );
-        eprintln!("serving http://{local} (docs: http://{local}/docs)");
+        eprintln!("serving http://{local} (workbench: http://{local}/, docs: http://{local}/docs)");
         cointrail_service::serve(st, listener, cointrail_service::shutdown_signal()).await
     })
 }

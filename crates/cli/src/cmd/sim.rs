@@ -301,6 +301,12 @@ pub fn run_demo(a: DemoArgs, g: &Global) -> Result<()> {
     } else {
         println!("done in {:.1}s.", started.elapsed().as_secs_f64());
         println!("{}", explore_hint(dd));
+        if let Some(c) = cases.first() {
+            println!(
+                "See it in the browser: cointrail --data-dir {} serve --ui-open, then open http://127.0.0.1:8700/#/case/{c}",
+                dd.display()
+            );
+        }
     }
     Ok(())
 }

@@ -4,4 +4,6 @@ pub mod cases;
 pub mod chain;
 pub mod labels;
 pub mod ops;
+pub mod paths;
 pub mod screen;
+pub mod trace;

@@ -1,0 +1,224 @@
+// The workbench in a real browser: Debian's chromium driven by playwright-core. Started by
+// crates/cli/tests/workbench.rs, which serves a simulated data dir and passes (env):
+//   WB_URL, WB_KEY, WB_CASE, WB_SOURCE (the address a stolen output was at), WB_DEPOSIT
+//   (TXID:VOUT, a stolen output), WB_EXPECT (JSON: node and edge counts of the FIFO trace
+//   graph, `mule`: a tainted address one hop on, `path_to`: one it paid next),
+//   WB_SHOTS (folder for screenshots and downloads).
+// Prints "N passed, N failed" and exits non-zero on a failure.
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import assert from 'node:assert/strict';
+
+const E = process.env;
+const shots = E.WB_SHOTS;
+fs.mkdirSync(shots, { recursive: true });
+const expect = JSON.parse(E.WB_EXPECT);
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'wb-chromium-'));
+
+// A fresh profile each run (playwright names it through launchPersistentContext).
+const ctx = await chromium.launchPersistentContext(profile, {
+  executablePath: E.WB_CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1400, height: 900 },
+  acceptDownloads: true,
+});
+const page = ctx.pages()[0] || await ctx.newPage();
+const consoleErrors = [];
+page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+page.on('pageerror', (e) => consoleErrors.push(String(e)));
+// Nothing may be loaded from anywhere but the service.
+const foreign = [];
+page.on('request', (r) => { if (!r.url().startsWith(E.WB_URL) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) foreign.push(r.url()); });
+
+let passed = 0;
+let failed = 0;
+async function step(name, f) {
+  const t0 = Date.now();
+  try {
+    await f();
+    passed++;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+  }
+  await page.screenshot({ path: path.join(shots, name.replace(/\W+/g, '-') + '.png') }).catch(() => {});
+}
+const nodes = async () => Number(await page.evaluate(() => document.body.dataset.graphNodes));
+
+await step('the key is asked once, then the cases list', async () => {
+  await page.goto(E.WB_URL + '/');
+  await page.waitForSelector('#key-dialog[open]', { timeout: 10000 });
+  await page.fill('#key-input', E.WB_KEY);
+  await page.click('#key-form button');
+  await page.waitForSelector(`a[href="#/case/${E.WB_CASE}"]`, { timeout: 10000 });
+  // Kept for the session: a reload does not ask again.
+  await page.reload();
+  await page.waitForSelector(`a[href="#/case/${E.WB_CASE}"]`, { timeout: 10000 });
+  assert.equal(await page.isVisible('#key-dialog[open]'), false);
+});
+
+await step('case view: totals chart, destinations, dormant loot', async () => {
+  await page.click(`a[href="#/case/${E.WB_CASE}"]`);
+  await page.waitForSelector('#totals-chart', { timeout: 30000 });
+  const text = await page.textContent('#totals-text');
+  assert.match(text, new RegExp(`stolen ${expect.source_btc.replace('.', '\\.')} BTC`));
+  assert.ok(await page.isVisible('text=Destinations by entity'));
+  assert.ok(await page.isVisible('text=Dormant loot'));
+});
+
+await step('flow graph: the trace with tainted amounts on the edges, first paint timed', async () => {
+  const t0 = Date.now();
+  await page.click('#open-graph');
+  await page.waitForFunction(() => Number(document.body.dataset.graphNodes) > 0, null, { timeout: 10000 });
+  const ms = Date.now() - t0;
+  assert.equal(await nodes(), expect.nodes);
+  const labels = await page.evaluate(async () => {
+    const { getCy } = await import('/ui/graph.js');
+    return getCy().edges().map((e) => e.data('label'));
+  });
+  assert.ok(labels.some((l) => /tainted \d/.test(l)), 'an edge says its tainted amount');
+  console.log(`     first paint ${ms} ms for ${expect.nodes} nodes (goal < 1000 for 500)`);
+});
+
+await step('clusters collapse into entities and expand again', async () => {
+  const before = await nodes();
+  await page.click('#collapse-all');
+  const collapsed = await nodes();
+  assert.ok(collapsed < before, `collapsing merged nodes (${before} → ${collapsed})`);
+  await page.click('#collapse-all');
+  assert.equal(await nodes(), before);
+});
+
+await step('switching the model redraws the graph', async () => {
+  await page.goto(`${E.WB_URL}/#/case/${E.WB_CASE}?model=haircut`);
+  await page.waitForSelector('#totals-chart', { timeout: 30000 });
+  assert.equal(await page.inputValue('#model'), 'haircut');
+  await page.click('#open-graph');
+  await page.waitForSelector('text=· haircut');
+});
+
+await step('click a node to see its details, double-click to expand it', async () => {
+  await page.evaluate(async () => { const g = await import('/ui/graph.js'); g.clearGraph(); });
+  await page.goto(`${E.WB_URL}/#/graph?add=${expect.mule}`);
+  await page.waitForSelector('#side-address', { timeout: 15000 });
+  assert.equal((await page.textContent('#side-address')).trim(), expect.mule);
+  await page.waitForSelector('#side-risk');
+  const before = await nodes();
+  const t0 = Date.now();
+  await page.evaluate(async () => {
+    const { getCy } = await import('/ui/graph.js');
+    // The oldest transaction paying the mule: the theft, whose inputs are not drawn yet.
+    const tx = getCy().nodes('[kind="tx"]').first();
+    tx.emit('dbltap');
+  });
+  await page.waitForFunction((b) => Number(document.body.dataset.graphNodes) > b, before, { timeout: 10000 });
+  console.log(`     expand took ${Date.now() - t0} ms (goal < 200)`);
+});
+
+await step('annotate, save the investigation and load it back with the same numbers', async () => {
+  await page.fill('#annotate input[name=name]', 'the mule');
+  await page.fill('#annotate textarea', 'first hop after the theft');
+  await page.click('#annotate button');
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#save-inv')]);
+  const file = path.join(shots, 'investigation.json');
+  await dl.saveAs(file);
+  const doc = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert.equal(doc.format, 'cointrail-investigation');
+  assert.ok(Object.values(doc.annotations).some((a) => a.name === 'the mule'));
+  const n = await nodes();
+  await page.evaluate(async () => { const g = await import('/ui/graph.js'); g.clearGraph(); g.redraw(); });
+  assert.equal(await nodes(), 0);
+  await page.setInputFiles('#load-file', file);
+  await page.waitForSelector('#replay-result');
+  assert.equal(await nodes(), n);
+  const names = await page.evaluate(async () => { const g = await import('/ui/graph.js'); return Object.values(g.G.annotations).map((a) => a.name); });
+  assert.ok(names.includes('the mule'));
+});
+
+await step('a saved case trace replays to the same numbers', async () => {
+  await page.goto(`${E.WB_URL}/#/case/${E.WB_CASE}?model=fifo`);
+  await page.waitForSelector('#totals-chart', { timeout: 30000 });
+  await page.click('#open-graph');
+  await page.waitForFunction(() => Number(document.body.dataset.graphNodes) > 0);
+  await page.click('#replay');
+  await page.waitForSelector('#replay-result');
+  assert.match(await page.textContent('#replay-result'), /the same numbers/);
+});
+
+await step('export a PNG of the graph (non-empty, right size) and an SVG', async () => {
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-png')]);
+  const file = path.join(shots, 'graph.png');
+  await dl.saveAs(file);
+  const b = fs.readFileSync(file);
+  assert.equal(b.subarray(1, 4).toString(), 'PNG');
+  const w = b.readUInt32BE(16);
+  const h = b.readUInt32BE(20);
+  const bb = await page.evaluate(async () => {
+    const { getCy } = await import('/ui/graph.js');
+    const { pngScale } = await import('/ui/investigation.js');
+    const r = getCy().elements().boundingBox();
+    return { w: r.w, h: r.h, s: pngScale() };
+  });
+  // The whole graph's bounding box at the export's scale (within rounding).
+  assert.ok(Math.abs(w - bb.w * bb.s) <= 4 && Math.abs(h - bb.h * bb.s) <= 4, `png ${w}x${h} vs box ${bb.w}x${bb.h} at ${bb.s}`);
+  assert.ok(h > 10 && w > 10);
+  const [sv] = await Promise.all([page.waitForEvent('download'), page.click('#export-svg')]);
+  const sfile = path.join(shots, 'graph.svg');
+  await sv.saveAs(sfile);
+  const s = fs.readFileSync(sfile, 'utf8');
+  assert.ok(s.startsWith('<svg') && (s.match(/<circle|<rect/g) || []).length >= expect.nodes);
+});
+
+await step('find the paths between two addresses', async () => {
+  await page.fill('#path-form input[name=from]', expect.mule);
+  await page.fill('#path-form input[name=to]', expect.path_to);
+  await page.click('#path-form button');
+  await page.waitForSelector('#path-result');
+  assert.match(await page.textContent('#path-result'), /shortest path/);
+});
+
+await step('search an address', async () => {
+  await page.fill('#search-q', E.WB_SOURCE);
+  await page.press('#search-q', 'Enter');
+  await page.waitForSelector('#search-results table');
+  assert.ok(await page.isVisible(`#search-results >> text=${E.WB_SOURCE}`));
+});
+
+await step('screen a deposit', async () => {
+  await page.goto(`${E.WB_URL}/#/screen?s=${E.WB_DEPOSIT}`);
+  await page.waitForSelector('#risk-level', { timeout: 15000 });
+  assert.equal((await page.textContent('#risk-level')).trim(), 'severe');
+  assert.ok(await page.isVisible('text=Rules that fired'));
+});
+
+await step('bad input gets a readable message in the page', async () => {
+  await page.goto(`${E.WB_URL}/#/screen?s=nonsense`);
+  await page.waitForSelector('#screen-result .error');
+  assert.match(await page.textContent('#screen-result .error'), /address|invalid/i);
+  await page.goto(`${E.WB_URL}/#/search?q=${'ab'.repeat(32)}`);
+  await page.waitForSelector('#no-match');
+});
+
+await step('alerts page lists the log and the live stream connects', async () => {
+  await page.goto(`${E.WB_URL}/#/alerts`);
+  await page.waitForSelector('#alerts-list');
+  await page.waitForFunction(() => /live: live/.test(document.querySelector('#stream-state').textContent), null, { timeout: 10000 });
+});
+
+await step('no console errors and nothing fetched from elsewhere', async () => {
+  // 4xx answers the page handled still log a line in Chromium's console: ignore those.
+  const real = consoleErrors.filter((m) => !/Failed to load resource/.test(m));
+  assert.deepEqual(real, []);
+  assert.deepEqual(foreign, []);
+});
+
+await ctx.close();
+fs.rmSync(profile, { recursive: true, force: true });
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
