@@ -5,6 +5,7 @@
 pub mod address;
 pub mod etl;
 pub mod movement;
+pub mod tokens;
 
 pub use address::{parse_address, AddressError};
 pub use alloy_primitives::{Address, B256, U256};

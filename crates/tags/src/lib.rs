@@ -20,7 +20,7 @@ pub use csv_user::parse_user_csv;
 pub use definer::{best_definer, confidence_score, Conflict};
 pub use error::TagError;
 pub use import::{detect_format, import_path, today, Format, Imported};
-pub use label::{normalize_address, normalize_currency, valid_date, Label, Target};
+pub use label::{currencies_for_address, normalize_address, EVM_CURRENCIES, normalize_currency, valid_date, Label, Target};
 pub use ofac::{parse_address_list, parse_sdn_advanced, parse_sdn_advanced_file, OFAC_SOURCE};
 pub use snapshot::{CompactLabel, TagSnapshot};
 pub use store::{ImportStats, SourceInfo, TagStore};

@@ -20,7 +20,11 @@ pub struct MovementView {
     pub token: Option<String>,
     pub from: String,
     pub to: String,
+    /// In base units (wei, or the token's smallest unit).
     pub amount: String,
+    /// ETH for the native coin; a token's symbol when the shipped registry knows it.
+    pub symbol: Option<&'static str>,
+    pub decimals: Option<u8>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub call_path: Vec<u32>,
 }
@@ -140,7 +144,13 @@ impl EvmIndex {
 
     pub fn movement(&self, i: u64) -> MovementView {
         let m = self.raw_mv(i);
+        let info = match self.token_of(m.asset) {
+            None => Some(cointrail_evm::tokens::TokenInfo { symbol: "ETH", decimals: 18 }),
+            Some(t) => cointrail_evm::tokens::token_info(&t),
+        };
         MovementView {
+            symbol: info.map(|i| i.symbol),
+            decimals: info.map(|i| i.decimals),
             id: i,
             block: self.block_number(self.block_of_mv(i)),
             tx: (m.tx != NONE40).then(|| self.tx_hash(m.tx).to_string()),
