@@ -130,3 +130,22 @@ fn labels_show_finds_an_ofac_eth_address_without_being_told_the_currency() {
     let o = run(d, &["--json", "labels", "show", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"]);
     assert!(o.status.success());
 }
+
+#[test]
+fn screen_shows_direct_exposure_to_a_labelled_counterparty() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ingest_fixtures(d);
+    // Label the withdrawal recipient's only counterparty kind: rows from the sink are
+    // withdrawals; label the sender of the first transaction instead and screen its receiver.
+    let o = run(d, &["labels", "add", "0xae2fc483527b8ef99eb5d9b44875f005ba1fae13", "Test mixer", "--category", "mixer"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s = ok_json(d, &["--json", "screen", "0x6b75d8af000000e20b7a7ddf000ba900b4009a80"]);
+    let direct = s["direct"].as_array().unwrap();
+    let mixer: Vec<_> = direct.iter().filter(|e| e["category"] == "mixer" && e["direction"] == "received" && e["token"].is_null()).collect();
+    assert_eq!(mixer.len(), 1, "{s}");
+    // 1,642,894,143 wei of transaction 0 (plus whatever else it sent there in these blocks).
+    assert!(mixer[0]["amount"].as_str().unwrap().parse::<u128>().unwrap() >= 1642894143);
+    let own = ok_json(d, &["--json", "screen", "0xae2fc483527b8ef99eb5d9b44875f005ba1fae13"]);
+    assert!(own["ownership"][0].as_str().unwrap().contains("mixer"), "{own}");
+}

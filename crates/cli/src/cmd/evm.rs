@@ -197,3 +197,88 @@ pub fn run_verify(chain: &str, g: &Global) -> Result<()> {
 pub fn files_are_evm(files: &[PathBuf]) -> bool {
     !files.is_empty() && files.iter().all(|f| cointrail_evm::etl::looks_like_evm_etl(Path::new(f)))
 }
+
+#[derive(Serialize)]
+pub struct EvmExposure {
+    pub direction: &'static str,
+    pub category: String,
+    pub token: Option<String>,
+    pub symbol: Option<&'static str>,
+    /// Base units (wei or the token's), exact.
+    pub amount: String,
+    pub counterparties: usize,
+}
+
+#[derive(Serialize)]
+pub struct EvmScreen {
+    pub chain: String,
+    pub address: String,
+    /// Labels on the address itself.
+    pub ownership: Vec<String>,
+    /// Direct exposure: labelled counterparties of its movements, per category and asset.
+    pub direct: Vec<EvmExposure>,
+}
+
+/// Direct exposure of an EVM address: what it received from and sent to labelled
+/// addresses, per category and asset. Gas (fee, burn) is not exposure.
+pub fn run_screen(address: &str, g: &Global) -> Result<()> {
+    use std::collections::{BTreeMap, BTreeSet};
+    use cointrail_evm::U256;
+    let a = parse_address(address)?;
+    let idx = open_reader(g, "ethereum")?;
+    let store = crate::cmd::labels::open_existing(g)?;
+    let cats_of = |x: &cointrail_evm::Address| -> Result<Vec<(String, String)>> {
+        let Some(s) = &store else { return Ok(vec![]) };
+        let key = x.to_string().to_lowercase();
+        let mut out = Vec::new();
+        for cur in cointrail_tags::EVM_CURRENCIES {
+            for l in s.labels_for_address(cur, &key, None)? {
+                out.push((l.risk_category().unwrap_or("unknown").to_string(), l.label.clone()));
+            }
+        }
+        Ok(out)
+    };
+    let ownership: Vec<String> = cats_of(&a)?.into_iter().map(|(c, l)| format!("{l} ({c})")).collect();
+    let mut sums: BTreeMap<(&'static str, String, Option<String>), (U256, BTreeSet<String>, Option<&'static str>)> = BTreeMap::new();
+    let mut cache: std::collections::HashMap<String, Vec<(String, String)>> = Default::default();
+    for (dir, ids) in [("received", idx.received_ids(&a).collect::<Vec<_>>()), ("sent", idx.sent_ids(&a).collect())] {
+        for id in ids {
+            let m = idx.movement(id);
+            if matches!(m.kind, "fee" | "burn") {
+                continue;
+            }
+            let other = if dir == "received" { m.from.clone() } else { m.to.clone() };
+            if !cache.contains_key(&other) {
+                let addr = parse_address(&other)?;
+                cache.insert(other.clone(), cats_of(&addr)?);
+            }
+            let cats: BTreeSet<String> = cache[&other].iter().map(|(c, _)| c.clone()).collect();
+            let v: U256 = m.amount.parse().unwrap_or(U256::ZERO);
+            for c in cats {
+                let e = sums.entry((dir, c, m.token.clone())).or_insert((U256::ZERO, BTreeSet::new(), m.symbol));
+                e.0 = e.0.saturating_add(v);
+                e.1.insert(other.clone());
+            }
+        }
+    }
+    let r = EvmScreen {
+        chain: "ethereum".into(),
+        address: a.to_checksum(None),
+        ownership,
+        direct: sums.into_iter().map(|((d, c, t), (v, cp, sym))| EvmExposure { direction: d, category: c, token: t, symbol: sym, amount: v.to_string(), counterparties: cp.len() }).collect(),
+    };
+    if g.json {
+        return crate::print_json(&r);
+    }
+    println!("{} (ethereum)", r.address);
+    for o in &r.ownership {
+        println!("  owned: {o}");
+    }
+    if r.direct.is_empty() {
+        println!("  no direct exposure to labelled addresses");
+    }
+    for e in &r.direct {
+        println!("  {:<8} {:<14} {} {} from {} counterparties", e.direction, e.category, e.amount, e.symbol.unwrap_or("units"), e.counterparties);
+    }
+    Ok(())
+}
