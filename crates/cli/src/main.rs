@@ -65,10 +65,10 @@ enum Command {
     Address(cmd::chain::AddressArgs),
     /// Show a block by height or hash.
     Block(cmd::chain::BlockArgs),
-    /// Summary of the index.
-    Stats,
+    /// Summary of the index (`--chain ethereum` for the Ethereum one).
+    Stats(cmd::chain::ChainArg),
     /// Check the index for consistency (after a crash, a disk problem, or to be sure).
-    Verify,
+    Verify(cmd::chain::ChainArg),
     /// Keep the index at the tip of a running Bitcoin Core node and raise alerts.
     Follow(cmd::follow::FollowArgs),
     /// List and acknowledge alerts; manage alert rules and webhooks.
@@ -137,8 +137,8 @@ fn main() {
         Command::Tx(a) => cmd::chain::run_tx(a, g),
         Command::Address(a) => cmd::chain::run_address(a, g),
         Command::Block(a) => cmd::chain::run_block(a, g),
-        Command::Stats => cmd::chain::run_stats(g),
-        Command::Verify => cmd::chain::run_verify(g),
+        Command::Stats(a) => cmd::chain::run_stats_for(a, g),
+        Command::Verify(a) => cmd::chain::run_verify_for(a, g),
         Command::Case(c) => cmd::case::run(c, g),
         Command::Screen(a) => cmd::screen::run(a, g),
         Command::Cluster(c) => cmd::cluster::run(c, g),

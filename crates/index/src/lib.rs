@@ -6,6 +6,7 @@
 mod append;
 pub mod check;
 pub mod column;
+pub mod evm;
 pub mod ingest;
 pub mod manifest;
 pub mod query;

@@ -178,6 +178,24 @@ pub fn normalize_currency(c: &str) -> String {
     }
 }
 
+/// The lists an address of this format can be on. A 0x address is the same account on
+/// every EVM chain and for every ERC-20 token, so it is looked up under all of them.
+pub const EVM_CURRENCIES: [&str; 6] = ["ETH", "USDT", "USDC", "ETC", "ARB", "BSC"];
+
+/// Currencies to look an address up under when the user did not say: the chain is told
+/// by the address's format.
+pub fn currencies_for_address(addr: &str) -> &'static [&'static str] {
+    let a = addr.trim();
+    let evm = a.len() == 42
+        && a.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("0x"))
+        && a[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if evm {
+        &EVM_CURRENCIES
+    } else {
+        &["BTC"]
+    }
+}
+
 /// BTC/LTC bech32 and every hex (0x) address are case-insensitive: store them lower-case.
 /// Base58 addresses are case-sensitive and kept as given.
 pub fn normalize_address(currency: &str, addr: &str) -> String {

@@ -22,7 +22,8 @@ pub use definer::{best_definer, confidence_score, Conflict};
 pub use error::TagError;
 pub use import::{detect_format, import_path, today, Format, Imported};
 pub use label::{
-    normalize_address, normalize_currency, valid_date, Label, Target, MAX_LABEL_CHARS,
+    currencies_for_address, normalize_address, normalize_currency, valid_date, Label, Target,
+    EVM_CURRENCIES, MAX_LABEL_CHARS,
 };
 pub use ofac::{parse_address_list, parse_sdn_advanced, parse_sdn_advanced_file, OFAC_SOURCE};
 pub use prices::{PriceTable, Rate};

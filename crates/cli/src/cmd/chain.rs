@@ -13,6 +13,8 @@ use std::path::PathBuf;
   cointrail ingest --blocks-dir ~/.bitcoin/blocks          # a Bitcoin Core blocks directory (xor.dat handled)
   cointrail ingest 0831328.bin 0831329.bin                  # raw, framed, hex or .bz2 block files, any order
   cointrail ingest --format etl transactions.json blocks.json   # blockchain-etl / BigQuery rows
+  cointrail ingest --chain ethereum blocks.json transactions.json traces.csv.gz   # ethereum-etl rows
+  cointrail ingest export_dir/                              # told apart by content: ethereum-etl goes to DATA_DIR/ethereum
 Running it again adds only new blocks; a longer competing branch triggers a reorganisation.")]
 pub struct IngestArgs {
     /// Bitcoin Core blocks directory (blk*.dat, optional xor.dat).
@@ -37,9 +39,17 @@ pub struct IngestArgs {
     /// `cointrail inspect` checks both.
     #[arg(long)]
     pub verify_witness: bool,
+    /// The chain: `bitcoin`, `ethereum`, or `auto` (told by the files' content).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "bitcoin", "ethereum"])]
+    pub chain: String,
 }
 
 pub fn run_ingest(a: IngestArgs, g: &Global) -> Result<()> {
+    if a.chain == "ethereum"
+        || (a.chain == "auto" && a.blocks_dir.is_none() && crate::cmd::evm::files_are_evm(&a.files))
+    {
+        return crate::cmd::evm::run_ingest(&a.files, "ethereum", a.commit_every, g);
+    }
     let source = match (&a.blocks_dir, a.files.is_empty(), a.format.as_str()) {
         (Some(d), _, _) => Source::BlocksDir(d.clone()),
         (None, false, "etl") => Source::Etl(a.files.clone()),
@@ -215,11 +225,19 @@ pub fn run_inspect(a: InspectArgs, g: &Global) -> Result<()> {
 
 #[derive(clap::Args)]
 pub struct TxArgs {
-    /// Transaction id (64 hex digits, as explorers show it).
+    /// Transaction id (64 hex digits, as explorers show it); 0x… is an Ethereum hash.
     pub txid: String,
+    /// `bitcoin` or `ethereum`; told from the id when not given (0x… is Ethereum).
+    #[arg(long, value_parser = ["bitcoin", "ethereum"])]
+    pub chain: Option<String>,
 }
 
 pub fn run_tx(a: TxArgs, g: &Global) -> Result<()> {
+    if a.chain.as_deref() == Some("ethereum")
+        || (a.chain.is_none() && crate::cmd::evm::looks_like_evm_hash(&a.txid))
+    {
+        return crate::cmd::evm::run_tx(&a.txid, "ethereum", g);
+    }
     let index = Index::open_reader(&g.index_dir())?;
     let t = index.parse_txid(&a.txid)?;
     let info = index.tx_info(t);
@@ -373,9 +391,16 @@ pub struct AddressArgs {
     /// Show at most this many outputs (the totals always count all of them).
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
+    /// Balances as of this block (Ethereum); default: the index tip.
+    #[arg(long)]
+    pub at_block: Option<u64>,
 }
 
 pub fn run_address(a: AddressArgs, g: &Global) -> Result<()> {
+    // 0x and 40 hex digits is an EVM address in any case (EIP-55 checked if mixed case).
+    if cointrail_evm::address::looks_like_evm_address(&a.address) {
+        return crate::cmd::evm::run_address(&a.address, a.at_block, a.limit.min(1000), "ethereum", g);
+    }
     let index = Index::open_reader(&g.index_dir())?;
     let id = index.parse_address(&a.address)?;
     let info = index.address_info(id, a.limit);
@@ -444,11 +469,17 @@ pub fn run_address(a: AddressArgs, g: &Global) -> Result<()> {
 
 #[derive(clap::Args)]
 pub struct BlockArgs {
-    /// Height or block hash.
+    /// Height or block hash (Ethereum: block number).
     pub block: String,
+    /// `bitcoin` (default) or `ethereum`.
+    #[arg(long, value_parser = ["bitcoin", "ethereum"])]
+    pub chain: Option<String>,
 }
 
 pub fn run_block(a: BlockArgs, g: &Global) -> Result<()> {
+    if a.chain.as_deref() == Some("ethereum") {
+        return crate::cmd::evm::run_block(&a.block, "ethereum", g);
+    }
     let index = Index::open_reader(&g.index_dir())?;
     let b = index.block_info(&a.block)?;
     if g.json {
@@ -466,6 +497,40 @@ pub fn run_block(a: BlockArgs, g: &Global) -> Result<()> {
         println!("  … {} more (use --json for all)", b.txids.len() - 20);
     }
     Ok(())
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  cointrail stats                       # the Bitcoin index
+  cointrail stats --chain ethereum --json")]
+pub struct ChainArg {
+    /// `bitcoin` (default, or the only chain indexed) or `ethereum`.
+    #[arg(long, value_parser = ["bitcoin", "ethereum"])]
+    pub chain: Option<String>,
+}
+
+impl ChainArg {
+    /// Ethereum when asked, or when it is the only index in the data directory.
+    pub fn is_ethereum(&self, g: &Global) -> bool {
+        match self.chain.as_deref() {
+            Some(c) => c == "ethereum",
+            None => !g.index_dir().join("manifest.json").exists() && crate::cmd::evm::has_index(g, "ethereum"),
+        }
+    }
+}
+
+pub fn run_stats_for(a: ChainArg, g: &Global) -> Result<()> {
+    if a.is_ethereum(g) {
+        return crate::cmd::evm::run_stats("ethereum", g);
+    }
+    run_stats(g)
+}
+
+pub fn run_verify_for(a: ChainArg, g: &Global) -> Result<()> {
+    if a.is_ethereum(g) {
+        return crate::cmd::evm::run_verify("ethereum", g);
+    }
+    run_verify(g)
 }
 
 pub fn run_stats(g: &Global) -> Result<()> {

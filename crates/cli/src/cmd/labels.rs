@@ -36,16 +36,19 @@ pub enum LabelsCmd {
         label: String,
         #[arg(long, default_value = "user")]
         category: String,
-        #[arg(long, default_value = "BTC")]
-        currency: String,
+        /// Currency; default: ETH for a 0x address, else BTC.
+        #[arg(long)]
+        currency: Option<String>,
         #[arg(long, default_value = "user")]
         source: String,
     },
     /// Labels of an address.
     Show {
         address: String,
-        #[arg(long, default_value = "BTC")]
-        currency: String,
+        /// Currency (BTC, ETH, USDT, …); default: told from the address's format (a 0x
+        /// address is looked up on every EVM list: ETH, USDT, USDC, ETC, ARB, BSC).
+        #[arg(long)]
+        currency: Option<String>,
         /// What was known at this date (YYYY-MM-DD).
         #[arg(long)]
         as_of: Option<String>,
@@ -160,6 +163,7 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
             currency,
             source,
         } => {
+            let currency = currency.unwrap_or_else(|| cointrail_tags::currencies_for_address(&address)[0].to_string());
             let mut l = Label::new(&source, &currency, Target::Address(address.clone()), &label);
             l.category = Some(category);
             l.is_cluster_definer = true;
@@ -176,13 +180,27 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
             currency,
             as_of,
         } => {
-            // A 64-hex argument is a transaction (TagPack `tx_hash` tags).
-            let is_tx = address.len() == 64 && address.chars().all(|c| c.is_ascii_hexdigit());
-            let l = if is_tx {
-                s.labels_for_tx(&currency, &address, as_of.as_deref())?
-            } else {
-                s.labels_for_address(&currency, &address, as_of.as_deref())?
+            // A 64-hex argument is a transaction (TagPack `tx_hash` tags); 0x + 64 hex an
+            // Ethereum one.
+            let evm_tx = crate::cmd::evm::looks_like_evm_hash(&address);
+            let is_tx = evm_tx || (address.len() == 64 && address.chars().all(|c| c.is_ascii_hexdigit()));
+            let currencies: Vec<String> = match &currency {
+                Some(c) => vec![c.clone()],
+                None if evm_tx => vec!["ETH".into()],
+                None => cointrail_tags::currencies_for_address(&address).iter().map(|c| c.to_string()).collect(),
             };
+            if currency.is_none() && cointrail_evm::address::looks_like_evm_address(&address) {
+                // Mixed case is an EIP-55 claim: a typo is refused, not looked up.
+                cointrail_evm::parse_address(&address)?;
+            }
+            let mut l = Vec::new();
+            for cur in &currencies {
+                l.extend(if is_tx {
+                    s.labels_for_tx(cur, &address, as_of.as_deref())?
+                } else {
+                    s.labels_for_address(cur, &address, as_of.as_deref())?
+                });
+            }
             // The actor behind each label (ActorPacks): name, categories, jurisdictions.
             let actors: Vec<Option<cointrail_tags::Actor>> = l
                 .iter()

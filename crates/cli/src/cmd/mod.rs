@@ -2,6 +2,7 @@
 pub mod case;
 pub mod chain;
 pub mod cluster;
+pub mod evm;
 pub mod follow;
 pub mod labels;
 pub mod prices;

@@ -31,6 +31,10 @@ pub fn open_engine(g: &Global, rules: Option<&PathBuf>) -> Result<Engine> {
 }
 
 pub fn run(a: ScreenArgs, g: &Global) -> Result<()> {
+    // A 0x address is an Ethereum account: direct exposure over its movements.
+    if cointrail_evm::address::looks_like_evm_address(&a.subject) {
+        return crate::cmd::evm::run_screen(&a.subject, g);
+    }
     let mut e = open_engine(g, a.rules.as_ref())?;
     // Stored cases count exactly: trace them first.
     e.load_case_taint()?;

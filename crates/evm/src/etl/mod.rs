@@ -1,0 +1,13 @@
+//! The ethereum-etl rows (schema of BigQuery `crypto_ethereum`): the one shape every EVM
+//! source is turned into before it reaches the index, so files and node RPC share one
+//! ingest path. Field names are the etl column names; only the columns that move value,
+//! place a row in the chain, or identify it are kept (bytecode and blooms are not).
+
+pub mod fields;
+pub mod read;
+pub mod rows;
+pub mod stream;
+
+pub use read::{open_etl_file, EtlFile, Format, Kind, Located, RowError};
+pub use stream::{looks_like_evm_etl, BlockStream};
+pub use rows::{Block, Log, Row, TokenTransfer, Trace, TraceType, Transaction, Withdrawal};

@@ -1,0 +1,21 @@
+//! The EVM index: one value-movement table (see `cointrail_evm::movement`) with, per
+//! address, linked lists of the movements it sends and receives, in the Bitcoin index's
+//! column files and commit protocol (append-only columns whose committed length is in a
+//! manifest written last; in-place list heads written only after the records they point
+//! at are durable, and repaired from those records after a crash).
+//!
+//! Layout of `<data-dir>/ethereum/` (one directory per EVM chain):
+//! - `blocks.bin`   number u64 | hash 32 | timestamp u64 | first tx u64 | first movement u64
+//! - `txs.bin`      hash 32 | block index u32 | status u8 (1 ok, 0 failed, 2 unknown) | first movement u64
+//! - `mvs.bin`      kind u8 | asset u32 | from u32 | to u32 | amount 32 (big-endian) |
+//!                  tx u40 (all ones: none) | prev of the same sender u40 | prev of the same receiver u40
+//! - `addrs.bin`    20-byte address; `addr_out_head.bin`, `addr_in_head.bin`: u40 heads
+//!                  (movement id + 1, 0 = empty list), changed in place
+//! - `assets.bin`   20-byte token contract; asset 0 is the native coin
+//! - `mv_path.bin`/`mv_path_idx.bin`: call paths of internal movements (u32 each)
+
+mod store;
+mod query;
+
+pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
+pub use store::{EvmIndex, EvmManifest, EvmStats};
