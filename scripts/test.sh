@@ -4,6 +4,9 @@
 # Benchmarks are not run here (see BENCHMARKS.md for how to run them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# anvil (the EVM node of the Ethereum tests), from npm into target/tools, once.
+COINTRAIL_ANVIL="$(scripts/install-anvil.sh)"
+export COINTRAIL_ANVIL
 cargo test --workspace --locked 2>&1
 # The integration tests built target/debug/cointrail.
 scripts/schemathesis.sh target/debug/cointrail 2>&1
