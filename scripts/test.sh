@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # The workbench's browser test needs Debian's chromium and playwright-core (quiet, cached).
 scripts/install-browser.sh
+# anvil (the EVM node of the Ethereum tests), from npm into target/tools, once.
+COINTRAIL_ANVIL="$(scripts/install-anvil.sh)"
+export COINTRAIL_ANVIL
 cargo test --workspace --locked 2>&1
 # The integration tests built target/debug/cointrail.
 scripts/schemathesis.sh target/debug/cointrail 2>&1

@@ -1,76 +1,124 @@
-//! A minimal HTTP/1.1 client over `std::net::TcpStream`: one POST per connection. Bitcoin
-//! Core's RPC server and webhook receivers need nothing more, and this keeps the follower free
-//! of a TLS/HTTP stack (plain http only: RPC stays on a trusted network, webhooks behind a
-//! local relay if they need TLS).
+//! The one HTTP client of the product: node JSON-RPC (Bitcoin Core here, EVM nodes through
+//! alloy) and alert webhooks all go through `reqwest` with rustls, so users can point
+//! cointrail at https node providers and https receivers directly.
+//!
+//! TLS trusts the system's roots (through rustls-platform-verifier) plus, when set, the PEM
+//! certificates in the file named by `COINTRAIL_CA_FILE` (a private CA, or a self-signed
+//! receiver). The crypto provider is `ring`, installed once for the process, so that the
+//! build compiles one TLS backend only.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Url {
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-    /// user:password embedded in the URL, if any.
-    pub userinfo: Option<String>,
-}
+pub use reqwest::Url;
+
+/// Environment variable naming a PEM file of extra CA certificates to trust.
+pub const CA_FILE_ENV: &str = "COINTRAIL_CA_FILE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("bad URL {0:?}: {1}")]
     BadUrl(String, String),
     #[error("cannot connect to {0}: {1}")]
-    Connect(String, std::io::Error),
+    Connect(String, String),
     #[error("{0}: {1}")]
-    Io(String, std::io::Error),
-    #[error("{0}: malformed HTTP response: {1}")]
-    Malformed(String, String),
+    Io(String, String),
+    #[error("cannot set up the HTTP client: {0}")]
+    Setup(String),
 }
 
-impl Url {
-    pub fn parse(s: &str) -> Result<Url, HttpError> {
-        let bad = |m: &str| HttpError::BadUrl(s.to_string(), m.to_string());
-        let rest = if let Some(r) = s.strip_prefix("http://") {
-            r
-        } else if s.starts_with("https://") {
-            return Err(bad("https is not supported: use http:// (RPC belongs on a trusted network; put a TLS relay in front of remote webhooks)"));
-        } else if s.contains("://") {
-            return Err(bad("only http:// URLs are supported"));
-        } else {
-            s
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let (userinfo, hostport) = match authority.rfind('@') {
-            Some(i) => (Some(authority[..i].to_string()), &authority[i + 1..]),
-            None => (None, authority),
-        };
-        let (host, port) = match hostport.rfind(':') {
-            Some(i) if !hostport[i + 1..].contains(']') => {
-                let p = hostport[i + 1..]
-                    .parse::<u16>()
-                    .map_err(|_| bad("port is not a number 0-65535"))?;
-                (&hostport[..i], p)
-            }
-            _ => (hostport, 80),
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        Ok(Url {
-            host: host.trim_matches(['[', ']']).to_string(),
-            port,
-            path: path.to_string(),
-            userinfo,
-        })
+/// Parse a node or webhook URL: `http://` or `https://`; a URL without a scheme is http
+/// (as `alice:pw@node:8332`, which Bitcoin users write).
+pub fn parse_url(s: &str) -> Result<Url, HttpError> {
+    let bad = |m: &str| HttpError::BadUrl(s.to_string(), m.to_string());
+    let full = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
+    let u = Url::parse(&full).map_err(|e| bad(&e.to_string()))?;
+    match u.scheme() {
+        "http" | "https" => {}
+        other => return Err(bad(&format!("scheme {other}:// is not supported: use http:// or https://"))),
     }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    Ok(u)
+}
 
-    pub fn authority(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+/// The URL without its user:password, for messages and logs.
+pub fn display_url(u: &Url) -> String {
+    let mut d = u.clone();
+    let _ = d.set_username("");
+    let _ = d.set_password(None);
+    d.to_string()
+}
+
+/// Make ring the process's rustls provider (reqwest is built without one, so that only ring
+/// is compiled). Idempotent; a provider installed earlier by someone else is kept.
+pub fn install_crypto_provider() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The extra roots from `COINTRAIL_CA_FILE`, if set.
+fn extra_roots() -> Result<Vec<reqwest::Certificate>, HttpError> {
+    let Some(path) = std::env::var_os(CA_FILE_ENV) else {
+        return Ok(Vec::new());
+    };
+    let pem = std::fs::read(&path).map_err(|e| {
+        HttpError::Setup(format!(
+            "cannot read {CA_FILE_ENV}={}: {e}",
+            std::path::Path::new(&path).display()
+        ))
+    })?;
+    reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        HttpError::Setup(format!(
+            "{CA_FILE_ENV}={} holds no PEM certificate: {e}",
+            std::path::Path::new(&path).display()
+        ))
+    })
+}
+
+/// An async client with the product's TLS settings (for alloy's HTTP transport); `timeout`
+/// bounds each request.
+pub fn async_client(timeout: Duration) -> Result<reqwest::Client, HttpError> {
+    install_crypto_provider();
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .timeout(timeout)
+        .user_agent(concat!("cointrail/", env!("CARGO_PKG_VERSION")));
+    for c in extra_roots()? {
+        b = b.add_root_certificate(c);
     }
+    b.build().map_err(|e| HttpError::Setup(chain(&e)))
+}
+
+/// A blocking client (its own I/O thread) for the synchronous follower and webhook sender.
+/// Building one is not free (a thread and a runtime): keep it, or use [`shared`].
+pub fn blocking_client(connect_timeout: Duration) -> Result<reqwest::blocking::Client, HttpError> {
+    install_crypto_provider();
+    let mut b = reqwest::blocking::Client::builder()
+        .connect_timeout(connect_timeout)
+        // Per request (`post`) instead: the webhook sender and RPC want different bounds.
+        .timeout(None)
+        .user_agent(concat!("cointrail/", env!("CARGO_PKG_VERSION")));
+    for c in extra_roots()? {
+        b = b.add_root_certificate(c);
+    }
+    b.build().map_err(|e| HttpError::Setup(chain(&e)))
+}
+
+/// The process-wide blocking client, built on first use. Its connection pool is what makes
+/// a busy follower cheap over TLS.
+pub fn shared() -> Result<&'static reqwest::blocking::Client, HttpError> {
+    static C: OnceLock<Result<reqwest::blocking::Client, String>> = OnceLock::new();
+    C.get_or_init(|| blocking_client(Duration::from_secs(10)).map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| HttpError::Setup(e.clone()))
 }
 
 pub struct Response {
@@ -78,138 +126,48 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// POST `body` and read the whole response. `timeout` bounds connecting and each read.
+/// POST `body` and read the whole response; `timeout` bounds the whole exchange.
 pub fn post(
     url: &Url,
     headers: &[(&str, String)],
     body: &[u8],
     timeout: Duration,
 ) -> Result<Response, HttpError> {
-    let who = url.authority();
-    let addrs: Vec<_> = (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(|e| HttpError::Connect(who.clone(), e))?
-        .collect();
-    let mut last = None;
-    let mut stream = None;
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, timeout) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    let mut stream = stream.ok_or_else(|| {
-        HttpError::Connect(
-            who.clone(),
-            last.unwrap_or_else(|| std::io::Error::other("no address")),
-        )
-    })?;
-    let io = |e| HttpError::Io(who.clone(), e);
-    stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    stream.set_write_timeout(Some(timeout)).map_err(io)?;
-    stream.set_nodelay(true).map_err(io)?;
-    let mut req = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        url.path,
-        who,
-        body.len()
-    );
+    let client = shared()?;
+    let who = display_url(url);
+    let mut req = client.post(url.clone()).timeout(timeout).body(body.to_vec());
     for (k, v) in headers {
-        req.push_str(k);
-        req.push_str(": ");
-        req.push_str(v);
-        req.push_str("\r\n");
+        req = req.header(*k, v);
     }
-    req.push_str("\r\n");
-    let mut buf = req.into_bytes();
-    buf.extend_from_slice(body);
-    stream.write_all(&buf).map_err(io)?;
-    read_response(&mut BufReader::new(stream), &who)
-}
-
-fn read_response<R: BufRead>(r: &mut R, who: &str) -> Result<Response, HttpError> {
-    let io = |e| HttpError::Io(who.to_string(), e);
-    let bad = |m: String| HttpError::Malformed(who.to_string(), m);
-    let mut line = String::new();
-    r.read_line(&mut line).map_err(io)?;
-    if line.is_empty() {
-        return Err(bad("connection closed before a status line".into()));
-    }
-    let mut parts = line.split_whitespace();
-    let proto = parts.next().unwrap_or("");
-    if !proto.starts_with("HTTP/1.") {
-        return Err(bad(format!("status line {:?}", line.trim_end())));
-    }
-    let status: u16 = parts
-        .next()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad(format!("status line {:?}", line.trim_end())))?;
-    let mut len: Option<usize> = None;
-    let mut chunked = false;
-    loop {
-        line.clear();
-        r.read_line(&mut line).map_err(io)?;
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
+    let resp = req.send().map_err(|e| {
+        if e.is_connect() || e.is_timeout() {
+            HttpError::Connect(who.clone(), chain(&e))
+        } else {
+            HttpError::Io(who.clone(), chain(&e))
         }
-        if let Some((k, v)) = l.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            if k == "content-length" {
-                len = Some(
-                    v.parse()
-                        .map_err(|_| bad(format!("Content-Length {v:?}")))?,
-                );
-            } else if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
-                chunked = true;
-            }
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            line.clear();
-            r.read_line(&mut line).map_err(io)?;
-            let size_s = line.trim_end().split(';').next().unwrap_or("");
-            let size = usize::from_str_radix(size_s.trim(), 16)
-                .map_err(|_| bad(format!("chunk size {size_s:?}")))?;
-            if size == 0 {
-                break;
-            }
-            let start = body.len();
-            body.resize(start + size, 0);
-            r.read_exact(&mut body[start..]).map_err(io)?;
-            line.clear();
-            r.read_line(&mut line).map_err(io)?;
-        }
-    } else if let Some(n) = len {
-        body.resize(n, 0);
-        r.read_exact(&mut body).map_err(io)?;
-    } else {
-        r.read_to_end(&mut body).map_err(io)?;
-    }
+    })?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .bytes()
+        .map_err(|e| HttpError::Io(who.clone(), chain(&e)))?
+        .to_vec();
     Ok(Response { status, body })
 }
 
-/// Standard base64 (for Basic auth).
-pub fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
+/// An error with its causes: reqwest's own message alone ("error sending request") hides
+/// what to fix (refused, certificate unknown, timed out).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
         }
+        cur = c.source();
     }
-    out
+    s
 }
 
 #[cfg(test)]
@@ -218,44 +176,21 @@ mod tests {
 
     #[test]
     fn parses_urls() {
-        let u = Url::parse("http://127.0.0.1:18443").unwrap();
+        let u = parse_url("http://127.0.0.1:18443").unwrap();
         assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("127.0.0.1", 18443, "/")
+            (u.host_str(), u.port_or_known_default(), u.path()),
+            (Some("127.0.0.1"), Some(18443), "/")
         );
-        let u = Url::parse("alice:pw@node:8332/wallet/x").unwrap();
-        assert_eq!(u.userinfo.as_deref(), Some("alice:pw"));
+        let u = parse_url("alice:pw@node:8332/wallet/x").unwrap();
+        assert_eq!((u.username(), u.password()), ("alice", Some("pw")));
         assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("node", 8332, "/wallet/x")
+            (u.host_str(), u.port_or_known_default(), u.path()),
+            (Some("node"), Some(8332), "/wallet/x")
         );
-        assert!(Url::parse("https://x").is_err());
-        assert!(Url::parse("http://x:99999").is_err());
-    }
-
-    #[test]
-    fn base64_rfc4648_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
-    }
-
-    #[test]
-    fn reads_chunked_and_sized_bodies() {
-        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
-        let r = read_response(&mut &raw[..], "t").unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"abcde"[..]));
-        let raw = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 2\r\n\r\nnoEXTRA";
-        let r = read_response(&mut &raw[..], "t").unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (401, &b"no"[..]));
-        assert!(read_response(&mut &b"garbage\r\n\r\n"[..], "t").is_err());
+        assert_eq!(display_url(&u), "http://node:8332/wallet/x");
+        let u = parse_url("https://rpc.example.org/v2/key").unwrap();
+        assert_eq!(u.port_or_known_default(), Some(443));
+        assert!(parse_url("http://x:99999").is_err());
+        assert!(parse_url("ftp://x").unwrap_err().to_string().contains("https://"));
     }
 }

@@ -1,6 +1,7 @@
 //! Follow a running Bitcoin Core node and raise alerts as blocks arrive.
 //!
-//! - [`rpc`]: a JSON-RPC client (cookie or user/password) over a small HTTP/1.1 client.
+//! - [`rpc`]: a JSON-RPC client (cookie or user/password) over [`http`]: reqwest with rustls,
+//!   shared with webhooks and the EVM node client.
 //! - [`zmq`]: `hashblock`/`rawblock` notifications over the pure-Rust `zeromq` crate.
 //! - [`follower`]: catch-up, staying at the tip, reorganisations, backoff.
 //! - [`engine`], [`rules`], [`store`]: alert rules evaluated per block with an undo log,

@@ -1,6 +1,7 @@
 //! Bitcoin Core JSON-RPC: the few calls the follower needs, with errors that say what to fix.
 
 use crate::http::{self, HttpError, Url};
+use base64::Engine as _;
 use bitcoin::{BlockHash, Network};
 use cointrail_chain::error::{Origin, OriginKind};
 use cointrail_chain::ChainBlock;
@@ -77,16 +78,20 @@ pub struct ChainInfo {
 
 impl RpcClient {
     pub fn new(url: &str, auth: Auth) -> Result<RpcClient, RpcError> {
-        let url = Url::parse(url).map_err(RpcError::Url)?;
-        let auth = match (&auth, &url.userinfo) {
-            (Auth::None, Some(ui)) => {
-                let (u, p) = ui.split_once(':').unwrap_or((ui, ""));
-                Auth::UserPass(u.to_string(), p.to_string())
-            }
-            _ => auth,
+        let mut url = http::parse_url(url).map_err(RpcError::Url)?;
+        // Credentials in the URL become Basic auth (sent with every request, not only after
+        // a 401 challenge) and are kept out of messages.
+        let auth = match auth {
+            Auth::None if !url.username().is_empty() => Auth::UserPass(
+                percent_decode(url.username()),
+                percent_decode(url.password().unwrap_or("")),
+            ),
+            a => a,
         };
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
         Ok(RpcClient {
-            display: format!("http://{}{}", url.authority(), url.path),
+            display: http::display_url(&url),
             url,
             auth,
             timeout: Duration::from_secs(30),
@@ -107,7 +112,10 @@ impl RpcClient {
                 .trim()
                 .to_string(),
         };
-        Ok(Some(format!("Basic {}", http::base64(cred.as_bytes()))))
+        Ok(Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(cred.as_bytes())
+        )))
     }
 
     pub fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
@@ -234,6 +242,13 @@ impl RpcClient {
         block_from_bytes(&bytes, network, &format!("rpc:getblock {hash}"))
             .map_err(|e| self.reply_err("getblock", e))
     }
+}
+
+/// `%xx` escapes in a URL's user or password (a password may hold `@` or `:`).
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Decode a serialized block from the node (RPC or ZMQ `rawblock`), with its merkle checks.

@@ -335,7 +335,7 @@ impl AlertStore {
     }
 
     pub fn add_webhook(&self, h: &Webhook) -> Result<(), StoreError> {
-        crate::http::Url::parse(&h.url).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        crate::http::parse_url(&h.url).map_err(|e| StoreError::Invalid(e.to_string()))?;
         if h.secret.len() < 16 {
             return Err(StoreError::Invalid(
                 "webhook secret must be at least 16 characters (it keys the HMAC)".into(),

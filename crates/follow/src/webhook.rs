@@ -4,7 +4,7 @@
 //! (receivers deduplicate on `X-Cointrail-Alert-Id`).
 
 use crate::hmac::signature_header;
-use crate::http::{self, Url};
+use crate::http;
 use crate::store::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -102,7 +102,7 @@ pub fn next_due_ms(store: &AlertStore) -> Result<Option<u64>, StoreError> {
 }
 
 fn post_alert(h: &Webhook, a: &Alert, timeout: Duration) -> Result<(), String> {
-    let url = Url::parse(&h.url).map_err(|e| e.to_string())?;
+    let url = http::parse_url(&h.url).map_err(|e| e.to_string())?;
     let body = serde_json::to_vec(a).map_err(|e| e.to_string())?;
     let headers = [
         ("Content-Type", "application/json".to_string()),
