@@ -24,6 +24,15 @@ fn stolen(dir: &Path) -> (String, String) {
     (f[1].to_string(), f[3].to_string())
 }
 
+/// The thief's first output (TXID:0 of the drain transaction): a deposit made of stolen coins.
+/// (The source outpoint itself sits at the victim's address, which is not exposed to its own
+/// theft.)
+fn loot(dir: &Path) -> String {
+    let t = std::fs::read_to_string(dir.join("demo-chain/truth/stolen_outpoints.tsv")).unwrap();
+    let f: Vec<&str> = t.lines().nth(1).unwrap().split('\t').collect();
+    format!("{}:0", f[4])
+}
+
 /// Raw request with a chosen Host header (the `--ui-open` check reads it).
 fn get_host(addr: &str, path: &str, host: &str) -> u16 {
     use std::io::{Read, Write};
@@ -225,7 +234,7 @@ fn workbench_in_a_real_browser() {
     let key = cli(&dir, &["keys", "create", "analyst", "--scope", "write"])
         .trim()
         .to_string();
-    let (outpoint, thief) = stolen(&dir);
+    let (_, thief) = stolen(&dir);
     let srv = Server::start(&dir, &[]);
     let trace = get(&srv.addr, "/v1/cases/sim-heist-0/trace", &key).json();
     let (nodes, edges) = graph_size(&trace["trace"]);
@@ -239,7 +248,7 @@ fn workbench_in_a_real_browser() {
         .env("WB_KEY", &key)
         .env("WB_CASE", "sim-heist-0")
         .env("WB_SOURCE", &thief)
-        .env("WB_DEPOSIT", &outpoint)
+        .env("WB_DEPOSIT", loot(&dir))
         .env("WB_SHOTS", &shots)
         .env("WB_CHROMIUM", &chromium)
         .env(
