@@ -145,12 +145,10 @@ fn sniff(data: &[u8], name: &Path, expect: Expect) -> Result<()> {
         ))
     };
     match expect {
-        Expect::JsonLines => {
-            match data.iter().find(|b| !b.is_ascii_whitespace()) {
-                Some(b'{') | None => Ok(()),
-                Some(_) => bad("JSON lines (blockchain-etl rows start with '{')".into()),
-            }
-        }
+        Expect::JsonLines => match data.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') | None => Ok(()),
+            Some(_) => bad("JSON lines (blockchain-etl rows start with '{')".into()),
+        },
         Expect::Blocks => {
             if data.len() >= 8 && network_of_magic([data[0], data[1], data[2], data[3]]).is_some() {
                 let len = u32::from_le_bytes([data[4], data[5], data[6], data[7]]) as usize;
@@ -514,7 +512,9 @@ impl Catalog {
             if len > MAX_BLOCK_BYTES {
                 return Err(ChainError::format(
                     at,
-                    format!("a block of {len} bytes is over {MAX_BLOCK_BYTES}, the most a block can be"),
+                    format!(
+                        "a block of {len} bytes is over {MAX_BLOCK_BYTES}, the most a block can be"
+                    ),
                 ));
             }
             self.entries.push(BlockEntry {
@@ -553,7 +553,10 @@ impl Catalog {
             if line.len() > 2 * MAX_BLOCK_BYTES {
                 return Err(ChainError::format(
                     at,
-                    format!("a line of {} hex digits is over a block's {MAX_BLOCK_BYTES} bytes", line.len()),
+                    format!(
+                        "a line of {} hex digits is over a block's {MAX_BLOCK_BYTES} bytes",
+                        line.len()
+                    ),
                 ));
             }
             let bytes = hex::decode(line)

@@ -205,12 +205,18 @@ fn parse_tx(row: &Value, at: &Origin) -> Result<EtlTx> {
             i32::try_from(v)
                 .ok()
                 .or_else(|| u32::try_from(v).ok().map(|u| u as i32))
-                .ok_or_else(|| out_of_range(at, "version", &v.to_string(), "-2147483648 to 4294967295"))?
+                .ok_or_else(|| {
+                    out_of_range(at, "version", &v.to_string(), "-2147483648 to 4294967295")
+                })?
         }
         Some(Value::String(s)) => s
             .parse::<i64>()
             .ok()
-            .and_then(|v| i32::try_from(v).ok().or_else(|| u32::try_from(v).ok().map(|u| u as i32)))
+            .and_then(|v| {
+                i32::try_from(v)
+                    .ok()
+                    .or_else(|| u32::try_from(v).ok().map(|u| u as i32))
+            })
             .ok_or_else(|| out_of_range(at, "version", s, "-2147483648 to 4294967295"))?,
         _ => return Err(missing(at, "version")),
     };
@@ -332,7 +338,12 @@ fn u64_in(obj: &Value, name: &str, shown: &str, at: &Origin) -> Result<u64> {
         return Ok(n);
     }
     match v {
-        Value::Number(n) => Err(out_of_range(at, shown, &n.to_string(), "0 to 18446744073709551615")),
+        Value::Number(n) => Err(out_of_range(
+            at,
+            shown,
+            &n.to_string(),
+            "0 to 18446744073709551615",
+        )),
         Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
             Err(out_of_range(at, shown, s, "0 to 18446744073709551615"))
         }
@@ -387,7 +398,12 @@ fn opt_time(row: &Value, name: &str, at: &Origin) -> Result<Option<u32>> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_u64().map(u32::try_from) {
             Some(Ok(v)) => Ok(Some(v)),
-            _ => Err(out_of_range(at, name, &n.to_string(), "0 to 4294967295 seconds")),
+            _ => Err(out_of_range(
+                at,
+                name,
+                &n.to_string(),
+                "0 to 4294967295 seconds",
+            )),
         },
         Some(Value::String(s)) => parse_datetime(s).map(Some).ok_or_else(|| {
             ChainError::format(at.clone(), format!("field '{name}': '{s}' is not a time"))

@@ -23,8 +23,10 @@ fn zero_bomb(mb: usize, copies: usize) -> Vec<u8> {
 }
 
 fn real_block() -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/btc/mainnet/block169482.raw"))
-        .unwrap()
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/btc/mainnet/block169482.raw"),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -45,7 +47,10 @@ fn a_bomb_of_zeros_is_refused_at_its_first_bytes() {
     let p = d.path().join("zeros.bin.bz2");
     std::fs::write(&p, &bomb).unwrap();
     let e = Catalog::new().add_file(&p).unwrap_err().to_string();
-    assert!(e.contains("zeros.bin.bz2") && e.contains("not blocks"), "{e}");
+    assert!(
+        e.contains("zeros.bin.bz2") && e.contains("not blocks"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -73,7 +78,8 @@ fn a_real_block_followed_by_a_bomb_stops_at_the_cap() {
     let mut cat = Catalog::new();
     cat.add_bytes(Path::new("ok.bz2"), bz2(&framed)).unwrap();
     assert_eq!(cat.entries.len(), 1);
-    cat.load(&cat.entries[0], bitcoin::Network::Bitcoin).unwrap();
+    cat.load(&cat.entries[0], bitcoin::Network::Bitcoin)
+        .unwrap();
 }
 
 #[test]
@@ -100,6 +106,8 @@ fn compressed_etl_that_is_not_json_is_refused_early() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("rows.json.bz2");
     std::fs::write(&p, zero_bomb(8, 64)).unwrap();
-    let e = cointrail_chain::etl::read_etl(&[p]).unwrap_err().to_string();
+    let e = cointrail_chain::etl::read_etl(&[p])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not JSON lines"), "{e}");
 }

@@ -24,9 +24,7 @@ fn read(rows: &[Value]) -> Result<usize, String> {
 /// The first non-coinbase row: its txid commits to its fields, so an edit must keep the
 /// low 32 bits of the field the same for the row to still hash right (the attack).
 fn spending_row(rows: &[Value]) -> usize {
-    rows.iter()
-        .position(|r| r["is_coinbase"] == false)
-        .unwrap()
+    rows.iter().position(|r| r["is_coinbase"] == false).unwrap()
 }
 
 #[test]
@@ -56,7 +54,10 @@ fn a_sequence_past_32_bits_is_refused() {
     let i = spending_row(&r);
     r[i]["inputs"][0]["sequence"] = Value::from(0xffff_ffffu64 + (1u64 << 32));
     let e = read(&r).unwrap_err();
-    assert!(e.contains("inputs[0].sequence") && e.contains("out of range"), "{e}");
+    assert!(
+        e.contains("inputs[0].sequence") && e.contains("out of range"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -84,10 +85,16 @@ fn an_output_over_21_million_btc_is_refused() {
     // A coinbase row: its txid is taken from the row, so nothing else would catch it.
     r[0]["outputs"][0]["value"] = Value::from(21_000_000u64 * 100_000_000 + 1);
     let e = read(&r).unwrap_err();
-    assert!(e.contains("outputs[0].value") && e.contains("21 million"), "{e}");
+    assert!(
+        e.contains("outputs[0].value") && e.contains("21 million"),
+        "{e}"
+    );
     r[0]["outputs"][0]["value"] = Value::from("99999999999999999999999");
     let e = read(&r).unwrap_err();
-    assert!(e.contains("outputs[0].value") && e.contains("out of range"), "{e}");
+    assert!(
+        e.contains("outputs[0].value") && e.contains("out of range"),
+        "{e}"
+    );
     r[0]["outputs"][0]["value"] = Value::from(21_000_000u64 * 100_000_000);
     read(&r).unwrap();
 }

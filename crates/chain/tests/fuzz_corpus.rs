@@ -45,7 +45,8 @@ fn block_file_corpus_never_panics() {
 fn decompress_corpus_never_panics() {
     let mut loaded = 0;
     for data in corpus("decompress") {
-        let _ = cointrail_chain::blockfile::decompress_json_lines(Path::new("input.json.bz2"), &data);
+        let _ =
+            cointrail_chain::blockfile::decompress_json_lines(Path::new("input.json.bz2"), &data);
         loaded += block_file(data);
     }
     assert!(loaded > 0, "the seeds include compressed real blocks");

@@ -89,10 +89,7 @@ $B --data-dir $D --quiet verify --json >/dev/null 2>{out}/verify.err; echo "veri
     let err = std::fs::read_to_string(d.path().join("ingest.err")).unwrap();
     // A clear error and exit status 1, not a SIGBUS (sh reports 135).
     assert!(so.contains("full=1"), "{so}\n{err}");
-    assert!(
-        err.to_lowercase().contains("no space left"),
-        "{err}"
-    );
+    assert!(err.to_lowercase().contains("no space left"), "{err}");
     // Reading needs no free space: the disk is still full.
     assert!(
         so.contains("stats=0"),
@@ -139,9 +136,11 @@ fn read_commands_work_on_a_read_only_mount_and_say_recovery_is_pending() {
     let mnt = d.path().join("ro");
     std::fs::create_dir(&mnt).unwrap();
     let tx_cmd = match &txid {
-        Some(t) => format!("$B --data-dir $D --quiet tx {t} --json >/dev/null 2>>{{out}}/ro.err; echo \"tx=$?\""),
+        Some(t) => format!(
+            "$B --data-dir $D --quiet tx {t} --json >/dev/null 2>>{{out}}/ro.err; echo \"tx=$?\""
+        ),
         None => String::new(),
-        }
+    }
     .replace("{out}", &d.path().display().to_string());
     let script = format!(
         r#"set -u
@@ -166,7 +165,10 @@ $B --data-dir $D --quiet verify >/dev/null 2>>{out}/ro.err; echo "verify=$?"
         return;
     }
     let err = std::fs::read_to_string(d.path().join("ro.err")).unwrap();
-    assert!(so.contains("stats=0") && so.contains("verify=0"), "{so}\n{err}");
+    assert!(
+        so.contains("stats=0") && so.contains("verify=0"),
+        "{so}\n{err}"
+    );
     if txid.is_some() {
         assert!(so.contains("tx=0"), "{so}\n{err}");
     }
@@ -199,8 +201,15 @@ fn garbage_into_a_non_empty_index_exits_non_zero() {
     std::fs::write(&p, junk).unwrap();
     let o = run(&dir, &["ingest", &p.display().to_string()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    assert!(text(&o.stderr).contains("nothing usable"), "{}", text(&o.stderr));
-    let o = run(&d.path().join("empty"), &["ingest", &p.display().to_string()]);
+    assert!(
+        text(&o.stderr).contains("nothing usable"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = run(
+        &d.path().join("empty"),
+        &["ingest", &p.display().to_string()],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
 }
 

@@ -463,7 +463,10 @@ fn every_readme_example_runs() {
     for dir in [d.path(), export_dir.as_path()] {
         for (from, to) in [
             ("mainnet_17173049_blocks.json", "blocks.json"),
-            ("mainnet_17173049_token_transfers.json", "token_transfers.json"),
+            (
+                "mainnet_17173049_token_transfers.json",
+                "token_transfers.json",
+            ),
             ("mainnet_17173049_logs.json", "logs.json"),
         ] {
             std::fs::copy(etl.join(from), dir.join(to)).unwrap();

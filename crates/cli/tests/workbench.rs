@@ -82,7 +82,10 @@ fn workbench_is_served_with_its_endpoints() {
     assert!(r.header("content-type").unwrap().starts_with("text/html"));
     let csp = r.header("content-security-policy").unwrap();
     assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"));
-    assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(
+        r.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
     let html = String::from_utf8(r.body.clone()).unwrap();
     assert!(html.contains("/ui/app.js"));
     assert!(!html.contains("http://") && !html.contains("https://"));
@@ -99,7 +102,10 @@ fn workbench_is_served_with_its_endpoints() {
         assert!(!r.body.is_empty());
     }
     let r = http(&a, "GET", "/ui/nothing.js", None, None);
-    assert_eq!((r.status, r.json()["error"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (404, Some("not_found"))
+    );
     // The API still wants a key.
     assert_eq!(http(&a, "GET", "/v1/cases", None, None).status, 401);
 
@@ -129,10 +135,16 @@ fn workbench_is_served_with_its_endpoints() {
         .iter()
         .all(|r| (r["spent"] == true) == r["spent_by"].is_string()));
     let t = &api["trace"]["totals"];
-    let sum: u64 = ["unspent_sats", "fee_sats", "stopped_sats", "mixer_sats", "limit_sats"]
-        .iter()
-        .map(|k| t[k].as_u64().unwrap())
-        .sum();
+    let sum: u64 = [
+        "unspent_sats",
+        "fee_sats",
+        "stopped_sats",
+        "mixer_sats",
+        "limit_sats",
+    ]
+    .iter()
+    .map(|k| t[k].as_u64().unwrap())
+    .sum();
     assert_eq!(sum, t["source_sats"].as_u64().unwrap());
     for (p, field) in [
         ("/v1/cases/sim-heist-0/trace?model=nonsense", "model"),
@@ -171,7 +183,11 @@ fn workbench_is_served_with_its_endpoints() {
     }
     let r = get(&a, &format!("/v1/paths?from={thief}&to={thief}"), &key);
     assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("to")));
-    let r = get(&a, &format!("/v1/paths?from={mule}&to={dest}&max_hops=99"), &key);
+    let r = get(
+        &a,
+        &format!("/v1/paths?from={mule}&to={dest}&max_hops=99"),
+        &key,
+    );
     assert_eq!(r.json()["field"], "max_hops");
 
     // The OpenAPI document names the new endpoints.
@@ -185,7 +201,10 @@ fn workbench_is_served_with_its_endpoints() {
     assert_eq!(get_host(&srv.addr, "/v1/cases", &srv.addr), 200);
     assert_eq!(get_host(&srv.addr, "/v1/cases", "localhost:8700"), 200);
     assert_eq!(get_host(&srv.addr, "/v1/cases", "evil.example"), 401);
-    assert_eq!(get_host(&srv.addr, "/v1/cases", "127.0.0.1.evil.example"), 401);
+    assert_eq!(
+        get_host(&srv.addr, "/v1/cases", "127.0.0.1.evil.example"),
+        401
+    );
 }
 
 /// The ends of a path in its direction.
@@ -201,7 +220,10 @@ fn p_end(p: &Value, from: &str, to: &str) -> (String, String) {
 /// address it paid next (the path test's two ends).
 fn mule_and_next(trace: &Value) -> (String, String) {
     let rows = trace["outputs"].as_array().unwrap();
-    for r2 in rows.iter().filter(|r| r["hops"] == 2 && r["address"].is_string()) {
+    for r2 in rows
+        .iter()
+        .filter(|r| r["hops"] == 2 && r["address"].is_string())
+    {
         if let Some(r1) = rows.iter().find(|r| {
             r["hops"] == 1
                 && r["address"].is_string()

@@ -36,7 +36,10 @@ pub fn parse_address(s: &str) -> Result<Address, AddressError> {
     if has_upper && has_lower {
         let expected = addr.to_checksum(None);
         if expected[2..] != *hex {
-            return Err(AddressError::Checksum { given: t.to_string(), expected });
+            return Err(AddressError::Checksum {
+                given: t.to_string(),
+                expected,
+            });
         }
     }
     Ok(addr)
@@ -65,7 +68,10 @@ mod tests {
             let a = parse_address(s).unwrap();
             assert_eq!(checksummed(&a), s);
             assert_eq!(parse_address(&s.to_lowercase()).unwrap(), a);
-            assert_eq!(parse_address(&format!("0x{}", s[2..].to_uppercase())).unwrap(), a);
+            assert_eq!(
+                parse_address(&format!("0x{}", s[2..].to_uppercase())).unwrap(),
+                a
+            );
         }
     }
 
@@ -76,7 +82,12 @@ mod tests {
             Err(AddressError::Checksum { expected, .. }) => assert_eq!(expected, EIP55[0]),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_address("0x1234"), Err(AddressError::Format(_))));
-        assert!(!looks_like_evm_address("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"));
+        assert!(matches!(
+            parse_address("0x1234"),
+            Err(AddressError::Format(_))
+        ));
+        assert!(!looks_like_evm_address(
+            "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
+        ));
     }
 }

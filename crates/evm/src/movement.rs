@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use alloy_primitives::{Address, B256, U256};
 use serde::{Deserialize, Serialize};
 
-use crate::etl::{Block, Located, Log, Row, RowError, TokenTransfer, Trace, TraceType, Transaction};
+use crate::etl::{
+    Block, Located, Log, Row, RowError, TokenTransfer, Trace, TraceType, Transaction,
+};
 
 /// Where burnt base fees go and where rewards and withdrawals come from: nobody's account.
 pub const SINK: Address = Address::ZERO;
@@ -67,7 +69,19 @@ impl MovementKind {
     }
     pub fn from_u8(v: u8) -> Option<Self> {
         use MovementKind::*;
-        [Value, Internal, Create, SelfDestruct, Token, Fee, Burn, Reward, Withdrawal].get(v as usize).copied()
+        [
+            Value,
+            Internal,
+            Create,
+            SelfDestruct,
+            Token,
+            Fee,
+            Burn,
+            Reward,
+            Withdrawal,
+        ]
+        .get(v as usize)
+        .copied()
     }
 }
 
@@ -109,17 +123,31 @@ fn err<T>(at: &Located<T>, field: &str, msg: impl Into<String>) -> RowError {
 
 /// Group a stream of rows into blocks. A row whose block has no block row is an error
 /// naming that row; nothing of a bad batch should be stored.
-pub fn group_blocks(rows: impl IntoIterator<Item = Located<Row>>) -> Result<BTreeMap<u64, BlockRows>, RowError> {
+pub fn group_blocks(
+    rows: impl IntoIterator<Item = Located<Row>>,
+) -> Result<BTreeMap<u64, BlockRows>, RowError> {
     let mut blocks: BTreeMap<u64, BlockRows> = BTreeMap::new();
     let mut orphans: Vec<(u64, Located<()>)> = Vec::new();
     for Located { file, line, row } in rows {
         let n = row.block_number();
         let e = blocks.entry(n).or_default();
-        let at = Located { file: file.clone(), line, row: () };
+        let at = Located {
+            file: file.clone(),
+            line,
+            row: (),
+        };
         match row {
             Row::Block(b) => {
                 if let Some(prev) = &e.block {
-                    return Err(RowError::new(&file, line, Some("number"), format!("block {n} appears twice (first at {}:{})", prev.file, prev.line)));
+                    return Err(RowError::new(
+                        &file,
+                        line,
+                        Some("number"),
+                        format!(
+                            "block {n} appears twice (first at {}:{})",
+                            prev.file, prev.line
+                        ),
+                    ));
                 }
                 e.block = Some(Located { file, line, row: b });
                 continue;
@@ -147,8 +175,17 @@ pub fn group_blocks(rows: impl IntoIterator<Item = Located<Row>>) -> Result<BTre
 /// The movements of one block, after checking its rows agree with each other.
 pub fn block_movements(b: &BlockRows) -> Result<Vec<Movement>, RowError> {
     let Some(block) = &b.block else {
-        let first = b.transactions.first().map(|t| (t.file.clone(), t.line)).unwrap_or_else(|| ("?".into(), 0));
-        return Err(RowError::new(&first.0, first.1, Some("block_number"), "no block row for these rows"));
+        let first = b
+            .transactions
+            .first()
+            .map(|t| (t.file.clone(), t.line))
+            .unwrap_or_else(|| ("?".into(), 0));
+        return Err(RowError::new(
+            &first.0,
+            first.1,
+            Some("block_number"),
+            "no block row for these rows",
+        ));
     };
     let n = block.row.number;
     let base_fee = block.row.base_fee_per_gas;
@@ -166,7 +203,11 @@ pub fn block_movements(b: &BlockRows) -> Result<Vec<Movement>, RowError> {
         match t.row.transaction_hash {
             Some(h) => {
                 if !tx_by_hash.contains_key(&h) && !b.transactions.is_empty() {
-                    return Err(err(t, "transaction_hash", format!("trace of a transaction that is not in block {n}")));
+                    return Err(err(
+                        t,
+                        "transaction_hash",
+                        format!("trace of a transaction that is not in block {n}"),
+                    ));
                 }
                 traces_by_tx.entry(h).or_default().push(t);
             }
@@ -179,18 +220,37 @@ pub fn block_movements(b: &BlockRows) -> Result<Vec<Movement>, RowError> {
         let idx = Some(t.transaction_index as u32);
         let traces = traces_by_tx.get(&t.hash);
         let root = traces.and_then(|ts| ts.iter().find(|x| x.row.trace_address.is_empty()));
-        let failed = t.failed() || (t.receipt_status.is_none() && root.is_some_and(|r| r.row.failed_here()));
+        let failed =
+            t.failed() || (t.receipt_status.is_none() && root.is_some_and(|r| r.row.failed_here()));
 
         // Gas first: paid whether or not the transaction succeeded.
         if let Some(gas_used) = t.receipt_gas_used {
             let fee = U256::from(gas_used) * t.paid_gas_price();
-            let burnt = base_fee.map(|b| (b * U256::from(gas_used)).min(fee)).unwrap_or(U256::ZERO);
+            let burnt = base_fee
+                .map(|b| (b * U256::from(gas_used)).min(fee))
+                .unwrap_or(U256::ZERO);
             let tip = fee - burnt;
             if !tip.is_zero() {
-                out.push(mv(n, idx, MovementKind::Fee, Asset::Native, t.from_address, block.row.miner, tip));
+                out.push(mv(
+                    n,
+                    idx,
+                    MovementKind::Fee,
+                    Asset::Native,
+                    t.from_address,
+                    block.row.miner,
+                    tip,
+                ));
             }
             if !burnt.is_zero() {
-                out.push(mv(n, idx, MovementKind::Burn, Asset::Native, t.from_address, SINK, burnt));
+                out.push(mv(
+                    n,
+                    idx,
+                    MovementKind::Burn,
+                    Asset::Native,
+                    t.from_address,
+                    SINK,
+                    burnt,
+                ));
             }
         }
 
@@ -206,10 +266,26 @@ pub fn block_movements(b: &BlockRows) -> Result<Vec<Movement>, RowError> {
             None if !failed => {
                 if let Some(to) = t.to_address {
                     if !t.value.is_zero() {
-                        out.push(mv(n, idx, MovementKind::Value, Asset::Native, t.from_address, to, t.value));
+                        out.push(mv(
+                            n,
+                            idx,
+                            MovementKind::Value,
+                            Asset::Native,
+                            t.from_address,
+                            to,
+                            t.value,
+                        ));
                     }
                 } else if let Some(c) = t.receipt_contract_address {
-                    out.push(mv(n, idx, MovementKind::Create, Asset::Native, t.from_address, c, t.value));
+                    out.push(mv(
+                        n,
+                        idx,
+                        MovementKind::Create,
+                        Asset::Native,
+                        t.from_address,
+                        c,
+                        t.value,
+                    ));
                 }
             }
             None => {}
@@ -224,11 +300,19 @@ pub fn block_movements(b: &BlockRows) -> Result<Vec<Movement>, RowError> {
         }
         let tx = tx_by_hash.get(&r.transaction_hash);
         if tx.is_none() && !b.transactions.is_empty() {
-            return Err(err(tt, "transaction_hash", format!("token transfer of a transaction that is not in block {n}")));
+            return Err(err(
+                tt,
+                "transaction_hash",
+                format!("token transfer of a transaction that is not in block {n}"),
+            ));
         }
         // A failed transaction has no logs; a row claiming one is bad data, not a move.
         if tx.is_some_and(|t| t.row.failed()) {
-            return Err(err(tt, "transaction_hash", "token transfer in a failed transaction (failed transactions emit no logs)"));
+            return Err(err(
+                tt,
+                "transaction_hash",
+                "token transfer in a failed transaction (failed transactions emit no logs)",
+            ));
         }
         out.push(Movement {
             block: n,
@@ -246,42 +330,102 @@ pub fn block_movements(b: &BlockRows) -> Result<Vec<Movement>, RowError> {
     for r in block_traces {
         if r.row.trace_type == TraceType::Reward && !r.row.failed_here() {
             if let (Some(to), Some(v)) = (r.row.to_address, r.row.value) {
-                out.push(mv(n, None, MovementKind::Reward, Asset::Native, SINK, to, v));
+                out.push(mv(
+                    n,
+                    None,
+                    MovementKind::Reward,
+                    Asset::Native,
+                    SINK,
+                    to,
+                    v,
+                ));
             }
         }
     }
     for w in &block.row.withdrawals {
-        out.push(mv(n, None, MovementKind::Withdrawal, Asset::Native, SINK, w.address, U256::from(w.amount) * U256::from(GWEI)));
+        out.push(mv(
+            n,
+            None,
+            MovementKind::Withdrawal,
+            Asset::Native,
+            SINK,
+            w.address,
+            U256::from(w.amount) * U256::from(GWEI),
+        ));
     }
     Ok(out)
 }
 
-fn mv(block: u64, tx_index: Option<u32>, kind: MovementKind, asset: Asset, from: Address, to: Address, amount: U256) -> Movement {
-    Movement { block, tx_index, kind, asset, from, to, amount, trace_address: Vec::new(), log_index: None }
+fn mv(
+    block: u64,
+    tx_index: Option<u32>,
+    kind: MovementKind,
+    asset: Asset,
+    from: Address,
+    to: Address,
+    amount: U256,
+) -> Movement {
+    Movement {
+        block,
+        tx_index,
+        kind,
+        asset,
+        from,
+        to,
+        amount,
+        trace_address: Vec::new(),
+        log_index: None,
+    }
 }
 
 /// The top frame is the transaction itself: same sender, same value, same fate.
 fn check_root(t: &Transaction, r: &Located<Trace>, failed: bool) -> Result<(), RowError> {
     let v = r.row.value.unwrap_or(U256::ZERO);
     if v != t.value {
-        return Err(err(r, "value", format!("top frame moves {v} wei but its transaction {} moves {} wei", t.hash, t.value)));
+        return Err(err(
+            r,
+            "value",
+            format!(
+                "top frame moves {v} wei but its transaction {} moves {} wei",
+                t.hash, t.value
+            ),
+        ));
     }
     if let Some(from) = r.row.from_address {
         if from != t.from_address {
-            return Err(err(r, "from_address", format!("top frame is sent by {from} but its transaction by {}", t.from_address)));
+            return Err(err(
+                r,
+                "from_address",
+                format!(
+                    "top frame is sent by {from} but its transaction by {}",
+                    t.from_address
+                ),
+            ));
         }
     }
     if t.receipt_status == Some(1) && r.row.failed_here() {
-        return Err(err(r, "status", format!("top frame failed but its transaction {} succeeded", t.hash)));
+        return Err(err(
+            r,
+            "status",
+            format!("top frame failed but its transaction {} succeeded", t.hash),
+        ));
     }
     if failed && t.receipt_status.is_some() && !r.row.failed_here() && r.row.status.is_some() {
-        return Err(err(r, "status", format!("top frame succeeded but its transaction {} failed", t.hash)));
+        return Err(err(
+            r,
+            "status",
+            format!("top frame succeeded but its transaction {} failed", t.hash),
+        ));
     }
     Ok(())
 }
 
 fn trace_movements(n: u64, idx: Option<u32>, ts: &[&Located<Trace>], out: &mut Vec<Movement>) {
-    let failed: Vec<&[u32]> = ts.iter().filter(|t| t.row.failed_here()).map(|t| t.row.trace_address.as_slice()).collect();
+    let failed: Vec<&[u32]> = ts
+        .iter()
+        .filter(|t| t.row.failed_here())
+        .map(|t| t.row.trace_address.as_slice())
+        .collect();
     let mut frames: Vec<&Trace> = ts.iter().map(|t| &t.row).collect();
     frames.sort_by(|a, b| a.trace_address.cmp(&b.trace_address));
     for f in frames {
@@ -289,14 +433,20 @@ fn trace_movements(n: u64, idx: Option<u32>, ts: &[&Located<Trace>], out: &mut V
             continue;
         }
         let value = f.value.unwrap_or(U256::ZERO);
-        let (Some(from), Some(to)) = (f.from_address, f.to_address) else { continue };
+        let (Some(from), Some(to)) = (f.from_address, f.to_address) else {
+            continue;
+        };
         let kind = match f.trace_type {
             TraceType::Call => {
                 // delegatecall/staticcall carry no value; callcode keeps it with the caller.
                 if !matches!(f.call_type.as_deref(), None | Some("call")) || value.is_zero() {
                     continue;
                 }
-                if f.trace_address.is_empty() { MovementKind::Value } else { MovementKind::Internal }
+                if f.trace_address.is_empty() {
+                    MovementKind::Value
+                } else {
+                    MovementKind::Internal
+                }
             }
             TraceType::Create => MovementKind::Create,
             TraceType::Suicide => MovementKind::SelfDestruct,

@@ -160,7 +160,11 @@ impl<S: EvmSink> EvmFollower<S> {
             if f == head && f < tip {
                 // A prefix of our chain: the node is behind (restarted, still syncing), not
                 // on another branch. Keep what we have and wait.
-                tracing::warn!(node = head, index = tip, "the node is behind the index; waiting for it");
+                tracing::warn!(
+                    node = head,
+                    index = tip,
+                    "the node is behind the index; waiting for it"
+                );
                 rep.node_behind = Some(head);
                 return Ok(self.finish(rep));
             }

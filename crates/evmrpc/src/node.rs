@@ -10,9 +10,9 @@ use alloy_network::Ethereum;
 use alloy_primitives::{B256, U64};
 use alloy_provider::{Provider, RootProvider};
 use alloy_rpc_types_eth::{Block, BlockId, BlockNumberOrTag, TransactionReceipt};
+use alloy_rpc_types_trace::common::TraceResult;
 use alloy_rpc_types_trace::geth::{CallConfig, CallFrame, GethDebugTracingOptions};
 use alloy_rpc_types_trace::parity::LocalizedTransactionTrace;
-use alloy_rpc_types_trace::common::TraceResult;
 use std::borrow::Cow;
 use std::future::IntoFuture;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -102,7 +102,8 @@ pub struct EvmNode {
 impl EvmNode {
     /// Connect (lazily: the first call opens the connection) to an http(s) JSON-RPC URL.
     pub fn connect(url: &str) -> Result<EvmNode, NodeError> {
-        let u = cointrail_follow::http::parse_url(url).map_err(|e| NodeError::Setup(e.to_string()))?;
+        let u =
+            cointrail_follow::http::parse_url(url).map_err(|e| NodeError::Setup(e.to_string()))?;
         let display = cointrail_follow::http::display_url(&u);
         // Block traces of busy mainnet blocks take the node seconds to compute.
         let client = cointrail_follow::http::async_client(Duration::from_secs(120))
@@ -151,7 +152,12 @@ impl EvmNode {
         self.rt.block_on(f)
     }
 
-    fn err(&self, method: &str, block: Option<u64>, e: alloy_transport::TransportError) -> NodeError {
+    fn err(
+        &self,
+        method: &str,
+        block: Option<u64>,
+        e: alloy_transport::TransportError,
+    ) -> NodeError {
         use alloy_json_rpc::RpcError as E;
         let url = self.display.clone();
         let method = method.to_string();
@@ -173,10 +179,7 @@ impl EvmNode {
                 url,
                 method,
                 block,
-                msg: format!(
-                    "{err} in {:?}",
-                    &text[..text.len().min(300)]
-                ),
+                msg: format!("{err} in {:?}", &text[..text.len().min(300)]),
             },
             other => NodeError::Reply {
                 url,
@@ -249,7 +252,11 @@ impl EvmNode {
             return Ok(None);
         };
         if block.header.number != n {
-            return Err(self.reply(m, Some(n), format!("answered block {}", block.header.number)));
+            return Err(self.reply(
+                m,
+                Some(n),
+                format!("answered block {}", block.header.number),
+            ));
         }
         let hash = block.header.hash;
         let txs: Vec<B256> = block.transactions.hashes().collect();
@@ -265,18 +272,31 @@ impl EvmNode {
         }))
     }
 
-    fn receipts(&self, n: u64, hash: B256, txs: &[B256]) -> Result<Vec<TransactionReceipt>, NodeError> {
+    fn receipts(
+        &self,
+        n: u64,
+        hash: B256,
+        txs: &[B256],
+    ) -> Result<Vec<TransactionReceipt>, NodeError> {
         if txs.is_empty() {
             return Ok(Vec::new());
         }
         let m = "eth_getBlockReceipts";
-        let got = self
-            .rt
-            .block_on(self.provider.get_block_receipts(BlockId::hash(hash)).into_future());
+        let got = self.rt.block_on(
+            self.provider
+                .get_block_receipts(BlockId::hash(hash))
+                .into_future(),
+        );
         let receipts = match got {
             Ok(Some(r)) => r,
             // The block left the chain between the two calls: the caller re-resolves.
-            Ok(None) => return Err(self.reply(m, Some(n), format!("block {hash} is no longer known (reorganised?)"))),
+            Ok(None) => {
+                return Err(self.reply(
+                    m,
+                    Some(n),
+                    format!("block {hash} is no longer known (reorganised?)"),
+                ))
+            }
             // Older nodes lack the batch call: one receipt per transaction.
             Err(alloy_json_rpc::RpcError::ErrorResp(p)) if p.code == -32601 => {
                 let mut out = Vec::with_capacity(txs.len());
@@ -286,7 +306,11 @@ impl EvmNode {
                         .block_on(self.provider.get_transaction_receipt(*h).into_future())
                         .map_err(|e| self.err("eth_getTransactionReceipt", Some(n), e))?
                         .ok_or_else(|| {
-                            self.reply("eth_getTransactionReceipt", Some(n), format!("no receipt for {h}"))
+                            self.reply(
+                                "eth_getTransactionReceipt",
+                                Some(n),
+                                format!("no receipt for {h}"),
+                            )
                         })?;
                     out.push(r);
                 }
@@ -306,7 +330,10 @@ impl EvmNode {
                 return Err(self.reply(
                     m,
                     Some(n),
-                    format!("receipt {i} is for {} in block {:?}, expected {h} in {hash}", r.transaction_hash, r.block_hash),
+                    format!(
+                        "receipt {i} is for {} in block {:?}, expected {h} in {hash}",
+                        r.transaction_hash, r.block_hash
+                    ),
                 ));
             }
         }
@@ -321,13 +348,19 @@ impl EvmNode {
                     self.trace_api.store(TRACE_GETH, Ordering::Relaxed);
                     return Ok(Traces::Geth(t));
                 }
-                Err(NodeError::Rpc { code, message, .. }) if api == TRACE_UNKNOWN && unsupported(code, &message) => {
+                Err(NodeError::Rpc { code, message, .. })
+                    if api == TRACE_UNKNOWN && unsupported(code, &message) =>
+                {
                     match self.parity_traces(n, hash) {
                         Ok(t) => {
                             self.trace_api.store(TRACE_PARITY, Ordering::Relaxed);
                             return Ok(Traces::Parity(t));
                         }
-                        Err(NodeError::Rpc { code: c2, message: m2, .. }) if unsupported(c2, &m2) => {
+                        Err(NodeError::Rpc {
+                            code: c2,
+                            message: m2,
+                            ..
+                        }) if unsupported(c2, &m2) => {
                             return Err(NodeError::NoTraces {
                                 url: self.display.clone(),
                                 detail: format!("{code}: {message}; {c2}: {m2}"),
@@ -342,7 +375,12 @@ impl EvmNode {
         self.parity_traces(n, hash).map(Traces::Parity)
     }
 
-    fn geth_traces(&self, n: u64, hash: B256, txs: &[B256]) -> Result<Vec<(B256, CallFrame)>, NodeError> {
+    fn geth_traces(
+        &self,
+        n: u64,
+        hash: B256,
+        txs: &[B256],
+    ) -> Result<Vec<(B256, CallFrame)>, NodeError> {
         let m = "debug_traceBlockByHash";
         let opts = GethDebugTracingOptions::call_tracer(CallConfig::default().with_log());
         let res: Vec<TraceResult<CallFrame, String>> = self
@@ -350,26 +388,42 @@ impl EvmNode {
             .block_on(self.provider.raw_request(Cow::Borrowed(m), (hash, opts)))
             .map_err(|e| self.err(m, Some(n), e))?;
         if res.len() != txs.len() {
-            return Err(self.reply(m, Some(n), format!("{} traces for {} transactions", res.len(), txs.len())));
+            return Err(self.reply(
+                m,
+                Some(n),
+                format!("{} traces for {} transactions", res.len(), txs.len()),
+            ));
         }
         let mut out = Vec::with_capacity(res.len());
         for (i, (r, h)) in res.into_iter().zip(txs).enumerate() {
             match r {
                 TraceResult::Success { result, tx_hash } => {
                     if tx_hash.is_some_and(|t| t != *h) {
-                        return Err(self.reply(m, Some(n), format!("trace {i} is for {tx_hash:?}, expected {h}")));
+                        return Err(self.reply(
+                            m,
+                            Some(n),
+                            format!("trace {i} is for {tx_hash:?}, expected {h}"),
+                        ));
                     }
                     out.push((*h, result));
                 }
                 TraceResult::Error { error, .. } => {
-                    return Err(self.reply(m, Some(n), format!("the node could not trace transaction {h}: {error}")))
+                    return Err(self.reply(
+                        m,
+                        Some(n),
+                        format!("the node could not trace transaction {h}: {error}"),
+                    ))
                 }
             }
         }
         Ok(out)
     }
 
-    fn parity_traces(&self, n: u64, hash: B256) -> Result<Vec<LocalizedTransactionTrace>, NodeError> {
+    fn parity_traces(
+        &self,
+        n: u64,
+        hash: B256,
+    ) -> Result<Vec<LocalizedTransactionTrace>, NodeError> {
         let m = "trace_block";
         let res: Option<Vec<LocalizedTransactionTrace>> = self
             .rt
@@ -377,7 +431,14 @@ impl EvmNode {
             .map_err(|e| self.err(m, Some(n), e))?;
         let res = res.unwrap_or_default();
         if let Some(t) = res.iter().find(|t| t.block_hash.is_some_and(|b| b != hash)) {
-            return Err(self.reply(m, Some(n), format!("traces of block {:?}, expected {hash} (reorganised?)", t.block_hash)));
+            return Err(self.reply(
+                m,
+                Some(n),
+                format!(
+                    "traces of block {:?}, expected {hash} (reorganised?)",
+                    t.block_hash
+                ),
+            ));
         }
         Ok(res)
     }

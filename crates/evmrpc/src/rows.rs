@@ -15,9 +15,8 @@ use alloy_rpc_types_trace::geth::CallFrame;
 use alloy_rpc_types_trace::parity::{Action, RewardType, TraceOutput};
 
 /// `Transfer(address,address,uint256)`.
-pub const TRANSFER_TOPIC: B256 = alloy_primitives::b256!(
-    "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
-);
+pub const TRANSFER_TOPIC: B256 =
+    alloy_primitives::b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockRow {
@@ -196,7 +195,10 @@ pub fn to_rows(f: &FetchedBlock) -> Result<BlockRows, String> {
     for (i, (tx, r)) in txs.iter().zip(&f.receipts).enumerate() {
         let hash = *tx.inner.tx_hash();
         if r.transaction_hash != hash {
-            return Err(format!("block {n}: receipt {i} is for {} not {hash}", r.transaction_hash));
+            return Err(format!(
+                "block {n}: receipt {i} is for {} not {hash}",
+                r.transaction_hash
+            ));
         }
         let inner = tx.inner.inner();
         rows.transactions.push(TransactionRow {
@@ -296,11 +298,18 @@ fn trace_rows(f: &FetchedBlock, txs: &[TransactionRow]) -> Result<Vec<TraceRow>,
     match &f.traces {
         Traces::Geth(frames) => {
             if frames.len() != txs.len() {
-                return Err(format!("block {n}: {} call traces for {} transactions", frames.len(), txs.len()));
+                return Err(format!(
+                    "block {n}: {} call traces for {} transactions",
+                    frames.len(),
+                    txs.len()
+                ));
             }
             for (i, ((h, root), tx)) in frames.iter().zip(txs).enumerate() {
                 if *h != tx.hash {
-                    return Err(format!("block {n}: call trace {i} is for {h}, expected {}", tx.hash));
+                    return Err(format!(
+                        "block {n}: call trace {i} is for {h}, expected {}",
+                        tx.hash
+                    ));
                 }
                 let mut addr = Vec::new();
                 flatten(root, n, tx, false, &mut addr, &mut out)?;
@@ -321,7 +330,9 @@ fn trace_rows(f: &FetchedBlock, txs: &[TransactionRow]) -> Result<Vec<TraceRow>,
                 let addr: Vec<u64> = tr.trace_address.iter().map(|a| *a as u64).collect();
                 let (gas_used, output, created) = match &tr.result {
                     Some(TraceOutput::Call(c)) => (Some(c.gas_used), Some(c.output.clone()), None),
-                    Some(TraceOutput::Create(c)) => (Some(c.gas_used), Some(c.code.clone()), Some(c.address)),
+                    Some(TraceOutput::Create(c)) => {
+                        (Some(c.gas_used), Some(c.code.clone()), Some(c.address))
+                    }
                     None => (None, None, None),
                 };
                 let base = TraceRow {
@@ -386,7 +397,8 @@ fn trace_rows(f: &FetchedBlock, txs: &[TransactionRow]) -> Result<Vec<TraceRow>,
                     },
                 };
                 let mut row = row;
-                row.trace_id = trace_id(&row.trace_type, row.transaction_hash, n, &row.trace_address);
+                row.trace_id =
+                    trace_id(&row.trace_type, row.transaction_hash, n, &row.trace_address);
                 out.push(row);
             }
         }
@@ -429,8 +441,12 @@ fn flatten(
         trace_type: trace_type.to_string(),
         call_type,
         reward_type: None,
-        gas: (trace_type != "suicide").then(|| gas(f.gas, "gas")).transpose()?,
-        gas_used: (trace_type != "suicide").then(|| gas(f.gas_used, "gasUsed")).transpose()?,
+        gas: (trace_type != "suicide")
+            .then(|| gas(f.gas, "gas"))
+            .transpose()?,
+        gas_used: (trace_type != "suicide")
+            .then(|| gas(f.gas_used, "gasUsed"))
+            .transpose()?,
         subtraces: f.calls.len() as u64,
         trace_address: addr.clone(),
         error: f.error.clone(),

@@ -34,7 +34,9 @@ impl EvmSink for MemSink {
     }
     fn tip(&self) -> Option<(u64, B256)> {
         let m = self.0.lock().unwrap();
-        m.blocks.last().map(|b| (b.block.header.number, b.block.header.hash))
+        m.blocks
+            .last()
+            .map(|b| (b.block.header.number, b.block.header.hash))
     }
     fn first(&self) -> Option<u64> {
         let m = self.0.lock().unwrap();
@@ -56,10 +58,16 @@ impl EvmSink for MemSink {
     fn append(&mut self, blocks: Vec<FetchedBlock>) -> Result<(), String> {
         let mut m = self.0.lock().unwrap();
         for b in blocks {
-            let want = m.blocks.last().map(|l| (l.block.header.number + 1, l.block.header.hash));
+            let want = m
+                .blocks
+                .last()
+                .map(|l| (l.block.header.number + 1, l.block.header.hash));
             if let Some((n, h)) = want {
                 if b.block.header.number != n || b.block.header.parent_hash != h {
-                    return Err(format!("block {} does not extend the tip", b.block.header.number));
+                    return Err(format!(
+                        "block {} does not extend the tip",
+                        b.block.header.number
+                    ));
                 }
             } else {
                 m.first = b.block.header.number;
@@ -72,7 +80,13 @@ impl EvmSink for MemSink {
 
 impl MemSink {
     fn hashes(&self) -> Vec<B256> {
-        self.0.lock().unwrap().blocks.iter().map(|b| b.block.header.hash).collect()
+        self.0
+            .lock()
+            .unwrap()
+            .blocks
+            .iter()
+            .map(|b| b.block.header.hash)
+            .collect()
     }
     fn tx_hashes(&self) -> Vec<B256> {
         self.0
@@ -87,7 +101,9 @@ impl MemSink {
 
 fn node_hashes(node: &EvmNode) -> Vec<B256> {
     let head = node.block_number().unwrap();
-    (0..=head).map(|n| node.block_hash(n).unwrap().unwrap()).collect()
+    (0..=head)
+        .map(|n| node.block_hash(n).unwrap().unwrap())
+        .collect()
 }
 
 fn pay(a: &Anvil, from: usize, to: usize, wei: u64) -> B256 {
@@ -116,7 +132,10 @@ fn catch_up_reorg_behind_and_wrong_chain() {
     let sink = MemSink::default();
     let mut f = EvmFollower::new(EvmNode::connect(&a.url).unwrap(), sink.clone(), cfg());
     let r = f.sync_once().unwrap();
-    assert_eq!((r.chain_id, r.blocks_added, r.blocks_rolled_back), (CHAIN_ID, 6, 0));
+    assert_eq!(
+        (r.chain_id, r.blocks_added, r.blocks_rolled_back),
+        (CHAIN_ID, 6, 0)
+    );
     assert_eq!(r.tip_number, Some(5));
     assert_eq!(sink.hashes(), node_hashes(f.node()));
     // Nothing new: nothing done.
@@ -141,13 +160,21 @@ fn catch_up_reorg_behind_and_wrong_chain() {
     let kept: Vec<B256> = (0..4).map(|i| pay(&a, 2, 7, 70 + i)).collect();
     let r = f.sync_once().unwrap();
     assert_eq!(
-        (r.blocks_rolled_back, r.fork_number, r.blocks_added, r.tip_number),
+        (
+            r.blocks_rolled_back,
+            r.fork_number,
+            r.blocks_added,
+            r.tip_number
+        ),
         (3, Some(5), 4, Some(9))
     );
     assert_eq!(sink.0.lock().unwrap().rollbacks, vec![Some(5)]);
     assert_eq!(sink.hashes(), node_hashes(f.node()));
     let txs = sink.tx_hashes();
-    assert!(gone.iter().all(|g| !txs.contains(g)), "abandoned transactions are gone");
+    assert!(
+        gone.iter().all(|g| !txs.contains(g)),
+        "abandoned transactions are gone"
+    );
     assert!(kept.iter().all(|k| txs.contains(k)));
     assert_eq!(txs.len(), 5 + 4);
 
@@ -156,7 +183,16 @@ fn catch_up_reorg_behind_and_wrong_chain() {
     other.0.lock().unwrap().chain = Some(1);
     let mut g = EvmFollower::new(EvmNode::connect(&a.url).unwrap(), other, cfg());
     let e = g.sync_once().unwrap_err();
-    assert!(matches!(e, FollowError::Node(NodeError::WrongChain { node: CHAIN_ID, index: 1 })), "{e}");
+    assert!(
+        matches!(
+            e,
+            FollowError::Node(NodeError::WrongChain {
+                node: CHAIN_ID,
+                index: 1
+            })
+        ),
+        "{e}"
+    );
     assert!(!e.is_transient());
 }
 
@@ -178,7 +214,10 @@ fn run_follows_new_heads_until_stopped() {
     pay(&a, 0, 1, 6);
     let t0 = Instant::now();
     while sink.hashes().len() < 3 {
-        assert!(t0.elapsed() < Duration::from_secs(20), "the follower did not reach the new head");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the follower did not reach the new head"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(sink.tx_hashes().contains(&want));

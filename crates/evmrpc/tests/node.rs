@@ -51,7 +51,9 @@ fn moves_by_tx(b: &FetchedBlock) -> HashMap<B256, Vec<(String, String, U256)>> {
                 .map(|x| (x.transaction_hash, x.trace.trace_address.clone()))
                 .collect();
             for x in t {
-                let Some(tx) = x.transaction_hash else { continue };
+                let Some(tx) = x.transaction_hash else {
+                    continue;
+                };
                 let e = m.entry(tx).or_default();
                 let addr = &x.trace.trace_address;
                 if addr.is_empty()
@@ -63,7 +65,9 @@ fn moves_by_tx(b: &FetchedBlock) -> HashMap<B256, Vec<(String, String, U256)>> {
                 }
                 let (from, to, v) = match (&x.trace.action, &x.trace.result) {
                     (Action::Call(c), _) => (c.from, c.to, c.value),
-                    (Action::Create(c), Some(TraceOutput::Create(o))) => (c.from, o.address, c.value),
+                    (Action::Create(c), Some(TraceOutput::Create(o))) => {
+                        (c.from, o.address, c.value)
+                    }
                     (Action::Selfdestruct(s), _) => (s.address, s.refund_address, s.balance),
                     _ => continue,
                 };
@@ -128,11 +132,26 @@ fn blocks_receipts_and_traces_from_anvil() {
         ],
         "two frames deep"
     );
-    assert!(geth[&h(&s.try_pay)].is_empty(), "the failed inner call moved nothing");
+    assert!(
+        geth[&h(&s.try_pay)].is_empty(),
+        "the failed inner call moved nothing"
+    );
     assert!(geth[&h(&s.failed)].is_empty());
-    let child = format!("{:#x}", s.forwarder.parse::<alloy_primitives::Address>().unwrap().create(1));
-    assert_eq!(geth[&h(&s.spawn)], vec![(fwd.clone(), child.clone(), e / U256::from(2))]);
-    assert_eq!(geth[&h(&s.destroy)], vec![(child.clone(), carol.clone(), e / U256::from(2))]);
+    let child = format!(
+        "{:#x}",
+        s.forwarder
+            .parse::<alloy_primitives::Address>()
+            .unwrap()
+            .create(1)
+    );
+    assert_eq!(
+        geth[&h(&s.spawn)],
+        vec![(fwd.clone(), child.clone(), e / U256::from(2))]
+    );
+    assert_eq!(
+        geth[&h(&s.destroy)],
+        vec![(child.clone(), carol.clone(), e / U256::from(2))]
+    );
     assert!(geth[&h(&s.plain)].is_empty() && geth[&h(&s.token_transfer)].is_empty());
 
     // trace_block says the same.
@@ -142,7 +161,10 @@ fn blocks_receipts_and_traces_from_anvil() {
         let b = parity.fetch_block(n).unwrap().unwrap();
         assert!(matches!(b.traces, Traces::Parity(_)));
         for (tx, moves) in moves_by_tx(&b) {
-            assert_eq!(moves, geth[&tx], "block {n} tx {tx}: trace_block vs callTracer");
+            assert_eq!(
+                moves, geth[&tx],
+                "block {n} tx {tx}: trace_block vs callTracer"
+            );
         }
     }
 }
@@ -159,7 +181,10 @@ fn rows_say_what_the_scenario_sent() {
     for n in 0..=s.tip {
         let r = cointrail_evmrpc::rows::to_rows(&node.fetch_block(n).unwrap().unwrap()).unwrap();
         let b = r.block.clone().unwrap();
-        assert_eq!((b.number, b.transaction_count as usize), (n, r.transactions.len()));
+        assert_eq!(
+            (b.number, b.transaction_count as usize),
+            (n, r.transactions.len())
+        );
         all.transactions.extend(r.transactions);
         all.traces.extend(r.traces);
         all.logs.extend(r.logs);
@@ -172,41 +197,90 @@ fn rows_say_what_the_scenario_sent() {
     assert_eq!(tx(&s.plain).receipt_status, Some(1));
     assert_eq!(tx(&s.plain).value, U256::from(3 * ETH));
     assert!(tx(&s.plain).receipt_effective_gas_price > 0);
-    assert!(all.transactions.iter().filter(|t| t.to_address.is_none()).all(|t| t.receipt_contract_address.is_some()));
+    assert!(all
+        .transactions
+        .iter()
+        .filter(|t| t.to_address.is_none())
+        .all(|t| t.receipt_contract_address.is_some()));
 
     // Every transaction has its root frame; the failed inner payment is status 0 and so is
     // the failed transaction's root.
     for t in &all.transactions {
-        assert!(all.traces.iter().any(|r| r.transaction_hash == Some(t.hash) && r.trace_address.is_empty()));
+        assert!(all
+            .traces
+            .iter()
+            .any(|r| r.transaction_hash == Some(t.hash) && r.trace_address.is_empty()));
     }
-    let frames = |hash: &str| -> Vec<_> { all.traces.iter().filter(|r| r.transaction_hash == Some(h(hash))).cloned().collect() };
+    let frames = |hash: &str| -> Vec<_> {
+        all.traces
+            .iter()
+            .filter(|r| r.transaction_hash == Some(h(hash)))
+            .cloned()
+            .collect()
+    };
     let tp = frames(&s.try_pay);
     assert_eq!(tp.len(), 2);
-    assert_eq!((tp[1].trace_address.clone(), tp[1].status, tp[1].value), (vec![0], 0, U256::from(2 * ETH)));
+    assert_eq!(
+        (tp[1].trace_address.clone(), tp[1].status, tp[1].value),
+        (vec![0], 0, U256::from(2 * ETH))
+    );
     assert!(tp[1].error.is_some());
     assert_eq!(frames(&s.failed)[0].status, 0);
     let relay = frames(&s.relay);
-    assert_eq!(relay.iter().map(|r| r.trace_address.clone()).collect::<Vec<_>>(), vec![vec![], vec![0], vec![0, 0]]);
+    assert_eq!(
+        relay
+            .iter()
+            .map(|r| r.trace_address.clone())
+            .collect::<Vec<_>>(),
+        vec![vec![], vec![0], vec![0, 0]]
+    );
     assert_eq!(relay[0].subtraces, 1);
     assert_eq!(relay[2].trace_id, format!("call_{}_0_0", s.relay));
     let spawn = frames(&s.spawn);
-    assert_eq!((spawn[1].trace_type.as_str(), spawn[1].value), ("create", U256::from(ETH / 2)));
+    assert_eq!(
+        (spawn[1].trace_type.as_str(), spawn[1].value),
+        ("create", U256::from(ETH / 2))
+    );
     let destroy = frames(&s.destroy);
-    assert_eq!((destroy[1].trace_type.as_str(), destroy[1].value), ("suicide", U256::from(ETH / 2)));
+    assert_eq!(
+        (destroy[1].trace_type.as_str(), destroy[1].value),
+        ("suicide", U256::from(ETH / 2))
+    );
 
     // Both trace APIs give the same rows, but for what only one of them reports (gas of
     // a frame, selfdestruct details, the output of a failed call).
     assert_eq!(parity_traces.len(), all.traces.len());
     for (g, p) in all.traces.iter().zip(&parity_traces) {
         assert_eq!(
-            (&g.transaction_hash, &g.trace_address, &g.trace_type, &g.from_address, &g.to_address, g.value, g.status, g.subtraces, &g.trace_id),
-            (&p.transaction_hash, &p.trace_address, &p.trace_type, &p.from_address, &p.to_address, p.value, p.status, p.subtraces, &p.trace_id),
+            (
+                &g.transaction_hash,
+                &g.trace_address,
+                &g.trace_type,
+                &g.from_address,
+                &g.to_address,
+                g.value,
+                g.status,
+                g.subtraces,
+                &g.trace_id
+            ),
+            (
+                &p.transaction_hash,
+                &p.trace_address,
+                &p.trace_type,
+                &p.from_address,
+                &p.to_address,
+                p.value,
+                p.status,
+                p.subtraces,
+                &p.trace_id
+            ),
         );
     }
 
     // Token transfers: the mint, the direct transfer, the one through the allowance.
     let tok: alloy_primitives::Address = s.token.parse().unwrap();
-    let acc: Vec<alloy_primitives::Address> = s.accounts.iter().map(|a| a.parse().unwrap()).collect();
+    let acc: Vec<alloy_primitives::Address> =
+        s.accounts.iter().map(|a| a.parse().unwrap()).collect();
     let tt: Vec<_> = all
         .token_transfers
         .iter()
@@ -215,7 +289,12 @@ fn rows_say_what_the_scenario_sent() {
     assert_eq!(
         tt,
         vec![
-            (tok, alloy_primitives::Address::ZERO, acc[0], U256::from(1_000_000_000_000u64)),
+            (
+                tok,
+                alloy_primitives::Address::ZERO,
+                acc[0],
+                U256::from(1_000_000_000_000u64)
+            ),
             (tok, acc[0], acc[1], U256::from(250_000_000u64)),
             (tok, acc[1], acc[3], U256::from(60_000_000u64)),
         ]
@@ -229,15 +308,31 @@ fn wrong_chain_and_unreachable_node_say_what_to_do() {
     let a = Anvil::start_with(CHAIN_ID + 1, &[]);
     let node = EvmNode::connect(&a.url).unwrap();
     let e = node.check_chain(CHAIN_ID).unwrap_err();
-    assert!(matches!(e, NodeError::WrongChain { node: 31338, index: 31337 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            NodeError::WrongChain {
+                node: 31338,
+                index: 31337
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("--rpc"), "{e}");
     drop(a);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let down = EvmNode::connect(&format!("http://127.0.0.1:{port}")).unwrap();
     let e = down.fetch_block(7).unwrap_err();
     assert!(e.is_transient(), "{e}");
     let m = e.to_string();
-    assert!(m.contains("eth_getBlockByNumber") && m.contains("block 7") && m.contains("unreachable"), "{m}");
+    assert!(
+        m.contains("eth_getBlockByNumber") && m.contains("block 7") && m.contains("unreachable"),
+        "{m}"
+    );
     assert!(EvmNode::connect("ftp://x").is_err());
 }

@@ -39,7 +39,11 @@ pub fn parse_url(s: &str) -> Result<Url, HttpError> {
     let u = Url::parse(&full).map_err(|e| bad(&e.to_string()))?;
     match u.scheme() {
         "http" | "https" => {}
-        other => return Err(bad(&format!("scheme {other}:// is not supported: use http:// or https://"))),
+        other => {
+            return Err(bad(&format!(
+                "scheme {other}:// is not supported: use http:// or https://"
+            )))
+        }
     }
     if u.host_str().is_none_or(str::is_empty) {
         return Err(bad("no host"));
@@ -135,7 +139,10 @@ pub fn post(
 ) -> Result<Response, HttpError> {
     let client = shared()?;
     let who = display_url(url);
-    let mut req = client.post(url.clone()).timeout(timeout).body(body.to_vec());
+    let mut req = client
+        .post(url.clone())
+        .timeout(timeout)
+        .body(body.to_vec());
     for (k, v) in headers {
         req = req.header(*k, v);
     }
@@ -191,6 +198,9 @@ mod tests {
         let u = parse_url("https://rpc.example.org/v2/key").unwrap();
         assert_eq!(u.port_or_known_default(), Some(443));
         assert!(parse_url("http://x:99999").is_err());
-        assert!(parse_url("ftp://x").unwrap_err().to_string().contains("https://"));
+        assert!(parse_url("ftp://x")
+            .unwrap_err()
+            .to_string()
+            .contains("https://"));
     }
 }

@@ -68,18 +68,29 @@ fn credentials_from_the_url_errors_and_bad_bodies() {
         }
     });
     let rpc = RpcClient::new(&format!("http://alice:p%40ss%3Aword@{url}"), Auth::None).unwrap();
-    assert!(!rpc.url().contains("alice"), "credentials stay out of messages: {}", rpc.url());
+    assert!(
+        !rpc.url().contains("alice"),
+        "credentials stay out of messages: {}",
+        rpc.url()
+    );
     assert_eq!(
         rpc.get_best_block_hash().unwrap().to_string(),
         "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206"
     );
     assert_eq!(rpc.get_block_hash(99).unwrap(), None);
     let e = rpc.get_blockchain_info().unwrap_err();
-    assert!(matches!(e, RpcError::Rpc { code: -28, .. }) && e.is_transient(), "{e}");
+    assert!(
+        matches!(e, RpcError::Rpc { code: -28, .. }) && e.is_transient(),
+        "{e}"
+    );
     let e = rpc.call("other", serde_json::json!([])).unwrap_err();
     assert!(e.to_string().contains("not JSON"), "{e}");
 
-    let wrong = RpcClient::new(&format!("http://{url}"), Auth::UserPass("alice".into(), "no".into())).unwrap();
+    let wrong = RpcClient::new(
+        &format!("http://{url}"),
+        Auth::UserPass("alice".into(), "no".into()),
+    )
+    .unwrap();
     let e = wrong.get_best_block_hash().unwrap_err();
     assert!(matches!(e, RpcError::Auth(_)) && !e.is_transient(), "{e}");
 

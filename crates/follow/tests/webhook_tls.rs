@@ -111,7 +111,10 @@ fn https_webhook_with_a_trusted_ca_and_one_refused() {
         &got[0].body,
         got[0].header("X-Cointrail-Signature").unwrap()
     ));
-    assert_eq!(got[0].header("X-Cointrail-Alert-Id"), Some(fired[0].id.as_str()));
+    assert_eq!(
+        got[0].header("X-Cointrail-Alert-Id"),
+        Some(fired[0].id.as_str())
+    );
     let a: Alert = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(a, fired[0]);
 

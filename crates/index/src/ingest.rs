@@ -292,7 +292,10 @@ pub fn ingest(
     // Same input, same verdict: into an empty index blocks that do not verify are an error,
     // so into a non-empty one files that held nothing usable (every block connects to
     // nothing, none was indexed before) are one too, not a warning with exit 0.
-    let from_files = matches!(source, Source::Files(_) | Source::BlocksDir(_) | Source::Etl(_));
+    let from_files = matches!(
+        source,
+        Source::Files(_) | Source::BlocksDir(_) | Source::Etl(_)
+    );
     if chain.is_empty()
         && from_files
         && report.orphan_blocks > 0

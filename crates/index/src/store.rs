@@ -267,7 +267,12 @@ impl Index {
             let names: Vec<String> = idx
                 .columns_mut()
                 .iter()
-                .map(|c| c.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default())
+                .map(|c| {
+                    c.path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default()
+                })
                 .collect();
             let mut v = Vec::new();
             for (n, c) in names.iter().zip(idx.columns_mut()) {
@@ -891,7 +896,10 @@ fn read_only_error(e: &std::io::Error) -> bool {
 pub(crate) fn store_best_effort(m: &Manifest, dir: &Path) -> Result<(), IndexError> {
     match m.store(dir) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded => {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::StorageFull
+                || e.kind() == std::io::ErrorKind::QuotaExceeded =>
+        {
             let _ = std::fs::remove_file(dir.join("manifest.json.tmp"));
             tracing::warn!(
                 "{}: no space left to update the manifest's map counts ({e}); they are counted again at the next open",

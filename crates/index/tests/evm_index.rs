@@ -10,14 +10,21 @@ use cointrail_evm::{Address, B256, U256};
 use cointrail_index::evm::EvmIndex;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/eth/etl").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/eth/etl")
+        .join(name)
 }
 
 fn blocks() -> Vec<BlockRows> {
-    let rows: Vec<Located<Row>> = ["mainnet_17173049_blocks.json", "mainnet_17173049_transactions.json", "mainnet_17173049_token_transfers.json", "mainnet_17173049_logs.json"]
-        .iter()
-        .flat_map(|n| open_etl_file(&fixture(n)).unwrap().map(|r| r.unwrap()))
-        .collect();
+    let rows: Vec<Located<Row>> = [
+        "mainnet_17173049_blocks.json",
+        "mainnet_17173049_transactions.json",
+        "mainnet_17173049_token_transfers.json",
+        "mainnet_17173049_logs.json",
+    ]
+    .iter()
+    .flat_map(|n| open_etl_file(&fixture(n)).unwrap().map(|r| r.unwrap()))
+    .collect();
     group_blocks(rows).unwrap().into_values().collect()
 }
 
@@ -36,28 +43,46 @@ fn ingest_query_verify_and_rollback() {
     idx.commit().unwrap();
     assert_eq!(idx.verify(), Vec::<String>::new());
     let s = idx.stats();
-    assert_eq!((s.blocks, s.transactions, s.first_block, s.last_block), (2, 298, Some(17173049), Some(17173050)));
+    assert_eq!(
+        (s.blocks, s.transactions, s.first_block, s.last_block),
+        (2, 298, Some(17173049), Some(17173050))
+    );
     // Re-ingesting an indexed block is refused and changes nothing.
-    assert!(idx.ingest_block(&bs[0]).unwrap_err().to_string().contains("already indexed"));
+    assert!(idx
+        .ingest_block(&bs[0])
+        .unwrap_err()
+        .to_string()
+        .contains("already indexed"));
     drop(idx);
 
     let idx = EvmIndex::open_reader(dir.path()).unwrap();
     // The first transaction: value and gas of a successful EIP-1559 transaction.
-    let h: B256 = "0xeb107a40ba73a50c79a9f2026e902d758d1c5e5e211f7a7db1b294f88f118dd0".parse().unwrap();
+    let h: B256 = "0xeb107a40ba73a50c79a9f2026e902d758d1c5e5e211f7a7db1b294f88f118dd0"
+        .parse()
+        .unwrap();
     let t = idx.tx_summary(&h).unwrap();
     assert_eq!((t.block, t.status), (17173049, "success"));
     let kinds: Vec<&str> = t.movements.iter().map(|m| m.kind).collect();
-    assert!(kinds.contains(&"value") && kinds.contains(&"burn") && kinds.contains(&"token"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"value") && kinds.contains(&"burn") && kinds.contains(&"token"),
+        "{kinds:?}"
+    );
     let v = t.movements.iter().find(|m| m.kind == "value").unwrap();
     assert_eq!(v.amount, "1642894143");
     // The withdrawal recipient's ETH balance is the sum of the 32 withdrawals (in wei).
     let w = addr("0xb9d7934878b5fb9610b3fe8a5e441e8fad7e293f");
     let bal = idx.balances(&w, None);
     let native = bal.iter().find(|b| b.token.is_none()).unwrap();
-    assert_eq!(native.received, (U256::from(231693495000000000u64) + U256::from(198354889000000000u64)).to_string());
+    assert_eq!(
+        native.received,
+        (U256::from(231693495000000000u64) + U256::from(198354889000000000u64)).to_string()
+    );
     // At the first block only that block's withdrawals count.
     let at = idx.balances(&w, Some(17173049));
-    assert_eq!(at.iter().find(|b| b.token.is_none()).unwrap().received, "231693495000000000");
+    assert_eq!(
+        at.iter().find(|b| b.token.is_none()).unwrap().received,
+        "231693495000000000"
+    );
     let b = idx.block_summary(17173050).unwrap();
     assert_eq!(b.transactions, 182);
     assert!(idx.block_summary(17173051).is_none());
@@ -75,13 +100,19 @@ fn ingest_query_verify_and_rollback() {
     assert_eq!(idx.stats().transactions, 298);
     assert_eq!(idx.verify(), Vec::<String>::new());
     drop(idx);
-    assert!(EvmIndex::open_writer(dir.path(), "polygon").err().unwrap().to_string().contains("holds chain `ethereum`"));
+    assert!(EvmIndex::open_writer(dir.path(), "polygon")
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("holds chain `ethereum`"));
 }
 
 /// Child side of the crash test: ingest the second block and die at the failpoint.
 #[test]
 fn crash_child() {
-    let Ok(dir) = std::env::var("EVM_CRASH_DIR") else { return };
+    let Ok(dir) = std::env::var("EVM_CRASH_DIR") else {
+        return;
+    };
     let bs = blocks();
     let mut idx = EvmIndex::open_writer(Path::new(&dir), "ethereum").unwrap();
     idx.ingest_block(&bs[1]).unwrap();

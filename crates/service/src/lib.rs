@@ -177,7 +177,9 @@ pub fn router(st: Arc<AppState>) -> Router {
             )
             .into_response()
         })
-        .layer(axum::extract::DefaultBodyLimit::max(st.cfg.limits.max_body_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            st.cfg.limits.max_body_bytes,
+        ))
         .layer(middleware::from_fn_with_state(st.clone(), limits::enforce))
         .layer(middleware::from_fn_with_state(st.clone(), observe))
         .with_state(st)
@@ -230,16 +232,18 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         // As `axum::serve` with connect info: handlers may ask for the peer's address.
-        let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
-        });
+        let svc =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+            });
         let limits = limits.clone();
         let mut closing = closing_rx.clone();
         conns.spawn(async move {
             let _slot = slot;
-            let io = hyper_util::rt::TokioIo::new(conn::JsonRejections::new(stream, limits.clone()));
+            let io =
+                hyper_util::rt::TokioIo::new(conn::JsonRejections::new(stream, limits.clone()));
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)

@@ -97,5 +97,6 @@ pub async fn enforce(State(st): State<Arc<AppState>>, req: Request, next: Next) 
             )
         }
     };
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }

@@ -69,7 +69,10 @@ fn body(a: &Asset) -> Vec<u8> {
 fn respond(a: &Asset) -> Response {
     let mut r = (StatusCode::OK, body(a)).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
@@ -99,9 +102,7 @@ pub async fn asset(req: Request) -> Response {
     let path = req.uri().path().trim_start_matches("/ui/");
     match ASSETS.iter().find(|a| a.path == path) {
         Some(a) => respond(a),
-        None => ApiError::not_found(format!(
-            "no workbench file {path}: the workbench is at /"
-        ))
-        .into_response(),
+        None => ApiError::not_found(format!("no workbench file {path}: the workbench is at /"))
+            .into_response(),
     }
 }

@@ -32,7 +32,8 @@ impl Drop for Srv {
 fn start(tune: impl FnOnce(&mut ServeConfig)) -> Srv {
     let dir = tempfile::tempdir().unwrap();
     let mut idx = cointrail_index::Index::open_writer(&dir.path().join("index")).unwrap();
-    let block = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/btc/mainnet/0831328.bin");
+    let block =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/btc/mainnet/0831328.bin");
     cointrail_index::ingest(
         &mut idx,
         cointrail_index::Source::Files(vec![block]),
@@ -150,7 +151,10 @@ fn every_rejection_is_the_documented_json() {
     let s = start(|_| {});
     // 414: a 100 kB path (over hyper's own limit) and a 10 kB one (over ours).
     for n in [100_000, 10_000] {
-        let r = exchange(s.addr, get(&format!("/v1/screen/address/{}", "a".repeat(n)), ""));
+        let r = exchange(
+            s.addr,
+            get(&format!("/v1/screen/address/{}", "a".repeat(n)), ""),
+        );
         assert_eq!(r.status, 414, "{n}: {}", r.head);
         assert_eq!(r.body["error"], "too_large");
         assert_eq!(r.body["field"], "path");
@@ -158,7 +162,10 @@ fn every_rejection_is_the_documented_json() {
     // 431: a 1 MB key header, and many headers.
     let r = exchange(
         s.addr,
-        get("/health", &format!("X-API-Key: {}\r\n", "k".repeat(1 << 20))),
+        get(
+            "/health",
+            &format!("X-API-Key: {}\r\n", "k".repeat(1 << 20)),
+        ),
     );
     assert_eq!(r.status, 431, "{}", r.head);
     assert_eq!(r.body["error"], "too_large");
@@ -170,9 +177,15 @@ fn every_rejection_is_the_documented_json() {
     let r = exchange(s.addr, b"GARBAGE\r\n\r\n".to_vec());
     assert_eq!(r.status, 400, "{}", r.head);
     assert_eq!(r.body["error"], "invalid_input");
-    let r = exchange(s.addr, b"GET /health HTTP/1.1\r\nBad Header\r\n\r\n".to_vec());
+    let r = exchange(
+        s.addr,
+        b"GET /health HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(),
+    );
     assert_eq!(r.status, 400, "{}", r.head);
-    assert!(r.head.to_ascii_lowercase().contains("content-type: application/json"));
+    assert!(r
+        .head
+        .to_ascii_lowercase()
+        .contains("content-type: application/json"));
     // Normal answers are untouched.
     let r = exchange(s.addr, get("/health", ""));
     assert_eq!(r.status, 200);
@@ -216,7 +229,12 @@ fn closed_within(s: &mut TcpStream, within: Duration) -> Option<Duration> {
         match s.read(&mut buf) {
             Ok(0) => return Some(t0.elapsed()),
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 return None
             }
             Err(_) => return Some(t0.elapsed()),
@@ -237,7 +255,8 @@ fn slow_clients_time_out() {
 
     // A head trickled a byte at a time: the clock runs from the start of the head.
     let mut slow = TcpStream::connect(s.addr).unwrap();
-    slow.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    slow.set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
     let t0 = Instant::now();
     let head = b"GET /health HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let mut cut = false;
@@ -269,7 +288,11 @@ fn slow_clients_time_out() {
     );
     assert_eq!(r.status, 413, "{:?}", r.body);
     assert_eq!(r.body["error"], "too_large");
-    assert!(t0.elapsed() < Duration::from_millis(900), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
 
     // A body that stops halfway: 408 after the body timeout.
     let t0 = Instant::now();
@@ -284,7 +307,10 @@ fn slow_clients_time_out() {
     assert_eq!(r.status, 408, "{:?}", r.body);
     assert_eq!(r.body["error"], "timeout");
     let t = t0.elapsed();
-    assert!(t >= Duration::from_millis(900) && t < Duration::from_secs(4), "{t:?}");
+    assert!(
+        t >= Duration::from_millis(900) && t < Duration::from_secs(4),
+        "{t:?}"
+    );
 }
 
 #[test]
@@ -293,7 +319,9 @@ fn connections_per_client_are_capped() {
         c.limits.max_conns_per_client = 3;
         c.limits.header_read_timeout = Duration::from_secs(5);
     });
-    let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(s.addr).unwrap()).collect();
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(s.addr).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     let r = exchange(s.addr, get("/health", ""));
     assert_eq!(r.status, 429, "{:?}", r.body);

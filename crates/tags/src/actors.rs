@@ -62,7 +62,10 @@ pub fn parse_actorpack(text: &str, file: &str) -> Result<Vec<Actor>, TagError> {
                 file,
                 0,
                 &format!("actors[{i}].{f}"),
-                format!("{} characters; at most {max} are accepted (shorten it)", v.chars().count()),
+                format!(
+                    "{} characters; at most {max} are accepted (shorten it)",
+                    v.chars().count()
+                ),
             ));
         }
         out.push(Actor {

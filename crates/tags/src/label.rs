@@ -72,7 +72,10 @@ impl Label {
         if self.concepts.len() > MAX_CONCEPTS {
             return Some((
                 "concepts",
-                format!("{} concepts; at most {MAX_CONCEPTS} are accepted", self.concepts.len()),
+                format!(
+                    "{} concepts; at most {MAX_CONCEPTS} are accepted",
+                    self.concepts.len()
+                ),
             ));
         }
         for c in &self.concepts {
@@ -87,7 +90,6 @@ impl Label {
         }
         None
     }
-
 
     /// The category screening judges this label by. GraphSense puts what a party does
     /// wrong in `abuse` (phishing, scam, ponzi_scheme, service_hack, ransomware, …) and

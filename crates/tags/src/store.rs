@@ -115,7 +115,10 @@ impl TagStore {
                     source,
                     0,
                     field,
-                    format!("the label of {}: {msg}", t.chars().take(100).collect::<String>()),
+                    format!(
+                        "the label of {}: {msg}",
+                        t.chars().take(100).collect::<String>()
+                    ),
                 ));
             }
         }

@@ -17,13 +17,18 @@ fn a_csv_label_over_the_limit_is_refused_naming_its_line() {
     let csv = format!(
         "address,currency,label,category\n{ADDR},BTC,fine,exchange\n{ADDR},BTC,{long},exchange\n"
     );
-    let e = parse_user_csv(&csv, "mine.csv", "user:mine").unwrap_err().to_string();
+    let e = parse_user_csv(&csv, "mine.csv", "user:mine")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("mine.csv:3: field 'label'"), "{e}");
     assert!(e.contains(&format!("at most {MAX_LABEL_CHARS}")), "{e}");
     // Exactly at the limit (in characters, not bytes) is fine.
     let at = "é".repeat(MAX_LABEL_CHARS);
     let csv = format!("address,currency,label,category\n{ADDR},BTC,{at},exchange\n");
-    assert_eq!(parse_user_csv(&csv, "mine.csv", "user:mine").unwrap().len(), 1);
+    assert_eq!(
+        parse_user_csv(&csv, "mine.csv", "user:mine").unwrap().len(),
+        1
+    );
 }
 
 #[test]
@@ -33,14 +38,18 @@ fn a_huge_tagpack_label_is_refused_naming_its_line() {
     let pack = format!(
         "title: t\ncreator: c\nsource: https://example.org\ncurrency: BTC\ntags:\n- address: {ADDR}\n  label: ok\n- address: {ADDR}\n  label: {long}\n"
     );
-    let e = parse_tagpack(&pack, "p.yaml", "graphsense:p").unwrap_err().to_string();
+    let e = parse_tagpack(&pack, "p.yaml", "graphsense:p")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("p.yaml:8: field 'label'"), "{e}");
     // An inherited header field is checked on each tag too.
     let pack = format!(
         "title: t\ncreator: c\nsource: https://example.org\ncurrency: BTC\ncategory: {}\ntags:\n- address: {ADDR}\n  label: ok\n",
         "c".repeat(MAX_LABEL_CHARS + 1)
     );
-    let e = parse_tagpack(&pack, "p.yaml", "graphsense:p").unwrap_err().to_string();
+    let e = parse_tagpack(&pack, "p.yaml", "graphsense:p")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("p.yaml:7: field 'category'"), "{e}");
 }
 
@@ -57,12 +66,22 @@ fn an_actorpack_label_over_the_limit_is_refused() {
 #[test]
 fn the_store_refuses_oversized_labels_from_any_caller() {
     let (_d, mut s) = store();
-    let mut l = Label::new("user", "BTC", Target::Address(ADDR.into()), &"z".repeat(10_000));
+    let mut l = Label::new(
+        "user",
+        "BTC",
+        Target::Address(ADDR.into()),
+        &"z".repeat(10_000),
+    );
     l.category = Some("user".into());
     let e = s.add_label(l, "2024-01-01").unwrap_err().to_string();
     assert!(e.contains("field 'label'") && e.contains(ADDR), "{e}");
     assert!(s.labels_for_address("BTC", ADDR, None).unwrap().is_empty());
-    let l = Label::new("user", "BTC", Target::Address(ADDR.into()), &"z".repeat(MAX_LABEL_CHARS));
+    let l = Label::new(
+        "user",
+        "BTC",
+        Target::Address(ADDR.into()),
+        &"z".repeat(MAX_LABEL_CHARS),
+    );
     s.add_label(l, "2024-01-01").unwrap();
     assert_eq!(s.labels_for_address("BTC", ADDR, None).unwrap().len(), 1);
 }

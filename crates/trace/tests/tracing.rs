@@ -417,7 +417,10 @@ fn reports_escape_names_in_every_format() {
     r.destinations[0].category = "<img src=x onerror=y>".into();
     r.warnings.push(format!("warned about {evil}"));
     let md = cointrail_trace::report::markdown(&r, "<b>case</b>");
-    assert!(!md.contains("<script") && !md.contains("<img") && !md.contains("<b>"), "{md}");
+    assert!(
+        !md.contains("<script") && !md.contains("<img") && !md.contains("<b>"),
+        "{md}"
+    );
     assert!(md.contains("&lt;script&gt;"), "{md}");
     // The destination stays one row of the right number of cells, on one line.
     let row = md
@@ -428,7 +431,10 @@ fn reports_escape_names_in_every_format() {
     assert!(row.contains("\\[a\\]"), "{row}");
     let html = cointrail_trace::report::html(&r, "<b>case</b>");
     assert!(!html.contains("<script") && !html.contains("<img") && !html.contains("<b>case"));
-    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
     assert!(!html.contains("&amp;lt;"), "escaped twice: {html}");
     r.outputs[0].labels = vec!["=HYPERLINK(\"http://x\")".into()];
     r.outputs[0].stop_reason = Some("service:a,b\nc".into());

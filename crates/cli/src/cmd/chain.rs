@@ -399,7 +399,13 @@ pub struct AddressArgs {
 pub fn run_address(a: AddressArgs, g: &Global) -> Result<()> {
     // 0x and 40 hex digits is an EVM address in any case (EIP-55 checked if mixed case).
     if cointrail_evm::address::looks_like_evm_address(&a.address) {
-        return crate::cmd::evm::run_address(&a.address, a.at_block, a.limit.min(1000), "ethereum", g);
+        return crate::cmd::evm::run_address(
+            &a.address,
+            a.at_block,
+            a.limit.min(1000),
+            "ethereum",
+            g,
+        );
     }
     let index = Index::open_reader(&g.index_dir())?;
     let id = index.parse_address(&a.address)?;
@@ -514,7 +520,10 @@ impl ChainArg {
     pub fn is_ethereum(&self, g: &Global) -> bool {
         match self.chain.as_deref() {
             Some(c) => c == "ethereum",
-            None => !g.index_dir().join("manifest.json").exists() && crate::cmd::evm::has_index(g, "ethereum"),
+            None => {
+                !g.index_dir().join("manifest.json").exists()
+                    && crate::cmd::evm::has_index(g, "ethereum")
+            }
         }
     }
 }

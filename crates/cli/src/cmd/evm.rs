@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use crate::Global;
 
-
 pub fn evm_dir(g: &Global, chain: &str) -> PathBuf {
     g.data_dir.join(chain)
 }
@@ -31,7 +30,10 @@ pub fn has_index(g: &Global, chain: &str) -> bool {
 fn open_reader(g: &Global, chain: &str) -> Result<EvmIndex> {
     let dir = evm_dir(g, chain);
     if !dir.join("manifest.json").exists() {
-        bail!("no {chain} index in {}: run `cointrail ingest --chain {chain} FILES` first", dir.display());
+        bail!(
+            "no {chain} index in {}: run `cointrail ingest --chain {chain} FILES` first",
+            dir.display()
+        );
     }
     Ok(EvmIndex::open_reader(&dir)?)
 }
@@ -59,7 +61,15 @@ pub fn run_ingest(files: &[PathBuf], chain: &str, commit_every_txs: u64, g: &Glo
     let mut idx = EvmIndex::open_writer(&evm_dir(g, chain), chain)?;
     let mut stream = BlockStream::open(&paths)?;
     let tip = idx.tip();
-    let mut r = EvmIngestReport { chain: chain.into(), files: paths.len(), blocks_added: 0, already_indexed: 0, transactions_added: 0, movements_added: 0, tip };
+    let mut r = EvmIngestReport {
+        chain: chain.into(),
+        files: paths.len(),
+        blocks_added: 0,
+        already_indexed: 0,
+        transactions_added: 0,
+        movements_added: 0,
+        tip,
+    };
     let mut since_commit = 0u64;
     let bar = crate::progress::bar(g, 0, "ingest");
     while let Some(b) = stream.next_block() {
@@ -89,33 +99,70 @@ pub fn run_ingest(files: &[PathBuf], chain: &str, commit_every_txs: u64, g: &Glo
     }
     println!(
         "{chain}: {} blocks, {} transactions, {} movements added in {:.1}s; tip {}",
-        r.blocks_added, r.transactions_added, r.movements_added, started.elapsed().as_secs_f64(),
+        r.blocks_added,
+        r.transactions_added,
+        r.movements_added,
+        started.elapsed().as_secs_f64(),
         r.tip.map_or("-".into(), |t| t.to_string())
     );
     if r.already_indexed > 0 && r.blocks_added == 0 {
-        println!("nothing new: {} blocks were already indexed", r.already_indexed);
+        println!(
+            "nothing new: {} blocks were already indexed",
+            r.already_indexed
+        );
     }
     Ok(())
 }
 
-pub fn run_address(address: &str, at: Option<u64>, limit: usize, chain: &str, g: &Global) -> Result<()> {
+pub fn run_address(
+    address: &str,
+    at: Option<u64>,
+    limit: usize,
+    chain: &str,
+    g: &Global,
+) -> Result<()> {
     let a = parse_address(address)?;
     let idx = open_reader(g, chain)?;
     if !idx.knows_address(&a) {
-        bail!("{} has no movements in the {chain} index (blocks {}..={})", a.to_checksum(None),
-            idx.stats().first_block.map_or("-".into(), |b| b.to_string()), idx.tip().map_or("-".into(), |b| b.to_string()));
+        bail!(
+            "{} has no movements in the {chain} index (blocks {}..={})",
+            a.to_checksum(None),
+            idx.stats()
+                .first_block
+                .map_or("-".into(), |b| b.to_string()),
+            idx.tip().map_or("-".into(), |b| b.to_string())
+        );
     }
     let s = idx.address_summary(&a, at, limit);
     if g.json {
         return crate::print_json(&s);
     }
     println!("{} ({chain}, {})", s.address, s.kind);
-    println!("{} movements in, {} out; seen blocks {}..{}", s.movements_in, s.movements_out,
-        s.first_seen_block.map_or("-".into(), |b| b.to_string()), s.last_seen_block.map_or("-".into(), |b| b.to_string()));
-    println!("balances as of block {}:", s.as_of_block.map_or("-".into(), |b| b.to_string()));
+    println!(
+        "{} movements in, {} out; seen blocks {}..{}",
+        s.movements_in,
+        s.movements_out,
+        s.first_seen_block.map_or("-".into(), |b| b.to_string()),
+        s.last_seen_block.map_or("-".into(), |b| b.to_string())
+    );
+    println!(
+        "balances as of block {}:",
+        s.as_of_block.map_or("-".into(), |b| b.to_string())
+    );
     for b in &s.balances {
-        let asset = b.token.clone().map_or("ETH (wei)".to_string(), |t| format!("token {t}"));
-        println!("  {asset:<52} {}{}", b.balance, if b.incomplete { "  (more sent than received: history before the indexed blocks)" } else { "" });
+        let asset = b
+            .token
+            .clone()
+            .map_or("ETH (wei)".to_string(), |t| format!("token {t}"));
+        println!(
+            "  {asset:<52} {}{}",
+            b.balance,
+            if b.incomplete {
+                "  (more sent than received: history before the indexed blocks)"
+            } else {
+                ""
+            }
+        );
     }
     for m in &s.recent {
         print_movement(m);
@@ -124,12 +171,29 @@ pub fn run_address(address: &str, at: Option<u64>, limit: usize, chain: &str, g:
 }
 
 fn print_movement(m: &cointrail_index::evm::MovementView) {
-    let amount = match (m.symbol, m.decimals, m.amount.parse::<cointrail_evm::U256>()) {
-        (Some(sym), Some(d), Ok(v)) => format!("{} {sym}", cointrail_evm::tokens::format_units(&v, d)),
-        _ => format!("{} units of {}", m.amount, m.token.as_deref().unwrap_or("?")),
+    let amount = match (
+        m.symbol,
+        m.decimals,
+        m.amount.parse::<cointrail_evm::U256>(),
+    ) {
+        (Some(sym), Some(d), Ok(v)) => {
+            format!("{} {sym}", cointrail_evm::tokens::format_units(&v, d))
+        }
+        _ => format!(
+            "{} units of {}",
+            m.amount,
+            m.token.as_deref().unwrap_or("?")
+        ),
     };
-    let path = if m.call_path.is_empty() { String::new() } else { format!(" call path {:?}", m.call_path) };
-    println!("  block {} {:<12} {} -> {} {amount}{path}", m.block, m.kind, m.from, m.to);
+    let path = if m.call_path.is_empty() {
+        String::new()
+    } else {
+        format!(" call path {:?}", m.call_path)
+    };
+    println!(
+        "  block {} {:<12} {} -> {} {amount}{path}",
+        m.block, m.kind, m.from, m.to
+    );
 }
 
 pub fn run_tx(hash: &str, chain: &str, g: &Global) -> Result<()> {
@@ -138,7 +202,9 @@ pub fn run_tx(hash: &str, chain: &str, g: &Global) -> Result<()> {
     }
     let h: B256 = hash.trim().parse().context("transaction hash")?;
     let idx = open_reader(g, chain)?;
-    let Some(t) = idx.tx_summary(&h) else { bail!("transaction {hash} is not in the {chain} index") };
+    let Some(t) = idx.tx_summary(&h) else {
+        bail!("transaction {hash} is not in the {chain} index")
+    };
     if g.json {
         return crate::print_json(&t);
     }
@@ -150,13 +216,25 @@ pub fn run_tx(hash: &str, chain: &str, g: &Global) -> Result<()> {
 }
 
 pub fn run_block(block: &str, chain: &str, g: &Global) -> Result<()> {
-    let n: u64 = block.trim().parse().with_context(|| format!("`{block}` is not a block number"))?;
+    let n: u64 = block
+        .trim()
+        .parse()
+        .with_context(|| format!("`{block}` is not a block number"))?;
     let idx = open_reader(g, chain)?;
-    let Some(b) = idx.block_summary(n) else { bail!("block {n} is not in the {chain} index") };
+    let Some(b) = idx.block_summary(n) else {
+        bail!("block {n} is not in the {chain} index")
+    };
     if g.json {
         return crate::print_json(&b);
     }
-    println!("block {} {} ({chain})\ntime {}  {} txs, {} movements", b.number, b.hash, b.timestamp, b.transactions, b.movements.len());
+    println!(
+        "block {} {} ({chain})\ntime {}  {} txs, {} movements",
+        b.number,
+        b.hash,
+        b.timestamp,
+        b.transactions,
+        b.movements.len()
+    );
     Ok(())
 }
 
@@ -167,7 +245,12 @@ pub fn run_stats(chain: &str, g: &Global) -> Result<()> {
         return crate::print_json(&s);
     }
     println!("chain         {}", s.chain);
-    println!("blocks        {} ({}..={})", s.blocks, s.first_block.map_or("-".into(), |b| b.to_string()), s.last_block.map_or("-".into(), |b| b.to_string()));
+    println!(
+        "blocks        {} ({}..={})",
+        s.blocks,
+        s.first_block.map_or("-".into(), |b| b.to_string()),
+        s.last_block.map_or("-".into(), |b| b.to_string())
+    );
     println!("transactions  {}", s.transactions);
     println!("movements     {}", s.movements);
     println!("addresses     {}", s.addresses);
@@ -180,9 +263,14 @@ pub fn run_verify(chain: &str, g: &Global) -> Result<()> {
     let problems = idx.verify();
     let s = idx.stats();
     if g.json {
-        crate::print_json(&serde_json::json!({"chain": chain, "blocks": s.blocks, "movements": s.movements, "problems": problems}))?;
+        crate::print_json(
+            &serde_json::json!({"chain": chain, "blocks": s.blocks, "movements": s.movements, "problems": problems}),
+        )?;
     } else {
-        println!("{chain}: checked {} blocks, {} movements, {} addresses", s.blocks, s.movements, s.addresses);
+        println!(
+            "{chain}: checked {} blocks, {} movements, {} addresses",
+            s.blocks, s.movements, s.addresses
+        );
         for p in &problems {
             println!("problem: {p}");
         }
@@ -195,7 +283,10 @@ pub fn run_verify(chain: &str, g: &Global) -> Result<()> {
 
 /// Files given to `ingest` without `--chain`: ethereum-etl when they read as such.
 pub fn files_are_evm(files: &[PathBuf]) -> bool {
-    !files.is_empty() && files.iter().all(|f| cointrail_evm::etl::looks_like_evm_etl(Path::new(f)))
+    !files.is_empty()
+        && files
+            .iter()
+            .all(|f| cointrail_evm::etl::looks_like_evm_etl(Path::new(f)))
 }
 
 #[derive(Serialize)]
@@ -222,8 +313,8 @@ pub struct EvmScreen {
 /// Direct exposure of an EVM address: what it received from and sent to labelled
 /// addresses, per category and asset. Gas (fee, burn) is not exposure.
 pub fn run_screen(address: &str, g: &Global) -> Result<()> {
-    use std::collections::{BTreeMap, BTreeSet};
     use cointrail_evm::U256;
+    use std::collections::{BTreeMap, BTreeSet};
     let a = parse_address(address)?;
     let idx = open_reader(g, "ethereum")?;
     let store = crate::cmd::labels::open_existing(g)?;
@@ -233,21 +324,37 @@ pub fn run_screen(address: &str, g: &Global) -> Result<()> {
         let mut out = Vec::new();
         for cur in cointrail_tags::EVM_CURRENCIES {
             for l in s.labels_for_address(cur, &key, None)? {
-                out.push((l.risk_category().unwrap_or("unknown").to_string(), l.label.clone()));
+                out.push((
+                    l.risk_category().unwrap_or("unknown").to_string(),
+                    l.label.clone(),
+                ));
             }
         }
         Ok(out)
     };
-    let ownership: Vec<String> = cats_of(&a)?.into_iter().map(|(c, l)| format!("{l} ({c})")).collect();
-    let mut sums: BTreeMap<(&'static str, String, Option<String>), (U256, BTreeSet<String>, Option<&'static str>)> = BTreeMap::new();
+    let ownership: Vec<String> = cats_of(&a)?
+        .into_iter()
+        .map(|(c, l)| format!("{l} ({c})"))
+        .collect();
+    let mut sums: BTreeMap<
+        (&'static str, String, Option<String>),
+        (U256, BTreeSet<String>, Option<&'static str>),
+    > = BTreeMap::new();
     let mut cache: std::collections::HashMap<String, Vec<(String, String)>> = Default::default();
-    for (dir, ids) in [("received", idx.received_ids(&a).collect::<Vec<_>>()), ("sent", idx.sent_ids(&a).collect())] {
+    for (dir, ids) in [
+        ("received", idx.received_ids(&a).collect::<Vec<_>>()),
+        ("sent", idx.sent_ids(&a).collect()),
+    ] {
         for id in ids {
             let m = idx.movement(id);
             if matches!(m.kind, "fee" | "burn") {
                 continue;
             }
-            let other = if dir == "received" { m.from.clone() } else { m.to.clone() };
+            let other = if dir == "received" {
+                m.from.clone()
+            } else {
+                m.to.clone()
+            };
             if !cache.contains_key(&other) {
                 let addr = parse_address(&other)?;
                 cache.insert(other.clone(), cats_of(&addr)?);
@@ -255,7 +362,11 @@ pub fn run_screen(address: &str, g: &Global) -> Result<()> {
             let cats: BTreeSet<String> = cache[&other].iter().map(|(c, _)| c.clone()).collect();
             let v: U256 = m.amount.parse().unwrap_or(U256::ZERO);
             for c in cats {
-                let e = sums.entry((dir, c, m.token.clone())).or_insert((U256::ZERO, BTreeSet::new(), m.symbol));
+                let e = sums.entry((dir, c, m.token.clone())).or_insert((
+                    U256::ZERO,
+                    BTreeSet::new(),
+                    m.symbol,
+                ));
                 e.0 = e.0.saturating_add(v);
                 e.1.insert(other.clone());
             }
@@ -265,7 +376,17 @@ pub fn run_screen(address: &str, g: &Global) -> Result<()> {
         chain: "ethereum".into(),
         address: a.to_checksum(None),
         ownership,
-        direct: sums.into_iter().map(|((d, c, t), (v, cp, sym))| EvmExposure { direction: d, category: c, token: t, symbol: sym, amount: v.to_string(), counterparties: cp.len() }).collect(),
+        direct: sums
+            .into_iter()
+            .map(|((d, c, t), (v, cp, sym))| EvmExposure {
+                direction: d,
+                category: c,
+                token: t,
+                symbol: sym,
+                amount: v.to_string(),
+                counterparties: cp.len(),
+            })
+            .collect(),
     };
     if g.json {
         return crate::print_json(&r);
@@ -278,7 +399,14 @@ pub fn run_screen(address: &str, g: &Global) -> Result<()> {
         println!("  no direct exposure to labelled addresses");
     }
     for e in &r.direct {
-        println!("  {:<8} {:<14} {} {} from {} counterparties", e.direction, e.category, e.amount, e.symbol.unwrap_or("units"), e.counterparties);
+        println!(
+            "  {:<8} {:<14} {} {} from {} counterparties",
+            e.direction,
+            e.category,
+            e.amount,
+            e.symbol.unwrap_or("units"),
+            e.counterparties
+        );
     }
     Ok(())
 }

@@ -163,7 +163,8 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
             currency,
             source,
         } => {
-            let currency = currency.unwrap_or_else(|| cointrail_tags::currencies_for_address(&address)[0].to_string());
+            let currency = currency
+                .unwrap_or_else(|| cointrail_tags::currencies_for_address(&address)[0].to_string());
             let mut l = Label::new(&source, &currency, Target::Address(address.clone()), &label);
             l.category = Some(category);
             l.is_cluster_definer = true;
@@ -183,11 +184,15 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
             // A 64-hex argument is a transaction (TagPack `tx_hash` tags); 0x + 64 hex an
             // Ethereum one.
             let evm_tx = crate::cmd::evm::looks_like_evm_hash(&address);
-            let is_tx = evm_tx || (address.len() == 64 && address.chars().all(|c| c.is_ascii_hexdigit()));
+            let is_tx =
+                evm_tx || (address.len() == 64 && address.chars().all(|c| c.is_ascii_hexdigit()));
             let currencies: Vec<String> = match &currency {
                 Some(c) => vec![c.clone()],
                 None if evm_tx => vec!["ETH".into()],
-                None => cointrail_tags::currencies_for_address(&address).iter().map(|c| c.to_string()).collect(),
+                None => cointrail_tags::currencies_for_address(&address)
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect(),
             };
             if currency.is_none() && cointrail_evm::address::looks_like_evm_address(&address) {
                 // Mixed case is an EIP-55 claim: a typo is refused, not looked up.

@@ -16,7 +16,10 @@ pub struct FieldError {
 pub type FieldResult<T> = Result<T, FieldError>;
 
 fn bad(field: &str, message: impl Into<String>) -> FieldError {
-    FieldError { field: field.to_string(), message: message.into() }
+    FieldError {
+        field: field.to_string(),
+        message: message.into(),
+    }
 }
 
 /// A row's fields by name: text for present values (JSON strings unescaped, numbers and
@@ -26,7 +29,8 @@ pub trait Fields {
 }
 
 pub fn req<'a, F: Fields + ?Sized>(f: &'a F, name: &str) -> FieldResult<Cow<'a, str>> {
-    f.text(name).ok_or_else(|| bad(name, "missing (null or empty) but required"))
+    f.text(name)
+        .ok_or_else(|| bad(name, "missing (null or empty) but required"))
 }
 
 pub fn parse_u64(name: &str, s: &str) -> FieldResult<u64> {
@@ -36,7 +40,12 @@ pub fn parse_u64(name: &str, s: &str) -> FieldResult<u64> {
     } else {
         s.parse::<u64>()
     };
-    r.map_err(|_| bad(name, format!("`{}` is not an unsigned 64-bit integer", clip(s))))
+    r.map_err(|_| {
+        bad(
+            name,
+            format!("`{}` is not an unsigned 64-bit integer", clip(s)),
+        )
+    })
 }
 
 /// Decimal (as etl writes) or 0x-hex (as nodes write); more than 2^256-1 is an error,
@@ -48,7 +57,10 @@ pub fn parse_u256(name: &str, s: &str) -> FieldResult<U256> {
         None => (s, 10),
     };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return Err(bad(name, format!("`{}` is not an unsigned integer", clip(s))));
+        return Err(bad(
+            name,
+            format!("`{}` is not an unsigned integer", clip(s)),
+        ));
     }
     U256::from_str_radix(digits, radix as u64)
         .map_err(|_| bad(name, format!("`{}` exceeds 2^256-1", clip(s))))
@@ -57,7 +69,10 @@ pub fn parse_u256(name: &str, s: &str) -> FieldResult<U256> {
 pub fn parse_addr(name: &str, s: &str) -> FieldResult<Address> {
     let s = s.trim();
     if s.len() != 42 || !s.starts_with("0x") {
-        return Err(bad(name, format!("`{}` is not a 20-byte 0x address", clip(s))));
+        return Err(bad(
+            name,
+            format!("`{}` is not a 20-byte 0x address", clip(s)),
+        ));
     }
     s[2..]
         .parse::<Address>()
@@ -125,25 +140,38 @@ pub fn string_opt<F: Fields + ?Sized>(f: &F, n: &str) -> Option<String> {
 pub fn trace_type<F: Fields + ?Sized>(f: &F, n: &str) -> FieldResult<TraceType> {
     let s = req(f, n)?;
     TraceType::parse(&s).ok_or_else(|| {
-        bad(n, format!("`{}` is not a trace type (call, create, suicide, reward)", clip(&s)))
+        bad(
+            n,
+            format!(
+                "`{}` is not a trace type (call, create, suicide, reward)",
+                clip(&s)
+            ),
+        )
     })
 }
 
 /// `[0, 1]` in JSON, `0,1` in CSV, empty for the top frame.
 pub fn trace_address<F: Fields + ?Sized>(f: &F, n: &str) -> FieldResult<Vec<u32>> {
-    let Some(s) = f.text(n) else { return Ok(Vec::new()) };
+    let Some(s) = f.text(n) else {
+        return Ok(Vec::new());
+    };
     let inner = s.trim().trim_start_matches('[').trim_end_matches(']');
     inner
         .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| p.parse::<u32>().map_err(|_| bad(n, format!("`{}` is not a list of frame indexes", clip(&s)))))
+        .map(|p| {
+            p.parse::<u32>()
+                .map_err(|_| bad(n, format!("`{}` is not a list of frame indexes", clip(&s))))
+        })
         .collect()
 }
 
 /// JSON array of 0x hashes, or CSV `0x..,0x..`.
 pub fn topics<F: Fields + ?Sized>(f: &F, n: &str) -> FieldResult<Vec<B256>> {
-    let Some(s) = f.text(n) else { return Ok(Vec::new()) };
+    let Some(s) = f.text(n) else {
+        return Ok(Vec::new());
+    };
     let inner = s.trim().trim_start_matches('[').trim_end_matches(']');
     inner
         .split(',')
@@ -155,12 +183,18 @@ pub fn topics<F: Fields + ?Sized>(f: &F, n: &str) -> FieldResult<Vec<B256>> {
 
 /// JSON array of objects; in CSV the same objects comma-joined without the brackets.
 pub fn withdrawals<F: Fields + ?Sized>(f: &F, n: &str) -> FieldResult<Vec<Withdrawal>> {
-    let Some(s) = f.text(n) else { return Ok(Vec::new()) };
+    let Some(s) = f.text(n) else {
+        return Ok(Vec::new());
+    };
     let t = s.trim();
     if t.is_empty() || t == "[]" {
         return Ok(Vec::new());
     }
-    let json = if t.starts_with('[') { t.to_string() } else { format!("[{t}]") };
+    let json = if t.starts_with('[') {
+        t.to_string()
+    } else {
+        format!("[{t}]")
+    };
     #[derive(serde::Deserialize)]
     struct W<'a> {
         index: u64,

@@ -9,5 +9,5 @@ pub mod rows;
 pub mod stream;
 
 pub use read::{open_etl_file, EtlFile, Format, Kind, Located, RowError};
-pub use stream::{looks_like_evm_etl, BlockStream};
 pub use rows::{Block, Log, Row, TokenTransfer, Trace, TraceType, Transaction, Withdrawal};
+pub use stream::{looks_like_evm_etl, BlockStream};

@@ -81,7 +81,11 @@ pub struct RowError {
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.field {
-            Some(field) => write!(f, "{}:{}: field `{}`: {}", self.file, self.line, field, self.message),
+            Some(field) => write!(
+                f,
+                "{}:{}: field `{}`: {}",
+                self.file, self.line, field, self.message
+            ),
             None => write!(f, "{}:{}: {}", self.file, self.line, self.message),
         }
     }
@@ -90,7 +94,12 @@ impl std::error::Error for RowError {}
 
 impl RowError {
     pub fn new(file: &str, line: u64, field: Option<&str>, message: impl Into<String>) -> Self {
-        RowError { file: file.to_string(), line, field: field.map(str::to_string), message: message.into() }
+        RowError {
+            file: file.to_string(),
+            line,
+            field: field.map(str::to_string),
+            message: message.into(),
+        }
     }
 }
 
@@ -111,8 +120,16 @@ fn decompress(path: &Path) -> std::io::Result<Box<dyn Read + Send>> {
 }
 
 enum Source {
-    Json { lines: Box<dyn BufRead + Send>, buf: String },
-    Csv { rdr: csv::Reader<Box<dyn Read + Send>>, index: HashMap<String, usize>, rec: csv::StringRecord, header_lines: u64 },
+    Json {
+        lines: Box<dyn BufRead + Send>,
+        buf: String,
+    },
+    Csv {
+        rdr: csv::Reader<Box<dyn Read + Send>>,
+        index: HashMap<String, usize>,
+        rec: csv::StringRecord,
+        header_lines: u64,
+    },
 }
 
 /// One open etl file.
@@ -129,14 +146,27 @@ pub struct EtlFile {
 pub fn open_etl_file(path: &Path) -> Result<EtlFile, RowError> {
     let name: Arc<str> = path.display().to_string().into();
     let io = |e: std::io::Error| RowError::new(&name, 0, None, format!("cannot read: {e}"));
-    let mut lines: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(1 << 16, decompress(path).map_err(io)?));
+    let mut lines: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(
+        1 << 16,
+        decompress(path).map_err(io)?,
+    ));
     let mut first = String::new();
     let mut skipped = 0;
     loop {
         first.clear();
         if lines.read_line(&mut first).map_err(io)? == 0 {
             // An empty file is a valid table with no rows.
-            return Ok(EtlFile { name, kind: Kind::Mixed, format: Format::JsonLines, line: 0, src: Source::Json { lines, buf: String::new() }, peeked: None });
+            return Ok(EtlFile {
+                name,
+                kind: Kind::Mixed,
+                format: Format::JsonLines,
+                line: 0,
+                src: Source::Json {
+                    lines,
+                    buf: String::new(),
+                },
+                peeked: None,
+            });
         }
         skipped += 1;
         if !first.trim().is_empty() {
@@ -145,20 +175,54 @@ pub fn open_etl_file(path: &Path) -> Result<EtlFile, RowError> {
     }
     if first.trim_start().starts_with('{') {
         let kind = sniff_json_kind(&first).map_err(|m| RowError::new(&name, skipped, None, m))?;
-        return Ok(EtlFile { name, kind, format: Format::JsonLines, line: skipped - 1, src: Source::Json { lines, buf: String::new() }, peeked: Some(first) });
+        return Ok(EtlFile {
+            name,
+            kind,
+            format: Format::JsonLines,
+            line: skipped - 1,
+            src: Source::Json {
+                lines,
+                buf: String::new(),
+            },
+            peeked: Some(first),
+        });
     }
     // CSV: the first line is the header; the rest of the stream continues after it.
-    let header: Vec<String> = first.trim_end_matches(['\r', '\n']).split(',').map(|s| s.trim().to_string()).collect();
+    let header: Vec<String> = first
+        .trim_end_matches(['\r', '\n'])
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
     let kind = Kind::from_columns(|c| header.iter().any(|h| h == c)).ok_or_else(|| {
         RowError::new(&name, skipped, None, "neither JSON lines nor an ethereum-etl CSV header (blocks, transactions, traces, token_transfers, logs)")
     })?;
-    let index = header.iter().enumerate().map(|(i, h)| (h.clone(), i)).collect();
-    let rdr = csv::ReaderBuilder::new().has_headers(false).flexible(false).from_reader(Box::new(lines) as Box<dyn Read + Send>);
-    Ok(EtlFile { name, kind, format: Format::Csv, line: skipped, src: Source::Csv { rdr, index, rec: csv::StringRecord::new(), header_lines: skipped }, peeked: None })
+    let index = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.clone(), i))
+        .collect();
+    let rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(false)
+        .from_reader(Box::new(lines) as Box<dyn Read + Send>);
+    Ok(EtlFile {
+        name,
+        kind,
+        format: Format::Csv,
+        line: skipped,
+        src: Source::Csv {
+            rdr,
+            index,
+            rec: csv::StringRecord::new(),
+            header_lines: skipped,
+        },
+        peeked: None,
+    })
 }
 
 fn sniff_json_kind(line: &str) -> Result<Kind, String> {
-    let m: HashMap<&str, &RawValue> = serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
+    let m: HashMap<&str, &RawValue> =
+        serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
     if let Some(t) = m.get("type") {
         if Kind::from_type_field(t.get().trim_matches('"')).is_some() {
             return Ok(Kind::Mixed);
@@ -176,7 +240,11 @@ impl Fields for JsonFields<'_> {
         }
         if raw.starts_with('"') {
             let s: Cow<str> = serde_json::from_str::<Cow<str>>(raw).ok()?;
-            return if s.is_empty() { None } else { Some(Cow::Owned(s.into_owned())) };
+            return if s.is_empty() {
+                None
+            } else {
+                Some(Cow::Owned(s.into_owned()))
+            };
         }
         Some(Cow::Borrowed(raw))
     }
@@ -189,7 +257,11 @@ struct CsvFields<'a> {
 impl Fields for CsvFields<'_> {
     fn text(&self, name: &str) -> Option<Cow<'_, str>> {
         let s = self.rec.get(*self.index.get(name)?)?;
-        if s.is_empty() { None } else { Some(Cow::Borrowed(s)) }
+        if s.is_empty() {
+            None
+        } else {
+            Some(Cow::Borrowed(s))
+        }
     }
 }
 
@@ -216,7 +288,14 @@ impl EtlFile {
                     match lines.read_line(buf) {
                         Ok(0) => return None,
                         Ok(_) => {}
-                        Err(e) => return Some(Err(RowError::new(&name, self.line + 1, None, format!("cannot read: {e}")))),
+                        Err(e) => {
+                            return Some(Err(RowError::new(
+                                &name,
+                                self.line + 1,
+                                None,
+                                format!("cannot read: {e}"),
+                            )))
+                        }
                     }
                 }
                 self.line += 1;
@@ -226,45 +305,85 @@ impl EtlFile {
                 let line = self.line;
                 let m: HashMap<&str, &RawValue> = match serde_json::from_str(buf) {
                     Ok(m) => m,
-                    Err(e) => return Some(Err(RowError::new(&name, line, None, format!("not a JSON object: {e}")))),
+                    Err(e) => {
+                        return Some(Err(RowError::new(
+                            &name,
+                            line,
+                            None,
+                            format!("not a JSON object: {e}"),
+                        )))
+                    }
                 };
                 let f = JsonFields(m);
                 let kind = match self.kind {
-                    Kind::Mixed => match f.text("type").as_deref().and_then(Kind::from_type_field) {
-                        Some(k) => k,
-                        None => match Kind::from_columns(|c| f.0.contains_key(c)) {
+                    Kind::Mixed => {
+                        match f.text("type").as_deref().and_then(Kind::from_type_field) {
                             Some(k) => k,
-                            None => return Some(Err(RowError::new(&name, line, Some("type"), "not a block, transaction, trace, token_transfer or log row"))),
-                        },
-                    },
+                            None => match Kind::from_columns(|c| f.0.contains_key(c)) {
+                                Some(k) => k,
+                                None => return Some(Err(RowError::new(
+                                    &name,
+                                    line,
+                                    Some("type"),
+                                    "not a block, transaction, trace, token_transfer or log row",
+                                ))),
+                            },
+                        }
+                    }
                     k => k,
                 };
                 return Some(
                     parse_row(kind, &f)
-                        .map(|row| Located { file: name.clone(), line, row })
+                        .map(|row| Located {
+                            file: name.clone(),
+                            line,
+                            row,
+                        })
                         .map_err(|e| RowError::new(&name, line, Some(&e.field), e.message)),
                 );
             },
-            Source::Csv { rdr, index, rec, header_lines } => {
+            Source::Csv {
+                rdr,
+                index,
+                rec,
+                header_lines,
+            } => {
                 match rdr.read_record(rec) {
                     Ok(false) => return None,
                     Ok(true) => {}
                     Err(e) => {
                         self.line += 1;
-                        return Some(Err(RowError::new(&name, self.line, None, format!("bad CSV record: {e}"))));
+                        return Some(Err(RowError::new(
+                            &name,
+                            self.line,
+                            None,
+                            format!("bad CSV record: {e}"),
+                        )));
                     }
                 }
                 // Quoted fields can span lines (withdrawals); the CSV reader knows where
                 // the record started.
-                self.line = rec.position().map(|p| p.line() + *header_lines).unwrap_or(self.line + 1);
+                self.line = rec
+                    .position()
+                    .map(|p| p.line() + *header_lines)
+                    .unwrap_or(self.line + 1);
                 let line = self.line;
                 if rec.len() != index.len() {
-                    return Some(Err(RowError::new(&name, line, None, format!("{} fields where the header has {}", rec.len(), index.len()))));
+                    return Some(Err(RowError::new(
+                        &name,
+                        line,
+                        None,
+                        format!("{} fields where the header has {}", rec.len(), index.len()),
+                    )));
                 }
                 let f = CsvFields { index, rec };
                 Some(
                     parse_row(self.kind, &f)
-                        .map(|row| Located { file: name.clone(), line, row })
+                        .map(|row| Located {
+                            file: name.clone(),
+                            line,
+                            row,
+                        })
                         .map_err(|e| RowError::new(&name, line, Some(&e.field), e.message)),
                 )
             }
@@ -290,8 +409,20 @@ pub fn etl_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
         .filter(|p| p.is_file())
         .collect();
     let rank = |p: &PathBuf| {
-        let n = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let r = ["blocks", "transactions", "traces", "token_transfers", "logs"].iter().position(|k| n.contains(k)).unwrap_or(5);
+        let n = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let r = [
+            "blocks",
+            "transactions",
+            "traces",
+            "token_transfers",
+            "logs",
+        ]
+        .iter()
+        .position(|k| n.contains(k))
+        .unwrap_or(5);
         (r, n)
     };
     v.sort_by_key(rank);

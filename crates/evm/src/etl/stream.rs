@@ -25,7 +25,11 @@ impl BlockStream {
 
     /// The next block's rows, in block-number order across all files.
     pub fn next_block(&mut self) -> Option<Result<BlockRows, RowError>> {
-        let n = self.files.iter().filter_map(|(_, h, _)| h.as_ref().map(|r| r.row.block_number())).min()?;
+        let n = self
+            .files
+            .iter()
+            .filter_map(|(_, h, _)| h.as_ref().map(|r| r.row.block_number()))
+            .min()?;
         let mut b = BlockRows::default();
         let mut first: Option<(std::sync::Arc<str>, u64)> = None;
         for (f, head, last) in &mut self.files {
@@ -44,7 +48,15 @@ impl BlockStream {
                 match row {
                     Row::Block(x) => {
                         if let Some(prev) = &b.block {
-                            return Some(Err(RowError::new(&file, line, Some("number"), format!("block {n} appears twice (first at {}:{})", prev.file, prev.line))));
+                            return Some(Err(RowError::new(
+                                &file,
+                                line,
+                                Some("number"),
+                                format!(
+                                    "block {n} appears twice (first at {}:{})",
+                                    prev.file, prev.line
+                                ),
+                            )));
                         }
                         b.block = Some(Located { file, line, row: x })
                     }
@@ -89,5 +101,7 @@ pub fn looks_like_evm_etl(p: &std::path::Path) -> bool {
         Ok(f) => f,
         Err(_) => return false,
     };
-    files.first().is_some_and(|f| matches!(open_etl_file(f).map(|mut e| e.next_row()), Ok(Some(Ok(_)))))
+    files
+        .first()
+        .is_some_and(|f| matches!(open_etl_file(f).map(|mut e| e.next_row()), Ok(Some(Ok(_)))))
 }

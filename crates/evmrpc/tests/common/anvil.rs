@@ -17,7 +17,10 @@ pub fn anvil_path() -> PathBuf {
             return PathBuf::from(p);
         }
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/install-anvil.sh");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/install-anvil.sh"
+    );
     let out = Command::new("bash")
         .arg(script)
         .stderr(Stdio::inherit())
@@ -108,8 +111,9 @@ impl Anvil {
             .timeout(Duration::from_secs(30))
             .send()
             .map_err(|e| RpcErr(json!(e.to_string())))?;
-        let v: Value = serde_json::from_slice(&r.bytes().map_err(|e| RpcErr(json!(e.to_string())))?)
-            .map_err(|e| RpcErr(json!(e.to_string())))?;
+        let v: Value =
+            serde_json::from_slice(&r.bytes().map_err(|e| RpcErr(json!(e.to_string())))?)
+                .map_err(|e| RpcErr(json!(e.to_string())))?;
         match v.get("error") {
             Some(e) if !e.is_null() => Err(RpcErr(e.clone())),
             _ => Ok(v["result"].clone()),

@@ -133,7 +133,16 @@ pub fn run(a: &Anvil) -> Scenario {
         "data": data(Child::destroyCall { to: addr(carol) }.abi_encode()),
     }));
     a.receipt(&destroy);
-    for h in [&plain, &forward, &relay, &try_pay, &spawn, &token_transfer, &token_transfer_from, &destroy] {
+    for h in [
+        &plain,
+        &forward,
+        &relay,
+        &try_pay,
+        &spawn,
+        &token_transfer,
+        &token_transfer_from,
+        &destroy,
+    ] {
         assert_eq!(a.receipt(h)["status"], "0x1", "{h}");
     }
     assert_eq!(a.receipt(&failed)["status"], "0x0");

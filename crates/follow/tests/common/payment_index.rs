@@ -1,12 +1,12 @@
 //! An index built from regtest genesis plus one block paying ADDR, made here (no node).
 #![allow(dead_code)]
 
-use std::str::FromStr;
 use bitcoin::hashes::Hash;
 use bitcoin::{
     absolute, block, transaction, Amount, Block, CompactTarget, Network, OutPoint, ScriptBuf,
     Sequence, Transaction, TxIn, TxMerkleNode, TxOut, Witness,
 };
+use std::str::FromStr;
 
 pub const ADDR: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 
@@ -60,4 +60,3 @@ pub fn index_with_payment(dir: &std::path::Path) -> cointrail_index::Index {
     .unwrap();
     idx
 }
-

@@ -14,8 +14,8 @@
 //! - `assets.bin`   20-byte token contract; asset 0 is the native coin
 //! - `mv_path.bin`/`mv_path_idx.bin`: call paths of internal movements (u32 each)
 
-mod store;
 mod query;
+mod store;
 
 pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
 pub use store::{EvmIndex, EvmManifest, EvmStats};

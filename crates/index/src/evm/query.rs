@@ -102,7 +102,10 @@ impl EvmIndex {
 
     fn block_first(&self, b: u64) -> (u64, u64) {
         let r = self.blocks.get(b);
-        (u64::from_le_bytes(r[48..56].try_into().unwrap()), u64::from_le_bytes(r[56..64].try_into().unwrap()))
+        (
+            u64::from_le_bytes(r[48..56].try_into().unwrap()),
+            u64::from_le_bytes(r[56..64].try_into().unwrap()),
+        )
     }
 
     /// Block record index holding movement `i`.
@@ -110,7 +113,11 @@ impl EvmIndex {
         let (mut lo, mut hi) = (0u64, self.blocks.len());
         while hi - lo > 1 {
             let mid = (lo + hi) / 2;
-            if self.block_first(mid).1 <= i { lo = mid } else { hi = mid }
+            if self.block_first(mid).1 <= i {
+                lo = mid
+            } else {
+                hi = mid
+            }
         }
         lo
     }
@@ -132,20 +139,31 @@ impl EvmIndex {
         while lo < hi {
             let mid = (lo + hi) / 2;
             let m = u64::from_le_bytes(self.path_idx.get(mid)[..8].try_into().unwrap());
-            if m < id { lo = mid + 1 } else { hi = mid }
+            if m < id {
+                lo = mid + 1
+            } else {
+                hi = mid
+            }
         }
-        if lo >= self.path_idx.len() || u64::from_le_bytes(self.path_idx.get(lo)[..8].try_into().unwrap()) != id {
+        if lo >= self.path_idx.len()
+            || u64::from_le_bytes(self.path_idx.get(lo)[..8].try_into().unwrap()) != id
+        {
             return Vec::new();
         }
         let w = u32::from_le_bytes(self.path_idx.get(lo)[8..12].try_into().unwrap()) as u64;
         let n = u32::from_le_bytes(self.path_words.get(w).try_into().unwrap()) as u64;
-        (1..=n).map(|k| u32::from_le_bytes(self.path_words.get(w + k).try_into().unwrap())).collect()
+        (1..=n)
+            .map(|k| u32::from_le_bytes(self.path_words.get(w + k).try_into().unwrap()))
+            .collect()
     }
 
     pub fn movement(&self, i: u64) -> MovementView {
         let m = self.raw_mv(i);
         let info = match self.token_of(m.asset) {
-            None => Some(cointrail_evm::tokens::TokenInfo { symbol: "ETH", decimals: 18 }),
+            None => Some(cointrail_evm::tokens::TokenInfo {
+                symbol: "ETH",
+                decimals: 18,
+            }),
             Some(t) => cointrail_evm::tokens::token_info(&t),
         };
         MovementView {
@@ -159,7 +177,11 @@ impl EvmIndex {
             from: self.address_of(m.from).to_checksum(None),
             to: self.address_of(m.to).to_checksum(None),
             amount: m.amount.to_string(),
-            call_path: if m.kind == MovementKind::Internal { self.call_path(i) } else { Vec::new() },
+            call_path: if m.kind == MovementKind::Internal {
+                self.call_path(i)
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -199,8 +221,14 @@ impl EvmIndex {
         let limit = match at {
             None => self.mvs.len(),
             Some(n) => {
-                let keep = (0..self.blocks.len()).take_while(|&i| self.block_number(i) <= n).count() as u64;
-                if keep == self.blocks.len() { self.mvs.len() } else { self.block_first(keep).1 }
+                let keep = (0..self.blocks.len())
+                    .take_while(|&i| self.block_number(i) <= n)
+                    .count() as u64;
+                if keep == self.blocks.len() {
+                    self.mvs.len()
+                } else {
+                    self.block_first(keep).1
+                }
             }
         };
         let mut sums: BTreeMap<u32, (U256, U256)> = BTreeMap::new();
@@ -230,21 +258,36 @@ impl EvmIndex {
         let outs: Vec<u64> = self.sent_ids(a).collect();
         let first = ins.last().into_iter().chain(outs.last()).min().copied();
         let last = ins.first().into_iter().chain(outs.first()).max().copied();
-        let is_contract = ins.iter().any(|&i| self.raw_mv(i).kind == MovementKind::Create);
+        let is_contract = ins
+            .iter()
+            .any(|&i| self.raw_mv(i).kind == MovementKind::Create);
         let mut merged: Vec<u64> = ins.iter().chain(&outs).copied().collect();
         merged.sort_unstable_by(|x, y| y.cmp(x));
         merged.dedup();
         AddressSummary {
             chain: self.m.chain.clone(),
             address: a.to_checksum(None),
-            kind: if is_contract { "contract" } else if outs.iter().any(|&i| self.raw_mv(i).tx != NONE40 && matches!(self.raw_mv(i).kind, MovementKind::Fee | MovementKind::Burn)) { "eoa" } else { "unknown" },
+            kind: if is_contract {
+                "contract"
+            } else if outs.iter().any(|&i| {
+                self.raw_mv(i).tx != NONE40
+                    && matches!(self.raw_mv(i).kind, MovementKind::Fee | MovementKind::Burn)
+            }) {
+                "eoa"
+            } else {
+                "unknown"
+            },
             balances: self.balances(a, at),
             movements_in: ins.len() as u64,
             movements_out: outs.len() as u64,
             first_seen_block: first.map(|i| self.block_number(self.block_of_mv(i))),
             last_seen_block: last.map(|i| self.block_number(self.block_of_mv(i))),
             as_of_block: at.or(self.tip()),
-            recent: merged.into_iter().take(recent).map(|i| self.movement(i)).collect(),
+            recent: merged
+                .into_iter()
+                .take(recent)
+                .map(|i| self.movement(i))
+                .collect(),
         }
     }
 
@@ -262,8 +305,15 @@ impl EvmIndex {
             chain: self.m.chain.clone(),
             hash: h.to_string(),
             block: self.block_number(block_idx),
-            status: match r[36] { 1 => "success", 0 => "failed", _ => "unknown" },
-            movements: (first..end).filter(|&i| self.raw_mv(i).tx == t).map(|i| self.movement(i)).collect(),
+            status: match r[36] {
+                1 => "success",
+                0 => "failed",
+                _ => "unknown",
+            },
+            movements: (first..end)
+                .filter(|&i| self.raw_mv(i).tx == t)
+                .map(|i| self.movement(i))
+                .collect(),
         })
     }
 
@@ -271,14 +321,22 @@ impl EvmIndex {
         let (mut lo, mut hi) = (0u64, self.blocks.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.block_number(mid) < number { lo = mid + 1 } else { hi = mid }
+            if self.block_number(mid) < number {
+                lo = mid + 1
+            } else {
+                hi = mid
+            }
         }
         if lo >= self.blocks.len() || self.block_number(lo) != number {
             return None;
         }
         let r = self.blocks.get(lo);
         let (ft, fm) = self.block_first(lo);
-        let (et, em) = if lo + 1 < self.blocks.len() { self.block_first(lo + 1) } else { (self.txs.len(), self.mvs.len()) };
+        let (et, em) = if lo + 1 < self.blocks.len() {
+            self.block_first(lo + 1)
+        } else {
+            (self.txs.len(), self.mvs.len())
+        };
         Some(BlockSummary {
             chain: self.m.chain.clone(),
             number,

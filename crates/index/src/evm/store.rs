@@ -34,9 +34,12 @@ impl EvmManifest {
     fn load(dir: &Path) -> std::io::Result<Option<Self>> {
         let p = dir.join("manifest.json");
         match std::fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))),
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", p.display()),
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -114,13 +117,27 @@ impl EvmIndex {
     fn open(dir: &Path, writable: bool) -> Result<EvmIndex, IndexError> {
         let io = io_err(dir);
         std::fs::create_dir_all(dir).map_err(&io)?;
-        let lock = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(dir.join("LOCK")).map_err(&io)?;
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("LOCK"))
+            .map_err(&io)?;
         if writable {
-            lock.try_lock().map_err(|_| IndexError::Locked(dir.to_path_buf()))?;
+            lock.try_lock()
+                .map_err(|_| IndexError::Locked(dir.to_path_buf()))?;
         }
-        let m = EvmManifest::load(dir).map_err(&io)?.unwrap_or(EvmManifest { format: EVM_FORMAT, ..Default::default() });
+        let m = EvmManifest::load(dir).map_err(&io)?.unwrap_or(EvmManifest {
+            format: EVM_FORMAT,
+            ..Default::default()
+        });
         if m.format != EVM_FORMAT {
-            return Err(IndexError::Format(format!("{}: EVM index format {} is not {EVM_FORMAT}; rebuild it", dir.display(), m.format)));
+            return Err(IndexError::Format(format!(
+                "{}: EVM index format {} is not {EVM_FORMAT}; rebuild it",
+                dir.display(),
+                m.format
+            )));
         }
         let c = |n: &str, w: usize| Column::open(dir, n, w).map_err(&io);
         let mut idx = EvmIndex {
@@ -150,12 +167,32 @@ impl EvmIndex {
     }
 
     fn cols(&mut self) -> [&mut Column; 9] {
-        [&mut self.blocks, &mut self.txs, &mut self.mvs, &mut self.addrs, &mut self.out_head, &mut self.in_head, &mut self.assets, &mut self.path_idx, &mut self.path_words]
+        [
+            &mut self.blocks,
+            &mut self.txs,
+            &mut self.mvs,
+            &mut self.addrs,
+            &mut self.out_head,
+            &mut self.in_head,
+            &mut self.assets,
+            &mut self.path_idx,
+            &mut self.path_words,
+        ]
     }
 
     fn committed_counts(&self) -> [u64; 9] {
         let m = &self.m;
-        [m.blocks, m.txs, m.movements, m.addrs, m.addrs, m.addrs, m.assets, m.paths, m.path_words]
+        [
+            m.blocks,
+            m.txs,
+            m.movements,
+            m.addrs,
+            m.addrs,
+            m.addrs,
+            m.assets,
+            m.paths,
+            m.path_words,
+        ]
     }
 
     fn map_committed(&mut self) -> Result<(), IndexError> {
@@ -163,7 +200,10 @@ impl EvmIndex {
         let dir = self.dir.clone();
         for (c, n) in self.cols().into_iter().zip(counts) {
             if c.file_records().map_err(io_err(&dir))? < n {
-                return Err(IndexError::Corrupt(format!("{} is shorter than its manifest says", c.path.display())));
+                return Err(IndexError::Corrupt(format!(
+                    "{} is shorter than its manifest says",
+                    c.path.display()
+                )));
             }
             c.set_committed(n).map_err(io_err(&dir))?;
         }
@@ -187,7 +227,10 @@ impl EvmIndex {
         if dirty {
             self.repair_heads(self.m.movements)?;
             for (c, n) in self.cols().into_iter().zip(counts) {
-                let f = std::fs::OpenOptions::new().write(true).open(&c.path).map_err(&io)?;
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&c.path)
+                    .map_err(&io)?;
                 f.set_len(n * c.width as u64).map_err(&io)?;
                 f.sync_all().map_err(&io)?;
             }
@@ -203,7 +246,11 @@ impl EvmIndex {
         let n_addrs = self.m.addrs;
         for (head_col, prev_off) in [(0usize, MV_W - 10), (1usize, MV_W - 5)] {
             for a in 0..n_addrs {
-                let col = if head_col == 0 { &self.out_head } else { &self.in_head };
+                let col = if head_col == 0 {
+                    &self.out_head
+                } else {
+                    &self.in_head
+                };
                 let h = u40_of(&col.read_file(a).map_err(&io)?[..5]);
                 if h == 0 || h - 1 < keep {
                     continue;
@@ -214,7 +261,11 @@ impl EvmIndex {
                     cur = u40_of(&rec[prev_off..prev_off + 5]);
                 }
                 let new = if cur == NONE40 { 0 } else { cur + 1 };
-                let col = if head_col == 0 { &mut self.out_head } else { &mut self.in_head };
+                let col = if head_col == 0 {
+                    &mut self.out_head
+                } else {
+                    &mut self.in_head
+                };
                 col.write_at(a, &u40_bytes(new)).map_err(&io)?;
                 col.sync().map_err(&io)?;
             }
@@ -224,14 +275,22 @@ impl EvmIndex {
 
     fn read_mv_file(&self, i: u64) -> Result<Vec<u8>, IndexError> {
         let mut buf = vec![0u8; MV_W];
-        self.mvs.read_exact_at(&mut buf, i * MV_W as u64).map_err(io_err(&self.dir))?;
+        self.mvs
+            .read_exact_at(&mut buf, i * MV_W as u64)
+            .map_err(io_err(&self.dir))?;
         Ok(buf)
     }
 
     fn load_maps(&mut self) {
-        self.addr_ids = (0..self.addrs.len()).map(|i| (Address::from_slice(self.addrs.get(i)), i as u32)).collect();
-        self.asset_ids = (0..self.assets.len()).map(|i| (Address::from_slice(self.assets.get(i)), i as u32 + 1)).collect();
-        self.tx_ids = (0..self.txs.len()).map(|i| (B256::from_slice(&self.txs.get(i)[..32]), i)).collect();
+        self.addr_ids = (0..self.addrs.len())
+            .map(|i| (Address::from_slice(self.addrs.get(i)), i as u32))
+            .collect();
+        self.asset_ids = (0..self.assets.len())
+            .map(|i| (Address::from_slice(self.assets.get(i)), i as u32 + 1))
+            .collect();
+        self.tx_ids = (0..self.txs.len())
+            .map(|i| (B256::from_slice(&self.txs.get(i)[..32]), i))
+            .collect();
     }
 
     pub fn manifest(&self) -> &EvmManifest {
@@ -284,10 +343,16 @@ impl EvmIndex {
             return Err(IndexError::Block("the EVM index is open read-only".into()));
         }
         let movements = block_movements(rows).map_err(|e| IndexError::Block(e.to_string()))?;
-        let b = rows.block.as_ref().expect("block_movements checked the block row");
+        let b = rows
+            .block
+            .as_ref()
+            .expect("block_movements checked the block row");
         if let Some(tip) = self.tip() {
             if b.row.number <= tip {
-                return Err(IndexError::Block(format!("{}:{}: block {} is not after the index tip {tip}; it is already indexed", b.file, b.line, b.row.number)));
+                return Err(IndexError::Block(format!(
+                    "{}:{}: block {} is not after the index tip {tip}; it is already indexed",
+                    b.file, b.line, b.row.number
+                )));
             }
         }
         let first_tx = self.txs.len();
@@ -305,7 +370,12 @@ impl EvmIndex {
         // their first movement to the next transaction's.
         let mut by_tx: Vec<Vec<&Movement>> = vec![Vec::new(); rows.transactions.len()];
         let mut block_level = Vec::new();
-        let pos: HashMap<u32, usize> = rows.transactions.iter().enumerate().map(|(i, t)| (t.row.transaction_index as u32, i)).collect();
+        let pos: HashMap<u32, usize> = rows
+            .transactions
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.row.transaction_index as u32, i))
+            .collect();
         for m in &movements {
             match m.tx_index.and_then(|i| pos.get(&i)) {
                 Some(&p) => by_tx[p].push(m),
@@ -317,7 +387,11 @@ impl EvmIndex {
             let mut rec = Vec::with_capacity(TX_W);
             rec.extend_from_slice(t.row.hash.as_slice());
             rec.extend_from_slice(&block_idx.to_le_bytes());
-            rec.push(match t.row.receipt_status { Some(1) => 1, Some(0) => 0, _ => 2 });
+            rec.push(match t.row.receipt_status {
+                Some(1) => 1,
+                Some(0) => 0,
+                _ => 2,
+            });
             rec.extend_from_slice(&self.mvs.len().to_le_bytes());
             self.txs.push(&rec);
             self.tx_ids.insert(t.row.hash, tx_id);
@@ -345,7 +419,11 @@ impl EvmIndex {
         rec[9..13].copy_from_slice(&to.to_le_bytes());
         rec[13..45].copy_from_slice(&m.amount.to_be_bytes::<32>());
         rec[45..50].copy_from_slice(&u40_bytes(tx));
-        rec[50..55].copy_from_slice(&u40_bytes(if prev_from == 0 { NONE40 } else { prev_from - 1 }));
+        rec[50..55].copy_from_slice(&u40_bytes(if prev_from == 0 {
+            NONE40
+        } else {
+            prev_from - 1
+        }));
         rec[55..60].copy_from_slice(&u40_bytes(if prev_to == 0 { NONE40 } else { prev_to - 1 }));
         self.mvs.push(&rec);
         self.out_head.set(from as u64, &u40_bytes(id + 1));
@@ -355,7 +433,8 @@ impl EvmIndex {
         if !m.trace_address.is_empty() {
             p[8..12].copy_from_slice(&(self.path_words.len() as u32).to_le_bytes());
             self.path_idx.push(&p);
-            self.path_words.push(&(m.trace_address.len() as u32).to_le_bytes());
+            self.path_words
+                .push(&(m.trace_address.len() as u32).to_le_bytes());
             for w in &m.trace_address {
                 self.path_words.push(&w.to_le_bytes());
             }
@@ -392,15 +471,25 @@ impl EvmIndex {
     /// Forget everything after block `number` (a reorganisation); commits pending work first.
     pub fn rollback_to(&mut self, number: u64) -> Result<(), IndexError> {
         self.commit()?;
-        let keep = (0..self.blocks.len()).take_while(|&i| self.block_number(i) <= number).count() as u64;
+        let keep = (0..self.blocks.len())
+            .take_while(|&i| self.block_number(i) <= number)
+            .count() as u64;
         if keep == self.blocks.len() {
             return Ok(());
         }
         let rec = self.blocks.get(keep).to_vec();
         let first_tx = u64::from_le_bytes(rec[48..56].try_into().unwrap());
         let first_mv = u64::from_le_bytes(rec[56..64].try_into().unwrap());
-        let keep_paths = (0..self.path_idx.len()).take_while(|&i| u64::from_le_bytes(self.path_idx.get(i)[..8].try_into().unwrap()) < first_mv).count() as u64;
-        let keep_words = if keep_paths < self.path_idx.len() { u32::from_le_bytes(self.path_idx.get(keep_paths)[8..12].try_into().unwrap()) as u64 } else { self.path_words.len() };
+        let keep_paths = (0..self.path_idx.len())
+            .take_while(|&i| {
+                u64::from_le_bytes(self.path_idx.get(i)[..8].try_into().unwrap()) < first_mv
+            })
+            .count() as u64;
+        let keep_words = if keep_paths < self.path_idx.len() {
+            u32::from_le_bytes(self.path_idx.get(keep_paths)[8..12].try_into().unwrap()) as u64
+        } else {
+            self.path_words.len()
+        };
         // The manifest first: from then on the dropped records are "past the manifest",
         // exactly what recovery undoes after a crash, so the same code finishes the job.
         // Addresses and tokens first seen in dropped blocks stay: an id with no movements
@@ -458,16 +547,25 @@ impl EvmIndex {
                 while cur != 0 {
                     let id = cur - 1;
                     if id >= n_mv || id >= last {
-                        bad.push(format!("address {a}: list points at movement {id} out of order"));
+                        bad.push(format!(
+                            "address {a}: list points at movement {id} out of order"
+                        ));
                         break;
                     }
                     let rec = self.mvs.get(id);
-                    let who = u32::from_le_bytes(rec[5 + 4 * side..9 + 4 * side].try_into().unwrap());
+                    let who =
+                        u32::from_le_bytes(rec[5 + 4 * side..9 + 4 * side].try_into().unwrap());
                     if who as u64 != a {
-                        bad.push(format!("address {a}: movement {id} in its list belongs to address {who}"));
+                        bad.push(format!(
+                            "address {a}: movement {id} in its list belongs to address {who}"
+                        ));
                         break;
                     }
-                    if side == 0 { seen_out += 1 } else { seen_in += 1 }
+                    if side == 0 {
+                        seen_out += 1
+                    } else {
+                        seen_in += 1
+                    }
                     last = id;
                     let p = u40_of(&rec[off..off + 5]);
                     cur = if p == NONE40 { 0 } else { p + 1 };

@@ -149,7 +149,12 @@ fn bfs(
 }
 
 /// Every shortest path, walking the parents back from `to` (at most MAX_PATHS).
-fn unwind(idx: &cointrail_index::Index, s: &Search, from: AddrId, to: AddrId) -> Vec<Vec<PathStep>> {
+fn unwind(
+    idx: &cointrail_index::Index,
+    s: &Search,
+    from: AddrId,
+    to: AddrId,
+) -> Vec<Vec<PathStep>> {
     let mut out = Vec::new();
     let mut stack: Vec<(AddrId, Vec<PathStep>)> = vec![(to, vec![])];
     while let Some((a, tail)) = stack.pop() {
@@ -196,7 +201,10 @@ pub async fn paths(
     }
     let hub = q.hub_outputs.unwrap_or(1000);
     if hub == 0 {
-        return Err(ApiError::invalid("hub_outputs", "hub_outputs is at least 1"));
+        return Err(ApiError::invalid(
+            "hub_outputs",
+            "hub_outputs is at least 1",
+        ));
     }
     let snap = st.snapshot();
     let from = check_address(&snap, &q.from, "from")?;

@@ -79,8 +79,18 @@ pub async fn case_trace(
     ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<TraceQuery>,
 ) -> Result<Json<CaseTrace>, ApiError> {
-    let model = parse(&q.model, "model", Model::parse, Model::parse("fifo").unwrap())?;
-    let fee_policy = parse(&q.fee_policy, "fee_policy", FeePolicy::parse, FeePolicy::Last)?;
+    let model = parse(
+        &q.model,
+        "model",
+        Model::parse,
+        Model::parse("fifo").unwrap(),
+    )?;
+    let fee_policy = parse(
+        &q.fee_policy,
+        "fee_policy",
+        FeePolicy::parse,
+        FeePolicy::Last,
+    )?;
     let coinjoin = parse(
         &q.coinjoin,
         "coinjoin",
@@ -130,28 +140,32 @@ pub async fn case_trace(
     };
     let answer = tokio::task::spawn_blocking(move || -> Result<CaseTrace, ApiError> {
         let e = &snap.engine;
-        let (src, resolved) = e
-            .case_sources(&case, 1)
-            .map_err(|err| ApiError::not_found(cointrail_engine::error_text(&err)).with_field("name"))?;
+        let (src, resolved) = e.case_sources(&case, 1).map_err(|err| {
+            ApiError::not_found(cointrail_engine::error_text(&err)).with_field("name")
+        })?;
         let stops: Vec<String> = cointrail_engine::STOP_CATEGORIES
             .iter()
             .map(|s| s.to_string())
             .collect();
         let r = e.trace(&src, p, &stops);
         let idx = &e.index;
-        let spenders: Vec<Option<u32>> = r.outputs.iter().map(|row| idx.output_spender(row.out)).collect();
+        let spenders: Vec<Option<u32>> = r
+            .outputs
+            .iter()
+            .map(|row| idx.output_spender(row.out))
+            .collect();
         let mut v = serde_json::to_value(&r).map_err(|e| ApiError::internal(e.to_string()))?;
         if let Some(rows) = v.get_mut("outputs").and_then(|o| o.as_array_mut()) {
             for (row, sp) in rows.iter_mut().zip(spenders) {
-                row["spent_by"] = serde_json::json!(
-                    sp.map(|t| cointrail_chain::view::display_txid(idx.txid(t)))
-                );
+                row["spent_by"] =
+                    serde_json::json!(sp.map(|t| cointrail_chain::view::display_txid(idx.txid(t))));
                 row["spent_height"] = serde_json::json!(sp.map(|t| idx.tx_height(t)));
             }
         }
         Ok(CaseTrace {
             case: case.name.clone(),
-            definition: serde_json::to_value(&case).map_err(|e| ApiError::internal(e.to_string()))?,
+            definition: serde_json::to_value(&case)
+                .map_err(|e| ApiError::internal(e.to_string()))?,
             trace: v,
             missing: resolved.missing,
             index_tip_height: idx.tip_height(),
