@@ -123,6 +123,61 @@ impl Index {
         Index::open(dir, false)
     }
 
+    /// The index over its column files, each opened by `column` (writable or read-only maps),
+    /// once the manifest is known to be of this format.
+    fn assemble(
+        dir: &Path,
+        manifest: Manifest,
+        lock: Option<std::fs::File>,
+        writable: bool,
+        read_only_mount: bool,
+        column: impl Fn(&str, usize) -> Result<Column, IndexError>,
+    ) -> Result<Index, IndexError> {
+        if manifest.format != FORMAT && manifest.format != FORMAT_MAPS_BEHIND {
+            return Err(IndexError::Format(format!(
+                "{}: index format {} is not {FORMAT}; rebuild it",
+                dir.display(),
+                manifest.format
+            )));
+        }
+        let network = if manifest.network.is_empty() {
+            None
+        } else {
+            Some(parse_network(&manifest.network).map_err(IndexError::Format)?)
+        };
+        let c = column;
+        Ok(Index {
+            dir: dir.to_path_buf(),
+            network,
+            _lock: lock,
+            writable,
+            read_only_mount,
+            recovery_pending: None,
+            blocks: c("blocks.bin", BLOCK_REC)?,
+            tx_id: c("tx_id.bin", 32)?,
+            tx_first_in: c("tx_first_in.bin", 5)?,
+            tx_first_out: c("tx_first_out.bin", 5)?,
+            tx_locktime: c("tx_locktime.bin", 4)?,
+            tx_version: c("tx_version.bin", 4)?,
+            in_prev: c("in_prev.bin", 5)?,
+            out_value: c("out_value.bin", 8)?,
+            out_addr: c("out_addr.bin", 4)?,
+            out_spender: c("out_spender.bin", 4)?,
+            out_prev_addr: c("out_prev_addr.bin", 5)?,
+            addr_key: c("addr_key.bin", 33)?,
+            addr_last_out: c("addr_last_out.bin", 5)?,
+            addr_type: c("addr_type.bin", 1)?,
+            ext_ref: c("ext_ref.bin", 36)?,
+            opret_idx: c("opret_idx.bin", 17)?,
+            opret_data: c("opret_data.bin", 1)?,
+            txid_table: None,
+            addr_table: None,
+            retired: Vec::new(),
+            maps_regrown: false,
+            manifest,
+        })
+    }
+
     fn open(dir: &Path, writable: bool) -> Result<Index, IndexError> {
         let io = |e: std::io::Error| IndexError::Io(dir.to_path_buf(), e);
         if !writable {
@@ -149,49 +204,9 @@ impl Index {
             format: FORMAT,
             ..Manifest::default()
         });
-        if manifest.format != FORMAT && manifest.format != FORMAT_MAPS_BEHIND {
-            return Err(IndexError::Format(format!(
-                "{}: index format {} is not {FORMAT}; rebuild it",
-                dir.display(),
-                manifest.format
-            )));
-        }
-        let network = if manifest.network.is_empty() {
-            None
-        } else {
-            Some(parse_network(&manifest.network).map_err(IndexError::Format)?)
-        };
-        let c = |name: &str, w: usize| Column::open(dir, name, w).map_err(io);
-        let mut idx = Index {
-            dir: dir.to_path_buf(),
-            network,
-            _lock: Some(lock),
-            writable,
-            read_only_mount: false,
-            recovery_pending: None,
-            blocks: c("blocks.bin", BLOCK_REC)?,
-            tx_id: c("tx_id.bin", 32)?,
-            tx_first_in: c("tx_first_in.bin", 5)?,
-            tx_first_out: c("tx_first_out.bin", 5)?,
-            tx_locktime: c("tx_locktime.bin", 4)?,
-            tx_version: c("tx_version.bin", 4)?,
-            in_prev: c("in_prev.bin", 5)?,
-            out_value: c("out_value.bin", 8)?,
-            out_addr: c("out_addr.bin", 4)?,
-            out_spender: c("out_spender.bin", 4)?,
-            out_prev_addr: c("out_prev_addr.bin", 5)?,
-            addr_key: c("addr_key.bin", 33)?,
-            addr_last_out: c("addr_last_out.bin", 5)?,
-            addr_type: c("addr_type.bin", 1)?,
-            ext_ref: c("ext_ref.bin", 36)?,
-            opret_idx: c("opret_idx.bin", 17)?,
-            opret_data: c("opret_data.bin", 1)?,
-            txid_table: None,
-            addr_table: None,
-            retired: Vec::new(),
-            maps_regrown: false,
-            manifest,
-        };
+        let mut idx = Index::assemble(dir, manifest, Some(lock), writable, false, |name, w| {
+            Column::open(dir, name, w).map_err(io)
+        })?;
         if writable {
             idx.fill_addr_types()?;
             idx.recover()?;
@@ -218,49 +233,9 @@ impl Index {
         let manifest = Manifest::load(dir)
             .map_err(io)?
             .ok_or_else(|| IndexError::NoIndex(dir.to_path_buf()))?;
-        if manifest.format != FORMAT && manifest.format != FORMAT_MAPS_BEHIND {
-            return Err(IndexError::Format(format!(
-                "{}: index format {} is not {FORMAT}; rebuild it",
-                dir.display(),
-                manifest.format
-            )));
-        }
-        let network = if manifest.network.is_empty() {
-            None
-        } else {
-            Some(parse_network(&manifest.network).map_err(IndexError::Format)?)
-        };
-        let c = |name: &str, w: usize| Column::open_read_only(dir, name, w).map_err(io);
-        let mut idx = Index {
-            dir: dir.to_path_buf(),
-            network,
-            _lock: None,
-            writable: false,
-            read_only_mount: true,
-            recovery_pending: None,
-            blocks: c("blocks.bin", BLOCK_REC)?,
-            tx_id: c("tx_id.bin", 32)?,
-            tx_first_in: c("tx_first_in.bin", 5)?,
-            tx_first_out: c("tx_first_out.bin", 5)?,
-            tx_locktime: c("tx_locktime.bin", 4)?,
-            tx_version: c("tx_version.bin", 4)?,
-            in_prev: c("in_prev.bin", 5)?,
-            out_value: c("out_value.bin", 8)?,
-            out_addr: c("out_addr.bin", 4)?,
-            out_spender: c("out_spender.bin", 4)?,
-            out_prev_addr: c("out_prev_addr.bin", 5)?,
-            addr_key: c("addr_key.bin", 33)?,
-            addr_last_out: c("addr_last_out.bin", 5)?,
-            addr_type: c("addr_type.bin", 1)?,
-            ext_ref: c("ext_ref.bin", 36)?,
-            opret_idx: c("opret_idx.bin", 17)?,
-            opret_data: c("opret_data.bin", 1)?,
-            txid_table: None,
-            addr_table: None,
-            retired: Vec::new(),
-            maps_regrown: false,
-            manifest,
-        };
+        let mut idx = Index::assemble(dir, manifest, None, false, true, |name, w| {
+            Column::open_read_only(dir, name, w).map_err(io)
+        })?;
         idx.map_committed()?;
         let mut pending = Vec::new();
         let lens: Vec<(String, u64, u64)> = {
