@@ -23,26 +23,12 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// Days since 1970-01-01 as (year, month, day) in the proleptic Gregorian calendar
-/// (the civil-from-days conversion: eras of 400 years, March-based years).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// Unix seconds as "2024-05-01 13:04:05 UTC".
 pub fn utc(secs: u64) -> String {
-    let (y, m, d) = civil((secs / 86_400) as i64);
     let s = secs % 86_400;
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        "{} {:02}:{:02}:{:02} UTC",
+        utc_date(secs),
         s / 3600,
         s % 3600 / 60,
         s % 60
@@ -51,8 +37,7 @@ pub fn utc(secs: u64) -> String {
 
 /// Unix seconds as the UTC date "2024-05-01".
 pub fn utc_date(secs: u64) -> String {
-    let (y, m, d) = civil((secs / 86_400) as i64);
-    format!("{y:04}-{m:02}-{d:02}")
+    cointrail_tags::prices::date_of(secs)
 }
 
 #[cfg(test)]

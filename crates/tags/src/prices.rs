@@ -210,7 +210,7 @@ fn days_between(a: &str, b: &str) -> Option<i64> {
     Some(day_number(b)? - day_number(a)?)
 }
 
-/// The UTC date (YYYY-MM-DD) of Unix time `secs`.
+/// The UTC date (YYYY-MM-DD) of Unix time `secs` (civil from days, H. Hinnant's algorithm).
 pub fn date_of(secs: u64) -> String {
     let z = (secs / 86_400) as i64 + 719_468;
     let era = z.div_euclid(146_097);
