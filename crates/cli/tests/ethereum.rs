@@ -140,6 +140,20 @@ fn ingest_by_content_then_query_every_way() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // A malformed 0x value is named as a malformed Ethereum address or hash, not sent to the
+    // Bitcoin index (which this data directory does not have).
+    for (cmd, arg, says) in [
+        ("address", "0xZZ", "0xZZ"),
+        ("tx", "0x1234", "not an EVM transaction hash"),
+    ] {
+        let o = run(d, &[cmd, arg]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(
+            err.contains(says) && !err.contains("no index"),
+            "{cmd} {arg}: {err}"
+        );
+    }
 
     let b = ok_json(d, &["--json", "block", "17173050", "--chain", "ethereum"]);
     assert_eq!(b["transactions"].as_u64(), Some(182));

@@ -234,7 +234,7 @@ pub struct TxArgs {
 
 pub fn run_tx(a: TxArgs, g: &Global) -> Result<()> {
     if a.chain.as_deref() == Some("ethereum")
-        || (a.chain.is_none() && crate::cmd::evm::looks_like_evm_hash(&a.txid))
+        || (a.chain.is_none() && crate::cmd::evm::has_0x_prefix(&a.txid))
     {
         return crate::cmd::evm::run_tx(&a.txid, "ethereum", g);
     }
@@ -397,8 +397,9 @@ pub struct AddressArgs {
 }
 
 pub fn run_address(a: AddressArgs, g: &Global) -> Result<()> {
-    // 0x and 40 hex digits is an EVM address in any case (EIP-55 checked if mixed case).
-    if cointrail_evm::address::looks_like_evm_address(&a.address) {
+    // An EVM address in any case (EIP-55 checked if mixed case); a malformed 0x value is
+    // refused there with what is wrong.
+    if crate::cmd::evm::has_0x_prefix(&a.address) {
         return crate::cmd::evm::run_address(
             &a.address,
             a.at_block,

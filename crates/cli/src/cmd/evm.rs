@@ -23,6 +23,14 @@ pub fn looks_like_evm_hash(s: &str) -> bool {
     s.len() == 66 && s.starts_with("0x") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// A value written with a 0x prefix is meant for an EVM chain (no Bitcoin address or txid has
+/// one): route it there even when malformed, so the error says what is wrong with it.
+pub fn has_0x_prefix(s: &str) -> bool {
+    s.trim()
+        .get(..2)
+        .is_some_and(|p| p.eq_ignore_ascii_case("0x"))
+}
+
 pub fn has_index(g: &Global, chain: &str) -> bool {
     evm_dir(g, chain).join("manifest.json").exists()
 }
