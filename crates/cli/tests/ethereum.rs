@@ -145,6 +145,7 @@ fn ingest_by_content_then_query_every_way() {
     for (cmd, arg, says) in [
         ("address", "0xZZ", "0xZZ"),
         ("tx", "0x1234", "not an EVM transaction hash"),
+        ("screen", "0xZZ", "0xZZ"),
     ] {
         let o = run(d, &[cmd, arg]);
         let err = String::from_utf8_lossy(&o.stderr);

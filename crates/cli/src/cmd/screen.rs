@@ -31,8 +31,9 @@ pub fn open_engine(g: &Global, rules: Option<&PathBuf>) -> Result<Engine> {
 }
 
 pub fn run(a: ScreenArgs, g: &Global) -> Result<()> {
-    // A 0x address is an Ethereum account: direct exposure over its movements.
-    if cointrail_evm::address::looks_like_evm_address(&a.subject) {
+    // A 0x address is an Ethereum account: direct exposure over its movements (a malformed
+    // one is refused there, saying what is wrong).
+    if crate::cmd::evm::has_0x_prefix(&a.subject) {
         return crate::cmd::evm::run_screen(&a.subject, g);
     }
     let mut e = open_engine(g, a.rules.as_ref())?;
