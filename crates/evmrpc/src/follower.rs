@@ -141,7 +141,9 @@ impl<S: EvmSink> EvmFollower<S> {
     }
 
     fn stopping(&self) -> bool {
-        self.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
     /// The last block the index shares with the node; `None` when nothing is indexed.
@@ -178,7 +180,9 @@ impl<S: EvmSink> EvmFollower<S> {
         let head = self.node.block_number()?;
         let fork = self.find_fork(head)?;
         if self.sink.chain_id().is_none() {
-            self.sink.set_chain_id(chain_id).map_err(FollowError::Index)?;
+            self.sink
+                .set_chain_id(chain_id)
+                .map_err(FollowError::Index)?;
         }
         if let (Some(f), Some((tip, _))) = (fork, self.sink.tip()) {
             if f == head && f < tip {

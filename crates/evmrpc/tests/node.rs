@@ -297,7 +297,14 @@ fn rows_say_what_the_scenario_sent() {
     let tt: Vec<_> = all
         .token_transfers
         .iter()
-        .map(|t| (t.row.token_address, t.row.from_address, t.row.to_address, t.row.value))
+        .map(|t| {
+            (
+                t.row.token_address,
+                t.row.from_address,
+                t.row.to_address,
+                t.row.value,
+            )
+        })
         .collect();
     assert_eq!(
         tt,

@@ -364,9 +364,15 @@ mod tests {
         let strip = |b: &BlockRows| {
             (
                 b.block.as_ref().map(|x| x.row.clone()),
-                b.transactions.iter().map(|x| x.row.clone()).collect::<Vec<_>>(),
+                b.transactions
+                    .iter()
+                    .map(|x| x.row.clone())
+                    .collect::<Vec<_>>(),
                 b.traces.iter().map(|x| x.row.clone()).collect::<Vec<_>>(),
-                b.token_transfers.iter().map(|x| x.row.clone()).collect::<Vec<_>>(),
+                b.token_transfers
+                    .iter()
+                    .map(|x| x.row.clone())
+                    .collect::<Vec<_>>(),
                 b.logs.iter().map(|x| x.row.clone()).collect::<Vec<_>>(),
             )
         };
