@@ -330,3 +330,76 @@ fn a_node_on_another_chain_id_is_refused_and_the_index_kept() {
         "{err}"
     );
 }
+
+/// Without --once: new heads are followed as they come, and Ctrl-C (SIGINT) stops the
+/// follower cleanly (exit 0, what was fetched committed).
+#[test]
+fn follows_new_heads_and_stops_cleanly_on_ctrl_c() {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let a = Anvil::start();
+    pay(&a, 0, 1, 5);
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("a");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cointrail"))
+        .arg("--data-dir")
+        .arg(&d)
+        .args(["--json", "follow", "--chain", "ethereum", "--rpc", &a.url])
+        .args(["--poll-secs", "1"])
+        .env("COINTRAIL_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let out = out.clone();
+        let mut stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                out.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let syncs = |out: &Mutex<String>| -> Vec<Value> {
+        serde_json::Deserializer::from_str(&out.lock().unwrap())
+            .into_iter::<Value>()
+            .map_while(Result::ok)
+            .collect()
+    };
+    let wait_for = |n: usize| {
+        let t0 = Instant::now();
+        while syncs(&out).len() < n {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "no sync {n}: {}",
+                out.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for(1);
+    let h = pay(&a, 2, 3, 9);
+    wait_for(2);
+    let s = syncs(&out);
+    assert_eq!(s[1]["blocks_added"], 1, "{s:?}");
+    assert_eq!(s[1]["tip_number"], a.block_number());
+
+    // SAFETY: signalling the child we started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "{status:?}");
+    ok_json(&d, &["--json", "tx", &h]);
+    let v = ok_json(&d, &["--json", "verify", "--chain", "ethereum"]);
+    assert_eq!(v["problems"], json!([]));
+}
