@@ -3,7 +3,8 @@
 //   WB_URL, WB_KEY, WB_CASE, WB_SOURCE (the address a stolen output was at), WB_DEPOSIT
 //   (TXID:VOUT, a stolen output), WB_EXPECT (JSON: node and edge counts of the FIFO trace
 //   graph, `mule`: a tainted address one hop on, `path_to`: one it paid next),
-//   WB_SHOTS (folder for screenshots and downloads).
+//   WB_SHOTS (folder for screenshots and downloads), WB_BIN (the cointrail binary) and WB_DATA
+//   (the served data dir: the test imports a label into it, as a colleague would).
 // Prints "N passed, N failed" and exits non-zero on a failure.
 
 import { chromium } from 'playwright-core';
@@ -11,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 
 const E = process.env;
 const shots = E.WB_SHOTS;
@@ -209,6 +211,35 @@ await step('alerts page lists the log and the live stream connects', async () =>
   await page.goto(`${E.WB_URL}/#/alerts`);
   await page.waitForSelector('#alerts-list');
   await page.waitForFunction(() => /live: live/.test(document.querySelector('#stream-state').textContent), null, { timeout: 10000 });
+  assert.equal(await page.locator('.alert-row').count(), 0, 'no alert before the label import');
+});
+
+await step('a real alert arrives live (sanctions label on the mule) and is acknowledged from the page', async () => {
+  // The page must not reload to show it: this mark would be gone.
+  await page.evaluate(() => { window.__sameDocument = true; });
+  // A colleague imports a sanctions label on the mule's address while the service runs; the
+  // flagged-receive rule fires on what it received, the alert store's stamp moves, and the
+  // service's SSE stream carries the alert to the open page.
+  execFileSync(E.WB_BIN, ['--data-dir', E.WB_DATA, '--quiet', 'labels', 'add', expect.mule, 'OFAC SDN: mule of the heist',
+    '--category', 'sanctions', '--source', 'ofac-test'], { stdio: 'pipe' });
+  const t0 = Date.now();
+  await page.waitForSelector('.alert-row', { timeout: 15000 });
+  console.log(`     alert shown ${Date.now() - t0} ms after the label import`);
+  assert.equal(await page.evaluate(() => window.__sameDocument), true, 'shown without a reload');
+  const row = page.locator('.alert-row').first();
+  assert.match(await row.textContent(), /sanctioned-receiver/);
+  assert.equal((await page.textContent('#alert-count')).trim(), String(await page.locator('.alert-row').count()));
+  const id = await row.locator('.ack-box').getAttribute('value');
+  await row.locator('.ack-box').check();
+  await page.click('#ack');
+  await page.waitForSelector('#view .ok');
+  // The API (another client) sees it acknowledged; the page's list no longer shows it.
+  const r = await fetch(`${E.WB_URL}/v1/alerts?all=true&limit=1000`, { headers: { 'X-API-Key': E.WB_KEY } }).then((x) => x.json());
+  const a = r.alerts.find((x) => x.id === id);
+  assert.ok(a, `alert ${id} in the API's log`);
+  assert.equal(a.acked, true);
+  assert.equal(a.rule_id, 'sanctioned-receiver');
+  assert.ok(!(await page.locator(`.ack-box[value="${id}"]`).count()), 'acknowledged alert left the unacknowledged list');
 });
 
 await step('no console errors and nothing fetched from elsewhere', async () => {
