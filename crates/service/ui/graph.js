@@ -265,12 +265,16 @@ export function visible() {
   return { nodes, edges };
 }
 
+// Cut here rather than by cytoscape's ellipsis wrapping, which measures the text again and
+// again: a fifth of a first paint's time.
+const LABEL_MAX = 22;
 function label(n) {
   const a = G.annotations[n.id];
-  if (a && a.name) return a.name;
-  if (n.kind === 'tx') return short(n.txid, 4);
-  if (n.kind === 'addr') return (n.labels[0] ? n.labels[0] + ' · ' : '') + short(n.address, 5);
-  return n.label || n.id;
+  const text = a && a.name ? a.name
+    : n.kind === 'tx' ? short(n.txid, 4)
+      : n.kind === 'addr' ? (n.labels[0] ? n.labels[0].slice(0, 12) + ' · ' : '') + short(n.address, 5)
+        : n.label || n.id;
+  return text.length > LABEL_MAX ? text.slice(0, LABEL_MAX - 1) + '…' : text;
 }
 
 // Columns by block height: left to right in time. Addresses sit between the transaction
@@ -350,13 +354,13 @@ export function elements() {
 }
 
 const STYLE = [
-  { selector: 'node', style: { label: 'data(label)', 'font-size': 9, 'text-valign': 'bottom', 'text-margin-y': 3, 'background-color': 'data(colour)', width: 18, height: 18, 'min-zoomed-font-size': 6, 'text-wrap': 'ellipsis', 'text-max-width': 110 } },
+  { selector: 'node', style: { label: 'data(label)', 'font-size': 9, 'text-valign': 'bottom', 'text-margin-y': 3, 'background-color': 'data(colour)', width: 18, height: 18, 'min-zoomed-font-size': 6 } },
   { selector: 'node[kind="tx"]', style: { shape: 'round-rectangle', width: 12, height: 12, 'border-width': 1, 'border-color': '#718096' } },
   { selector: 'node[kind="entity"]', style: { shape: 'hexagon', width: 32, height: 32 } },
   { selector: 'node[kind="more"]', style: { shape: 'tag', 'background-color': '#edf2f7', 'border-width': 1, 'border-style': 'dashed', 'border-color': '#4a5568', width: 26 } },
   { selector: 'node[?hub]', style: { 'border-width': 3, 'border-color': '#2d3748' } },
   { selector: 'node[?dormant]', style: { 'border-width': 3, 'border-color': '#e53e3e', 'border-style': 'double' } },
-  { selector: 'edge', style: { 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', width: 'data(w)', 'line-color': 'data(colour)', 'target-arrow-color': 'data(colour)', label: 'data(label)', 'font-size': 7, 'text-rotation': 'autorotate', 'min-zoomed-font-size': 7, 'text-background-color': '#fff', 'text-background-opacity': 0.85, 'arrow-scale': 0.7 } },
+  { selector: 'edge', style: { 'curve-style': 'straight', 'target-arrow-shape': 'triangle', width: 'data(w)', 'line-color': 'data(colour)', 'target-arrow-color': 'data(colour)', label: 'data(label)', 'font-size': 7, 'text-rotation': 'autorotate', 'min-zoomed-font-size': 7, 'text-background-color': '#fff', 'text-background-opacity': 0.85, 'arrow-scale': 0.7 } },
   { selector: '.hl', style: { 'line-color': '#d69e2e', 'target-arrow-color': '#d69e2e', 'border-color': '#d69e2e', 'border-width': 4 } },
   { selector: ':selected', style: { 'border-width': 3, 'border-color': '#3182ce', 'line-color': '#3182ce' } },
 ];
@@ -365,7 +369,7 @@ const STYLE = [
 // or drawn labels, node labels unwrapped. The amounts stay in the data: hover, side panel.
 export const BIG = 1500;
 const STYLE_BIG = [
-  ...STYLE.map((r) => (r.selector === 'node' ? { selector: 'node', style: { ...r.style, 'text-wrap': 'none', 'min-zoomed-font-size': 10 } } : r)).filter((r) => r.selector !== 'edge'),
+  ...STYLE.map((r) => (r.selector === 'node' ? { selector: 'node', style: { ...r.style, 'min-zoomed-font-size': 10 } } : r)).filter((r) => r.selector !== 'edge'),
   { selector: 'edge', style: { 'curve-style': 'haystack', 'haystack-radius': 0, width: 'data(w)', 'line-color': 'data(colour)', opacity: 0.7 } },
 ];
 let bigMode = false;
