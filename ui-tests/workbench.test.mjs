@@ -93,6 +93,27 @@ await step('flow graph: the trace with tainted amounts on the edges, first paint
   console.log(`     first paint ${ms} ms for ${expect.nodes} nodes (goal < 1000 for 500)`);
 });
 
+await step('thief colour comes from the case (whom the theft transaction paid), says why, and the truth agrees', async () => {
+  const truth = path.join(E.WB_DATA, 'demo-chain/truth');
+  const thiefEntity = fs.readFileSync(path.join(truth, 'entities.tsv'), 'utf8').split('\n').map((l) => l.split('\t')).find((f) => f[1] === 'thief' && f[2] === 'heist-0')[0];
+  const truthThief = new Set(fs.readFileSync(path.join(truth, 'addresses.tsv'), 'utf8').split('\n').map((l) => l.split('\t')).filter((f) => f[1] === thiefEntity).map((f) => f[0]));
+  const c = await page.evaluate(async () => {
+    const { G } = await import('/ui/graph.js');
+    const nodes = [...G.nodes.values()].filter((n) => n.kind === 'addr');
+    return { thief: nodes.filter((n) => n.category === 'thief').map((n) => [n.id, n.address, n.why]), source: nodes.filter((n) => n.category === 'source').map((n) => n.address) };
+  });
+  assert.ok(c.thief.length > 0, 'the theft\'s recipients are coloured thief');
+  for (const [, a, why] of c.thief) {
+    assert.ok(truthThief.has(a), `${a} coloured thief, but the simulator's truth says it is not the thief's`);
+    assert.match(why, /theft transaction [0-9a-f]{64}|same cluster as the thief/);
+  }
+  assert.ok(c.source.includes(E.WB_SOURCE), 'the stolen output\'s holder is the victim');
+  assert.ok(!c.source.some((a) => truthThief.has(a)));
+  await page.evaluate(async (id) => { const g = await import('/ui/graph.js'); g.select(id); }, c.thief[0][0]);
+  await page.waitForSelector('#side-why', { timeout: 15000 });
+  assert.match(await page.textContent('#side-why'), /^thief: paid by the theft transaction [0-9a-f]{64}/);
+});
+
 await step('clusters collapse into entities and expand again', async () => {
   const before = await nodes();
   await page.click('#collapse-all');
