@@ -3,6 +3,7 @@ pub mod case;
 pub mod chain;
 pub mod cluster;
 pub mod evm;
+pub mod evm_screen;
 pub mod follow;
 pub mod labels;
 pub mod prices;

@@ -16,6 +16,8 @@
 
 mod query;
 mod store;
+mod walk;
 
 pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
 pub use store::{EvmIndex, EvmManifest, EvmStats};
+pub use walk::RawMovement;
