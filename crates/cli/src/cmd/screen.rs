@@ -9,7 +9,9 @@ use std::path::PathBuf;
 #[command(after_help = "Examples:
   cointrail screen bc1q...                 # an address: where its funds came from and went
   cointrail screen TXID:1 --json           # a deposit output, exactly what the API answers
-  cointrail screen TXID --rules my.yaml    # with your own rule set (see crates/risk/src/default_rules.yaml)")]
+  cointrail screen TXID --rules my.yaml    # with your own rule set (see crates/risk/src/default_rules.yaml)
+  cointrail screen 0xb9d7934878b5fb9610b3fe8a5e441e8fad7e293f --json   # an Ethereum address, per asset
+  cointrail prices import closes.csv       # then USD at each day's rate (date,asset,usd[,source])")]
 pub struct ScreenArgs {
     /// ADDRESS, TXID or TXID:VOUT.
     pub subject: String,
