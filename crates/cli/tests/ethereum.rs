@@ -146,10 +146,16 @@ fn ingest_by_content_then_query_every_way() {
         ("address", "0xZZ", "0xZZ"),
         ("tx", "0x1234", "not an EVM transaction hash"),
         ("screen", "0xZZ", "0xZZ"),
+        ("labels", "0xZZ", "0xZZ"),
     ] {
-        let o = run(d, &[cmd, arg]);
+        let args: Vec<&str> = if cmd == "labels" {
+            vec![cmd, "show", arg]
+        } else {
+            vec![cmd, arg]
+        };
+        let o = run(d, &args);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success());
+        assert!(!o.status.success(), "{cmd} {arg}: {err}");
         assert!(
             err.contains(says) && !err.contains("no index"),
             "{cmd} {arg}: {err}"

@@ -77,7 +77,7 @@ fn every_option_is_described() {
     }
     let s = help(&["simulate"]);
     assert!(
-        s.contains("at least 1,000 BTC") && s.contains("1,507.77"),
+        s.contains("at least 1,000 BTC") && s.contains("1,506.28"),
         "{s}"
     );
 }
@@ -108,6 +108,14 @@ fn investigator_reads_sentences_btc_and_dates() {
         "the old overlapping bucket names: {demo}"
     );
     assert!(demo.contains("the mixer paid back to the thief"), "{demo}");
+    // Item 6: the models side by side, and why they differ, in words.
+    assert!(
+        demo.contains("the same heist under each taint model")
+            && demo.contains("why they differ")
+            && demo.contains("change kept by the thief")
+            && demo.contains("FIFO fills the outputs in order"),
+        "{demo}"
+    );
     assert!(
         demo.contains("recall: of the address pairs one owner holds"),
         "{demo}"
