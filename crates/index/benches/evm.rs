@@ -8,7 +8,8 @@
 //! `COINTRAIL_BENCH_ETL` is a folder of ethereum-etl files, e.g. the simulator's
 //! (`cointrail simulate --chain ethereum --txs 5000000 --out eth5m`). The ingest is what
 //! `cointrail ingest --chain ethereum` does: the same stream, `ingest_block`, a batch
-//! commit every 500,000 transactions and a last full commit.
+//! commit every 500,000 transactions and a last full commit. `COINTRAIL_BENCH_KEEP=1`
+//! keeps the last index built (its path is printed).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -161,5 +162,10 @@ fn main() {
             pct(&mut lat, 1.0),
             mean
         );
+    }
+    if std::env::var("COINTRAIL_BENCH_KEEP").is_ok() {
+        // For the serving benchmark: a data dir whose `ethereum/` is this index.
+        let p = d.keep();
+        println!("index kept in {} (move it to DATA_DIR/ethereum)", p.display());
     }
 }
