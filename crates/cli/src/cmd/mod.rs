@@ -3,6 +3,8 @@ pub mod case;
 pub mod chain;
 pub mod cluster;
 pub mod evm;
+pub mod evm_export;
+pub mod evm_follow;
 pub mod follow;
 pub mod labels;
 pub mod prices;

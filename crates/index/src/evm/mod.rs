@@ -16,6 +16,7 @@
 //! - `tx_map.<gen>.bin`, `addr_map.<gen>.bin`: hash → id maps on disk (see `maps.rs`)
 
 mod maps;
+mod node;
 mod query;
 mod store;
 
