@@ -19,7 +19,9 @@ mod maps;
 mod node;
 mod query;
 mod store;
+mod walk;
 
 pub use maps::MapsRef;
 pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
 pub use store::{EvmIndex, EvmManifest, EvmStats};
+pub use walk::RawMovement;
