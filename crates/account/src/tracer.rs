@@ -94,6 +94,14 @@ impl AccountOracle for NoStops {
     }
 }
 
+/// Stops from a function (a label store lookup, say).
+pub struct FnOracle<F: Fn(&Address) -> Option<Stop>>(pub F);
+impl<F: Fn(&Address) -> Option<Stop>> AccountOracle for FnOracle<F> {
+    fn stop(&self, addr: &Address) -> Option<Stop> {
+        (self.0)(addr)
+    }
+}
+
 impl AccountOracle for HashMap<Address, Stop> {
     fn stop(&self, addr: &Address) -> Option<Stop> {
         self.get(addr).cloned()

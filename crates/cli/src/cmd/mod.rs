@@ -3,6 +3,7 @@ pub mod case;
 pub mod chain;
 pub mod cluster;
 pub mod evm;
+pub mod evm_trace;
 pub mod follow;
 pub mod labels;
 pub mod prices;

@@ -14,8 +14,10 @@
 //! - `assets.bin`   20-byte token contract; asset 0 is the native coin
 //! - `mv_path.bin`/`mv_path_idx.bin`: call paths of internal movements (u32 each)
 
+mod ledger;
 mod query;
 mod store;
 
+pub use ledger::LedgerMove;
 pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
 pub use store::{EvmIndex, EvmManifest, EvmStats};
