@@ -421,7 +421,9 @@ fn every_readme_example_runs() {
         {
             Some("your own files: crates/index tests ingest and inspect these formats")
         } else if c.starts_with("cointrail follow") {
-            Some("a running node: crates/cli/tests/live.rs")
+            Some("a running node: crates/cli/tests/live.rs, ethereum_node.rs")
+        } else if c.starts_with("cointrail export --format etl") {
+            Some("an EVM node: crates/cli/tests/ethereum_node.rs")
         } else if c.starts_with("cointrail serve") || c.starts_with("curl ") {
             Some("the API: crates/cli/tests/serve.rs sends these requests")
         } else {

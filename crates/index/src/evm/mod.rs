@@ -15,6 +15,7 @@
 //! - `mv_path.bin`/`mv_path_idx.bin`: call paths of internal movements (u32 each)
 
 mod ledger;
+mod node;
 mod query;
 mod store;
 
