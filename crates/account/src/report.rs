@@ -112,6 +112,9 @@ pub struct AccountReport {
     pub shortfalls: u64,
     pub transactions: u64,
     pub truncated: bool,
+    /// Later withdrawals from each mixer pool the trace stopped at, ranked: candidates to
+    /// check, never taint.
+    pub mixer_candidates: Vec<crate::mixer::Candidate>,
     pub notes: Vec<String>,
 }
 
@@ -224,6 +227,7 @@ pub fn report(t: &AccountTrace, chain: &str, labels: &[String]) -> AccountReport
         shortfalls: t.shortfalls,
         transactions: t.transactions,
         truncated: t.truncated,
+        mixer_candidates: t.mixer_candidates.clone(),
         notes,
     }
 }
@@ -299,6 +303,15 @@ pub fn human(r: &AccountReport, max_rows: usize) -> String {
         s.push_str(&format!(
             "skipped: block {} log {} pool {}: {}\n",
             sk.block, sk.log_index, sk.pool, sk.reason
+        ));
+    }
+    for c in r.mixer_candidates.iter().take(max_rows) {
+        s.push_str(&format!(
+            "mixer withdrawal candidate (not taint): {} at block {}, score {:.2}: {}\n",
+            c.to.to_checksum(None),
+            c.withdrawal_block,
+            c.score,
+            c.reasons.join("; ")
         ));
     }
     for n in &r.notes {
