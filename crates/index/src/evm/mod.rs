@@ -18,7 +18,9 @@ mod ledger;
 mod node;
 mod query;
 mod store;
+mod walk;
 
 pub use ledger::LedgerMove;
 pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
 pub use store::{EvmIndex, EvmManifest, EvmStats};
+pub use walk::RawMovement;
