@@ -16,12 +16,14 @@
 //! - `tx_map.<gen>.bin`, `addr_map.<gen>.bin`: hash → id maps on disk (see `maps.rs`)
 
 mod maps;
+mod ledger;
 mod node;
 mod query;
 mod store;
 mod walk;
 
 pub use maps::MapsRef;
+pub use ledger::LedgerMove;
 pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
 pub use store::{EvmIndex, EvmManifest, EvmStats};
 pub use walk::RawMovement;
