@@ -173,7 +173,7 @@ export function colourWhy(n) {
   if (G.annotations[n.id] && G.annotations[n.id].colour) return 'your annotation';
   if (n.why) return n.why;
   if (n.category) return `labelled ${n.category}${n.labelSource ? ` (${n.labelSource})` : ''}`;
-  return 'unknown: no label, not the case\'s victim or thief, nor in their clusters';
+  return G.trace ? `no label; not case ${G.trace.case}'s victim or thief, nor in their clusters` : 'no label, and no case trace loaded to say who is victim or thief';
 }
 
 function isHub(n) {
