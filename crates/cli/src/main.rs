@@ -69,8 +69,11 @@ enum Command {
     Stats(cmd::chain::ChainArg),
     /// Check the index for consistency (after a crash, a disk problem, or to be sure).
     Verify(cmd::chain::ChainArg),
-    /// Keep the index at the tip of a running Bitcoin Core node and raise alerts.
+    /// Keep the index at the tip of a running Bitcoin Core node (or an EVM node with
+    /// `--chain ethereum`) and raise alerts.
     Follow(cmd::follow::FollowArgs),
+    /// Write the indexed Ethereum blocks as ethereum-etl files (`--format etl`).
+    Export(cmd::evm_export::ExportArgs),
     /// List and acknowledge alerts; manage alert rules and webhooks.
     #[command(subcommand)]
     Alerts(cmd::follow::AlertsCmd),
@@ -146,6 +149,7 @@ fn main() {
         Command::Prices(c) => cmd::prices::run(c, g),
         Command::Trace(a) => cmd::trace::run(a, g),
         Command::Follow(a) => cmd::follow::run_follow(a, g),
+        Command::Export(a) => cmd::evm_export::run(a, g),
         Command::Alerts(c) => cmd::follow::run_alerts(c, g),
         Command::Serve(a) => cmd::serve::run_serve(a, g),
         Command::Keys(c) => cmd::serve::run_keys(c, g),

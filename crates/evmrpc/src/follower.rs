@@ -88,11 +88,17 @@ pub struct EvmFollower<S: EvmSink> {
     node: EvmNode,
     sink: S,
     cfg: FollowConfig,
+    stop: Option<std::sync::Arc<AtomicBool>>,
 }
 
 impl<S: EvmSink> EvmFollower<S> {
     pub fn new(node: EvmNode, sink: S, cfg: FollowConfig) -> Self {
-        EvmFollower { node, sink, cfg }
+        EvmFollower {
+            node,
+            sink,
+            cfg,
+            stop: None,
+        }
     }
 
     pub fn node(&self) -> &EvmNode {
@@ -111,16 +117,33 @@ impl<S: EvmSink> EvmFollower<S> {
         self.sink
     }
 
-    /// Refuse a node on another chain; bind an empty index to the node's chain.
+    /// Refuse a node on another chain; bind an empty index to the node's chain. An index
+    /// that holds blocks but no chain id (it was filled from files) is bound only once the
+    /// node's chain is seen to hold its blocks (in [`Self::sync_once`]), so a wrong node
+    /// leaves it as it was.
     pub fn check_node(&mut self) -> Result<u64, FollowError> {
         match self.sink.chain_id() {
             Some(id) => Ok(self.node.check_chain(id)?),
             None => {
                 let id = self.node.chain_id()?;
-                self.sink.set_chain_id(id).map_err(FollowError::Index)?;
+                if self.sink.tip().is_none() {
+                    self.sink.set_chain_id(id).map_err(FollowError::Index)?;
+                }
                 Ok(id)
             }
         }
+    }
+
+    /// Stop between batches (and before each sync) once `stop` is set, committing what
+    /// was fetched: a long catch-up ends promptly on Ctrl-C.
+    pub fn set_stop(&mut self, stop: std::sync::Arc<AtomicBool>) {
+        self.stop = Some(stop);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
     /// The last block the index shares with the node; `None` when nothing is indexed.
@@ -156,6 +179,11 @@ impl<S: EvmSink> EvmFollower<S> {
         };
         let head = self.node.block_number()?;
         let fork = self.find_fork(head)?;
+        if self.sink.chain_id().is_none() {
+            self.sink
+                .set_chain_id(chain_id)
+                .map_err(FollowError::Index)?;
+        }
         if let (Some(f), Some((tip, _))) = (fork, self.sink.tip()) {
             if f == head && f < tip {
                 // A prefix of our chain: the node is behind (restarted, still syncing), not
@@ -177,10 +205,13 @@ impl<S: EvmSink> EvmFollower<S> {
         }
         let mut next = fork.map_or(self.cfg.start, |f| f + 1);
         let mut prev = fork.and_then(|f| self.sink.block_hash(f));
-        while next <= head {
+        while next <= head && !self.stopping() {
             let end = head.min(next + self.cfg.batch_blocks.max(1) as u64 - 1);
             let mut batch = Vec::with_capacity((end - next + 1) as usize);
             for n in next..=end {
+                if self.stopping() {
+                    break;
+                }
                 let Some(b) = self.node.fetch_block(n)? else {
                     break;
                 };

@@ -7,6 +7,7 @@ mod common;
 use alloy_primitives::{B256, U256};
 use alloy_rpc_types_trace::geth::CallFrame;
 use alloy_rpc_types_trace::parity::{Action, TraceOutput};
+use cointrail_evm::etl::TraceType;
 use cointrail_evmrpc::{EvmNode, FetchedBlock, NodeError, TraceApi, Traces};
 use common::anvil::{Anvil, CHAIN_ID};
 use common::scenario::{self, ETH};
@@ -174,7 +175,7 @@ fn rows_say_what_the_scenario_sent() {
     let a = Anvil::start();
     let s = scenario::run(&a);
     let node = EvmNode::connect(&a.url).unwrap();
-    let mut all = cointrail_evmrpc::rows::BlockRows::default();
+    let mut all = cointrail_evm::movement::BlockRows::default();
     let mut parity_traces = Vec::new();
     let parity = EvmNode::connect(&a.url).unwrap();
     parity.set_trace_api(TraceApi::Parity);
@@ -182,26 +183,35 @@ fn rows_say_what_the_scenario_sent() {
         let r = cointrail_evmrpc::rows::to_rows(&node.fetch_block(n).unwrap().unwrap()).unwrap();
         let b = r.block.clone().unwrap();
         assert_eq!(
-            (b.number, b.transaction_count as usize),
+            (b.row.number, b.row.transaction_count as usize),
             (n, r.transactions.len())
         );
+        assert_eq!(&*b.file, format!("eth_getBlockByNumber block {n}"));
+        // The node's rows move exactly what the movement model reads from them.
+        cointrail_evm::movement::block_movements(&r).unwrap();
         all.transactions.extend(r.transactions);
         all.traces.extend(r.traces);
         all.logs.extend(r.logs);
         all.token_transfers.extend(r.token_transfers);
         let p = cointrail_evmrpc::rows::to_rows(&parity.fetch_block(n).unwrap().unwrap()).unwrap();
-        parity_traces.extend(p.traces);
+        parity_traces.extend(p.traces.into_iter().map(|t| t.row));
     }
-    let tx = |hash: &str| all.transactions.iter().find(|t| t.hash == h(hash)).unwrap();
+    let tx = |hash: &str| {
+        &all.transactions
+            .iter()
+            .find(|t| t.row.hash == h(hash))
+            .unwrap()
+            .row
+    };
     assert_eq!(tx(&s.failed).receipt_status, Some(0));
     assert_eq!(tx(&s.plain).receipt_status, Some(1));
     assert_eq!(tx(&s.plain).value, U256::from(3 * ETH));
-    assert!(tx(&s.plain).receipt_effective_gas_price > 0);
+    assert!(tx(&s.plain).paid_gas_price() > U256::ZERO);
     assert!(all
         .transactions
         .iter()
-        .filter(|t| t.to_address.is_none())
-        .all(|t| t.receipt_contract_address.is_some()));
+        .filter(|t| t.row.to_address.is_none())
+        .all(|t| t.row.receipt_contract_address.is_some()));
 
     // Every transaction has its root frame; the failed inner payment is status 0 and so is
     // the failed transaction's root.
@@ -209,23 +219,23 @@ fn rows_say_what_the_scenario_sent() {
         assert!(all
             .traces
             .iter()
-            .any(|r| r.transaction_hash == Some(t.hash) && r.trace_address.is_empty()));
+            .any(|r| r.row.transaction_hash == Some(t.row.hash) && r.row.trace_address.is_empty()));
     }
     let frames = |hash: &str| -> Vec<_> {
         all.traces
             .iter()
-            .filter(|r| r.transaction_hash == Some(h(hash)))
-            .cloned()
+            .filter(|r| r.row.transaction_hash == Some(h(hash)))
+            .map(|r| r.row.clone())
             .collect()
     };
     let tp = frames(&s.try_pay);
     assert_eq!(tp.len(), 2);
     assert_eq!(
         (tp[1].trace_address.clone(), tp[1].status, tp[1].value),
-        (vec![0], 0, U256::from(2 * ETH))
+        (vec![0], Some(0), Some(U256::from(2 * ETH)))
     );
     assert!(tp[1].error.is_some());
-    assert_eq!(frames(&s.failed)[0].status, 0);
+    assert_eq!(frames(&s.failed)[0].status, Some(0));
     let relay = frames(&s.relay);
     assert_eq!(
         relay
@@ -235,22 +245,25 @@ fn rows_say_what_the_scenario_sent() {
         vec![vec![], vec![0], vec![0, 0]]
     );
     assert_eq!(relay[0].subtraces, 1);
-    assert_eq!(relay[2].trace_id, format!("call_{}_0_0", s.relay));
+    assert_eq!(
+        relay[2].trace_id.as_deref(),
+        Some(format!("call_{}_0_0", s.relay).as_str())
+    );
     let spawn = frames(&s.spawn);
     assert_eq!(
-        (spawn[1].trace_type.as_str(), spawn[1].value),
-        ("create", U256::from(ETH / 2))
+        (spawn[1].trace_type, spawn[1].value),
+        (TraceType::Create, Some(U256::from(ETH / 2)))
     );
     let destroy = frames(&s.destroy);
     assert_eq!(
-        (destroy[1].trace_type.as_str(), destroy[1].value),
-        ("suicide", U256::from(ETH / 2))
+        (destroy[1].trace_type, destroy[1].value),
+        (TraceType::Suicide, Some(U256::from(ETH / 2)))
     );
 
     // Both trace APIs give the same rows, but for what only one of them reports (gas of
     // a frame, selfdestruct details, the output of a failed call).
     assert_eq!(parity_traces.len(), all.traces.len());
-    for (g, p) in all.traces.iter().zip(&parity_traces) {
+    for (g, p) in all.traces.iter().map(|t| &t.row).zip(&parity_traces) {
         assert_eq!(
             (
                 &g.transaction_hash,
@@ -284,7 +297,14 @@ fn rows_say_what_the_scenario_sent() {
     let tt: Vec<_> = all
         .token_transfers
         .iter()
-        .map(|t| (t.token_address, t.from_address, t.to_address, t.value))
+        .map(|t| {
+            (
+                t.row.token_address,
+                t.row.from_address,
+                t.row.to_address,
+                t.row.value,
+            )
+        })
         .collect();
     assert_eq!(
         tt,

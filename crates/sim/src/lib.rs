@@ -7,6 +7,8 @@ mod coinjoin;
 pub mod config;
 mod economy;
 pub mod etl;
+/// `simulate --chain ethereum`: an EVM economy as ethereum-etl files.
+pub mod evm;
 mod heist;
 pub mod keys;
 mod purse;
@@ -15,7 +17,7 @@ mod world;
 
 pub use coinjoin::ww2_denominations;
 pub use config::{HeistParams, SimConfig, SimError, COIN};
-pub use truth::HeistSummary;
+pub use truth::{HeistSummary, MixedOutput, MixedSpend};
 
 use blockwriter::{io, BlockWriter};
 use economy::Sim;

@@ -16,9 +16,15 @@ use std::time::Duration;
 #[derive(clap::Args)]
 #[command(after_help = "Examples:
   cointrail follow --rpc http://127.0.0.1:8332 --rpc-cookie ~/.bitcoin/.cookie --zmq tcp://127.0.0.1:28332
-  cointrail follow --rpc http://127.0.0.1:18443 --rpc-user u --rpc-password p --poll-secs 1 --once")]
+  cointrail follow --rpc http://127.0.0.1:18443 --rpc-user u --rpc-password p --poll-secs 1 --once
+  cointrail follow --chain ethereum --rpc http://127.0.0.1:8545            # geth/erigon/reth/anvil, debug or trace API on
+  cointrail follow --chain ethereum --rpc https://eth.example/KEY --from-block 21895000 --once")]
 pub struct FollowArgs {
-    /// The node's JSON-RPC URL (http://host:port).
+    /// `bitcoin` (a Bitcoin Core node) or `ethereum` (an EVM node's JSON-RPC; the index is
+    /// DATA_DIR/ethereum/).
+    #[arg(long, default_value = "bitcoin", value_parser = ["bitcoin", "ethereum"])]
+    pub chain: String,
+    /// The node's JSON-RPC URL (http://host:port, or https://).
     #[arg(long, env = "COINTRAIL_RPC_URL")]
     pub rpc: String,
     /// The node's cookie file (DATADIR/.cookie, or DATADIR/<chain>/.cookie).
@@ -45,6 +51,8 @@ pub struct FollowArgs {
     /// Catch up to the node's tip, evaluate the rules, deliver webhooks once, and exit.
     #[arg(long)]
     pub once: bool,
+    #[command(flatten)]
+    pub evm: crate::cmd::evm_follow::EvmFollowOpts,
 }
 
 /// The alert rules' hooks (case traces, exposure, nearest services, entities), backed by
@@ -54,6 +62,9 @@ fn hooks(g: &Global) -> Hooks {
 }
 
 pub fn run_follow(a: FollowArgs, g: &Global) -> Result<()> {
+    if a.chain == "ethereum" {
+        return crate::cmd::evm_follow::run(a, g);
+    }
     if a.poll_secs == 0 {
         bail!("--poll-secs must be at least 1");
     }

@@ -7,7 +7,9 @@ pub mod fields;
 pub mod read;
 pub mod rows;
 pub mod stream;
+pub mod write;
 
 pub use read::{open_etl_file, EtlFile, Format, Kind, Located, RowError};
 pub use rows::{Block, Log, Row, TokenTransfer, Trace, TraceType, Transaction, Withdrawal};
 pub use stream::{looks_like_evm_etl, BlockStream};
+pub use write::EtlWriter;

@@ -205,7 +205,11 @@ pub fn hex(b: &[u8]) -> String {
 /// The checked-in creation code of a test contract (tests/contracts/NAME.bin; the source
 /// NAME.sol is beside it, scripts/compile-test-contracts.sh rebuilds it).
 pub fn contract_code(name: &str) -> String {
-    let p = format!("{}/tests/contracts/{name}.bin", env!("CARGO_MANIFEST_DIR"));
+    // By way of crates/: the CLI's tests include this module by path too.
+    let p = format!(
+        "{}/../evmrpc/tests/contracts/{name}.bin",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read_to_string(&p)
         .unwrap_or_else(|e| panic!("{p}: {e}"))
         .trim()

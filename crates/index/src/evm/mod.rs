@@ -14,8 +14,11 @@
 //! - `assets.bin`   20-byte token contract; asset 0 is the native coin
 //! - `mv_path.bin`/`mv_path_idx.bin`: call paths of internal movements (u32 each)
 
+mod node;
 mod query;
 mod store;
+mod walk;
 
 pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
 pub use store::{EvmIndex, EvmManifest, EvmStats};
+pub use walk::RawMovement;

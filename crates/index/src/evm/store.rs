@@ -28,6 +28,9 @@ pub struct EvmManifest {
     pub paths: u64,
     pub path_words: u64,
     pub generation: u64,
+    /// The EIP-155 chain id, once a node told it (`follow`); files do not carry one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<u64>,
 }
 
 impl EvmManifest {
@@ -44,7 +47,7 @@ impl EvmManifest {
             Err(e) => Err(e),
         }
     }
-    fn store(&self, dir: &Path) -> std::io::Result<()> {
+    pub(crate) fn store(&self, dir: &Path) -> std::io::Result<()> {
         use std::io::Write;
         let tmp = dir.join("manifest.json.tmp");
         let mut f = File::create(&tmp)?;

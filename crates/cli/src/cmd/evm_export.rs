@@ -1,0 +1,160 @@
+//! `export --format etl --chain ethereum OUTDIR`: ethereum-etl JSON-lines files of the
+//! indexed blocks.
+//!
+//! The EVM index keeps value movements, not the etl rows they came from (logs, gas fields,
+//! call frames that moved nothing), so the rows are fetched again from a node (`--rpc`),
+//! converted by the same code `follow` ingests through, and written only when the node's
+//! block has the hash the index holds: the export describes exactly the indexed chain, and
+//! `ingest` of it rebuilds the same index.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use cointrail_evm::etl::write::{Written, TABLES};
+use cointrail_evm::etl::EtlWriter;
+use cointrail_evmrpc::EvmNode;
+use cointrail_index::evm::EvmIndex;
+use serde::Serialize;
+
+use crate::Global;
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+  cointrail export --format etl --chain ethereum --rpc http://127.0.0.1:8545 export_dir/
+  cointrail export --format etl --chain ethereum --rpc $RPC --from-block 100 --to-block 200 part/
+  cointrail ingest --chain ethereum export_dir/        # into another --data-dir: the same index")]
+pub struct ExportArgs {
+    /// The folder for blocks.json, transactions.json, traces.json, token_transfers.json and
+    /// logs.json (created if missing).
+    pub out_dir: PathBuf,
+    /// `etl`: ethereum-etl JSON lines.
+    #[arg(long, value_parser = ["etl"])]
+    pub format: String,
+    /// The indexed chain to export.
+    #[arg(long, default_value = "ethereum", value_parser = ["ethereum"])]
+    pub chain: String,
+    /// A node holding the indexed blocks (the index keeps movements, not the full rows).
+    #[arg(long, env = "COINTRAIL_RPC_URL")]
+    pub rpc: Option<String>,
+    /// First block to export (default: the first indexed).
+    #[arg(long)]
+    pub from_block: Option<u64>,
+    /// Last block to export (default: the index's tip).
+    #[arg(long)]
+    pub to_block: Option<u64>,
+    /// `auto`, `geth` (debug_traceBlockByHash) or `parity` (trace_block).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "geth", "parity"])]
+    pub trace_api: String,
+    /// Replace export files already in OUT_DIR.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Serialize)]
+struct ExportReport {
+    chain: String,
+    out_dir: String,
+    from_block: Option<u64>,
+    to_block: Option<u64>,
+    files: Vec<String>,
+    rows: Written,
+}
+
+pub fn run(a: ExportArgs, g: &Global) -> Result<()> {
+    let chain = a.chain.as_str();
+    let dir = crate::cmd::evm::evm_dir(g, chain);
+    if !dir.join("manifest.json").exists() {
+        bail!(
+            "no {chain} index in {}: run `cointrail follow --chain {chain} --rpc URL` or `cointrail ingest --chain {chain} FILES` first",
+            dir.display()
+        );
+    }
+    let idx = EvmIndex::open_reader(&dir)?;
+    let Some(rpc) = a.rpc.as_deref() else {
+        bail!("the {chain} index keeps value movements, not the full ethereum-etl rows (logs, gas, call frames): give --rpc URL of a node that holds the indexed blocks");
+    };
+    let (Some(first), Some(tip)) = (idx.first_block(), idx.tip()) else {
+        bail!("the {chain} index in {} holds no blocks yet", dir.display());
+    };
+    let from = a.from_block.unwrap_or(first).max(first);
+    let to = a.to_block.unwrap_or(tip).min(tip);
+    if from > to {
+        bail!("no indexed block in {from}..={to} (the index holds {first}..={tip})");
+    }
+    let existing: Vec<String> = TABLES
+        .iter()
+        .map(|t| a.out_dir.join(format!("{t}.json")))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !existing.is_empty() && !a.force {
+        bail!(
+            "{} already exist: choose another folder or give --force to replace them",
+            existing.join(", ")
+        );
+    }
+    let node = EvmNode::connect(rpc)?;
+    node.set_trace_api(crate::cmd::evm_follow::trace_api(&a.trace_api));
+    if let Some(id) = idx.chain_id() {
+        node.check_chain(id)?;
+    }
+    // Written beside the target and renamed at the end: a failed export leaves no half files.
+    let tmp = a.out_dir.join(".cointrail-export.tmp");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+    }
+    let mut w = EtlWriter::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let bar = crate::progress::bar(g, to - from + 1, "export");
+    for n in from..=to {
+        bar.set_position(n - from);
+        // An index filled from files may skip blocks: export what it holds.
+        let Some(want) = idx.block_hash(n) else {
+            continue;
+        };
+        let Some(b) = node.fetch_block(n)? else {
+            bail!("the node at {} has no block {n} (its head is below it): point --rpc at a synced node", node.url());
+        };
+        if b.block.header.hash != want {
+            bail!(
+                "the node's block {n} is {} but the index holds {want}: the node is on another branch; run `cointrail follow --chain {chain} --rpc URL --once` first, then export again",
+                b.block.header.hash
+            );
+        }
+        let rows = cointrail_evmrpc::rows::to_rows(&b)
+            .map_err(|e| anyhow::anyhow!("the node's block {n} cannot be read: {e}"))?;
+        w.write_block(&rows)
+            .with_context(|| format!("writing into {}", tmp.display()))?;
+    }
+    bar.finish_and_clear();
+    let written = w.finish().context("writing the export")?;
+    let mut files = Vec::new();
+    for t in TABLES {
+        let name = format!("{t}.json");
+        let dst = a.out_dir.join(&name);
+        std::fs::rename(tmp.join(&name), &dst)
+            .with_context(|| format!("moving the export into {}", dst.display()))?;
+        files.push(dst.display().to_string());
+    }
+    let _ = std::fs::remove_dir(&tmp);
+    let r = ExportReport {
+        chain: chain.to_string(),
+        out_dir: a.out_dir.display().to_string(),
+        from_block: Some(from),
+        to_block: Some(to),
+        files,
+        rows: written,
+    };
+    if g.json {
+        return crate::print_json(&r);
+    }
+    println!(
+        "{chain} blocks {from}..={to} written to {}: {} blocks, {} transactions, {} traces, {} token transfers, {} logs",
+        r.out_dir,
+        written.blocks,
+        written.transactions,
+        written.traces,
+        written.token_transfers,
+        written.logs
+    );
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! `follow --chain ethereum`: keep DATA_DIR/ethereum/ at an EVM node's head (catch up,
+//! poll for new heads, roll reorganisations back) through `cointrail_evmrpc`'s follower and
+//! the same ingest path as ethereum-etl files. Output follows the Bitcoin `follow`: a line
+//! (or a JSON object with --json) per sync that changed something, logs on stderr.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use cointrail_evmrpc::follower::{EvmFollower, FollowConfig, SyncReport};
+use cointrail_evmrpc::sink::{Appended, IndexSink};
+use cointrail_evmrpc::{EvmNode, TraceApi};
+use cointrail_index::evm::EvmIndex;
+use serde::Serialize;
+
+use crate::cmd::follow::FollowArgs;
+use crate::Global;
+
+/// Options of `follow` that only an EVM node has.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Ethereum (--chain ethereum)")]
+pub struct EvmFollowOpts {
+    /// Which call-trace API to read: `auto` (debug_traceBlockByHash with the callTracer,
+    /// else trace_block), `geth` or `parity`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "geth", "parity"])]
+    pub trace_api: String,
+    /// The first block to index when the index is empty (a case may need only recent blocks).
+    #[arg(long, default_value_t = 0)]
+    pub from_block: u64,
+    /// Blocks fetched per durable commit while catching up.
+    #[arg(long, default_value_t = 100)]
+    pub batch_blocks: usize,
+}
+
+pub fn trace_api(s: &str) -> TraceApi {
+    match s {
+        "geth" => TraceApi::Geth,
+        "parity" => TraceApi::Parity,
+        _ => TraceApi::Auto,
+    }
+}
+
+/// Set by SIGINT/SIGTERM: the follower commits what it fetched and returns.
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+extern "C" fn on_signal(_: libc::c_int) {
+    if let Some(s) = STOP.get() {
+        s.store(true, Ordering::Relaxed);
+    }
+    // A second Ctrl-C ends the process at once (safe too: the manifest is the commit point).
+    // SAFETY: signal() is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+    }
+}
+
+fn install_stop() -> Arc<AtomicBool> {
+    let s = STOP
+        .get_or_init(|| Arc::new(AtomicBool::new(false)))
+        .clone();
+    // SAFETY: the handler only stores to an atomic and resets the dispositions.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct SyncLine<'a> {
+    chain: &'a str,
+    #[serde(flatten)]
+    report: &'a SyncReport,
+    transactions_added: u64,
+    movements_added: u64,
+}
+
+pub fn run(a: FollowArgs, g: &Global) -> Result<()> {
+    let chain = a.chain.as_str();
+    if a.rpc_cookie.is_some() || a.rpc_user.is_some() {
+        bail!("--rpc-cookie/--rpc-user are Bitcoin Core's; an EVM node's credentials go in the URL (https://user:password@host/…) or its path (an API key)");
+    }
+    if a.zmq.is_some() {
+        bail!("--zmq is Bitcoin Core's; an EVM node is polled for new heads (--poll-secs)");
+    }
+    if a.poll_secs == 0 {
+        bail!("--poll-secs must be at least 1");
+    }
+    let node = EvmNode::connect(&a.rpc)?;
+    node.set_trace_api(trace_api(&a.evm.trace_api));
+    let url = node.url().to_string();
+    let idx = EvmIndex::open_writer(&crate::cmd::evm::evm_dir(g, chain), chain)?;
+    let mut sink = IndexSink::new(idx);
+    let totals = Rc::new(Cell::new(Appended::default()));
+    let bar = crate::progress::bar(g, 0, "follow");
+    {
+        let totals = totals.clone();
+        let bar = bar.clone();
+        sink.on_commit(move |tip, t| {
+            totals.set(*t);
+            bar.set_position(tip);
+        });
+    }
+    let cfg = FollowConfig {
+        poll: Duration::from_secs(a.poll_secs),
+        max_backoff: Duration::from_secs(a.max_backoff_secs.max(1)),
+        batch_blocks: a.evm.batch_blocks.max(1),
+        start: a.evm.from_block,
+    };
+    let mut f = EvmFollower::new(node, sink, cfg);
+    let stop = install_stop();
+    f.set_stop(stop.clone());
+
+    // Refuse a node of another chain before anything is written.
+    let chain_id = f.check_node()?;
+    let head = f.node().block_number()?;
+    bar.set_length(head);
+    if !g.quiet && !g.json {
+        eprintln!(
+            "node {url}: chain id {chain_id} at block {head}; index {}",
+            f.sink()
+                .index()
+                .tip()
+                .map_or("empty".to_string(), |t| format!("at block {t}"))
+        );
+    }
+    let json = g.json;
+    let printed = Cell::new(Appended::default());
+    let print = |r: &SyncReport| {
+        bar.finish_and_clear();
+        if let Some(h) = r.node_behind {
+            eprintln!("the node is at block {h}, behind the index; waiting for it to catch up");
+        }
+        let now = totals.get();
+        let before = printed.replace(now);
+        if r.blocks_added == 0 && r.blocks_rolled_back == 0 {
+            return;
+        }
+        if json {
+            let _ = crate::print_json(&SyncLine {
+                chain,
+                report: r,
+                transactions_added: now.transactions - before.transactions,
+                movements_added: now.movements - before.movements,
+            });
+        } else {
+            if let Some(fk) = r.fork_number {
+                println!(
+                    "reorganisation: {} block(s) rolled back to block {fk}",
+                    r.blocks_rolled_back
+                );
+            }
+            println!(
+                "tip {} {} (+{} block(s), {} transaction(s), {} movement(s))",
+                r.tip_number.map(|h| h.to_string()).unwrap_or_default(),
+                r.tip_hash.clone().unwrap_or_default(),
+                r.blocks_added,
+                now.transactions - before.transactions,
+                now.movements - before.movements,
+            );
+        }
+    };
+    if a.once {
+        let r = f.sync_once()?;
+        print(&r);
+        return Ok(());
+    }
+    if !g.quiet && !g.json {
+        eprintln!(
+            "following {url} (poll every {}s); Ctrl-C to stop (safe at any moment)",
+            a.poll_secs
+        );
+    }
+    f.run(&stop, print)?;
+    if !g.quiet && !g.json {
+        eprintln!(
+            "stopped; index at block {}",
+            f.sink()
+                .index()
+                .tip()
+                .map_or("-".to_string(), |t| t.to_string())
+        );
+    }
+    Ok(())
+}
