@@ -288,6 +288,10 @@ await step('Ethereum in search: a 0x hash and a 0x address show balances per ass
   await page.goto(`${E.WB_URL}/#/screen?s=${eth.subject}`);
   await page.waitForSelector('#risk-level', { timeout: 15000 });
   assert.equal((await page.textContent('#risk-level')).trim(), level);
+  // The flow graph is Bitcoin's: a 0x subject gets a readable message, not a blank page.
+  await page.goto(`${E.WB_URL}/#/graph?add=${eth.subject}`);
+  await page.waitForSelector('#graph-msg .error', { timeout: 15000 });
+  assert.match(await page.textContent('#graph-msg .error'), /Ethereum .*search it/);
 });
 
 await step('screen a deposit', async () => {

@@ -248,6 +248,9 @@ export async function expandAddr(address, dir, offset = 0, force = false) {
 }
 
 export async function addSubject(q) {
+  if (/^0x[0-9a-fA-F]{40}([0-9a-fA-F]{24})?$/.test(q)) {
+    throw new Error(`${q} is an Ethereum address or transaction: the flow graph draws Bitcoin only for now; search it (the box at the top) for its balances, movements and screening`);
+  }
   if (/^[0-9a-fA-F]{64}$/.test(q)) {
     await expandTx(q.toLowerCase(), 'out');
     await expandTx(q.toLowerCase(), 'in');
