@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What the workbench's browser tests need beyond the Rust toolchain: Debian's chromium and
-# the npm package playwright-core (pinned in ui-tests/package-lock.json) that drives it.
+# the npm packages (pinned in ui-tests/package-lock.json): playwright-core, which drives it,
+# and pdfjs-dist, which parses the PDF export.
 # Idempotent and quiet: does nothing when both are there already. scripts/test.sh calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,8 @@ if [ -n "$PKGS" ]; then
   $SUDO apt-get update -qq >/dev/null
   $SUDO apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
 fi
-if ! [ -f ui-tests/node_modules/playwright-core/package.json ]; then
+# playwright-core drives the browser; pdfjs-dist reads the PDF the workbench prints (with
+# its optional @napi-rs/canvas, whose DOMMatrix pdf.js needs in node).
+if ! [ -f ui-tests/node_modules/playwright-core/package.json ] || ! [ -f ui-tests/node_modules/pdfjs-dist/package.json ]; then
   (cd ui-tests && npm ci --silent --no-audit --no-fund >/dev/null)
 fi

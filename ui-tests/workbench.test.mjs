@@ -3,7 +3,8 @@
 //   WB_URL, WB_KEY, WB_CASE, WB_SOURCE (the address a stolen output was at), WB_DEPOSIT
 //   (TXID:VOUT, a stolen output), WB_EXPECT (JSON: node and edge counts of the FIFO trace
 //   graph, `mule`: a tainted address one hop on, `path_to`: one it paid next),
-//   WB_SHOTS (folder for screenshots and downloads).
+//   WB_SHOTS (folder for screenshots and downloads), WB_BIN (the cointrail binary) and WB_DATA
+//   (the served data dir: the test imports a label into it, as a colleague would).
 // Prints "N passed, N failed" and exits non-zero on a failure.
 
 import { chromium } from 'playwright-core';
@@ -11,6 +12,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { getDocument } from 'pdfjs-dist/legacy/build/pdf.mjs';
 
 const E = process.env;
 const shots = E.WB_SHOTS;
@@ -37,7 +40,11 @@ page.on('request', (r) => { if (!r.url().startsWith(E.WB_URL) && !r.url().starts
 
 let passed = 0;
 let failed = 0;
+// WB_ONLY=regex runs only the matching steps (and the first, which gives the key): for
+// working on one step against a server started by hand.
+const only = E.WB_ONLY ? new RegExp(E.WB_ONLY) : null;
 async function step(name, f) {
+  if (only && passed + failed > 0 && !only.test(name)) return;
   const t0 = Date.now();
   try {
     await f();
@@ -84,6 +91,27 @@ await step('flow graph: the trace with tainted amounts on the edges, first paint
   });
   assert.ok(labels.some((l) => /tainted \d/.test(l)), 'an edge says its tainted amount');
   console.log(`     first paint ${ms} ms for ${expect.nodes} nodes (goal < 1000 for 500)`);
+});
+
+await step('thief colour comes from the case (whom the theft transaction paid), says why, and the truth agrees', async () => {
+  const truth = path.join(E.WB_DATA, 'demo-chain/truth');
+  const thiefEntity = fs.readFileSync(path.join(truth, 'entities.tsv'), 'utf8').split('\n').map((l) => l.split('\t')).find((f) => f[1] === 'thief' && f[2] === 'heist-0')[0];
+  const truthThief = new Set(fs.readFileSync(path.join(truth, 'addresses.tsv'), 'utf8').split('\n').map((l) => l.split('\t')).filter((f) => f[1] === thiefEntity).map((f) => f[0]));
+  const c = await page.evaluate(async () => {
+    const { G } = await import('/ui/graph.js');
+    const nodes = [...G.nodes.values()].filter((n) => n.kind === 'addr');
+    return { thief: nodes.filter((n) => n.category === 'thief').map((n) => [n.id, n.address, n.why]), source: nodes.filter((n) => n.category === 'source').map((n) => n.address) };
+  });
+  assert.ok(c.thief.length > 0, 'the theft\'s recipients are coloured thief');
+  for (const [, a, why] of c.thief) {
+    assert.ok(truthThief.has(a), `${a} coloured thief, but the simulator's truth says it is not the thief's`);
+    assert.match(why, /theft transaction [0-9a-f]{64}|same cluster as the thief/);
+  }
+  assert.ok(c.source.includes(E.WB_SOURCE), 'the stolen output\'s holder is the victim');
+  assert.ok(!c.source.some((a) => truthThief.has(a)));
+  await page.evaluate(async (id) => { const g = await import('/ui/graph.js'); g.select(id); }, c.thief[0][0]);
+  await page.waitForSelector('#side-why', { timeout: 15000 });
+  assert.match(await page.textContent('#side-why'), /^thief: paid by the theft transaction [0-9a-f]{64}/);
 });
 
 await step('clusters collapse into entities and expand again', async () => {
@@ -183,6 +211,42 @@ await step('find the paths between two addresses', async () => {
   assert.match(await page.textContent('#path-result'), /shortest path/);
 });
 
+await step('PDF of the case report (print stylesheet): produced, parses, names the case and its totals', async () => {
+  await page.goto(`${E.WB_URL}/#/case/${E.WB_CASE}?model=fifo`);
+  await page.waitForSelector('#totals-chart', { timeout: 30000 });
+  const totals = await page.textContent('#totals-text');
+  const amounts = totals.match(/\d+\.\d{8}/g);
+  assert.equal(amounts.length, 6);
+  // The button opens the browser's print dialog; headless, the test takes the place of the
+  // user's "Save as PDF" with Chromium's print-to-PDF of the same page.
+  await page.evaluate(() => { window.print = () => { window.__printed = (window.__printed || 0) + 1; }; });
+  await page.click('#case-pdf');
+  await page.waitForFunction(() => window.__printed === 1, null, { timeout: 10000 });
+  const drawn = await page.locator('#print-report svg circle').count();
+  assert.ok(drawn > 0, 'the report holds the graph');
+  const t0 = Date.now();
+  const file = path.join(shots, 'case-report.pdf');
+  await page.pdf({ path: file, format: 'A4', printBackground: true });
+  const bytes = fs.readFileSync(file);
+  assert.equal(bytes.subarray(0, 5).toString(), '%PDF-');
+  const doc = await getDocument({ data: new Uint8Array(bytes), verbosity: 0 }).promise;
+  let text = '';
+  for (let i = 1; i <= doc.numPages; i++) {
+    const c = await (await doc.getPage(i)).getTextContent();
+    text += c.items.map((x) => x.str).join(' ') + ' ';
+  }
+  const flat = text.replace(/\s+/g, ' ');
+  assert.ok(flat.includes(`Case ${E.WB_CASE}`), 'the PDF names the case');
+  assert.ok(flat.includes(`stolen ${expect.source_btc} BTC`), 'the PDF says what was stolen');
+  for (const a of amounts) assert.ok(flat.includes(a), `the PDF holds the total ${a}`);
+  // Only the report was printed: not the page's navigation.
+  assert.ok(!flat.includes('Open the flow graph') && !flat.includes('Download case report'), 'the page around the report is not printed');
+  console.log(`     PDF: ${doc.numPages} page(s), ${bytes.length} bytes, ${drawn} graph nodes, printed in ${Date.now() - t0} ms`);
+  // Printing over, the page is the case page again.
+  await page.evaluate(() => window.dispatchEvent(new Event('afterprint')));
+  assert.equal(await page.locator('#print-report').count(), 0);
+});
+
 await step('search an address', async () => {
   await page.fill('#search-q', E.WB_SOURCE);
   await page.press('#search-q', 'Enter');
@@ -209,6 +273,35 @@ await step('alerts page lists the log and the live stream connects', async () =>
   await page.goto(`${E.WB_URL}/#/alerts`);
   await page.waitForSelector('#alerts-list');
   await page.waitForFunction(() => /live: live/.test(document.querySelector('#stream-state').textContent), null, { timeout: 10000 });
+  assert.equal(await page.locator('.alert-row').count(), 0, 'no alert before the label import');
+});
+
+await step('a real alert arrives live (sanctions label on the mule) and is acknowledged from the page', async () => {
+  // The page must not reload to show it: this mark would be gone.
+  await page.evaluate(() => { window.__sameDocument = true; });
+  // A colleague imports a sanctions label on the mule's address while the service runs; the
+  // flagged-receive rule fires on what it received, the alert store's stamp moves, and the
+  // service's SSE stream carries the alert to the open page.
+  execFileSync(E.WB_BIN, ['--data-dir', E.WB_DATA, '--quiet', 'labels', 'add', expect.mule, 'OFAC SDN: mule of the heist',
+    '--category', 'sanctions', '--source', 'ofac-test'], { stdio: 'pipe' });
+  const t0 = Date.now();
+  await page.waitForSelector('.alert-row', { timeout: 15000 });
+  console.log(`     alert shown ${Date.now() - t0} ms after the label import`);
+  assert.equal(await page.evaluate(() => window.__sameDocument), true, 'shown without a reload');
+  const row = page.locator('.alert-row').first();
+  assert.match(await row.textContent(), /sanctioned-receiver/);
+  assert.equal((await page.textContent('#alert-count')).trim(), String(await page.locator('.alert-row').count()));
+  const id = await row.locator('.ack-box').getAttribute('value');
+  await row.locator('.ack-box').check();
+  await page.click('#ack');
+  await page.waitForSelector('#view .ok');
+  // The API (another client) sees it acknowledged; the page's list no longer shows it.
+  const r = await fetch(`${E.WB_URL}/v1/alerts?all=true&limit=1000`, { headers: { 'X-API-Key': E.WB_KEY } }).then((x) => x.json());
+  const a = r.alerts.find((x) => x.id === id);
+  assert.ok(a, `alert ${id} in the API's log`);
+  assert.equal(a.acked, true);
+  assert.equal(a.rule_id, 'sanctioned-receiver');
+  assert.ok(!(await page.locator(`.ack-box[value="${id}"]`).count()), 'acknowledged alert left the unacknowledged list');
 });
 
 await step('no console errors and nothing fetched from elsewhere', async () => {

@@ -257,6 +257,25 @@ fn workbench_in_a_real_browser() {
         .trim()
         .to_string();
     let (_, thief) = stolen(&dir);
+    // The alert the page receives live is made as an investigator gets one: a rule on
+    // sanctioned receivers, then a sanctions label (imported while the service runs) on an
+    // address that received within the rule's look-back (all of this short chain).
+    let tip = json(&dir, &["stats"])["tip_height"].as_u64().unwrap();
+    cli(
+        &dir,
+        &[
+            "alerts",
+            "rules",
+            "add",
+            "flagged-receive",
+            "--id",
+            "sanctioned-receiver",
+            "--category",
+            "sanctions",
+            "--lookback-blocks",
+            &(tip + 1).to_string(),
+        ],
+    );
     let srv = Server::start(&dir, &[]);
     let trace = get(&srv.addr, "/v1/cases/sim-heist-0/trace", &key).json();
     let (nodes, edges) = graph_size(&trace["trace"]);
@@ -273,6 +292,8 @@ fn workbench_in_a_real_browser() {
         .env("WB_DEPOSIT", loot(&dir))
         .env("WB_SHOTS", &shots)
         .env("WB_CHROMIUM", &chromium)
+        .env("WB_BIN", env!("CARGO_BIN_EXE_cointrail"))
+        .env("WB_DATA", &dir)
         .env(
             "WB_EXPECT",
             json!({

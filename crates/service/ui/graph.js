@@ -18,6 +18,7 @@ export const COLOURS = {
   payment_processor: '#4299e1', gambling: '#d69e2e', darknet: '#744210', unknown: '#a0aec0',
 };
 export const LEGEND = ['source', 'thief', 'exchange', 'mixer', 'sanctions', 'otc', 'unknown'];
+export const legendName = (c) => (c === 'source' ? 'victim (case source)' : c);
 
 export const G = newState();
 
@@ -85,20 +86,17 @@ export function loadTrace(ans, model) {
     index_tip_height: ans.index_tip_height, index_tip_hash: t.provenance && t.provenance.index_tip_hash,
     snapshot: ans.snapshot, outputs_truncated: t.outputs_truncated,
   };
-  const cats = new Map();
-  for (const d of t.destinations) if (d.entity !== null && d.entity !== undefined) cats.set(d.entity, d.category);
   for (const r of t.outputs) G.taint.set(`${r.txid}:${r.vout}`, r.tainted_sats);
-  const thieves = new Set();
+  const k = caseKnowledge(ans);
+  // Saved with the investigation, so nodes added after a reload are judged the same way.
+  G.trace.thief_entities = k.thiefEntities;
+  G.trace.victim_entities = k.victimEntities;
   for (const r of t.outputs) {
     const tx = addTx(r.txid, r.height);
-    let cat = null;
-    if (r.stop_reason && r.stop_reason.startsWith('service:')) cat = r.stop_reason.slice(8);
-    else if (r.entity !== null && cats.has(r.entity)) cat = cats.get(r.entity);
-    else if (r.hops === 0) cat = 'source';
-    else if (r.hops === 1) { cat = 'thief'; if (r.entity !== null) thieves.add(r.entity); }
     const addr = r.address || `${r.txid}:${r.vout}`;
-    const a = addAddr(addr, { entity: r.entity, category: cat || undefined });
+    const a = addAddr(addr, { entity: r.entity });
     if (r.labels && r.labels.length) a.labels = [...new Set([...a.labels, ...r.labels])];
+    if (!a.category) Object.assign(a, k.classify(r, addr));
     if (!r.spent && !r.stop_reason && r.tainted_sats > 0) a.dormant = true;
     addEdge('o', r.txid, r.vout, tx.id, a.id, r.value, r.height);
     if (r.spent_by) {
@@ -106,8 +104,76 @@ export function loadTrace(ans, model) {
       addEdge('s', r.txid, r.vout, a.id, s.id, r.value, r.spent_height);
     }
   }
-  // The thief's other addresses (same cluster) are the thief's too.
-  for (const n of G.nodes.values()) if (n.kind === 'addr' && !n.category && thieves.has(n.entity)) n.category = 'thief';
+  // The thief's other addresses (same cluster: common-input ownership) are the thief's too.
+  for (const n of G.nodes.values()) if (n.kind === 'addr' && !n.category) Object.assign(n, thiefCluster(n.entity));
+}
+
+// Who is the thief, from what the case says, never from the shape of the graph. A source
+// named as a transaction (`--from-tx`) is the theft: its outputs are the thief's. A stolen
+// output or address named as a source is held by the victim (as screening takes it), and the
+// transaction that first spends it is the theft: whoever it pays is the thief, unless it pays
+// the victim back or a known service. Addresses in a thief address's cluster are the thief's;
+// the victim's cluster is not. Every colour carries its reason (`why`), shown in the side panel.
+export function caseKnowledge(ans) {
+  const t = ans.trace;
+  const theftTxs = new Set();
+  for (const s of (ans.definition && ans.definition.sources) || []) if (s.kind === 'tx' && s.txid) theftTxs.add(s.txid);
+  const victimAddrs = new Map();
+  const victimEntities = new Set();
+  for (const r of t.outputs) {
+    if (r.hops !== 0 || theftTxs.has(r.txid)) continue;
+    if (r.address) victimAddrs.set(r.address, `${r.txid}:${r.vout}`);
+    if (r.entity !== null && r.entity !== undefined) victimEntities.add(r.entity);
+    if (r.spent_by) theftTxs.add(r.spent_by);
+  }
+  const services = new Map();
+  for (const d of t.destinations) if (d.entity !== null && d.entity !== undefined) services.set(d.entity, d);
+  const thiefEntities = new Map();
+  const classify = (r, addr) => {
+    if (r.stop_reason && r.stop_reason.startsWith('service:')) {
+      const d = services.get(r.entity);
+      return { category: r.stop_reason.slice(8), why: `the trace stopped here: a known service${d ? ` (${d.name}, attributed)` : ''}` };
+    }
+    if (victimAddrs.has(addr)) return { category: 'source', why: `holds the case's stolen output ${victimAddrs.get(addr)} (a case source's holder is the victim, as screening takes it)` };
+    if (r.entity !== null && r.entity !== undefined && victimEntities.has(r.entity)) return { category: 'source', why: `the victim's cluster (entity ${r.entity}) holds the case's stolen outputs` };
+    if (theftTxs.has(r.txid)) {
+      if (r.entity !== null && r.entity !== undefined && !thiefEntities.has(r.entity)) thiefEntities.set(r.entity, addr);
+      return { category: 'thief', why: `paid by the theft transaction ${r.txid}, which ${r.hops === 0 ? 'the case names as its source' : "first spends the case's stolen outputs"}` };
+    }
+    if (r.entity !== null && r.entity !== undefined && services.has(r.entity)) {
+      const d = services.get(r.entity);
+      return { category: d.category, why: `cluster ${r.entity} is ${d.name} (${d.category}, attributed)` };
+    }
+    return {};
+  };
+  // Classify the theft's outputs first, so their clusters are known for every other row.
+  for (const r of t.outputs) if (theftTxs.has(r.txid)) classify(r, r.address || `${r.txid}:${r.vout}`);
+  const own = (e) => (e !== null && e !== undefined && thiefEntities.has(e) && !victimEntities.has(e)
+    ? { category: 'thief', why: `same cluster as the thief: entity ${e} (common-input ownership) holds the thief's address ${thiefEntities.get(e)}` }
+    : {});
+  return {
+    classify: (r, addr) => {
+      const c = classify(r, addr);
+      return c.category ? c : own(r.entity);
+    },
+    thiefEntities: [...thiefEntities].filter(([e]) => !victimEntities.has(e)),
+    victimEntities: [...victimEntities],
+  };
+}
+
+// An address outside the trace (expanded later) in a thief address's cluster.
+export function thiefCluster(e) {
+  const known = G.trace && G.trace.thief_entities;
+  const hit = known && e !== null && e !== undefined && known.find(([x]) => x === e);
+  return hit ? { category: 'thief', why: `same cluster as the thief: entity ${e} (common-input ownership) holds the thief's address ${hit[1]}` } : {};
+}
+
+// Why a node has its colour, for the side panel.
+export function colourWhy(n) {
+  if (G.annotations[n.id] && G.annotations[n.id].colour) return 'your annotation';
+  if (n.why) return n.why;
+  if (n.category) return `labelled ${n.category}${n.labelSource ? ` (${n.labelSource})` : ''}`;
+  return 'unknown: no label, not the case\'s victim or thief, nor in their clusters';
 }
 
 function isHub(n) {
@@ -158,9 +224,14 @@ export async function expandAddr(address, dir, offset = 0, force = false) {
   const info = v.address;
   const a = addAddr(address, { entity: v.entity, outputs: info.output_count, first: info.first_seen_height, last: info.last_seen_height });
   if (v.attributions.length) {
-    a.category = a.category || v.attributions[0].category;
+    if (!a.category) {
+      const x = v.attributions[0];
+      a.category = x.category;
+      a.why = `labelled ${x.name} [${x.category}] by ${x.source}`;
+    }
     a.labels = [...new Set([...a.labels, ...v.attributions.map((x) => x.name)])];
   }
+  if (!a.category) Object.assign(a, thiefCluster(v.entity));
   a.height = a.height || info.first_seen_height;
   if (isHub(a) && !force) return { hub: true, outputs: info.output_count };
   for (const o of info.outputs) {
@@ -257,20 +328,25 @@ export function visible() {
     if (id.startsWith('e:')) {
       const ent = Number(id.slice(2));
       const members = byEntity.get(ent) || [];
-      const cat = members.map((m) => m.category).find((c) => c) || null;
+      const m0 = members.find((m) => m.category);
+      const cat = m0 ? m0.category : null;
       const name = members.flatMap((m) => m.labels)[0];
-      nodes.set(id, { id, kind: 'entity', entity: ent, category: cat, members: members.length, label: name ? `${name} (${members.length})` : `entity ${ent} (${members.length})` });
+      nodes.set(id, { id, kind: 'entity', entity: ent, category: cat, why: m0 ? m0.why : undefined, members: members.length, label: name ? `${name} (${members.length})` : `entity ${ent} (${members.length})` });
     } else if (G.nodes.has(id)) nodes.set(id, G.nodes.get(id));
   }
   return { nodes, edges };
 }
 
+// Cut here rather than by cytoscape's ellipsis wrapping, which measures the text again and
+// again: a fifth of a first paint's time.
+const LABEL_MAX = 22;
 function label(n) {
   const a = G.annotations[n.id];
-  if (a && a.name) return a.name;
-  if (n.kind === 'tx') return short(n.txid, 4);
-  if (n.kind === 'addr') return (n.labels[0] ? n.labels[0] + ' · ' : '') + short(n.address, 5);
-  return n.label || n.id;
+  const text = a && a.name ? a.name
+    : n.kind === 'tx' ? short(n.txid, 4)
+      : n.kind === 'addr' ? (n.labels[0] ? n.labels[0].slice(0, 12) + ' · ' : '') + short(n.address, 5)
+        : n.label || n.id;
+  return text.length > LABEL_MAX ? text.slice(0, LABEL_MAX - 1) + '…' : text;
 }
 
 // Columns by block height: left to right in time. Addresses sit between the transaction
@@ -350,13 +426,13 @@ export function elements() {
 }
 
 const STYLE = [
-  { selector: 'node', style: { label: 'data(label)', 'font-size': 9, 'text-valign': 'bottom', 'text-margin-y': 3, 'background-color': 'data(colour)', width: 18, height: 18, 'min-zoomed-font-size': 6, 'text-wrap': 'ellipsis', 'text-max-width': 110 } },
+  { selector: 'node', style: { label: 'data(label)', 'font-size': 9, 'text-valign': 'bottom', 'text-margin-y': 3, 'background-color': 'data(colour)', width: 18, height: 18, 'min-zoomed-font-size': 6 } },
   { selector: 'node[kind="tx"]', style: { shape: 'round-rectangle', width: 12, height: 12, 'border-width': 1, 'border-color': '#718096' } },
   { selector: 'node[kind="entity"]', style: { shape: 'hexagon', width: 32, height: 32 } },
   { selector: 'node[kind="more"]', style: { shape: 'tag', 'background-color': '#edf2f7', 'border-width': 1, 'border-style': 'dashed', 'border-color': '#4a5568', width: 26 } },
   { selector: 'node[?hub]', style: { 'border-width': 3, 'border-color': '#2d3748' } },
   { selector: 'node[?dormant]', style: { 'border-width': 3, 'border-color': '#e53e3e', 'border-style': 'double' } },
-  { selector: 'edge', style: { 'curve-style': 'bezier', 'target-arrow-shape': 'triangle', width: 'data(w)', 'line-color': 'data(colour)', 'target-arrow-color': 'data(colour)', label: 'data(label)', 'font-size': 7, 'text-rotation': 'autorotate', 'min-zoomed-font-size': 7, 'text-background-color': '#fff', 'text-background-opacity': 0.85, 'arrow-scale': 0.7 } },
+  { selector: 'edge', style: { 'curve-style': 'straight', 'target-arrow-shape': 'triangle', width: 'data(w)', 'line-color': 'data(colour)', 'target-arrow-color': 'data(colour)', label: 'data(label)', 'font-size': 7, 'text-rotation': 'autorotate', 'min-zoomed-font-size': 7, 'text-background-color': '#fff', 'text-background-opacity': 0.85, 'arrow-scale': 0.7 } },
   { selector: '.hl', style: { 'line-color': '#d69e2e', 'target-arrow-color': '#d69e2e', 'border-color': '#d69e2e', 'border-width': 4 } },
   { selector: ':selected', style: { 'border-width': 3, 'border-color': '#3182ce', 'line-color': '#3182ce' } },
 ];
@@ -365,7 +441,7 @@ const STYLE = [
 // or drawn labels, node labels unwrapped. The amounts stay in the data: hover, side panel.
 export const BIG = 1500;
 const STYLE_BIG = [
-  ...STYLE.map((r) => (r.selector === 'node' ? { selector: 'node', style: { ...r.style, 'text-wrap': 'none', 'min-zoomed-font-size': 10 } } : r)).filter((r) => r.selector !== 'edge'),
+  ...STYLE.map((r) => (r.selector === 'node' ? { selector: 'node', style: { ...r.style, 'min-zoomed-font-size': 10 } } : r)).filter((r) => r.selector !== 'edge'),
   { selector: 'edge', style: { 'curve-style': 'haystack', 'haystack-radius': 0, width: 'data(w)', 'line-color': 'data(colour)', opacity: 0.7 } },
 ];
 let bigMode = false;
@@ -469,7 +545,7 @@ export async function graphView(view, q) {
       el('button', { id: 'collapse-all', onclick: () => { toggleAllClusters(); redraw(); } }, 'Collapse/expand all clusters'),
       el('button', { onclick: () => { G.positions = {}; redraw(); } }, 'Re-layout'),
       investigationControls(msg)),
-    el('div', { class: 'legend' }, LEGEND.map((c) => el('span', {}, el('i', { style: `background:${COLOURS[c]}` }), c)),
+    el('div', { class: 'legend' }, LEGEND.map((c) => el('span', {}, el('i', { style: `background:${COLOURS[c]}` }), legendName(c))),
       el('span', {}, el('i', { style: 'background:#cbd5e0;border-radius:2px' }), 'transaction'),
       el('span', {}, el('i', { style: 'background:#e53e3e;height:3px;border-radius:0' }), 'tainted flow')),
     msg,
@@ -650,6 +726,7 @@ async function showDetails(id, side, msg) {
           ['outputs / txs', `${a.output_count} / ${a.tx_count}`], ['first / last seen', `${a.first_seen_height ?? '–'} / ${a.last_seen_height ?? '–'}`],
           ['tainted in (this graph)', G.trace ? `${btc(taintIn)} BTC under ${G.trace.model}` : 'no case trace loaded'],
           ['entity', v.entity === null ? 'no clustering' : `${v.entity}${ent ? `, cluster of ${ent.summary.size} address(es), seen ${ent.summary.first_seen_height}–${ent.summary.last_seen_height}` : ''}`],
+          ['colour', el('span', { id: 'side-why' }, `${legendName(categoryOf(n.category))}: ${colourWhy(n)}`)],
         ]),
         el('h2', {}, 'Labels'),
         v.attributions.length ? table(['name', 'category', 'source'], v.attributions.map((x) => [x.name, x.category, x.source])) : el('p', { class: 'muted' }, 'no labels'),
@@ -662,8 +739,9 @@ async function showDetails(id, side, msg) {
         el('h2', {}, 'Risk'), s instanceof Error ? errorBox(s) : risk(s));
     } else if (n.kind === 'entity') {
       const e = await api(`/v1/entities/${n.entity}?limit=20`);
+      const shownAs = visible().nodes.get(id) || n;
       parts.push(el('h2', {}, `Entity ${n.entity}`),
-        table(['', ''], [['addresses', e.summary.size], ['balance', btc(e.summary.balance) + ' BTC'], ['received / sent', `${btc(e.summary.received)} / ${btc(e.summary.sent)}`], ['transactions', e.summary.tx_count], ['first / last seen', `${e.summary.first_seen_height} / ${e.summary.last_seen_height}`]]),
+        table(['', ''], [['colour', el('span', { id: 'side-why' }, `${legendName(categoryOf(shownAs.category))}: ${colourWhy(shownAs)}`)], ['addresses', e.summary.size], ['balance', btc(e.summary.balance) + ' BTC'], ['received / sent', `${btc(e.summary.received)} / ${btc(e.summary.sent)}`], ['transactions', e.summary.tx_count], ['first / last seen', `${e.summary.first_seen_height} / ${e.summary.last_seen_height}`]]),
         el('h2', {}, 'Labels'), e.attributions.length ? table(['name', 'category', 'source'], e.attributions.map((x) => [x.name, x.category, x.source])) : el('p', { class: 'muted' }, 'no labels'),
         el('div', { class: 'controls' }, btn('Expand cluster', () => { G.collapsed.delete(n.entity); })),
         el('h2', {}, 'Addresses (first 20)'), el('ul', {}, e.addresses.map((x) => el('li', { class: 'mono' }, x))));

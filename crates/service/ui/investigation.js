@@ -5,7 +5,7 @@
 
 import { api, errorBox } from './api.js';
 import { el, btc, download, table, pct, short } from './util.js';
-import { G, getCy, redraw, loadTrace } from './graph.js';
+import { G, getCy, redraw, elements, BIG } from './graph.js';
 import { totalsChart } from './case.js';
 
 export const FORMAT = 'cointrail-investigation';
@@ -45,10 +45,8 @@ export function restore(doc) {
   G.highlight = new Set();
 }
 
-// Re-run the saved trace on the serving index and compare, output by output.
-export async function replay() {
-  const t = G.trace;
-  if (!t) return { ok: true, text: 'no case trace in this investigation: nothing to replay' };
+// The trace request of a loaded trace's model and parameters.
+function traceQuery(t) {
   const p = t.parameters || {};
   const qs = new URLSearchParams({ model: t.model, max_rows: '200000' });
   if (p.coinjoin_policy) qs.set('coinjoin', p.coinjoin_policy);
@@ -56,7 +54,14 @@ export async function replay() {
   if (p.max_hops !== null && p.max_hops !== undefined) qs.set('max_hops', p.max_hops);
   if (p.dust_sats !== undefined) qs.set('dust_sats', p.dust_sats);
   if (p.min_fraction !== undefined) qs.set('min_fraction', p.min_fraction);
-  const ans = await api(`/v1/cases/${encodeURIComponent(t.case)}/trace?${qs}`);
+  return qs;
+}
+
+// Re-run the saved trace on the serving index and compare, output by output.
+export async function replay() {
+  const t = G.trace;
+  if (!t) return { ok: true, text: 'no case trace in this investigation: nothing to replay' };
+  const ans = await api(`/v1/cases/${encodeURIComponent(t.case)}/trace?${traceQuery(t)}`);
   const now = new Map(ans.trace.outputs.map((r) => [`${r.txid}:${r.vout}`, r.tainted_sats]));
   const diffs = [];
   for (const [k, v] of G.taint) if ((now.get(k) || 0) !== v) diffs.push(`${k}: saved ${btc(v)}, now ${btc(now.get(k) || 0)}`);
@@ -87,27 +92,38 @@ export function pngScale() {
 }
 
 // SVG drawn from the node positions (cytoscape draws on canvas and has no SVG export).
+// Without an open graph page (the case page's report) it is drawn from the graph's state.
 export function svgText() {
   const cy = getCy();
-  if (!cy) throw new Error('open the graph first');
-  const bb = cy.elements().boundingBox();
-  const pad = 40;
+  const els = cy ? null : elements();
+  if (!cy && !els.length) throw new Error('nothing to draw: open the graph first');
+  const nodes = cy
+    ? cy.nodes().map((n) => ({ p: n.position(), d: n.data() }))
+    : els.filter((e) => e.group === 'nodes').map((e) => ({ p: e.position, d: e.data }));
+  const at = new Map(nodes.map((n) => [n.d.id, n.p]));
+  const edges = cy
+    ? cy.edges().map((e) => ({ s: e.source().position(), t: e.target().position(), d: e.data() }))
+    : els.filter((e) => e.group === 'edges').map((e) => ({ s: at.get(e.data.source), t: at.get(e.data.target), d: e.data }));
+  let x1 = Infinity, y1 = Infinity, x2 = -Infinity, y2 = -Infinity;
+  for (const { p } of nodes) { x1 = Math.min(x1, p.x); y1 = Math.min(y1, p.y); x2 = Math.max(x2, p.x); y2 = Math.max(y2, p.y); }
+  const pad = 60;
+  const bb = { x1: x1 - pad, y1: y1 - pad, w: x2 - x1 + 2 * pad, h: y2 - y1 + 2 * pad };
   const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
-  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${Math.ceil(bb.w + 2 * pad)}" height="${Math.ceil(bb.h + 2 * pad)}" viewBox="${bb.x1 - pad} ${bb.y1 - pad} ${bb.w + 2 * pad} ${bb.h + 2 * pad}" font-family="sans-serif">`,
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${Math.ceil(bb.w)}" height="${Math.ceil(bb.h)}" viewBox="${bb.x1} ${bb.y1} ${bb.w} ${bb.h}" font-family="sans-serif">`,
     '<defs><marker id="arr" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="context-stroke"/></marker></defs>',
-    `<rect x="${bb.x1 - pad}" y="${bb.y1 - pad}" width="${bb.w + 2 * pad}" height="${bb.h + 2 * pad}" fill="#fff"/>`];
-  for (const e of cy.edges()) {
-    const s = e.source().position();
-    const t = e.target().position();
-    out.push(`<line x1="${s.x}" y1="${s.y}" x2="${t.x}" y2="${t.y}" stroke="${e.data('colour')}" stroke-width="${e.data('w')}" marker-end="url(#arr)"/>`);
-    if (e.data('label')) out.push(`<text x="${(s.x + t.x) / 2}" y="${(s.y + t.y) / 2 - 3}" font-size="7" text-anchor="middle" fill="#4a5568">${esc(e.data('label'))}</text>`);
+    `<rect x="${bb.x1}" y="${bb.y1}" width="${bb.w}" height="${bb.h}" fill="#fff"/>`];
+  // Past BIG edges, as on screen, the amounts stay off the picture (unreadable at any page
+  // size, and the bulk of a PDF's drawing time); the report's tables carry them.
+  const big = edges.length > BIG;
+  for (const { s, t, d } of edges) {
+    if (!s || !t) continue;
+    out.push(`<line x1="${s.x}" y1="${s.y}" x2="${t.x}" y2="${t.y}" stroke="${d.colour}" stroke-width="${d.w}"${big ? '' : ' marker-end="url(#arr)"'}/>`);
+    if (d.label && !big) out.push(`<text x="${(s.x + t.x) / 2}" y="${(s.y + t.y) / 2 - 3}" font-size="7" text-anchor="middle" fill="#4a5568">${esc(d.label)}</text>`);
   }
-  for (const n of cy.nodes()) {
-    const p = n.position();
-    const c = n.data('colour');
-    if (n.data('kind') === 'tx') out.push(`<rect x="${p.x - 6}" y="${p.y - 6}" width="12" height="12" rx="2" fill="${c}" stroke="#718096"/>`);
-    else out.push(`<circle cx="${p.x}" cy="${p.y}" r="${n.data('kind') === 'entity' ? 15 : 9}" fill="${c}"/>`);
-    out.push(`<text x="${p.x}" y="${p.y + 20}" font-size="9" text-anchor="middle">${esc(n.data('label'))}</text>`);
+  for (const { p, d } of nodes) {
+    if (d.kind === 'tx') out.push(`<rect x="${p.x - 6}" y="${p.y - 6}" width="12" height="12" rx="2" fill="${d.colour}" stroke="#718096"/>`);
+    else out.push(`<circle cx="${p.x}" cy="${p.y}" r="${d.kind === 'entity' ? 15 : 9}" fill="${d.colour}"/>`);
+    if (!big || d.kind !== 'tx') out.push(`<text x="${p.x}" y="${p.y + 20}" font-size="9" text-anchor="middle">${esc(d.label)}</text>`);
   }
   out.push('</svg>');
   return out.join('\n');
@@ -137,37 +153,79 @@ export function investigationControls(msg) {
     el('button', { id: 'load-inv', onclick: () => file.click() }, 'Load'), file,
     el('button', { id: 'replay', onclick: act(async () => { const r = await replay(); msg.replaceChildren(el('div', { class: r.ok ? 'ok' : 'note', id: 'replay-result' }, r.text)); }) }, 'Replay'),
     el('button', { id: 'export-png', onclick: act(async () => download(`graph-${stamp()}.png`, await pngBlob())) }, 'PNG'),
-    el('button', { id: 'export-svg', onclick: act(() => download(`graph-${stamp()}.svg`, new Blob([svgText()], { type: 'image/svg+xml' }))) }, 'SVG'));
+    el('button', { id: 'export-svg', onclick: act(() => download(`graph-${stamp()}.svg`, new Blob([svgText()], { type: 'image/svg+xml' }))) }, 'SVG'),
+    el('button', { id: 'export-pdf', title: 'the case report with this graph, through the print dialog ("Save as PDF")', onclick: act(() => printFromGraph()) }, 'PDF'));
 }
 
-// A standalone HTML report of the case (no scripts), with the graph's picture when one is drawn.
+// The case report: what investigators attach to a case file. The same document is saved
+// as standalone HTML (no scripts) and printed to PDF through the browser's own print
+// pipeline (the print stylesheet shows only the report): the numbers are the trace's, the
+// picture is the graph as drawn (vector SVG, so it stays sharp in the PDF).
+export function reportElement(name, model, ans) {
+  const t = ans.trace;
+  const tt = t.totals;
+  const graph = G.trace && G.trace.case === name && G.nodes.size ? svgText() : null;
+  const doc = el('article', { class: 'report' },
+    el('h1', {}, `Case ${name}`),
+    el('p', {}, `Model ${model} · index tip ${ans.index_tip_height} (${(t.provenance && t.provenance.index_tip_hash) || ''}) · snapshot ${ans.snapshot ?? ''} · generated ${new Date().toISOString()} by the cointrail workbench`),
+    ans.definition && ans.definition.description ? el('p', {}, ans.definition.description) : null,
+    el('h2', {}, 'Totals'),
+    el('p', { class: 'totals' }, `stolen ${btc(tt.source_sats)} BTC → services ${btc(tt.stopped_sats)} · unspent ${btc(tt.unspent_sats)} · mixers ${btc(tt.mixer_sats)} · fees ${btc(tt.fee_sats)} · limits ${btc(tt.limit_sats)}`),
+    table(['where', 'BTC'], [['stolen (case sources)', btc(tt.source_sats)], ['at services', btc(tt.stopped_sats)], ['unspent (dormant)', btc(tt.unspent_sats)], ['mixers', btc(tt.mixer_sats)], ['fees', btc(tt.fee_sats)], ['stopped by limits', btc(tt.limit_sats)]]),
+    totalsChart(tt),
+    ans.definition ? el('h2', {}, `Sources (${ans.definition.sources.length})`) : null,
+    ans.definition ? el('ul', {}, ans.definition.sources.map((x) => el('li', { class: 'mono' }, x.txid ? (x.vout !== undefined ? `${x.txid}:${x.vout}` : x.txid) : x.address || JSON.stringify(x)))) : null,
+    el('h2', {}, 'Destinations by entity'),
+    table(['entity', 'category', 'tainted BTC', 'share', 'min hops', 'path'], t.destinations.map((d) => [d.name, d.category, btc(d.tainted_sats), pct(d.share), d.min_hops, d.path.join(' → ')])),
+    el('h2', {}, 'Dormant loot'),
+    table(['output', 'address', 'tainted BTC', 'height'], t.outputs.filter((r) => !r.spent && !r.stop_reason && r.tainted_sats > 0).map((r) => [`${r.txid}:${r.vout}`, r.address || '', btc(r.tainted_sats), r.height])),
+    el('h2', {}, 'Peel chains'),
+    table(['first tx', 'steps', 'peeled BTC'], t.peel_chains.map((p) => [p.first_txid, p.length, btc(p.peeled_sats)])),
+    el('h2', {}, 'CoinJoins'),
+    table(['tx', 'protocol', 'anonymity set', 'tainted in'], t.mixers.map((m) => [m.txid, m.protocol, m.anonymity_set, btc(m.tainted_in)])),
+    el('h2', {}, 'Parameters'), el('pre', {}, JSON.stringify(t.parameters, null, 1)));
+  if (graph) {
+    const g = el('figure', { class: 'report-graph' });
+    // Our own SVG text (labels escaped above), parsed as SVG: never as HTML.
+    g.append(new DOMParser().parseFromString(graph, 'image/svg+xml').documentElement);
+    doc.append(el('h2', {}, `Graph (${G.nodes.size} nodes, tainted amounts under ${model})`), g);
+  }
+  const notes = Object.entries(G.annotations).filter(([, a]) => a.note || a.name);
+  if (notes.length) doc.append(el('h2', {}, 'Notes'), table(['node', 'name', 'note'], notes.map(([id, a]) => [short(id.slice(2), 12), a.name || '', a.note || ''])));
+  return doc;
+}
+
+const REPORT_CSS = 'body{font:14px sans-serif;margin:2rem}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}.mono,td{word-break:break-all}svg{max-width:100%;height:auto}';
+
 export async function caseReport(name, model, ans, view) {
   try {
-    const t = ans.trace;
-    let img = '';
-    if (getCy()) {
-      const b = await pngBlob();
-      img = await new Promise((res) => { const r = new FileReader(); r.onload = () => res(r.result); r.readAsDataURL(b); });
-    }
-    const doc = el('div', {},
-      el('h1', {}, `Case ${name}`),
-      el('p', {}, `Model ${model} · index tip ${ans.index_tip_height} (${t.provenance.index_tip_hash || ''}) · generated ${new Date().toISOString()} by the cointrail workbench`),
-      el('h2', {}, 'Totals'), totalsChart(t.totals),
-      el('h2', {}, 'Destinations by entity'),
-      table(['entity', 'category', 'tainted BTC', 'share', 'min hops', 'path'], t.destinations.map((d) => [d.name, d.category, btc(d.tainted_sats), pct(d.share), d.min_hops, d.path.join(' → ')])),
-      el('h2', {}, 'Dormant loot'),
-      table(['output', 'address', 'tainted BTC', 'height'], t.outputs.filter((r) => !r.spent && !r.stop_reason && r.tainted_sats > 0).map((r) => [`${r.txid}:${r.vout}`, r.address || '', btc(r.tainted_sats), r.height])),
-      el('h2', {}, 'Peel chains'),
-      table(['first tx', 'steps', 'peeled BTC'], t.peel_chains.map((p) => [p.first_txid, p.length, btc(p.peeled_sats)])),
-      el('h2', {}, 'CoinJoins'),
-      table(['tx', 'protocol', 'anonymity set', 'tainted in'], t.mixers.map((m) => [m.txid, m.protocol, m.anonymity_set, btc(m.tainted_in)])),
-      el('h2', {}, 'Parameters'), el('pre', {}, JSON.stringify(t.parameters, null, 1)));
-    if (img) doc.append(el('h2', {}, 'Graph'), el('img', { src: img, style: 'max-width:100%' }));
-    const notes = Object.entries(G.annotations).filter(([, a]) => a.note || a.name);
-    if (notes.length) doc.append(el('h2', {}, 'Notes'), table(['node', 'name', 'note'], notes.map(([id, a]) => [short(id.slice(2), 12), a.name || '', a.note || ''])));
-    const html = `<!doctype html><meta charset="utf-8"><title>cointrail case ${name}</title><style>body{font:14px sans-serif;margin:2rem}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}</style>${doc.innerHTML}`;
+    const doc = reportElement(name, model, ans);
+    const html = `<!doctype html><meta charset="utf-8"><title>cointrail case ${name}</title><style>${REPORT_CSS}</style>${doc.outerHTML}`;
     download(`case-${name}-${model}.html`, new Blob([html], { type: 'text/html' }));
   } catch (e) {
     view.prepend(errorBox(e));
   }
+}
+
+// PDF: the report is put in the page where only the print stylesheet shows it, and the
+// browser's print dialog saves it ("Save as PDF"); it is taken out again after printing.
+export function printReport(name, model, ans) {
+  document.getElementById('print-report')?.remove();
+  const box = el('div', { id: 'print-report' }, reportElement(name, model, ans));
+  document.body.append(box);
+  document.body.classList.add('printing');
+  document.title = `cointrail case ${name} (${model})`;
+  const done = () => { box.remove(); document.body.classList.remove('printing'); document.title = 'cointrail workbench'; window.removeEventListener('afterprint', done); };
+  window.addEventListener('afterprint', done);
+  window.print();
+  return box;
+}
+
+// The graph page's "PDF": the loaded case's report, from the trace answer of its saved
+// parameters (the same request Replay makes), or the graph alone without a case.
+export async function printFromGraph() {
+  const t = G.trace;
+  if (!t) throw new Error('load a case trace first (Cases → a case → Open the flow graph): the PDF is the case report with this graph');
+  const ans = await api(`/v1/cases/${encodeURIComponent(t.case)}/trace?${traceQuery(t)}`);
+  return printReport(t.case, t.model, ans);
 }

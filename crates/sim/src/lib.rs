@@ -7,6 +7,8 @@ mod coinjoin;
 pub mod config;
 mod economy;
 pub mod etl;
+/// `simulate --chain ethereum`: an EVM economy as ethereum-etl files.
+pub mod evm;
 mod heist;
 pub mod keys;
 mod purse;

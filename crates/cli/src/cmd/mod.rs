@@ -11,4 +11,5 @@ pub mod prices;
 pub mod screen;
 pub mod serve;
 pub mod sim;
+pub mod sim_evm;
 pub mod trace;

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
   cointrail simulate --txs 10000000 --out sim10m --xor           # the benchmark chain
   cointrail simulate --out s --heist 0:2000:300 --heist 1:500:900  # victim exchange:BTC:start height
 The output folder gets blocks/ (a Bitcoin Core blocks directory), truth/ (ground truth, see
-crates/sim/README.md) and, with --etl, etl/ (blockchain-etl JSON lines).")]
+crates/sim/README.md) and, with --etl, etl/ (blockchain-etl JSON lines).
+  cointrail simulate --chain ethereum --out eth1 --txs 200000   # ethereum-etl files + truth/
+  cointrail ingest --chain ethereum eth1/etl")]
 pub struct SimulateArgs {
     /// New or empty output folder.
     #[arg(long)]
@@ -51,6 +53,13 @@ pub struct SimulateArgs {
     /// Skip the per-address ownership file (large on big chains).
     #[arg(long)]
     pub no_address_truth: bool,
+    /// `bitcoin` (Core block files) or `ethereum` (ethereum-etl files of an EVM economy
+    /// with a Bybit-style heist; see `cointrail simulate --chain ethereum --help` examples).
+    #[arg(long, default_value = "bitcoin", value_parser = ["bitcoin", "ethereum"])]
+    pub chain: String,
+    /// Ethereum: fresh addresses the drained ETH is fanned out to.
+    #[arg(long, default_value_t = 300)]
+    pub heist_fanout: u32,
 }
 
 fn parse_heist(s: &str) -> Result<HeistParams, String> {
@@ -116,6 +125,9 @@ fn run_sim(cfg: &SimConfig, out: &Path, g: &Global) -> Result<cointrail_sim::Sim
 }
 
 pub fn run_simulate(a: SimulateArgs, g: &Global) -> Result<()> {
+    if a.chain == "ethereum" {
+        return super::sim_evm::run(&a, g);
+    }
     let cfg = config(&a);
     let t = std::time::Instant::now();
     let s = run_sim(&cfg, &a.out, g)?;

@@ -1,0 +1,226 @@
+//! `simulate --chain ethereum`: a small EVM economy written as ethereum-etl JSON lines
+//! (`etl/blocks.json`, `transactions.json` with receipt fields, `traces.json`,
+//! `token_transfers.json`, `logs.json`: the schema `cointrail ingest` reads), with its
+//! ground truth in `truth/`. Deterministic per seed; rows are written a block at a time,
+//! so memory holds the accounts (as a node does) and one block, never the chain.
+//!
+//! New ETH enters only through beacon withdrawals and leaves only by the base-fee burn,
+//! so at every block the native balances sum to withdrawals issued − burnt, which is
+//! what the test reconciles through the movement model.
+
+mod chain;
+mod economy;
+mod heist;
+mod writer;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::blockwriter::io;
+use crate::config::SimError;
+use chain::{hex_addr, Chain, ETH};
+use economy::{Econ, Exchange};
+pub use heist::EvmHeistSummary;
+use writer::{EtlOut, Tsv};
+
+/// What `simulate --chain ethereum` depends on.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EvmSimConfig {
+    pub seed: u64,
+    /// Transactions to write (the heist's are included; the run goes on past this only
+    /// until the heist's last hop is swept).
+    pub txs: u64,
+    pub users: u32,
+    /// Exchanges (exchange-0 is the heist's victim; at least 2).
+    pub exchanges: u32,
+    pub txs_per_block: u32,
+    /// ETH in the victim's cold wallet, all of it drained.
+    pub heist_eth: u64,
+    /// Fresh addresses the drained ETH is fanned out to.
+    pub heist_fanout: u32,
+}
+
+impl Default for EvmSimConfig {
+    fn default() -> Self {
+        EvmSimConfig {
+            seed: 1,
+            txs: 100_000,
+            users: 5_000,
+            exchanges: 5,
+            txs_per_block: 150,
+            heist_eth: 401_000,
+            heist_fanout: 300,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EvmSimSummary {
+    pub chain: String,
+    pub seed: u64,
+    pub blocks: u64,
+    pub last_block: u64,
+    pub txs: u64,
+    pub failed_txs: u64,
+    pub bytes: u64,
+    /// Wei issued by withdrawals, burnt by base fees, and their difference: the sum of
+    /// every native balance at the tip.
+    pub issued_wei: String,
+    pub burnt_wei: String,
+    pub supply_wei: String,
+    pub token: String,
+    pub token_symbol: String,
+    pub token_decimals: u8,
+    pub token_minted_units: String,
+    pub pool: String,
+    pub heist: EvmHeistSummary,
+}
+
+fn check_out_dir(out: &Path) -> Result<(), SimError> {
+    if out.exists()
+        && std::fs::read_dir(out)
+            .map_err(|e| io(out, e))?
+            .next()
+            .is_some()
+    {
+        return Err(SimError::OutDir {
+            path: out.to_path_buf(),
+            msg: "is not empty; give a new or empty folder".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Simulate into `out` (new or empty): `out/etl/*.json` and `out/truth/`. `progress` gets
+/// (transactions so far, transactions wanted) after every block.
+pub fn simulate_evm(
+    cfg: &EvmSimConfig,
+    out: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<EvmSimSummary, SimError> {
+    if cfg.exchanges < 2 {
+        return Err(SimError::Config("--exchanges must be at least 2 on ethereum: the thief deposits at exchanges other than the victim".into()));
+    }
+    if cfg.users < 10 || cfg.txs < 1_000 || cfg.txs_per_block == 0 || cfg.heist_fanout == 0 {
+        return Err(SimError::Config(
+            "ethereum needs --users ≥ 10, --txs ≥ 1000, a fan-out ≥ 1 and transactions per block"
+                .into(),
+        ));
+    }
+    check_out_dir(out)?;
+    let truth_dir = out.join("truth");
+    std::fs::create_dir_all(&truth_dir).map_err(|e| io(&truth_dir, e))?;
+    let mut c = Chain::new(cfg.seed, EtlOut::create(&out.join("etl"))?)?;
+    let mut addresses = Tsv::create(truth_dir.join("addresses.tsv"), "address\tentity\trole")?;
+    for (i, b) in c.builders.clone().iter().enumerate() {
+        addresses.line(&format!("{}\tbuilder-{i}\tfee-recipient", hex_addr(b)))?;
+    }
+    let hops = Tsv::create(
+        truth_dir.join("heist_hops.tsv"),
+        "hop\tblock\ttx_hash\tkind\tfrom\tto\tasset\tamount",
+    )?;
+    let a0 = c.new_address();
+    let mut e = Econ {
+        c,
+        users: Vec::new(),
+        exchanges: Vec::new(),
+        token: a0,
+        issuer: a0,
+        pool: a0,
+        lp: a0,
+        deployer: a0,
+        sweeps: BTreeMap::new(),
+        thief_deposits: HashSet::new(),
+        addresses,
+        hops,
+        hop_no: 0,
+    };
+    e.addresses
+        .line(&format!("{}\tusds\ttoken", hex_addr(&a0)))?;
+    e.issuer = e.new_labelled("usds-issuer", "issuer")?;
+    e.pool = e.new_labelled("dex", "pool")?;
+    e.lp = e.new_labelled("dex-lp", "liquidity-provider")?;
+    e.deployer = e.new_labelled("dex", "deployer")?;
+    for k in 0..cfg.exchanges {
+        let hot = e.new_labelled(&format!("exchange-{k}"), "hot")?;
+        let signer = e.new_labelled(&format!("exchange-{k}"), "signer")?;
+        e.exchanges.push(Exchange {
+            hot,
+            signer,
+            deposits: HashMap::new(),
+        });
+    }
+    for u in 0..cfg.users {
+        let a = e.new_labelled(&format!("user-{u}"), "user")?;
+        e.users.push(vec![a]);
+    }
+    let cold = e.new_labelled("exchange-0", "cold")?;
+    e.bootstrap(cold, cfg.heist_eth as u128 * ETH)?;
+
+    let est_blocks = (cfg.txs / cfg.txs_per_block as u64).max(20);
+    let drain = e.c.number + est_blocks * 3 / 10;
+    let mut h = heist::Heist::new(cold, drain, est_blocks, cfg.heist_fanout);
+    use rand::Rng;
+    while e.c.total_txs < cfg.txs || !h.done(&e) {
+        e.staking_withdrawals();
+        h.step(&mut e)?;
+        e.sweeps_due()?;
+        let per = cfg.txs_per_block as u64;
+        let target = per * e.c.rng.random_range(60..140) / 100;
+        let mut attempts = 0;
+        let mut made = 0;
+        while made < target && e.c.total_txs < cfg.txs && attempts < target * 5 && !e.c.block_full()
+        {
+            attempts += 1;
+            if e.user_action()? {
+                made += 1;
+            }
+        }
+        e.c.close_block()?;
+        progress(e.c.total_txs, cfg.txs);
+    }
+    let heist = h.finish(&truth_dir)?;
+    let Econ {
+        c,
+        addresses,
+        hops,
+        token,
+        pool,
+        ..
+    } = e;
+    addresses.finish()?;
+    hops.finish()?;
+    let summary = EvmSimSummary {
+        chain: "ethereum".into(),
+        seed: cfg.seed,
+        blocks: c.number,
+        last_block: c.number - 1,
+        txs: c.total_txs,
+        failed_txs: c.failed_txs,
+        bytes: 0,
+        issued_wei: c.issued_wei.to_string(),
+        burnt_wei: c.burnt_wei.to_string(),
+        supply_wei: (c.issued_wei - c.burnt_wei).to_string(),
+        token: hex_addr(&token),
+        token_symbol: "USDS".into(),
+        token_decimals: 6,
+        token_minted_units: c.minted.to_string(),
+        pool: hex_addr(&pool),
+        heist,
+    };
+    let bytes = c.finish()?;
+    let summary = EvmSimSummary { bytes, ..summary };
+    let p = truth_dir.join("summary.json");
+    let mut text = serde_json::to_string_pretty(&summary).expect("summary serializes");
+    text.push('\n');
+    std::fs::write(&p, text).map_err(|e| io(&p, e))?;
+    let p = truth_dir.join("config.json");
+    std::fs::write(
+        &p,
+        serde_json::to_string_pretty(cfg).expect("config serializes") + "\n",
+    )
+    .map_err(|e| io(&p, e))?;
+    Ok(summary)
+}
