@@ -232,6 +232,27 @@ fn a_reorganisation_leaves_what_a_fresh_follow_gives() {
     a.revert(snap);
     assert_eq!(a.block_number(), s.tip);
     let kept: Vec<String> = (0..4).map(|i| pay(&a, 5, 6, 7_000 + i)).collect();
+    // Until the index follows, an export would describe blocks the node no longer has.
+    let out = tmp.path().join("export");
+    let o = run(
+        &da,
+        &[
+            "export",
+            "--format",
+            "etl",
+            "--rpc",
+            &a.url,
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("block {}", s.tip + 1)) && err.contains("another branch"),
+        "{err}"
+    );
+    assert!(!out.join("blocks.json").exists());
+    assert!(!out.join(".cointrail-export.tmp").exists());
     let syncs = follow_once(&da, &a.url);
     assert_eq!(syncs.len(), 1, "{syncs:?}");
     assert_eq!(syncs[0]["blocks_rolled_back"], 3);
