@@ -8,12 +8,13 @@ sits on real thief payments (precision); the dormant amount found against the tr
 
     scripts/eval-trace.py SIM_DIR DATA_DIR [HEIST_ID]
 DATA_DIR must hold the ingested chain, the sim cases (`case import-sim`) and attribution
-(`sim-attribution`)."""
+(`sim-attribution`). COINTRAIL_BIN names another binary (default ./target/release/cointrail)."""
 import json, subprocess, sys
 
 sim, data = sys.argv[1], sys.argv[2]
 heist = sys.argv[3] if len(sys.argv) > 3 else "0"
-cli = "./target/release/cointrail"
+import os
+cli = os.environ.get("COINTRAIL_BIN", "./target/release/cointrail")
 truth = {}
 for line in open(f"{sim}/truth/thief_payments.tsv").read().splitlines()[1:]:
     h, outpoint, value, _addr, _place, kind, _height = line.split("\t")

@@ -1,6 +1,6 @@
 //! `cluster` with the change layer, as an investigator uses it on a simulated economy:
 //! build with a named rule set, list the soft links and what the guards made of them,
-//! show an entity, explain a change link, evaluate rule sets against the truth.
+//! show an entity and its change group, explain a change link, evaluate rule sets against the truth.
 
 mod support;
 use support::{json, try_cli as run};
@@ -77,7 +77,7 @@ fn change_links_entities_explain_and_evaluation() {
         links[0]["spender"].as_str().unwrap(),
         links[0]["change"].as_str().unwrap(),
     );
-    // The two are apart as common-input clusters, one entity through the link.
+    // The two are apart as common-input clusters, one change group through the link.
     let s = json(&dir, &["cluster", "show", spender]);
     // It says how it was obtained: the index and the clustering's setting.
     let prov = &s["provenance"];
@@ -85,7 +85,11 @@ fn change_links_entities_explain_and_evaluation() {
     assert_eq!(prov["clustering"]["covered_txs"], b["covered_txs"]);
     assert_eq!(prov["clustering"]["change_rules"]["name"], "default");
     assert_eq!(prov["clustering"]["change_rules"]["delay_blocks"], 6);
-    let e = &s["entity"];
+    // The change-linked clusters are a change group, never called an entity (the entity id
+    // is the cluster id that `trace --json` and /v1/entities use).
+    assert!(s.get("entity").is_none(), "{s}");
+    let e = &s["change_group"];
+    assert!(e["change_group_id"].as_u64().is_some(), "{s}");
     assert_eq!(e["change_rules"], "default");
     assert!(e["size"].as_u64().unwrap() > s["cluster"]["size"].as_u64().unwrap());
     assert!(e["addresses"]
@@ -94,14 +98,22 @@ fn change_links_entities_explain_and_evaluation() {
         .iter()
         .any(|a| a == change));
     let x = json(&dir, &["cluster", "explain", spender, change]);
-    assert_eq!(x["same_entity"], true);
+    assert_eq!(x["same_change_group"], true);
+    assert_eq!(x["same_cluster"], false);
+    let (ok, human, _) = run(&dir, &["cluster", "explain", spender, change]);
+    assert!(ok && human.contains("one change group"), "{human}");
+    let (ok, human, _) = run(&dir, &["cluster", "show", spender]);
+    assert!(
+        ok && human.contains("change group") && !human.contains("\nentity "),
+        "{human}"
+    );
     let steps = x["merges"].as_array().unwrap();
     assert_eq!(steps.len(), 1);
     assert_eq!(steps[0]["txid"], links[0]["txid"]);
     assert!(steps[0]["rule"].as_str().unwrap().contains("change output"));
     // Asked the other way round, the same link explains it.
     let back = json(&dir, &["cluster", "explain", change, spender]);
-    assert_eq!(back["same_entity"], true);
+    assert_eq!(back["same_change_group"], true);
     assert_eq!(back["merges"][0]["txid"], links[0]["txid"]);
     assert_eq!(back["merges"][0]["from"], change);
     let refused = json(&dir, &["cluster", "links", "--outcome", "service"]);
@@ -115,7 +127,10 @@ fn change_links_entities_explain_and_evaluation() {
             r["change"].as_str().unwrap(),
         ],
     );
-    assert_eq!(x["same_entity"], false, "a refused link joins nothing");
+    assert_eq!(
+        x["same_change_group"], false,
+        "a refused link joins nothing"
+    );
 
     // Against the truth: the default set keeps precision and adds recall; `loose` (no
     // type rule, no consumer rule) shows why the guards and the rules matter.
@@ -169,18 +184,23 @@ fn change_links_entities_explain_and_evaluation() {
     assert_eq!(v["rows"].as_u64().unwrap(), rows);
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("address,cluster_id,entity_id"));
+    assert_eq!(lines.next(), Some("address,cluster_id,change_group_id"));
     let (back, meta) = cointrail_export::read_clusters(&pq).unwrap();
     assert_eq!(back.len() as u64, rows);
     let mut joined = 0;
     for (line, r) in lines.zip(&back) {
-        let want = format!("{},{},{}", r.address, r.cluster_id, r.entity_id.unwrap());
+        let want = format!(
+            "{},{},{}",
+            r.address,
+            r.cluster_id,
+            r.change_group_id.unwrap()
+        );
         assert_eq!(line, want);
-        joined += usize::from(Some(r.cluster_id) != r.entity_id);
+        joined += usize::from(Some(r.cluster_id) != r.change_group_id);
     }
     assert!(
         joined > 0,
-        "some addresses' entity is larger than their cluster"
+        "some addresses' change group is larger than their cluster"
     );
     assert!(meta
         .iter()

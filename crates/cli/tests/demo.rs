@@ -32,6 +32,87 @@ fn demo_then_investigate() {
         );
     }
     assert!(dir.join("sim-heist-0.html").exists());
+    // The help texts quote the demo's stolen amount: it is this run's.
+    let stolen = demo["simulation"]["heists"][0]["stolen_sats"]
+        .as_u64()
+        .unwrap();
+    let quoted = format!(
+        "{},{:03}.{:02}",
+        stolen / 100_000_000_000,
+        stolen / 100_000_000 % 1000,
+        (stolen % 100_000_000 + 500_000) / 1_000_000
+    );
+    for cmd in ["demo", "simulate"] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_cointrail"))
+            .args([cmd, "--help"])
+            .output()
+            .unwrap();
+        let h = String::from_utf8_lossy(&o.stdout);
+        assert!(h.contains(&quoted), "{cmd} --help should say {quoted}: {h}");
+    }
+
+    // The heist mixes stolen and clean coins once (issue 21 item 6): there the taint models
+    // part ways, visibly, and each still conserves the stolen amount (poison flags whole
+    // outputs instead).
+    let heist = &traces[0];
+    let models = heist["models"].as_array().expect("models side by side");
+    let names: Vec<&str> = models
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fifo", "lifo", "tiho", "tifo", "haircut", "poison"]);
+    let by = |n: &str| models.iter().find(|m| m["model"] == n).unwrap();
+    for m in models {
+        let x = &m["totals"];
+        let sum: u64 = [
+            "unspent_sats",
+            "fee_sats",
+            "stopped_sats",
+            "mixer_sats",
+            "limit_sats",
+        ]
+        .iter()
+        .map(|k| x[k].as_u64().unwrap())
+        .sum();
+        if m["model"] == "poison" {
+            assert!(sum > x["source_sats"].as_u64().unwrap(), "{m}");
+        } else {
+            assert_eq!(sum, x["source_sats"].as_u64().unwrap(), "{m}");
+        }
+    }
+    assert_eq!(
+        by("fifo")["totals"],
+        heist["totals"],
+        "the FIFO row is the trace above"
+    );
+    // Each output of the mixed payment carries a different stolen amount under each of
+    // FIFO, LIFO, TIHO (or TIFO) and haircut; poison marks them whole.
+    let per = |n: &str| by(n)["mixed_payment_tainted_sats"].clone();
+    let distinct: std::collections::BTreeSet<String> =
+        ["fifo", "lifo", "tifo", "haircut", "poison"]
+            .iter()
+            .map(|n| per(n).to_string())
+            .collect();
+    assert_eq!(distinct.len(), 5, "{models:?}");
+    assert_ne!(per("tiho"), per("fifo"));
+    let sim = &demo["simulation"]["heists"][0]["mixed_spend"];
+    let values: Vec<u64> = sim["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["sats"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per("poison"), serde_json::json!(values));
+    // So the totals differ too: what reaches services, and what the thief still holds.
+    let stopped: std::collections::BTreeSet<u64> = ["fifo", "lifo", "tifo", "haircut"]
+        .iter()
+        .map(|n| by(n)["totals"]["stopped_sats"].as_u64().unwrap())
+        .collect();
+    assert_eq!(stopped.len(), 4, "{models:?}");
+    assert_ne!(
+        by("fifo")["totals"]["unspent_sats"],
+        by("tifo")["totals"]["unspent_sats"]
+    );
 
     // Cases: listed, re-importable, traceable under another model with a report.
     let cases = json(&dir, &["case", "list"]);
@@ -81,6 +162,10 @@ fn demo_then_investigate() {
         .unwrap()
         .contains("## Where the coins went"));
     assert_eq!(h["parameters"]["model"], "haircut");
+    // The command and the demo's table agree.
+    assert_eq!(h["totals"], by("haircut")["totals"]);
+    let lifo = json(&dir, &["trace", "sim-heist-0", "--model", "lifo"]);
+    assert_eq!(lifo["totals"], by("lifo")["totals"]);
     assert!(h["provenance"]["index_tip_height"].as_u64().is_some());
 
     // A deposit the trace reached at an exchange screens as exposed to the case.

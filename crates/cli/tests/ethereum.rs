@@ -146,10 +146,16 @@ fn ingest_by_content_then_query_every_way() {
         ("address", "0xZZ", "0xZZ"),
         ("tx", "0x1234", "not an EVM transaction hash"),
         ("screen", "0xZZ", "0xZZ"),
+        ("labels", "0xZZ", "0xZZ"),
     ] {
-        let o = run(d, &[cmd, arg]);
+        let args: Vec<&str> = if cmd == "labels" {
+            vec![cmd, "show", arg]
+        } else {
+            vec![cmd, arg]
+        };
+        let o = run(d, &args);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success());
+        assert!(!o.status.success(), "{cmd} {arg}: {err}");
         assert!(
             err.contains(says) && !err.contains("no index"),
             "{cmd} {arg}: {err}"
@@ -289,11 +295,15 @@ fn screen_shows_direct_exposure_to_a_labelled_counterparty() {
             "0x6b75d8af000000e20b7a7ddf000ba900b4009a80",
         ],
     );
-    let direct = s["direct"].as_array().unwrap();
-    let mixer: Vec<_> = direct
+    let mixer: Vec<_> = s["exposure"]
+        .as_array()
+        .unwrap()
         .iter()
         .filter(|e| {
-            e["category"] == "mixer" && e["direction"] == "received" && e["token"].is_null()
+            e["category"] == "mixer"
+                && e["direction"] == "received"
+                && e["type"] == "direct"
+                && e["token"].is_null()
         })
         .collect();
     assert_eq!(mixer.len(), 1, "{s}");
@@ -315,7 +325,11 @@ fn screen_shows_direct_exposure_to_a_labelled_counterparty() {
         ],
     );
     assert!(
-        own["ownership"][0].as_str().unwrap().contains("mixer"),
+        own["exposure"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "ownership" && r["category"] == "mixer"),
         "{own}"
     );
 }

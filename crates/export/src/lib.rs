@@ -6,8 +6,9 @@
 //! ```text
 //! message cointrail_clusters {
 //!   REQUIRED BINARY address (STRING);
-//!   REQUIRED INT64 cluster_id;     -- common-input cluster (smallest address id in it)
-//!   OPTIONAL INT64 entity_id;      -- after change links through the guards, when built
+//!   REQUIRED INT64 cluster_id;       -- the entity id: common-input cluster (smallest address id in it)
+//!   OPTIONAL INT64 change_group_id;  -- clusters joined by change links through the guards
+//!                                    -- (the smallest cluster id among them), when built
 //! }
 //! ```
 //!
@@ -42,7 +43,7 @@ pub enum ExportError {
 const SCHEMA: &str = "message cointrail_clusters {
     REQUIRED BINARY address (STRING);
     REQUIRED INT64 cluster_id;
-    OPTIONAL INT64 entity_id;
+    OPTIONAL INT64 change_group_id;
 }";
 
 /// Rows per row group: about 50 MB of addresses at most.
@@ -52,8 +53,10 @@ const ROW_GROUP: usize = 1 << 20;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterRow {
     pub address: String,
+    /// The entity id (`trace --json`, `cluster show`, `/v1/entities`).
     pub cluster_id: u32,
-    pub entity_id: Option<u32>,
+    /// A coarser grouping: the clusters change links join, named by their smallest id.
+    pub change_group_id: Option<u32>,
 }
 
 /// Write `rows` to `path` (replaced atomically: written beside it, then renamed).
@@ -107,14 +110,14 @@ fn write_rows(
     while rows.peek().is_some() {
         let mut addrs: Vec<ByteArray> = Vec::with_capacity(ROW_GROUP.min(1 << 16));
         let mut clusters: Vec<i64> = Vec::with_capacity(ROW_GROUP.min(1 << 16));
-        let mut entities: Vec<i64> = Vec::new();
+        let mut groups: Vec<i64> = Vec::new();
         let mut def: Vec<i16> = Vec::with_capacity(ROW_GROUP.min(1 << 16));
         for r in rows.by_ref().take(ROW_GROUP) {
             addrs.push(ByteArray::from(r.address.into_bytes()));
             clusters.push(r.cluster_id as i64);
-            match r.entity_id {
+            match r.change_group_id {
                 Some(e) => {
-                    entities.push(e as i64);
+                    groups.push(e as i64);
                     def.push(1);
                 }
                 None => def.push(0),
@@ -137,7 +140,7 @@ fn write_rows(
                 }
                 _ => {
                     col.typed::<Int64Type>()
-                        .write_batch(&entities, Some(&def), None)
+                        .write_batch(&groups, Some(&def), None)
                         .map_err(pq)?;
                 }
             }
@@ -199,12 +202,12 @@ pub fn read_clusters(path: &Path) -> Result<ClusterFile, ExportError> {
         let cluster_id = row
             .get_long(1)
             .map_err(|e| bad(format!("row {}: cluster_id: {e}", out.len())))?;
-        let entity_id = row.get_long(2).ok();
+        let change_group_id = row.get_long(2).ok();
         out.push(ClusterRow {
             address,
             cluster_id: u32::try_from(cluster_id)
                 .map_err(|_| bad(format!("row {}: cluster_id {cluster_id}", out.len())))?,
-            entity_id: entity_id.and_then(|e| u32::try_from(e).ok()),
+            change_group_id: change_group_id.and_then(|e| u32::try_from(e).ok()),
         });
     }
     Ok((out, meta))
@@ -215,14 +218,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_with_and_without_entities_and_metadata() {
+    fn round_trip_with_and_without_change_groups_and_metadata() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("c.parquet");
         let rows: Vec<ClusterRow> = (0..2500u32)
             .map(|i| ClusterRow {
                 address: format!("bc1q{i:06}"),
                 cluster_id: i / 3 * 3,
-                entity_id: (i % 5 != 0).then_some(i / 6 * 6),
+                change_group_id: (i % 5 != 0).then_some(i / 6 * 6),
             })
             .collect();
         let n = write_clusters(

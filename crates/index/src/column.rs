@@ -176,7 +176,8 @@ impl Column {
     pub fn write_pending(&mut self) -> io::Result<()> {
         if !self.pending.is_empty() {
             self.file
-                .write_all_at(&self.pending, self.committed * self.width as u64)?;
+                .write_all_at(&self.pending, self.committed * self.width as u64)
+                .map_err(|e| why_not_written(e, self.pending.len() as u64))?;
             self.file.sync_data()?;
         }
         Ok(())
@@ -336,14 +337,28 @@ pub fn reserve(f: &File, len: u64) -> io::Result<()> {
     let r = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len) };
     match r {
         0 => Ok(()),
-        libc::ENOSPC => Err(io::Error::new(
+        e => Err(why_not_written(io::Error::from_raw_os_error(e), len as u64)),
+    }
+}
+
+/// A write refused for want of room says what to do: a full disk (ENOSPC) and a file-size
+/// limit (EFBIG: `ulimit -f`, RLIMIT_FSIZE) stop a batch the same way, before its manifest.
+fn why_not_written(e: io::Error, len: u64) -> io::Error {
+    let mb = len / 1_000_000 + 1;
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => io::Error::new(
             io::ErrorKind::StorageFull,
             format!(
-                "no space left on the device for {} MB more; free space (or use a --data-dir on a larger disk) and run the command again: nothing committed is lost",
-                len / 1_000_000 + 1
+                "no space left on the device for {mb} MB more; free space (or use a --data-dir on a larger disk) and run the command again: nothing committed is lost"
             ),
-        )),
-        e => Err(io::Error::from_raw_os_error(e)),
+        ),
+        Some(libc::EFBIG) => io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!(
+                "a file would pass the process's file size limit (ulimit -f) with {mb} MB more; raise the limit and run the command again: nothing committed is lost"
+            ),
+        ),
+        _ => e,
     }
 }
 

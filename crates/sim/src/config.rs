@@ -48,6 +48,13 @@ impl HeistParams {
             fanout: d_fanout(),
         }
     }
+
+    /// The thief's own clean coins, paid by the bootstrap like every wallet's first coins:
+    /// 2% of the target, in whole 0.001 BTC. Real thieves mix such coins with stolen ones
+    /// (fees, consolidations), and that is where the taint models part ways.
+    pub fn own_clean_sats(&self) -> u64 {
+        self.amount_sats / 50 / 100_000 * 100_000
+    }
 }
 
 /// Everything a run depends on. Deserializing fills missing fields from `Default`.
@@ -176,7 +183,8 @@ impl SimConfig {
         let exchanges = self.exchanges as u64 * self.exchange_reserve_sats;
         let services =
             MIXER_ALLOC + OTC_ALLOC + self.merchants as u64 * MERCHANT_ALLOC + WP_SEED_SATS;
-        users + exchanges + services
+        let thieves: u64 = self.heists.iter().map(HeistParams::own_clean_sats).sum();
+        users + exchanges + services + thieves
     }
 
     /// Height of the first block with economy transactions: the bootstrap coinbases that

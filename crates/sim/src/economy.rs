@@ -315,6 +315,8 @@ impl Sim {
             WpSeed,
             /// A Whirlpool remixer owned by this user.
             Seed(u32),
+            /// A heist's thief: its own clean coins.
+            Thief(u32),
         }
         let mut items: VecDeque<(u64, Credit)> = VecDeque::new();
         // Users: log-normal wealth, JoinMarket makers five times richer, scaled so that the
@@ -376,6 +378,15 @@ impl Sim {
         let mut v: Vec<_> = items.into_iter().collect();
         v.shuffle(&mut self.w.rng);
         let mut items: VecDeque<_> = v.into_iter().collect();
+        // After the shuffle, so the rest of the bootstrap draws what it drew before.
+        for h in 0..self.heists.len() {
+            if let Some(p) = &self.heists[h].params {
+                let v = p.own_clean_sats();
+                if v > 0 {
+                    items.push_back((v, Credit::Thief(h as u32)));
+                }
+            }
+        }
         let total_txs = self.w.cfg.txs;
         self.w.height = 1;
         while self.w.height < self.economy_start {
@@ -408,6 +419,10 @@ impl Sim {
                         self.merchants[m as usize].kind,
                     ),
                     Credit::WpSeed | Credit::Seed(_) => (self.users[0].entity, Kind::P2wpkh),
+                    Credit::Thief(h) => (
+                        self.heists[h as usize].entity,
+                        self.heists[h as usize].key_kind,
+                    ),
                 };
                 let key = match c {
                     Credit::Hot(e) => self.exchanges[e as usize].hot_keys[0],
@@ -473,6 +488,7 @@ impl Sim {
                     Credit::Mixer => self.mixer.pool.add(u),
                     Credit::Otc => self.otc.purse.add(u),
                     Credit::Merchant(m) => self.merchants[*m as usize].purse.add(u),
+                    Credit::Thief(h) => self.thief_receive(*h as usize, u, "clean")?,
                     Credit::WpSeed => unreachable!("seeds get an owner when paid"),
                 }
             }

@@ -30,6 +30,10 @@ pub struct Heist {
     pub jm_q: Vec<(u32, Utxo)>,
     pub cashout: Vec<(u32, Utxo)>,
     pub hops: Vec<(u32, Utxo, u8)>,
+    /// The thief's own clean coins, and the stolen coins set aside to be joined with them.
+    pub clean: Vec<Utxo>,
+    pub mix: Vec<Utxo>,
+    pub mix_due: u32,
     pub stolen: u64,
     pub spent: u64,
     pub received: u64,
@@ -56,6 +60,9 @@ impl Heist {
             jm_q: Vec::new(),
             cashout: Vec::new(),
             hops: Vec::new(),
+            clean: Vec::new(),
+            mix: Vec::new(),
+            mix_due: 0,
             stolen: 0,
             spent: 0,
             received: 0,
@@ -118,6 +125,9 @@ impl Sim {
         if role == "mixer_payout" {
             self.heists[h].s.returned_by_mixer_sats += u.value;
         }
+        if role == "clean" {
+            self.heists[h].s.own_clean_sats += u.value;
+        }
         let addr = self.w.address(u.key);
         let height = self.w.height;
         self.w.truth.thief_outputs.line(format_args!(
@@ -147,6 +157,7 @@ impl Sim {
             "jm_change" => heist.jm_q.push((now + 1, u)),
             "mixer_change" => heist.mixer_q.push(u),
             "woken" => heist.peel.push((now + d.min(4), u)),
+            "clean" => heist.clean.push(u),
             _ => heist.cashout.push((now + d, u)),
         }
     }
@@ -203,6 +214,7 @@ impl Sim {
                 self.heists[h].phase = 2;
             }
             self.step_dormant(h)?;
+            self.step_mix(h)?;
             self.step_peels(h)?;
             self.step_mixer(h)?;
             self.step_coinjoins(h)?;
@@ -322,11 +334,22 @@ impl Sim {
         let mut acc_d = 0u64;
         let mut acc = 0u64;
         let mut sizes = Vec::new();
+        // The first three coins of the rest are spent together with the thief's clean coins.
+        let mix_n = if self.heists[h].clean.is_empty() {
+            0
+        } else {
+            3
+        };
+        self.heists[h].mix_due = now + 2;
         for u in fanned {
             if acc_d < dormant_target {
                 acc_d += u.value;
                 let wake = now + p.dormant_blocks + self.w.rng.random_range(0..p.dormant_blocks);
                 self.heists[h].dormant.push((wake, u));
+                continue;
+            }
+            if self.heists[h].mix.len() < mix_n {
+                self.heists[h].mix.push(u);
                 continue;
             }
             let f = acc as f64 / rest.max(1) as f64;
@@ -391,6 +414,130 @@ impl Sim {
                 "woken",
             )?;
         }
+        Ok(())
+    }
+
+    /// Stolen and clean coins in one transaction, as a thief's wallet does when its coin
+    /// selection picks both (short of clean coins for fees, or tidying up before a
+    /// payment): the set-aside stolen coins and the thief's clean coins (inputs in the
+    /// order stolen, clean…, stolen…) pay two services, and the thief keeps the change.
+    /// Which part of each output is stolen depends on the taint model: the demo shows each
+    /// model's answer.
+    fn step_mix(&mut self, h: usize) -> Result<(), SimError> {
+        let now = self.w.height;
+        if self.heists[h].mix.is_empty() || now < self.heists[h].mix_due {
+            return Ok(());
+        }
+        let mix = std::mem::take(&mut self.heists[h].mix);
+        let clean = std::mem::take(&mut self.heists[h].clean);
+        let mut ins = vec![mix[0]];
+        ins.extend(clean.iter().copied());
+        ins.extend(mix[1..].iter().copied());
+        let sum: u64 = ins.iter().map(|x| x.value).sum();
+        let stolen: u64 = mix.iter().map(|x| x.value).sum();
+        // Two different services other than the victim (the OTC desk when there is no
+        // third exchange).
+        let n = self.exchanges.len() as u32;
+        let victim = self.heists[h].victim_exchange;
+        let others: Vec<u32> = (0..n).filter(|e| Some(*e) != victim).collect();
+        let a = others[self.w.rng.random_range(0..others.len())];
+        let rest: Vec<u32> = others.iter().copied().filter(|e| *e != a).collect();
+        let b = (!rest.is_empty()).then(|| rest[self.w.rng.random_range(0..rest.len())]);
+        let mut places = Vec::new();
+        for e in [Some(a), b] {
+            places.push(match e {
+                Some(e) => {
+                    let cust = CUST_THIEF + (h as u64) * 10_000 + (e as u64) * 4;
+                    let k = self.deposit_key(e, cust)?;
+                    let ent = self.exchanges[e as usize].entity;
+                    (
+                        k,
+                        ent,
+                        EntityKind::Exchange,
+                        Some(e as usize),
+                        format!("exchange-{e}"),
+                    )
+                }
+                None => {
+                    let k = self.w.new_key(self.otc.entity, Kind::P2shP2wpkh)?;
+                    (
+                        k,
+                        self.otc.entity,
+                        EntityKind::Otc,
+                        None,
+                        "otc-broker".to_string(),
+                    )
+                }
+            });
+        }
+        let ck = self.thief_key(h)?;
+        let fee = self.w.fee_for(
+            ins.iter().map(|x| x.key.kind),
+            [places[0].0.kind, places[1].0.kind, ck.kind].into_iter(),
+        );
+        // Round amounts, as payments are: about a third, then about two fifths.
+        let r1 = self.w.rng.random_range(30..36u64);
+        let r2 = self.w.rng.random_range(38..44u64);
+        let first = sum * r1 / 100 / 100_000 * 100_000;
+        let second = sum * r2 / 100 / 100_000 * 100_000;
+        let change = sum - first - second - fee;
+        self.thief_spent(h, sum);
+        let outs = [
+            (first, Out::Key(places[0].0)),
+            (second, Out::Key(places[1].0)),
+            (change, Out::Key(ck)),
+        ];
+        let txid = self
+            .w
+            .emit(&ins, &outs, Style::MOBILE, Some("thief_mixed_payment"))?;
+        let mut rows = Vec::new();
+        for (i, (v, p)) in [first, second].into_iter().zip(places).enumerate() {
+            let u = Utxo {
+                txid,
+                vout: i as u32,
+                value: v,
+                key: p.0,
+            };
+            self.thief_pay(h, txid, i as u32, v, p.0, p.1, p.2)?;
+            self.place_receives(p.3, p.2, u);
+            rows.push(crate::truth::MixedOutput {
+                vout: i as u32,
+                sats: v,
+                to: p.4,
+                kind: p.2.name().to_string(),
+            });
+        }
+        let cu = Utxo {
+            txid,
+            vout: 2,
+            value: change,
+            key: ck,
+        };
+        self.thief_record_out(h, cu, "mixed_change")?;
+        // Kept: it stays where the trace counts it as unspent.
+        self.heists[h].cashout.push((u32::MAX, cu));
+        rows.push(crate::truth::MixedOutput {
+            vout: 2,
+            sats: change,
+            to: "thief".into(),
+            kind: "thief".into(),
+        });
+        let inputs = ins
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let is_stolen = i == 0 || i > clean.len();
+                (format!("{}:{}", c.txid, c.vout), c.value, is_stolen)
+            })
+            .collect();
+        self.heists[h].s.mixed_spend = Some(crate::truth::MixedSpend {
+            txid: txid.to_string(),
+            height: now,
+            inputs,
+            stolen_in_sats: stolen,
+            clean_in_sats: sum - stolen,
+            outputs: rows,
+        });
         Ok(())
     }
 
@@ -803,7 +950,9 @@ impl Sim {
                 .chain(hs.wp_q.iter())
                 .chain(hs.jm_q.iter().map(|x| &x.1))
                 .chain(hs.cashout.iter().map(|x| &x.1))
-                .chain(hs.hops.iter().map(|x| &x.1));
+                .chain(hs.hops.iter().map(|x| &x.1))
+                .chain(hs.clean.iter())
+                .chain(hs.mix.iter());
             for u in others {
                 held[i].push((*u, false));
             }
@@ -847,7 +996,8 @@ impl Sim {
                 + s.paid_mixer_sats
                 + s.paid_coinjoin_fee_sats;
             // Whatever left the thief's own coins and was neither received back nor paid.
-            s.fees_sats = hs.spent - (hs.received - s.returned_by_mixer_sats) - paid;
+            s.fees_sats =
+                hs.spent - (hs.received - s.returned_by_mixer_sats - s.own_clean_sats) - paid;
             out.push(s.clone());
         }
         t.finish()?;

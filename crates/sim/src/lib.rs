@@ -17,7 +17,7 @@ mod world;
 
 pub use coinjoin::ww2_denominations;
 pub use config::{HeistParams, SimConfig, SimError, COIN};
-pub use truth::HeistSummary;
+pub use truth::{HeistSummary, MixedOutput, MixedSpend};
 
 use blockwriter::{io, BlockWriter};
 use economy::Sim;

@@ -38,7 +38,8 @@ impl EntityKind {
     }
 }
 
-/// Per-heist totals; `stolen + returned_by_mixer = paid_* + fees + held_dormant + held_other`.
+/// Per-heist totals; `stolen + returned_by_mixer + own_clean = paid_* + fees + held_dormant +
+/// held_other`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct HeistSummary {
     pub id: u32,
@@ -62,6 +63,35 @@ pub struct HeistSummary {
     pub held_other_sats: u64,
     pub dormant_outputs_at_end: u64,
     pub thief_outputs: u64,
+    /// The thief's own clean coins (not stolen), paid to it before the heist.
+    pub own_clean_sats: u64,
+    /// Where the thief mixed stolen and clean coins, if it got that far.
+    pub mixed_spend: Option<MixedSpend>,
+}
+
+/// One payment from stolen coins and the thief's clean ones together, to two services plus
+/// change the thief keeps: the place where FIFO, LIFO, TIHO, TIFO, haircut and poison give
+/// different answers.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MixedSpend {
+    pub txid: String,
+    pub height: u32,
+    /// Inputs in their order: (outpoint, sats, stolen?).
+    pub inputs: Vec<(String, u64, bool)>,
+    pub stolen_in_sats: u64,
+    pub clean_in_sats: u64,
+    /// Outputs in their order.
+    pub outputs: Vec<MixedOutput>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MixedOutput {
+    pub vout: u32,
+    pub sats: u64,
+    /// The service's name (`exchange-3`, `otc-broker`), or `thief` for the kept change.
+    pub to: String,
+    /// `exchange`, `otc` or `thief`.
+    pub kind: String,
 }
 
 pub struct Tsv {

@@ -460,7 +460,8 @@ fn ground_truth_matches_the_blocks() {
         for v in 0..tx.output.len() as u32 {
             let op = OutPoint { txid, vout: v };
             if let Some((val, role)) = thief_outs.get(&op) {
-                if role != "mixer_payout" {
+                // Mixer payouts and the thief's own clean coins come from outside.
+                if role != "mixer_payout" && role != "clean" {
                     tout += val;
                 }
             }
@@ -477,7 +478,7 @@ fn ground_truth_matches_the_blocks() {
         let paid =
             h.paid_exchange_sats + h.paid_otc_sats + h.paid_mixer_sats + h.paid_coinjoin_fee_sats;
         assert_eq!(
-            h.stolen_sats + h.returned_by_mixer_sats,
+            h.stolen_sats + h.returned_by_mixer_sats + h.own_clean_sats,
             paid + h.fees_sats + h.held_dormant_sats + h.held_other_sats,
             "conservation for heist {}",
             h.id
@@ -509,6 +510,44 @@ fn ground_truth_matches_the_blocks() {
         lazarus.dormant_outputs_at_end > 0,
         "part should still be dormant"
     );
+    // The thief paid two services from stolen coins and its own clean ones together and
+    // kept the change: the blocks say so.
+    assert!(lazarus.own_clean_sats > 0);
+    let m = lazarus
+        .mixed_spend
+        .as_ref()
+        .expect("the mixed spend happened");
+    let tx = txs
+        .iter()
+        .find(|t| t.compute_txid().to_string() == m.txid)
+        .unwrap();
+    assert_eq!(tx.input.len(), m.inputs.len());
+    for (i, (input, (op, v, is_stolen))) in tx.input.iter().zip(&m.inputs).enumerate() {
+        let prev = input.previous_output;
+        assert_eq!(prev.to_string(), *op, "input {i}");
+        assert_eq!(outputs[&prev].value.to_sat(), *v, "input {i}");
+        let role = &thief_outs[&prev].1;
+        assert_eq!(role == "clean", !is_stolen, "input {i} is {role}");
+    }
+    assert!(m.stolen_in_sats > 0 && m.clean_in_sats > 0);
+    assert_eq!(
+        m.stolen_in_sats + m.clean_in_sats,
+        m.inputs.iter().map(|x| x.1).sum::<u64>()
+    );
+    assert_eq!(m.outputs.len(), 3);
+    for o in &m.outputs {
+        let op = OutPoint {
+            txid: tx.compute_txid(),
+            vout: o.vout,
+        };
+        assert_eq!(tx.output[o.vout as usize].value.to_sat(), o.sats);
+        if o.kind == "thief" {
+            assert_eq!(thief_outs[&op].1, "mixed_change");
+            assert!(end.contains_key(&op), "the change is kept");
+        } else {
+            assert_eq!(payments[&op], o.sats);
+        }
+    }
 }
 
 fn equal_group(tx: &Transaction) -> (u64, usize) {
@@ -829,7 +868,7 @@ fn varied_small_configs_run_and_balance() {
                 + h.paid_mixer_sats
                 + h.paid_coinjoin_fee_sats;
             assert_eq!(
-                h.stolen_sats + h.returned_by_mixer_sats,
+                h.stolen_sats + h.returned_by_mixer_sats + h.own_clean_sats,
                 paid + h.fees_sats + h.held_dormant_sats + h.held_other_sats,
                 "seed {seed} heist {}",
                 h.id

@@ -14,10 +14,13 @@ use std::path::PathBuf;
 #[command(after_help = "Examples:
   cointrail cluster build                      # bring the clustering up to the index tip
   cointrail cluster build --change default     # also change-address soft links (rebuilds)
-  cointrail cluster show ADDR                  # the entity: size, balance, flows, addresses
+  cointrail cluster show ADDR                  # the entity (its cluster): size, balance, flows, addresses
   cointrail cluster explain ADDR_A ADDR_B      # the chain of merges that joins them
   cointrail cluster links --outcome service    # change links a guard refused
   cointrail cluster export --out clusters.csv  # address,cluster_id for every address
+An entity is a common-input cluster, named by its cluster id (the id `trace --json`,
+`cluster show` and /v1/entities use). With `--change`, a change group is the coarser
+grouping of clusters joined by change links, named by its smallest cluster id.
   cointrail cluster export --format parquet --out clusters.parquet")]
 pub enum ClusterCmd {
     /// Extend the clustering to the index tip (incremental).
@@ -34,7 +37,7 @@ pub enum ClusterCmd {
         #[arg(long, default_value_t = 1008)]
         change_delay: u32,
     },
-    /// An address's entity.
+    /// An address's entity (its cluster), and its change group when there is a change layer.
     Show {
         address: String,
         /// Addresses listed (page size).
@@ -57,11 +60,11 @@ pub enum ClusterCmd {
         #[arg(long, default_value_t = 0)]
         offset: usize,
     },
-    /// Why two addresses are one entity (or that they are apart).
+    /// Why two addresses are in one cluster or one change group (or that they are apart).
     Explain { a: String, b: String },
-    /// Write every address with its cluster id (and entity id, with a change layer):
-    /// CSV `address,cluster_id[,entity_id]`, or Apache Parquet with the same columns and
-    /// the settings (rule sets, index tip) as file metadata.
+    /// Write every address with its cluster id (the entity id) and, with a change layer,
+    /// its change group id: CSV `address,cluster_id[,change_group_id]`, or Apache Parquet
+    /// with the same columns and the settings (rule sets, index tip) as file metadata.
     Export {
         #[arg(long, default_value = "csv", value_parser = ["csv", "parquet"])]
         format: String,
@@ -296,9 +299,11 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 .iter()
                 .map(|c| serde_json::json!({"name": c.name, "score": c.score, "source": c.source}))
                 .collect();
-            let entity = c.change.as_ref().map(|ch| {
+            // The clusters change links join: a coarser grouping than the entity, with its
+            // own name so that nobody takes its id for an entity id.
+            let group = c.change.as_ref().map(|ch| {
                 serde_json::json!({
-                    "entity_id": ent.entity_of(a),
+                    "change_group_id": ent.entity_of(a),
                     "size": ent.size(a),
                     "clusters": ent.clusters(a).len(),
                     "change_rules": ch.rules.name,
@@ -307,7 +312,7 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
             });
             if g.json {
                 return crate::print_json(
-                    &serde_json::json!({"cluster": s, "entity": entity, "name": name, "conflicting_definers": conflicts, "labels": labels, "addresses": addrs, "offset": offset, "provenance": provenance(&idx, &c)}),
+                    &serde_json::json!({"cluster": s, "change_group": group, "name": name, "conflicting_definers": conflicts, "labels": labels, "addresses": addrs, "offset": offset, "provenance": provenance(&idx, &c)}),
                 );
             }
             if let Some(n) = &name {
@@ -324,10 +329,10 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
             for l in &labels {
                 println!("  label: {} ({})", l.name, l.category);
             }
-            if let Some(e) = &entity {
+            if let Some(e) = &group {
                 println!(
-                    "entity {} · {} addresses in {} cluster(s) joined by change links (rules {})",
-                    e["entity_id"],
+                    "change group {} · {} addresses in {} cluster(s) joined by change links (rules {}; named by its smallest cluster id)",
+                    e["change_group_id"],
                     e["size"],
                     e["clusters"],
                     e["change_rules"].as_str().unwrap_or("")
@@ -415,20 +420,35 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 .or_else(|| explain_steps(&idx, &c, &ent, ia, ib));
             if g.json {
                 return crate::print_json(
-                    &serde_json::json!({"same_entity": r.is_some(), "merges": r, "provenance": provenance(&idx, &c)}),
+                    &serde_json::json!({"same_cluster": c.cluster_of(ia) == c.cluster_of(ib), "same_change_group": c.change.is_some().then(|| ent.entity_of(ia) == ent.entity_of(ib)), "merges": r, "provenance": provenance(&idx, &c)}),
                 );
             }
             match r {
-                None => println!(
-                    "{a} and {b} are apart: clusters {} and {}, entities {} and {}",
+                None if c.change.is_some() => println!(
+                    "{a} and {b} are apart: clusters {} and {}, change groups {} and {}",
                     c.cluster_of(ia),
                     c.cluster_of(ib),
                     ent.entity_of(ia),
                     ent.entity_of(ib)
                 ),
+                None => println!(
+                    "{a} and {b} are apart: clusters {} and {}",
+                    c.cluster_of(ia),
+                    c.cluster_of(ib)
+                ),
                 Some(steps) => {
                     println!(
-                        "{a} and {b} are one entity through {} merge(s):",
+                        "{a} and {b} are {} through {} merge(s):",
+                        if c.cluster_of(ia) == c.cluster_of(ib) {
+                            format!("one cluster ({})", c.cluster_of(ia))
+                        } else {
+                            format!(
+                                "one change group ({}), in clusters {} and {}",
+                                ent.entity_of(ia),
+                                c.cluster_of(ia),
+                                c.cluster_of(ib)
+                            )
+                        },
                         steps.len()
                     );
                     for s in steps {
@@ -442,8 +462,8 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
         }
         ClusterCmd::Export { format, out } => {
             let n = c.addr_count() as u32;
-            let with_entity = c.change.is_some();
-            let entity = |a: u32| with_entity.then(|| ent.entity_of(a));
+            let with_group = c.change.is_some();
+            let group = |a: u32| with_group.then(|| ent.entity_of(a));
             if format == "parquet" {
                 let Some(p) = out else {
                     bail!(
@@ -478,7 +498,7 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                     cointrail_export::ClusterRow {
                         address: idx.render_addr(a),
                         cluster_id: c.cluster_of(a),
-                        entity_id: entity(a),
+                        change_group_id: group(a),
                     }
                 });
                 let written = cointrail_export::write_clusters(&p, rows, &meta)?;
@@ -492,13 +512,13 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                 return Ok(());
             }
             let write = |w: &mut dyn std::io::Write| -> std::io::Result<()> {
-                if with_entity {
-                    writeln!(w, "address,cluster_id,entity_id")?;
+                if with_group {
+                    writeln!(w, "address,cluster_id,change_group_id")?;
                 } else {
                     writeln!(w, "address,cluster_id")?;
                 }
                 for a in 0..n {
-                    match entity(a) {
+                    match group(a) {
                         Some(e) => writeln!(w, "{},{},{e}", idx.render_addr(a), c.cluster_of(a))?,
                         None => writeln!(w, "{},{}", idx.render_addr(a), c.cluster_of(a))?,
                     }

@@ -194,8 +194,10 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
                     .map(|c| c.to_string())
                     .collect(),
             };
-            if currency.is_none() && cointrail_evm::address::looks_like_evm_address(&address) {
-                // Mixed case is an EIP-55 claim: a typo is refused, not looked up.
+            if !evm_tx && crate::cmd::evm::has_0x_prefix(&address) {
+                // A 0x value is an EVM address (no Bitcoin address has the prefix): a
+                // malformed one, or mixed case that fails its EIP-55 checksum, is refused
+                // saying what is wrong, not answered "no labels".
                 cointrail_evm::parse_address(&address)?;
             }
             let mut l = Vec::new();
