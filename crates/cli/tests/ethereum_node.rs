@@ -152,6 +152,15 @@ fn followed_index_equals_its_etl_export_ingested() {
     assert_same(&ansa, &ansb, "");
     assert_eq!(ansa["verify"]["problems"], json!([]));
 
+    // An index filled from files has no chain id; following the node it came from adds
+    // nothing and binds it to the node's chain.
+    let mb = db.join("ethereum/manifest.json");
+    assert!(!std::fs::read_to_string(&mb).unwrap().contains("chain_id"));
+    assert!(follow_once(&db, &a.url).is_empty());
+    assert!(std::fs::read_to_string(&mb)
+        .unwrap()
+        .contains("\"chain_id\": 31337"));
+
     // What the scenario sent is what the index says (checked once, on both by equality).
     let tx = |h: &str| ok_json(&da, &["--json", "tx", h]);
     let failed = tx(&s.failed);
