@@ -46,7 +46,10 @@ fn asset() -> impl Strategy<Value = ThorAsset> {
 fn swap_memo() -> impl Strategy<Value = SwapMemo> {
     (
         asset(),
-        prop::option::of(("[g-z][a-z0-9]{0,41}", prop::option::of("[g-z][a-z0-9]{0,41}"))),
+        prop::option::of((
+            "[g-z][a-z0-9]{0,41}",
+            prop::option::of("[g-z][a-z0-9]{0,41}"),
+        )),
         prop::option::of(any::<u64>()),
         prop::option::of((any::<u32>(), any::<u32>())),
         prop::collection::vec(("[a-z][a-z0-9]{0,10}", 0u16..=1000), 0..3),

@@ -152,6 +152,15 @@ fn followed_index_equals_its_etl_export_ingested() {
     assert_same(&ansa, &ansb, "");
     assert_eq!(ansa["verify"]["problems"], json!([]));
 
+    // An index filled from files has no chain id; following the node it came from adds
+    // nothing and binds it to the node's chain.
+    let mb = db.join("ethereum/manifest.json");
+    assert!(!std::fs::read_to_string(&mb).unwrap().contains("chain_id"));
+    assert!(follow_once(&db, &a.url).is_empty());
+    assert!(std::fs::read_to_string(&mb)
+        .unwrap()
+        .contains("\"chain_id\": 31337"));
+
     // What the scenario sent is what the index says (checked once, on both by equality).
     let tx = |h: &str| ok_json(&da, &["--json", "tx", h]);
     let failed = tx(&s.failed);
@@ -232,6 +241,27 @@ fn a_reorganisation_leaves_what_a_fresh_follow_gives() {
     a.revert(snap);
     assert_eq!(a.block_number(), s.tip);
     let kept: Vec<String> = (0..4).map(|i| pay(&a, 5, 6, 7_000 + i)).collect();
+    // Until the index follows, an export would describe blocks the node no longer has.
+    let out = tmp.path().join("export");
+    let o = run(
+        &da,
+        &[
+            "export",
+            "--format",
+            "etl",
+            "--rpc",
+            &a.url,
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("block {}", s.tip + 1)) && err.contains("another branch"),
+        "{err}"
+    );
+    assert!(!out.join("blocks.json").exists());
+    assert!(!out.join(".cointrail-export.tmp").exists());
     let syncs = follow_once(&da, &a.url);
     assert_eq!(syncs.len(), 1, "{syncs:?}");
     assert_eq!(syncs[0]["blocks_rolled_back"], 3);

@@ -391,6 +391,20 @@ impl Engine {
         Ok(s)
     }
 
+    /// Screen one output forward (a withdrawal): whom it pays, beside `screen_with`'s
+    /// source-of-funds view of the same output.
+    pub fn screen_output_forward(
+        &self,
+        txid: &str,
+        vout: u32,
+        params: &ExposureParams,
+    ) -> Result<Screening> {
+        let o = self.outpoint(txid, vout)?;
+        let mut s = self.screener(&self.index, params).output_forward(o);
+        s.provenance = self.provenance();
+        Ok(s)
+    }
+
     /// Screen one output on another view of the same index: a follower's writer, which
     /// already holds blocks this engine's reader was opened before. Ids are dense and
     /// append-only, so the attributions and case taint loaded here stay valid for it (until

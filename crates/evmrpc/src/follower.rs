@@ -6,9 +6,10 @@
 
 use crate::node::{EvmNode, FetchedBlock, NodeError};
 use alloy_primitives::B256;
+use cointrail_follow::sync::{sleep_unless, Backoff};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What the follower needs of an EVM index.
 pub trait EvmSink {
@@ -148,25 +149,22 @@ impl<S: EvmSink> EvmFollower<S> {
 
     /// The last block the index shares with the node; `None` when nothing is indexed.
     fn find_fork(&self, head: u64) -> Result<Option<u64>, FollowError> {
-        let (Some((tip, _)), Some(first)) = (self.sink.tip(), self.sink.first()) else {
-            return Ok(None);
-        };
-        if head < first {
-            return Err(FollowError::Chain(format!(
+        use cointrail_follow::sync::{find_fork, ForkError};
+        let indexed = self.sink.first().zip(self.sink.tip().map(|(n, _)| n));
+        match find_fork(
+            indexed,
+            head,
+            |n| self.node.block_hash(n),
+            |n| self.sink.block_hash(n),
+        ) {
+            Ok(f) => Ok(f),
+            Err(ForkError::Node(e)) => Err(e.into()),
+            Err(ForkError::HeadBelowFirst { head, first }) => Err(FollowError::Chain(format!(
                 "the node's head is block {head}, below the index's first block ({first}): waiting for it to sync"
-            )));
-        }
-        let mut n = tip.min(head);
-        loop {
-            if self.node.block_hash(n)? == self.sink.block_hash(n) {
-                return Ok(Some(n));
-            }
-            if n == first {
-                return Err(FollowError::Index(format!(
-                    "the node's chain shares no block with the index (its first block {first} is not on it): use another --data-dir"
-                )));
-            }
-            n -= 1;
+            ))),
+            Err(ForkError::Disjoint { first }) => Err(FollowError::Index(format!(
+                "the node's chain shares no block with the index (its first block {first} is not on it): use another --data-dir"
+            ))),
         }
     }
 
@@ -251,39 +249,24 @@ impl<S: EvmSink> EvmFollower<S> {
         stop: &AtomicBool,
         mut on_sync: impl FnMut(&SyncReport),
     ) -> Result<(), FollowError> {
-        let first_backoff = Duration::from_millis(500).min(self.cfg.max_backoff);
-        let mut backoff = first_backoff;
-        let mut down_since: Option<Instant> = None;
+        let mut backoff = Backoff::new(self.cfg.max_backoff);
         while !stop.load(Ordering::Relaxed) {
             match self.sync_once() {
                 Ok(rep) => {
-                    if let Some(t) = down_since.take() {
-                        tracing::info!("node is back after {:?}; caught up", t.elapsed());
+                    if let Some(t) = backoff.recovered() {
+                        tracing::info!("node is back after {t:?}; caught up");
                     }
-                    backoff = first_backoff;
                     on_sync(&rep);
                     sleep_unless(stop, self.cfg.poll);
                 }
                 Err(e) if e.is_transient() => {
-                    down_since.get_or_insert_with(Instant::now);
-                    tracing::warn!("{e}; retrying in {backoff:?}");
-                    sleep_unless(stop, backoff);
-                    backoff = (backoff * 2).min(self.cfg.max_backoff);
+                    let wait = backoff.failed();
+                    tracing::warn!("{e}; retrying in {wait:?}");
+                    sleep_unless(stop, wait);
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(())
-    }
-}
-
-fn sleep_unless(stop: &AtomicBool, d: Duration) {
-    let end = Instant::now() + d;
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if now >= end {
-            return;
-        }
-        std::thread::sleep((end - now).min(Duration::from_millis(50)));
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::engine::{AlertEngine, EngineReport};
 use crate::rpc::{block_from_bytes, ChainInfo, RpcClient, RpcError};
+use crate::sync::sleep_unless;
 use crate::zmq::ZmqEvent;
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, Network};
@@ -14,7 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
@@ -157,26 +158,26 @@ impl Follower {
 
     /// Height of the last block the index shares with the node (`None`: nothing indexed).
     fn find_fork(&self, node_height: u32) -> Result<Option<u32>, FollowError> {
-        let Some(tip) = self.index.tip_height() else {
-            return Ok(None);
-        };
-        let start = self.index.start_height();
-        if node_height < start {
-            return Err(FollowError::Chain(format!(
-                "the node is at height {node_height}, below the index's first block ({start}): waiting for it to sync"
-            )));
-        }
-        let mut h = tip.min(node_height);
-        loop {
-            if self.rpc.get_block_hash(h)? == self.index_hash_at(h) {
-                return Ok(Some(h));
-            }
-            if h == start {
-                return Err(FollowError::Chain(format!(
-                    "the node's chain shares no block with the index (first indexed block, height {start}, is not on it)"
-                )));
-            }
-            h -= 1;
+        use crate::sync::{find_fork, ForkError};
+        let indexed = self
+            .index
+            .tip_height()
+            .map(|tip| (self.index.start_height() as u64, tip as u64));
+        let fork = find_fork(
+            indexed,
+            node_height as u64,
+            |h| self.rpc.get_block_hash(h as u32),
+            |h| self.index_hash_at(h as u32),
+        );
+        match fork {
+            Ok(f) => Ok(f.map(|h| h as u32)),
+            Err(ForkError::Node(e)) => Err(e.into()),
+            Err(ForkError::HeadBelowFirst { head, first }) => Err(FollowError::Chain(format!(
+                "the node is at height {head}, below the index's first block ({first}): waiting for it to sync"
+            ))),
+            Err(ForkError::Disjoint { first }) => Err(FollowError::Chain(format!(
+                "the node's chain shares no block with the index (first indexed block, height {first}, is not on it)"
+            ))),
         }
     }
 
@@ -332,9 +333,8 @@ impl Follower {
         stop: Arc<AtomicBool>,
         mut on_sync: impl FnMut(&SyncReport),
     ) -> Result<(), FollowError> {
-        let mut backoff = Duration::from_millis(500).min(cfg.max_backoff);
+        let mut backoff = crate::sync::Backoff::new(cfg.max_backoff);
         let mut pending_raw: Option<Vec<u8>> = None;
-        let mut down_since: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             let r = match pending_raw.take() {
                 Some(raw) => self.on_raw_block(&raw),
@@ -342,17 +342,15 @@ impl Follower {
             };
             match r {
                 Ok(rep) => {
-                    if let Some(t) = down_since.take() {
-                        tracing::info!("node is back after {:?}; caught up", t.elapsed());
+                    if let Some(t) = backoff.recovered() {
+                        tracing::info!("node is back after {t:?}; caught up");
                     }
-                    backoff = Duration::from_millis(500).min(cfg.max_backoff);
                     on_sync(&rep);
                 }
                 Err(e) if e.is_transient() => {
-                    down_since.get_or_insert_with(Instant::now);
-                    tracing::warn!("{e}; retrying in {backoff:?}");
-                    sleep_unless(&stop, backoff);
-                    backoff = (backoff * 2).min(cfg.max_backoff);
+                    let wait = backoff.failed();
+                    tracing::warn!("{e}; retrying in {wait:?}");
+                    sleep_unless(&stop, wait);
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -368,16 +366,5 @@ impl Follower {
             }
         }
         Ok(())
-    }
-}
-
-fn sleep_unless(stop: &AtomicBool, d: Duration) {
-    let end = Instant::now() + d;
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if now >= end {
-            return;
-        }
-        std::thread::sleep((end - now).min(Duration::from_millis(50)));
     }
 }

@@ -17,6 +17,7 @@ pub mod http;
 pub mod rpc;
 pub mod rules;
 pub mod store;
+pub mod sync;
 pub mod webhook;
 pub mod zmq;
 

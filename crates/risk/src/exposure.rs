@@ -721,13 +721,61 @@ impl Screener<'_> {
         cx.backward(vec![(out, view.output_value(out))], &mut acc, &mut received);
         let t = view.output_tx(out);
         cx.finish(
-        serde_json::json!({"kind": "output", "txid": display_txid(view.txid(t)), "vout": view.output_vout(out), "value": view.output_value(out)}),
+        serde_json::json!({"kind": "output", "direction": "in", "txid": display_txid(view.txid(t)), "vout": view.output_vout(out), "value": view.output_value(out)}),
         acc,
         vec![],
         received,
         Flow::default(),
         Default::default(),
     )
+    }
+
+    /// Screen one output forward (a withdrawal): whom it pays. The output's own address is
+    /// its direct counterparty; an unattributed one is followed on through its spends, split
+    /// exactly, as the destinations of an address or a transaction are.
+    pub fn output_forward(&self, out: OutNum) -> Screening {
+        let (cx, view) = (self, self.view);
+        let w = view.output_value(out);
+        let mut sent = Flow {
+            total_sats: w,
+            ..Flow::default()
+        };
+        let mut sacc = Acc::default();
+        let t = view.output_tx(out);
+        let path = Path::default().push(t);
+        let day = cx.day(t);
+        match view
+            .output_addr(out)
+            .and_then(|a| cx.label(a, view.tx_height(t)))
+        {
+            Some((cat, delisted, names)) => sacc.add(
+                (cat, ExposureType::Direct, delisted),
+                w,
+                1,
+                &names,
+                &path,
+                day,
+            ),
+            // Not spent yet: nothing has been paid on, so nothing counts as sent.
+            None if view.output_spender(out).is_none() => sent.unspent_sats = w,
+            None => cx.forward_from(
+                std::collections::VecDeque::from([(out, w, 1, path, day)]),
+                None,
+                &mut sacc,
+                &mut sent,
+            ),
+        }
+        sent.total_sats = sent.total_sats.saturating_sub(sent.unspent_sats);
+        let mut acc = Acc::default();
+        sent_acc(sacc, &mut acc);
+        cx.finish(
+            serde_json::json!({"kind": "output", "direction": "out", "txid": display_txid(view.txid(t)), "vout": view.output_vout(out), "value": w}),
+            acc,
+            vec![],
+            Flow::default(),
+            sent,
+            Default::default(),
+        )
     }
 
     /// Screen a transaction: where the coins it moves came from, and where they went next.

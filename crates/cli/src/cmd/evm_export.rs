@@ -103,30 +103,13 @@ pub fn run(a: ExportArgs, g: &Global) -> Result<()> {
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     }
-    let mut w = EtlWriter::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let bar = crate::progress::bar(g, to - from + 1, "export");
-    for n in from..=to {
-        bar.set_position(n - from);
-        // An index filled from files may skip blocks: export what it holds.
-        let Some(want) = idx.block_hash(n) else {
-            continue;
-        };
-        let Some(b) = node.fetch_block(n)? else {
-            bail!("the node at {} has no block {n} (its head is below it): point --rpc at a synced node", node.url());
-        };
-        if b.block.header.hash != want {
-            bail!(
-                "the node's block {n} is {} but the index holds {want}: the node is on another branch; run `cointrail follow --chain {chain} --rpc URL --once` first, then export again",
-                b.block.header.hash
-            );
+    let written = match write_blocks(&idx, &node, chain, from, to, &tmp, g) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
         }
-        let rows = cointrail_evmrpc::rows::to_rows(&b)
-            .map_err(|e| anyhow::anyhow!("the node's block {n} cannot be read: {e}"))?;
-        w.write_block(&rows)
-            .with_context(|| format!("writing into {}", tmp.display()))?;
-    }
-    bar.finish_and_clear();
-    let written = w.finish().context("writing the export")?;
+    };
     let mut files = Vec::new();
     for t in TABLES {
         let name = format!("{t}.json");
@@ -157,4 +140,41 @@ pub fn run(a: ExportArgs, g: &Global) -> Result<()> {
         written.logs
     );
     Ok(())
+}
+
+/// Fetch blocks `from..=to` that the index holds, check each against the indexed hash, and
+/// write their rows into `tmp`.
+fn write_blocks(
+    idx: &EvmIndex,
+    node: &EvmNode,
+    chain: &str,
+    from: u64,
+    to: u64,
+    tmp: &std::path::Path,
+    g: &Global,
+) -> Result<Written> {
+    let mut w = EtlWriter::create(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let bar = crate::progress::bar(g, to - from + 1, "export");
+    for n in from..=to {
+        bar.set_position(n - from);
+        // An index filled from files may skip blocks: export what it holds.
+        let Some(want) = idx.block_hash(n) else {
+            continue;
+        };
+        let Some(b) = node.fetch_block(n)? else {
+            bail!("the node at {} has no block {n} (its head is below it): point --rpc at a synced node", node.url());
+        };
+        if b.block.header.hash != want {
+            bail!(
+                "the node's block {n} is {} but the index holds {want}: the node is on another branch; run `cointrail follow --chain {chain} --rpc URL --once` first, then export again",
+                b.block.header.hash
+            );
+        }
+        let rows = cointrail_evmrpc::rows::to_rows(&b)
+            .map_err(|e| anyhow::anyhow!("the node's block {n} cannot be read: {e}"))?;
+        w.write_block(&rows)
+            .with_context(|| format!("writing into {}", tmp.display()))?;
+    }
+    bar.finish_and_clear();
+    w.finish().context("writing the export")
 }

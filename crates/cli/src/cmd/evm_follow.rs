@@ -115,18 +115,28 @@ pub fn run(a: FollowArgs, g: &Global) -> Result<()> {
     let stop = install_stop();
     f.set_stop(stop.clone());
 
-    // Refuse a node of another chain before anything is written.
-    let chain_id = f.check_node()?;
-    let head = f.node().block_number()?;
-    bar.set_length(head);
-    if !g.quiet && !g.json {
-        eprintln!(
-            "node {url}: chain id {chain_id} at block {head}; index {}",
-            f.sink()
-                .index()
-                .tip()
-                .map_or("empty".to_string(), |t| format!("at block {t}"))
-        );
+    // Refuse a node of another chain before anything is written. A node that is down is
+    // an error for --once; a long-running follow waits for it (the loop retries).
+    let first_look = f
+        .check_node()
+        .and_then(|id| Ok((id, f.node().block_number()?)));
+    match first_look {
+        Ok((chain_id, head)) => {
+            bar.set_length(head);
+            if !g.quiet && !g.json {
+                eprintln!(
+                    "node {url}: chain id {chain_id} at block {head}; index {}",
+                    f.sink()
+                        .index()
+                        .tip()
+                        .map_or("empty".to_string(), |t| format!("at block {t}"))
+                );
+            }
+        }
+        Err(e) if !a.once && e.is_transient() => {
+            tracing::warn!("{e}; retrying with backoff");
+        }
+        Err(e) => return Err(e.into()),
     }
     let json = g.json;
     let printed = Cell::new(Appended::default());

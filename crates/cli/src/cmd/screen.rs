@@ -9,6 +9,7 @@ use std::path::PathBuf;
 #[command(after_help = "Examples:
   cointrail screen bc1q...                 # an address: where its funds came from and went
   cointrail screen TXID:1 --json           # a deposit output, exactly what the API answers
+  cointrail screen TXID:0 --direction out  # a withdrawal: whom the output pays
   cointrail screen TXID --rules my.yaml    # with your own rule set (see crates/risk/src/default_rules.yaml)
   cointrail screen 0xb9d7934878b5fb9610b3fe8a5e441e8fad7e293f --json   # an Ethereum address, per asset
   cointrail prices import closes.csv       # then USD at each day's rate (date,asset,usd[,source])")]
@@ -21,6 +22,16 @@ pub struct ScreenArgs {
     /// Hops followed through unattributed addresses.
     #[arg(long, default_value_t = 3)]
     pub max_hops: u32,
+    /// For TXID:VOUT: `in` screens where the output's coins came from (a deposit), `out`
+    /// whom the output pays (a withdrawal). An address or a transaction shows both.
+    #[arg(long, value_enum, default_value_t = Direction::In)]
+    pub direction: Direction,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Direction {
+    In,
+    Out,
 }
 
 pub fn open_engine(g: &Global, rules: Option<&PathBuf>) -> Result<Engine> {
@@ -36,6 +47,9 @@ pub fn run(a: ScreenArgs, g: &Global) -> Result<()> {
     // A 0x address is an Ethereum account (a malformed one is refused there, saying what
     // is wrong).
     if crate::cmd::evm::has_0x_prefix(&a.subject) {
+        if a.direction == Direction::Out {
+            anyhow::bail!("--direction out screens one Bitcoin output (TXID:VOUT); an Ethereum address screening already shows both directions: drop --direction");
+        }
         return crate::cmd::evm_screen::run(&a, g);
     }
     let mut e = open_engine(g, a.rules.as_ref())?;
@@ -43,9 +57,24 @@ pub fn run(a: ScreenArgs, g: &Global) -> Result<()> {
     e.load_case_taint()?;
     e.params.max_hops = a.max_hops;
     let subject = Subject::parse(&a.subject)?;
-    let s = e.screen(&subject)?;
+    let s = match (&subject, a.direction) {
+        (_, Direction::In) => e.screen(&subject)?,
+        (Subject::Output(t, v), Direction::Out) => e.screen_output_forward(t, *v, &e.params)?,
+        _ => anyhow::bail!(
+            "--direction out screens one output (TXID:VOUT); an address or a transaction already shows both directions: drop --direction"
+        ),
+    };
     if g.json {
         return crate::print_json(&s);
+    }
+    if let Subject::Output(..) = subject {
+        println!(
+            "direction screened: {}",
+            match a.direction {
+                Direction::In => "in (where the output's coins came from)",
+                Direction::Out => "out (whom the output pays)",
+            }
+        );
     }
     print!("{}", human(&a.subject, &s, a.max_hops));
     println!("{}", usd_note(&s));
@@ -164,7 +193,10 @@ pub fn human(subject: &str, s: &cointrail_risk::Screening, max_hops: u32) -> Str
             btc(rc.self_change_sats)
         );
     }
-    let _ = writeln!(o, "{line}");
+    // A forward screening of one output (a withdrawal) received nothing from others to report.
+    if s.subject["direction"] != "out" {
+        let _ = writeln!(o, "{line}");
+    }
     let sn = &s.sent;
     let _ = writeln!(
         o,

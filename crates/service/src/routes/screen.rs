@@ -34,6 +34,18 @@ pub const MAX_HOPS: u32 = 6;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+pub struct OutputQuery {
+    /// Hops followed through unattributed addresses (0 to 6; default: the server's, 3).
+    #[param(minimum = 0, maximum = 6)]
+    pub max_hops: Option<u32>,
+    /// `in` (default): where the output's coins came from (a deposit); `out`: whom the
+    /// output pays (a withdrawal).
+    #[param(pattern = "^(in|out)$")]
+    pub direction: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ScreenQuery {
     /// Hops followed through unattributed addresses (0 to 6; default: the server's, 3).
     #[param(minimum = 0, maximum = 6)]
@@ -90,6 +102,23 @@ fn screen_subject(
     field: &str,
     vout_field: &str,
 ) -> Result<Screening, ApiError> {
+    check_subject(snap, subject, field, vout_field)?;
+    let mut s = snap
+        .engine
+        .screen_with(subject, p)
+        .map_err(|e| ApiError::internal(cointrail_engine::error_text(&e)))?;
+    s.provenance["snapshot"] = serde_json::json!(snap.number);
+    Ok(s)
+}
+
+/// A subject's address, txid and output index must be in the index (400 or 404 naming the
+/// field otherwise).
+fn check_subject(
+    snap: &Snapshot,
+    subject: &Subject,
+    field: &str,
+    vout_field: &str,
+) -> Result<(), ApiError> {
     match subject {
         Subject::Address(a) => {
             check_address(snap, a, field)?;
@@ -109,12 +138,7 @@ fn screen_subject(
             }
         }
     }
-    let mut s = snap
-        .engine
-        .screen_with(subject, p)
-        .map_err(|e| ApiError::internal(cointrail_engine::error_text(&e)))?;
-    s.provenance["snapshot"] = serde_json::json!(snap.number);
-    Ok(s)
+    Ok(())
 }
 
 fn answer(
@@ -172,10 +196,11 @@ pub async fn transaction(
     answer(&st, Subject::Tx(txid), q.max_hops, "txid")
 }
 
-/// Screen one output: a deposit before it is credited.
+/// Screen one output: a deposit before it is credited (`direction=in`, the default), or a
+/// withdrawal before it is sent on (`direction=out`: whom the output pays).
 #[utoipa::path(get, path = "/v1/screen/output/{txid}/{vout}", tag = "screening",
     params(("txid" = String, Path, description = "Transaction id, 64 hex digits", pattern = "^[0-9a-fA-F]{64}$"),
-           ("vout" = u32, Path, description = "Output index", minimum = 0, maximum = 4294967295_u64), ScreenQuery),
+           ("vout" = u32, Path, description = "Output index", minimum = 0, maximum = 4294967295_u64), OutputQuery),
     responses(
         (status = 200, description = "Exposure and risk of the coins in this output", body = Screening),
         (status = 400, body = crate::error::ErrorBody),
@@ -185,9 +210,28 @@ pub async fn transaction(
 pub async fn output(
     State(st): State<Arc<AppState>>,
     ApiPath((txid, vout)): ApiPath<(String, u32)>,
-    ApiQuery(q): ApiQuery<ScreenQuery>,
+    ApiQuery(q): ApiQuery<OutputQuery>,
 ) -> Result<Json<Screening>, ApiError> {
-    answer(&st, Subject::Output(txid, vout), q.max_hops, "txid")
+    match q.direction.as_deref() {
+        None | Some("in") => answer(&st, Subject::Output(txid, vout), q.max_hops, "txid"),
+        Some("out") => {
+            let snap = st.snapshot();
+            let p = params(&snap, q.max_hops)?;
+            let subject = Subject::Output(txid.clone(), vout);
+            check_subject(&snap, &subject, "txid", "vout")?;
+            let mut s = snap
+                .engine
+                .screen_output_forward(&txid, vout, &p)
+                .map_err(|e| ApiError::internal(cointrail_engine::error_text(&e)))?;
+            s.provenance["snapshot"] = serde_json::json!(snap.number);
+            st.metrics.screened_subjects.fetch_add(1, Ordering::Relaxed);
+            Ok(Json(s))
+        }
+        Some(d) => Err(ApiError::invalid(
+            "direction",
+            format!("direction '{d}' is neither in nor out"),
+        )),
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
