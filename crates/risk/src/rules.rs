@@ -267,7 +267,7 @@ impl RuleSet {
                         level = l;
                     }
                     if fired.iter().all(|f| f.rule != "highest-category") {
-                        fired.push(FiredRule { rule: "highest-category".into(), level: l, description: "no rule fired: the highest category present (one level lower if only indirect)".into(), sats: r.sats, usd: r.sats as f64 / 1e8 * self.btc_usd, share: 0.0, rows: vec![i] });
+                        fired.push(FiredRule { rule: "highest-category".into(), level: l, description: "no rule fired: the highest category present (one level lower if only indirect)".into(), sats: r.sats, usd: r.sats as f64 / 1e8 * self.btc_usd, share: r.share, rows: vec![i] });
                     } else if let Some(f) = fired.iter_mut().find(|f| f.rule == "highest-category")
                     {
                         if l > f.level {
@@ -277,7 +277,7 @@ impl RuleSet {
                                 description: f.description.clone(),
                                 sats: r.sats,
                                 usd: r.sats as f64 / 1e8 * self.btc_usd,
-                                share: 0.0,
+                                share: r.share,
                                 rows: vec![i],
                             };
                         }
