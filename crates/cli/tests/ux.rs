@@ -327,6 +327,11 @@ fn investigator_reads_sentences_btc_and_dates() {
         src.contains("graphsense-actors:ex.actorpack") && src.contains("1 actors"),
         "{src}"
     );
+    // The demo's attribution.tsv labels appear in `labels show`: `labels sources` names it.
+    assert!(
+        src.contains("attribution.tsv") && src.contains("addresses; not imported"),
+        "{src}"
+    );
     let csv = d.path().join("mine.csv");
     std::fs::write(&csv, format!("address,currency,label,category,confidence,actor\n{victim},BTC,Victim hot wallet,exchange,ownership,binanceus\n")).unwrap();
     let li = cli(&dir, &["labels", "import", csv.to_str().unwrap()]);
