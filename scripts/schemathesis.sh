@@ -2,7 +2,7 @@
 # Property-based API testing: schemathesis generates requests from the OpenAPI document of
 # `cointrail serve` (valid and invalid ones) and checks every answer against it: no 5xx,
 # documented status codes and content types, response bodies matching their schemas,
-# invalid input refused. Runs against the demo data directory, with a write key.
+# invalid input refused. Runs against the demo data directory (plus real Ethereum blocks), with a write key.
 #
 #   scripts/schemathesis.sh [target/debug/cointrail]     (SCHEMATHESIS_SEED=random for a new seed)
 #
@@ -22,6 +22,10 @@ WORK=$(mktemp -d)
 cleanup() { [ -n "${PID:-}" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 "$BIN" --data-dir "$WORK/d" --quiet demo >/dev/null
+# An Ethereum index beside it (real blocks 17,173,049-50), so the /v1/ethereum routes answer.
+E=testdata/eth/etl
+"$BIN" --data-dir "$WORK/d" --quiet ingest --chain ethereum "$E/mainnet_17173049_blocks.json" \
+  "$E/mainnet_17173049_transactions.json" "$E/mainnet_17173049_token_transfers.json" >/dev/null
 KEY=$("$BIN" --data-dir "$WORK/d" keys create schemathesis --scope write --rate 1000000 2>/dev/null)
 "$BIN" --data-dir "$WORK/d" serve --bind 127.0.0.1:0 --addr-file "$WORK/addr" 2>"$WORK/serve.log" &
 PID=$!

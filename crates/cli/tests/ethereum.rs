@@ -295,11 +295,15 @@ fn screen_shows_direct_exposure_to_a_labelled_counterparty() {
             "0x6b75d8af000000e20b7a7ddf000ba900b4009a80",
         ],
     );
-    let direct = s["direct"].as_array().unwrap();
-    let mixer: Vec<_> = direct
+    let mixer: Vec<_> = s["exposure"]
+        .as_array()
+        .unwrap()
         .iter()
         .filter(|e| {
-            e["category"] == "mixer" && e["direction"] == "received" && e["token"].is_null()
+            e["category"] == "mixer"
+                && e["direction"] == "received"
+                && e["type"] == "direct"
+                && e["token"].is_null()
         })
         .collect();
     assert_eq!(mixer.len(), 1, "{s}");
@@ -321,7 +325,11 @@ fn screen_shows_direct_exposure_to_a_labelled_counterparty() {
         ],
     );
     assert!(
-        own["ownership"][0].as_str().unwrap().contains("mixer"),
+        own["exposure"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "ownership" && r["category"] == "mixer"),
         "{own}"
     );
 }

@@ -169,10 +169,12 @@ fn investigator_reads_sentences_btc_and_dates() {
     );
 
     // Item 4: no USD without a rate of the day; with an imported table, the rate's day and
-    // source beside the figure.
+    // source beside the figure. Rules' USD comes from that table too (no fixed rate).
     let sh = cli(&dir, &["screen", &loot]);
     assert!(sh.contains("USD: not shown (no BTC rate for"), "{sh}");
     assert!(!sh.contains('$'), "{sh}");
+    let sj = json(&dir, &["screen", &loot]);
+    assert!(sj["fired_rules"][0]["usd"].is_null(), "{sj}");
     // The drain's UTC day, as `tx` prints it ("mined 2024-05-01 13:04:05 UTC").
     let date = tx
         .split_whitespace()
@@ -185,13 +187,17 @@ fn investigator_reads_sentences_btc_and_dates() {
     assert!(pi.contains("1 rows imported"), "{pi}");
     let sh = cli(&dir, &["screen", &loot]);
     assert!(
-        sh.contains(&format!(
-            "USD at 2000 USD/BTC (rate of {date}, from btc-usd.csv)"
-        )),
+        sh.contains(&format!("2000 USD/BTC (rate of {date}, from btc-usd.csv)")),
         "{sh}"
     );
-    let sv = cli(&dir, &["screen", victim]);
-    assert!(sv.contains("USD: not shown (an address"), "{sv}");
+    let sj = json(&dir, &["screen", &loot]);
+    let f0 = &sj["fired_rules"][0];
+    let sats = f0["sats"].as_u64().unwrap();
+    assert!(
+        (f0["usd"].as_f64().unwrap() - sats as f64 / 1e8 * 2000.0).abs() < 1e-6,
+        "{f0}"
+    );
+    assert_eq!(f0["usd_rates"][0]["date"], date.as_str());
 
     // Item 2: one entity id space: a trace row's entity is the cluster id `cluster show`
     // prints and /v1/entities takes (not the vendor's number from attribution.tsv).

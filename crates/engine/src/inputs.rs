@@ -36,7 +36,14 @@ pub fn engine_inputs(data_dir: &Path, rules: Option<&Path>) -> Vec<PathBuf> {
         data_dir.join("cases.redb.stamp"),
         data_dir.join("attribution.tsv"),
         cointrail_clustering::Clustering::saved_stamp(&crate::wiring::cluster_dir(data_dir)),
+        data_dir.join("prices.csv"),
     ];
+    // EVM chains: their commit records (new blocks).
+    v.extend(
+        crate::evm::EVM_CHAINS
+            .iter()
+            .map(|c| data_dir.join(c).join("manifest.json")),
+    );
     v.extend(rules.map(Path::to_path_buf));
     v
 }

@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub mod evm;
 pub mod inputs;
 pub mod live;
+pub mod usd;
 pub mod wiring;
 
 /// An error and its causes, each once, for people: many errors already name their source
@@ -51,6 +53,10 @@ pub struct Engine {
     attributor: Arc<dyn Attributor + Send + Sync>,
     coinjoins: CoinJoinDetector,
     taint: Arc<dyn CaseTaint + Send + Sync>,
+    /// USD rates for every chain (`DATA_DIR/prices.csv`; empty until `wiring::attach`).
+    pub prices: Arc<dyn cointrail_risk::UsdPrices + Send + Sync>,
+    /// The data directory's EVM chains by name, once `attach_evm` opened them.
+    pub evm: std::collections::BTreeMap<String, Arc<evm::EvmSide>>,
 }
 
 /// Categories where a trace stops and records exposure (services, not the thief's own).
@@ -145,7 +151,17 @@ impl Subject {
 
 impl Engine {
     pub fn open(data_dir: &Path) -> Result<Engine> {
-        let index = Index::open_reader(&data_dir.join("index"))?;
+        let dir = data_dir.join("index");
+        // A data directory may hold only an EVM chain: its Bitcoin index is then empty (made
+        // here once), so every command and the service open it the same way.
+        if !dir.join("manifest.json").exists()
+            && evm::EVM_CHAINS.iter().any(|c| evm::has_chain(data_dir, c))
+        {
+            Index::open_writer(&dir)
+                .and_then(|mut w| w.commit())
+                .with_context(|| format!("creating an empty Bitcoin index in {}", dir.display()))?;
+        }
+        let index = Index::open_reader(&dir)?;
         Ok(Engine {
             data_dir: data_dir.to_path_buf(),
             index,
@@ -156,6 +172,8 @@ impl Engine {
             attributor: Arc::new(cointrail_risk::Nobody),
             coinjoins: Arc::new(|_: &Index, _: u32| None),
             taint: Arc::new(cointrail_risk::Nobody),
+            prices: Arc::new(usd::TablePrices::empty()),
+            evm: Default::default(),
         })
     }
 
@@ -169,6 +187,7 @@ impl Engine {
         }
         wiring::attach(&mut e)?;
         e.load_case_taint()?;
+        e.attach_evm()?;
         Ok(e)
     }
 
@@ -331,6 +350,7 @@ impl Engine {
             taint: &*self.taint,
             rules: &self.rules,
             params,
+            prices: &*self.prices,
         }
     }
 

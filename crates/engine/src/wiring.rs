@@ -96,7 +96,11 @@ fn read_attribution(data_dir: &Path, idx: &Index) -> Result<HashMap<AddrId, Vec<
         String::new()
     };
     for (i, line) in text.lines().enumerate() {
-        if line.starts_with('#') || line.trim().is_empty() {
+        // 0x lines name EVM accounts: `evm::EvmSide::open` reads those.
+        if line.starts_with('#')
+            || line.trim().is_empty()
+            || is_evm_address(line.split('\t').next().unwrap_or(""))
+        {
             continue;
         }
         let f: Vec<&str> = line.split('\t').collect();
@@ -279,6 +283,7 @@ pub fn attach(e: &mut Engine) -> Result<()> {
         .as_deref()
         .map(|c| by_cluster(&by_addr, c))
         .unwrap_or_default();
+    e.prices = Arc::new(crate::usd::TablePrices::load(&data_dir)?);
     e.attribution_note = serde_json::json!({
         "attributed_addresses": by_addr.len(),
         "clustering": clusters.as_deref().map(clustering_note),
@@ -356,6 +361,13 @@ pub fn sync_saved(c: &mut Clustering, idx: &Index) -> Result<()> {
         c.save().context("saving the clustering")?;
     }
     Ok(())
+}
+
+/// A `0x…` value in an attribution line: an EVM account, not a Bitcoin address.
+pub fn is_evm_address(s: &str) -> bool {
+    s.trim()
+        .get(..2)
+        .is_some_and(|p| p.eq_ignore_ascii_case("0x"))
 }
 
 /// `YYYY-MM-DD` as Unix seconds at midnight UTC (days-from-civil).

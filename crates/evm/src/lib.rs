@@ -8,4 +8,4 @@ pub mod movement;
 pub mod tokens;
 
 pub use address::{parse_address, AddressError};
-pub use alloy_primitives::{Address, B256, U256};
+pub use alloy_primitives::{Address, B256, U256, U512};

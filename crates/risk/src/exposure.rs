@@ -3,9 +3,11 @@
 //! value (haircut, exact integers), through unattributed addresses only, stopping at any
 //! attributed party (services included) and at `max_hops`.
 
-use crate::rules::{FiredRule, Level, RuleSet};
+use crate::rules::{FiredRule, Level, NotJudged, RuleRow, RuleSet};
+use crate::usd::{convert, day_of, ByDay, UsdFigure, UsdPrices, UsdRate};
 use crate::{Attributor, CaseTaint};
 use cointrail_chain::view::{display_txid, AddrId, ChainView, OutNum, Prevout, TxNum};
+use cointrail_evm::U256;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -67,6 +69,55 @@ pub struct ExposureRow {
     pub delisted: bool,
     /// Transactions from the subject to the party (subject side first), for one instance.
     pub path: Vec<String>,
+    /// Always `BTC` here (EVM rows name their asset).
+    pub asset: String,
+    /// USD of `sats`, each part at the rate of the day the subject's own transaction moved
+    /// it (the imported price table); null when no part has a rate.
+    pub usd: Option<f64>,
+    /// The rates used (date and source), at most 10.
+    pub usd_rates: Vec<UsdRate>,
+    /// Satoshis of this row with no rate (left out of `usd`).
+    pub usd_unpriced_sats: u64,
+    /// Why part or all of the row has no USD.
+    pub usd_note: Option<String>,
+}
+
+impl RuleRow for ExposureRow {
+    fn category(&self) -> &str {
+        &self.category
+    }
+    fn level(&self) -> Level {
+        self.level
+    }
+    fn exposure_type(&self) -> ExposureType {
+        self.exposure_type
+    }
+    fn direction(&self) -> &str {
+        &self.direction
+    }
+    fn delisted(&self) -> bool {
+        self.delisted
+    }
+    fn asset(&self) -> &str {
+        &self.asset
+    }
+    fn amount(&self) -> U256 {
+        U256::from(self.sats)
+    }
+    fn sats(&self) -> Option<u64> {
+        Some(self.sats)
+    }
+    fn share(&self) -> f64 {
+        self.share
+    }
+    fn usd(&self) -> UsdFigure {
+        UsdFigure {
+            usd: self.usd,
+            rates: self.usd_rates.clone(),
+            unpriced: U256::from(self.usd_unpriced_sats),
+            why_unpriced: self.usd_note.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
@@ -97,6 +148,8 @@ pub struct Screening {
     pub subject: serde_json::Value,
     pub risk: Level,
     pub fired_rules: Vec<FiredRule>,
+    /// Rules whose USD threshold could not be judged for want of a rate (see each reason).
+    pub rules_not_judged: Vec<NotJudged>,
     pub exposure: Vec<ExposureRow>,
     pub received: Flow,
     pub sent: Flow,
@@ -164,6 +217,8 @@ struct Row {
     hops: u32,
     names: Vec<String>,
     path: Vec<TxNum>,
+    /// Sats by the UTC day the subject's own transaction moved them, for USD.
+    days: ByDay,
 }
 
 #[derive(Default)]
@@ -172,14 +227,17 @@ struct Acc {
 }
 
 impl Acc {
-    fn add(&mut self, key: RowKey, sats: u64, hops: u32, names: &[String], path: &Path) {
+    #[allow(clippy::too_many_arguments)]
+    fn add(&mut self, key: RowKey, sats: u64, hops: u32, names: &[String], path: &Path, day: u32) {
         let e = self.rows.entry(key).or_insert_with(|| Row {
             sats: 0,
             hops: u32::MAX,
             names: Vec::new(),
             path: path.to_vec(),
+            days: ByDay::default(),
         });
         e.sats += sats;
+        e.days.add(day, U256::from(sats));
         e.hops = e.hops.min(hops);
         for n in names {
             if e.names.len() < 5 && !e.names.contains(n) {
@@ -198,35 +256,19 @@ pub struct Screener<'a> {
     pub taint: &'a dyn CaseTaint,
     pub rules: &'a RuleSet,
     pub params: &'a ExposureParams,
+    /// USD rates (the imported price table).
+    pub prices: &'a dyn UsdPrices,
 }
 
 impl Screener<'_> {
     /// The strongest attribution of an address for funds moved at `height`.
     fn label(&self, a: AddrId, height: u32) -> Option<(String, bool, Vec<String>)> {
-        let labels = self.attr.attribute(a);
-        if labels.is_empty() {
-            return None;
-        }
-        let t = self.attr.time_of_height(height);
-        let mut best: Option<(Level, String, bool)> = None;
-        let mut names = Vec::new();
-        for l in &labels {
-            let cat = crate::rules::normalize_category(&l.category);
-            // Only a withdrawal (delisting) changes what a label means for funds moved after
-            // it. `valid_from` is when a source first carried the label, not when the party
-            // took control: an address labelled today was the same party's yesterday.
-            let delisted = l.valid_to.is_some_and(|v| t >= v);
-            let lvl = if delisted {
-                Level::None
-            } else {
-                self.rules.level_of(&cat)
-            };
-            names.push(l.name.clone());
-            if best.as_ref().is_none_or(|b| lvl > b.0) {
-                best = Some((lvl, cat, delisted));
-            }
-        }
-        best.map(|(_, c, d)| (c, d, names))
+        label_at(self.attr, self.rules, a, self.attr.time_of_height(height))
+    }
+
+    /// The UTC day of a transaction's block.
+    fn day(&self, t: TxNum) -> u32 {
+        day_of(self.attr.time_of_height(self.view.tx_height(t)))
     }
 
     fn kind(h: u32) -> ExposureType {
@@ -237,14 +279,15 @@ impl Screener<'_> {
         }
     }
 
-    /// Origins of `w` sats sitting in output `o`, `h` hops from the subject.
+    /// Origins of `w` sats sitting in output `o`, `h` hops from the subject. Each branch
+    /// carries the day the subject's own transaction received the sats (for USD).
     fn backward(&self, starts: Vec<(OutNum, u64)>, acc: &mut Acc, flow: &mut Flow) {
-        let mut queue: std::collections::VecDeque<(OutNum, u64, u32, Path)> = starts
+        let mut queue: std::collections::VecDeque<(OutNum, u64, u32, Path, u32)> = starts
             .into_iter()
-            .map(|(o, w)| (o, w, 0, Path::default()))
+            .map(|(o, w)| (o, w, 0, Path::default(), self.day(self.view.output_tx(o))))
             .collect();
         let mut steps = 0usize;
-        while let Some((o, mut w, h, path)) = queue.pop_front() {
+        while let Some((o, mut w, h, path, day)) = queue.pop_front() {
             if w == 0 {
                 continue;
             }
@@ -269,6 +312,7 @@ impl Screener<'_> {
                         hops.max(h),
                         std::slice::from_ref(&case),
                         &path,
+                        day,
                     );
                     w -= share;
                 }
@@ -310,11 +354,16 @@ impl Screener<'_> {
                     .output_addr(po)
                     .and_then(|a| self.label(a, height))
                 {
-                    Some((cat, delisted, names)) => {
-                        acc.add((cat, Self::kind(hop), delisted), share, hop, &names, &path2)
-                    }
+                    Some((cat, delisted, names)) => acc.add(
+                        (cat, Self::kind(hop), delisted),
+                        share,
+                        hop,
+                        &names,
+                        &path2,
+                        day,
+                    ),
                     None if hop < self.params.max_hops => {
-                        queue.push_back((po, share, hop, path2.clone()))
+                        queue.push_back((po, share, hop, path2.clone(), day))
                     }
                     None => flow.unattributed_sats += share,
                 }
@@ -333,7 +382,7 @@ impl Screener<'_> {
         self.forward_from(
             starts
                 .into_iter()
-                .map(|(o, w)| (o, w, 0, Path::default()))
+                .map(|(o, w)| (o, w, 0, Path::default(), u32::MAX))
                 .collect(),
             own,
             acc,
@@ -341,17 +390,19 @@ impl Screener<'_> {
         )
     }
 
-    /// As `forward`, from outputs already some hops away from the subject.
+    /// As `forward`, from outputs already some hops away from the subject. Each branch
+    /// carries the day the subject's own transaction sent the sats (`u32::MAX`: not yet
+    /// known, the next spend is the subject's).
     fn forward_from(
         &self,
-        starts: std::collections::VecDeque<(OutNum, u64, u32, Path)>,
+        starts: std::collections::VecDeque<(OutNum, u64, u32, Path, u32)>,
         own: Option<AddrId>,
         acc: &mut Acc,
         flow: &mut Flow,
     ) {
         let mut queue = starts;
         let mut steps = 0usize;
-        while let Some((o, w, h, path)) = queue.pop_front() {
+        while let Some((o, w, h, path, day)) = queue.pop_front() {
             if w == 0 {
                 continue;
             }
@@ -369,6 +420,7 @@ impl Screener<'_> {
                 continue;
             };
             let height = self.view.tx_height(s);
+            let day = if day == u32::MAX { self.day(s) } else { day };
             let path2 = path.push(s);
             let in_total: u64 = self
                 .view
@@ -407,11 +459,16 @@ impl Screener<'_> {
                 }
                 let hop = h + 1;
                 match self.view.output_addr(d).and_then(|a| self.label(a, height)) {
-                    Some((cat, delisted, names)) => {
-                        acc.add((cat, Self::kind(hop), delisted), share, hop, &names, &path2)
-                    }
+                    Some((cat, delisted, names)) => acc.add(
+                        (cat, Self::kind(hop), delisted),
+                        share,
+                        hop,
+                        &names,
+                        &path2,
+                        day,
+                    ),
                     None if hop < self.params.max_hops => {
-                        queue.push_back((d, share, hop, path2.clone()))
+                        queue.push_back((d, share, hop, path2.clone(), day))
                     }
                     None => flow.unattributed_sats += share,
                 }
@@ -419,6 +476,7 @@ impl Screener<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
         subject: serde_json::Value,
@@ -426,7 +484,11 @@ impl Screener<'_> {
         ownership: Vec<(String, bool, Vec<String>)>,
         received: Flow,
         sent: Flow,
+        own_days: (ByDay, ByDay),
     ) -> Screening {
+        let mut cache = BTreeMap::new();
+        let mut usd_of =
+            |days: &ByDay| convert(self.prices, Some("BTC"), Some(8), days, &mut cache);
         let mut rows = Vec::new();
         for (cat, delisted, names) in ownership {
             let lvl = if delisted {
@@ -434,8 +496,12 @@ impl Screener<'_> {
             } else {
                 self.rules.level_of(&cat)
             };
-            for (dir, total) in [("received", received.total_sats), ("sent", sent.total_sats)] {
+            for (dir, total, days) in [
+                ("received", received.total_sats, &own_days.0),
+                ("sent", sent.total_sats, &own_days.1),
+            ] {
                 if total > 0 {
+                    let f = usd_of(days);
                     rows.push(ExposureRow {
                         category: cat.clone(),
                         level: lvl,
@@ -447,6 +513,11 @@ impl Screener<'_> {
                         entities: names.clone(),
                         delisted,
                         path: vec![],
+                        asset: "BTC".into(),
+                        usd: f.usd,
+                        usd_rates: f.rates,
+                        usd_unpriced_sats: u64::try_from(f.unpriced).unwrap_or(u64::MAX),
+                        usd_note: f.why_unpriced,
                     });
                 }
             }
@@ -458,6 +529,7 @@ impl Screener<'_> {
                 hops,
                 names,
                 path,
+                days,
             },
         ) in std::mem::take(&mut acc.rows)
         {
@@ -470,6 +542,7 @@ impl Screener<'_> {
             } else {
                 received.total_sats
             };
+            let f = usd_of(&days);
             rows.push(ExposureRow {
                 level: if delisted {
                     Level::None
@@ -492,23 +565,83 @@ impl Screener<'_> {
                     .iter()
                     .map(|&t| display_txid(self.view.txid(t)))
                     .collect(),
+                asset: "BTC".into(),
+                usd: f.usd,
+                usd_rates: f.rates,
+                usd_unpriced_sats: u64::try_from(f.unpriced).unwrap_or(u64::MAX),
+                usd_note: f.why_unpriced,
             });
         }
         rows.sort_by(|a, b| b.level.cmp(&a.level).then(b.sats.cmp(&a.sats)));
-        let (risk, fired) = self
-            .rules
-            .evaluate(&rows, received.total_sats, sent.total_sats);
+        let (rt, st) = (received.total_sats, sent.total_sats);
+        let v = self.rules.evaluate(&rows, &|dir: &str, _asset: &str| {
+            U256::from(if dir == "sent" { st } else { rt })
+        });
         Screening {
             subject,
-            risk,
-            fired_rules: fired,
+            risk: v.level,
+            fired_rules: v.fired,
+            rules_not_judged: v.not_judged,
             exposure: rows,
             received,
             sent,
-            parameters: serde_json::json!({"max_hops": self.params.max_hops, "max_steps": self.params.max_steps, "rule_set": self.rules.name, "btc_usd": self.rules.btc_usd, "split": "haircut (proportional, largest remainder)"}),
+            parameters: serde_json::json!({
+                "max_hops": self.params.max_hops,
+                "max_steps": self.params.max_steps,
+                "rule_set": self.rules.name,
+                "split": "haircut (proportional, largest remainder)",
+                "usd": usd_parameters(self.rules, self.prices),
+            }),
             provenance: serde_json::Value::Null,
         }
     }
+}
+
+/// How USD figures were obtained, for a screening's parameters.
+pub(crate) fn usd_parameters(rules: &RuleSet, prices: &dyn UsdPrices) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "method": "each amount at the USD rate of the UTC day the subject's own transaction moved it (or up to 3 days earlier), from the imported price table; no rate, no USD, and a rule's min_usd cannot fire on it",
+        "price_table": prices.describe(),
+    });
+    if let Some(b) = rules.btc_usd {
+        v["ignored"] = serde_json::json!(format!(
+            "the rule file's btc_usd ({b}) is no longer used: USD comes from the price table"
+        ));
+    }
+    v
+}
+
+/// The strongest attribution of an address for funds moved at Unix time `t` (a withdrawn
+/// label reads as delisted from its `valid_to` on). Shared by the UTXO and account walks.
+pub(crate) fn label_at(
+    attr: &dyn Attributor,
+    rules: &RuleSet,
+    a: AddrId,
+    t: u64,
+) -> Option<(String, bool, Vec<String>)> {
+    let labels = attr.attribute(a);
+    if labels.is_empty() {
+        return None;
+    }
+    let mut best: Option<(Level, String, bool)> = None;
+    let mut names = Vec::new();
+    for l in &labels {
+        let cat = crate::rules::normalize_category(&l.category);
+        // Only a withdrawal (delisting) changes what a label means for funds moved after
+        // it. `valid_from` is when a source first carried the label, not when the party
+        // took control: an address labelled today was the same party's yesterday.
+        let delisted = l.valid_to.is_some_and(|v| t >= v);
+        let lvl = if delisted {
+            Level::None
+        } else {
+            rules.level_of(&cat)
+        };
+        names.push(l.name.clone());
+        if best.as_ref().is_none_or(|b| lvl > b.0) {
+            best = Some((lvl, cat, delisted));
+        }
+    }
+    best.map(|(_, c, d)| (c, d, names))
 }
 
 /// Separate sent rows from received ones inside the accumulator.
@@ -536,7 +669,7 @@ impl Screener<'_> {
         let self_paid: u64 = received.total_sats - starts_in.iter().map(|s| s.1).sum::<u64>();
         received.total_sats -= self_paid;
         received.self_change_sats = self_paid;
-        cx.backward(starts_in, &mut acc, &mut received);
+        cx.backward(starts_in.clone(), &mut acc, &mut received);
         let spent: Vec<(OutNum, u64)> = starts
             .iter()
             .copied()
@@ -544,11 +677,11 @@ impl Screener<'_> {
             .collect();
         sent.total_sats = spent.iter().map(|s| s.1).sum();
         let mut sacc = Acc::default();
-        cx.forward(spent, Some(addr), &mut sacc, &mut sent);
+        cx.forward(spent.clone(), Some(addr), &mut sacc, &mut sent);
         sent.total_sats = sent.total_sats.saturating_sub(sent.unspent_sats);
         sent_acc(sacc, &mut acc);
         let tip = view.tx_count().saturating_sub(1) as TxNum;
-        let own = cx
+        let own: Vec<(String, bool, Vec<String>)> = cx
             .label(
                 addr,
                 if view.tx_count() > 0 {
@@ -559,12 +692,24 @@ impl Screener<'_> {
             )
             .into_iter()
             .collect();
+        let mut own_days = (ByDay::default(), ByDay::default());
+        if !own.is_empty() {
+            for &(o, w) in &starts_in {
+                own_days.0.add(cx.day(view.output_tx(o)), U256::from(w));
+            }
+            for &(o, w) in &spent {
+                if let Some(s) = view.output_spender(o) {
+                    own_days.1.add(cx.day(s), U256::from(w));
+                }
+            }
+        }
         cx.finish(
             serde_json::json!({"kind": "address", "address": rendered, "outputs": outputs.len()}),
             acc,
             own,
             received,
             sent,
+            own_days,
         )
     }
 
@@ -584,6 +729,7 @@ impl Screener<'_> {
         vec![],
         received,
         Flow::default(),
+        Default::default(),
     )
     }
 
@@ -608,6 +754,7 @@ impl Screener<'_> {
         // The transaction's own outputs are its direct counterparties; what is not attributed
         // is followed on from hop 1.
         let height = view.tx_height(tx);
+        let day = cx.day(tx);
         let mut next = std::collections::VecDeque::new();
         for (o, w) in outs {
             match view.output_addr(o).and_then(|a| cx.label(a, height)) {
@@ -617,8 +764,9 @@ impl Screener<'_> {
                     1,
                     &names,
                     &Path::default().push(tx),
+                    day,
                 ),
-                None => next.push_back((o, w, 1, Path::default().push(tx))),
+                None => next.push_back((o, w, 1, Path::default().push(tx), day)),
             }
         }
         cx.forward_from(next, None, &mut sacc, &mut sent);
@@ -630,6 +778,7 @@ impl Screener<'_> {
             vec![],
             received,
             sent,
+            Default::default(),
         )
     }
 }

@@ -7,11 +7,14 @@
 //! The engine reads the chain through `ChainView` and learns who is who through two small
 //! traits, so it does not depend on how clusters, labels or traces are stored.
 
+pub mod account;
 pub mod exposure;
 pub mod rules;
+pub mod usd;
 
 pub use exposure::{ExposureParams, ExposureRow, Screener, Screening};
 pub use rules::{Level, RuleSet};
+pub use usd::{NoPrices, UsdPrices, UsdRate};
 
 use cointrail_chain::view::{AddrId, OutNum};
 use serde::Serialize;

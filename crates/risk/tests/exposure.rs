@@ -26,6 +26,7 @@ fn screener<'a>(
         taint,
         rules,
         params,
+        prices: &cointrail_risk::NoPrices,
     }
 }
 
@@ -312,11 +313,11 @@ fn operator_rules_replace_the_defaults_and_bad_files_are_refused() {
     .address(a, &outputs_of(&c, a), "A");
     assert_eq!(s.risk, Level::Severe);
     assert_eq!(s.fired_rules[0].rule, "any-exchange");
-    assert!(
-        RuleSet::from_yaml("name: x\nbtc_usd: -1\nlevels: {}\nrules: []\n", "bad.yaml")
-            .unwrap_err()
-            .contains("bad.yaml")
-    );
+    // A fixed btc_usd in an older rule file is no longer used, and the answer says so.
+    assert!(s.parameters["usd"]["ignored"]
+        .as_str()
+        .unwrap()
+        .contains("50000"));
     assert!(RuleSet::from_yaml("rules: 7", "worse.yaml")
         .unwrap_err()
         .contains("worse.yaml"));
@@ -344,4 +345,67 @@ fn split_conserves_and_is_proportional() {
         }
     }
     assert_eq!(split(2000, &[3000, 2000, 4000]), vec![667, 444, 889]);
+}
+
+/// Rates of a price table: BTC only, on the days given.
+struct Rates(Vec<(u32, f64)>);
+impl cointrail_risk::UsdPrices for Rates {
+    fn rate(&self, asset: &str, day: u32) -> Option<cointrail_risk::UsdRate> {
+        let (_, usd) = self.0.iter().find(|(d, _)| *d == day && asset == "BTC")?;
+        Some(cointrail_risk::UsdRate {
+            asset: "BTC".into(),
+            date: cointrail_risk::usd::date_text(day),
+            usd: *usd,
+            source: "test-table".into(),
+        })
+    }
+}
+
+#[test]
+fn usd_thresholds_use_the_rate_of_the_day_and_cannot_fire_without_one() {
+    // Only a USD threshold: 0.6 BTC to an exchange (low) must exceed $20,000.
+    let yaml = "name: usd-only\nlevels: {exchange: low}\nrules:\n  - name: big-exchange\n    level: medium\n    when: {category: [exchange], min_usd: 20000}\nfallback_highest_category: false\n";
+    let rules = RuleSet::from_yaml(yaml, "usd.yaml").unwrap();
+    let (c, _) = chain();
+    let a = addr(&c, A);
+    let (l, p) = (labels(&c, None), ExposureParams::default());
+    let with = |prices: &dyn cointrail_risk::UsdPrices| {
+        Screener {
+            view: &c,
+            attr: &l,
+            taint: &Nobody,
+            rules: &rules,
+            params: &p,
+            prices,
+        }
+        .address(a, &outputs_of(&c, a), "A")
+    };
+    // No table: the rule cannot fire, and the answer says why.
+    let s = with(&cointrail_risk::NoPrices);
+    assert!(s.fired_rules.is_empty(), "{:?}", s.fired_rules);
+    assert_eq!(s.rules_not_judged.len(), 1);
+    assert!(s.rules_not_judged[0]
+        .reason
+        .contains("no BTC rate for 1970-01-01"));
+    let row = s
+        .exposure
+        .iter()
+        .find(|r| r.category == "exchange")
+        .unwrap();
+    assert_eq!((row.usd, row.usd_unpriced_sats), (None, 60_000_000));
+    // Heights stand in for times here: every block is on day 0. At 40,000 USD/BTC the
+    // 0.6 BTC sent to the exchange are 24,000 USD: fires, naming the rate.
+    let s = with(&Rates(vec![(0, 40_000.0)]));
+    let f = &s.fired_rules[0];
+    assert_eq!(
+        (f.rule.as_str(), f.sats),
+        ("big-exchange", Some(60_000_000))
+    );
+    assert_eq!(f.usd, Some(24_000.0));
+    assert_eq!(f.usd_rates[0].date, "1970-01-01");
+    assert_eq!(f.usd_rates[0].source, "test-table");
+    assert_eq!(s.risk, Level::Medium);
+    // At 30,000 USD/BTC: 18,000 USD, under the threshold, judged (not "not judged").
+    let s = with(&Rates(vec![(0, 30_000.0)]));
+    assert!(s.fired_rules.is_empty() && s.rules_not_judged.is_empty());
 }

@@ -18,13 +18,20 @@ fn the_fallback_verdict_carries_its_rows_share() {
         entities: vec!["mixer".into()],
         delisted: false,
         path: vec![],
+        asset: "BTC".into(),
+        usd: None,
+        usd_rates: vec![],
+        usd_unpriced_sats: 36_000_000,
+        usd_note: None,
     };
-    let (level, fired) = rules.evaluate(&[row], 0, 10_000_000_000);
-    assert!(level > Level::None, "{fired:?}");
-    let f = fired
+    let total = |_: &str, _: &str| cointrail_evm::U256::from(10_000_000_000u64);
+    let v = rules.evaluate(&[row], &total);
+    assert!(v.level > Level::None);
+    let f = v
+        .fired
         .iter()
         .find(|f| f.rule == "highest-category")
         .expect("the fallback verdict");
     assert_eq!(f.share, 0.0036);
-    assert_eq!(f.sats, 36_000_000);
+    assert_eq!(f.sats, Some(36_000_000));
 }

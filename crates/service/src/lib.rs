@@ -52,7 +52,7 @@ impl utoipa::Modify for SecurityAddon {
 #[openapi(
     info(
         title = "cointrail screening API",
-        description = "Exposure and risk of Bitcoin addresses, transactions and deposits, with an open method (see docs/methods in the repository): every answer lists the exposure rows, the rules that fired, and how it was obtained (index tip, labels, parameters)."
+        description = "Exposure and risk of Bitcoin addresses, transactions and deposits, and of Ethereum addresses (per asset), with an open method (see docs/methods in the repository): every answer lists the exposure rows, the rules that fired, and how it was obtained (index tip, labels, parameters)."
     ),
     paths(
         routes::screen::address,
@@ -62,6 +62,11 @@ impl utoipa::Modify for SecurityAddon {
         routes::chain::address,
         routes::chain::transaction,
         routes::chain::entity,
+        routes::evm::stats,
+        routes::evm::address,
+        routes::evm::transaction,
+        routes::evm::block,
+        routes::evm::screen_address,
         routes::paths::paths,
         routes::labels::list,
         routes::labels::add,
@@ -83,6 +88,7 @@ impl utoipa::Modify for SecurityAddon {
     tags(
         (name = "screening", description = "Exposure and risk (KYT)"),
         (name = "chain", description = "Addresses, transactions, entities"),
+        (name = "ethereum", description = "Ethereum: stats, addresses, transactions, blocks, screening (0x values on the other routes are answered the same way)"),
         (name = "labels", description = "Who controls what"),
         (name = "cases", description = "Registered thefts, traced exactly"),
         (name = "alerts", description = "Alert rules, the alert log and its live stream"),
@@ -132,6 +138,20 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/v1/addresses/{address}", get(routes::chain::address))
         .route("/v1/transactions/{txid}", get(routes::chain::transaction))
         .route("/v1/entities/{id}", get(routes::chain::entity))
+        .route("/v1/ethereum/stats", get(routes::evm::stats))
+        .route(
+            "/v1/ethereum/addresses/{address}",
+            get(routes::evm::address),
+        )
+        .route(
+            "/v1/ethereum/transactions/{hash}",
+            get(routes::evm::transaction),
+        )
+        .route("/v1/ethereum/blocks/{number}", get(routes::evm::block))
+        .route(
+            "/v1/ethereum/screen/address/{address}",
+            get(routes::evm::screen_address),
+        )
         .route("/v1/paths", get(routes::paths::paths))
         .route("/v1/cases/{name}/trace", get(routes::trace::case_trace))
         .route(

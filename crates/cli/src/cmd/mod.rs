@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod evm;
 pub mod evm_export;
 pub mod evm_follow;
+pub mod evm_screen;
 pub mod follow;
 pub mod labels;
 pub mod prices;

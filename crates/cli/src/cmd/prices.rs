@@ -3,7 +3,7 @@
 use crate::Global;
 use anyhow::{Context, Result};
 use cointrail_tags::PriceTable;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
 #[command(after_help = "Examples:
@@ -29,11 +29,6 @@ pub enum PricesCmd {
 
 pub fn table_path(g: &Global) -> PathBuf {
     g.data_dir.join("prices.csv")
-}
-
-/// The price table of a data dir (empty when none was imported).
-pub fn load(data_dir: &Path) -> Result<PriceTable> {
-    Ok(PriceTable::load(&data_dir.join("prices.csv"))?)
 }
 
 pub fn run(cmd: PricesCmd, g: &Global) -> Result<()> {

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 #[command(after_help = "Examples:
   cointrail screen bc1q...                 # an address: where its funds came from and went
   cointrail screen TXID:1 --json           # a deposit output, exactly what the API answers
-  cointrail screen TXID --rules my.yaml    # with your own rule set (see crates/risk/src/default_rules.yaml)")]
+  cointrail screen TXID --rules my.yaml    # with your own rule set (see crates/risk/src/default_rules.yaml)
+  cointrail screen 0xb9d7934878b5fb9610b3fe8a5e441e8fad7e293f --json   # an Ethereum address, per asset
+  cointrail prices import closes.csv       # then USD at each day's rate (date,asset,usd[,source])")]
 pub struct ScreenArgs {
     /// ADDRESS, TXID or TXID:VOUT.
     pub subject: String,
@@ -31,10 +33,10 @@ pub fn open_engine(g: &Global, rules: Option<&PathBuf>) -> Result<Engine> {
 }
 
 pub fn run(a: ScreenArgs, g: &Global) -> Result<()> {
-    // A 0x address is an Ethereum account: direct exposure over its movements (a malformed
-    // one is refused there, saying what is wrong).
+    // A 0x address is an Ethereum account (a malformed one is refused there, saying what
+    // is wrong).
     if crate::cmd::evm::has_0x_prefix(&a.subject) {
-        return crate::cmd::evm::run_screen(&a.subject, g);
+        return crate::cmd::evm_screen::run(&a, g);
     }
     let mut e = open_engine(g, a.rules.as_ref())?;
     // Stored cases count exactly: trace them first.
@@ -46,50 +48,46 @@ pub fn run(a: ScreenArgs, g: &Global) -> Result<()> {
         return crate::print_json(&s);
     }
     print!("{}", human(&a.subject, &s, a.max_hops));
-    // USD only at a rate of the day the coins moved, from the imported price table.
-    let day = match &subject {
-        Subject::Tx(t) | Subject::Output(t, _) => e
-            .index
-            .parse_txid(t)
-            .ok()
-            .map(|n| e.index.tx_info(n).block_time as u64),
-        Subject::Address(_) => None,
-    };
-    let prices = crate::cmd::prices::load(&g.data_dir)?;
-    println!("{}", usd_note(&s, day, &prices));
+    println!("{}", usd_note(&s));
     Ok(())
 }
 
-/// USD of the fired rules at the rate of the transaction's day, naming that rate's date and
-/// source; no USD when the table has no rate for the day or the amounts span many days.
-pub fn usd_note(
-    s: &cointrail_risk::Screening,
-    day: Option<u64>,
-    prices: &cointrail_tags::PriceTable,
-) -> String {
-    let Some(secs) = day else {
-        return "USD: not shown (an address's amounts span many days; screen a TXID or TXID:VOUT for USD at that day's rate)".into();
-    };
-    let date = cointrail_tags::prices::date_of(secs);
-    let Some(r) = prices.rate("BTC", &date) else {
-        return format!("USD: not shown (no BTC rate for {date} in the price table: `cointrail prices import FILE.csv`)");
-    };
-    let flow = s.received.total_sats.max(s.sent.total_sats);
-    let mut out = format!(
-        "USD at {} USD/BTC (rate of {}, from {}): {:.2} USD moved",
-        r.usd,
-        r.date,
-        r.source,
-        cointrail_tags::PriceTable::usd_of(&r, flow as u128, 8)
-    );
+/// USD of the fired rules, each part at the rate of the day it moved (the imported price
+/// table), naming each rate's date and source; where no rate is known, why not.
+pub fn usd_note(s: &cointrail_risk::Screening) -> String {
+    let mut out = Vec::new();
     for f in &s.fired_rules {
-        out.push_str(&format!(
-            "; rule {}: {:.2} USD",
-            f.rule,
-            cointrail_tags::PriceTable::usd_of(&r, f.sats as u128, 8)
-        ));
+        let rates = f
+            .usd_rates
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} USD/{} (rate of {}, from {})",
+                    r.usd, r.asset, r.date, r.source
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        match (f.usd, &f.usd_note) {
+            (Some(u), None) => out.push(format!("USD: rule {}: {u:.2} USD at {rates}", f.rule)),
+            (Some(u), Some(n)) => out.push(format!(
+                "USD: rule {}: {u:.2} USD at {rates}, and part not shown ({n})",
+                f.rule
+            )),
+            (None, n) => out.push(format!(
+                "USD: not shown ({})",
+                n.as_deref().unwrap_or("no rate in the price table")
+            )),
+        }
     }
-    out
+    for n in &s.rules_not_judged {
+        out.push(format!("USD: rule {} not judged: {}", n.rule, n.reason));
+    }
+    if out.is_empty() {
+        out.push("USD: no rule fired, no amount to convert".into());
+    }
+    out.dedup();
+    out.join("\n")
 }
 
 /// The screening as a person reads it: the verdict, the rules that set it, an aligned
@@ -105,7 +103,7 @@ pub fn human(subject: &str, s: &cointrail_risk::Screening, max_hops: u32) -> Str
             "  rule {} ({:?}): {} ({:.1}% of the flow) — {}",
             f.rule,
             f.level,
-            btc(f.sats),
+            btc(f.sats.unwrap_or(0)),
             f.share * 100.0,
             f.description
         );

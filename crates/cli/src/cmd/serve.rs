@@ -67,7 +67,12 @@ pub fn run_serve(a: ServeArgs, g: &Global) -> Result<()> {
     if a.no_keys && !a.bind.ip().is_loopback() {
         bail!("--no-keys is only allowed on a loopback address (127.0.0.1 or ::1); create keys with `cointrail keys create NAME` instead");
     }
-    if !g.data_dir.join("index").join("manifest.json").exists() {
+    // An EVM chain alone is enough: the engine makes the empty Bitcoin index beside it.
+    if !g.data_dir.join("index").join("manifest.json").exists()
+        && !cointrail_engine::evm::EVM_CHAINS
+            .iter()
+            .any(|c| cointrail_engine::evm::has_chain(&g.data_dir, c))
+    {
         bail!(
             "{} holds no index: build one first (`cointrail demo`, or `cointrail ingest …`)",
             g.data_dir.display()

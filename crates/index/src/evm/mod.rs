@@ -17,6 +17,8 @@
 mod node;
 mod query;
 mod store;
+mod walk;
 
 pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
 pub use store::{EvmIndex, EvmManifest, EvmStats};
+pub use walk::RawMovement;

@@ -109,7 +109,7 @@ impl EvmIndex {
     }
 
     /// Block record index holding movement `i`.
-    fn block_of_mv(&self, i: u64) -> u64 {
+    pub(crate) fn block_of_mv(&self, i: u64) -> u64 {
         let (mut lo, mut hi) = (0u64, self.blocks.len());
         while hi - lo > 1 {
             let mid = (lo + hi) / 2;

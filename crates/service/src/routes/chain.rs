@@ -41,7 +41,8 @@ pub struct AddressView {
     pub attributions: Vec<serde_json::Value>,
 }
 
-/// An address: totals, outputs, entity and attributions.
+/// An address: totals, outputs, entity and attributions. A 0x address is answered as
+/// `/v1/ethereum/addresses/{address}` does.
 #[utoipa::path(get, path = "/v1/addresses/{address}", tag = "chain",
     params(("address" = String, Path, description = "A Bitcoin address of the index's network"), PageQuery),
     responses((status = 200, body = AddressView),
@@ -52,8 +53,13 @@ pub async fn address(
     State(st): State<Arc<AppState>>,
     ApiPath(address): ApiPath<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
-) -> Result<Json<AddressView>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let snap = st.snapshot();
+    if crate::routes::screen::is_evm(&address) {
+        return crate::routes::evm::address_answer(&snap, &address, None, q.limit)
+            .map(IntoResponse::into_response);
+    }
     let a = check_address(&snap, &address, "address")?;
     let limit = q.limit()?;
     let e = &snap.engine;
@@ -77,7 +83,8 @@ pub async fn address(
             .into_iter()
             .filter_map(|x| serde_json::to_value(x).ok())
             .collect(),
-    }))
+    })
+    .into_response())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -90,7 +97,8 @@ pub struct TransactionView {
     pub labels: Vec<serde_json::Value>,
 }
 
-/// A transaction with its inputs, outputs and labels.
+/// A transaction with its inputs, outputs and labels. A 0x hash (0x and 64 hex digits) is
+/// answered as `/v1/ethereum/transactions/{hash}` does.
 #[utoipa::path(get, path = "/v1/transactions/{txid}", tag = "chain",
     params(("txid" = String, Path, description = "Transaction id, 64 hex digits", pattern = "^[0-9a-fA-F]{64}$")),
     responses((status = 200, body = TransactionView),
@@ -100,8 +108,12 @@ pub struct TransactionView {
 pub async fn transaction(
     State(st): State<Arc<AppState>>,
     ApiPath(txid): ApiPath<String>,
-) -> Result<Json<TransactionView>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let snap = st.snapshot();
+    if crate::routes::screen::is_evm(&txid) {
+        return crate::routes::evm::tx_answer(&snap, &txid).map(IntoResponse::into_response);
+    }
     let t = check_txid(&snap, &txid, "txid")?;
     let info = snap.engine.index.tx_info(t);
     let tx = serde_json::to_value(&info).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -125,7 +137,8 @@ pub async fn transaction(
             .into_iter()
             .filter_map(|l| serde_json::to_value(l).ok())
             .collect(),
-    }))
+    })
+    .into_response())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

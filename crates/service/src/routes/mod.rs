@@ -2,6 +2,7 @@
 pub mod alerts;
 pub mod cases;
 pub mod chain;
+pub mod evm;
 pub mod labels;
 pub mod ops;
 pub mod paths;

@@ -14,6 +14,21 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// A screening of either chain: Bitcoin's, or an EVM address's (per asset).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum AnyScreening {
+    Bitcoin(Screening),
+    Evm(cointrail_risk::account::AccountScreening),
+}
+
+/// A value with a 0x prefix is meant for an EVM chain (no Bitcoin address has one).
+pub(crate) fn is_evm(s: &str) -> bool {
+    s.trim()
+        .get(..2)
+        .is_some_and(|p| p.eq_ignore_ascii_case("0x"))
+}
+
 /// Most hops a request may ask for: each hop multiplies the work.
 pub const MAX_HOPS: u32 = 6;
 
@@ -115,11 +130,12 @@ fn answer(
     Ok(Json(s))
 }
 
-/// Screen an address: where its funds came from and where they went.
+/// Screen an address: where its funds came from and where they went. A 0x address is
+/// screened on Ethereum (as `/v1/ethereum/screen/address/{address}`).
 #[utoipa::path(get, path = "/v1/screen/address/{address}", tag = "screening",
-    params(("address" = String, Path, description = "A Bitcoin address of the index's network"), ScreenQuery),
+    params(("address" = String, Path, description = "A Bitcoin address of the index's network, or an Ethereum 0x address"), ScreenQuery),
     responses(
-        (status = 200, description = "Exposure and risk", body = Screening),
+        (status = 200, description = "Exposure and risk", body = AnyScreening),
         (status = 400, description = "Not a valid address for this network", body = crate::error::ErrorBody),
         (status = 404, description = "The address never appears in the indexed chain", body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
@@ -128,8 +144,15 @@ pub async fn address(
     State(st): State<Arc<AppState>>,
     ApiPath(address): ApiPath<String>,
     ApiQuery(q): ApiQuery<ScreenQuery>,
-) -> Result<Json<Screening>, ApiError> {
+) -> Result<Json<AnyScreening>, ApiError> {
+    if is_evm(&address) {
+        let snap = st.snapshot();
+        let s = crate::routes::evm::screen(&snap, &address, q.max_hops, "address")?;
+        st.metrics.screened_subjects.fetch_add(1, Ordering::Relaxed);
+        return Ok(Json(AnyScreening::Evm(s)));
+    }
     answer(&st, Subject::Address(address), q.max_hops, "address")
+        .map(|j| Json(AnyScreening::Bitcoin(j.0)))
 }
 
 /// Screen a transaction: the origins of its inputs and the destinations of its outputs.
@@ -170,7 +193,7 @@ pub async fn output(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
-    /// Addresses, `TXID`s or `TXID:VOUT` outputs, in any mix (at most the server's
+    /// Addresses (Bitcoin, or Ethereum 0x), `TXID`s or `TXID:VOUT` outputs, in any mix (at most the server's
     /// `--max-batch`, 1000 by default).
     #[schema(min_items = 1, max_items = 1000)]
     pub subjects: Vec<String>,
@@ -184,7 +207,7 @@ pub struct BatchRequest {
 pub struct BatchItem {
     pub subject: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub screening: Option<Screening>,
+    pub screening: Option<AnyScreening>,
     /// Why this subject could not be screened (the others still are).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<crate::error::ErrorBody>,
@@ -260,9 +283,15 @@ pub async fn batch(
             .enumerate()
             .map(|(i, s)| {
                 let field = format!("subjects[{i}]");
-                let r = match Subject::parse(s) {
-                    Ok(sub) => screen_subject(&snap, &sub, &p, &field, &field),
-                    Err(e) => Err(ApiError::invalid(&field, cointrail_engine::error_text(&e))),
+                let r = if is_evm(s) {
+                    crate::routes::evm::screen(&snap, s, Some(p.max_hops), &field)
+                        .map(AnyScreening::Evm)
+                } else {
+                    match Subject::parse(s) {
+                        Ok(sub) => screen_subject(&snap, &sub, &p, &field, &field)
+                            .map(AnyScreening::Bitcoin),
+                        Err(e) => Err(ApiError::invalid(&field, cointrail_engine::error_text(&e))),
+                    }
                 };
                 st2.metrics
                     .screened_subjects

@@ -1,0 +1,264 @@
+//! The EVM side of a data directory (`DATA_DIR/<chain>/`): its index, the labels of its
+//! 0x addresses, and screening through the account walk (`cointrail_risk::account`) with
+//! the engine's rules and price table. `cointrail screen 0x… --json` and the API's
+//! Ethereum routes both answer from here.
+
+use crate::Engine;
+use anyhow::{Context, Result};
+use cointrail_evm::movement::MovementKind;
+use cointrail_evm::{parse_address, Address};
+use cointrail_index::evm::EvmIndex;
+use cointrail_risk::account::{
+    AccountScreener, AccountScreening, AccountView, AcctId, AssetInfo, Transfer, TransferKind,
+};
+use cointrail_risk::{Attribution, Attributor, ExposureParams};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The EVM chains a data directory may hold, by directory name.
+pub const EVM_CHAINS: &[&str] = &["ethereum"];
+
+/// What went wrong with an EVM request, told apart so the API can answer 400 or 404.
+#[derive(Debug, thiserror::Error)]
+pub enum EvmError {
+    /// Not a well-formed address, hash or number (the message says why).
+    #[error("{0}")]
+    Invalid(String),
+    /// Well-formed, but not in this data directory.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// One EVM chain of the data directory, opened with its labels.
+pub struct EvmSide {
+    pub chain: String,
+    pub index: EvmIndex,
+    labels: HashMap<AcctId, Vec<Attribution>>,
+    pub attribution_note: serde_json::Value,
+}
+
+impl Attributor for EvmSide {
+    fn attribute(&self, a: AcctId) -> Vec<Attribution> {
+        self.labels.get(&a).cloned().unwrap_or_default()
+    }
+}
+
+impl AccountView for EvmSide {
+    fn each_received(&self, a: AcctId, f: &mut dyn FnMut(u64) -> bool) {
+        self.index.each_movement_of(a, false, f)
+    }
+    fn each_sent(&self, a: AcctId, f: &mut dyn FnMut(u64) -> bool) {
+        self.index.each_movement_of(a, true, f)
+    }
+    fn transfer(&self, id: u64) -> Transfer {
+        let m = self.index.raw_movement(id);
+        let kind = match m.kind {
+            MovementKind::Fee | MovementKind::Burn => TransferKind::Gas,
+            MovementKind::Reward | MovementKind::Withdrawal => TransferKind::NewCoins,
+            // A token minted: the zero address is nobody's account.
+            _ if self.index.address_of(m.from) == cointrail_evm::movement::SINK => {
+                TransferKind::NewCoins
+            }
+            _ => TransferKind::Value,
+        };
+        Transfer {
+            id,
+            from: m.from,
+            to: m.to,
+            asset: m.asset,
+            amount: m.amount,
+            time: self.index.movement_time(id),
+            kind,
+            tx: m.tx,
+        }
+    }
+    fn tx_name(&self, tx: u64) -> String {
+        self.index.tx_hash(tx).to_string()
+    }
+    fn asset_info(&self, asset: u32) -> AssetInfo {
+        match self.index.token_of(asset) {
+            None => AssetInfo {
+                asset: "ETH".into(),
+                token: None,
+                symbol: Some("ETH".into()),
+                decimals: Some(18),
+            },
+            Some(t) => {
+                let info = cointrail_evm::tokens::token_info(&t);
+                AssetInfo {
+                    asset: info
+                        .map(|i| i.symbol.to_string())
+                        .unwrap_or_else(|| t.to_checksum(None)),
+                    token: Some(t.to_checksum(None)),
+                    symbol: info.map(|i| i.symbol.to_string()),
+                    decimals: info.map(|i| i.decimals),
+                }
+            }
+        }
+    }
+    fn render(&self, a: AcctId) -> String {
+        self.index.address_of(a).to_checksum(None)
+    }
+}
+
+/// Whether the data directory holds an index of this EVM chain.
+pub fn has_chain(data_dir: &Path, chain: &str) -> bool {
+    data_dir.join(chain).join("manifest.json").exists()
+}
+
+impl EvmSide {
+    /// Open `DATA_DIR/<chain>/` and the labels of its addresses: every label of an EVM
+    /// list (ETH, USDT, USDC, …: a 0x address is one account whatever list names it) and
+    /// the `0x…` lines of `attribution.tsv`.
+    pub fn open(data_dir: &Path, chain: &str) -> Result<EvmSide> {
+        let index = EvmIndex::open_reader(&data_dir.join(chain))?;
+        let mut labels: HashMap<AcctId, Vec<Attribution>> = HashMap::new();
+        let tsv = data_dir.join("attribution.tsv");
+        if tsv.exists() {
+            let text = std::fs::read_to_string(&tsv)
+                .with_context(|| format!("reading {}", tsv.display()))?;
+            for (i, line) in text.lines().enumerate() {
+                let f: Vec<&str> = line.split('\t').collect();
+                if !crate::wiring::is_evm_address(f[0]) {
+                    continue;
+                }
+                if f.len() < 3 {
+                    anyhow::bail!(
+                        "{} line {}: expected address, category, name separated by tabs",
+                        tsv.display(),
+                        i + 1
+                    );
+                }
+                let a = parse_address(f[0])
+                    .map_err(|e| anyhow::anyhow!("{} line {}: {e}", tsv.display(), i + 1))?;
+                if let Some(id) = index.address_id(&a) {
+                    labels.entry(id).or_default().push(Attribution {
+                        entity: None,
+                        name: f[2].to_string(),
+                        category: f[1].to_string(),
+                        source: "attribution.tsv".into(),
+                        valid_from: None,
+                        valid_to: None,
+                    });
+                }
+            }
+        }
+        let store_path = data_dir.join("labels.redb");
+        if store_path.exists() {
+            let s = cointrail_tags::TagStore::open(&store_path)?;
+            for l in s.all_labels(None)? {
+                if !cointrail_tags::EVM_CURRENCIES.contains(&l.currency.as_str()) {
+                    continue;
+                }
+                let cointrail_tags::Target::Address(addr) = &l.target else {
+                    continue;
+                };
+                let Ok(a) = addr.parse::<Address>() else {
+                    continue;
+                };
+                let Some(id) = index.address_id(&a) else {
+                    continue;
+                };
+                let name = l
+                    .actor
+                    .clone()
+                    .filter(|x| !x.is_empty())
+                    .unwrap_or(l.label.clone());
+                let v = labels.entry(id).or_default();
+                // One address on several lists (ETH and USDT) is one label.
+                if v.iter().any(|x| x.name == name && x.source == l.source) {
+                    continue;
+                }
+                v.push(Attribution {
+                    entity: None,
+                    name,
+                    category: l.risk_category().unwrap_or("unknown").to_string(),
+                    source: l.source.clone(),
+                    valid_from: crate::wiring::date_to_unix(&l.valid_from),
+                    valid_to: l.valid_to.as_deref().and_then(crate::wiring::date_to_unix),
+                });
+            }
+        }
+        let attribution_note = serde_json::json!({"attributed_addresses": labels.len()});
+        Ok(EvmSide {
+            chain: chain.to_string(),
+            index,
+            labels,
+            attribution_note,
+        })
+    }
+
+    /// An address as typed (any case; EIP-55 checked when mixed), known to the index.
+    pub fn address(&self, s: &str) -> Result<(Address, AcctId), EvmError> {
+        let a = parse_address(s).map_err(|e| EvmError::Invalid(e.to_string()))?;
+        let id = self.index.address_id(&a).ok_or_else(|| {
+            let st = self.index.stats();
+            EvmError::NotFound(format!(
+                "{} has no movements in the {} index (blocks {}..={}): it has no on-chain history to screen yet",
+                a.to_checksum(None),
+                self.chain,
+                st.first_block.map_or("-".into(), |b| b.to_string()),
+                st.last_block.map_or("-".into(), |b| b.to_string())
+            ))
+        })?;
+        Ok((a, id))
+    }
+
+    fn provenance(&self) -> serde_json::Value {
+        let st = self.index.stats();
+        serde_json::json!({
+            "chain": self.chain,
+            "index_tip_block": st.last_block,
+            "index_first_block": st.first_block,
+            "index_generation": self.index.manifest().generation,
+            "movements": st.movements,
+            "attribution": self.attribution_note,
+        })
+    }
+}
+
+impl Engine {
+    /// Open the data directory's EVM chains for screening and the API (`open_full` does).
+    pub fn attach_evm(&mut self) -> Result<()> {
+        for chain in EVM_CHAINS {
+            if has_chain(&self.data_dir, chain) {
+                let side = EvmSide::open(&self.data_dir, chain)
+                    .with_context(|| format!("opening the {chain} index"))?;
+                self.evm
+                    .insert(chain.to_string(), std::sync::Arc::new(side));
+            }
+        }
+        Ok(())
+    }
+
+    /// The opened EVM chain, or why there is none.
+    pub fn evm(&self, chain: &str) -> Result<&EvmSide, EvmError> {
+        self.evm.get(chain).map(|s| &**s).ok_or_else(|| {
+            EvmError::NotFound(format!(
+                "no {chain} index in {}: run `cointrail ingest --chain {chain} FILES` first",
+                self.data_dir.display()
+            ))
+        })
+    }
+
+    /// Screen an EVM address: the same breakdown as Bitcoin's, per asset, by the same rules.
+    pub fn screen_evm(
+        &self,
+        chain: &str,
+        address: &str,
+        params: &ExposureParams,
+    ) -> Result<AccountScreening, EvmError> {
+        let side = self.evm(chain)?;
+        let (_, id) = side.address(address)?;
+        let screener = AccountScreener {
+            view: side,
+            attr: side,
+            rules: &self.rules,
+            params,
+            prices: &*self.prices,
+        };
+        let mut s = screener.address(chain, id);
+        s.provenance = side.provenance();
+        Ok(s)
+    }
+}

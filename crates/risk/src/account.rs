@@ -1,0 +1,857 @@
+//! The exposure walk on an account chain (Ethereum and any EVM chain): the same breakdown
+//! as the UTXO walk in `exposure` (ownership / direct / indirect, received / sent, per
+//! category), per asset (the native coin and each token), judged by the same rules.
+//!
+//! An account has no outputs to follow, so amounts are split over an account's transfers
+//! of the same asset instead, exactly (256-bit integers, largest remainder):
+//! - backward, what an unattributed account X paid on at transfer `m` came from X's earlier
+//!   receipts, in proportion to their amounts; whatever exceeds them came from before the
+//!   indexed blocks (`outside_index`);
+//! - forward, what an unattributed account Y received at transfer `m` left in Y's later
+//!   sends, in proportion to their amounts; what they do not cover is still held there.
+//!
+//! The walk stops at any attributed account (exchanges, DEX and bridge contracts, which
+//! pool everyone's funds, included), at `max_hops`, and at `max_steps` (transfers read).
+//! Labels are judged at the time of each transfer, as on Bitcoin.
+
+use crate::exposure::{label_at, usd_parameters, ExposureParams, ExposureType};
+use crate::rules::{FiredRule, Level, NotJudged, RuleRow, RuleSet};
+use crate::usd::{convert, day_of, to_f64, ByDay, UsdFigure, UsdPrices, UsdRate};
+use crate::Attributor;
+use cointrail_evm::{U256, U512};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+
+/// An account's dense id (the index's address id).
+pub type AcctId = u32;
+
+/// What a transfer is, as far as exposure goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferKind {
+    /// Value passing from one account to another (a transaction's value, an internal call,
+    /// a token transfer, a creation's endowment, a self-destruct's refund).
+    Value,
+    /// Gas: the priority fee and the burnt base fee.
+    Gas,
+    /// New coins: block rewards, withdrawals, tokens minted (from the zero address).
+    NewCoins,
+}
+
+/// One transfer, as the walk reads it.
+#[derive(Clone, Debug)]
+pub struct Transfer {
+    pub id: u64,
+    pub from: AcctId,
+    pub to: AcctId,
+    /// 0 is the native coin; tokens are numbered by the view.
+    pub asset: u32,
+    pub amount: U256,
+    /// Unix time of its block.
+    pub time: u64,
+    pub kind: TransferKind,
+    /// Its transaction, as the view names it in paths (none for rewards, withdrawals).
+    pub tx: Option<u64>,
+}
+
+/// How an asset is shown and priced.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct AssetInfo {
+    /// `ETH`, a token's symbol, or its contract when the registry does not know it.
+    pub asset: String,
+    /// The token contract (EIP-55); null for the native coin.
+    pub token: Option<String>,
+    pub symbol: Option<String>,
+    pub decimals: Option<u8>,
+}
+
+/// The chain as the account walk reads it. Transfer ids grow in chain order.
+pub trait AccountView {
+    /// Visit the transfers `a` received, newest first, until `f` says stop.
+    fn each_received(&self, a: AcctId, f: &mut dyn FnMut(u64) -> bool);
+    /// Visit the transfers `a` sent, newest first, until `f` says stop.
+    fn each_sent(&self, a: AcctId, f: &mut dyn FnMut(u64) -> bool);
+    fn transfer(&self, id: u64) -> Transfer;
+    /// A transaction's hash as shown in paths.
+    fn tx_name(&self, tx: u64) -> String;
+    fn asset_info(&self, asset: u32) -> AssetInfo;
+    fn render(&self, a: AcctId) -> String;
+}
+
+/// One exposure row: a category reached in one direction, by one kind of exposure, in one
+/// asset.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct AccountExposureRow {
+    pub category: String,
+    pub level: Level,
+    #[serde(rename = "type")]
+    pub exposure_type: ExposureType,
+    /// `received` (origins of funds) or `sent` (destinations).
+    pub direction: String,
+    pub asset: String,
+    pub token: Option<String>,
+    pub symbol: Option<String>,
+    pub decimals: Option<u8>,
+    /// Base units (wei or the token's), exact.
+    pub amount: String,
+    /// USD at the rate of the day the subject's own transfer moved each part (price
+    /// table); null without a rate.
+    pub usd: Option<f64>,
+    pub usd_rates: Vec<UsdRate>,
+    /// Base units of this row with no rate (left out of `usd`).
+    pub usd_unpriced: String,
+    pub usd_note: Option<String>,
+    /// Share of the direction's total of this asset.
+    pub share: f64,
+    pub min_hops: u32,
+    /// Names of the labelled parties behind the row (at most 5).
+    pub entities: Vec<String>,
+    /// The label had been withdrawn (a delisting) when these funds moved.
+    pub delisted: bool,
+    /// Transactions from the subject to the party (subject side first), for one instance.
+    pub path: Vec<String>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    amount_int: U256,
+    #[serde(skip)]
+    #[schema(ignore)]
+    unpriced_int: U256,
+}
+
+impl RuleRow for AccountExposureRow {
+    fn category(&self) -> &str {
+        &self.category
+    }
+    fn level(&self) -> Level {
+        self.level
+    }
+    fn exposure_type(&self) -> ExposureType {
+        self.exposure_type
+    }
+    fn direction(&self) -> &str {
+        &self.direction
+    }
+    fn delisted(&self) -> bool {
+        self.delisted
+    }
+    fn asset(&self) -> &str {
+        &self.asset
+    }
+    fn amount(&self) -> U256 {
+        self.amount_int
+    }
+    fn share(&self) -> f64 {
+        self.share
+    }
+    fn usd(&self) -> UsdFigure {
+        UsdFigure {
+            usd: self.usd,
+            rates: self.usd_rates.clone(),
+            unpriced: self.unpriced_int,
+            why_unpriced: self.usd_note.clone(),
+        }
+    }
+}
+
+/// What happened to one asset's funds in one direction, in base units (decimal strings).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct AssetFlow {
+    #[serde(flatten)]
+    pub asset: AssetInfo,
+    /// What others paid the subject (received) or the subject paid others, gas included
+    /// (sent). Transfers to itself are left out.
+    pub total: String,
+    /// Reached no labelled party within the hop limit.
+    pub unattributed: String,
+    /// Came from before the indexed blocks (more was paid on than had arrived).
+    pub outside_index: String,
+    /// Block rewards, withdrawals, minted tokens.
+    pub new_coins: String,
+    /// Gas paid on the way (priority fees and burnt base fees).
+    pub fee: String,
+    /// Still held by an unattributed account along the way (sent direction).
+    pub held: String,
+    /// Cut off by the step bound.
+    pub beyond_limit: String,
+}
+
+#[derive(Clone, Debug, Default)]
+struct FlowAcc {
+    total: U256,
+    unattributed: U256,
+    outside_index: U256,
+    new_coins: U256,
+    fee: U256,
+    held: U256,
+    beyond_limit: U256,
+    /// The subject's own transfers by day, for the ownership rows' USD.
+    days: ByDay,
+}
+
+fn add(x: &mut U256, v: U256) {
+    *x = x.saturating_add(v);
+}
+
+/// An EVM screening: the same breakdown as a Bitcoin one, per asset.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct AccountScreening {
+    pub chain: String,
+    /// What was screened: `{kind: "address", address, movements_in, movements_out}`.
+    #[schema(value_type = Object)]
+    pub subject: serde_json::Value,
+    pub risk: Level,
+    pub fired_rules: Vec<FiredRule>,
+    /// Rules whose USD threshold could not be judged for want of a rate.
+    pub rules_not_judged: Vec<NotJudged>,
+    pub exposure: Vec<AccountExposureRow>,
+    /// Per asset.
+    pub received: Vec<AssetFlow>,
+    pub sent: Vec<AssetFlow>,
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Value,
+    /// Filled by the caller: index tip, labels.
+    #[schema(value_type = Object)]
+    pub provenance: serde_json::Value,
+}
+
+/// Split `w` over parts in proportion to their weights, exactly (largest remainder, ties to
+/// the lower index), in 256-bit integers (products in 512 bits, so nothing overflows).
+pub fn split_u256(w: U256, parts: &[U256]) -> Vec<U256> {
+    let total: U512 = parts.iter().fold(U512::ZERO, |a, p| a + U512::from(*p));
+    if total.is_zero() {
+        return vec![U256::ZERO; parts.len()];
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    let mut rems: Vec<(U512, usize)> = Vec::with_capacity(parts.len());
+    let mut given = U256::ZERO;
+    let wide = U512::from(w);
+    for (i, p) in parts.iter().enumerate() {
+        let exact = wide * U512::from(*p);
+        let q = U256::from(exact / total);
+        given += q;
+        out.push(q);
+        rems.push((exact % total, i));
+    }
+    rems.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    // Fewer than parts.len() units are left over.
+    let left = (w - given).to::<usize>();
+    for r in rems.iter().take(left) {
+        out[r.1] += U256::from(1u8);
+    }
+    out
+}
+
+type RowKey = (String, ExposureType, bool, u32);
+
+/// The transactions from the subject to where a branch is, shared between branches (one
+/// pointer per branch, not a copy of its path).
+#[derive(Clone, Default)]
+struct Trail(Option<std::rc::Rc<(u64, Trail)>>);
+
+impl Trail {
+    fn push(&self, t: u64) -> Trail {
+        Trail(Some(std::rc::Rc::new((t, self.clone()))))
+    }
+    /// Subject side first.
+    fn to_vec(&self) -> Vec<u64> {
+        let mut v = Vec::new();
+        let mut p = self;
+        while let Some(n) = &p.0 {
+            v.push(n.0);
+            p = &n.1;
+        }
+        v.reverse();
+        v
+    }
+}
+
+struct Row {
+    amount: U256,
+    hops: u32,
+    names: Vec<String>,
+    path: Vec<u64>,
+    days: ByDay,
+}
+
+/// A branch of the walk: `w` of `asset` at account `at`, which it reached (backward: left)
+/// by transfer `via`, `h` hops from the subject.
+struct Branch {
+    at: AcctId,
+    asset: u32,
+    w: U256,
+    h: u32,
+    via: u64,
+    path: Trail,
+    day: u32,
+}
+
+/// Screens accounts: the chain, who is who, the rules, USD rates and the walk's bounds.
+pub struct AccountScreener<'a> {
+    pub view: &'a dyn AccountView,
+    pub attr: &'a dyn Attributor,
+    pub rules: &'a RuleSet,
+    pub params: &'a ExposureParams,
+    pub prices: &'a dyn UsdPrices,
+}
+
+struct Walk {
+    rows: BTreeMap<RowKey, Row>,
+    received: BTreeMap<u32, FlowAcc>,
+    sent: BTreeMap<u32, FlowAcc>,
+    steps: usize,
+}
+
+impl Walk {
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &mut self,
+        dir: &str,
+        cat: String,
+        t: ExposureType,
+        delisted: bool,
+        asset: u32,
+        amount: U256,
+        hops: u32,
+        names: &[String],
+        path: &Trail,
+        day: u32,
+    ) {
+        let e = self
+            .rows
+            .entry((format!("{dir}|{cat}"), t, delisted, asset))
+            .or_insert_with(|| Row {
+                amount: U256::ZERO,
+                hops: u32::MAX,
+                names: Vec::new(),
+                path: path.to_vec(),
+                days: ByDay::default(),
+            });
+        add(&mut e.amount, amount);
+        e.hops = e.hops.min(hops);
+        e.days.add(day, amount);
+        for n in names {
+            if e.names.len() < 5 && !e.names.contains(n) {
+                e.names.push(n.clone());
+            }
+        }
+    }
+}
+
+fn kind(h: u32) -> ExposureType {
+    if h <= 1 {
+        ExposureType::Direct
+    } else {
+        ExposureType::Indirect
+    }
+}
+
+impl AccountScreener<'_> {
+    fn label(&self, a: AcctId, time: u64) -> Option<(String, bool, Vec<String>)> {
+        label_at(self.attr, self.rules, a, time)
+    }
+
+    /// Read a list for a branch, newest first, keeping what `keep` accepts and stopping
+    /// where `stop` says; None when the step bound is reached first.
+    fn read(
+        &self,
+        walk: &mut Walk,
+        sent: bool,
+        a: AcctId,
+        keep: &dyn Fn(&Transfer) -> bool,
+        stop: &dyn Fn(u64) -> bool,
+    ) -> Option<Vec<Transfer>> {
+        let mut out = Vec::new();
+        let mut over = false;
+        let budget = self.params.max_steps;
+        let mut f = |id: u64| {
+            if stop(id) {
+                return false;
+            }
+            walk.steps += 1;
+            if walk.steps > budget {
+                over = true;
+                return false;
+            }
+            let t = self.view.transfer(id);
+            if keep(&t) {
+                out.push(t);
+            }
+            true
+        };
+        if sent {
+            self.view.each_sent(a, &mut f);
+        } else {
+            self.view.each_received(a, &mut f);
+        }
+        (!over).then_some(out)
+    }
+
+    fn backward(&self, mut queue: VecDeque<Branch>, walk: &mut Walk) {
+        while let Some(b) = queue.pop_front() {
+            if b.w.is_zero() {
+                continue;
+            }
+            let (asset, at, via) = (b.asset, b.at, b.via);
+            let earlier = self.read(
+                walk,
+                false,
+                at,
+                &|t| t.asset == asset && t.from != at && t.id < via,
+                &|_| false,
+            );
+            let Some(mut earlier) = earlier else {
+                add(
+                    &mut walk.received.entry(asset).or_default().beyond_limit,
+                    b.w,
+                );
+                continue;
+            };
+            earlier.reverse();
+            let mut weights: Vec<U256> = earlier.iter().map(|t| t.amount).collect();
+            let arrived = weights.iter().fold(U256::ZERO, |a, w| a.saturating_add(*w));
+            weights.push(b.w.saturating_sub(arrived));
+            let shares = split_u256(b.w, &weights);
+            add(
+                &mut walk.received.entry(asset).or_default().outside_index,
+                shares[shares.len() - 1],
+            );
+            for (t, share) in earlier.iter().zip(&shares) {
+                if share.is_zero() {
+                    continue;
+                }
+                let hop = b.h + 1;
+                let path = match t.tx {
+                    Some(x) => b.path.push(x),
+                    None => b.path.clone(),
+                };
+                if t.kind == TransferKind::NewCoins {
+                    add(
+                        &mut walk.received.entry(asset).or_default().new_coins,
+                        *share,
+                    );
+                    continue;
+                }
+                match self.label(t.from, t.time) {
+                    Some((cat, delisted, names)) => walk.row(
+                        "received",
+                        cat,
+                        kind(hop),
+                        delisted,
+                        asset,
+                        *share,
+                        hop,
+                        &names,
+                        &path,
+                        b.day,
+                    ),
+                    None if hop < self.params.max_hops => queue.push_back(Branch {
+                        at: t.from,
+                        asset,
+                        w: *share,
+                        h: hop,
+                        via: t.id,
+                        path,
+                        day: b.day,
+                    }),
+                    None => add(
+                        &mut walk.received.entry(asset).or_default().unattributed,
+                        *share,
+                    ),
+                }
+            }
+        }
+    }
+
+    fn forward(&self, mut queue: VecDeque<Branch>, walk: &mut Walk) {
+        while let Some(b) = queue.pop_front() {
+            if b.w.is_zero() {
+                continue;
+            }
+            let (asset, at, via) = (b.asset, b.at, b.via);
+            let later = self.read(walk, true, at, &|t| t.asset == asset && t.to != at, &|id| {
+                id <= via
+            });
+            let Some(mut later) = later else {
+                add(&mut walk.sent.entry(asset).or_default().beyond_limit, b.w);
+                continue;
+            };
+            later.reverse();
+            let mut weights: Vec<U256> = later.iter().map(|t| t.amount).collect();
+            let left = weights.iter().fold(U256::ZERO, |a, w| a.saturating_add(*w));
+            weights.push(b.w.saturating_sub(left));
+            let shares = split_u256(b.w, &weights);
+            add(
+                &mut walk.sent.entry(asset).or_default().held,
+                shares[shares.len() - 1],
+            );
+            for (t, share) in later.iter().zip(&shares) {
+                if share.is_zero() {
+                    continue;
+                }
+                if t.kind == TransferKind::Gas {
+                    add(&mut walk.sent.entry(asset).or_default().fee, *share);
+                    continue;
+                }
+                let hop = b.h + 1;
+                let path = match t.tx {
+                    Some(x) => b.path.push(x),
+                    None => b.path.clone(),
+                };
+                match self.label(t.to, t.time) {
+                    Some((cat, delisted, names)) => walk.row(
+                        "sent",
+                        cat,
+                        kind(hop),
+                        delisted,
+                        asset,
+                        *share,
+                        hop,
+                        &names,
+                        &path,
+                        b.day,
+                    ),
+                    None if hop < self.params.max_hops => queue.push_back(Branch {
+                        at: t.to,
+                        asset,
+                        w: *share,
+                        h: hop,
+                        via: t.id,
+                        path,
+                        day: b.day,
+                    }),
+                    None => add(
+                        &mut walk.sent.entry(asset).or_default().unattributed,
+                        *share,
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Screen account `a`: where what it received came from, and where what it sent went.
+    pub fn address(&self, chain: &str, a: AcctId) -> AccountScreening {
+        let mut walk = Walk {
+            rows: BTreeMap::new(),
+            received: BTreeMap::new(),
+            sent: BTreeMap::new(),
+            steps: 0,
+        };
+        let mut ins = Vec::new();
+        self.view.each_received(a, &mut |id| {
+            ins.push(id);
+            true
+        });
+        let mut outs = Vec::new();
+        self.view.each_sent(a, &mut |id| {
+            outs.push(id);
+            true
+        });
+        let (n_in, n_out) = (ins.len(), outs.len());
+        let mut last_time = 0u64;
+        // The subject's own transfers are read whole (not against the step bound): they are
+        // its totals.
+        let mut back = VecDeque::new();
+        for id in ins.iter().rev() {
+            let t = self.view.transfer(*id);
+            last_time = last_time.max(t.time);
+            if t.from == a {
+                continue;
+            }
+            let day = day_of(t.time);
+            let f = walk.received.entry(t.asset).or_default();
+            add(&mut f.total, t.amount);
+            f.days.add(day, t.amount);
+            if t.kind == TransferKind::NewCoins {
+                add(&mut f.new_coins, t.amount);
+                continue;
+            }
+            let path = Trail::default();
+            let path = match t.tx {
+                Some(x) => path.push(x),
+                None => path,
+            };
+            match self.label(t.from, t.time) {
+                Some((cat, delisted, names)) => walk.row(
+                    "received",
+                    cat,
+                    ExposureType::Direct,
+                    delisted,
+                    t.asset,
+                    t.amount,
+                    1,
+                    &names,
+                    &path,
+                    day,
+                ),
+                None if 1 < self.params.max_hops => back.push_back(Branch {
+                    at: t.from,
+                    asset: t.asset,
+                    w: t.amount,
+                    h: 1,
+                    via: t.id,
+                    path,
+                    day,
+                }),
+                None => add(
+                    &mut walk.received.entry(t.asset).or_default().unattributed,
+                    t.amount,
+                ),
+            }
+        }
+        self.backward(back, &mut walk);
+        walk.steps = 0;
+        let mut fwd = VecDeque::new();
+        for id in outs.iter().rev() {
+            let t = self.view.transfer(*id);
+            last_time = last_time.max(t.time);
+            if t.to == a {
+                continue;
+            }
+            let day = day_of(t.time);
+            let f = walk.sent.entry(t.asset).or_default();
+            add(&mut f.total, t.amount);
+            f.days.add(day, t.amount);
+            if t.kind == TransferKind::Gas {
+                add(&mut f.fee, t.amount);
+                continue;
+            }
+            let path = Trail::default();
+            let path = match t.tx {
+                Some(x) => path.push(x),
+                None => path,
+            };
+            match self.label(t.to, t.time) {
+                Some((cat, delisted, names)) => walk.row(
+                    "sent",
+                    cat,
+                    ExposureType::Direct,
+                    delisted,
+                    t.asset,
+                    t.amount,
+                    1,
+                    &names,
+                    &path,
+                    day,
+                ),
+                None if 1 < self.params.max_hops => fwd.push_back(Branch {
+                    at: t.to,
+                    asset: t.asset,
+                    w: t.amount,
+                    h: 1,
+                    via: t.id,
+                    path,
+                    day,
+                }),
+                None => add(
+                    &mut walk.sent.entry(t.asset).or_default().unattributed,
+                    t.amount,
+                ),
+            }
+        }
+        self.forward(fwd, &mut walk);
+        let own = self.label(a, last_time);
+        self.finish(
+            chain,
+            serde_json::json!({"kind": "address", "address": self.view.render(a), "movements_in": n_in, "movements_out": n_out}),
+            walk,
+            own,
+        )
+    }
+
+    fn finish(
+        &self,
+        chain: &str,
+        subject: serde_json::Value,
+        walk: Walk,
+        own: Option<(String, bool, Vec<String>)>,
+    ) -> AccountScreening {
+        let mut infos: BTreeMap<u32, AssetInfo> = BTreeMap::new();
+        let mut info = |asset: u32| {
+            infos
+                .entry(asset)
+                .or_insert_with(|| self.view.asset_info(asset))
+                .clone()
+        };
+        let mut cache = BTreeMap::new();
+        let total_of = |dir: &str, asset: u32| {
+            let m = if dir == "sent" {
+                &walk.sent
+            } else {
+                &walk.received
+            };
+            m.get(&asset).map(|f| f.total).unwrap_or_default()
+        };
+        let mut rows = Vec::new();
+        let mut push = |rows: &mut Vec<AccountExposureRow>,
+                        info: AssetInfo,
+                        dir: &str,
+                        cat: String,
+                        t: ExposureType,
+                        delisted: bool,
+                        amount: U256,
+                        total: U256,
+                        hops: u32,
+                        names: Vec<String>,
+                        path: Vec<String>,
+                        days: &ByDay| {
+            let f = convert(
+                self.prices,
+                info.symbol.as_deref(),
+                info.decimals,
+                days,
+                &mut cache,
+            );
+            rows.push(AccountExposureRow {
+                level: if delisted {
+                    Level::None
+                } else {
+                    self.rules.level_of(&cat)
+                },
+                category: cat,
+                exposure_type: t,
+                direction: dir.into(),
+                asset: info.asset,
+                token: info.token,
+                symbol: info.symbol,
+                decimals: info.decimals,
+                amount: amount.to_string(),
+                usd: f.usd,
+                usd_rates: f.rates,
+                usd_unpriced: f.unpriced.to_string(),
+                usd_note: f.why_unpriced,
+                share: if total.is_zero() {
+                    0.0
+                } else {
+                    to_f64(amount) / to_f64(total)
+                },
+                min_hops: hops,
+                entities: names,
+                delisted,
+                path,
+                amount_int: amount,
+                unpriced_int: f.unpriced,
+            });
+        };
+        if let Some((cat, delisted, names)) = own {
+            for (dir, m) in [("received", &walk.received), ("sent", &walk.sent)] {
+                for (&asset, f) in m {
+                    if !f.total.is_zero() {
+                        push(
+                            &mut rows,
+                            info(asset),
+                            dir,
+                            cat.clone(),
+                            ExposureType::Ownership,
+                            delisted,
+                            f.total,
+                            f.total,
+                            0,
+                            names.clone(),
+                            vec![],
+                            &f.days,
+                        );
+                    }
+                }
+            }
+        }
+        for ((key, t, delisted, asset), r) in &walk.rows {
+            let (dir, cat) = key.split_once('|').expect("direction|category");
+            push(
+                &mut rows,
+                info(*asset),
+                dir,
+                cat.to_string(),
+                *t,
+                *delisted,
+                r.amount,
+                total_of(dir, *asset),
+                r.hops,
+                r.names.clone(),
+                r.path.iter().map(|&x| self.view.tx_name(x)).collect(),
+                &r.days,
+            );
+        }
+        rows.sort_by(|a, b| {
+            b.level
+                .cmp(&a.level)
+                .then(
+                    b.usd
+                        .unwrap_or(0.0)
+                        .partial_cmp(&a.usd.unwrap_or(0.0))
+                        .unwrap_or(std::cmp::Ordering::Equal),
+                )
+                .then(a.asset.cmp(&b.asset))
+                .then(b.amount_int.cmp(&a.amount_int))
+        });
+        let by_name: BTreeMap<String, u32> = walk
+            .received
+            .keys()
+            .chain(walk.sent.keys())
+            .map(|&a| (info(a).asset, a))
+            .collect();
+        let v = self.rules.evaluate(&rows, &|dir: &str, asset: &str| {
+            by_name
+                .get(asset)
+                .map(|&a| total_of(dir, a))
+                .unwrap_or_default()
+        });
+        let flows = |m: &BTreeMap<u32, FlowAcc>, info: &mut dyn FnMut(u32) -> AssetInfo| {
+            m.iter()
+                .map(|(&a, f)| AssetFlow {
+                    asset: info(a),
+                    total: f.total.to_string(),
+                    unattributed: f.unattributed.to_string(),
+                    outside_index: f.outside_index.to_string(),
+                    new_coins: f.new_coins.to_string(),
+                    fee: f.fee.to_string(),
+                    held: f.held.to_string(),
+                    beyond_limit: f.beyond_limit.to_string(),
+                })
+                .collect::<Vec<_>>()
+        };
+        AccountScreening {
+            chain: chain.to_string(),
+            subject,
+            risk: v.level,
+            fired_rules: v.fired,
+            rules_not_judged: v.not_judged,
+            exposure: rows,
+            received: flows(&walk.received, &mut info),
+            sent: flows(&walk.sent, &mut info),
+            parameters: serde_json::json!({
+                "max_hops": self.params.max_hops,
+                "max_steps": self.params.max_steps,
+                "rule_set": self.rules.name,
+                "split": "account haircut: backward over the counterparty's earlier receipts, forward over its later sends, of the same asset, in proportion to amount (256-bit, largest remainder)",
+                "usd": usd_parameters(self.rules, self.prices),
+            }),
+            provenance: serde_json::Value::Null,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_u256_is_exact_even_near_2_pow_256() {
+        let u = |v: u64| U256::from(v);
+        // 10 over 3 equal parts: 4, 3, 3 (the remainder to the lowest index).
+        assert_eq!(
+            split_u256(u(10), &[u(1), u(1), u(1)]),
+            vec![u(4), u(3), u(3)]
+        );
+        assert_eq!(
+            split_u256(u(8), &[u(10), u(30), u(0)]),
+            vec![u(2), u(6), u(0)]
+        );
+        assert_eq!(split_u256(u(5), &[u(0), u(0)]), vec![u(0), u(0)]);
+        // Products overflow 256 bits: still exact and conserving.
+        let w = U256::MAX - u(7);
+        let parts = [U256::MAX, U256::MAX / u(3), u(1)];
+        let s = split_u256(w, &parts);
+        let sum = s.iter().fold(U256::ZERO, |a, b| a + *b);
+        assert_eq!(sum, w);
+        assert!(s[0] > s[1] && s[1] > s[2]);
+    }
+}

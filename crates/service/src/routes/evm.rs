@@ -1,0 +1,218 @@
+//! Ethereum (EVM) routes: `/v1/ethereum/…` for stats, an address, a transaction, a block
+//! and address screening, answering exactly what the CLI's `--json` prints for the same
+//! data directory (`cointrail address|tx|block|stats|screen` on 0x values). The Bitcoin
+//! routes hand 0x values over to these (`/v1/screen/address/0x…`, `/v1/addresses/0x…`,
+//! `/v1/transactions/0x…`).
+
+use crate::error::{ApiError, ApiPath, ApiQuery};
+use crate::state::{AppState, Snapshot};
+use axum::extract::State;
+use axum::Json;
+use cointrail_engine::evm::EvmError;
+use cointrail_risk::account::AccountScreening;
+use serde::Deserialize;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The chain these routes serve (a new EVM chain adds its own routes by name).
+pub const CHAIN: &str = "ethereum";
+
+/// Most recent movements an address answer lists (the CLI's `--limit` bound).
+pub const MAX_RECENT: usize = 1000;
+
+pub(crate) fn evm_error(e: EvmError, field: &str) -> ApiError {
+    match e {
+        EvmError::Invalid(m) => ApiError::invalid(field, m),
+        EvmError::NotFound(m) => ApiError::not_found(m).with_field(field),
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<Json<serde_json::Value>, ApiError> {
+    serde_json::to_value(v)
+        .map(Json)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Screen an EVM address on a snapshot (also the 0x path of `/v1/screen/…` and batches).
+pub(crate) fn screen(
+    snap: &Snapshot,
+    address: &str,
+    max_hops: Option<u32>,
+    field: &str,
+) -> Result<AccountScreening, ApiError> {
+    let mut p = snap.engine.params.clone();
+    if let Some(h) = max_hops {
+        if h > crate::routes::screen::MAX_HOPS {
+            return Err(ApiError::invalid(
+                "max_hops",
+                format!("max_hops is at most {}", crate::routes::screen::MAX_HOPS),
+            ));
+        }
+        p.max_hops = h;
+    }
+    let mut s = snap
+        .engine
+        .screen_evm(CHAIN, address, &p)
+        .map_err(|e| evm_error(e, field))?;
+    s.provenance["snapshot"] = serde_json::json!(snap.number);
+    Ok(s)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EvmScreenQuery {
+    /// Hops followed through unattributed addresses (0 to 6; default: the server's, 3).
+    #[param(minimum = 0, maximum = 6)]
+    pub max_hops: Option<u32>,
+}
+
+/// Screen an Ethereum address: the same breakdown as Bitcoin's (ownership, direct,
+/// indirect; received and sent; per category), per asset (ETH and each token), with USD
+/// from the price table where it has a rate, judged by the same rules.
+#[utoipa::path(get, path = "/v1/ethereum/screen/address/{address}", tag = "ethereum",
+    params(("address" = String, Path, description = "0x and 40 hex digits, any case (EIP-55 checked when mixed)"), EvmScreenQuery),
+    responses(
+        (status = 200, description = "Exposure and risk", body = AccountScreening),
+        (status = 400, description = "Not an Ethereum address", body = crate::error::ErrorBody),
+        (status = 404, description = "No Ethereum index, or the address has no movements in it", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn screen_address(
+    State(st): State<Arc<AppState>>,
+    ApiPath(address): ApiPath<String>,
+    ApiQuery(q): ApiQuery<EvmScreenQuery>,
+) -> Result<Json<AccountScreening>, ApiError> {
+    let snap = st.snapshot();
+    let s = screen(&snap, &address, q.max_hops, "address")?;
+    st.metrics.screened_subjects.fetch_add(1, Ordering::Relaxed);
+    Ok(Json(s))
+}
+
+/// The Ethereum index: blocks, transactions, movements, addresses, tokens.
+#[utoipa::path(get, path = "/v1/ethereum/stats", tag = "ethereum",
+    responses(
+        (status = 200, description = "As `cointrail stats --chain ethereum --json`: chain, blocks, first_block, last_block, transactions, movements, addresses, tokens", body = Object),
+        (status = 404, description = "No Ethereum index in this data directory", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn stats(State(st): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, ApiError> {
+    let snap = st.snapshot();
+    let side = snap.engine.evm(CHAIN).map_err(|e| evm_error(e, "chain"))?;
+    to_json(&side.index.stats())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EvmAddressQuery {
+    /// Balances as of this block (default: the index tip).
+    #[param(minimum = 0)]
+    pub at_block: Option<u64>,
+    /// Most recent movements listed (default and at most 1000).
+    #[param(minimum = 0, maximum = 1000)]
+    pub limit: Option<usize>,
+}
+
+/// An Ethereum address (also `/v1/addresses/0x…`).
+pub(crate) fn address_answer(
+    snap: &Snapshot,
+    address: &str,
+    at_block: Option<u64>,
+    limit: Option<usize>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let limit = match limit {
+        Some(l) if l > MAX_RECENT => {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("limit is at most {MAX_RECENT}"),
+            ))
+        }
+        Some(l) => l,
+        None => MAX_RECENT,
+    };
+    let side = snap
+        .engine
+        .evm(CHAIN)
+        .map_err(|e| evm_error(e, "address"))?;
+    let (a, _) = side.address(address).map_err(|e| evm_error(e, "address"))?;
+    to_json(&side.index.address_summary(&a, at_block, limit))
+}
+
+/// An Ethereum address: balances per asset (at any block), movements in and out, first
+/// and last seen, contract or EOA, the most recent movements.
+#[utoipa::path(get, path = "/v1/ethereum/addresses/{address}", tag = "ethereum",
+    params(("address" = String, Path, description = "0x and 40 hex digits, any case (EIP-55 checked when mixed)"), EvmAddressQuery),
+    responses(
+        (status = 200, description = "As `cointrail address 0x… --json`: chain, address, kind, balances, movements_in, movements_out, first_seen_block, last_seen_block, as_of_block, recent", body = Object),
+        (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn address(
+    State(st): State<Arc<AppState>>,
+    ApiPath(address): ApiPath<String>,
+    ApiQuery(q): ApiQuery<EvmAddressQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    address_answer(&st.snapshot(), &address, q.at_block, q.limit)
+}
+
+/// An Ethereum transaction (also `/v1/transactions/0x…`).
+pub(crate) fn tx_answer(snap: &Snapshot, hash: &str) -> Result<Json<serde_json::Value>, ApiError> {
+    let h = hash.trim();
+    let ok = h.len() == 66
+        && h.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("0x"))
+        && h[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !ok {
+        return Err(ApiError::invalid(
+            "hash",
+            format!("`{hash}` is not an EVM transaction hash (0x and 64 hex digits)"),
+        ));
+    }
+    let b: cointrail_evm::B256 = h
+        .parse()
+        .map_err(|_| ApiError::invalid("hash", format!("`{hash}` is not a transaction hash")))?;
+    let side = snap.engine.evm(CHAIN).map_err(|e| evm_error(e, "hash"))?;
+    let t = side.index.tx_summary(&b).ok_or_else(|| {
+        ApiError::not_found(format!("transaction {h} is not in the {CHAIN} index"))
+            .with_field("hash")
+    })?;
+    to_json(&t)
+}
+
+/// An Ethereum transaction: every movement (internal ones with their call path, token
+/// transfers with symbol and decimals when known), status, block.
+#[utoipa::path(get, path = "/v1/ethereum/transactions/{hash}", tag = "ethereum",
+    params(("hash" = String, Path, description = "0x and 64 hex digits")),
+    responses(
+        (status = 200, description = "As `cointrail tx 0x… --json`: chain, hash, block, status, movements", body = Object),
+        (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn transaction(
+    State(st): State<Arc<AppState>>,
+    ApiPath(hash): ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    tx_answer(&st.snapshot(), &hash)
+}
+
+/// An Ethereum block: hash, time, transaction count and every movement.
+#[utoipa::path(get, path = "/v1/ethereum/blocks/{number}", tag = "ethereum",
+    params(("number" = u64, Path, description = "Block number", minimum = 0)),
+    responses(
+        (status = 200, description = "As `cointrail block N --chain ethereum --json`: chain, number, hash, timestamp, transactions, movements", body = Object),
+        (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn block(
+    State(st): State<Arc<AppState>>,
+    ApiPath(number): ApiPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let n: u64 = number
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::invalid("number", format!("`{number}` is not a block number")))?;
+    let snap = st.snapshot();
+    let side = snap.engine.evm(CHAIN).map_err(|e| evm_error(e, "number"))?;
+    let b = side.index.block_summary(n).ok_or_else(|| {
+        ApiError::not_found(format!("block {n} is not in the {CHAIN} index")).with_field("number")
+    })?;
+    to_json(&b)
+}
