@@ -139,6 +139,9 @@ impl RuleRow for AccountExposureRow {
     fn amount(&self) -> U256 {
         self.amount_int
     }
+    fn share(&self) -> f64 {
+        self.share
+    }
     fn usd(&self) -> UsdFigure {
         UsdFigure {
             usd: self.usd,
