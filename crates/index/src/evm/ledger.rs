@@ -84,7 +84,7 @@ impl EvmIndex {
     }
 
     pub fn tx_number(&self, hash: &B256) -> Option<u64> {
-        self.tx_ids.get(hash).copied()
+        self.tx_id(hash)
     }
 
     /// Ids of the movements an address sent or received, `>= from`, ascending.
