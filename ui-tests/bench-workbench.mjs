@@ -72,12 +72,28 @@ for (const c of cases) {
       wait();
     }));
     paint.push(r.paint);
+    // Interactive: 20 pan/zoom steps, each timed to the frame that shows it.
+    const steps = await page.evaluate(async () => {
+      const { getCy } = await import('/ui/graph.js');
+      const cy = getCy();
+      const frame = () => new Promise((res) => requestAnimationFrame(() => res()));
+      const ts = [];
+      for (let i = 0; i < 20; i++) {
+        const t = performance.now();
+        if (i % 2) cy.panBy({ x: 40, y: 10 }); else cy.zoom({ level: cy.zoom() * (i % 4 ? 1.15 : 0.87), renderedPosition: { x: 500, y: 400 } });
+        await frame();
+        await frame();
+        ts.push(performance.now() - t);
+      }
+      return ts;
+    });
+    (c.steps ||= []).push(...steps);
     draw.push(r.draw);
     if (i === 0) c.nodes = r.nodes;
     await page.evaluate(() => { delete document.body.dataset.graphNodes; });
   }
   const f = (xs) => `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
-  console.log(`${c.name}, ${c.nodes} drawn: first paint ${f(paint)} [of which redraw ${f(draw)}]; case page with trace request ${f(load)}`);
+  console.log(`${c.name}, ${c.nodes} drawn: first paint ${f(paint)} [of which redraw ${f(draw)}]; case page with trace request ${f(load)}; a pan/zoom step to its frame ${f(c.steps)}`);
 }
 await ctx.close();
 fs.rmSync(profile, { recursive: true, force: true });

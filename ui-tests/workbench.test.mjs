@@ -254,6 +254,46 @@ await step('search an address', async () => {
   assert.ok(await page.isVisible(`#search-results >> text=${E.WB_SOURCE}`));
 });
 
+await step('Ethereum in search: a 0x hash and a 0x address show balances per asset, movements and the screening', async () => {
+  const eth = JSON.parse(E.WB_ETH);
+  // Exact decimal of base units (BigInt), as the page must show them.
+  const units = (a, d) => { const v = BigInt(a); const b = 10n ** BigInt(d); const f = (v % b).toString().padStart(d, '0').replace(/0+$/, ''); return `${v / b}${f ? '.' + f : ''}`; };
+  await page.fill('#search-q', eth.tx);
+  await page.press('#search-q', 'Enter');
+  await page.waitForSelector('#evm-tx, #search-results .error', { timeout: 15000 });
+  const tx = await page.textContent('#search-results');
+  assert.ok(await page.isVisible('#evm-tx'), tx);
+  assert.ok(tx.includes(String(eth.block)) && tx.includes(eth.status));
+  assert.equal(await page.locator('#evm-tx tbody tr').count(), 3 + eth.movements, 'the facts and one row per movement');
+  assert.ok(tx.includes(`${units(eth.weth_amount, 18)} WETH`), 'the WETH transfer, exact');
+  // The receiver, typed in lower case: the EIP-55 form, balances per asset, the screening.
+  await page.fill('#search-q', eth.subject_lower);
+  await page.press('#search-q', 'Enter');
+  await page.waitForSelector('#evm-address, #search-results .error', { timeout: 15000 });
+  const a = await page.textContent('#search-results');
+  assert.ok(await page.isVisible('#evm-address'), a);
+  assert.ok(a.includes(eth.subject), 'EIP-55 address shown');
+  for (const b of eth.balances) {
+    if (b.token === null) assert.ok(a.includes(units(b.balance, 18)), `ETH balance ${b.balance}`);
+  }
+  const weth = eth.balances.find((b) => b.token && b.token.toLowerCase() === '0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2');
+  assert.ok(weth, 'a WETH balance row in the API answer');
+  const row = page.locator('#evm-address table').nth(1).locator('tr', { hasText: 'WETH' });
+  assert.ok((await row.textContent()).includes(units(weth.balance, 18)), 'WETH balance, exact');
+  // Received WETH from an address labelled sanctions: the screening says so.
+  const level = (await page.textContent('#evm-address #risk-level')).trim();
+  assert.notEqual(level, 'none');
+  assert.match(await page.textContent('#evm-address .evm-screening'), /sanctions/);
+  // The screening page gives the same answer.
+  await page.goto(`${E.WB_URL}/#/screen?s=${eth.subject}`);
+  await page.waitForSelector('#risk-level', { timeout: 15000 });
+  assert.equal((await page.textContent('#risk-level')).trim(), level);
+  // The flow graph is Bitcoin's: a 0x subject gets a readable message, not a blank page.
+  await page.goto(`${E.WB_URL}/#/graph?add=${eth.subject}`);
+  await page.waitForSelector('#graph-msg .error', { timeout: 15000 });
+  assert.match(await page.textContent('#graph-msg .error'), /Ethereum .*search it/);
+});
+
 await step('screen a deposit', async () => {
   await page.goto(`${E.WB_URL}/#/screen?s=${E.WB_DEPOSIT}`);
   await page.waitForSelector('#risk-level', { timeout: 15000 });
@@ -291,6 +331,7 @@ await step('a real alert arrives live (sanctions label on the mule) and is ackno
   const row = page.locator('.alert-row').first();
   assert.match(await row.textContent(), /sanctioned-receiver/);
   assert.equal((await page.textContent('#alert-count')).trim(), String(await page.locator('.alert-row').count()));
+  await page.screenshot({ path: path.join(shots, 'alert-arrived-live.png') });
   const id = await row.locator('.ack-box').getAttribute('value');
   await row.locator('.ack-box').check();
   await page.click('#ack');

@@ -8,6 +8,8 @@
 //! hand-built chains ([`MemLedger`]) and runs unchanged over the EVM index.
 
 pub mod ledger;
+pub mod mixer;
+pub mod report;
 pub mod runs;
 pub mod swaps;
 pub mod thorchain;

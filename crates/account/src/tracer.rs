@@ -94,6 +94,14 @@ impl AccountOracle for NoStops {
     }
 }
 
+/// Stops from a function (a label store lookup, say).
+pub struct FnOracle<F: Fn(&Address) -> Option<Stop>>(pub F);
+impl<F: Fn(&Address) -> Option<Stop>> AccountOracle for FnOracle<F> {
+    fn stop(&self, addr: &Address) -> Option<Stop> {
+        (self.0)(addr)
+    }
+}
+
 impl AccountOracle for HashMap<Address, Stop> {
     fn stop(&self, addr: &Address) -> Option<Stop> {
         self.get(addr).cloned()
@@ -223,6 +231,9 @@ pub struct AccountTrace {
     pub shortfalls: u64,
     pub transactions: u64,
     pub truncated: bool,
+    /// For each deposit into a Tornado-style pool: later withdrawals, ranked. Candidates
+    /// only: they carry no taint.
+    pub mixer_candidates: Vec<crate::mixer::Candidate>,
 }
 
 impl AccountTrace {
@@ -259,6 +270,9 @@ struct Tx<'d> {
     block: u64,
     start: u64,
     decode: &'d TxDecode,
+    /// Who paid the gas (else the first payer: the transaction's sender), and its last movement.
+    sender: Option<Address>,
+    last: u64,
     in_flight: HashMap<Key, VecDeque<Run>>,
     /// In-transaction movement of addresses that hold no queue: (received, sent).
     delta: HashMap<Key, (U256, U256)>,
@@ -274,6 +288,8 @@ pub struct AccountTracer<'a, L: Ledger, O: AccountOracle> {
     heap: BinaryHeap<Reverse<u64>>,
     source_moves: HashMap<u64, Label>,
     totals: BTreeMap<(Label, Asset), Totals>,
+    /// (pool, depositor, block, movement) of each tainted mixer deposit.
+    mixer_deposits: Vec<(Address, Address, u64, u64)>,
     out: AccountTrace,
 }
 
@@ -293,7 +309,9 @@ impl<'a, L: Ledger, O: AccountOracle> AccountTracer<'a, L, O> {
                 shortfalls: 0,
                 transactions: 0,
                 truncated: false,
+                mixer_candidates: Vec::new(),
             },
+            mixer_deposits: Vec::new(),
             p,
             queues: HashMap::new(),
             tracked: HashSet::new(),
@@ -397,6 +415,18 @@ impl<'a, L: Ledger, O: AccountOracle> AccountTracer<'a, L, O> {
     }
 
     fn finish(mut self) -> AccountTrace {
+        for (pool, depositor, block, id) in std::mem::take(&mut self.mixer_deposits) {
+            self.out
+                .mixer_candidates
+                .extend(crate::mixer::withdrawal_candidates(
+                    self.ledger,
+                    pool,
+                    depositor,
+                    block,
+                    id,
+                    10_000,
+                ));
+        }
         let poison = self.p.model == AccountModel::Poison;
         let mut held = Vec::new();
         let queues = std::mem::take(&mut self.queues);
@@ -564,6 +594,10 @@ impl<'a, L: Ledger, O: AccountOracle> AccountTracer<'a, L, O> {
             tx.delta.entry((to, asset)).or_default().0 += runs::total(&got);
             return;
         }
+        if tainted && tx.decode.is_mixer_pool(&to) {
+            self.mixer_deposits
+                .push((to, tx.sender.unwrap_or(to), tx.block, tx.last));
+        }
         let stop = if tx.decode.is_mixer_pool(&to) {
             Some(Stop {
                 category: "mixer".into(),
@@ -680,6 +714,12 @@ impl<'a, L: Ledger, O: AccountOracle> AccountTracer<'a, L, O> {
             hash: txid.and_then(|t| self.ledger.tx_hash(t)),
             block: first.block,
             start: first.id,
+            sender: moves
+                .iter()
+                .find(|m| m.is_gas())
+                .or(moves.first())
+                .map(|m| m.from),
+            last: moves.last().map(|m| m.id).unwrap_or(first.id),
             decode: &decode,
             in_flight: HashMap::new(),
             delta: HashMap::new(),

@@ -345,10 +345,10 @@ fn a_tornado_deposit_stops_and_its_withdrawal_is_not_taint() {
             &[u(42), u(1_700_000_000)],
         )],
     );
-    // A withdrawal to Q later: a candidate, never taint.
+    // A withdrawal to Q later, its gas paid by THIEF: a candidate, never taint.
     l.push_tx(
         3,
-        vec![Leg::internal(a(TORNADO), a(Q), 99)],
+        vec![Leg::gas(a(THIEF), 1), Leg::internal(a(TORNADO), a(Q), 99)],
         vec![log(
             0,
             TORNADO,
@@ -365,6 +365,17 @@ fn a_tornado_deposit_stops_and_its_withdrawal_is_not_taint() {
     assert_eq!(t.stops[0].category, "mixer");
     assert_eq!(t.held_at(&a(Q), Asset::Native), U256::ZERO);
     assert!(t.conserved());
+    assert_eq!(t.mixer_candidates.len(), 1);
+    let c = &t.mixer_candidates[0];
+    assert_eq!((c.to, c.depositor, c.withdrawal_block), (a(Q), a(THIEF), 3));
+    assert!(
+        c.reasons
+            .iter()
+            .any(|r| r.contains("paid the withdrawal's gas")),
+        "{:?}",
+        c.reasons
+    );
+    assert!(c.score > 2.0);
     let d = swaps::decode_tx(&l.tx_logs(2), &[]);
     assert_eq!(d.mixer_withdrawals[0].to, a(Q));
     assert_eq!(d.mixer_withdrawals[0].relayer, a(0x77));

@@ -186,6 +186,9 @@ fn validate(case: &Case) -> Result<(), CaseError> {
         )));
     }
     for s in &case.sources {
+        if is_evm_source(s) {
+            continue;
+        }
         match s {
             CaseSource::Outpoint { txid, .. } | CaseSource::Tx { txid } => {
                 bitcoin::Txid::from_str(txid)
@@ -203,6 +206,21 @@ fn validate(case: &Case) -> Result<(), CaseError> {
         }
     }
     Ok(())
+}
+
+/// A source on an EVM chain (Ethereum): a `0x` transaction hash or a `0x` address. Those
+/// are traced with the account models (`cointrail-account`), not resolved to outputs.
+pub fn is_evm_source(s: &CaseSource) -> bool {
+    let hex = |x: &str, n: usize| {
+        x.strip_prefix("0x")
+            .or_else(|| x.strip_prefix("0X"))
+            .is_some_and(|h| h.len() == n && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    match s {
+        CaseSource::Tx { txid } => hex(txid, 64),
+        CaseSource::Address { address, .. } => hex(address, 40),
+        CaseSource::Outpoint { .. } => false,
+    }
 }
 
 /// Parse `TXID:VOUT[,TXID:VOUT…]`.
@@ -241,7 +259,7 @@ pub fn resolve(
             r.outputs.push(o);
         }
     };
-    for s in sources {
+    for s in sources.iter().filter(|s| !is_evm_source(s)) {
         match s {
             CaseSource::Outpoint { txid, vout } => {
                 let t = bitcoin::Txid::from_str(txid)

@@ -40,14 +40,25 @@ fn write_chain(dir: &Path) -> Vec<std::path::PathBuf> {
         (4, Y, E, 3 * ETH),
         (4, Y, Z, ETH),
     ];
+    write_txs(dir, txs, &|b| T0 + 12 * b)
+}
+
+/// ethereum-etl files of `txs` (block, from, to, wei), block `b` at Unix time `time(b)`; a
+/// transaction to the USDC contract carries a token transfer.
+fn write_txs(
+    dir: &Path,
+    txs: &[(u64, &str, &str, u128)],
+    time: &dyn Fn(u64) -> u64,
+) -> Vec<std::path::PathBuf> {
+    let last = txs.iter().map(|t| t.0).max().unwrap_or(1);
     let mut blocks = String::new();
-    for b in 1..=4u64 {
+    for b in 1..=last {
         let n = txs.iter().filter(|t| t.0 == b).count();
         blocks.push_str(&format!(
             "{{\"type\": \"block\", \"number\": {b}, \"hash\": \"{}\", \"parent_hash\": \"{}\", \"miner\": \"{M}\", \"timestamp\": {}, \"transaction_count\": {n}, \"gas_used\": {}, \"gas_limit\": 30000000, \"base_fee_per_gas\": null}}\n",
             h(1000 + b),
             h(1000 + b - 1),
-            T0 + 12 * b,
+            time(b),
             21000 * n
         ));
     }
@@ -60,7 +71,7 @@ fn write_chain(dir: &Path) -> Vec<std::path::PathBuf> {
             "{{\"type\": \"transaction\", \"hash\": \"{}\", \"nonce\": {i}, \"block_hash\": \"{}\", \"block_number\": {b}, \"transaction_index\": {k}, \"from_address\": \"{from}\", \"to_address\": \"{to}\", \"value\": {v}, \"gas\": 60000, \"gas_price\": 0, \"block_timestamp\": {}, \"max_fee_per_gas\": null, \"max_priority_fee_per_gas\": null, \"transaction_type\": 0, \"receipt_gas_used\": 21000, \"receipt_cumulative_gas_used\": {}, \"receipt_contract_address\": null, \"receipt_status\": 1, \"receipt_effective_gas_price\": 0}}\n",
             h(i as u64 + 1),
             h(1000 + b),
-            T0 + 12 * b,
+            time(*b),
             21000 * (*k + 1)
         ));
         if *to == USDC {
@@ -72,7 +83,7 @@ fn write_chain(dir: &Path) -> Vec<std::path::PathBuf> {
             tt.push_str(&format!(
                 "{{\"type\": \"token_transfer\", \"token_address\": \"{USDC}\", \"from_address\": \"{tf}\", \"to_address\": \"{tt_to}\", \"value\": {amount}, \"transaction_hash\": \"{}\", \"log_index\": 0, \"block_number\": {b}, \"block_timestamp\": {}, \"block_hash\": \"{}\"}}\n",
                 h(i as u64 + 1),
-                T0 + 12 * b,
+                time(*b),
                 h(1000 + b)
             ));
         }
@@ -347,4 +358,76 @@ fn ethereum_api_answers_what_the_cli_prints() {
         assert!(doc["paths"][p]["get"].is_object(), "{p} not documented");
     }
     srv.stop();
+}
+
+#[test]
+fn a_delisted_label_counts_before_its_delisting_only() {
+    // An address on OFAC's 2024-09-27 ETH list and gone from the 2025-11-19 one (Tornado
+    // Cash): it pays T 1 ETH before the delisting and 2 ETH after.
+    const D: &str = "0x01e2919679362dfbc9ee1644ba9c6da6d6245bb1";
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let day = 86_400;
+    let files = write_txs(
+        d.path(),
+        &[(1, D, T, ETH), (2, D, T, 2 * ETH)],
+        &|b| {
+            if b == 1 {
+                1_735_689_600 + day
+            } else {
+                1_767_225_600 + day
+            }
+        }, // 2025-01-02, 2026-01-02
+    );
+    let mut args = vec!["ingest", "--chain", "ethereum"];
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    args.extend(names.iter().map(String::as_str));
+    cli(&data, &args);
+    // The two versions of the list, as far as this address goes (named as the publisher
+    // names them: the currency comes from the file name).
+    for v in ["old", "new"] {
+        std::fs::create_dir_all(d.path().join(v)).unwrap();
+    }
+    let old = d.path().join("old/sanctioned_addresses_ETH.txt");
+    std::fs::write(
+        &old,
+        format!("{D}\n0x03893a7c7463ae47d46bc7f091665f1893656003\n"),
+    )
+    .unwrap();
+    let new = d.path().join("new/sanctioned_addresses_ETH.txt");
+    std::fs::write(&new, "0x03893a7c7463ae47d46bc7f091665f1893656003\n").unwrap();
+    for (f, v) in [(&old, "2024-09-27"), (&new, "2025-11-19")] {
+        cli(
+            &data,
+            &[
+                "labels",
+                "import",
+                f.to_str().unwrap(),
+                "--format",
+                "list",
+                "--source",
+                "ofac-eth",
+                "--version",
+                v,
+            ],
+        );
+    }
+    let s = json(&data, &["screen", T]);
+    let rows: Vec<&Value> = s["exposure"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["category"] == "sanctions" && r["direction"] == "received")
+        .collect();
+    let listed = rows
+        .iter()
+        .find(|r| r["delisted"] == false)
+        .unwrap_or_else(|| panic!("{s}"));
+    let gone = rows.iter().find(|r| r["delisted"] == true).unwrap();
+    assert_eq!(listed["amount"], ETH.to_string());
+    assert_eq!(
+        (gone["amount"].as_str(), gone["level"].as_str()),
+        (Some("2000000000000000000"), Some("none"))
+    );
+    assert_eq!(s["risk"], "severe", "{s}");
 }

@@ -239,6 +239,45 @@ fn mule_and_next(trace: &Value) -> (String, String) {
     panic!("no two-hop flow in the trace");
 }
 
+/// Real Ethereum rows (mainnet blocks 17,173,049–50, testdata/eth/etl) indexed beside the
+/// demo's chain, and a sanctions label on the sender of a WETH transfer in them: what the
+/// browser test searches for (the transfer's hash, its receiver) and what it must show.
+fn ethereum_beside(dir: &Path) -> Value {
+    let etl = repo().join("testdata/eth/etl");
+    let files: Vec<String> = [
+        "mainnet_17173049_blocks.json",
+        "mainnet_17173049_transactions.json",
+        "mainnet_17173049_token_transfers.json",
+    ]
+    .iter()
+    .map(|f| etl.join(f).display().to_string())
+    .collect();
+    let mut args = vec!["ingest"];
+    args.extend(files.iter().map(String::as_str));
+    cli(dir, &args);
+    let hash = "0xeb107a40ba73a50c79a9f2026e902d758d1c5e5e211f7a7db1b294f88f118dd0";
+    let tx = json(dir, &["tx", hash]);
+    let weth = tx["movements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["symbol"] == "WETH")
+        .unwrap()
+        .clone();
+    let from = weth["from"].as_str().unwrap();
+    let to = weth["to"].as_str().unwrap();
+    cli(
+        dir,
+        &["labels", "add", from, "OFAC test: WETH sender", "--category", "sanctions"],
+    );
+    let addr = json(dir, &["address", &to.to_lowercase()]);
+    json!({
+        "tx": hash, "block": tx["block"], "status": tx["status"], "movements": tx["movements"].as_array().unwrap().len(),
+        "weth_amount": weth["amount"], "sanctioned": from, "subject": to, "subject_lower": to.to_lowercase(),
+        "balances": addr["balances"],
+    })
+}
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -276,6 +315,7 @@ fn workbench_in_a_real_browser() {
             &(tip + 1).to_string(),
         ],
     );
+    let eth = ethereum_beside(&dir);
     let srv = Server::start(&dir, &[]);
     let trace = get(&srv.addr, "/v1/cases/sim-heist-0/trace", &key).json();
     let (nodes, edges) = graph_size(&trace["trace"]);
@@ -294,6 +334,7 @@ fn workbench_in_a_real_browser() {
         .env("WB_CHROMIUM", &chromium)
         .env("WB_BIN", env!("CARGO_BIN_EXE_cointrail"))
         .env("WB_DATA", &dir)
+        .env("WB_ETH", eth.to_string())
         .env(
             "WB_EXPECT",
             json!({

@@ -146,7 +146,7 @@ impl EvmSide {
         let store_path = data_dir.join("labels.redb");
         if store_path.exists() {
             let s = cointrail_tags::TagStore::open(&store_path)?;
-            for l in s.all_labels(None)? {
+            for l in s.every_label()? {
                 if !cointrail_tags::EVM_CURRENCIES.contains(&l.currency.as_str()) {
                     continue;
                 }

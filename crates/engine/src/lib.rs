@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+pub mod account;
 pub mod evm;
 pub mod inputs;
 pub mod live;

@@ -128,11 +128,7 @@ fn read_attribution(data_dir: &Path, idx: &Index) -> Result<HashMap<AddrId, Vec<
     let store_path = data_dir.join("labels.redb");
     if store_path.exists() {
         let s = cointrail_tags::TagStore::open(&store_path)?;
-        for l in s
-            .all_labels(None)?
-            .into_iter()
-            .filter(|l| l.currency == "BTC")
-        {
+        for l in s.every_label()?.into_iter().filter(|l| l.currency == "BTC") {
             let cointrail_tags::Target::Address(addr) = &l.target else {
                 continue;
             };

@@ -139,6 +139,9 @@ impl RuleRow for AccountExposureRow {
     fn amount(&self) -> U256 {
         self.amount_int
     }
+    fn share(&self) -> f64 {
+        self.share
+    }
     fn usd(&self) -> UsdFigure {
         UsdFigure {
             usd: self.usd,
@@ -850,5 +853,81 @@ mod tests {
         let sum = s.iter().fold(U256::ZERO, |a, b| a + *b);
         assert_eq!(sum, w);
         assert!(s[0] > s[1] && s[1] > s[2]);
+    }
+
+    /// Transfers in chain order: (from, to, amount); every one ETH, one a second.
+    struct Mem(Vec<(AcctId, AcctId, u64)>);
+    impl AccountView for Mem {
+        fn each_received(&self, a: AcctId, f: &mut dyn FnMut(u64) -> bool) {
+            for (i, t) in self.0.iter().enumerate().rev() {
+                if t.1 == a && !f(i as u64) {
+                    return;
+                }
+            }
+        }
+        fn each_sent(&self, a: AcctId, f: &mut dyn FnMut(u64) -> bool) {
+            for (i, t) in self.0.iter().enumerate().rev() {
+                if t.0 == a && !f(i as u64) {
+                    return;
+                }
+            }
+        }
+        fn transfer(&self, id: u64) -> Transfer {
+            let t = self.0[id as usize];
+            Transfer {
+                id,
+                from: t.0,
+                to: t.1,
+                asset: 0,
+                amount: U256::from(t.2),
+                time: id,
+                kind: TransferKind::Value,
+                tx: Some(id),
+            }
+        }
+        fn tx_name(&self, tx: u64) -> String {
+            format!("tx{tx}")
+        }
+        fn asset_info(&self, _: u32) -> AssetInfo {
+            AssetInfo {
+                asset: "ETH".into(),
+                token: None,
+                symbol: Some("ETH".into()),
+                decimals: Some(18),
+            }
+        }
+        fn render(&self, a: AcctId) -> String {
+            format!("acct{a}")
+        }
+    }
+
+    #[test]
+    fn a_hub_beyond_the_step_bound_is_reported_not_walked() {
+        // 50 strangers pay hub 1, which pays the subject 0 (unattributed everywhere).
+        let mut v: Vec<(AcctId, AcctId, u64)> = (0..50).map(|i| (100 + i, 1, 10)).collect();
+        v.push((1, 0, 7));
+        let view = Mem(v);
+        let rules = RuleSet::default_rules();
+        let run = |max_steps| {
+            let params = ExposureParams {
+                max_hops: 3,
+                max_steps,
+            };
+            AccountScreener {
+                view: &view,
+                attr: &crate::Nobody,
+                rules: &rules,
+                params: &params,
+                prices: &crate::NoPrices,
+            }
+            .address("test", 0)
+        };
+        let s = run(10);
+        assert_eq!(s.received[0].beyond_limit, "7");
+        let s = run(20_000);
+        assert_eq!(s.received[0].beyond_limit, "0");
+        // 7 over 50 equal receipts: 7 strangers get 1 each, their (empty) pasts are outside.
+        assert_eq!(s.received[0].outside_index, "7");
+        assert_eq!(s.received[0].total, "7");
     }
 }

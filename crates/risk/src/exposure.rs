@@ -107,6 +107,9 @@ impl RuleRow for ExposureRow {
     fn sats(&self) -> Option<u64> {
         Some(self.sats)
     }
+    fn share(&self) -> f64 {
+        self.share
+    }
     fn usd(&self) -> UsdFigure {
         UsdFigure {
             usd: self.usd,

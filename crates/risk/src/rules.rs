@@ -177,6 +177,8 @@ pub trait RuleRow {
         None
     }
     fn usd(&self) -> UsdFigure;
+    /// Share of the direction's total.
+    fn share(&self) -> f64;
 }
 
 /// The result of evaluating a rule set.
@@ -380,7 +382,7 @@ impl RuleSet {
                     if r.direction() == "sent" { "sent" } else { "received" },
                     r.asset(),
                     vec![i],
-                    0.0,
+                    r.share(),
                 ));
             }
         }

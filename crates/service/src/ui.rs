@@ -46,6 +46,7 @@ static ASSETS: &[Asset] = &[
     asset!("alerts.js", JS),
     asset!("search.js", JS),
     asset!("investigation.js", JS),
+    asset!("evm.js", JS),
     asset!("vendor/cytoscape.esm.min.js", JS),
     asset!("vendor/cytoscape.LICENSE", "text/plain; charset=utf-8"),
 ];

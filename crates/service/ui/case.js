@@ -35,10 +35,11 @@ export function totalsChart(t) {
     const w = (v / total) * W;
     if (w > 0) bars.push(svg('rect', { x, y: 0, width: Math.max(w, 1), height: 26, fill: c }, svg('title', {}, `${name}: ${btc(v)} BTC`)));
     x += w;
-    legend.push(svg('rect', { x: (i % 3) * 215, y: 36 + Math.floor(i / 3) * 18, width: 10, height: 10, fill: c }),
-      svg('text', { x: (i % 3) * 215 + 14, y: 45 + Math.floor(i / 3) * 18 }, `${name} ${btc(v)} (${pct(v / total)})`));
+    // Two columns: three of these labels did not fit in a row.
+    legend.push(svg('rect', { x: (i % 2) * 320, y: 36 + Math.floor(i / 2) * 18, width: 10, height: 10, fill: c }),
+      svg('text', { x: (i % 2) * 320 + 14, y: 45 + Math.floor(i / 2) * 18 }, `${name} ${btc(v)} (${pct(v / total)})`));
   });
-  return svg('svg', { class: 'chart', id: 'totals-chart', width: W, height: 76, viewBox: `0 0 ${W} 76`, role: 'img', 'aria-label': 'where the stolen value is' }, bars, legend);
+  return svg('svg', { class: 'chart', id: 'totals-chart', width: W, height: 94, viewBox: `0 0 ${W} 94`, role: 'img', 'aria-label': 'where the stolen value is' }, bars, legend);
 }
 
 export async function caseView(view, name, q) {
@@ -66,7 +67,8 @@ export async function caseView(view, name, q) {
   const dormant = t.outputs.filter((r) => !r.spent && !r.stop_reason && r.tainted_sats > 0).sort((a, b) => b.tainted_sats - a.tainted_sats);
   const def = ans.definition;
   const caseAlerts = alerts instanceof Error ? null : alerts.alerts.filter((a) => JSON.stringify(a.details || {}).includes(`"${name}"`) || (a.summary || '').includes(name));
-  view.append(
+  // (DOM's append writes a null as the text "null": el() drops them.)
+  view.append(...[
     def.description ? el('p', {}, def.description) : null,
     el('div', { class: 'controls' },
       el('a', { href: '#/graph', id: 'open-graph' }, el('button', {}, `Open the flow graph (${G.nodes.size} nodes)`)),
@@ -96,6 +98,6 @@ export async function caseView(view, name, q) {
     el('div', { class: 'card' }, el('h2', {}, 'Alerts of this case'),
       alerts instanceof Error ? errorBox(alerts) : caseAlerts.length ? table(['height', 'rule', 'summary', 'acked'], caseAlerts.map((a) => [a.height, a.rule_id, a.summary, a.acked ? 'yes' : 'no'])) : el('p', { class: 'muted' }, 'none (add one with `cointrail alerts rules add traced-spend --case NAME`)')),
     t.warnings.length ? el('div', { class: 'note' }, t.warnings.join(' · ')) : null,
-  );
+  ].filter(Boolean));
   return null;
 }

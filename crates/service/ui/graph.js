@@ -173,7 +173,7 @@ export function colourWhy(n) {
   if (G.annotations[n.id] && G.annotations[n.id].colour) return 'your annotation';
   if (n.why) return n.why;
   if (n.category) return `labelled ${n.category}${n.labelSource ? ` (${n.labelSource})` : ''}`;
-  return 'unknown: no label, not the case\'s victim or thief, nor in their clusters';
+  return G.trace ? `no label; not case ${G.trace.case}'s victim or thief, nor in their clusters` : 'no label, and no case trace loaded to say who is victim or thief';
 }
 
 function isHub(n) {
@@ -248,6 +248,9 @@ export async function expandAddr(address, dir, offset = 0, force = false) {
 }
 
 export async function addSubject(q) {
+  if (/^0x[0-9a-fA-F]{40}([0-9a-fA-F]{24})?$/.test(q)) {
+    throw new Error(`${q} is an Ethereum address or transaction: the flow graph draws Bitcoin only for now; search it (the box at the top) for its balances, movements and screening`);
+  }
   if (/^[0-9a-fA-F]{64}$/.test(q)) {
     await expandTx(q.toLowerCase(), 'out');
     await expandTx(q.toLowerCase(), 'in');
@@ -472,6 +475,33 @@ export function getCy() {
   return cy;
 }
 
+// Bring cytoscape to `els` by difference: elements that stay keep their computed style and
+// are only moved or given new data. Removing and re-adding everything made collapsing the
+// clusters of a 5,900-node graph cost seconds of style recalculation.
+function sync(els) {
+  const want = new Map(els.map((e) => [e.data.id, e]));
+  const gone = cy.elements().filter((x) => !want.has(x.id()));
+  // Edges first: a node is removed with its edges anyway.
+  gone.edges().remove();
+  gone.nodes().remove();
+  const add = [];
+  const moved = [];
+  for (const e of els) {
+    const x = cy.getElementById(e.data.id);
+    if (x.empty()) { add.push(e); continue; }
+    const d = x.data();
+    if (Object.keys(e.data).some((k) => d[k] !== e.data[k])) x.data(e.data);
+    if (e.position && !x.grabbed()) {
+      const p = x.position();
+      if (p.x !== e.position.x || p.y !== e.position.y) moved.push(x[0]);
+    }
+    if ((e.classes || '') !== x.classes().join(' ')) x.classes(e.classes || '');
+  }
+  // One call for all moves: one event, one bounding-box update, not one per node.
+  if (moved.length) cy.collection(moved).positions((n) => want.get(n.id()).position);
+  cy.add(add);
+}
+
 export function redraw() {
   if (!cy) return;
   const t0 = performance.now();
@@ -482,10 +512,7 @@ export function redraw() {
     bigMode = big;
     cy.style(big ? STYLE_BIG : STYLE);
   }
-  cy.batch(() => {
-    cy.elements().remove();
-    cy.add(els);
-  });
+  cy.batch(() => sync(els));
   fit(els);
   const ms = performance.now() - t0;
   document.body.dataset.graphNodes = String(cy.nodes().length);

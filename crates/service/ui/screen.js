@@ -3,6 +3,7 @@
 
 import { api, errorBox } from './api.js';
 import { el, btc, pct, table, link, TXID, OUTPOINT } from './util.js';
+import { EVM_ADDRESS, evmScreening } from './evm.js';
 
 export function screenPath(s) {
   const m = s.match(OUTPOINT);
@@ -15,12 +16,16 @@ export async function screenView(view, subject) {
   const out = el('div', { id: 'screen-result' });
   view.append(el('h1', {}, 'Screen'),
     el('form', { id: 'screen-form', class: 'controls', onsubmit: (ev) => { ev.preventDefault(); location.hash = '#/screen?s=' + encodeURIComponent(ev.target.elements.s.value.trim()); } },
-      el('input', { name: 's', size: 80, value: subject, placeholder: 'address, txid, or txid:vout (a deposit before crediting it)' }),
+      el('input', { name: 's', size: 80, value: subject, placeholder: 'address (Bitcoin or 0x…), txid, or txid:vout (a deposit before crediting it)' }),
       el('button', {}, 'Screen')),
     out);
   if (!subject) return null;
   try {
     const s = await api(screenPath(subject));
+    if (Array.isArray(s.received)) {
+      out.append(el('p', {}, el('span', { class: 'mono' }, subject), ' ', link(`#/search?q=${encodeURIComponent(subject)}`, 'balances and movements')), evmScreening(s));
+      return null;
+    }
     const graphTarget = subject.match(OUTPOINT) ? subject.match(OUTPOINT)[1] : subject;
     out.append(
       el('p', {}, el('span', { class: `risk risk-${s.risk}`, id: 'risk-level' }, s.risk), ' ',

@@ -3,6 +3,7 @@
 
 import { api, ApiError, errorBox } from './api.js';
 import { el, btc, link, table, TXID, OUTPOINT } from './util.js';
+import { EVM_ADDRESS, EVM_HASH, evmAddressCard, evmTxCard } from './evm.js';
 
 export async function searchView(view, q) {
   view.append(el('h1', {}, `Search: ${q}`));
@@ -11,7 +12,13 @@ export async function searchView(view, q) {
   const found = [];
   const tries = [];
   const om = q.match(OUTPOINT);
-  if (om) {
+  // A 0x address or hash: the service's Ethereum index answers (balances per asset,
+  // movements, screening); labels of it are still searched below.
+  let evm = null;
+  const evmCard = EVM_ADDRESS.test(q) ? evmAddressCard : EVM_HASH.test(q) ? evmTxCard : null;
+  if (evmCard) {
+    tries.push(evmCard(q).then((c) => { evm = c; }, (e) => { evm = errorBox(e); }));
+  } else if (om) {
     found.push(['output', el('span', { class: 'mono' }, q), [link(`#/screen?s=${q}`, 'screen the deposit'), ' ', link(`#/graph?add=${om[1]}`, 'graph')]]);
   } else if (TXID.test(q)) {
     tries.push(api(`/v1/transactions/${q}`).then((v) => found.push(['transaction', el('span', { class: 'mono' }, v.transaction.txid), [`height ${v.transaction.block_height} · `, link(`#/graph?add=${q}`, 'graph'), ' ', link(`#/screen?s=${q}`, 'screen')]])));
@@ -36,8 +43,9 @@ export async function searchView(view, q) {
   const results = await Promise.allSettled(tries);
   // "not found" and "not an address" answers just mean "not this kind"; others are shown.
   const errs = results.filter((r) => r.status === 'rejected' && !(r.reason instanceof ApiError && [400, 404].includes(r.reason.status)));
+  if (evm) out.append(evm);
   if (found.length) out.append(table(['kind', 'match', ''], found));
-  else out.append(el('p', { class: 'note', id: 'no-match' }, `Nothing matches '${q}': not a txid, output, address of this index's network, entity id, case or label. Addresses must be of the index's network; a txid is 64 hex digits.`));
+  else if (!evm) out.append(el('p', { class: 'note', id: 'no-match' }, `Nothing matches '${q}': not a txid, output, address of this index's network, entity id, case or label. Addresses must be of the index's network; a txid is 64 hex digits.`));
   for (const e of errs) out.append(errorBox(e.reason));
   return null;
 }

@@ -368,6 +368,18 @@ impl TagStore {
         Ok(())
     }
 
+    /// Every label ever stored, withdrawn ones too (with their `valid_to`): what screening
+    /// needs to judge each transfer by the labels valid at its time.
+    pub fn every_label(&self) -> Result<Vec<Label>, TagError> {
+        let tx = self.db.begin_read()?;
+        let lab = tx.open_table(LABELS)?;
+        let mut out = Vec::new();
+        for row in lab.iter()? {
+            out.push(serde_json::from_slice(row?.1.value())?);
+        }
+        Ok(out)
+    }
+
     pub fn source_labels(&self, source: &str, as_of: Option<&str>) -> Result<Vec<Label>, TagError> {
         let tx = self.db.begin_read()?;
         let lab = tx.open_table(LABELS)?;

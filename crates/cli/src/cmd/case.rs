@@ -11,7 +11,9 @@ pub enum CaseCmd {
     #[command(after_help = "Examples:
   cointrail case create kucoin-2020 --from-address 1ABC... --from-height 650000
   cointrail case create heist --from TXID:0,TXID:1
-  cointrail case create heist --from-tx TXID")]
+  cointrail case create heist --from-tx TXID
+  cointrail case create eth-heist --from-tx 0xTXHASH          # Ethereum: traced with the account models
+  cointrail case create eth-heist --from-address 0xADDRESS --from-height 17173049")]
     Create(CreateArgs),
     /// List cases.
     List,
@@ -73,6 +75,17 @@ fn describe(src: &CaseSource) -> String {
 /// Refuse sources the index does not hold (unless `--force`): a typo found now, not at
 /// `trace` time.
 fn check_sources(g: &Global, sources: &[CaseSource], force: bool) -> Result<()> {
+    let (evm, btc): (Vec<CaseSource>, Vec<CaseSource>) = sources
+        .iter()
+        .cloned()
+        .partition(cointrail_cases::is_evm_source);
+    if !evm.is_empty() {
+        check_evm_sources(g, &evm, force)?;
+    }
+    if btc.is_empty() {
+        return Ok(());
+    }
+    let sources = &btc[..];
     let idx = match Index::open_reader(&g.index_dir()) {
         Ok(i) => i,
         Err(_) if force => return Ok(()),
@@ -97,6 +110,30 @@ fn check_sources(g: &Global, sources: &[CaseSource], force: bool) -> Result<()> 
     anyhow::bail!(
         "{}; check the source, or give --force to register the case anyway (e.g. for blocks not ingested yet)",
         r.missing.join("; ")
+    )
+}
+
+/// The same for `0x` sources, against the Ethereum index.
+fn check_evm_sources(g: &Global, sources: &[CaseSource], force: bool) -> Result<()> {
+    let dir = g.data_dir.join("ethereum");
+    let idx = match cointrail_index::evm::EvmIndex::open_reader(&dir) {
+        Ok(i) => i,
+        Err(_) if force => return Ok(()),
+        Err(e) => anyhow::bail!(
+            "there is no Ethereum index in {} to check the case's 0x sources against ({e}): ingest with `cointrail ingest --chain ethereum FILES` first, or give --force",
+            g.data_dir.display()
+        ),
+    };
+    let (_, missing) = cointrail_engine::account::resolve_evm(&idx, sources);
+    if missing.is_empty() || force {
+        for m in &missing {
+            eprintln!("warning: {m} (registered anyway: --force)");
+        }
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{}; check the source, or give --force to register the case anyway",
+        missing.join("; ")
     )
 }
 

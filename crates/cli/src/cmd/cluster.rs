@@ -634,6 +634,20 @@ pub fn run(cmd: ClusterCmd, g: &Global) -> Result<()> {
                     outcomes
                 );
             }
+            // Every link still waiting for its delay adds nothing: say why rather than
+            // leave a column of zeros (the demo's chain is shorter than the default week).
+            let all_pending = !rows.is_empty()
+                && rows.iter().all(|r| {
+                    let o = &r["change"]["outcomes"];
+                    o.as_object().is_some_and(|m| m.len() == 1) && o["pending"].as_u64().is_some()
+                });
+            if all_pending {
+                println!(
+                    "every change link is still pending: a link waits --change-delay {change_delay} blocks, and the index ends at height {}; try a shorter delay, e.g. `cointrail cluster evaluate {} --change-delay 6`",
+                    idx.tip_height().map_or("?".into(), |h| h.to_string()),
+                    truth_dir.display()
+                );
+            }
         }
     }
     Ok(())

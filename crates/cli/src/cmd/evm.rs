@@ -95,7 +95,8 @@ pub fn run_ingest(files: &[PathBuf], chain: &str, commit_every_txs: u64, g: &Glo
         since_commit += b.transactions.len() as u64 + 1;
         bar.set_position(r.blocks_added);
         if since_commit >= commit_every_txs {
-            idx.commit()?;
+            // The last commit below syncs the lookup maps; these leave them to the kernel.
+            idx.commit_batch()?;
             since_commit = 0;
         }
     }

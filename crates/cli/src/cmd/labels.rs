@@ -320,6 +320,19 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
                     x.versions.join(", "),
                 );
             }
+            // attribution.tsv is read beside the store (labels show, screen, trace use it):
+            // name it here too, so a user who sees its labels can find where they came from.
+            let att = g.data_dir.join("attribution.tsv");
+            if let Ok(text) = std::fs::read_to_string(&att) {
+                let n = text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                    .count();
+                println!(
+                    "also read beside the store: {} ({n} addresses; not imported, edit the file to change it)",
+                    att.display()
+                );
+            }
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ pub mod evm;
 pub mod evm_export;
 pub mod evm_follow;
 pub mod evm_screen;
+pub mod evm_trace;
 pub mod follow;
 pub mod labels;
 pub mod prices;

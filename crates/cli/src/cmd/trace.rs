@@ -70,6 +70,9 @@ pub struct TraceArgs {
 }
 
 pub fn run(a: TraceArgs, g: &Global) -> Result<()> {
+    if a.case.as_deref() != Some("origin") && crate::cmd::evm_trace::maybe_run(&a, g)? {
+        return Ok(());
+    }
     let e = crate::cmd::screen::open_engine(g, None)?;
     let store = CaseStore::open(&g.data_dir.join("cases.redb"))?;
     if a.case.as_deref() == Some("origin") {

@@ -195,7 +195,7 @@ impl EvmIndex {
     }
 
     fn list(&self, a: &Address, out: bool) -> impl Iterator<Item = u64> + '_ {
-        let head = self.addr_ids.get(a).map(|&id| {
+        let head = self.address_id(a).map(|id| {
             let col = if out { &self.out_head } else { &self.in_head };
             u40_of(&col.get(id as u64)[..5])
         });
@@ -213,7 +213,7 @@ impl EvmIndex {
     }
 
     pub fn knows_address(&self, a: &Address) -> bool {
-        self.addr_ids.contains_key(a)
+        self.address_id(a).is_some()
     }
 
     /// Balances per asset after block `at` (all indexed blocks when None).
@@ -292,7 +292,7 @@ impl EvmIndex {
     }
 
     pub fn tx_summary(&self, h: &B256) -> Option<TxSummary> {
-        let &t = self.tx_ids.get(h)?;
+        let t = self.tx_id(h)?;
         let r = self.txs.get(t);
         let block_idx = u32::from_le_bytes(r[32..36].try_into().unwrap()) as u64;
         let first = u64::from_le_bytes(r[37..45].try_into().unwrap());

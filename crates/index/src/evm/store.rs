@@ -1,4 +1,6 @@
 use std::collections::HashMap;
+
+use super::maps::{addr_hash, tx_hash, Maps, MapsRef, ADDR, TX};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +30,9 @@ pub struct EvmManifest {
     pub paths: u64,
     pub path_words: u64,
     pub generation: u64,
+    /// The on-disk lookup maps (None: an index from before them; built at open).
+    #[serde(default)]
+    pub maps: Option<MapsRef>,
     /// The EIP-155 chain id, once a node told it (`follow`); files do not carry one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_id: Option<u64>,
@@ -84,9 +89,8 @@ pub struct EvmIndex {
     pub(crate) assets: Column,
     pub(crate) path_idx: Column,
     pub(crate) path_words: Column,
-    pub(crate) addr_ids: HashMap<Address, u32>,
+    pub(crate) maps: Option<Maps>,
     pub(crate) asset_ids: HashMap<Address, u32>,
-    pub(crate) tx_ids: HashMap<B256, u64>,
 }
 
 fn io_err(dir: &Path) -> impl Fn(std::io::Error) -> IndexError + '_ {
@@ -157,16 +161,77 @@ impl EvmIndex {
             path_idx: c("mv_path_idx.bin", 12)?,
             path_words: c("mv_path.bin", 4)?,
             m,
-            addr_ids: HashMap::new(),
+            maps: None,
             asset_ids: HashMap::new(),
-            tx_ids: HashMap::new(),
         };
         if writable {
             idx.recover()?;
         }
         idx.map_committed()?;
-        idx.load_maps();
+        idx.load_assets();
+        idx.open_maps()?;
         Ok(idx)
+    }
+
+    /// Map the lookup maps, put back entries a crash left unsynced, or build them for an
+    /// index from before them (in memory only for a reader).
+    fn open_maps(&mut self) -> Result<(), IndexError> {
+        let dir = self.dir.clone();
+        let io = io_err(&dir);
+        let counts = [self.txs.len(), self.addrs.len()];
+        let txs = &self.txs;
+        let addrs = &self.addrs;
+        let th = |i: u64| tx_hash(&B256::from_slice(&txs.get(i)[..32]));
+        let ah = |i: u64| addr_hash(&Address::from_slice(addrs.get(i)));
+        let mut store = false;
+        let maps = match self.m.maps.clone() {
+            Some(r) => {
+                let mut maps = Maps::open(&dir, &r, !self.writable).map_err(&io)?;
+                for (w, h) in [(TX, &th as &dyn Fn(u64) -> u64), (ADDR, &ah)] {
+                    if maps.r.synced[w] < counts[w] {
+                        maps.repair(w, maps.r.synced[w], counts[w], h);
+                        store = self.writable;
+                    }
+                }
+                maps
+            }
+            None => {
+                store = self.writable && counts != [0, 0];
+                Maps::build(&dir, 1, [&th, &ah], counts, !self.writable).map_err(&io)?
+            }
+        };
+        self.maps = Some(maps);
+        if store {
+            let maps = self.maps.as_mut().expect("just set");
+            maps.flush().map_err(&io)?;
+            maps.r.synced = counts;
+            maps.regrown = false;
+            self.m.maps = Some(maps.r.clone());
+            self.m.store(&dir).map_err(&io)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn maps(&self) -> &Maps {
+        self.maps.as_ref().expect("maps are opened with the index")
+    }
+
+    /// The id of a transaction hash (committed, or pending for the writer).
+    pub fn tx_id(&self, h: &B256) -> Option<u64> {
+        let txs = &self.txs;
+        self.maps().find(TX, tx_hash(h), txs.len(), |i| {
+            &txs.get(i)[..32] == h.as_slice()
+        })
+    }
+
+    /// The id of an address, if it ever appeared.
+    pub fn address_id(&self, a: &Address) -> Option<u32> {
+        let addrs = &self.addrs;
+        self.maps()
+            .find(ADDR, addr_hash(a), addrs.len(), |i| {
+                addrs.get(i) == a.as_slice()
+            })
+            .map(|i| i as u32)
     }
 
     fn cols(&mut self) -> [&mut Column; 9] {
@@ -228,6 +293,30 @@ impl EvmIndex {
         // Heads are written after the records they point at, so a batch that moved a head
         // also left records past the manifest.
         if dirty {
+            // Map entries of the records cut below stay behind: count them as stale, and
+            // trust the maps only up to what is still committed.
+            let cut = [
+                self.txs
+                    .file_records()
+                    .map_err(&io)?
+                    .saturating_sub(self.m.txs),
+                self.addrs
+                    .file_records()
+                    .map_err(&io)?
+                    .saturating_sub(self.m.addrs),
+            ];
+            let keep = [self.m.txs, self.m.addrs];
+            for r in self
+                .m
+                .maps
+                .iter_mut()
+                .chain(self.maps.iter_mut().map(|m| &mut m.r))
+            {
+                for w in [TX, ADDR] {
+                    r.stale[w] += cut[w];
+                    r.synced[w] = r.synced[w].min(keep[w]);
+                }
+            }
             self.repair_heads(self.m.movements)?;
             for (c, n) in self.cols().into_iter().zip(counts) {
                 let f = std::fs::OpenOptions::new()
@@ -284,15 +373,10 @@ impl EvmIndex {
         Ok(buf)
     }
 
-    fn load_maps(&mut self) {
-        self.addr_ids = (0..self.addrs.len())
-            .map(|i| (Address::from_slice(self.addrs.get(i)), i as u32))
-            .collect();
+    /// Token contracts are few: their ids live in memory.
+    fn load_assets(&mut self) {
         self.asset_ids = (0..self.assets.len())
             .map(|i| (Address::from_slice(self.assets.get(i)), i as u32 + 1))
-            .collect();
-        self.tx_ids = (0..self.txs.len())
-            .map(|i| (B256::from_slice(&self.txs.get(i)[..32]), i))
             .collect();
     }
 
@@ -311,16 +395,20 @@ impl EvmIndex {
         u64::from_le_bytes(self.blocks.get(i)[..8].try_into().unwrap())
     }
 
-    fn addr_id(&mut self, a: Address) -> u32 {
-        if let Some(&id) = self.addr_ids.get(&a) {
-            return id;
+    fn addr_id(&mut self, a: Address) -> Result<u32, IndexError> {
+        if let Some(id) = self.address_id(&a) {
+            return Ok(id);
         }
-        let id = self.addrs.len() as u32;
+        let id = self.addrs.len();
         self.addrs.push(a.as_slice());
         self.out_head.push(&u40_bytes(0));
         self.in_head.push(&u40_bytes(0));
-        self.addr_ids.insert(a, id);
-        id
+        let addrs = &self.addrs;
+        let ah = |i: u64| addr_hash(&Address::from_slice(addrs.get(i)));
+        let maps = self.maps.as_mut().expect("maps are opened with the index");
+        maps.add(&self.dir, ADDR, addr_hash(&a), id, &ah)
+            .map_err(io_err(&self.dir))?;
+        Ok(id as u32)
     }
 
     fn asset_id(&mut self, a: Asset) -> u32 {
@@ -397,22 +485,26 @@ impl EvmIndex {
             });
             rec.extend_from_slice(&self.mvs.len().to_le_bytes());
             self.txs.push(&rec);
-            self.tx_ids.insert(t.row.hash, tx_id);
+            let txs = &self.txs;
+            let th = |i: u64| tx_hash(&B256::from_slice(&txs.get(i)[..32]));
+            let maps = self.maps.as_mut().expect("maps are opened with the index");
+            maps.add(&self.dir, TX, tx_hash(&t.row.hash), tx_id, &th)
+                .map_err(io_err(&self.dir))?;
             for m in ms {
-                self.push_movement(m, tx_id);
+                self.push_movement(m, tx_id)?;
             }
         }
         for m in block_level {
-            self.push_movement(m, NONE40);
+            self.push_movement(m, NONE40)?;
         }
         Ok(movements.len())
     }
 
-    fn push_movement(&mut self, m: &Movement, tx: u64) {
+    fn push_movement(&mut self, m: &Movement, tx: u64) -> Result<(), IndexError> {
         let id = self.mvs.len();
         let asset = self.asset_id(m.asset);
-        let from = self.addr_id(m.from);
-        let to = self.addr_id(m.to);
+        let from = self.addr_id(m.from)?;
+        let to = self.addr_id(m.to)?;
         let prev_from = u40_of(&self.out_head.get_current(from as u64)[..5]);
         let prev_to = u40_of(&self.in_head.get_current(to as u64)[..5]);
         let mut rec = [0u8; MV_W];
@@ -442,11 +534,24 @@ impl EvmIndex {
                 self.path_words.push(&w.to_le_bytes());
             }
         }
+        Ok(())
     }
 
     /// Make the pending blocks durable: appended records, then list heads, then the
-    /// manifest. A crash before the manifest leaves the previous state.
+    /// maps, then the manifest. A crash before the manifest leaves the previous state.
     pub fn commit(&mut self) -> Result<(), IndexError> {
+        self.commit_with(true)
+    }
+
+    /// As [`EvmIndex::commit`], leaving the maps unsynced unless one was rebuilt: a
+    /// commit in the middle of a long ingest (the maps are derived from the columns; the
+    /// manifest says how far they are known synced and an open repairs the rest). The
+    /// ingest's last commit should be a [`EvmIndex::commit`].
+    pub fn commit_batch(&mut self) -> Result<(), IndexError> {
+        self.commit_with(false)
+    }
+
+    fn commit_with(&mut self, sync_maps: bool) -> Result<(), IndexError> {
         let dir = self.dir.clone();
         let io = io_err(&dir);
         for c in self.cols() {
@@ -455,6 +560,15 @@ impl EvmIndex {
         crate::failpoint("evm-after-records");
         self.out_head.write_overlay().map_err(&io)?;
         self.in_head.write_overlay().map_err(&io)?;
+        let counts = [self.txs.len(), self.addrs.len()];
+        let maps = self.maps.as_mut().expect("maps are opened with the index");
+        let sync = sync_maps || maps.regrown;
+        if sync {
+            maps.flush().map_err(&io)?;
+            maps.r.synced = counts;
+        }
+        let retired = std::mem::take(&mut maps.retired);
+        self.m.maps = Some(maps.r.clone());
         crate::failpoint("evm-before-manifest");
         self.m.blocks = self.blocks.len();
         self.m.txs = self.txs.len();
@@ -465,6 +579,12 @@ impl EvmIndex {
         self.m.path_words = self.path_words.len();
         self.m.generation += 1;
         self.m.store(&dir).map_err(&io)?;
+        if sync {
+            self.maps.as_mut().expect("open").regrown = false;
+        }
+        for p in retired {
+            let _ = std::fs::remove_file(p);
+        }
         for c in self.cols() {
             c.finish_commit().map_err(&io)?;
         }
@@ -507,7 +627,7 @@ impl EvmIndex {
         self.m.store(&dir).map_err(io_err(&dir))?;
         self.recover()?;
         self.map_committed()?;
-        self.load_maps();
+        self.load_assets();
         Ok(())
     }
 
@@ -540,6 +660,24 @@ impl EvmIndex {
                 bad.push(format!("block record {b} is not after the one before"));
             }
             prev_first = (ft, fm);
+        }
+        for t in 0..self.txs.len() {
+            let h = B256::from_slice(&self.txs.get(t)[..32]);
+            if self.tx_id(&h) != Some(t) {
+                bad.push(format!(
+                    "transaction {t} ({h}) is not found through the hash map"
+                ));
+                break;
+            }
+        }
+        for a in 0..self.addrs.len() {
+            let x = Address::from_slice(self.addrs.get(a));
+            if self.address_id(&x) != Some(a as u32) {
+                bad.push(format!(
+                    "address {a} ({x}) is not found through the address map"
+                ));
+                break;
+            }
         }
         let mut seen_out = 0u64;
         let mut seen_in = 0u64;

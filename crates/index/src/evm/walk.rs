@@ -2,7 +2,7 @@
 //! address strings), each address's lists by id, and block times.
 
 use cointrail_evm::movement::MovementKind;
-use cointrail_evm::{Address, U256};
+use cointrail_evm::U256;
 
 use super::store::{EvmIndex, NONE40};
 use crate::column::u40_of;
@@ -21,10 +21,7 @@ pub struct RawMovement {
 }
 
 impl EvmIndex {
-    /// The dense id of an address, when it appears in the index.
-    pub fn address_id(&self, a: &Address) -> Option<u32> {
-        self.addr_ids.get(a).copied()
-    }
+    // `address_id` (the dense id of an address) is in store.rs, through the address map.
 
     pub fn raw_movement(&self, i: u64) -> RawMovement {
         let m = self.raw_mv(i);

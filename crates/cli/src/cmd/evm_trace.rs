@@ -1,0 +1,131 @@
+//! `trace` of cases whose sources are on Ethereum (`0x` transactions or addresses): the
+//! account models (balance FIFO/LIFO/TIFO, haircut, poison) over the EVM index, with
+//! labelled exchange (and other stop-category) addresses as stops.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Result};
+use cointrail_account::report::{human, report};
+use cointrail_account::tracer::{AccountModel, FnOracle, Params, Stop};
+use cointrail_cases::{is_evm_source, Case, CaseSource, CaseStore};
+use cointrail_evm::Address;
+use cointrail_index::evm::EvmIndex;
+use cointrail_trace::{InRule, Model, OutRule};
+
+use crate::cmd::trace::TraceArgs;
+use crate::Global;
+
+/// The account model that reads the same as a UTXO model name.
+fn account_model(m: Model) -> Result<AccountModel> {
+    Ok(match m {
+        Model::Ordered(InRule::First, OutRule::First) => AccountModel::Fifo,
+        Model::Ordered(InRule::Last, OutRule::First) => AccountModel::Lifo,
+        Model::Ordered(InRule::Taint, OutRule::First) => AccountModel::Tifo,
+        Model::Haircut => AccountModel::Haircut,
+        Model::Poison => AccountModel::Poison,
+        _ => bail!("that model has no account-model form on Ethereum: use fifo, lifo, tifo, haircut or poison"),
+    })
+}
+
+/// Trace on Ethereum when every source of the named cases (and ad-hoc sources) is a `0x`
+/// one; `Ok(false)` when none is (the Bitcoin tracer goes on); an error when they mix.
+pub fn maybe_run(a: &TraceArgs, g: &Global) -> Result<bool> {
+    let adhoc: Vec<CaseSource> = a
+        .from_tx
+        .iter()
+        .map(|t| CaseSource::Tx { txid: t.clone() })
+        .chain(a.from_address.iter().map(|x| CaseSource::Address {
+            address: x.clone(),
+            from_height: None,
+        }))
+        .collect();
+    let names: Vec<&String> = a.case.iter().chain(a.cases.iter()).collect();
+    let mut cases: Vec<Case> = Vec::new();
+    if !names.is_empty() {
+        let p = g.data_dir.join("cases.redb");
+        if !p.exists() {
+            return Ok(false);
+        }
+        let store = CaseStore::open(&p)?;
+        for n in names {
+            cases.push(store.get(n)?);
+        }
+    }
+    if !adhoc.is_empty() {
+        cases.push(Case {
+            name: "ad-hoc".into(),
+            description: String::new(),
+            sources: adhoc,
+            created: 0,
+            origin: "cli".into(),
+        });
+    }
+    let all: Vec<&CaseSource> = cases.iter().flat_map(|c| c.sources.iter()).collect();
+    let evm = all.iter().filter(|s| is_evm_source(s)).count();
+    if evm == 0 {
+        return Ok(false);
+    }
+    if evm != all.len() || !a.from.is_empty() {
+        bail!("these sources are on both Bitcoin and Ethereum; a trace across chains is not joined yet: trace the Ethereum sources and the Bitcoin ones as separate cases");
+    }
+    let dir = g.data_dir.join("ethereum");
+    if !dir.join("manifest.json").exists() {
+        bail!(
+            "the case's sources are on Ethereum but there is no Ethereum index in {}: run `cointrail ingest --chain ethereum FILES` first",
+            dir.display()
+        );
+    }
+    let idx = EvmIndex::open_reader(&dir)?;
+    let mut p = Params::new(account_model(a.model)?);
+    if let Some(h) = a.max_hops {
+        // On an account chain a hop is a transaction: bound the transactions followed.
+        p.max_txs = h as usize;
+    }
+    let stop_at: Vec<String> = a
+        .stop_at
+        .iter()
+        .map(|s| cointrail_risk::rules::normalize_category(s))
+        .collect();
+    let store = crate::cmd::labels::open_existing(g)?;
+    let cache: std::cell::RefCell<HashMap<Address, Option<Stop>>> = Default::default();
+    let oracle = FnOracle(|x: &Address| -> Option<Stop> {
+        if let Some(s) = cache.borrow().get(x) {
+            return s.clone();
+        }
+        let key = x.to_string().to_lowercase();
+        let mut found = None;
+        if let Some(s) = &store {
+            'cur: for cur in cointrail_tags::EVM_CURRENCIES {
+                for l in s.labels_for_address(cur, &key, None).unwrap_or_default() {
+                    let cat = cointrail_risk::rules::normalize_category(
+                        l.risk_category().unwrap_or("unknown"),
+                    );
+                    if stop_at.contains(&cat) {
+                        found = Some(Stop {
+                            category: cat,
+                            name: l.label.clone(),
+                        });
+                        break 'cur;
+                    }
+                }
+            }
+        }
+        cache.borrow_mut().insert(*x, found.clone());
+        found
+    });
+    let (t, missing) = cointrail_engine::account::trace_evm_cases(&idx, &cases, &oracle, p)?;
+    for m in &missing {
+        eprintln!("warning: {m}");
+    }
+    if a.report.is_some() {
+        bail!("--report (md/html/csv) is not written for Ethereum traces yet; use --json");
+    }
+    let labels: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
+    let r = report(&t, "ethereum", &labels);
+    if g.json {
+        crate::print_json(&r)?;
+    } else {
+        print!("{}", human(&r, 20));
+    }
+    Ok(true)
+}
