@@ -15,3 +15,4 @@ pub mod serve;
 pub mod sim;
 pub mod sim_evm;
 pub mod trace;
+pub mod trace_loot;

@@ -148,10 +148,14 @@ pub fn run(a: TraceArgs, g: &Global) -> Result<()> {
         };
         std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))?;
     }
+    let loot = crate::cmd::trace_loot::dormant_loot(&r, &e.index);
     if g.json {
-        return crate::print_json(&r);
+        let mut v = serde_json::to_value(&r)?;
+        v["dormant_loot"] = serde_json::to_value(&loot)?;
+        return crate::print_json(&v);
     }
     print_summary(&r, &title, t0.elapsed().as_secs_f64());
+    print!("{}", crate::cmd::trace_loot::human(&r, &loot));
     if let Some(p) = &a.report {
         println!("report written to {}", p.display());
     }
