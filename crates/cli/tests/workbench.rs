@@ -268,7 +268,14 @@ fn ethereum_beside(dir: &Path) -> Value {
     let to = weth["to"].as_str().unwrap();
     cli(
         dir,
-        &["labels", "add", from, "OFAC test: WETH sender", "--category", "sanctions"],
+        &[
+            "labels",
+            "add",
+            from,
+            "OFAC test: WETH sender",
+            "--category",
+            "sanctions",
+        ],
     );
     let addr = json(dir, &["address", &to.to_lowercase()]);
     json!({

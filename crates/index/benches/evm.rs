@@ -36,23 +36,38 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn env_u(name: &str, d: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 fn main() {
-    let dir = std::env::var("COINTRAIL_BENCH_ETL").map(PathBuf::from).unwrap_or_else(|_| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/eth/etl")
-    });
+    let dir = std::env::var("COINTRAIL_BENCH_ETL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/eth/etl"));
     let mut files = etl_files(&dir).expect("COINTRAIL_BENCH_ETL is a folder of ethereum-etl files");
     if std::env::var("COINTRAIL_BENCH_ETL").is_err() {
         // The fixtures of one range (the others are single tables of other blocks).
-        files.retain(|p| p.to_string_lossy().contains("17173049") && p.extension().is_some_and(|e| e == "json"));
+        files.retain(|p| {
+            p.to_string_lossy().contains("17173049") && p.extension().is_some_and(|e| e == "json")
+        });
     }
-    let bytes: u64 = files.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+    let bytes: u64 = files
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
     let runs = env_u("COINTRAIL_BENCH_RUNS", 1);
     let every = env_u("COINTRAIL_BENCH_COMMIT_EVERY", 500_000);
-    let out_root = std::env::var("COINTRAIL_BENCH_OUT").map(PathBuf::from).unwrap_or_else(|_| std::env::temp_dir());
-    println!("ethereum-etl files: {} ({:.1} MB, {} files), {runs} run(s)", dir.display(), bytes as f64 / 1e6, files.len());
+    let out_root = std::env::var("COINTRAIL_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir());
+    println!(
+        "ethereum-etl files: {} ({:.1} MB, {} files), {runs} run(s)",
+        dir.display(),
+        bytes as f64 / 1e6,
+        files.len()
+    );
 
     if let Ok(p) = std::env::var("COINTRAIL_BENCH_INDEX") {
         // Queries only, on an index built before (`COINTRAIL_BENCH_KEEP`).
@@ -120,19 +135,37 @@ fn main() {
     }
     let (c, i) = (pct(&mut ceil, 0.5), pct(&mut ing, 0.5));
     println!("transactions {txs}, movements {mvs}");
-    println!("parse ceiling (1 thread): median {c:.2} s = {:.0} tx/s ({:.0} MB/s)", txs as f64 / c, bytes as f64 / 1e6 / c);
+    println!(
+        "parse ceiling (1 thread): median {c:.2} s = {:.0} tx/s ({:.0} MB/s)",
+        txs as f64 / c,
+        bytes as f64 / 1e6 / c
+    );
     println!("ingest: median {i:.2} s = {:.0} tx/s", txs as f64 / i);
     println!("ratio ingest / ceiling: {:.2} (goal >= 0.4)", c / i);
-    println!("peak anonymous memory during ingest: {:.1} MB (VmHWM incl. mapped files: {:.1} MB)", peak_anon_all as f64 / 1024.0, status_kb("VmHWM:") as f64 / 1024.0);
+    println!(
+        "peak anonymous memory during ingest: {:.1} MB (VmHWM incl. mapped files: {:.1} MB)",
+        peak_anon_all as f64 / 1024.0,
+        status_kb("VmHWM:") as f64 / 1024.0
+    );
 
     let d = last_dir.expect("at least one run");
-    let size: u64 = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
-    println!("index size: {:.1} MB = {:.0} bytes/tx", size as f64 / 1e6, size as f64 / txs.max(1) as f64);
+    let size: u64 = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    println!(
+        "index size: {:.1} MB = {:.0} bytes/tx",
+        size as f64 / 1e6,
+        size as f64 / txs.max(1) as f64
+    );
     queries(d.path());
     if std::env::var("COINTRAIL_BENCH_KEEP").is_ok() {
         // For the serving benchmark: a data dir whose `ethereum/` is this index.
         let p = d.keep();
-        println!("index kept in {} (move it to DATA_DIR/ethereum)", p.display());
+        println!(
+            "index kept in {} (move it to DATA_DIR/ethereum)",
+            p.display()
+        );
     }
 }
 
@@ -144,7 +177,9 @@ fn queries(dir: &Path) {
     // Warm point queries: the answers `cointrail tx` and `cointrail address` print
     // (address: balances per asset, counts, first/last seen, 20 recent movements).
     let st = idx.stats();
-    let n = env_u("COINTRAIL_BENCH_QUERIES", 20_000).min(st.transactions).max(1);
+    let n = env_u("COINTRAIL_BENCH_QUERIES", 20_000)
+        .min(st.transactions)
+        .max(1);
     let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = |m: u64| {
         s ^= s << 13;
@@ -153,7 +188,9 @@ fn queries(dir: &Path) {
         s % m
     };
     let hashes: Vec<_> = (0..n).map(|_| idx.tx_hash(next(st.transactions))).collect();
-    let addrs: Vec<_> = (0..n).map(|_| idx.address_of(next(st.addresses) as u32)).collect();
+    let addrs: Vec<_> = (0..n)
+        .map(|_| idx.address_of(next(st.addresses) as u32))
+        .collect();
     // Like Bitcoin's figure (addresses with < 1,000 outputs), the ordinary addresses
     // apart: an address answer walks its whole history (balances at any block), so a
     // service with millions of movements takes as long as its history.
@@ -164,8 +201,15 @@ fn queries(dir: &Path) {
         })
         .collect();
     for (name, f) in [
-        ("tx", &(|k: usize| { std::hint::black_box(idx.tx_summary(&hashes[k]).is_some()); }) as &dyn Fn(usize)),
-        ("address", &|k: usize| { std::hint::black_box(idx.address_summary(&addrs[k], None, 20).movements_in); }),
+        (
+            "tx",
+            &(|k: usize| {
+                std::hint::black_box(idx.tx_summary(&hashes[k]).is_some());
+            }) as &dyn Fn(usize),
+        ),
+        ("address", &|k: usize| {
+            std::hint::black_box(idx.address_summary(&addrs[k], None, 20).movements_in);
+        }),
     ] {
         for k in 0..n as usize {
             f(k); // warm

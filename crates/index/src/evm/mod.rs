@@ -15,15 +15,15 @@
 //! - `mv_path.bin`/`mv_path_idx.bin`: call paths of internal movements (u32 each)
 //! - `tx_map.<gen>.bin`, `addr_map.<gen>.bin`: hash → id maps on disk (see `maps.rs`)
 
-mod maps;
 mod ledger;
+mod maps;
 mod node;
 mod query;
 mod store;
 mod walk;
 
-pub use maps::MapsRef;
 pub use ledger::LedgerMove;
+pub use maps::MapsRef;
 pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
 pub use store::{EvmIndex, EvmManifest, EvmStats};
 pub use walk::RawMovement;
