@@ -527,6 +527,79 @@ impl AccountScreener<'_> {
         }
     }
 
+    /// The subject's own transfers one way (`sent`, or received): each is counted in the
+    /// subject's totals, labelled counterparties become direct rows, and unattributed ones
+    /// the branches the walk goes on from.
+    fn first_hop(
+        &self,
+        a: AcctId,
+        ids: &[u64],
+        sent: bool,
+        walk: &mut Walk,
+        last_time: &mut u64,
+    ) -> VecDeque<Branch> {
+        let mut branches = VecDeque::new();
+        for id in ids.iter().rev() {
+            let t = self.view.transfer(*id);
+            *last_time = (*last_time).max(t.time);
+            let other = if sent { t.to } else { t.from };
+            if other == a {
+                continue;
+            }
+            let day = day_of(t.time);
+            let flows = if sent {
+                &mut walk.sent
+            } else {
+                &mut walk.received
+            };
+            let f = flows.entry(t.asset).or_default();
+            add(&mut f.total, t.amount);
+            f.days.add(day, t.amount);
+            // Gas paid and coins minted have no counterparty to walk on from.
+            match (sent, t.kind) {
+                (true, TransferKind::Gas) => {
+                    add(&mut f.fee, t.amount);
+                    continue;
+                }
+                (false, TransferKind::NewCoins) => {
+                    add(&mut f.new_coins, t.amount);
+                    continue;
+                }
+                _ => {}
+            }
+            let path = Trail::default();
+            let path = match t.tx {
+                Some(x) => path.push(x),
+                None => path,
+            };
+            match self.label(other, t.time) {
+                Some((cat, delisted, names)) => walk.row(
+                    if sent { "sent" } else { "received" },
+                    cat,
+                    ExposureType::Direct,
+                    delisted,
+                    t.asset,
+                    t.amount,
+                    1,
+                    &names,
+                    &path,
+                    day,
+                ),
+                None if 1 < self.params.max_hops => branches.push_back(Branch {
+                    at: other,
+                    asset: t.asset,
+                    w: t.amount,
+                    h: 1,
+                    via: t.id,
+                    path,
+                    day,
+                }),
+                None => add(&mut f.unattributed, t.amount),
+            }
+        }
+        branches
+    }
+
     /// Screen account `a`: where what it received came from, and where what it sent went.
     pub fn address(&self, chain: &str, a: AcctId) -> AccountScreening {
         let mut walk = Walk {
@@ -549,104 +622,10 @@ impl AccountScreener<'_> {
         let mut last_time = 0u64;
         // The subject's own transfers are read whole (not against the step bound): they are
         // its totals.
-        let mut back = VecDeque::new();
-        for id in ins.iter().rev() {
-            let t = self.view.transfer(*id);
-            last_time = last_time.max(t.time);
-            if t.from == a {
-                continue;
-            }
-            let day = day_of(t.time);
-            let f = walk.received.entry(t.asset).or_default();
-            add(&mut f.total, t.amount);
-            f.days.add(day, t.amount);
-            if t.kind == TransferKind::NewCoins {
-                add(&mut f.new_coins, t.amount);
-                continue;
-            }
-            let path = Trail::default();
-            let path = match t.tx {
-                Some(x) => path.push(x),
-                None => path,
-            };
-            match self.label(t.from, t.time) {
-                Some((cat, delisted, names)) => walk.row(
-                    "received",
-                    cat,
-                    ExposureType::Direct,
-                    delisted,
-                    t.asset,
-                    t.amount,
-                    1,
-                    &names,
-                    &path,
-                    day,
-                ),
-                None if 1 < self.params.max_hops => back.push_back(Branch {
-                    at: t.from,
-                    asset: t.asset,
-                    w: t.amount,
-                    h: 1,
-                    via: t.id,
-                    path,
-                    day,
-                }),
-                None => add(
-                    &mut walk.received.entry(t.asset).or_default().unattributed,
-                    t.amount,
-                ),
-            }
-        }
+        let back = self.first_hop(a, &ins, false, &mut walk, &mut last_time);
         self.backward(back, &mut walk);
         walk.steps = 0;
-        let mut fwd = VecDeque::new();
-        for id in outs.iter().rev() {
-            let t = self.view.transfer(*id);
-            last_time = last_time.max(t.time);
-            if t.to == a {
-                continue;
-            }
-            let day = day_of(t.time);
-            let f = walk.sent.entry(t.asset).or_default();
-            add(&mut f.total, t.amount);
-            f.days.add(day, t.amount);
-            if t.kind == TransferKind::Gas {
-                add(&mut f.fee, t.amount);
-                continue;
-            }
-            let path = Trail::default();
-            let path = match t.tx {
-                Some(x) => path.push(x),
-                None => path,
-            };
-            match self.label(t.to, t.time) {
-                Some((cat, delisted, names)) => walk.row(
-                    "sent",
-                    cat,
-                    ExposureType::Direct,
-                    delisted,
-                    t.asset,
-                    t.amount,
-                    1,
-                    &names,
-                    &path,
-                    day,
-                ),
-                None if 1 < self.params.max_hops => fwd.push_back(Branch {
-                    at: t.to,
-                    asset: t.asset,
-                    w: t.amount,
-                    h: 1,
-                    via: t.id,
-                    path,
-                    day,
-                }),
-                None => add(
-                    &mut walk.sent.entry(t.asset).or_default().unattributed,
-                    t.amount,
-                ),
-            }
-        }
+        let fwd = self.first_hop(a, &outs, true, &mut walk, &mut last_time);
         self.forward(fwd, &mut walk);
         let own = self.label(a, last_time);
         self.finish(
