@@ -108,8 +108,14 @@ impl EvmIndex {
         )
     }
 
-    /// Block record index holding movement `i`.
+    /// Block record index holding movement `i`: read from its transaction's record, which
+    /// stores it (screening asks this for every movement it walks); only movements outside
+    /// any transaction (rewards, withdrawals) search the blocks.
     pub(crate) fn block_of_mv(&self, i: u64) -> u64 {
+        let tx = u40_of(&self.mvs.get(i)[45..50]);
+        if tx != NONE40 && tx < self.txs.len() {
+            return u32::from_le_bytes(self.txs.get(tx)[32..36].try_into().unwrap()) as u64;
+        }
         let (mut lo, mut hi) = (0u64, self.blocks.len());
         while hi - lo > 1 {
             let mid = (lo + hi) / 2;
