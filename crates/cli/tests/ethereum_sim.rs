@@ -2,27 +2,8 @@
 //! thief address of the truth shows in `address --json` exactly what the truth says it
 //! received (native and token).
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn run(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cointrail"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok_json(data: &Path, args: &[&str]) -> serde_json::Value {
-    let o = run(data, args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
-}
+mod support;
+use support::{cli, json};
 
 #[test]
 fn simulated_ethereum_ingests_verifies_and_shows_the_heist() {
@@ -30,11 +11,9 @@ fn simulated_ethereum_ingests_verifies_and_shows_the_heist() {
     let sim = tmp.path().join("sim");
     let data = tmp.path().join("data");
     let s = sim.display().to_string();
-    let summary = ok_json(
+    let summary = json(
         &data,
         &[
-            "--json",
-            "--quiet",
             "simulate",
             "--chain",
             "ethereum",
@@ -54,16 +33,11 @@ fn simulated_ethereum_ingests_verifies_and_shows_the_heist() {
     );
     assert_eq!(summary["chain"], "ethereum");
     let etl = sim.join("etl").display().to_string();
-    let ing = run(&data, &["--quiet", "ingest", &etl]);
-    assert!(
-        ing.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ing.stderr)
-    );
-    let v = ok_json(&data, &["--json", "verify", "--chain", "ethereum"]);
+    cli(&data, &["ingest", &etl]);
+    let v = json(&data, &["verify", "--chain", "ethereum"]);
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
     assert_eq!(v["blocks"], summary["blocks"]);
-    let stats = ok_json(&data, &["--json", "stats", "--chain", "ethereum"]);
+    let stats = json(&data, &["stats", "--chain", "ethereum"]);
     assert_eq!(stats["transactions"], summary["txs"], "{stats}");
 
     let token = summary["token"].as_str().unwrap().to_lowercase();
@@ -71,7 +45,7 @@ fn simulated_ethereum_ingests_verifies_and_shows_the_heist() {
     let mut checked = 0;
     for line in thieves.lines().skip(1).take(12) {
         let f: Vec<&str> = line.split('\t').collect();
-        let a = ok_json(&data, &["--json", "address", f[0]]);
+        let a = json(&data, &["address", f[0]]);
         let bal = a["balances"].as_array().unwrap();
         let received = |tok: Option<&str>| {
             bal.iter()
@@ -85,13 +59,9 @@ fn simulated_ethereum_ingests_verifies_and_shows_the_heist() {
     }
     assert!(checked >= 12);
     // The drain: the victim's cold wallet sent everything to the main thief.
-    let drain = ok_json(
+    let drain = json(
         &data,
-        &[
-            "--json",
-            "tx",
-            summary["heist"]["drain_tx"].as_str().unwrap(),
-        ],
+        &["tx", summary["heist"]["drain_tx"].as_str().unwrap()],
     );
     let text = drain.to_string().to_lowercase();
     assert!(
