@@ -14,9 +14,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 pub mod account;
+pub mod attr_state;
+pub mod case_state;
 pub mod evm;
 pub mod inputs;
 pub mod live;
+pub mod state_file;
 pub mod usd;
 pub mod wiring;
 
@@ -51,6 +54,15 @@ pub struct Engine {
     pub attribution_note: serde_json::Value,
     /// The address clustering, when one was built (`cointrail cluster build`).
     pub clustering: Option<Arc<cointrail_clustering::Clustering>>,
+    /// The checksum of the persisted attribution state in use (`attr_state`), which the
+    /// persisted case taint records; none when attributions were built in memory.
+    pub attribution_state: Option<u64>,
+    /// How the case taint was obtained at the last `load_case_taint`: `opened` (the
+    /// persisted one), `traced`, or why it was traced again.
+    pub case_taint_note: Option<String>,
+    /// How the attribution state was obtained at open: `opened`, `built`, or why it was
+    /// rebuilt.
+    pub attribution_state_note: Option<String>,
     attributor: Arc<dyn Attributor + Send + Sync>,
     coinjoins: CoinJoinDetector,
     taint: Arc<dyn CaseTaint + Send + Sync>,
@@ -170,6 +182,9 @@ impl Engine {
             params: ExposureParams::default(),
             attribution_note: serde_json::Value::Null,
             clustering: None,
+            attribution_state: None,
+            case_taint_note: None,
+            attribution_state_note: None,
             attributor: Arc::new(cointrail_risk::Nobody),
             coinjoins: Arc::new(|_: &Index, _: u32| None),
             taint: Arc::new(cointrail_risk::Nobody),
@@ -283,13 +298,45 @@ impl Engine {
         cointrail_trace::backward::fifo_origins(&self.index, &oracle, out, p)
     }
 
-    /// Trace every stored case (FIFO, default stops) so screening counts their taint exactly.
+    /// The exact taint of every stored case (FIFO, default stops), so screening counts it:
+    /// from the persisted case taint (`case_state`) when it was built on these very
+    /// attributions, cases and chain, else traced again (and persisted). The number of
+    /// cases traced.
     pub fn load_case_taint(&mut self) -> Result<usize> {
-        let store = cointrail_cases::CaseStore::open(&self.data_dir.join("cases.redb"))?;
+        let (taint, n) = match self.attribution_state {
+            Some(sum) => {
+                let s = case_state::CaseTaintState::load(self, sum)?;
+                let n = s.traced_cases();
+                self.case_taint_note = Some(s.how.clone());
+                (Arc::new(s) as Arc<dyn CaseTaint + Send + Sync>, n)
+            }
+            None => {
+                let (rows, n) = self.trace_cases()?;
+                self.case_taint_note = Some("traced".into());
+                let mut map: HashMap<OutNum, Vec<(String, u64, u32)>, foldhash::fast::RandomState> =
+                    HashMap::default();
+                for (o, case, sats, hops) in rows {
+                    map.entry(o).or_default().push((case, sats, hops));
+                }
+                (Arc::new(TracedCases(map)) as Arc<dyn CaseTaint + Send + Sync>, n)
+            }
+        };
+        self.taint = taint;
+        Ok(n)
+    }
+
+    /// Trace every stored case: (output, case, tainted sats, hops) in case order, and how
+    /// many cases were traced (those without outputs in the index are skipped).
+    pub fn trace_cases(&self) -> Result<(Vec<(OutNum, String, u64, u32)>, usize)> {
+        let path = self.data_dir.join("cases.redb");
+        if !path.exists() {
+            return Ok((Vec::new(), 0));
+        }
+        let store = cointrail_cases::CaseStore::open(&path)?;
         let cases = store.list()?;
+        drop(store);
         let stops: Vec<String> = STOP_CATEGORIES.iter().map(|s| s.to_string()).collect();
-        let mut map: HashMap<OutNum, Vec<(String, u64, u32)>, foldhash::fast::RandomState> =
-            HashMap::default();
+        let mut rows = Vec::new();
         let mut n = 0;
         for c in &cases {
             let Ok((src, _)) = self.case_sources(c, 1) else {
@@ -318,14 +365,16 @@ impl Engine {
                 {
                     continue;
                 }
-                map.entry(o)
-                    .or_default()
-                    .push((c.name.clone(), row.tainted_sats, row.hops));
+                rows.push((o, c.name.clone(), row.tainted_sats, row.hops));
             }
             n += 1;
         }
-        self.taint = Arc::new(TracedCases(map));
-        Ok(n)
+        Ok((rows, n))
+    }
+
+    /// The case taint screening uses for one output (for comparisons and tests).
+    pub fn case_taint_of(&self, out: OutNum) -> Vec<(String, u64, u32)> {
+        self.taint.taint(out)
     }
 
     fn provenance(&self) -> serde_json::Value {

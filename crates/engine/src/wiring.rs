@@ -85,11 +85,55 @@ impl Attributor for MapAttributor {
     }
 }
 
-/// Address attributions from `attribution.tsv`.
+/// Attribution from the persisted state (`attr_state`): what every command and the service
+/// use; `MapAttributor` is the same built in memory from the sources.
+struct StateAttributor {
+    state: crate::attr_state::AttrState,
+    clusters: Option<Arc<Clustering>>,
+    times: Vec<u32>,
+    start: u32,
+}
+
+impl Attributor for StateAttributor {
+    fn attribute(&self, addr: AddrId) -> Vec<Attribution> {
+        let own = self.state.of_address(addr);
+        if !own.is_empty() {
+            return own;
+        }
+        match &self.clusters {
+            Some(c) if (addr as usize) < c.addr_count() => self.state.of_cluster(c.cluster_of(addr)),
+            _ => Vec::new(),
+        }
+    }
+    fn time_of_height(&self, h: u32) -> u64 {
+        h.checked_sub(self.start)
+            .and_then(|i| self.times.get(i as usize))
+            .copied()
+            .unwrap_or(h) as u64
+    }
+}
+
+/// Address attributions from `attribution.tsv` and the label store, by index id (the
+/// addresses the index holds).
 fn read_attribution(data_dir: &Path, idx: &Index) -> Result<HashMap<AddrId, Vec<Attribution>>> {
     let mut by_addr: HashMap<AddrId, Vec<Attribution>> = HashMap::default();
+    for (k, a) in read_sources(data_dir, idx.render_network())?.0 {
+        if let Some(id) = AddressKey::from_bytes(&k).and_then(|key| idx.lookup_addr(&key)) {
+            by_addr.entry(id).or_default().push(a);
+        }
+    }
+    Ok(by_addr)
+}
+
+/// Every Bitcoin attribution of the sources, by address key, in source order
+/// (`attribution.tsv` lines, then the label store's labels), and the label sources'
+/// versions.
+pub fn read_sources(
+    data_dir: &Path,
+    net: bitcoin::Network,
+) -> Result<(Vec<([u8; 33], Attribution)>, serde_json::Value)> {
+    let mut out = Vec::new();
     let path = data_dir.join("attribution.tsv");
-    let net = idx.render_network();
     let text = if path.exists() {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?
     } else {
@@ -113,21 +157,27 @@ fn read_attribution(data_dir: &Path, idx: &Index) -> Result<HashMap<AddrId, Vec<
         }
         let key = AddressKey::parse(f[0], net)
             .map_err(|m| anyhow::anyhow!("{} line {}: {m}", path.display(), i + 1))?;
-        if let Some(a) = idx.lookup_addr(&key) {
-            by_addr.entry(a).or_default().push(Attribution {
+        out.push((
+            key.to_bytes(),
+            Attribution {
                 entity: f.get(3).and_then(|x| x.parse().ok()),
                 name: f[2].to_string(),
                 category: f[1].to_string(),
                 source: "attribution.tsv".into(),
                 valid_from: None,
                 valid_to: None,
-            });
-        }
+            },
+        ));
     }
+    drop(text);
     // The label store: every BTC label, open and closed, with its validity as times.
     let store_path = data_dir.join("labels.redb");
+    let mut versions = serde_json::Map::new();
     if store_path.exists() {
         let s = cointrail_tags::TagStore::open(&store_path)?;
+        for src in s.list_sources()? {
+            versions.insert(src.name.clone(), serde_json::json!(src.versions.last()));
+        }
         for l in s.every_label()?.into_iter().filter(|l| l.currency == "BTC") {
             let cointrail_tags::Target::Address(addr) = &l.target else {
                 continue;
@@ -135,8 +185,9 @@ fn read_attribution(data_dir: &Path, idx: &Index) -> Result<HashMap<AddrId, Vec<
             let Ok(key) = AddressKey::parse(addr, net) else {
                 continue;
             };
-            if let Some(a) = idx.lookup_addr(&key) {
-                by_addr.entry(a).or_default().push(Attribution {
+            out.push((
+                key.to_bytes(),
+                Attribution {
                     entity: None,
                     name: l
                         .actor
@@ -147,11 +198,11 @@ fn read_attribution(data_dir: &Path, idx: &Index) -> Result<HashMap<AddrId, Vec<
                     source: l.source.clone(),
                     valid_from: date_to_unix(&l.valid_from),
                     valid_to: l.valid_to.as_deref().and_then(date_to_unix),
-                });
-            }
+                },
+            ));
         }
     }
-    Ok(by_addr)
+    Ok((out, serde_json::Value::Object(versions)))
 }
 
 /// Every indexed address attributed with exactly this name (case-insensitive), from
@@ -266,15 +317,41 @@ pub fn clustering_note(c: &Clustering) -> serde_json::Value {
     })
 }
 
-/// Attach whatever attribution, clustering and case taint this data directory holds.
+/// Attach whatever attribution and clustering this data directory holds: the persisted
+/// attribution state (`attr_state`), rebuilt first if its sources changed.
 pub fn attach(e: &mut Engine) -> Result<()> {
     let data_dir = e.data_dir.clone();
+    let clusters = open_clustering(&data_dir, &e.index)?;
+    let state = crate::attr_state::AttrState::load(&data_dir, &e.index, clusters.as_deref())?;
+    let (attributed, labelled) = state.counts();
+    e.attribution_note = serde_json::json!({
+        "attributed_addresses": attributed,
+        "clustering": clusters.as_deref().map(clustering_note),
+        "labelled_clusters": labelled,
+        "label_versions": state.meta()["label_versions"],
+    });
+    e.attribution_state_note = Some(state.how.clone());
+    e.attribution_state = Some(state.checksum());
+    let times = block_times(&e.index);
+    e.clustering = clusters.clone();
+    e.set_attributor(Arc::new(StateAttributor {
+        state,
+        clusters,
+        times,
+        start: e.index.start_height(),
+    }));
+    attach_coinjoins(e);
+    e.prices = Arc::new(crate::usd::TablePrices::load(&data_dir)?);
+    Ok(())
+}
+
+/// The same attributions as `attach`, built in memory from the sources at every call (as
+/// every open did before the state was persisted): the reference the persisted state is
+/// checked against.
+pub fn attach_from_sources(e: &mut Engine) -> Result<()> {
+    let data_dir = e.data_dir.clone();
     let by_addr = read_attribution(&data_dir, &e.index)?;
-    let clusters = if cointrail_clustering::Clustering::saved_exists(&cluster_dir(&data_dir)) {
-        Some(Arc::new(load_clustering(&data_dir, &e.index)?))
-    } else {
-        None
-    };
+    let clusters = open_clustering(&data_dir, &e.index)?;
     let by_cluster = clusters
         .as_deref()
         .map(|c| by_cluster(&by_addr, c))
@@ -285,10 +362,9 @@ pub fn attach(e: &mut Engine) -> Result<()> {
         "clustering": clusters.as_deref().map(clustering_note),
         "labelled_clusters": by_cluster.len(),
     });
+    e.attribution_state = None;
     let start = e.index.start_height();
-    let times: Vec<u32> = (0..e.index.block_count())
-        .map(|b| e.index.block(b).time)
-        .collect();
+    let times = block_times(&e.index);
     e.clustering = clusters.clone();
     e.set_attributor(Arc::new(MapAttributor {
         addr_bits: Bits::of(by_addr.keys()),
@@ -299,6 +375,25 @@ pub fn attach(e: &mut Engine) -> Result<()> {
         times,
         start,
     }));
+    attach_coinjoins(e);
+    Ok(())
+}
+
+fn open_clustering(data_dir: &Path, idx: &Index) -> Result<Option<Arc<Clustering>>> {
+    Ok(
+        if cointrail_clustering::Clustering::saved_exists(&cluster_dir(data_dir)) {
+            Some(Arc::new(load_clustering(data_dir, idx)?))
+        } else {
+            None
+        },
+    )
+}
+
+fn block_times(idx: &Index) -> Vec<u32> {
+    (0..idx.block_count()).map(|b| idx.block(b).time).collect()
+}
+
+fn attach_coinjoins(e: &mut Engine) {
     let params = cluster_params(&e.index);
     e.set_coinjoin_detector(Arc::new(move |idx: &Index, tx: u32| {
         cointrail_clustering::detect_coinjoin(idx, tx, &params).map(|c| CoinJoinInfo {
@@ -308,7 +403,6 @@ pub fn attach(e: &mut Engine) -> Result<()> {
             equal_outputs: c.equal_outputs,
         })
     }));
-    Ok(())
 }
 
 /// CoinJoin detection parameters for the index's network.
