@@ -170,15 +170,32 @@ pub fn split(w: u64, parts: &[u64]) -> Vec<u64> {
     let mut out: Vec<u64> = Vec::with_capacity(parts.len());
     let mut rems: Vec<(u128, usize)> = Vec::with_capacity(parts.len());
     let mut given = 0u64;
+    // Most products fit 64 bits, and a 128-bit division is several times slower (screening
+    // splits at every step of its walk).
+    let total64 = u64::try_from(total).ok();
     for (i, &p) in parts.iter().enumerate() {
-        let exact = w as u128 * p as u128;
-        out.push((exact / total) as u64);
-        given += out[i];
-        rems.push((exact % total, i));
+        let (q, r) = match (total64, w.checked_mul(p)) {
+            (Some(t), Some(x)) => ((x / t) as u128, (x % t) as u128),
+            _ => {
+                let exact = w as u128 * p as u128;
+                (exact / total, exact % total)
+            }
+        };
+        out.push(q as u64);
+        given += q as u64;
+        rems.push((r, i));
     }
-    rems.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    for k in 0..(w - given) as usize {
-        out[rems[k].1] += 1;
+    // The `w - given` largest remainders (ties to the lower index) get one more: selecting
+    // them is linear, sorting them all was a sixth of a screening's time.
+    let m = (w - given) as usize;
+    if m > 0 {
+        let order = |a: &(u128, usize), b: &(u128, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+        if m < rems.len() {
+            rems.select_nth_unstable_by(m - 1, order);
+        }
+        for r in &rems[..m] {
+            out[r.1] += 1;
+        }
     }
     out
 }

@@ -409,3 +409,49 @@ fn usd_thresholds_use_the_rate_of_the_day_and_cannot_fire_without_one() {
     let s = with(&Rates(vec![(0, 30_000.0)]));
     assert!(s.fired_rules.is_empty() && s.rules_not_judged.is_empty());
 }
+
+/// The largest-remainder rule as first written (every remainder sorted, 128-bit products):
+/// the faster split must give the very same shares, ties and huge values included.
+fn split_by_sorting(w: u64, parts: &[u64]) -> Vec<u64> {
+    let total: u128 = parts.iter().map(|&p| p as u128).sum();
+    if total == 0 {
+        return vec![0; parts.len()];
+    }
+    let mut out = Vec::new();
+    let mut rems = Vec::new();
+    let mut given = 0u64;
+    for (i, &p) in parts.iter().enumerate() {
+        let exact = w as u128 * p as u128;
+        out.push((exact / total) as u64);
+        given += out[i];
+        rems.push((exact % total, i));
+    }
+    rems.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    for k in 0..(w - given) as usize {
+        out[rems[k].1] += 1;
+    }
+    out
+}
+
+#[test]
+fn split_gives_the_shares_of_sorting_every_remainder() {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..20_000 {
+        let n = 1 + (next() % 60) as usize;
+        let scale = match round % 4 {
+            0 => 10,                // many ties
+            1 => 1_000_000,
+            2 => 2_100_000_000_000_000, // all bitcoin: products past 64 bits
+            _ => u64::MAX / 64,
+        };
+        let parts: Vec<u64> = (0..n).map(|_| next() % scale).collect();
+        let w = next() % if round % 2 == 0 { 1_000 } else { u64::MAX / 2 };
+        assert_eq!(split(w, &parts), split_by_sorting(w, &parts), "{w} {parts:?}");
+    }
+}
