@@ -31,11 +31,7 @@ fn open_persisted(dir: &Path) -> Engine {
 }
 
 fn sorted_attributions(e: &Engine, a: u32) -> Vec<String> {
-    let mut v: Vec<String> = e
-        .attributions(a)
-        .iter()
-        .map(|x| format!("{x:?}"))
-        .collect();
+    let mut v: Vec<String> = e.attributions(a).iter().map(|x| format!("{x:?}")).collect();
     v.sort();
     v
 }
@@ -87,10 +83,24 @@ fn persisted_state_answers_as_rebuilt_at_open_and_follows_its_sources() {
     let unlabelled = (0..e0.index.addr_count() as u32)
         .rev()
         .map(|a| e0.index.render_addr(a))
-        .find(|a| !std::fs::read_to_string(dir.join("attribution.tsv")).unwrap().contains(a.as_str()))
+        .find(|a| {
+            !std::fs::read_to_string(dir.join("attribution.tsv"))
+                .unwrap()
+                .contains(a.as_str())
+        })
         .unwrap();
     drop(e0);
-    cli(&dir, &["labels", "add", &unlabelled, "test SDN entry", "--category", "sanctions"]);
+    cli(
+        &dir,
+        &[
+            "labels",
+            "add",
+            &unlabelled,
+            "test SDN entry",
+            "--category",
+            "sanctions",
+        ],
+    );
     let _ = std::fs::remove_dir_all(dir.join("state"));
 
     let built = open_persisted(&dir);
@@ -124,12 +134,19 @@ fn persisted_state_answers_as_rebuilt_at_open_and_follows_its_sources() {
     std::fs::write(dir.join("attribution.tsv"), tsv).unwrap();
     let e = open_persisted(&dir);
     assert!(
-        e.attribution_state_note.as_deref().unwrap().starts_with("rebuilt: "),
+        e.attribution_state_note
+            .as_deref()
+            .unwrap()
+            .starts_with("rebuilt: "),
         "{:?}",
         e.attribution_state_note
     );
     // The stops moved, so the cases were traced again.
-    assert!(e.case_taint_note.as_deref().unwrap().starts_with("traced again"));
+    assert!(e
+        .case_taint_note
+        .as_deref()
+        .unwrap()
+        .starts_with("traced again"));
     let id = e.index.parse_address(&other).unwrap();
     assert!(e.attributions(id).iter().any(|a| a.name == "test mixer"));
     let rebuilt = open_rebuilt(&dir);
@@ -141,7 +158,11 @@ fn persisted_state_answers_as_rebuilt_at_open_and_follows_its_sources() {
     assert!(ok, "{err}");
     let e = open_persisted(&dir);
     assert_eq!(e.attribution_state_note.as_deref(), Some("opened"));
-    assert!(e.case_taint_note.as_deref().unwrap().starts_with("traced again"));
+    assert!(e
+        .case_taint_note
+        .as_deref()
+        .unwrap()
+        .starts_with("traced again"));
 }
 
 fn flip_byte(p: &Path, from_end: usize) {
@@ -213,7 +234,11 @@ fn a_damaged_or_half_written_state_file_is_rebuilt() {
         let tmp = PathBuf::from(format!("{}.tmp.{}", file.display(), child.id()));
         let t0 = Instant::now();
         while !tmp.exists() {
-            assert!(t0.elapsed() < Duration::from_secs(120), "no {}", tmp.display());
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "no {}",
+                tmp.display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(50));

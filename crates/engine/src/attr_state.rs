@@ -142,7 +142,7 @@ impl Keyed {
                 )
             })
             .collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0)); // stable: source order within a key
+        rows.sort_by_key(|a| a.0); // stable: source order within a key
         let (mut keys, mut starts, mut recs) = (Vec::new(), Vec::new(), Vec::new());
         for (k, r) in rows {
             if keys.last() != Some(&k) {
@@ -174,7 +174,9 @@ impl Keyed {
             })
             .collect();
         let recs_s = f.section(sec::RECS);
-        let recs = (0..recs_s.len() / REC).map(|i| Rec::decode(recs_s, i)).collect();
+        let recs = (0..recs_s.len() / REC)
+            .map(|i| Rec::decode(recs_s, i))
+            .collect();
         let keys = f
             .section(sec::KEYS)
             .chunks_exact(33)
@@ -269,7 +271,10 @@ fn encode(k: &Keyed, idx: &Index, c: Option<&Clustering>) -> Vec<u8> {
             let root = c.cluster_of(a);
             let v = by_root.entry(root).or_default();
             for r in &k.recs[k.starts[ki as usize] as usize..k.starts[ki as usize + 1] as usize] {
-                if !v.iter().any(|x| x.name == r.name && x.category == r.category) {
+                if !v
+                    .iter()
+                    .any(|x| x.name == r.name && x.category == r.category)
+                {
                     v.push(Rec {
                         entity: Some(root as u64),
                         ..*r

@@ -127,6 +127,9 @@ impl Oracle for TraceOracle<'_> {
     }
 }
 
+/// One tainted output of a traced case: (output, case, tainted sats, hops).
+pub type CaseTaintRow = (OutNum, String, u64, u32);
+
 /// Exact taint of traced cases per output, for screening.
 struct TracedCases(HashMap<OutNum, Vec<(String, u64, u32)>, foldhash::fast::RandomState>);
 impl CaseTaint for TracedCases {
@@ -318,7 +321,10 @@ impl Engine {
                 for (o, case, sats, hops) in rows {
                     map.entry(o).or_default().push((case, sats, hops));
                 }
-                (Arc::new(TracedCases(map)) as Arc<dyn CaseTaint + Send + Sync>, n)
+                (
+                    Arc::new(TracedCases(map)) as Arc<dyn CaseTaint + Send + Sync>,
+                    n,
+                )
             }
         };
         self.taint = taint;
@@ -327,7 +333,7 @@ impl Engine {
 
     /// Trace every stored case: (output, case, tainted sats, hops) in case order, and how
     /// many cases were traced (those without outputs in the index are skipped).
-    pub fn trace_cases(&self) -> Result<(Vec<(OutNum, String, u64, u32)>, usize)> {
+    pub fn trace_cases(&self) -> Result<(Vec<CaseTaintRow>, usize)> {
         let path = self.data_dir.join("cases.redb");
         if !path.exists() {
             return Ok((Vec::new(), 0));

@@ -90,7 +90,7 @@ impl Sum {
 }
 
 fn pad8(v: &mut Vec<u8>) {
-    while v.len() % 8 != 0 {
+    while !v.len().is_multiple_of(8) {
         v.push(0);
     }
 }
@@ -210,7 +210,9 @@ pub fn open(path: &Path, magic: &[u8; 8]) -> std::result::Result<StateFile, Unus
         return Err(corrupt(format!("{len} bytes, shorter than its header")));
     }
     if &head[..8] != magic {
-        return Err(corrupt("not a state file of this kind (wrong magic)".into()));
+        return Err(corrupt(
+            "not a state file of this kind (wrong magic)".into(),
+        ));
     }
     let u32_at = |i: usize| u32::from_le_bytes(head[i..i + 4].try_into().unwrap());
     let u64_at = |i: usize| u64::from_le_bytes(head[i..i + 8].try_into().unwrap());
@@ -249,8 +251,8 @@ pub fn open(path: &Path, magic: &[u8; 8]) -> std::result::Result<StateFile, Unus
     }
     // SAFETY: state files are only ever replaced by rename, never written in place, so
     // the mapped file does not change under the map.
-    let map = unsafe { memmap2::Mmap::map(&f) }
-        .map_err(|e| corrupt(format!("cannot be mapped: {e}")))?;
+    let map =
+        unsafe { memmap2::Mmap::map(&f) }.map_err(|e| corrupt(format!("cannot be mapped: {e}")))?;
     parse(Bytes::Map(map), nsec, want).map_err(corrupt)
 }
 
@@ -305,9 +307,14 @@ pub fn persist(path: &Path, magic: &[u8; 8], bytes: Vec<u8>) -> Result<StateFile
     drop(bytes);
     match open(path, magic) {
         Ok(f) => Ok(f),
-        Err(Unusable::Missing) => anyhow::bail!("{} vanished right after it was written", path.display()),
+        Err(Unusable::Missing) => {
+            anyhow::bail!("{} vanished right after it was written", path.display())
+        }
         Err(Unusable::Corrupt(m)) => {
-            anyhow::bail!("{} is unreadable right after it was written: {m}", path.display())
+            anyhow::bail!(
+                "{} is unreadable right after it was written: {m}",
+                path.display()
+            )
         }
     }
 }

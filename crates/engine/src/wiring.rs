@@ -101,7 +101,9 @@ impl Attributor for StateAttributor {
             return own;
         }
         match &self.clusters {
-            Some(c) if (addr as usize) < c.addr_count() => self.state.of_cluster(c.cluster_of(addr)),
+            Some(c) if (addr as usize) < c.addr_count() => {
+                self.state.of_cluster(c.cluster_of(addr))
+            }
             _ => Vec::new(),
         }
     }
@@ -125,13 +127,16 @@ fn read_attribution(data_dir: &Path, idx: &Index) -> Result<HashMap<AddrId, Vec<
     Ok(by_addr)
 }
 
+/// Attributions by full address key, in source order.
+pub type KeyedAttributions = Vec<([u8; 33], Attribution)>;
+
 /// Every Bitcoin attribution of the sources, by address key, in source order
 /// (`attribution.tsv` lines, then the label store's labels), and the label sources'
 /// versions.
 pub fn read_sources(
     data_dir: &Path,
     net: bitcoin::Network,
-) -> Result<(Vec<([u8; 33], Attribution)>, serde_json::Value)> {
+) -> Result<(KeyedAttributions, serde_json::Value)> {
     let mut out = Vec::new();
     let path = data_dir.join("attribution.tsv");
     let text = if path.exists() {

@@ -445,13 +445,17 @@ fn split_gives_the_shares_of_sorting_every_remainder() {
     for round in 0..20_000 {
         let n = 1 + (next() % 60) as usize;
         let scale = match round % 4 {
-            0 => 10,                // many ties
+            0 => 10, // many ties
             1 => 1_000_000,
             2 => 2_100_000_000_000_000, // all bitcoin: products past 64 bits
             _ => u64::MAX / 64,
         };
         let parts: Vec<u64> = (0..n).map(|_| next() % scale).collect();
         let w = next() % if round % 2 == 0 { 1_000 } else { u64::MAX / 2 };
-        assert_eq!(split(w, &parts), split_by_sorting(w, &parts), "{w} {parts:?}");
+        assert_eq!(
+            split(w, &parts),
+            split_by_sorting(w, &parts),
+            "{w} {parts:?}"
+        );
     }
 }
