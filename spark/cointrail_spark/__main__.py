@@ -21,6 +21,8 @@ def main(argv=None):
     ap.add_argument("out", help="where the results go (replaced)")
     ap.add_argument("--case", action="append", default=[], help="case to taint (repeatable)")
     ap.add_argument("--max-hops", type=int, default=3, help="exposure walk depth (cointrail screen's default: 3)")
+    ap.add_argument("--exposure-every", type=int, default=1,
+                    help="screen only every N-th address id (a sample; default: every address)")
     ap.add_argument("--jobs", default="clustering,exposure,taint")
     ap.add_argument("--master", default=None, help="Spark master when not given by spark-submit (e.g. local[2])")
     a = ap.parse_args(argv)
@@ -52,7 +54,7 @@ def main(argv=None):
         timed("cluster_aggregates", lambda: save(clustering.aggregates(ds, cl), "cluster_aggregates"))
     attr = labels.attributions(ds, cl).localCheckpoint()
     if "exposure" in jobs:
-        timed("exposure", lambda: save(exposure.exposure(ds, attr, a.max_hops), "exposure"))
+        timed("exposure", lambda: save(exposure.exposure(ds, attr, a.max_hops, a.exposure_every), "exposure"))
     if "taint" in jobs and a.case:
         stops = labels.stop_addresses(attr)
         frames = [timed(f"taint:{c}", lambda c=c: taint.taint(spark, ds, c, stops)) for c in a.case]

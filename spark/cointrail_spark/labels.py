@@ -15,7 +15,11 @@ def attributions(ds, clusters):
     lab = lab.select("address_id", "seq", "category", "name", "level", "stop", "valid_to")
     own = lab
     c = clusters.select("address_id", "cluster_id")
-    by_cluster = lab.join(c, "address_id").drop("address_id")
+    # A cluster's labels, each (name, category) once (as wiring.rs's by_cluster keeps them).
+    by_cluster = (lab.join(c, "address_id").drop("address_id")
+                     .groupBy("cluster_id", "name", "category")
+                     .agg(F.min(F.struct("seq", "level", "stop", "valid_to")).alias("x"))
+                     .select("cluster_id", "name", "category", "x.seq", "x.level", "x.stop", "x.valid_to"))
     labelled = lab.select("address_id").distinct()
     # Members without labels of their own take their cluster's.
     members = c.join(by_cluster.select("cluster_id").distinct(), "cluster_id").join(labelled, "address_id", "left_anti")
