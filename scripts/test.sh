@@ -9,6 +9,10 @@ scripts/install-browser.sh
 # anvil (the EVM node of the Ethereum tests), from npm into target/tools, once.
 COINTRAIL_ANVIL="$(scripts/install-anvil.sh)"
 export COINTRAIL_ANVIL
+# pyspark (PyPI, into a venv under ~/.cache/cointrail) and Java 17 (apt, only if missing),
+# for the Spark equality test (crates/cli/tests/spark_equality.rs).
+COINTRAIL_SPARK_PYTHON="$(scripts/install-spark.sh)"
+export COINTRAIL_SPARK_PYTHON
 cargo test --workspace --locked 2>&1
 # The integration tests built target/debug/cointrail.
 scripts/schemathesis.sh target/debug/cointrail 2>&1

@@ -72,7 +72,8 @@ enum Command {
     /// Keep the index at the tip of a running Bitcoin Core node (or an EVM node with
     /// `--chain ethereum`) and raise alerts.
     Follow(cmd::follow::FollowArgs),
-    /// Write the indexed Ethereum blocks as ethereum-etl files (`--format etl`).
+    /// Write the Bitcoin index as a Parquet dataset (`--format parquet`) or the indexed
+    /// Ethereum blocks as ethereum-etl files (`--format etl`).
     Export(cmd::evm_export::ExportArgs),
     /// List and acknowledge alerts; manage alert rules and webhooks.
     #[command(subcommand)]

@@ -210,6 +210,19 @@ pub fn read_sources(
     Ok((out, serde_json::Value::Object(versions)))
 }
 
+/// Every attributed address with its own labels (not its cluster's), in address-id order,
+/// each address's labels in the order screening reads them: what `export --format parquet`
+/// writes as the `labels` table, so the Spark jobs attribute as `MapAttributor` does.
+pub fn address_attributions(
+    data_dir: &Path,
+    idx: &Index,
+) -> Result<Vec<(AddrId, Vec<Attribution>)>> {
+    let mut v: Vec<(AddrId, Vec<Attribution>)> =
+        read_attribution(data_dir, idx)?.into_iter().collect();
+    v.sort_unstable_by_key(|x| x.0);
+    Ok(v)
+}
+
 /// Every indexed address attributed with exactly this name (case-insensitive), from
 /// `attribution.tsv` and the label store.
 pub fn addresses_named(data_dir: &Path, idx: &Index, name: &str) -> Result<Vec<AddrId>> {

@@ -13,6 +13,14 @@
 //! ```
 //!
 //! Key-value metadata records how the file was made (rule set, index height, …).
+//!
+//! The whole index as a partitioned dataset (`cointrail export --format parquet`, read by
+//! the Spark jobs in `spark/`): [`tables`] (schemas), [`table`] (the writer and reader),
+//! [`dataset`] (partitions and the manifest).
+
+pub mod dataset;
+pub mod table;
+pub mod tables;
 
 use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
 use parquet::file::metadata::KeyValue;

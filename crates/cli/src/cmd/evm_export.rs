@@ -22,17 +22,30 @@ use crate::Global;
 #[command(after_help = "Examples:
   cointrail export --format etl --chain ethereum --rpc http://127.0.0.1:8545 export_dir/
   cointrail export --format etl --chain ethereum --rpc $RPC --from-block 100 --to-block 200 part/
-  cointrail ingest --chain ethereum export_dir/        # into another --data-dir: the same index")]
+  cointrail ingest --chain ethereum export_dir/        # into another --data-dir: the same index
+  cointrail export --format parquet dataset/           # the Bitcoin index as Parquet (spark/README.md)
+  cointrail export --format parquet dataset/ --case sim-heist-0   # with the case's sources and traces
+  cointrail export --format parquet dataset/ --json    # again after ingesting more: new height ranges only")]
 pub struct ExportArgs {
     /// The folder for blocks.json, transactions.json, traces.json, token_transfers.json and
     /// logs.json (created if missing).
     pub out_dir: PathBuf,
-    /// `etl`: ethereum-etl JSON lines.
-    #[arg(long, value_parser = ["etl"])]
+    /// `etl`: ethereum-etl JSON lines (Ethereum); `parquet`: the Bitcoin index as a Parquet
+    /// dataset partitioned by height, with clusters, labels and case traces (for spark/).
+    #[arg(long, value_parser = ["etl", "parquet"])]
     pub format: String,
-    /// The indexed chain to export.
-    #[arg(long, default_value = "ethereum", value_parser = ["ethereum"])]
-    pub chain: String,
+    /// The indexed chain to export (default: ethereum for etl, bitcoin for parquet).
+    #[arg(long, value_parser = ["ethereum", "bitcoin"])]
+    pub chain: Option<String>,
+    /// Parquet: most blocks per partition file.
+    #[arg(long, default_value_t = 10_000)]
+    pub partition_blocks: u32,
+    /// Parquet: a case whose source outputs and FIFO and haircut traces to write (repeatable).
+    #[arg(long)]
+    pub case: Vec<String>,
+    /// Parquet: risk rule file (YAML) whose category levels the labels table records.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
     /// A node holding the indexed blocks (the index keeps movements, not the full rows).
     #[arg(long, env = "COINTRAIL_RPC_URL")]
     pub rpc: Option<String>,
@@ -61,7 +74,16 @@ struct ExportReport {
 }
 
 pub fn run(a: ExportArgs, g: &Global) -> Result<()> {
-    let chain = a.chain.as_str();
+    if a.format == "parquet" {
+        if a.chain.as_deref().is_some_and(|c| c != "bitcoin") {
+            bail!("--format parquet exports the Bitcoin index; for Ethereum use --format etl");
+        }
+        return crate::cmd::parquet_export::run(a, g);
+    }
+    let chain = a.chain.as_deref().unwrap_or("ethereum");
+    if chain != "ethereum" {
+        bail!("--format etl exports an Ethereum index; for the Bitcoin index use --format parquet");
+    }
     let dir = crate::cmd::evm::evm_dir(g, chain);
     if !dir.join("manifest.json").exists() {
         bail!(

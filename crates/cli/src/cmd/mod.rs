@@ -9,6 +9,7 @@ pub mod evm_screen;
 pub mod evm_trace;
 pub mod follow;
 pub mod labels;
+pub mod parquet_export;
 pub mod prices;
 pub mod screen;
 pub mod serve;

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Both engines on one simulated chain: cointrail (release build) and the Spark jobs
+# (spark/, local mode). Prints a Markdown table row per step with wall seconds.
+#
+#   scripts/bench-spark.sh TXS [WORK_DIR] [EXPOSURE_EVERY]
+#
+# Steps: simulate (seed 7), ingest, cluster build (multi-input), case import-sim,
+# sim-attribution, export --format parquet, trace sim-heist-0 under fifo and haircut;
+# then one spark-submit-equivalent run of clustering + exposure (every EXPOSURE_EVERY-th
+# address, default 1 = all) + taint. cointrail's own exposure has no whole-chain batch
+# form: its figure is `screen` per address (BENCHMARKS.md, screening service).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TXS=${1:?TXS}
+W=${2:-$(mktemp -d)}
+EVERY=${3:-1}
+BIN=target/release/cointrail
+[ -x "$BIN" ] || cargo build --release --locked -p cointrail
+PY=$(scripts/install-spark.sh)
+D="$W/data"
+t() { local name=$1; shift; local s; s=$(date +%s.%N); "$@" >/dev/null; printf '| %s | %.1f |\n' "$name" "$(echo "$(date +%s.%N) - $s" | bc)"; }
+echo "| step ($TXS transactions) | seconds |"
+echo "|---|---|"
+[ -d "$W/sim" ] || t "simulate" "$BIN" --quiet simulate --out "$W/sim" --txs "$TXS" --seed 7
+t "cointrail ingest" "$BIN" --quiet --data-dir "$D" ingest --blocks-dir "$W/sim/blocks"
+t "cointrail cluster build (multi-input)" "$BIN" --quiet --data-dir "$D" cluster build
+"$BIN" --quiet --data-dir "$D" case import-sim "$W/sim/truth" >/dev/null
+"$BIN" --quiet --data-dir "$D" sim-attribution "$W/sim/truth" >/dev/null
+t "cointrail trace sim-heist-0 --model fifo" "$BIN" --quiet --data-dir "$D" trace sim-heist-0 --model fifo --json
+t "cointrail trace sim-heist-0 --model haircut" "$BIN" --quiet --data-dir "$D" trace sim-heist-0 --model haircut --json
+rm -rf "$W/ds" "$W/out"
+t "cointrail export --format parquet" "$BIN" --quiet --data-dir "$D" export --format parquet "$W/ds" --case sim-heist-0
+s=$(date +%s.%N)
+PYTHONPATH=spark "$PY" -m cointrail_spark "$W/ds" "$W/out" --case sim-heist-0 --master 'local[2]' \
+  --exposure-every "$EVERY" 2>"$W/spark.log" >/dev/null
+printf '| spark: all jobs, one JVM (exposure of every %s. address) | %.1f |\n' "$EVERY" "$(echo "$(date +%s.%N) - $s" | bc)"
+python3 - "$W/out/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+for k, v in s["times"].items():
+    print(f"| spark: {k} | {v:.1f} |")
+print("rows:", s["rows"], file=sys.stderr)
+PY
