@@ -339,6 +339,7 @@ struct SoftState {
     members: Vec<(OutNum, String)>,
     /// Listed outputs (while soft hops are on, so that a later pass adds to its row).
     row_of: HashMap<OutNum, usize>,
+    cj_cache: HashMap<TxNum, bool>,
 }
 
 impl Tracer<'_> {
@@ -425,6 +426,18 @@ impl Tracer<'_> {
                 }
             }
         }
+    }
+
+    /// Whether `o`'s address is first paid by `t`.
+    fn fresh(&self, o: OutNum, t: TxNum) -> bool {
+        let a = self.view.output_addr(o);
+        a.is_some()
+            && self
+                .oracle
+                .entity_outputs(o)
+                .into_iter()
+                .filter(|&x| self.view.output_addr(x) == a)
+                .all(|x| self.view.output_tx(x) >= t)
     }
 
     fn to_pool(&mut self, runs: Vec<Run>, hops: u32, from: TxNum) {
@@ -808,10 +821,17 @@ impl Tracer<'_> {
             inferred = true;
             all_thief = false;
         }
-        // A transaction of the thief's coins only pays the thief, unless it pays a service.
+        // A transaction of the thief's coins only pays the thief, unless it pays a service,
+        // a labelled party or an address used before (a CoinJoin coordinator's fee address
+        // is reused; the thief's own are fresh). (A payment to an unknown party would be taken as the
+        // thief's: measured by `scripts/eval-soft.py` as the entity's foreign addresses.)
         if all_thief && !ins.is_empty() {
             for &o in &outs {
-                if self.oracle.stop_at(o).is_none() {
+                // A labelled party (a CoinJoin coordinator's fee address) is never the thief.
+                if self.oracle.stop_at(o).is_none()
+                    && self.oracle.labels_of(o).is_empty()
+                    && self.fresh(o, t)
+                {
                     self.add_thief(o, "self-spend");
                 }
             }

@@ -101,6 +101,8 @@ pub struct SoftHop {
     pub soft_sats: u64,
     /// The facts behind the score (amounts in sats, heights, scripts), one per line.
     pub facts: Vec<String>,
+    /// The outputs the soft taint was put on (`TXID:VOUT`, sats).
+    pub landed: Vec<(String, u64)>,
 }
 
 /// A withdrawal that could pay out a deposit, with its score and evidence.

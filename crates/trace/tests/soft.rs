@@ -414,7 +414,8 @@ fn ambiguous_or_out_of_band_withdrawals_are_not_followed() {
 }
 
 /// A Whirlpool-style CoinJoin (5 × 1,000,000) takes 1,005,000 tainted sats. Later:
-/// k1 spends outputs 0 and 3 together → a soft link (score 0.85) carrying 1,005,000 of
+/// k1 spends outputs 0 and 3 together → a soft link (score 0.5: followed only when asked
+/// for, below the default 0.8) carrying 1,005,000 of
 /// the two outputs' 2,000,000 (1,000,000 + 5,000 in output order); k2 spends output 1
 /// alone and k3 spends output 4 with a stranger's coin: no link.
 #[test]
@@ -457,12 +458,23 @@ fn coinjoin_outputs_consolidated_together_are_soft_linked() {
     let src = ch.out(victim, 0);
     let hard = run(&ch, &w, src, TraceParams::default());
     assert_eq!(hard.totals.mixer_sats, 1_005_000);
+    // Alone, "spent together" is below the default score: nothing is followed.
     let r = run(&ch, &w, src, demix());
+    assert!(r.soft_hops.is_empty());
+    assert_eq!(r.soft_totals.source_sats, 0);
+    let low = TraceParams {
+        demix: Some(DemixParams {
+            min_score: 0.5,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r = run(&ch, &w, src, low);
     assert_eq!(r.totals, hard.totals);
     assert_eq!(r.soft_hops.len(), 1);
     let h = &r.soft_hops[0];
     assert_eq!(h.rule, "coinjoin-consolidation");
-    assert_eq!(h.score, 0.85);
+    assert_eq!(h.score, 0.5);
     assert_eq!(h.soft_sats, 1_005_000);
     assert_eq!(
         h.to_txid,
@@ -559,13 +571,17 @@ fn reports_name_the_soft_hops_and_the_entity_option() {
     w.coinjoins.insert(cj);
     let p = TraceParams {
         entity_aware: true,
-        ..demix()
+        demix: Some(DemixParams {
+            min_score: 0.5,
+            ..Default::default()
+        }),
+        ..Default::default()
     };
     let r = run(&ch, &w, ch.out(victim, 0), p);
     let md = cointrail_trace::report::markdown(&r, "case");
     assert!(md.contains(r"| entity\_aware | true |"), "{md}");
     assert!(md.contains("## Soft hops (not proven"));
-    assert!(md.contains("| coinjoin-consolidation | 0.85 |"));
+    assert!(md.contains("| coinjoin-consolidation | 0.50 |"));
     assert!(md.contains("2 of them spent together"));
     let html = cointrail_trace::report::html(&r, "case");
     assert!(html.contains("coinjoin-consolidation"));
