@@ -125,6 +125,22 @@ impl Oracle for TraceOracle<'_> {
             .output_addr(out)
             .map(|a| self.e.index.render_addr(a))
     }
+    /// The outputs of the owner's cluster (its address without a clustering), for
+    /// entity-aware tracing. A cluster past 100,000 addresses is cut there: the thief's are
+    /// small, and a giant one is a service, where the trace stops anyway.
+    fn entity_outputs(&self, out: OutNum) -> Vec<OutNum> {
+        let Some(a) = self.e.index.output_addr(out) else {
+            return Vec::new();
+        };
+        let addrs = match &self.e.clustering {
+            Some(c) if (a as usize) < c.addr_count() => c.addresses(a, 0, 100_000),
+            _ => vec![a],
+        };
+        addrs
+            .into_iter()
+            .flat_map(|x| self.e.index.addr_outputs(x))
+            .collect()
+    }
 }
 
 /// One tainted output of a traced case: (output, case, tainted sats, hops).

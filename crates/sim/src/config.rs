@@ -86,6 +86,10 @@ pub struct SimConfig {
     /// How many blocks may be held back and written out of height order (Core writes blocks
     /// as they arrive from peers). 1 writes in order.
     pub reorder_window: u32,
+    /// The heists' laundering playbook (`simulate --scenario FILE`); left out of
+    /// `config.json` while it is the default, so that file is as before.
+    #[serde(skip_serializing_if = "crate::scenario::Scenario::is_default")]
+    pub scenario: crate::scenario::Scenario,
 }
 
 impl Default for SimConfig {
@@ -105,6 +109,7 @@ impl Default for SimConfig {
             exchange_reserve_sats: 3_000 * COIN,
             address_truth: true,
             reorder_window: 8,
+            scenario: Default::default(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Heist {
     pub clean: Vec<Utxo>,
     pub mix: Vec<Utxo>,
     pub mix_due: u32,
+    /// Post-mix coins waiting to be consolidated (scenario `consolidate_postmix`).
+    pub postmix_hold: Vec<Utxo>,
     pub stolen: u64,
     pub spent: u64,
     pub received: u64,
@@ -63,6 +65,7 @@ impl Heist {
             clean: Vec::new(),
             mix: Vec::new(),
             mix_due: 0,
+            postmix_hold: Vec::new(),
             stolen: 0,
             spent: 0,
             received: 0,
@@ -140,8 +143,10 @@ impl Sim {
     pub fn thief_route(&mut self, h: usize, u: Utxo, role: &str) {
         let now = self.w.height;
         let d = self.w.rng.random_range(1..12);
+        let consolidate = self.w.cfg.scenario.consolidate_postmix > 0;
         let heist = &mut self.heists[h];
         match role {
+            "postmix" | "jm_equal" if consolidate => heist.postmix_hold.push(u),
             "drain" | "theft" => heist.active.push(u),
             "mixer_payout" => {
                 heist.mixer_waiting = false;
@@ -219,9 +224,42 @@ impl Sim {
             self.step_mixer(h)?;
             self.step_coinjoins(h)?;
             self.step_hops(h)?;
+            self.step_consolidate(h)?;
             self.step_cashout(h)?;
         }
         Ok(())
+    }
+
+    /// Post-mix coins spent together (scenario `consolidate_postmix`), as a wallet that
+    /// sweeps its mixed coins does; the result is cashed out.
+    fn step_consolidate(&mut self, h: usize) -> Result<(), SimError> {
+        let n = self.w.cfg.scenario.consolidate_postmix as usize;
+        if n == 0 || self.heists[h].postmix_hold.len() < n {
+            return Ok(());
+        }
+        let ins: Vec<Utxo> = self.heists[h].postmix_hold.drain(..n).collect();
+        let k = self.thief_key(h)?;
+        let sum: u64 = ins.iter().map(|x| x.value).sum();
+        let fee = self
+            .w
+            .fee_for(ins.iter().map(|x| x.key.kind), [k.kind].into_iter());
+        self.thief_spent(h, sum);
+        let txid = self.w.emit(
+            &ins,
+            &[(sum - fee, Out::Key(k))],
+            Style::MOBILE,
+            Some("postmix_consolidation"),
+        )?;
+        self.thief_receive(
+            h,
+            Utxo {
+                txid,
+                vout: 0,
+                value: sum - fee,
+                key: k,
+            },
+            "consolidated",
+        )
     }
 
     fn drain_exchange(&mut self, h: usize) -> Result<(), SimError> {
@@ -328,7 +366,10 @@ impl Sim {
         }
         fanned.shuffle(&mut self.w.rng);
         let total: u64 = fanned.iter().map(|x| x.value).sum();
-        let dormant_target = total * p.dormant_share_pct as u64 / 100;
+        let sc = self.w.cfg.scenario.clone();
+        let dormant_pct = sc.dormant_pct.unwrap_or(p.dormant_share_pct);
+        let dormant_blocks = sc.dormant_blocks.unwrap_or(p.dormant_blocks);
+        let dormant_target = total * dormant_pct as u64 / 100;
         let rest = total - dormant_target;
         let now = self.w.height;
         let mut acc_d = 0u64;
@@ -344,7 +385,7 @@ impl Sim {
         for u in fanned {
             if acc_d < dormant_target {
                 acc_d += u.value;
-                let wake = now + p.dormant_blocks + self.w.rng.random_range(0..p.dormant_blocks);
+                let wake = now + dormant_blocks + self.w.rng.random_range(0..dormant_blocks);
                 self.heists[h].dormant.push((wake, u));
                 continue;
             }
@@ -356,12 +397,18 @@ impl Sim {
             acc += u.value;
             sizes.push(u.value);
             let hs = &mut self.heists[h];
-            if f < 0.45 {
+            // Percent over 100 as f64 is the very float of the literal (0.45, 0.70, 0.85 by
+            // default), so the default scenario splits as before.
+            let peel = sc.peel_pct as f64 / 100.0;
+            let mixer = (sc.peel_pct + sc.mixer_pct) as f64 / 100.0;
+            let wp =
+                (sc.peel_pct as u32 + sc.mixer_pct as u32 + sc.whirlpool_pct as u32) as f64 / 100.0;
+            if f < peel {
                 let d = now + 1 + (u.vout % 5);
                 hs.peel.push((d, u));
-            } else if f < 0.70 {
+            } else if f < mixer {
                 hs.mixer_q.push(u);
-            } else if f < 0.85 {
+            } else if f < wp {
                 hs.wp_q.push(u);
             } else {
                 hs.jm_q.push((now + 2, u));
@@ -375,7 +422,12 @@ impl Sim {
             .map(|x| x * COIN)
             .find(|r| *r <= typical)
             .unwrap_or(COIN / 2);
-        self.heists[h].deposit_size = round - round / 1000;
+        self.heists[h].deposit_size = if sc.structured_deposits {
+            round - round / 1000
+        } else {
+            // Not round: a typical coin's size less a few percent.
+            typical * 93 / 100 + 12_345
+        };
         Ok(())
     }
 
@@ -547,7 +599,7 @@ impl Sim {
         &mut self,
         h: usize,
     ) -> Result<(Key, u32, EntityKind, Option<usize>), SimError> {
-        if self.w.rng.random_ratio(1, 5) {
+        if self.w.rng.random_ratio(1, self.w.cfg.scenario.otc_one_in) {
             let k = self.w.new_key(self.otc.entity, Kind::P2shP2wpkh)?;
             return Ok((k, self.otc.entity, EntityKind::Otc, None));
         }
@@ -718,12 +770,20 @@ impl Sim {
             },
             "mixer_change",
         )?;
-        let due = self.w.height + self.w.rng.random_range(2..6);
+        let [dmin, dmax] = self.w.cfg.scenario.mixer_delay_blocks;
+        let due = self.w.height + self.w.rng.random_range(dmin..dmax);
+        // A fixed fee draws nothing, so the default scenario draws as before.
+        let [fmin, fmax] = self.w.cfg.scenario.mixer_fee_bp;
+        let bp = if fmin == fmax {
+            fmin as u64
+        } else {
+            self.w.rng.random_range(fmin..=fmax) as u64
+        };
         self.mixer
             .payouts
             .entry(due)
             .or_default()
-            .push((Owner::Thief(h as u32), d - d * 3 / 100));
+            .push((Owner::Thief(h as u32), d - d * bp / 10_000));
         self.heists[h].mixer_waiting = true;
         Ok(())
     }
@@ -952,7 +1012,8 @@ impl Sim {
                 .chain(hs.cashout.iter().map(|x| &x.1))
                 .chain(hs.hops.iter().map(|x| &x.1))
                 .chain(hs.clean.iter())
-                .chain(hs.mix.iter());
+                .chain(hs.mix.iter())
+                .chain(hs.postmix_hold.iter());
             for u in others {
                 held[i].push((*u, false));
             }

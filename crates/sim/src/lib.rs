@@ -12,11 +12,13 @@ pub mod evm;
 mod heist;
 pub mod keys;
 mod purse;
+pub mod scenario;
 pub mod truth;
 mod world;
 
 pub use coinjoin::ww2_denominations;
 pub use config::{HeistParams, SimConfig, SimError, COIN};
+pub use scenario::Scenario;
 pub use truth::{HeistSummary, MixedOutput, MixedSpend};
 
 use blockwriter::{io, BlockWriter};

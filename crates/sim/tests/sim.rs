@@ -876,3 +876,46 @@ fn varied_small_configs_run_and_balance() {
         }
     }
 }
+
+/// The default scenario is the simulator as it was before scenarios: the demo's chain has
+/// the tip it had then (recorded from the code of commit 74da94f), and config.json does
+/// not mention a scenario.
+#[test]
+fn default_scenario_writes_the_chain_it_wrote_before_scenarios() {
+    let (dir, s) = run(&SimConfig::demo());
+    assert_eq!(
+        s.tip_hash,
+        "354a1a5e7ff0a4c1b2bf84f92b7224c6cd4cb6f3ba16dca4080bb0cd107b96aa"
+    );
+    let cfg = std::fs::read_to_string(dir.path().join("out/truth/config.json")).unwrap();
+    assert!(!cfg.contains("scenario"));
+    // The shipped default.yaml is that same scenario.
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/default.yaml");
+    let sc =
+        cointrail_sim::Scenario::from_yaml(&std::fs::read_to_string(path).unwrap(), path).unwrap();
+    assert!(sc.is_default());
+}
+
+/// A scenario changes the playbook: the thief sweeps its post-mix coins together, the
+/// truth records each sweep, and the books still balance.
+#[test]
+fn consolidating_scenario_sweeps_postmix_coins() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scenarios/coinjoin-consolidate.yaml"
+    );
+    let mut c = small(11);
+    c.scenario =
+        cointrail_sim::Scenario::from_yaml(&std::fs::read_to_string(path).unwrap(), path).unwrap();
+    let (dir, s) = run(&c);
+    let kinds = std::fs::read_to_string(dir.path().join("out/truth/tx_kinds.tsv")).unwrap();
+    let sweeps = kinds
+        .lines()
+        .filter(|l| l.contains("\tpostmix_consolidation\t"))
+        .count();
+    assert!(sweeps > 0, "{:?}", s.tx_kinds);
+    let outs = std::fs::read_to_string(dir.path().join("out/truth/thief_outputs.tsv")).unwrap();
+    assert!(outs.lines().any(|l| l.contains("\tconsolidated\t")));
+    let cfg = std::fs::read_to_string(dir.path().join("out/truth/config.json")).unwrap();
+    assert!(cfg.contains("coinjoin-consolidate"));
+}

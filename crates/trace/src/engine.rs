@@ -4,10 +4,13 @@
 //! Memory is the frontier (tainted outputs not yet spent) plus the result rows.
 
 use crate::model::{tainted, transfer, FeePolicy, InRule, Label, Model, OutRule, Run, CLEAN};
+use crate::soft::{DemixEntry, DemixParams, SoftHop};
 use cointrail_chain::view::{display_txid, ChainView, OutNum, Prevout, TxNum};
 use serde::Serialize;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+
+mod demix;
+use std::collections::{BinaryHeap, VecDeque};
 
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
@@ -57,6 +60,11 @@ pub trait Oracle {
     fn address(&self, _out: OutNum) -> Option<String> {
         None
     }
+    /// Every output paid to the owner of `out`: its cluster's outputs, or its address's
+    /// without a clustering. Entity-aware tracing follows their later spends.
+    fn entity_outputs(&self, _out: OutNum) -> Vec<OutNum> {
+        Vec::new()
+    }
 }
 
 /// No stops, no CoinJoins: follow everything.
@@ -101,6 +109,13 @@ pub struct TraceParams {
     /// Rows kept in `outputs`; past it rows are counted, not stored (poison can reach most
     /// of a chain), and `outputs_truncated` says so. Totals are always complete.
     pub max_rows: usize,
+    /// Entity-aware tracing: once taint reaches the thief's own entity (the common-input
+    /// clusters of the first hop's outputs, grown by the thief's self-spends), the
+    /// entity's later spends draw on what it received (one FIFO balance), whichever of
+    /// its coins they spend.
+    pub entity_aware: bool,
+    /// Soft hops through custodial mixers and CoinJoins (`soft.rs`); none when unset.
+    pub demix: Option<DemixParams>,
 }
 
 impl Default for TraceParams {
@@ -115,6 +130,8 @@ impl Default for TraceParams {
             labels: vec!["case".into()],
             provenance: serde_json::Value::Null,
             max_rows: 200_000,
+            entity_aware: false,
+            demix: None,
         }
     }
 }
@@ -157,6 +174,9 @@ pub struct Row {
     pub stop_reason: Option<String>,
     /// Behind a CoinJoin followed through: an inference, not a fact.
     pub inferred: bool,
+    /// Satoshis carried here by soft hops (never part of `tainted_sats`).
+    #[serde(default)]
+    pub soft_sats: u64,
     /// Which cases' satoshis it holds; for ordered models, with their source offsets.
     pub runs: Vec<RunOut>,
     #[serde(skip)]
@@ -169,6 +189,8 @@ pub struct Destination {
     pub category: String,
     pub entity: Option<u64>,
     pub tainted_sats: u64,
+    /// Reached only through soft hops (kept apart from `tainted_sats`).
+    pub soft_sats: u64,
     pub share: f64,
     pub min_hops: u32,
     pub first_height: u32,
@@ -209,18 +231,37 @@ pub struct TraceResult {
     pub parameters: serde_json::Value,
     pub provenance: serde_json::Value,
     pub totals: Totals,
+    /// What soft hops carried on: their `source_sats` is what they took up, the rest
+    /// where it went; never part of `totals`.
+    pub soft_totals: Totals,
     /// Per label (case), the same totals.
     pub by_label: Vec<(String, Totals)>,
     pub conserving: bool,
     pub destinations: Vec<Destination>,
     pub mixers: Vec<MixerEntry>,
     pub peel_chains: Vec<PeelChain>,
+    /// Followed soft hops, each with its rule, score and facts.
+    pub soft_hops: Vec<SoftHop>,
+    /// Every tainted custodial-mixer deposit with its ranked candidate withdrawals.
+    pub demix: Vec<DemixEntry>,
+    /// Entity-aware tracing: the thief's addresses the trace took as its own, with why.
+    pub thief_entity: Vec<EntityMember>,
     pub txs_visited: u64,
     pub tainted_outputs: u64,
     pub outputs_truncated: bool,
     /// Labels claiming the same satoshis where models keep the first (§1.4).
     pub warnings: Vec<String>,
     pub outputs: Vec<Row>,
+}
+
+/// An address taken as the thief's own.
+#[derive(Clone, Debug, Serialize)]
+pub struct EntityMember {
+    pub address: String,
+    /// `first-hop` (the theft paid it), `cluster` (spent together with one), `self-spend`
+    /// (paid by a transaction of the thief's coins only), or a soft rule.
+    pub rule: String,
+    pub soft: bool,
 }
 
 struct Tainted {
@@ -239,7 +280,9 @@ struct Tracer<'a> {
     /// For each visited transaction, the transaction its taint came from (shortest hops).
     parent: HashMap<TxNum, TxNum>,
     rows: Vec<Row>,
+    /// Hard labels first (`1..=nl`), then their soft twins (`nl+1..=2nl`).
     totals: Vec<Totals>,
+    nl: usize,
     source_total: u64,
     mixers: Vec<MixerEntry>,
     warnings: Vec<String>,
@@ -248,15 +291,96 @@ struct Tracer<'a> {
     truncated: bool,
     /// Destinations, accumulated as taint stops at services (rows may be capped).
     dest: std::collections::BTreeMap<(String, String), (Destination, OutNum)>,
+    /// The transaction being processed: spends at or before it are past.
+    now: TxNum,
+    ent: EntityState,
+    soft: SoftState,
+}
+
+/// Entity-aware tracing: the thief's entities and the one balance they share.
+#[derive(Default)]
+struct EntityState {
+    /// Entity key → why it is the thief's and one output of it.
+    members: HashMap<u64, (&'static str, OutNum)>,
+    /// What reached the thief's entity and is not spent yet, oldest first.
+    pool: VecDeque<Run>,
+    pool_sum: u64,
+    pool_hops: u32,
+    pool_from: Option<TxNum>,
+    /// Transactions that already drew on the balance (a later round must not draw again).
+    drawn: HashSet<TxNum>,
+}
+
+struct Deposit {
+    out: OutNum,
+    runs: Vec<Run>,
+    hops: u32,
+    mixer: String,
+}
+
+struct CjHit {
+    tx: TxNum,
+    runs: Vec<Run>,
+    hops: u32,
+    protocol: String,
+}
+
+#[derive(Default)]
+struct SoftState {
+    deposits: Vec<Deposit>,
+    cj_hits: Vec<CjHit>,
+    hops: Vec<SoftHop>,
+    demix: Vec<DemixEntry>,
+    /// Withdrawals and post-mix outputs already used by a soft hop.
+    claimed_tx: HashSet<TxNum>,
+    claimed_out: HashSet<OutNum>,
+    /// Every output the trace tainted (post-mix consolidation asks).
+    held: HashSet<OutNum>,
+    members: Vec<(OutNum, String)>,
+    /// Listed outputs (while soft hops are on, so that a later pass adds to its row).
+    row_of: HashMap<OutNum, usize>,
+    cj_cache: HashMap<TxNum, bool>,
 }
 
 impl Tracer<'_> {
     fn label_name(&self, l: Label) -> String {
-        self.p
+        let (base, soft) = if l as usize > self.nl {
+            (l - self.nl as Label, true)
+        } else {
+            (l, false)
+        };
+        let name = self
+            .p
             .labels
-            .get(l as usize - 1)
+            .get(base as usize - 1)
             .cloned()
-            .unwrap_or_else(|| format!("label{l}"))
+            .unwrap_or_else(|| format!("label{base}"));
+        if soft {
+            format!("{name} (soft)")
+        } else {
+            name
+        }
+    }
+
+    fn soft_of(&self, l: Label) -> Label {
+        if l as usize > self.nl {
+            l
+        } else {
+            l + self.nl as Label
+        }
+    }
+
+    /// (hard, soft) satoshis of a run list.
+    fn hard_soft(&self, runs: &[Run]) -> (u64, u64) {
+        let (mut h, mut s) = (0, 0);
+        for r in runs.iter().filter(|r| r.label != CLEAN) {
+            if r.label as usize > self.nl {
+                s += r.amount;
+            } else {
+                h += r.amount;
+            }
+        }
+        (h, s)
     }
 
     fn add(&mut self, runs: &[Run], f: impl Fn(&mut Totals, u64)) {
@@ -265,12 +389,102 @@ impl Tracer<'_> {
         }
     }
 
+    fn queue(&mut self, s: TxNum) {
+        if self.queued.insert(s) {
+            self.heap.push(Reverse(s));
+        }
+    }
+
+    /// The owner key of an output: its cluster, else its address (high bit set).
+    fn ekey(&self, o: OutNum) -> Option<u64> {
+        self.oracle
+            .entity_of(o)
+            .or_else(|| self.view.output_addr(o).map(|a| (1u64 << 63) | a as u64))
+    }
+
+    fn is_thief(&self, o: OutNum) -> bool {
+        !self.ent.members.is_empty()
+            && self
+                .ekey(o)
+                .is_some_and(|k| self.ent.members.contains_key(&k))
+    }
+
+    /// Take an output's owner as the thief's; its coins spent from now on draw on the
+    /// thief's balance, so their spends are queued.
+    fn add_thief(&mut self, o: OutNum, rule: &'static str) {
+        let Some(k) = self.ekey(o) else { return };
+        if self.ent.members.contains_key(&k) {
+            return;
+        }
+        self.ent.members.insert(k, (rule, o));
+        let mut outs = self.oracle.entity_outputs(o);
+        outs.push(o);
+        for x in outs {
+            if let Some(s) = self.view.output_spender(x) {
+                if s > self.now {
+                    self.queue(s);
+                }
+            }
+        }
+    }
+
+    /// Whether `o`'s address is first paid by `t`.
+    fn fresh(&self, o: OutNum, t: TxNum) -> bool {
+        let a = self.view.output_addr(o);
+        a.is_some()
+            && self
+                .oracle
+                .entity_outputs(o)
+                .into_iter()
+                .filter(|&x| self.view.output_addr(x) == a)
+                .all(|x| self.view.output_tx(x) >= t)
+    }
+
+    fn to_pool(&mut self, runs: Vec<Run>, hops: u32, from: TxNum) {
+        for r in runs
+            .into_iter()
+            .filter(|r| r.label != CLEAN && r.amount > 0)
+        {
+            self.ent.pool_sum += r.amount;
+            self.ent.pool.push_back(r);
+        }
+        if self.ent.pool_from.is_none() || hops < self.ent.pool_hops {
+            self.ent.pool_hops = hops;
+        }
+        self.ent.pool_from = Some(from);
+    }
+
+    /// `value` sats of the thief's balance, oldest first (clean beyond it).
+    fn draw(&mut self, value: u64) -> Vec<Run> {
+        let mut need = value;
+        let mut out = Vec::new();
+        while need > 0 {
+            let Some(front) = self.ent.pool.front_mut() else {
+                break;
+            };
+            let take = front.amount.min(need);
+            out.push(Run::tainted(front.label, take, front.offset));
+            front.amount -= take;
+            front.offset += take;
+            need -= take;
+            self.ent.pool_sum -= take;
+            if front.amount == 0 {
+                self.ent.pool.pop_front();
+            }
+        }
+        if need > 0 {
+            out.push(Run::clean(need));
+        }
+        out
+    }
+
     /// A new tainted output: decide whether the taint rests, stops or goes on.
     fn register(&mut self, o: OutNum, runs: Vec<Run>, hops: u32, inferred: bool) {
         let view = self.view;
         let t = view.output_tx(o);
         let value = view.output_value(o);
-        let taint = tainted(&runs, None);
+        let (hard, soft) = self.hard_soft(&runs);
+        let taint = hard + soft;
         let spender = view.output_spender(o);
         let ordered = matches!(self.p.model, Model::Ordered(..));
         self.tainted_outputs += 1;
@@ -280,17 +494,60 @@ impl Tracer<'_> {
             None
         };
         if let Some(s) = &stop {
-            self.destination(o, s, taint, hops);
+            self.destination(o, s, hard, soft, hops);
+            if self.p.demix.is_some() && s.category == "mixer" {
+                self.soft.deposits.push(Deposit {
+                    out: o,
+                    runs: runs.clone(),
+                    hops,
+                    mixer: s.name.clone(),
+                });
+            }
         }
+        if self.p.demix.is_some() {
+            self.soft.held.insert(o);
+        }
+        // Entity-aware: what reaches the thief's own entity joins its balance.
+        let pooled = stop.is_none()
+            && self.p.entity_aware
+            && hops >= 1
+            && (self.is_thief(o) || {
+                if hops == 1 {
+                    self.add_thief(o, "first-hop");
+                    true
+                } else {
+                    false
+                }
+            });
         // Rows past `max_rows` are not kept (poison can reach most of a chain, and a row
         // costs hundreds of bytes); destinations and totals stay complete either way.
         if self.rows.len() >= self.p.max_rows {
             self.truncated = true;
             if stop.is_some() {
                 self.add(&runs, |t, a| t.stopped_sats += a);
+            } else if pooled {
+                self.to_pool(runs, hops, t);
             } else {
                 self.register_unlisted(o, runs, hops, inferred, taint, spender);
             }
+            return;
+        }
+        let runs_out: Vec<RunOut> = runs
+            .iter()
+            .filter(|r| r.label != CLEAN)
+            .map(|r| RunOut {
+                label: self.label_name(r.label),
+                offset: if ordered { r.offset } else { 0 },
+                amount: r.amount,
+            })
+            .collect();
+        // A soft pass may bring more to an output an earlier pass listed: one row each.
+        if let Some(&idx) = self.soft.row_of.get(&o) {
+            let row = &mut self.rows[idx];
+            row.tainted_sats += hard;
+            row.soft_sats += soft;
+            row.runs.extend(runs_out);
+            self.decide(idx, o, runs, hops, inferred, stop, pooled, taint, spender);
             return;
         }
         let row = Row {
@@ -298,7 +555,7 @@ impl Tracer<'_> {
             vout: view.output_vout(o),
             address: self.oracle.address(o),
             value,
-            tainted_sats: taint,
+            tainted_sats: hard,
             hops,
             height: view.tx_height(t),
             spent: spender.is_some(),
@@ -306,19 +563,34 @@ impl Tracer<'_> {
             labels: self.oracle.labels_of(o),
             stop_reason: None,
             inferred,
-            runs: runs
-                .iter()
-                .filter(|r| r.label != CLEAN)
-                .map(|r| RunOut {
-                    label: self.label_name(r.label),
-                    offset: if ordered { r.offset } else { 0 },
-                    amount: r.amount,
-                })
-                .collect(),
+            soft_sats: soft,
+            runs: runs_out,
             out: o,
         };
         let idx = self.rows.len();
         self.rows.push(row);
+        if self.p.demix.is_some() {
+            self.soft.row_of.insert(o, idx);
+        }
+        self.decide(idx, o, runs, hops, inferred, stop, pooled, taint, spender);
+    }
+
+    /// Where the taint of a listed output goes: a service, the thief's balance, a limit,
+    /// or on (or it rests unspent).
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &mut self,
+        idx: usize,
+        o: OutNum,
+        runs: Vec<Run>,
+        hops: u32,
+        inferred: bool,
+        stop: Option<Stop>,
+        pooled: bool,
+        taint: u64,
+        spender: Option<TxNum>,
+    ) {
+        let t = self.view.output_tx(o);
         if let Some(s) = stop {
             self.rows[idx].stop_reason = Some(format!("service:{}", s.category));
             if self.rows[idx].entity.is_none() {
@@ -330,6 +602,11 @@ impl Tracer<'_> {
             self.add(&runs, |t, a| t.stopped_sats += a);
             return;
         }
+        if pooled {
+            self.rows[idx].stop_reason = Some("thief_entity".into());
+            self.to_pool(runs, hops, t);
+            return;
+        }
         if let Some(reason) = self.limit(hops, taint, spender) {
             self.rows[idx].stop_reason = Some(reason.into());
             self.add(&runs, |t, a| t.limit_sats += a);
@@ -339,7 +616,7 @@ impl Tracer<'_> {
     }
 
     /// Count a service stop into its destination (name from the stop, else the address).
-    fn destination(&mut self, o: OutNum, s: &Stop, taint: u64, hops: u32) {
+    fn destination(&mut self, o: OutNum, s: &Stop, hard: u64, soft: u64, hops: u32) {
         let view = self.view;
         let h = view.tx_height(view.output_tx(o));
         let name = if s.name.is_empty() {
@@ -358,6 +635,7 @@ impl Tracer<'_> {
                         category: s.category.clone(),
                         entity,
                         tainted_sats: 0,
+                        soft_sats: 0,
                         share: 0.0,
                         min_hops: u32::MAX,
                         first_height: u32::MAX,
@@ -369,7 +647,8 @@ impl Tracer<'_> {
                 )
             });
         let d = &mut e.0;
-        d.tainted_sats += taint;
+        d.tainted_sats += hard;
+        d.soft_sats += soft;
         d.min_hops = d.min_hops.min(hops);
         d.first_height = d.first_height.min(h);
         d.last_height = d.last_height.max(h);
@@ -427,41 +706,74 @@ impl Tracer<'_> {
                         inferred,
                     },
                 );
-                if self.queued.insert(s) {
-                    self.heap.push(Reverse(s));
-                }
+                self.queue(s);
             }
         }
     }
 
     fn process(&mut self, t: TxNum) {
         self.visited += 1;
+        self.now = t;
         let view = self.view;
         let mut ins: Vec<Vec<Run>> = Vec::new();
         let (mut hops, mut inferred, mut from) = (u32::MAX, false, None);
         let mut unknown = false;
+        // Entity-aware: a transaction spending the thief's coins draws on its balance,
+        // once (a later soft round may visit it again).
+        let entity = self.p.entity_aware && !self.ent.members.is_empty();
+        let may_draw = entity && !self.ent.drawn.contains(&t);
+        let mut all_thief = entity;
+        let mut drew = false;
         for i in view.tx_inputs(t) {
             match view.input_prevout(i) {
-                Prevout::Output(o) => match self.frontier.remove(&o) {
-                    Some(x) => {
-                        if x.hops < hops {
-                            hops = x.hops;
-                            from = Some(view.output_tx(o));
+                Prevout::Output(o) => {
+                    let mine = entity && self.is_thief(o);
+                    all_thief &= mine;
+                    let held = self.frontier.remove(&o);
+                    if mine && may_draw {
+                        if let Some(x) = held {
+                            inferred |= x.inferred;
+                            self.to_pool(x.runs, x.hops, view.output_tx(o));
                         }
-                        inferred |= x.inferred;
-                        ins.push(x.runs);
+                        let runs = self.draw(view.output_value(o));
+                        drew = true;
+                        if tainted(&runs, None) > 0 && self.ent.pool_hops < hops {
+                            hops = self.ent.pool_hops;
+                            from = self.ent.pool_from;
+                        }
+                        ins.push(runs);
+                        continue;
                     }
-                    None => ins.push(vec![Run::clean(view.output_value(o))]),
-                },
+                    match held {
+                        Some(x) => {
+                            if x.hops < hops {
+                                hops = x.hops;
+                                from = Some(view.output_tx(o));
+                            }
+                            inferred |= x.inferred;
+                            ins.push(x.runs);
+                        }
+                        None => ins.push(vec![Run::clean(view.output_value(o))]),
+                    }
+                }
                 Prevout::External { .. } => {
                     unknown = true;
+                    all_thief = false;
                     ins.push(vec![]);
                 }
-                Prevout::Coinbase => ins.push(vec![]),
+                Prevout::Coinbase => {
+                    all_thief = false;
+                    ins.push(vec![]);
+                }
             }
         }
+        if drew {
+            self.ent.drawn.insert(t);
+        }
         if let Some(f) = from {
-            self.parent.insert(t, f);
+            if f != t {
+                self.parent.insert(t, f);
+            }
         }
         let outs: Vec<OutNum> = view.tx_outputs(t).collect();
         let values: Vec<u64> = outs.iter().map(|&o| view.output_value(o)).collect();
@@ -472,6 +784,14 @@ impl Tracer<'_> {
                     let all: Vec<Run> = ins.into_iter().flatten().collect();
                     let tin = tainted(&all, None);
                     self.add(&all, |t, a| t.mixer_sats += a);
+                    if self.p.demix.as_ref().is_some_and(|d| d.coinjoin_links) && tin > 0 {
+                        self.soft.cj_hits.push(CjHit {
+                            tx: t,
+                            runs: all.iter().filter(|r| r.label != CLEAN).copied().collect(),
+                            hops: if hops == u32::MAX { 0 } else { hops },
+                            protocol: cj.protocol.clone(),
+                        });
+                    }
                     let e = cj.equal_outputs.len().max(1) as u64;
                     self.mixers.push(MixerEntry {
                         txid: display_txid(view.txid(t)),
@@ -499,6 +819,22 @@ impl Tracer<'_> {
                 CoinJoinPolicy::PoisonThrough => model = Model::Poison,
             }
             inferred = true;
+            all_thief = false;
+        }
+        // A transaction of the thief's coins only pays the thief, unless it pays a service,
+        // a labelled party or an address used before (a CoinJoin coordinator's fee address
+        // is reused; the thief's own are fresh). (A payment to an unknown party would be taken as the
+        // thief's: measured by `scripts/eval-soft.py` as the entity's foreign addresses.)
+        if all_thief && !ins.is_empty() {
+            for &o in &outs {
+                // A labelled party (a CoinJoin coordinator's fee address) is never the thief.
+                if self.oracle.stop_at(o).is_none()
+                    && self.oracle.labels_of(o).is_empty()
+                    && self.fresh(o, t)
+                {
+                    self.add_thief(o, "self-spend");
+                }
+            }
         }
         // An input from before the index has an unknown value: it is treated as clean and
         // as large as needed to pay the outputs, so the known taint is still conserved.
@@ -572,7 +908,9 @@ pub fn trace(
         queued: HashSet::default(),
         parent: HashMap::default(),
         rows: Vec::new(),
-        totals: vec![Totals::default(); nlabels],
+        // Each label has a soft twin at `label + nlabels` for what soft hops carry.
+        totals: vec![Totals::default(); 2 * nlabels],
+        nl: nlabels,
         source_total: 0,
         mixers: Vec::new(),
         warnings: Vec::new(),
@@ -580,6 +918,9 @@ pub fn trace(
         tainted_outputs: 0,
         truncated: false,
         dest: Default::default(),
+        now: 0,
+        ent: EntityState::default(),
+        soft: SoftState::default(),
     };
     // Sources, merged per output: several cases may claim parts of one output.
     let mut by_out: std::collections::BTreeMap<OutNum, Vec<Run>> = Default::default();
@@ -609,27 +950,41 @@ pub fn trace(
         }
         tr.register(o, runs, 0, false);
     }
-    while let Some(Reverse(t)) = tr.heap.pop() {
-        tr.process(t);
+    // Soft hops are found once the coin-level trace has run (the series of mixer deposits
+    // must be known to judge each); what they carry is then traced the same way, in rounds.
+    for _round in 0..64 {
+        while let Some(Reverse(t)) = tr.heap.pop() {
+            tr.process(t);
+        }
+        if tr.p.demix.is_none() || !tr.soft_round() {
+            break;
+        }
     }
+    let pool: Vec<Run> = tr.ent.pool.drain(..).collect();
+    tr.add(&pool, |t, a| t.unspent_sats += a);
     // What remains in the frontier was queued behind a tx that never came: cannot happen
     // in a consistent index, but never lose satoshis silently.
     let left: Vec<Run> = tr.frontier.drain().flat_map(|(_, x)| x.runs).collect();
     tr.add(&left, |t, a| t.unspent_sats += a);
 
-    let mut totals = Totals::default();
-    for t in &tr.totals {
-        totals.source_sats += t.source_sats;
-        totals.unspent_sats += t.unspent_sats;
-        totals.fee_sats += t.fee_sats;
-        totals.stopped_sats += t.stopped_sats;
-        totals.mixer_sats += t.mixer_sats;
-        totals.limit_sats += t.limit_sats;
-    }
+    let sum = |ts: &[Totals]| {
+        let mut totals = Totals::default();
+        for t in ts {
+            totals.source_sats += t.source_sats;
+            totals.unspent_sats += t.unspent_sats;
+            totals.fee_sats += t.fee_sats;
+            totals.stopped_sats += t.stopped_sats;
+            totals.mixer_sats += t.mixer_sats;
+            totals.limit_sats += t.limit_sats;
+        }
+        totals
+    };
+    let totals = sum(&tr.totals[..nlabels]);
+    let soft_totals = sum(&tr.totals[nlabels..]);
+    let thief_entity = tr.thief_entity();
     let destinations = destinations(&tr, totals.source_sats);
     let peel_chains = peel_chains(&tr);
-    let by_label = tr
-        .totals
+    let by_label = tr.totals[..nlabels]
         .iter()
         .enumerate()
         .map(|(i, t)| (tr.label_name(i as Label + 1), t.clone()))
@@ -646,14 +1001,20 @@ pub fn trace(
             "coinjoin_policy": p.coinjoin,
             "labels": p.labels,
             "max_rows": p.max_rows,
+            "entity_aware": p.entity_aware,
+            "soft_hops": p.demix,
         }),
         provenance: p.provenance.clone(),
         totals,
+        soft_totals,
         by_label,
         conserving: p.model.conserves(),
         destinations,
         mixers: tr.mixers.clone(),
         peel_chains,
+        soft_hops: std::mem::take(&mut tr.soft.hops),
+        demix: std::mem::take(&mut tr.soft.demix),
+        thief_entity,
         txs_visited: tr.visited,
         tainted_outputs: tr.tainted_outputs,
         outputs_truncated: tr.truncated,
@@ -677,7 +1038,7 @@ fn destinations(tr: &Tracer, source: u64) -> Vec<Destination> {
             d
         })
         .collect();
-    v.sort_by_key(|d| std::cmp::Reverse(d.tainted_sats));
+    v.sort_by_key(|d| std::cmp::Reverse((d.tainted_sats, d.soft_sats)));
     v
 }
 

@@ -6,8 +6,11 @@ pub mod backward;
 pub mod engine;
 pub mod model;
 pub mod report;
+pub mod soft;
 
 pub use engine::{
-    trace, CoinJoinInfo, CoinJoinPolicy, NoOracle, Oracle, Source, Stop, TraceParams, TraceResult,
+    trace, CoinJoinInfo, CoinJoinPolicy, EntityMember, NoOracle, Oracle, Source, Stop, TraceParams,
+    TraceResult,
 };
 pub use model::{FeePolicy, InRule, Model, OutRule, Run};
+pub use soft::DemixParams;

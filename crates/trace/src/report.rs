@@ -211,6 +211,63 @@ fn render(r: &TraceResult, title: &str, e: &Escape) -> String {
             );
         }
     }
+    if r.parameters["entity_aware"] == true {
+        let _ = writeln!(
+            s,
+            "\n## The thief's entity (entity-aware tracing)\n\n{} addresses taken as the thief's: {} by the first hop, {} by self-spends, {} in the same clusters, {} through soft hops. Every later spend of the entity drew on what it had received (FIFO), never more.",
+            r.thief_entity.len(),
+            r.thief_entity.iter().filter(|m| m.rule == "first-hop").count(),
+            r.thief_entity.iter().filter(|m| m.rule == "self-spend").count(),
+            r.thief_entity.iter().filter(|m| m.rule == "cluster").count(),
+            r.thief_entity.iter().filter(|m| m.soft).count(),
+        );
+    }
+    if !r.parameters["soft_hops"].is_null() {
+        let st = &r.soft_totals;
+        let _ = writeln!(s, "\n## Soft hops (not proven; never added to the totals above)\n\n| soft taint | BTC |\n|---|---:|");
+        for (k, v) in [
+            ("carried by soft hops", st.source_sats),
+            ("reached services", st.stopped_sats),
+            ("entered mixers", st.mixer_sats),
+            ("unspent", st.unspent_sats),
+            ("fees", st.fee_sats),
+            ("stopped at limits", st.limit_sats),
+        ] {
+            let _ = writeln!(s, "| {k} | {} |", btc(v));
+        }
+        let _ = writeln!(
+            s,
+            "\n| rule | score | from | to | BTC | facts |\n|---|---:|---|---|---:|---|"
+        );
+        for h in &r.soft_hops {
+            let _ = writeln!(
+                s,
+                "| {} | {:.2} | `{}` | `{}` | {} | {} |",
+                x(&h.rule),
+                h.score,
+                code(&h.from),
+                code(&h.to_txid),
+                btc(h.soft_sats),
+                x(&h.facts.join("; ").replace('|', "/"))
+            );
+        }
+        let unmatched: Vec<_> = r.demix.iter().filter(|d| d.followed.is_none()).collect();
+        if !unmatched.is_empty() {
+            let _ = writeln!(s, "\n| mixer deposit not followed | mixer | BTC | best candidate | score |\n|---|---|---:|---|---:|");
+            for d in unmatched.iter().take(50) {
+                let best = d.candidates.first();
+                let _ = writeln!(
+                    s,
+                    "| `{}` | {} | {} | {} | {} |",
+                    code(&d.deposit),
+                    x(&d.mixer),
+                    btc(d.deposit_sats),
+                    best.map_or("-".to_string(), |c| format!("`{}`", code(&c.txid))),
+                    best.map_or("-".to_string(), |c| format!("{:.2}", c.score)),
+                );
+            }
+        }
+    }
     let dormant: Vec<_> = r
         .outputs
         .iter()

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
   cointrail simulate --out s --heist 0:2000:300 --heist 1:500:900  # victim exchange:BTC:start height
 The output folder gets blocks/ (a Bitcoin Core blocks directory), truth/ (ground truth, see
 crates/sim/README.md) and, with --etl, etl/ (blockchain-etl JSON lines).
+  cointrail simulate --out sim2 --txs 100000 --scenario scenarios/kucoin-structured.yaml
   cointrail simulate --chain ethereum --out eth1 --txs 200000   # ethereum-etl files + truth/
   cointrail ingest --chain ethereum eth1/etl")]
 pub struct SimulateArgs {
@@ -60,6 +61,11 @@ pub struct SimulateArgs {
     /// Ethereum: fresh addresses the drained ETH is fanned out to.
     #[arg(long, default_value_t = 300)]
     pub heist_fanout: u32,
+    /// The heists' laundering playbook, a YAML file (shares through peel chains, the mixer
+    /// and CoinJoins, the mixer's fee band and delay, structured deposits, OTC, dormancy,
+    /// post-mix consolidation). Without it: scenarios/default.yaml, today's behaviour.
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
 }
 
 fn parse_heist(s: &str) -> Result<HeistParams, String> {
@@ -128,7 +134,13 @@ pub fn run_simulate(a: SimulateArgs, g: &Global) -> Result<()> {
     if a.chain == "ethereum" {
         return super::sim_evm::run(&a, g);
     }
-    let cfg = config(&a);
+    let mut cfg = config(&a);
+    if let Some(path) = &a.scenario {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the scenario file {}", path.display()))?;
+        cfg.scenario = cointrail_sim::Scenario::from_yaml(&text, &path.display().to_string())
+            .map_err(anyhow::Error::msg)?;
+    }
     let t = std::time::Instant::now();
     let s = run_sim(&cfg, &a.out, g)?;
     if g.json {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
   cointrail trace sim-heist-0 --model haircut --report heist.html
   cointrail trace --from TXID:0 --max-hops 5 --json    # ad hoc, without a case
   cointrail trace origin TXID:VOUT --case sim-heist-0  # which stolen satoshis an output holds (FIFO)
+  cointrail trace sim-heist-0 --entity-aware --soft-hops  # follow the thief's entity, mixers, CoinJoins
 Models: fifo (default), lifo, tiho, tifo, haircut, poison, or any xIyO (e.g. liho).
 Totals add up to the stolen amount under every model but poison.")]
 pub struct TraceArgs {
@@ -67,6 +68,42 @@ pub struct TraceArgs {
     /// Write a report: .md, .html or .csv (by extension).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Entity-aware tracing: what reaches the thief's own entity (the first hop's
+    /// clusters, grown by the thief's self-spends) is its balance, and every later spend of
+    /// the entity draws on it (FIFO), up to what it received.
+    #[arg(long)]
+    pub entity_aware: bool,
+    /// Soft hops: match tainted custodial-mixer deposits to withdrawals and follow CoinJoin
+    /// outputs consolidated later; what they carry is soft taint, kept apart from proven.
+    #[arg(long)]
+    pub soft_hops: bool,
+    /// Soft hops: the score (0-1) a candidate needs to be followed.
+    #[arg(long, default_value_t = 0.8)]
+    pub soft_min_score: f64,
+    /// Soft hops: the mixers' fee band in percent of the deposit (MIN-MAX).
+    #[arg(long, default_value = "0.5-5", value_parser = cointrail_trace::DemixParams::parse_fee_band)]
+    pub mixer_fee: (u32, u32),
+    /// Soft hops: blocks after a deposit in which its withdrawal is looked for (MIN-MAX).
+    #[arg(long, default_value = "1-144", value_parser = cointrail_trace::DemixParams::parse_delay)]
+    pub mixer_delay: (u32, u32),
+    /// Soft hops: leave CoinJoin outputs alone (mixer deposits only).
+    #[arg(long)]
+    pub no_coinjoin_links: bool,
+}
+
+impl TraceArgs {
+    /// The soft-hop settings, when `--soft-hops` asks for them.
+    pub fn demix(&self) -> Option<cointrail_trace::DemixParams> {
+        self.soft_hops.then(|| cointrail_trace::DemixParams {
+            min_score: self.soft_min_score,
+            fee_min_bp: self.mixer_fee.0,
+            fee_max_bp: self.mixer_fee.1,
+            delay_min: self.mixer_delay.0,
+            delay_max: self.mixer_delay.1,
+            coinjoin_links: !self.no_coinjoin_links,
+            ..Default::default()
+        })
+    }
 }
 
 pub fn run(a: TraceArgs, g: &Global) -> Result<()> {
@@ -123,6 +160,8 @@ pub fn run(a: TraceArgs, g: &Global) -> Result<()> {
         labels,
         provenance: serde_json::Value::Null,
         max_rows: a.max_rows,
+        entity_aware: a.entity_aware,
+        demix: a.demix(),
     };
     let stops: Vec<String> = a
         .stop_at
@@ -166,8 +205,18 @@ pub fn print_summary(r: &cointrail_trace::TraceResult, title: &str, secs: f64) {
     let t = &r.totals;
     let b = crate::cmd::sim::btc;
     println!(
-        "trace of {title} ({}, {} txs visited in {:.2}s)",
+        "trace of {title} ({}{}{}, {} txs visited in {:.2}s)",
         r.parameters["model"].as_str().unwrap_or("?"),
+        if r.parameters["entity_aware"] == true {
+            " entity-aware"
+        } else {
+            ""
+        },
+        if r.parameters["soft_hops"].is_null() {
+            ""
+        } else {
+            " + soft hops"
+        },
         r.txs_visited,
         secs
     );
@@ -229,6 +278,45 @@ pub fn print_summary(r: &cointrail_trace::TraceResult, title: &str, secs: f64) {
         .filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0)
         .count();
     println!("  {dormant} tainted outputs still unspent (dormant)");
+    if r.parameters["entity_aware"] == true {
+        println!(
+            "  entity-aware: {} addresses taken as the thief's ({} through soft hops)",
+            r.thief_entity.len(),
+            r.thief_entity.iter().filter(|m| m.soft).count()
+        );
+    }
+    if !r.parameters["soft_hops"].is_null() {
+        let st = &r.soft_totals;
+        println!(
+            "  soft hops (not proven; kept apart from the figures above): {} followed, carrying {}",
+            r.soft_hops.len(),
+            h(st.source_sats)
+        );
+        for (what, v) in [
+            ("services reached through soft hops", st.stopped_sats),
+            ("CoinJoins entered", st.mixer_sats),
+            ("still unspent", st.unspent_sats),
+            ("fees", st.fee_sats),
+            ("cut by limits", st.limit_sats),
+        ] {
+            println!("    {:>22}  {what}", h(v));
+        }
+        let unmatched = r.demix.iter().filter(|d| d.followed.is_none()).count();
+        println!(
+            "  {} mixer deposits ranked against withdrawals, {unmatched} without a candidate above the score",
+            r.demix.len()
+        );
+        for hop in r.soft_hops.iter().take(5) {
+            println!(
+                "    {} (score {:.2}) {} → {}: {}",
+                hop.rule,
+                hop.score,
+                hop.from.get(..20).unwrap_or(&hop.from),
+                hop.to_txid.get(..16).unwrap_or(&hop.to_txid),
+                h(hop.soft_sats)
+            );
+        }
+    }
 }
 
 fn origin(

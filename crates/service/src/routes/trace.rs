@@ -137,6 +137,7 @@ pub async fn case_trace(
         labels: vec![case.name.clone()],
         provenance: serde_json::Value::Null,
         max_rows,
+        ..Default::default()
     };
     let answer = tokio::task::spawn_blocking(move || -> Result<CaseTrace, ApiError> {
         let e = &snap.engine;

@@ -1,0 +1,468 @@
+//! The soft rounds of the tracer: custodial-mixer deposits matched to withdrawals, and
+//! CoinJoin outputs followed to where they are consolidated (rules and scores in
+//! `crate::soft`). Runs after each coin-level pass; what a soft hop carries is registered
+//! under the soft twin of its label and traced in the next pass.
+
+use super::{CjHit, Deposit, EntityMember, Tracer};
+use crate::model::{largest_remainder, Label, Run, CLEAN};
+use crate::soft::{just_below_round, score, Candidate, DemixEntry, SoftHop};
+use cointrail_chain::view::{display_txid, OutNum, Prevout, TxNum};
+use cointrail_chain::ScriptType;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Two deposits are "equal" within 0.1%.
+fn equal(a: u64, b: u64) -> bool {
+    a.abs_diff(b) as u128 * 1000 <= a.max(b) as u128
+}
+
+/// Labels and amounts of a run list, labels in order.
+fn by_label(runs: &[Run]) -> Vec<(Label, u64)> {
+    let mut m: BTreeMap<Label, u64> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.label != CLEAN) {
+        *m.entry(r.label).or_default() += r.amount;
+    }
+    m.into_iter().filter(|x| x.1 > 0).collect()
+}
+
+impl Tracer<'_> {
+    /// Find the soft hops of what the last pass left at mixers and CoinJoins. True when
+    /// another pass has something to trace.
+    pub(super) fn soft_round(&mut self) -> bool {
+        let deps = std::mem::take(&mut self.soft.deposits);
+        let hits = std::mem::take(&mut self.soft.cj_hits);
+        if deps.is_empty() && hits.is_empty() {
+            return false;
+        }
+        // A transaction seen in an earlier pass may be visited again for what a soft hop
+        // brings it (its other inputs are then already accounted for).
+        self.queued.clear();
+        self.demix_deposits(deps);
+        self.postmix(hits);
+        !self.heap.is_empty() || !self.soft.deposits.is_empty() || !self.soft.cj_hits.is_empty()
+    }
+
+    fn outpoint(&self, o: OutNum) -> String {
+        let v = self.view;
+        format!(
+            "{}:{}",
+            display_txid(v.txid(v.output_tx(o))),
+            v.output_vout(o)
+        )
+    }
+
+    fn first_tx_at(&self, height: u32) -> TxNum {
+        let (mut lo, mut hi) = (0u64, self.view.tx_count());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.view.tx_height(mid as TxNum) < height {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo as TxNum
+    }
+
+    /// The detector, asked once per transaction (remix trees overlap).
+    fn is_coinjoin(&mut self, t: TxNum) -> bool {
+        if let Some(&b) = self.soft.cj_cache.get(&t) {
+            return b;
+        }
+        let b = self.oracle.coinjoin(t).is_some();
+        self.soft.cj_cache.insert(t, b);
+        b
+    }
+
+    fn at_mixer(&self, o: OutNum, name: &str) -> bool {
+        self.oracle
+            .stop_at(o)
+            .is_some_and(|s| s.category == "mixer" && s.name == name)
+    }
+
+    /// Put soft taint on `o` (per label, soft labels) and trace it on. Returns the sats.
+    fn soft_register(&mut self, o: OutNum, per_label: &[(Label, u64)], hops: u32) -> u64 {
+        if self.frontier.contains_key(&o) || !self.soft.claimed_out.insert(o) {
+            return 0;
+        }
+        let value = self.view.output_value(o);
+        let mut runs = Vec::new();
+        let mut sum = 0;
+        for &(l, a) in per_label {
+            let a = a.min(value - sum);
+            if a == 0 {
+                continue;
+            }
+            let sl = self.soft_of(l);
+            runs.push(Run::tainted(sl, a, 0));
+            self.totals[sl as usize - 1].source_sats += a;
+            sum += a;
+        }
+        if sum == 0 {
+            return 0;
+        }
+        if sum < value {
+            runs.push(Run::clean(value - sum));
+        }
+        self.register(o, runs, hops, false);
+        sum
+    }
+
+    fn demix_deposits(&mut self, mut deps: Vec<Deposit>) {
+        let dp = self
+            .p
+            .demix
+            .clone()
+            .expect("soft rounds run with demix settings");
+        let view = self.view;
+        deps.sort_by_key(|d| d.out);
+        let vals: Vec<u64> = deps.iter().map(|d| view.output_value(d.out)).collect();
+        for i in 0..deps.len() {
+            let d = &deps[i];
+            let v = vals[i];
+            let dtx = view.output_tx(d.out);
+            let h = view.tx_height(dtx);
+            let series: Vec<usize> = (0..deps.len())
+                .filter(|&j| deps[j].mixer == d.mixer && equal(vals[j], v))
+                .collect();
+            let round = just_below_round(v);
+            let structured = round.is_some() && series.len() >= 2;
+            let next = series
+                .iter()
+                .copied()
+                .find(|&j| j > i && view.output_tx(deps[j].out) > dtx)
+                .filter(|_| structured)
+                .map(|j| view.tx_height(view.output_tx(deps[j].out)));
+            let lo_h = h.saturating_add(dp.delay_min);
+            let mut hi_h = h.saturating_add(dp.delay_max);
+            if let Some(nh) = next {
+                hi_h = hi_h.min(nh);
+            }
+            let dep_types: BTreeSet<ScriptType> = view
+                .tx_inputs(dtx)
+                .filter_map(|i| match view.input_prevout(i) {
+                    Prevout::Output(p) => Some(view.output_script_type(p)),
+                    _ => None,
+                })
+                .collect();
+            let mut cands: Vec<(Candidate, Vec<OutNum>)> = Vec::new();
+            if lo_h <= hi_h {
+                let (a, b) = (
+                    self.first_tx_at(lo_h),
+                    self.first_tx_at(hi_h.saturating_add(1)),
+                );
+                for w in a..b {
+                    if self.soft.claimed_tx.contains(&w) || w <= dtx {
+                        continue;
+                    }
+                    let ins = view.tx_inputs(w);
+                    if ins.start == ins.end {
+                        continue;
+                    }
+                    let Prevout::Output(p) = view.input_prevout(ins.start) else {
+                        continue;
+                    };
+                    if !self.at_mixer(p, &d.mixer) {
+                        continue;
+                    }
+                    let outs: Vec<OutNum> = view
+                        .tx_outputs(w)
+                        .filter(|&o| !self.at_mixer(o, &d.mixer))
+                        .collect();
+                    let wsum: u64 = outs.iter().map(|&o| view.output_value(o)).sum();
+                    if wsum == 0 || wsum > v {
+                        continue;
+                    }
+                    let fee_bp = ((v - wsum) as u128 * 10_000 / v as u128) as u32;
+                    if fee_bp < dp.fee_min_bp || fee_bp > dp.fee_max_bp {
+                        continue;
+                    }
+                    let types: BTreeSet<ScriptType> =
+                        outs.iter().map(|&o| view.output_script_type(o)).collect();
+                    let hw = view.tx_height(w);
+                    let mut ev = vec![
+                        format!("deposit {v} sats at height {h}; withdrawal of {wsum} sats at height {hw}, {} blocks later (window {}-{})", hw - h, dp.delay_min, dp.delay_max),
+                        format!(
+                            "the mixer kept {}.{:02}% (fee band {}.{:02}-{}.{:02}%)",
+                            fee_bp / 100,
+                            fee_bp % 100,
+                            dp.fee_min_bp / 100,
+                            dp.fee_min_bp % 100,
+                            dp.fee_max_bp / 100,
+                            dp.fee_max_bp % 100
+                        ),
+                    ];
+                    let script_match = types.iter().all(|t| dep_types.contains(t));
+                    ev.push(format!(
+                        "withdrawal scripts {types:?} {} the depositor's input scripts {dep_types:?}",
+                        if script_match { "match" } else { "differ from" }
+                    ));
+                    cands.push((
+                        Candidate {
+                            txid: display_txid(view.txid(w)),
+                            height: hw,
+                            withdrawn_sats: wsum,
+                            fee_bp,
+                            delay_blocks: hw - h,
+                            score: 0.0,
+                            evidence: ev,
+                            tx: w,
+                        },
+                        outs,
+                    ));
+                }
+            }
+            let k = cands.len();
+            for (c, _) in cands.iter_mut() {
+                let script_match = c.evidence[2].contains(" match ");
+                c.evidence.push(if k == 1 {
+                    "the only withdrawal in the fee band within the window".into()
+                } else {
+                    format!("{k} withdrawals in the fee band within the window")
+                });
+                if let (Some(r), Some(nh)) = (round, next) {
+                    c.evidence.push(format!("structured series: {} deposits of about {v} sats, just below {r} sats; paid out before the series' next deposit at height {nh}", series.len()));
+                }
+                c.score = score(true, k == 1, next.is_some(), script_match);
+            }
+            cands.sort_by(|a, b| {
+                b.0.score
+                    .total_cmp(&a.0.score)
+                    .then(a.0.delay_blocks.cmp(&b.0.delay_blocks))
+            });
+            cands.truncate(5);
+            let tainted: u64 = by_label(&d.runs).iter().map(|x| x.1).sum();
+            let mut entry = DemixEntry {
+                deposit: format!(
+                    "{}:{}",
+                    display_txid(view.txid(dtx)),
+                    view.output_vout(d.out)
+                ),
+                mixer: d.mixer.clone(),
+                deposit_sats: v,
+                tainted_sats: tainted,
+                height: h,
+                structured,
+                candidates: cands.iter().map(|c| c.0.clone()).collect(),
+                followed: None,
+            };
+            if let Some((best, outs)) = cands.first().filter(|c| c.0.score >= dp.min_score) {
+                self.soft.claimed_tx.insert(best.tx);
+                entry.followed = Some(0);
+                let values: Vec<u64> = outs.iter().map(|&o| view.output_value(o)).collect();
+                let labels = by_label(&d.runs);
+                // The deposit's taint, scaled to what came out: a share W/d of each label.
+                let shares: Vec<Vec<u64>> = labels
+                    .iter()
+                    .map(|&(_, a)| {
+                        let carry = (a as u128 * best.withdrawn_sats as u128 / v as u128) as u64;
+                        largest_remainder(carry, &values)
+                    })
+                    .collect();
+                let rule = if structured {
+                    "mixer-structured"
+                } else {
+                    "mixer-demix"
+                };
+                let mut carried = 0;
+                let mut landed = Vec::new();
+                for (j, &o) in outs.iter().enumerate() {
+                    let per: Vec<(Label, u64)> = labels
+                        .iter()
+                        .zip(&shares)
+                        .map(|(&(l, _), s)| (l, s[j]))
+                        .collect();
+                    let got = self.soft_register(o, &per, d.hops + 1);
+                    if got > 0 {
+                        self.soft.members.push((o, rule.to_string()));
+                        landed.push((self.outpoint(o), got));
+                    }
+                    carried += got;
+                }
+                self.soft.hops.push(SoftHop {
+                    rule: rule.into(),
+                    score: best.score,
+                    from: entry.deposit.clone(),
+                    to_txid: best.txid.clone(),
+                    soft_sats: carried,
+                    facts: best.evidence.clone(),
+                    landed,
+                });
+            }
+            self.soft.demix.push(entry);
+        }
+    }
+
+    fn postmix(&mut self, hits: Vec<CjHit>) {
+        let dp = self
+            .p
+            .demix
+            .clone()
+            .expect("soft rounds run with demix settings");
+        let view = self.view;
+        for hit in hits {
+            // The CoinJoin's outputs and, through remixes, their descendants.
+            let mut desc: Vec<(OutNum, u32)> = view.tx_outputs(hit.tx).map(|o| (o, 0)).collect();
+            let mut seen: std::collections::HashSet<TxNum> = [hit.tx].into_iter().collect();
+            let mut i = 0;
+            while i < desc.len() && desc.len() < 10_000 {
+                let (o, depth) = desc[i];
+                i += 1;
+                if depth >= dp.remix_depth {
+                    continue;
+                }
+                if let Some(s) = view.output_spender(o) {
+                    if self.is_coinjoin(s) && seen.insert(s) {
+                        desc.extend(view.tx_outputs(s).map(|o2| (o2, depth + 1)));
+                    }
+                }
+            }
+            let depth_of: HashMap<OutNum, u32> = desc.iter().copied().collect();
+            let mut by_spender: BTreeMap<TxNum, Vec<OutNum>> = BTreeMap::new();
+            for &(o, _) in &desc {
+                if self.soft.claimed_out.contains(&o) {
+                    continue;
+                }
+                if let Some(s) = view.output_spender(o) {
+                    if !self.is_coinjoin(s) {
+                        by_spender.entry(s).or_default().push(o);
+                    }
+                }
+            }
+            let mut remaining = by_label(&hit.runs);
+            let cj_txid = display_txid(view.txid(hit.tx));
+            for (x, linked) in by_spender {
+                let left: u64 = remaining.iter().map(|r| r.1).sum();
+                if left == 0 {
+                    break;
+                }
+                let held: Vec<OutNum> = view
+                    .tx_inputs(x)
+                    .filter_map(|i| match view.input_prevout(i) {
+                        Prevout::Output(p) if !depth_of.contains_key(&p) => Some(p),
+                        _ => None,
+                    })
+                    .filter(|&p| self.soft.held.contains(&p) || self.is_thief(p))
+                    .collect();
+                let maxd = linked.iter().map(|o| depth_of[o]).max().unwrap_or(0);
+                let (base, how) = if !held.is_empty() {
+                    (
+                        0.9,
+                        format!(
+                            "spent together with {} output(s) the trace already holds",
+                            held.len()
+                        ),
+                    )
+                } else if linked.len() >= 2 {
+                    // Spent together says one owner for these outputs, not which owner:
+                    // a participant who is not the thief does the same (measured on the
+                    // simulator: wrong every time), so alone it stays below the default.
+                    (0.5, format!("{} of them spent together", linked.len()))
+                } else {
+                    continue;
+                };
+                let sc = ((base - 0.05 * maxd as f64) * 100.0).round() / 100.0;
+                if sc < dp.min_score {
+                    continue;
+                }
+                let mut carried = 0;
+                let mut landed = Vec::new();
+                let mut facts = vec![
+                    format!(
+                        "{} CoinJoin {cj_txid} took {left} sats of taint in (still unassigned)",
+                        hit.protocol
+                    ),
+                    format!(
+                        "post-mix outputs {} in {} at height {}: {how}",
+                        linked
+                            .iter()
+                            .map(|&o| format!(
+                                "{}:{} ({} sats, remix depth {})",
+                                display_txid(view.txid(view.output_tx(o)))
+                                    .get(..16)
+                                    .unwrap_or(""),
+                                view.output_vout(o),
+                                view.output_value(o),
+                                depth_of[&o]
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        display_txid(view.txid(x)),
+                        view.tx_height(x)
+                    ),
+                ];
+                for &o in &linked {
+                    let left: u64 = remaining.iter().map(|r| r.1).sum();
+                    let amount = view.output_value(o).min(left);
+                    if amount == 0 {
+                        break;
+                    }
+                    let w: Vec<u64> = remaining.iter().map(|r| r.1).collect();
+                    let split = largest_remainder(amount, &w);
+                    let per: Vec<(Label, u64)> = remaining
+                        .iter()
+                        .zip(&split)
+                        .map(|(r, &a)| (r.0, a))
+                        .collect();
+                    let got = self.soft_register(o, &per, hit.hops + 1 + depth_of[&o]);
+                    if got > 0 {
+                        for (r, &a) in remaining.iter_mut().zip(&split) {
+                            r.1 -= a;
+                        }
+                        self.soft.members.push((o, "coinjoin-consolidation".into()));
+                        landed.push((self.outpoint(o), got));
+                    }
+                    carried += got;
+                }
+                if carried == 0 {
+                    continue;
+                }
+                facts.push(format!("{carried} sats carried on as soft taint"));
+                self.soft.hops.push(SoftHop {
+                    rule: "coinjoin-consolidation".into(),
+                    score: sc,
+                    from: cj_txid.clone(),
+                    to_txid: display_txid(view.txid(x)),
+                    soft_sats: carried,
+                    facts,
+                    landed,
+                });
+            }
+        }
+    }
+
+    /// The addresses taken as the thief's: its entities' (entity-aware tracing) and where
+    /// soft hops led.
+    pub(super) fn thief_entity(&self) -> Vec<EntityMember> {
+        let mut m: BTreeMap<String, EntityMember> = BTreeMap::new();
+        let mut members: Vec<_> = self.ent.members.values().copied().collect();
+        members.sort_by_key(|x| x.1);
+        for (rule, o) in members {
+            if let Some(a) = self.oracle.address(o) {
+                m.entry(a.clone()).or_insert(EntityMember {
+                    address: a,
+                    rule: rule.into(),
+                    soft: false,
+                });
+            }
+            for x in self.oracle.entity_outputs(o) {
+                if let Some(a) = self.oracle.address(x) {
+                    m.entry(a.clone()).or_insert(EntityMember {
+                        address: a,
+                        rule: "cluster".into(),
+                        soft: false,
+                    });
+                }
+            }
+        }
+        for (o, rule) in &self.soft.members {
+            if let Some(a) = self.oracle.address(*o) {
+                m.entry(a.clone()).or_insert(EntityMember {
+                    address: a,
+                    rule: rule.clone(),
+                    soft: true,
+                });
+            }
+        }
+        m.into_values().collect()
+    }
+}

@@ -1,0 +1,594 @@
+//! Entity-aware tracing and the soft hops (issue 19) on small hand-built chains: each
+//! method must find its link, and must not find one where the chain does not support it.
+//! Figures are worked out by hand in the comments.
+
+use bitcoin::hashes::Hash;
+use bitcoin::{
+    absolute::LockTime, transaction::Version, Amount, OutPoint, ScriptBuf, Sequence, Transaction,
+    TxIn, TxOut, WPubkeyHash, Witness,
+};
+use cointrail_chain::view::{ChainView, OutNum, TxNum};
+use cointrail_chain::MemChain;
+use cointrail_trace::{
+    trace, CoinJoinInfo, DemixParams, Oracle, Source, Stop, TraceParams, TraceResult,
+};
+use std::collections::{HashMap, HashSet};
+
+fn spk(n: u16) -> ScriptBuf {
+    let mut h = [0u8; 20];
+    h[..2].copy_from_slice(&n.to_le_bytes());
+    ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array(h))
+}
+
+fn spk_legacy(n: u16) -> ScriptBuf {
+    let mut h = [0u8; 20];
+    h[..2].copy_from_slice(&n.to_le_bytes());
+    ScriptBuf::new_p2pkh(&bitcoin::PubkeyHash::from_byte_array(h))
+}
+
+/// A chain of one transaction per block; outputs name their script by a number (legacy
+/// P2PKH scripts are numbers ≥ 10,000).
+struct Chain {
+    c: MemChain,
+    tag: u32,
+    script_of: HashMap<OutNum, u16>,
+}
+
+impl Chain {
+    fn new() -> Chain {
+        Chain {
+            c: MemChain::new(),
+            tag: 0,
+            script_of: HashMap::new(),
+        }
+    }
+    fn tx(&mut self, ins: &[(TxNum, u32)], outs: &[(u16, u64)]) -> TxNum {
+        self.tag += 1;
+        let input = if ins.is_empty() {
+            vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: ScriptBuf::from_bytes(self.tag.to_le_bytes().to_vec()),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }]
+        } else {
+            ins.iter()
+                .map(|&(t, v)| TxIn {
+                    previous_output: OutPoint::new(self.c.txid_of(t), v),
+                    script_sig: ScriptBuf::new(),
+                    sequence: Sequence::MAX,
+                    witness: Witness::new(),
+                })
+                .collect()
+        };
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input,
+            output: outs
+                .iter()
+                .map(|&(s, v)| TxOut {
+                    value: Amount::from_sat(v),
+                    script_pubkey: if s >= 10_000 { spk_legacy(s) } else { spk(s) },
+                })
+                .collect(),
+        };
+        let t = self.c.push_tx(&tx, self.tag);
+        for (i, &(s, _)) in outs.iter().enumerate() {
+            self.script_of.insert(self.out(t, i as u32), s);
+        }
+        t
+    }
+    fn out(&self, t: TxNum, v: u32) -> OutNum {
+        self.c.tx_outputs(t).start + v as u64
+    }
+}
+
+/// Who is who: scripts at services (category, name), clusters (script → entity), CoinJoins.
+#[derive(Default)]
+struct World {
+    services: HashMap<u16, (&'static str, &'static str)>,
+    clusters: HashMap<u16, u64>,
+    coinjoins: HashSet<TxNum>,
+}
+
+struct Or<'a>(&'a Chain, &'a World);
+
+impl Oracle for Or<'_> {
+    fn stop_at(&self, out: OutNum) -> Option<Stop> {
+        let s = self.0.script_of.get(&out)?;
+        self.1.services.get(s).map(|(cat, name)| Stop {
+            entity: None,
+            category: cat.to_string(),
+            name: name.to_string(),
+        })
+    }
+    fn coinjoin(&self, tx: TxNum) -> Option<CoinJoinInfo> {
+        self.1.coinjoins.contains(&tx).then(|| {
+            let outs: Vec<OutNum> = self.0.c.tx_outputs(tx).collect();
+            CoinJoinInfo {
+                protocol: "whirlpool".into(),
+                anonymity_set: outs.len() as u32,
+                equal_value: 1_000_000,
+                equal_outputs: outs,
+            }
+        })
+    }
+    fn entity_of(&self, out: OutNum) -> Option<u64> {
+        let s = self.0.script_of.get(&out)?;
+        Some(*self.1.clusters.get(s).unwrap_or(&(*s as u64)))
+    }
+    fn address(&self, out: OutNum) -> Option<String> {
+        self.0.script_of.get(&out).map(|s| format!("addr{s}"))
+    }
+    fn entity_outputs(&self, out: OutNum) -> Vec<OutNum> {
+        let e = self.entity_of(out);
+        let mut v: Vec<OutNum> = self
+            .0
+            .script_of
+            .keys()
+            .copied()
+            .filter(|&o| self.entity_of(o) == e)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+fn run(ch: &Chain, w: &World, src: OutNum, p: TraceParams) -> TraceResult {
+    let r = trace(
+        &ch.c,
+        &Or(ch, w),
+        &[Source {
+            out: src,
+            label: 1,
+            amount: None,
+        }],
+        &p,
+    );
+    for t in [&r.totals, &r.soft_totals] {
+        assert_eq!(
+            t.source_sats,
+            t.unspent_sats + t.fee_sats + t.stopped_sats + t.mixer_sats + t.limit_sats,
+            "conservation: {t:?}"
+        );
+    }
+    r
+}
+
+fn at(r: &TraceResult, ch: &Chain, t: TxNum, v: u32) -> (u64, u64) {
+    let txid = cointrail_chain::view::display_txid(ch.c.txid(t));
+    r.outputs
+        .iter()
+        .find(|o| o.txid == txid && o.vout == v)
+        .map_or((0, 0), |o| (o.tainted_sats, o.soft_sats))
+}
+
+const EXCH: u16 = 900;
+const MIXER: u16 = 800;
+const MIXER_POOL: u16 = 801;
+const MIXER_CHANGE: u16 = 802;
+
+/// The thief (entity 50: scripts 10, 11, 12) holds a clean coin at 11 before the theft.
+/// theft: [T1000] → 10 (1000). c1: 11's clean 500 → exchange. c2: 10 → exchange (1000).
+/// Coin level (FIFO): the exchange gets 1000 at c2, nothing at c1.
+/// Entity-aware: 10 joins the thief's balance (1000); c1 spends the thief's coin at 11 and
+/// draws 500; c2 draws the other 500 (its 1000 are 500 tainted + 500 clean). The exchange
+/// gets 1000 either way, spread differently: never more than the entity received.
+#[test]
+fn entity_aware_follows_the_thiefs_other_coins_up_to_what_it_received() {
+    let mut ch = Chain::new();
+    let victim = ch.tx(&[], &[(1, 1000)]);
+    let clean = ch.tx(&[], &[(11, 500)]);
+    let early = ch.tx(&[], &[(12, 300)]);
+    // Spent before the theft: never the thief's loot.
+    let e1 = ch.tx(&[(early, 0)], &[(EXCH, 300)]);
+    let theft = ch.tx(&[(victim, 0)], &[(10, 1000)]);
+    let c1 = ch.tx(&[(clean, 0)], &[(EXCH, 500)]);
+    let c2 = ch.tx(&[(theft, 0)], &[(EXCH, 1000)]);
+    // A bystander (script 20, its own entity) also pays the exchange: untouched.
+    let by = ch.tx(&[], &[(20, 700)]);
+    let b1 = ch.tx(&[(by, 0)], &[(EXCH, 700)]);
+    let mut w = World::default();
+    w.services.insert(EXCH, ("exchange", "Exchange X"));
+    for s in [10, 11, 12] {
+        w.clusters.insert(s, 50);
+    }
+    let src = ch.out(victim, 0);
+    let coin = run(&ch, &w, src, TraceParams::default());
+    assert_eq!(at(&coin, &ch, c1, 0), (0, 0));
+    assert_eq!(at(&coin, &ch, c2, 0), (1000, 0));
+    assert_eq!(coin.totals.stopped_sats, 1000);
+    assert!(coin.thief_entity.is_empty());
+
+    let ea = run(
+        &ch,
+        &w,
+        src,
+        TraceParams {
+            entity_aware: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(at(&ea, &ch, c1, 0), (500, 0));
+    assert_eq!(at(&ea, &ch, c2, 0), (500, 0));
+    assert_eq!(at(&ea, &ch, e1, 0), (0, 0));
+    assert_eq!(at(&ea, &ch, b1, 0), (0, 0));
+    assert_eq!(ea.totals.stopped_sats, 1000);
+    assert_eq!(ea.totals.unspent_sats, 0);
+    assert_eq!(ea.parameters["entity_aware"], true);
+    let addrs: Vec<&str> = ea.thief_entity.iter().map(|m| m.address.as_str()).collect();
+    assert_eq!(addrs, ["addr10", "addr11", "addr12"]);
+    assert_eq!(ea.thief_entity[0].rule, "first-hop");
+    assert!(!addrs.contains(&"addr20"));
+}
+
+/// Self-spends grow the entity; a transaction with another party's input does not.
+/// theft → 10 (1000). s1: 10 → 30 (600), 31 (390), fee 10: only the thief's coins in, so
+/// 30 and 31 are the thief's. 31 shares a cluster (60) with 32, which holds a clean 200.
+/// p1: 32 → exchange (200): entity-aware draws 200 (the balance holds 990).
+/// j1: 30 (600) + bystander 40 (400) → 41 (1000): 41 is not taken as the thief's, and
+/// 40's other coin (entity 40) paying the exchange in b1 stays clean.
+#[test]
+fn self_spends_grow_the_entity_and_joint_spends_do_not() {
+    let mut ch = Chain::new();
+    let victim = ch.tx(&[], &[(1, 1000)]);
+    let c32 = ch.tx(&[], &[(32, 200)]);
+    let by = ch.tx(&[], &[(40, 400), (40, 900)]);
+    let theft = ch.tx(&[(victim, 0)], &[(10, 1000)]);
+    let s1 = ch.tx(&[(theft, 0)], &[(30, 600), (31, 390)]);
+    let p1 = ch.tx(&[(c32, 0)], &[(EXCH, 200)]);
+    let j1 = ch.tx(&[(s1, 0), (by, 0)], &[(41, 1000)]);
+    let b1 = ch.tx(&[(by, 1)], &[(EXCH, 900)]);
+    let mut w = World::default();
+    w.services.insert(EXCH, ("exchange", "Exchange X"));
+    w.clusters.insert(31, 60);
+    w.clusters.insert(32, 60);
+    let src = ch.out(victim, 0);
+    let r = run(
+        &ch,
+        &w,
+        src,
+        TraceParams {
+            entity_aware: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(at(&r, &ch, p1, 0), (200, 0));
+    assert_eq!(at(&r, &ch, b1, 0), (0, 0));
+    // j1 draws 600 for the thief's input (the balance's oldest 600), FIFO: 41 holds 600.
+    assert_eq!(at(&r, &ch, j1, 0), (600, 0));
+    assert_eq!(r.totals.fee_sats, 10);
+    let rules: HashMap<&str, &str> = r
+        .thief_entity
+        .iter()
+        .map(|m| (m.address.as_str(), m.rule.as_str()))
+        .collect();
+    assert_eq!(rules.get("addr30"), Some(&"self-spend"));
+    assert_eq!(rules.get("addr32"), Some(&"cluster"));
+    assert_eq!(rules.get("addr41"), None);
+    assert_eq!(rules.get("addr40"), None);
+    // 1000 stolen: 10 fee, 200 at the exchange, 600 in 41 (unspent), 190 left in the balance.
+    assert_eq!(r.totals.stopped_sats, 200);
+    assert_eq!(r.totals.unspent_sats, 790);
+}
+
+fn demix() -> TraceParams {
+    TraceParams {
+        demix: Some(DemixParams::default()),
+        ..Default::default()
+    }
+}
+
+/// KuCoin-style structured deposits: two deposits of 999,000,000 (just below 10 BTC) into
+/// a labelled mixer, each after the previous payout. The mixer pays 969,030,000 (3% kept)
+/// to fresh P2WPKH addresses of the thief, who pays an exchange. A decoy withdrawal of
+/// another size in the same window is no candidate.
+#[test]
+fn structured_mixer_deposits_are_matched_to_their_payouts() {
+    let mut ch = Chain::new();
+    let victim = ch.tx(&[], &[(1, 2_000_000_000)]);
+    let pool = ch.tx(
+        &[],
+        &[
+            (MIXER_POOL, 5_000_000_000),
+            (MIXER_POOL, 5_000_000_000),
+            (MIXER_POOL, 5_000_000_000),
+        ],
+    );
+    let theft = ch.tx(&[(victim, 0)], &[(10, 1_999_990_000)]);
+    let d1 = ch.tx(&[(theft, 0)], &[(MIXER, 999_000_000), (11, 1_000_980_000)]);
+    let decoy = ch.tx(
+        &[(pool, 2)],
+        &[(70, 300_000_000), (MIXER_CHANGE, 4_699_990_000)],
+    );
+    let w1 = ch.tx(
+        &[(pool, 0)],
+        &[(20, 969_030_000), (MIXER_CHANGE, 4_030_960_000)],
+    );
+    let _d2 = ch.tx(&[(d1, 1)], &[(MIXER, 999_000_000), (12, 1_970_000)]);
+    let w2 = ch.tx(
+        &[(pool, 1)],
+        &[
+            (21, 500_000_000),
+            (22, 469_030_000),
+            (MIXER_CHANGE, 4_030_960_000),
+        ],
+    );
+    let x1 = ch.tx(&[(w1, 0)], &[(EXCH, 969_020_000)]);
+    let x2 = ch.tx(&[(w2, 0), (w2, 1)], &[(EXCH, 969_020_000)]);
+    let _ = decoy;
+    let mut w = World::default();
+    w.services.insert(EXCH, ("exchange", "Exchange X"));
+    for s in [MIXER, MIXER_POOL, MIXER_CHANGE] {
+        w.services.insert(s, ("mixer", "Mixer M"));
+    }
+    let src = ch.out(victim, 0);
+    let hard = run(&ch, &w, src, TraceParams::default());
+    let r = run(&ch, &w, src, demix());
+    // Hard taint is the same with and without soft hops.
+    assert_eq!(hard.totals, r.totals);
+    assert_eq!(r.totals.stopped_sats, 2 * 999_000_000);
+    assert_eq!(r.demix.len(), 2);
+    assert!(r
+        .demix
+        .iter()
+        .all(|d| d.structured && d.followed == Some(0)));
+    assert_eq!(r.soft_hops.len(), 2);
+    // The last deposit of the series has no next deposit to confirm it: 0.8.
+    assert_eq!(r.soft_hops[0].score, 1.0);
+    assert_eq!(r.soft_hops[1].score, 0.8);
+    for h in &r.soft_hops {
+        assert_eq!(h.rule, "mixer-structured");
+        assert_eq!(h.soft_sats, 969_030_000);
+        assert!(
+            h.facts.iter().any(|f| f.contains("kept 3.00%")),
+            "{:?}",
+            h.facts
+        );
+    }
+    let txid = |t| cointrail_chain::view::display_txid(ch.c.txid(t));
+    assert_eq!(r.soft_hops[0].to_txid, txid(w1));
+    assert_eq!(r.soft_hops[1].to_txid, txid(w2));
+    // What the payouts carried reaches the exchange as soft taint only.
+    assert_eq!(at(&r, &ch, x1, 0), (0, 969_020_000));
+    assert_eq!(at(&r, &ch, x2, 0), (0, 969_020_000));
+    assert_eq!(r.soft_totals.source_sats, 2 * 969_030_000);
+    assert_eq!(r.soft_totals.stopped_sats, 2 * 969_020_000);
+    assert_eq!(r.soft_totals.fee_sats, 2 * 10_000);
+    let ex = r
+        .destinations
+        .iter()
+        .find(|d| d.name == "Exchange X")
+        .unwrap();
+    assert_eq!((ex.tainted_sats, ex.soft_sats), (0, 2 * 969_020_000));
+    assert!(r
+        .thief_entity
+        .iter()
+        .any(|m| m.address == "addr20" && m.soft));
+    assert!(!r.thief_entity.iter().any(|m| m.address == "addr70"));
+}
+
+/// One unstructured deposit (1,234,567,890 sats) and two withdrawals in the fee band in its
+/// window, to legacy scripts unlike the depositor's: 0.4, no bonus; nothing is followed.
+/// A withdrawal outside the fee band (10% kept) is no candidate at all.
+#[test]
+fn ambiguous_or_out_of_band_withdrawals_are_not_followed() {
+    let mut ch = Chain::new();
+    let victim = ch.tx(&[], &[(1, 1_234_567_890)]);
+    let pool = ch.tx(
+        &[],
+        &[
+            (MIXER_POOL, 5_000_000_000),
+            (MIXER_POOL, 5_000_000_000),
+            (MIXER_POOL, 5_000_000_000),
+        ],
+    );
+    let theft = ch.tx(&[(victim, 0)], &[(MIXER, 1_234_567_890)]);
+    let _a = ch.tx(
+        &[(pool, 0)],
+        &[(10_001, 1_200_000_000), (MIXER_CHANGE, 3_799_990_000)],
+    );
+    let _b = ch.tx(
+        &[(pool, 1)],
+        &[(10_002, 1_210_000_000), (MIXER_CHANGE, 3_789_990_000)],
+    );
+    let _c = ch.tx(
+        &[(pool, 2)],
+        &[(10_003, 1_111_111_101), (MIXER_CHANGE, 3_888_878_899)],
+    );
+    let _ = theft;
+    let mut w = World::default();
+    for s in [MIXER, MIXER_POOL, MIXER_CHANGE] {
+        w.services.insert(s, ("mixer", "Mixer M"));
+    }
+    let r = run(&ch, &w, ch.out(victim, 0), demix());
+    assert_eq!(r.demix.len(), 1);
+    let d = &r.demix[0];
+    assert!(!d.structured);
+    assert_eq!(d.candidates.len(), 2);
+    assert!(d.candidates.iter().all(|c| c.score == 0.4));
+    assert_eq!(d.followed, None);
+    assert!(r.soft_hops.is_empty());
+    assert_eq!(r.soft_totals.source_sats, 0);
+}
+
+/// A Whirlpool-style CoinJoin (5 × 1,000,000) takes 1,005,000 tainted sats. Later:
+/// k1 spends outputs 0 and 3 together → a soft link (score 0.5: followed only when asked
+/// for, below the default 0.8) carrying 1,005,000 of
+/// the two outputs' 2,000,000 (1,000,000 + 5,000 in output order); k2 spends output 1
+/// alone and k3 spends output 4 with a stranger's coin: no link.
+#[test]
+fn coinjoin_outputs_consolidated_together_are_soft_linked() {
+    let mut ch = Chain::new();
+    let victim = ch.tx(&[], &[(1, 1_005_000)]);
+    let others = ch.tx(
+        &[],
+        &[
+            (2, 1_005_000),
+            (3, 1_000_000),
+            (4, 1_000_000),
+            (5, 1_000_000),
+            (6, 50_000),
+        ],
+    );
+    let cj = ch.tx(
+        &[
+            (victim, 0),
+            (others, 0),
+            (others, 1),
+            (others, 2),
+            (others, 3),
+        ],
+        &[
+            (30, 1_000_000),
+            (31, 1_000_000),
+            (32, 1_000_000),
+            (33, 1_000_000),
+            (34, 1_000_000),
+        ],
+    );
+    let k1 = ch.tx(&[(cj, 0), (cj, 3)], &[(40, 1_990_000)]);
+    let k2 = ch.tx(&[(cj, 1)], &[(41, 990_000)]);
+    let k3 = ch.tx(&[(cj, 4), (others, 4)], &[(42, 1_040_000)]);
+    let x = ch.tx(&[(k1, 0)], &[(EXCH, 1_980_000)]);
+    let mut w = World::default();
+    w.services.insert(EXCH, ("exchange", "Exchange X"));
+    w.coinjoins.insert(cj);
+    let src = ch.out(victim, 0);
+    let hard = run(&ch, &w, src, TraceParams::default());
+    assert_eq!(hard.totals.mixer_sats, 1_005_000);
+    // Alone, "spent together" is below the default score: nothing is followed.
+    let r = run(&ch, &w, src, demix());
+    assert!(r.soft_hops.is_empty());
+    assert_eq!(r.soft_totals.source_sats, 0);
+    let low = TraceParams {
+        demix: Some(DemixParams {
+            min_score: 0.5,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r = run(&ch, &w, src, low);
+    assert_eq!(r.totals, hard.totals);
+    assert_eq!(r.soft_hops.len(), 1);
+    let h = &r.soft_hops[0];
+    assert_eq!(h.rule, "coinjoin-consolidation");
+    assert_eq!(h.score, 0.5);
+    assert_eq!(h.soft_sats, 1_005_000);
+    assert_eq!(
+        h.to_txid,
+        cointrail_chain::view::display_txid(ch.c.txid(k1))
+    );
+    // k1 (FIFO): 40 takes the 1,005,000 soft sats; the exchange gets them, fee last.
+    assert_eq!(at(&r, &ch, k1, 0), (0, 1_005_000));
+    assert_eq!(at(&r, &ch, x, 0), (0, 1_005_000));
+    assert_eq!(at(&r, &ch, k2, 0), (0, 0));
+    assert_eq!(at(&r, &ch, k3, 0), (0, 0));
+    assert_eq!(r.soft_totals.stopped_sats, 1_005_000);
+}
+
+/// A post-mix output spent together with a coin the trace holds links at 0.9.
+#[test]
+fn a_postmix_output_spent_with_the_thiefs_coin_is_linked() {
+    let mut ch = Chain::new();
+    let victim = ch.tx(&[], &[(1, 3_005_000)]);
+    let others = ch.tx(
+        &[],
+        &[
+            (2, 1_005_000),
+            (3, 1_000_000),
+            (4, 1_000_000),
+            (5, 1_000_000),
+        ],
+    );
+    let split = ch.tx(&[(victim, 0)], &[(10, 1_005_000), (11, 2_000_000)]);
+    let cj = ch.tx(
+        &[
+            (split, 0),
+            (others, 0),
+            (others, 1),
+            (others, 2),
+            (others, 3),
+        ],
+        &[
+            (30, 1_000_000),
+            (31, 1_000_000),
+            (32, 1_000_000),
+            (33, 1_000_000),
+            (34, 1_000_000),
+        ],
+    );
+    let k = ch.tx(&[(split, 1), (cj, 2)], &[(EXCH, 2_990_000)]);
+    let mut w = World::default();
+    w.services.insert(EXCH, ("exchange", "Exchange X"));
+    w.coinjoins.insert(cj);
+    let r = run(&ch, &w, ch.out(victim, 0), demix());
+    assert_eq!(r.soft_hops.len(), 1);
+    assert_eq!(r.soft_hops[0].score, 0.9);
+    assert_eq!(r.soft_hops[0].soft_sats, 1_000_000);
+    // Hard: 2,000,000 of k's output (FIFO, fee last). Soft: the post-mix 1,000,000 is
+    // traced in a second pass where the hard input counts as clean: FIFO gives the
+    // output [clean 2,000,000, soft 990,000] and 10,000 soft to the fee.
+    assert_eq!(at(&r, &ch, k, 0), (2_000_000, 990_000));
+    assert_eq!(r.totals.stopped_sats, 2_000_000);
+    assert_eq!(r.soft_totals.stopped_sats, 990_000);
+    assert_eq!(r.soft_totals.fee_sats, 10_000);
+}
+
+/// Every report names the option and each soft hop's rule, score and facts.
+#[test]
+fn reports_name_the_soft_hops_and_the_entity_option() {
+    let mut ch = Chain::new();
+    let victim = ch.tx(&[], &[(1, 1_005_000)]);
+    let others = ch.tx(
+        &[],
+        &[
+            (2, 1_005_000),
+            (3, 1_000_000),
+            (4, 1_000_000),
+            (5, 1_000_000),
+        ],
+    );
+    let cj = ch.tx(
+        &[
+            (victim, 0),
+            (others, 0),
+            (others, 1),
+            (others, 2),
+            (others, 3),
+        ],
+        &[
+            (30, 1_000_000),
+            (31, 1_000_000),
+            (32, 1_000_000),
+            (33, 1_000_000),
+            (34, 1_000_000),
+        ],
+    );
+    let _k1 = ch.tx(&[(cj, 0), (cj, 3)], &[(40, 1_990_000)]);
+    let mut w = World::default();
+    w.coinjoins.insert(cj);
+    let p = TraceParams {
+        entity_aware: true,
+        demix: Some(DemixParams {
+            min_score: 0.5,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r = run(&ch, &w, ch.out(victim, 0), p);
+    let md = cointrail_trace::report::markdown(&r, "case");
+    assert!(md.contains(r"| entity\_aware | true |"), "{md}");
+    assert!(md.contains("## Soft hops (not proven"));
+    assert!(md.contains("| coinjoin-consolidation | 0.50 |"));
+    assert!(md.contains("2 of them spent together"));
+    let html = cointrail_trace::report::html(&r, "case");
+    assert!(html.contains("coinjoin-consolidation"));
+    let plain = cointrail_trace::report::markdown(
+        &run(&ch, &w, ch.out(victim, 0), TraceParams::default()),
+        "case",
+    );
+    assert!(plain.contains(r"| entity\_aware | false |"));
+    assert!(!plain.contains("Soft hops"));
+}
