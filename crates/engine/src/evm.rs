@@ -35,6 +35,8 @@ pub struct EvmSide {
     pub index: EvmIndex,
     labels: HashMap<AcctId, Vec<Attribution>>,
     pub attribution_note: serde_json::Value,
+    /// The zero address's id: a token it sends is minted.
+    sink: Option<AcctId>,
 }
 
 impl Attributor for EvmSide {
@@ -51,14 +53,12 @@ impl AccountView for EvmSide {
         self.index.each_movement_of(a, true, f)
     }
     fn transfer(&self, id: u64) -> Transfer {
-        let m = self.index.raw_movement(id);
+        let (m, time) = self.index.movement_timed(id);
         let kind = match m.kind {
             MovementKind::Fee | MovementKind::Burn => TransferKind::Gas,
             MovementKind::Reward | MovementKind::Withdrawal => TransferKind::NewCoins,
             // A token minted: the zero address is nobody's account.
-            _ if self.index.address_of(m.from) == cointrail_evm::movement::SINK => {
-                TransferKind::NewCoins
-            }
+            _ if Some(m.from) == self.sink => TransferKind::NewCoins,
             _ => TransferKind::Value,
         };
         Transfer {
@@ -67,9 +67,58 @@ impl AccountView for EvmSide {
             to: m.to,
             asset: m.asset,
             amount: m.amount,
-            time: self.index.movement_time(id),
+            time,
             kind,
             tx: m.tx,
+        }
+    }
+    fn received_len(&self, a: AcctId) -> u64 {
+        self.index.list_len(a, false).unwrap_or_else(|| {
+            let mut n = 0;
+            self.index.each_movement_of(a, false, &mut |_| {
+                n += 1;
+                true
+            });
+            n
+        })
+    }
+    fn sent_len_after(&self, a: AcctId, after: u64) -> u64 {
+        self.index.sent_len_after(a, after).unwrap_or_else(|| {
+            let mut n = 0u64;
+            self.index.each_movement_of(a, true, &mut |id| {
+                if id <= after {
+                    return false;
+                }
+                n += 1;
+                true
+            });
+            n
+        })
+    }
+    fn each_received_of_before(
+        &self,
+        a: AcctId,
+        asset: u32,
+        before: u64,
+        f: &mut dyn FnMut(u64) -> bool,
+    ) {
+        if !self.index.each_received_of_before(a, asset, before, f) {
+            self.index.each_movement_of(a, false, &mut |id| {
+                id >= before || self.index.raw_movement(id).asset != asset || f(id)
+            })
+        }
+    }
+    fn each_sent_of_after(
+        &self,
+        a: AcctId,
+        asset: u32,
+        after: u64,
+        f: &mut dyn FnMut(u64) -> bool,
+    ) {
+        if !self.index.each_sent_of_after(a, asset, after, f) {
+            self.index.each_movement_of(a, true, &mut |id| {
+                id > after && (self.index.raw_movement(id).asset != asset || f(id))
+            })
         }
     }
     fn tx_name(&self, tx: u64) -> String {
@@ -180,7 +229,9 @@ impl EvmSide {
             }
         }
         let attribution_note = serde_json::json!({"attributed_addresses": labels.len()});
+        let sink = index.address_id(&cointrail_evm::movement::SINK);
         Ok(EvmSide {
+            sink,
             chain: chain.to_string(),
             index,
             labels,

@@ -196,7 +196,7 @@ fn queries(dir: &Path) {
     // service with millions of movements takes as long as its history.
     let small: Vec<usize> = (0..n as usize)
         .filter(|&k| {
-            let s = idx.address_summary(&addrs[k], None, 0);
+            let s = idx.address_summary(&addrs[k], None, 0, None);
             s.movements_in + s.movements_out < 1_000
         })
         .collect();
@@ -208,7 +208,7 @@ fn queries(dir: &Path) {
             }) as &dyn Fn(usize),
         ),
         ("address", &|k: usize| {
-            std::hint::black_box(idx.address_summary(&addrs[k], None, 20).movements_in);
+            std::hint::black_box(idx.address_summary(&addrs[k], None, 20, None).movements_in);
         }),
     ] {
         for k in 0..n as usize {

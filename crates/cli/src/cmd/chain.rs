@@ -388,12 +388,17 @@ pub fn run_tx(a: TxArgs, g: &Global) -> Result<()> {
 pub struct AddressArgs {
     /// Address (base58, bech32/bech32m) or `multisig:<sha256>` / `nonstandard:<sha256>`.
     pub address: String,
-    /// Show at most this many outputs (the totals always count all of them).
-    #[arg(long, default_value_t = 1000)]
-    pub limit: usize,
+    /// Show at most this many outputs (the totals always count all of them); Ethereum:
+    /// movements in one page, newest first (default 20, at most 1000).
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// Balances as of this block (Ethereum); default: the index tip.
     #[arg(long)]
     pub at_block: Option<u64>,
+    /// Ethereum: the page of movements older than this movement id (the `next_before`
+    /// the previous page printed).
+    #[arg(long)]
+    pub before: Option<u64>,
 }
 
 pub fn run_address(a: AddressArgs, g: &Global) -> Result<()> {
@@ -403,14 +408,15 @@ pub fn run_address(a: AddressArgs, g: &Global) -> Result<()> {
         return crate::cmd::evm::run_address(
             &a.address,
             a.at_block,
-            a.limit.min(1000),
+            a.limit.unwrap_or(20).min(1000),
+            a.before,
             "ethereum",
             g,
         );
     }
     let index = Index::open_reader(&g.index_dir())?;
     let id = index.parse_address(&a.address)?;
-    let info = index.address_info(id, a.limit);
+    let info = index.address_info(id, a.limit.unwrap_or(1000));
     if g.json {
         return crate::print_json(&info);
     }

@@ -127,6 +127,7 @@ pub fn run_address(
     address: &str,
     at: Option<u64>,
     limit: usize,
+    before: Option<u64>,
     chain: &str,
     g: &Global,
 ) -> Result<()> {
@@ -142,7 +143,7 @@ pub fn run_address(
             idx.tip().map_or("-".into(), |b| b.to_string())
         );
     }
-    let s = idx.address_summary(&a, at, limit);
+    let s = idx.address_summary(&a, at, limit, before);
     if g.json {
         return crate::print_json(&s);
     }
@@ -175,6 +176,12 @@ pub fn run_address(
     }
     for m in &s.recent {
         print_movement(m);
+    }
+    if let Some(c) = s.next_before {
+        println!(
+            "older movements: cointrail address {} --before {c}",
+            s.address
+        );
     }
     Ok(())
 }

@@ -14,16 +14,20 @@
 //! - `assets.bin`   20-byte token contract; asset 0 is the native coin
 //! - `mv_path.bin`/`mv_path_idx.bin`: call paths of internal movements (u32 each)
 //! - `tx_map.<gen>.bin`, `addr_map.<gen>.bin`: hash → id maps on disk (see `maps.rs`)
+//! - `mv_acct.bin`, `acct.bin`, `acct_in_head.bin`, `acct_out_head.bin`, `addr_acct_head.bin`:
+//!   running totals per (address, asset) and list positions (see `totals.rs`)
 
 mod ledger;
 mod maps;
 mod node;
 mod query;
 mod store;
+mod totals;
 mod walk;
 
 pub use ledger::LedgerMove;
 pub use maps::MapsRef;
 pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
 pub use store::{EvmIndex, EvmManifest, EvmStats};
+pub use totals::{AddressFacts, AssetTotals, TotalsManifest};
 pub use walk::RawMovement;

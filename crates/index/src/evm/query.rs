@@ -52,7 +52,10 @@ pub struct AddressSummary {
     pub first_seen_block: Option<u64>,
     pub last_seen_block: Option<u64>,
     pub as_of_block: Option<u64>,
+    /// One page of movements, newest first (`--limit`, `--before`).
     pub recent: Vec<MovementView>,
+    /// The cursor of the next page (pass it as `before`); null on the last page.
+    pub next_before: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,6 +115,9 @@ impl EvmIndex {
     /// stores it (screening asks this for every movement it walks); only movements outside
     /// any transaction (rewards, withdrawals) search the blocks.
     pub(crate) fn block_of_mv(&self, i: u64) -> u64 {
+        if let Some(b) = self.side_block(i) {
+            return b;
+        }
         let tx = u40_of(&self.mvs.get(i)[45..50]);
         if tx != NONE40 && tx < self.txs.len() {
             return u32::from_le_bytes(self.txs.get(tx)[32..36].try_into().unwrap()) as u64;
@@ -222,21 +228,62 @@ impl EvmIndex {
         self.address_id(a).is_some()
     }
 
-    /// Balances per asset after block `at` (all indexed blocks when None).
-    pub fn balances(&self, a: &Address, at: Option<u64>) -> Vec<AssetBalance> {
-        let limit = match at {
+    /// Movements below this count are those of blocks up to `at` (all when None).
+    fn limit_at(&self, at: Option<u64>) -> u64 {
+        match at {
             None => self.mvs.len(),
             Some(n) => {
-                let keep = (0..self.blocks.len())
-                    .take_while(|&i| self.block_number(i) <= n)
-                    .count() as u64;
-                if keep == self.blocks.len() {
+                // Block numbers grow with the record index: the first block above `n`.
+                let (mut lo, mut hi) = (0u64, self.blocks.len());
+                while lo < hi {
+                    let mid = (lo + hi) / 2;
+                    if self.block_number(mid) <= n {
+                        lo = mid + 1
+                    } else {
+                        hi = mid
+                    }
+                }
+                if lo == self.blocks.len() {
                     self.mvs.len()
                 } else {
-                    self.block_first(keep).1
+                    self.block_first(lo).1
                 }
             }
+        }
+    }
+
+    /// Balances per asset after block `at` (all indexed blocks when None): from the running
+    /// totals (a few reads, whatever the address's history), or by walking its lists in an
+    /// index from before them.
+    pub fn balances(&self, a: &Address, at: Option<u64>) -> Vec<AssetBalance> {
+        let Some(id) = self.address_id(a) else {
+            return Vec::new();
         };
+        let limit = self.limit_at(at);
+        let limit = (limit < self.mvs.len()).then_some(limit);
+        match self.asset_totals(id, limit) {
+            Some(t) => t
+                .into_iter()
+                .map(|t| self.asset_balance(t.asset, t.received, t.sent))
+                .collect(),
+            None => self.balances_walk(a, at),
+        }
+    }
+
+    fn asset_balance(&self, asset: u32, r: U256, s: U256) -> AssetBalance {
+        AssetBalance {
+            token: self.token_of(asset).map(|t| t.to_checksum(None)),
+            balance: r.saturating_sub(s).to_string(),
+            received: r.to_string(),
+            sent: s.to_string(),
+            incomplete: s > r,
+        }
+    }
+
+    /// Balances by summing every movement of the address (what the running totals replace;
+    /// kept for indexes from before them and as the reference the tests compare with).
+    pub fn balances_walk(&self, a: &Address, at: Option<u64>) -> Vec<AssetBalance> {
+        let limit = self.limit_at(at);
         let mut sums: BTreeMap<u32, (U256, U256)> = BTreeMap::new();
         for id in self.received_ids(a).filter(|&i| i < limit) {
             let m = self.raw_mv(id);
@@ -249,17 +296,107 @@ impl EvmIndex {
             e.1 = e.1.saturating_add(m.amount);
         }
         sums.into_iter()
-            .map(|(asset, (r, s))| AssetBalance {
-                token: self.token_of(asset).map(|t| t.to_checksum(None)),
-                balance: r.saturating_sub(s).to_string(),
-                received: r.to_string(),
-                sent: s.to_string(),
-                incomplete: s > r,
-            })
+            .map(|(asset, (r, s))| self.asset_balance(asset, r, s))
             .collect()
     }
 
-    pub fn address_summary(&self, a: &Address, at: Option<u64>, recent: usize) -> AddressSummary {
+    /// One page of an address's movements, newest first: at most `limit` with ids below
+    /// `before` (from the newest when None), and the cursor of the next page (the last id
+    /// listed) when there are more. With the running totals a page costs its own length
+    /// wherever it starts; without them the lists are walked down to the cursor.
+    pub fn movement_page(
+        &self,
+        a: &Address,
+        before: Option<u64>,
+        limit: usize,
+    ) -> (Vec<u64>, Option<u64>) {
+        let Some(id) = self.address_id(a) else {
+            return (Vec::new(), None);
+        };
+        let start = |sent: bool| -> u64 {
+            match before {
+                None => self.list_head(id, sent),
+                Some(c) => match self.list_before(id, c, sent) {
+                    Some(p) => p,
+                    None => {
+                        let mut it = self.list(a, sent).skip_while(|&i| i >= c);
+                        it.next().map_or(0, |i| i + 1)
+                    }
+                },
+            }
+        };
+        let (mut r, mut s) = (start(false), start(true));
+        let mut out = Vec::new();
+        while (r != 0 || s != 0) && out.len() <= limit {
+            let take = r.max(s);
+            out.push(take - 1);
+            let m = self.raw_mv(take - 1);
+            let back = |p: u64| if p == NONE40 { 0 } else { p + 1 };
+            // A payment to itself is in both lists under one id: listed once.
+            if r == take {
+                r = back(m.prev_to);
+            }
+            if s == take {
+                s = back(m.prev_from);
+            }
+        }
+        let more = out.len() > limit;
+        out.truncate(limit);
+        let next = if more { out.last().copied() } else { None };
+        (out, next)
+    }
+
+    /// An address: balances per asset, counts, first/last seen, contract or EOA, and one
+    /// page of movements (see [`EvmIndex::movement_page`]).
+    pub fn address_summary(
+        &self,
+        a: &Address,
+        at: Option<u64>,
+        limit: usize,
+        before: Option<u64>,
+    ) -> AddressSummary {
+        let facts = self.address_id(a).and_then(|id| self.address_facts(id));
+        let Some(f) = facts else {
+            let mut s = self.address_summary_walk(a, at, limit);
+            let (page, next) = self.movement_page(a, before, limit);
+            s.recent = page.into_iter().map(|i| self.movement(i)).collect();
+            s.next_before = next;
+            return s;
+        };
+        let (page, next) = self.movement_page(a, before, limit);
+        AddressSummary {
+            chain: self.m.chain.clone(),
+            address: a.to_checksum(None),
+            kind: if f.created {
+                "contract"
+            } else if f.paid_gas {
+                "eoa"
+            } else {
+                "unknown"
+            },
+            balances: self.balances(a, at),
+            movements_in: f.movements_in,
+            movements_out: f.movements_out,
+            first_seen_block: f
+                .first_movement
+                .map(|i| self.block_number(self.block_of_mv(i))),
+            last_seen_block: f
+                .last_movement
+                .map(|i| self.block_number(self.block_of_mv(i))),
+            as_of_block: at.or(self.tip()),
+            recent: page.into_iter().map(|i| self.movement(i)).collect(),
+            next_before: next,
+        }
+    }
+
+    /// The answer by walking every movement of the address (indexes from before the running
+    /// totals; the reference the tests compare with).
+    pub fn address_summary_walk(
+        &self,
+        a: &Address,
+        at: Option<u64>,
+        recent: usize,
+    ) -> AddressSummary {
         let ins: Vec<u64> = self.received_ids(a).collect();
         let outs: Vec<u64> = self.sent_ids(a).collect();
         let first = ins.last().into_iter().chain(outs.last()).min().copied();
@@ -270,6 +407,8 @@ impl EvmIndex {
         let mut merged: Vec<u64> = ins.iter().chain(&outs).copied().collect();
         merged.sort_unstable_by(|x, y| y.cmp(x));
         merged.dedup();
+        let more = merged.len() > recent;
+        merged.truncate(recent);
         AddressSummary {
             chain: self.m.chain.clone(),
             address: a.to_checksum(None),
@@ -283,17 +422,14 @@ impl EvmIndex {
             } else {
                 "unknown"
             },
-            balances: self.balances(a, at),
+            balances: self.balances_walk(a, at),
             movements_in: ins.len() as u64,
             movements_out: outs.len() as u64,
             first_seen_block: first.map(|i| self.block_number(self.block_of_mv(i))),
             last_seen_block: last.map(|i| self.block_number(self.block_of_mv(i))),
             as_of_block: at.or(self.tip()),
-            recent: merged
-                .into_iter()
-                .take(recent)
-                .map(|i| self.movement(i))
-                .collect(),
+            next_before: if more { merged.last().copied() } else { None },
+            recent: merged.into_iter().map(|i| self.movement(i)).collect(),
         }
     }
 

@@ -36,6 +36,9 @@ pub struct EvmManifest {
     /// The EIP-155 chain id, once a node told it (`follow`); files do not carry one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_id: Option<u64>,
+    /// Running totals and list positions (`totals.rs`); None: an index from before them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<super::totals::TotalsManifest>,
 }
 
 impl EvmManifest {
@@ -91,6 +94,7 @@ pub struct EvmIndex {
     pub(crate) path_words: Column,
     pub(crate) maps: Option<Maps>,
     pub(crate) asset_ids: HashMap<Address, u32>,
+    pub(crate) totals: super::totals::Totals,
 }
 
 fn io_err(dir: &Path) -> impl Fn(std::io::Error) -> IndexError + '_ {
@@ -137,6 +141,7 @@ impl EvmIndex {
         }
         let m = EvmManifest::load(dir).map_err(&io)?.unwrap_or(EvmManifest {
             format: EVM_FORMAT,
+            totals: Some(Default::default()),
             ..Default::default()
         });
         if m.format != EVM_FORMAT {
@@ -163,6 +168,7 @@ impl EvmIndex {
             m,
             maps: None,
             asset_ids: HashMap::new(),
+            totals: super::totals::Totals::open(dir).map_err(&io)?,
         };
         if writable {
             idx.recover()?;
@@ -170,6 +176,9 @@ impl EvmIndex {
         idx.map_committed()?;
         idx.load_assets();
         idx.open_maps()?;
+        if writable && idx.m.totals.is_none() {
+            idx.totals_build()?;
+        }
         Ok(idx)
     }
 
@@ -275,7 +284,7 @@ impl EvmIndex {
             }
             c.set_committed(n).map_err(io_err(&dir))?;
         }
-        Ok(())
+        self.totals_map_committed()
     }
 
     /// Records past the manifest are an interrupted batch: cut them off, and point list
@@ -327,7 +336,7 @@ impl EvmIndex {
                 f.sync_all().map_err(&io)?;
             }
         }
-        Ok(())
+        self.totals_recover()
     }
 
     /// Every head (and so every list) must point below `keep` movements: follow the
@@ -403,6 +412,7 @@ impl EvmIndex {
         self.addrs.push(a.as_slice());
         self.out_head.push(&u40_bytes(0));
         self.in_head.push(&u40_bytes(0));
+        self.totals.push_address();
         let addrs = &self.addrs;
         let ah = |i: u64| addr_hash(&Address::from_slice(addrs.get(i)));
         let maps = self.maps.as_mut().expect("maps are opened with the index");
@@ -520,6 +530,24 @@ impl EvmIndex {
             prev_from - 1
         }));
         rec[55..60].copy_from_slice(&u40_bytes(if prev_to == 0 { NONE40 } else { prev_to - 1 }));
+        let heads = [
+            prev_from,
+            u40_of(&self.in_head.get_current(from as u64)[..5]),
+            u40_of(&self.out_head.get_current(to as u64)[..5]),
+            prev_to,
+        ];
+        let block = self.blocks.len() as u32 - 1;
+        self.totals_push(
+            id,
+            block,
+            m.kind,
+            asset,
+            from,
+            to,
+            m.amount,
+            tx != NONE40,
+            heads,
+        );
         self.mvs.push(&rec);
         self.out_head.set(from as u64, &u40_bytes(id + 1));
         self.in_head.set(to as u64, &u40_bytes(id + 1));
@@ -557,9 +585,11 @@ impl EvmIndex {
         for c in self.cols() {
             c.write_pending().map_err(&io)?;
         }
+        self.totals.write_pending().map_err(&io)?;
         crate::failpoint("evm-after-records");
         self.out_head.write_overlay().map_err(&io)?;
         self.in_head.write_overlay().map_err(&io)?;
+        self.totals.write_overlay().map_err(&io)?;
         let counts = [self.txs.len(), self.addrs.len()];
         let maps = self.maps.as_mut().expect("maps are opened with the index");
         let sync = sync_maps || maps.regrown;
@@ -577,6 +607,7 @@ impl EvmIndex {
         self.m.assets = self.assets.len();
         self.m.paths = self.path_idx.len();
         self.m.path_words = self.path_words.len();
+        self.totals_commit_counts();
         self.m.generation += 1;
         self.m.store(&dir).map_err(&io)?;
         if sync {
@@ -588,7 +619,7 @@ impl EvmIndex {
         for c in self.cols() {
             c.finish_commit().map_err(&io)?;
         }
-        Ok(())
+        self.totals.finish_commit().map_err(&io)
     }
 
     /// Forget everything after block `number` (a reorganisation); commits pending work first.
@@ -622,6 +653,7 @@ impl EvmIndex {
         self.m.movements = first_mv;
         self.m.paths = keep_paths;
         self.m.path_words = keep_words;
+        self.totals_rollback(first_mv);
         self.m.generation += 1;
         let dir = self.dir.clone();
         self.m.store(&dir).map_err(io_err(&dir))?;
@@ -736,6 +768,7 @@ impl EvmIndex {
                 break;
             }
         }
+        self.verify_totals(&mut bad);
         bad
     }
 

@@ -35,6 +35,31 @@ impl EvmIndex {
         }
     }
 
+    /// A movement and the Unix time of its block, its record read once (the block comes
+    /// from the running totals' side record, or the transaction's record).
+    pub fn movement_timed(&self, i: u64) -> (RawMovement, u64) {
+        let m = self.raw_mv(i);
+        let b = match self.side_block(i) {
+            Some(b) => b,
+            None if m.tx != NONE40 && m.tx < self.txs.len() => {
+                u32::from_le_bytes(self.txs.get(m.tx)[32..36].try_into().unwrap()) as u64
+            }
+            None => self.block_of_mv(i),
+        };
+        let time = u64::from_le_bytes(self.blocks.get(b)[40..48].try_into().unwrap());
+        (
+            RawMovement {
+                kind: m.kind,
+                asset: m.asset,
+                from: m.from,
+                to: m.to,
+                amount: m.amount,
+                tx: (m.tx != NONE40).then_some(m.tx),
+            },
+            time,
+        )
+    }
+
     /// Unix time of the block holding movement `i`.
     pub fn movement_time(&self, i: u64) -> u64 {
         let b = self.block_of_mv(i);

@@ -57,7 +57,7 @@ pub async fn address(
     use axum::response::IntoResponse;
     let snap = st.snapshot();
     if crate::routes::screen::is_evm(&address) {
-        return crate::routes::evm::address_answer(&snap, &address, None, q.limit)
+        return crate::routes::evm::address_answer(&snap, &address, None, q.limit, None)
             .map(IntoResponse::into_response);
     }
     let a = check_address(&snap, &address, "address")?;

@@ -17,8 +17,10 @@ use std::sync::Arc;
 /// The chain these routes serve (a new EVM chain adds its own routes by name).
 pub const CHAIN: &str = "ethereum";
 
-/// Most recent movements an address answer lists (the CLI's `--limit` bound).
+/// Most movements one page of an address answer lists (the CLI's `--limit` bound).
 pub const MAX_RECENT: usize = 1000;
+/// Movements in a page when no `limit` is given.
+pub const DEFAULT_PAGE: usize = 100;
 
 pub(crate) fn evm_error(e: EvmError, field: &str) -> ApiError {
     match e {
@@ -107,9 +109,13 @@ pub struct EvmAddressQuery {
     /// Balances as of this block (default: the index tip).
     #[param(minimum = 0)]
     pub at_block: Option<u64>,
-    /// Most recent movements listed (default and at most 1000).
+    /// Movements in this page, newest first (default 100, at most 1000).
     #[param(minimum = 0, maximum = 1000)]
     pub limit: Option<usize>,
+    /// Cursor: list movements older than this movement id (the previous page's
+    /// `next_before`); default: from the newest.
+    #[param(minimum = 0)]
+    pub before: Option<u64>,
 }
 
 /// An Ethereum address (also `/v1/addresses/0x…`).
@@ -118,6 +124,7 @@ pub(crate) fn address_answer(
     address: &str,
     at_block: Option<u64>,
     limit: Option<usize>,
+    before: Option<u64>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = match limit {
         Some(l) if l > MAX_RECENT => {
@@ -127,14 +134,14 @@ pub(crate) fn address_answer(
             ))
         }
         Some(l) => l,
-        None => MAX_RECENT,
+        None => DEFAULT_PAGE,
     };
     let side = snap
         .engine
         .evm(CHAIN)
         .map_err(|e| evm_error(e, "address"))?;
     let (a, _) = side.address(address).map_err(|e| evm_error(e, "address"))?;
-    to_json(&side.index.address_summary(&a, at_block, limit))
+    to_json(&side.index.address_summary(&a, at_block, limit, before))
 }
 
 /// An Ethereum address: balances per asset (at any block), movements in and out, first
@@ -142,7 +149,7 @@ pub(crate) fn address_answer(
 #[utoipa::path(get, path = "/v1/ethereum/addresses/{address}", tag = "ethereum",
     params(("address" = String, Path, description = "0x and 40 hex digits, any case (EIP-55 checked when mixed)"), EvmAddressQuery),
     responses(
-        (status = 200, description = "As `cointrail address 0x… --json`: chain, address, kind, balances, movements_in, movements_out, first_seen_block, last_seen_block, as_of_block, recent", body = Object),
+        (status = 200, description = "As `cointrail address 0x… --json`: chain, address, kind, balances, movements_in, movements_out, first_seen_block, last_seen_block, as_of_block, recent (one page of movements, newest first), next_before (the cursor of the next page, null on the last)", body = Object),
         (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
     security(("api_key" = [])))]
@@ -151,7 +158,7 @@ pub async fn address(
     ApiPath(address): ApiPath<String>,
     ApiQuery(q): ApiQuery<EvmAddressQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    address_answer(&st.snapshot(), &address, q.at_block, q.limit)
+    address_answer(&st.snapshot(), &address, q.at_block, q.limit, q.before)
 }
 
 /// An Ethereum transaction (also `/v1/transactions/0x…`).

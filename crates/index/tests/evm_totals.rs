@@ -1,0 +1,155 @@
+//! The running totals per (address, asset) answer exactly what walking the lists answers:
+//! balances (now and at an earlier block), counts, first/last seen, kind; pages of
+//! movements concatenate to the whole history; an index from before the totals gets them
+//! built by the first writer, equal to those kept while ingesting.
+
+use std::path::{Path, PathBuf};
+
+use cointrail_evm::etl::{open_etl_file, Located, Row};
+use cointrail_evm::movement::{group_blocks, BlockRows};
+use cointrail_evm::Address;
+use cointrail_index::evm::EvmIndex;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/eth/etl")
+        .join(name)
+}
+
+fn blocks() -> Vec<BlockRows> {
+    let rows: Vec<Located<Row>> = [
+        "mainnet_17173049_blocks.json",
+        "mainnet_17173049_transactions.json",
+        "mainnet_17173049_token_transfers.json",
+        "mainnet_17173049_logs.json",
+    ]
+    .iter()
+    .flat_map(|n| open_etl_file(&fixture(n)).unwrap().map(|r| r.unwrap()))
+    .collect();
+    group_blocks(rows).unwrap().into_values().collect()
+}
+
+fn every_address(idx: &EvmIndex) -> Vec<Address> {
+    let mut v = Vec::new();
+    for i in 0..idx.movement_count() {
+        let m = idx.ledger_move(i).unwrap();
+        v.push(m.from);
+        v.push(m.to);
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Every address: the fast answers equal the walked ones.
+fn check_against_walk(idx: &EvmIndex) {
+    assert!(idx.has_totals());
+    let tip = idx.tip().unwrap();
+    let addrs = every_address(idx);
+    assert!(addrs.len() > 300, "{}", addrs.len());
+    for a in &addrs {
+        for at in [None, Some(tip - 1), Some(tip)] {
+            assert_eq!(
+                idx.balances(a, at),
+                idx.balances_walk(a, at),
+                "{a} at {at:?}"
+            );
+        }
+        let fast = idx.address_summary(a, None, 5, None);
+        let slow = idx.address_summary_walk(a, None, 5);
+        assert_eq!(
+            serde_json::to_value(&fast).unwrap(),
+            serde_json::to_value(&slow).unwrap(),
+            "{a}"
+        );
+        // Pages of 3 concatenate to the whole history, newest first, each movement once.
+        let all = idx.address_summary_walk(a, None, usize::MAX).recent;
+        let mut paged = Vec::new();
+        let mut before = None;
+        loop {
+            let (page, next) = idx.movement_page(a, before, 3);
+            paged.extend(page);
+            match next {
+                Some(c) => before = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(paged, all.iter().map(|m| m.id).collect::<Vec<_>>(), "{a}");
+    }
+    // The busiest address (the burn address): more than a page, a cursor to go on.
+    let busiest = addrs
+        .iter()
+        .max_by_key(|a| idx.address_summary(a, None, 0, None).movements_in)
+        .unwrap();
+    let s = idx.address_summary(busiest, None, 20, None);
+    assert!(s.movements_in > 100 && s.recent.len() == 20 && s.next_before.is_some());
+}
+
+#[test]
+fn totals_equal_the_walk_through_ingest_rollback_and_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let bs = blocks();
+    let mut idx = EvmIndex::open_writer(dir.path(), "ethereum").unwrap();
+    idx.ingest_block(&bs[0]).unwrap();
+    idx.commit().unwrap();
+    idx.ingest_block(&bs[1]).unwrap();
+    idx.commit().unwrap();
+    check_against_walk(&idx);
+    assert_eq!(idx.verify(), Vec::<String>::new());
+    // A reorganisation drops the second block's movements from every total.
+    idx.rollback_to(17173049).unwrap();
+    assert_eq!(idx.verify(), Vec::<String>::new());
+    idx.ingest_block(&bs[1]).unwrap();
+    idx.commit().unwrap();
+    assert_eq!(idx.verify(), Vec::<String>::new());
+    let kept: Vec<_> = every_address(&idx)
+        .iter()
+        .map(|a| idx.balances(a, None))
+        .collect();
+    drop(idx);
+    let idx = EvmIndex::open_reader(dir.path()).unwrap();
+    check_against_walk(&idx);
+    drop(idx);
+
+    // An index from before the totals: no `totals` in the manifest, no files.
+    let mpath = dir.path().join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    m.as_object_mut().unwrap().remove("totals");
+    std::fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
+    for f in [
+        "mv_acct.bin",
+        "acct.bin",
+        "acct_in_head.bin",
+        "acct_out_head.bin",
+        "addr_acct_head.bin",
+    ] {
+        std::fs::remove_file(dir.path().join(f)).unwrap();
+    }
+    let old = EvmIndex::open_reader(dir.path()).unwrap();
+    assert!(!old.has_totals());
+    // Readers answer by walking meanwhile.
+    let walked: Vec<_> = every_address(&old)
+        .iter()
+        .map(|a| old.balances(a, None))
+        .collect();
+    assert_eq!(walked, kept);
+    let a = every_address(&old)[7];
+    let s = old.address_summary(&a, None, 2, None);
+    assert_eq!(
+        serde_json::to_value(&s).unwrap(),
+        serde_json::to_value(old.address_summary_walk(&a, None, 2)).unwrap()
+    );
+    drop(old);
+    // The first writer builds them.
+    let idx = EvmIndex::open_writer(dir.path(), "ethereum").unwrap();
+    assert!(idx.has_totals());
+    assert_eq!(idx.verify(), Vec::<String>::new());
+    drop(idx);
+    let idx = EvmIndex::open_reader(dir.path()).unwrap();
+    let rebuilt: Vec<_> = every_address(&idx)
+        .iter()
+        .map(|a| idx.balances(a, None))
+        .collect();
+    assert_eq!(rebuilt, kept);
+    check_against_walk(&idx);
+}
