@@ -17,6 +17,7 @@ pub mod account;
 pub mod evm;
 pub mod inputs;
 pub mod live;
+pub mod tx_events;
 pub mod usd;
 pub mod wiring;
 

@@ -14,8 +14,11 @@
 //! - `assets.bin`   20-byte token contract; asset 0 is the native coin
 //! - `mv_path.bin`/`mv_path_idx.bin`: call paths of internal movements (u32 each)
 //! - `tx_map.<gen>.bin`, `addr_map.<gen>.bin`: hash → id maps on disk (see `maps.rs`)
+//! - `logs.bin`, `log_topics.bin`, `log_data.bin`, `tx_logs.bin`, `block_start.bin`: event
+//!   logs per transaction and the ids each block started with (see `logs.rs`)
 
 mod ledger;
+mod logs;
 mod maps;
 mod node;
 mod query;
@@ -23,6 +26,7 @@ mod store;
 mod walk;
 
 pub use ledger::LedgerMove;
+pub use logs::ExtraManifest;
 pub use maps::MapsRef;
 pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
 pub use store::{EvmIndex, EvmManifest, EvmStats};

@@ -36,6 +36,9 @@ pub struct EvmManifest {
     /// The EIP-155 chain id, once a node told it (`follow`); files do not carry one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain_id: Option<u64>,
+    /// Logs and per-block id starts (`logs.rs`); None: an index from before them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<super::logs::ExtraManifest>,
 }
 
 impl EvmManifest {
@@ -73,6 +76,8 @@ pub struct EvmStats {
     pub movements: u64,
     pub addresses: u64,
     pub tokens: u64,
+    /// Event logs kept (see `logs.rs`).
+    pub logs: u64,
 }
 
 pub struct EvmIndex {
@@ -91,6 +96,8 @@ pub struct EvmIndex {
     pub(crate) path_words: Column,
     pub(crate) maps: Option<Maps>,
     pub(crate) asset_ids: HashMap<Address, u32>,
+    pub(crate) extra: super::logs::ExtraCols,
+    pub(crate) logs_given: bool,
 }
 
 fn io_err(dir: &Path) -> impl Fn(std::io::Error) -> IndexError + '_ {
@@ -135,10 +142,19 @@ impl EvmIndex {
             lock.try_lock()
                 .map_err(|_| IndexError::Locked(dir.to_path_buf()))?;
         }
-        let m = EvmManifest::load(dir).map_err(&io)?.unwrap_or(EvmManifest {
+        let mut m = EvmManifest::load(dir).map_err(&io)?.unwrap_or(EvmManifest {
             format: EVM_FORMAT,
+            extra: Some(Default::default()),
             ..Default::default()
         });
+        if writable && m.extra.is_none() {
+            // An index from before logs were kept: keep them from the next block on.
+            m.extra = Some(super::logs::ExtraManifest {
+                from_block: m.blocks,
+                from_tx: m.txs,
+                ..Default::default()
+            });
+        }
         if m.format != EVM_FORMAT {
             return Err(IndexError::Format(format!(
                 "{}: EVM index format {} is not {EVM_FORMAT}; rebuild it",
@@ -163,6 +179,8 @@ impl EvmIndex {
             m,
             maps: None,
             asset_ids: HashMap::new(),
+            extra: super::logs::ExtraCols::open(dir).map_err(&io)?,
+            logs_given: true,
         };
         if writable {
             idx.recover()?;
@@ -234,8 +252,14 @@ impl EvmIndex {
             .map(|i| i as u32)
     }
 
-    fn cols(&mut self) -> [&mut Column; 9] {
+    fn cols(&mut self) -> [&mut Column; 14] {
+        let [l, t, d, tl, st] = self.extra.cols();
         [
+            l,
+            t,
+            d,
+            tl,
+            st,
             &mut self.blocks,
             &mut self.txs,
             &mut self.mvs,
@@ -248,9 +272,15 @@ impl EvmIndex {
         ]
     }
 
-    fn committed_counts(&self) -> [u64; 9] {
+    fn committed_counts(&self) -> [u64; 14] {
         let m = &self.m;
+        let [l, t, d, tl, st] = super::logs::extra_counts(m);
         [
+            l,
+            t,
+            d,
+            tl,
+            st,
             m.blocks,
             m.txs,
             m.movements,
@@ -438,6 +468,7 @@ impl EvmIndex {
             .block
             .as_ref()
             .expect("block_movements checked the block row");
+        let logs = super::logs::check_logs(rows, self.logs_given())?;
         if let Some(tip) = self.tip() {
             if b.row.number <= tip {
                 return Err(IndexError::Block(format!(
@@ -456,6 +487,7 @@ impl EvmIndex {
         rec.extend_from_slice(&first_mv.to_le_bytes());
         let block_idx = self.blocks.len() as u32;
         self.blocks.push(&rec);
+        self.push_block_start(EvmIndex::pending_logs_complete(&logs));
 
         // Movements come grouped by transaction index; transactions own the range from
         // their first movement to the next transaction's.
@@ -473,7 +505,7 @@ impl EvmIndex {
                 None => block_level.push(m),
             }
         }
-        for (t, ms) in rows.transactions.iter().zip(by_tx) {
+        for (pos, (t, ms)) in rows.transactions.iter().zip(by_tx).enumerate() {
             let tx_id = self.txs.len();
             let mut rec = Vec::with_capacity(TX_W);
             rec.extend_from_slice(t.row.hash.as_slice());
@@ -490,6 +522,7 @@ impl EvmIndex {
             let maps = self.maps.as_mut().expect("maps are opened with the index");
             maps.add(&self.dir, TX, tx_hash(&t.row.hash), tx_id, &th)
                 .map_err(io_err(&self.dir))?;
+            self.push_tx_logs(tx_id, &logs, pos);
             for m in ms {
                 self.push_movement(m, tx_id)?;
             }
@@ -577,6 +610,7 @@ impl EvmIndex {
         self.m.assets = self.assets.len();
         self.m.paths = self.path_idx.len();
         self.m.path_words = self.path_words.len();
+        self.extra_commit_counts();
         self.m.generation += 1;
         self.m.store(&dir).map_err(&io)?;
         if sync {
@@ -615,8 +649,14 @@ impl EvmIndex {
         };
         // The manifest first: from then on the dropped records are "past the manifest",
         // exactly what recovery undoes after a crash, so the same code finishes the job.
-        // Addresses and tokens first seen in dropped blocks stay: an id with no movements
-        // is harmless, and keeping them keeps every other id stable.
+        // Addresses and tokens first seen in dropped blocks go too (ids are given in order
+        // of first appearance, so they are the ids from the first dropped block's start
+        // on), so a reorganised index equals one that never saw the dropped blocks; an
+        // index from before block starts were recorded keeps them.
+        if let Some((addrs, assets)) = self.extra_rollback(keep, first_tx) {
+            self.m.addrs = addrs;
+            self.m.assets = assets;
+        }
         self.m.blocks = keep;
         self.m.txs = first_tx;
         self.m.movements = first_mv;
@@ -641,6 +681,7 @@ impl EvmIndex {
             movements: self.mvs.len(),
             addresses: self.addrs.len(),
             tokens: self.assets.len(),
+            logs: self.extra.logs.len(),
         }
     }
 
@@ -716,6 +757,7 @@ impl EvmIndex {
                 break;
             }
         }
+        self.verify_extra(&mut bad);
         if bad.is_empty() && (seen_out != n_mv || seen_in != n_mv) {
             bad.push(format!("{n_mv} movements but the address lists hold {seen_out} sent and {seen_in} received"));
         }
