@@ -119,3 +119,37 @@ fn without_a_logs_file_nothing_is_decoded_and_tx_says_so() {
     let human = support::cli(&data, &["tx", TX]);
     assert!(human.contains("logs: not kept"), "{human}");
 }
+
+fn read_logs(path: &Path) -> Vec<cointrail_evm::etl::Log> {
+    cointrail_evm::etl::open_etl_file(path)
+        .unwrap()
+        .map(|r| match r.unwrap().row {
+            cointrail_evm::etl::Row::Log(l) => l,
+            other => panic!("not a log row: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn export_without_a_node_writes_the_logs_from_the_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = ingest(tmp.path(), true);
+    let out = tmp.path().join("out");
+    let r = json(
+        &data,
+        &["export", "--format", "etl", "--chain", "ethereum", out.to_str().unwrap()],
+    );
+    assert_eq!(r["rows"]["logs"], 681);
+    assert!(!out.join("blocks.json").exists());
+    let mut want = read_logs(Path::new(&fixture("mainnet_17173049_logs.json")));
+    want.sort_by_key(|l| (l.block_number, l.log_index));
+    assert_eq!(read_logs(&out.join("logs.json")), want);
+
+    // An index without logs cannot: the error says what to give.
+    let data = ingest(tmp.path(), false);
+    let (ok, _, err) = support::try_cli(
+        &data,
+        &["export", "--format", "etl", "--chain", "ethereum", out.to_str().unwrap(), "--force"],
+    );
+    assert!(!ok && err.contains("--rpc") && err.contains("17173049"), "{err}");
+}
