@@ -32,7 +32,9 @@ fn swap_log() -> (u64, String, [String; 4], String) {
             let data = r["data"].as_str().unwrap().trim_start_matches("0x");
             let word = |i: usize| {
                 let w = &data[64 * i..64 * (i + 1)];
-                cointrail_evm::U256::from_str_radix(w, 16).unwrap().to_string()
+                cointrail_evm::U256::from_str_radix(w, 16)
+                    .unwrap()
+                    .to_string()
             };
             let to = r["topics"][2].as_str().unwrap();
             return (
@@ -102,7 +104,10 @@ fn tx_lists_the_swap_and_trace_converts_through_it() {
     assert_eq!(conv["protocol"], "uniswap_v2");
     assert_eq!(&conv["amount_in"], nonzero[0].as_str());
     assert_eq!(&conv["amount_out"], nonzero[1].as_str());
-    assert_eq!(conv["recipient"].as_str().unwrap().to_lowercase(), recipient);
+    assert_eq!(
+        conv["recipient"].as_str().unwrap().to_lowercase(),
+        recipient
+    );
 }
 
 #[test]
@@ -137,7 +142,14 @@ fn export_without_a_node_writes_the_logs_from_the_index() {
     let out = tmp.path().join("out");
     let r = json(
         &data,
-        &["export", "--format", "etl", "--chain", "ethereum", out.to_str().unwrap()],
+        &[
+            "export",
+            "--format",
+            "etl",
+            "--chain",
+            "ethereum",
+            out.to_str().unwrap(),
+        ],
     );
     assert_eq!(r["rows"]["logs"], 681);
     assert!(!out.join("blocks.json").exists());
@@ -149,7 +161,18 @@ fn export_without_a_node_writes_the_logs_from_the_index() {
     let data = ingest(tmp.path(), false);
     let (ok, _, err) = support::try_cli(
         &data,
-        &["export", "--format", "etl", "--chain", "ethereum", out.to_str().unwrap(), "--force"],
+        &[
+            "export",
+            "--format",
+            "etl",
+            "--chain",
+            "ethereum",
+            out.to_str().unwrap(),
+            "--force",
+        ],
     );
-    assert!(!ok && err.contains("--rpc") && err.contains("17173049"), "{err}");
+    assert!(
+        !ok && err.contains("--rpc") && err.contains("17173049"),
+        "{err}"
+    );
 }

@@ -247,7 +247,9 @@ fn a_reorganisation_leaves_what_a_fresh_follow_gives() {
     .abi_encode();
     let token2 = a.deploy(&acc[0], &common::anvil::contract_code("Token"), &ctor);
     let call = scenario::Token::transferCall {
-        to: "0x00000000000000000000000000000000000f4e52".parse().unwrap(),
+        to: "0x00000000000000000000000000000000000f4e52"
+            .parse()
+            .unwrap(),
         value: alloy_primitives::U256::from(7u64),
     }
     .abi_encode();
@@ -312,8 +314,15 @@ fn a_reorganisation_leaves_what_a_fresh_follow_gives() {
             rc["stats"]
         );
     }
-    for f in [fresh, "0x00000000000000000000000000000000000f4e52", token2.as_str()] {
-        assert!(!run(&da, &["address", f]).status.success(), "{f} should be unknown again");
+    for f in [
+        fresh,
+        "0x00000000000000000000000000000000000f4e52",
+        token2.as_str(),
+    ] {
+        assert!(
+            !run(&da, &["address", f]).status.success(),
+            "{f} should be unknown again"
+        );
     }
     assert_same(&ra, &rc, "");
 }

@@ -63,7 +63,11 @@ fn every_log_comes_back_per_transaction_and_per_block() {
     assert_eq!(idx.stats().logs, 681);
     for n in [17173049u64, 17173050] {
         assert!(idx.block_logs_kept(n));
-        let mine: Vec<Log> = want.iter().filter(|l| l.block_number == n).cloned().collect();
+        let mine: Vec<Log> = want
+            .iter()
+            .filter(|l| l.block_number == n)
+            .cloned()
+            .collect();
         assert_eq!(idx.block_logs(n).unwrap(), mine, "block {n}");
     }
     // Per transaction: the rows of its hash, in log order, with the etl transaction index.
@@ -80,7 +84,9 @@ fn every_log_comes_back_per_transaction_and_per_block() {
     let quiet = (0..idx.stats().transactions)
         .find(|&t| idx.tx_logs(t).unwrap().is_empty())
         .expect("a plain transfer among 298 transactions");
-    assert!(!want.iter().any(|l| l.transaction_hash == idx.tx_hash(quiet)));
+    assert!(!want
+        .iter()
+        .any(|l| l.transaction_hash == idx.tx_hash(quiet)));
     assert!(idx.tx_logs(idx.stats().transactions).is_none());
 }
 
@@ -98,7 +104,14 @@ fn a_rollback_equals_an_index_that_never_saw_the_dropped_block() {
     idx.rollback_to(17173049).unwrap();
     let s = idx.stats();
     assert_eq!(
-        (s.blocks, s.transactions, s.movements, s.addresses, s.tokens, s.logs),
+        (
+            s.blocks,
+            s.transactions,
+            s.movements,
+            s.addresses,
+            s.tokens,
+            s.logs
+        ),
         (
             fresh1.blocks,
             fresh1.transactions,
@@ -152,7 +165,10 @@ fn logs_not_given_are_unknown_and_bad_log_rows_are_refused_whole() {
     let mut bad = bs[1].clone();
     bad.logs[3].row.data = "0xzz".into();
     let e = idx.ingest_block(&bad).unwrap_err().to_string();
-    assert!(e.contains("field `data`") && e.contains("mainnet_17173049_logs.json:"), "{e}");
+    assert!(
+        e.contains("field `data`") && e.contains("mainnet_17173049_logs.json:"),
+        "{e}"
+    );
     let mut stray = bs[1].clone();
     stray.logs[0].row.transaction_hash = bs[0].transactions[0].row.hash;
     let e = idx.ingest_block(&stray).unwrap_err().to_string();
@@ -181,7 +197,13 @@ fn an_index_from_before_logs_keeps_them_from_its_next_block_on() {
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mp).unwrap()).unwrap();
     m.as_object_mut().unwrap().remove("extra");
     std::fs::write(&mp, serde_json::to_vec(&m).unwrap()).unwrap();
-    for f in ["logs.bin", "log_topics.bin", "log_data.bin", "tx_logs.bin", "block_start.bin"] {
+    for f in [
+        "logs.bin",
+        "log_topics.bin",
+        "log_data.bin",
+        "tx_logs.bin",
+        "block_start.bin",
+    ] {
         std::fs::remove_file(dir.path().join(f)).unwrap();
     }
     let r = EvmIndex::open_reader(dir.path()).unwrap();

@@ -221,7 +221,9 @@ fn print_event(e: &cointrail_engine::tx_events::EventView) {
             e.log_index,
             e.kind,
             e.contract,
-            e.recipient.as_ref().map_or(String::new(), |r| format!(" to {r}"))
+            e.recipient
+                .as_ref()
+                .map_or(String::new(), |r| format!(" to {r}"))
         ),
         _ => println!(
             "  log {} {} at {}: {} {} -> {} {} to {}",

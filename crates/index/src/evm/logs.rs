@@ -96,7 +96,10 @@ pub(crate) struct PendingLogs {
 }
 
 fn hex_data(s: &str) -> Option<Vec<u8>> {
-    let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    let h = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
     if h.len() % 2 != 0 {
         return None;
     }
@@ -163,8 +166,13 @@ pub(crate) fn check_logs(rows: &BlockRows, given: bool) -> Result<PendingLogs, I
         }
         let log_index = u32::try_from(r.log_index)
             .map_err(|_| bad(l, "log_index", format!("{} is too large", r.log_index)))?;
-        let data = hex_data(&r.data)
-            .ok_or_else(|| bad(l, "data", format!("{:?} is not 0x-prefixed hex bytes", r.data)))?;
+        let data = hex_data(&r.data).ok_or_else(|| {
+            bad(
+                l,
+                "data",
+                format!("{:?} is not 0x-prefixed hex bytes", r.data),
+            )
+        })?;
         by_tx[p].push((log_index, r.address, r.topics.clone(), data));
     }
     for v in &mut by_tx {
@@ -413,7 +421,11 @@ impl EvmIndex {
                 u32::from_le_bytes(r[..4].try_into().unwrap()) as u64,
                 u32::from_le_bytes(r[4..8].try_into().unwrap()) as u64,
             );
-            if s.0 < prev_start.0 || s.1 < prev_start.1 || s.0 > self.addrs.len() || s.1 > self.assets.len() {
+            if s.0 < prev_start.0
+                || s.1 < prev_start.1
+                || s.0 > self.addrs.len()
+                || s.1 > self.assets.len()
+            {
                 bad.push(format!(
                     "block_start entry of block record {} points outside or backwards",
                     e.from_block + i
