@@ -126,6 +126,7 @@ fn a_watched_address_sending_eth_raises_a_stored_alert_and_a_signed_webhook() {
     assert!(alerts(&data).is_empty(), "{:?}", alerts(&data));
 
     // The watched address sends 1 ETH: one alert naming the transaction.
+    let snap = a.snapshot();
     let h2 = a.send(json!({"from": acc[7], "to": acc[8], "value": "0xde0b6b3a7640000"}));
     assert_eq!(a.receipt(&h2)["status"], "0x1");
     let out = follow(&data);
@@ -153,4 +154,15 @@ fn a_watched_address_sending_eth_raises_a_stored_alert_and_a_signed_webhook() {
     // Following again adds nothing: the same event never alerts twice.
     follow(&data);
     assert_eq!(alerts(&data).len(), 1);
+
+    // A reorganisation drops the block: the alert stays on record, orphaned.
+    a.revert(snap);
+    for i in 0..2 {
+        let h = a.send(json!({"from": acc[9], "to": acc[8], "value": format!("{:#x}", 100 + i)}));
+        a.receipt(&h);
+    }
+    follow(&data);
+    let al = alerts(&data);
+    assert_eq!(al.len(), 1, "{al:?}");
+    assert_eq!(al[0]["orphaned"], true, "{al:?}");
 }

@@ -76,9 +76,17 @@ impl AlertEngine {
             loop {
                 let below = processed.range(..common).next_back().map(|(k, v)| (*k, *v));
                 let Some((n, h)) = below else {
-                    return Err(StoreError::Invalid(format!(
-                        "the EVM index left the chain the alerts were evaluated on more than {UNDO_DEPTH} blocks deep (at block {common})"
-                    )));
+                    // No evaluated block is still on the chain: blocks below the first one
+                    // evaluated were history (never alerted on), so evaluation starts again
+                    // at that first block, on the new branch.
+                    let first = processed.keys().next().copied().unwrap_or(cur);
+                    common = first.saturating_sub(1);
+                    if processed.len() as u64 >= UNDO_DEPTH as u64 {
+                        rep.warnings.push(format!(
+                            "the EVM index left the chain the alerts were evaluated on more than {UNDO_DEPTH} blocks deep; alerts from block {first} on are evaluated again"
+                        ));
+                    }
+                    break;
                 };
                 common = n;
                 if hash_at(n) == Some(h) {
