@@ -230,17 +230,44 @@ fn a_reorganisation_leaves_what_a_fresh_follow_gives() {
     let (da, dc) = (tmp.path().join("a"), tmp.path().join("c"));
 
     let snap = a.snapshot();
-    let gone: Vec<String> = (0..3).map(|i| pay(&a, 0, 4, 1_000 + i)).collect();
-    assert_eq!(a.block_number(), s.tip + 3);
+    // The dropped branch brings addresses, a token and logs seen nowhere else: the
+    // reorganised index must forget them all (stats equal a fresh follow's).
+    let acc = a.accounts();
+    let fresh = "0x00000000000000000000000000000000000f4e51";
+    let mut gone: Vec<String> = (0..3).map(|i| pay(&a, 0, 4, 1_000 + i)).collect();
+    let h = a.send(json!({"from": acc[0], "to": fresh, "value": "0x3e8"}));
+    assert_eq!(a.receipt(&h)["status"], "0x1");
+    gone.push(h);
+    use alloy_sol_types::{SolCall, SolConstructor};
+    let ctor = scenario::Token::constructorCall {
+        name_: "Gone".into(),
+        symbol_: "GONE".into(),
+        supply: alloy_primitives::U256::from(1_000u64),
+    }
+    .abi_encode();
+    let token2 = a.deploy(&acc[0], &common::anvil::contract_code("Token"), &ctor);
+    let call = scenario::Token::transferCall {
+        to: "0x00000000000000000000000000000000000f4e52"
+            .parse()
+            .unwrap(),
+        value: alloy_primitives::U256::from(7u64),
+    }
+    .abi_encode();
+    let h = a.send(json!({"from": acc[0], "to": token2, "gas": "0x100000",
+        "data": format!("0x{}", common::anvil::hex(&call))}));
+    assert_eq!(a.receipt(&h)["status"], "0x1");
+    gone.push(h);
+    let dropped = a.block_number() - s.tip;
     follow_once(&da, &a.url);
     for h in &gone {
         ok_json(&da, &["--json", "tx", h]);
     }
+    let before = ok_json(&da, &["--json", "stats", "--chain", "ethereum"]);
 
     // The three blocks are replaced by a longer branch with other transactions.
     a.revert(snap);
     assert_eq!(a.block_number(), s.tip);
-    let kept: Vec<String> = (0..4).map(|i| pay(&a, 5, 6, 7_000 + i)).collect();
+    let kept: Vec<String> = (0..dropped + 1).map(|i| pay(&a, 5, 6, 7_000 + i)).collect();
     // Until the index follows, an export would describe blocks the node no longer has.
     let out = tmp.path().join("export");
     let o = run(
@@ -264,9 +291,9 @@ fn a_reorganisation_leaves_what_a_fresh_follow_gives() {
     assert!(!out.join(".cointrail-export.tmp").exists());
     let syncs = follow_once(&da, &a.url);
     assert_eq!(syncs.len(), 1, "{syncs:?}");
-    assert_eq!(syncs[0]["blocks_rolled_back"], 3);
+    assert_eq!(syncs[0]["blocks_rolled_back"], dropped);
     assert_eq!(syncs[0]["fork_number"], s.tip);
-    assert_eq!(syncs[0]["blocks_added"], 4);
+    assert_eq!(syncs[0]["blocks_added"], dropped + 1);
     for h in &gone {
         let o = run(&da, &["tx", h]);
         assert!(!o.status.success(), "{h} should have left the index");
@@ -276,15 +303,27 @@ fn a_reorganisation_leaves_what_a_fresh_follow_gives() {
     }
 
     follow_once(&dc, &a.url);
-    let (mut ra, rc) = (answers(&da), answers(&dc));
-    // Address ids first seen in dropped blocks are kept (ids stay stable; an id without
-    // movements answers nothing), so the count of ids is the one figure that may differ.
-    let (ia, ic) = (
-        ra["stats"]["addresses"].as_u64().unwrap(),
-        rc["stats"]["addresses"].as_u64().unwrap(),
-    );
-    assert!(ia >= ic, "{ia} < {ic}");
-    ra["stats"]["addresses"] = rc["stats"]["addresses"].clone();
+    let (ra, rc) = (answers(&da), answers(&dc));
+    // Every figure, the address, token and log counts too: ids first seen in the dropped
+    // blocks went with them.
+    assert_same(&ra["stats"], &rc["stats"], ".stats");
+    for k in ["addresses", "tokens", "logs"] {
+        assert!(
+            before[k].as_u64().unwrap() > rc["stats"][k].as_u64().unwrap(),
+            "{k}: the dropped branch should have added some ({before} vs {})",
+            rc["stats"]
+        );
+    }
+    for f in [
+        fresh,
+        "0x00000000000000000000000000000000000f4e52",
+        token2.as_str(),
+    ] {
+        assert!(
+            !run(&da, &["address", f]).status.success(),
+            "{f} should be unknown again"
+        );
+    }
     assert_same(&ra, &rc, "");
 }
 

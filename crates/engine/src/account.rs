@@ -1,7 +1,7 @@
 //! Account-model tracing over the EVM index (issue 16): `cointrail_account::Ledger` for
 //! `EvmIndex`, and a case's Ethereum sources (`0x` transactions and addresses) resolved to
-//! the movements they name. The index keeps no logs yet, so over it swaps are not decoded
-//! (pools hold what is paid in, like any address); `MemLedger` chains decode them.
+//! the movements they name. Swaps are decoded from the logs the index keeps (`index::evm`
+//! `tx_logs`); blocks ingested without logs decode none.
 
 use cointrail_account::ledger::{Ledger, Move};
 use cointrail_account::tracer::{AccountOracle, AccountTrace, AccountTracer, Params, Source};
@@ -36,8 +36,10 @@ impl Ledger for EvmLedger<'_> {
             .filter_map(|i| self.movement(i))
             .collect()
     }
-    fn tx_logs(&self, _tx: u64) -> Vec<Log> {
-        Vec::new()
+    /// Logs of blocks ingested without them (or before the index kept logs) are empty:
+    /// swaps there are not decoded, and a pool holds what is paid in like any address.
+    fn tx_logs(&self, tx: u64) -> Vec<Log> {
+        self.0.tx_logs(tx).unwrap_or_default()
     }
     fn tx_hash(&self, tx: u64) -> Option<B256> {
         (tx < self.0.stats().transactions).then(|| self.0.tx_hash(tx))

@@ -20,6 +20,7 @@ pub mod evm;
 pub mod inputs;
 pub mod live;
 pub mod state_file;
+pub mod tx_events;
 pub mod usd;
 pub mod wiring;
 

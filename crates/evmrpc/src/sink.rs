@@ -22,6 +22,8 @@ pub struct IndexSink {
     appended: Appended,
     /// Called after each committed batch with the new tip and the totals so far.
     on_commit: Option<Box<dyn FnMut(u64, &Appended)>>,
+    /// Called with the index after each committed batch and each rollback (alert rules).
+    on_index: Option<Box<dyn FnMut(&EvmIndex)>>,
 }
 
 impl IndexSink {
@@ -30,11 +32,18 @@ impl IndexSink {
             idx,
             appended: Appended::default(),
             on_commit: None,
+            on_index: None,
         }
     }
 
     pub fn on_commit(&mut self, f: impl FnMut(u64, &Appended) + 'static) {
         self.on_commit = Some(Box::new(f));
+    }
+
+    /// Run `f` over the index after every committed batch and rollback (the Ethereum
+    /// follower evaluates its alert rules there).
+    pub fn on_index(&mut self, f: impl FnMut(&EvmIndex) + 'static) {
+        self.on_index = Some(Box::new(f));
     }
 
     pub fn index(&self) -> &EvmIndex {
@@ -81,7 +90,11 @@ impl EvmSink for IndexSink {
                 return Err("a reorganisation replaced every indexed block down to genesis; remove the index and follow again".into())
             }
         };
-        self.idx.rollback_to(keep).map_err(|e| e.to_string())
+        self.idx.rollback_to(keep).map_err(|e| e.to_string())?;
+        if let Some(f) = self.on_index.as_mut() {
+            f(&self.idx);
+        }
+        Ok(())
     }
 
     fn append(&mut self, blocks: Vec<FetchedBlock>) -> Result<(), String> {
@@ -110,6 +123,9 @@ impl EvmSink for IndexSink {
             }
         }
         self.idx.commit().map_err(|e| e.to_string())?;
+        if let Some(f) = self.on_index.as_mut() {
+            f(&self.idx);
+        }
         if let Some(e) = failed {
             return Err(e);
         }

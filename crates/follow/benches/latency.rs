@@ -88,6 +88,7 @@ fn main() {
                     addresses: vec![a.addr.to_string()],
                     entity: None,
                     threshold_sats: Some(1),
+                    threshold_wei: None,
                     share_pct: None,
                     window_blocks: 1,
                 },

@@ -82,21 +82,21 @@ pub fn alert_id(rule_id: &str, txid: &str, vout: u32) -> String {
 }
 
 /// Where an alert's event lives, before it gets a sequence number.
-struct Fired {
-    rule_id: String,
-    kind: &'static str,
-    txid: String,
-    vout: Option<u32>,
-    id_vout: u32,
-    summary: String,
-    details: Value,
-    height: u32,
-    block_hash: String,
+pub(crate) struct Fired {
+    pub(crate) rule_id: String,
+    pub(crate) kind: &'static str,
+    pub(crate) txid: String,
+    pub(crate) vout: Option<u32>,
+    pub(crate) id_vout: u32,
+    pub(crate) summary: String,
+    pub(crate) details: Value,
+    pub(crate) height: u32,
+    pub(crate) block_hash: String,
 }
 
 pub struct AlertEngine {
     store: Arc<AlertStore>,
-    hooks: Hooks,
+    pub(crate) hooks: Hooks,
     live: broadcast::Sender<Alert>,
     waker: Option<std::sync::mpsc::Sender<()>>,
     flagged_cache: Option<HashMap<AddressKey, FlaggedAddress>>,
@@ -193,6 +193,7 @@ impl AlertEngine {
             kind,
             start_height: start,
             note,
+            evm_start: self.evm_cursor()?.map(|c| c.0),
         };
         let state = self.initial_state(index, &rule);
         let s = &self.store;
@@ -475,6 +476,7 @@ impl AlertEngine {
                     threshold_sats,
                     share_pct,
                     window_blocks,
+                    ..
                 } => {
                     let set = self.addr_set(index, network, addresses, entity, warnings, &rule.id);
                     let mut st = match prev.clone() {
@@ -641,87 +643,13 @@ impl AlertEngine {
         let s = self.store.clone();
         let db = s.db()?;
         let w = db.begin_write().map_err(|e| s.err(e))?;
-        let mut new_alerts = Vec::new();
-        let now = now_ms();
+        let mut ids = Vec::new();
+        let new_alerts = insert_alerts(&s, &w, fired, &mut ids)?;
+        let mut block = block;
+        if let Some(b) = block.as_mut() {
+            b.2.alerts = ids;
+        }
         {
-            let mut alerts = w.open_table(ALERTS).map_err(|e| s.err(e))?;
-            let mut seqs = w.open_table(ALERT_SEQ).map_err(|e| s.err(e))?;
-            let mut outbox = w.open_table(OUTBOX).map_err(|e| s.err(e))?;
-            let hooks: Vec<Webhook> = {
-                let t = w.open_table(WEBHOOKS).map_err(|e| s.err(e))?;
-                let mut v = Vec::new();
-                for row in t.iter().map_err(|e| s.err(e))? {
-                    let (_, x) = row.map_err(|e| s.err(e))?;
-                    v.push(serde_json::from_slice(x.value()).map_err(|e| s.err(e))?);
-                }
-                v
-            };
-            let mut next_seq = seqs
-                .last()
-                .map_err(|e| s.err(e))?
-                .map(|(k, _)| k.value() + 1)
-                .unwrap_or(1);
-            let mut block = block;
-            for f in fired {
-                let id = alert_id(&f.rule_id, &f.txid, f.id_vout);
-                let existing = alerts
-                    .get(id.as_str())
-                    .map_err(|e| s.err(e))?
-                    .map(|v| v.value().to_vec());
-                if let Some(b) = block.as_mut() {
-                    b.2.alerts.push(id.clone());
-                }
-                if let Some(v) = existing {
-                    // Seen before: a replay after a crash or a reorganisation that mined
-                    // the same transaction again. Never a second alert.
-                    let mut a: Alert = serde_json::from_slice(&v).map_err(|e| s.err(e))?;
-                    if a.orphaned {
-                        a.orphaned = false;
-                        a.height = f.height;
-                        a.block_hash = f.block_hash;
-                        alerts
-                            .insert(id.as_str(), to_json(&a).as_slice())
-                            .map_err(|e| s.err(e))?;
-                    }
-                    continue;
-                }
-                let a = Alert {
-                    id: id.clone(),
-                    seq: next_seq,
-                    rule_id: f.rule_id,
-                    kind: f.kind.to_string(),
-                    height: f.height,
-                    block_hash: f.block_hash,
-                    txid: f.txid,
-                    vout: f.vout,
-                    summary: f.summary,
-                    details: f.details,
-                    created_ms: now,
-                    acked: false,
-                    orphaned: false,
-                };
-                next_seq += 1;
-                alerts
-                    .insert(id.as_str(), to_json(&a).as_slice())
-                    .map_err(|e| s.err(e))?;
-                seqs.insert(a.seq, id.as_str()).map_err(|e| s.err(e))?;
-                for h in &hooks {
-                    let d = Delivery {
-                        webhook: h.name.clone(),
-                        alert_id: id.clone(),
-                        attempts: 0,
-                        next_try_ms: 0,
-                        last_error: String::new(),
-                    };
-                    outbox
-                        .insert(
-                            format!("{}\0{}", h.name, id).as_str(),
-                            to_json(&d).as_slice(),
-                        )
-                        .map_err(|e| s.err(e))?;
-                }
-                new_alerts.push(a);
-            }
             if let Some((height, hash, undo, states)) = block {
                 let mut st = w.open_table(RULE_STATE).map_err(|e| s.err(e))?;
                 for (id, state) in states {
@@ -742,16 +670,22 @@ impl AlertEngine {
         }
         w.commit().map_err(|e| s.err(e))?;
         drop(db);
+        self.publish(&new_alerts);
+        Ok(new_alerts)
+    }
+
+    /// After the commit that made them durable: touch the stamp (the SSE stream watches
+    /// it), wake the webhook deliverer, send them to live subscribers.
+    pub(crate) fn publish(&self, new_alerts: &[Alert]) {
         if !new_alerts.is_empty() {
-            s.touch_stamp();
+            self.store.touch_stamp();
             if let Some(wk) = &self.waker {
                 let _ = wk.send(());
             }
         }
-        for a in &new_alerts {
+        for a in new_alerts {
             let _ = self.live.send(a.clone());
         }
-        Ok(new_alerts)
     }
 }
 
@@ -1113,4 +1047,93 @@ fn eval_exposure(
             });
         }
     }
+}
+
+/// Write the alerts not stored yet (an alert id seen before is a replay: never a second
+/// alert) and their webhook deliveries into the open transaction `w`; `ids` gets every
+/// fired alert's id (for the block's undo record).
+pub(crate) fn insert_alerts(
+    s: &AlertStore,
+    w: &redb::WriteTransaction,
+    fired: Vec<Fired>,
+    ids: &mut Vec<String>,
+) -> Result<Vec<Alert>, StoreError> {
+    let mut new_alerts = Vec::new();
+    let now = now_ms();
+    let mut alerts = w.open_table(ALERTS).map_err(|e| s.err(e))?;
+    let mut seqs = w.open_table(ALERT_SEQ).map_err(|e| s.err(e))?;
+    let mut outbox = w.open_table(OUTBOX).map_err(|e| s.err(e))?;
+    let hooks: Vec<Webhook> = {
+        let t = w.open_table(WEBHOOKS).map_err(|e| s.err(e))?;
+        let mut v = Vec::new();
+        for row in t.iter().map_err(|e| s.err(e))? {
+            let (_, x) = row.map_err(|e| s.err(e))?;
+            v.push(serde_json::from_slice(x.value()).map_err(|e| s.err(e))?);
+        }
+        v
+    };
+    let mut next_seq = seqs
+        .last()
+        .map_err(|e| s.err(e))?
+        .map(|(k, _)| k.value() + 1)
+        .unwrap_or(1);
+    for f in fired {
+        let id = alert_id(&f.rule_id, &f.txid, f.id_vout);
+        let existing = alerts
+            .get(id.as_str())
+            .map_err(|e| s.err(e))?
+            .map(|v| v.value().to_vec());
+        ids.push(id.clone());
+        if let Some(v) = existing {
+            // Seen before: a replay after a crash or a reorganisation that mined
+            // the same transaction again. Never a second alert.
+            let mut a: Alert = serde_json::from_slice(&v).map_err(|e| s.err(e))?;
+            if a.orphaned {
+                a.orphaned = false;
+                a.height = f.height;
+                a.block_hash = f.block_hash;
+                alerts
+                    .insert(id.as_str(), to_json(&a).as_slice())
+                    .map_err(|e| s.err(e))?;
+            }
+            continue;
+        }
+        let a = Alert {
+            id: id.clone(),
+            seq: next_seq,
+            rule_id: f.rule_id,
+            kind: f.kind.to_string(),
+            height: f.height,
+            block_hash: f.block_hash,
+            txid: f.txid,
+            vout: f.vout,
+            summary: f.summary,
+            details: f.details,
+            created_ms: now,
+            acked: false,
+            orphaned: false,
+        };
+        next_seq += 1;
+        alerts
+            .insert(id.as_str(), to_json(&a).as_slice())
+            .map_err(|e| s.err(e))?;
+        seqs.insert(a.seq, id.as_str()).map_err(|e| s.err(e))?;
+        for h in &hooks {
+            let d = Delivery {
+                webhook: h.name.clone(),
+                alert_id: id.clone(),
+                attempts: 0,
+                next_try_ms: 0,
+                last_error: String::new(),
+            };
+            outbox
+                .insert(
+                    format!("{}\0{}", h.name, id).as_str(),
+                    to_json(&d).as_slice(),
+                )
+                .map_err(|e| s.err(e))?;
+        }
+        new_alerts.push(a);
+    }
+    Ok(new_alerts)
 }

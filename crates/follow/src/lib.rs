@@ -10,6 +10,7 @@
 //! - [`hooks`]: the traits other crates implement (traces, exposure, services, entities).
 
 pub mod engine;
+pub mod evm_alerts;
 pub mod follower;
 pub mod hmac;
 pub mod hooks;

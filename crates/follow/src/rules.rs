@@ -30,6 +30,10 @@ pub enum RuleKind {
         entity: Option<String>,
         #[serde(default)]
         threshold_sats: Option<u64>,
+        /// For the set's 0x (EVM) addresses: alert when they send out at least this many
+        /// wei of the native coin within the window (a decimal string: 256-bit amounts).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        threshold_wei: Option<String>,
         #[serde(default)]
         share_pct: Option<f64>,
         window_blocks: u32,
@@ -65,6 +69,10 @@ pub struct Rule {
     pub start_height: u32,
     #[serde(default)]
     pub note: String,
+    /// The EVM index's tip when the rule was added: on Ethereum it applies after it (None:
+    /// no EVM index then, every block evaluated after the rule counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evm_start: Option<u64>,
 }
 
 impl Rule {
@@ -90,10 +98,28 @@ pub fn parse_outpoint(s: &str) -> Result<(bitcoin::Txid, u32), String> {
     Ok((txid, vout))
 }
 
+/// An address meant for an EVM chain: written with 0x (no Bitcoin address has it).
+pub fn is_evm_address(a: &str) -> bool {
+    a.trim()
+        .get(..2)
+        .is_some_and(|p| p.eq_ignore_ascii_case("0x"))
+}
+
+/// The Bitcoin addresses of a rule (0x ones are checked by [`parse_evm_addresses`]).
 pub fn parse_addresses(addrs: &[String], network: Network) -> Result<Vec<AddressKey>, String> {
     addrs
         .iter()
+        .filter(|a| !is_evm_address(a))
         .map(|a| AddressKey::parse(a.trim(), network).map_err(|e| format!("address {a:?}: {e}")))
+        .collect()
+}
+
+/// The 0x addresses of a rule.
+pub fn parse_evm_addresses(addrs: &[String]) -> Result<Vec<cointrail_evm::Address>, String> {
+    addrs
+        .iter()
+        .filter(|a| is_evm_address(a))
+        .map(|a| cointrail_evm::parse_address(a.trim()).map_err(|e| format!("address {a:?}: {e}")))
         .collect()
 }
 
@@ -114,6 +140,7 @@ pub fn validate(kind: &RuleKind, network: Network) -> Result<(), String> {
             addresses,
             entity,
             threshold_sats,
+            threshold_wei,
             share_pct,
             window_blocks,
         } => {
@@ -121,7 +148,22 @@ pub fn validate(kind: &RuleKind, network: Network) -> Result<(), String> {
                 return Err("a drain rule needs --address (one or more) or --entity".into());
             }
             parse_addresses(addresses, network)?;
-            if threshold_sats.is_none() && share_pct.is_none() {
+            let evm = parse_evm_addresses(addresses)?;
+            let btc = addresses.len() - evm.len();
+            if let Some(w) = threshold_wei {
+                let v = cointrail_evm::U256::from_str_radix(w.trim(), 10)
+                    .map_err(|_| format!("--threshold-wei {w:?} is not a decimal amount of wei"))?;
+                if v.is_zero() {
+                    return Err("--threshold-wei 0 would fire on every payment: give a positive amount (1 fires on any movement)".into());
+                }
+            }
+            if !evm.is_empty() && threshold_wei.is_none() {
+                return Err("a drain rule on 0x addresses needs --threshold-wei (the native coin sent out, in wei; --share-pct is Bitcoin-only)".into());
+            }
+            if (btc > 0 || (entity.is_some() && threshold_wei.is_none()))
+                && threshold_sats.is_none()
+                && share_pct.is_none()
+            {
                 return Err("a drain rule needs --threshold-sats or --share-pct (or both)".into());
             }
             if *threshold_sats == Some(0) {
@@ -147,6 +189,9 @@ pub fn validate(kind: &RuleKind, network: Network) -> Result<(), String> {
                 return Err("an exposure rule needs --address (one or more) or --entity".into());
             }
             parse_addresses(addresses, network)?;
+            if !parse_evm_addresses(addresses)?.is_empty() {
+                return Err("exposure rules watch Bitcoin addresses; for 0x addresses use a drain or flagged-receive rule".into());
+            }
         }
         RuleKind::FlaggedReceive {
             lookback_blocks, ..
@@ -172,6 +217,7 @@ mod tests {
             addresses: vec!["bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into()],
             entity: None,
             threshold_sats: t,
+            threshold_wei: None,
             share_pct: s,
             window_blocks: w,
         };
@@ -215,11 +261,13 @@ mod tests {
                 addresses: vec!["x".into()],
                 entity: None,
                 threshold_sats: Some(5),
+                threshold_wei: None,
                 share_pct: Some(20.0),
                 window_blocks: 6,
             },
             start_height: 7,
             note: String::new(),
+            evm_start: None,
         };
         let s = serde_json::to_string(&r).unwrap();
         assert!(s.contains("\"kind\":\"drain\""));

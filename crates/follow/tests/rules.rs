@@ -37,6 +37,7 @@ fn entity_drain_by_share_and_its_undo_on_reorganisation() {
         addresses: vec![],
         entity: Some(entity.into()),
         threshold_sats: None,
+        threshold_wei: None,
         share_pct: Some(50.0),
         window_blocks: 2,
     };

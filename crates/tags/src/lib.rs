@@ -5,6 +5,7 @@
 //! what was known at a date (`as_of`).
 
 pub mod actors;
+pub mod builtin;
 pub mod csv_user;
 pub mod definer;
 pub mod error;

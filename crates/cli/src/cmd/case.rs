@@ -13,7 +13,8 @@ pub enum CaseCmd {
   cointrail case create heist --from TXID:0,TXID:1
   cointrail case create heist --from-tx TXID
   cointrail case create eth-heist --from-tx 0xTXHASH          # Ethereum: traced with the account models
-  cointrail case create eth-heist --from-address 0xADDRESS --from-height 17173049")]
+  cointrail case create eth-heist --from-address 0xADDRESS --from-height 17173049
+  cointrail case create bybit --from-incident bybit-2025     # the built-in pack's perpetrator addresses")]
     Create(CreateArgs),
     /// List cases.
     List,
@@ -48,6 +49,11 @@ pub struct CreateArgs {
     /// With --from-address: only outputs received at or after this height.
     #[arg(long)]
     pub from_height: Option<u32>,
+    /// The perpetrator addresses of a built-in DPRK incident pack (`bybit-2025`,
+    /// `kucoin-2020`, …; `labels import --builtin dprk-incidents` imports their labels):
+    /// its Bitcoin and Ethereum addresses become sources; other chains are listed as left out.
+    #[arg(long)]
+    pub from_incident: Option<String>,
     #[arg(long, default_value = "")]
     pub description: String,
     /// Register the case even when a source is not in the index (yet): a transaction or
@@ -155,17 +161,60 @@ pub fn run(cmd: CaseCmd, g: &Global) -> Result<()> {
                 from_height: a.from_height,
             }));
             check_sources(g, &sources, a.force)?;
+            let mut description = a.description;
+            let mut origin = "cli".to_string();
+            let mut left_out = Vec::new();
+            if let Some(inc) = &a.from_incident {
+                let (title, addrs) = cointrail_tags::builtin::incident(inc)?;
+                let before = sources.len();
+                for x in addrs {
+                    // Cases hold Bitcoin and Ethereum (mainnet) sources; EVM side chains and
+                    // other coins are named, not dropped silently.
+                    let on_eth =
+                        x.currency == "ETH" && x.network.as_deref().is_none_or(|n| n == "ETH");
+                    if x.currency == "BTC" || on_eth {
+                        sources.push(CaseSource::Address {
+                            address: x.address,
+                            from_height: a.from_height,
+                        });
+                    } else {
+                        left_out.push(format!(
+                            "{} ({})",
+                            x.address,
+                            x.network.unwrap_or(x.currency)
+                        ));
+                    }
+                }
+                if sources.len() == before {
+                    anyhow::bail!("incident {inc} has no Bitcoin or Ethereum perpetrator address to start a case from ({} on other chains)", left_out.len());
+                }
+                if description.is_empty() {
+                    description = title;
+                }
+                origin = format!("builtin:dprk-incidents/{inc}");
+            }
             let case = Case {
                 name: a.name.clone(),
-                description: a.description,
+                description,
                 sources,
                 created: now(),
-                origin: "cli".into(),
+                origin,
             };
             s.create(&case)?;
             if g.json {
-                crate::print_json(&case)?;
+                let mut v = serde_json::to_value(&case)?;
+                if a.from_incident.is_some() {
+                    v["left_out"] = serde_json::json!(left_out);
+                }
+                crate::print_json(&v)?;
             } else {
+                if !left_out.is_empty() {
+                    println!(
+                        "left out {} address(es) on chains cases do not trace: {}",
+                        left_out.len(),
+                        left_out.join(", ")
+                    );
+                }
                 println!(
                     "case '{}' created with {} source(s); trace it with `cointrail trace {}`",
                     case.name,

@@ -88,6 +88,7 @@ pub fn run_ingest(files: &[PathBuf], chain: &str, commit_every_txs: u64, g: &Glo
             r.already_indexed += 1;
             continue;
         }
+        idx.set_logs_given(stream.has_logs());
         let n = idx.ingest_block(&b)?;
         r.blocks_added += 1;
         r.transactions_added += b.transactions.len() as u64;
@@ -212,21 +213,62 @@ fn print_movement(m: &cointrail_index::evm::MovementView) {
     );
 }
 
+fn print_event(e: &cointrail_engine::tx_events::EventView) {
+    let o = |x: &Option<String>| x.clone().unwrap_or_default();
+    match e.kind {
+        "skipped" => println!(
+            "  log {} {} at {}: not followed: {}",
+            e.log_index,
+            e.kind,
+            e.contract,
+            o(&e.reason)
+        ),
+        "mixer_deposit" | "mixer_withdrawal" => println!(
+            "  log {} {} at {}{}",
+            e.log_index,
+            e.kind,
+            e.contract,
+            e.recipient
+                .as_ref()
+                .map_or(String::new(), |r| format!(" to {r}"))
+        ),
+        _ => println!(
+            "  log {} {} at {}: {} {} -> {} {} to {}",
+            e.log_index,
+            e.kind,
+            e.contract,
+            o(&e.amount_in),
+            o(&e.asset_in),
+            o(&e.amount_out),
+            o(&e.asset_out),
+            o(&e.recipient)
+        ),
+    }
+}
+
 pub fn run_tx(hash: &str, chain: &str, g: &Global) -> Result<()> {
     if !looks_like_evm_hash(hash) {
         bail!("`{hash}` is not an EVM transaction hash (0x and 64 hex digits)");
     }
     let h: B256 = hash.trim().parse().context("transaction hash")?;
     let idx = open_reader(g, chain)?;
-    let Some(t) = idx.tx_summary(&h) else {
+    let Some(te) = cointrail_engine::tx_events::tx_with_events(&idx, &h) else {
         bail!("transaction {hash} is not in the {chain} index")
     };
     if g.json {
-        return crate::print_json(&t);
+        return crate::print_json(&te);
     }
+    let t = &te.summary;
     println!("{} ({chain}) block {} {}", t.hash, t.block, t.status);
     for m in &t.movements {
         print_movement(m);
+    }
+    match te.logs {
+        None => println!("logs: not kept (the block was ingested without a logs file)"),
+        Some(n) => println!("logs: {n}"),
+    }
+    for e in &te.events {
+        print_event(e);
     }
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! `export --format etl --chain ethereum OUTDIR`: ethereum-etl JSON-lines files of the
 //! indexed blocks.
 //!
-//! The EVM index keeps value movements, not the etl rows they came from (logs, gas fields,
-//! call frames that moved nothing), so the rows are fetched again from a node (`--rpc`),
+//! The EVM index keeps value movements and event logs, not every etl row they came from
+//! (block headers' gas fields, miner and withdrawals; transactions' nonce and gas fields;
+//! call frames that moved nothing), so those rows are fetched again from a node (`--rpc`),
 //! converted by the same code `follow` ingests through, and written only when the node's
 //! block has the hash the index holds: the export describes exactly the indexed chain, and
-//! `ingest` of it rebuilds the same index.
+//! `ingest` of it rebuilds the same index. Logs come from the index wherever it kept them
+//! (from the node otherwise); without `--rpc` only `logs.json` is written, from the index.
 
 use std::path::PathBuf;
 
@@ -22,6 +24,7 @@ use crate::Global;
 #[command(after_help = "Examples:
   cointrail export --format etl --chain ethereum --rpc http://127.0.0.1:8545 export_dir/
   cointrail export --format etl --chain ethereum --rpc $RPC --from-block 100 --to-block 200 part/
+  cointrail export --format etl --chain ethereum logs_only/   # no node: logs.json from the index
   cointrail ingest --chain ethereum export_dir/        # into another --data-dir: the same index
   cointrail export --format parquet dataset/           # the Bitcoin index as Parquet (spark/README.md)
   cointrail export --format parquet dataset/ --case sim-heist-0   # with the case's sources and traces
@@ -46,7 +49,8 @@ pub struct ExportArgs {
     /// Parquet: risk rule file (YAML) whose category levels the labels table records.
     #[arg(long)]
     pub rules: Option<PathBuf>,
-    /// A node holding the indexed blocks (the index keeps movements, not the full rows).
+    /// A node holding the indexed blocks, for the rows the index does not keep (blocks,
+    /// transactions, traces, token transfers). Without it only logs.json is written.
     #[arg(long, env = "COINTRAIL_RPC_URL")]
     pub rpc: Option<String>,
     /// First block to export (default: the first indexed).
@@ -92,9 +96,6 @@ pub fn run(a: ExportArgs, g: &Global) -> Result<()> {
         );
     }
     let idx = EvmIndex::open_reader(&dir)?;
-    let Some(rpc) = a.rpc.as_deref() else {
-        bail!("the {chain} index keeps value movements, not the full ethereum-etl rows (logs, gas, call frames): give --rpc URL of a node that holds the indexed blocks");
-    };
     let (Some(first), Some(tip)) = (idx.first_block(), idx.tip()) else {
         bail!("the {chain} index in {} holds no blocks yet", dir.display());
     };
@@ -103,7 +104,8 @@ pub fn run(a: ExportArgs, g: &Global) -> Result<()> {
     if from > to {
         bail!("no indexed block in {from}..={to} (the index holds {first}..={tip})");
     }
-    let existing: Vec<String> = TABLES
+    let tables: &[&str] = if a.rpc.is_some() { &TABLES } else { &["logs"] };
+    let existing: Vec<String> = tables
         .iter()
         .map(|t| a.out_dir.join(format!("{t}.json")))
         .filter(|p| p.exists())
@@ -115,6 +117,9 @@ pub fn run(a: ExportArgs, g: &Global) -> Result<()> {
             existing.join(", ")
         );
     }
+    let Some(rpc) = a.rpc.as_deref() else {
+        return export_logs(&idx, chain, from, to, &a.out_dir, g);
+    };
     let node = EvmNode::connect(rpc)?;
     node.set_trace_api(crate::cmd::evm_follow::trace_api(&a.trace_api));
     if let Some(id) = idx.chain_id() {
@@ -192,11 +197,87 @@ fn write_blocks(
                 b.block.header.hash
             );
         }
-        let rows = cointrail_evmrpc::rows::to_rows(&b)
+        let mut rows = cointrail_evmrpc::rows::to_rows(&b)
             .map_err(|e| anyhow::anyhow!("the node's block {n} cannot be read: {e}"))?;
+        // What the index kept is what was ingested: write that, not the node's copy.
+        if let Some(logs) = idx.block_logs(n) {
+            let file: std::sync::Arc<str> = format!("index block {n}").into();
+            rows.logs = logs
+                .into_iter()
+                .enumerate()
+                .map(|(i, row)| cointrail_evm::etl::Located {
+                    file: file.clone(),
+                    line: i as u64 + 1,
+                    row,
+                })
+                .collect();
+        }
         w.write_block(&rows)
             .with_context(|| format!("writing into {}", tmp.display()))?;
     }
     bar.finish_and_clear();
     w.finish().context("writing the export")
+}
+
+/// Without a node: `logs.json` of blocks `from..=to` from the index alone. Every indexed
+/// block of the range must have its logs kept (else: which block, and what to do).
+fn export_logs(
+    idx: &EvmIndex,
+    chain: &str,
+    from: u64,
+    to: u64,
+    out_dir: &std::path::Path,
+    g: &Global,
+) -> Result<()> {
+    use std::io::Write;
+    let mut all = Vec::new();
+    for n in from..=to {
+        if idx.block_hash(n).is_none() {
+            continue;
+        }
+        match idx.block_logs(n) {
+            Some(l) => all.extend(l),
+            None => bail!(
+                "the {chain} index does not keep the logs of block {n} (it was ingested without a logs file): give --rpc URL of a node that holds the indexed blocks, or narrow --from-block/--to-block"
+            ),
+        }
+    }
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let dst = out_dir.join("logs.json");
+    let tmp = out_dir.join(".cointrail-export-logs.tmp");
+    {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+        );
+        for l in &all {
+            serde_json::to_writer(&mut f, &cointrail_evm::etl::write::log_json(l))?;
+            f.write_all(b"\n")?;
+        }
+        f.into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()
+            .with_context(|| format!("writing {}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, &dst).with_context(|| format!("moving into {}", dst.display()))?;
+    let rows = Written {
+        logs: all.len() as u64,
+        ..Default::default()
+    };
+    let r = ExportReport {
+        chain: chain.to_string(),
+        out_dir: out_dir.display().to_string(),
+        from_block: Some(from),
+        to_block: Some(to),
+        files: vec![dst.display().to_string()],
+        rows,
+    };
+    if g.json {
+        return crate::print_json(&r);
+    }
+    println!(
+        "{chain} blocks {from}..={to}: {} logs written to {} from the index (blocks, transactions, traces and token transfers need --rpc: the index does not keep those rows)",
+        rows.logs,
+        dst.display()
+    );
+    Ok(())
 }

@@ -95,6 +95,36 @@ pub fn run(a: FollowArgs, g: &Global) -> Result<()> {
     let url = node.url().to_string();
     let idx = EvmIndex::open_writer(&crate::cmd::evm::evm_dir(g, chain), chain)?;
     let mut sink = IndexSink::new(idx);
+    // The alert rules (drain on 0x addresses, flagged-receive), evaluated after every
+    // committed batch into the same alert log and webhook outbox as Bitcoin's.
+    let engine = Rc::new(std::cell::RefCell::new(
+        cointrail_follow::AlertEngine::open(
+            &g.data_dir,
+            cointrail_engine::live::hooks(&g.data_dir, None),
+        )?,
+    ));
+    let store = engine.borrow().store().clone();
+    let alert_error: Rc<std::cell::RefCell<Option<String>>> = Rc::default();
+    {
+        let engine = engine.clone();
+        let err = alert_error.clone();
+        let json = g.json;
+        sink.on_index(move |idx| match engine.borrow_mut().sync_evm(idx) {
+            Ok(r) => {
+                for w in &r.warnings {
+                    tracing::warn!("{w}");
+                }
+                for al in &r.alerts {
+                    if json {
+                        let _ = crate::print_json(&serde_json::json!({"alert": al}));
+                    } else {
+                        println!("  ALERT {} [{}] {}", &al.id[..12], al.rule_id, al.summary);
+                    }
+                }
+            }
+            Err(e) => *err.borrow_mut() = Some(e.to_string()),
+        });
+    }
     let totals = Rc::new(Cell::new(Appended::default()));
     let bar = crate::progress::bar(g, 0, "follow");
     {
@@ -174,11 +204,34 @@ pub fn run(a: FollowArgs, g: &Global) -> Result<()> {
             );
         }
     };
+    let check_alerts = || -> Result<()> {
+        if let Some(e) = alert_error.borrow_mut().take() {
+            bail!("alert rules: {e}");
+        }
+        Ok(())
+    };
     if a.once {
         let r = f.sync_once()?;
         print(&r);
+        check_alerts()?;
+        let d =
+            cointrail_follow::deliver_due(&store, &cointrail_follow::DeliveryConfig::default())?;
+        if !g.json && (d.delivered + d.failed + d.dead) > 0 {
+            println!(
+                "webhooks: {} delivered, {} to retry, {} dead-lettered",
+                d.delivered, d.failed, d.dead
+            );
+        }
         return Ok(());
     }
+    let (wake_tx, wake_rx) = std::sync::mpsc::channel();
+    engine.borrow_mut().set_delivery_waker(wake_tx);
+    let _deliverer = cointrail_follow::spawn_deliverer(
+        store,
+        cointrail_follow::DeliveryConfig::default(),
+        wake_rx,
+        stop.clone(),
+    );
     if !g.quiet && !g.json {
         eprintln!(
             "following {url} (poll every {}s); Ctrl-C to stop (safe at any moment)",

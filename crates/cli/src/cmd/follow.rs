@@ -203,6 +203,8 @@ pub enum RulesCmd {
   cointrail alerts rules add traced-spend --id loot --outpoint TXID:0 --follow-hops 3
   cointrail alerts rules add traced-spend --case bybit-2025
   cointrail alerts rules add drain --id hot --address bc1q... --address bc1q... --threshold-sats 5000000000 --share-pct 30 --window-blocks 6
+  cointrail alerts rules add drain --id eth-watch --address 0x... --threshold-wei 1 --window-blocks 1   # any ETH leaving it
+  cointrail alerts rules add drain --id hot-wallet --entity Binance --threshold-wei 1000000000000000000000 --window-blocks 300
   cointrail alerts rules add exposure --address bc1q... --min-level high
   cointrail alerts rules add flagged-receive --category sanctions --lookback-blocks 1008")]
     Add(Box<RuleAddArgs>),
@@ -247,6 +249,10 @@ pub struct RuleAddArgs {
     /// window (give this, --share-pct, or both).
     #[arg(long)]
     pub threshold_sats: Option<u64>,
+    /// drain, 0x addresses (evaluated by `follow --chain ethereum`): alert when the set
+    /// sends out at least this many wei of ETH within the window (1: any movement).
+    #[arg(long)]
+    pub threshold_wei: Option<String>,
     /// drain: alert when the watched set sends out at least this share (percent) of what
     /// it held before the window.
     #[arg(long)]
@@ -309,12 +315,16 @@ fn describe_rule(k: &RuleKind) -> String {
             addresses,
             entity,
             threshold_sats,
+            threshold_wei,
             share_pct,
             window_blocks,
         } => {
             let mut t = Vec::new();
             if let Some(x) = threshold_sats {
                 t.push(format!("at least {}", crate::human::btc(*x)));
+            }
+            if let Some(w) = threshold_wei {
+                t.push(format!("at least {w} wei (0x addresses)"));
             }
             if let Some(p) = share_pct {
                 t.push(format!("at least {p}% of what it held"));
@@ -465,6 +475,7 @@ pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
                     addresses: a.address,
                     entity: a.entity,
                     threshold_sats: a.threshold_sats,
+                    threshold_wei: a.threshold_wei.clone(),
                     share_pct: a.share_pct,
                     window_blocks: a.window_blocks,
                 },
@@ -478,6 +489,9 @@ pub fn run_alerts(cmd: AlertsCmd, g: &Global) -> Result<()> {
                     lookback_blocks: a.lookback_blocks,
                 },
             };
+            // Rules are kept beside the Bitcoin index; a data directory with only an EVM
+            // chain gets the empty one every command opens (made once, by Engine::open).
+            cointrail_engine::Engine::open(&g.data_dir)?;
             let index = Index::open_reader(&g.index_dir())?;
             let mut e = AlertEngine::open(&g.data_dir, h)?;
             let r = e.add_rule(&index, a.id, kind, a.note)?;

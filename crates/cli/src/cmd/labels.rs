@@ -11,6 +11,7 @@ use std::path::PathBuf;
   cointrail labels import sdn_advanced.xml.bz2                 # the OFAC SDN list (advanced XML)
   cointrail labels import sanctioned_addresses_XBT.txt --version 2025-11-19
   cointrail labels import my-labels.csv                        # see crates/tags/README.md for the columns
+  cointrail labels import --builtin dprk-incidents              # shipped: DPRK-attributed hacks (sourced TagPacks)
   cointrail labels add 1ABC… 'Exchange X hot wallet' --category exchange
   cointrail labels show 1ABC… --as-of 2024-10-01
 Formats are told by content; a newer version of a source closes labels that disappeared.")]
@@ -18,8 +19,13 @@ pub enum LabelsCmd {
     /// Import TagPacks/ActorPacks (files or folders), SDN advanced XML, per-currency lists or CSV.
     Import {
         /// Files or folders to import (folders: every .yaml/.yml inside, recursively).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "builtin")]
         paths: Vec<PathBuf>,
+        /// A label set shipped with cointrail instead of files: `dprk-incidents` (exchange
+        /// hacks publicly attributed to North Korea, one TagPack per incident, each naming
+        /// its source; not verified on chain).
+        #[arg(long, conflicts_with_all = ["paths", "format", "source", "version"])]
+        builtin: Option<String>,
         /// tagpack, actorpack, sdn, list or csv (default: told by content).
         #[arg(long)]
         format: Option<String>,
@@ -122,10 +128,34 @@ pub fn run(cmd: LabelsCmd, g: &Global) -> Result<()> {
     let mut s = store(g)?;
     match cmd {
         LabelsCmd::Import {
+            builtin: Some(name),
+            ..
+        } => {
+            let t0 = std::time::Instant::now();
+            let done = cointrail_tags::builtin::import_builtin(&mut s, &name)?;
+            let mut reports = Vec::new();
+            for r in &done {
+                let alerts = flag(g, &r.stats.opened);
+                reports.push(serde_json::json!({"file": r.file, "source": r.source, "version": r.version, "stats": {"added": r.stats.added, "unchanged": r.stats.unchanged, "updated": r.stats.updated, "closed": r.stats.closed, "reopened": r.stats.reopened}, "actors": 0, "alerts": alerts}));
+            }
+            if g.json {
+                return crate::print_json(&reports);
+            }
+            for r in &reports {
+                println!("{}", import_line(r));
+            }
+            println!(
+                "built-in set {name}: {} pack(s) imported in {:.1}s (public attributions, not verified on chain; see `cointrail labels sources`)",
+                reports.len(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
+        LabelsCmd::Import {
             paths,
             format,
             source,
             version,
+            ..
         } => {
             let fmt = match format.as_deref() {
                 None => None,

@@ -10,6 +10,7 @@ use crate::movement::BlockRows;
 
 pub struct BlockStream {
     files: Vec<(EtlFile, Option<Located<Row>>, u64)>,
+    saw_log: bool,
 }
 
 impl BlockStream {
@@ -20,7 +21,21 @@ impl BlockStream {
             let head = f.next_row().transpose()?;
             files.push((f, head, 0));
         }
-        Ok(BlockStream { files })
+        Ok(BlockStream {
+            files,
+            saw_log: false,
+        })
+    }
+
+    /// Whether the blocks read so far come with their logs: a logs table is among the
+    /// files, or a mixed (etl `stream`) file has given a log row. Without logs, a block's
+    /// logs are not known, which is not the same as none.
+    pub fn has_logs(&self) -> bool {
+        self.saw_log
+            || self
+                .files
+                .iter()
+                .any(|(f, _, _)| f.kind() == super::read::Kind::Logs)
     }
 
     /// The next block's rows, in block-number order across all files.
@@ -63,7 +78,10 @@ impl BlockStream {
                     Row::Transaction(x) => b.transactions.push(Located { file, line, row: x }),
                     Row::Trace(x) => b.traces.push(Located { file, line, row: x }),
                     Row::TokenTransfer(x) => b.token_transfers.push(Located { file, line, row: x }),
-                    Row::Log(x) => b.logs.push(Located { file, line, row: x }),
+                    Row::Log(x) => {
+                        self.saw_log = true;
+                        b.logs.push(Located { file, line, row: x })
+                    }
                 }
                 match f.next_row().transpose() {
                     Ok(h) => *head = h,

@@ -16,8 +16,11 @@
 //! - `tx_map.<gen>.bin`, `addr_map.<gen>.bin`: hash → id maps on disk (see `maps.rs`)
 //! - `mv_acct.bin`, `acct.bin`, `acct_in_head.bin`, `acct_out_head.bin`, `addr_acct_head.bin`:
 //!   running totals per (address, asset) and list positions (see `totals.rs`)
+//! - `logs.bin`, `log_topics.bin`, `log_data.bin`, `tx_logs.bin`, `block_start.bin`: event
+//!   logs per transaction and the ids each block started with (see `logs.rs`)
 
 mod ledger;
+mod logs;
 mod maps;
 mod node;
 mod query;
@@ -26,6 +29,7 @@ mod totals;
 mod walk;
 
 pub use ledger::LedgerMove;
+pub use logs::ExtraManifest;
 pub use maps::MapsRef;
 pub use query::{AddressSummary, AssetBalance, BlockSummary, MovementView, TxSummary};
 pub use store::{EvmIndex, EvmManifest, EvmStats};

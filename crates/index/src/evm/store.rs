@@ -39,6 +39,9 @@ pub struct EvmManifest {
     /// Running totals and list positions (`totals.rs`); None: an index from before them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totals: Option<super::totals::TotalsManifest>,
+    /// Logs and per-block id starts (`logs.rs`); None: an index from before them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra: Option<super::logs::ExtraManifest>,
 }
 
 impl EvmManifest {
@@ -76,6 +79,8 @@ pub struct EvmStats {
     pub movements: u64,
     pub addresses: u64,
     pub tokens: u64,
+    /// Event logs kept (see `logs.rs`).
+    pub logs: u64,
 }
 
 pub struct EvmIndex {
@@ -95,6 +100,8 @@ pub struct EvmIndex {
     pub(crate) maps: Option<Maps>,
     pub(crate) asset_ids: HashMap<Address, u32>,
     pub(crate) totals: super::totals::Totals,
+    pub(crate) extra: super::logs::ExtraCols,
+    pub(crate) logs_given: bool,
 }
 
 fn io_err(dir: &Path) -> impl Fn(std::io::Error) -> IndexError + '_ {
@@ -139,11 +146,20 @@ impl EvmIndex {
             lock.try_lock()
                 .map_err(|_| IndexError::Locked(dir.to_path_buf()))?;
         }
-        let m = EvmManifest::load(dir).map_err(&io)?.unwrap_or(EvmManifest {
+        let mut m = EvmManifest::load(dir).map_err(&io)?.unwrap_or(EvmManifest {
             format: EVM_FORMAT,
             totals: Some(Default::default()),
+            extra: Some(Default::default()),
             ..Default::default()
         });
+        if writable && m.extra.is_none() {
+            // An index from before logs were kept: keep them from the next block on.
+            m.extra = Some(super::logs::ExtraManifest {
+                from_block: m.blocks,
+                from_tx: m.txs,
+                ..Default::default()
+            });
+        }
         if m.format != EVM_FORMAT {
             return Err(IndexError::Format(format!(
                 "{}: EVM index format {} is not {EVM_FORMAT}; rebuild it",
@@ -169,6 +185,8 @@ impl EvmIndex {
             maps: None,
             asset_ids: HashMap::new(),
             totals: super::totals::Totals::open(dir).map_err(&io)?,
+            extra: super::logs::ExtraCols::open(dir).map_err(&io)?,
+            logs_given: true,
         };
         if writable {
             idx.recover()?;
@@ -243,8 +261,14 @@ impl EvmIndex {
             .map(|i| i as u32)
     }
 
-    fn cols(&mut self) -> [&mut Column; 9] {
+    fn cols(&mut self) -> [&mut Column; 14] {
+        let [l, t, d, tl, st] = self.extra.cols();
         [
+            l,
+            t,
+            d,
+            tl,
+            st,
             &mut self.blocks,
             &mut self.txs,
             &mut self.mvs,
@@ -257,9 +281,15 @@ impl EvmIndex {
         ]
     }
 
-    fn committed_counts(&self) -> [u64; 9] {
+    fn committed_counts(&self) -> [u64; 14] {
         let m = &self.m;
+        let [l, t, d, tl, st] = super::logs::extra_counts(m);
         [
+            l,
+            t,
+            d,
+            tl,
+            st,
             m.blocks,
             m.txs,
             m.movements,
@@ -448,6 +478,7 @@ impl EvmIndex {
             .block
             .as_ref()
             .expect("block_movements checked the block row");
+        let logs = super::logs::check_logs(rows, self.logs_given())?;
         if let Some(tip) = self.tip() {
             if b.row.number <= tip {
                 return Err(IndexError::Block(format!(
@@ -466,6 +497,7 @@ impl EvmIndex {
         rec.extend_from_slice(&first_mv.to_le_bytes());
         let block_idx = self.blocks.len() as u32;
         self.blocks.push(&rec);
+        self.push_block_start(EvmIndex::pending_logs_complete(&logs));
 
         // Movements come grouped by transaction index; transactions own the range from
         // their first movement to the next transaction's.
@@ -483,7 +515,7 @@ impl EvmIndex {
                 None => block_level.push(m),
             }
         }
-        for (t, ms) in rows.transactions.iter().zip(by_tx) {
+        for (pos, (t, ms)) in rows.transactions.iter().zip(by_tx).enumerate() {
             let tx_id = self.txs.len();
             let mut rec = Vec::with_capacity(TX_W);
             rec.extend_from_slice(t.row.hash.as_slice());
@@ -500,6 +532,7 @@ impl EvmIndex {
             let maps = self.maps.as_mut().expect("maps are opened with the index");
             maps.add(&self.dir, TX, tx_hash(&t.row.hash), tx_id, &th)
                 .map_err(io_err(&self.dir))?;
+            self.push_tx_logs(tx_id, &logs, pos);
             for m in ms {
                 self.push_movement(m, tx_id)?;
             }
@@ -608,6 +641,7 @@ impl EvmIndex {
         self.m.paths = self.path_idx.len();
         self.m.path_words = self.path_words.len();
         self.totals_commit_counts();
+        self.extra_commit_counts();
         self.m.generation += 1;
         self.m.store(&dir).map_err(&io)?;
         if sync {
@@ -646,8 +680,14 @@ impl EvmIndex {
         };
         // The manifest first: from then on the dropped records are "past the manifest",
         // exactly what recovery undoes after a crash, so the same code finishes the job.
-        // Addresses and tokens first seen in dropped blocks stay: an id with no movements
-        // is harmless, and keeping them keeps every other id stable.
+        // Addresses and tokens first seen in dropped blocks go too (ids are given in order
+        // of first appearance, so they are the ids from the first dropped block's start
+        // on), so a reorganised index equals one that never saw the dropped blocks; an
+        // index from before block starts were recorded keeps them.
+        if let Some((addrs, assets)) = self.extra_rollback(keep, first_tx) {
+            self.m.addrs = addrs;
+            self.m.assets = assets;
+        }
         self.m.blocks = keep;
         self.m.txs = first_tx;
         self.m.movements = first_mv;
@@ -673,6 +713,7 @@ impl EvmIndex {
             movements: self.mvs.len(),
             addresses: self.addrs.len(),
             tokens: self.assets.len(),
+            logs: self.extra.logs.len(),
         }
     }
 
@@ -748,6 +789,7 @@ impl EvmIndex {
                 break;
             }
         }
+        self.verify_extra(&mut bad);
         if bad.is_empty() && (seen_out != n_mv || seen_in != n_mv) {
             bad.push(format!("{n_mv} movements but the address lists hold {seen_out} sent and {seen_in} received"));
         }

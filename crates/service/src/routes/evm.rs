@@ -177,7 +177,7 @@ pub(crate) fn tx_answer(snap: &Snapshot, hash: &str) -> Result<Json<serde_json::
         .parse()
         .map_err(|_| ApiError::invalid("hash", format!("`{hash}` is not a transaction hash")))?;
     let side = snap.engine.evm(CHAIN).map_err(|e| evm_error(e, "hash"))?;
-    let t = side.index.tx_summary(&b).ok_or_else(|| {
+    let t = cointrail_engine::tx_events::tx_with_events(&side.index, &b).ok_or_else(|| {
         ApiError::not_found(format!("transaction {h} is not in the {CHAIN} index"))
             .with_field("hash")
     })?;
@@ -189,7 +189,7 @@ pub(crate) fn tx_answer(snap: &Snapshot, hash: &str) -> Result<Json<serde_json::
 #[utoipa::path(get, path = "/v1/ethereum/transactions/{hash}", tag = "ethereum",
     params(("hash" = String, Path, description = "0x and 64 hex digits")),
     responses(
-        (status = 200, description = "As `cointrail tx 0x… --json`: chain, hash, block, status, movements", body = Object),
+        (status = 200, description = "As `cointrail tx 0x… --json`: chain, hash, block, status, movements, logs (count kept, null: not kept), events (decoded swaps, WETH wraps, mixer deposits/withdrawals)", body = Object),
         (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
     security(("api_key" = [])))]
