@@ -12,6 +12,8 @@ pub mod evm;
 mod heist;
 pub mod keys;
 mod purse;
+/// The Bitcoin side of the two-chain world: vault payouts (THORChain outbounds, bridge releases).
+pub mod router;
 pub mod truth;
 mod world;
 
