@@ -329,8 +329,10 @@ impl BridgeRules {
                 return Err(e(format!("{at}: the name is used twice")));
             }
             for (side, s) in [("deposit", &b.deposit), ("release", &b.release)] {
-                if s.addresses.is_empty() {
-                    return Err(e(format!("{at}.{side}.addresses: give at least one address")));
+                if s.addresses.is_empty() && s.id.is_none() {
+                    return Err(e(format!(
+                        "{at}.{side}: give its addresses, or an id to find it by"
+                    )));
                 }
                 if s.chain.trim().is_empty() {
                     return Err(e(format!("{at}.{side}.chain is empty")));

@@ -15,6 +15,8 @@ mod purse;
 /// The Bitcoin side of the two-chain world: vault payouts (THORChain outbounds, bridge releases).
 pub mod router;
 pub mod truth;
+/// `simulate --chains bitcoin,ethereum`: the two-chain world.
+pub mod twochain;
 mod world;
 
 pub use coinjoin::ww2_denominations;

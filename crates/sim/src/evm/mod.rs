@@ -86,6 +86,8 @@ pub struct EvmSimSummary {
     /// Two-chain world: every crossing to Bitcoin (also `truth/crossings.tsv`).
     #[serde(skip)]
     pub crossings: Vec<xchain::Crossing>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xchain: Option<xchain::XchainAddresses>,
 }
 
 fn check_out_dir(out: &Path) -> Result<(), SimError> {
@@ -204,6 +206,7 @@ pub fn simulate_evm(
     let heist = h.finish(&truth_dir)?;
     e.write_crossings(&truth_dir)?;
     let crossings = e.x.as_ref().map(|x| x.crossings.clone()).unwrap_or_default();
+    let xaddrs = e.x.as_ref().map(|x| x.addresses());
     let Econ {
         c,
         addresses,
@@ -232,6 +235,7 @@ pub fn simulate_evm(
         pool: hex_addr(&pool),
         heist,
         crossings,
+        xchain: xaddrs,
     };
     let bytes = c.finish()?;
     let summary = EvmSimSummary { bytes, ..summary };

@@ -57,6 +57,20 @@ pub struct Crossing {
     pub bridge_id: Option<u64>,
 }
 
+/// The two-chain world's contracts (in `summary.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct XchainAddresses {
+    pub lst: String,
+    pub lst_pool: String,
+    pub router: String,
+    pub vault: String,
+    pub bridge: String,
+    pub tornado: String,
+    pub relayer: String,
+    pub sats_per_eth: u64,
+    pub crossings: usize,
+}
+
 pub(crate) struct Cross {
     pub cfg: XchainEvm,
     pub lst: Address,
@@ -157,6 +171,20 @@ impl Cross {
             crossings: Vec::new(),
             withdrawals: BTreeMap::new(),
         })
+    }
+
+    pub fn addresses(&self) -> XchainAddresses {
+        XchainAddresses {
+            lst: hex_addr(&self.lst),
+            lst_pool: hex_addr(&self.lst_pool),
+            router: hex_addr(&self.router),
+            vault: hex_addr(&self.vault),
+            bridge: hex_addr(&self.bridge),
+            tornado: hex_addr(&self.tornado),
+            relayer: hex_addr(&self.relayer),
+            sats_per_eth: self.cfg.sats_per_eth,
+            crossings: self.crossings.len(),
+        }
     }
 
     fn dest(&mut self) -> (u64, String) {
