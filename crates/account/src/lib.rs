@@ -14,6 +14,7 @@ pub mod runs;
 pub mod swaps;
 pub mod thorchain;
 pub mod tracer;
+pub mod xchain;
 
 pub use ledger::{Ledger, Leg, MemLedger, Move};
 pub use runs::{Label, Run, CLEAN};

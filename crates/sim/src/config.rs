@@ -25,6 +25,10 @@ pub struct HeistParams {
     /// Number of fresh addresses the drained coins are fanned out to.
     #[serde(default = "d_fanout")]
     pub fanout: u32,
+    /// Two-chain world only: instead of a drain, the victim's hot wallet (a cross-chain
+    /// vault) pays these outbound swaps to the thief (`router.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub router_payouts: Vec<crate::router::RouterPayout>,
 }
 
 fn d_dormant_pct() -> u8 {
@@ -46,6 +50,7 @@ impl HeistParams {
             dormant_share_pct: d_dormant_pct(),
             dormant_blocks: d_dormant_blocks(),
             fanout: d_fanout(),
+            router_payouts: Vec::new(),
         }
     }
 
@@ -152,6 +157,7 @@ impl SimConfig {
             dormant_share_pct: 40,
             dormant_blocks: 150,
             fanout: 120,
+            router_payouts: Vec::new(),
         }];
         c
     }

@@ -13,7 +13,11 @@ mod heist;
 pub mod keys;
 mod purse;
 pub mod scenario;
+/// The Bitcoin side of the two-chain world: vault payouts (THORChain outbounds, bridge releases).
+pub mod router;
 pub mod truth;
+/// `simulate --chains bitcoin,ethereum`: the two-chain world.
+pub mod twochain;
 mod world;
 
 pub use coinjoin::ww2_denominations;

@@ -518,5 +518,7 @@ fn trace_params(model: Model, case: &str) -> TraceParams {
         labels: vec![case.to_string()],
         provenance: serde_json::Value::Null,
         max_rows: usize::MAX,
+        entity_aware: false,
+        demix: None,
     }
 }

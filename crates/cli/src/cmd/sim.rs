@@ -15,7 +15,9 @@ The output folder gets blocks/ (a Bitcoin Core blocks directory), truth/ (ground
 crates/sim/README.md) and, with --etl, etl/ (blockchain-etl JSON lines).
   cointrail simulate --out sim2 --txs 100000 --scenario scenarios/kucoin-structured.yaml
   cointrail simulate --chain ethereum --out eth1 --txs 200000   # ethereum-etl files + truth/
-  cointrail ingest --chain ethereum eth1/etl")]
+  cointrail ingest --chain ethereum eth1/etl
+  cointrail simulate --chains bitcoin,ethereum --out x1 --txs 30000   # one heist across both chains
+  (x1/bitcoin/blocks, x1/ethereum/etl, x1/truth/: crossings, bridges.yaml, attribution.tsv)")]
 pub struct SimulateArgs {
     /// New or empty output folder.
     #[arg(long)]
@@ -66,6 +68,16 @@ pub struct SimulateArgs {
     /// post-mix consolidation). Without it: scenarios/default.yaml, today's behaviour.
     #[arg(long)]
     pub scenario: Option<PathBuf>,
+    /// `bitcoin,ethereum`: the two-chain world (a Bybit-style heist on Ethereum crossing
+    /// to Bitcoin through a THORChain-like router and a bridge); --txs is then Bitcoin's.
+    #[arg(long, value_delimiter = ',')]
+    pub chains: Vec<String>,
+    /// Two-chain world: Ethereum transactions.
+    #[arg(long, default_value_t = 20_000)]
+    pub eth_txs: u64,
+    /// Two-chain world: ETH in the victim's cold wallet (a fifth more as the LST).
+    #[arg(long, default_value_t = 20_000)]
+    pub heist_eth: u64,
 }
 
 fn parse_heist(s: &str) -> Result<HeistParams, String> {
@@ -131,6 +143,9 @@ fn run_sim(cfg: &SimConfig, out: &Path, g: &Global) -> Result<cointrail_sim::Sim
 }
 
 pub fn run_simulate(a: SimulateArgs, g: &Global) -> Result<()> {
+    if !a.chains.is_empty() {
+        return super::sim_evm::run_two_chains(&a, g);
+    }
     if a.chain == "ethereum" {
         return super::sim_evm::run(&a, g);
     }

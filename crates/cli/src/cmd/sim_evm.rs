@@ -55,3 +55,57 @@ pub fn run(a: &SimulateArgs, g: &Global) -> Result<()> {
     );
     Ok(())
 }
+
+/// `simulate --chains bitcoin,ethereum`: both chains, the crossings joining them, and one
+/// attribution file naming the services of both (for `DATA_DIR/attribution.tsv`).
+pub fn run_two_chains(a: &SimulateArgs, g: &Global) -> Result<()> {
+    let mut chains = a.chains.clone();
+    chains.sort();
+    if chains != ["bitcoin", "ethereum"] {
+        anyhow::bail!(
+            "--chains {}: the two-chain world is --chains bitcoin,ethereum",
+            a.chains.join(",")
+        );
+    }
+    let cfg = cointrail_sim::twochain::TwoChainConfig {
+        seed: a.seed,
+        btc_txs: a.txs,
+        eth_txs: a.eth_txs,
+        heist_eth: a.heist_eth,
+        fanout: a.heist_fanout,
+        ..Default::default()
+    };
+    let t = std::time::Instant::now();
+    let bar = crate::progress::bar(g, cfg.eth_txs + cfg.btc_txs, "simulate");
+    let mut progress = |done: u64, _total: u64| bar.set_position(done);
+    let r = cointrail_sim::twochain::simulate_two_chains(&cfg, &a.out, &mut progress);
+    bar.finish_and_clear();
+    let s = r?;
+    let truth = a.out.join("truth");
+    crate::cmd::sim::write_service_attribution(
+        &a.out.join("bitcoin/truth"),
+        &truth.join("attribution.tsv"),
+    )?;
+    let evm = std::fs::read_to_string(truth.join("attribution_evm.tsv"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(truth.join("attribution.tsv"))?;
+    std::io::Write::write_all(&mut f, evm.as_bytes())?;
+    if g.json {
+        return crate::print_json(&s);
+    }
+    println!(
+        "two chains in {:.1}s: Ethereum {} txs, Bitcoin {} txs; {} crossings ({} THORChain-like, {} bridge): {:.2} ETH became {:.8} BTC",
+        t.elapsed().as_secs_f64(),
+        s.ethereum.txs,
+        s.bitcoin.txs,
+        s.crossings,
+        s.router_crossings,
+        s.bridge_crossings,
+        s.crossed_wei.parse::<f64>().unwrap_or(0.0) / 1e18,
+        s.crossed_sats as f64 / 1e8
+    );
+    let d = a.out.display();
+    println!("load it:\n  cointrail ingest --blocks-dir {d}/bitcoin/blocks\n  cointrail ingest --chain ethereum {d}/ethereum/etl\n  cp {d}/truth/attribution.tsv {d}/truth/bridges.yaml DATA_DIR/\n  cointrail case create bybit --from-tx {}\n  cointrail trace bybit", s.ethereum.heist.drain_tx);
+    Ok(())
+}

@@ -41,6 +41,8 @@ pub(crate) struct Econ {
     pub addresses: Tsv,
     pub hops: Tsv,
     pub hop_no: u64,
+    /// The two-chain world's contracts and crossings (`simulate --chains bitcoin,ethereum`).
+    pub x: Option<super::xchain::Cross>,
 }
 
 impl Econ {
@@ -322,6 +324,7 @@ impl Econ {
 
     fn swap_log(
         &self,
+        pool: Address,
         from: Address,
         in0: u128,
         in1: u128,
@@ -330,7 +333,7 @@ impl Econ {
     ) -> (Address, Vec<String>, String) {
         let who = format!("0x000000000000000000000000{}", hex::encode(from.as_slice()));
         (
-            self.pool,
+            pool,
             vec![SWAP_TOPIC.to_string(), who.clone(), who],
             [in0, in1, out0, out1].iter().map(|v| word(*v)).collect(),
         )
@@ -344,8 +347,20 @@ impl Econ {
         fail: bool,
     ) -> Option<(super::chain::Sent, u128)> {
         let (pool, token) = (self.pool, self.token);
+        self.swap_token_for_eth_on(pool, token, from, amount, fail)
+    }
+
+    /// Token in, ETH out on any constant-product pool of ETH and `token`.
+    pub fn swap_token_for_eth_on(
+        &mut self,
+        pool: Address,
+        token: Address,
+        from: Address,
+        amount: u128,
+        fail: bool,
+    ) -> Option<(super::chain::Sent, u128)> {
         let out = Self::amount_out(self.c.tok_of(&token, &pool), self.c.eth_of(&pool), amount);
-        let log = self.swap_log(from, amount, 0, 0, out);
+        let log = self.swap_log(pool, from, amount, 0, 0, out);
         let s = self.c.send(Tx {
             from,
             to: Some(pool),
@@ -378,7 +393,7 @@ impl Econ {
     ) -> Option<(super::chain::Sent, u128)> {
         let (pool, token) = (self.pool, self.token);
         let out = Self::amount_out(self.c.eth_of(&pool), self.c.tok_of(&token, &pool), value);
-        let log = self.swap_log(from, 0, value, out, 0);
+        let log = self.swap_log(pool, from, 0, value, out, 0);
         let s = self.c.send(Tx {
             from,
             to: Some(pool),

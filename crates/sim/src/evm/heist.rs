@@ -59,6 +59,9 @@ pub(crate) struct Heist {
     to_ex_tok: u128,
     dex_wei: u128,
     drained: bool,
+    /// Two-chain world: the first `layer1` fan addresses (dozens) split again into the
+    /// rest (hundreds) before anything leaves; 0 = one fan-out layer.
+    layer1: usize,
 }
 
 impl Heist {
@@ -80,19 +83,30 @@ impl Heist {
             to_ex_tok: 0,
             dex_wei: 0,
             drained: false,
+            layer1: 0,
         }
     }
 
     pub fn done(&self, e: &Econ) -> bool {
         self.drained
-            && self.fan_sent == self.fan.len()
+            && self.fan_sent == self.first_layer()
             && self.onward.is_empty()
             && self.token_deposits.is_empty()
+            && e.x.as_ref().is_none_or(|x| x.withdrawals.is_empty())
             && !e
                 .sweeps
                 .values()
                 .flatten()
                 .any(|(_, d)| e.thief_deposits.contains(d))
+    }
+
+    /// The addresses the main thief pays (all of them, or the first layer).
+    fn first_layer(&self) -> usize {
+        if self.layer1 > 0 {
+            self.layer1
+        } else {
+            self.fan.len()
+        }
     }
 
     fn credit(&mut self, a: Address, wei: u128, tok: u128) {
@@ -110,14 +124,14 @@ impl Heist {
         if !self.drained {
             return Ok(());
         }
-        if n > self.drain_block && self.fan_sent < self.fan.len() {
+        if n > self.drain_block && self.fan_sent < self.first_layer() {
             if n == self.drain_block + 1 {
                 self.sell_tokens(e)?;
             }
             let left_blocks = (self.drain_block + 1 + self.fanout_window)
                 .saturating_sub(n)
                 .max(1);
-            let quota = (self.fan.len() - self.fan_sent).div_ceil(left_blocks as usize);
+            let quota = (self.first_layer() - self.fan_sent).div_ceil(left_blocks as usize);
             for _ in 0..quota {
                 self.fan_one(e)?;
             }
@@ -148,6 +162,22 @@ impl Heist {
         let wei = e.c.eth_of(&cold);
         let tok = e.c.tok_of(&token, &cold);
         let signer = e.exchanges[0].signer;
+        let mut tokens = vec![TokenMove {
+            token,
+            from: cold,
+            to: self.main,
+            amount: tok,
+        }];
+        let lst = e.x.as_ref().map(|x| x.lst);
+        let lst_amount = lst.map(|l| e.c.tok_of(&l, &cold)).unwrap_or(0);
+        if let Some(l) = lst {
+            tokens.push(TokenMove {
+                token: l,
+                from: cold,
+                to: self.main,
+                amount: lst_amount,
+            });
+        }
         let s =
             e.c.send(Tx {
                 from: signer,
@@ -158,12 +188,7 @@ impl Heist {
                     to: self.main,
                     value: wei,
                 }],
-                tokens: vec![TokenMove {
-                    token,
-                    from: cold,
-                    to: self.main,
-                    amount: tok,
-                }],
+                tokens,
                 input: "0x6a761202", // execTransaction, as a Safe
                 ..Default::default()
             })
@@ -175,6 +200,9 @@ impl Heist {
             })?;
         e.hop(&s.hash, "drain", cold, self.main, "ETH", wei)?;
         e.hop(&s.hash, "drain", cold, self.main, "USDS", tok)?;
+        if lst.is_some() {
+            e.hop(&s.hash, "drain", cold, self.main, "LST", lst_amount)?;
+        }
         self.credit(self.main, wei, tok);
         self.s.victim_exchange = 0;
         self.s.source = hex_addr(&cold);
@@ -183,7 +211,14 @@ impl Heist {
         self.s.main_thief = hex_addr(&self.main);
         self.s.drained_wei = wei.to_string();
         self.s.drained_token_units = tok.to_string();
-        for _ in 0..self.fanout {
+        let first = if e.x.is_some() {
+            // Bybit: dozens of wallets first, then hundreds.
+            self.layer1 = (self.fanout as usize / 10).clamp(2, 60);
+            self.layer1 as u32
+        } else {
+            self.fanout
+        };
+        for _ in 0..first {
             let a = e.new_labelled("thief", "fanout")?;
             self.thieves.insert(
                 a,
@@ -200,6 +235,19 @@ impl Heist {
 
     /// The stolen stablecoin (freezable) goes into the DEX for ETH at once, in two swaps.
     fn sell_tokens(&mut self, e: &mut Econ) -> Result<(), SimError> {
+        if let Some((lst, pool)) = e.x.as_ref().map(|x| (x.lst, x.lst_pool)) {
+            let amt = e.c.tok_of(&lst, &self.main);
+            for part in [amt / 2, amt - amt / 2] {
+                if part == 0 {
+                    continue;
+                }
+                if let Some((s, out)) = e.swap_lst_for_eth(self.main, part).filter(|(s, _)| s.ok) {
+                    e.hop(&s.hash, "dex-swap-in", self.main, pool, "LST", part)?;
+                    e.hop(&s.hash, "dex-swap-out", pool, self.main, "ETH", out)?;
+                    self.credit(self.main, out, 0);
+                }
+            }
+        }
         let tok = e.c.tok_of(&e.token, &self.main);
         for part in [tok / 2, tok - tok / 2] {
             if part == 0 {
@@ -219,7 +267,7 @@ impl Heist {
     }
 
     fn fan_one(&mut self, e: &mut Econ) -> Result<(), SimError> {
-        let remaining = (self.fan.len() - self.fan_sent) as u128;
+        let remaining = (self.first_layer() - self.fan_sent) as u128;
         let reserve = e.c.upfront(G_TRANSFER) * 2;
         let avail = e.c.eth_of(&self.main).saturating_sub(reserve * remaining);
         let v = if remaining == 1 {
@@ -256,6 +304,13 @@ impl Heist {
     }
 
     fn onward_one(&mut self, e: &mut Econ, i: usize) -> Result<(), SimError> {
+        if self.layer1 > 0 {
+            return if i < self.layer1 {
+                self.split_one(e, i)
+            } else {
+                self.onward_xchain(e, i)
+            };
+        }
         let a = self.fan[i];
         let r = e.c.rng.random_range(0..100u32);
         if r < 10 {
@@ -293,6 +348,96 @@ impl Heist {
             self.dex_wei += v;
             let at = e.c.number + e.c.rng.random_range(1..20);
             self.token_deposits.entry(at).or_default().push(i);
+        }
+        Ok(())
+    }
+
+    /// A first-layer address splits into its share of the hundreds.
+    fn split_one(&mut self, e: &mut Econ, i: usize) -> Result<(), SimError> {
+        let a = self.fan[i];
+        let k = (self.fanout as usize / self.layer1).max(2);
+        let reserve = e.c.upfront(G_TRANSFER) * 2;
+        for j in 0..k {
+            let left = (k - j) as u128;
+            let avail = e.c.eth_of(&a).saturating_sub(reserve * left);
+            let v = if left == 1 {
+                avail
+            } else {
+                (avail / left * e.c.rng.random_range(80..120) / 100).min(avail)
+            };
+            let to = e.new_labelled("thief", "fanout")?;
+            self.thieves.insert(
+                to,
+                Thief {
+                    role: "fanout",
+                    ..Default::default()
+                },
+            );
+            let Some(s) =
+                e.c.send(Tx {
+                    from: a,
+                    to: Some(to),
+                    value: v,
+                    gas: G_TRANSFER,
+                    ..Default::default()
+                })
+                .filter(|s| s.ok)
+            else {
+                continue;
+            };
+            e.hop(&s.hash, "fanout", a, to, "ETH", v)?;
+            self.credit(to, v, 0);
+            self.fan.push(to);
+            self.s.fanout_addresses += 1;
+            let at = e.c.number + e.c.rng.random_range(1..=self.onward_window);
+            self.onward.entry(at).or_default().push(self.fan.len() - 1);
+        }
+        Ok(())
+    }
+
+    /// Where a second-layer address sends its ETH in the two-chain world: mostly THORChain
+    /// to Bitcoin (Bybit: ~72%), some through the bridge, Tornado notes, exchanges, the DEX.
+    fn onward_xchain(&mut self, e: &mut Econ, i: usize) -> Result<(), SimError> {
+        let a = self.fan[i];
+        let r = e.c.rng.random_range(0..100u32);
+        if r < 5 {
+            self.s.dormant_addresses += 1;
+            return Ok(());
+        }
+        if r < 15 {
+            let v = e.c.eth_of(&a).saturating_sub(e.c.upfront(G_TRANSFER));
+            let (k, dep) = self.thief_deposit(e, i)?;
+            if let Some(s) =
+                e.c.send(Tx {
+                    from: a,
+                    to: Some(dep),
+                    value: v,
+                    gas: G_TRANSFER,
+                    ..Default::default()
+                })
+                .filter(|s| s.ok)
+            {
+                e.hop(&s.hash, "deposit", a, dep, "ETH", v)?;
+                e.schedule_sweep(k, dep);
+                self.to_ex_wei += v;
+                self.s.deposits_at_exchanges += 1;
+            }
+            return Ok(());
+        }
+        let keep = e.c.upfront(super::xchain::G_MIXER) * 4;
+        let mut v = e.c.eth_of(&a).saturating_sub(keep);
+        if r >= 92 {
+            while v >= super::xchain::NOTE && e.mixer_note(a)? {
+                v -= super::xchain::NOTE;
+            }
+        }
+        if v == 0 {
+            return Ok(());
+        }
+        if (84..92).contains(&r) {
+            e.bridge_out(a, v)?;
+        } else {
+            e.router_swap(a, v)?;
         }
         Ok(())
     }

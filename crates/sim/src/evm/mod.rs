@@ -12,6 +12,8 @@ mod chain;
 mod economy;
 mod heist;
 mod writer;
+/// The Ethereum side of `simulate --chains bitcoin,ethereum`.
+pub mod xchain;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -40,6 +42,10 @@ pub struct EvmSimConfig {
     pub heist_eth: u64,
     /// Fresh addresses the drained ETH is fanned out to.
     pub heist_fanout: u32,
+    /// The two-chain world (LST, THORChain-like router, bridge, Tornado-like pool); none
+    /// for `simulate --chain ethereum`.
+    #[serde(default)]
+    pub xchain: Option<xchain::XchainEvm>,
 }
 
 impl Default for EvmSimConfig {
@@ -52,6 +58,7 @@ impl Default for EvmSimConfig {
             txs_per_block: 150,
             heist_eth: 401_000,
             heist_fanout: 300,
+            xchain: None,
         }
     }
 }
@@ -76,6 +83,11 @@ pub struct EvmSimSummary {
     pub token_minted_units: String,
     pub pool: String,
     pub heist: EvmHeistSummary,
+    /// Two-chain world: every crossing to Bitcoin (also `truth/crossings.tsv`).
+    #[serde(skip)]
+    pub crossings: Vec<xchain::Crossing>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xchain: Option<xchain::XchainAddresses>,
 }
 
 fn check_out_dir(out: &Path) -> Result<(), SimError> {
@@ -113,6 +125,9 @@ pub fn simulate_evm(
     let truth_dir = out.join("truth");
     std::fs::create_dir_all(&truth_dir).map_err(|e| io(&truth_dir, e))?;
     let mut c = Chain::new(cfg.seed, EtlOut::create(&out.join("etl"))?)?;
+    if let Some(x) = &cfg.xchain {
+        c.timestamp = x.start_time;
+    }
     let mut addresses = Tsv::create(truth_dir.join("addresses.tsv"), "address\tentity\trole")?;
     for (i, b) in c.builders.clone().iter().enumerate() {
         addresses.line(&format!("{}\tbuilder-{i}\tfee-recipient", hex_addr(b)))?;
@@ -136,6 +151,7 @@ pub fn simulate_evm(
         addresses,
         hops,
         hop_no: 0,
+        x: None,
     };
     e.addresses
         .line(&format!("{}\tusds\ttoken", hex_addr(&a0)))?;
@@ -158,6 +174,11 @@ pub fn simulate_evm(
     }
     let cold = e.new_labelled("exchange-0", "cold")?;
     e.bootstrap(cold, cfg.heist_eth as u128 * ETH)?;
+    if let Some(x) = &cfg.xchain {
+        // A fifth of the victim's value is also held as the liquid-staking token.
+        let lst = cfg.heist_eth as u128 * ETH / 5;
+        e.x = Some(xchain::Cross::setup(&mut e, x.clone(), cold, lst)?);
+    }
 
     let est_blocks = (cfg.txs / cfg.txs_per_block as u64).max(20);
     let drain = e.c.number + est_blocks * 3 / 10;
@@ -167,6 +188,7 @@ pub fn simulate_evm(
         e.staking_withdrawals();
         h.step(&mut e)?;
         e.sweeps_due()?;
+        e.mixer_withdrawals_due()?;
         let per = cfg.txs_per_block as u64;
         let target = per * e.c.rng.random_range(60..140) / 100;
         let mut attempts = 0;
@@ -182,6 +204,9 @@ pub fn simulate_evm(
         progress(e.c.total_txs, cfg.txs);
     }
     let heist = h.finish(&truth_dir)?;
+    e.write_crossings(&truth_dir)?;
+    let crossings = e.x.as_ref().map(|x| x.crossings.clone()).unwrap_or_default();
+    let xaddrs = e.x.as_ref().map(|x| x.addresses());
     let Econ {
         c,
         addresses,
@@ -209,6 +234,8 @@ pub fn simulate_evm(
         token_minted_units: c.minted.to_string(),
         pool: hex_addr(&pool),
         heist,
+        crossings,
+        xchain: xaddrs,
     };
     let bytes = c.finish()?;
     let summary = EvmSimSummary { bytes, ..summary };
