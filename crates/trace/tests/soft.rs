@@ -275,7 +275,10 @@ fn self_spends_grow_the_entity_and_joint_spends_do_not() {
 
 fn demix() -> TraceParams {
     TraceParams {
-        demix: Some(DemixParams::default()),
+        demix: Some(DemixParams {
+            coinjoin_links: true,
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -465,6 +468,7 @@ fn coinjoin_outputs_consolidated_together_are_soft_linked() {
     let low = TraceParams {
         demix: Some(DemixParams {
             min_score: 0.5,
+            coinjoin_links: true,
             ..Default::default()
         }),
         ..Default::default()
@@ -573,6 +577,7 @@ fn reports_name_the_soft_hops_and_the_entity_option() {
         entity_aware: true,
         demix: Some(DemixParams {
             min_score: 0.5,
+            coinjoin_links: true,
             ..Default::default()
         }),
         ..Default::default()
@@ -593,10 +598,12 @@ fn reports_name_the_soft_hops_and_the_entity_option() {
     assert!(!plain.contains("Soft hops"));
 }
 
-/// Outputs of two different CoinJoins the taint entered, spent together: 0.85, followed.
-/// The theft splits 2,010,000 into two premix coins of 1,005,000; each enters its own
-/// 5 × 1,000,000 mix; output 2 of the first and output 4 of the second are swept together
-/// into 60 (1,990,000), which pays the exchange 1,980,000.
+/// Three outputs of two different CoinJoins the taint entered, spent together: 0.85,
+/// followed. The theft splits 2,010,000 into two premix coins of 1,005,000; each enters its
+/// own 5 × 1,000,000 mix; outputs 0 and 2 of the first and 4 of the second are swept into
+/// 60 (2,990,000), which pays the exchange 1,980,000. Each mix hands on what it took in
+/// (1,005,000): the first's over its two outputs in output order (1,000,000 + 5,000), the
+/// second's capped by its one output (1,000,000): 2,005,000 soft.
 #[test]
 fn outputs_of_two_tainted_coinjoins_swept_together_are_linked() {
     let mut ch = Chain::new();
@@ -647,7 +654,7 @@ fn outputs_of_two_tainted_coinjoins_swept_together_are_linked() {
             (44, 1_000_000),
         ],
     );
-    let sweep = ch.tx(&[(cj1, 2), (cj2, 4)], &[(60, 1_990_000)]);
+    let sweep = ch.tx(&[(cj1, 2), (cj2, 4), (cj1, 0)], &[(60, 2_990_000)]);
     let x = ch.tx(&[(sweep, 0)], &[(EXCH, 1_980_000)]);
     let mut w = World::default();
     w.services.insert(EXCH, ("exchange", "Exchange X"));
@@ -656,7 +663,10 @@ fn outputs_of_two_tainted_coinjoins_swept_together_are_linked() {
     let r = run(&ch, &w, ch.out(victim, 0), demix());
     assert_eq!(r.soft_hops.len(), 1);
     assert_eq!(r.soft_hops[0].score, 0.85);
-    assert_eq!(r.soft_hops[0].soft_sats, 2_000_000);
-    assert_eq!(at(&r, &ch, x, 0), (0, 1_980_000));
-    assert_eq!(r.soft_totals.fee_sats, 20_000);
+    assert_eq!(r.soft_hops[0].soft_sats, 2_005_000);
+    // Outputs take soft sats in outpoint order: cj1:0 1,000,000, cj1:2 5,000, cj2:4
+    // 1,000,000. FIFO over the sweep's inputs (cj1:2, cj2:4, cj1:0): 60 = [S5,000,
+    // C995,000, S1,000,000, S990,000], fee S10,000; the exchange's first 1,980,000 of it
+    // hold 5,000 + 980,000 = 985,000 soft.
+    assert_eq!(at(&r, &ch, x, 0), (0, 985_000));
 }

@@ -357,12 +357,16 @@ impl Tracer<'_> {
                     ),
                 )
             } else if mixes.len() >= 2 {
+                // Two outputs only: other participants of the same pools do that too (on the
+                // simulator about one such link in ten was someone else's), so it needs three.
+                let base = if linked.len() >= 3 { 0.85 } else { 0.75 };
                 // Outputs of two different CoinJoins the taint entered, in one spend: one
                 // owner who was in both, as the thief was.
                 (
-                    0.85,
+                    base,
                     format!(
-                        "outputs of {} different tainted CoinJoins spent together",
+                        "{} outputs of {} different tainted CoinJoins spent together",
+                        linked.len(),
                         mixes.len()
                     ),
                 )
