@@ -54,6 +54,7 @@ variants = [
     ("fifo entity-aware", ["--entity-aware"]),
     ("fifo + soft hops", ["--soft-hops"]),
     ("fifo entity-aware + soft hops", ["--entity-aware", "--soft-hops"]),
+    ("fifo entity-aware + soft hops + coinjoin links", ["--entity-aware", "--soft-hops", "--coinjoin-links"]),
 ]
 only = os.environ.get("VARIANTS")
 if only:

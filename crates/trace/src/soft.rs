@@ -40,7 +40,9 @@ impl Default for DemixParams {
             fee_max_bp: 500,
             delay_min: 1,
             delay_max: 144,
-            coinjoin_links: true,
+            // Off unless asked for: on playbooks where the thief never sweeps its post-mix
+            // coins, every such link found was someone else's (BENCHMARKS.md).
+            coinjoin_links: false,
             remix_depth: 2,
         }
     }

@@ -275,7 +275,10 @@ fn self_spends_grow_the_entity_and_joint_spends_do_not() {
 
 fn demix() -> TraceParams {
     TraceParams {
-        demix: Some(DemixParams::default()),
+        demix: Some(DemixParams {
+            coinjoin_links: true,
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -465,6 +468,7 @@ fn coinjoin_outputs_consolidated_together_are_soft_linked() {
     let low = TraceParams {
         demix: Some(DemixParams {
             min_score: 0.5,
+            coinjoin_links: true,
             ..Default::default()
         }),
         ..Default::default()
@@ -573,6 +577,7 @@ fn reports_name_the_soft_hops_and_the_entity_option() {
         entity_aware: true,
         demix: Some(DemixParams {
             min_score: 0.5,
+            coinjoin_links: true,
             ..Default::default()
         }),
         ..Default::default()
@@ -582,7 +587,7 @@ fn reports_name_the_soft_hops_and_the_entity_option() {
     assert!(md.contains(r"| entity\_aware | true |"), "{md}");
     assert!(md.contains("## Soft hops (not proven"));
     assert!(md.contains("| coinjoin-consolidation | 0.50 |"));
-    assert!(md.contains("2 of them spent together"));
+    assert!(md.contains("2 outputs of one CoinJoin spent together"));
     let html = cointrail_trace::report::html(&r, "case");
     assert!(html.contains("coinjoin-consolidation"));
     let plain = cointrail_trace::report::markdown(
@@ -591,4 +596,77 @@ fn reports_name_the_soft_hops_and_the_entity_option() {
     );
     assert!(plain.contains(r"| entity\_aware | false |"));
     assert!(!plain.contains("Soft hops"));
+}
+
+/// Three outputs of two different CoinJoins the taint entered, spent together: 0.85,
+/// followed. The theft splits 2,010,000 into two premix coins of 1,005,000; each enters its
+/// own 5 × 1,000,000 mix; outputs 0 and 2 of the first and 4 of the second are swept into
+/// 60 (2,990,000), which pays the exchange 1,980,000. Each mix hands on what it took in
+/// (1,005,000): the first's over its two outputs in output order (1,000,000 + 5,000), the
+/// second's capped by its one output (1,000,000): 2,005,000 soft.
+#[test]
+fn outputs_of_two_tainted_coinjoins_swept_together_are_linked() {
+    let mut ch = Chain::new();
+    let victim = ch.tx(&[], &[(1, 2_010_000)]);
+    let others = ch.tx(
+        &[],
+        &[
+            (2, 1_005_000),
+            (3, 1_000_000),
+            (4, 1_000_000),
+            (5, 1_000_000),
+            (6, 1_005_000),
+            (7, 1_000_000),
+            (8, 1_000_000),
+            (9, 1_000_000),
+        ],
+    );
+    let split = ch.tx(&[(victim, 0)], &[(10, 1_005_000), (11, 1_005_000)]);
+    let cj1 = ch.tx(
+        &[
+            (split, 0),
+            (others, 0),
+            (others, 1),
+            (others, 2),
+            (others, 3),
+        ],
+        &[
+            (30, 1_000_000),
+            (31, 1_000_000),
+            (32, 1_000_000),
+            (33, 1_000_000),
+            (34, 1_000_000),
+        ],
+    );
+    let cj2 = ch.tx(
+        &[
+            (split, 1),
+            (others, 4),
+            (others, 5),
+            (others, 6),
+            (others, 7),
+        ],
+        &[
+            (40, 1_000_000),
+            (41, 1_000_000),
+            (42, 1_000_000),
+            (43, 1_000_000),
+            (44, 1_000_000),
+        ],
+    );
+    let sweep = ch.tx(&[(cj1, 2), (cj2, 4), (cj1, 0)], &[(60, 2_990_000)]);
+    let x = ch.tx(&[(sweep, 0)], &[(EXCH, 1_980_000)]);
+    let mut w = World::default();
+    w.services.insert(EXCH, ("exchange", "Exchange X"));
+    w.coinjoins.insert(cj1);
+    w.coinjoins.insert(cj2);
+    let r = run(&ch, &w, ch.out(victim, 0), demix());
+    assert_eq!(r.soft_hops.len(), 1);
+    assert_eq!(r.soft_hops[0].score, 0.85);
+    assert_eq!(r.soft_hops[0].soft_sats, 2_005_000);
+    // Outputs take soft sats in outpoint order: cj1:0 1,000,000, cj1:2 5,000, cj2:4
+    // 1,000,000. FIFO over the sweep's inputs (cj1:2, cj2:4, cj1:0): 60 = [S5,000,
+    // C995,000, S1,000,000, S990,000], fee S10,000; the exchange's first 1,980,000 of it
+    // hold 5,000 + 980,000 = 985,000 soft.
+    assert_eq!(at(&r, &ch, x, 0), (0, 985_000));
 }

@@ -86,9 +86,11 @@ pub struct TraceArgs {
     /// Soft hops: blocks after a deposit in which its withdrawal is looked for (MIN-MAX).
     #[arg(long, default_value = "1-144", value_parser = cointrail_trace::DemixParams::parse_delay)]
     pub mixer_delay: (u32, u32),
-    /// Soft hops: leave CoinJoin outputs alone (mixer deposits only).
+    /// Soft hops: also follow CoinJoin outputs the thief sweeps later (with coins the trace
+    /// holds, or several from tainted CoinJoins). Off by default: right when the thief
+    /// sweeps, wrong when it never does (BENCHMARKS.md).
     #[arg(long)]
-    pub no_coinjoin_links: bool,
+    pub coinjoin_links: bool,
 }
 
 impl TraceArgs {
@@ -100,7 +102,7 @@ impl TraceArgs {
             fee_max_bp: self.mixer_fee.1,
             delay_min: self.mixer_delay.0,
             delay_max: self.mixer_delay.1,
-            coinjoin_links: !self.no_coinjoin_links,
+            coinjoin_links: self.coinjoin_links,
             ..Default::default()
         })
     }

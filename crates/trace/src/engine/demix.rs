@@ -299,8 +299,10 @@ impl Tracer<'_> {
             .clone()
             .expect("soft rounds run with demix settings");
         let view = self.view;
-        for hit in hits {
-            // The CoinJoin's outputs and, through remixes, their descendants.
+        // Every tainted CoinJoin's outputs and, through remixes, their descendants: output →
+        // (which CoinJoin, remix depth).
+        let mut origin: HashMap<OutNum, (usize, u32)> = HashMap::new();
+        for (k, hit) in hits.iter().enumerate() {
             let mut desc: Vec<(OutNum, u32)> = view.tx_outputs(hit.tx).map(|o| (o, 0)).collect();
             let mut seen: std::collections::HashSet<TxNum> = [hit.tx].into_iter().collect();
             let mut i = 0;
@@ -316,117 +318,141 @@ impl Tracer<'_> {
                     }
                 }
             }
-            let depth_of: HashMap<OutNum, u32> = desc.iter().copied().collect();
-            let mut by_spender: BTreeMap<TxNum, Vec<OutNum>> = BTreeMap::new();
-            for &(o, _) in &desc {
-                if self.soft.claimed_out.contains(&o) {
-                    continue;
-                }
-                if let Some(s) = view.output_spender(o) {
-                    if !self.is_coinjoin(s) {
-                        by_spender.entry(s).or_default().push(o);
-                    }
+            for (o, d) in desc {
+                origin.entry(o).or_insert((k, d));
+            }
+        }
+        let mut by_spender: BTreeMap<TxNum, Vec<OutNum>> = BTreeMap::new();
+        let mut outs: Vec<OutNum> = origin.keys().copied().collect();
+        outs.sort_unstable();
+        for o in outs {
+            if self.soft.claimed_out.contains(&o) {
+                continue;
+            }
+            if let Some(s) = view.output_spender(o) {
+                if !self.is_coinjoin(s) {
+                    by_spender.entry(s).or_default().push(o);
                 }
             }
-            let mut remaining = by_label(&hit.runs);
-            let cj_txid = display_txid(view.txid(hit.tx));
-            for (x, linked) in by_spender {
-                let left: u64 = remaining.iter().map(|r| r.1).sum();
-                if left == 0 {
-                    break;
+        }
+        let mut remaining: Vec<Vec<(Label, u64)>> =
+            hits.iter().map(|h| by_label(&h.runs)).collect();
+        for (x, linked) in by_spender {
+            let held: Vec<OutNum> = view
+                .tx_inputs(x)
+                .filter_map(|i| match view.input_prevout(i) {
+                    Prevout::Output(p) if !origin.contains_key(&p) => Some(p),
+                    _ => None,
+                })
+                .filter(|&p| self.soft.held.contains(&p) || self.is_thief(p))
+                .collect();
+            let mixes: BTreeSet<usize> = linked.iter().map(|o| origin[o].0).collect();
+            let maxd = linked.iter().map(|o| origin[o].1).max().unwrap_or(0);
+            let (base, how) = if !held.is_empty() {
+                (
+                    0.9,
+                    format!(
+                        "spent together with {} output(s) the trace already holds",
+                        held.len()
+                    ),
+                )
+            } else if mixes.len() >= 2 {
+                // Two outputs only: other participants of the same pools do that too (on the
+                // simulator about one such link in ten was someone else's), so it needs three.
+                let base = if linked.len() >= 3 { 0.85 } else { 0.75 };
+                // Outputs of two different CoinJoins the taint entered, in one spend: one
+                // owner who was in both, as the thief was.
+                (
+                    base,
+                    format!(
+                        "{} outputs of {} different tainted CoinJoins spent together",
+                        linked.len(),
+                        mixes.len()
+                    ),
+                )
+            } else if linked.len() >= 2 {
+                // Spent together says one owner for these outputs, not which owner: a
+                // participant who is not the thief does the same (measured on the
+                // simulator: wrong every time), so alone it stays below the default.
+                (
+                    0.5,
+                    format!("{} outputs of one CoinJoin spent together", linked.len()),
+                )
+            } else {
+                continue;
+            };
+            let sc = ((base - 0.05 * maxd as f64) * 100.0).round() / 100.0;
+            if sc < dp.min_score {
+                continue;
+            }
+            let mut carried = 0;
+            let mut landed = Vec::new();
+            let mut facts = Vec::new();
+            for &k in &mixes {
+                let left: u64 = remaining[k].iter().map(|r| r.1).sum();
+                facts.push(format!(
+                    "{} CoinJoin {} took taint in ({left} sats still unassigned)",
+                    hits[k].protocol,
+                    display_txid(view.txid(hits[k].tx))
+                ));
+            }
+            facts.push(format!(
+                "post-mix outputs {} spent in {} at height {}: {how}",
+                linked
+                    .iter()
+                    .map(|&o| format!(
+                        "{} ({} sats, remix depth {})",
+                        self.outpoint(o),
+                        view.output_value(o),
+                        origin[&o].1
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                display_txid(view.txid(x)),
+                view.tx_height(x)
+            ));
+            for &o in &linked {
+                let (k, depth) = origin[&o];
+                let left: u64 = remaining[k].iter().map(|r| r.1).sum();
+                let amount = view.output_value(o).min(left);
+                if amount == 0 {
+                    continue;
                 }
-                let held: Vec<OutNum> = view
-                    .tx_inputs(x)
-                    .filter_map(|i| match view.input_prevout(i) {
-                        Prevout::Output(p) if !depth_of.contains_key(&p) => Some(p),
-                        _ => None,
-                    })
-                    .filter(|&p| self.soft.held.contains(&p) || self.is_thief(p))
+                let w: Vec<u64> = remaining[k].iter().map(|r| r.1).collect();
+                let split = largest_remainder(amount, &w);
+                let per: Vec<(Label, u64)> = remaining[k]
+                    .iter()
+                    .zip(&split)
+                    .map(|(r, &a)| (r.0, a))
                     .collect();
-                let maxd = linked.iter().map(|o| depth_of[o]).max().unwrap_or(0);
-                let (base, how) = if !held.is_empty() {
-                    (
-                        0.9,
-                        format!(
-                            "spent together with {} output(s) the trace already holds",
-                            held.len()
-                        ),
-                    )
-                } else if linked.len() >= 2 {
-                    // Spent together says one owner for these outputs, not which owner:
-                    // a participant who is not the thief does the same (measured on the
-                    // simulator: wrong every time), so alone it stays below the default.
-                    (0.5, format!("{} of them spent together", linked.len()))
-                } else {
-                    continue;
-                };
-                let sc = ((base - 0.05 * maxd as f64) * 100.0).round() / 100.0;
-                if sc < dp.min_score {
-                    continue;
-                }
-                let mut carried = 0;
-                let mut landed = Vec::new();
-                let mut facts = vec![
-                    format!(
-                        "{} CoinJoin {cj_txid} took {left} sats of taint in (still unassigned)",
-                        hit.protocol
-                    ),
-                    format!(
-                        "post-mix outputs {} in {} at height {}: {how}",
-                        linked
-                            .iter()
-                            .map(|&o| format!(
-                                "{}:{} ({} sats, remix depth {})",
-                                display_txid(view.txid(view.output_tx(o)))
-                                    .get(..16)
-                                    .unwrap_or(""),
-                                view.output_vout(o),
-                                view.output_value(o),
-                                depth_of[&o]
-                            ))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        display_txid(view.txid(x)),
-                        view.tx_height(x)
-                    ),
-                ];
-                for &o in &linked {
-                    let left: u64 = remaining.iter().map(|r| r.1).sum();
-                    let amount = view.output_value(o).min(left);
-                    if amount == 0 {
-                        break;
+                let got = self.soft_register(o, &per, hits[k].hops + 1 + depth);
+                if got > 0 {
+                    for (r, &a) in remaining[k].iter_mut().zip(&split) {
+                        r.1 -= a;
                     }
-                    let w: Vec<u64> = remaining.iter().map(|r| r.1).collect();
-                    let split = largest_remainder(amount, &w);
-                    let per: Vec<(Label, u64)> = remaining
-                        .iter()
-                        .zip(&split)
-                        .map(|(r, &a)| (r.0, a))
-                        .collect();
-                    let got = self.soft_register(o, &per, hit.hops + 1 + depth_of[&o]);
-                    if got > 0 {
-                        for (r, &a) in remaining.iter_mut().zip(&split) {
-                            r.1 -= a;
-                        }
-                        self.soft.members.push((o, "coinjoin-consolidation".into()));
-                        landed.push((self.outpoint(o), got));
-                    }
-                    carried += got;
+                    self.soft.members.push((o, "coinjoin-consolidation".into()));
+                    landed.push((self.outpoint(o), got));
                 }
-                if carried == 0 {
-                    continue;
-                }
-                facts.push(format!("{carried} sats carried on as soft taint"));
-                self.soft.hops.push(SoftHop {
-                    rule: "coinjoin-consolidation".into(),
-                    score: sc,
-                    from: cj_txid.clone(),
-                    to_txid: display_txid(view.txid(x)),
-                    soft_sats: carried,
-                    facts,
-                    landed,
-                });
+                carried += got;
             }
+            if carried == 0 {
+                continue;
+            }
+            facts.push(format!("{carried} sats carried on as soft taint"));
+            let from = mixes
+                .iter()
+                .map(|&k| display_txid(view.txid(hits[k].tx)))
+                .collect::<Vec<_>>()
+                .join(",");
+            self.soft.hops.push(SoftHop {
+                rule: "coinjoin-consolidation".into(),
+                score: sc,
+                from,
+                to_txid: display_txid(view.txid(x)),
+                soft_sats: carried,
+                facts,
+                landed,
+            });
         }
     }
 
