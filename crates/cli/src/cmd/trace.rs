@@ -67,6 +67,10 @@ pub struct TraceArgs {
     /// Write a report: .md, .html or .csv (by extension).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Bridge rules (YAML or JSON) for cross-chain joins; default DATA_DIR/bridges.yaml
+    /// when it exists. THORChain is joined by its memos without rules.
+    #[arg(long)]
+    pub bridges: Option<PathBuf>,
 }
 
 pub fn run(a: TraceArgs, g: &Global) -> Result<()> {
