@@ -110,13 +110,14 @@ pub fn cross_to_bitcoin(
         };
         let Some(n) = ledger.tx_by_hash(&h) else { continue };
         let addr: cointrail_evm::Address = to.parse().unwrap_or_default();
-        let amount = ledger
-            .tx_movements(n)
+        let moves = ledger.tx_movements(n);
+        // The block's time through the movement (a block summary would decode the block).
+        let time = moves.first().map(|m| evm.movement_time(m.id)).unwrap_or(0);
+        let amount = moves
             .iter()
             .filter(|m| m.asset == Asset::Native && m.to == addr && !m.is_gas())
             .fold(U256::ZERO, |a, m| a + m.amount);
         let (memo, id) = memo_and_id_from_logs(&ledger.tx_logs(n));
-        let time = evm.block_summary(block).map(|b| b.timestamp).unwrap_or(0);
         deps.push(Dep {
             d: Deposit {
                 chain: "ethereum".into(),

@@ -45,12 +45,14 @@ pub fn continue_on_bitcoin(
     };
     let t0 = std::time::Instant::now();
     let e = crate::cmd::screen::open_engine(g, None)?;
+    let t_open = t0.elapsed().as_secs_f64();
     let x = cross_to_bitcoin(idx, &e.index, t, &|c| c == BRIDGE_CATEGORY, &rules, 1);
     let stops: Vec<String> = a
         .stop_at
         .iter()
         .map(|s| cointrail_risk::rules::normalize_category(s))
         .collect();
+    let t_join = t0.elapsed().as_secs_f64();
     let btc = (!x.sources.is_empty()).then(|| {
         let p = TraceParams {
             model: a.model,
@@ -66,6 +68,10 @@ pub fn continue_on_bitcoin(
         e.trace(&x.sources, p, &stops)
     });
     let secs = t0.elapsed().as_secs_f64();
+    tracing::debug!(t_open, t_join, secs, "cross-chain trace phases");
+    if std::env::var_os("COINTRAIL_XCHAIN_TIMES").is_some() {
+        eprintln!("open {t_open:.2}s join {t_join:.2}s bitcoin {secs:.2}s");
+    }
     let v = combined(&r, &x, btc.as_ref())?;
     if let Some(path) = &a.report {
         let body = match path.extension().and_then(|x| x.to_str()) {
