@@ -557,3 +557,53 @@ pub mod topics {
         keccak256("BridgeDeposit(uint64,address,uint256,string)")
     }
 }
+
+/// The memo of a THORChain router `Deposit` event and the id of a `BridgeDeposit` in a
+/// transaction's logs, when the ledger keeps logs (none: the join goes on without the
+/// memo check / by amount and time).
+pub fn memo_and_id_from_logs(logs: &[cointrail_evm::etl::Log]) -> (Option<String>, Option<String>) {
+    let (mut memo, mut id) = (None, None);
+    for l in logs {
+        let Some(t0) = l.topics.first() else { continue };
+        if *t0 == topics::thorchain_deposit() {
+            let data = alloy_primitives::hex::decode(l.data.trim_start_matches("0x")).unwrap_or_default();
+            memo = abi_string_at(&data, 1);
+        } else if *t0 == topics::bridge_deposit() {
+            if let Some(t1) = l.topics.get(1) {
+                id = Some(U256::from_be_bytes(t1.0).to_string());
+            }
+        }
+    }
+    (memo, id)
+}
+
+/// The ABI string whose offset is the `word`-th 32-byte word of `data`.
+fn abi_string_at(data: &[u8], word: usize) -> Option<String> {
+    let w = |i: usize| -> Option<usize> {
+        let b = data.get(i..i + 32)?;
+        let v = U256::from_be_slice(b);
+        (v < U256::from(1u64 << 32)).then(|| v.to::<usize>())
+    };
+    let off = w(word * 32)?;
+    let len = w(off)?;
+    let bytes = data.get(off + 32..off + 32 + len)?;
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
+/// The text an OP_RETURN script pushes (one push, as memos are written), if it is UTF-8.
+pub fn op_return_text(script: &[u8]) -> Option<String> {
+    let (&op, rest) = script.split_first()?;
+    if op != 0x6a {
+        return None;
+    }
+    let (&p, rest) = rest.split_first()?;
+    let data = match p {
+        1..=75 => rest.get(..p as usize)?,
+        0x4c => {
+            let (&n, rest) = rest.split_first()?;
+            rest.get(..n as usize)?
+        }
+        _ => return None,
+    };
+    String::from_utf8(data.to_vec()).ok()
+}

@@ -23,6 +23,7 @@ pub mod state_file;
 pub mod tx_events;
 pub mod usd;
 pub mod wiring;
+pub mod xchain;
 
 /// An error and its causes, each once, for people: many errors already name their source
 /// in their own message (`path: io error`), so a cause whose text is already there is

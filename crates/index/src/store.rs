@@ -641,6 +641,22 @@ impl Index {
         (v != NO_OUT).then_some(v)
     }
 
+    /// How many OP_RETURN outputs are indexed (cross-chain joins scan them for memos).
+    pub fn op_return_count(&self) -> u64 {
+        self.opret_idx.len()
+    }
+
+    /// The `i`-th OP_RETURN output, in chain order, and its script.
+    pub fn op_return_at(&self, i: u64) -> (OutNum, Vec<u8>) {
+        let rec = self.opret_idx.get(i);
+        let off = u64_of(&rec[5..13]);
+        let len = u32_of(&rec[13..17]) as u64;
+        (
+            u40_of(rec),
+            (off..off + len).map(|k| self.opret_data.get(k)[0]).collect(),
+        )
+    }
+
     /// The data of an OP_RETURN output.
     pub fn op_return_data(&self, o: OutNum) -> Option<Vec<u8>> {
         let (mut lo, mut hi) = (0u64, self.opret_idx.len());

@@ -82,6 +82,8 @@ impl Sim {
                 )));
             };
             let in_sum: u64 = ins.iter().map(|x| x.value).sum();
+            // A vault's change goes back to the vault's own address (its first input's).
+            let hk = ins[0].key;
             let change = in_sum - p.sats - fee;
             let change_vout = outs.len() as u32;
             if change > 0 {

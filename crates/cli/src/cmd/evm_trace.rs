@@ -81,20 +81,30 @@ pub fn maybe_run(a: &TraceArgs, g: &Global) -> Result<bool> {
         // On an account chain a hop is a transaction: bound the transactions followed.
         p.max_txs = h as usize;
     }
-    let stop_at: Vec<String> = a
+    let mut stop_at: Vec<String> = a
         .stop_at
         .iter()
         .map(|s| cointrail_risk::rules::normalize_category(s))
         .collect();
+    // A crossing (THORChain, a bridge) ends the Ethereum leg; the trace goes on on the other
+    // chain from the joined release.
+    stop_at.push(cointrail_engine::xchain::BRIDGE_CATEGORY.to_string());
     let store = crate::cmd::labels::open_existing(g)?;
+    let attributed = evm_attribution(g)?;
     let cache: std::cell::RefCell<HashMap<Address, Option<Stop>>> = Default::default();
     let oracle = FnOracle(|x: &Address| -> Option<Stop> {
         if let Some(s) = cache.borrow().get(x) {
             return s.clone();
         }
         let key = x.to_string().to_lowercase();
-        let mut found = None;
-        if let Some(s) = &store {
+        let mut found = attributed
+            .get(&key)
+            .filter(|(cat, _)| stop_at.contains(cat))
+            .map(|(cat, name)| Stop {
+                category: cat.clone(),
+                name: name.clone(),
+            });
+        if let (None, Some(s)) = (&found, &store) {
             'cur: for cur in cointrail_tags::EVM_CURRENCIES {
                 for l in s.labels_for_address(cur, &key, None).unwrap_or_default() {
                     let cat = cointrail_risk::rules::normalize_category(
@@ -117,15 +127,48 @@ pub fn maybe_run(a: &TraceArgs, g: &Global) -> Result<bool> {
     for m in &missing {
         eprintln!("warning: {m}");
     }
-    if a.report.is_some() {
-        bail!("--report (md/html/csv) is not written for Ethereum traces yet; use --json");
-    }
     let labels: Vec<String> = cases.iter().map(|c| c.name.clone()).collect();
     let r = report(&t, "ethereum", &labels);
+    if g.data_dir.join("index").join("manifest.json").exists() {
+        return crate::cmd::xchain_trace::continue_on_bitcoin(a, g, &idx, &t, r, &labels);
+    }
+    if a.report.is_some() {
+        bail!("--report (md/html/csv) is written for Ethereum traces that cross to Bitcoin; without a Bitcoin index use --json");
+    }
     if g.json {
         crate::print_json(&r)?;
     } else {
         print!("{}", human(&r, 20));
     }
     Ok(true)
+}
+
+/// The `0x…` lines of `DATA_DIR/attribution.tsv`: lowercase address → (category, name).
+fn evm_attribution(g: &Global) -> Result<HashMap<String, (String, String)>> {
+    let p = g.data_dir.join("attribution.tsv");
+    let mut m = HashMap::new();
+    let Ok(text) = std::fs::read_to_string(&p) else {
+        return Ok(m);
+    };
+    for (i, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split('\t').collect();
+        if !crate::cmd::evm::has_0x_prefix(f[0]) {
+            continue;
+        }
+        if f.len() < 3 {
+            bail!(
+                "{} line {}: expected address, category, name separated by tabs",
+                p.display(),
+                i + 1
+            );
+        }
+        m.insert(
+            f[0].to_lowercase(),
+            (
+                cointrail_risk::rules::normalize_category(f[1]),
+                f[2].to_string(),
+            ),
+        );
+    }
+    Ok(m)
 }

@@ -17,3 +17,4 @@ pub mod sim;
 pub mod sim_evm;
 pub mod trace;
 pub mod trace_loot;
+pub mod xchain_trace;

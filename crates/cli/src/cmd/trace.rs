@@ -91,6 +91,10 @@ pub struct TraceArgs {
     /// sweeps, wrong when it never does (BENCHMARKS.md).
     #[arg(long)]
     pub coinjoin_links: bool,
+    /// Bridge rules (YAML or JSON) for cross-chain joins; default DATA_DIR/bridges.yaml
+    /// when it exists. THORChain is joined by its memos without rules.
+    #[arg(long)]
+    pub bridges: Option<PathBuf>,
 }
 
 impl TraceArgs {
