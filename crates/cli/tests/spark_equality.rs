@@ -1,0 +1,231 @@
+//! The Spark jobs (spark/) equal cointrail's own answers on the demo chain: the same
+//! cluster of every address, the same exposure rows of every address (category, type,
+//! direction, satoshis), the same FIFO and haircut taint of every output of a case.
+//! Spark runs in local mode, all jobs in one JVM. Java 17 and pyspark come from
+//! scripts/install-spark.sh (scripts/test.sh runs it and passes COINTRAIL_SPARK_PYTHON).
+
+use cointrail_chain::view::ChainView;
+use cointrail_engine::{Engine, Subject};
+use cointrail_export::table::{read_table, Val};
+use cointrail_risk::exposure::ExposureParams;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+mod support;
+use support::json;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The venv's python with pyspark, or why there is none.
+fn spark_python() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("COINTRAIL_SPARK_PYTHON") {
+        return Ok(PathBuf::from(p));
+    }
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/install-spark.sh"))
+        .output()
+        .map_err(|e| format!("running scripts/install-spark.sh: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// Every row of a result directory Spark wrote (its part files).
+fn spark_rows(dir: &Path) -> Vec<Vec<Val>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("part-") && name.ends_with(".parquet") {
+            v.extend(read_table(&p).unwrap().0);
+        }
+    }
+    v
+}
+
+/// The demo, its export and the Spark jobs over it: (data dir, dataset, results), or None
+/// (skipped, said why) when Java 17 / pyspark cannot be installed.
+fn run_spark(work: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let python = match spark_python() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIPPED spark_jobs_equal_cointrail: Java 17 / pyspark could not be installed: {why}");
+            return None;
+        }
+    };
+    let dir = work.join("data");
+    json(&dir, &["demo"]);
+    let ds = work.join("ds");
+    let out = work.join("spark-out");
+    json(
+        &dir,
+        &[
+            "export",
+            "--format",
+            "parquet",
+            ds.to_str().unwrap(),
+            "--partition-blocks",
+            "300",
+            "--case",
+            "sim-heist-0",
+        ],
+    );
+    let t0 = std::time::Instant::now();
+    let run = Command::new(&python)
+        .args(["-m", "cointrail_spark"])
+        .arg(&ds)
+        .arg(&out)
+        .args(["--case", "sim-heist-0", "--master", "local[2]"])
+        .args(["--exposure-every", &EVERY.to_string()])
+        .env("PYTHONPATH", repo().join("spark"))
+        .env("SPARK_LOCAL_IP", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "the Spark jobs failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    eprintln!(
+        "spark jobs: {:.1} s: {}",
+        t0.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&run.stdout)
+    );
+
+    Some((dir, ds, out))
+}
+
+type ExpKey = (u32, String, String, String, bool);
+
+/// Exposure is compared on every EVERY-th address (about 2,000 of the demo's 78,000): the
+/// full batch over a busy 2-core CI box takes minutes in Spark's local mode.
+const EVERY: u32 = 40;
+
+#[test]
+#[ignore = "not yet seen passing: the first full run did not finish on the loaded session machine; run with --ignored"]
+fn spark_jobs_equal_cointrail_on_the_demo_chain() {
+    // COINTRAIL_SPARK_RESULTS=DIR compares a run made by hand (DIR/d: the demo data
+    // directory, DIR/pq: its export with --case sim-heist-0, DIR/out: the jobs' results with
+    // --exposure-every 40) instead of making one: for working on the jobs.
+    let d = tempfile::tempdir().unwrap();
+    let (dir, ds, out) = match std::env::var("COINTRAIL_SPARK_RESULTS") {
+        Ok(r) => {
+            let r = PathBuf::from(r);
+            (r.join("d"), r.join("pq"), r.join("out"))
+        }
+        Err(_) => {
+            let Some(x) = run_spark(d.path()) else { return };
+            x
+        }
+    };
+    let mut e = Engine::open(&dir).unwrap();
+    cointrail_engine::wiring::attach(&mut e).unwrap();
+    let idx = &e.index;
+
+    // Clusters: the same id (the smallest address of the cluster) for every address.
+    let spark_cl: BTreeMap<u32, u32> = spark_rows(&out.join("clusters"))
+        .iter()
+        .map(|r| (r[0].i().unwrap() as u32, r[2].i().unwrap() as u32))
+        .collect();
+    assert_eq!(spark_cl.len() as u64, idx.addr_count());
+    let mut multi = 0;
+    for (&a, &c) in &spark_cl {
+        assert_eq!(Some(c as u64), e.entity_id(a), "cluster of address {a}");
+        multi += (c != a) as u32;
+    }
+    assert!(
+        multi > 1000,
+        "the demo has real multi-input clusters ({multi} addresses joined)"
+    );
+
+    // Exposure of every address: the same rows, to the satoshi. No step bound on either side.
+    let mut spark_exp: BTreeMap<ExpKey, u64> = BTreeMap::new();
+    for r in spark_rows(&out.join("exposure")) {
+        let k = (
+            r[0].i().unwrap() as u32,
+            r[2].s().unwrap().to_string(),
+            r[3].s().unwrap().to_string(),
+            r[4].s().unwrap().to_string(),
+            r[5].b().unwrap(),
+        );
+        *spark_exp.entry(k).or_default() += r[6].i().unwrap() as u64;
+    }
+    let params = ExposureParams {
+        max_hops: 3,
+        max_steps: usize::MAX,
+    };
+    let mut ours: BTreeMap<ExpKey, u64> = BTreeMap::new();
+    for a in (0..idx.addr_count() as u32).step_by(EVERY as usize) {
+        let s = e
+            .screen_with(&Subject::Address(idx.render_addr(a)), &params)
+            .unwrap();
+        for row in s.exposure {
+            let t = serde_json::to_value(row.exposure_type).unwrap();
+            let k = (
+                a,
+                row.direction.clone(),
+                row.category.clone(),
+                t.as_str().unwrap().to_string(),
+                row.delisted,
+            );
+            *ours.entry(k).or_default() += row.sats;
+        }
+    }
+    assert!(
+        ours.len() > 1000,
+        "the demo has exposure to compare ({} rows)",
+        ours.len()
+    );
+    let diff: Vec<_> = ours
+        .iter()
+        .filter(|(k, v)| spark_exp.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), *v, spark_exp.get(k).copied()))
+        .chain(
+            spark_exp
+                .iter()
+                .filter(|(k, _)| !ours.contains_key(*k))
+                .map(|(k, v)| (k.clone(), 0, Some(*v))),
+        )
+        .take(10)
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "exposure differs (key, cointrail, spark): {diff:?}"
+    );
+
+    // Taint: the case's traced outputs under FIFO and haircut, each with its satoshis,
+    // hops and why it stopped.
+    type TaintKey = (String, u64);
+    let row_of = |r: &[Val], model: usize, o: usize, t: usize, h: usize, why: usize| {
+        (
+            (r[model].s().unwrap().to_string(), r[o].i().unwrap() as u64),
+            (
+                r[t].i().unwrap(),
+                r[h].i().unwrap(),
+                r[why].s().map(str::to_string),
+            ),
+        )
+    };
+    let (trace, _) = read_table(&ds.join("trace.parquet")).unwrap();
+    let ours: BTreeMap<TaintKey, _> = trace.iter().map(|r| row_of(r, 1, 2, 7, 8, 10)).collect();
+    let theirs: BTreeMap<TaintKey, _> = spark_rows(&out.join("taint"))
+        .iter()
+        .map(|r| row_of(r, 1, 2, 3, 4, 5))
+        .collect();
+    assert!(ours.len() > 1000, "{} traced outputs", ours.len());
+    let diff: Vec<_> = ours
+        .iter()
+        .filter(|(k, v)| theirs.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone(), theirs.get(k).cloned()))
+        .take(10)
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "taint differs (key, cointrail, spark): {diff:?}"
+    );
+    assert_eq!(ours.len(), theirs.len());
+}
