@@ -64,6 +64,9 @@ pub fn continue_on_bitcoin(
             labels: labels.to_vec(),
             provenance: serde_json::Value::Null,
             max_rows: a.max_rows,
+            // The Bitcoin leg honours the same options as a Bitcoin-only trace.
+            entity_aware: a.entity_aware,
+            demix: a.demix(),
         };
         e.trace(&x.sources, p, &stops)
     });
