@@ -448,6 +448,8 @@ fn every_readme_example_runs() {
             Some("a running node: crates/cli/tests/live.rs, ethereum_node.rs")
         } else if c.starts_with("cointrail export --format etl") {
             Some("an EVM node: crates/cli/tests/ethereum_node.rs")
+        } else if c.contains("cointrail_spark") {
+            Some("Spark jobs: crates/cli/tests/spark_equality.rs runs them on the demo chain")
         } else if c.starts_with("cointrail serve") || c.starts_with("curl ") {
             Some("the API: crates/cli/tests/serve.rs sends these requests")
         } else {
