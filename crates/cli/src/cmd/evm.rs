@@ -54,6 +54,8 @@ pub struct EvmIngestReport {
     pub already_indexed: u64,
     pub transactions_added: u64,
     pub movements_added: u64,
+    /// Token contracts whose symbol/decimals (etl `tokens` rows) were new or changed.
+    pub tokens_learned: usize,
     pub tip: Option<u64>,
 }
 
@@ -76,6 +78,7 @@ pub fn run_ingest(files: &[PathBuf], chain: &str, commit_every_txs: u64, g: &Glo
         already_indexed: 0,
         transactions_added: 0,
         movements_added: 0,
+        tokens_learned: 0,
         tip,
     };
     let mut since_commit = 0u64;
@@ -102,6 +105,8 @@ pub fn run_ingest(files: &[PathBuf], chain: &str, commit_every_txs: u64, g: &Glo
         }
     }
     idx.commit()?;
+    let tokens: Vec<_> = stream.take_tokens().into_iter().map(|t| t.row).collect();
+    r.tokens_learned = idx.learn_tokens(&tokens)?;
     bar.finish_and_clear();
     r.tip = idx.tip();
     if g.json {
@@ -115,6 +120,9 @@ pub fn run_ingest(files: &[PathBuf], chain: &str, commit_every_txs: u64, g: &Glo
         started.elapsed().as_secs_f64(),
         r.tip.map_or("-".into(), |t| t.to_string())
     );
+    if r.tokens_learned > 0 {
+        println!("{} token contracts' symbol and decimals kept", r.tokens_learned);
+    }
     if r.already_indexed > 0 && r.blocks_added == 0 {
         println!(
             "nothing new: {} blocks were already indexed",
@@ -161,13 +169,23 @@ pub fn run_address(
         s.as_of_block.map_or("-".into(), |b| b.to_string())
     );
     for b in &s.balances {
-        let asset = b
-            .token
-            .clone()
-            .map_or("ETH (wei)".to_string(), |t| format!("token {t}"));
+        let (asset, amount) = match (b.symbol, b.decimals, b.balance.parse::<cointrail_evm::U256>()) {
+            (Some(sym), Some(d), Ok(v)) => (
+                match &b.token {
+                    Some(t) => format!("{sym} ({t})"),
+                    None => sym.to_string(),
+                },
+                cointrail_evm::tokens::format_units(&v, d),
+            ),
+            _ => (
+                b.token
+                    .as_ref()
+                    .map_or("ETH".to_string(), |t| format!("token {t} (base units)")),
+                b.balance.clone(),
+            ),
+        };
         println!(
-            "  {asset:<52} {}{}",
-            b.balance,
+            "  {asset:<62} {amount}{}",
             if b.incomplete {
                 "  (more sent than received: history before the indexed blocks)"
             } else {

@@ -10,6 +10,8 @@ pub mod stream;
 pub mod write;
 
 pub use read::{open_etl_file, EtlFile, Format, Kind, Located, RowError};
-pub use rows::{Block, Log, Row, TokenTransfer, Trace, TraceType, Transaction, Withdrawal};
+pub use rows::{
+    Block, Log, Row, TokenRow, TokenTransfer, Trace, TraceType, Transaction, Withdrawal,
+};
 pub use stream::{looks_like_evm_etl, BlockStream};
-pub use write::EtlWriter;
+pub use write::{token_json, write_tokens, EtlWriter};

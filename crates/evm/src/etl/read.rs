@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use alloy_primitives::U256;
 use serde_json::value::RawValue;
 
 use super::fields::*;
@@ -22,6 +23,9 @@ pub enum Kind {
     Traces,
     TokenTransfers,
     Logs,
+    /// The `tokens` table: token contracts' metadata, not in block order; a reader keeps
+    /// its rows aside ([`EtlFile::take_tokens`]) instead of returning them.
+    Tokens,
     /// An etl `stream` output: each JSON line says its own `type`.
     Mixed,
 }
@@ -34,6 +38,7 @@ impl Kind {
             "trace" => Kind::Traces,
             "token_transfer" => Kind::TokenTransfers,
             "log" => Kind::Logs,
+            "token" => Kind::Tokens,
             _ => return None,
         })
     }
@@ -49,6 +54,8 @@ impl Kind {
             Some(Kind::Blocks)
         } else if has("from_address") && has("nonce") {
             Some(Kind::Transactions)
+        } else if has("address") && has("symbol") && has("decimals") {
+            Some(Kind::Tokens)
         } else {
             None
         }
@@ -140,6 +147,7 @@ pub struct EtlFile {
     line: u64,
     src: Source,
     peeked: Option<String>,
+    tokens: Vec<Located<TokenRow>>,
 }
 
 /// Open a file, telling format and table from its content (first line or CSV header).
@@ -166,6 +174,7 @@ pub fn open_etl_file(path: &Path) -> Result<EtlFile, RowError> {
                     buf: String::new(),
                 },
                 peeked: None,
+                tokens: Vec::new(),
             });
         }
         skipped += 1;
@@ -185,6 +194,7 @@ pub fn open_etl_file(path: &Path) -> Result<EtlFile, RowError> {
                 buf: String::new(),
             },
             peeked: Some(first),
+            tokens: Vec::new(),
         });
     }
     // CSV: the first line is the header; the rest of the stream continues after it.
@@ -194,7 +204,7 @@ pub fn open_etl_file(path: &Path) -> Result<EtlFile, RowError> {
         .map(|s| s.trim().to_string())
         .collect();
     let kind = Kind::from_columns(|c| header.iter().any(|h| h == c)).ok_or_else(|| {
-        RowError::new(&name, skipped, None, "neither JSON lines nor an ethereum-etl CSV header (blocks, transactions, traces, token_transfers, logs)")
+        RowError::new(&name, skipped, None, "neither JSON lines nor an ethereum-etl CSV header (blocks, transactions, traces, token_transfers, logs, tokens)")
     })?;
     let index = header
         .iter()
@@ -217,6 +227,7 @@ pub fn open_etl_file(path: &Path) -> Result<EtlFile, RowError> {
             header_lines: skipped,
         },
         peeked: None,
+        tokens: Vec::new(),
     })
 }
 
@@ -228,7 +239,7 @@ fn sniff_json_kind(line: &str) -> Result<Kind, String> {
             return Ok(Kind::Mixed);
         }
     }
-    Kind::from_columns(|c| m.contains_key(c)).ok_or_else(|| "a JSON object that is no ethereum-etl row (no column of blocks, transactions, traces, token_transfers or logs)".to_string())
+    Kind::from_columns(|c| m.contains_key(c)).ok_or_else(|| "a JSON object that is no ethereum-etl row (no column of blocks, transactions, traces, token_transfers, logs or tokens)".to_string())
 }
 
 struct JsonFields<'a>(HashMap<&'a str, &'a RawValue>);
@@ -276,8 +287,24 @@ impl EtlFile {
         &self.name
     }
 
-    /// The next row, or None at the end of the file.
+    /// The `tokens` rows read so far (a tokens file, or `token` lines of a stream file):
+    /// they are metadata, not block rows, so `next_row` keeps them here.
+    pub fn take_tokens(&mut self) -> Vec<Located<TokenRow>> {
+        std::mem::take(&mut self.tokens)
+    }
+
+    /// The next row, or None at the end of the file; token rows are kept aside.
     pub fn next_row(&mut self) -> Option<Result<Located<Row>, RowError>> {
+        loop {
+            match self.next_any()? {
+                Ok(Any::Row(r)) => return Some(Ok(r)),
+                Ok(Any::Token(t)) => self.tokens.push(t),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    fn next_any(&mut self) -> Option<Result<Any, RowError>> {
         let name = self.name.clone();
         match &mut self.src {
             Source::Json { lines, buf } => loop {
@@ -325,7 +352,7 @@ impl EtlFile {
                                     &name,
                                     line,
                                     Some("type"),
-                                    "not a block, transaction, trace, token_transfer or log row",
+                                    "not a block, transaction, trace, token_transfer, log or token row",
                                 ))),
                             },
                         }
@@ -333,12 +360,7 @@ impl EtlFile {
                     k => k,
                 };
                 return Some(
-                    parse_row(kind, &f)
-                        .map(|row| Located {
-                            file: name.clone(),
-                            line,
-                            row,
-                        })
+                    parse_any(kind, &f, &name, line)
                         .map_err(|e| RowError::new(&name, line, Some(&e.field), e.message)),
                 );
             },
@@ -378,12 +400,7 @@ impl EtlFile {
                 }
                 let f = CsvFields { index, rec };
                 Some(
-                    parse_row(self.kind, &f)
-                        .map(|row| Located {
-                            file: name.clone(),
-                            line,
-                            row,
-                        })
+                    parse_any(self.kind, &f, &name, line)
                         .map_err(|e| RowError::new(&name, line, Some(&e.field), e.message)),
                 )
             }
@@ -427,6 +444,49 @@ pub fn etl_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     };
     v.sort_by_key(rank);
     Ok(v)
+}
+
+enum Any {
+    Row(Located<Row>),
+    Token(Located<TokenRow>),
+}
+
+fn parse_any<F: Fields + ?Sized>(kind: Kind, f: &F, file: &Arc<str>, line: u64) -> FieldResult<Any> {
+    let file = file.clone();
+    Ok(if kind == Kind::Tokens {
+        Any::Token(Located {
+            file,
+            line,
+            row: parse_token(f)?,
+        })
+    } else {
+        Any::Row(Located {
+            file,
+            line,
+            row: parse_row(kind, f)?,
+        })
+    })
+}
+
+/// Decimals beyond what a 256-bit amount can have digits for say nothing usable (some
+/// contracts answer garbage): kept as unknown rather than refused, as the etl itself does.
+fn parse_token<F: Fields + ?Sized>(f: &F) -> FieldResult<TokenRow> {
+    let decimals = match u256_opt(f, "decimals")? {
+        Some(d) if d <= U256::from(crate::tokens::MAX_DECIMALS) => Some(d.to::<u8>()),
+        _ => None,
+    };
+    Ok(TokenRow {
+        address: addr_req(f, "address")?,
+        symbol: f
+            .text("symbol")
+            .and_then(|s| crate::tokens::clean_text(&s, crate::tokens::MAX_SYMBOL)),
+        name: f
+            .text("name")
+            .and_then(|s| crate::tokens::clean_text(&s, crate::tokens::MAX_NAME)),
+        decimals,
+        total_supply: u256_opt(f, "total_supply")?,
+        block_number: u64_opt(f, "block_number")?,
+    })
 }
 
 fn parse_row<F: Fields + ?Sized>(kind: Kind, f: &F) -> FieldResult<Row> {
@@ -500,6 +560,8 @@ fn parse_row<F: Fields + ?Sized>(kind: Kind, f: &F) -> FieldResult<Row> {
             topics: topics(f, "topics")?,
             block_number: u64_req(f, "block_number")?,
         }),
-        Kind::Mixed => unreachable!("a mixed file resolves each line's kind first"),
+        Kind::Mixed | Kind::Tokens => {
+            unreachable!("a mixed file resolves each line's kind first; tokens parse apart")
+        }
     })
 }

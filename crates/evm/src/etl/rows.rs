@@ -167,6 +167,21 @@ pub enum Row {
     Log(Log),
 }
 
+/// A row of the etl `tokens` table: what a token contract says of itself (`symbol()`,
+/// `name()`, `decimals()`, `totalSupply()`), read once, not per block. Every field but the
+/// address may be missing: contracts that are not ERC-20s, or answer in another shape.
+/// Symbol and name are cleaned (no control characters, bounded length) before they are
+/// kept, since any contract can say anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRow {
+    pub address: Address,
+    pub symbol: Option<String>,
+    pub name: Option<String>,
+    pub decimals: Option<u8>,
+    pub total_supply: Option<U256>,
+    pub block_number: Option<u64>,
+}
+
 impl Row {
     pub fn block_number(&self) -> u64 {
         match self {

@@ -27,6 +27,15 @@ impl BlockStream {
         })
     }
 
+    /// Token metadata rows read so far (from a `tokens` file, read whole at open, or the
+    /// `token` lines of a stream file, as they come).
+    pub fn take_tokens(&mut self) -> Vec<Located<crate::etl::TokenRow>> {
+        self.files
+            .iter_mut()
+            .flat_map(|(f, _, _)| f.take_tokens())
+            .collect()
+    }
+
     /// Whether the blocks read so far come with their logs: a logs table is among the
     /// files, or a mixed (etl `stream`) file has given a log row. Without logs, a block's
     /// logs are not known, which is not the same as none.
@@ -119,7 +128,9 @@ pub fn looks_like_evm_etl(p: &std::path::Path) -> bool {
         Ok(f) => f,
         Err(_) => return false,
     };
-    files
-        .first()
-        .is_some_and(|f| matches!(open_etl_file(f).map(|mut e| e.next_row()), Ok(Some(Ok(_)))))
+    files.first().is_some_and(|f| match open_etl_file(f) {
+        Ok(e) if e.kind() == super::read::Kind::Tokens => true,
+        Ok(mut e) => matches!(e.next_row(), Some(Ok(_))) || !e.take_tokens().is_empty(),
+        Err(_) => false,
+    })
 }

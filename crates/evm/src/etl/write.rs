@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use alloy_primitives::{Address, B256, U256};
 use serde_json::{json, Map, Value};
 
-use super::rows::{Block, Log, TokenTransfer, Trace, TraceType, Transaction};
+use super::rows::{Block, Log, TokenRow, TokenTransfer, Trace, TraceType, Transaction};
 use crate::movement::BlockRows;
 
 /// The five tables, in the order `etl_files` reads them.
@@ -160,6 +160,33 @@ pub fn log_json(l: &Log) -> Value {
             "block_number": l.block_number,
         }),
     )
+}
+
+/// A `tokens` row as ethereum-etl writes it (`type` says the table, so a reader tells it
+/// from the block tables by content; the total supply is a decimal number).
+pub fn token_json(t: &TokenRow) -> Value {
+    json!({
+        "type": "token",
+        "address": format!("{:#x}", t.address),
+        "symbol": t.symbol,
+        "name": t.name,
+        "decimals": t.decimals,
+        "total_supply": t.total_supply.map(|v| v.to_string()),
+        "block_number": t.block_number,
+    })
+}
+
+/// Write `tokens.json` (the etl `tokens` table) in `dir`, synced; the tables' rows are
+/// written block by block, this one whole, as the etl's `export_tokens` does.
+pub fn write_tokens(dir: &Path, rows: &[TokenRow]) -> std::io::Result<PathBuf> {
+    let p = dir.join("tokens.json");
+    let mut f = BufWriter::new(File::create(&p)?);
+    for r in rows {
+        serde_json::to_writer(&mut f, &token_json(r))?;
+        f.write_all(b"\n")?;
+    }
+    f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(p)
 }
 
 /// Counts of rows written per table.

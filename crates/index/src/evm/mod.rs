@@ -18,6 +18,8 @@
 //!   running totals per (address, asset) and list positions (see `totals.rs`)
 //! - `logs.bin`, `log_topics.bin`, `log_data.bin`, `tx_logs.bin`, `block_start.bin`: event
 //!   logs per transaction and the ids each block started with (see `logs.rs`)
+//! - `tokens.json`: what token contracts said of themselves (symbol, decimals), one etl
+//!   `tokens` row per line, rewritten whole on change (see `tokens.rs`)
 
 mod ledger;
 mod logs;
@@ -25,6 +27,7 @@ mod maps;
 mod node;
 mod query;
 mod store;
+mod tokens;
 mod totals;
 mod walk;
 

@@ -32,6 +32,10 @@ pub struct MovementView {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AssetBalance {
     pub token: Option<String>,
+    /// "ETH", a registry token's symbol, or what the token contract said of itself
+    /// (`tokens.json`); None when not known (amounts are then base units).
+    pub symbol: Option<&'static str>,
+    pub decimals: Option<u8>,
     pub balance: String,
     pub received: String,
     pub sent: String,
@@ -271,7 +275,16 @@ impl EvmIndex {
     }
 
     fn asset_balance(&self, asset: u32, r: U256, s: U256) -> AssetBalance {
+        let info = match self.token_of(asset) {
+            None => Some(cointrail_evm::tokens::TokenInfo {
+                symbol: "ETH",
+                decimals: 18,
+            }),
+            Some(t) => cointrail_evm::tokens::token_info(&t),
+        };
         AssetBalance {
+            symbol: info.map(|i| i.symbol),
+            decimals: info.map(|i| i.decimals),
             token: self.token_of(asset).map(|t| t.to_checksum(None)),
             balance: r.saturating_sub(s).to_string(),
             received: r.to_string(),

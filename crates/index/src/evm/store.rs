@@ -193,6 +193,7 @@ impl EvmIndex {
         }
         idx.map_committed()?;
         idx.load_assets();
+        super::tokens::teach(&super::tokens::load(dir)?);
         idx.open_maps()?;
         if writable && idx.m.totals.is_none() {
             idx.totals_build()?;

@@ -217,6 +217,7 @@ pub fn simulate_evm(
     } = e;
     addresses.finish()?;
     hops.finish()?;
+    let lst_addr = xaddrs.as_ref().map(|x| x.lst.clone());
     let summary = EvmSimSummary {
         chain: "ethereum".into(),
         seed: cfg.seed,
@@ -238,6 +239,30 @@ pub fn simulate_evm(
         xchain: xaddrs,
     };
     let bytes = c.finish()?;
+    // The etl `tokens` table of the economy's tokens, so answers name them (USDS, LST)
+    // as they would a mainnet token the registry knows.
+    let mut tokens = vec![cointrail_evm::etl::TokenRow {
+        address: token,
+        symbol: Some("USDS".into()),
+        name: Some("Simulated USD stablecoin".into()),
+        decimals: Some(6),
+        total_supply: None,
+        block_number: None,
+    }];
+    if let Some(lst) = &lst_addr {
+        if let Ok(a) = lst.parse() {
+            tokens.push(cointrail_evm::etl::TokenRow {
+                address: a,
+                symbol: Some("LST".into()),
+                name: Some("Simulated liquid staked ether".into()),
+                decimals: Some(18),
+                total_supply: None,
+                block_number: None,
+            });
+        }
+    }
+    let etl_dir = out.join("etl");
+    cointrail_evm::etl::write_tokens(&etl_dir, &tokens).map_err(|e| io(&etl_dir, e))?;
     let summary = EvmSimSummary { bytes, ..summary };
     let p = truth_dir.join("summary.json");
     let mut text = serde_json::to_string_pretty(&summary).expect("summary serializes");
