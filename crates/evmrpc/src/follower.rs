@@ -26,6 +26,14 @@ pub trait EvmSink {
     fn rollback_to(&mut self, number: Option<u64>) -> Result<(), String>;
     /// Append blocks that extend the tip, in order, durably.
     fn append(&mut self, blocks: Vec<FetchedBlock>) -> Result<(), String>;
+    /// Token contracts that moved value and whose symbol/decimals nobody asked yet.
+    fn tokens_to_ask(&self) -> Vec<alloy_primitives::Address> {
+        Vec::new()
+    }
+    /// Keep what token contracts answered.
+    fn learn_tokens(&mut self, _rows: Vec<cointrail_evm::etl::TokenRow>) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +91,8 @@ pub struct SyncReport {
     /// Set when the node's head is below the index's tip on the same chain (it is behind).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_behind: Option<u64>,
+    /// Token contracts asked for their symbol and decimals (`eth_call`).
+    pub tokens_learned: u64,
 }
 
 pub struct EvmFollower<S: EvmSink> {
@@ -229,6 +239,17 @@ impl<S: EvmSink> EvmFollower<S> {
             self.sink.append(batch).map_err(FollowError::Index)?;
             next += k;
             rep.blocks_added += k;
+            // New tokens are asked at the batch's last block, so the answer is the same
+            // whenever the follower runs (a token can change its own symbol later).
+            let ask = self.sink.tokens_to_ask();
+            if !ask.is_empty() {
+                let mut rows = Vec::with_capacity(ask.len());
+                for a in ask {
+                    rows.push(self.node.token_meta(a, next - 1)?);
+                }
+                rep.tokens_learned += rows.len() as u64;
+                self.sink.learn_tokens(rows).map_err(FollowError::Index)?;
+            }
         }
         Ok(self.finish(rep))
     }

@@ -236,6 +236,46 @@ impl EvmNode {
         Ok(b.map(|b| b.header.hash))
     }
 
+    /// What a token contract says of itself at block `n`: `symbol()`, `name()`,
+    /// `decimals()`, `totalSupply()` by `eth_call`. A call that reverts or answers in no
+    /// known shape leaves its field empty (NFTs and contracts that are no token answer
+    /// that way); only an unreachable node is an error.
+    pub fn token_meta(&self, token: alloy_primitives::Address, n: u64) -> Result<cointrail_evm::etl::TokenRow, NodeError> {
+        use alloy_rpc_types_eth::{TransactionInput, TransactionRequest};
+        let call = |selector: [u8; 4]| -> Result<Option<Vec<u8>>, NodeError> {
+            let req = TransactionRequest::default()
+                .to(token)
+                .input(TransactionInput::new(alloy_primitives::Bytes::from(selector.to_vec())));
+            match self.rt.block_on(
+                self.provider
+                    .call(req)
+                    .block(BlockId::number(n))
+                    .into_future(),
+            ) {
+                Ok(b) => Ok(Some(b.to_vec())),
+                Err(alloy_json_rpc::RpcError::ErrorResp(_)) => Ok(None),
+                Err(e) => Err(self.err("eth_call", Some(n), e)),
+            }
+        };
+        use cointrail_evm::tokens as t;
+        let text = |sel, max| -> Result<Option<String>, NodeError> {
+            Ok(call(sel)?
+                .and_then(|d| t::decode_text_return(&d))
+                .and_then(|s| t::clean_text(&s, max)))
+        };
+        let supply = call([0x18, 0x16, 0x0d, 0xdd])?.and_then(|d| {
+            (d.len() == 32).then(|| alloy_primitives::U256::from_be_slice(&d))
+        });
+        Ok(cointrail_evm::etl::TokenRow {
+            address: token,
+            symbol: text([0x95, 0xd8, 0x9b, 0x41], t::MAX_SYMBOL)?,
+            name: text([0x06, 0xfd, 0xde, 0x03], t::MAX_NAME)?,
+            decimals: call([0x31, 0x3c, 0xe5, 0x67])?.and_then(|d| t::decode_decimals_return(&d)),
+            total_supply: supply,
+            block_number: Some(n),
+        })
+    }
+
     /// Block `n` with full transactions, receipts and call traces; `None` past the tip.
     pub fn fetch_block(&self, n: u64) -> Result<Option<FetchedBlock>, NodeError> {
         let m = "eth_getBlockByNumber";

@@ -97,6 +97,14 @@ impl EvmSink for IndexSink {
         Ok(())
     }
 
+    fn tokens_to_ask(&self) -> Vec<alloy_primitives::Address> {
+        self.idx.tokens_to_ask().unwrap_or_default()
+    }
+
+    fn learn_tokens(&mut self, rows: Vec<cointrail_evm::etl::TokenRow>) -> Result<(), String> {
+        self.idx.learn_tokens(&rows).map(|_| ()).map_err(|e| e.to_string())
+    }
+
     fn append(&mut self, blocks: Vec<FetchedBlock>) -> Result<(), String> {
         let mut failed = None;
         for b in &blocks {

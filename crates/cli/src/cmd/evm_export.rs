@@ -146,6 +146,7 @@ pub fn run(a: ExportArgs, g: &Global) -> Result<()> {
         files.push(dst.display().to_string());
     }
     let _ = std::fs::remove_dir(&tmp);
+    files.extend(export_tokens(&idx, &a.out_dir)?);
     let r = ExportReport {
         chain: chain.to_string(),
         out_dir: a.out_dir.display().to_string(),
@@ -219,6 +220,18 @@ fn write_blocks(
     w.finish().context("writing the export")
 }
 
+/// `tokens.json` (the etl `tokens` table) from what the index keeps of token contracts,
+/// when it keeps any: the whole table, not a block range (token metadata has no block).
+fn export_tokens(idx: &EvmIndex, out_dir: &std::path::Path) -> Result<Option<String>> {
+    let rows = idx.token_rows()?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let p = cointrail_evm::etl::write_tokens(out_dir, &rows)
+        .with_context(|| format!("writing tokens.json into {}", out_dir.display()))?;
+    Ok(Some(p.display().to_string()))
+}
+
 /// Without a node: `logs.json` of blocks `from..=to` from the index alone. Every indexed
 /// block of the range must have its logs kept (else: which block, and what to do).
 fn export_logs(
@@ -263,12 +276,14 @@ fn export_logs(
         logs: all.len() as u64,
         ..Default::default()
     };
+    let mut files = vec![dst.display().to_string()];
+    files.extend(export_tokens(idx, out_dir)?);
     let r = ExportReport {
         chain: chain.to_string(),
         out_dir: out_dir.display().to_string(),
         from_block: Some(from),
         to_block: Some(to),
-        files: vec![dst.display().to_string()],
+        files,
         rows,
     };
     if g.json {
