@@ -108,6 +108,8 @@ fn followed_index_equals_its_etl_export_ingested() {
     assert_eq!(syncs[0]["chain_id"], CHAIN_ID);
     assert_eq!(syncs[0]["blocks_added"], s.tip + 1);
     assert_eq!(syncs[0]["tip_number"], s.tip);
+    // The scenario's ERC-20 was asked what it calls itself, once.
+    assert_eq!(syncs[0]["tokens_learned"], 1, "{syncs:?}");
     // Nothing new: a second run adds nothing and prints nothing.
     assert!(follow_once(&da, &a.url).is_empty());
 
@@ -133,9 +135,17 @@ fn followed_index_equals_its_etl_export_ingested() {
         "traces",
         "token_transfers",
         "logs",
+        "tokens",
     ] {
         assert!(out.join(format!("{t}.json")).is_file(), "{t}");
     }
+    let tokens = std::fs::read_to_string(out.join("tokens.json")).unwrap();
+    let t: Value = serde_json::from_str(tokens.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (&t["symbol"], &t["name"], &t["decimals"]),
+        (&json!("TUSD"), &json!("Test Dollar"), &json!(6)),
+        "{tokens}"
+    );
     let i = ok_json(
         &db,
         &[
@@ -190,7 +200,12 @@ fn followed_index_equals_its_etl_export_ingested() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|m| m["kind"] == "token" && m["amount"] == "250000000"));
+        .any(|m| m["kind"] == "token"
+            && m["amount"] == "250000000"
+            && m["symbol"] == "TUSD"
+            && m["decimals"] == 6));
+    let human = ok(&da, &["tx", &s.token_transfer]);
+    assert!(human.contains("250 TUSD"), "{human}");
     // The failed inner payment of tryPay moved nothing: the 2 ETH stayed in the forwarder.
     let tp = tx(&s.try_pay);
     assert!(!tp["movements"]

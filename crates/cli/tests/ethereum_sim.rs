@@ -77,4 +77,22 @@ fn simulated_ethereum_ingests_verifies_and_shows_the_heist() {
         text.contains(summary["heist"]["drained_wei"].as_str().unwrap()),
         "{drain}"
     );
+    // The simulator's tokens table names its stablecoin: answers show it in its units.
+    let usds = drain["movements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "token")
+        .expect("the drain moves the stablecoin");
+    assert_eq!(
+        (&usds["symbol"], &usds["decimals"]),
+        (&serde_json::json!("USDS"), &serde_json::json!(6)),
+        "{usds}"
+    );
+    let human = cli(
+        &data,
+        &["tx", summary["heist"]["drain_tx"].as_str().unwrap()],
+    );
+    assert!(human.contains(" USDS"), "{human}");
+    assert!(!human.contains("units of"), "{human}");
 }

@@ -246,19 +246,39 @@ mod tests {
 
     #[test]
     fn learned_tokens_are_cleaned_and_never_pass_for_registry_ones() {
-        let a: Address = "0x1111111111111111111111111111111111111111".parse().unwrap();
-        let b: Address = "0x2222222222222222222222222222222222222222".parse().unwrap();
-        let usdt: Address = "0xdac17f958d2ee523a2206206994597c13d831ec7".parse().unwrap();
+        let a: Address = "0x1111111111111111111111111111111111111111"
+            .parse()
+            .unwrap();
+        let b: Address = "0x2222222222222222222222222222222222222222"
+            .parse()
+            .unwrap();
+        let usdt: Address = "0xdac17f958d2ee523a2206206994597c13d831ec7"
+            .parse()
+            .unwrap();
         assert_eq!(token_info(&a), None);
         // The escape character goes (what is left cannot colour a terminal), so does the
         // newline.
         learn(a, "\u{1b}[31mUSDS\n", 6);
-        assert_eq!(token_info(&a), Some(TokenInfo { symbol: "[31mUSDS", decimals: 6 }));
+        assert_eq!(
+            token_info(&a),
+            Some(TokenInfo {
+                symbol: "[31mUSDS",
+                decimals: 6
+            })
+        );
         learn(b, "usdt", 6);
         assert_eq!(token_info(&b).unwrap().symbol, "usdt*");
         learn(usdt, "FAKE", 2);
-        assert_eq!(token_info(&usdt), Some(TokenInfo { symbol: "USDT", decimals: 6 }));
-        let c: Address = "0x3333333333333333333333333333333333333333".parse().unwrap();
+        assert_eq!(
+            token_info(&usdt),
+            Some(TokenInfo {
+                symbol: "USDT",
+                decimals: 6
+            })
+        );
+        let c: Address = "0x3333333333333333333333333333333333333333"
+            .parse()
+            .unwrap();
         learn(c, &"X".repeat(100), 200);
         assert_eq!(token_info(&c), None, "decimals over 77 say nothing usable");
         learn(c, &"X".repeat(100), 0);

@@ -17,7 +17,10 @@ fn fixture(p: &str) -> PathBuf {
 fn read_tokens(p: &Path) -> Vec<TokenRow> {
     let mut f = open_etl_file(p).unwrap();
     assert_eq!(f.kind(), Kind::Tokens, "{}", p.display());
-    assert!(f.next_row().is_none(), "token rows are kept aside, not block rows");
+    assert!(
+        f.next_row().is_none(),
+        "token rows are kept aside, not block rows"
+    );
     f.take_tokens().into_iter().map(|t| t.row).collect()
 }
 
@@ -33,7 +36,10 @@ fn hex(s: &str) -> Vec<u8> {
 fn real_tokens_rows_read_and_equal_the_decoded_node_answers() {
     let answers = std::fs::read_to_string(fixture("eth_call_answers.txt")).unwrap();
     for (case, file) in [
-        ("token_with_alternative_return_type", "eos_bytes32_symbol_tokens.csv"),
+        (
+            "token_with_alternative_return_type",
+            "eos_bytes32_symbol_tokens.csv",
+        ),
         ("token_with_invalid_data", "short_string_tokens.csv"),
     ] {
         let rows = read_tokens(&fixture(file));
@@ -115,9 +121,15 @@ fn hostile_token_rows_are_cleaned_or_refused_with_file_line_and_field() {
 
     for (row, field) in [
         ("0x11,USDT,Tether,6,1,", "address"),
-        ("0x1111111111111111111111111111111111111111,USDT,Tether,six,1,", "decimals"),
         (
-            &*format!("0x1111111111111111111111111111111111111111,USDT,Tether,6,1{},", "0".repeat(80)),
+            "0x1111111111111111111111111111111111111111,USDT,Tether,six,1,",
+            "decimals",
+        ),
+        (
+            &*format!(
+                "0x1111111111111111111111111111111111111111,USDT,Tether,6,1{},",
+                "0".repeat(80)
+            ),
             "total_supply",
         ),
     ] {

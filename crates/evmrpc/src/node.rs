@@ -240,12 +240,18 @@ impl EvmNode {
     /// `decimals()`, `totalSupply()` by `eth_call`. A call that reverts or answers in no
     /// known shape leaves its field empty (NFTs and contracts that are no token answer
     /// that way); only an unreachable node is an error.
-    pub fn token_meta(&self, token: alloy_primitives::Address, n: u64) -> Result<cointrail_evm::etl::TokenRow, NodeError> {
+    pub fn token_meta(
+        &self,
+        token: alloy_primitives::Address,
+        n: u64,
+    ) -> Result<cointrail_evm::etl::TokenRow, NodeError> {
         use alloy_rpc_types_eth::{TransactionInput, TransactionRequest};
         let call = |selector: [u8; 4]| -> Result<Option<Vec<u8>>, NodeError> {
             let req = TransactionRequest::default()
                 .to(token)
-                .input(TransactionInput::new(alloy_primitives::Bytes::from(selector.to_vec())));
+                .input(TransactionInput::new(alloy_primitives::Bytes::from(
+                    selector.to_vec(),
+                )));
             match self.rt.block_on(
                 self.provider
                     .call(req)
@@ -263,9 +269,8 @@ impl EvmNode {
                 .and_then(|d| t::decode_text_return(&d))
                 .and_then(|s| t::clean_text(&s, max)))
         };
-        let supply = call([0x18, 0x16, 0x0d, 0xdd])?.and_then(|d| {
-            (d.len() == 32).then(|| alloy_primitives::U256::from_be_slice(&d))
-        });
+        let supply = call([0x18, 0x16, 0x0d, 0xdd])?
+            .and_then(|d| (d.len() == 32).then(|| alloy_primitives::U256::from_be_slice(&d)));
         Ok(cointrail_evm::etl::TokenRow {
             address: token,
             symbol: text([0x95, 0xd8, 0x9b, 0x41], t::MAX_SYMBOL)?,

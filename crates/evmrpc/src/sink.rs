@@ -102,7 +102,10 @@ impl EvmSink for IndexSink {
     }
 
     fn learn_tokens(&mut self, rows: Vec<cointrail_evm::etl::TokenRow>) -> Result<(), String> {
-        self.idx.learn_tokens(&rows).map(|_| ()).map_err(|e| e.to_string())
+        self.idx
+            .learn_tokens(&rows)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     fn append(&mut self, blocks: Vec<FetchedBlock>) -> Result<(), String> {

@@ -54,7 +54,10 @@ fn tokens_are_asked_once_kept_and_taught() {
         .filter(|a| cointrail_evm::tokens::shipped(a).is_none())
         .copied()
         .collect();
-    assert!(moved.len() > unknown.len(), "the fixture moves registry tokens too");
+    assert!(
+        moved.len() > unknown.len(),
+        "the fixture moves registry tokens too"
+    );
     assert!(unknown.len() >= 2);
     assert_eq!(idx.tokens_to_ask().unwrap(), unknown);
 
@@ -76,8 +79,16 @@ fn tokens_are_asked_once_kept_and_taught() {
         total_supply: None,
         block_number: Some(17_173_050),
     };
-    assert_eq!(idx.learn_tokens(&[row_a.clone(), silent_b.clone()]).unwrap(), 2);
-    assert_eq!(idx.learn_tokens(&[row_a.clone()]).unwrap(), 0, "nothing new");
+    assert_eq!(
+        idx.learn_tokens(&[row_a.clone(), silent_b.clone()])
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        idx.learn_tokens(&[row_a.clone()]).unwrap(),
+        0,
+        "nothing new"
+    );
     assert_eq!(
         idx.tokens_to_ask().unwrap(),
         unknown[2..].to_vec(),

@@ -121,7 +121,10 @@ pub fn run_ingest(files: &[PathBuf], chain: &str, commit_every_txs: u64, g: &Glo
         r.tip.map_or("-".into(), |t| t.to_string())
     );
     if r.tokens_learned > 0 {
-        println!("{} token contracts' symbol and decimals kept", r.tokens_learned);
+        println!(
+            "{} token contracts' symbol and decimals kept",
+            r.tokens_learned
+        );
     }
     if r.already_indexed > 0 && r.blocks_added == 0 {
         println!(
@@ -169,7 +172,11 @@ pub fn run_address(
         s.as_of_block.map_or("-".into(), |b| b.to_string())
     );
     for b in &s.balances {
-        let (asset, amount) = match (b.symbol, b.decimals, b.balance.parse::<cointrail_evm::U256>()) {
+        let (asset, amount) = match (
+            b.symbol,
+            b.decimals,
+            b.balance.parse::<cointrail_evm::U256>(),
+        ) {
             (Some(sym), Some(d), Ok(v)) => (
                 match &b.token {
                     Some(t) => format!("{sym} ({t})"),

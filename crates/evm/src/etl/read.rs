@@ -343,20 +343,18 @@ impl EtlFile {
                 };
                 let f = JsonFields(m);
                 let kind = match self.kind {
-                    Kind::Mixed => {
-                        match f.text("type").as_deref().and_then(Kind::from_type_field) {
+                    Kind::Mixed => match f.text("type").as_deref().and_then(Kind::from_type_field) {
+                        Some(k) => k,
+                        None => match Kind::from_columns(|c| f.0.contains_key(c)) {
                             Some(k) => k,
-                            None => match Kind::from_columns(|c| f.0.contains_key(c)) {
-                                Some(k) => k,
-                                None => return Some(Err(RowError::new(
-                                    &name,
-                                    line,
-                                    Some("type"),
-                                    "not a block, transaction, trace, token_transfer, log or token row",
-                                ))),
-                            },
-                        }
-                    }
+                            None => return Some(Err(RowError::new(
+                                &name,
+                                line,
+                                Some("type"),
+                                "not a block, transaction, trace, token_transfer, log or token row",
+                            ))),
+                        },
+                    },
                     k => k,
                 };
                 return Some(
@@ -451,7 +449,12 @@ enum Any {
     Token(Located<TokenRow>),
 }
 
-fn parse_any<F: Fields + ?Sized>(kind: Kind, f: &F, file: &Arc<str>, line: u64) -> FieldResult<Any> {
+fn parse_any<F: Fields + ?Sized>(
+    kind: Kind,
+    f: &F,
+    file: &Arc<str>,
+    line: u64,
+) -> FieldResult<Any> {
     let file = file.clone();
     Ok(if kind == Kind::Tokens {
         Any::Token(Located {

@@ -82,8 +82,10 @@ impl EvmIndex {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut all: BTreeMap<Address, TokenRow> =
-            load(&self.dir)?.into_iter().map(|r| (r.address, r)).collect();
+        let mut all: BTreeMap<Address, TokenRow> = load(&self.dir)?
+            .into_iter()
+            .map(|r| (r.address, r))
+            .collect();
         let mut changed = 0;
         for r in rows {
             let merged = match all.get(&r.address) {
