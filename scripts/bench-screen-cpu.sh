@@ -3,16 +3,19 @@
 # the server's utime+stime from /proc before and after. Unlike requests/s under wrk, this
 # does not move with the machine's load, so builds can be compared on a shared machine.
 #
-#   scripts/bench-screen-cpu.sh BIN DATA_DIR SUBJECT_FILE [N] [address|transaction]
+#   scripts/bench-screen-cpu.sh BIN DATA_DIR SUBJECT_FILE [N] [address|transaction] [SERVE_OPTION...]
 #
+# SERVE_OPTIONs go to `cointrail serve` (e.g. `--max-edges 1000000` for the walk without
+# its work bound).
 # SUBJECT_FILE: one address (or txid) a line (e.g. `tail -n +2 SIM/truth/addresses.tsv |
 # cut -f1 | shuf -n 3000 --random-source=<(yes)`; txids from SIM/truth/tx_kinds.tsv).
 # Also prints the mean, p50, p99 and max of the requests' wall times (sequential, one
 # connection kept alive; these do move with the machine's load).
 set -euo pipefail
 B=${1:?cointrail binary}; D=${2:?data dir}; F=${3:?subject file}; N=${4:-1500}; K=${5:-address}
+shift $(( $# < 5 ? $# : 5 ))
 KEY=$($B --data-dir $D keys create cpu-$$ --rate 100000000 2>/dev/null)
-$B --data-dir $D serve --bind 127.0.0.1:0 --addr-file /tmp/ct-cpu-addr-$$ 2>/dev/null & SP=$!
+$B --data-dir $D serve --bind 127.0.0.1:0 --addr-file /tmp/ct-cpu-addr-$$ "$@" 2>/dev/null & SP=$!
 for i in $(seq 50); do [ -s /tmp/ct-cpu-addr-$$ ] && break; sleep 0.2; done
 python3 - $(cat /tmp/ct-cpu-addr-$$) $KEY $SP $N "$F" "$K" <<'PY'
 import sys, time, http.client, os

@@ -503,12 +503,87 @@ impl Screener<'_> {
     /// Origins of the sats sitting in outputs `starts` (the subject's own, hop 0). Each
     /// branch carries the day the subject's own transaction received the sats (for USD).
     fn backward(&self, sc: &mut Scratch, starts: &[(OutNum, u64)], acc: &mut Acc, flow: &mut Flow) {
-        let mut queue: std::collections::VecDeque<Branch> = starts
+        let queue = starts
             .iter()
             .map(|&(o, w)| (o, w, 0, ROOT, self.day(self.view.output_tx(o))))
             .collect();
-        let (mut steps, mut edges) = (0usize, 0usize);
-        while let Some((o, mut w, h, path, day)) = queue.pop_front() {
+        self.backward_from(sc, queue, 0, acc, flow)
+    }
+
+    /// Origins of a transaction's outputs: the traced cases' taint of each output, then the
+    /// rest as one amount over the transaction's inputs (one split of the sum, not one per
+    /// output: a payout batch of 300 outputs read its inputs 300 times).
+    fn backward_tx(
+        &self,
+        sc: &mut Scratch,
+        tx: TxNum,
+        outs: &[(OutNum, u64)],
+        acc: &mut Acc,
+        flow: &mut Flow,
+    ) {
+        let day = self.day(tx);
+        let mut w = 0u64;
+        for &(o, v) in outs {
+            if v > 0 {
+                w += self.case_taint(sc, o, v, 0, ROOT, day, acc);
+            }
+        }
+        let (mut queue, mut edges) = (std::collections::VecDeque::new(), 0usize);
+        if w > 0 {
+            self.back_step(sc, tx, w, 0, ROOT, day, &mut edges, &mut queue, acc, flow);
+        }
+        self.backward_from(sc, queue, edges, acc, flow)
+    }
+
+    /// The part of the `w` sats in output `o` that traced cases' taint explains, added as
+    /// exposure (exact: the case's tainted share of the output's value); returns the rest.
+    #[allow(clippy::too_many_arguments)]
+    fn case_taint(
+        &self,
+        sc: &Scratch,
+        o: OutNum,
+        mut w: u64,
+        h: u32,
+        path: u32,
+        day: u32,
+        acc: &mut Acc,
+    ) -> u64 {
+        for (case, tainted, hops) in self.taint.taint(o) {
+            let value = self.view.output_value(o).max(1);
+            let share = split2_first(w, tainted.min(value), value - tainted.min(value));
+            if share > 0 {
+                let t = if hops <= 1 && h <= 1 {
+                    ExposureType::Direct
+                } else {
+                    ExposureType::Indirect
+                };
+                acc.add(
+                    &format!("stolen_funds:{case}"),
+                    t,
+                    false,
+                    share,
+                    hops.max(h),
+                    std::slice::from_ref(&case),
+                    || sc.paths.to_vec(path),
+                    day,
+                );
+                w -= share;
+            }
+        }
+        w
+    }
+
+    /// The backward walk from the branches in `queue`, `edges` of its work bound used.
+    fn backward_from(
+        &self,
+        sc: &mut Scratch,
+        mut queue: std::collections::VecDeque<Branch>,
+        mut edges: usize,
+        acc: &mut Acc,
+        flow: &mut Flow,
+    ) {
+        let mut steps = 0usize;
+        while let Some((o, w, h, path, day)) = queue.pop_front() {
             if w == 0 {
                 continue;
             }
@@ -518,94 +593,92 @@ impl Screener<'_> {
                 continue;
             }
             // Exact taint of traced cases on this output.
-            for (case, tainted, hops) in self.taint.taint(o) {
-                let value = self.view.output_value(o).max(1);
-                let share = split2_first(w, tainted.min(value), value - tainted.min(value));
-                if share > 0 {
-                    let t = if hops <= 1 && h <= 1 {
-                        ExposureType::Direct
-                    } else {
-                        ExposureType::Indirect
-                    };
-                    acc.add(
-                        &format!("stolen_funds:{case}"),
-                        t,
-                        false,
-                        share,
-                        hops.max(h),
-                        std::slice::from_ref(&case),
-                        || sc.paths.to_vec(path),
-                        day,
-                    );
-                    w -= share;
-                }
-            }
+            let w = self.case_taint(sc, o, w, h, path, day, acc);
             if w == 0 {
                 continue;
             }
             let t = self.view.output_tx(o);
-            if self.view.is_coinbase(t) {
-                flow.coinbase_sats += w;
+            self.back_step(sc, t, w, h, path, day, &mut edges, &mut queue, acc, flow);
+        }
+    }
+
+    /// One step back: `w` sats of transaction `t`'s outputs, `h` hops from the subject,
+    /// split over its inputs; labelled ones are exposure, the others are followed on.
+    #[allow(clippy::too_many_arguments)]
+    fn back_step(
+        &self,
+        sc: &mut Scratch,
+        t: TxNum,
+        w: u64,
+        h: u32,
+        path: u32,
+        day: u32,
+        edges: &mut usize,
+        queue: &mut std::collections::VecDeque<Branch>,
+        acc: &mut Acc,
+        flow: &mut Flow,
+    ) {
+        if self.view.is_coinbase(t) {
+            flow.coinbase_sats += w;
+            return;
+        }
+        let inputs = self.view.tx_inputs(t);
+        let n = (inputs.end - inputs.start) as usize;
+        if *edges + n > self.params.max_edges {
+            flow.beyond_limit_sats += w;
+            return;
+        }
+        *edges += n;
+        let height = self.view.tx_height(t);
+        let path2 = sc.paths.push(path, t);
+        sc.prev.clear();
+        sc.prev
+            .extend(inputs.map(|i| self.view.input_prevout(i)));
+        // The outputs spent are all over the chain: start loading them together, so
+        // their cache misses overlap instead of coming one after another.
+        for p in &sc.prev {
+            if let Prevout::Output(po) = p {
+                self.view.prefetch_output(*po);
+            }
+        }
+        sc.vals.clear();
+        sc.vals.extend(sc.prev.iter().map(|p| match p {
+            Prevout::Output(po) => self.view.output_value(*po),
+            _ => 0,
+        }));
+        if sc.vals.iter().all(|v| *v == 0) {
+            flow.outside_index_sats += w;
+            return;
+        }
+        split_into(w, &sc.vals, &mut sc.shares, &mut sc.rems);
+        for k in 0..sc.prev.len() {
+            let share = sc.shares[k];
+            if share == 0 {
                 continue;
             }
-            let inputs = self.view.tx_inputs(t);
-            let n = (inputs.end - inputs.start) as usize;
-            if edges + n > self.params.max_edges {
-                flow.beyond_limit_sats += w;
+            let Prevout::Output(po) = sc.prev[k] else {
                 continue;
-            }
-            edges += n;
-            let height = self.view.tx_height(t);
-            let path2 = sc.paths.push(path, t);
-            sc.prev.clear();
-            sc.prev
-                .extend(inputs.map(|i| self.view.input_prevout(i)));
-            // The outputs spent are all over the chain: start loading them together, so
-            // their cache misses overlap instead of coming one after another.
-            for p in &sc.prev {
-                if let Prevout::Output(po) = p {
-                    self.view.prefetch_output(*po);
+            };
+            let hop = h + 1;
+            match self
+                .view
+                .output_addr(po)
+                .and_then(|a| self.label_known(&mut sc.known, a, height))
+            {
+                Some(hit) => acc.add(
+                    &hit.cat,
+                    Self::kind(hop),
+                    hit.delisted,
+                    share,
+                    hop,
+                    &hit.names,
+                    || sc.paths.to_vec(path2),
+                    day,
+                ),
+                None if hop < self.params.max_hops => {
+                    queue.push_back((po, share, hop, path2, day))
                 }
-            }
-            sc.vals.clear();
-            sc.vals.extend(sc.prev.iter().map(|p| match p {
-                Prevout::Output(po) => self.view.output_value(*po),
-                _ => 0,
-            }));
-            if sc.vals.iter().all(|v| *v == 0) {
-                flow.outside_index_sats += w;
-                continue;
-            }
-            split_into(w, &sc.vals, &mut sc.shares, &mut sc.rems);
-            for k in 0..sc.prev.len() {
-                let share = sc.shares[k];
-                if share == 0 {
-                    continue;
-                }
-                let Prevout::Output(po) = sc.prev[k] else {
-                    continue;
-                };
-                let hop = h + 1;
-                match self
-                    .view
-                    .output_addr(po)
-                    .and_then(|a| self.label_known(&mut sc.known, a, height))
-                {
-                    Some(hit) => acc.add(
-                        &hit.cat,
-                        Self::kind(hop),
-                        hit.delisted,
-                        share,
-                        hop,
-                        &hit.names,
-                        || sc.paths.to_vec(path2),
-                        day,
-                    ),
-                    None if hop < self.params.max_hops => {
-                        queue.push_back((po, share, hop, path2, day))
-                    }
-                    None => flow.unattributed_sats += share,
-                }
+                None => flow.unattributed_sats += share,
             }
         }
     }
@@ -1081,7 +1154,7 @@ impl Screener<'_> {
         };
         let mut acc = Acc::default();
         let mut sc = Scratch::new();
-        cx.backward(&mut sc, &outs, &mut acc, &mut received);
+        cx.backward_tx(&mut sc, tx, &outs, &mut acc, &mut received);
         let mut sent = Flow {
             total_sats: received.total_sats,
             ..Flow::default()
