@@ -57,6 +57,7 @@ fn the_fast_walk_answers_what_reading_every_entry_answered() {
         let params = cointrail_risk::ExposureParams {
             max_hops: 3,
             max_steps,
+            ..Default::default()
         };
         let screener = cointrail_risk::account::AccountScreener {
             view: side,

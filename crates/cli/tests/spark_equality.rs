@@ -157,6 +157,7 @@ fn spark_jobs_equal_cointrail_on_the_demo_chain() {
     let params = ExposureParams {
         max_hops: 3,
         max_steps: usize::MAX,
+        max_edges: usize::MAX,
     };
     let mut ours: BTreeMap<ExpKey, u64> = BTreeMap::new();
     for a in (0..idx.addr_count() as u32).step_by(EVERY as usize) {

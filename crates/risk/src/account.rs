@@ -1037,6 +1037,7 @@ mod tests {
             let params = ExposureParams {
                 max_hops: 3,
                 max_steps,
+                ..Default::default()
             };
             AccountScreener {
                 view: &view,
@@ -1074,6 +1075,7 @@ mod tests {
             let params = ExposureParams {
                 max_hops: 3,
                 max_steps,
+                ..Default::default()
             };
             let s = AccountScreener {
                 view: &view,

@@ -40,6 +40,14 @@ pub struct ExposureParams {
     /// Bound on graph steps per screening, so an answer always comes fast; what is cut off
     /// is reported as `beyond_limit_sats`.
     pub max_steps: usize,
+    /// Bound on the work of each direction's walk, counted as the inputs and outputs it
+    /// reads: following a transaction backward reads its inputs, forward its inputs and
+    /// outputs, so a CoinJoin of 300 inputs costs 300 where a payment costs 2. A
+    /// transaction is followed only while its inputs (and outputs) fit in what is left;
+    /// otherwise that branch's sats are reported as `beyond_limit_sats`. The walk is
+    /// breadth-first, so what the bound cuts is the farthest hops and the widest
+    /// transactions, never a nearer hop before a farther one.
+    pub max_edges: usize,
 }
 
 impl Default for ExposureParams {
@@ -47,9 +55,13 @@ impl Default for ExposureParams {
         ExposureParams {
             max_hops: 3,
             max_steps: 20_000,
+            max_edges: DEFAULT_MAX_EDGES,
         }
     }
 }
+
+/// The default work bound per direction (`ExposureParams::max_edges`).
+pub const DEFAULT_MAX_EDGES: usize = 4_000;
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ExposureRow {
@@ -163,12 +175,21 @@ pub struct Screening {
 /// Split `w` over parts in proportion to their weights, exactly (largest remainder, ties to
 /// the lower index).
 pub fn split(w: u64, parts: &[u64]) -> Vec<u64> {
+    let (mut out, mut rems) = (Vec::new(), Vec::new());
+    split_into(w, parts, &mut out, &mut rems);
+    out
+}
+
+/// As [`split`], into buffers the caller keeps (the walk splits at every step: allocating
+/// two vectors each time was a tenth of a screening).
+fn split_into(w: u64, parts: &[u64], out: &mut Vec<u64>, rems: &mut Vec<(u128, usize)>) {
+    out.clear();
+    rems.clear();
     let total: u128 = parts.iter().map(|&p| p as u128).sum();
     if total == 0 {
-        return vec![0; parts.len()];
+        out.resize(parts.len(), 0);
+        return;
     }
-    let mut out: Vec<u64> = Vec::with_capacity(parts.len());
-    let mut rems: Vec<(u128, usize)> = Vec::with_capacity(parts.len());
     let mut given = 0u64;
     // Most products fit 64 bits, and a 128-bit division is several times slower (screening
     // splits at every step of its walk).
@@ -197,29 +218,110 @@ pub fn split(w: u64, parts: &[u64]) -> Vec<u64> {
             out[r.1] += 1;
         }
     }
-    out
 }
 
-/// The transactions from the subject to where a walk is, shared between the branches of the
-/// walk (a branch is one pointer, not a copy of its whole path: copies were a tenth of a
-/// screening's time).
-#[derive(Clone, Default)]
-pub(crate) struct Path(Option<std::rc::Rc<(TxNum, Path)>>);
+/// `split(w, &[a, b])[0]`, without allocating.
+pub fn split2_first(w: u64, a: u64, b: u64) -> u64 {
+    let total = a as u128 + b as u128;
+    if total == 0 {
+        return 0;
+    }
+    let (xa, xb) = (w as u128 * a as u128, w as u128 * b as u128);
+    let (qa, ra, qb, rb) = (xa / total, xa % total, xb / total, xb % total);
+    // At most one satoshi is left over; it goes to the larger remainder, ties to `a`.
+    let left = w as u128 - qa - qb;
+    (qa + u128::from(left > 0 && ra >= rb)) as u64
+}
 
-impl Path {
-    fn push(&self, t: TxNum) -> Path {
-        Path(Some(std::rc::Rc::new((t, self.clone()))))
+/// The transactions from the subject to where a walk is, as an arena of (transaction,
+/// parent) links shared by every branch of one screening: a branch holds an index, and a
+/// step pushes one link (no allocation per step, no copy of the path).
+struct Paths(Vec<(TxNum, u32)>);
+
+/// The empty path (the subject itself).
+const ROOT: u32 = 0;
+
+impl Paths {
+    fn new() -> Paths {
+        Paths(vec![(0, ROOT)])
+    }
+    fn push(&mut self, parent: u32, t: TxNum) -> u32 {
+        self.0.push((t, parent));
+        (self.0.len() - 1) as u32
     }
     /// Subject side first.
-    fn to_vec(&self) -> Vec<TxNum> {
+    fn to_vec(&self, mut at: u32) -> Vec<TxNum> {
         let mut v = Vec::new();
-        let mut p = self;
-        while let Some(n) = &p.0 {
-            v.push(n.0);
-            p = &n.1;
+        while at != ROOT {
+            let (t, parent) = self.0[at as usize];
+            v.push(t);
+            at = parent;
         }
         v.reverse();
         v
+    }
+}
+
+/// A labelled party as the walk sees it: the category, whether delisted, the names.
+struct Hit {
+    cat: String,
+    delisted: bool,
+    names: Vec<String>,
+}
+
+/// What the walk learned about an address in this screening: nothing attributed, labels
+/// that read the same at any time, or labels with a withdrawal date (read again at each
+/// time they are met).
+enum Known {
+    Nobody,
+    Fixed(std::rc::Rc<Hit>),
+    Dated(std::rc::Rc<Vec<crate::Attribution>>),
+}
+
+/// Hasher for dense ids (address ids): one multiplication.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.0 = (v as u64 ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = std::collections::HashMap<AddrId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
+/// What one screening's walks reuse: the path arena, the buffers a step fills, and what is
+/// known of the addresses met (a service's address recurs all over a walk, and decoding its
+/// labels each time was most of what a labelled step cost).
+struct Scratch {
+    paths: Paths,
+    prev: Vec<Prevout>,
+    outs: Vec<OutNum>,
+    vals: Vec<u64>,
+    shares: Vec<u64>,
+    rems: Vec<(u128, usize)>,
+    known: IdMap<Known>,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            paths: Paths::new(),
+            prev: Vec::new(),
+            outs: Vec::new(),
+            vals: Vec::new(),
+            shares: Vec::new(),
+            rems: Vec::new(),
+            known: IdMap::default(),
+        }
     }
 }
 
@@ -236,31 +338,87 @@ struct Row {
     path: Vec<TxNum>,
     /// Sats by the UTC day the subject's own transaction moved them, for USD.
     days: ByDay,
+    /// The last day added to and its sats not yet in `days` (a walk adds many times in a
+    /// row on the same day: summed here, put in `days` when the day changes).
+    pending: Option<(u32, u64)>,
 }
 
+impl Row {
+    fn settle(&mut self) {
+        if let Some((d, s)) = self.pending.take() {
+            self.days.add(d, U256::from(s));
+        }
+    }
+}
+
+/// The rows of one screening, few (categories × direct/indirect): found by a scan, their
+/// key allocated only when a row is new. Put in key order when finished.
 #[derive(Default)]
 struct Acc {
-    rows: BTreeMap<RowKey, Row>,
+    rows: Vec<(RowKey, Row)>,
 }
 
 impl Acc {
     #[allow(clippy::too_many_arguments)]
-    fn add(&mut self, key: RowKey, sats: u64, hops: u32, names: &[String], path: &Path, day: u32) {
-        let e = self.rows.entry(key).or_insert_with(|| Row {
-            sats: 0,
-            hops: u32::MAX,
-            names: Vec::new(),
-            path: path.to_vec(),
-            days: ByDay::default(),
-        });
+    fn add(
+        &mut self,
+        cat: &str,
+        t: ExposureType,
+        delisted: bool,
+        sats: u64,
+        hops: u32,
+        names: &[String],
+        path: impl FnOnce() -> Vec<TxNum>,
+        day: u32,
+    ) {
+        let i = match self
+            .rows
+            .iter()
+            .position(|(k, _)| k.1 == t && k.2 == delisted && k.0 == cat)
+        {
+            Some(i) => i,
+            None => {
+                self.rows.push((
+                    (cat.to_string(), t, delisted),
+                    Row {
+                        sats: 0,
+                        hops: u32::MAX,
+                        names: Vec::new(),
+                        path: path(),
+                        days: ByDay::default(),
+                        pending: None,
+                    },
+                ));
+                self.rows.len() - 1
+            }
+        };
+        let e = &mut self.rows[i].1;
         e.sats += sats;
-        e.days.add(day, U256::from(sats));
+        match &mut e.pending {
+            Some((d, s)) if *d == day => *s += sats,
+            _ => {
+                e.settle();
+                e.pending = Some((day, sats));
+            }
+        }
         e.hops = e.hops.min(hops);
         for n in names {
-            if e.names.len() < 5 && !e.names.contains(n) {
+            if e.names.len() >= 5 {
+                break;
+            }
+            if !e.names.contains(n) {
                 e.names.push(n.clone());
             }
         }
+    }
+
+    /// The rows in key order, their days settled.
+    fn into_rows(mut self) -> Vec<(RowKey, Row)> {
+        self.rows.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, r) in &mut self.rows {
+            r.settle();
+        }
+        self.rows
     }
 }
 
@@ -277,10 +435,56 @@ pub struct Screener<'a> {
     pub prices: &'a dyn UsdPrices,
 }
 
+/// A branch of a walk: the output it sits in, its sats, its hops from the subject, its
+/// path (in the screening's arena) and the day the subject's own transaction moved it.
+type Branch = (OutNum, u64, u32, u32, u32);
+
 impl Screener<'_> {
     /// The strongest attribution of an address for funds moved at `height`.
     fn label(&self, a: AddrId, height: u32) -> Option<(String, bool, Vec<String>)> {
         label_at(self.attr, self.rules, a, self.attr.time_of_height(height))
+    }
+
+    /// As `label`, remembering each address's labels for the rest of the screening.
+    fn label_known(
+        &self,
+        known: &mut IdMap<Known>,
+        a: AddrId,
+        height: u32,
+    ) -> Option<std::rc::Rc<Hit>> {
+        let k = known.entry(a).or_insert_with(|| {
+            let labels = self.attr.attribute(a);
+            if labels.is_empty() {
+                Known::Nobody
+            } else if labels.iter().all(|l| l.valid_to.is_none()) {
+                // No withdrawal: the same answer at any time.
+                match label_of(&labels, self.rules, 0) {
+                    Some((cat, delisted, names)) => Known::Fixed(std::rc::Rc::new(Hit {
+                        cat,
+                        delisted,
+                        names,
+                    })),
+                    None => Known::Nobody,
+                }
+            } else {
+                Known::Dated(std::rc::Rc::new(labels))
+            }
+        });
+        match k {
+            Known::Nobody => None,
+            Known::Fixed(h) => Some(h.clone()),
+            Known::Dated(labels) => {
+                label_of(&labels[..], self.rules, self.attr.time_of_height(height)).map(
+                    |(cat, delisted, names)| {
+                        std::rc::Rc::new(Hit {
+                            cat,
+                            delisted,
+                            names,
+                        })
+                    },
+                )
+            }
+        }
     }
 
     /// The UTC day of a transaction's block.
@@ -296,15 +500,90 @@ impl Screener<'_> {
         }
     }
 
-    /// Origins of `w` sats sitting in output `o`, `h` hops from the subject. Each branch
-    /// carries the day the subject's own transaction received the sats (for USD).
-    fn backward(&self, starts: Vec<(OutNum, u64)>, acc: &mut Acc, flow: &mut Flow) {
-        let mut queue: std::collections::VecDeque<(OutNum, u64, u32, Path, u32)> = starts
-            .into_iter()
-            .map(|(o, w)| (o, w, 0, Path::default(), self.day(self.view.output_tx(o))))
+    /// Origins of the sats sitting in outputs `starts` (the subject's own, hop 0). Each
+    /// branch carries the day the subject's own transaction received the sats (for USD).
+    fn backward(&self, sc: &mut Scratch, starts: &[(OutNum, u64)], acc: &mut Acc, flow: &mut Flow) {
+        let queue = starts
+            .iter()
+            .map(|&(o, w)| (o, w, 0, ROOT, self.day(self.view.output_tx(o))))
             .collect();
+        self.backward_from(sc, queue, 0, acc, flow)
+    }
+
+    /// Origins of a transaction's outputs: the traced cases' taint of each output, then the
+    /// rest as one amount over the transaction's inputs (one split of the sum, not one per
+    /// output: a payout batch of 300 outputs read its inputs 300 times).
+    fn backward_tx(
+        &self,
+        sc: &mut Scratch,
+        tx: TxNum,
+        outs: &[(OutNum, u64)],
+        acc: &mut Acc,
+        flow: &mut Flow,
+    ) {
+        let day = self.day(tx);
+        let mut w = 0u64;
+        for &(o, v) in outs {
+            if v > 0 {
+                w += self.case_taint(sc, o, v, 0, ROOT, day, acc);
+            }
+        }
+        let (mut queue, mut edges) = (std::collections::VecDeque::new(), 0usize);
+        if w > 0 {
+            self.back_step(sc, tx, w, 0, ROOT, day, &mut edges, &mut queue, acc, flow);
+        }
+        self.backward_from(sc, queue, edges, acc, flow)
+    }
+
+    /// The part of the `w` sats in output `o` that traced cases' taint explains, added as
+    /// exposure (exact: the case's tainted share of the output's value); returns the rest.
+    #[allow(clippy::too_many_arguments)]
+    fn case_taint(
+        &self,
+        sc: &Scratch,
+        o: OutNum,
+        mut w: u64,
+        h: u32,
+        path: u32,
+        day: u32,
+        acc: &mut Acc,
+    ) -> u64 {
+        for (case, tainted, hops) in self.taint.taint(o) {
+            let value = self.view.output_value(o).max(1);
+            let share = split2_first(w, tainted.min(value), value - tainted.min(value));
+            if share > 0 {
+                let t = if hops <= 1 && h <= 1 {
+                    ExposureType::Direct
+                } else {
+                    ExposureType::Indirect
+                };
+                acc.add(
+                    &format!("stolen_funds:{case}"),
+                    t,
+                    false,
+                    share,
+                    hops.max(h),
+                    std::slice::from_ref(&case),
+                    || sc.paths.to_vec(path),
+                    day,
+                );
+                w -= share;
+            }
+        }
+        w
+    }
+
+    /// The backward walk from the branches in `queue`, `edges` of its work bound used.
+    fn backward_from(
+        &self,
+        sc: &mut Scratch,
+        mut queue: std::collections::VecDeque<Branch>,
+        mut edges: usize,
+        acc: &mut Acc,
+        flow: &mut Flow,
+    ) {
         let mut steps = 0usize;
-        while let Some((o, mut w, h, path, day)) = queue.pop_front() {
+        while let Some((o, w, h, path, day)) = queue.pop_front() {
             if w == 0 {
                 continue;
             }
@@ -314,92 +593,110 @@ impl Screener<'_> {
                 continue;
             }
             // Exact taint of traced cases on this output.
-            for (case, tainted, hops) in self.taint.taint(o) {
-                let value = self.view.output_value(o).max(1);
-                let share = split(w, &[tainted.min(value), value - tainted.min(value)])[0];
-                if share > 0 {
-                    let t = if hops <= 1 && h <= 1 {
-                        ExposureType::Direct
-                    } else {
-                        ExposureType::Indirect
-                    };
-                    acc.add(
-                        (format!("stolen_funds:{case}"), t, false),
-                        share,
-                        hops.max(h),
-                        std::slice::from_ref(&case),
-                        &path,
-                        day,
-                    );
-                    w -= share;
-                }
-            }
+            let w = self.case_taint(sc, o, w, h, path, day, acc);
             if w == 0 {
                 continue;
             }
             let t = self.view.output_tx(o);
-            let path2 = path.push(t);
-            if self.view.is_coinbase(t) {
-                flow.coinbase_sats += w;
+            self.back_step(sc, t, w, h, path, day, &mut edges, &mut queue, acc, flow);
+        }
+    }
+
+    /// One step back: `w` sats of transaction `t`'s outputs, `h` hops from the subject,
+    /// split over its inputs; labelled ones are exposure, the others are followed on.
+    #[allow(clippy::too_many_arguments)]
+    fn back_step(
+        &self,
+        sc: &mut Scratch,
+        t: TxNum,
+        w: u64,
+        h: u32,
+        path: u32,
+        day: u32,
+        edges: &mut usize,
+        queue: &mut std::collections::VecDeque<Branch>,
+        acc: &mut Acc,
+        flow: &mut Flow,
+    ) {
+        if self.view.is_coinbase(t) {
+            flow.coinbase_sats += w;
+            return;
+        }
+        let inputs = self.view.tx_inputs(t);
+        let n = (inputs.end - inputs.start) as usize;
+        if *edges + n > self.params.max_edges {
+            flow.beyond_limit_sats += w;
+            return;
+        }
+        *edges += n;
+        let height = self.view.tx_height(t);
+        let path2 = sc.paths.push(path, t);
+        sc.prev.clear();
+        sc.prev
+            .extend(inputs.map(|i| self.view.input_prevout(i)));
+        // The outputs spent are all over the chain: start loading them together, so
+        // their cache misses overlap instead of coming one after another.
+        for p in &sc.prev {
+            if let Prevout::Output(po) = p {
+                self.view.prefetch_output(*po);
+            }
+        }
+        sc.vals.clear();
+        sc.vals.extend(sc.prev.iter().map(|p| match p {
+            Prevout::Output(po) => self.view.output_value(*po),
+            _ => 0,
+        }));
+        if sc.vals.iter().all(|v| *v == 0) {
+            flow.outside_index_sats += w;
+            return;
+        }
+        split_into(w, &sc.vals, &mut sc.shares, &mut sc.rems);
+        for k in 0..sc.prev.len() {
+            let share = sc.shares[k];
+            if share == 0 {
                 continue;
             }
-            let height = self.view.tx_height(t);
-            let ins: Vec<_> = self
+            let Prevout::Output(po) = sc.prev[k] else {
+                continue;
+            };
+            let hop = h + 1;
+            match self
                 .view
-                .tx_inputs(t)
-                .map(|i| self.view.input_prevout(i))
-                .collect();
-            let vals: Vec<u64> = ins
-                .iter()
-                .map(|p| match p {
-                    Prevout::Output(po) => self.view.output_value(*po),
-                    _ => 0,
-                })
-                .collect();
-            if vals.iter().all(|v| *v == 0) {
-                flow.outside_index_sats += w;
-                continue;
-            }
-            for (p, share) in ins.iter().zip(split(w, &vals)) {
-                if share == 0 {
-                    continue;
+                .output_addr(po)
+                .and_then(|a| self.label_known(&mut sc.known, a, height))
+            {
+                Some(hit) => acc.add(
+                    &hit.cat,
+                    Self::kind(hop),
+                    hit.delisted,
+                    share,
+                    hop,
+                    &hit.names,
+                    || sc.paths.to_vec(path2),
+                    day,
+                ),
+                None if hop < self.params.max_hops => {
+                    queue.push_back((po, share, hop, path2, day))
                 }
-                let Prevout::Output(po) = *p else { continue };
-                let hop = h + 1;
-                match self
-                    .view
-                    .output_addr(po)
-                    .and_then(|a| self.label(a, height))
-                {
-                    Some((cat, delisted, names)) => acc.add(
-                        (cat, Self::kind(hop), delisted),
-                        share,
-                        hop,
-                        &names,
-                        &path2,
-                        day,
-                    ),
-                    None if hop < self.params.max_hops => {
-                        queue.push_back((po, share, hop, path2.clone(), day))
-                    }
-                    None => flow.unattributed_sats += share,
-                }
+                None => flow.unattributed_sats += share,
             }
         }
     }
 
-    /// Destinations of `w` sats sitting in output `o`.
+    /// Destinations of the sats sitting in outputs `starts` (the subject's own, hop 0).
     fn forward(
         &self,
-        starts: Vec<(OutNum, u64)>,
+        sc: &mut Scratch,
+        starts: &[(OutNum, u64)],
         own: Option<AddrId>,
         acc: &mut Acc,
         flow: &mut Flow,
     ) {
         self.forward_from(
+            sc,
             starts
-                .into_iter()
-                .map(|(o, w)| (o, w, 0, Path::default(), u32::MAX))
+                .iter()
+                .map(|&(o, w)| (o, w, 0, ROOT, u32::MAX))
                 .collect(),
             own,
             acc,
@@ -412,13 +709,14 @@ impl Screener<'_> {
     /// known, the next spend is the subject's).
     fn forward_from(
         &self,
-        starts: std::collections::VecDeque<(OutNum, u64, u32, Path, u32)>,
+        sc: &mut Scratch,
+        starts: std::collections::VecDeque<Branch>,
         own: Option<AddrId>,
         acc: &mut Acc,
         flow: &mut Flow,
     ) {
         let mut queue = starts;
-        let mut steps = 0usize;
+        let (mut steps, mut edges) = (0usize, 0usize);
         while let Some((o, w, h, path, day)) = queue.pop_front() {
             if w == 0 {
                 continue;
@@ -436,56 +734,81 @@ impl Screener<'_> {
                 }
                 continue;
             };
+            let (inputs, outputs) = (self.view.tx_inputs(s), self.view.tx_outputs(s));
+            let n = (inputs.end - inputs.start + outputs.end - outputs.start) as usize;
+            if edges + n > self.params.max_edges {
+                flow.beyond_limit_sats += w;
+                continue;
+            }
+            edges += n;
             let height = self.view.tx_height(s);
             let day = if day == u32::MAX { self.day(s) } else { day };
-            let path2 = path.push(s);
-            let in_total: u64 = self
-                .view
-                .tx_inputs(s)
-                .map(|i| self.view.input_value(i).unwrap_or(0))
-                .sum();
-            let outs: Vec<OutNum> = self.view.tx_outputs(s).collect();
-            // Value returning to the subject's own address is change, not sent.
-            let mut weights: Vec<u64> = outs
+            let path2 = sc.paths.push(path, s);
+            sc.prev.clear();
+            sc.prev
+                .extend(inputs.map(|i| self.view.input_prevout(i)));
+            for p in &sc.prev {
+                if let Prevout::Output(po) = p {
+                    self.view.prefetch_output(*po);
+                }
+            }
+            // What the inputs spend (`input_value`: an output outside the index is 0).
+            let in_total: u64 = sc
+                .prev
                 .iter()
-                .map(|&d| {
-                    if own.is_some() && self.view.output_addr(d) == own {
-                        0
-                    } else {
-                        self.view.output_value(d)
-                    }
+                .map(|p| match p {
+                    Prevout::Output(po) => self.view.output_value(*po),
+                    _ => 0,
                 })
-                .collect();
-            let paid: u64 = outs.iter().map(|&d| self.view.output_value(d)).sum();
-            let change: u64 = outs
-                .iter()
-                .zip(&weights)
-                .filter(|(_, w)| **w == 0)
-                .map(|(d, _)| self.view.output_value(*d))
                 .sum();
+            sc.outs.clear();
+            sc.outs.extend(outputs);
+            // Value returning to the subject's own address is change, not sent.
+            sc.vals.clear();
+            let (mut paid, mut change) = (0u64, 0u64);
+            for &d in &sc.outs {
+                let v = self.view.output_value(d);
+                paid += v;
+                let weight = if own.is_some() && self.view.output_addr(d) == own {
+                    0
+                } else {
+                    v
+                };
+                if weight == 0 {
+                    change += v;
+                }
+                sc.vals.push(weight);
+            }
             let fee = in_total.saturating_sub(paid);
-            weights.push(fee);
+            sc.vals.push(fee);
             let base = in_total.max(paid).max(1);
             // Only the part of w that did not come back as change is sent.
-            let sent_w = split(w, &[base - change.min(base), change.min(base)])[0];
-            let shares = split(sent_w, &weights);
-            flow.fee_sats += shares[shares.len() - 1];
-            for (&d, &share) in outs.iter().zip(&shares) {
+            let sent_w = split2_first(w, base - change.min(base), change.min(base));
+            split_into(sent_w, &sc.vals, &mut sc.shares, &mut sc.rems);
+            flow.fee_sats += sc.shares[sc.shares.len() - 1];
+            for k in 0..sc.outs.len() {
+                let (d, share) = (sc.outs[k], sc.shares[k]);
                 if share == 0 {
                     continue;
                 }
                 let hop = h + 1;
-                match self.view.output_addr(d).and_then(|a| self.label(a, height)) {
-                    Some((cat, delisted, names)) => acc.add(
-                        (cat, Self::kind(hop), delisted),
+                match self
+                    .view
+                    .output_addr(d)
+                    .and_then(|a| self.label_known(&mut sc.known, a, height))
+                {
+                    Some(hit) => acc.add(
+                        &hit.cat,
+                        Self::kind(hop),
+                        hit.delisted,
                         share,
                         hop,
-                        &names,
-                        &path2,
+                        &hit.names,
+                        || sc.paths.to_vec(path2),
                         day,
                     ),
                     None if hop < self.params.max_hops => {
-                        queue.push_back((d, share, hop, path2.clone(), day))
+                        queue.push_back((d, share, hop, path2, day))
                     }
                     None => flow.unattributed_sats += share,
                 }
@@ -497,7 +820,7 @@ impl Screener<'_> {
     fn finish(
         &self,
         subject: serde_json::Value,
-        mut acc: Acc,
+        acc: Acc,
         ownership: Vec<(String, bool, Vec<String>)>,
         received: Flow,
         sent: Flow,
@@ -547,8 +870,9 @@ impl Screener<'_> {
                 names,
                 path,
                 days,
+                ..
             },
-        ) in std::mem::take(&mut acc.rows)
+        ) in acc.into_rows()
         {
             let (dir, cat) = match cat.strip_prefix("sent|") {
                 Some(c) => ("sent", c.to_string()),
@@ -605,6 +929,7 @@ impl Screener<'_> {
             parameters: serde_json::json!({
                 "max_hops": self.params.max_hops,
                 "max_steps": self.params.max_steps,
+                "max_edges": self.params.max_edges,
                 "rule_set": self.rules.name,
                 "split": "haircut (proportional, largest remainder)",
                 "usd": usd_parameters(self.rules, self.prices),
@@ -636,13 +961,21 @@ pub(crate) fn label_at(
     a: AddrId,
     t: u64,
 ) -> Option<(String, bool, Vec<String>)> {
-    let labels = attr.attribute(a);
+    label_of(&attr.attribute(a), rules, t)
+}
+
+/// The strongest of an address's attributions for funds moved at Unix time `t`.
+fn label_of(
+    labels: &[crate::Attribution],
+    rules: &RuleSet,
+    t: u64,
+) -> Option<(String, bool, Vec<String>)> {
     if labels.is_empty() {
         return None;
     }
     let mut best: Option<(Level, String, bool)> = None;
     let mut names = Vec::new();
-    for l in &labels {
+    for l in labels {
         let cat = crate::rules::normalize_category(&l.category);
         // Only a withdrawal (delisting) changes what a label means for funds moved after
         // it. `valid_from` is when a source first carried the label, not when the party
@@ -664,7 +997,7 @@ pub(crate) fn label_at(
 /// Separate sent rows from received ones inside the accumulator.
 fn sent_acc(acc: Acc, into: &mut Acc) {
     for ((cat, t, d), v) in acc.rows {
-        into.rows.insert((format!("sent|{cat}"), t, d), v);
+        into.rows.push(((format!("sent|{cat}"), t, d), v));
     }
 }
 
@@ -686,7 +1019,8 @@ impl Screener<'_> {
         let self_paid: u64 = received.total_sats - starts_in.iter().map(|s| s.1).sum::<u64>();
         received.total_sats -= self_paid;
         received.self_change_sats = self_paid;
-        cx.backward(starts_in.clone(), &mut acc, &mut received);
+        let mut sc = Scratch::new();
+        cx.backward(&mut sc, &starts_in, &mut acc, &mut received);
         let spent: Vec<(OutNum, u64)> = starts
             .iter()
             .copied()
@@ -694,7 +1028,7 @@ impl Screener<'_> {
             .collect();
         sent.total_sats = spent.iter().map(|s| s.1).sum();
         let mut sacc = Acc::default();
-        cx.forward(spent.clone(), Some(addr), &mut sacc, &mut sent);
+        cx.forward(&mut sc, &spent, Some(addr), &mut sacc, &mut sent);
         sent.total_sats = sent.total_sats.saturating_sub(sent.unspent_sats);
         sent_acc(sacc, &mut acc);
         let tip = view.tx_count().saturating_sub(1) as TxNum;
@@ -738,7 +1072,12 @@ impl Screener<'_> {
             ..Flow::default()
         };
         let mut acc = Acc::default();
-        cx.backward(vec![(out, view.output_value(out))], &mut acc, &mut received);
+        cx.backward(
+            &mut Scratch::new(),
+            &[(out, view.output_value(out))],
+            &mut acc,
+            &mut received,
+        );
         let t = view.output_tx(out);
         cx.finish(
         serde_json::json!({"kind": "output", "direction": "in", "txid": display_txid(view.txid(t)), "vout": view.output_vout(out), "value": view.output_value(out)}),
@@ -762,23 +1101,27 @@ impl Screener<'_> {
         };
         let mut sacc = Acc::default();
         let t = view.output_tx(out);
-        let path = Path::default().push(t);
+        let mut sc = Scratch::new();
+        let path = sc.paths.push(ROOT, t);
         let day = cx.day(t);
         match view
             .output_addr(out)
             .and_then(|a| cx.label(a, view.tx_height(t)))
         {
             Some((cat, delisted, names)) => sacc.add(
-                (cat, ExposureType::Direct, delisted),
+                &cat,
+                ExposureType::Direct,
+                delisted,
                 w,
                 1,
                 &names,
-                &path,
+                || vec![t],
                 day,
             ),
             // Not spent yet: nothing has been paid on, so nothing counts as sent.
             None if view.output_spender(out).is_none() => sent.unspent_sats = w,
             None => cx.forward_from(
+                &mut sc,
                 std::collections::VecDeque::from([(out, w, 1, path, day)]),
                 None,
                 &mut sacc,
@@ -810,7 +1153,8 @@ impl Screener<'_> {
             ..Flow::default()
         };
         let mut acc = Acc::default();
-        cx.backward(outs.clone(), &mut acc, &mut received);
+        let mut sc = Scratch::new();
+        cx.backward_tx(&mut sc, tx, &outs, &mut acc, &mut received);
         let mut sent = Flow {
             total_sats: received.total_sats,
             ..Flow::default()
@@ -821,20 +1165,23 @@ impl Screener<'_> {
         let height = view.tx_height(tx);
         let day = cx.day(tx);
         let mut next = std::collections::VecDeque::new();
+        let path = sc.paths.push(ROOT, tx);
         for (o, w) in outs {
             match view.output_addr(o).and_then(|a| cx.label(a, height)) {
                 Some((cat, delisted, names)) => sacc.add(
-                    (cat, ExposureType::Direct, delisted),
+                    &cat,
+                    ExposureType::Direct,
+                    delisted,
                     w,
                     1,
                     &names,
-                    &Path::default().push(tx),
+                    || vec![tx],
                     day,
                 ),
-                None => next.push_back((o, w, 1, Path::default().push(tx), day)),
+                None => next.push_back((o, w, 1, path, day)),
             }
         }
-        cx.forward_from(next, None, &mut sacc, &mut sent);
+        cx.forward_from(&mut sc, next, None, &mut sacc, &mut sent);
         sent.total_sats = sent.total_sats.saturating_sub(sent.unspent_sats);
         sent_acc(sacc, &mut acc);
         cx.finish(

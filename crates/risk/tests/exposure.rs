@@ -7,7 +7,7 @@ use bitcoin::{
 };
 use cointrail_chain::view::{AddrId, ChainView, OutNum};
 use cointrail_chain::MemChain;
-use cointrail_risk::exposure::{split, ExposureType};
+use cointrail_risk::exposure::{split, split2_first, ExposureType};
 use cointrail_risk::{
     Attribution, Attributor, CaseTaint, ExposureParams, Level, Nobody, RuleSet, Screener,
 };
@@ -457,5 +457,62 @@ fn split_gives_the_shares_of_sorting_every_remainder() {
             split_by_sorting(w, &parts),
             "{w} {parts:?}"
         );
+        // The two-part split the walk uses for taint and change, without allocating.
+        let (a, b) = (parts[0], if n > 1 { parts[1] } else { next() % scale });
+        assert_eq!(split2_first(w, a, b), split(w, &[a, b])[0], "{w} {a} {b}");
+        assert_eq!(split2_first(w, b, b), split(w, &[b, b])[0], "tie {w} {b}");
     }
+}
+
+/// The work bound (`max_edges`) counts the inputs a backward walk reads: a deposit two hops
+/// from the sanctioned party needs two transactions of one input each. With room for one,
+/// the second hop is not walked and its sats are reported as beyond the limit, never as
+/// unattributed; the bound is in the answer's parameters.
+#[test]
+fn the_work_bound_reports_what_it_cut_and_says_so() {
+    let (c, _) = chain();
+    let rules = RuleSet::default_rules();
+    let l = labels(&c, None);
+    let d_out = outputs_of(&c, addr(&c, D))[0];
+    let run = |max_edges| {
+        let p = ExposureParams {
+            max_edges,
+            ..Default::default()
+        };
+        screener(&c, &l, &Nobody, &rules, &p).output(d_out)
+    };
+    let cut = run(1);
+    assert!(cut.exposure.iter().all(|r| r.category != "sanctions"));
+    assert_eq!(cut.received.beyond_limit_sats, 60_000_000);
+    assert_eq!(cut.received.unattributed_sats, 0);
+    assert_eq!(cut.parameters["max_edges"], 1);
+    let whole = run(2);
+    assert_eq!(whole.received.beyond_limit_sats, 0);
+    let row = whole
+        .exposure
+        .iter()
+        .find(|r| r.category == "sanctions")
+        .unwrap();
+    assert_eq!(row.sats, 60_000_000);
+    // The default bound does not cut a walk this small.
+    let d = run(ExposureParams::default().max_edges);
+    assert_eq!(
+        serde_json::to_value(&d.exposure).unwrap(),
+        serde_json::to_value(&whole.exposure).unwrap()
+    );
+
+    // Forward, a transaction costs its inputs and outputs: S's output spent by t1 (1 in,
+    // 2 out) reaches A, then t2 (1 in, 2 out) reaches the exchange.
+    let s_addr = addr(&c, S);
+    let fwd = |max_edges| {
+        let p = ExposureParams {
+            max_edges,
+            ..Default::default()
+        };
+        screener(&c, &Nobody, &Nobody, &rules, &p).address(s_addr, &outputs_of(&c, s_addr), "S")
+    };
+    assert_eq!(fwd(2).sent.beyond_limit_sats, 200_000_000, "t1 needs 3");
+    // t1 fits, t2 (what A received: 1 BTC) does not.
+    assert_eq!(fwd(3).sent.beyond_limit_sats, 100_000_000);
+    assert_eq!(fwd(6).sent.beyond_limit_sats, 0);
 }

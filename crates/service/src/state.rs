@@ -25,6 +25,8 @@ pub struct ServeConfig {
     pub max_batch: usize,
     /// Default hops of indirect exposure (a request may ask for fewer or more, up to 6).
     pub max_hops: u32,
+    /// Work bound of each screening walk (`ExposureParams::max_edges`).
+    pub max_edges: usize,
     /// Off only for a single user on loopback (`--no-keys`).
     pub require_keys: bool,
     /// Timeouts and sizes a client's connection and requests must keep within.
@@ -42,6 +44,7 @@ impl ServeConfig {
             reload_interval: Duration::from_secs(2),
             max_batch: 1000,
             max_hops: 3,
+            max_edges: cointrail_risk::exposure::DEFAULT_MAX_EDGES,
             require_keys: true,
             limits: crate::conn::ConnLimits::default(),
             open_on_loopback: false,
@@ -134,6 +137,7 @@ pub fn load_engine(cfg: &ServeConfig) -> anyhow::Result<(Engine, Fingerprint)> {
     let fp = Fingerprint::of(&engine_inputs(cfg));
     let mut e = Engine::open_full(&cfg.data_dir, cfg.rules.as_deref())?;
     e.params.max_hops = cfg.max_hops;
+    e.params.max_edges = cfg.max_edges;
     Ok((e, fp))
 }
 

@@ -22,6 +22,10 @@ pub struct ScreenArgs {
     /// Hops followed through unattributed addresses.
     #[arg(long, default_value_t = 3)]
     pub max_hops: u32,
+    /// Work bound of each direction's walk: inputs and outputs read (a CoinJoin of 300
+    /// inputs costs 300). What it cuts is reported as beyond the limit.
+    #[arg(long, default_value_t = cointrail_risk::exposure::DEFAULT_MAX_EDGES)]
+    pub max_edges: usize,
     /// For TXID:VOUT: `in` screens where the output's coins came from (a deposit), `out`
     /// whom the output pays (a withdrawal). An address or a transaction shows both.
     #[arg(long, value_enum, default_value_t = Direction::In)]
@@ -56,6 +60,7 @@ pub fn run(a: ScreenArgs, g: &Global) -> Result<()> {
     // Stored cases count exactly: trace them first.
     e.load_case_taint()?;
     e.params.max_hops = a.max_hops;
+    e.params.max_edges = a.max_edges;
     let subject = Subject::parse(&a.subject)?;
     let s = match (&subject, a.direction) {
         (_, Direction::In) => e.screen(&subject)?,

@@ -37,6 +37,11 @@ pub struct ServeArgs {
     /// Default hops of indirect exposure (a request may ask for 0 to 6).
     #[arg(long, default_value_t = 3)]
     pub max_hops: u32,
+    /// Work bound of each screening walk: inputs and outputs read per direction (a
+    /// CoinJoin of 300 inputs costs 300). What it cuts is reported as `beyond_limit_sats`;
+    /// the bound is in every answer's `parameters`.
+    #[arg(long, default_value_t = cointrail_risk::exposure::DEFAULT_MAX_EDGES)]
+    pub max_edges: usize,
     /// Serve without API keys (only on a loopback address, for one local user).
     #[arg(long)]
     pub no_keys: bool,
@@ -83,6 +88,7 @@ pub fn run_serve(a: ServeArgs, g: &Global) -> Result<()> {
     cfg.reload_interval = Duration::from_secs_f64(a.reload_interval.max(0.05));
     cfg.max_batch = a.max_batch.max(1);
     cfg.max_hops = a.max_hops.min(cointrail_service::routes::screen::MAX_HOPS);
+    cfg.max_edges = a.max_edges.max(1);
     cfg.require_keys = !a.no_keys;
     cfg.limits.header_read_timeout = Duration::from_secs_f64(a.header_timeout.max(0.1));
     cfg.limits.body_read_timeout = Duration::from_secs_f64(a.body_timeout.max(0.1));
