@@ -45,15 +45,8 @@ impl Attributor for EvmSide {
     }
 }
 
-impl AccountView for EvmSide {
-    fn each_received(&self, a: AcctId, f: &mut dyn FnMut(u64) -> bool) {
-        self.index.each_movement_of(a, false, f)
-    }
-    fn each_sent(&self, a: AcctId, f: &mut dyn FnMut(u64) -> bool) {
-        self.index.each_movement_of(a, true, f)
-    }
-    fn transfer(&self, id: u64) -> Transfer {
-        let (m, time) = self.index.movement_timed(id);
+impl EvmSide {
+    fn transfer_of(&self, id: u64, m: cointrail_index::evm::RawMovement, time: u64) -> Transfer {
         let kind = match m.kind {
             MovementKind::Fee | MovementKind::Burn => TransferKind::Gas,
             MovementKind::Reward | MovementKind::Withdrawal => TransferKind::NewCoins,
@@ -71,6 +64,25 @@ impl AccountView for EvmSide {
             kind,
             tx: m.tx,
         }
+    }
+}
+
+impl AccountView for EvmSide {
+    fn each_received(&self, a: AcctId, f: &mut dyn FnMut(u64) -> bool) {
+        self.index.each_movement_of(a, false, f)
+    }
+    fn each_sent(&self, a: AcctId, f: &mut dyn FnMut(u64) -> bool) {
+        self.index.each_movement_of(a, true, f)
+    }
+    fn transfer(&self, id: u64) -> Transfer {
+        let (m, time) = self.index.movement_timed(id);
+        self.transfer_of(id, m, time)
+    }
+    fn transfer_untimed(&self, id: u64) -> Transfer {
+        self.transfer_of(id, self.index.raw_movement(id), 0)
+    }
+    fn time(&self, id: u64) -> u64 {
+        self.index.movement_time(id)
     }
     fn received_len(&self, a: AcctId) -> u64 {
         self.index.list_len(a, false).unwrap_or_else(|| {

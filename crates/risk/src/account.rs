@@ -11,7 +11,17 @@
 //!   sends, in proportion to their amounts; what they do not cover is still held there.
 //!
 //! The walk stops at any attributed account (exchanges, DEX and bridge contracts, which
-//! pool everyone's funds, included), at `max_hops`, and at `max_steps` (transfers read).
+//! pool everyone's funds, included) and at `max_hops`. Two bounds keep an answer's cost
+//! small whatever the chain (an account's history, unlike an output, has no size limit):
+//! - a branch carrying less than `min_share` (1% by default, [`MIN_SHARE_PPM`]) of the
+//!   subject's total of its asset in its direction is not walked on (`below_min_share`):
+//!   at most 1/`min_share` branches per hop are walked, and what is cut is reported;
+//! - `max_steps` counts the list entries the walk looks at, per direction (backward an
+//!   account's whole received list, forward its sends after the transfer, every asset:
+//!   lengths known from the index without reading). A list longer than what is left of the
+//!   bound (a hub: a pool, an exchange, a bot) is not read: its branch is reported in
+//!   `beyond_limit` and the rest of the walk goes on.
+//!
 //! Labels are judged at the time of each transfer, as on Bitcoin.
 
 use crate::exposure::{label_at, usd_parameters, ExposureParams, ExposureType};
@@ -24,6 +34,30 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// An account's dense id (the index's address id).
 pub type AcctId = u32;
+
+/// The default `min_share`, in parts per million of the subject's total of an asset in one
+/// direction: branches carrying less are not walked on (10,000 = 1%).
+pub const MIN_SHARE_PPM: u64 = 10_000;
+
+/// How a walk reads and where it stops beyond `ExposureParams`.
+#[derive(Clone, Copy, Debug)]
+pub struct WalkOptions {
+    /// Read whole lists entry by entry, as the walk did before views could count and seek
+    /// (the tests' reference: both must answer the same).
+    pub scan: bool,
+    /// Branches carrying less than this many parts per million of the subject's total of
+    /// their asset in their direction are not walked on (0: every branch is).
+    pub min_share_ppm: u64,
+}
+
+impl Default for WalkOptions {
+    fn default() -> Self {
+        WalkOptions {
+            scan: false,
+            min_share_ppm: MIN_SHARE_PPM,
+        }
+    }
+}
 
 /// What a transfer is, as far as exposure goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +105,16 @@ pub trait AccountView {
     /// Visit the transfers `a` sent, newest first, until `f` says stop.
     fn each_sent(&self, a: AcctId, f: &mut dyn FnMut(u64) -> bool);
     fn transfer(&self, id: u64) -> Transfer;
+    /// As [`AccountView::transfer`] with `time` left 0, for views where the time costs a
+    /// read of its own: the walk asks [`AccountView::time`] only of transfers whose
+    /// counterparty is labelled.
+    fn transfer_untimed(&self, id: u64) -> Transfer {
+        self.transfer(id)
+    }
+    /// Unix time of transfer `id`'s block.
+    fn time(&self, id: u64) -> u64 {
+        self.transfer(id).time
+    }
     /// A transaction's hash as shown in paths.
     fn tx_name(&self, tx: u64) -> String;
     fn asset_info(&self, asset: u32) -> AssetInfo;
@@ -225,6 +269,9 @@ pub struct AssetFlow {
     pub held: String,
     /// Cut off by the step bound.
     pub beyond_limit: String,
+    /// Not walked on: unattributed branches carrying less than `min_share` of this
+    /// direction's total of the asset (see `parameters.min_share`).
+    pub below_min_share: String,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -236,6 +283,7 @@ struct FlowAcc {
     fee: U256,
     held: U256,
     beyond_limit: U256,
+    below_min_share: U256,
     /// The subject's own transfers by day, for the ownership rows' USD.
     days: ByDay,
 }
@@ -269,6 +317,57 @@ pub struct AccountScreening {
 /// Split `w` over parts in proportion to their weights, exactly (largest remainder, ties to
 /// the lower index), in 256-bit integers (products in 512 bits, so nothing overflows).
 pub fn split_u256(w: U256, parts: &[U256]) -> Vec<U256> {
+    let mut out = Vec::with_capacity(parts.len());
+    split_u256_into(w, parts, &mut out);
+    out
+}
+
+/// [`split_u256`] into `out` (cleared first). When `w` and the parts' total are below
+/// 2^128 (every native or token amount but the most extreme), products fit 256 bits and
+/// the arithmetic stays there; the largest remainders are selected, not sorted.
+pub fn split_u256_into(w: U256, parts: &[U256], out: &mut Vec<U256>) {
+    out.clear();
+    let limit = U256::from(1u8) << 128;
+    let mut total = U256::ZERO;
+    let mut narrow = w < limit;
+    for p in parts {
+        total = total.saturating_add(*p);
+        if total >= limit {
+            narrow = false;
+            break;
+        }
+    }
+    if !narrow {
+        out.extend(split_u256_wide(w, parts));
+        return;
+    }
+    if total.is_zero() {
+        out.resize(parts.len(), U256::ZERO);
+        return;
+    }
+    let mut rems: Vec<(U256, usize)> = Vec::with_capacity(parts.len());
+    let mut given = U256::ZERO;
+    for (i, p) in parts.iter().enumerate() {
+        let exact = w * *p;
+        let (q, r) = exact.div_rem(total);
+        given += q;
+        out.push(q);
+        rems.push((r, i));
+    }
+    let left = (w - given).to::<usize>();
+    if left == 0 {
+        return;
+    }
+    let order = |a: &(U256, usize), b: &(U256, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+    if left < rems.len() {
+        rems.select_nth_unstable_by(left - 1, order);
+    }
+    for r in rems.iter().take(left) {
+        out[r.1] += U256::from(1u8);
+    }
+}
+
+fn split_u256_wide(w: U256, parts: &[U256]) -> Vec<U256> {
     let total: U512 = parts.iter().fold(U512::ZERO, |a, p| a + U512::from(*p));
     if total.is_zero() {
         return vec![U256::ZERO; parts.len()];
@@ -354,6 +453,7 @@ struct Walk {
     /// Read whole lists entry by entry, as the walk did before the views could count
     /// (`AccountScreener::address_by_scanning`, the reference the tests compare with).
     scan: bool,
+    min_share_ppm: u64,
 }
 
 impl Walk {
@@ -392,6 +492,22 @@ impl Walk {
     }
 }
 
+fn flows(walk: &Walk, sent: bool) -> &BTreeMap<u32, FlowAcc> {
+    if sent {
+        &walk.sent
+    } else {
+        &walk.received
+    }
+}
+
+fn flow(walk: &mut Walk, sent: bool, asset: u32) -> &mut FlowAcc {
+    if sent {
+        walk.sent.entry(asset).or_default()
+    } else {
+        walk.received.entry(asset).or_default()
+    }
+}
+
 fn kind(h: u32) -> ExposureType {
     if h <= 1 {
         ExposureType::Direct
@@ -405,45 +521,45 @@ impl AccountScreener<'_> {
         label_at(self.attr, self.rules, a, time)
     }
 
-    /// The transfers of a branch's list that `keep` accepts, oldest first, or None when
-    /// the step bound is reached first. The bound counts `n` steps, every transfer of the
-    /// list the walk looks at (backward the whole received list, forward every later send),
-    /// relevant or not: so a hub (an exchange, a pool, the burn address) is judged from its
-    /// count without being read, and `visit` need only produce the relevant ones (one asset,
-    /// the right side of `via`), newest first.
+    /// Read a branch's list into `out`: the transfers `keep` accepts, oldest first. False
+    /// when the list is longer than what is left of the step bound: then nothing is read
+    /// or counted, the branch is cut and the rest of the walk goes on. The bound counts `n`
+    /// steps, every transfer of the list the walk looks at (backward the whole received
+    /// list, forward every later send), relevant or not: so a hub (an exchange, a pool, the
+    /// burn address) is judged from its count without being read, and `visit` need only
+    /// produce the relevant ones (one asset, the right side of `via`), newest first.
     fn read(
         &self,
         walk: &mut Walk,
         n: u64,
         visit: &dyn Fn(&mut dyn FnMut(u64) -> bool),
         keep: &dyn Fn(&Transfer) -> bool,
-    ) -> Option<Vec<Transfer>> {
+        out: &mut Vec<Transfer>,
+    ) -> bool {
+        out.clear();
         if n == 0 {
-            return Some(Vec::new());
+            return true;
         }
-        let budget = self.params.max_steps;
         let n = usize::try_from(n).unwrap_or(usize::MAX);
-        if walk.steps.saturating_add(n) > budget {
-            // Where counting them one by one would have stopped.
-            walk.steps = walk.steps.max(budget) + 1;
-            return None;
+        if walk.steps.saturating_add(n) > self.params.max_steps {
+            return false;
         }
         walk.steps += n;
-        let mut out = Vec::new();
         visit(&mut |id| {
-            let t = self.view.transfer(id);
+            let t = self.view.transfer_untimed(id);
             if keep(&t) {
                 out.push(t);
             }
             true
         });
         out.reverse();
-        Some(out)
+        true
     }
 
     /// The walk's list reading as it was before the views could count: every entry read
     /// and counted, newest first, until `stop` (kept as the reference of
-    /// `address_by_scanning`).
+    /// `address_by_scanning`); the same bound as [`Self::read`].
+    #[allow(clippy::too_many_arguments)]
     fn read_scanning(
         &self,
         walk: &mut Walk,
@@ -451,20 +567,22 @@ impl AccountScreener<'_> {
         a: AcctId,
         keep: &dyn Fn(&Transfer) -> bool,
         stop: &dyn Fn(u64) -> bool,
-    ) -> Option<Vec<Transfer>> {
-        let mut out = Vec::new();
+        out: &mut Vec<Transfer>,
+    ) -> bool {
+        out.clear();
+        let left = self.params.max_steps.saturating_sub(walk.steps);
+        let mut k = 0usize;
         let mut over = false;
-        let budget = self.params.max_steps;
         let mut f = |id: u64| {
             if stop(id) {
                 return false;
             }
-            walk.steps += 1;
-            if walk.steps > budget {
+            k += 1;
+            if k > left {
                 over = true;
                 return false;
             }
-            let t = self.view.transfer(id);
+            let t = self.view.transfer_untimed(id);
             if keep(&t) {
                 out.push(t);
             }
@@ -475,8 +593,13 @@ impl AccountScreener<'_> {
         } else {
             self.view.each_received(a, &mut f);
         }
+        if over {
+            out.clear();
+            return false;
+        }
+        walk.steps += k;
         out.reverse();
-        (!over).then_some(out)
+        true
     }
 
     /// `at`'s receipts of `asset` before `via` (what it paid on at `via` came from).
@@ -486,7 +609,8 @@ impl AccountScreener<'_> {
         at: AcctId,
         asset: u32,
         via: u64,
-    ) -> Option<Vec<Transfer>> {
+        out: &mut Vec<Transfer>,
+    ) -> bool {
         if walk.scan {
             return self.read_scanning(
                 walk,
@@ -494,6 +618,7 @@ impl AccountScreener<'_> {
                 at,
                 &|t| t.asset == asset && t.from != at && t.id < via,
                 &|_| false,
+                out,
             );
         }
         let n = self.view.received_len(at);
@@ -502,6 +627,7 @@ impl AccountScreener<'_> {
             n,
             &|f| self.view.each_received_of_before(at, asset, via, f),
             &|t| t.from != at,
+            out,
         )
     }
 
@@ -512,7 +638,8 @@ impl AccountScreener<'_> {
         at: AcctId,
         asset: u32,
         via: u64,
-    ) -> Option<Vec<Transfer>> {
+        out: &mut Vec<Transfer>,
+    ) -> bool {
         if walk.scan {
             return self.read_scanning(
                 walk,
@@ -520,6 +647,7 @@ impl AccountScreener<'_> {
                 at,
                 &|t| t.asset == asset && t.to != at,
                 &|id| id <= via,
+                out,
             );
         }
         let n = self.view.sent_len_after(at, via);
@@ -528,111 +656,104 @@ impl AccountScreener<'_> {
             n,
             &|f| self.view.each_sent_of_after(at, asset, via, f),
             &|t| t.to != at,
+            out,
         )
     }
 
-    fn backward(&self, mut queue: VecDeque<Branch>, walk: &mut Walk) {
-        while let Some(b) = queue.pop_front() {
-            if b.w.is_zero() {
-                continue;
-            }
-            let (asset, at, via) = (b.asset, b.at, b.via);
-            let Some(earlier) = self.earlier_receipts(walk, at, asset, via) else {
-                add(
-                    &mut walk.received.entry(asset).or_default().beyond_limit,
-                    b.w,
-                );
-                continue;
-            };
-            let mut weights: Vec<U256> = earlier.iter().map(|t| t.amount).collect();
-            let arrived = weights.iter().fold(U256::ZERO, |a, w| a.saturating_add(*w));
-            weights.push(b.w.saturating_sub(arrived));
-            let shares = split_u256(b.w, &weights);
-            add(
-                &mut walk.received.entry(asset).or_default().outside_index,
-                shares[shares.len() - 1],
-            );
-            for (t, share) in earlier.iter().zip(&shares) {
-                if share.is_zero() {
-                    continue;
-                }
-                let hop = b.h + 1;
-                let path = match t.tx {
-                    Some(x) => b.path.push(x),
-                    None => b.path.clone(),
-                };
-                if t.kind == TransferKind::NewCoins {
-                    add(
-                        &mut walk.received.entry(asset).or_default().new_coins,
-                        *share,
-                    );
-                    continue;
-                }
-                match self.label(t.from, t.time) {
-                    Some((cat, delisted, names)) => walk.row(
-                        "received",
-                        cat,
-                        kind(hop),
-                        delisted,
-                        asset,
-                        *share,
-                        hop,
-                        &names,
-                        &path,
-                        b.day,
-                    ),
-                    None if hop < self.params.max_hops => queue.push_back(Branch {
-                        at: t.from,
-                        asset,
-                        w: *share,
-                        h: hop,
-                        via: t.id,
-                        path,
-                        day: b.day,
-                    }),
-                    None => add(
-                        &mut walk.received.entry(asset).or_default().unattributed,
-                        *share,
-                    ),
-                }
-            }
+    /// Whether `w` of `asset` is less than `min_share` of the subject's total of it in that
+    /// direction (the totals are complete once the first hop is read).
+    fn below_min_share(&self, walk: &Walk, sent: bool, asset: u32, w: U256) -> bool {
+        if walk.min_share_ppm == 0 {
+            return false;
         }
+        let total = flows(walk, sent)
+            .get(&asset)
+            .map(|f| f.total)
+            .unwrap_or_default();
+        w.saturating_mul(U256::from(1_000_000u64))
+            < total.saturating_mul(U256::from(walk.min_share_ppm))
     }
 
-    fn forward(&self, mut queue: VecDeque<Branch>, walk: &mut Walk) {
+    /// Walk one direction's branches, hop by hop: backward (`sent` false) over each
+    /// account's earlier receipts, forward over its later sends.
+    fn walk_on(&self, mut queue: VecDeque<Branch>, walk: &mut Walk, sent: bool) {
+        let dir = if sent { "sent" } else { "received" };
+        // Reused from branch to branch.
+        let mut read = Vec::new();
+        let mut weights: Vec<U256> = Vec::new();
+        let mut shares: Vec<U256> = Vec::new();
         while let Some(b) = queue.pop_front() {
             if b.w.is_zero() {
                 continue;
             }
             let (asset, at, via) = (b.asset, b.at, b.via);
-            let Some(later) = self.later_sends(walk, at, asset, via) else {
-                add(&mut walk.sent.entry(asset).or_default().beyond_limit, b.w);
+            if self.below_min_share(walk, sent, asset, b.w) {
+                add(&mut flow(walk, sent, asset).below_min_share, b.w);
                 continue;
+            }
+            let ok = if sent {
+                self.later_sends(walk, at, asset, via, &mut read)
+            } else {
+                self.earlier_receipts(walk, at, asset, via, &mut read)
             };
-            let mut weights: Vec<U256> = later.iter().map(|t| t.amount).collect();
-            let left = weights.iter().fold(U256::ZERO, |a, w| a.saturating_add(*w));
-            weights.push(b.w.saturating_sub(left));
-            let shares = split_u256(b.w, &weights);
+            if !ok {
+                add(&mut flow(walk, sent, asset).beyond_limit, b.w);
+                continue;
+            }
+            weights.clear();
+            weights.extend(read.iter().map(|t| t.amount));
+            let covered = weights.iter().fold(U256::ZERO, |a, w| a.saturating_add(*w));
+            weights.push(b.w.saturating_sub(covered));
+            split_u256_into(b.w, &weights, &mut shares);
+            // Backward: more was paid on than had arrived; forward: not paid on yet.
+            let rest = shares[shares.len() - 1];
+            let f = flow(walk, sent, asset);
             add(
-                &mut walk.sent.entry(asset).or_default().held,
-                shares[shares.len() - 1],
+                if sent {
+                    &mut f.held
+                } else {
+                    &mut f.outside_index
+                },
+                rest,
             );
-            for (t, share) in later.iter().zip(&shares) {
+            for (t, share) in read.iter().zip(&shares) {
                 if share.is_zero() {
                     continue;
                 }
-                if t.kind == TransferKind::Gas {
-                    add(&mut walk.sent.entry(asset).or_default().fee, *share);
-                    continue;
+                match (sent, t.kind) {
+                    (true, TransferKind::Gas) => {
+                        add(&mut flow(walk, sent, asset).fee, *share);
+                        continue;
+                    }
+                    (false, TransferKind::NewCoins) => {
+                        add(&mut flow(walk, sent, asset).new_coins, *share);
+                        continue;
+                    }
+                    _ => {}
                 }
                 let hop = b.h + 1;
+                let other = if sent { t.to } else { t.from };
+                // Most counterparties have no label: the time is read for the others only.
+                let label = if self.attr.attribute(other).is_empty() {
+                    None
+                } else {
+                    self.label(other, self.view.time(t.id))
+                };
+                if label.is_none()
+                    && hop < self.params.max_hops
+                    && self.below_min_share(walk, sent, asset, *share)
+                {
+                    // What the branch would be cut for when taken from the queue.
+                    add(&mut flow(walk, sent, asset).below_min_share, *share);
+                    continue;
+                }
                 let path = match t.tx {
                     Some(x) => b.path.push(x),
                     None => b.path.clone(),
                 };
-                match self.label(t.to, t.time) {
+                match label {
                     Some((cat, delisted, names)) => walk.row(
-                        "sent",
+                        dir,
                         cat,
                         kind(hop),
                         delisted,
@@ -644,7 +765,7 @@ impl AccountScreener<'_> {
                         b.day,
                     ),
                     None if hop < self.params.max_hops => queue.push_back(Branch {
-                        at: t.to,
+                        at: other,
                         asset,
                         w: *share,
                         h: hop,
@@ -652,10 +773,7 @@ impl AccountScreener<'_> {
                         path,
                         day: b.day,
                     }),
-                    None => add(
-                        &mut walk.sent.entry(asset).or_default().unattributed,
-                        *share,
-                    ),
+                    None => add(&mut flow(walk, sent, asset).unattributed, *share),
                 }
             }
         }
@@ -736,23 +854,32 @@ impl AccountScreener<'_> {
 
     /// Screen account `a`: where what it received came from, and where what it sent went.
     pub fn address(&self, chain: &str, a: AcctId) -> AccountScreening {
-        self.address_walk(chain, a, false)
+        self.address_with(chain, a, WalkOptions::default())
     }
 
     /// As [`AccountScreener::address`], reading every list entry by entry as the walk did
     /// before views could count and seek (slow on hubs; the tests' reference: both must
     /// answer the same).
     pub fn address_by_scanning(&self, chain: &str, a: AcctId) -> AccountScreening {
-        self.address_walk(chain, a, true)
+        self.address_with(
+            chain,
+            a,
+            WalkOptions {
+                scan: true,
+                ..WalkOptions::default()
+            },
+        )
     }
 
-    fn address_walk(&self, chain: &str, a: AcctId, scan: bool) -> AccountScreening {
+    /// Screen account `a` with explicit walk options.
+    pub fn address_with(&self, chain: &str, a: AcctId, opts: WalkOptions) -> AccountScreening {
         let mut walk = Walk {
             rows: BTreeMap::new(),
             received: BTreeMap::new(),
             sent: BTreeMap::new(),
             steps: 0,
-            scan,
+            scan: opts.scan,
+            min_share_ppm: opts.min_share_ppm,
         };
         let mut ins = Vec::new();
         self.view.each_received(a, &mut |id| {
@@ -769,10 +896,10 @@ impl AccountScreener<'_> {
         // The subject's own transfers are read whole (not against the step bound): they are
         // its totals.
         let back = self.first_hop(a, &ins, false, &mut walk, &mut last_time);
-        self.backward(back, &mut walk);
+        self.walk_on(back, &mut walk, false);
         walk.steps = 0;
         let fwd = self.first_hop(a, &outs, true, &mut walk, &mut last_time);
-        self.forward(fwd, &mut walk);
+        self.walk_on(fwd, &mut walk, true);
         let own = self.label(a, last_time);
         self.finish(
             chain,
@@ -930,6 +1057,7 @@ impl AccountScreener<'_> {
                     fee: f.fee.to_string(),
                     held: f.held.to_string(),
                     beyond_limit: f.beyond_limit.to_string(),
+                    below_min_share: f.below_min_share.to_string(),
                 })
                 .collect::<Vec<_>>()
         };
@@ -945,6 +1073,9 @@ impl AccountScreener<'_> {
             parameters: serde_json::json!({
                 "max_hops": self.params.max_hops,
                 "max_steps": self.params.max_steps,
+                "max_steps_counts": "list entries looked at, per direction; a list longer than what is left is not read (its branch is beyond_limit) and the walk goes on",
+                "min_share": walk.min_share_ppm as f64 / 1e6,
+                "min_share_means": "a branch carrying less than this share of the subject's total of its asset in its direction is not walked on (below_min_share)",
                 "rule_set": self.rules.name,
                 "split": "account haircut: backward over the counterparty's earlier receipts, forward over its later sends, of the same asset, in proportion to amount (256-bit, largest remainder)",
                 "usd": usd_parameters(self.rules, self.prices),
@@ -1057,13 +1188,127 @@ mod tests {
         assert_eq!(s.received[0].total, "7");
     }
 
+    /// Account 9 is an exchange.
+    struct Nine;
+    impl crate::Attributor for Nine {
+        fn attribute(&self, a: AcctId) -> Vec<crate::Attribution> {
+            if a != 9 {
+                return Vec::new();
+            }
+            vec![crate::Attribution {
+                entity: None,
+                name: "ex".into(),
+                category: "exchange".into(),
+                source: "test".into(),
+                valid_from: None,
+                valid_to: None,
+            }]
+        }
+    }
+
+    fn screen(view: &Mem, max_steps: usize, opts: WalkOptions) -> serde_json::Value {
+        let rules = RuleSet::default_rules();
+        let params = ExposureParams {
+            max_hops: 3,
+            max_steps,
+        };
+        let s = AccountScreener {
+            view,
+            attr: &Nine,
+            rules: &rules,
+            params: &params,
+            prices: &crate::NoPrices,
+        };
+        let fast = serde_json::to_value(s.address_with("test", 0, opts)).unwrap();
+        let slow =
+            serde_json::to_value(s.address_with("test", 0, WalkOptions { scan: true, ..opts }))
+                .unwrap();
+        assert_eq!(fast, slow);
+        fast
+    }
+
+    fn exchange_received(s: &serde_json::Value) -> Option<String> {
+        s["exposure"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["category"] == "exchange" && r["direction"] == "received")
+            .map(|r| r["amount"].as_str().unwrap().to_string())
+    }
+
+    #[test]
+    fn a_branch_under_the_minimum_share_is_reported_not_walked() {
+        // The exchange pays 1 and 2; 1 pays the subject 1,000 and 2 pays it 5 (0.5%).
+        let view = Mem(vec![(9, 1, 1000), (9, 2, 10), (1, 0, 1000), (2, 0, 5)]);
+        let s = screen(&view, 20_000, WalkOptions::default());
+        assert_eq!(s["received"][0]["total"], "1005");
+        assert_eq!(s["received"][0]["below_min_share"], "5");
+        assert_eq!(exchange_received(&s).as_deref(), Some("1000"));
+        assert_eq!(s["parameters"]["min_share"], 0.01);
+        // Without the minimum both branches reach the exchange.
+        let all = screen(
+            &view,
+            20_000,
+            WalkOptions {
+                min_share_ppm: 0,
+                ..WalkOptions::default()
+            },
+        );
+        assert_eq!(all["received"][0]["below_min_share"], "0");
+        assert_eq!(exchange_received(&all).as_deref(), Some("1005"));
+    }
+
+    #[test]
+    fn a_hub_cut_by_the_step_bound_leaves_the_rest_of_the_walk() {
+        // 50 strangers pay hub 1, which pays the subject 7 first; then the exchange pays 2,
+        // which pays the subject 7.
+        let mut v: Vec<(AcctId, AcctId, u64)> = (0..50).map(|i| (100 + i, 1, 10)).collect();
+        v.push((1, 0, 7));
+        v.push((9, 2, 7));
+        v.push((2, 0, 7));
+        let view = Mem(v);
+        let s = screen(&view, 10, WalkOptions::default());
+        assert_eq!(s["received"][0]["beyond_limit"], "7");
+        // Before, the hub used the whole bound up and this branch was cut too.
+        assert_eq!(exchange_received(&s).as_deref(), Some("7"));
+        let s = screen(&view, 20_000, WalkOptions::default());
+        assert_eq!(s["received"][0]["beyond_limit"], "0");
+        assert_eq!(exchange_received(&s).as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn split_u256_narrow_and_wide_agree() {
+        let mut x = 11u64;
+        let mut next = |m: u64| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 11) % m
+        };
+        for round in 0..300 {
+            let n = 1 + next(40) as usize;
+            let scale = U256::from(1u8) << (next(100) as usize);
+            let parts: Vec<U256> = (0..n)
+                .map(|_| U256::from(next(1_000_000)) * scale + U256::from(next(3)))
+                .collect();
+            let w = U256::from(next(u64::MAX)) * (U256::from(1u8) << (next(60) as usize));
+            assert_eq!(
+                split_u256(w, &parts),
+                split_u256_wide(w, &parts),
+                "round {round}"
+            );
+        }
+    }
+
     #[test]
     fn counting_lists_answers_what_reading_every_entry_answered() {
         // A pseudo-random chain of 12 accounts (self-payments included), unlabelled: the
         // walk goes on everywhere, so the step bound cuts it at many places.
         let mut x = 7u64;
         let mut next = |m: u64| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (x >> 33) % m
         };
         let v: Vec<(AcctId, AcctId, u64)> = (0..400)

@@ -108,14 +108,15 @@ pub fn human(s: &AccountScreening, max_hops: u32) -> String {
             let u = |x: &str| units(x, &f.asset.asset, f.asset.decimals);
             let _ = writeln!(
                 o,
-                "{dir} {}: {} reached no labelled party within {max_hops} hops, {} from before the indexed blocks, {} new (rewards, withdrawals, mints), {} gas, {} still held along the way, {} beyond the step bound",
+                "{dir} {}: {} reached no labelled party within {max_hops} hops, {} from before the indexed blocks, {} new (rewards, withdrawals, mints), {} gas, {} still held along the way, {} beyond the step bound, {} in branches under the minimum share not walked on",
                 u(&f.total),
                 u(&f.unattributed),
                 u(&f.outside_index),
                 u(&f.new_coins),
                 u(&f.fee),
                 u(&f.held),
-                u(&f.beyond_limit)
+                u(&f.beyond_limit),
+                u(&f.below_min_share)
             );
         }
     }
