@@ -49,7 +49,12 @@ fn an_ethereum_case_alerts_when_its_tainted_accounts_send() {
     let acc = a.accounts();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("d");
-    let follow = || ok(&data, &["follow", "--chain", "ethereum", "--rpc", &a.url, "--once"]);
+    let follow = || {
+        ok(
+            &data,
+            &["follow", "--chain", "ethereum", "--rpc", &a.url, "--once"],
+        )
+    };
     let send = |from: &str, to: &str, wei: &str| {
         let h = a.send(json!({"from": from, "to": to, "value": wei}));
         assert_eq!(a.receipt(&h)["status"], "0x1");
@@ -62,7 +67,16 @@ fn an_ethereum_case_alerts_when_its_tainted_accounts_send() {
     ok(&data, &["case", "create", "stolen", "--from-tx", &theft]);
     ok(
         &data,
-        &["alerts", "rules", "add", "traced-spend", "--id", "loot", "--case", "stolen"],
+        &[
+            "alerts",
+            "rules",
+            "add",
+            "traced-spend",
+            "--id",
+            "loot",
+            "--case",
+            "stolen",
+        ],
     );
 
     // Accounts without taint send: nothing.
@@ -81,9 +95,16 @@ fn an_ethereum_case_alerts_when_its_tainted_accounts_send() {
     assert_eq!(al[0]["txid"], h1);
     assert_eq!(al[0]["details"]["chain"], "ethereum");
     assert_eq!(al[0]["details"]["case"], "stolen");
-    assert!(same_address(&al[0]["details"]["address"], &acc[2]), "{}", al[0]);
+    assert!(
+        same_address(&al[0]["details"]["address"], &acc[2]),
+        "{}",
+        al[0]
+    );
     assert_eq!(al[0]["details"]["held_before"][0]["asset"], "ETH");
-    assert_eq!(al[0]["details"]["held_before"][0]["tainted"], "5000000000000000000");
+    assert_eq!(
+        al[0]["details"]["held_before"][0]["tainted"],
+        "5000000000000000000"
+    );
     assert_eq!(al[0]["details"]["sent"][0]["amount"], "1000000000000000000");
 
     // The taint moved with it: acc[5] now holds some, and fires when it sends; acc[4]
@@ -94,7 +115,11 @@ fn an_ethereum_case_alerts_when_its_tainted_accounts_send() {
     let al = alerts(&data);
     assert_eq!(al.len(), 2, "{al:?}");
     assert_eq!(al[1]["txid"], h2);
-    assert!(same_address(&al[1]["details"]["address"], &acc[5]), "{}", al[1]);
+    assert!(
+        same_address(&al[1]["details"]["address"], &acc[5]),
+        "{}",
+        al[1]
+    );
 
     // Following again adds nothing.
     follow();

@@ -477,10 +477,15 @@ fn fire_holders(
                 Err(_) => continue,
             }
         };
-        by_addr.entry(a).or_default().push((asset, h.amount.clone()));
+        by_addr
+            .entry(a)
+            .or_default()
+            .push((asset, h.amount.clone()));
     }
     for (a, assets) in by_addr {
-        let Some(id) = idx.address_id(&a) else { continue };
+        let Some(id) = idx.address_id(&a) else {
+            continue;
+        };
         let mut sent: Vec<u64> = Vec::new();
         idx.each_movement_of(id, true, &mut |i| {
             let b = idx.movement_block(i);
