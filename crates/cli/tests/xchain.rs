@@ -102,4 +102,117 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
         hops.len()
     );
     assert!(rows.lines().any(|l| l.starts_with("total,bitcoin,")));
+
+    // Screening a Bitcoin deposit counts the Ethereum case's taint: the address a router
+    // release paid with the case's converted taint, and that release output, are exposed
+    // to the case; a user the Bitcoin leg never reached is not.
+    let exposed = |s: &serde_json::Value| {
+        s["exposure"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["category"] == "stolen_funds:bybit")
+    };
+    let h0 = hops
+        .iter()
+        .find(|h| h["via"] == "thorchain" && h["payouts"][0]["tainted_sats"].as_u64().unwrap() > 0)
+        .unwrap();
+    let reached = h0["payouts"][0]["address"].as_str().unwrap();
+    let s = json(&d, &["screen", reached]);
+    assert!(exposed(&s), "{s}");
+    let release_out = format!(
+        "{}:{}",
+        h0["release_tx"].as_str().unwrap(),
+        h0["payouts"][0]["vout"]
+    );
+    let s = json(&d, &["screen", &release_out]);
+    assert!(exposed(&s), "{s}");
+    let touched: std::collections::HashSet<&str> = v["bitcoin"]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["address"].as_str())
+        .collect();
+    let btc_truth = sim.join("bitcoin/truth");
+    let users: std::collections::HashSet<String> =
+        std::fs::read_to_string(btc_truth.join("entities.tsv"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.split('\t').nth(1) == Some("user"))
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .collect();
+    let clean = std::fs::read_to_string(btc_truth.join("addresses.tsv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .find(|f| users.contains(f[1]) && !touched.contains(f[0]))
+        .map(|f| f[0].to_string())
+        .expect("a user address the trace did not reach");
+    let s = json(&d, &["screen", &clean]);
+    assert!(!exposed(&s), "{s}");
+
+    // The persisted case taint is opened again as long as nothing it depends on changed;
+    // the Ethereum side counts: without the crossings' labels the Ethereum leg no longer
+    // stops at the router, so nothing crosses and the Bitcoin output carries no taint.
+    use cointrail_engine::Engine;
+    let out_num = |e: &Engine| {
+        e.outpoint(
+            h0["release_tx"].as_str().unwrap(),
+            h0["payouts"][0]["vout"].as_u64().unwrap() as u32,
+        )
+        .unwrap()
+    };
+    let e = Engine::open_full(&d, None).unwrap();
+    assert_eq!(e.case_taint_note.as_deref(), Some("opened"));
+    let taint = e.case_taint_of(out_num(&e));
+    assert_eq!(taint.len(), 1, "{taint:?}");
+    assert_eq!(taint[0].0, "bybit");
+    assert_eq!(
+        taint[0].1,
+        h0["payouts"][0]["tainted_sats"].as_u64().unwrap()
+    );
+    drop(e);
+    let tsv = std::fs::read_to_string(d.join("attribution.tsv")).unwrap();
+    let without: String = tsv
+        .lines()
+        .filter(|l| !(l.starts_with("0x") && l.split('\t').nth(1) == Some("bridge")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without.len(), tsv.len());
+    std::fs::write(d.join("attribution.tsv"), &without).unwrap();
+    let e = Engine::open_full(&d, None).unwrap();
+    assert!(
+        e.case_taint_note
+            .as_deref()
+            .unwrap()
+            .starts_with("traced again"),
+        "{:?}",
+        e.case_taint_note
+    );
+    assert!(e.case_taint_of(out_num(&e)).is_empty());
+    drop(e);
+    std::fs::write(d.join("attribution.tsv"), &tsv).unwrap();
+    let e = Engine::open_full(&d, None).unwrap();
+    assert_eq!(e.case_taint_of(out_num(&e)).len(), 1);
+    drop(e);
+
+    // A bridge rule file with an error: `trace` and screening (which traces the case
+    // again, the rules having changed) both refuse with the file and the field named,
+    // instead of tracing without the bridge.
+    let rules = std::fs::read_to_string(d.join("bridges.yaml")).unwrap();
+    let bad = rules.replace("tolerance_bps: 100", "tolerance_bps: 20000");
+    assert_ne!(bad, rules);
+    std::fs::write(d.join("bridges.yaml"), &bad).unwrap();
+    for args in [&["trace", "bybit"][..], &["screen", reached][..]] {
+        let (ok, _, err) = support::try_cli(&d, args);
+        assert!(!ok, "{args:?} accepted a bad bridge rule file");
+        assert!(
+            err.contains("bridges.yaml") && err.contains("tolerance_bps"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    std::fs::write(d.join("bridges.yaml"), &rules).unwrap();
+    assert!(exposed(&json(&d, &["screen", reached])));
 }

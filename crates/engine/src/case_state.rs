@@ -4,7 +4,9 @@
 //! A trace depends on the cases, on the attributions (where it stops), and on the chain up
 //! to its tip (new blocks can carry the taint on). The file records all three: the case
 //! store's change stamp, the checksum of the attribution state it was traced with, and the
-//! block count and tip hash. Any difference traces the cases again and rewrites it.
+//! block count and tip hash. A case on Ethereum reaches Bitcoin through its cross-chain
+//! trace, so the Ethereum index's commit record, the files its labels come from and the
+//! bridge rules are recorded too. Any difference traces the cases again and rewrites it.
 
 use crate::state_file::{self, u32_at, u64_at, StateFile, Unusable};
 use crate::Engine;
@@ -32,6 +34,29 @@ fn binding(e: &Engine, attribution: u64) -> serde_json::Value {
         "tip_hash": (n > 0).then(|| e.index.block_hash(n - 1).iter().map(|b| format!("{b:02x}")).collect::<String>()),
         // The tracer's rules may change between versions.
         "version": env!("CARGO_PKG_VERSION"),
+        // A case on Ethereum taints Bitcoin through its cross-chain trace: that depends on
+        // the Ethereum index, its labels and the bridge rules as well.
+        "ethereum": ethereum_binding(e),
+    })
+}
+
+/// What the Bitcoin leg of an Ethereum case depends on besides the Bitcoin side: the
+/// Ethereum index's commit record (`manifest.json`: its generation moves at every commit and
+/// rollback), the files its labels come from and `bridges.yaml`. Null without an Ethereum
+/// index.
+fn ethereum_binding(e: &Engine) -> serde_json::Value {
+    let dir = e.data_dir.join("ethereum");
+    if !crate::evm::has_chain(&e.data_dir, "ethereum") {
+        return serde_json::Value::Null;
+    }
+    let manifest = std::fs::read(dir.join("manifest.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    serde_json::json!({
+        "manifest": manifest,
+        "attribution_tsv": state_file::file_fingerprint(&e.data_dir.join("attribution.tsv")),
+        "labels": state_file::store_fingerprint(&e.data_dir.join("labels.redb")),
+        "bridges": state_file::file_fingerprint(&e.data_dir.join("bridges.yaml")),
     })
 }
 

@@ -251,6 +251,25 @@ impl EvmSide {
         })
     }
 
+    /// Where an account-model trace stops at `a`: its first label whose (normalized)
+    /// category is one of `categories`.
+    pub fn stop_of(
+        &self,
+        a: &Address,
+        categories: &[String],
+    ) -> Option<cointrail_account::tracer::Stop> {
+        let id = self.index.address_id(a)?;
+        self.labels.get(&id)?.iter().find_map(|l| {
+            let cat = cointrail_risk::rules::normalize_category(&l.category);
+            categories
+                .contains(&cat)
+                .then(|| cointrail_account::tracer::Stop {
+                    category: cat,
+                    name: l.name.clone(),
+                })
+        })
+    }
+
     /// An address as typed (any case; EIP-55 checked when mixed), known to the index.
     pub fn address(&self, s: &str) -> Result<(Address, AcctId), EvmError> {
         let a = parse_address(s).map_err(|e| EvmError::Invalid(e.to_string()))?;

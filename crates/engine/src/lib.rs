@@ -223,8 +223,9 @@ impl Engine {
             e = e.with_rules_file(r)?;
         }
         wiring::attach(&mut e)?;
-        e.load_case_taint()?;
+        // Before the case taint: a case on Ethereum reaches Bitcoin through its index.
         e.attach_evm()?;
+        e.load_case_taint()?;
         Ok(e)
     }
 
@@ -362,7 +363,31 @@ impl Engine {
         let stops: Vec<String> = STOP_CATEGORIES.iter().map(|s| s.to_string()).collect();
         let mut rows = Vec::new();
         let mut n = 0;
+        let on_ethereum = |c: &cointrail_cases::Case| {
+            !c.sources.is_empty() && c.sources.iter().all(cointrail_cases::is_evm_source)
+        };
+        // Read only when a case is on Ethereum.
+        let bridges = if cases.iter().any(on_ethereum) {
+            self.bridge_rules()?
+        } else {
+            cointrail_account::xchain::BridgeRules::default()
+        };
         for c in &cases {
+            if on_ethereum(c) {
+                // A case on Ethereum taints Bitcoin where its loot crossed (THORChain,
+                // bridges): the Bitcoin leg of its cross-chain trace.
+                let Some(x) = self.trace_case_across(c, &bridges)? else {
+                    continue;
+                };
+                for row in x.btc.iter().flat_map(|r| r.outputs.iter()) {
+                    if row.tainted_sats > 0 {
+                        let o = self.outpoint(&row.txid, row.vout)?;
+                        rows.push((o, c.name.clone(), row.tainted_sats, row.hops));
+                    }
+                }
+                n += 1;
+                continue;
+            }
             let Ok((src, _)) = self.case_sources(c, 1) else {
                 continue;
             };

@@ -16,7 +16,7 @@ use crate::Engine;
 use cointrail_chain::view::{ChainView, OutNum};
 use cointrail_follow::hooks::{
     EntityResolver, Exposure, ExposureCheck, Hooks, RiskLevel, ServiceHop, ServiceOracle,
-    TaintWatch, WatchedOutput,
+    TaintWatch, WatchedAccount, WatchedOutput,
 };
 use cointrail_risk::rules::Level;
 use std::collections::HashMap;
@@ -36,6 +36,7 @@ struct Loaded {
     tx_count: u64,
     last_txid: Option<[u8; 32]>,
     cases: HashMap<String, Option<Vec<WatchedOutput>>>,
+    holders: HashMap<(String, u64), Vec<WatchedAccount>>,
     entities: HashMap<String, Option<Vec<String>>>,
 }
 
@@ -86,6 +87,7 @@ impl Live {
                         // After opening: loading may bring the clustering up to date.
                         stamp: Fingerprint::of(&files),
                         cases: HashMap::new(),
+                        holders: HashMap::new(),
                         entities: HashMap::new(),
                     });
                 }
@@ -135,12 +137,48 @@ impl TaintWatch for Shared {
             })
             .flatten()
     }
+
+    /// The case's tainted Ethereum accounts at the end of block `through`, traced once per
+    /// (case, block) while the engine stays current.
+    fn watched_accounts(&self, case: &str, through: u64) -> Vec<WatchedAccount> {
+        self.0
+            .with(None, |l| {
+                let k = (case.to_string(), through);
+                if let Some(v) = l.holders.get(&k) {
+                    return v.clone();
+                }
+                let v = trace_holders(&l.engine, case, through);
+                // Blocks are evaluated in order: old blocks' answers are not asked again.
+                if l.holders.len() >= 64 {
+                    l.holders.clear();
+                }
+                l.holders.insert(k, v.clone());
+                v
+            })
+            .unwrap_or_default()
+    }
 }
 
 fn trace_frontier(e: &Engine, case: &str) -> Option<Vec<WatchedOutput>> {
     let store = cointrail_cases::CaseStore::open(&e.data_dir.join("cases.redb")).ok()?;
     let c = store.get(case).ok()?;
     drop(store);
+    if !c.sources.is_empty() && c.sources.iter().all(cointrail_cases::is_evm_source) {
+        // A case on Ethereum: its Bitcoin leg's frontier, where its loot crossed.
+        let across = e
+            .bridge_rules()
+            .and_then(|r| e.trace_case_across(&c, &r))
+            .unwrap_or_else(|err| {
+                tracing::warn!("case {case}: {}", crate::error_text(&err));
+                None
+            });
+        return Some(
+            across
+                .and_then(|x| x.btc)
+                .map(|r| frontier_of(&r))
+                .unwrap_or_default(),
+        );
+    }
     let Ok((src, _)) = e.case_sources(&c, 1) else {
         // The case exists but none of its outputs is indexed yet: nothing to watch now.
         return Some(vec![]);
@@ -159,17 +197,50 @@ fn trace_frontier(e: &Engine, case: &str) -> Option<Vec<WatchedOutput>> {
         },
         &stops,
     );
-    Some(
-        r.outputs
-            .iter()
-            .filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0)
-            .map(|o| WatchedOutput {
-                txid: o.txid.clone(),
-                vout: o.vout,
-                sats: o.tainted_sats,
+    Some(frontier_of(&r))
+}
+
+/// The trace's dormant frontier: tainted, unspent, not at a service.
+fn frontier_of(r: &cointrail_trace::TraceResult) -> Vec<WatchedOutput> {
+    r.outputs
+        .iter()
+        .filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0)
+        .map(|o| WatchedOutput {
+            txid: o.txid.clone(),
+            vout: o.vout,
+            sats: o.tainted_sats,
+        })
+        .collect()
+}
+
+/// The accounts holding a case's taint on Ethereum through block `through`.
+fn trace_holders(e: &Engine, case: &str, through: u64) -> Vec<WatchedAccount> {
+    let Ok(store) = cointrail_cases::CaseStore::open(&e.data_dir.join("cases.redb")) else {
+        return Vec::new();
+    };
+    let Ok(c) = store.get(case) else {
+        return Vec::new();
+    };
+    drop(store);
+    match e.case_holders(&c, Some(through)) {
+        Ok(Some(v)) => v
+            .into_iter()
+            .map(|(a, asset, amount)| WatchedAccount {
+                chain: "ethereum".into(),
+                address: a.to_checksum(None),
+                asset: match asset {
+                    cointrail_evm::movement::Asset::Native => "ETH".into(),
+                    cointrail_evm::movement::Asset::Token(t) => t.to_checksum(None),
+                },
+                amount: amount.to_string(),
             })
             .collect(),
-    )
+        Ok(None) => Vec::new(),
+        Err(err) => {
+            tracing::warn!("case {case}: {}", crate::error_text(&err));
+            Vec::new()
+        }
+    }
 }
 
 fn level(l: Level) -> Option<RiskLevel> {

@@ -309,3 +309,134 @@ fn release_of(btc: &Index, tx: u32, memo: &str, id: Option<String>) -> (Release,
         outs,
     )
 }
+
+/// A case whose sources are on Ethereum, traced across chains the way `trace CASE` does it
+/// with its defaults: balance FIFO on Ethereum stopping at the default service categories
+/// and at crossings, each crossing joined to its Bitcoin release, FIFO on Bitcoin from the
+/// converted taint. Screening (`Engine::trace_cases`) and the alert hooks read this.
+pub struct CaseAcross {
+    pub eth: AccountTrace,
+    pub crossed: Crossed,
+    /// The Bitcoin leg, when a crossing was joined.
+    pub btc: Option<cointrail_trace::TraceResult>,
+}
+
+impl crate::Engine {
+    /// The data directory's Ethereum side: the one `attach_evm` opened, else opened now.
+    pub fn ethereum_side(&self) -> anyhow::Result<Option<std::sync::Arc<crate::evm::EvmSide>>> {
+        if let Some(s) = self.evm.get("ethereum") {
+            return Ok(Some(s.clone()));
+        }
+        if !crate::evm::has_chain(&self.data_dir, "ethereum") {
+            return Ok(None);
+        }
+        Ok(Some(std::sync::Arc::new(crate::evm::EvmSide::open(
+            &self.data_dir,
+            "ethereum",
+        )?)))
+    }
+
+    /// The bridge rules of the data directory (`DATA_DIR/bridges.yaml`), none without one;
+    /// a file with errors is an error naming it.
+    pub fn bridge_rules(&self) -> anyhow::Result<BridgeRules> {
+        let p = self.data_dir.join("bridges.yaml");
+        if !p.exists() {
+            return Ok(BridgeRules::default());
+        }
+        Ok(BridgeRules::load(&p)?)
+    }
+
+    /// Trace a case whose sources are all on Ethereum across chains (see [`CaseAcross`]).
+    /// `None` when the case has a source elsewhere, there is no Ethereum index, or the index
+    /// names none of its sources.
+    pub fn trace_case_across(
+        &self,
+        case: &cointrail_cases::Case,
+        rules: &BridgeRules,
+    ) -> anyhow::Result<Option<CaseAcross>> {
+        if case.sources.is_empty() || !case.sources.iter().all(cointrail_cases::is_evm_source) {
+            return Ok(None);
+        }
+        let Some(side) = self.ethereum_side()? else {
+            return Ok(None);
+        };
+        let Some(eth) = eth_leg(&side, case, None) else {
+            return Ok(None);
+        };
+        let crossed = cross_to_bitcoin(
+            &side.index,
+            &self.index,
+            &eth,
+            &|c| c == BRIDGE_CATEGORY,
+            rules,
+            1,
+        );
+        let btc = (!crossed.sources.is_empty()).then(|| {
+            let stops: Vec<String> = crate::STOP_CATEGORIES
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let p = cointrail_trace::TraceParams {
+                labels: vec![case.name.clone()],
+                max_rows: usize::MAX,
+                ..cointrail_trace::TraceParams::default()
+            };
+            self.trace(&crossed.sources, p, &stops)
+        });
+        Ok(Some(CaseAcross { eth, crossed, btc }))
+    }
+}
+
+/// The Ethereum leg of a case (balance FIFO, stopping at the default service categories and
+/// at crossings), through block `until` when given; `None` when the index names none of its
+/// sources.
+fn eth_leg(
+    side: &crate::evm::EvmSide,
+    case: &cointrail_cases::Case,
+    until: Option<u64>,
+) -> Option<AccountTrace> {
+    let mut stops: Vec<String> = crate::STOP_CATEGORIES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    stops.push(BRIDGE_CATEGORY.to_string());
+    let oracle =
+        cointrail_account::tracer::FnOracle(|a: &cointrail_evm::Address| side.stop_of(a, &stops));
+    let mut p =
+        cointrail_account::tracer::Params::new(cointrail_account::tracer::AccountModel::Fifo);
+    p.until_block = until;
+    match crate::account::trace_evm_cases(&side.index, std::slice::from_ref(case), &oracle, p) {
+        Ok((t, _)) => Some(t),
+        Err(e) => {
+            tracing::debug!("case {}: {}", case.name, crate::error_text(&e));
+            None
+        }
+    }
+}
+
+impl crate::Engine {
+    /// The accounts holding a case's taint on Ethereum at the end of block `through`
+    /// (`None`: the index's tip): (address, asset, tainted amount), largest first. `None`
+    /// when the case is not on Ethereum or the index names none of its sources.
+    pub fn case_holders(
+        &self,
+        case: &cointrail_cases::Case,
+        through: Option<u64>,
+    ) -> anyhow::Result<Option<Vec<(cointrail_evm::Address, Asset, U256)>>> {
+        if case.sources.is_empty() || !case.sources.iter().all(cointrail_cases::is_evm_source) {
+            return Ok(None);
+        }
+        let Some(side) = self.ethereum_side()? else {
+            return Ok(None);
+        };
+        Ok(eth_leg(&side, case, through).map(|t| {
+            let mut m: BTreeMap<(cointrail_evm::Address, Asset), U256> = BTreeMap::new();
+            for h in t.held.iter().filter(|h| !h.amount.is_zero()) {
+                *m.entry((h.address, h.asset)).or_default() += h.amount;
+            }
+            let mut v: Vec<_> = m.into_iter().map(|((a, s), x)| (a, s, x)).collect();
+            v.sort_by(|x, y| y.2.cmp(&x.2).then(x.0.cmp(&y.0)));
+            v
+        }))
+    }
+}

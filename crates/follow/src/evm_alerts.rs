@@ -10,8 +10,14 @@
 //!   window's total reaches the threshold.
 //! - `flagged_receive`: value (any asset) reached a 0x address a label import flagged.
 //!
-//! `traced_spend` and `exposure` watch Bitcoin outputs and are evaluated there only (a
-//! case's Ethereum frontier has no outputs to watch yet).
+//! - `traced_spend` with a case: the accounts holding the case's taint before the block
+//!   (the hook traces the case through the previous block: `TaintWatch::watched_accounts`)
+//!   fire when they send an asset they hold taint in (gas does not count). The trace moves
+//!   the frontier itself, so `follow_hops` is not needed here; a case on Ethereum whose loot
+//!   crossed to Bitcoin is watched there too, through its Bitcoin leg's outputs.
+//!
+//! `exposure` watches Bitcoin outputs and is evaluated there only, as are a `traced_spend`
+//! rule's explicit outpoints.
 //!
 //! Why no rule state: the window's total is read again from the index's per-address lists
 //! at each block, so a reorganisation only has to mark the dropped blocks' alerts orphaned
@@ -259,6 +265,19 @@ impl AlertEngine {
                         }
                     }
                 }
+                RuleKind::TracedSpend { case: Some(c), .. } => {
+                    let Some(t) = &self.hooks.taint else {
+                        if warned.insert(rule.id.clone()) {
+                            warnings.push(format!(
+                                "rule {}: no trace hook is plugged in to read case {c:?}'s accounts from; it is not evaluated on Ethereum",
+                                rule.id
+                            ));
+                        }
+                        continue;
+                    };
+                    let held = t.watched_accounts(c, n.saturating_sub(1));
+                    fire_holders(idx, rule, c, n, &block_hash, &held, &mut fired);
+                }
                 RuleKind::TracedSpend { .. } | RuleKind::Exposure { .. } => {
                     if warned.insert(rule.id.clone()) {
                         warnings.push(format!(
@@ -429,5 +448,100 @@ fn fire_flagged(
             height: n as u32,
             block_hash: block_hash.to_string(),
         });
+    }
+}
+
+/// A case's tainted accounts that sent, in block `n`, an asset they hold taint in: one
+/// alert per (account, transaction).
+fn fire_holders(
+    idx: &EvmIndex,
+    rule: &Rule,
+    case: &str,
+    n: u64,
+    block_hash: &str,
+    held: &[crate::hooks::WatchedAccount],
+    fired: &mut Vec<Fired>,
+) {
+    // Address → (asset → tainted amount held).
+    let mut by_addr: std::collections::BTreeMap<Address, Vec<(Option<Address>, String)>> =
+        Default::default();
+    for h in held {
+        let Ok(a) = cointrail_evm::parse_address(&h.address) else {
+            continue;
+        };
+        let asset = if h.asset == "ETH" {
+            None
+        } else {
+            match cointrail_evm::parse_address(&h.asset) {
+                Ok(t) => Some(t),
+                Err(_) => continue,
+            }
+        };
+        by_addr
+            .entry(a)
+            .or_default()
+            .push((asset, h.amount.clone()));
+    }
+    for (a, assets) in by_addr {
+        let Some(id) = idx.address_id(&a) else {
+            continue;
+        };
+        let mut sent: Vec<u64> = Vec::new();
+        idx.each_movement_of(id, true, &mut |i| {
+            let b = idx.movement_block(i);
+            if b > n {
+                return true;
+            }
+            if b == n {
+                sent.push(i);
+            }
+            b == n
+        });
+        // Per transaction: (asset, amount, to) of what left in a tainted asset.
+        let mut txs: std::collections::BTreeMap<u64, Vec<serde_json::Value>> = Default::default();
+        for i in sent.into_iter().rev() {
+            let m = idx.raw_movement(i);
+            if matches!(m.kind, MovementKind::Fee | MovementKind::Burn)
+                || m.amount.is_zero()
+                || m.to == id
+            {
+                continue;
+            }
+            let token = idx.token_of(m.asset);
+            if !assets.iter().any(|(t, _)| *t == token) {
+                continue;
+            }
+            let Some(t) = m.tx else { continue };
+            txs.entry(t).or_default().push(json!({
+                "asset": token.map_or("ETH".to_string(), |t| t.to_checksum(None)),
+                "amount": m.amount.to_string(),
+                "to": idx.address_of(m.to).to_checksum(None),
+            }));
+        }
+        for (t, moves) in txs {
+            let hash = idx.tx_hash(t).to_string();
+            let holds: Vec<serde_json::Value> = assets
+                .iter()
+                .map(|(t, amt)| {
+                    json!({"asset": t.map_or("ETH".to_string(), |t| t.to_checksum(None)), "tainted": amt})
+                })
+                .collect();
+            fired.push(Fired {
+                rule_id: rule.id.clone(),
+                kind: "traced_spend",
+                // Several tainted accounts in one transaction: one alert each.
+                id_vout: u32::from_be_bytes(a.0[..4].try_into().unwrap()),
+                vout: None,
+                summary: format!(
+                    "{} holding taint of case {case} sent it on in {hash} on ethereum",
+                    a.to_checksum(None)
+                ),
+                details: json!({"chain": "ethereum", "case": case,
+                    "address": a.to_checksum(None), "held_before": holds, "sent": moves}),
+                txid: hash,
+                height: n as u32,
+                block_hash: block_hash.to_string(),
+            });
+        }
     }
 }

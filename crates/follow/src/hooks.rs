@@ -15,10 +15,29 @@ pub struct WatchedOutput {
     pub sats: u64,
 }
 
+/// An account a case's trace left taint at, on an account chain (Ethereum): when it sends,
+/// the funds may be moving.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedAccount {
+    pub chain: String,
+    /// `0x…` (checksummed).
+    pub address: String,
+    /// `ETH` (the native coin) or the token's contract address (`0x…`, checksummed).
+    pub asset: String,
+    /// Tainted base units still held there (a decimal string: 256-bit amounts).
+    pub amount: String,
+}
+
 /// The case's current trace frontier (cointrail-taint / cases).
 pub trait TaintWatch: Send + Sync {
     /// `None` when the case does not exist.
     fn watched_outputs(&self, case: &str) -> Option<Vec<WatchedOutput>>;
+    /// The accounts holding the case's taint on an account chain (a case on Ethereum) as of
+    /// the end of block `through` (later blocks not traced); empty when there are none or the
+    /// hook cannot tell.
+    fn watched_accounts(&self, _case: &str, _through: u64) -> Vec<WatchedAccount> {
+        Vec::new()
+    }
 }
 
 /// Risk levels in increasing order; the risk crate maps its scores onto these.

@@ -26,7 +26,7 @@ pub use engine::{alert_id, AlertEngine, EngineReport};
 pub use follower::{ChainListener, FollowConfig, FollowError, Follower, SyncReport};
 pub use hooks::{
     EntityResolver, Exposure, ExposureCheck, FlaggedAddress, Hooks, RiskLevel, ServiceHop,
-    ServiceOracle, TaintWatch, WatchedOutput,
+    ServiceOracle, TaintWatch, WatchedAccount, WatchedOutput,
 };
 pub use rpc::{Auth, ChainInfo, RpcClient, RpcError};
 pub use rules::{Rule, RuleKind};

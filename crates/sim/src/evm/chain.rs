@@ -20,9 +20,11 @@ pub(crate) const ETH: u128 = 1_000_000_000_000_000_000;
 /// keccak256("Transfer(address,address,uint256)")
 pub(crate) const TRANSFER_TOPIC: &str =
     "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
-/// keccak256("Swap(address,uint256,uint256,uint256,uint256,address)") (Uniswap V2 pairs)
+/// keccak256("TokenExchange(address,int128,uint256,int128,uint256)") (Curve pools: an ETH
+/// pool such as stETH/ETH pays the native coin itself, as the simulated pools do; a Uniswap
+/// pair only ever holds WETH).
 pub(crate) const SWAP_TOPIC: &str =
-    "0xd78ad95fa46c994b6551d0da85fc275fe613ce37657fb8d5e3d130840159d822";
+    "0x8b3e96f2b889fa771c53c981b40daf005f63f637f1869f707052d15a3dd97140";
 const BLOCK_GAS_LIMIT: u64 = 30_000_000;
 const START_TIME: u64 = 1_740_000_000;
 

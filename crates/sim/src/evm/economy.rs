@@ -322,20 +322,22 @@ impl Econ {
         out.to::<u128>()
     }
 
+    /// The pool's `TokenExchange(buyer, sold_id, tokens_sold, bought_id, tokens_bought)`:
+    /// coin 0 is ETH, coin 1 the token (Curve's stETH/ETH layout).
     fn swap_log(
         &self,
         pool: Address,
         from: Address,
-        in0: u128,
-        in1: u128,
-        out0: u128,
-        out1: u128,
+        sold_id: u128,
+        sold: u128,
+        bought_id: u128,
+        bought: u128,
     ) -> (Address, Vec<String>, String) {
         let who = format!("0x000000000000000000000000{}", hex::encode(from.as_slice()));
         (
             pool,
-            vec![SWAP_TOPIC.to_string(), who.clone(), who],
-            [in0, in1, out0, out1].iter().map(|v| word(*v)).collect(),
+            vec![SWAP_TOPIC.to_string(), who],
+            [sold_id, sold, bought_id, bought].iter().map(|v| word(*v)).collect(),
         )
     }
 
@@ -360,7 +362,7 @@ impl Econ {
         fail: bool,
     ) -> Option<(super::chain::Sent, u128)> {
         let out = Self::amount_out(self.c.tok_of(&token, &pool), self.c.eth_of(&pool), amount);
-        let log = self.swap_log(pool, from, amount, 0, 0, out);
+        let log = self.swap_log(pool, from, 1, amount, 0, out);
         let s = self.c.send(Tx {
             from,
             to: Some(pool),
@@ -393,7 +395,7 @@ impl Econ {
     ) -> Option<(super::chain::Sent, u128)> {
         let (pool, token) = (self.pool, self.token);
         let out = Self::amount_out(self.c.eth_of(&pool), self.c.tok_of(&token, &pool), value);
-        let log = self.swap_log(pool, from, 0, value, out, 0);
+        let log = self.swap_log(pool, from, 0, value, 1, out);
         let s = self.c.send(Tx {
             from,
             to: Some(pool),
