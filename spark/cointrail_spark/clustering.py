@@ -6,6 +6,9 @@ crates/clustering. Connected components by alternating large-star and small-star
 O(log n) rounds rather than the graph's diameter; no graph library. A cluster's id is its
 smallest address id: cointrail's entity id."""
 
+import os
+import sys
+
 from pyspark.sql import functions as F
 
 
@@ -49,6 +52,8 @@ def components(e, max_rounds=64):
         # nothing changed: compare a fingerprint of the edge set.
         fp = e.agg(F.count(F.lit(1)).alias("n"), F.sum(F.xxhash64("u", "v") % 1000000007).alias("h")).first()
         key = (fp["n"], fp["h"])
+        if os.environ.get("COINTRAIL_SPARK_DEBUG"):
+            print(f"components: round {_ + 1}, {key[0]} edges", file=sys.stderr, flush=True)
         if key == prev:
             break
         prev = key
