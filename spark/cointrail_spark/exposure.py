@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.window import Window
 
 from .labels import label_at
-from .split import D, two_way_first
+from .split import mul_div_mod, two_way_first
 
 
 _DEBUG = bool(os.environ.get("COINTRAIL_SPARK_DEBUG"))
@@ -94,15 +94,14 @@ def _backward_hop(st, back):
     ties to the lower input)."""
     x = st.join(back, "tx_id")
     w = Window.partitionBy("item")
-    ex = F.col("w").cast(D) * F.col("v").cast(D)
-    x = (x.withColumn("_tot", F.sum(F.col("v").cast(D)).over(w))
-          .withColumn("_rem", F.when(F.col("_tot") > 0, ex % F.col("_tot")).otherwise(F.lit(0).cast(D)))
-          .withColumn("_fl", F.when(F.col("_tot") > 0, ((ex - F.col("_rem")) / F.col("_tot")).cast("long"))
-                      .otherwise(F.lit(0).cast("long"))))
+    x = x.withColumn("_tot", F.sum("v").over(w))
+    fl, rem = mul_div_mod("w", "v", "_tot")
+    pos = F.col("_tot") > 0
+    x = (x.withColumn("_rem", F.when(pos, rem).otherwise(F.lit(0).cast("long")))
+          .withColumn("_fl", F.when(pos, fl).otherwise(F.lit(0).cast("long"))))
     x = x.withColumn("_resid", F.col("w") - F.sum("_fl").over(w))
     x = x.withColumn("_rank", F.row_number().over(w.orderBy(F.col("_rem").desc(), F.col("k").asc())))
-    x = x.withColumn("share", F.col("_fl") + F.when((F.col("_tot") > 0) & (F.col("_rank") <= F.col("_resid")), 1)
-                     .otherwise(0))
+    x = x.withColumn("share", F.col("_fl") + F.when(pos & (F.col("_rank") <= F.col("_resid")), 1).otherwise(0))
     return (x.where((F.col("share") > 0) & F.col("spent_output_id").isNotNull())
              .select("subject", "item", "k", "share", (F.col("h") + 1).alias("hop"), "next_tx",
                      "category", "delisted"))
@@ -115,20 +114,21 @@ def _forward_hop(st, fwd):
     x = st.join(fwd, "tx_id")
     w = Window.partitionBy("item")
     own = F.col("da").isNotNull() & (F.col("da") == F.col("subject"))
-    x = x.withColumn("wt", F.when(own, F.lit(0)).otherwise(F.col("dv")))
-    x = x.withColumn("change", F.sum(F.when(own, F.col("dv")).otherwise(0)).over(w))
-    x = x.withColumn("base", F.greatest("in_total", "paid", F.lit(1)))
+    x = x.withColumn("wt", F.when(own, F.lit(0).cast("long")).otherwise(F.col("dv")))
+    x = x.withColumn("fee", F.greatest(F.col("in_total") - F.col("paid"), F.lit(0).cast("long")))
+    x = (x.withColumn("change", F.sum(F.when(own, F.col("dv")).otherwise(F.lit(0).cast("long"))).over(w))
+          .withColumn("_tot", F.sum("wt").over(w) + F.col("fee")))
+    x = x.withColumn("base", F.greatest("in_total", "paid", F.lit(1).cast("long")))
     x = x.withColumn("ch", F.least("change", "base"))
-    x = x.withColumn("sw", two_way_first(F.col("w"), F.col("base") - F.col("ch"), F.col("ch")))
-    x = x.withColumn("fee", F.greatest(F.col("in_total") - F.col("paid"), F.lit(0)))
-    x = x.withColumn("_tot", F.sum(F.col("wt").cast(D)).over(w) + F.col("fee").cast(D))
+    x = x.withColumn("sw", two_way_first("w", "(base - ch)", "ch"))
     pos = F.col("_tot") > 0
-    ex = F.col("sw").cast(D) * F.col("wt").cast(D)
-    fex = F.col("sw").cast(D) * F.col("fee").cast(D)
-    x = (x.withColumn("_rem", F.when(pos, ex % F.col("_tot")).otherwise(F.lit(0).cast(D)))
-          .withColumn("_fl", F.when(pos, ((ex - F.col("_rem")) / F.col("_tot")).cast("long")).otherwise(F.lit(0).cast("long")))
-          .withColumn("_frem", F.when(pos, fex % F.col("_tot")).otherwise(F.lit(0).cast(D))))
-    x = x.withColumn("_ffl", F.when(pos, ((fex - F.col("_frem")) / F.col("_tot")).cast("long")).otherwise(F.lit(0).cast("long")))
+    fl, rem = mul_div_mod("sw", "wt", "_tot")
+    ffl, frem = mul_div_mod("sw", "fee", "_tot")
+    zero = F.lit(0).cast("long")
+    x = (x.withColumn("_rem", F.when(pos, rem).otherwise(zero))
+          .withColumn("_fl", F.when(pos, fl).otherwise(zero))
+          .withColumn("_frem", F.when(pos, frem).otherwise(zero))
+          .withColumn("_ffl", F.when(pos, ffl).otherwise(zero)))
     x = x.withColumn("_resid", F.col("sw") - F.sum("_fl").over(w) - F.col("_ffl"))
     x = x.withColumn("_rank", F.row_number().over(w.orderBy(F.col("_rem").desc(), F.col("j").asc()))
                      + F.when(F.col("_frem") > F.col("_rem"), 1).otherwise(0))
