@@ -6,6 +6,7 @@ row counts). DATASET and OUT may be object-storage URLs (s3a://…) on a cluster
 
 import argparse
 import json
+import os
 import time
 
 from pyspark.sql import SparkSession
@@ -25,13 +26,28 @@ def main(argv=None):
                     help="screen only every N-th address id (a sample; default: every address)")
     ap.add_argument("--jobs", default="clustering,exposure,taint")
     ap.add_argument("--master", default=None, help="Spark master when not given by spark-submit (e.g. local[2])")
+    ap.add_argument("--shuffle-partitions", type=int, default=None,
+                    help="spark.sql.shuffle.partitions (default: 2 per core in local mode, else Spark's setting)")
+    ap.add_argument("--driver-memory", default=None,
+                    help="local mode: the JVM's heap (default 2g; on a cluster use spark-submit's --driver-memory)")
     a = ap.parse_args(argv)
     jobs = set(a.jobs.split(","))
     b = SparkSession.builder.appName("cointrail")
+    parts = a.shuffle_partitions
     if a.master:
         b = b.master(a.master)
-    spark = (b.config("spark.sql.shuffle.partitions", "8")
-              .config("spark.ui.enabled", "false")
+        if a.master.startswith("local"):
+            # Few shuffle partitions: each is a task per stage, and a local run has a
+            # handful of cores; the data of a local run is small.
+            n = a.master[len("local"):].strip("[]").split(",")[0] or "1"
+            cores = os.cpu_count() if n == "*" or not n.isdigit() else int(n)
+            parts = parts or max(2, 2 * cores)
+            b = b.config("spark.driver.memory", a.driver_memory or "2g")
+    if parts:
+        b = b.config("spark.sql.shuffle.partitions", str(parts))
+    spark = (b.config("spark.ui.enabled", "false")
+              .config("spark.sql.adaptive.enabled", "true")
+              .config("spark.sql.autoBroadcastJoinThreshold", str(64 << 20))
               .config("spark.ui.showConsoleProgress", "false")
               .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
