@@ -63,20 +63,29 @@ impl Tracer<'_> {
         lo as TxNum
     }
 
-    /// The detector, asked once per transaction (remix trees overlap).
-    fn is_coinjoin(&mut self, t: TxNum) -> bool {
-        if let Some(&b) = self.soft.cj_cache.get(&t) {
-            return b;
+    /// The detector, asked once per transaction (remix trees overlap): the CoinJoin's equal
+    /// value and equal outputs.
+    fn cj_info(&mut self, t: TxNum) -> Option<(u64, Vec<OutNum>)> {
+        if let Some(b) = self.soft.cj_cache.get(&t) {
+            return b.clone();
         }
-        let b = self.oracle.coinjoin(t).is_some();
-        self.soft.cj_cache.insert(t, b);
+        let b = self
+            .oracle
+            .coinjoin(t)
+            .map(|c| (c.equal_value, c.equal_outputs));
+        self.soft.cj_cache.insert(t, b.clone());
         b
+    }
+
+    fn is_coinjoin(&mut self, t: TxNum) -> bool {
+        self.cj_info(t).is_some()
     }
 
     fn at_mixer(&self, o: OutNum, name: &str) -> bool {
         self.oracle
             .stop_at(o)
             .is_some_and(|s| s.category == "mixer" && s.name == name)
+            || self.at_detected(o, name)
     }
 
     /// Put soft taint on `o` (per label, soft labels) and trace it on. Returns the sats.
@@ -105,6 +114,36 @@ impl Tracer<'_> {
         }
         self.register(o, runs, hops, false);
         sum
+    }
+
+    /// Whether every one of `outs` (paid at height `h`) was spent alone within `window`
+    /// blocks by a transaction paying only services: the facts, when so.
+    fn cashed_out(&self, outs: &[OutNum], h: u32, window: u32) -> Option<String> {
+        let view = self.view;
+        let mut facts = Vec::new();
+        for &o in outs {
+            let s = view.output_spender(o)?;
+            let ins = view.tx_inputs(s);
+            let hs = view.tx_height(s);
+            if ins.end - ins.start != 1 || hs.saturating_sub(h) > window {
+                return None;
+            }
+            let mut names = Vec::new();
+            for x in view.tx_outputs(s) {
+                let st = self.oracle.stop_at(x).filter(|st| st.category != "mixer")?;
+                names.push(format!("{} ({})", st.name, st.category));
+            }
+            if names.is_empty() {
+                return None;
+            }
+            facts.push(format!(
+                "{} spent alone {} blocks later to {}",
+                self.outpoint(o),
+                hs - h,
+                names.join(", ")
+            ));
+        }
+        (!facts.is_empty()).then(|| format!("{} (window {window} blocks)", facts.join("; ")))
     }
 
     fn demix_deposits(&mut self, mut deps: Vec<Deposit>) {
@@ -212,17 +251,32 @@ impl Tracer<'_> {
                 }
             }
             let k = cands.len();
-            for (c, _) in cands.iter_mut() {
+            // The depositor's habit after the mix: each output of the withdrawal spent alone,
+            // soon, by a transaction paying only services (a cash-out).
+            let habits: Vec<Option<String>> = cands
+                .iter()
+                .map(|(c, outs)| self.cashed_out(outs, c.height, dp.cashout_blocks))
+                .collect();
+            let k_habit = habits.iter().filter(|h| h.is_some()).count();
+            for ((c, _), habit) in cands.iter_mut().zip(&habits) {
                 let script_match = c.evidence[2].contains(" match ");
                 c.evidence.push(if k == 1 {
                     "the only withdrawal in the fee band within the window".into()
                 } else {
                     format!("{k} withdrawals in the fee band within the window")
                 });
+                let by_habit = k > 1 && k_habit == 1 && habit.is_some();
+                if let Some(h) = habit {
+                    c.evidence.push(if by_habit {
+                        format!("the only one of them cashed out: {h}")
+                    } else {
+                        format!("cashed out: {h}")
+                    });
+                }
                 if let (Some(r), Some(nh)) = (round, next) {
                     c.evidence.push(format!("structured series: {} deposits of about {v} sats, just below {r} sats; paid out before the series' next deposit at height {nh}", series.len()));
                 }
-                c.score = score(true, k == 1, next.is_some(), script_match);
+                c.score = score(true, k == 1 || by_habit, next.is_some(), script_match);
             }
             cands.sort_by(|a, b| {
                 b.0.score
@@ -337,6 +391,11 @@ impl Tracer<'_> {
         }
         let mut remaining: Vec<Vec<(Label, u64)>> =
             hits.iter().map(|h| by_label(&h.runs)).collect();
+        self.coinjoin_change(&hits, &mut remaining);
+        self.postmix_cashout(&hits, &origin, &mut remaining);
+        if !dp.coinjoin_links {
+            return;
+        }
         for (x, linked) in by_spender {
             let held: Vec<OutNum> = view
                 .tx_inputs(x)
@@ -453,6 +512,234 @@ impl Tracer<'_> {
                 facts,
                 landed,
             });
+        }
+    }
+
+    /// Take `amount` sats out of a CoinJoin's unassigned taint (per label, in proportion)
+    /// and put them on `o` as soft taint. Returns what landed.
+    fn carry_from(
+        &mut self,
+        remaining: &mut [(Label, u64)],
+        o: OutNum,
+        amount: u64,
+        hops: u32,
+    ) -> u64 {
+        let left: u64 = remaining.iter().map(|r| r.1).sum();
+        let amount = amount.min(left).min(self.view.output_value(o));
+        if amount == 0 {
+            return 0;
+        }
+        let w: Vec<u64> = remaining.iter().map(|r| r.1).collect();
+        let split = largest_remainder(amount, &w);
+        let per: Vec<(Label, u64)> = remaining
+            .iter()
+            .zip(&split)
+            .map(|(r, &a)| (r.0, a))
+            .collect();
+        let got = self.soft_register(o, &per, hops);
+        if got > 0 {
+            for (r, &a) in remaining.iter_mut().zip(&split) {
+                r.1 -= a;
+            }
+        }
+        got
+    }
+
+    /// `coinjoin-change`: the tainted inputs' value, less k equal outputs and the fees,
+    /// leaves one change output; when exactly one output of the CoinJoin fits, it is the
+    /// depositor's (JoinMarket's taker, a Wasabi participant), whatever the others did.
+    fn coinjoin_change(&mut self, hits: &[CjHit], remaining: &mut [Vec<(Label, u64)>]) {
+        let view = self.view;
+        for (k, hit) in hits.iter().enumerate() {
+            let Some((eq, eq_outs)) = self.cj_info(hit.tx) else {
+                continue;
+            };
+            let tin = hit.tin_value;
+            if eq == 0 || tin <= eq {
+                continue;
+            }
+            let mut fits = Vec::new();
+            for o in view.tx_outputs(hit.tx) {
+                if eq_outs.contains(&o) || self.soft.claimed_out.contains(&o) {
+                    continue;
+                }
+                let c = view.output_value(o);
+                if c == 0 || c >= tin {
+                    continue;
+                }
+                let rest = tin - c;
+                let m = rest / eq;
+                if m == 0 || m as usize > eq_outs.len() {
+                    continue;
+                }
+                let gap = rest - m * eq;
+                // Fees: what makers, the coordinator and the miners take, at most 0.5% of
+                // what was mixed plus 0.002 BTC, and well below one denomination.
+                let tol = (m * eq / 200 + 200_000).min(eq / 4);
+                if gap <= tol {
+                    fits.push((o, m, gap));
+                }
+            }
+            if fits.len() != 1 {
+                continue;
+            }
+            let (o, m, gap) = fits[0];
+            let c = view.output_value(o);
+            let left: u64 = remaining[k].iter().map(|r| r.1).sum();
+            // The change's share of the taint that came in (all of it when the inputs were
+            // wholly tainted).
+            let share = (c as u128 * left as u128 / tin as u128) as u64;
+            let got = self.carry_from(&mut remaining[k], o, share, hit.hops + 1);
+            if got == 0 {
+                continue;
+            }
+            self.soft.members.push((o, "coinjoin-change".into()));
+            let txid = display_txid(view.txid(hit.tx));
+            self.soft.hops.push(SoftHop {
+                rule: "coinjoin-change".into(),
+                score: 0.9,
+                from: txid.clone(),
+                to_txid: txid,
+                soft_sats: got,
+                facts: vec![
+                    format!(
+                        "{} CoinJoin at height {}: the inputs that brought taint in are worth {tin} sats",
+                        hit.protocol,
+                        view.tx_height(hit.tx)
+                    ),
+                    format!(
+                        "{tin} = {m} × {eq} (equal outputs) + {c} (output {}) + {gap} sats of fees",
+                        view.output_vout(o)
+                    ),
+                    format!(
+                        "the only one of its {} outputs that fits",
+                        view.tx_outputs(hit.tx).count()
+                    ),
+                    format!("{got} sats carried on as soft taint"),
+                ],
+                landed: vec![(self.outpoint(o), got)],
+            });
+        }
+    }
+
+    /// `postmix-cashout`: post-mix outputs of a tainted CoinJoin (or of its remixes) that
+    /// are spent alone within `cashout_blocks` of their mix, every output of the spend at a
+    /// service. The taint left at the CoinJoin fills about `left / denomination` coins; when
+    /// more candidates than that exist, each gets its share and the score falls with it.
+    fn postmix_cashout(
+        &mut self,
+        hits: &[CjHit],
+        origin: &HashMap<OutNum, (usize, u32)>,
+        remaining: &mut [Vec<(Label, u64)>],
+    ) {
+        let dp = self
+            .p
+            .demix
+            .clone()
+            .expect("soft rounds run with demix settings");
+        let view = self.view;
+        let mut by_hit: BTreeMap<usize, Vec<(OutNum, u32)>> = BTreeMap::new();
+        let mut outs: Vec<(OutNum, (usize, u32))> = origin.iter().map(|(&o, &x)| (o, x)).collect();
+        outs.sort_unstable();
+        for (o, (k, depth)) in outs {
+            if self.soft.claimed_out.contains(&o) {
+                continue;
+            }
+            let t = view.output_tx(o);
+            match self.cj_info(t) {
+                Some((_, eq_outs)) if eq_outs.contains(&o) => {}
+                _ => continue,
+            }
+            let Some(s) = view.output_spender(o) else {
+                continue;
+            };
+            let ins = view.tx_inputs(s);
+            if ins.end - ins.start != 1 || self.is_coinjoin(s) {
+                continue;
+            }
+            if view.tx_height(s).saturating_sub(view.tx_height(t)) > dp.cashout_blocks {
+                continue;
+            }
+            let paid: Vec<OutNum> = view.tx_outputs(s).collect();
+            let at_services = !paid.is_empty()
+                && paid.iter().all(|&x| {
+                    self.oracle
+                        .stop_at(x)
+                        .is_some_and(|st| st.category != "mixer")
+                });
+            if at_services {
+                by_hit.entry(k).or_default().push((o, depth));
+            }
+        }
+        for (k, cands) in by_hit {
+            let Some((eq, _)) = self.cj_info(hits[k].tx) else {
+                continue;
+            };
+            let left: u64 = remaining[k].iter().map(|r| r.1).sum();
+            if left == 0 || eq == 0 {
+                continue;
+            }
+            // How many of the CoinJoin's coins the taint fills (at least one).
+            let n = ((left + eq / 2) / eq).max(1) as usize;
+            let kc = cands.len();
+            let share = (n as f64 / kc as f64).min(1.0);
+            let txid = display_txid(view.txid(hits[k].tx));
+            if std::env::var_os("COINTRAIL_DEBUG_SOFT").is_some() {
+                eprintln!("postmix-cashout {txid}: left {left} eq {eq} n {n} candidates {kc}");
+            }
+            for &(o, depth) in &cands {
+                let sc = (((0.9 - 0.05 * depth as f64) * share) * 100.0).round() / 100.0;
+                if sc < dp.min_score {
+                    continue;
+                }
+                let v = view.output_value(o);
+                let amount = if kc <= n {
+                    v
+                } else {
+                    (v as u128 * n as u128 / kc as u128) as u64
+                };
+                let s = view.output_spender(o).expect("candidates are spent");
+                let hw = view.tx_height(view.output_tx(o));
+                let hs = view.tx_height(s);
+                let services: Vec<String> = view
+                    .tx_outputs(s)
+                    .filter_map(|x| self.oracle.stop_at(x))
+                    .map(|st| format!("{} ({})", st.name, st.category))
+                    .collect();
+                let left_now: u64 = remaining[k].iter().map(|r| r.1).sum();
+                let got = self.carry_from(&mut remaining[k], o, amount, hits[k].hops + 1 + depth);
+                if got == 0 {
+                    continue;
+                }
+                self.soft.members.push((o, "postmix-cashout".into()));
+                self.soft.hops.push(SoftHop {
+                    rule: "postmix-cashout".into(),
+                    score: sc,
+                    from: txid.clone(),
+                    to_txid: display_txid(view.txid(s)),
+                    soft_sats: got,
+                    facts: vec![
+                        format!(
+                            "{} CoinJoin {txid} at height {}: {left} tainted sats unassigned, about {n} coin(s) of {eq} sats ({left_now} still unassigned before this hop)",
+                            hits[k].protocol,
+                            view.tx_height(hits[k].tx)
+                        ),
+                        format!(
+                            "post-mix output {} ({v} sats, remix depth {depth}, height {hw}) spent alone {} blocks later (window {}) by a transaction paying only services: {}",
+                            self.outpoint(o),
+                            hs - hw,
+                            dp.cashout_blocks,
+                            services.join(", ")
+                        ),
+                        format!(
+                            "{kc} post-mix output(s) of this CoinJoin and its remixes were cashed out that way; each carries {:.0}% of its value",
+                            share * 100.0
+                        ),
+                        format!("{got} sats carried on as soft taint"),
+                    ],
+                    landed: vec![(self.outpoint(o), got)],
+                });
+            }
         }
     }
 
