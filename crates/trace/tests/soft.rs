@@ -827,7 +827,7 @@ fn the_coinjoin_change_the_tainted_inputs_explain_is_followed_only_when_unique()
 /// 9.8 BTC (2% kept) come back out to the thief's 40, which pays an exchange.
 fn mixer_world(payout: impl Fn(u64) -> u64) -> (Chain, World, TxNum, TxNum) {
     let mut ch = Chain::new();
-    let mut hot = ch.tx(&[], &[(701, 100_000_000_000)]);
+    let mut hot = (ch.tx(&[], &[(701, 100_000_000_000)]), 0);
     let mut deps = Vec::new();
     let mut v = 10_000_000u64;
     for i in 0..25u16 {
@@ -838,17 +838,17 @@ fn mixer_world(payout: impl Fn(u64) -> u64) -> (Chain, World, TxNum, TxNum) {
     }
     for (i, &d) in deps.iter().enumerate() {
         let p = payout(d);
-        let left = ch.c.output_value(ch.out(hot, 0)) - p - 10_000;
-        hot = ch.tx(&[(hot, 0)], &[(400 + i as u16, p), (701, left)]);
+        let left = ch.c.output_value(ch.out(hot.0, hot.1)) - p - 10_000;
+        hot = (ch.tx(&[hot], &[(400 + i as u16, p), (701, left)]), 1);
     }
     let victim = ch.tx(&[], &[(1, 1_000_050_000)]);
     let theft = ch.tx(&[(victim, 0)], &[(10, 1_000_040_000)]);
-    let dep = ch.tx(&[(theft, 0)], &[(750, 1_000_000_000)]);
+    let _dep = ch.tx(&[(theft, 0)], &[(750, 1_000_000_000)]);
     let _ = ch.tx(&[], &[(99, 1)]);
     let _ = ch.tx(&[], &[(99, 1)]);
     let p = payout(1_000_000_000);
-    let left = ch.c.output_value(ch.out(hot, 0)) - p - 10_000;
-    let out = ch.tx(&[(hot, 0)], &[(40, p), (701, left)]);
+    let left = ch.c.output_value(ch.out(hot.0, hot.1)) - p - 10_000;
+    let out = ch.tx(&[hot], &[(40, p), (701, left)]);
     let cash = ch.tx(&[(out, 0)], &[(EXCH, p - 10_000)]);
     let mut w = World::default();
     w.services.insert(EXCH, ("exchange", "Exchange X"));
