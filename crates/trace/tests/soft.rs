@@ -693,8 +693,9 @@ fn soft_only() -> TraceParams {
 /// the taint fills, followed at 0.9 with 1,000,000 soft (990,000 reach the exchange, 10,000
 /// the fee). Output 0 spent alone to a private address, and output 4 spent alone to the
 /// exchange 60 blocks later (past the 36-block window), are no candidates.
-/// Must not: a second output cashed out the same way makes two candidates for one coin:
-/// each would carry half, at 0.45, below the default score, so nothing is followed.
+/// Must not: a second output cashed out the same way makes two candidates (2,000,000) for
+/// 1,005,000 of taint: each would carry 50.25% of its value, scored 0.9 × 0.5025 = 0.45,
+/// below the default score, so nothing is followed.
 #[test]
 fn postmix_coins_cashed_out_alone_to_services_are_followed_when_unambiguous() {
     let build = |second: bool| {
@@ -762,10 +763,10 @@ fn postmix_coins_cashed_out_alone_to_services_are_followed_when_unambiguous() {
     let r = run(&ch, &w, src, low);
     assert_eq!(r.soft_hops.len(), 2);
     for h in &r.soft_hops {
-        assert_eq!((h.rule.as_str(), h.score, h.soft_sats), ("postmix-cashout", 0.45, 500_000));
+        assert_eq!((h.rule.as_str(), h.score, h.soft_sats), ("postmix-cashout", 0.45, 502_500));
     }
-    assert_eq!(at(&r, &ch, k2, 0), (0, 500_000));
-    assert_eq!(at(&r, &ch, k3, 0), (0, 500_000));
+    assert_eq!(at(&r, &ch, k2, 0), (0, 502_500));
+    assert_eq!(at(&r, &ch, k3, 0), (0, 502_500));
 }
 
 /// `coinjoin-change`: a JoinMarket round where the thief (taker) puts in 3,000,000 and two

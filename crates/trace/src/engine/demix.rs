@@ -15,6 +15,21 @@ fn equal(a: u64, b: u64) -> bool {
     a.abs_diff(b) as u128 * 1000 <= a.max(b) as u128
 }
 
+fn find(p: &mut [usize], mut x: usize) -> usize {
+    while p[x] != x {
+        p[x] = p[p[x]];
+        x = p[x];
+    }
+    x
+}
+
+fn union(p: &mut [usize], a: usize, b: usize) {
+    let (ra, rb) = (find(p, a), find(p, b));
+    if ra != rb {
+        p[ra.max(rb)] = ra.min(rb);
+    }
+}
+
 /// Labels and amounts of a run list, labels in order.
 fn by_label(runs: &[Run]) -> Vec<(Label, u64)> {
     let mut m: BTreeMap<Label, u64> = BTreeMap::new();
@@ -356,6 +371,7 @@ impl Tracer<'_> {
         // Every tainted CoinJoin's outputs and, through remixes, their descendants: output →
         // (which CoinJoin, remix depth).
         let mut origin: HashMap<OutNum, (usize, u32)> = HashMap::new();
+        let mut comp: Vec<usize> = (0..hits.len()).collect();
         for (k, hit) in hits.iter().enumerate() {
             let mut desc: Vec<(OutNum, u32)> = view.tx_outputs(hit.tx).map(|o| (o, 0)).collect();
             let mut seen: std::collections::HashSet<TxNum> = [hit.tx].into_iter().collect();
@@ -373,7 +389,14 @@ impl Tracer<'_> {
                 }
             }
             for (o, d) in desc {
-                origin.entry(o).or_insert((k, d));
+                match origin.get(&o) {
+                    // Trees that share an output (the thief's coins meet in the same mixes):
+                    // one component, whose taint and candidates are judged together.
+                    Some(&(k2, _)) => union(&mut comp, k, k2),
+                    None => {
+                        origin.insert(o, (k, d));
+                    }
+                }
             }
         }
         let mut by_spender: BTreeMap<TxNum, Vec<OutNum>> = BTreeMap::new();
@@ -392,7 +415,8 @@ impl Tracer<'_> {
         let mut remaining: Vec<Vec<(Label, u64)>> =
             hits.iter().map(|h| by_label(&h.runs)).collect();
         self.coinjoin_change(&hits, &mut remaining);
-        self.postmix_cashout(&hits, &origin, &mut remaining);
+        let roots: Vec<usize> = (0..hits.len()).map(|k| find(&mut comp, k)).collect();
+        self.postmix_cashout(&hits, &origin, &roots, &mut remaining);
         if !dp.coinjoin_links {
             return;
         }
@@ -624,12 +648,15 @@ impl Tracer<'_> {
 
     /// `postmix-cashout`: post-mix outputs of a tainted CoinJoin (or of its remixes) that
     /// are spent alone within `cashout_blocks` of their mix, every output of the spend at a
-    /// service. The taint left at the CoinJoin fills about `left / denomination` coins; when
-    /// more candidates than that exist, each gets its share and the score falls with it.
+    /// service. CoinJoins whose post-mix trees share outputs (the thief's coins meet in the
+    /// same mixes) form one component, judged together: when its candidates are worth more
+    /// than the taint it has left unassigned, each carries its share of its value and the
+    /// score falls by the same share.
     fn postmix_cashout(
         &mut self,
         hits: &[CjHit],
         origin: &HashMap<OutNum, (usize, u32)>,
+        roots: &[usize],
         remaining: &mut [Vec<(Label, u64)>],
     ) {
         let dp = self
@@ -638,7 +665,7 @@ impl Tracer<'_> {
             .clone()
             .expect("soft rounds run with demix settings");
         let view = self.view;
-        let mut by_hit: BTreeMap<usize, Vec<(OutNum, u32)>> = BTreeMap::new();
+        let mut by_comp: BTreeMap<usize, Vec<(OutNum, u32)>> = BTreeMap::new();
         let mut outs: Vec<(OutNum, (usize, u32))> = origin.iter().map(|(&o, &x)| (o, x)).collect();
         outs.sort_unstable();
         for (o, (k, depth)) in outs {
@@ -668,24 +695,32 @@ impl Tracer<'_> {
                         .is_some_and(|st| st.category != "mixer")
                 });
             if at_services {
-                by_hit.entry(k).or_default().push((o, depth));
+                by_comp.entry(roots[k]).or_default().push((o, depth));
             }
         }
-        for (k, cands) in by_hit {
-            let Some((eq, _)) = self.cj_info(hits[k].tx) else {
-                continue;
-            };
-            let left: u64 = remaining[k].iter().map(|r| r.1).sum();
-            if left == 0 || eq == 0 {
+        for (root, cands) in by_comp {
+            let members: Vec<usize> = (0..hits.len()).filter(|&k| roots[k] == root).collect();
+            let mut merged: BTreeMap<Label, u64> = BTreeMap::new();
+            for &k in &members {
+                for &(l, a) in &remaining[k] {
+                    *merged.entry(l).or_default() += a;
+                }
+            }
+            let before = merged.clone();
+            let mut budget: Vec<(Label, u64)> = merged.into_iter().collect();
+            let left: u64 = budget.iter().map(|r| r.1).sum();
+            let total_v: u64 = cands.iter().map(|&(o, _)| view.output_value(o)).sum();
+            if left == 0 || total_v == 0 {
                 continue;
             }
-            // How many of the CoinJoin's coins the taint fills (at least one).
-            let n = ((left + eq / 2) / eq).max(1) as usize;
+            let share = (left as f64 / total_v as f64).min(1.0);
+            let hops = members.iter().map(|&k| hits[k].hops).min().unwrap_or(0);
             let kc = cands.len();
-            let share = (n as f64 / kc as f64).min(1.0);
-            let txid = display_txid(view.txid(hits[k].tx));
             if std::env::var_os("COINTRAIL_DEBUG_SOFT").is_some() {
-                eprintln!("postmix-cashout {txid}: left {left} eq {eq} n {n} candidates {kc}");
+                eprintln!(
+                    "postmix-cashout component of {} CoinJoins: left {left} candidates {kc} worth {total_v}",
+                    members.len()
+                );
             }
             for &(o, depth) in &cands {
                 let sc = (((0.9 - 0.05 * depth as f64) * share) * 100.0).round() / 100.0;
@@ -693,10 +728,10 @@ impl Tracer<'_> {
                     continue;
                 }
                 let v = view.output_value(o);
-                let amount = if kc <= n {
+                let amount = if total_v <= left {
                     v
                 } else {
-                    (v as u128 * n as u128 / kc as u128) as u64
+                    (v as u128 * left as u128 / total_v as u128) as u64
                 };
                 let s = view.output_spender(o).expect("candidates are spent");
                 let hw = view.tx_height(view.output_tx(o));
@@ -706,8 +741,9 @@ impl Tracer<'_> {
                     .filter_map(|x| self.oracle.stop_at(x))
                     .map(|st| format!("{} ({})", st.name, st.category))
                     .collect();
-                let left_now: u64 = remaining[k].iter().map(|r| r.1).sum();
-                let got = self.carry_from(&mut remaining[k], o, amount, hits[k].hops + 1 + depth);
+                let k = origin[&o].0;
+                let txid = display_txid(view.txid(hits[k].tx));
+                let got = self.carry_from(&mut budget, o, amount, hops + 1 + depth);
                 if got == 0 {
                     continue;
                 }
@@ -720,9 +756,10 @@ impl Tracer<'_> {
                     soft_sats: got,
                     facts: vec![
                         format!(
-                            "{} CoinJoin {txid} at height {}: {left} tainted sats unassigned, about {n} coin(s) of {eq} sats ({left_now} still unassigned before this hop)",
+                            "{} CoinJoin {txid} at height {} took taint in; with the {} tainted CoinJoin(s) its post-mix coins met in, {left} tainted sats were unassigned",
                             hits[k].protocol,
-                            view.tx_height(hits[k].tx)
+                            view.tx_height(hits[k].tx),
+                            members.len()
                         ),
                         format!(
                             "post-mix output {} ({v} sats, remix depth {depth}, height {hw}) spent alone {} blocks later (window {}) by a transaction paying only services: {}",
@@ -732,13 +769,29 @@ impl Tracer<'_> {
                             services.join(", ")
                         ),
                         format!(
-                            "{kc} post-mix output(s) of this CoinJoin and its remixes were cashed out that way; each carries {:.0}% of its value",
+                            "{kc} post-mix output(s) of these CoinJoins and their remixes, worth {total_v} sats, were cashed out that way; each carries {:.0}% of its value",
                             share * 100.0
                         ),
                         format!("{got} sats carried on as soft taint"),
                     ],
                     landed: vec![(self.outpoint(o), got)],
                 });
+            }
+            // What the component used, taken back from its CoinJoins in order.
+            let mut used: BTreeMap<Label, u64> = before
+                .iter()
+                .map(|(&l, &a)| {
+                    let now = budget.iter().find(|r| r.0 == l).map_or(0, |r| r.1);
+                    (l, a - now)
+                })
+                .collect();
+            for &k in &members {
+                for r in remaining[k].iter_mut() {
+                    let u = used.entry(r.0).or_default();
+                    let t = (*u).min(r.1);
+                    r.1 -= t;
+                    *u -= t;
+                }
             }
         }
     }
