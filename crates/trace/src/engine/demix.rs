@@ -382,6 +382,18 @@ impl Tracer<'_> {
                 if depth >= dp.remix_depth {
                     continue;
                 }
+                // A remix is a post-mix coin mixed again, as Whirlpool does by design: only
+                // CoinJoins whose outputs are all equal are descended. Where change outputs
+                // exist (JoinMarket, Wasabi 1), a change spent in another CoinJoin is
+                // followed by `coinjoin-change`, and an equal output spent in another
+                // CoinJoin is most often a maker's coin, which would tie unrelated rounds.
+                let tx_o = view.output_tx(o);
+                let all_equal = self.cj_info(tx_o).is_some_and(|(_, eq)| {
+                    eq.len() as u64 == view.tx_outputs(tx_o).count() as u64 && eq.contains(&o)
+                });
+                if !all_equal {
+                    continue;
+                }
                 if let Some(s) = view.output_spender(o) {
                     if self.is_coinjoin(s) && seen.insert(s) {
                         desc.extend(view.tx_outputs(s).map(|o2| (o2, depth + 1)));
@@ -717,9 +729,14 @@ impl Tracer<'_> {
             let hops = members.iter().map(|&k| hits[k].hops).min().unwrap_or(0);
             let kc = cands.len();
             if std::env::var_os("COINTRAIL_DEBUG_SOFT").is_some() {
+                let c: Vec<String> = cands
+                    .iter()
+                    .map(|&(o, d)| format!("{}@{d}", self.outpoint(o)))
+                    .collect();
                 eprintln!(
-                    "postmix-cashout component of {} CoinJoins: left {left} candidates {kc} worth {total_v}",
-                    members.len()
+                    "postmix-cashout component of {} CoinJoins: left {left} candidates {kc} worth {total_v} {}",
+                    members.len(),
+                    c.join(" ")
                 );
             }
             for &(o, depth) in &cands {
