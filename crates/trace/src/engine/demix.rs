@@ -728,17 +728,6 @@ impl Tracer<'_> {
             let share = (left as f64 / total_v as f64).min(1.0);
             let hops = members.iter().map(|&k| hits[k].hops).min().unwrap_or(0);
             let kc = cands.len();
-            if std::env::var_os("COINTRAIL_DEBUG_SOFT").is_some() {
-                let c: Vec<String> = cands
-                    .iter()
-                    .map(|&(o, d)| format!("{}@{d}", self.outpoint(o)))
-                    .collect();
-                eprintln!(
-                    "postmix-cashout component of {} CoinJoins: left {left} candidates {kc} worth {total_v} {}",
-                    members.len(),
-                    c.join(" ")
-                );
-            }
             for &(o, depth) in &cands {
                 let sc = (((0.9 - 0.05 * depth as f64) * share) * 100.0).round() / 100.0;
                 if sc < dp.min_score {
