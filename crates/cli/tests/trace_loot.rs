@@ -145,7 +145,11 @@ fn entity_aware_dormant_loot_is_the_entitys_unspent_holdings() {
             assert!(h <= o["value"].as_u64().unwrap(), "{o}");
         }
         let free = o["stop_reason"].is_null() && o["spent"] == false;
-        by_rows += h + if free { o["tainted_sats"].as_u64().unwrap() } else { 0 };
+        by_rows += h + if free {
+            o["tainted_sats"].as_u64().unwrap()
+        } else {
+            0
+        };
     }
     assert_eq!(by_rows, held);
     let h = cli(&dir, &["trace", "sim-heist-0", "--entity-aware"]);
@@ -153,7 +157,13 @@ fn entity_aware_dormant_loot_is_the_entitys_unspent_holdings() {
     let md = d.path().join("r.md");
     cli(
         &dir,
-        &["trace", "sim-heist-0", "--entity-aware", "--report", md.to_str().unwrap()],
+        &[
+            "trace",
+            "sim-heist-0",
+            "--entity-aware",
+            "--report",
+            md.to_str().unwrap(),
+        ],
     );
     let text = std::fs::read_to_string(&md).unwrap();
     assert!(text.contains("the thief's entity (balance)"), "{text}");
@@ -192,7 +202,10 @@ fn screening_reports_soft_exposure_apart_from_proven() {
     assert_eq!(se[0]["output"], op.as_str());
     assert_eq!(se[0]["soft_sats"], row["soft_sats"]);
     let h = cli(&dir, &["screen", &op, "--soft"]);
-    assert!(h.contains("soft exposure (not proven, not in the verdict): "), "{h}");
+    assert!(
+        h.contains("soft exposure (not proven, not in the verdict): "),
+        "{h}"
+    );
     assert!(h.contains("of case sim-heist-0 at"), "{h}");
     let (ok, _, err) = try_cli(&dir, &["screen", &op, "--soft", "--direction", "out"]);
     assert!(!ok && err.contains("--soft"), "{err}");

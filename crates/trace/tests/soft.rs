@@ -703,10 +703,21 @@ fn postmix_coins_cashed_out_alone_to_services_are_followed_when_unambiguous() {
         let victim = ch.tx(&[], &[(1, 1_005_000)]);
         let others = ch.tx(
             &[],
-            &[(2, 1_005_000), (3, 1_005_000), (4, 1_005_000), (5, 1_005_000)],
+            &[
+                (2, 1_005_000),
+                (3, 1_005_000),
+                (4, 1_005_000),
+                (5, 1_005_000),
+            ],
         );
         let cj = ch.tx(
-            &[(victim, 0), (others, 0), (others, 1), (others, 2), (others, 3)],
+            &[
+                (victim, 0),
+                (others, 0),
+                (others, 1),
+                (others, 2),
+                (others, 3),
+            ],
             &[
                 (30, 1_000_000),
                 (31, 1_000_000),
@@ -738,9 +749,22 @@ fn postmix_coins_cashed_out_alone_to_services_are_followed_when_unambiguous() {
     assert_eq!(h.rule, "postmix-cashout");
     assert_eq!(h.score, 0.9);
     assert_eq!(h.soft_sats, 1_000_000);
-    assert_eq!(h.to_txid, cointrail_chain::view::display_txid(ch.c.txid(k2)));
-    assert!(h.facts.iter().any(|f| f.contains("spent alone 3 blocks later")), "{:?}", h.facts);
-    assert!(h.facts.iter().any(|f| f.contains("Exchange X (exchange)")), "{:?}", h.facts);
+    assert_eq!(
+        h.to_txid,
+        cointrail_chain::view::display_txid(ch.c.txid(k2))
+    );
+    assert!(
+        h.facts
+            .iter()
+            .any(|f| f.contains("spent alone 3 blocks later")),
+        "{:?}",
+        h.facts
+    );
+    assert!(
+        h.facts.iter().any(|f| f.contains("Exchange X (exchange)")),
+        "{:?}",
+        h.facts
+    );
     assert_eq!(at(&r, &ch, k2, 0), (0, 990_000));
     for k in [k0, k3, k4] {
         assert_eq!(at(&r, &ch, k, 0), (0, 0));
@@ -763,7 +787,10 @@ fn postmix_coins_cashed_out_alone_to_services_are_followed_when_unambiguous() {
     let r = run(&ch, &w, src, low);
     assert_eq!(r.soft_hops.len(), 2);
     for h in &r.soft_hops {
-        assert_eq!((h.rule.as_str(), h.score, h.soft_sats), ("postmix-cashout", 0.45, 502_500));
+        assert_eq!(
+            (h.rule.as_str(), h.score, h.soft_sats),
+            ("postmix-cashout", 0.45, 502_500)
+        );
     }
     assert_eq!(at(&r, &ch, k2, 0), (0, 502_500));
     assert_eq!(at(&r, &ch, k3, 0), (0, 502_500));
@@ -807,14 +834,22 @@ fn the_coinjoin_change_the_tainted_inputs_explain_is_followed_only_when_unique()
     assert_eq!(r.totals, hard.totals);
     assert_eq!(r.soft_hops.len(), 1, "{:?}", r.soft_hops);
     let h = &r.soft_hops[0];
-    assert_eq!((h.rule.as_str(), h.score, h.soft_sats), ("coinjoin-change", 0.9, 1_988_000));
+    assert_eq!(
+        (h.rule.as_str(), h.score, h.soft_sats),
+        ("coinjoin-change", 0.9, 1_988_000)
+    );
     assert!(
-        h.facts.iter().any(|f| f.contains("3000000 = 1 × 1000000 (equal outputs) + 1988000 (output 1) + 12000 sats of fees")),
+        h.facts.iter().any(|f| f.contains(
+            "3000000 = 1 × 1000000 (equal outputs) + 1988000 (output 1) + 12000 sats of fees"
+        )),
         "{:?}",
         h.facts
     );
     assert_eq!(at(&r, &ch, k, 0), (0, 1_978_000));
-    assert!(r.thief_entity.iter().any(|m| m.address == "addr31" && m.soft && m.rule == "coinjoin-change"));
+    assert!(r
+        .thief_entity
+        .iter()
+        .any(|m| m.address == "addr31" && m.soft && m.rule == "coinjoin-change"));
 
     let (ch, w, victim, k) = build(2_990_000);
     let r = run(&ch, &w, ch.out(victim, 0), soft_only());
@@ -876,7 +911,11 @@ fn an_unlabelled_mixer_is_told_by_its_pattern_and_an_exchange_is_not() {
     let r = run(&ch, &w, src, soft_only());
     assert_eq!(r.detected_mixers.len(), 1, "{:?}", r.detected_mixers);
     let d = &r.detected_mixers[0];
-    assert_eq!((d.deposits, d.matched, d.mirror_matched), (27, 26, 0), "{d:?}");
+    assert_eq!(
+        (d.deposits, d.matched, d.mirror_matched),
+        (27, 26, 0),
+        "{d:?}"
+    );
     assert_eq!(d.entity, Some(70));
     assert!(d.name.contains("unlabelled mixer"), "{}", d.name);
     assert_eq!(r.soft_hops.len(), 1, "{:?}", r.soft_hops);

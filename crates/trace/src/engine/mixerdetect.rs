@@ -93,7 +93,10 @@ impl Tracer<'_> {
             deposits
                 .iter()
                 .filter(|&&(h, v)| {
-                    let (a, b) = (h.saturating_add(dp.delay_min), h.saturating_add(dp.delay_max));
+                    let (a, b) = (
+                        h.saturating_add(dp.delay_min),
+                        h.saturating_add(dp.delay_max),
+                    );
                     let lo = (v as i128 * (10_000 - hi_bp) as i128 / 10_000) as u64;
                     let hi = (v as i128 * (10_000 - lo_bp) as i128 / 10_000) as u64;
                     let start = payouts.partition_point(|p| p.0 < a);
@@ -115,7 +118,9 @@ impl Tracer<'_> {
         }
         let name = format!(
             "unlabelled mixer ({})",
-            self.oracle.address(o).unwrap_or_else(|| format!("owner {key}"))
+            self.oracle
+                .address(o)
+                .unwrap_or_else(|| format!("owner {key}"))
         );
         Some(DetectedMixer {
             name,
