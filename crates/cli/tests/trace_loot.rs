@@ -119,3 +119,94 @@ fn trace_report_groups_dormant_loot_and_lists_peel_deposits() {
     assert!(exchange_deposits > 0, "no peel reached an exchange: {r}");
     assert!(h.contains("[exchange]"), "{h}");
 }
+
+/// Entity-aware: the thief's entity's unspent outputs hold what is left of its balance, so
+/// the dormant loot is filled (it was empty when only outputs outside the entity counted),
+/// never more than the trace's unspent taint, each output at most its value; the human
+/// report and the markdown report show it.
+#[test]
+fn entity_aware_dormant_loot_is_the_entitys_unspent_holdings() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    cli(&dir, &["demo", "--json"]);
+    let r = json(&dir, &["trace", "sim-heist-0", "--entity-aware"]);
+    let loot = &r["dormant_loot"];
+    let unspent = r["totals"]["unspent_sats"].as_u64().unwrap();
+    let held = loot["tainted_sats"].as_u64().unwrap();
+    assert!(held > 0, "the entity-aware loot is empty: {loot}");
+    assert!(held <= unspent, "{held} > {unspent}");
+    let rows = r["outputs"].as_array().unwrap();
+    let mut by_rows = 0;
+    for o in rows {
+        let h = o["held_sats"].as_u64().unwrap();
+        if h > 0 {
+            assert_eq!(o["stop_reason"], "thief_entity", "{o}");
+            assert_eq!(o["spent"], false, "{o}");
+            assert!(h <= o["value"].as_u64().unwrap(), "{o}");
+        }
+        let free = o["stop_reason"].is_null() && o["spent"] == false;
+        by_rows += h + if free {
+            o["tainted_sats"].as_u64().unwrap()
+        } else {
+            0
+        };
+    }
+    assert_eq!(by_rows, held);
+    let h = cli(&dir, &["trace", "sim-heist-0", "--entity-aware"]);
+    assert!(h.contains("dormant loot: "), "{h}");
+    let md = d.path().join("r.md");
+    cli(
+        &dir,
+        &[
+            "trace",
+            "sim-heist-0",
+            "--entity-aware",
+            "--report",
+            md.to_str().unwrap(),
+        ],
+    );
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.contains("the thief's entity (balance)"), "{text}");
+}
+
+/// `screen --soft`: a deposit at a service that soft hops reached shows soft exposure to
+/// the case on a line and in a JSON field of its own; the proven exposure, the verdict and
+/// the fired rules are those of the screening without `--soft`.
+#[test]
+fn screening_reports_soft_exposure_apart_from_proven() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("data");
+    cli(&dir, &["demo", "--json"]);
+    let r = json(&dir, &["trace", "sim-heist-0", "--soft-hops"]);
+    let row = r["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| {
+            o["soft_sats"].as_u64().unwrap() > 0
+                && o["tainted_sats"] == 0
+                && o["stop_reason"] == "service:exchange"
+        })
+        .expect("a soft-only deposit at an exchange on the demo")
+        .clone();
+    let op = format!("{}:{}", row["txid"].as_str().unwrap(), row["vout"]);
+    let plain = json(&dir, &["screen", &op]);
+    let soft = json(&dir, &["screen", &op, "--soft"]);
+    for k in ["risk", "fired_rules", "exposure", "received", "sent"] {
+        assert_eq!(plain[k], soft[k], "{k} changed with --soft");
+    }
+    assert!(plain.get("soft_exposure").is_none());
+    let se = soft["soft_exposure"].as_array().unwrap();
+    assert_eq!(se.len(), 1, "{se:?}");
+    assert_eq!(se[0]["case"], "sim-heist-0");
+    assert_eq!(se[0]["output"], op.as_str());
+    assert_eq!(se[0]["soft_sats"], row["soft_sats"]);
+    let h = cli(&dir, &["screen", &op, "--soft"]);
+    assert!(
+        h.contains("soft exposure (not proven, not in the verdict): "),
+        "{h}"
+    );
+    assert!(h.contains("of case sim-heist-0 at"), "{h}");
+    let (ok, _, err) = try_cli(&dir, &["screen", &op, "--soft", "--direction", "out"]);
+    assert!(!ok && err.contains("--soft"), "{err}");
+}

@@ -156,6 +156,19 @@ impl CaseTaint for TracedCases {
     }
 }
 
+/// Soft (not proven) exposure of a screened output to a case (`Engine::soft_exposure`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SoftExposure {
+    pub case: String,
+    /// `TXID:VOUT` of the subject's output.
+    pub output: String,
+    /// Satoshis soft hops of the case's trace put there.
+    pub soft_sats: u64,
+    pub hops: u32,
+    /// The soft rules the case's trace followed (see the trace's `soft_hops` for each).
+    pub rules_in_case: Vec<String>,
+}
+
 /// What a screening request names.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Subject {
@@ -419,6 +432,56 @@ impl Engine {
             n += 1;
         }
         Ok((rows, n))
+    }
+
+    /// Soft exposure of a screened subject (issue 19): every stored case traced with soft
+    /// hops (mixer demixing, CoinJoin change, post-mix cash-outs), and the soft satoshis
+    /// those hops put on the subject's outputs, per case and output. Never part of the
+    /// screening's proven exposure, its totals or its verdict.
+    pub fn soft_exposure(&self, subject: &Subject) -> Result<Vec<SoftExposure>> {
+        let idx = &self.index;
+        let outs: Vec<OutNum> = match subject {
+            Subject::Address(a) => idx.addr_outputs(idx.parse_address(a)?),
+            Subject::Tx(t) => idx.tx_outputs(idx.parse_txid(t)?).collect(),
+            Subject::Output(t, v) => vec![self.outpoint(t, *v)?],
+        };
+        let want: std::collections::HashSet<OutNum> = outs.into_iter().collect();
+        let path = self.data_dir.join("cases.redb");
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let store = cointrail_cases::CaseStore::open(&path)?;
+        let cases = store.list()?;
+        drop(store);
+        let stops: Vec<String> = STOP_CATEGORIES.iter().map(|s| s.to_string()).collect();
+        let mut found = Vec::new();
+        for c in &cases {
+            let Ok((src, _)) = self.case_sources(c, 1) else {
+                continue;
+            };
+            let p = TraceParams {
+                labels: vec![c.name.clone()],
+                max_rows: usize::MAX,
+                demix: Some(cointrail_trace::DemixParams::default()),
+                ..TraceParams::default()
+            };
+            let r = self.trace(&src, p, &stops);
+            let mut rules: Vec<String> = r.soft_hops.iter().map(|h| h.rule.clone()).collect();
+            rules.sort();
+            rules.dedup();
+            for row in r.outputs.iter().filter(|r| r.soft_sats > 0) {
+                if want.contains(&row.out) {
+                    found.push(SoftExposure {
+                        case: c.name.clone(),
+                        output: format!("{}:{}", row.txid, row.vout),
+                        soft_sats: row.soft_sats,
+                        hops: row.hops,
+                        rules_in_case: rules.clone(),
+                    });
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// The case taint screening uses for one output (for comparisons and tests).

@@ -4,12 +4,13 @@
 //! Memory is the frontier (tainted outputs not yet spent) plus the result rows.
 
 use crate::model::{tainted, transfer, FeePolicy, InRule, Label, Model, OutRule, Run, CLEAN};
-use crate::soft::{DemixEntry, DemixParams, SoftHop};
+use crate::soft::{DemixEntry, DemixParams, DetectedMixer, SoftHop};
 use cointrail_chain::view::{display_txid, ChainView, OutNum, Prevout, TxNum};
 use serde::Serialize;
 use std::cmp::Reverse;
 
 mod demix;
+mod mixerdetect;
 use std::collections::{BinaryHeap, VecDeque};
 
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -177,6 +178,13 @@ pub struct Row {
     /// Satoshis carried here by soft hops (never part of `tainted_sats`).
     #[serde(default)]
     pub soft_sats: u64,
+    /// Entity-aware tracing, an unspent output of the thief's entity: the part of the
+    /// entity's balance left at the end that it holds (the balance is spent oldest first,
+    /// so what is left is the newest receipts, placed on the newest outputs), hard and soft.
+    #[serde(default)]
+    pub held_sats: u64,
+    #[serde(default)]
+    pub held_soft_sats: u64,
     /// Which cases' satoshis it holds; for ordered models, with their source offsets.
     pub runs: Vec<RunOut>,
     #[serde(skip)]
@@ -246,6 +254,8 @@ pub struct TraceResult {
     pub demix: Vec<DemixEntry>,
     /// Entity-aware tracing: the thief's addresses the trace took as its own, with why.
     pub thief_entity: Vec<EntityMember>,
+    /// Soft hops: owners without a label taken for mixers by their pattern, with the facts.
+    pub detected_mixers: Vec<DetectedMixer>,
     pub txs_visited: u64,
     pub tainted_outputs: u64,
     pub outputs_truncated: bool,
@@ -321,6 +331,8 @@ struct Deposit {
 struct CjHit {
     tx: TxNum,
     runs: Vec<Run>,
+    /// The whole value of the inputs that brought taint in (the change rule's subset sum).
+    tin_value: u64,
     hops: u32,
     protocol: String,
 }
@@ -339,7 +351,11 @@ struct SoftState {
     members: Vec<(OutNum, String)>,
     /// Listed outputs (while soft hops are on, so that a later pass adds to its row).
     row_of: HashMap<OutNum, usize>,
-    cj_cache: HashMap<TxNum, bool>,
+    /// The detector's answer per transaction: (equal value, equal outputs).
+    cj_cache: HashMap<TxNum, Option<(u64, Vec<OutNum>)>>,
+    /// Owners judged for the mixer pattern: the stop a detected one became.
+    detected_cache: HashMap<u64, Option<Stop>>,
+    detected: Vec<DetectedMixer>,
 }
 
 impl Tracer<'_> {
@@ -488,11 +504,16 @@ impl Tracer<'_> {
         let spender = view.output_spender(o);
         let ordered = matches!(self.p.model, Model::Ordered(..));
         self.tainted_outputs += 1;
-        let stop = if hops > 0 {
+        let mut stop = if hops > 0 {
             self.oracle.stop_at(o)
         } else {
             None
         };
+        // Soft hops: an owner with no label may be a mixer by its pattern (not the thief's
+        // own entity, not the first hop).
+        if stop.is_none() && hops > 1 && self.p.demix.is_some() && !self.is_thief(o) {
+            stop = self.detected_mixer(o);
+        }
         if let Some(s) = &stop {
             self.destination(o, s, hard, soft, hops);
             if self.p.demix.is_some() && s.category == "mixer" {
@@ -564,6 +585,8 @@ impl Tracer<'_> {
             stop_reason: None,
             inferred,
             soft_sats: soft,
+            held_sats: 0,
+            held_soft_sats: 0,
             runs: runs_out,
             out: o,
         };
@@ -781,12 +804,19 @@ impl Tracer<'_> {
         if let Some(cj) = self.oracle.coinjoin(t) {
             match self.p.coinjoin {
                 CoinJoinPolicy::Stop => {
+                    let tin_value: u64 = ins
+                        .iter()
+                        .filter(|r| tainted(r, None) > 0)
+                        .flatten()
+                        .map(|r| r.amount)
+                        .sum();
                     let all: Vec<Run> = ins.into_iter().flatten().collect();
                     let tin = tainted(&all, None);
                     self.add(&all, |t, a| t.mixer_sats += a);
-                    if self.p.demix.as_ref().is_some_and(|d| d.coinjoin_links) && tin > 0 {
+                    if self.p.demix.is_some() && tin > 0 {
                         self.soft.cj_hits.push(CjHit {
                             tx: t,
+                            tin_value,
                             runs: all.iter().filter(|r| r.label != CLEAN).copied().collect(),
                             hops: if hops == u32::MAX { 0 } else { hops },
                             protocol: cj.protocol.clone(),
@@ -866,6 +896,39 @@ impl Tracer<'_> {
             if tainted(&runs, None) > 0 {
                 self.register(o, runs, hops.saturating_add(1), inferred);
             }
+        }
+    }
+
+    /// Place the thief's balance left at the end on the entity's unspent outputs that have
+    /// rows, newest first, each up to its value (the dormant loot of an entity-aware trace).
+    fn place_pool(&mut self) {
+        let mut left: Vec<Run> = self.ent.pool.iter().copied().collect();
+        for i in (0..self.rows.len()).rev() {
+            if left.is_empty() {
+                break;
+            }
+            let r = &self.rows[i];
+            if r.spent || r.stop_reason.as_deref() != Some("thief_entity") {
+                continue;
+            }
+            let mut room = r.value;
+            let (mut h, mut sf) = (0, 0);
+            while room > 0 {
+                let Some(back) = left.last_mut() else { break };
+                let take = back.amount.min(room);
+                if back.label as usize > self.nl {
+                    sf += take;
+                } else {
+                    h += take;
+                }
+                back.amount -= take;
+                room -= take;
+                if back.amount == 0 {
+                    left.pop();
+                }
+            }
+            self.rows[i].held_sats = h;
+            self.rows[i].held_soft_sats = sf;
         }
     }
 
@@ -960,6 +1023,7 @@ pub fn trace(
             break;
         }
     }
+    tr.place_pool();
     let pool: Vec<Run> = tr.ent.pool.drain(..).collect();
     tr.add(&pool, |t, a| t.unspent_sats += a);
     // What remains in the frontier was queued behind a tx that never came: cannot happen
@@ -1015,6 +1079,7 @@ pub fn trace(
         soft_hops: std::mem::take(&mut tr.soft.hops),
         demix: std::mem::take(&mut tr.soft.demix),
         thief_entity,
+        detected_mixers: std::mem::take(&mut tr.soft.detected),
         txs_visited: tr.visited,
         tainted_outputs: tr.tainted_outputs,
         outputs_truncated: tr.truncated,

@@ -251,6 +251,20 @@ fn render(r: &TraceResult, title: &str, e: &Escape) -> String {
                 x(&h.facts.join("; ").replace('|', "/"))
             );
         }
+        if !r.detected_mixers.is_empty() {
+            let _ = writeln!(s, "\n| mixer without a label, told by its pattern | deposits | paid back less a fee in the band | mirror band (control) | facts |\n|---|---:|---:|---:|---|");
+            for d in &r.detected_mixers {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} |",
+                    x(&d.name),
+                    d.deposits,
+                    d.matched,
+                    d.mirror_matched,
+                    x(&d.facts.join("; ").replace('|', "/"))
+                );
+            }
+        }
         let unmatched: Vec<_> = r.demix.iter().filter(|d| d.followed.is_none()).collect();
         if !unmatched.is_empty() {
             let _ = writeln!(s, "\n| mixer deposit not followed | mixer | BTC | best candidate | score |\n|---|---|---:|---|---:|");
@@ -268,21 +282,32 @@ fn render(r: &TraceResult, title: &str, e: &Escape) -> String {
             }
         }
     }
+    // Entity-aware: the thief's entity's unspent outputs hold what is left of its balance.
+    let held = |o: &crate::engine::Row| match o.stop_reason.as_deref() {
+        None => o.tainted_sats,
+        Some("thief_entity") => o.held_sats,
+        _ => 0,
+    };
     let dormant: Vec<_> = r
         .outputs
         .iter()
-        .filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0)
+        .filter(|o| !o.spent && held(*o) > 0)
         .collect();
-    let _ = writeln!(s, "\n## Dormant funds ({} outputs)\n\n| output | address | tainted (BTC) | height |\n|---|---|---:|---:|", dormant.len());
+    let _ = writeln!(s, "\n## Dormant funds ({} outputs)\n\n| output | address | tainted (BTC) | height | held by |\n|---|---|---:|---:|---|", dormant.len());
     for o in dormant.iter().take(50) {
         let _ = writeln!(
             s,
-            "| `{}:{}` | {} | {} | {} |",
+            "| `{}:{}` | {} | {} | {} | {} |",
             code(&o.txid),
             o.vout,
             x(o.address.as_deref().unwrap_or("-")),
-            btc(o.tainted_sats),
-            o.height
+            btc(held(*o)),
+            o.height,
+            if o.stop_reason.is_some() {
+                "the thief's entity (balance)"
+            } else {
+                "the output"
+            }
         );
     }
     if !r.warnings.is_empty() {

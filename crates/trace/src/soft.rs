@@ -6,9 +6,16 @@
 //!   window, output-script habit; the KuCoin-2020 "equal deposits just below a round
 //!   number, each after the previous payout" series narrows the window to the next
 //!   deposit);
-//! - `coinjoin-consolidation`: outputs of a CoinJoin the taint entered (or of its remixes)
-//!   spent later together, or together with coins the trace already holds, are taken as
-//!   the thief's.
+//! - `coinjoin-change`: the change output of a CoinJoin the taint entered that the tainted
+//!   inputs' value explains (inputs − k × denomination − fees, the one output that fits:
+//!   the subset-sum analysis of JoinMarket and Wasabi change);
+//! - `postmix-cashout`: post-mix outputs (pool denomination) of a tainted CoinJoin or of
+//!   its remixes, spent alone soon after the mix straight to services, the thief's
+//!   cash-out habit; when more such outputs exist than the taint can fill, the soft taint
+//!   is split among them and the score says by how much;
+//! - `coinjoin-consolidation` (opt-in): outputs of a CoinJoin the taint entered (or of its
+//!   remixes) spent later together, or together with coins the trace already holds, are
+//!   taken as the thief's.
 //!
 //! What a soft hop carries is kept under a label of its own (the case's soft label), so
 //! totals, reports and screening never add it to proven (hard) taint.
@@ -30,6 +37,9 @@ pub struct DemixParams {
     pub coinjoin_links: bool,
     /// How many CoinJoin remixes deep post-mix outputs are followed.
     pub remix_depth: u32,
+    /// `postmix-cashout`: blocks after its CoinJoin within which a post-mix coin spent
+    /// alone, straight to services, counts as a cash-out candidate.
+    pub cashout_blocks: u32,
 }
 
 impl Default for DemixParams {
@@ -44,6 +54,7 @@ impl Default for DemixParams {
             // coins, every such link found was someone else's (BENCHMARKS.md).
             coinjoin_links: false,
             remix_depth: 2,
+            cashout_blocks: 36,
         }
     }
 }
@@ -107,6 +118,21 @@ pub struct SoftHop {
     pub landed: Vec<(String, u64)>,
 }
 
+/// An owner without a label taken for a custodial mixer by its pattern
+/// (`engine/mixerdetect.rs`); its deposits are demixed like a labelled mixer's.
+#[derive(Clone, Debug, Serialize)]
+pub struct DetectedMixer {
+    pub name: String,
+    pub entity: Option<u64>,
+    /// Deposits from others the owner took.
+    pub deposits: u64,
+    /// Of them, paid back out less a fee inside the fee band within the delay window.
+    pub matched: u64,
+    /// Of them, paid back out with a fee *added* (the mirror band): the control count.
+    pub mirror_matched: u64,
+    pub facts: Vec<String>,
+}
+
 /// A withdrawal that could pay out a deposit, with its score and evidence.
 #[derive(Clone, Debug, Serialize)]
 pub struct Candidate {
@@ -155,9 +181,10 @@ pub fn just_below_round(v: u64) -> Option<u64> {
 }
 
 /// The score of a candidate from its facts (documented weights; they add up to 1):
-/// amount inside the fee band 0.4, the only such withdrawal in its window 0.25, paid out
-/// before the series' next structured deposit 0.2, output scripts of the depositor's
-/// type 0.15.
+/// amount inside the fee band 0.4, the only such withdrawal in its window (or the only
+/// one of several whose outputs were cashed out alone, soon, to services: the thief's habit
+/// after a mix) 0.25, paid out before the series' next structured deposit 0.2, output
+/// scripts of the depositor's type 0.15.
 pub fn score(in_band: bool, unique: bool, before_next: bool, script_match: bool) -> f64 {
     if !in_band {
         return 0.0;

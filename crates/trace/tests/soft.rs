@@ -90,6 +90,8 @@ struct World {
     services: HashMap<u16, (&'static str, &'static str)>,
     clusters: HashMap<u16, u64>,
     coinjoins: HashSet<TxNum>,
+    /// CoinJoins whose equal outputs are not all of them: (equal value, their vouts).
+    cj_equal: HashMap<TxNum, (u64, Vec<u32>)>,
 }
 
 struct Or<'a>(&'a Chain, &'a World);
@@ -104,6 +106,14 @@ impl Oracle for Or<'_> {
         })
     }
     fn coinjoin(&self, tx: TxNum) -> Option<CoinJoinInfo> {
+        if let Some((v, vouts)) = self.1.cj_equal.get(&tx) {
+            return Some(CoinJoinInfo {
+                protocol: "joinmarket".into(),
+                anonymity_set: vouts.len() as u32,
+                equal_value: *v,
+                equal_outputs: vouts.iter().map(|&i| self.0.out(tx, i)).collect(),
+            });
+        }
         self.1.coinjoins.contains(&tx).then(|| {
             let outs: Vec<OutNum> = self.0.c.tx_outputs(tx).collect();
             CoinJoinInfo {
@@ -669,4 +679,257 @@ fn outputs_of_two_tainted_coinjoins_swept_together_are_linked() {
     // C995,000, S1,000,000, S990,000], fee S10,000; the exchange's first 1,980,000 of it
     // hold 5,000 + 980,000 = 985,000 soft.
     assert_eq!(at(&r, &ch, x, 0), (0, 985_000));
+}
+
+fn soft_only() -> TraceParams {
+    TraceParams {
+        demix: Some(DemixParams::default()),
+        ..Default::default()
+    }
+}
+
+/// `postmix-cashout`: the thief's 1,005,000 enter a 5 × 1,000,000 CoinJoin. Output 2 is
+/// spent alone 3 blocks later straight to an exchange: the one candidate for the one coin
+/// the taint fills, followed at 0.9 with 1,000,000 soft (990,000 reach the exchange, 10,000
+/// the fee). Output 0 spent alone to a private address, and output 4 spent alone to the
+/// exchange 60 blocks later (past the 36-block window), are no candidates.
+/// Must not: a second output cashed out the same way makes two candidates (2,000,000) for
+/// 1,005,000 of taint: each would carry 50.25% of its value, scored 0.9 × 0.5025 = 0.45,
+/// below the default score, so nothing is followed.
+#[test]
+fn postmix_coins_cashed_out_alone_to_services_are_followed_when_unambiguous() {
+    let build = |second: bool| {
+        let mut ch = Chain::new();
+        let victim = ch.tx(&[], &[(1, 1_005_000)]);
+        let others = ch.tx(
+            &[],
+            &[
+                (2, 1_005_000),
+                (3, 1_005_000),
+                (4, 1_005_000),
+                (5, 1_005_000),
+            ],
+        );
+        let cj = ch.tx(
+            &[
+                (victim, 0),
+                (others, 0),
+                (others, 1),
+                (others, 2),
+                (others, 3),
+            ],
+            &[
+                (30, 1_000_000),
+                (31, 1_000_000),
+                (32, 1_000_000),
+                (33, 1_000_000),
+                (34, 1_000_000),
+            ],
+        );
+        let _ = ch.tx(&[], &[(98, 1)]);
+        let k0 = ch.tx(&[(cj, 0)], &[(41, 990_000)]);
+        let k2 = ch.tx(&[(cj, 2)], &[(EXCH, 990_000)]);
+        let k3 = ch.tx(&[(cj, 3)], &[(if second { EXCH } else { 43 }, 990_000)]);
+        for _ in 0..60 {
+            ch.tx(&[], &[(99, 1)]);
+        }
+        let k4 = ch.tx(&[(cj, 4)], &[(EXCH, 990_000)]);
+        let mut w = World::default();
+        w.services.insert(EXCH, ("exchange", "Exchange X"));
+        w.coinjoins.insert(cj);
+        (ch, w, victim, [k0, k2, k3, k4])
+    };
+    let (ch, w, victim, [k0, k2, k3, k4]) = build(false);
+    let src = ch.out(victim, 0);
+    let hard = run(&ch, &w, src, TraceParams::default());
+    let r = run(&ch, &w, src, soft_only());
+    assert_eq!(r.totals, hard.totals, "hard taint is the same");
+    assert_eq!(r.soft_hops.len(), 1, "{:?}", r.soft_hops);
+    let h = &r.soft_hops[0];
+    assert_eq!(h.rule, "postmix-cashout");
+    assert_eq!(h.score, 0.9);
+    assert_eq!(h.soft_sats, 1_000_000);
+    assert_eq!(
+        h.to_txid,
+        cointrail_chain::view::display_txid(ch.c.txid(k2))
+    );
+    assert!(
+        h.facts
+            .iter()
+            .any(|f| f.contains("spent alone 3 blocks later")),
+        "{:?}",
+        h.facts
+    );
+    assert!(
+        h.facts.iter().any(|f| f.contains("Exchange X (exchange)")),
+        "{:?}",
+        h.facts
+    );
+    assert_eq!(at(&r, &ch, k2, 0), (0, 990_000));
+    for k in [k0, k3, k4] {
+        assert_eq!(at(&r, &ch, k, 0), (0, 0));
+    }
+    assert_eq!(r.soft_totals.stopped_sats, 990_000);
+    assert_eq!(r.soft_totals.fee_sats, 10_000);
+
+    let (ch, w, victim, [_, k2, k3, _]) = build(true);
+    let src = ch.out(victim, 0);
+    let r = run(&ch, &w, src, soft_only());
+    assert!(r.soft_hops.is_empty(), "{:?}", r.soft_hops);
+    // Asked for less certainty, each candidate carries half a coin, scored 0.45.
+    let low = TraceParams {
+        demix: Some(DemixParams {
+            min_score: 0.4,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r = run(&ch, &w, src, low);
+    assert_eq!(r.soft_hops.len(), 2);
+    for h in &r.soft_hops {
+        assert_eq!(
+            (h.rule.as_str(), h.score, h.soft_sats),
+            ("postmix-cashout", 0.45, 502_500)
+        );
+    }
+    assert_eq!(at(&r, &ch, k2, 0), (0, 502_500));
+    assert_eq!(at(&r, &ch, k3, 0), (0, 502_500));
+}
+
+/// `coinjoin-change`: a JoinMarket round where the thief (taker) puts in 3,000,000 and two
+/// makers 1,500,000 and 1,600,000; three equal outputs of 1,000,000 (vouts 0, 2, 4). The
+/// taker's change 1,988,000 = 3,000,000 − 1,000,000 − 12,000 of fees; the makers' changes
+/// (501,000 and 601,000) leave 499,000 and 399,000 past two denominations: no fit. The
+/// change is followed at 0.9 to the exchange (1,978,000 soft after a 10,000 fee).
+/// Must not: when a maker's change would fit too (a maker input of 2,990,000 with change
+/// 1,991,000), the change is ambiguous and nothing is followed.
+#[test]
+fn the_coinjoin_change_the_tainted_inputs_explain_is_followed_only_when_unique() {
+    let build = |m1: u64| {
+        let mut ch = Chain::new();
+        let victim = ch.tx(&[], &[(1, 3_000_000)]);
+        let makers = ch.tx(&[], &[(2, m1), (3, 1_600_000)]);
+        let cj = ch.tx(
+            &[(victim, 0), (makers, 0), (makers, 1)],
+            &[
+                (30, 1_000_000),
+                (31, 1_988_000),
+                (32, 1_000_000),
+                (33, m1 - 1_000_000 + 1_000),
+                (34, 1_000_000),
+                (35, 601_000),
+            ],
+        );
+        let k = ch.tx(&[(cj, 1)], &[(EXCH, 1_978_000)]);
+        let mut w = World::default();
+        w.services.insert(EXCH, ("exchange", "Exchange X"));
+        w.cj_equal.insert(cj, (1_000_000, vec![0, 2, 4]));
+        (ch, w, victim, k)
+    };
+    let (ch, w, victim, k) = build(1_500_000);
+    let src = ch.out(victim, 0);
+    let hard = run(&ch, &w, src, TraceParams::default());
+    assert_eq!(hard.totals.mixer_sats, 3_000_000);
+    let r = run(&ch, &w, src, soft_only());
+    assert_eq!(r.totals, hard.totals);
+    assert_eq!(r.soft_hops.len(), 1, "{:?}", r.soft_hops);
+    let h = &r.soft_hops[0];
+    assert_eq!(
+        (h.rule.as_str(), h.score, h.soft_sats),
+        ("coinjoin-change", 0.9, 1_988_000)
+    );
+    assert!(
+        h.facts.iter().any(|f| f.contains(
+            "3000000 = 1 × 1000000 (equal outputs) + 1988000 (output 1) + 12000 sats of fees"
+        )),
+        "{:?}",
+        h.facts
+    );
+    assert_eq!(at(&r, &ch, k, 0), (0, 1_978_000));
+    assert!(r
+        .thief_entity
+        .iter()
+        .any(|m| m.address == "addr31" && m.soft && m.rule == "coinjoin-change"));
+
+    let (ch, w, victim, k) = build(2_990_000);
+    let r = run(&ch, &w, ch.out(victim, 0), soft_only());
+    assert!(r.soft_hops.is_empty(), "{:?}", r.soft_hops);
+    assert_eq!(at(&r, &ch, k, 0), (0, 0));
+}
+
+/// A chain with an owner (cluster 70) that takes 25 deposits from others (1.2× apart in
+/// size, at fresh addresses 710+) and pays each back out later from its hot wallet (701):
+/// `payout(v)` says how much. Then the thief's 10 BTC go in at 750 and, 3 blocks later,
+/// 9.8 BTC (2% kept) come back out to the thief's 40, which pays an exchange.
+fn mixer_world(payout: impl Fn(u64) -> u64) -> (Chain, World, TxNum, TxNum) {
+    let mut ch = Chain::new();
+    let mut hot = (ch.tx(&[], &[(701, 100_000_000_000)]), 0);
+    let mut deps = Vec::new();
+    let mut v = 10_000_000u64;
+    for i in 0..25u16 {
+        let c = ch.tx(&[], &[(300 + i, v + 50_000)]);
+        ch.tx(&[(c, 0)], &[(710 + i, v)]);
+        deps.push(v);
+        v = v * 6 / 5;
+    }
+    for (i, &d) in deps.iter().enumerate() {
+        let p = payout(d);
+        let left = ch.c.output_value(ch.out(hot.0, hot.1)) - p - 10_000;
+        hot = (ch.tx(&[hot], &[(400 + i as u16, p), (701, left)]), 1);
+    }
+    let victim = ch.tx(&[], &[(1, 1_000_050_000)]);
+    let theft = ch.tx(&[(victim, 0)], &[(10, 1_000_040_000)]);
+    let _dep = ch.tx(&[(theft, 0)], &[(750, 1_000_000_000)]);
+    let _ = ch.tx(&[], &[(99, 1)]);
+    let _ = ch.tx(&[], &[(99, 1)]);
+    let p = payout(1_000_000_000);
+    let left = ch.c.output_value(ch.out(hot.0, hot.1)) - p - 10_000;
+    let out = ch.tx(&[hot], &[(40, p), (701, left)]);
+    let cash = ch.tx(&[(out, 0)], &[(EXCH, p - 10_000)]);
+    let mut w = World::default();
+    w.services.insert(EXCH, ("exchange", "Exchange X"));
+    for s in [701, 750].into_iter().chain(710..735) {
+        w.clusters.insert(s, 70);
+    }
+    (ch, w, victim, cash)
+}
+
+/// Unlabelled mixer detection: the owner pays 26 of its 27 deposits back out less 2% (the
+/// fee band 0.5-5%) and none with a fee added (the mirror band): a mixer by its pattern, so
+/// the thief's deposit is demixed like a labelled mixer's (`mixer-demix`, 0.8: in band, the
+/// only withdrawal in band, scripts match) and the 9.8 BTC reach the exchange as soft
+/// taint. Must not: an owner whose withdrawals are not its deposits less a fee (60% of each,
+/// an exchange paying out other amounts) is no mixer, and nothing soft is followed; without
+/// soft hops nothing is judged at all.
+#[test]
+fn an_unlabelled_mixer_is_told_by_its_pattern_and_an_exchange_is_not() {
+    let (ch, w, victim, cash) = mixer_world(|v| v - v / 50);
+    let src = ch.out(victim, 0);
+    let hard = run(&ch, &w, src, TraceParams::default());
+    assert!(hard.detected_mixers.is_empty());
+    assert_eq!(hard.totals.unspent_sats, 1_000_000_000);
+    let r = run(&ch, &w, src, soft_only());
+    assert_eq!(r.detected_mixers.len(), 1, "{:?}", r.detected_mixers);
+    let d = &r.detected_mixers[0];
+    assert_eq!(
+        (d.deposits, d.matched, d.mirror_matched),
+        (27, 26, 0),
+        "{d:?}"
+    );
+    assert_eq!(d.entity, Some(70));
+    assert!(d.name.contains("unlabelled mixer"), "{}", d.name);
+    assert_eq!(r.soft_hops.len(), 1, "{:?}", r.soft_hops);
+    let h = &r.soft_hops[0];
+    assert_eq!((h.rule.as_str(), h.score), ("mixer-demix", 0.8));
+    assert_eq!(h.soft_sats, 980_000_000);
+    assert_eq!(at(&r, &ch, cash, 0), (0, 979_990_000));
+    // The deposit is the mixer's: hard taint stops there as mixer exposure.
+    assert_eq!(r.totals.stopped_sats, 1_000_000_000);
+
+    let (ch, w, victim, cash) = mixer_world(|v| v / 5 * 3);
+    let r = run(&ch, &w, ch.out(victim, 0), soft_only());
+    assert!(r.detected_mixers.is_empty(), "{:?}", r.detected_mixers);
+    assert!(r.soft_hops.is_empty());
+    assert_eq!(at(&r, &ch, cash, 0), (0, 0));
+    assert_eq!(r.totals.unspent_sats, 1_000_000_000);
 }

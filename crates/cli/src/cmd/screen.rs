@@ -10,6 +10,7 @@ use std::path::PathBuf;
   cointrail screen bc1q...                 # an address: where its funds came from and went
   cointrail screen TXID:1 --json           # a deposit output, exactly what the API answers
   cointrail screen TXID:0 --direction out  # a withdrawal: whom the output pays
+  cointrail screen TXID:1 --soft           # and soft (not proven) exposure to stored cases, apart
   cointrail screen TXID --rules my.yaml    # with your own rule set (see crates/risk/src/default_rules.yaml)
   cointrail screen 0xb9d7934878b5fb9610b3fe8a5e441e8fad7e293f --json   # an Ethereum address, per asset
   cointrail prices import closes.csv       # then USD at each day's rate (date,asset,usd[,source])")]
@@ -30,6 +31,11 @@ pub struct ScreenArgs {
     /// whom the output pays (a withdrawal). An address or a transaction shows both.
     #[arg(long, value_enum, default_value_t = Direction::In)]
     pub direction: Direction,
+    /// Also report soft (not proven) exposure: the stored cases traced with soft hops
+    /// (mixer demixing, CoinJoin change, post-mix cash-outs), on a line and JSON field
+    /// (`soft_exposure`) of their own; never added to the exposure above or the verdict.
+    #[arg(long)]
+    pub soft: bool,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -69,8 +75,20 @@ pub fn run(a: ScreenArgs, g: &Global) -> Result<()> {
             "--direction out screens one output (TXID:VOUT); an address or a transaction already shows both directions: drop --direction"
         ),
     };
+    let soft = if a.soft {
+        if a.direction == Direction::Out {
+            anyhow::bail!("--soft reports where an output's coins came from: drop --direction out");
+        }
+        Some(e.soft_exposure(&subject)?)
+    } else {
+        None
+    };
     if g.json {
-        return crate::print_json(&s);
+        let mut v = serde_json::to_value(&s)?;
+        if let Some(x) = &soft {
+            v["soft_exposure"] = serde_json::to_value(x)?;
+        }
+        return crate::print_json(&v);
     }
     if let Subject::Output(..) = subject {
         println!(
@@ -82,6 +100,9 @@ pub fn run(a: ScreenArgs, g: &Global) -> Result<()> {
         );
     }
     print!("{}", human(&a.subject, &s, a.max_hops));
+    if let Some(x) = &soft {
+        print!("{}", soft_human(x));
+    }
     println!("{}", usd_note(&s));
     Ok(())
 }
@@ -211,5 +232,37 @@ pub fn human(subject: &str, s: &cointrail_risk::Screening, max_hops: u32) -> Str
         btc(sn.unattributed_sats),
         btc(sn.fee_sats)
     );
+    o
+}
+
+/// Soft exposure on lines of its own, after the proven exposure and the verdict.
+pub fn soft_human(x: &[cointrail_engine::SoftExposure]) -> String {
+    use crate::human::btc;
+    use std::fmt::Write;
+    let mut o = String::new();
+    if x.is_empty() {
+        let _ = writeln!(
+            o,
+            "soft exposure (not proven, not in the verdict): none from the stored cases"
+        );
+        return o;
+    }
+    let total: u64 = x.iter().map(|r| r.soft_sats).sum();
+    let _ = writeln!(
+        o,
+        "soft exposure (not proven, not in the verdict): {} from stored cases through soft hops",
+        btc(total)
+    );
+    for r in x {
+        let _ = writeln!(
+            o,
+            "  {} of case {} at {} ({} hops; the case's soft rules: {})",
+            btc(r.soft_sats),
+            r.case,
+            r.output,
+            r.hops,
+            r.rules_in_case.join(", ")
+        );
+    }
     o
 }

@@ -91,6 +91,11 @@ pub struct TraceArgs {
     /// sweeps, wrong when it never does (BENCHMARKS.md).
     #[arg(long)]
     pub coinjoin_links: bool,
+    /// Soft hops: blocks after a mix (or a mixer payout) within which a coin spent alone,
+    /// straight to services, counts as the thief's cash-out (`postmix-cashout`, and the
+    /// habit that tells one mixer withdrawal from others in the band).
+    #[arg(long, default_value_t = 36)]
+    pub cashout_window: u32,
     /// Bridge rules (YAML or JSON) for cross-chain joins; default DATA_DIR/bridges.yaml
     /// when it exists. THORChain is joined by its memos without rules.
     #[arg(long)]
@@ -107,6 +112,7 @@ impl TraceArgs {
             delay_min: self.mixer_delay.0,
             delay_max: self.mixer_delay.1,
             coinjoin_links: self.coinjoin_links,
+            cashout_blocks: self.cashout_window,
             ..Default::default()
         })
     }

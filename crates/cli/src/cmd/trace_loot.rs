@@ -43,18 +43,21 @@ fn time_at(idx: &Index, height: u32) -> u64 {
 pub fn dormant_loot(r: &TraceResult, idx: &Index) -> DormantLoot {
     let tip = idx.tip_height().map_or(0, |h| time_at(idx, h));
     let mut groups: BTreeMap<(usize, &'static str), (u64, u64)> = BTreeMap::new();
-    for o in r
-        .outputs
-        .iter()
-        .filter(|o| !o.spent && o.stop_reason.is_none() && o.tainted_sats > 0)
-    {
+    // Entity-aware: the thief's entity's unspent outputs hold what is left of its balance
+    // (`held_sats`); otherwise the tainted outputs that rest unspent.
+    let held = |o: &cointrail_trace::engine::Row| match o.stop_reason.as_deref() {
+        None => o.tainted_sats,
+        Some("thief_entity") => o.held_sats,
+        _ => 0,
+    };
+    for o in r.outputs.iter().filter(|o| !o.spent && held(*o) > 0) {
         let age = tip.saturating_sub(time_at(idx, o.height));
         let bucket = AGES.iter().position(|(max, _)| age < *max).unwrap_or(0);
         let g = groups
             .entry((bucket, idx.output_script_type(o.out).name()))
             .or_default();
         g.0 += 1;
-        g.1 += o.tainted_sats;
+        g.1 += held(o);
     }
     let buckets: Vec<LootBucket> = groups
         .into_iter()

@@ -15,6 +15,21 @@ fn equal(a: u64, b: u64) -> bool {
     a.abs_diff(b) as u128 * 1000 <= a.max(b) as u128
 }
 
+fn find(p: &mut [usize], mut x: usize) -> usize {
+    while p[x] != x {
+        p[x] = p[p[x]];
+        x = p[x];
+    }
+    x
+}
+
+fn union(p: &mut [usize], a: usize, b: usize) {
+    let (ra, rb) = (find(p, a), find(p, b));
+    if ra != rb {
+        p[ra.max(rb)] = ra.min(rb);
+    }
+}
+
 /// Labels and amounts of a run list, labels in order.
 fn by_label(runs: &[Run]) -> Vec<(Label, u64)> {
     let mut m: BTreeMap<Label, u64> = BTreeMap::new();
@@ -63,20 +78,29 @@ impl Tracer<'_> {
         lo as TxNum
     }
 
-    /// The detector, asked once per transaction (remix trees overlap).
-    fn is_coinjoin(&mut self, t: TxNum) -> bool {
-        if let Some(&b) = self.soft.cj_cache.get(&t) {
-            return b;
+    /// The detector, asked once per transaction (remix trees overlap): the CoinJoin's equal
+    /// value and equal outputs.
+    fn cj_info(&mut self, t: TxNum) -> Option<(u64, Vec<OutNum>)> {
+        if let Some(b) = self.soft.cj_cache.get(&t) {
+            return b.clone();
         }
-        let b = self.oracle.coinjoin(t).is_some();
-        self.soft.cj_cache.insert(t, b);
+        let b = self
+            .oracle
+            .coinjoin(t)
+            .map(|c| (c.equal_value, c.equal_outputs));
+        self.soft.cj_cache.insert(t, b.clone());
         b
+    }
+
+    fn is_coinjoin(&mut self, t: TxNum) -> bool {
+        self.cj_info(t).is_some()
     }
 
     fn at_mixer(&self, o: OutNum, name: &str) -> bool {
         self.oracle
             .stop_at(o)
             .is_some_and(|s| s.category == "mixer" && s.name == name)
+            || self.at_detected(o, name)
     }
 
     /// Put soft taint on `o` (per label, soft labels) and trace it on. Returns the sats.
@@ -105,6 +129,36 @@ impl Tracer<'_> {
         }
         self.register(o, runs, hops, false);
         sum
+    }
+
+    /// Whether every one of `outs` (paid at height `h`) was spent alone within `window`
+    /// blocks by a transaction paying only services: the facts, when so.
+    fn cashed_out(&self, outs: &[OutNum], h: u32, window: u32) -> Option<String> {
+        let view = self.view;
+        let mut facts = Vec::new();
+        for &o in outs {
+            let s = view.output_spender(o)?;
+            let ins = view.tx_inputs(s);
+            let hs = view.tx_height(s);
+            if ins.end - ins.start != 1 || hs.saturating_sub(h) > window {
+                return None;
+            }
+            let mut names = Vec::new();
+            for x in view.tx_outputs(s) {
+                let st = self.oracle.stop_at(x).filter(|st| st.category != "mixer")?;
+                names.push(format!("{} ({})", st.name, st.category));
+            }
+            if names.is_empty() {
+                return None;
+            }
+            facts.push(format!(
+                "{} spent alone {} blocks later to {}",
+                self.outpoint(o),
+                hs - h,
+                names.join(", ")
+            ));
+        }
+        (!facts.is_empty()).then(|| format!("{} (window {window} blocks)", facts.join("; ")))
     }
 
     fn demix_deposits(&mut self, mut deps: Vec<Deposit>) {
@@ -212,17 +266,32 @@ impl Tracer<'_> {
                 }
             }
             let k = cands.len();
-            for (c, _) in cands.iter_mut() {
+            // The depositor's habit after the mix: each output of the withdrawal spent alone,
+            // soon, by a transaction paying only services (a cash-out).
+            let habits: Vec<Option<String>> = cands
+                .iter()
+                .map(|(c, outs)| self.cashed_out(outs, c.height, dp.cashout_blocks))
+                .collect();
+            let k_habit = habits.iter().filter(|h| h.is_some()).count();
+            for ((c, _), habit) in cands.iter_mut().zip(&habits) {
                 let script_match = c.evidence[2].contains(" match ");
                 c.evidence.push(if k == 1 {
                     "the only withdrawal in the fee band within the window".into()
                 } else {
                     format!("{k} withdrawals in the fee band within the window")
                 });
+                let by_habit = k > 1 && k_habit == 1 && habit.is_some();
+                if let Some(h) = habit {
+                    c.evidence.push(if by_habit {
+                        format!("the only one of them cashed out: {h}")
+                    } else {
+                        format!("cashed out: {h}")
+                    });
+                }
                 if let (Some(r), Some(nh)) = (round, next) {
                     c.evidence.push(format!("structured series: {} deposits of about {v} sats, just below {r} sats; paid out before the series' next deposit at height {nh}", series.len()));
                 }
-                c.score = score(true, k == 1, next.is_some(), script_match);
+                c.score = score(true, k == 1 || by_habit, next.is_some(), script_match);
             }
             cands.sort_by(|a, b| {
                 b.0.score
@@ -302,6 +371,7 @@ impl Tracer<'_> {
         // Every tainted CoinJoin's outputs and, through remixes, their descendants: output →
         // (which CoinJoin, remix depth).
         let mut origin: HashMap<OutNum, (usize, u32)> = HashMap::new();
+        let mut comp: Vec<usize> = (0..hits.len()).collect();
         for (k, hit) in hits.iter().enumerate() {
             let mut desc: Vec<(OutNum, u32)> = view.tx_outputs(hit.tx).map(|o| (o, 0)).collect();
             let mut seen: std::collections::HashSet<TxNum> = [hit.tx].into_iter().collect();
@@ -312,6 +382,18 @@ impl Tracer<'_> {
                 if depth >= dp.remix_depth {
                     continue;
                 }
+                // A remix is a post-mix coin mixed again, as Whirlpool does by design: only
+                // CoinJoins whose outputs are all equal are descended. Where change outputs
+                // exist (JoinMarket, Wasabi 1), a change spent in another CoinJoin is
+                // followed by `coinjoin-change`, and an equal output spent in another
+                // CoinJoin is most often a maker's coin, which would tie unrelated rounds.
+                let tx_o = view.output_tx(o);
+                let all_equal = self.cj_info(tx_o).is_some_and(|(_, eq)| {
+                    eq.len() as u64 == view.tx_outputs(tx_o).count() as u64 && eq.contains(&o)
+                });
+                if !all_equal {
+                    continue;
+                }
                 if let Some(s) = view.output_spender(o) {
                     if self.is_coinjoin(s) && seen.insert(s) {
                         desc.extend(view.tx_outputs(s).map(|o2| (o2, depth + 1)));
@@ -319,7 +401,14 @@ impl Tracer<'_> {
                 }
             }
             for (o, d) in desc {
-                origin.entry(o).or_insert((k, d));
+                match origin.get(&o) {
+                    // Trees that share an output (the thief's coins meet in the same mixes):
+                    // one component, whose taint and candidates are judged together.
+                    Some(&(k2, _)) => union(&mut comp, k, k2),
+                    None => {
+                        origin.insert(o, (k, d));
+                    }
+                }
             }
         }
         let mut by_spender: BTreeMap<TxNum, Vec<OutNum>> = BTreeMap::new();
@@ -337,6 +426,12 @@ impl Tracer<'_> {
         }
         let mut remaining: Vec<Vec<(Label, u64)>> =
             hits.iter().map(|h| by_label(&h.runs)).collect();
+        self.coinjoin_change(&hits, &mut remaining);
+        let roots: Vec<usize> = (0..hits.len()).map(|k| find(&mut comp, k)).collect();
+        self.postmix_cashout(&hits, &origin, &roots, &mut remaining);
+        if !dp.coinjoin_links {
+            return;
+        }
         for (x, linked) in by_spender {
             let held: Vec<OutNum> = view
                 .tx_inputs(x)
@@ -453,6 +548,257 @@ impl Tracer<'_> {
                 facts,
                 landed,
             });
+        }
+    }
+
+    /// Take `amount` sats out of a CoinJoin's unassigned taint (per label, in proportion)
+    /// and put them on `o` as soft taint. Returns what landed.
+    fn carry_from(
+        &mut self,
+        remaining: &mut [(Label, u64)],
+        o: OutNum,
+        amount: u64,
+        hops: u32,
+    ) -> u64 {
+        let left: u64 = remaining.iter().map(|r| r.1).sum();
+        let amount = amount.min(left).min(self.view.output_value(o));
+        if amount == 0 {
+            return 0;
+        }
+        let w: Vec<u64> = remaining.iter().map(|r| r.1).collect();
+        let split = largest_remainder(amount, &w);
+        let per: Vec<(Label, u64)> = remaining
+            .iter()
+            .zip(&split)
+            .map(|(r, &a)| (r.0, a))
+            .collect();
+        let got = self.soft_register(o, &per, hops);
+        if got > 0 {
+            for (r, &a) in remaining.iter_mut().zip(&split) {
+                r.1 -= a;
+            }
+        }
+        got
+    }
+
+    /// `coinjoin-change`: the tainted inputs' value, less k equal outputs and the fees,
+    /// leaves one change output; when exactly one output of the CoinJoin fits, it is the
+    /// depositor's (JoinMarket's taker, a Wasabi participant), whatever the others did.
+    fn coinjoin_change(&mut self, hits: &[CjHit], remaining: &mut [Vec<(Label, u64)>]) {
+        let view = self.view;
+        for (k, hit) in hits.iter().enumerate() {
+            let Some((eq, eq_outs)) = self.cj_info(hit.tx) else {
+                continue;
+            };
+            let tin = hit.tin_value;
+            if eq == 0 || tin <= eq {
+                continue;
+            }
+            let mut fits = Vec::new();
+            for o in view.tx_outputs(hit.tx) {
+                if eq_outs.contains(&o) || self.soft.claimed_out.contains(&o) {
+                    continue;
+                }
+                let c = view.output_value(o);
+                if c == 0 || c >= tin {
+                    continue;
+                }
+                let rest = tin - c;
+                let m = rest / eq;
+                if m == 0 || m as usize > eq_outs.len() {
+                    continue;
+                }
+                let gap = rest - m * eq;
+                // Fees: what makers, the coordinator and the miners take, at most 0.5% of
+                // what was mixed plus 0.002 BTC, and well below one denomination.
+                let tol = (m * eq / 200 + 200_000).min(eq / 4);
+                if gap <= tol {
+                    fits.push((o, m, gap));
+                }
+            }
+            if fits.len() != 1 {
+                continue;
+            }
+            let (o, m, gap) = fits[0];
+            let c = view.output_value(o);
+            let left: u64 = remaining[k].iter().map(|r| r.1).sum();
+            // The change's share of the taint that came in (all of it when the inputs were
+            // wholly tainted).
+            let share = (c as u128 * left as u128 / tin as u128) as u64;
+            let got = self.carry_from(&mut remaining[k], o, share, hit.hops + 1);
+            if got == 0 {
+                continue;
+            }
+            self.soft.members.push((o, "coinjoin-change".into()));
+            let txid = display_txid(view.txid(hit.tx));
+            self.soft.hops.push(SoftHop {
+                rule: "coinjoin-change".into(),
+                score: 0.9,
+                from: txid.clone(),
+                to_txid: txid,
+                soft_sats: got,
+                facts: vec![
+                    format!(
+                        "{} CoinJoin at height {}: the inputs that brought taint in are worth {tin} sats",
+                        hit.protocol,
+                        view.tx_height(hit.tx)
+                    ),
+                    format!(
+                        "{tin} = {m} × {eq} (equal outputs) + {c} (output {}) + {gap} sats of fees",
+                        view.output_vout(o)
+                    ),
+                    format!(
+                        "the only one of its {} outputs that fits",
+                        view.tx_outputs(hit.tx).count()
+                    ),
+                    format!("{got} sats carried on as soft taint"),
+                ],
+                landed: vec![(self.outpoint(o), got)],
+            });
+        }
+    }
+
+    /// `postmix-cashout`: post-mix outputs of a tainted CoinJoin (or of its remixes) that
+    /// are spent alone within `cashout_blocks` of their mix, every output of the spend at a
+    /// service. CoinJoins whose post-mix trees share outputs (the thief's coins meet in the
+    /// same mixes) form one component, judged together: when its candidates are worth more
+    /// than the taint it has left unassigned, each carries its share of its value and the
+    /// score falls by the same share.
+    fn postmix_cashout(
+        &mut self,
+        hits: &[CjHit],
+        origin: &HashMap<OutNum, (usize, u32)>,
+        roots: &[usize],
+        remaining: &mut [Vec<(Label, u64)>],
+    ) {
+        let dp = self
+            .p
+            .demix
+            .clone()
+            .expect("soft rounds run with demix settings");
+        let view = self.view;
+        let mut by_comp: BTreeMap<usize, Vec<(OutNum, u32)>> = BTreeMap::new();
+        let mut outs: Vec<(OutNum, (usize, u32))> = origin.iter().map(|(&o, &x)| (o, x)).collect();
+        outs.sort_unstable();
+        for (o, (k, depth)) in outs {
+            if self.soft.claimed_out.contains(&o) {
+                continue;
+            }
+            let t = view.output_tx(o);
+            match self.cj_info(t) {
+                Some((_, eq_outs)) if eq_outs.contains(&o) => {}
+                _ => continue,
+            }
+            let Some(s) = view.output_spender(o) else {
+                continue;
+            };
+            let ins = view.tx_inputs(s);
+            if ins.end - ins.start != 1 || self.is_coinjoin(s) {
+                continue;
+            }
+            if view.tx_height(s).saturating_sub(view.tx_height(t)) > dp.cashout_blocks {
+                continue;
+            }
+            let paid: Vec<OutNum> = view.tx_outputs(s).collect();
+            let at_services = !paid.is_empty()
+                && paid.iter().all(|&x| {
+                    self.oracle
+                        .stop_at(x)
+                        .is_some_and(|st| st.category != "mixer")
+                });
+            if at_services {
+                by_comp.entry(roots[k]).or_default().push((o, depth));
+            }
+        }
+        for (root, cands) in by_comp {
+            let members: Vec<usize> = (0..hits.len()).filter(|&k| roots[k] == root).collect();
+            let mut merged: BTreeMap<Label, u64> = BTreeMap::new();
+            for &k in &members {
+                for &(l, a) in &remaining[k] {
+                    *merged.entry(l).or_default() += a;
+                }
+            }
+            let before = merged.clone();
+            let mut budget: Vec<(Label, u64)> = merged.into_iter().collect();
+            let left: u64 = budget.iter().map(|r| r.1).sum();
+            let total_v: u64 = cands.iter().map(|&(o, _)| view.output_value(o)).sum();
+            if left == 0 || total_v == 0 {
+                continue;
+            }
+            let share = (left as f64 / total_v as f64).min(1.0);
+            let hops = members.iter().map(|&k| hits[k].hops).min().unwrap_or(0);
+            let kc = cands.len();
+            for &(o, depth) in &cands {
+                let sc = (((0.9 - 0.05 * depth as f64) * share) * 100.0).round() / 100.0;
+                if sc < dp.min_score {
+                    continue;
+                }
+                let v = view.output_value(o);
+                let amount = if total_v <= left {
+                    v
+                } else {
+                    (v as u128 * left as u128 / total_v as u128) as u64
+                };
+                let s = view.output_spender(o).expect("candidates are spent");
+                let hw = view.tx_height(view.output_tx(o));
+                let hs = view.tx_height(s);
+                let services: Vec<String> = view
+                    .tx_outputs(s)
+                    .filter_map(|x| self.oracle.stop_at(x))
+                    .map(|st| format!("{} ({})", st.name, st.category))
+                    .collect();
+                let k = origin[&o].0;
+                let txid = display_txid(view.txid(hits[k].tx));
+                let got = self.carry_from(&mut budget, o, amount, hops + 1 + depth);
+                if got == 0 {
+                    continue;
+                }
+                self.soft.members.push((o, "postmix-cashout".into()));
+                self.soft.hops.push(SoftHop {
+                    rule: "postmix-cashout".into(),
+                    score: sc,
+                    from: txid.clone(),
+                    to_txid: display_txid(view.txid(s)),
+                    soft_sats: got,
+                    facts: vec![
+                        format!(
+                            "{} CoinJoin {txid} at height {} took taint in; with the {} tainted CoinJoin(s) its post-mix coins met in, {left} tainted sats were unassigned",
+                            hits[k].protocol,
+                            view.tx_height(hits[k].tx),
+                            members.len()
+                        ),
+                        format!(
+                            "post-mix output {} ({v} sats, remix depth {depth}, height {hw}) spent alone {} blocks later (window {}) by a transaction paying only services: {}",
+                            self.outpoint(o),
+                            hs - hw,
+                            dp.cashout_blocks,
+                            services.join(", ")
+                        ),
+                        format!(
+                            "{kc} post-mix output(s) of these CoinJoins and their remixes, worth {total_v} sats, were cashed out that way; each carries {:.0}% of its value",
+                            share * 100.0
+                        ),
+                        format!("{got} sats carried on as soft taint"),
+                    ],
+                    landed: vec![(self.outpoint(o), got)],
+                });
+            }
+            // What the component used, taken back from its CoinJoins in order.
+            let mut used: BTreeMap<Label, u64> = before
+                .iter()
+                .map(|(&l, &a)| {
+                    let now = budget.iter().find(|r| r.0 == l).map_or(0, |r| r.1);
+                    (l, a - now)
+                })
+                .collect();
+            for &k in &members {
+                for r in remaining[k].iter_mut() {
+                    let u = used.entry(r.0).or_default();
+                    let t = (*u).min(r.1);
+                    r.1 -= t;
+                    *u -= t;
+                }
+            }
         }
     }
 
