@@ -1211,6 +1211,7 @@ mod tests {
         let params = ExposureParams {
             max_hops: 3,
             max_steps,
+            ..ExposureParams::default()
         };
         let s = AccountScreener {
             view,
