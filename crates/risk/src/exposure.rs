@@ -597,6 +597,12 @@ impl Screener<'_> {
             if w == 0 {
                 continue;
             }
+            // No transaction has no input: with the bound used up, every branch left is cut
+            // (without looking for its transaction, a search of the whole chain's).
+            if edges >= self.params.max_edges {
+                flow.beyond_limit_sats += w;
+                continue;
+            }
             let t = self.view.output_tx(o);
             self.back_step(sc, t, w, h, path, day, &mut edges, &mut queue, acc, flow);
         }
@@ -618,10 +624,6 @@ impl Screener<'_> {
         acc: &mut Acc,
         flow: &mut Flow,
     ) {
-        if self.view.is_coinbase(t) {
-            flow.coinbase_sats += w;
-            return;
-        }
         let inputs = self.view.tx_inputs(t);
         let n = (inputs.end - inputs.start) as usize;
         if *edges + n > self.params.max_edges {
@@ -629,6 +631,10 @@ impl Screener<'_> {
             return;
         }
         *edges += n;
+        if self.view.is_coinbase(t) {
+            flow.coinbase_sats += w;
+            return;
+        }
         let height = self.view.tx_height(t);
         let path2 = sc.paths.push(path, t);
         sc.prev.clear();
