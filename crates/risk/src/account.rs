@@ -1063,7 +1063,9 @@ mod tests {
         // walk goes on everywhere, so the step bound cuts it at many places.
         let mut x = 7u64;
         let mut next = |m: u64| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (x >> 33) % m
         };
         let v: Vec<(AcctId, AcctId, u64)> = (0..400)

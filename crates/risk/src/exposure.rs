@@ -638,8 +638,7 @@ impl Screener<'_> {
         let height = self.view.tx_height(t);
         let path2 = sc.paths.push(path, t);
         sc.prev.clear();
-        sc.prev
-            .extend(inputs.map(|i| self.view.input_prevout(i)));
+        sc.prev.extend(inputs.map(|i| self.view.input_prevout(i)));
         // The outputs spent are all over the chain: start loading them together, so
         // their cache misses overlap instead of coming one after another.
         for p in &sc.prev {
@@ -681,9 +680,7 @@ impl Screener<'_> {
                     || sc.paths.to_vec(path2),
                     day,
                 ),
-                None if hop < self.params.max_hops => {
-                    queue.push_back((po, share, hop, path2, day))
-                }
+                None if hop < self.params.max_hops => queue.push_back((po, share, hop, path2, day)),
                 None => flow.unattributed_sats += share,
             }
         }
@@ -751,8 +748,7 @@ impl Screener<'_> {
             let day = if day == u32::MAX { self.day(s) } else { day };
             let path2 = sc.paths.push(path, s);
             sc.prev.clear();
-            sc.prev
-                .extend(inputs.map(|i| self.view.input_prevout(i)));
+            sc.prev.extend(inputs.map(|i| self.view.input_prevout(i)));
             for p in &sc.prev {
                 if let Prevout::Output(po) = p {
                     self.view.prefetch_output(*po);
