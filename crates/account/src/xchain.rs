@@ -338,9 +338,7 @@ impl BridgeRules {
                     return Err(e(format!("{at}.{side}.chain is empty")));
                 }
                 if let Some(id) = &s.id {
-                    let rest = id
-                        .strip_prefix("log:")
-                        .or_else(|| id.strip_prefix("op_return:"));
+                    let rest = id.strip_prefix("log:").or_else(|| id.strip_prefix("op_return:"));
                     if rest.is_none_or(str::is_empty) {
                         return Err(e(format!(
                             "{at}.{side}.id {id:?}: write log:<event> or op_return:<prefix>"
@@ -359,10 +357,7 @@ impl BridgeRules {
                 }
             }
             if b.tolerance_bps > 10_000 {
-                return Err(e(format!(
-                    "{at}.tolerance_bps {} is over 10000 (100%)",
-                    b.tolerance_bps
-                )));
+                return Err(e(format!("{at}.tolerance_bps {} is over 10000 (100%)", b.tolerance_bps)));
             }
             if b.window_secs == 0 {
                 return Err(e(format!("{at}.window_secs must be positive")));
@@ -385,16 +380,15 @@ impl BridgeRules {
 pub fn join_bridge(rule: &BridgeRule, deposits: &[Deposit], releases: &[Release]) -> Joined {
     let mut out = Joined::default();
     let mut used: HashSet<usize> = HashSet::new();
-    let by_id: BTreeMap<&str, Vec<usize>> =
-        releases
-            .iter()
-            .enumerate()
-            .fold(BTreeMap::new(), |mut m, (i, r)| {
-                if let Some(id) = &r.id {
-                    m.entry(id.as_str()).or_default().push(i);
-                }
-                m
-            });
+    let by_id: BTreeMap<&str, Vec<usize>> = releases.iter().enumerate().fold(
+        BTreeMap::new(),
+        |mut m, (i, r)| {
+            if let Some(id) = &r.id {
+                m.entry(id.as_str()).or_default().push(i);
+            }
+            m
+        },
+    );
     let mut order: Vec<usize> = (0..deposits.len()).collect();
     order.sort_by_key(|&i| (deposits[i].time, i));
     let (num, den) = rule.rate();
@@ -440,11 +434,7 @@ pub fn join_bridge(rule: &BridgeRule, deposits: &[Deposit], releases: &[Release]
                 continue;
             }
             let paid = r.paid();
-            let err = if paid > expected {
-                paid - expected
-            } else {
-                expected - paid
-            };
+            let err = if paid > expected { paid - expected } else { expected - paid };
             if err <= tol {
                 cands.push((err, r.time, ri));
             }
@@ -493,11 +483,7 @@ fn amount_confidence(err: U256, tol: U256, n: usize) -> u32 {
 /// clean out = `amount_out` exactly and no unit is made or lost (methods.md §1.7, the swap
 /// rule, at the crossing's realised rate). Parts larger than `amount_in` in sum are capped
 /// at it (the deposit is all tainted).
-pub fn convert_taint(
-    tainted: &[(Label, U256)],
-    amount_in: U256,
-    amount_out: U256,
-) -> Vec<(Label, U256)> {
+pub fn convert_taint(tainted: &[(Label, U256)], amount_in: U256, amount_out: U256) -> Vec<(Label, U256)> {
     let sum = tainted.iter().fold(U256::ZERO, |a, t| a + t.1);
     let mut w: Vec<U256> = tainted.iter().map(|t| t.1).collect();
     w.push(amount_in.saturating_sub(sum));
@@ -580,8 +566,7 @@ pub fn memo_and_id_from_logs(logs: &[cointrail_evm::etl::Log]) -> (Option<String
     for l in logs {
         let Some(t0) = l.topics.first() else { continue };
         if *t0 == topics::thorchain_deposit() {
-            let data =
-                alloy_primitives::hex::decode(l.data.trim_start_matches("0x")).unwrap_or_default();
+            let data = alloy_primitives::hex::decode(l.data.trim_start_matches("0x")).unwrap_or_default();
             memo = abi_string_at(&data, 1);
         } else if *t0 == topics::bridge_deposit() {
             if let Some(t1) = l.topics.get(1) {

@@ -62,14 +62,7 @@ fn thorchain_joins_by_out_memo_and_checks_the_inbound_memo() {
         // Names H2 but pays another address than H2's memo: skipped with the reason.
         rel("cc", 700, DEST, 25_000_000, Some(&out2), None),
         // Names a deposit we do not follow: ignored.
-        rel(
-            "dd",
-            700,
-            DEST,
-            1,
-            Some(&format!("OUT:{}", "33".repeat(32))),
-            None,
-        ),
+        rel("dd", 700, DEST, 1, Some(&format!("OUT:{}", "33".repeat(32))), None),
     ];
     let j = join_thorchain(&deps, &rels);
     assert_eq!(j.joins.len(), 1);
@@ -78,30 +71,16 @@ fn thorchain_joins_by_out_memo_and_checks_the_inbound_memo() {
     assert_eq!(j.joins[0].confidence_ppm, 1_000_000);
     assert_eq!(j.skipped.len(), 1);
     assert_eq!(j.skipped[0].tx, "cc");
-    assert!(
-        j.skipped[0].reason.contains("does not pay"),
-        "{}",
-        j.skipped[0].reason
-    );
+    assert!(j.skipped[0].reason.contains("does not pay"), "{}", j.skipped[0].reason);
 }
 
 #[test]
 fn thorchain_refuses_an_unparseable_inbound_memo_and_joins_refunds() {
-    let deps = vec![dep(
-        H1,
-        100,
-        eth(1),
-        Some("=:BTC.BTC:bcrt1qx:notanumber"),
-        None,
-    )];
+    let deps = vec![dep(H1, 100, eth(1), Some("=:BTC.BTC:bcrt1qx:notanumber"), None)];
     let out = format!("OUT:{}", H1.trim_start_matches("0x"));
     let j = join_thorchain(&deps, &[rel("bb", 700, DEST, 5, Some(&out), None)]);
     assert!(j.joins.is_empty());
-    assert!(
-        j.skipped[0].reason.contains("does not parse"),
-        "{}",
-        j.skipped[0].reason
-    );
+    assert!(j.skipped[0].reason.contains("does not parse"), "{}", j.skipped[0].reason);
     let refund = format!("REFUND:{}", H1.trim_start_matches("0x"));
     let j = join_thorchain(&deps, &[rel("bb", 700, "0xthief", 5, Some(&refund), None)]);
     assert_eq!(j.joins[0].matched, Matched::ThorchainRefund);
@@ -133,15 +112,9 @@ fn bridge_joins_by_id() {
         rel("r7", 900, "y", 9_900_000, None, Some("7")),
     ];
     let j = join_bridge(b, &deps, &rels);
-    let pairs: Vec<(usize, usize, Matched)> = j
-        .joins
-        .iter()
-        .map(|x| (x.deposit, x.release, x.matched))
-        .collect();
-    assert_eq!(
-        pairs,
-        vec![(0, 1, Matched::BridgeId), (1, 0, Matched::BridgeId)]
-    );
+    let pairs: Vec<(usize, usize, Matched)> =
+        j.joins.iter().map(|x| (x.deposit, x.release, x.matched)).collect();
+    assert_eq!(pairs, vec![(0, 1, Matched::BridgeId), (1, 0, Matched::BridgeId)]);
 }
 
 #[test]
@@ -149,10 +122,7 @@ fn bridge_joins_by_amount_and_time_with_a_confidence() {
     let r = BridgeRules::parse(RULES, "rules.yaml").unwrap();
     let b = &r.bridges[0];
     // 2 ETH at 0.05 BTC/ETH = 10,000,000 sats expected, tolerance 2% = 200,000.
-    let deps = vec![
-        dep(H1, 1_000, eth(2), None, None),
-        dep(H2, 5_000, eth(1), None, None),
-    ];
+    let deps = vec![dep(H1, 1_000, eth(2), None, None), dep(H2, 5_000, eth(1), None, None)];
     let rels = vec![
         // Before the deposit: never.
         rel("early", 900, "a", 10_000_000, None, None),
@@ -171,11 +141,7 @@ fn bridge_joins_by_amount_and_time_with_a_confidence() {
     assert_eq!(j.joins[0].matched, Matched::AmountTime);
     assert_eq!(j.joins[0].confidence_ppm, 375_000);
     assert_eq!(j.skipped.len(), 1);
-    assert!(
-        j.skipped[0].reason.contains("5000000 ± 100000"),
-        "{}",
-        j.skipped[0].reason
-    );
+    assert!(j.skipped[0].reason.contains("5000000 ± 100000"), "{}", j.skipped[0].reason);
 }
 
 #[test]
@@ -187,10 +153,7 @@ fn bridge_rule_errors_name_the_field() {
     let e = BridgeRules::parse(&bad, "r.yaml").unwrap_err().to_string();
     assert!(e.contains("release.id"), "{e}");
     let bad = RULES.replace("rate_in: \"1000000000000000000\"", "rate_in: \"0\"");
-    assert!(BridgeRules::parse(&bad, "r.yaml")
-        .unwrap_err()
-        .to_string()
-        .contains("rate_in"));
+    assert!(BridgeRules::parse(&bad, "r.yaml").unwrap_err().to_string().contains("rate_in"));
     let bad = RULES.replace("window_secs", "windw_secs");
     assert!(BridgeRules::parse(&bad, "r.yaml").is_err());
     // JSON is YAML too.
@@ -207,8 +170,5 @@ fn taint_converted_at_a_swap_rate_conserves_value() {
     let t = convert_taint(&[(0, eth(6))], eth(10), u(49_999_999));
     assert_eq!(t, vec![(0, u(29_999_999))]);
     // All tainted: all of the output.
-    assert_eq!(
-        convert_taint(&[(0, eth(10))], eth(10), u(7)),
-        vec![(0, u(7))]
-    );
+    assert_eq!(convert_taint(&[(0, eth(10))], eth(10), u(7)), vec![(0, u(7))]);
 }

@@ -15,19 +15,8 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
     let s = json(
         &d,
         &[
-            "simulate",
-            "--chains",
-            "bitcoin,ethereum",
-            "--out",
-            sim.to_str().unwrap(),
-            "--txs",
-            "8000",
-            "--eth-txs",
-            "3000",
-            "--heist-eth",
-            "2000",
-            "--heist-fanout",
-            "60",
+            "simulate", "--chains", "bitcoin,ethereum", "--out", sim.to_str().unwrap(),
+            "--txs", "8000", "--eth-txs", "3000", "--heist-eth", "2000", "--heist-fanout", "60",
         ],
     );
     let p = |x: &str| sim.join(x).display().to_string();
@@ -50,10 +39,7 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            (
-                f[1].to_string(),
-                (f[0].to_string(), f[6].to_string(), f[7].parse().unwrap()),
-            )
+            (f[1].to_string(), (f[0].to_string(), f[6].to_string(), f[7].parse().unwrap()))
         })
         .collect();
     assert_eq!(v["chain"], "ethereum+bitcoin");
@@ -75,31 +61,21 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
         let t = h["tainted_sats"].as_u64().unwrap();
         assert!(t <= *sats);
         tainted += t;
-        *by.entry(h["via"].as_str().unwrap().to_string())
-            .or_insert(0) += 1;
+        *by.entry(h["via"].as_str().unwrap().to_string()).or_insert(0) += 1;
     }
     assert!(by["thorchain"] >= 10, "{by:?}");
     // The Bitcoin leg starts from exactly the converted taint and adds up.
     let b = &v["per_chain_totals"]["bitcoin"];
     assert_eq!(b["source_sats"].as_u64().unwrap(), tainted);
-    let sum: u64 = [
-        "unspent_sats",
-        "fee_sats",
-        "stopped_sats",
-        "mixer_sats",
-        "limit_sats",
-    ]
-    .iter()
-    .map(|k| b[*k].as_u64().unwrap())
-    .sum();
+    let sum: u64 = ["unspent_sats", "fee_sats", "stopped_sats", "mixer_sats", "limit_sats"]
+        .iter()
+        .map(|k| b[*k].as_u64().unwrap())
+        .sum();
     assert_eq!(sum, tainted);
     assert!(b["stopped_sats"].as_u64().unwrap() > tainted / 4);
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("Cross-chain hops") && page.contains("thorchain_out"));
     let rows = std::fs::read_to_string(&csv).unwrap();
-    assert_eq!(
-        rows.lines().filter(|l| l.starts_with("hop,")).count(),
-        hops.len()
-    );
+    assert_eq!(rows.lines().filter(|l| l.starts_with("hop,")).count(), hops.len());
     assert!(rows.lines().any(|l| l.starts_with("total,bitcoin,")));
 }

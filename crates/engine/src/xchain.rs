@@ -12,8 +12,9 @@ use cointrail_account::ledger::Ledger;
 use cointrail_account::runs::Label;
 use cointrail_account::tracer::AccountTrace;
 use cointrail_account::xchain::{
-    convert_taint, join_bridge, join_thorchain, memo_and_id_from_logs, norm_hash, op_return_text,
-    spread_over_payouts, BridgeRules, Deposit, Matched, Payout, Release, SkippedHop,
+    convert_taint, join_bridge, join_thorchain, memo_and_id_from_logs, norm_hash,
+    op_return_text, spread_over_payouts, BridgeRules, Deposit, Matched, Payout, Release,
+    SkippedHop,
 };
 use cointrail_chain::view::{display_txid, ChainView, OutNum};
 use cointrail_evm::movement::Asset;
@@ -107,9 +108,7 @@ pub fn cross_to_bitcoin(
             Ok(h) => h,
             Err(_) => continue,
         };
-        let Some(n) = ledger.tx_by_hash(&h) else {
-            continue;
-        };
+        let Some(n) = ledger.tx_by_hash(&h) else { continue };
         let addr: cointrail_evm::Address = to.parse().unwrap_or_default();
         let moves = ledger.tx_movements(n);
         // The block's time through the movement (a block summary would decode the block).
@@ -155,9 +154,7 @@ pub fn cross_to_bitcoin(
     let mut thor_rel: Vec<usize> = Vec::new();
     for i in 0..btc.op_return_count() {
         let (o, script) = btc.op_return_at(i);
-        let Some(text) = op_return_text(&script) else {
-            continue;
-        };
+        let Some(text) = op_return_text(&script) else { continue };
         let (thor, bridge) = if let Some(h) = text
             .strip_prefix("OUT:")
             .or_else(|| text.strip_prefix("REFUND:"))
@@ -191,9 +188,7 @@ pub fn cross_to_bitcoin(
             continue;
         }
         let dset: Vec<usize> = (0..deps.len())
-            .filter(|&i| {
-                !thor_joined.contains(&i) && b.is_deposit_address("ethereum", &deps[i].d.to)
-            })
+            .filter(|&i| !thor_joined.contains(&i) && b.is_deposit_address("ethereum", &deps[i].d.to))
             .collect();
         let rset = bridge_rel.get(&bi).cloned().unwrap_or_default();
         let sub_d: Vec<Deposit> = dset.iter().map(|&i| deps[i].d.clone()).collect();
@@ -253,11 +248,7 @@ pub fn cross_to_bitcoin(
             deposit_block: d.block,
             deposit_to: d.d.to.clone(),
             deposit_wei: d.d.amount.to_string(),
-            tainted_wei: d
-                .tainted
-                .iter()
-                .fold(U256::ZERO, |a, t| a + t.1)
-                .to_string(),
+            tainted_wei: d.tainted.iter().fold(U256::ZERO, |a, t| a + t.1).to_string(),
             release_tx: r.tx.clone(),
             release_height: btc.tx_height(tx),
             released_sats: paid.to::<u64>(),
@@ -282,9 +273,7 @@ fn release_of(btc: &Index, tx: u32, memo: &str, id: Option<String>) -> (Release,
     let mut payouts = Vec::new();
     let mut outs = Vec::new();
     for o in btc.tx_outputs(tx) {
-        let Some(a) = btc.output_addr(o) else {
-            continue;
-        };
+        let Some(a) = btc.output_addr(o) else { continue };
         if inputs.contains(&a) {
             continue;
         }

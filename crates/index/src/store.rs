@@ -653,9 +653,7 @@ impl Index {
         let len = u32_of(&rec[13..17]) as u64;
         (
             u40_of(rec),
-            (off..off + len)
-                .map(|k| self.opret_data.get(k)[0])
-                .collect(),
+            (off..off + len).map(|k| self.opret_data.get(k)[0]).collect(),
         )
     }
 

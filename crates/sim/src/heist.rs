@@ -264,11 +264,7 @@ impl Sim {
 
     fn drain_exchange(&mut self, h: usize) -> Result<(), SimError> {
         // Two-chain world (xchain): the coins arrive from a cross-chain vault instead.
-        if self.heists[h]
-            .params
-            .as_ref()
-            .is_some_and(|p| !p.router_payouts.is_empty())
-        {
+        if self.heists[h].params.as_ref().is_some_and(|p| !p.router_payouts.is_empty()) {
             return self.router_payouts(h);
         }
         let e = self.heists[h].victim_exchange.unwrap() as usize;

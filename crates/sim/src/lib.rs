@@ -12,9 +12,9 @@ pub mod evm;
 mod heist;
 pub mod keys;
 mod purse;
+pub mod scenario;
 /// The Bitcoin side of the two-chain world: vault payouts (THORChain outbounds, bridge releases).
 pub mod router;
-pub mod scenario;
 pub mod truth;
 /// `simulate --chains bitcoin,ethereum`: the two-chain world.
 pub mod twochain;

@@ -121,12 +121,7 @@ pub fn simulate_two_chains(
             "the Ethereum run made no crossing: raise the fan-out or the transactions".into(),
         ));
     }
-    let last = eth
-        .crossings
-        .iter()
-        .map(|c| c.eth_time)
-        .max()
-        .unwrap_or(eth_start);
+    let last = eth.crossings.iter().map(|c| c.eth_time).max().unwrap_or(eth_start);
     // Ten blocks of margin for the Bitcoin clock's jitter (±240 s a block).
     let start = econ + ((last - eth_start) / 600) as u32 + 10;
     let payouts: Vec<RouterPayout> = eth
@@ -160,10 +155,7 @@ pub fn simulate_two_chains(
     )
     .map_err(|e| io(&truth, e))?;
     write_bridges(&truth, &eth)?;
-    write_evm_attribution(
-        &out.join("ethereum/truth/addresses.tsv"),
-        &truth.join("attribution_evm.tsv"),
-    )?;
+    write_evm_attribution(&out.join("ethereum/truth/addresses.tsv"), &truth.join("attribution_evm.tsv"))?;
     let crossed_wei: u128 = eth
         .crossings
         .iter()
@@ -181,17 +173,11 @@ pub fn simulate_two_chains(
         bitcoin,
     };
     let p = truth.join("summary.json");
-    std::fs::write(
-        &p,
-        serde_json::to_string_pretty(&s).expect("serializes") + "\n",
-    )
-    .map_err(|e| io(&p, e))?;
+    std::fs::write(&p, serde_json::to_string_pretty(&s).expect("serializes") + "\n")
+        .map_err(|e| io(&p, e))?;
     let p = truth.join("config.json");
-    std::fs::write(
-        &p,
-        serde_json::to_string_pretty(cfg).expect("serializes") + "\n",
-    )
-    .map_err(|e| io(&p, e))?;
+    std::fs::write(&p, serde_json::to_string_pretty(cfg).expect("serializes") + "\n")
+        .map_err(|e| io(&p, e))?;
     Ok(s)
 }
 

@@ -16,10 +16,7 @@ fn crossings_are_paid_on_bitcoin_with_their_memos() {
     };
     let s = simulate_two_chains(&cfg, dir.path(), &mut |_, _| {}).unwrap();
     assert!(s.router_crossings > 10, "{}", s.router_crossings);
-    assert_eq!(
-        s.bitcoin.tx_kinds.get("router_outbound").copied(),
-        Some(s.crossings as u64)
-    );
+    assert_eq!(s.bitcoin.tx_kinds.get("router_outbound").copied(), Some(s.crossings as u64));
     let crossings = std::fs::read_to_string(dir.path().join("truth/crossings.tsv")).unwrap();
     let mut sats = 0u64;
     for line in crossings.lines().skip(1) {
@@ -27,10 +24,7 @@ fn crossings_are_paid_on_bitcoin_with_their_memos() {
         sats += f[7].parse::<u64>().unwrap();
         if f[0] == "router" {
             assert_eq!(f[9], format!("=:BTC.BTC:{}", f[6]));
-            assert_eq!(
-                f[8],
-                format!("OUT:{}", f[1].trim_start_matches("0x").to_uppercase())
-            );
+            assert_eq!(f[8], format!("OUT:{}", f[1].trim_start_matches("0x").to_uppercase()));
         }
     }
     assert_eq!(sats, s.crossed_sats);

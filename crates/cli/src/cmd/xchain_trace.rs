@@ -119,11 +119,7 @@ pub fn continue_on_bitcoin(
 
 /// The one JSON answer: the Ethereum leg as before, the hops, the Bitcoin leg and the
 /// per-chain totals (amounts of different chains are never added).
-fn combined(
-    r: &AccountReport,
-    x: &Crossed,
-    btc: Option<&TraceResult>,
-) -> Result<serde_json::Value> {
+fn combined(r: &AccountReport, x: &Crossed, btc: Option<&TraceResult>) -> Result<serde_json::Value> {
     let mut v = serde_json::to_value(r)?;
     v["chain"] = json!("ethereum+bitcoin");
     v["crossings"] = serde_json::to_value(x)?;
@@ -138,9 +134,7 @@ fn combined(
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 fn html(v: &serde_json::Value, labels: &[String]) -> String {
@@ -154,17 +148,7 @@ fn html(v: &serde_json::Value, labels: &[String]) -> String {
     s.push_str("<h3>Ethereum (base units per asset)</h3><table><tr><th>case</th><th>asset</th><th>source</th><th>converted in</th><th>held</th><th>stopped</th><th>fee</th><th>pooled</th><th>converted out</th></tr>");
     for t in v["totals"].as_array().into_iter().flatten() {
         s.push_str("<tr>");
-        for k in [
-            "label",
-            "asset",
-            "source",
-            "converted_in",
-            "held",
-            "stopped",
-            "fee",
-            "pooled",
-            "converted_out",
-        ] {
+        for k in ["label", "asset", "source", "converted_in", "held", "stopped", "fee", "pooled", "converted_out"] {
             s.push_str(&format!("<td>{}</td>", esc(&plain(&t[k]))));
         }
         s.push_str("</tr>");
@@ -198,12 +182,7 @@ fn html(v: &serde_json::Value, labels: &[String]) -> String {
     }
     s.push_str("</table><h2>Skipped hops</h2><ul>");
     for k in v["crossings"]["skipped"].as_array().into_iter().flatten() {
-        s.push_str(&format!(
-            "<li>{} {}: {}</li>",
-            esc(&plain(&k["chain"])),
-            esc(&plain(&k["tx"])),
-            esc(&plain(&k["reason"]))
-        ));
+        s.push_str(&format!("<li>{} {}: {}</li>", esc(&plain(&k["chain"])), esc(&plain(&k["tx"])), esc(&plain(&k["reason"]))));
     }
     s.push_str("</ul><h2>Ethereum stops</h2><table><tr><th>address</th><th>asset</th><th>amount</th><th>category</th><th>name</th></tr>");
     for t in v["stops"].as_array().into_iter().flatten() {
@@ -217,11 +196,7 @@ fn html(v: &serde_json::Value, labels: &[String]) -> String {
         ));
     }
     s.push_str("</table><h2>Bitcoin destinations</h2><table><tr><th>name</th><th>category</th><th>tainted sats</th><th>outputs</th></tr>");
-    for d in v["bitcoin"]["destinations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for d in v["bitcoin"]["destinations"].as_array().into_iter().flatten() {
         s.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&plain(&d["name"])),
@@ -252,12 +227,7 @@ fn csv(v: &serde_json::Value) -> String {
             q(&plain(&t["asset"])),
             plain(&t["source"]),
             plain(&t["stopped"]),
-            q(&format!(
-                "held {} fee {} pooled {}",
-                plain(&t["held"]),
-                plain(&t["fee"]),
-                plain(&t["pooled"])
-            ))
+            q(&format!("held {} fee {} pooled {}", plain(&t["held"]), plain(&t["fee"]), plain(&t["pooled"])))
         ));
     }
     if let Some(b) = v["bitcoin"]["totals"].as_object() {
@@ -265,13 +235,7 @@ fn csv(v: &serde_json::Value) -> String {
             "total,bitcoin,,,BTC,{},{},{}\n",
             plain(&b["source_sats"]),
             plain(&b["stopped_sats"]),
-            q(&format!(
-                "unspent {} fee {} mixer {} limit {}",
-                plain(&b["unspent_sats"]),
-                plain(&b["fee_sats"]),
-                plain(&b["mixer_sats"]),
-                plain(&b["limit_sats"])
-            ))
+            q(&format!("unspent {} fee {} mixer {} limit {}", plain(&b["unspent_sats"]), plain(&b["fee_sats"]), plain(&b["mixer_sats"]), plain(&b["limit_sats"])))
         ));
     }
     for h in v["crossings"]["hops"].as_array().into_iter().flatten() {
@@ -281,12 +245,7 @@ fn csv(v: &serde_json::Value) -> String {
             q(&plain(&h["release_tx"])),
             plain(&h["deposit_wei"]),
             plain(&h["tainted_sats"]),
-            q(&format!(
-                "{} {} confidence_ppm {}",
-                plain(&h["via"]),
-                plain(&h["matched"]),
-                plain(&h["confidence_ppm"])
-            ))
+            q(&format!("{} {} confidence_ppm {}", plain(&h["via"]), plain(&h["matched"]), plain(&h["confidence_ppm"])))
         ));
     }
     for t in v["stops"].as_array().into_iter().flatten() {
@@ -300,11 +259,7 @@ fn csv(v: &serde_json::Value) -> String {
             q(&format!("{} {}", plain(&t["category"]), plain(&t["name"])))
         ));
     }
-    for d in v["bitcoin"]["destinations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for d in v["bitcoin"]["destinations"].as_array().into_iter().flatten() {
         s.push_str(&format!(
             "destination,bitcoin,,{},BTC,,{},{}\n",
             q(&plain(&d["name"])),

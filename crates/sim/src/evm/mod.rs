@@ -205,10 +205,7 @@ pub fn simulate_evm(
     }
     let heist = h.finish(&truth_dir)?;
     e.write_crossings(&truth_dir)?;
-    let crossings =
-        e.x.as_ref()
-            .map(|x| x.crossings.clone())
-            .unwrap_or_default();
+    let crossings = e.x.as_ref().map(|x| x.crossings.clone()).unwrap_or_default();
     let xaddrs = e.x.as_ref().map(|x| x.addresses());
     let Econ {
         c,

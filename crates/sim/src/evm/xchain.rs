@@ -108,12 +108,7 @@ fn topic_word(a: &Address) -> String {
 impl Cross {
     /// Deploy the contracts, fund the relayer and the LST pool's provider, mint the LST
     /// (some of it to the victim's cold wallet). Call after `Econ::bootstrap`.
-    pub fn setup(
-        e: &mut Econ,
-        cfg: XchainEvm,
-        cold: Address,
-        cold_lst: u128,
-    ) -> Result<Cross, SimError> {
+    pub fn setup(e: &mut Econ, cfg: XchainEvm, cold: Address, cold_lst: u128) -> Result<Cross, SimError> {
         let lst = e.new_labelled("lst", "token")?;
         let lst_pool = e.new_labelled("dex", "pool")?;
         let router = e.new_labelled("thorchain", "router")?;
@@ -143,18 +138,8 @@ impl Cross {
             to: Some(lst),
             gas: 90_000,
             tokens: vec![
-                TokenMove {
-                    token: lst,
-                    from: Address::ZERO,
-                    to: lp,
-                    amount: liquidity,
-                },
-                TokenMove {
-                    token: lst,
-                    from: Address::ZERO,
-                    to: cold,
-                    amount: cold_lst,
-                },
+                TokenMove { token: lst, from: Address::ZERO, to: lp, amount: liquidity },
+                TokenMove { token: lst, from: Address::ZERO, to: cold, amount: cold_lst },
             ],
             input: "0x40c10f19",
             ..Default::default()
@@ -166,12 +151,7 @@ impl Cross {
             to: Some(lst_pool),
             value: liquidity,
             gas: 180_000,
-            tokens: vec![TokenMove {
-                token: lst,
-                from: lp,
-                to: lst_pool,
-                amount: liquidity,
-            }],
+            tokens: vec![TokenMove { token: lst, from: lp, to: lst_pool, amount: liquidity }],
             input: "0xe8e33700",
             ..Default::default()
         });
@@ -225,11 +205,7 @@ impl Econ {
     }
 
     /// An inbound THORChain swap of `value` wei to a fresh Bitcoin address of the thief.
-    pub(crate) fn router_swap(
-        &mut self,
-        from: Address,
-        value: u128,
-    ) -> Result<Option<u128>, SimError> {
+    pub(crate) fn router_swap(&mut self, from: Address, value: u128) -> Result<Option<u128>, SimError> {
         let (n, dest) = self.cross().dest();
         let (router, vault) = (self.cross().router, self.cross().vault);
         let memo = format!("=:BTC.BTC:{dest}");
@@ -249,11 +225,7 @@ impl Econ {
                 to: Some(router),
                 value,
                 gas: G_ROUTER,
-                internal: vec![Frame {
-                    from: router,
-                    to: vault,
-                    value,
-                }],
+                internal: vec![Frame { from: router, to: vault, value }],
                 logs: vec![log],
                 input: "0x44bc937b", // depositWithExpiry
                 ..Default::default()
@@ -284,11 +256,7 @@ impl Econ {
     }
 
     /// A generic bridge deposit (id in its event), released on Bitcoin.
-    pub(crate) fn bridge_out(
-        &mut self,
-        from: Address,
-        value: u128,
-    ) -> Result<Option<u128>, SimError> {
+    pub(crate) fn bridge_out(&mut self, from: Address, value: u128) -> Result<Option<u128>, SimError> {
         let (n, dest) = self.cross().dest();
         let id = self.cross().next_id;
         let bridge = self.cross().bridge;
@@ -342,8 +310,7 @@ impl Econ {
     pub(crate) fn mixer_note(&mut self, from: Address) -> Result<bool, SimError> {
         let pool = self.cross().tornado;
         let leaf = self.cross().leaf;
-        let commitment =
-            format!("0x{}", hex::encode(self.c.new_address().as_slice())) + &"0".repeat(24);
+        let commitment = format!("0x{}", hex::encode(self.c.new_address().as_slice())) + &"0".repeat(24);
         let ts = self.c.timestamp;
         let log = (
             pool,
@@ -379,45 +346,27 @@ impl Econ {
     /// Tornado withdrawals due in this block (relayer pays the gas, takes 0.1 ETH).
     pub(crate) fn mixer_withdrawals_due(&mut self) -> Result<(), SimError> {
         let n = self.c.number;
-        let Some(x) = self.x.as_mut() else {
-            return Ok(());
-        };
-        let Some(due) = x.withdrawals.remove(&n) else {
-            return Ok(());
-        };
+        let Some(x) = self.x.as_mut() else { return Ok(()) };
+        let Some(due) = x.withdrawals.remove(&n) else { return Ok(()) };
         let (pool, relayer) = (x.tornado, x.relayer);
         for to in due {
             let fee = ETH / 10;
-            let nullifier = format!(
-                "{}{}",
-                hex::encode(self.c.new_address().as_slice()),
-                "0".repeat(24)
-            );
+            let nullifier = format!("{}{}", hex::encode(self.c.new_address().as_slice()), "0".repeat(24));
             let log = (
                 pool,
                 vec![
                     format!("{:#x}", cointrail_account::swaps::TORNADO_WITHDRAWAL),
                     topic_word(&relayer),
                 ],
-                format!("000000000000000000000000{}", hex::encode(to.as_slice()))
-                    + &nullifier
-                    + &word(fee),
+                format!("000000000000000000000000{}", hex::encode(to.as_slice())) + &nullifier + &word(fee),
             );
             self.c.send(Tx {
                 from: relayer,
                 to: Some(pool),
                 gas: 400_000,
                 internal: vec![
-                    Frame {
-                        from: pool,
-                        to,
-                        value: NOTE - fee,
-                    },
-                    Frame {
-                        from: pool,
-                        to: relayer,
-                        value: fee,
-                    },
+                    Frame { from: pool, to, value: NOTE - fee },
+                    Frame { from: pool, to: relayer, value: fee },
                 ],
                 logs: vec![log],
                 input: "0x21a0adb6",
@@ -428,11 +377,7 @@ impl Econ {
     }
 
     /// Swap the LST for ETH on its pool (same constant-product rule as the stablecoin's).
-    pub(crate) fn swap_lst_for_eth(
-        &mut self,
-        from: Address,
-        amount: u128,
-    ) -> Option<(super::chain::Sent, u128)> {
+    pub(crate) fn swap_lst_for_eth(&mut self, from: Address, amount: u128) -> Option<(super::chain::Sent, u128)> {
         let (pool, token) = (self.cross().lst_pool, self.cross().lst);
         self.swap_token_for_eth_on(pool, token, from, amount, false)
     }
