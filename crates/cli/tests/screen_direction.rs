@@ -189,8 +189,15 @@ fn the_work_bound_is_named_and_what_it_cuts_is_reported() {
             continue;
         }
         found = true;
-        assert_eq!(cut["sent"]["beyond_limit_sats"].as_u64().unwrap(), sent, "{cut}");
-        assert!(rows(&cut, "sent").iter().all(|r| r["type"] == "ownership"), "{cut}");
+        assert_eq!(
+            cut["sent"]["beyond_limit_sats"].as_u64().unwrap(),
+            sent,
+            "{cut}"
+        );
+        assert!(
+            rows(&cut, "sent").iter().all(|r| r["type"] == "ownership"),
+            "{cut}"
+        );
         let text = cli(&dir, &["screen", a, "--max-edges", "1"]);
         assert!(
             text.contains("not followed: the walk reached its work bound (--max-edges 1"),
@@ -199,8 +206,14 @@ fn the_work_bound_is_named_and_what_it_cuts_is_reported() {
         let whole = json(&dir, &["screen", a]);
         assert_eq!(whole["parameters"]["max_edges"], 4000);
         assert_eq!(whole["sent"]["total_sats"].as_u64().unwrap(), sent);
-        assert!(whole["sent"]["beyond_limit_sats"].as_u64().unwrap() < sent, "{whole}");
+        assert!(
+            whole["sent"]["beyond_limit_sats"].as_u64().unwrap() < sent,
+            "{whole}"
+        );
         break;
     }
-    assert!(found, "no attributed address of the demo has spent anything");
+    assert!(
+        found,
+        "no attributed address of the demo has spent anything"
+    );
 }
