@@ -167,3 +167,53 @@ fn a_withdrawal_screened_out_shows_whom_it_pays() {
     );
     srv.stop();
 }
+
+/// The walk's work bound (`--max-edges`): every answer names it, and what it cuts is
+/// reported as beyond the limit, in JSON and in the human text. With room for one input or
+/// output, no spend of an exchange address (at least an input and an output) is followed.
+#[test]
+fn the_work_bound_is_named_and_what_it_cuts_is_reported() {
+    let (_d, dir) = demo_dir();
+    let attr = std::fs::read_to_string(dir.join("attribution.tsv")).unwrap();
+    let mut found = false;
+    for a in attr
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split('\t').next())
+        .take(60)
+    {
+        let cut = json(&dir, &["screen", a, "--max-edges", "1"]);
+        assert_eq!(cut["parameters"]["max_edges"], 1, "{cut}");
+        let sent = cut["sent"]["total_sats"].as_u64().unwrap();
+        if sent == 0 {
+            continue;
+        }
+        found = true;
+        assert_eq!(
+            cut["sent"]["beyond_limit_sats"].as_u64().unwrap(),
+            sent,
+            "{cut}"
+        );
+        assert!(
+            rows(&cut, "sent").iter().all(|r| r["type"] == "ownership"),
+            "{cut}"
+        );
+        let text = cli(&dir, &["screen", a, "--max-edges", "1"]);
+        assert!(
+            text.contains("not followed: the walk reached its work bound (--max-edges 1"),
+            "{text}"
+        );
+        let whole = json(&dir, &["screen", a]);
+        assert_eq!(whole["parameters"]["max_edges"], 4000);
+        assert_eq!(whole["sent"]["total_sats"].as_u64().unwrap(), sent);
+        assert!(
+            whole["sent"]["beyond_limit_sats"].as_u64().unwrap() < sent,
+            "{whole}"
+        );
+        break;
+    }
+    assert!(
+        found,
+        "no attributed address of the demo has spent anything"
+    );
+}

@@ -597,6 +597,12 @@ impl Screener<'_> {
             if w == 0 {
                 continue;
             }
+            // No transaction has no input: with the bound used up, every branch left is cut
+            // (without looking for its transaction, a search of the whole chain's).
+            if edges >= self.params.max_edges {
+                flow.beyond_limit_sats += w;
+                continue;
+            }
             let t = self.view.output_tx(o);
             self.back_step(sc, t, w, h, path, day, &mut edges, &mut queue, acc, flow);
         }
@@ -618,10 +624,6 @@ impl Screener<'_> {
         acc: &mut Acc,
         flow: &mut Flow,
     ) {
-        if self.view.is_coinbase(t) {
-            flow.coinbase_sats += w;
-            return;
-        }
         let inputs = self.view.tx_inputs(t);
         let n = (inputs.end - inputs.start) as usize;
         if *edges + n > self.params.max_edges {
@@ -629,11 +631,14 @@ impl Screener<'_> {
             return;
         }
         *edges += n;
+        if self.view.is_coinbase(t) {
+            flow.coinbase_sats += w;
+            return;
+        }
         let height = self.view.tx_height(t);
         let path2 = sc.paths.push(path, t);
         sc.prev.clear();
-        sc.prev
-            .extend(inputs.map(|i| self.view.input_prevout(i)));
+        sc.prev.extend(inputs.map(|i| self.view.input_prevout(i)));
         // The outputs spent are all over the chain: start loading them together, so
         // their cache misses overlap instead of coming one after another.
         for p in &sc.prev {
@@ -675,9 +680,7 @@ impl Screener<'_> {
                     || sc.paths.to_vec(path2),
                     day,
                 ),
-                None if hop < self.params.max_hops => {
-                    queue.push_back((po, share, hop, path2, day))
-                }
+                None if hop < self.params.max_hops => queue.push_back((po, share, hop, path2, day)),
                 None => flow.unattributed_sats += share,
             }
         }
@@ -745,8 +748,7 @@ impl Screener<'_> {
             let day = if day == u32::MAX { self.day(s) } else { day };
             let path2 = sc.paths.push(path, s);
             sc.prev.clear();
-            sc.prev
-                .extend(inputs.map(|i| self.view.input_prevout(i)));
+            sc.prev.extend(inputs.map(|i| self.view.input_prevout(i)));
             for p in &sc.prev {
                 if let Prevout::Output(po) = p {
                     self.view.prefetch_output(*po);

@@ -219,12 +219,15 @@ pub fn human(subject: &str, s: &cointrail_risk::Screening, max_hops: u32) -> Str
             btc(rc.self_change_sats)
         );
     }
+    if rc.beyond_limit_sats > 0 {
+        let _ = write!(line, "; {}", cut_text(rc.beyond_limit_sats, s));
+    }
     // A forward screening of one output (a withdrawal) received nothing from others to report.
     if s.subject["direction"] != "out" {
         let _ = writeln!(o, "{line}");
     }
     let sn = &s.sent;
-    let _ = writeln!(
+    let _ = write!(
         o,
         "sent {} ({} more that still sits in unspent outputs along the way is left out): {} reached no labelled party within {max_hops} hops, {} paid as fees",
         btc(sn.total_sats),
@@ -232,6 +235,10 @@ pub fn human(subject: &str, s: &cointrail_risk::Screening, max_hops: u32) -> Str
         btc(sn.unattributed_sats),
         btc(sn.fee_sats)
     );
+    if sn.beyond_limit_sats > 0 {
+        let _ = write!(o, "; {}", cut_text(sn.beyond_limit_sats, s));
+    }
+    let _ = writeln!(o);
     o
 }
 
@@ -265,4 +272,14 @@ pub fn soft_human(x: &[cointrail_engine::SoftExposure]) -> String {
         );
     }
     o
+}
+
+/// What the walk's work bounds left unfollowed, and how to follow more.
+fn cut_text(sats: u64, s: &cointrail_risk::Screening) -> String {
+    format!(
+        "{} not followed: the walk reached its work bound (--max-edges {}, {} branches at most)",
+        crate::human::btc(sats),
+        s.parameters["max_edges"],
+        s.parameters["max_steps"]
+    )
 }
