@@ -7,13 +7,15 @@
 # Steps: simulate (seed 7), ingest, cluster build (multi-input), case import-sim,
 # sim-attribution, export --format parquet, trace sim-heist-0 under fifo and haircut;
 # then one spark-submit-equivalent run of clustering + exposure (every EXPOSURE_EVERY-th
-# address, default 1 = all) + taint. cointrail's own exposure has no whole-chain batch
-# form: its figure is `screen` per address (BENCHMARKS.md, screening service).
+# address, default 1000: three-hop walks fan out a thousandfold, so every address of a 1M
+# chain is a cluster job) + taint. cointrail's own exposure has no whole-chain batch form:
+# its figure is `screen` per address (BENCHMARKS.md, screening service).
+# COINTRAIL_SPARK_DEBUG=1 puts each exposure hop's frontier and rows in WORK_DIR/spark.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TXS=${1:?TXS}
 W=${2:-$(mktemp -d)}
-EVERY=${3:-1}
+EVERY=${3:-1000}
 BIN=target/release/cointrail
 [ -x "$BIN" ] || cargo build --release --locked -p cointrail
 PY=$(scripts/install-spark.sh)

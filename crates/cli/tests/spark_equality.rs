@@ -180,7 +180,8 @@ fn spark_jobs_equal_cointrail_on_the_demo_chain() {
         "the demo has exposure to compare ({} rows)",
         ours.len()
     );
-    let kinds: std::collections::BTreeSet<_> = ours.keys().map(|k| (k.1.clone(), k.3.clone())).collect();
+    let kinds: std::collections::BTreeSet<_> =
+        ours.keys().map(|k| (k.1.clone(), k.3.clone())).collect();
     assert!(
         kinds.len() >= 5,
         "received and sent, direct and indirect (and ownership) rows are compared: {kinds:?}"
