@@ -103,6 +103,7 @@ mod tests {
             "kucoin-structured",
             "mixer-heavy",
             "coinjoin-consolidate",
+            "holdout",
         ] {
             let path = format!("{}/../../scenarios/{f}.yaml", env!("CARGO_MANIFEST_DIR"));
             let text = std::fs::read_to_string(&path).unwrap();

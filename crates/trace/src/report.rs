@@ -291,7 +291,7 @@ fn render(r: &TraceResult, title: &str, e: &Escape) -> String {
     let dormant: Vec<_> = r
         .outputs
         .iter()
-        .filter(|o| !o.spent && held(*o) > 0)
+        .filter(|o| !o.spent && held(o) > 0)
         .collect();
     let _ = writeln!(s, "\n## Dormant funds ({} outputs)\n\n| output | address | tainted (BTC) | height | held by |\n|---|---|---:|---:|---|", dormant.len());
     for o in dormant.iter().take(50) {
@@ -301,7 +301,7 @@ fn render(r: &TraceResult, title: &str, e: &Escape) -> String {
             code(&o.txid),
             o.vout,
             x(o.address.as_deref().unwrap_or("-")),
-            btc(held(*o)),
+            btc(held(o)),
             o.height,
             if o.stop_reason.is_some() {
                 "the thief's entity (balance)"

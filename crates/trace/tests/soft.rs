@@ -933,3 +933,73 @@ fn an_unlabelled_mixer_is_told_by_its_pattern_and_an_exchange_is_not() {
     assert_eq!(at(&r, &ch, cash, 0), (0, 0));
     assert_eq!(r.totals.unspent_sats, 1_000_000_000);
 }
+
+/// Two unstructured deposits of 500,000,000 into a labelled mixer; two withdrawals in the
+/// band of both (485,000,000 and 487,500,000, 3 and 5 blocks later), each cashed out alone
+/// to an exchange the next block. Each deposit has two cashed-out candidates, but there
+/// are two tainted deposits they fit: the first takes the earliest (0.8), the second is
+/// then left with one (0.8). Must not: a third withdrawal in the band, also cashed out,
+/// makes three candidates for two deposits: nothing is followed.
+#[test]
+fn cashed_out_withdrawals_no_more_than_the_thiefs_deposits_are_taken_one_each() {
+    let build = |third: bool| {
+        let mut ch = Chain::new();
+        let victim = ch.tx(&[], &[(1, 1_000_100_000)]);
+        let pool = ch.tx(
+            &[],
+            &[
+                (MIXER_POOL, 5_000_000_000),
+                (MIXER_POOL, 5_000_000_000),
+                (MIXER_POOL, 5_000_000_000),
+            ],
+        );
+        let theft = ch.tx(&[(victim, 0)], &[(10, 500_050_000), (11, 500_040_000)]);
+        let _d1 = ch.tx(&[(theft, 0)], &[(MIXER, 500_000_000)]);
+        let _d2 = ch.tx(&[(theft, 1)], &[(MIXER, 500_000_000)]);
+        let w1 = ch.tx(
+            &[(pool, 0)],
+            &[(40, 485_000_000), (MIXER_CHANGE, 4_514_990_000)],
+        );
+        let c1 = ch.tx(&[(w1, 0)], &[(EXCH, 484_990_000)]);
+        let w2 = ch.tx(
+            &[(pool, 1)],
+            &[(41, 487_500_000), (MIXER_CHANGE, 4_512_490_000)],
+        );
+        let c2 = ch.tx(&[(w2, 0)], &[(EXCH, 487_490_000)]);
+        if third {
+            let w3 = ch.tx(
+                &[(pool, 2)],
+                &[(42, 490_000_000), (MIXER_CHANGE, 4_509_990_000)],
+            );
+            ch.tx(&[(w3, 0)], &[(EXCH, 489_990_000)]);
+        }
+        let mut w = World::default();
+        w.services.insert(EXCH, ("exchange", "Exchange X"));
+        for s in [MIXER, MIXER_POOL, MIXER_CHANGE] {
+            w.services.insert(s, ("mixer", "Mixer M"));
+        }
+        (ch, w, victim, [c1, c2])
+    };
+    let (ch, w, victim, [c1, c2]) = build(false);
+    let r = run(&ch, &w, ch.out(victim, 0), soft_only());
+    assert_eq!(r.soft_hops.len(), 2, "{:?}", r.demix);
+    for h in &r.soft_hops {
+        assert_eq!((h.rule.as_str(), h.score), ("mixer-demix", 0.8), "{h:?}");
+    }
+    assert!(
+        r.soft_hops[0]
+            .facts
+            .iter()
+            .any(|f| f.contains("the earliest of 2 cashed out, for 2 tainted deposits")),
+        "{:?}",
+        r.soft_hops[0].facts
+    );
+    assert_eq!(at(&r, &ch, c1, 0).0, 0);
+    assert!(at(&r, &ch, c1, 0).1 > 0 && at(&r, &ch, c2, 0).1 > 0);
+
+    let (ch, w, victim, [c1, c2]) = build(true);
+    let r = run(&ch, &w, ch.out(victim, 0), soft_only());
+    assert!(r.soft_hops.is_empty(), "{:?}", r.soft_hops);
+    assert_eq!(at(&r, &ch, c1, 0), (0, 0));
+    assert_eq!(at(&r, &ch, c2, 0), (0, 0));
+}

@@ -50,7 +50,7 @@ pub fn dormant_loot(r: &TraceResult, idx: &Index) -> DormantLoot {
         Some("thief_entity") => o.held_sats,
         _ => 0,
     };
-    for o in r.outputs.iter().filter(|o| !o.spent && held(*o) > 0) {
+    for o in r.outputs.iter().filter(|o| !o.spent && held(o) > 0) {
         let age = tip.saturating_sub(time_at(idx, o.height));
         let bucket = AGES.iter().position(|(max, _)| age < *max).unwrap_or(0);
         let g = groups

@@ -273,6 +273,41 @@ impl Tracer<'_> {
                 .map(|(c, outs)| self.cashed_out(outs, c.height, dp.cashout_blocks))
                 .collect();
             let k_habit = habits.iter().filter(|h| h.is_some()).count();
+            // Several cashed-out candidates may be the payouts of the thief's *other*
+            // tainted deposits into the same mixer: m = this deposit and those others one of
+            // these candidates fits (fee band, window). When the cashed-out candidates are
+            // no more than m, each deposit takes one, the earliest first.
+            let mut m = 1;
+            if k_habit > 1 {
+                for j in 0..deps.len() {
+                    if j == i || deps[j].mixer != d.mixer {
+                        continue;
+                    }
+                    let hj = view.tx_height(view.output_tx(deps[j].out));
+                    let fits = cands.iter().zip(&habits).any(|((c, _), hb)| {
+                        let vj = vals[j];
+                        hb.is_some()
+                            && c.withdrawn_sats < vj
+                            && c.height >= hj.saturating_add(dp.delay_min)
+                            && c.height <= hj.saturating_add(dp.delay_max)
+                            && {
+                                let bp =
+                                    ((vj - c.withdrawn_sats) as u128 * 10_000 / vj as u128) as u32;
+                                bp >= dp.fee_min_bp && bp <= dp.fee_max_bp
+                            }
+                    });
+                    if fits {
+                        m += 1;
+                    }
+                }
+            }
+            let shared = k_habit > 1 && k_habit <= m;
+            let first_habit = cands
+                .iter()
+                .zip(&habits)
+                .filter(|(_, h)| h.is_some())
+                .map(|((c, _), _)| c.height)
+                .min();
             for ((c, _), habit) in cands.iter_mut().zip(&habits) {
                 let script_match = c.evidence[2].contains(" match ");
                 c.evidence.push(if k == 1 {
@@ -280,9 +315,12 @@ impl Tracer<'_> {
                 } else {
                     format!("{k} withdrawals in the fee band within the window")
                 });
-                let by_habit = k > 1 && k_habit == 1 && habit.is_some();
+                let by_shared = shared && habit.is_some() && Some(c.height) == first_habit;
+                let by_habit = k > 1 && habit.is_some() && (k_habit == 1 || by_shared);
                 if let Some(h) = habit {
-                    c.evidence.push(if by_habit {
+                    c.evidence.push(if by_shared {
+                        format!("the earliest of {k_habit} cashed out, for {m} tainted deposits into this mixer that they fit (each takes one): {h}")
+                    } else if by_habit {
                         format!("the only one of them cashed out: {h}")
                     } else {
                         format!("cashed out: {h}")
