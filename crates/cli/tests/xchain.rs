@@ -58,6 +58,17 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
         .collect();
     assert_eq!(v["chain"], "ethereum+bitcoin");
     assert_eq!(v["conserved"], true);
+    // The stolen tokens (LST, stablecoin) sold on the DEX decode as conversions: all of
+    // each converts to ETH, none stays behind at the pool or is taken as clean ETH.
+    assert!(!v["conversions"].as_array().unwrap().is_empty());
+    for t in v["totals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !t["token"].is_null())
+    {
+        assert_eq!(t["converted_out"], t["source"], "{t}");
+    }
     let hops = v["crossings"]["hops"].as_array().unwrap();
     assert!(hops.len() >= 10, "{} hops", hops.len());
     let mut tainted = 0u64;

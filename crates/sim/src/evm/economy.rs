@@ -337,7 +337,10 @@ impl Econ {
         (
             pool,
             vec![SWAP_TOPIC.to_string(), who],
-            [sold_id, sold, bought_id, bought].iter().map(|v| word(*v)).collect(),
+            [sold_id, sold, bought_id, bought]
+                .iter()
+                .map(|v| word(*v))
+                .collect(),
         )
     }
 
