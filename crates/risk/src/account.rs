@@ -394,6 +394,9 @@ fn split_u256_wide(w: U256, parts: &[U256]) -> Vec<U256> {
 
 type RowKey = (String, ExposureType, bool, u32);
 
+/// Visits a list's relevant ids, newest first, while the callback says go on.
+type Visit<'a> = dyn Fn(&mut dyn FnMut(u64) -> bool) + 'a;
+
 /// The transactions from the subject to where a branch is, shared between branches (one
 /// pointer per branch, not a copy of its path).
 #[derive(Clone, Default)]
@@ -532,7 +535,7 @@ impl AccountScreener<'_> {
         &self,
         walk: &mut Walk,
         n: u64,
-        visit: &dyn Fn(&mut dyn FnMut(u64) -> bool),
+        visit: &Visit,
         keep: &dyn Fn(&Transfer) -> bool,
         out: &mut Vec<Transfer>,
     ) -> bool {
