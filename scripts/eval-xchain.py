@@ -23,7 +23,9 @@ simulator's truth:
 DATA_DIR must hold both chains ingested, OUT/truth/attribution.tsv and bridges.yaml
 copied in, and the case (`case create CASE --from-tx DRAIN_TX`). COINTRAIL_BIN names the
 binary (default ./target/release/cointrail). Prints a Markdown table; `--json` last
-argument prints the figures as JSON instead."""
+argument prints the figures as JSON instead. COINTRAIL_TRACE_ARGS adds options to the trace
+(e.g. "--entity-aware --soft-hops" for the Bitcoin leg); recall counts proven taint only,
+and soft taint at the same outputs is reported apart (`soft recall`)."""
 import json, os, subprocess, sys
 from collections import defaultdict
 
@@ -35,7 +37,8 @@ model = args[3] if len(args) > 3 else "fifo"
 cli = os.environ.get("COINTRAIL_BIN", "./target/release/cointrail")
 
 out = subprocess.run(
-    [cli, "--data-dir", data, "--json", "trace", case, "--model", model],
+    [cli, "--data-dir", data, "--json", "trace", case, "--model", model]
+    + os.environ.get("COINTRAIL_TRACE_ARGS", "").split(),
     capture_output=True, text=True)
 if out.returncode != 0:
     sys.exit(f"trace failed: {out.stderr}")
@@ -132,6 +135,8 @@ for kind in sorted({k for k, _ in cross.values()}):
 btc = r.get("bitcoin") or {}
 at_services = {f"{o['txid']}:{o['vout']}": o["tainted_sats"] for o in btc.get("outputs", [])
                if (o.get("stop_reason") or "").startswith("service:")}
+soft_at = {f"{o['txid']}:{o['vout']}": o.get("soft_sats", 0) for o in btc.get("outputs", [])
+           if (o.get("stop_reason") or "").startswith("service:")}
 paid = defaultdict(dict)
 p = f"{sim}/bitcoin/truth/thief_payments.tsv"
 if os.path.exists(p):
@@ -144,8 +149,10 @@ real = sum(t for op, t in at_services.items() if op in all_paid)
 for kind, pay in sorted(paid.items()):
     total = sum(pay.values())
     found = sum(min(at_services.get(op, 0), v) for op, v in pay.items())
+    soft = sum(min(at_services.get(op, 0) + soft_at.get(op, 0), v) for op, v in pay.items())
     rows.append({"chain": "bitcoin", "stage": kind, "asset": "BTC", "payments": len(pay),
                  "truth": total, "found": found, "recall": found / total if total else None,
+                 "recall_with_soft": soft / total if total else None,
                  "precision": real / total_found if total_found else None})
 
 def all_recall(chain_pred):
@@ -157,7 +164,7 @@ if as_json:
     sys.exit(0)
 fmt = lambda x: "-" if x is None else f"{x:.3f}"
 print(f"case {case}, model {model}: recall by value per laundering stage (truth: heist_hops.tsv, crossings.tsv, thief_payments.tsv)")
-print("| chain | stage | asset | payments | true amount | found | recall | precision |")
-print("|---|---|---|---:|---:|---:|---:|---:|")
+print("| chain | stage | asset | payments | true amount | found | recall | recall with soft hops | precision |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|")
 for x in rows:
-    print(f"| {x['chain']} | {x['stage']} | {x['asset']} | {x['payments']} | {x['truth']} | {x['found']} | {fmt(x['recall'])} | {fmt(x.get('precision'))} |")
+    print(f"| {x['chain']} | {x['stage']} | {x['asset']} | {x['payments']} | {x['truth']} | {x['found']} | {fmt(x['recall'])} | {fmt(x.get('recall_with_soft'))} | {fmt(x.get('precision'))} |")
