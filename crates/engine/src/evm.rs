@@ -6,10 +6,11 @@
 use crate::Engine;
 use anyhow::{Context, Result};
 use cointrail_evm::movement::MovementKind;
-use cointrail_evm::{parse_address, Address};
+use cointrail_evm::{parse_address, Address, U256};
 use cointrail_index::evm::EvmIndex;
 use cointrail_risk::account::{
     AccountScreener, AccountScreening, AccountView, AcctId, AssetInfo, Transfer, TransferKind,
+    WalkOptions,
 };
 use cointrail_risk::{Attribution, Attributor, ExposureParams};
 use std::collections::HashMap;
@@ -42,6 +43,9 @@ pub struct EvmSide {
 impl Attributor for EvmSide {
     fn attribute(&self, a: AcctId) -> Vec<Attribution> {
         self.labels.get(&a).cloned().unwrap_or_default()
+    }
+    fn is_labelled(&self, a: AcctId) -> bool {
+        self.labels.contains_key(&a)
     }
 }
 
@@ -132,6 +136,36 @@ impl AccountView for EvmSide {
                 id > after && (self.index.raw_movement(id).asset != asset || f(id))
             })
         }
+    }
+    fn received_of_sum_below(&self, a: AcctId, asset: u32, r: u64) -> U256 {
+        self.index
+            .received_of_sum_below(a, asset, r)
+            .unwrap_or_else(|| {
+                let mut sum = U256::ZERO;
+                self.index.each_movement_of(a, false, &mut |id| {
+                    let m = self.index.raw_movement(id);
+                    if id < r && m.asset == asset {
+                        sum = sum.saturating_add(m.amount);
+                    }
+                    true
+                });
+                sum
+            })
+    }
+    fn sent_of_sum_between(&self, a: AcctId, asset: u32, after: u64, s: u64) -> U256 {
+        self.index
+            .sent_of_sum_between(a, asset, after, s)
+            .unwrap_or_else(|| {
+                let mut sum = U256::ZERO;
+                self.index.each_movement_of(a, true, &mut |id| {
+                    let m = self.index.raw_movement(id);
+                    if id > after && id < s && m.asset == asset {
+                        sum = sum.saturating_add(m.amount);
+                    }
+                    id > after
+                });
+                sum
+            })
     }
     fn tx_name(&self, tx: u64) -> String {
         self.index.tx_hash(tx).to_string()
@@ -330,6 +364,17 @@ impl Engine {
         address: &str,
         params: &ExposureParams,
     ) -> Result<AccountScreening, EvmError> {
+        self.screen_evm_with(chain, address, params, WalkOptions::default())
+    }
+
+    /// [`Self::screen_evm`] with explicit walk options (`max_branch_reads`).
+    pub fn screen_evm_with(
+        &self,
+        chain: &str,
+        address: &str,
+        params: &ExposureParams,
+        opts: WalkOptions,
+    ) -> Result<AccountScreening, EvmError> {
         let side = self.evm(chain)?;
         let (_, id) = side.address(address)?;
         let screener = AccountScreener {
@@ -339,7 +384,7 @@ impl Engine {
             params,
             prices: &*self.prices,
         };
-        let mut s = screener.address(chain, id);
+        let mut s = screener.address_with(chain, id, opts);
         s.provenance = side.provenance();
         Ok(s)
     }

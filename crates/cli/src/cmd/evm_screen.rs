@@ -108,7 +108,7 @@ pub fn human(s: &AccountScreening, max_hops: u32) -> String {
             let u = |x: &str| units(x, &f.asset.asset, f.asset.decimals);
             let _ = writeln!(
                 o,
-                "{dir} {}: {} reached no labelled party within {max_hops} hops, {} from before the indexed blocks, {} new (rewards, withdrawals, mints), {} gas, {} still held along the way, {} beyond the step bound, {} in branches under the minimum share not walked on",
+                "{dir} {}: {} reached no labelled party within {max_hops} hops, {} from before the indexed blocks, {} new (rewards, withdrawals, mints), {} gas, {} still held along the way, {} beyond the step bound, {} in branches under the minimum share not walked on, {} in counterparties' older transfers beyond the branch read cap",
                 u(&f.total),
                 u(&f.unattributed),
                 u(&f.outside_index),
@@ -116,7 +116,8 @@ pub fn human(s: &AccountScreening, max_hops: u32) -> String {
                 u(&f.fee),
                 u(&f.held),
                 u(&f.beyond_limit),
-                u(&f.below_min_share)
+                u(&f.below_min_share),
+                u(&f.beyond_branch_reads)
             );
         }
     }
