@@ -35,6 +35,10 @@ pub struct EvmSide {
     pub chain: String,
     pub index: EvmIndex,
     labels: HashMap<AcctId, Vec<Attribution>>,
+    /// One bit per address id up to the highest labelled one: whether it has labels (the
+    /// walk asks this of every counterparty it meets; a bit is one read, a hash probe a
+    /// cache miss).
+    labelled: Vec<u64>,
     pub attribution_note: serde_json::Value,
     /// The zero address's id: a token it sends is minted.
     sink: Option<AcctId>,
@@ -45,7 +49,9 @@ impl Attributor for EvmSide {
         self.labels.get(&a).cloned().unwrap_or_default()
     }
     fn is_labelled(&self, a: AcctId) -> bool {
-        self.labels.contains_key(&a)
+        self.labelled
+            .get(a as usize / 64)
+            .is_some_and(|w| w & (1u64 << (a % 64)) != 0)
     }
 }
 
@@ -276,11 +282,16 @@ impl EvmSide {
         }
         let attribution_note = serde_json::json!({"attributed_addresses": labels.len()});
         let sink = index.address_id(&cointrail_evm::movement::SINK);
+        let mut labelled = vec![0u64; labels.keys().max().map_or(0, |m| *m as usize / 64 + 1)];
+        for a in labels.keys() {
+            labelled[*a as usize / 64] |= 1u64 << (a % 64);
+        }
         Ok(EvmSide {
             sink,
             chain: chain.to_string(),
             index,
             labels,
+            labelled,
             attribution_note,
         })
     }

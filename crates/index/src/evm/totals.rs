@@ -493,8 +493,34 @@ impl EvmIndex {
     /// The pairs of an address: (asset, latest receipt id+1, latest send id+1).
     pub(crate) fn accts_of(&self, a: u32) -> Vec<(u32, u64, u64)> {
         let mut out = Vec::new();
+        self.each_acct_of(a, &mut |asset, i| {
+            let rin = self.committed_ptr(u40_of(&self.totals.acct_in.get(i)[..5]), TO_PREV_ASSET);
+            let rout =
+                self.committed_ptr(u40_of(&self.totals.acct_out.get(i)[..5]), FROM_PREV_ASSET);
+            out.push((asset, rin, rout));
+            true
+        });
+        out
+    }
+
+    /// `a`'s latest send of `asset` (id+1, 0 = none), without listing its other pairs.
+    fn latest_send_of(&self, a: u32, asset: u32) -> u64 {
+        let mut rout = 0;
+        self.each_acct_of(a, &mut |x, i| {
+            if x != asset {
+                return true;
+            }
+            rout = self.committed_ptr(u40_of(&self.totals.acct_out.get(i)[..5]), FROM_PREV_ASSET);
+            false
+        });
+        rout
+    }
+
+    /// Visit the pairs of an address (asset, pair record index), newest first, while `f`
+    /// says go on.
+    fn each_acct_of(&self, a: u32, f: &mut dyn FnMut(u32, u64) -> bool) {
         if !self.has_totals() || a as u64 >= self.totals.addr_acct.len() {
-            return out;
+            return;
         }
         let n = self.totals.acct.len();
         let mut cur = u40_of(&self.totals.addr_acct.get(a as u64)[..5]);
@@ -510,20 +536,18 @@ impl EvmIndex {
                 .read_exact_at(&mut b, i * ACCT_W as u64)
                 .is_err()
             {
-                return out;
+                return;
             }
             cur = u40_of(&b[8..13]);
         }
         while let Some(i) = ptr(cur) {
             let r = self.totals.acct.get(i);
             let asset = u32::from_le_bytes(r[4..8].try_into().unwrap());
-            let rin = self.committed_ptr(u40_of(&self.totals.acct_in.get(i)[..5]), TO_PREV_ASSET);
-            let rout =
-                self.committed_ptr(u40_of(&self.totals.acct_out.get(i)[..5]), FROM_PREV_ASSET);
-            out.push((asset, rin, rout));
+            if !f(asset, i) {
+                return;
+            }
             cur = u40_of(&r[8..13]);
         }
-        out
     }
 
     /// Received and sent per asset by movements below `limit` (all when None), from the
@@ -667,9 +691,7 @@ impl EvmIndex {
         if !self.has_totals() {
             return false;
         }
-        let Some((_, _, mut cur)) = self.accts_of(a).into_iter().find(|x| x.0 == asset) else {
-            return true;
-        };
+        let mut cur = self.latest_send_of(a, asset);
         while let Some(i) = ptr(cur) {
             if i <= after || !f(i) {
                 break;
