@@ -299,7 +299,12 @@ fn ethereum_api_answers_what_the_cli_prints() {
         &key,
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.json()["parameters"]["max_branch_reads"], 1);
+    let capped = r.json();
+    assert_eq!(capped["parameters"]["max_branch_reads"], 1);
+    assert_eq!(
+        strip(capped),
+        json(&data, &["screen", T, "--max-branch-reads", "1"])
+    );
     let r = get(
         &a,
         &format!(

@@ -13,7 +13,11 @@ pub fn run(a: &ScreenArgs, g: &Global) -> Result<()> {
     e.attach_evm()?;
     let mut p = e.params.clone();
     p.max_hops = a.max_hops;
-    let s = e.screen_evm("ethereum", &a.subject, &p)?;
+    let mut opts = cointrail_risk::account::WalkOptions::default();
+    if let Some(r) = a.max_branch_reads {
+        opts.max_branch_reads = r;
+    }
+    let s = e.screen_evm_with("ethereum", &a.subject, &p, opts)?;
     if g.json {
         return crate::print_json(&s);
     }
