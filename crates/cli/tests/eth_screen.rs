@@ -291,6 +291,32 @@ fn ethereum_api_answers_what_the_cli_prints() {
     )
     .json();
     assert_eq!(strip(r), json(&data, &["screen", T, "--max-hops", "1"]));
+    // The branch read cap: echoed in the parameters (default 32); Bitcoin has no use for it.
+    assert_eq!(local["parameters"]["max_branch_reads"], 32);
+    let r = get(
+        &a,
+        &format!("/v1/screen/address/{T}?max_branch_reads=1"),
+        &key,
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let capped = r.json();
+    assert_eq!(capped["parameters"]["max_branch_reads"], 1);
+    assert_eq!(
+        strip(capped),
+        json(&data, &["screen", T, "--max-branch-reads", "1"])
+    );
+    let r = get(
+        &a,
+        &format!(
+            "/v1/screen/transaction/{}?max_branch_reads=1",
+            "ab".repeat(32)
+        ),
+        &key,
+    );
+    assert_eq!(
+        (r.status, r.json()["field"].as_str()),
+        (400, Some("max_branch_reads"))
+    );
     // A batch mixes chains; a 0x subject is screened on Ethereum.
     let body = format!("{{\"subjects\":[\"{T}\"]}}");
     let b = http(&a, "POST", "/v1/screen/batch", Some(&key), Some(&body));
@@ -357,6 +383,15 @@ fn ethereum_api_answers_what_the_cli_prints() {
     ] {
         assert!(doc["paths"][p]["get"].is_object(), "{p} not documented");
     }
+    let params = &doc["paths"]["/v1/ethereum/screen/address/{address}"]["get"]["parameters"];
+    assert!(params
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "max_branch_reads" && p["in"] == "query"));
+    // The flow's schema (the asset flattened in, then the amounts) names the new part.
+    let flow = doc["components"]["schemas"]["AssetFlow"].to_string();
+    assert!(flow.contains("\"beyond_branch_reads\""), "{flow}");
     srv.stop();
 }
 

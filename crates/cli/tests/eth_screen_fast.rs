@@ -5,6 +5,7 @@
 //! hand-worked figures are in `eth_screen.rs`, which runs the same fast path.
 
 mod support;
+use cointrail_risk::account::WalkOptions;
 use support::*;
 
 #[test]
@@ -53,6 +54,7 @@ fn the_fast_walk_answers_what_reading_every_entry_answered() {
     assert!(side.index.has_totals());
     let mut compared = 0;
     let mut cut = 0;
+    let mut lumped = 0;
     for max_steps in [40, 400, 20_000] {
         let params = cointrail_risk::ExposureParams {
             max_hops: 3,
@@ -66,23 +68,47 @@ fn the_fast_walk_answers_what_reading_every_entry_answered() {
             params: &params,
             prices: &*engine.prices,
         };
-        for a in &addrs {
-            let Ok((_, id)) = side.address(a) else {
-                continue;
+        // The branch read cap: none, small (lumps everywhere: the lump's amount comes from
+        // the running totals in the fast walk, from reading the list in the reference),
+        // the default.
+        for cap in [0, 4, cointrail_risk::account::MAX_BRANCH_READS] {
+            let opts = WalkOptions {
+                max_branch_reads: cap,
+                ..WalkOptions::default()
             };
-            let fast = serde_json::to_value(screener.address("ethereum", id)).unwrap();
-            let slow = serde_json::to_value(screener.address_by_scanning("ethereum", id)).unwrap();
-            assert_eq!(fast, slow, "{a} with max_steps {max_steps}");
-            compared += 1;
-            cut += fast["received"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .chain(fast["sent"].as_array().unwrap())
-                .any(|f| f["beyond_limit"] != "0") as usize;
+            for a in &addrs {
+                let Ok((_, id)) = side.address(a) else {
+                    continue;
+                };
+                let fast =
+                    serde_json::to_value(screener.address_with("ethereum", id, opts)).unwrap();
+                let slow = serde_json::to_value(screener.address_with(
+                    "ethereum",
+                    id,
+                    WalkOptions { scan: true, ..opts },
+                ))
+                .unwrap();
+                assert_eq!(fast, slow, "{a} with max_steps {max_steps}, cap {cap}");
+                compared += 1;
+                let flows = || {
+                    fast["received"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .chain(fast["sent"].as_array().unwrap())
+                };
+                cut += flows().any(|f| f["beyond_limit"] != "0") as usize;
+                if cap == 4 {
+                    lumped += flows().any(|f| f["beyond_branch_reads"] != "0") as usize;
+                } else if cap == 0 {
+                    assert!(flows().all(|f| f["beyond_branch_reads"] == "0"));
+                }
+            }
         }
     }
-    assert!(compared > 300, "{compared}");
-    // The bound did cut walks (the comparison covers where it stops), and not all of them.
+    assert!(compared > 900, "{compared}");
+    // The bound did cut walks (the comparison covers where it stops), and not all of them;
+    // the cap of 4 did lump.
     assert!(cut > 20 && cut < compared, "{cut} of {compared}");
+    assert!(lumped > 100, "{lumped}");
 }

@@ -6,10 +6,11 @@
 use crate::Engine;
 use anyhow::{Context, Result};
 use cointrail_evm::movement::MovementKind;
-use cointrail_evm::{parse_address, Address};
+use cointrail_evm::{parse_address, Address, U256};
 use cointrail_index::evm::EvmIndex;
 use cointrail_risk::account::{
     AccountScreener, AccountScreening, AccountView, AcctId, AssetInfo, Transfer, TransferKind,
+    WalkOptions,
 };
 use cointrail_risk::{Attribution, Attributor, ExposureParams};
 use std::collections::HashMap;
@@ -34,6 +35,10 @@ pub struct EvmSide {
     pub chain: String,
     pub index: EvmIndex,
     labels: HashMap<AcctId, Vec<Attribution>>,
+    /// One bit per address id up to the highest labelled one: whether it has labels (the
+    /// walk asks this of every counterparty it meets; a bit is one read, a hash probe a
+    /// cache miss).
+    labelled: Vec<u64>,
     pub attribution_note: serde_json::Value,
     /// The zero address's id: a token it sends is minted.
     sink: Option<AcctId>,
@@ -42,6 +47,11 @@ pub struct EvmSide {
 impl Attributor for EvmSide {
     fn attribute(&self, a: AcctId) -> Vec<Attribution> {
         self.labels.get(&a).cloned().unwrap_or_default()
+    }
+    fn is_labelled(&self, a: AcctId) -> bool {
+        self.labelled
+            .get(a as usize / 64)
+            .is_some_and(|w| w & (1u64 << (a % 64)) != 0)
     }
 }
 
@@ -132,6 +142,36 @@ impl AccountView for EvmSide {
                 id > after && (self.index.raw_movement(id).asset != asset || f(id))
             })
         }
+    }
+    fn received_of_sum_below(&self, a: AcctId, asset: u32, r: u64) -> U256 {
+        self.index
+            .received_of_sum_below(a, asset, r)
+            .unwrap_or_else(|| {
+                let mut sum = U256::ZERO;
+                self.index.each_movement_of(a, false, &mut |id| {
+                    let m = self.index.raw_movement(id);
+                    if id < r && m.asset == asset {
+                        sum = sum.saturating_add(m.amount);
+                    }
+                    true
+                });
+                sum
+            })
+    }
+    fn sent_of_sum_between(&self, a: AcctId, asset: u32, after: u64, s: u64) -> U256 {
+        self.index
+            .sent_of_sum_between(a, asset, after, s)
+            .unwrap_or_else(|| {
+                let mut sum = U256::ZERO;
+                self.index.each_movement_of(a, true, &mut |id| {
+                    let m = self.index.raw_movement(id);
+                    if id > after && id < s && m.asset == asset {
+                        sum = sum.saturating_add(m.amount);
+                    }
+                    id > after
+                });
+                sum
+            })
     }
     fn tx_name(&self, tx: u64) -> String {
         self.index.tx_hash(tx).to_string()
@@ -242,11 +282,16 @@ impl EvmSide {
         }
         let attribution_note = serde_json::json!({"attributed_addresses": labels.len()});
         let sink = index.address_id(&cointrail_evm::movement::SINK);
+        let mut labelled = vec![0u64; labels.keys().max().map_or(0, |m| *m as usize / 64 + 1)];
+        for a in labels.keys() {
+            labelled[*a as usize / 64] |= 1u64 << (a % 64);
+        }
         Ok(EvmSide {
             sink,
             chain: chain.to_string(),
             index,
             labels,
+            labelled,
             attribution_note,
         })
     }
@@ -330,6 +375,17 @@ impl Engine {
         address: &str,
         params: &ExposureParams,
     ) -> Result<AccountScreening, EvmError> {
+        self.screen_evm_with(chain, address, params, WalkOptions::default())
+    }
+
+    /// [`Self::screen_evm`] with explicit walk options (`max_branch_reads`).
+    pub fn screen_evm_with(
+        &self,
+        chain: &str,
+        address: &str,
+        params: &ExposureParams,
+        opts: WalkOptions,
+    ) -> Result<AccountScreening, EvmError> {
         let side = self.evm(chain)?;
         let (_, id) = side.address(address)?;
         let screener = AccountScreener {
@@ -339,7 +395,7 @@ impl Engine {
             params,
             prices: &*self.prices,
         };
-        let mut s = screener.address(chain, id);
+        let mut s = screener.address_with(chain, id, opts);
         s.provenance = side.provenance();
         Ok(s)
     }

@@ -153,3 +153,80 @@ fn totals_equal_the_walk_through_ingest_rollback_and_rebuild() {
     assert_eq!(rebuilt, kept);
     check_against_walk(&idx);
 }
+
+/// The sums a screening branch's unread rest is given (`received_of_sum_below`,
+/// `sent_of_sum_between`) equal the sums over the lists, for every address of the two
+/// mainnet blocks (ETH and tokens interleaved, so the latest send before a receipt is often
+/// of another asset), every one of its receipts and (up to 40 of) its sends.
+#[test]
+fn the_sums_of_a_branchs_unread_rest_equal_the_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = EvmIndex::open_writer(dir.path(), "ethereum").unwrap();
+    for b in blocks() {
+        idx.ingest_block(&b).unwrap();
+    }
+    idx.commit().unwrap();
+    drop(idx);
+    let idx = EvmIndex::open_reader(dir.path()).unwrap();
+    let list = |a: u32, sent: bool| {
+        let mut v = Vec::new();
+        idx.each_movement_of(a, sent, &mut |id| {
+            v.push(id);
+            true
+        });
+        v
+    };
+    let (mut received_checked, mut sent_checked, mut nonzero) = (0, 0, 0);
+    for addr in every_address(&idx) {
+        let a = idx.address_id(&addr).unwrap();
+        let (ins, outs) = (list(a, false), list(a, true));
+        for &r in &ins {
+            let m = idx.raw_movement(r);
+            let want = ins
+                .iter()
+                .filter(|&&i| i < r && idx.raw_movement(i).asset == m.asset)
+                .fold(cointrail_evm::U256::ZERO, |s, &i| {
+                    s + idx.raw_movement(i).amount
+                });
+            assert_eq!(
+                idx.received_of_sum_below(a, m.asset, r),
+                Some(want),
+                "{addr} {r}"
+            );
+            received_checked += 1;
+        }
+        for &s in outs.iter().take(40) {
+            let asset = idx.raw_movement(s).asset;
+            for &after in ins.iter().chain(&outs).take(80) {
+                if after >= s {
+                    continue;
+                }
+                let want = outs
+                    .iter()
+                    .filter(|&&i| i > after && i < s && idx.raw_movement(i).asset == asset)
+                    .fold(cointrail_evm::U256::ZERO, |x, &i| {
+                        x + idx.raw_movement(i).amount
+                    });
+                let got = idx.sent_of_sum_between(a, asset, after, s);
+                assert_eq!(
+                    got,
+                    Some(want),
+                    "{addr}: sends of {asset} in ({after}, {s})"
+                );
+                sent_checked += 1;
+                nonzero += !want.is_zero() as usize;
+            }
+        }
+        // Not `a`'s receipt / send of that asset: no answer (the caller reads instead).
+        if let (Some(&r), Some(&s)) = (ins.first(), outs.first()) {
+            let (ra, sa) = (idx.raw_movement(r).asset, idx.raw_movement(s).asset);
+            assert_eq!(idx.received_of_sum_below(a, ra + 1000, r), None);
+            assert_eq!(idx.sent_of_sum_between(a, sa + 1000, 0, s), None);
+        }
+    }
+    assert!(
+        received_checked > 300 && sent_checked > 300,
+        "{received_checked} {sent_checked}"
+    );
+    assert!(nonzero > 50, "{nonzero}");
+}

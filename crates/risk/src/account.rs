@@ -20,7 +20,12 @@
 //!   account's whole received list, forward its sends after the transfer, every asset:
 //!   lengths known from the index without reading). A list longer than what is left of the
 //!   bound (a hub: a pool, an exchange, a bot) is not read: its branch is reported in
-//!   `beyond_limit` and the rest of the walk goes on.
+//!   `beyond_limit` and the rest of the walk goes on;
+//! - a branch reads at most `max_branch_reads` (32 by default, [`MAX_BRANCH_READS`]) of its
+//!   counterparty's list, the newest; the older rest of the list is one more part of the
+//!   split, its amount read from the running totals, not walked on
+//!   (`beyond_branch_reads`). So a branch costs a bounded number of reads however long the
+//!   counterparty's history, and a list counts at most the cap against `max_steps`.
 //!
 //! Labels are judged at the time of each transfer, as on Bitcoin.
 
@@ -39,6 +44,11 @@ pub type AcctId = u32;
 /// direction: branches carrying less are not walked on (10,000 = 1%).
 pub const MIN_SHARE_PPM: u64 = 10_000;
 
+/// The default `max_branch_reads`: how many transfers of a counterparty's list a branch
+/// reads (the newest ones); the rest of the list is one lump whose amount the running
+/// totals give (`beyond_branch_reads`).
+pub const MAX_BRANCH_READS: usize = 32;
+
 /// How a walk reads and where it stops beyond `ExposureParams`.
 #[derive(Clone, Copy, Debug)]
 pub struct WalkOptions {
@@ -48,6 +58,10 @@ pub struct WalkOptions {
     /// Branches carrying less than this many parts per million of the subject's total of
     /// their asset in their direction are not walked on (0: every branch is).
     pub min_share_ppm: u64,
+    /// A branch reads at most this many transfers of its counterparty's list, the newest
+    /// (the subject's own lists are read whole); the older rest is split as one lump whose
+    /// amount the view sums, not walked on (`beyond_branch_reads`). 0: no cap.
+    pub max_branch_reads: usize,
 }
 
 impl Default for WalkOptions {
@@ -55,6 +69,7 @@ impl Default for WalkOptions {
         WalkOptions {
             scan: false,
             min_share_ppm: MIN_SHARE_PPM,
+            max_branch_reads: MAX_BRANCH_READS,
         }
     }
 }
@@ -158,6 +173,39 @@ pub trait AccountView {
         self.each_received(a, &mut |id| {
             id >= before || self.transfer(id).asset != asset || f(id)
         })
+    }
+    /// The sum of the amounts of `asset` that `a` received in transfers older than `r` (ids
+    /// below it; transfers to itself included), `r` being one of them: a branch's unread
+    /// rest. The default reads the list; the EVM index reads one running total.
+    fn received_of_sum_below(&self, a: AcctId, asset: u32, r: u64) -> U256 {
+        let mut sum = U256::ZERO;
+        self.each_received(a, &mut |id| {
+            if id < r {
+                let t = self.transfer_untimed(id);
+                if t.asset == asset {
+                    sum = sum.saturating_add(t.amount);
+                }
+            }
+            true
+        });
+        sum
+    }
+    /// The sum of the amounts of `asset` that `a` sent in transfers with ids between
+    /// `after` and `s` (both excluded; transfers to itself included), `s` being one of
+    /// them: a branch's unread rest. The default reads the list; the EVM index reads the
+    /// running totals.
+    fn sent_of_sum_between(&self, a: AcctId, asset: u32, after: u64, s: u64) -> U256 {
+        let mut sum = U256::ZERO;
+        self.each_sent(a, &mut |id| {
+            if id > after && id < s {
+                let t = self.transfer_untimed(id);
+                if t.asset == asset {
+                    sum = sum.saturating_add(t.amount);
+                }
+            }
+            id > after
+        });
+        sum
     }
     /// Visit the transfers of `asset` that `a` sent after transfer `after`, newest first,
     /// until `f` says stop.
@@ -272,6 +320,9 @@ pub struct AssetFlow {
     /// Not walked on: unattributed branches carrying less than `min_share` of this
     /// direction's total of the asset (see `parameters.min_share`).
     pub below_min_share: String,
+    /// Not walked on: the share of the older transfers of a counterparty's list beyond the
+    /// `max_branch_reads` newest that a branch reads (see `parameters.max_branch_reads`).
+    pub beyond_branch_reads: String,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -284,6 +335,7 @@ struct FlowAcc {
     held: U256,
     beyond_limit: U256,
     below_min_share: U256,
+    beyond_branch_reads: U256,
     /// The subject's own transfers by day, for the ownership rows' USD.
     days: ByDay,
 }
@@ -457,6 +509,7 @@ struct Walk {
     /// (`AccountScreener::address_by_scanning`, the reference the tests compare with).
     scan: bool,
     min_share_ppm: u64,
+    max_branch_reads: usize,
 }
 
 impl Walk {
@@ -524,13 +577,25 @@ impl AccountScreener<'_> {
         label_at(self.attr, self.rules, a, time)
     }
 
-    /// Read a branch's list into `out`: the transfers `keep` accepts, oldest first. False
-    /// when the list is longer than what is left of the step bound: then nothing is read
-    /// or counted, the branch is cut and the rest of the walk goes on. The bound counts `n`
-    /// steps, every transfer of the list the walk looks at (backward the whole received
-    /// list, forward every later send), relevant or not: so a hub (an exchange, a pool, the
-    /// burn address) is judged from its count without being read, and `visit` need only
-    /// produce the relevant ones (one asset, the right side of `via`), newest first.
+    /// What reading a list of `n` entries costs against the step bound: every entry, or
+    /// with a branch read cap at most the cap (the rest is summed from the running totals,
+    /// not read).
+    fn charge(walk: &Walk, n: usize) -> usize {
+        match walk.max_branch_reads {
+            0 => n,
+            cap => n.min(cap),
+        }
+    }
+
+    /// Read a branch's list into `out`: the transfers `keep` accepts, oldest first, at most
+    /// `max_branch_reads` of them (the newest; 0: all). False when the list costs more than
+    /// what is left of the step bound: then nothing is read or counted, the branch is cut
+    /// and the rest of the walk goes on. The bound counts `n` steps, every transfer of the
+    /// list the walk looks at (backward the whole received list, forward every later send),
+    /// relevant or not, or the cap when that is smaller ([`Self::charge`]): so a hub (an
+    /// exchange, a pool, the burn address) is judged from its count without being read, and
+    /// `visit` need only produce the relevant ones (one asset, the right side of `via`),
+    /// newest first.
     fn read(
         &self,
         walk: &mut Walk,
@@ -543,17 +608,18 @@ impl AccountScreener<'_> {
         if n == 0 {
             return true;
         }
-        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        let n = Self::charge(walk, usize::try_from(n).unwrap_or(usize::MAX));
         if walk.steps.saturating_add(n) > self.params.max_steps {
             return false;
         }
         walk.steps += n;
+        let cap = walk.max_branch_reads;
         visit(&mut |id| {
             let t = self.view.transfer_untimed(id);
             if keep(&t) {
                 out.push(t);
             }
-            true
+            cap == 0 || out.len() < cap
         });
         out.reverse();
         true
@@ -561,8 +627,8 @@ impl AccountScreener<'_> {
 
     /// The walk's list reading as it was before the views could count: every entry read
     /// and counted, newest first, until `stop` (kept as the reference of
-    /// `address_by_scanning`); the same bound as [`Self::read`].
-    #[allow(clippy::too_many_arguments)]
+    /// `address_by_scanning`); the same bound as [`Self::read`], the cap applied after
+    /// reading by [`Self::cap_scanned`].
     fn read_scanning(
         &self,
         walk: &mut Walk,
@@ -573,18 +639,12 @@ impl AccountScreener<'_> {
         out: &mut Vec<Transfer>,
     ) -> bool {
         out.clear();
-        let left = self.params.max_steps.saturating_sub(walk.steps);
         let mut k = 0usize;
-        let mut over = false;
         let mut f = |id: u64| {
             if stop(id) {
                 return false;
             }
             k += 1;
-            if k > left {
-                over = true;
-                return false;
-            }
             let t = self.view.transfer_untimed(id);
             if keep(&t) {
                 out.push(t);
@@ -596,7 +656,8 @@ impl AccountScreener<'_> {
         } else {
             self.view.each_received(a, &mut f);
         }
-        if over {
+        let k = Self::charge(walk, k);
+        if walk.steps.saturating_add(k) > self.params.max_steps {
             out.clear();
             return false;
         }
@@ -605,7 +666,47 @@ impl AccountScreener<'_> {
         true
     }
 
-    /// `at`'s receipts of `asset` before `via` (what it paid on at `via` came from).
+    /// The reference's cap (`address_by_scanning`): keep the `max_branch_reads` newest of
+    /// `out` (oldest first) and sum, by reading the whole list, its older entries that the
+    /// cap leaves out (`relevant` says which entries count: the asset and the side of
+    /// `via`, transfers to itself included). None when nothing is left out for the cap.
+    fn cap_scanned(
+        &self,
+        walk: &Walk,
+        sent: bool,
+        at: AcctId,
+        relevant: &dyn Fn(&Transfer) -> bool,
+        out: &mut Vec<Transfer>,
+    ) -> Option<U256> {
+        let cap = walk.max_branch_reads;
+        if cap == 0 || out.len() < cap {
+            return None;
+        }
+        out.drain(..out.len() - cap);
+        let cut = out[0].id;
+        let mut sum = U256::ZERO;
+        let mut f = |id: u64| {
+            if id < cut {
+                let t = self.view.transfer_untimed(id);
+                if relevant(&t) {
+                    sum = sum.saturating_add(t.amount);
+                }
+            }
+            true
+        };
+        if sent {
+            self.view.each_sent(at, &mut f);
+        } else {
+            self.view.each_received(at, &mut f);
+        }
+        Some(sum)
+    }
+
+    /// `at`'s receipts of `asset` before `via` (what it paid on at `via` came from), the
+    /// newest `max_branch_reads` of them (transfers to itself left out). None: cut by the
+    /// step bound; Some(Some(rest)): the cap was reached, `rest` the amount of `at`'s older
+    /// receipts of the asset (before the oldest one read; transfers to itself included),
+    /// from the running totals.
     fn earlier_receipts(
         &self,
         walk: &mut Walk,
@@ -613,28 +714,46 @@ impl AccountScreener<'_> {
         asset: u32,
         via: u64,
         out: &mut Vec<Transfer>,
-    ) -> bool {
+    ) -> Option<Option<U256>> {
         if walk.scan {
-            return self.read_scanning(
+            if !self.read_scanning(
                 walk,
                 false,
                 at,
                 &|t| t.asset == asset && t.from != at && t.id < via,
                 &|_| false,
                 out,
-            );
+            ) {
+                return None;
+            }
+            return Some(self.cap_scanned(
+                walk,
+                false,
+                at,
+                &|t| t.asset == asset && t.id < via,
+                out,
+            ));
         }
         let n = self.view.received_len(at);
-        self.read(
+        if !self.read(
             walk,
             n,
             &|f| self.view.each_received_of_before(at, asset, via, f),
             &|t| t.from != at,
             out,
+        ) {
+            return None;
+        }
+        let cap = walk.max_branch_reads;
+        Some(
+            (cap > 0 && out.len() == cap)
+                .then(|| self.view.received_of_sum_below(at, asset, out[0].id)),
         )
     }
 
-    /// `at`'s sends of `asset` after `via` (where what it received at `via` went).
+    /// `at`'s sends of `asset` after `via` (where what it received at `via` went), the
+    /// newest `max_branch_reads` of them; as [`Self::earlier_receipts`], the rest being its
+    /// sends of the asset between `via` and the oldest one read.
     fn later_sends(
         &self,
         walk: &mut Walk,
@@ -642,24 +761,40 @@ impl AccountScreener<'_> {
         asset: u32,
         via: u64,
         out: &mut Vec<Transfer>,
-    ) -> bool {
+    ) -> Option<Option<U256>> {
         if walk.scan {
-            return self.read_scanning(
+            if !self.read_scanning(
                 walk,
                 true,
                 at,
                 &|t| t.asset == asset && t.to != at,
                 &|id| id <= via,
                 out,
-            );
+            ) {
+                return None;
+            }
+            return Some(self.cap_scanned(
+                walk,
+                true,
+                at,
+                &|t| t.asset == asset && t.id > via,
+                out,
+            ));
         }
         let n = self.view.sent_len_after(at, via);
-        self.read(
+        if !self.read(
             walk,
             n,
             &|f| self.view.each_sent_of_after(at, asset, via, f),
             &|t| t.to != at,
             out,
+        ) {
+            return None;
+        }
+        let cap = walk.max_branch_reads;
+        Some(
+            (cap > 0 && out.len() == cap)
+                .then(|| self.view.sent_of_sum_between(at, asset, via, out[0].id)),
         )
     }
 
@@ -694,20 +829,26 @@ impl AccountScreener<'_> {
                 add(&mut flow(walk, sent, asset).below_min_share, b.w);
                 continue;
             }
-            let ok = if sent {
+            let got = if sent {
                 self.later_sends(walk, at, asset, via, &mut read)
             } else {
                 self.earlier_receipts(walk, at, asset, via, &mut read)
             };
-            if !ok {
+            let Some(lump) = got else {
                 add(&mut flow(walk, sent, asset).beyond_limit, b.w);
                 continue;
-            }
+            };
             weights.clear();
             weights.extend(read.iter().map(|t| t.amount));
+            // The older transfers beyond the cap: one part, its amount from the totals.
+            weights.extend(lump);
             let covered = weights.iter().fold(U256::ZERO, |a, w| a.saturating_add(*w));
             weights.push(b.w.saturating_sub(covered));
             split_u256_into(b.w, &weights, &mut shares);
+            if lump.is_some() {
+                let l = shares[read.len()];
+                add(&mut flow(walk, sent, asset).beyond_branch_reads, l);
+            }
             // Backward: more was paid on than had arrived; forward: not paid on yet.
             let rest = shares[shares.len() - 1];
             let f = flow(walk, sent, asset);
@@ -737,7 +878,7 @@ impl AccountScreener<'_> {
                 let hop = b.h + 1;
                 let other = if sent { t.to } else { t.from };
                 // Most counterparties have no label: the time is read for the others only.
-                let label = if self.attr.attribute(other).is_empty() {
+                let label = if !self.attr.is_labelled(other) {
                     None
                 } else {
                     self.label(other, self.view.time(t.id))
@@ -827,7 +968,12 @@ impl AccountScreener<'_> {
                 Some(x) => path.push(x),
                 None => path,
             };
-            match self.label(other, t.time) {
+            let label = if self.attr.is_labelled(other) {
+                self.label(other, t.time)
+            } else {
+                None
+            };
+            match label {
                 Some((cat, delisted, names)) => walk.row(
                     if sent { "sent" } else { "received" },
                     cat,
@@ -883,6 +1029,7 @@ impl AccountScreener<'_> {
             steps: 0,
             scan: opts.scan,
             min_share_ppm: opts.min_share_ppm,
+            max_branch_reads: opts.max_branch_reads,
         };
         let mut ins = Vec::new();
         self.view.each_received(a, &mut |id| {
@@ -1061,6 +1208,7 @@ impl AccountScreener<'_> {
                     held: f.held.to_string(),
                     beyond_limit: f.beyond_limit.to_string(),
                     below_min_share: f.below_min_share.to_string(),
+                    beyond_branch_reads: f.beyond_branch_reads.to_string(),
                 })
                 .collect::<Vec<_>>()
         };
@@ -1076,9 +1224,11 @@ impl AccountScreener<'_> {
             parameters: serde_json::json!({
                 "max_hops": self.params.max_hops,
                 "max_steps": self.params.max_steps,
-                "max_steps_counts": "list entries looked at, per direction; a list longer than what is left is not read (its branch is beyond_limit) and the walk goes on",
+                "max_steps_counts": "list entries looked at, per direction (a list counts its length, or max_branch_reads when that is smaller); a list costing more than what is left is not read (its branch is beyond_limit) and the walk goes on",
                 "min_share": walk.min_share_ppm as f64 / 1e6,
                 "min_share_means": "a branch carrying less than this share of the subject's total of its asset in its direction is not walked on (below_min_share)",
+                "max_branch_reads": walk.max_branch_reads,
+                "max_branch_reads_means": "a branch reads at most this many of its counterparty's transfers (the newest of the list it splits over; the subject's own are all read); the older rest of that list is one part of the split, its amount from the running totals (transfers to itself included), not walked on (beyond_branch_reads); 0: no cap",
                 "rule_set": self.rules.name,
                 "split": "account haircut: backward over the counterparty's earlier receipts, forward over its later sends, of the same asset, in proportion to amount (256-bit, largest remainder)",
                 "usd": usd_parameters(self.rules, self.prices),
@@ -1186,9 +1336,13 @@ mod tests {
         assert_eq!(s.received[0].beyond_limit, "7");
         let s = run(20_000);
         assert_eq!(s.received[0].beyond_limit, "0");
-        // 7 over 50 equal receipts: 7 strangers get 1 each, their (empty) pasts are outside.
-        assert_eq!(s.received[0].outside_index, "7");
         assert_eq!(s.received[0].total, "7");
+        // The hub's 32 newest receipts are read (10 each), its 18 older ones are one part
+        // of 180: 7 over [10 × 32, 180] is 0 each and 2 for the lump, 5 units left by
+        // largest remainder: the lump's (260/500) first, then the four oldest read (70/500,
+        // ties to the lower index). Those four strangers' (empty) pasts are outside.
+        assert_eq!(s.received[0].beyond_branch_reads, "3");
+        assert_eq!(s.received[0].outside_index, "4");
     }
 
     /// Account 9 is an exchange.
@@ -1262,6 +1416,104 @@ mod tests {
         assert_eq!(exchange_received(&all).as_deref(), Some("1005"));
     }
 
+    /// Every flow's parts add up to its total: the rows of its direction and asset (not
+    /// ownership), unattributed, outside the index, new coins, fees, held, beyond the step
+    /// bound, under the minimum share and beyond the branch read cap.
+    fn assert_conserved(s: &serde_json::Value) {
+        let n = |v: &serde_json::Value| v.as_str().unwrap().parse::<u128>().unwrap();
+        for dir in ["received", "sent"] {
+            for f in s[dir].as_array().unwrap() {
+                let rows: u128 = s["exposure"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|r| {
+                        r["direction"] == dir
+                            && r["asset"] == f["asset"]
+                            && r["type"] != "ownership"
+                    })
+                    .map(|r| n(&r["amount"]))
+                    .sum();
+                let parts: u128 = [
+                    "unattributed",
+                    "outside_index",
+                    "new_coins",
+                    "fee",
+                    "held",
+                    "beyond_limit",
+                    "below_min_share",
+                    "beyond_branch_reads",
+                ]
+                .iter()
+                .map(|k| n(&f[*k]))
+                .sum();
+                assert_eq!(rows + parts, n(&f["total"]), "{dir} {f}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_branch_reads_at_most_max_branch_reads_and_lumps_the_older_rest() {
+        let view = Mem(vec![
+            // Backward: account 1 received 600 from the exchange, then 100 from each of
+            // four strangers, then paid the subject 500.
+            (9, 1, 600),
+            (100, 1, 100),
+            (101, 1, 100),
+            (102, 1, 100),
+            (103, 1, 100),
+            (1, 0, 500),
+            // Forward: the subject paid account 2 300, which paid 100 to a stranger, 200
+            // to the exchange, then 50 to each of two strangers.
+            (0, 2, 300),
+            (2, 104, 100),
+            (2, 9, 200),
+            (2, 105, 50),
+            (2, 106, 50),
+        ]);
+        let capped = |cap| WalkOptions {
+            max_branch_reads: cap,
+            ..WalkOptions::default()
+        };
+        // Cap 2. Backward: the two newest receipts (100, 100) are read, the older 600 + 100
+        // + 100 = 800 are one part: 500 over [100, 100, 800] = 50, 50, 400. The strangers'
+        // 50s came from before the index; the exchange is not reached.
+        let s = screen(&view, 20_000, capped(2));
+        assert_eq!(s["parameters"]["max_branch_reads"], 2);
+        let r = &s["received"][0];
+        assert_eq!(r["total"], "500");
+        assert_eq!(r["beyond_branch_reads"], "400");
+        assert_eq!(r["outside_index"], "100");
+        assert_eq!(exchange_received(&s), None);
+        // Forward: the two newest sends (50, 50) are read, the 100 + 200 between the
+        // subject's payment and them are one part: 300 over [50, 50, 300] = 37.5, 37.5,
+        // 225; the half unit goes to the first part (equal remainders, lower index).
+        let out = &s["sent"][0];
+        assert_eq!(out["total"], "300");
+        assert_eq!(out["beyond_branch_reads"], "225");
+        assert_eq!(out["held"], "75");
+        assert!(!s["exposure"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["direction"] == "sent"));
+        assert_conserved(&s);
+        // No cap (and the default 32, longer than these lists): every list read whole.
+        for opts in [capped(0), WalkOptions::default()] {
+            let s = screen(&view, 20_000, opts);
+            assert_eq!(s["received"][0]["beyond_branch_reads"], "0");
+            assert_eq!(s["received"][0]["outside_index"], "200");
+            assert_eq!(exchange_received(&s).as_deref(), Some("300"));
+            assert_eq!(s["sent"][0]["beyond_branch_reads"], "0");
+            assert_eq!(s["sent"][0]["held"], "150");
+            assert_conserved(&s);
+        }
+        assert_eq!(
+            screen(&view, 20_000, WalkOptions::default())["parameters"]["max_branch_reads"],
+            MAX_BRANCH_READS
+        );
+    }
+
     #[test]
     fn a_hub_cut_by_the_step_bound_leaves_the_rest_of_the_walk() {
         // 50 strangers pay hub 1, which pays the subject 7 first; then the exchange pays 2,
@@ -1320,6 +1572,7 @@ mod tests {
             .collect();
         let view = Mem(v);
         let rules = RuleSet::default_rules();
+        let mut lumped = 0;
         for max_steps in [3, 25, 120, 20_000] {
             let params = ExposureParams {
                 max_hops: 3,
@@ -1333,11 +1586,26 @@ mod tests {
                 params: &params,
                 prices: &crate::NoPrices,
             };
-            for a in 0..12 {
-                let fast = serde_json::to_value(s.address("test", a)).unwrap();
-                let slow = serde_json::to_value(s.address_by_scanning("test", a)).unwrap();
-                assert_eq!(fast, slow, "account {a}, max_steps {max_steps}");
+            for cap in [0, 3, MAX_BRANCH_READS] {
+                let opts = WalkOptions {
+                    max_branch_reads: cap,
+                    ..WalkOptions::default()
+                };
+                for a in 0..12 {
+                    let fast = serde_json::to_value(s.address_with("test", a, opts)).unwrap();
+                    let slow = serde_json::to_value(s.address_with(
+                        "test",
+                        a,
+                        WalkOptions { scan: true, ..opts },
+                    ))
+                    .unwrap();
+                    assert_eq!(fast, slow, "account {a}, max_steps {max_steps}, cap {cap}");
+                    assert_conserved(&fast);
+                    lumped += (fast["received"][0]["beyond_branch_reads"] != "0") as usize;
+                }
             }
         }
+        // The cap of 3 did lump in many walks (the comparison covers it).
+        assert!(lumped > 10, "{lumped}");
     }
 }

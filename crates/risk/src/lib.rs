@@ -41,6 +41,11 @@ pub struct Attribution {
 /// Attribution of addresses; implemented over the cluster store and the label store.
 pub trait Attributor {
     fn attribute(&self, addr: AddrId) -> Vec<Attribution>;
+    /// Whether `addr` has any attribution (without copying them: the account walk asks this
+    /// of every counterparty it meets, and most have none).
+    fn is_labelled(&self, addr: AddrId) -> bool {
+        !self.attribute(addr).is_empty()
+    }
     /// Unix time of a block height, to judge label validity (a delisting). Heights stand
     /// in for times unless the implementation knows block times.
     fn time_of_height(&self, height: u32) -> u64 {

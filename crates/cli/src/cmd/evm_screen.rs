@@ -13,7 +13,11 @@ pub fn run(a: &ScreenArgs, g: &Global) -> Result<()> {
     e.attach_evm()?;
     let mut p = e.params.clone();
     p.max_hops = a.max_hops;
-    let s = e.screen_evm("ethereum", &a.subject, &p)?;
+    let mut opts = cointrail_risk::account::WalkOptions::default();
+    if let Some(r) = a.max_branch_reads {
+        opts.max_branch_reads = r;
+    }
+    let s = e.screen_evm_with("ethereum", &a.subject, &p, opts)?;
     if g.json {
         return crate::print_json(&s);
     }
@@ -108,7 +112,7 @@ pub fn human(s: &AccountScreening, max_hops: u32) -> String {
             let u = |x: &str| units(x, &f.asset.asset, f.asset.decimals);
             let _ = writeln!(
                 o,
-                "{dir} {}: {} reached no labelled party within {max_hops} hops, {} from before the indexed blocks, {} new (rewards, withdrawals, mints), {} gas, {} still held along the way, {} beyond the step bound, {} in branches under the minimum share not walked on",
+                "{dir} {}: {} reached no labelled party within {max_hops} hops, {} from before the indexed blocks, {} new (rewards, withdrawals, mints), {} gas, {} still held along the way, {} beyond the step bound, {} in branches under the minimum share not walked on, {} in counterparties' older transfers beyond the branch read cap",
                 u(&f.total),
                 u(&f.unattributed),
                 u(&f.outside_index),
@@ -116,7 +120,8 @@ pub fn human(s: &AccountScreening, max_hops: u32) -> String {
                 u(&f.fee),
                 u(&f.held),
                 u(&f.beyond_limit),
-                u(&f.below_min_share)
+                u(&f.below_min_share),
+                u(&f.beyond_branch_reads)
             );
         }
     }

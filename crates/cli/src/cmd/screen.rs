@@ -13,6 +13,7 @@ use std::path::PathBuf;
   cointrail screen TXID:1 --soft           # and soft (not proven) exposure to stored cases, apart
   cointrail screen TXID --rules my.yaml    # with your own rule set (see crates/risk/src/default_rules.yaml)
   cointrail screen 0xb9d7934878b5fb9610b3fe8a5e441e8fad7e293f --json   # an Ethereum address, per asset
+  cointrail screen 0xb9d7934878b5fb9610b3fe8a5e441e8fad7e293f --max-branch-reads 0   # walking whole lists
   cointrail prices import closes.csv       # then USD at each day's rate (date,asset,usd[,source])")]
 pub struct ScreenArgs {
     /// ADDRESS, TXID or TXID:VOUT.
@@ -36,6 +37,11 @@ pub struct ScreenArgs {
     /// (`soft_exposure`) of their own; never added to the exposure above or the verdict.
     #[arg(long)]
     pub soft: bool,
+    /// Ethereum addresses: how many transfers of a counterparty's list a branch of the
+    /// walk reads (the newest; the older rest is reported as beyond the branch read cap,
+    /// `beyond_branch_reads`; the subject's own are all read). 0: whole lists. Default 32.
+    #[arg(long)]
+    pub max_branch_reads: Option<usize>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -61,6 +67,9 @@ pub fn run(a: ScreenArgs, g: &Global) -> Result<()> {
             anyhow::bail!("--direction out screens one Bitcoin output (TXID:VOUT); an Ethereum address screening already shows both directions: drop --direction");
         }
         return crate::cmd::evm_screen::run(&a, g);
+    }
+    if a.max_branch_reads.is_some() {
+        anyhow::bail!("--max-branch-reads bounds the walk of an Ethereum (0x) address; a Bitcoin subject's walk is bounded by --max-edges");
     }
     let mut e = open_engine(g, a.rules.as_ref())?;
     // Stored cases count exactly: trace them first.

@@ -493,8 +493,34 @@ impl EvmIndex {
     /// The pairs of an address: (asset, latest receipt id+1, latest send id+1).
     pub(crate) fn accts_of(&self, a: u32) -> Vec<(u32, u64, u64)> {
         let mut out = Vec::new();
+        self.each_acct_of(a, &mut |asset, i| {
+            let rin = self.committed_ptr(u40_of(&self.totals.acct_in.get(i)[..5]), TO_PREV_ASSET);
+            let rout =
+                self.committed_ptr(u40_of(&self.totals.acct_out.get(i)[..5]), FROM_PREV_ASSET);
+            out.push((asset, rin, rout));
+            true
+        });
+        out
+    }
+
+    /// `a`'s latest send of `asset` (id+1, 0 = none), without listing its other pairs.
+    fn latest_send_of(&self, a: u32, asset: u32) -> u64 {
+        let mut rout = 0;
+        self.each_acct_of(a, &mut |x, i| {
+            if x != asset {
+                return true;
+            }
+            rout = self.committed_ptr(u40_of(&self.totals.acct_out.get(i)[..5]), FROM_PREV_ASSET);
+            false
+        });
+        rout
+    }
+
+    /// Visit the pairs of an address (asset, pair record index), newest first, while `f`
+    /// says go on.
+    fn each_acct_of(&self, a: u32, f: &mut dyn FnMut(u32, u64) -> bool) {
         if !self.has_totals() || a as u64 >= self.totals.addr_acct.len() {
-            return out;
+            return;
         }
         let n = self.totals.acct.len();
         let mut cur = u40_of(&self.totals.addr_acct.get(a as u64)[..5]);
@@ -510,20 +536,18 @@ impl EvmIndex {
                 .read_exact_at(&mut b, i * ACCT_W as u64)
                 .is_err()
             {
-                return out;
+                return;
             }
             cur = u40_of(&b[8..13]);
         }
         while let Some(i) = ptr(cur) {
             let r = self.totals.acct.get(i);
             let asset = u32::from_le_bytes(r[4..8].try_into().unwrap());
-            let rin = self.committed_ptr(u40_of(&self.totals.acct_in.get(i)[..5]), TO_PREV_ASSET);
-            let rout =
-                self.committed_ptr(u40_of(&self.totals.acct_out.get(i)[..5]), FROM_PREV_ASSET);
-            out.push((asset, rin, rout));
+            if !f(asset, i) {
+                return;
+            }
             cur = u40_of(&r[8..13]);
         }
-        out
     }
 
     /// Received and sent per asset by movements below `limit` (all when None), from the
@@ -667,9 +691,7 @@ impl EvmIndex {
         if !self.has_totals() {
             return false;
         }
-        let Some((_, _, mut cur)) = self.accts_of(a).into_iter().find(|x| x.0 == asset) else {
-            return true;
-        };
+        let mut cur = self.latest_send_of(a, asset);
         while let Some(i) = ptr(cur) {
             if i <= after || !f(i) {
                 break;
@@ -677,6 +699,76 @@ impl EvmIndex {
             cur = u40_of(&self.side(i)[FROM_PREV_ASSET..FROM_PREV_ASSET + 5]);
         }
         true
+    }
+
+    /// The sum of `a`'s receipts of `asset` older than `r` (ids below it), `r` being one of
+    /// them: one read of the running totals (a screening branch's unread rest). None without
+    /// totals or when `r` is not `a`'s receipt of `asset`.
+    pub fn received_of_sum_below(&self, a: u32, asset: u32, r: u64) -> Option<U256> {
+        if !self.has_totals() || r >= self.mvs.len() {
+            return None;
+        }
+        let raw = self.raw_mv(r);
+        if raw.to != a || raw.asset != asset {
+            return None;
+        }
+        let prev = u40_of(&self.side(r)[TO_PREV_ASSET..TO_PREV_ASSET + 5]);
+        Some(ptr(prev).map_or(U256::ZERO, |p| u256_at(&self.side(p), TO_RECV_TOTAL)))
+    }
+
+    /// The sum of `a`'s sends of `asset` with ids between `after` and `s` (both excluded),
+    /// `s` being one of them: from the running totals (a screening branch's unread rest).
+    /// None without totals or when `s` is not `a`'s send of `asset`.
+    ///
+    /// It is the running total at the send before `s` less the running total at `a`'s
+    /// latest send of `asset` not after `after`. That send is found from both ends at once,
+    /// one step each in turn: back from `a`'s latest send of any asset before `after` over
+    /// its sent list (short unless `a` sent many other assets in between) and down the
+    /// asset's own list from `s` (short unless the unread rest is long), whichever ends
+    /// first.
+    pub fn sent_of_sum_between(&self, a: u32, asset: u32, after: u64, s: u64) -> Option<U256> {
+        if !self.has_totals() || s >= self.mvs.len() || after >= self.mvs.len() {
+            return None;
+        }
+        let raw = self.raw_mv(s);
+        if raw.from != a || raw.asset != asset {
+            return None;
+        }
+        let prev_of = |i: u64| ptr(u40_of(&self.side(i)[FROM_PREV_ASSET..FROM_PREV_ASSET + 5]));
+        let Some(hi_at) = prev_of(s).filter(|p| *p > after) else {
+            return Some(U256::ZERO);
+        };
+        let hi = u256_at(&self.side(hi_at), FROM_SENT_TOTAL);
+        // Walker A: `a`'s sends of any asset, from its latest one not after `after`.
+        let ra = self.raw_mv(after);
+        let mut a_cur: Option<Option<u64>> = if ra.from == a {
+            Some(Some(after))
+        } else if ra.to == a {
+            Some(ptr(u40_of(&self.side(after)[TO_LAST_OUT..TO_LAST_OUT + 5])))
+        } else {
+            None // not `a`'s movement: walker B alone
+        };
+        // Walker B: the asset's list, down from `hi_at`.
+        let mut b_cur = Some(hi_at);
+        let lo_at = loop {
+            match a_cur {
+                Some(None) => break None,
+                Some(Some(q)) => {
+                    let m = self.raw_mv(q);
+                    if m.asset == asset {
+                        break Some(q);
+                    }
+                    a_cur = Some((m.prev_from != NONE40).then_some(m.prev_from));
+                }
+                None => {}
+            }
+            match b_cur {
+                Some(i) if i > after => b_cur = prev_of(i),
+                lo => break lo,
+            }
+        };
+        let lo = lo_at.map_or(U256::ZERO, |p| u256_at(&self.side(p), FROM_SENT_TOTAL));
+        Some(hi.saturating_sub(lo))
     }
 
     /// Block record index of movement `i`, from its side record (None without totals).

@@ -40,6 +40,7 @@ pub(crate) fn screen(
     snap: &Snapshot,
     address: &str,
     max_hops: Option<u32>,
+    max_branch_reads: Option<usize>,
     field: &str,
 ) -> Result<AccountScreening, ApiError> {
     let mut p = snap.engine.params.clone();
@@ -52,9 +53,13 @@ pub(crate) fn screen(
         }
         p.max_hops = h;
     }
+    let mut opts = cointrail_risk::account::WalkOptions::default();
+    if let Some(r) = max_branch_reads {
+        opts.max_branch_reads = r;
+    }
     let mut s = snap
         .engine
-        .screen_evm(CHAIN, address, &p)
+        .screen_evm_with(CHAIN, address, &p, opts)
         .map_err(|e| evm_error(e, field))?;
     s.provenance["snapshot"] = serde_json::json!(snap.number);
     Ok(s)
@@ -66,6 +71,10 @@ pub struct EvmScreenQuery {
     /// Hops followed through unattributed addresses (0 to 6; default: the server's, 3).
     #[param(minimum = 0, maximum = 6)]
     pub max_hops: Option<u32>,
+    /// How many transfers of a counterparty's list a branch of the walk reads (the newest;
+    /// the older rest is `beyond_branch_reads`; the subject's own lists are read whole);
+    /// 0: no cap. Default 32.
+    pub max_branch_reads: Option<usize>,
 }
 
 /// Screen an Ethereum address: the same breakdown as Bitcoin's (ownership, direct,
@@ -85,7 +94,7 @@ pub async fn screen_address(
     ApiQuery(q): ApiQuery<EvmScreenQuery>,
 ) -> Result<Json<AccountScreening>, ApiError> {
     let snap = st.snapshot();
-    let s = screen(&snap, &address, q.max_hops, "address")?;
+    let s = screen(&snap, &address, q.max_hops, q.max_branch_reads, "address")?;
     st.metrics.screened_subjects.fetch_add(1, Ordering::Relaxed);
     Ok(Json(s))
 }

@@ -50,6 +50,21 @@ pub struct ScreenQuery {
     /// Hops followed through unattributed addresses (0 to 6; default: the server's, 3).
     #[param(minimum = 0, maximum = 6)]
     pub max_hops: Option<u32>,
+    /// Ethereum addresses only (400 otherwise): how many transfers of a counterparty's list
+    /// a branch of the walk reads (the newest; the older rest is `beyond_branch_reads`;
+    /// the subject's own lists are read whole); 0: no cap. Default 32.
+    pub max_branch_reads: Option<usize>,
+}
+
+/// `max_branch_reads` bounds the account walk: a Bitcoin subject has no use for it.
+fn no_branch_reads(q: &ScreenQuery) -> Result<(), ApiError> {
+    match q.max_branch_reads {
+        Some(_) => Err(ApiError::invalid(
+            "max_branch_reads",
+            "max_branch_reads applies to Ethereum (0x) addresses only".to_string(),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn params(snap: &Snapshot, max_hops: Option<u32>) -> Result<ExposureParams, ApiError> {
@@ -171,10 +186,12 @@ pub async fn address(
 ) -> Result<Json<AnyScreening>, ApiError> {
     if is_evm(&address) {
         let snap = st.snapshot();
-        let s = crate::routes::evm::screen(&snap, &address, q.max_hops, "address")?;
+        let s =
+            crate::routes::evm::screen(&snap, &address, q.max_hops, q.max_branch_reads, "address")?;
         st.metrics.screened_subjects.fetch_add(1, Ordering::Relaxed);
         return Ok(Json(AnyScreening::Evm(s)));
     }
+    no_branch_reads(&q)?;
     answer(&st, Subject::Address(address), q.max_hops, "address")
         .map(|j| Json(AnyScreening::Bitcoin(j.0)))
 }
@@ -193,6 +210,7 @@ pub async fn transaction(
     ApiPath(txid): ApiPath<String>,
     ApiQuery(q): ApiQuery<ScreenQuery>,
 ) -> Result<Json<Screening>, ApiError> {
+    no_branch_reads(&q)?;
     answer(&st, Subject::Tx(txid), q.max_hops, "txid")
 }
 
@@ -328,7 +346,7 @@ pub async fn batch(
             .map(|(i, s)| {
                 let field = format!("subjects[{i}]");
                 let r = if is_evm(s) {
-                    crate::routes::evm::screen(&snap, s, Some(p.max_hops), &field)
+                    crate::routes::evm::screen(&snap, s, Some(p.max_hops), None, &field)
                         .map(AnyScreening::Evm)
                 } else {
                     match Subject::parse(s) {
