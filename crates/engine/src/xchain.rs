@@ -10,10 +10,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use cointrail_account::ledger::Ledger;
 use cointrail_account::runs::Label;
+use cointrail_account::thorchain::{parse_memo, Memo};
 use cointrail_account::tracer::AccountTrace;
 use cointrail_account::xchain::{
-    convert_taint, join_bridge, join_thorchain, memo_and_id_from_logs, norm_hash, op_return_text,
-    spread_over_payouts, BridgeRules, Deposit, Matched, Payout, Release, SkippedHop,
+    convert_taint, join_bridge, join_thorchain, looks_like_swap_memo, memo_and_id_from_logs,
+    norm_hash, op_return_text, spread_over_payouts, transfer_outs_from_logs, BridgeRules, Deposit,
+    Matched, Payout, Release, SkippedHop,
 };
 use cointrail_chain::view::{display_txid, ChainView, OutNum};
 use cointrail_evm::movement::Asset;
@@ -439,4 +441,388 @@ impl crate::Engine {
             v
         }))
     }
+}
+
+/// One hop from Bitcoin back to Ethereum (a deposit to the router's Bitcoin vault with a
+/// swap memo, joined to the Ethereum outbound whose memo is `OUT:<bitcoin txid>`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BackHop {
+    pub from_chain: String,
+    pub to_chain: String,
+    pub via: String,
+    pub matched: Matched,
+    pub confidence_ppm: u32,
+    pub deposit_tx: String,
+    pub deposit_height: u32,
+    /// The vault output(s) of the deposit.
+    pub deposit_to: String,
+    pub deposit_sats: u64,
+    pub tainted_sats: u64,
+    /// The inbound memo (`=:ETH.ETH:0x…`).
+    pub memo: String,
+    pub release_tx: String,
+    pub release_block: u64,
+    pub release_memo: String,
+    /// `ETH` or the token contract.
+    pub asset: String,
+    /// In the asset's base units (wei for ETH).
+    pub released: String,
+    pub tainted: String,
+    pub payouts: Vec<BackPayout>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackPayout {
+    pub address: String,
+    pub movement: u64,
+    pub amount: String,
+    pub tainted: String,
+}
+
+/// The crossings from a Bitcoin leg back to Ethereum.
+#[derive(Debug, Default, Serialize)]
+pub struct CrossedBack {
+    pub hops: Vec<BackHop>,
+    /// Tainted deposits that look like crossings and were not joined, each with why.
+    pub skipped: Vec<SkippedHop>,
+    /// Tainted sats of those (they stay stopped on Bitcoin, at the vault).
+    pub unjoined_sats: u64,
+    /// (account label, movement, tainted amount): sources of the Ethereum leg.
+    #[serde(skip)]
+    pub sources: Vec<(Label, u64, U256)>,
+}
+
+fn asset_name(a: Asset) -> String {
+    match a {
+        Asset::Native => "ETH".into(),
+        Asset::Token(t) => format!("{t:#x}"),
+    }
+}
+
+/// Follow a Bitcoin leg's taint back to Ethereum. A crossing is a tainted transaction of
+/// the leg whose OP_RETURN reads as a THORChain swap memo (`=:`, `SWAP:`, `s:`) and whose
+/// tainted outputs the trace stopped at a service (the vault: an address attributed
+/// `bridge`, or an exchange's wallet playing one). The memo must parse, swap to Ethereum and
+/// name a destination; the outbound is found among the destination's receipts by its router
+/// `TransferOut` memo `OUT:<txid>` and joined by `join_thorchain` (which also checks the
+/// destination and the chain). Everything else is a skipped hop with its reason, and its
+/// taint stays stopped at the vault. `labels` are the Bitcoin leg's label names in account
+/// label order.
+pub fn cross_to_ethereum(
+    btc: &Index,
+    evm: &EvmIndex,
+    leg: &cointrail_trace::TraceResult,
+    labels: &[String],
+) -> CrossedBack {
+    let ledger = EvmLedger(evm);
+    let mut out = CrossedBack::default();
+    // Tainted rows by transaction, in the leg's order.
+    let mut by_tx: BTreeMap<u32, Vec<&cointrail_trace::engine::Row>> = BTreeMap::new();
+    for row in leg.outputs.iter().filter(|r| r.tainted_sats > 0) {
+        by_tx.entry(btc.output_tx(row.out)).or_default().push(row);
+    }
+    let mut deps: Vec<(Deposit, Vec<(Label, U256)>, u32, u64)> = Vec::new();
+    for (tx, rows) in by_tx {
+        let memo = btc
+            .tx_outputs(tx)
+            .filter(|&o| btc.output_addr(o).is_none())
+            .find_map(|o| btc.op_return_data(o).and_then(|s| op_return_text(&s)));
+        let Some(memo) = memo.filter(|m| looks_like_swap_memo(m)) else {
+            continue;
+        };
+        let txid = display_txid(btc.txid(tx));
+        let vault: Vec<_> = rows
+            .iter()
+            .filter(|r| {
+                r.stop_reason
+                    .as_deref()
+                    .is_some_and(|s| s.starts_with("service:"))
+            })
+            .collect();
+        let skip = |reason: String, sats: u64, out: &mut CrossedBack| {
+            out.skipped.push(SkippedHop {
+                chain: "bitcoin".into(),
+                tx: txid.clone(),
+                reason,
+            });
+            out.unjoined_sats += sats;
+        };
+        if vault.is_empty() {
+            skip(
+                format!("swap memo {memo:?}, but the trace stops at no vault output in it (attribute the vault's address to category bridge to follow it)"),
+                0,
+                &mut out,
+            );
+            continue;
+        }
+        let tainted_sats: u64 = vault.iter().map(|r| r.tainted_sats).sum();
+        let swap = match parse_memo(&memo) {
+            Err(e) => {
+                skip(
+                    format!("memo does not parse ({e}); THORChain refunds such a deposit"),
+                    tainted_sats,
+                    &mut out,
+                );
+                continue;
+            }
+            Ok(Memo::Swap(s)) => s,
+            Ok(_) => {
+                skip(
+                    format!("memo {memo:?} is not a swap"),
+                    tainted_sats,
+                    &mut out,
+                );
+                continue;
+            }
+        };
+        if !swap.asset.chain.eq_ignore_ascii_case("ETH") {
+            skip(
+                format!(
+                    "memo swaps to {}: only Ethereum is followed from Bitcoin",
+                    swap.asset
+                ),
+                tainted_sats,
+                &mut out,
+            );
+            continue;
+        }
+        let Some(dest) = swap.destination.as_deref() else {
+            skip(
+                "memo names no destination (THORChain would pay the sender on its own chain)"
+                    .into(),
+                tainted_sats,
+                &mut out,
+            );
+            continue;
+        };
+        if cointrail_evm::parse_address(dest).is_err() {
+            skip(
+                format!("memo destination {dest:?} is not an Ethereum address (a THORName is not resolved here)"),
+                tainted_sats,
+                &mut out,
+            );
+            continue;
+        }
+        let mut parts: BTreeMap<Label, U256> = BTreeMap::new();
+        for r in &vault {
+            for run in &r.runs {
+                if let Some(l) = labels.iter().position(|x| *x == run.label) {
+                    *parts.entry(l as Label).or_default() += U256::from(run.amount);
+                }
+            }
+        }
+        let amount: u64 = vault.iter().map(|r| r.value).sum();
+        let to = vault
+            .iter()
+            .filter_map(|r| r.address.clone())
+            .collect::<Vec<_>>()
+            .join(",");
+        deps.push((
+            Deposit {
+                chain: "bitcoin".into(),
+                tx: txid,
+                time: btc.block(btc.block_of_tx(tx)).time as u64,
+                from: String::new(),
+                to,
+                asset: "BTC".into(),
+                amount: U256::from(amount),
+                memo: Some(memo),
+                id: None,
+            },
+            parts.into_iter().collect(),
+            btc.tx_height(tx),
+            tainted_sats,
+        ));
+    }
+    if deps.is_empty() {
+        return out;
+    }
+    // Outbounds: the destinations' receipts whose transaction carries a router
+    // `TransferOut` to them.
+    let mut releases: Vec<Release> = Vec::new();
+    let mut rel_block: Vec<u64> = Vec::new();
+    let mut other_memos: HashMap<String, Vec<String>> = HashMap::new();
+    let mut seen: HashSet<(u64, cointrail_evm::Address)> = HashSet::new();
+    for (d, ..) in &deps {
+        let Some(dest) = d
+            .memo
+            .as_deref()
+            .and_then(|m| match parse_memo(m) {
+                Ok(Memo::Swap(s)) => s.destination,
+                _ => None,
+            })
+            .and_then(|x| cointrail_evm::parse_address(&x).ok())
+        else {
+            continue;
+        };
+        for id in evm.received_ids(&dest) {
+            let Some(m) = ledger.movement(id) else {
+                continue;
+            };
+            let Some(t) = m.tx else { continue };
+            if m.is_gas() || !seen.insert((t, dest)) {
+                continue;
+            }
+            let moves = ledger.tx_movements(t);
+            for o in transfer_outs_from_logs(&ledger.tx_logs(t)) {
+                if o.to != dest {
+                    continue;
+                }
+                let asset = if o.asset.is_zero() {
+                    Asset::Native
+                } else {
+                    Asset::Token(o.asset)
+                };
+                let pays: Vec<Payout> = moves
+                    .iter()
+                    .filter(|x| x.to == dest && x.asset == asset && !x.is_gas())
+                    .map(|x| Payout {
+                        address: format!("{dest:#x}"),
+                        amount: x.amount,
+                        index: x.id,
+                    })
+                    .collect();
+                if pays.is_empty() {
+                    continue;
+                }
+                other_memos
+                    .entry(format!("{dest:#x}"))
+                    .or_default()
+                    .push(o.memo.clone());
+                releases.push(Release {
+                    chain: "ethereum".into(),
+                    tx: format!("{:#x}", ledger.tx_hash(t).unwrap_or_default()),
+                    time: evm.movement_time(m.id),
+                    asset: asset_name(asset),
+                    payouts: pays,
+                    memo: Some(o.memo),
+                    id: None,
+                });
+                rel_block.push(m.block);
+            }
+        }
+    }
+    let all: Vec<Deposit> = deps.iter().map(|d| d.0.clone()).collect();
+    let joins = join_thorchain(&all, &releases);
+    out.skipped.extend(joins.skipped.iter().cloned());
+    let joined: HashSet<usize> = joins.joins.iter().map(|j| j.deposit).collect();
+    for (i, (d, _, _, sats)) in deps.iter().enumerate() {
+        if joined.contains(&i) {
+            continue;
+        }
+        out.unjoined_sats += sats;
+        // A join refused by its memo check is already listed (with the release's tx).
+        if joins.skipped.iter().any(|s| {
+            releases.iter().any(|r| {
+                r.tx == s.tx
+                    && r.memo.as_deref().is_some_and(|m| {
+                        m.to_ascii_lowercase()
+                            .ends_with(&norm_hash(&d.tx).to_ascii_lowercase())
+                    })
+            })
+        }) {
+            continue;
+        }
+        let dest = d
+            .memo
+            .as_deref()
+            .and_then(|m| match parse_memo(m) {
+                Ok(Memo::Swap(s)) => s.destination,
+                _ => None,
+            })
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let others = other_memos.get(&dest).cloned().unwrap_or_default();
+        let reason = if others.is_empty() {
+            format!("no outbound on ethereum names it (OUT:{}): nothing the router paid {dest} is indexed", d.tx)
+        } else {
+            format!(
+                "no outbound on ethereum names it (OUT:{}); the router's payments to {dest} name other inbounds ({})",
+                d.tx,
+                others.join(", ")
+            )
+        };
+        out.skipped.push(SkippedHop {
+            chain: "bitcoin".into(),
+            tx: d.tx.clone(),
+            reason,
+        });
+    }
+    for j in &joins.joins {
+        let (d, tainted, height, sats) = &deps[j.deposit];
+        let r = &releases[j.release];
+        let paid = r.paid();
+        let conv = convert_taint(tainted, d.amount, paid);
+        let spread = spread_over_payouts(&conv, &r.payouts);
+        let mut payouts = Vec::new();
+        let mut total = U256::ZERO;
+        for (k, p) in r.payouts.iter().enumerate() {
+            let t = spread[k].iter().fold(U256::ZERO, |a, x| a + x.1);
+            total += t;
+            for &(label, amt) in &spread[k] {
+                out.sources.push((label, p.index, amt));
+            }
+            payouts.push(BackPayout {
+                address: p.address.clone(),
+                movement: p.index,
+                amount: p.amount.to_string(),
+                tainted: t.to_string(),
+            });
+        }
+        out.hops.push(BackHop {
+            from_chain: "bitcoin".into(),
+            to_chain: "ethereum".into(),
+            via: j.via.clone(),
+            matched: j.matched,
+            confidence_ppm: j.confidence_ppm,
+            deposit_tx: d.tx.clone(),
+            deposit_height: *height,
+            deposit_to: d.to.clone(),
+            deposit_sats: d.amount.to::<u64>(),
+            tainted_sats: *sats,
+            memo: d.memo.clone().unwrap_or_default(),
+            release_tx: r.tx.clone(),
+            release_block: rel_block[j.release],
+            release_memo: r.memo.clone().unwrap_or_default(),
+            asset: r.asset.clone(),
+            released: paid.to_string(),
+            tainted: total.to_string(),
+            payouts,
+        });
+    }
+    out
+}
+
+/// The Ethereum leg after a crossing back: account-model trace (`model`) from the
+/// converted taint, stopping at the default service categories and at crossings.
+pub fn ethereum_leg_from(
+    side: &crate::evm::EvmSide,
+    sources: &[(Label, u64, U256)],
+    model: cointrail_account::tracer::AccountModel,
+    extra_stops: &[String],
+) -> anyhow::Result<AccountTrace> {
+    let mut stops: Vec<String> = crate::STOP_CATEGORIES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(extra_stops.iter().cloned())
+        .collect();
+    stops.push(BRIDGE_CATEGORY.to_string());
+    stops.sort();
+    stops.dedup();
+    let oracle =
+        cointrail_account::tracer::FnOracle(|a: &cointrail_evm::Address| side.stop_of(a, &stops));
+    let ledger = EvmLedger(&side.index);
+    let mut t = cointrail_account::tracer::AccountTracer::new(
+        &ledger,
+        &oracle,
+        cointrail_account::tracer::Params::new(model),
+    );
+    for &(label, movement, amount) in sources {
+        t.add_source(
+            label,
+            cointrail_account::tracer::Source::Part { movement, amount },
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
+    Ok(t.run())
 }
