@@ -688,7 +688,7 @@ pub fn cross_to_ethereum(
                 other_memos
                     .entry(format!("{dest:#x}"))
                     .or_default()
-                    .push(o.memo.clone());
+                    .push(format!("{:?}", o.memo.chars().take(90).collect::<String>()));
                 releases.push(Release {
                     chain: "ethereum".into(),
                     tx: format!("{:#x}", ledger.tx_hash(t).unwrap_or_default()),
