@@ -38,8 +38,9 @@ pub struct Heist {
     pub postmix_hold: Vec<Utxo>,
     /// Two-chain world: router payouts the thief sends back to Ethereum, due at a height.
     pub way_back: Vec<(u32, Utxo)>,
-    /// Those deposits made: (txid, vout, sats, memo, Ethereum destination, height).
-    pub way_back_done: Vec<(Txid, u32, u64, String, String, u32)>,
+    /// Those deposits made: (txid, vout, sats, memo, Ethereum destination, height, the
+    /// router payout it spent).
+    pub way_back_done: Vec<(Txid, u32, u64, String, String, u32, String)>,
     pub stolen: u64,
     pub spent: u64,
     pub received: u64,
@@ -288,9 +289,15 @@ impl Sim {
                 value: v,
                 key: vault,
             });
-            self.heists[h]
-                .way_back_done
-                .push((txid, 0, v, memo, dest, now));
+            self.heists[h].way_back_done.push((
+                txid,
+                0,
+                v,
+                memo,
+                dest,
+                now,
+                format!("{}:{}", u.txid, u.vout),
+            ));
         }
         Ok(())
     }
@@ -1145,12 +1152,12 @@ impl Sim {
             let path = self.w.truth.dir.join("way_back.tsv");
             let mut t = crate::truth::Tsv::create(
                 path,
-                "heist\ttxid\tvout\tsats\tmemo\teth_address\theight",
+                "heist\ttxid\tvout\tsats\tmemo\teth_address\theight\tspent",
             )?;
             for (i, hs) in self.heists.iter().enumerate() {
-                for (txid, vout, v, memo, dest, height) in &hs.way_back_done {
+                for (txid, vout, v, memo, dest, height, spent) in &hs.way_back_done {
                     t.line(format_args!(
-                        "{i}\t{txid}\t{vout}\t{v}\t{memo}\t{dest}\t{height}"
+                        "{i}\t{txid}\t{vout}\t{v}\t{memo}\t{dest}\t{height}\t{spent}"
                     ))?;
                 }
             }

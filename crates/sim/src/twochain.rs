@@ -265,7 +265,7 @@ fn read_way_back(p: &Path) -> Result<Vec<WayBackDeposit>, SimError> {
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
         let bad = || SimError::Config(format!("{}: bad line {line:?}", p.display()));
-        if f.len() < 7 {
+        if f.len() < 8 {
             return Err(bad());
         }
         let height: u64 = f[6].parse().map_err(|_| bad())?;
@@ -274,6 +274,7 @@ fn read_way_back(p: &Path) -> Result<Vec<WayBackDeposit>, SimError> {
             sats: f[3].parse().map_err(|_| bad())?,
             memo: f[4].to_string(),
             eth_address: f[5].to_string(),
+            spent: f[7].to_string(),
             // Bitcoin block times are within ±240 s of 600 s a block.
             not_before: FIRST_BLOCK_TIME as u64 + height * 600 + 600,
         });
@@ -289,11 +290,11 @@ fn write_way_back(
     rel: &[crate::evm::xchain::WayBackRelease],
 ) -> Result<(), SimError> {
     let mut s = String::from(
-        "btc_txid\tsats\tmemo\teth_address\teth_tx\teth_block\twei\tdeposit_tx\tdeposit_address\tdeposit_wei\texchange\n",
+        "btc_txid\tsats\tmemo\teth_address\teth_tx\teth_block\twei\tdeposit_tx\tdeposit_address\tdeposit_wei\texchange\tbtc_spent\n",
     );
     for (d, r) in deps.iter().zip(rel) {
         s.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
             d.btc_txid,
             d.sats,
             d.memo,
@@ -306,7 +307,8 @@ fn write_way_back(
             r.deposit_wei.as_deref().unwrap_or(""),
             r.exchange
                 .map(|k| format!("exchange-{k}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            d.spent
         ));
     }
     std::fs::write(p, s).map_err(|e| io(p, e))

@@ -66,6 +66,8 @@ pub struct WayBackDeposit {
     /// The memo's destination, lowercase `0x…`.
     pub eth_address: String,
     pub memo: String,
+    /// The Bitcoin output it spent (the router payout to the thief), `txid:vout`.
+    pub spent: String,
     /// Unix time before which the outbound cannot be (the deposit's block, and a margin).
     pub not_before: u64,
 }
