@@ -4,8 +4,9 @@
 //! (a THORChain swap memo `=:ETH.ETH:0x…`), across to the router's outbound on Ethereum
 //! (`TransferOut` memo `OUT:<bitcoin txid>`), and on to an exchange deposit, with every figure
 //! computed by hand. The same chains hold bad input: a vault deposit whose memo does not
-//! parse, and one whose only outbound names another inbound hash (one that exists nowhere).
-//! Both are skipped hops with their reasons in the report; neither links to anything.
+//! parse, one whose only outbound names another inbound hash (one that exists nowhere), and
+//! an outbound that pays another asset than its inbound's memo asks for. Each is a skipped
+//! hop with its reason in the report; none links to anything.
 //!
 //! Bitcoin (sats; FIFO: outputs take the inputs' satoshis in order):
 //! - block 1 (coinbase): T 1,000,000 (stolen: the case), C 100,000 (the thief's own, clean)
@@ -14,6 +15,10 @@
 //! - block 3, tx B: [T2] → vault 200,000, OP_RETURN `=:ETH.ETH:D2:1e` (a limit that does not
 //!   parse), T3 298,000 (fee 1,000).
 //! - block 4, tx C: [T3] → vault 150,000, OP_RETURN `=:e:D3` (short form), T4 147,000.
+//! - block 5, tx D: [T4] → vault 100,000, OP_RETURN `=:ETH.USDT-1ec7:D5` (a token, by the
+//!   last digits of its contract), T5 46,000: its outbound pays 250 USDT to D5, all tainted.
+//! - block 6, tx E: [T5] → vault 40,000, OP_RETURN `=:ETH.USDT-1ec7:D6`: its outbound names
+//!   it but pays ETH, not the memo's token: refused with the reason.
 //!
 //! Ethereum (wei; gas price 1):
 //! - FUNDER → VAULT 10 ETH.
@@ -209,11 +214,11 @@ fn topic(a: &str) -> String {
 }
 
 /// `TransferOut(address indexed vault, address indexed to, address asset, uint256 amount,
-/// string memo)`, native asset.
-fn transfer_out_data(amount: u128, memo: &str) -> String {
+/// string memo)`: `asset` empty for the native coin.
+fn transfer_out_data(asset: &str, amount: u128, memo: &str) -> String {
     let mut d = format!(
-        "0x{}{}{}{}",
-        word(0),
+        "0x{:0>64}{}{}{}",
+        asset.trim_start_matches("0x"),
         word(amount),
         word(0x60),
         word(memo.len() as u128)
@@ -233,6 +238,10 @@ const D1: u8 = 0xd1;
 const D2: u8 = 0xd2;
 const D3: u8 = 0xd3;
 const EXCHANGE: u8 = 0x0e;
+const D5: u8 = 0xd5;
+const D6: u8 = 0xd6;
+/// Tether on Ethereum (the memo names it by its last digits, `ETH.USDT-1ec7`).
+const USDT: &str = "0xdac17f958d2ee523a2206206994597c13d831ec7";
 
 struct Eth {
     s: String,
@@ -250,6 +259,7 @@ impl Eth {
         gas: u64,
         internal: Option<(u8, u128)>,
         log: Option<(Vec<String>, String)>,
+        token: Option<(u8, u8, u128)>,
     ) -> String {
         let n = self.n;
         self.n += 1;
@@ -279,9 +289,19 @@ impl Eth {
                 self.s.push('\n');
             }
         }
+        let mut log_index = 0;
+        if let Some((from, to, amount)) = token {
+            self.s.push_str(&format!(
+                r#"{{"type":"token_transfer","token_address":"{USDT}","from_address":"{}","to_address":"{}","value":{amount},"transaction_hash":"{h}","log_index":0,"block_number":{n},"block_timestamp":{ts},"block_hash":"{bh}"}}"#,
+                eaddr(from),
+                eaddr(to)
+            ));
+            self.s.push('\n');
+            log_index = 1;
+        }
         if let Some((topics, data)) = log {
             self.s.push_str(&format!(
-                r#"{{"type":"log","log_index":0,"transaction_hash":"{h}","transaction_index":0,"address":"{}","data":"{data}","topics":{},"block_number":{n},"block_hash":"{bh}","block_timestamp":{ts}}}"#,
+                r#"{{"type":"log","log_index":{log_index},"transaction_hash":"{h}","transaction_index":0,"address":"{}","data":"{data}","topics":{},"block_number":{n},"block_hash":"{bh}","block_timestamp":{ts}}}"#,
                 eaddr(to),
                 serde_json::to_string(&topics).unwrap()
             ));
@@ -345,6 +365,31 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
             ],
         )],
     )[0];
+    // A token swap (the memo's short token id) and one whose outbound pays the wrong asset.
+    let memo_d = format!("=:ETH.USDT-1ec7:{}", eaddr(D5));
+    let tx_d = b.block(
+        &[],
+        &[(
+            &["T4"],
+            vec![
+                O::Pay("vault", "VD", 100_000),
+                O::Memo(&memo_d),
+                O::Pay("thief", "T5", 46_000),
+            ],
+        )],
+    )[0];
+    let memo_e = format!("=:ETH.USDT-1ec7:{}", eaddr(D6));
+    let tx_e = b.block(
+        &[],
+        &[(
+            &["T5"],
+            vec![
+                O::Pay("vault", "VE", 40_000),
+                O::Memo(&memo_e),
+                O::Pay("thief", "T6", 5_000),
+            ],
+        )],
+    )[0];
     let btc_file = tmp.path().join("btc.json");
     std::fs::write(&btc_file, b.text()).unwrap();
 
@@ -354,7 +399,7 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
         s: String::new(),
         n: 100,
     };
-    e.tx(FUNDER, VAULT, 10 * e18, 21_000, None, None);
+    e.tx(FUNDER, VAULT, 10 * e18, 21_000, None, None, None);
     let rel_a = e.tx(
         VAULT,
         ROUTER,
@@ -363,8 +408,13 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
         Some((D1, e18 + 1)),
         Some((
             transfer_out_topics(D1),
-            transfer_out_data(e18 + 1, &format!("OUT:{}", a.to_string().to_uppercase())),
+            transfer_out_data(
+                "",
+                e18 + 1,
+                &format!("OUT:{}", a.to_string().to_uppercase()),
+            ),
         )),
+        None,
     );
     let rel_c = e.tx(
         VAULT,
@@ -374,10 +424,45 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
         Some((D3, e18 / 2)),
         Some((
             transfer_out_topics(D3),
-            transfer_out_data(e18 / 2, &format!("OUT:{bogus}")),
+            transfer_out_data("", e18 / 2, &format!("OUT:{bogus}")),
         )),
+        None,
     );
-    let dep = e.tx(D1, EXCHANGE, 7 * e18 / 10, 21_000, None, None);
+    let dep = e.tx(D1, EXCHANGE, 7 * e18 / 10, 21_000, None, None, None);
+    // D's outbound: 250 USDT (6 decimals) from the router to D5, a token TransferOut.
+    let rel_d = e.tx(
+        VAULT,
+        ROUTER,
+        0,
+        60_000,
+        None,
+        Some((
+            transfer_out_topics(D5),
+            transfer_out_data(
+                USDT,
+                250_000_000,
+                &format!("OUT:{}", tx_d.to_string().to_uppercase()),
+            ),
+        )),
+        Some((ROUTER, D5, 250_000_000)),
+    );
+    // E's "outbound" names E but pays ETH where E's memo asks for USDT: refused.
+    let rel_e = e.tx(
+        VAULT,
+        ROUTER,
+        e18 / 10,
+        60_000,
+        Some((D6, e18 / 10)),
+        Some((
+            transfer_out_topics(D6),
+            transfer_out_data(
+                "",
+                e18 / 10,
+                &format!("OUT:{}", tx_e.to_string().to_uppercase()),
+            ),
+        )),
+        None,
+    );
     let eth_file = tmp.path().join("eth.json");
     std::fs::write(&eth_file, &e.s).unwrap();
 
@@ -426,8 +511,11 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     let x = &v["to_ethereum"];
     // The one crossing: how it was matched, and the taint carried at the outbound's rate.
     let hops = x["hops"].as_array().unwrap();
-    assert_eq!(hops.len(), 1, "{x}");
-    let h = &hops[0];
+    assert_eq!(hops.len(), 2, "{x}");
+    let h = hops
+        .iter()
+        .find(|h| h["deposit_tx"] == a.to_string())
+        .unwrap();
     assert_eq!(h["deposit_tx"], a.to_string());
     assert_eq!(h["memo"], memo_a.as_str());
     assert_eq!(h["via"], "thorchain");
@@ -443,7 +531,7 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
 
     // The bad input: a skipped hop each, with its reason; their taint stays at the vault.
     let skipped = x["skipped"].as_array().unwrap();
-    assert_eq!(skipped.len(), 2, "{x}");
+    assert_eq!(skipped.len(), 3, "{x}");
     let why = |tx: &str| -> String {
         skipped
             .iter()
@@ -463,14 +551,30 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
         rc.contains("no outbound on ethereum names it") && rc.contains(&bogus),
         "{rc}"
     );
-    assert_eq!(x["unjoined_sats"], 350_000);
+    let re = why(&rel_e);
+    assert!(
+        re.contains("pays ETH") && re.contains("ETH.USDT-1ec7") && re.contains(&tx_e.to_string()),
+        "{re}"
+    );
+    assert_eq!(x["unjoined_sats"], 200_000 + 150_000 + 40_000);
+    // The token swap: the whole 100,000-sat deposit was tainted, so are the 250 USDT.
+    let ht = hops
+        .iter()
+        .find(|h| h["deposit_tx"] == tx_d.to_string())
+        .unwrap();
+    assert_eq!(ht["matched"], "thorchain_out");
+    assert_eq!(ht["release_tx"], rel_d.as_str());
+    assert_eq!(ht["asset"], USDT);
+    assert_eq!(ht["tainted_sats"], 100_000);
+    assert_eq!(ht["released"], "250000000");
+    assert_eq!(ht["tainted"], "250000000");
     // Never a wrong link: the outbound naming the missing inbound carried nothing, D3 holds
     // no taint, and nothing reached D2.
     let leg = &x["trace"];
     assert_eq!(leg["conserved"], true);
     for s in leg["held"].as_array().unwrap() {
         let a = s["address"].as_str().unwrap().to_lowercase();
-        assert_eq!(a, eaddr(D1), "{s}");
+        assert!(a == eaddr(D1) || a == eaddr(D5), "{s}");
     }
     assert!(
         !v.to_string().contains(&rel_c[2..]),
@@ -478,7 +582,12 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     );
 
     // The Ethereum leg, balance FIFO, by hand.
-    let t = &v["per_chain_totals"]["ethereum"][0];
+    let totals = v["per_chain_totals"]["ethereum"].as_array().unwrap();
+    assert_eq!(totals.len(), 2);
+    let t = totals.iter().find(|t| t["token"].is_null()).unwrap();
+    let tu = totals.iter().find(|t| !t["token"].is_null()).unwrap();
+    assert_eq!(tu["source"], "250000000");
+    assert_eq!(tu["held"], "250000000");
     assert_eq!(t["source"], "833333333333333334");
     assert_eq!(t["fee"], "21000");
     assert_eq!(t["stopped"], "700000000000000000");
@@ -490,7 +599,10 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     // The Bitcoin leg: the vault outputs are where it stopped.
     let bt = &v["per_chain_totals"]["bitcoin"];
     assert_eq!(bt["source_sats"], 1_000_000);
-    assert_eq!(bt["stopped_sats"], 500_000 + 200_000 + 150_000);
+    assert_eq!(
+        bt["stopped_sats"],
+        500_000 + 200_000 + 150_000 + 100_000 + 40_000
+    );
 
     // The reports show the hop back and the skipped ones.
     let page = std::fs::read_to_string(&html).unwrap();
@@ -501,18 +613,18 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
         rows.lines()
             .filter(|l| l.starts_with("hop,bitcoin>ethereum,"))
             .count(),
-        1
+        2
     );
     assert_eq!(
         rows.lines().filter(|l| l.starts_with("skipped,")).count(),
-        2
+        3
     );
 
     // Human output says the same, and nothing panics.
     let (ok, out, err) = try_cli(&d, &["trace", "theft"]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("back to Ethereum: 1 hop(s) (2 skipped"),
+        out.contains("back to Ethereum: 2 hop(s) (3 skipped"),
         "{out}"
     );
     assert!(!err.contains("panicked"), "{err}");

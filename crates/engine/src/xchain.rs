@@ -703,7 +703,37 @@ pub fn cross_to_ethereum(
         }
     }
     let all: Vec<Deposit> = deps.iter().map(|d| d.0.clone()).collect();
-    let joins = join_thorchain(&all, &releases);
+    let mut joins = join_thorchain(&all, &releases);
+    // The outbound pays the memo's asset: ETH for `ETH.ETH`/`e`, else a token whose
+    // contract ends with the memo's id. A join paying another asset is refused.
+    joins.joins.retain(|j| {
+        let d = &all[j.deposit];
+        let r = &releases[j.release];
+        let Some(Ok(Memo::Swap(s))) = d.memo.as_deref().map(parse_memo) else {
+            return true;
+        };
+        let native = s.asset.symbol.eq_ignore_ascii_case("ETH") && s.asset.id.is_none();
+        let fits = if native {
+            r.asset == "ETH"
+        } else {
+            r.asset != "ETH"
+                && s.asset.id.as_deref().is_none_or(|id| {
+                    let id = id.trim_start_matches("0x").to_ascii_lowercase();
+                    r.asset.to_ascii_lowercase().ends_with(&id)
+                })
+        };
+        if !fits {
+            joins.skipped.push(SkippedHop {
+                chain: "ethereum".into(),
+                tx: r.tx.clone(),
+                reason: format!(
+                    "outbound names inbound {} but pays {} where its memo asks for {}",
+                    d.tx, r.asset, s.asset
+                ),
+            });
+        }
+        fits
+    });
     out.skipped.extend(joins.skipped.iter().cloned());
     let joined: HashSet<usize> = joins.joins.iter().map(|j| j.deposit).collect();
     for (i, (d, _, _, sats)) in deps.iter().enumerate() {
