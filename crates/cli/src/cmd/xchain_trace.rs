@@ -75,15 +75,19 @@ pub fn continue_on_bitcoin(
         };
         e.trace(&x.sources, p, &stops)
     });
+
     let secs = t0.elapsed().as_secs_f64();
-    tracing::debug!(t_open, t_join, secs, "cross-chain trace phases");
-    if std::env::var_os("COINTRAIL_XCHAIN_TIMES").is_some() {
-        eprintln!("open {t_open:.2}s join {t_join:.2}s bitcoin {secs:.2}s");
-    }
     let back = match &btc {
         Some(b) => back_to_ethereum(&e, b, labels, a.model, &stops)?,
         None => None,
     };
+    let t_back = t0.elapsed().as_secs_f64();
+    tracing::debug!(t_open, t_join, secs, t_back, "cross-chain trace phases");
+    if std::env::var_os("COINTRAIL_XCHAIN_TIMES").is_some() {
+        eprintln!(
+            "open {t_open:.2}s join {t_join:.2}s bitcoin {secs:.2}s back to ethereum {t_back:.2}s"
+        );
+    }
     let mut v = combined(&r, &x, btc.as_ref())?;
     if let Some(k) = &back {
         v["to_ethereum"] = k.json()?;
