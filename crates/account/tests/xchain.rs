@@ -258,7 +258,7 @@ fn router_transfer_out_events_decode_with_their_memo() {
         w(memo.len() as u128)
     );
     let mut b = alloy_hex(memo.as_bytes());
-    while b.len() % 64 != 0 {
+    while !b.len().is_multiple_of(64) {
         b.push('0');
     }
     data.push_str(&b);

@@ -224,7 +224,7 @@ fn transfer_out_data(asset: &str, amount: u128, memo: &str) -> String {
         word(memo.len() as u128)
     );
     let mut b = hex::encode(memo.as_bytes());
-    while b.len() % 64 != 0 {
+    while !b.len().is_multiple_of(64) {
         b.push('0');
     }
     d.push_str(&b);
@@ -251,6 +251,7 @@ struct Eth {
 impl Eth {
     /// One block with one transaction: `from` → `to` (value), gas used at price 1, an
     /// optional internal call (from `to`) and log (emitted by `to`).
+    #[allow(clippy::too_many_arguments)]
     fn tx(
         &mut self,
         from: u8,

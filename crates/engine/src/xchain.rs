@@ -521,7 +521,9 @@ pub fn cross_to_ethereum(
     for row in leg.outputs.iter().filter(|r| r.tainted_sats > 0) {
         by_tx.entry(btc.output_tx(row.out)).or_default().push(row);
     }
-    let mut deps: Vec<(Deposit, Vec<(Label, U256)>, u32, u64)> = Vec::new();
+    // (deposit, tainted parts per label, height, tainted sats)
+    type Dep = (Deposit, Vec<(Label, U256)>, u32, u64);
+    let mut deps: Vec<Dep> = Vec::new();
     for (tx, rows) in by_tx {
         let memo = btc
             .tx_outputs(tx)

@@ -501,7 +501,7 @@ impl Econ {
             data.push_str(&word(0x60));
             data.push_str(&word(memo.len() as u128));
             let mut b = hex::encode(memo.as_bytes());
-            while b.len() % 64 != 0 {
+            while !b.len().is_multiple_of(64) {
                 b.push('0');
             }
             data.push_str(&b);
