@@ -13,6 +13,10 @@ use std::path::PathBuf;
   cointrail trace --from TXID:0 --max-hops 5 --json    # ad hoc, without a case
   cointrail trace origin TXID:VOUT --case sim-heist-0  # which stolen satoshis an output holds (FIFO)
   cointrail trace sim-heist-0 --entity-aware --soft-hops  # follow the thief's entity, mixers, CoinJoins
+  cointrail trace bybit --report bybit.html           # across chains: Ethereum → Bitcoin → back to Ethereum
+Across chains (an Ethereum index in the data directory): a deposit into a THORChain vault with
+a swap memo (=:ETH.ETH:0x…) continues on Ethereum from the router's outbound (memo OUT:<txid>);
+JSON `to_ethereum` lists each hop with how it was matched, and the skipped ones with why.
 Models: fifo (default), lifo, tiho, tifo, haircut, poison, or any xIyO (e.g. liho).
 Totals add up to the stolen amount under every model but poison.")]
 pub struct TraceArgs {
