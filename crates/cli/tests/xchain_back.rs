@@ -19,6 +19,10 @@
 //!   last digits of its contract), T5 46,000: its outbound pays 250 USDT to D5, all tainted.
 //! - block 6, tx E: [T5] → vault 40,000, OP_RETURN `=:ETH.USDT-1ec7:D6`: its outbound names
 //!   it but pays ETH, not the memo's token: refused with the reason.
+//! - block 7, txs F and G: [T6] → vault 2,000, `=:ETH.ETH:D7`, T7 2,000; [T7] → vault
+//!   1,000, the same memo. Their outbounds are two `TransferOut`s of one Ethereum
+//!   transaction that pays D7 0.01 ETH once: F is joined, G is refused (one transfer cannot
+//!   carry two inbounds).
 //!
 //! Ethereum (wei; gas price 1):
 //! - FUNDER → VAULT 10 ETH.
@@ -240,6 +244,7 @@ const D3: u8 = 0xd3;
 const EXCHANGE: u8 = 0x0e;
 const D5: u8 = 0xd5;
 const D6: u8 = 0xd6;
+const D7: u8 = 0xd7;
 /// Tether on Ethereum (the memo names it by its last digits, `ETH.USDT-1ec7`).
 const USDT: &str = "0xdac17f958d2ee523a2206206994597c13d831ec7";
 
@@ -309,6 +314,21 @@ impl Eth {
             self.s.push('\n');
         }
         h
+    }
+}
+
+impl Eth {
+    /// Another log of the last block's transaction `h`, emitted by the router.
+    fn log(&mut self, h: &str, log_index: u64, topics: Vec<String>, data: String) {
+        let n = self.n - 1;
+        self.s.push_str(&format!(
+            r#"{{"type":"log","log_index":{log_index},"transaction_hash":"{h}","transaction_index":0,"address":"{}","data":"{data}","topics":{},"block_number":{n},"block_hash":"{}","block_timestamp":{}}}"#,
+            eaddr(ROUTER),
+            serde_json::to_string(&topics).unwrap(),
+            ehash(n),
+            1_700_000_000 + n * 12
+        ));
+        self.s.push('\n');
     }
 }
 
@@ -391,6 +411,27 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
             ],
         )],
     )[0];
+    // Two deposits to D7 whose outbounds are two `TransferOut`s of one transaction paying
+    // through one and the same transfer: only the first is joined.
+    let memo_f = format!("=:ETH.ETH:{}", eaddr(D7));
+    let ids = b.block(
+        &[],
+        &[
+            (
+                &["T6"],
+                vec![
+                    O::Pay("vault", "VF", 2_000),
+                    O::Memo(&memo_f),
+                    O::Pay("thief", "T7", 2_000),
+                ],
+            ),
+            (
+                &["T7"],
+                vec![O::Pay("vault", "VG", 1_000), O::Memo(&memo_f)],
+            ),
+        ],
+    );
+    let (tx_f, tx_g) = (ids[0], ids[1]);
     let btc_file = tmp.path().join("btc.json");
     std::fs::write(&btc_file, b.text()).unwrap();
 
@@ -464,6 +505,32 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
         )),
         None,
     );
+    let rel_fg = e.tx(
+        VAULT,
+        ROUTER,
+        e18 / 100,
+        60_000,
+        Some((D7, e18 / 100)),
+        Some((
+            transfer_out_topics(D7),
+            transfer_out_data(
+                "",
+                e18 / 100,
+                &format!("OUT:{}", tx_f.to_string().to_uppercase()),
+            ),
+        )),
+        None,
+    );
+    e.log(
+        &rel_fg,
+        1,
+        transfer_out_topics(D7),
+        transfer_out_data(
+            "",
+            e18 / 100,
+            &format!("OUT:{}", tx_g.to_string().to_uppercase()),
+        ),
+    );
     let eth_file = tmp.path().join("eth.json");
     std::fs::write(&eth_file, &e.s).unwrap();
 
@@ -512,7 +579,7 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     let x = &v["to_ethereum"];
     // The one crossing: how it was matched, and the taint carried at the outbound's rate.
     let hops = x["hops"].as_array().unwrap();
-    assert_eq!(hops.len(), 2, "{x}");
+    assert_eq!(hops.len(), 3, "{x}");
     let h = hops
         .iter()
         .find(|h| h["deposit_tx"] == a.to_string())
@@ -532,7 +599,7 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
 
     // The bad input: a skipped hop each, with its reason; their taint stays at the vault.
     let skipped = x["skipped"].as_array().unwrap();
-    assert_eq!(skipped.len(), 3, "{x}");
+    assert_eq!(skipped.len(), 4, "{x}");
     let why = |tx: &str| -> String {
         skipped
             .iter()
@@ -557,7 +624,24 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
         re.contains("pays ETH") && re.contains("ETH.USDT-1ec7") && re.contains(&tx_e.to_string()),
         "{re}"
     );
-    assert_eq!(x["unjoined_sats"], 200_000 + 150_000 + 40_000);
+    assert_eq!(x["unjoined_sats"], 200_000 + 150_000 + 40_000 + 1_000);
+    // F's outbound is joined (all tainted: 0.01 ETH); G's, paid through the same transfer,
+    // is refused, naming F.
+    let hf = hops
+        .iter()
+        .find(|h| h["deposit_tx"] == tx_f.to_string())
+        .unwrap();
+    assert_eq!(hf["tainted"], "10000000000000000");
+    assert!(!hops.iter().any(|h| h["deposit_tx"] == tx_g.to_string()));
+    let dup = skipped
+        .iter()
+        .find(|k| k["reason"].as_str().unwrap().contains(&tx_g.to_string()))
+        .unwrap_or_else(|| panic!("G not skipped: {x}"));
+    assert!(
+        dup["reason"].as_str().unwrap().contains("same transfer")
+            && dup["reason"].as_str().unwrap().contains(&tx_f.to_string()),
+        "{dup}"
+    );
     // The token swap: the whole 100,000-sat deposit was tainted, so are the 250 USDT.
     let ht = hops
         .iter()
@@ -575,7 +659,7 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     assert_eq!(leg["conserved"], true);
     for s in leg["held"].as_array().unwrap() {
         let a = s["address"].as_str().unwrap().to_lowercase();
-        assert!(a == eaddr(D1) || a == eaddr(D5), "{s}");
+        assert!(a == eaddr(D1) || a == eaddr(D5) || a == eaddr(D7), "{s}");
     }
     assert!(
         !v.to_string().contains(&rel_c[2..]),
@@ -589,10 +673,11 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     let tu = totals.iter().find(|t| !t["token"].is_null()).unwrap();
     assert_eq!(tu["source"], "250000000");
     assert_eq!(tu["held"], "250000000");
-    assert_eq!(t["source"], "833333333333333334");
+    // D1's 833,333,333,333,333,334 and D7's 10^16.
+    assert_eq!(t["source"], "843333333333333334");
     assert_eq!(t["fee"], "21000");
     assert_eq!(t["stopped"], "700000000000000000");
-    assert_eq!(t["held"], "133333333333312334");
+    assert_eq!(t["held"], "143333333333312334");
     let stop = &leg["stops"][0];
     assert_eq!(stop["category"], "exchange");
     assert_eq!(stop["name"], "Some Exchange");
@@ -602,7 +687,7 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     assert_eq!(bt["source_sats"], 1_000_000);
     assert_eq!(
         bt["stopped_sats"],
-        500_000 + 200_000 + 150_000 + 100_000 + 40_000
+        500_000 + 200_000 + 150_000 + 100_000 + 40_000 + 2_000 + 1_000
     );
 
     // The reports show the hop back and the skipped ones.
@@ -614,18 +699,18 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
         rows.lines()
             .filter(|l| l.starts_with("hop,bitcoin>ethereum,"))
             .count(),
-        2
+        3
     );
     assert_eq!(
         rows.lines().filter(|l| l.starts_with("skipped,")).count(),
-        3
+        4
     );
 
     // Human output says the same, and nothing panics.
     let (ok, out, err) = try_cli(&d, &["trace", "theft"]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("back to Ethereum: 2 hop(s) (3 skipped"),
+        out.contains("back to Ethereum: 3 hop(s) (4 skipped"),
         "{out}"
     );
     assert!(!err.contains("panicked"), "{err}");

@@ -780,9 +780,28 @@ pub fn cross_to_ethereum(
             reason,
         });
     }
+    // A payout movement carries one inbound's taint: an outbound transaction whose
+    // `TransferOut` events name two inbounds but pay through the same movement (hostile or
+    // malformed logs) joins the first, and the other is a skipped hop.
+    let mut paid_by: HashMap<u64, String> = HashMap::new();
     for j in &joins.joins {
         let (d, tainted, height, sats) = &deps[j.deposit];
         let r = &releases[j.release];
+        if let Some(other) = r.payouts.iter().find_map(|p| paid_by.get(&p.index)) {
+            out.skipped.push(SkippedHop {
+                chain: "ethereum".into(),
+                tx: r.tx.clone(),
+                reason: format!(
+                    "outbound for inbound {} pays through the same transfer as the one for inbound {other}: joined to that one only",
+                    d.tx
+                ),
+            });
+            out.unjoined_sats += sats;
+            continue;
+        }
+        for p in &r.payouts {
+            paid_by.insert(p.index, d.tx.clone());
+        }
         let paid = r.paid();
         let conv = convert_taint(tainted, d.amount, paid);
         let spread = spread_over_payouts(&conv, &r.payouts);
