@@ -313,6 +313,55 @@ fn way_back(
         wb.len()
     );
 
+    // Alerts watch the way back too: the Ethereum accounts holding the case's taint after
+    // the crossing back are among the case's holders at the tip, and not before the first
+    // outbound's block.
+    let case = cointrail_cases::CaseStore::open(&d.join("cases.redb"))
+        .unwrap()
+        .get("bybit")
+        .unwrap();
+    let e = cointrail_engine::Engine::open_full(d, None).unwrap();
+    let holders = e.case_holders(&case, None).unwrap().unwrap();
+    let back_held: Vec<(String, u128)> = leg["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["token"].is_null())
+        .map(|h| {
+            (
+                h["address"].as_str().unwrap().to_lowercase(),
+                h["amount"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert!(!back_held.is_empty(), "{leg}");
+    let held_at = |hs: &[(
+        cointrail_evm::Address,
+        cointrail_evm::movement::Asset,
+        cointrail_evm::U256,
+    )],
+                   a: &str| {
+        hs.iter()
+            .filter(|(x, s, _)| {
+                format!("{x:#x}") == a && *s == cointrail_evm::movement::Asset::Native
+            })
+            .map(|h| h.2.to::<u128>())
+            .sum::<u128>()
+    };
+    for (a, amount) in &back_held {
+        assert!(held_at(&holders, a) >= *amount, "{a} {amount}");
+    }
+    let first = wb
+        .iter()
+        .map(|f| f[5].parse::<u64>().unwrap())
+        .min()
+        .unwrap();
+    let before = e.case_holders(&case, Some(first - 1)).unwrap().unwrap();
+    for (a, _) in &back_held {
+        assert_eq!(held_at(&before, a), 0, "{a} held before its outbound");
+    }
+    drop(e);
+
     // A case made from the Bitcoin side only (the router payout the thief sent back) ends
     // on Ethereum at the same exchange deposit.
     let f = &wb[0];

@@ -321,6 +321,9 @@ pub struct CaseAcross {
     pub crossed: Crossed,
     /// The Bitcoin leg, when a crossing was joined.
     pub btc: Option<cointrail_trace::TraceResult>,
+    /// The way back: the Bitcoin leg's crossings back to Ethereum and the Ethereum leg
+    /// after them (FIFO), when one was joined.
+    pub back: Option<(CrossedBack, AccountTrace)>,
 }
 
 impl crate::Engine {
@@ -365,10 +368,32 @@ impl crate::Engine {
         let Some(eth) = eth_leg(&side, case, None) else {
             return Ok(None);
         };
+        let (crossed, btc) = self.bitcoin_leg(&side, case, &eth, rules);
+        let back = match &btc {
+            Some(b) => self.back_leg(&side, case, b, None)?,
+            None => None,
+        };
+        Ok(Some(CaseAcross {
+            eth,
+            crossed,
+            btc,
+            back,
+        }))
+    }
+
+    /// An Ethereum leg's crossings to Bitcoin and the Bitcoin leg from them (FIFO, default
+    /// stops and `bridge`: a deposit to the router's Bitcoin vault ends it).
+    fn bitcoin_leg(
+        &self,
+        side: &crate::evm::EvmSide,
+        case: &cointrail_cases::Case,
+        eth: &AccountTrace,
+        rules: &BridgeRules,
+    ) -> (Crossed, Option<cointrail_trace::TraceResult>) {
         let crossed = cross_to_bitcoin(
             &side.index,
             &self.index,
-            &eth,
+            eth,
             &|c| c == BRIDGE_CATEGORY,
             rules,
             1,
@@ -377,6 +402,7 @@ impl crate::Engine {
             let stops: Vec<String> = crate::STOP_CATEGORIES
                 .iter()
                 .map(|s| s.to_string())
+                .chain([BRIDGE_CATEGORY.to_string()])
                 .collect();
             let p = cointrail_trace::TraceParams {
                 labels: vec![case.name.clone()],
@@ -385,7 +411,35 @@ impl crate::Engine {
             };
             self.trace(&crossed.sources, p, &stops)
         });
-        Ok(Some(CaseAcross { eth, crossed, btc }))
+        (crossed, btc)
+    }
+
+    /// A Bitcoin leg's crossings back to Ethereum and the Ethereum leg after them (FIFO),
+    /// through block `until` when given.
+    fn back_leg(
+        &self,
+        side: &crate::evm::EvmSide,
+        case: &cointrail_cases::Case,
+        btc: &cointrail_trace::TraceResult,
+        until: Option<u64>,
+    ) -> anyhow::Result<Option<(CrossedBack, AccountTrace)>> {
+        let x = cross_to_ethereum(
+            &self.index,
+            &side.index,
+            btc,
+            std::slice::from_ref(&case.name),
+        );
+        if x.sources.is_empty() {
+            return Ok(None);
+        }
+        let t = ethereum_leg_from(
+            side,
+            &x.sources,
+            cointrail_account::tracer::AccountModel::Fifo,
+            &[],
+            until,
+        )?;
+        Ok(Some((x, t)))
     }
 }
 
@@ -431,9 +485,32 @@ impl crate::Engine {
         let Some(side) = self.ethereum_side()? else {
             return Ok(None);
         };
-        Ok(eth_leg(&side, case, through).map(|t| {
+        let Some(t) = eth_leg(&side, case, through) else {
+            return Ok(None);
+        };
+        // The way back: what came back from Bitcoin through the router and is held on
+        // Ethereum again is watched too. Bridge rules with errors only cost the way back
+        // here (the holders of the first leg are still watched); `trace` reports the error.
+        let back = if self.index.block_count() > 0 {
+            let rules = self.bridge_rules().unwrap_or_else(|err| {
+                tracing::warn!("case {}: {}", case.name, crate::error_text(&err));
+                BridgeRules::default()
+            });
+            match self.bitcoin_leg(&side, case, &t, &rules).1 {
+                Some(b) => self.back_leg(&side, case, &b, through)?,
+                None => None,
+            }
+        } else {
+            None
+        };
+        Ok(Some({
             let mut m: BTreeMap<(cointrail_evm::Address, Asset), U256> = BTreeMap::new();
-            for h in t.held.iter().filter(|h| !h.amount.is_zero()) {
+            for h in t
+                .held
+                .iter()
+                .chain(back.iter().flat_map(|b| b.1.held.iter()))
+                .filter(|h| !h.amount.is_zero())
+            {
                 *m.entry((h.address, h.asset)).or_default() += h.amount;
             }
             let mut v: Vec<_> = m.into_iter().map(|((a, s), x)| (a, s, x)).collect();
@@ -851,6 +928,7 @@ pub fn ethereum_leg_from(
     sources: &[(Label, u64, U256)],
     model: cointrail_account::tracer::AccountModel,
     extra_stops: &[String],
+    until: Option<u64>,
 ) -> anyhow::Result<AccountTrace> {
     let mut stops: Vec<String> = crate::STOP_CATEGORIES
         .iter()
@@ -863,11 +941,9 @@ pub fn ethereum_leg_from(
     let oracle =
         cointrail_account::tracer::FnOracle(|a: &cointrail_evm::Address| side.stop_of(a, &stops));
     let ledger = EvmLedger(&side.index);
-    let mut t = cointrail_account::tracer::AccountTracer::new(
-        &ledger,
-        &oracle,
-        cointrail_account::tracer::Params::new(model),
-    );
+    let mut p = cointrail_account::tracer::Params::new(model);
+    p.until_block = until;
+    let mut t = cointrail_account::tracer::AccountTracer::new(&ledger, &oracle, p);
     for &(label, movement, amount) in sources {
         t.add_source(
             label,

@@ -363,7 +363,7 @@ pub fn back_to_ethereum(
         None
     } else {
         let m = crate::cmd::evm_trace::account_model(model).unwrap_or(AccountModel::Fifo);
-        let t = ethereum_leg_from(&side, &crossed.sources, m, stops)?;
+        let t = ethereum_leg_from(&side, &crossed.sources, m, stops, None)?;
         Some(report(&t, "ethereum", labels))
     };
     Ok(Some(Back { crossed, eth }))
