@@ -23,6 +23,10 @@
 //!   1,000, the same memo. Their outbounds are two `TransferOut`s of one Ethereum
 //!   transaction that pays D7 0.01 ETH once: F is joined, G is refused (one transfer cannot
 //!   carry two inbounds).
+//! - block 8, tx H: [T9 50,000 (stolen too: the case's second source)] → a generic bridge's
+//!   vault 40,000, OP_RETURN `XB:42`, T10 9,000: a `bridges.yaml` rule (deposit on bitcoin,
+//!   release on ethereum, 2·10^11 wei a sat, 1% tolerance) joins it to the bridge's payment
+//!   by amount and time (`amount_time`, confidence 0.95, worked out below).
 //!
 //! Ethereum (wei; gas price 1):
 //! - FUNDER → VAULT 10 ETH.
@@ -245,6 +249,8 @@ const EXCHANGE: u8 = 0x0e;
 const D5: u8 = 0xd5;
 const D6: u8 = 0xd6;
 const D7: u8 = 0xd7;
+const D8: u8 = 0xd8;
+const BRIDGE: u8 = 0x0c;
 /// Tether on Ethereum (the memo names it by its last digits, `ETH.USDT-1ec7`).
 const USDT: &str = "0xdac17f958d2ee523a2206206994597c13d831ec7";
 
@@ -349,7 +355,14 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     let d = tmp.path().join("data");
 
     let mut b = Btc::default();
-    b.block(&[("thief", "T", 1_000_000), ("thief", "C", 100_000)], &[]);
+    b.block(
+        &[
+            ("thief", "T", 1_000_000),
+            ("thief", "C", 100_000),
+            ("thief", "T9", 50_000),
+        ],
+        &[],
+    );
     let memo_a = format!("=:ETH.ETH:{}", eaddr(D1));
     let a = b.block(
         &[],
@@ -432,6 +445,19 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
         ],
     );
     let (tx_f, tx_g) = (ids[0], ids[1]);
+    // A generic bridge (bridges.yaml, deposit on Bitcoin, release on Ethereum): no memo to
+    // join by, so amount at the rule's rate and time.
+    let tx_h = b.block(
+        &[],
+        &[(
+            &["T9"],
+            vec![
+                O::Pay("bvault", "VH", 40_000),
+                O::Memo("XB:42"),
+                O::Pay("thief", "T10", 9_000),
+            ],
+        )],
+    )[0];
     let btc_file = tmp.path().join("btc.json");
     std::fs::write(&btc_file, b.text()).unwrap();
 
@@ -505,6 +531,11 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
         )),
         None,
     );
+    // The bridge's release for H: 40,000 sats at 2·10^11 wei a sat is 8·10^15 wei; it pays
+    // 0.1% less (7.992·10^15): error 8·10^12 of a tolerance of 1% (8·10^13), one candidate:
+    // confidence 1 − 8·10^12 / 1.6·10^14 = 0.95.
+    e.tx(FUNDER, BRIDGE, e18, 21_000, None, None, None);
+    let rel_h = e.tx(BRIDGE, D8, 7_992_000_000_000_000, 21_000, None, None, None);
     let rel_fg = e.tx(
         VAULT,
         ROUTER,
@@ -552,14 +583,25 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     std::fs::write(
         d.join("attribution.tsv"),
         format!(
-            "{}\tbridge\tTHORChain vault\n{}\tbridge\tTHORChain router\n{}\texchange\tSome Exchange\n",
+            "{}\tbridge\tTHORChain vault\n{}\tbridge\tXBridge vault\n{}\tbridge\tTHORChain router\n{}\texchange\tSome Exchange\n",
             address(&spk("vault")),
+            address(&spk("bvault")),
             eaddr(ROUTER),
             eaddr(EXCHANGE)
         ),
     )
     .unwrap();
+    std::fs::write(
+        d.join("bridges.yaml"),
+        format!(
+            "bridges:\n  - name: xbridge\n    deposit:\n      chain: bitcoin\n      addresses: [\"{}\"]\n      id: \"op_return:XB:\"\n    release:\n      chain: ethereum\n      addresses: [\"{}\"]\n    rate_out: \"200000000000\"\n    rate_in: \"1\"\n    tolerance_bps: 100\n    window_secs: 200000000\n",
+            address(&spk("bvault")),
+            eaddr(BRIDGE)
+        ),
+    )
+    .unwrap();
     let (t_txid, t_vout) = b.named["T"];
+    let (t9_txid, t9_vout) = b.named["T9"];
     cli(
         &d,
         &[
@@ -568,6 +610,8 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
             "theft",
             "--from",
             &format!("{t_txid}:{t_vout}"),
+            "--from",
+            &format!("{t9_txid}:{t9_vout}"),
         ],
     );
     let html = tmp.path().join("r.html");
@@ -579,7 +623,19 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     let x = &v["to_ethereum"];
     // The one crossing: how it was matched, and the taint carried at the outbound's rate.
     let hops = x["hops"].as_array().unwrap();
-    assert_eq!(hops.len(), 3, "{x}");
+    assert_eq!(hops.len(), 4, "{x}");
+    let hb = hops
+        .iter()
+        .find(|h| h["deposit_tx"] == tx_h.to_string())
+        .unwrap();
+    assert_eq!(hb["via"], "xbridge");
+    assert_eq!(hb["matched"], "amount_time");
+    assert_eq!(hb["confidence_ppm"], 950_000);
+    assert_eq!(hb["release_tx"], rel_h.as_str());
+    assert_eq!(hb["memo"], "XB:42");
+    assert_eq!(hb["deposit_sats"], 40_000);
+    assert_eq!(hb["tainted_sats"], 40_000);
+    assert_eq!(hb["tainted"], "7992000000000000");
     let h = hops
         .iter()
         .find(|h| h["deposit_tx"] == a.to_string())
@@ -659,7 +715,7 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     assert_eq!(leg["conserved"], true);
     for s in leg["held"].as_array().unwrap() {
         let a = s["address"].as_str().unwrap().to_lowercase();
-        assert!(a == eaddr(D1) || a == eaddr(D5) || a == eaddr(D7), "{s}");
+        assert!([D1, D5, D7, D8].iter().any(|&x| a == eaddr(x)), "{s}");
     }
     assert!(
         !v.to_string().contains(&rel_c[2..]),
@@ -674,20 +730,21 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     assert_eq!(tu["source"], "250000000");
     assert_eq!(tu["held"], "250000000");
     // D1's 833,333,333,333,333,334 and D7's 10^16.
-    assert_eq!(t["source"], "843333333333333334");
+    // ... and D8's 7,992·10^12 from the bridge.
+    assert_eq!(t["source"], "851325333333333334");
     assert_eq!(t["fee"], "21000");
     assert_eq!(t["stopped"], "700000000000000000");
-    assert_eq!(t["held"], "143333333333312334");
+    assert_eq!(t["held"], "151325333333312334");
     let stop = &leg["stops"][0];
     assert_eq!(stop["category"], "exchange");
     assert_eq!(stop["name"], "Some Exchange");
     assert_eq!(stop["tx"].as_str().unwrap(), dep);
     // The Bitcoin leg: the vault outputs are where it stopped.
     let bt = &v["per_chain_totals"]["bitcoin"];
-    assert_eq!(bt["source_sats"], 1_000_000);
+    assert_eq!(bt["source_sats"], 1_050_000);
     assert_eq!(
         bt["stopped_sats"],
-        500_000 + 200_000 + 150_000 + 100_000 + 40_000 + 2_000 + 1_000
+        500_000 + 200_000 + 150_000 + 100_000 + 40_000 + 2_000 + 1_000 + 40_000
     );
 
     // The reports show the hop back and the skipped ones.
@@ -699,7 +756,7 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
         rows.lines()
             .filter(|l| l.starts_with("hop,bitcoin>ethereum,"))
             .count(),
-        3
+        4
     );
     assert_eq!(
         rows.lines().filter(|l| l.starts_with("skipped,")).count(),
@@ -710,7 +767,7 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     let (ok, out, err) = try_cli(&d, &["trace", "theft"]);
     assert!(ok, "{err}");
     assert!(
-        out.contains("back to Ethereum: 3 hop(s) (4 skipped"),
+        out.contains("back to Ethereum: 4 hop(s) (4 skipped"),
         "{out}"
     );
     assert!(!err.contains("panicked"), "{err}");

@@ -370,7 +370,7 @@ impl crate::Engine {
         };
         let (crossed, btc) = self.bitcoin_leg(&side, case, &eth, rules);
         let back = match &btc {
-            Some(b) => self.back_leg(&side, case, b, None)?,
+            Some(b) => self.back_leg(&side, case, b, None, rules)?,
             None => None,
         };
         Ok(Some(CaseAcross {
@@ -422,13 +422,17 @@ impl crate::Engine {
         case: &cointrail_cases::Case,
         btc: &cointrail_trace::TraceResult,
         until: Option<u64>,
+        rules: &BridgeRules,
     ) -> anyhow::Result<Option<(CrossedBack, AccountTrace)>> {
-        let x = cross_to_ethereum(
+        let labels = std::slice::from_ref(&case.name);
+        let mut x = cross_to_ethereum(&self.index, &side.index, btc, labels);
+        x.extend(cross_bridges_to_ethereum(
             &self.index,
             &side.index,
             btc,
-            std::slice::from_ref(&case.name),
-        );
+            labels,
+            rules,
+        ));
         if x.sources.is_empty() {
             return Ok(None);
         }
@@ -497,7 +501,7 @@ impl crate::Engine {
                 BridgeRules::default()
             });
             match self.bitcoin_leg(&side, case, &t, &rules).1 {
-                Some(b) => self.back_leg(&side, case, &b, through)?,
+                Some(b) => self.back_leg(&side, case, &b, through, &rules)?,
                 None => None,
             }
         } else {
@@ -952,4 +956,207 @@ pub fn ethereum_leg_from(
         .map_err(anyhow::Error::msg)?;
     }
     Ok(t.run())
+}
+
+/// Follow a Bitcoin leg back to Ethereum through generic bridges (`bridges.yaml` rules whose
+/// deposit side is `bitcoin` and release side `ethereum`): a deposit is a tainted
+/// transaction of the leg that the trace stopped at one of the rule's Bitcoin addresses
+/// (without a THORChain swap memo: those are [`cross_to_ethereum`]'s); its id is the text
+/// after the rule's `op_return:` prefix, when it names one. Releases are the rule's Ethereum
+/// addresses' sends (each transaction's value movements from them) within the rule's window
+/// after the first deposit; `join_bridge` joins them by amount at the rule's rate and time
+/// (releases on Ethereum carry no id we decode), with its confidence. Deposits it cannot
+/// join are skipped hops with the rule's reason.
+pub fn cross_bridges_to_ethereum(
+    btc: &Index,
+    evm: &EvmIndex,
+    leg: &cointrail_trace::TraceResult,
+    labels: &[String],
+    rules: &BridgeRules,
+) -> CrossedBack {
+    let ledger = EvmLedger(evm);
+    let mut out = CrossedBack::default();
+    let rules: Vec<&cointrail_account::xchain::BridgeRule> = rules
+        .bridges
+        .iter()
+        .filter(|b| b.deposit.chain == "bitcoin" && b.release.chain == "ethereum")
+        .collect();
+    if rules.is_empty() {
+        return out;
+    }
+    let mut by_tx: BTreeMap<u32, Vec<&cointrail_trace::engine::Row>> = BTreeMap::new();
+    for row in leg.outputs.iter().filter(|r| r.tainted_sats > 0) {
+        by_tx.entry(btc.output_tx(row.out)).or_default().push(row);
+    }
+    for rule in rules {
+        // (deposit, tainted parts, height, tainted sats)
+        let mut deps: Vec<(Deposit, Vec<(Label, U256)>, u32, u64)> = Vec::new();
+        for (&tx, rows) in &by_tx {
+            let memo = btc
+                .tx_outputs(tx)
+                .filter(|&o| btc.output_addr(o).is_none())
+                .find_map(|o| btc.op_return_data(o).and_then(|s| op_return_text(&s)));
+            if memo.as_deref().is_some_and(looks_like_swap_memo) {
+                continue;
+            }
+            let at: Vec<_> = rows
+                .iter()
+                .filter(|r| {
+                    r.stop_reason
+                        .as_deref()
+                        .is_some_and(|s| s.starts_with("service:"))
+                        && r.address
+                            .as_deref()
+                            .is_some_and(|a| rule.is_deposit_address("bitcoin", a))
+                })
+                .collect();
+            if at.is_empty() {
+                continue;
+            }
+            let id = match (rule.deposit.id.as_deref(), &memo) {
+                (Some(spec), Some(m)) => spec
+                    .strip_prefix("op_return:")
+                    .and_then(|p| m.strip_prefix(p))
+                    .map(str::to_string),
+                _ => None,
+            };
+            let mut parts: BTreeMap<Label, U256> = BTreeMap::new();
+            for r in &at {
+                for run in &r.runs {
+                    if let Some(l) = labels.iter().position(|x| *x == run.label) {
+                        *parts.entry(l as Label).or_default() += U256::from(run.amount);
+                    }
+                }
+            }
+            deps.push((
+                Deposit {
+                    chain: "bitcoin".into(),
+                    tx: display_txid(btc.txid(tx)),
+                    time: btc.block(btc.block_of_tx(tx)).time as u64,
+                    from: String::new(),
+                    to: at
+                        .iter()
+                        .filter_map(|r| r.address.clone())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    asset: "BTC".into(),
+                    amount: U256::from(at.iter().map(|r| r.value).sum::<u64>()),
+                    memo,
+                    id,
+                },
+                parts.into_iter().collect(),
+                btc.tx_height(tx),
+                at.iter().map(|r| r.tainted_sats).sum(),
+            ));
+        }
+        if deps.is_empty() {
+            continue;
+        }
+        let t0 = deps.iter().map(|d| d.0.time).min().unwrap_or(0);
+        let t1 = deps.iter().map(|d| d.0.time).max().unwrap_or(0) + rule.window_secs;
+        // Releases: the rule's Ethereum addresses' sends in the window, one per transaction.
+        let mut releases: Vec<Release> = Vec::new();
+        let mut rel_block: Vec<u64> = Vec::new();
+        for a in &rule.release.addresses {
+            let Ok(addr) = cointrail_evm::parse_address(a) else {
+                continue;
+            };
+            let mut seen = HashSet::new();
+            for id in evm.sent_ids(&addr) {
+                let Some(m) = ledger.movement(id) else {
+                    continue;
+                };
+                let Some(t) = m.tx else { continue };
+                let time = evm.movement_time(id);
+                if m.is_gas() || time < t0 || time > t1 || !seen.insert(t) {
+                    continue;
+                }
+                let pays: Vec<Payout> = ledger
+                    .tx_movements(t)
+                    .into_iter()
+                    .filter(|x| x.from == addr && !x.is_gas() && x.asset == m.asset)
+                    .map(|x| Payout {
+                        address: format!("{:#x}", x.to),
+                        amount: x.amount,
+                        index: x.id,
+                    })
+                    .collect();
+                if pays.is_empty() {
+                    continue;
+                }
+                releases.push(Release {
+                    chain: "ethereum".into(),
+                    tx: format!("{:#x}", ledger.tx_hash(t).unwrap_or_default()),
+                    time,
+                    asset: asset_name(m.asset),
+                    payouts: pays,
+                    memo: None,
+                    id: None,
+                });
+                rel_block.push(m.block);
+            }
+        }
+        let all: Vec<Deposit> = deps.iter().map(|d| d.0.clone()).collect();
+        let joins = join_bridge(rule, &all, &releases);
+        out.skipped.extend(joins.skipped.iter().cloned());
+        let joined: HashSet<usize> = joins.joins.iter().map(|j| j.deposit).collect();
+        for (i, d) in deps.iter().enumerate() {
+            if !joined.contains(&i) {
+                out.unjoined_sats += d.3;
+            }
+        }
+        for j in &joins.joins {
+            let (d, tainted, height, sats) = &deps[j.deposit];
+            let r = &releases[j.release];
+            let paid = r.paid();
+            let conv = convert_taint(tainted, d.amount, paid);
+            let spread = spread_over_payouts(&conv, &r.payouts);
+            let mut payouts = Vec::new();
+            let mut total = U256::ZERO;
+            for (k, p) in r.payouts.iter().enumerate() {
+                let t = spread[k].iter().fold(U256::ZERO, |a, x| a + x.1);
+                total += t;
+                for &(label, amt) in &spread[k] {
+                    out.sources.push((label, p.index, amt));
+                }
+                payouts.push(BackPayout {
+                    address: p.address.clone(),
+                    movement: p.index,
+                    amount: p.amount.to_string(),
+                    tainted: t.to_string(),
+                });
+            }
+            out.hops.push(BackHop {
+                from_chain: "bitcoin".into(),
+                to_chain: "ethereum".into(),
+                via: j.via.clone(),
+                matched: j.matched,
+                confidence_ppm: j.confidence_ppm,
+                deposit_tx: d.tx.clone(),
+                deposit_height: *height,
+                deposit_to: d.to.clone(),
+                deposit_sats: d.amount.to::<u64>(),
+                tainted_sats: *sats,
+                memo: d.memo.clone().unwrap_or_default(),
+                release_tx: r.tx.clone(),
+                release_block: rel_block[j.release],
+                release_memo: String::new(),
+                asset: r.asset.clone(),
+                released: paid.to_string(),
+                tainted: total.to_string(),
+                payouts,
+            });
+        }
+    }
+    out
+}
+
+impl CrossedBack {
+    /// Add another join's hops (THORChain, then each bridge).
+    pub fn extend(&mut self, o: CrossedBack) {
+        self.hops.extend(o.hops);
+        self.skipped.extend(o.skipped);
+        self.unjoined_sats += o.unjoined_sats;
+        self.sources.extend(o.sources);
+    }
 }

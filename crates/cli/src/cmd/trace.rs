@@ -193,8 +193,16 @@ pub fn run(a: TraceArgs, g: &Global) -> Result<()> {
     let t0 = std::time::Instant::now();
     let r = e.trace(&sources, p, &stops);
     let back = if eth_side {
-        crate::cmd::xchain_trace::back_to_ethereum(&e, &r, &r_labels(&cases), a.model, &stops)?
-            .filter(|b| !b.crossed.hops.is_empty() || !b.crossed.skipped.is_empty())
+        let rules = crate::cmd::xchain_trace::load_rules(&a, g)?;
+        crate::cmd::xchain_trace::back_to_ethereum(
+            &e,
+            &r,
+            &r_labels(&cases),
+            a.model,
+            &stops,
+            &rules,
+        )?
+        .filter(|b| !b.crossed.hops.is_empty() || !b.crossed.skipped.is_empty())
     } else {
         None
     };

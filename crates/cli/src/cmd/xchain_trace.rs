@@ -8,7 +8,8 @@ use cointrail_account::report::{human, report, AccountReport};
 use cointrail_account::tracer::{AccountModel, AccountTrace};
 use cointrail_account::xchain::BridgeRules;
 use cointrail_engine::xchain::{
-    cross_to_bitcoin, cross_to_ethereum, ethereum_leg_from, Crossed, CrossedBack, BRIDGE_CATEGORY,
+    cross_bridges_to_ethereum, cross_to_bitcoin, cross_to_ethereum, ethereum_leg_from, Crossed,
+    CrossedBack, BRIDGE_CATEGORY,
 };
 use cointrail_index::evm::EvmIndex;
 use cointrail_trace::{TraceParams, TraceResult};
@@ -37,14 +38,7 @@ pub fn continue_on_bitcoin(
         }
         return Ok(true);
     }
-    let rules_path = a
-        .bridges
-        .clone()
-        .or_else(|| Some(g.data_dir.join("bridges.yaml")).filter(|p| p.exists()));
-    let rules = match &rules_path {
-        Some(p) => BridgeRules::load(p)?,
-        None => BridgeRules::default(),
-    };
+    let rules = load_rules(a, g)?;
     let t0 = std::time::Instant::now();
     let e = crate::cmd::screen::open_engine(g, None)?;
     let t_open = t0.elapsed().as_secs_f64();
@@ -78,7 +72,7 @@ pub fn continue_on_bitcoin(
 
     let secs = t0.elapsed().as_secs_f64();
     let back = match &btc {
-        Some(b) => back_to_ethereum(&e, b, labels, a.model, &stops)?,
+        Some(b) => back_to_ethereum(&e, b, labels, a.model, &stops, &rules)?,
         None => None,
     };
     let t_back = t0.elapsed().as_secs_f64();
@@ -337,6 +331,19 @@ fn csv(v: &serde_json::Value) -> String {
     s
 }
 
+/// The bridge rules: `--bridges FILE`, else `DATA_DIR/bridges.yaml` when it exists; a file
+/// with errors is an error naming it.
+pub fn load_rules(a: &TraceArgs, g: &Global) -> Result<BridgeRules> {
+    let rules_path = a
+        .bridges
+        .clone()
+        .or_else(|| Some(g.data_dir.join("bridges.yaml")).filter(|p| p.exists()));
+    Ok(match &rules_path {
+        Some(p) => BridgeRules::load(p)?,
+        None => BridgeRules::default(),
+    })
+}
+
 /// A Bitcoin leg's crossings back to Ethereum and the Ethereum leg after them.
 pub struct Back {
     pub crossed: CrossedBack,
@@ -354,11 +361,19 @@ pub fn back_to_ethereum(
     labels: &[String],
     model: cointrail_trace::Model,
     stops: &[String],
+    rules: &BridgeRules,
 ) -> Result<Option<Back>> {
     let Some(side) = e.ethereum_side()? else {
         return Ok(None);
     };
-    let crossed = cross_to_ethereum(&e.index, &side.index, btc, labels);
+    let mut crossed = cross_to_ethereum(&e.index, &side.index, btc, labels);
+    crossed.extend(cross_bridges_to_ethereum(
+        &e.index,
+        &side.index,
+        btc,
+        labels,
+        rules,
+    ));
     let eth = if crossed.sources.is_empty() {
         None
     } else {
