@@ -990,7 +990,8 @@ pub fn cross_bridges_to_ethereum(
     }
     for rule in rules {
         // (deposit, tainted parts, height, tainted sats)
-        let mut deps: Vec<(Deposit, Vec<(Label, U256)>, u32, u64)> = Vec::new();
+        type Dep = (Deposit, Vec<(Label, U256)>, u32, u64);
+        let mut deps: Vec<Dep> = Vec::new();
         for (&tx, rows) in &by_tx {
             let memo = btc
                 .tx_outputs(tx)
