@@ -15,8 +15,13 @@ simulator's truth:
 - The crossings (OUT/truth/crossings.tsv): of the Bitcoin the router and the bridge
   released for the thief's deposits, the share the trace carried across as taint.
 - Bitcoin (OUT/bitcoin/truth/thief_payments.tsv): the thief's payments to services after
-  the crossing (exchange, OTC, mixer…): recall = tainted sats the trace finds at those
-  outputs / their value; precision = of all tainted sats at services, the share on them.
+  the crossing (exchange, OTC, mixer…, and `router`: deposits into the vault to swap back
+  to Ethereum): recall = tainted sats the trace finds at those outputs / their value;
+  precision = of all tainted sats at services, the share on them.
+- The way back (OUT/truth/way_back.tsv): `router back to Ethereum` = tainted wei the trace
+  carried across on the true outbounds / the wei they paid (precision: the share of all
+  wei carried back that is on a true outbound); `ethereum (after bitcoin) exchange` = tainted
+  wei the Ethereum leg after Bitcoin stops at the thief's exchange deposits / their value.
 
     scripts/eval-xchain.py SIM_DIR DATA_DIR [CASE] [MODEL]
 
@@ -154,6 +159,47 @@ for kind, pay in sorted(paid.items()):
                  "truth": total, "found": found, "recall": found / total if total else None,
                  "recall_with_soft": soft / total if total else None,
                  "precision": real / total_found if total_found else None})
+
+# The way back (OUT/truth/way_back.tsv): Bitcoin deposited into the router's vault with a
+# swap memo to Ethereum, the router's outbound there, and the destination's ETH into an
+# exchange deposit address. Recall of the crossing = tainted wei the trace carried across on
+# the true outbounds / the wei they paid; of the exchange stage after it = tainted wei the
+# Ethereum leg after Bitcoin stops at those deposits / their value.
+wb_path = f"{sim}/truth/way_back.tsv"
+if os.path.exists(wb_path):
+    wb = [l.split("\t") for l in open(wb_path).read().splitlines()[1:]]
+    back = r.get("to_ethereum") or {}
+    by_dep = {f[0].lower(): f for f in wb}
+    carried = 0
+    carried_wrong = 0
+    for h in back.get("hops", []):
+        f = by_dep.get(h["deposit_tx"].lower())
+        if f is not None and f[4].lower() == h["release_tx"].lower():
+            carried += min(int(h["tainted"]), int(f[6]))
+        else:
+            carried_wrong += int(h["tainted"])
+    total = sum(int(f[6]) for f in wb)
+    rows.append({"chain": "bitcoin>ethereum", "stage": "router back to Ethereum", "asset": "ETH",
+                 "payments": len(wb), "truth": total, "found": carried,
+                 "recall": carried / total if total else None,
+                 "precision": None if not (carried + carried_wrong) else
+                 carried / (carried + carried_wrong)})
+    leg = back.get("trace") or {}
+    stops2 = defaultdict(int)
+    stopped2 = 0
+    for st in leg.get("stops", []):
+        if st.get("token") is not None:
+            continue
+        stops2[((st.get("tx") or "").lower(), st["address"].lower())] += int(st["amount"])
+        stopped2 += int(st["amount"])
+    pay = {(f[7].lower(), f[8].lower()): int(f[9]) for f in wb if f[7]}
+    total = sum(pay.values())
+    found = sum(min(stops2.get(k, 0), v) for k, v in pay.items())
+    on = sum(stops2.get(k, 0) for k in pay)
+    rows.append({"chain": "ethereum (after bitcoin)", "stage": "exchange", "asset": "ETH",
+                 "payments": len(pay), "truth": total, "found": found,
+                 "recall": found / total if total else None,
+                 "precision": on / stopped2 if stopped2 else None})
 
 def all_recall(chain_pred):
     sel = [x for x in rows if chain_pred(x) and x["stage"] != "dex"]

@@ -112,6 +112,10 @@ impl AccountOracle for HashMap<Address, Stop> {
 pub enum Source {
     /// The value this movement credited to its receiver is tainted.
     Movement(u64),
+    /// Only `amount` of what this movement credited is tainted (a cross-chain release
+    /// paying converted taint); the rest of the credit is clean. Several labels may each
+    /// name a part of the same movement; their sum is capped at the movement's amount.
+    Part { movement: u64, amount: U256 },
     /// The whole balance of (address, asset) just before movement `before`.
     Balance {
         address: Address,
@@ -287,6 +291,8 @@ pub struct AccountTracer<'a, L: Ledger, O: AccountOracle> {
     newly: Vec<Address>,
     heap: BinaryHeap<Reverse<u64>>,
     source_moves: HashMap<u64, Label>,
+    /// Partly tainted source movements: (label, tainted amount) parts.
+    source_parts: HashMap<u64, Vec<(Label, U256)>>,
     totals: BTreeMap<(Label, Asset), Totals>,
     /// (pool, depositor, block, movement) of each tainted mixer deposit.
     mixer_deposits: Vec<(Address, Address, u64, u64)>,
@@ -318,6 +324,7 @@ impl<'a, L: Ledger, O: AccountOracle> AccountTracer<'a, L, O> {
             newly: Vec::new(),
             heap: BinaryHeap::new(),
             source_moves: HashMap::new(),
+            source_parts: HashMap::new(),
             totals: BTreeMap::new(),
         }
     }
@@ -349,6 +356,29 @@ impl<'a, L: Ledger, O: AccountOracle> AccountTracer<'a, L, O> {
                 }
                 self.source_moves.insert(id, label);
                 self.heap.push(Reverse(id));
+            }
+            Source::Part { movement, amount } => {
+                let m = self
+                    .ledger
+                    .movement(movement)
+                    .ok_or_else(|| format!("movement {movement} is not in the ledger"))?;
+                if m.is_gas() {
+                    return Err(format!("movement {movement} is gas, not a transfer"));
+                }
+                if amount.is_zero() {
+                    return Ok(());
+                }
+                let parts = self.source_parts.entry(movement).or_default();
+                let have = parts.iter().fold(U256::ZERO, |a, p| a + p.1);
+                let amount = amount.min(m.amount.saturating_sub(have));
+                if amount.is_zero() {
+                    return Err(format!(
+                        "movement {movement}: its {} are all claimed by other parts",
+                        m.amount
+                    ));
+                }
+                parts.push((label, amount));
+                self.heap.push(Reverse(movement));
             }
             Source::Balance {
                 address,
@@ -638,6 +668,27 @@ impl<'a, L: Ledger, O: AccountOracle> AccountTracer<'a, L, O> {
                 movement: Some(m.id),
             });
             vec![Run::tainted(label, m.amount)]
+        } else if let Some(parts) = self.source_parts.get(&m.id).cloned() {
+            // Tainted parts first, then the clean rest of the credit (the payer, a
+            // vault, is not traced: its rest is not stolen value).
+            let mut runs = Vec::new();
+            let mut sum = U256::ZERO;
+            for (label, a) in parts {
+                self.tot(label, m.asset).source += a;
+                self.out.sources.push(SourceRow {
+                    label,
+                    address: m.to,
+                    asset: m.asset,
+                    amount: a,
+                    movement: Some(m.id),
+                });
+                runs.push(Run::tainted(label, a));
+                sum += a;
+            }
+            if m.amount > sum {
+                runs.push(Run::clean(m.amount - sum));
+            }
+            runs
         } else {
             self.debit((m.from, m.asset), m.amount, tx)
         };

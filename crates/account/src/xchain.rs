@@ -570,6 +570,62 @@ pub mod topics {
     pub fn bridge_deposit() -> B256 {
         keccak256("BridgeDeposit(uint64,address,uint256,string)")
     }
+    /// THORChain router `TransferOut(address indexed vault, address indexed to, address
+    /// asset, uint256 amount, string memo)`: an outbound payment with its `OUT:` memo.
+    pub fn thorchain_transfer_out() -> B256 {
+        keccak256("TransferOut(address,address,address,uint256,string)")
+    }
+}
+
+/// One THORChain router `TransferOut` of a transaction's logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferOut {
+    pub vault: cointrail_evm::Address,
+    pub to: cointrail_evm::Address,
+    /// The zero address for the native coin.
+    pub asset: cointrail_evm::Address,
+    pub amount: U256,
+    pub memo: String,
+}
+
+/// The router `TransferOut` events of a transaction's logs (malformed ones are left out:
+/// they join nothing).
+pub fn transfer_outs_from_logs(logs: &[cointrail_evm::etl::Log]) -> Vec<TransferOut> {
+    let mut v = Vec::new();
+    for l in logs {
+        if l.topics.first() != Some(&topics::thorchain_transfer_out()) || l.topics.len() < 3 {
+            continue;
+        }
+        let data =
+            alloy_primitives::hex::decode(l.data.trim_start_matches("0x")).unwrap_or_default();
+        let (Some(a), Some(x)) = (data.get(12..32), data.get(32..64)) else {
+            continue;
+        };
+        let Some(memo) = abi_string_at(&data, 2) else {
+            continue;
+        };
+        let word_addr = |b: &[u8]| cointrail_evm::Address::from_slice(&b[12..32]);
+        v.push(TransferOut {
+            vault: word_addr(&l.topics[1].0),
+            to: word_addr(&l.topics[2].0),
+            asset: cointrail_evm::Address::from_slice(a),
+            amount: U256::from_be_slice(x),
+            memo,
+        });
+    }
+    v
+}
+
+/// Whether an OP_RETURN text is meant as a THORChain swap memo (`=:`, `SWAP:`, `s:`, any
+/// case): such a memo on a deposit to a vault is a crossing, and one that does not parse
+/// is a skipped hop with its reason, never ignored silently.
+pub fn looks_like_swap_memo(text: &str) -> bool {
+    let t = text.trim_start();
+    let head = t.split(':').next().unwrap_or("");
+    t.contains(':')
+        && ["=", "swap", "s"]
+            .iter()
+            .any(|p| head.eq_ignore_ascii_case(p))
 }
 
 /// The memo of a THORChain router `Deposit` event and the id of a `BridgeDeposit` in a

@@ -221,3 +221,54 @@ fn two_sources_keep_their_labels() {
     assert_eq!(t.held_at(&a(ALICE), Asset::Native), u(600));
     assert!(t.conserved());
 }
+
+#[test]
+fn a_partly_tainted_release_is_its_tainted_part_first() {
+    // A cross-chain outbound: VAULT → THIEF 1000 of which 700 is the converted taint
+    // (Source::Part); THIEF then pays gas 10 and 750 to the exchange. THIEF's queue is
+    // [L0 700, clean 300]: gas 10 of L0, then 690 L0 + 60 clean stop at the exchange, and
+    // 240 clean stays. Totals: source 700 = fee 10 + stopped 690.
+    let mut l = MemLedger::new();
+    let t = l.push_tx(1, vec![Leg::eth(a(0x0a), a(THIEF), 1000)], vec![]);
+    l.push_tx(
+        2,
+        vec![Leg::gas(a(THIEF), 10), Leg::eth(a(THIEF), a(EXCHANGE), 750)],
+        vec![],
+    );
+    let m = l.tx_range(t).start;
+    let r = trace(
+        &l,
+        &stops(),
+        &[Source::Part {
+            movement: m,
+            amount: u(700),
+        }],
+        Params::new(AccountModel::Fifo),
+    )
+    .unwrap();
+    let tot = r.totals_of(0, Asset::Native).unwrap();
+    assert_eq!(
+        (tot.source, tot.fee, tot.stopped, tot.held),
+        (u(700), u(10), u(690), u(0))
+    );
+    assert!(r.conserved());
+    // Parts are capped at what the movement paid: a second label can claim only the rest.
+    let r = trace(
+        &l,
+        &stops(),
+        &[
+            Source::Part {
+                movement: m,
+                amount: u(700),
+            },
+            Source::Part {
+                movement: m,
+                amount: u(500),
+            },
+        ],
+        Params::new(AccountModel::Fifo),
+    )
+    .unwrap();
+    assert_eq!(r.totals_of(1, Asset::Native).unwrap().source, u(300));
+    assert!(r.conserved());
+}

@@ -212,3 +212,80 @@ fn taint_converted_at_a_swap_rate_conserves_value() {
         vec![(0, u(7))]
     );
 }
+
+#[test]
+fn swap_memos_are_recognised_before_they_are_parsed() {
+    use cointrail_account::xchain::looks_like_swap_memo;
+    for m in [
+        "=:ETH.ETH:0xabc",
+        "=:e:0xabc:0/1/0",
+        "SWAP:ETH.ETH:0xabc",
+        "swap:ETH.ETH:0xabc",
+        "s:ETH.USDT-0xdac17f958d2ee523a2206206994597c13d831ec7:0xabc",
+        "=:ETH.ETH:0xabc:1e",
+    ] {
+        assert!(looks_like_swap_memo(m), "{m}");
+    }
+    for m in [
+        "OUT:ABCD",
+        "REFUND:ABCD",
+        "hello",
+        "=",
+        "BRIDGE:7",
+        "+:BTC.BTC",
+    ] {
+        assert!(!looks_like_swap_memo(m), "{m}");
+    }
+}
+
+#[test]
+fn router_transfer_out_events_decode_with_their_memo() {
+    use cointrail_account::xchain::{topics, transfer_outs_from_logs};
+    use cointrail_evm::etl::Log;
+    let w = |v: u128| format!("{v:064x}");
+    let addr = |b: u8| cointrail_evm::Address::repeat_byte(b);
+    let topic = |b: u8| {
+        let mut t = [0u8; 32];
+        t[12..].copy_from_slice(addr(b).as_slice());
+        cointrail_evm::B256::from(t)
+    };
+    let memo = "OUT:4E6F157D850B7C3A816DAA815E1ADE2BAFFB9C470A5592F0325E39B8E37A271B";
+    let mut data = format!(
+        "0x{}{}{}{}",
+        "0".repeat(24) + &"dd".repeat(20),
+        w(1_000_000),
+        w(0x60),
+        w(memo.len() as u128)
+    );
+    let mut b = alloy_hex(memo.as_bytes());
+    while !b.len().is_multiple_of(64) {
+        b.push('0');
+    }
+    data.push_str(&b);
+    let log = |t0, data: String| Log {
+        log_index: 0,
+        transaction_hash: Default::default(),
+        transaction_index: 0,
+        address: addr(0x0b),
+        data,
+        topics: vec![t0, topic(0x0a), topic(0xd1)],
+        block_number: 1,
+    };
+    let v = transfer_outs_from_logs(&[
+        log(topics::thorchain_transfer_out(), data.clone()),
+        // Another event with the same layout is not a TransferOut.
+        log(topics::thorchain_deposit(), data.clone()),
+        // A truncated one is left out, not guessed.
+        log(topics::thorchain_transfer_out(), data[..100].to_string()),
+    ]);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].vault, addr(0x0a));
+    assert_eq!(v[0].to, addr(0xd1));
+    assert_eq!(v[0].asset, addr(0xdd));
+    assert_eq!(v[0].amount, u(1_000_000));
+    assert_eq!(v[0].memo, memo);
+}
+
+fn alloy_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -109,7 +109,9 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
     assert!(page.contains("Cross-chain hops") && page.contains("thorchain_out"));
     let rows = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(
-        rows.lines().filter(|l| l.starts_with("hop,")).count(),
+        rows.lines()
+            .filter(|l| l.starts_with("hop,ethereum>bitcoin,"))
+            .count(),
         hops.len()
     );
     assert!(rows.lines().any(|l| l.starts_with("total,bitcoin,")));
@@ -226,4 +228,153 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
     }
     std::fs::write(d.join("bridges.yaml"), &rules).unwrap();
     assert!(exposed(&json(&d, &["screen", reached])));
+
+    way_back(&d, &sim, &v, &html, &csv);
+}
+
+/// The way back (`truth/way_back.tsv`): a few of the thief's router payouts on Bitcoin go
+/// into the vault again with a THORChain swap memo to a fresh Ethereum address; the router
+/// pays each out on Ethereum (`TransferOut` memo `OUT:<txid>`), and the thief deposits it at
+/// an exchange. The Ethereum case's trace follows each one back and stops at that deposit
+/// with the truth's amount to the wei; a case made from the Bitcoin payout alone ends there
+/// too.
+fn way_back(
+    d: &std::path::Path,
+    sim: &std::path::Path,
+    v: &serde_json::Value,
+    html: &std::path::Path,
+    csv: &std::path::Path,
+) {
+    let wb: Vec<Vec<String>> = std::fs::read_to_string(sim.join("truth/way_back.tsv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect();
+    assert!(!wb.is_empty());
+    let back = &v["to_ethereum"];
+    let hops = back["hops"].as_array().unwrap();
+    assert_eq!(hops.len(), wb.len(), "{back}");
+    assert!(back["skipped"].as_array().unwrap().is_empty(), "{back}");
+    assert_eq!(back["unjoined_sats"], 0);
+    let leg = &back["trace"];
+    assert_eq!(leg["conserved"], true);
+    let stops = leg["stops"].as_array().unwrap();
+    let mut carried = 0u128;
+    for f in &wb {
+        let h = hops
+            .iter()
+            .find(|h| h["deposit_tx"] == f[0].as_str())
+            .unwrap_or_else(|| panic!("no hop back for {f:?}"));
+        assert_eq!(h["from_chain"], "bitcoin");
+        assert_eq!(h["to_chain"], "ethereum");
+        assert_eq!(h["via"], "thorchain");
+        assert_eq!(h["matched"], "thorchain_out");
+        assert_eq!(h["confidence_ppm"], 1_000_000);
+        assert_eq!(h["memo"], f[2].as_str());
+        assert_eq!(h["release_tx"], f[4].as_str());
+        assert_eq!(h["deposit_sats"].as_u64().unwrap().to_string(), f[1]);
+        assert_eq!(h["released"], f[6].as_str());
+        assert_eq!(h["payouts"][0]["address"], f[3].as_str());
+        // The payout was stolen coin only, so the deposit is all tainted and so is the
+        // outbound (the conversion rounds nothing away).
+        assert_eq!(h["tainted_sats"], h["deposit_sats"]);
+        assert_eq!(h["tainted"], f[6].as_str());
+        carried += f[6].parse::<u128>().unwrap();
+        // The Ethereum leg stops at the thief's exchange deposit with exactly its value.
+        let at: u128 = stops
+            .iter()
+            .filter(|s| {
+                s["tx"].as_str().unwrap_or("").eq_ignore_ascii_case(&f[7])
+                    && s["address"].as_str().unwrap().eq_ignore_ascii_case(&f[8])
+            })
+            .map(|s| s["amount"].as_str().unwrap().parse::<u128>().unwrap())
+            .sum();
+        assert_eq!(at.to_string(), f[9], "{f:?}");
+        assert!(stops.iter().any(|s| s["category"] == "exchange"));
+    }
+    // Per-chain totals: the Ethereum leg after Bitcoin starts from exactly the taint carried
+    // back and adds up (held + stopped + fee).
+    let t = &v["per_chain_totals"]["ethereum_return"][0];
+    assert_eq!(t["source"].as_str().unwrap(), carried.to_string());
+    let sum: u128 = ["held", "stopped", "fee", "pooled", "converted_out"]
+        .iter()
+        .map(|k| t[*k].as_str().unwrap().parse::<u128>().unwrap())
+        .sum();
+    assert_eq!(sum, carried);
+    let page = std::fs::read_to_string(html).unwrap();
+    assert!(page.contains("Back to Ethereum"), "html");
+    assert!(page.contains(&wb[0][4]), "html names the outbound");
+    let rows = std::fs::read_to_string(csv).unwrap();
+    assert_eq!(
+        rows.lines()
+            .filter(|l| l.starts_with("hop,bitcoin>ethereum,"))
+            .count(),
+        wb.len()
+    );
+
+    // Alerts watch the way back too: the Ethereum accounts holding the case's taint after
+    // the crossing back are among the case's holders at the tip, and not before the first
+    // outbound's block.
+    let case = cointrail_cases::CaseStore::open(&d.join("cases.redb"))
+        .unwrap()
+        .get("bybit")
+        .unwrap();
+    let e = cointrail_engine::Engine::open_full(d, None).unwrap();
+    let holders = e.case_holders(&case, None).unwrap().unwrap();
+    let back_held: Vec<(String, u128)> = leg["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["token"].is_null())
+        .map(|h| {
+            (
+                h["address"].as_str().unwrap().to_lowercase(),
+                h["amount"].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert!(!back_held.is_empty(), "{leg}");
+    let held_at = |hs: &[(
+        cointrail_evm::Address,
+        cointrail_evm::movement::Asset,
+        cointrail_evm::U256,
+    )],
+                   a: &str| {
+        hs.iter()
+            .filter(|(x, s, _)| {
+                format!("{x:#x}") == a && *s == cointrail_evm::movement::Asset::Native
+            })
+            .map(|h| h.2.to::<u128>())
+            .sum::<u128>()
+    };
+    for (a, amount) in &back_held {
+        assert!(held_at(&holders, a) >= *amount, "{a} {amount}");
+    }
+    let first = wb
+        .iter()
+        .map(|f| f[5].parse::<u64>().unwrap())
+        .min()
+        .unwrap();
+    let before = e.case_holders(&case, Some(first - 1)).unwrap().unwrap();
+    for (a, _) in &back_held {
+        assert_eq!(held_at(&before, a), 0, "{a} held before its outbound");
+    }
+    drop(e);
+
+    // A case made from the Bitcoin side only (the router payout the thief sent back) ends
+    // on Ethereum at the same exchange deposit.
+    let f = &wb[0];
+    cli(d, &["case", "create", "way-back", "--from", &f[11]]);
+    let w = json(d, &["trace", "way-back"]);
+    assert_eq!(w["chain"], "bitcoin+ethereum");
+    let h = &w["to_ethereum"]["hops"];
+    assert_eq!(h.as_array().unwrap().len(), 1, "{w}");
+    assert_eq!(h[0]["deposit_tx"], f[0].as_str());
+    assert_eq!(h[0]["matched"], "thorchain_out");
+    assert_eq!(h[0]["tainted"], f[6].as_str());
+    let e = &w["per_chain_totals"]["ethereum"][0];
+    assert_eq!(e["source"], f[6].as_str());
+    assert_eq!(e["stopped"], f[9].as_str());
+    assert_eq!(w["to_ethereum"]["trace"]["conserved"], true);
 }

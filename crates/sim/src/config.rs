@@ -29,6 +29,15 @@ pub struct HeistParams {
     /// vault) pays these outbound swaps to the thief (`router.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub router_payouts: Vec<crate::router::RouterPayout>,
+    /// Two-chain world only: per mille of the router payouts the thief sends straight back
+    /// through the vault to Ethereum (a THORChain swap memo `=:ETH.ETH:0x…`), chosen by a
+    /// hash of the seed and the payout (no draw of the run's generator).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub way_back_permille: u16,
+}
+
+fn is_zero(x: &u16) -> bool {
+    *x == 0
 }
 
 fn d_dormant_pct() -> u8 {
@@ -51,6 +60,7 @@ impl HeistParams {
             dormant_blocks: d_dormant_blocks(),
             fanout: d_fanout(),
             router_payouts: Vec::new(),
+            way_back_permille: 0,
         }
     }
 
@@ -158,6 +168,7 @@ impl SimConfig {
             dormant_blocks: 150,
             fanout: 120,
             router_payouts: Vec::new(),
+            way_back_permille: 0,
         }];
         c
     }

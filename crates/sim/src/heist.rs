@@ -36,6 +36,11 @@ pub struct Heist {
     pub mix_due: u32,
     /// Post-mix coins waiting to be consolidated (scenario `consolidate_postmix`).
     pub postmix_hold: Vec<Utxo>,
+    /// Two-chain world: router payouts the thief sends back to Ethereum, due at a height.
+    pub way_back: Vec<(u32, Utxo)>,
+    /// Those deposits made: (txid, vout, sats, memo, Ethereum destination, height, the
+    /// router payout it spent).
+    pub way_back_done: Vec<(Txid, u32, u64, String, String, u32, String)>,
     pub stolen: u64,
     pub spent: u64,
     pub received: u64,
@@ -66,6 +71,8 @@ impl Heist {
             mix: Vec::new(),
             mix_due: 0,
             postmix_hold: Vec::new(),
+            way_back: Vec::new(),
+            way_back_done: Vec::new(),
             stolen: 0,
             spent: 0,
             received: 0,
@@ -226,6 +233,71 @@ impl Sim {
             self.step_hops(h)?;
             self.step_consolidate(h)?;
             self.step_cashout(h)?;
+            self.step_way_back(h)?;
+        }
+        Ok(())
+    }
+
+    /// Two-chain world: router payouts due to go back to Ethereum, each paid whole (less
+    /// the fee) into the vault (the victim exchange's hot wallet) with a THORChain swap
+    /// memo naming a fresh Ethereum address of the thief.
+    fn step_way_back(&mut self, h: usize) -> Result<(), SimError> {
+        let now = self.w.height;
+        let mut due = Vec::new();
+        self.heists[h].way_back.retain(|(d, u)| {
+            if *d <= now {
+                due.push(*u);
+                false
+            } else {
+                true
+            }
+        });
+        let Some(e) = self.heists[h].victim_exchange.map(|x| x as usize) else {
+            return Ok(());
+        };
+        for u in due {
+            let n = self.heists[h].way_back_done.len() as u64;
+            let dest = crate::router::way_back_eth_address(self.w.cfg.seed, n);
+            let memo = crate::router::way_back_memo(n, &dest);
+            let push = bitcoin::script::PushBytesBuf::try_from(memo.as_bytes().to_vec())
+                .map_err(|_| SimError::Config(format!("memo {memo:?} too long")))?;
+            let vault = self.exchanges[e].hot_keys[0];
+            let fee = self.w.fee_for(
+                [u.key.kind].into_iter(),
+                [vault.kind, Kind::P2wpkh].into_iter(),
+            );
+            let v = u.value - fee;
+            let outs = vec![
+                (v, Out::Key(vault)),
+                (0, Out::Script(bitcoin::ScriptBuf::new_op_return(push))),
+            ];
+            self.thief_spent(h, u.value);
+            let txid = self
+                .w
+                .emit(&[u], &outs, Style::MOBILE, Some("router_inbound"))?;
+            let s = &mut self.heists[h].s;
+            s.payments += 1;
+            s.paid_router_sats += v;
+            let addr = self.w.address(vault);
+            let place = self.exchanges[e].entity;
+            self.w.truth.payments.line(format_args!(
+                "{h}\t{txid}:0\t{v}\t{addr}\t{place}\trouter\t{now}"
+            ))?;
+            self.exchanges[e].hot.add(Utxo {
+                txid,
+                vout: 0,
+                value: v,
+                key: vault,
+            });
+            self.heists[h].way_back_done.push((
+                txid,
+                0,
+                v,
+                memo,
+                dest,
+                now,
+                format!("{}:{}", u.txid, u.vout),
+            ));
         }
         Ok(())
     }
@@ -1021,7 +1093,8 @@ impl Sim {
                 .chain(hs.hops.iter().map(|x| &x.1))
                 .chain(hs.clean.iter())
                 .chain(hs.mix.iter())
-                .chain(hs.postmix_hold.iter());
+                .chain(hs.postmix_hold.iter())
+                .chain(hs.way_back.iter().map(|x| &x.1));
             for u in others {
                 held[i].push((*u, false));
             }
@@ -1061,6 +1134,7 @@ impl Sim {
             let s = &mut hs.s;
             s.stolen_sats = hs.stolen;
             let paid = s.paid_exchange_sats
+                + s.paid_router_sats
                 + s.paid_otc_sats
                 + s.paid_mixer_sats
                 + s.paid_coinjoin_fee_sats;
@@ -1070,6 +1144,25 @@ impl Sim {
             out.push(s.clone());
         }
         t.finish()?;
+        if self
+            .heists
+            .iter()
+            .any(|h| h.params.as_ref().is_some_and(|p| p.way_back_permille > 0))
+        {
+            let path = self.w.truth.dir.join("way_back.tsv");
+            let mut t = crate::truth::Tsv::create(
+                path,
+                "heist\ttxid\tvout\tsats\tmemo\teth_address\theight\tspent",
+            )?;
+            for (i, hs) in self.heists.iter().enumerate() {
+                for (txid, vout, v, memo, dest, height, spent) in &hs.way_back_done {
+                    t.line(format_args!(
+                        "{i}\t{txid}\t{vout}\t{v}\t{memo}\t{dest}\t{height}\t{spent}"
+                    ))?;
+                }
+            }
+            t.finish()?;
+        }
         Ok(out)
     }
 }

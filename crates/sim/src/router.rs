@@ -108,9 +108,47 @@ impl Sim {
                 value: p.sats,
                 key,
             };
-            self.thief_receive(h, u, "drain")?;
+            let permille = self.heists[h]
+                .params
+                .as_ref()
+                .map(|x| x.way_back_permille)
+                .unwrap_or(0) as u64;
+            if permille > 0 && mix64(self.w.cfg.seed ^ p.key_id.rotate_left(17)) % 1000 < permille {
+                // This one goes back to Ethereum a few blocks later (`step_way_back`).
+                self.thief_record_out(h, u, "drain")?;
+                let due = self.w.height + 2 + (p.key_id % 5) as u32;
+                self.heists[h].way_back.push((due, u));
+            } else {
+                self.thief_receive(h, u, "drain")?;
+            }
         }
         self.heists[h].phase = 1;
         Ok(())
+    }
+}
+
+/// SplitMix64's finaliser: a fixed, well-spread hash of a number.
+fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The `n`-th fresh Ethereum address the thief swaps Bitcoin back to (lowercase `0x…`):
+/// known to both runs from the seed alone.
+pub fn way_back_eth_address(seed: u64, n: u64) -> String {
+    use bitcoin::hashes::{sha256, Hash};
+    let h = sha256::Hash::hash(format!("cointrail-sim way back {seed} {n}").as_bytes());
+    format!("0x{}", hex::encode(&h.as_byte_array()[12..]))
+}
+
+/// The inbound memo of the `n`-th way-back deposit: THORChain's forms in turn (full asset,
+/// the short `e` with a streaming limit, the `SWAP:` action).
+pub fn way_back_memo(n: u64, dest: &str) -> String {
+    match n % 3 {
+        0 => format!("=:ETH.ETH:{dest}"),
+        1 => format!("=:e:{dest}:0/1/0"),
+        _ => format!("SWAP:ETH.ETH:{dest}"),
     }
 }

@@ -55,6 +55,9 @@ pub struct HeistSummary {
     pub paid_mixer_sats: u64,
     /// Coordinator fees paid to CoinJoin coordinators (Whirlpool Tx0).
     pub paid_coinjoin_fee_sats: u64,
+    /// Two-chain world: paid into the router's Bitcoin vault to swap back to Ethereum.
+    #[serde(default)]
+    pub paid_router_sats: u64,
     pub payments: u64,
     /// The thief's share of mining fees, and JoinMarket maker fees paid as taker.
     pub fees_sats: u64,

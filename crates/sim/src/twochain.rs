@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use crate::blockwriter::io;
 use crate::chainparams::FIRST_BLOCK_TIME;
 use crate::config::{HeistParams, SimConfig, SimError};
+use crate::evm::xchain::WayBackDeposit;
 use crate::evm::xchain::XchainEvm;
-use crate::evm::{simulate_evm, EvmSimConfig, EvmSimSummary};
+use crate::evm::{start_evm, EvmSimConfig, EvmSimSummary};
 use crate::router::RouterPayout;
 use crate::SimSummary;
 
@@ -40,6 +41,9 @@ pub struct TwoChainConfig {
     /// Second-layer fan-out addresses on Ethereum (the first layer is a tenth of it).
     pub fanout: u32,
     pub sats_per_eth: u64,
+    /// Per mille of the router payouts on Bitcoin that the thief swaps straight back to
+    /// Ethereum (chosen by a hash of the seed and the payout).
+    pub way_back_permille: u16,
 }
 
 impl Default for TwoChainConfig {
@@ -52,6 +56,7 @@ impl Default for TwoChainConfig {
             heist_eth: 20_000,
             fanout: 300,
             sats_per_eth: 5_000_000,
+            way_back_permille: 30,
         }
     }
 }
@@ -67,6 +72,11 @@ pub struct TwoChainSummary {
     pub crossed_wei: String,
     pub crossed_sats: u64,
     pub bitcoin_heist_start_height: u32,
+    /// The way back: Bitcoin deposits into the vault swapped to Ethereum, their sats and
+    /// the wei the router paid out for them.
+    pub way_back: usize,
+    pub way_back_sats: u64,
+    pub way_back_wei: String,
 }
 
 fn check_empty(out: &Path) -> Result<(), SimError> {
@@ -115,22 +125,21 @@ pub fn simulate_two_chains(
             sats_per_eth: cfg.sats_per_eth,
         }),
     };
-    let eth = simulate_evm(&eth_cfg, &out.join("ethereum"), progress)?;
-    if eth.crossings.is_empty() {
+    let mut run = start_evm(&eth_cfg, &out.join("ethereum"), progress)?;
+    let crossings = run.crossings();
+    if crossings.is_empty() {
         return Err(SimError::Config(
             "the Ethereum run made no crossing: raise the fan-out or the transactions".into(),
         ));
     }
-    let last = eth
-        .crossings
+    let last = crossings
         .iter()
         .map(|c| c.eth_time)
         .max()
         .unwrap_or(eth_start);
     // Ten blocks of margin for the Bitcoin clock's jitter (±240 s a block).
     let start = econ + ((last - eth_start) / 600) as u32 + 10;
-    let payouts: Vec<RouterPayout> = eth
-        .crossings
+    let payouts: Vec<RouterPayout> = crossings
         .iter()
         .map(|c| RouterPayout {
             key_id: c.key_n,
@@ -149,8 +158,13 @@ pub fn simulate_two_chains(
     }
     h.dormant_blocks = (span * 4 / 10).max(1);
     h.router_payouts = payouts;
+    h.way_back_permille = cfg.way_back_permille;
     btc.heists = vec![h];
     let bitcoin = crate::simulate(&btc, &out.join("bitcoin"), progress)?;
+    // The way back: the Bitcoin run's vault deposits, paid out on Ethereum after them.
+    let deps = read_way_back(&out.join("bitcoin/truth/way_back.tsv"))?;
+    let releases = run.way_back(&deps)?;
+    let eth = run.finish()?;
 
     let truth = out.join("truth");
     std::fs::create_dir_all(&truth).map_err(|e| io(&truth, e))?;
@@ -164,6 +178,11 @@ pub fn simulate_two_chains(
         &out.join("ethereum/truth/addresses.tsv"),
         &truth.join("attribution_evm.tsv"),
     )?;
+    write_way_back(&truth.join("way_back.tsv"), &deps, &releases)?;
+    let way_back_wei: u128 = releases
+        .iter()
+        .map(|r| r.wei.parse::<u128>().unwrap_or(0))
+        .sum();
     let crossed_wei: u128 = eth
         .crossings
         .iter()
@@ -177,6 +196,9 @@ pub fn simulate_two_chains(
         crossed_wei: crossed_wei.to_string(),
         crossed_sats: total,
         bitcoin_heist_start_height: start,
+        way_back: deps.len(),
+        way_back_sats: deps.iter().map(|d| d.sats).sum(),
+        way_back_wei: way_back_wei.to_string(),
         ethereum: eth,
         bitcoin,
     };
@@ -231,4 +253,63 @@ fn write_evm_attribution(addresses: &Path, out: &Path) -> Result<(), SimError> {
         s.push_str(&format!("{}\t{cat}\t{name}\n", f[0]));
     }
     std::fs::write(out, s).map_err(|e| io(out, e))
+}
+
+/// The Bitcoin run's way-back deposits (none when the file is absent: no way back).
+fn read_way_back(p: &Path) -> Result<Vec<WayBackDeposit>, SimError> {
+    if !p.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(p).map_err(|e| io(p, e))?;
+    let mut v = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let bad = || SimError::Config(format!("{}: bad line {line:?}", p.display()));
+        if f.len() < 8 {
+            return Err(bad());
+        }
+        let height: u64 = f[6].parse().map_err(|_| bad())?;
+        v.push(WayBackDeposit {
+            btc_txid: f[1].to_string(),
+            sats: f[3].parse().map_err(|_| bad())?,
+            memo: f[4].to_string(),
+            eth_address: f[5].to_string(),
+            spent: f[7].to_string(),
+            // Bitcoin block times are within ±240 s of 600 s a block.
+            not_before: FIRST_BLOCK_TIME as u64 + height * 600 + 600,
+        });
+    }
+    Ok(v)
+}
+
+/// `OUT/truth/way_back.tsv`: each Bitcoin deposit, its Ethereum outbound, and where the
+/// destination's ETH went (an exchange deposit address).
+fn write_way_back(
+    p: &Path,
+    deps: &[WayBackDeposit],
+    rel: &[crate::evm::xchain::WayBackRelease],
+) -> Result<(), SimError> {
+    let mut s = String::from(
+        "btc_txid\tsats\tmemo\teth_address\teth_tx\teth_block\twei\tdeposit_tx\tdeposit_address\tdeposit_wei\texchange\tbtc_spent\n",
+    );
+    for (d, r) in deps.iter().zip(rel) {
+        s.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            d.btc_txid,
+            d.sats,
+            d.memo,
+            d.eth_address,
+            r.eth_tx,
+            r.eth_block,
+            r.wei,
+            r.deposit_tx.as_deref().unwrap_or(""),
+            r.deposit_address.as_deref().unwrap_or(""),
+            r.deposit_wei.as_deref().unwrap_or(""),
+            r.exchange
+                .map(|k| format!("exchange-{k}"))
+                .unwrap_or_default(),
+            d.spent
+        ));
+    }
+    std::fs::write(p, s).map_err(|e| io(p, e))
 }

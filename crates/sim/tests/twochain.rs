@@ -47,6 +47,51 @@ fn crossings_are_paid_on_bitcoin_with_their_memos() {
             f[6]
         );
     }
+    // The way back: a few percent of the router payouts go into the vault again with a
+    // THORChain swap memo to a fresh Ethereum address, each paid out there by the router
+    // (`OUT:<txid>`) at the run's rate less the router's fee, then into an exchange deposit.
+    assert!(
+        s.way_back >= 1 && s.way_back * 10 < s.router_crossings,
+        "{}",
+        s.way_back
+    );
+    let wb = std::fs::read_to_string(dir.path().join("truth/way_back.tsv")).unwrap();
+    let pays =
+        std::fs::read_to_string(dir.path().join("bitcoin/truth/thief_payments.tsv")).unwrap();
+    let logs = std::fs::read_to_string(dir.path().join("ethereum/etl/logs.json")).unwrap();
+    let hops = std::fs::read_to_string(dir.path().join("ethereum/truth/heist_hops.tsv")).unwrap();
+    let mut wei_sum = 0u128;
+    for line in wb.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert!(
+            f[2].ends_with(f[3]) || f[2].contains(&format!("{}:", f[3])),
+            "{line}"
+        );
+        cointrail_account::thorchain::parse_memo(f[2]).unwrap();
+        let sats: u128 = f[1].parse().unwrap();
+        let wei: u128 = f[6].parse().unwrap();
+        assert_eq!(wei, sats * 10u128.pow(18) / 5_000_000 * 9_950 / 10_000);
+        wei_sum += wei;
+        // The Bitcoin deposit is a thief payment of kind `router`, at vout 0.
+        assert!(
+            pays.lines()
+                .any(|p| p.contains(&format!("{}:0\t{}\t", f[0], f[1])) && p.contains("\trouter\t")),
+            "{line}"
+        );
+        // The outbound's TransferOut memo names the Bitcoin deposit.
+        let memo_hex = hex::encode(format!("OUT:{}", f[0].to_uppercase()));
+        assert!(logs.contains(&memo_hex), "{line}");
+        assert!(
+            hops.contains(&format!("{}\trouter-release\t", f[4])),
+            "{line}"
+        );
+        assert!(!f[7].is_empty(), "{line}");
+        assert!(
+            hops.contains(&format!("{}\twayback-deposit\t", f[7])),
+            "{line}"
+        );
+    }
+    assert_eq!(wei_sum.to_string(), s.way_back_wei);
     let rules = std::fs::read_to_string(dir.path().join("truth/bridges.yaml")).unwrap();
     cointrail_account::xchain::BridgeRules::parse(&rules, "bridges.yaml").unwrap();
 }

@@ -16,7 +16,7 @@ use crate::cmd::trace::TraceArgs;
 use crate::Global;
 
 /// The account model that reads the same as a UTXO model name.
-fn account_model(m: Model) -> Result<AccountModel> {
+pub fn account_model(m: Model) -> Result<AccountModel> {
     Ok(match m {
         Model::Ordered(InRule::First, OutRule::First) => AccountModel::Fifo,
         Model::Ordered(InRule::Last, OutRule::First) => AccountModel::Lifo,

@@ -72,6 +72,11 @@ pub struct SimulateArgs {
     /// to Bitcoin through a THORChain-like router and a bridge); --txs is then Bitcoin's.
     #[arg(long, value_delimiter = ',')]
     pub chains: Vec<String>,
+    /// Two-chain world: per mille of the router payouts on Bitcoin the thief swaps back to
+    /// Ethereum (vault deposit with `=:ETH.ETH:0x…`, router outbound `OUT:<txid>`, then an
+    /// exchange deposit); 0 for none.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    pub way_back_permille: u16,
     /// Two-chain world: Ethereum transactions.
     #[arg(long, default_value_t = 20_000)]
     pub eth_txs: u64,

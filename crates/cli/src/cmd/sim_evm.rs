@@ -73,6 +73,7 @@ pub fn run_two_chains(a: &SimulateArgs, g: &Global) -> Result<()> {
         eth_txs: a.eth_txs,
         heist_eth: a.heist_eth,
         fanout: a.heist_fanout,
+        way_back_permille: a.way_back_permille,
         ..Default::default()
     };
     let t = std::time::Instant::now();
@@ -104,6 +105,12 @@ pub fn run_two_chains(a: &SimulateArgs, g: &Global) -> Result<()> {
         s.bridge_crossings,
         s.crossed_wei.parse::<f64>().unwrap_or(0.0) / 1e18,
         s.crossed_sats as f64 / 1e8
+    );
+    println!(
+        "way back: {} Bitcoin deposits into the vault ({:.8} BTC) paid out on Ethereum as {:.4} ETH (truth/way_back.tsv)",
+        s.way_back,
+        s.way_back_sats as f64 / 1e8,
+        s.way_back_wei.parse::<f64>().unwrap_or(0.0) / 1e18
     );
     let d = a.out.display();
     println!("load it:\n  cointrail ingest --blocks-dir {d}/bitcoin/blocks\n  cointrail ingest --chain ethereum {d}/ethereum/etl\n  cp {d}/truth/attribution.tsv {d}/truth/bridges.yaml DATA_DIR/\n  cointrail case create bybit --from-tx {}\n  cointrail trace bybit", s.ethereum.heist.drain_tx);

@@ -13,6 +13,10 @@ use std::path::PathBuf;
   cointrail trace --from TXID:0 --max-hops 5 --json    # ad hoc, without a case
   cointrail trace origin TXID:VOUT --case sim-heist-0  # which stolen satoshis an output holds (FIFO)
   cointrail trace sim-heist-0 --entity-aware --soft-hops  # follow the thief's entity, mixers, CoinJoins
+  cointrail trace bybit --report bybit.html           # across chains: Ethereum → Bitcoin → back to Ethereum
+Across chains (an Ethereum index in the data directory): a deposit into a THORChain vault with
+a swap memo (=:ETH.ETH:0x…) continues on Ethereum from the router's outbound (memo OUT:<txid>);
+JSON `to_ethereum` lists each hop with how it was matched, and the skipped ones with why.
 Models: fifo (default), lifo, tiho, tifo, haircut, poison, or any xIyO (e.g. liho).
 Totals add up to the stolen amount under every model but poison.")]
 pub struct TraceArgs {
@@ -175,13 +179,33 @@ pub fn run(a: TraceArgs, g: &Global) -> Result<()> {
         entity_aware: a.entity_aware,
         demix: a.demix(),
     };
-    let stops: Vec<String> = a
+    let mut stops: Vec<String> = a
         .stop_at
         .iter()
         .map(|s| cointrail_risk::rules::normalize_category(s))
         .collect();
+    let eth_side = cointrail_engine::evm::has_chain(&g.data_dir, "ethereum");
+    if eth_side {
+        // With an Ethereum index, a deposit to the router's Bitcoin vault (attributed
+        // `bridge`) ends the Bitcoin leg and crosses to Ethereum.
+        stops.push(cointrail_engine::xchain::BRIDGE_CATEGORY.to_string());
+    }
     let t0 = std::time::Instant::now();
     let r = e.trace(&sources, p, &stops);
+    let back = if eth_side {
+        let rules = crate::cmd::xchain_trace::load_rules(&a, g)?;
+        crate::cmd::xchain_trace::back_to_ethereum(
+            &e,
+            &r,
+            &r_labels(&cases),
+            a.model,
+            &stops,
+            &rules,
+        )?
+        .filter(|b| !b.crossed.hops.is_empty() || !b.crossed.skipped.is_empty())
+    } else {
+        None
+    };
     let title = cases
         .iter()
         .map(|c| c.name.as_str())
@@ -189,9 +213,30 @@ pub fn run(a: TraceArgs, g: &Global) -> Result<()> {
         .join(" + ");
     if let Some(path) = &a.report {
         let body = match path.extension().and_then(|x| x.to_str()) {
-            Some("md") => cointrail_trace::report::markdown(&r, &title),
-            Some("html") | Some("htm") => cointrail_trace::report::html(&r, &title),
-            Some("csv") => cointrail_trace::report::csv(&r),
+            Some("md") => {
+                cointrail_trace::report::markdown(&r, &title)
+                    + &back
+                        .as_ref()
+                        .map(|b| format!("\n## Back to Ethereum\n\n```\n{}```\n", b.human()))
+                        .unwrap_or_default()
+            }
+            Some("html") | Some("htm") => {
+                cointrail_trace::report::html(&r, &title)
+                    + &back
+                        .as_ref()
+                        .map(crate::cmd::xchain_trace::Back::html)
+                        .unwrap_or_default()
+            }
+            Some("csv") => {
+                cointrail_trace::report::csv(&r)
+                    + &back
+                        .as_ref()
+                        .map(|b| {
+                            "section,chain,tx,address,asset,amount,tainted,detail\n".to_string()
+                                + &b.csv()
+                        })
+                        .unwrap_or_default()
+            }
             _ => bail!(
                 "--report {}: use a .md, .html or .csv file name",
                 path.display()
@@ -203,14 +248,29 @@ pub fn run(a: TraceArgs, g: &Global) -> Result<()> {
     if g.json {
         let mut v = serde_json::to_value(&r)?;
         v["dormant_loot"] = serde_json::to_value(&loot)?;
+        if let Some(b) = &back {
+            v["chain"] = serde_json::json!("bitcoin+ethereum");
+            v["to_ethereum"] = b.json()?;
+            v["per_chain_totals"] = serde_json::json!({
+                "bitcoin": serde_json::to_value(&r.totals)?,
+                "ethereum": b.totals_json()?,
+            });
+        }
         return crate::print_json(&v);
     }
     print_summary(&r, &title, t0.elapsed().as_secs_f64());
     print!("{}", crate::cmd::trace_loot::human(&r, &loot));
+    if let Some(b) = &back {
+        print!("{}", b.human());
+    }
     if let Some(p) = &a.report {
         println!("report written to {}", p.display());
     }
     Ok(())
+}
+
+fn r_labels(cases: &[Case]) -> Vec<String> {
+    cases.iter().map(|c| c.name.clone()).collect()
 }
 
 pub fn print_summary(r: &cointrail_trace::TraceResult, title: &str, secs: f64) {

@@ -4,10 +4,13 @@
 //! per-chain totals and every cross-chain hop.
 
 use anyhow::{bail, Context, Result};
-use cointrail_account::report::{human, AccountReport};
-use cointrail_account::tracer::AccountTrace;
+use cointrail_account::report::{human, report, AccountReport};
+use cointrail_account::tracer::{AccountModel, AccountTrace};
 use cointrail_account::xchain::BridgeRules;
-use cointrail_engine::xchain::{cross_to_bitcoin, Crossed, BRIDGE_CATEGORY};
+use cointrail_engine::xchain::{
+    cross_bridges_to_ethereum, cross_to_bitcoin, cross_to_ethereum, ethereum_leg_from, Crossed,
+    CrossedBack, BRIDGE_CATEGORY,
+};
 use cointrail_index::evm::EvmIndex;
 use cointrail_trace::{TraceParams, TraceResult};
 use serde_json::json;
@@ -35,23 +38,19 @@ pub fn continue_on_bitcoin(
         }
         return Ok(true);
     }
-    let rules_path = a
-        .bridges
-        .clone()
-        .or_else(|| Some(g.data_dir.join("bridges.yaml")).filter(|p| p.exists()));
-    let rules = match &rules_path {
-        Some(p) => BridgeRules::load(p)?,
-        None => BridgeRules::default(),
-    };
+    let rules = load_rules(a, g)?;
     let t0 = std::time::Instant::now();
     let e = crate::cmd::screen::open_engine(g, None)?;
     let t_open = t0.elapsed().as_secs_f64();
     let x = cross_to_bitcoin(idx, &e.index, t, &|c| c == BRIDGE_CATEGORY, &rules, 1);
-    let stops: Vec<String> = a
+    let mut stops: Vec<String> = a
         .stop_at
         .iter()
         .map(|s| cointrail_risk::rules::normalize_category(s))
         .collect();
+    // The router's Bitcoin vault (attributed `bridge`) ends the Bitcoin leg: a deposit
+    // there crosses back to Ethereum.
+    stops.push(BRIDGE_CATEGORY.to_string());
     let t_join = t0.elapsed().as_secs_f64();
     let btc = (!x.sources.is_empty()).then(|| {
         let p = TraceParams {
@@ -70,16 +69,30 @@ pub fn continue_on_bitcoin(
         };
         e.trace(&x.sources, p, &stops)
     });
+
     let secs = t0.elapsed().as_secs_f64();
-    tracing::debug!(t_open, t_join, secs, "cross-chain trace phases");
+    let back = match &btc {
+        Some(b) => back_to_ethereum(&e, b, labels, a.model, &stops, &rules)?,
+        None => None,
+    };
+    let t_back = t0.elapsed().as_secs_f64();
+    tracing::debug!(t_open, t_join, secs, t_back, "cross-chain trace phases");
     if std::env::var_os("COINTRAIL_XCHAIN_TIMES").is_some() {
-        eprintln!("open {t_open:.2}s join {t_join:.2}s bitcoin {secs:.2}s");
+        eprintln!(
+            "open {t_open:.2}s join {t_join:.2}s bitcoin {secs:.2}s back to ethereum {t_back:.2}s"
+        );
     }
-    let v = combined(&r, &x, btc.as_ref())?;
+    let mut v = combined(&r, &x, btc.as_ref())?;
+    if let Some(k) = &back {
+        v["to_ethereum"] = k.json()?;
+        v["per_chain_totals"]["ethereum_return"] = k.totals_json()?;
+    }
     if let Some(path) = &a.report {
         let body = match path.extension().and_then(|x| x.to_str()) {
-            Some("html") | Some("htm") => html(&v, labels),
-            Some("csv") => csv(&v),
+            Some("html") | Some("htm") => {
+                html(&v, labels) + &back.as_ref().map(Back::html).unwrap_or_default()
+            }
+            Some("csv") => csv(&v) + &back.as_ref().map(Back::csv).unwrap_or_default(),
             Some("md") => bail!("--report: cross-chain reports are .html or .csv"),
             _ => bail!("--report {}: use a .html or .csv file name", path.display()),
         };
@@ -110,6 +123,9 @@ pub fn continue_on_bitcoin(
     }
     if let Some(b) = &btc {
         crate::cmd::trace::print_summary(b, &labels.join(" + "), secs);
+    }
+    if let Some(k) = &back {
+        print!("{}", k.human());
     }
     if let Some(p) = &a.report {
         println!("report written to {}", p.display());
@@ -313,4 +329,227 @@ fn csv(v: &serde_json::Value) -> String {
         ));
     }
     s
+}
+
+/// The bridge rules: `--bridges FILE`, else `DATA_DIR/bridges.yaml` when it exists; a file
+/// with errors is an error naming it.
+pub fn load_rules(a: &TraceArgs, g: &Global) -> Result<BridgeRules> {
+    let rules_path = a
+        .bridges
+        .clone()
+        .or_else(|| Some(g.data_dir.join("bridges.yaml")).filter(|p| p.exists()));
+    Ok(match &rules_path {
+        Some(p) => BridgeRules::load(p)?,
+        None => BridgeRules::default(),
+    })
+}
+
+/// A Bitcoin leg's crossings back to Ethereum and the Ethereum leg after them.
+pub struct Back {
+    pub crossed: CrossedBack,
+    pub eth: Option<AccountReport>,
+}
+
+/// Follow a Bitcoin leg (of a Bitcoin case, or of an Ethereum case after its crossing)
+/// back to Ethereum when the data directory has an Ethereum index: the vault deposits
+/// with THORChain swap memos joined to their outbound (`OUT:<txid>`), then the account
+/// model (`model` when it has an account form, else FIFO) from the converted taint.
+/// `None` without an Ethereum index.
+pub fn back_to_ethereum(
+    e: &cointrail_engine::Engine,
+    btc: &TraceResult,
+    labels: &[String],
+    model: cointrail_trace::Model,
+    stops: &[String],
+    rules: &BridgeRules,
+) -> Result<Option<Back>> {
+    let Some(side) = e.ethereum_side()? else {
+        return Ok(None);
+    };
+    let mut crossed = cross_to_ethereum(&e.index, &side.index, btc, labels);
+    crossed.extend(cross_bridges_to_ethereum(
+        &e.index,
+        &side.index,
+        btc,
+        labels,
+        rules,
+    ));
+    let eth = if crossed.sources.is_empty() {
+        None
+    } else {
+        let m = crate::cmd::evm_trace::account_model(model).unwrap_or(AccountModel::Fifo);
+        let t = ethereum_leg_from(&side, &crossed.sources, m, stops, None)?;
+        Some(report(&t, "ethereum", labels))
+    };
+    Ok(Some(Back { crossed, eth }))
+}
+
+impl Back {
+    /// `to_ethereum` of the JSON answer: the hops back, the skipped ones and the leg.
+    pub fn json(&self) -> Result<serde_json::Value> {
+        let mut v = serde_json::to_value(&self.crossed)?;
+        v["trace"] = serde_json::to_value(&self.eth)?;
+        Ok(v)
+    }
+
+    pub fn totals_json(&self) -> Result<serde_json::Value> {
+        Ok(match &self.eth {
+            Some(r) => serde_json::to_value(&r.totals)?,
+            None => json!([]),
+        })
+    }
+
+    pub fn human(&self) -> String {
+        let x = &self.crossed;
+        let mut s = format!(
+            "back to Ethereum: {} hop(s) ({} skipped with a reason); tainted sats into crossings not joined: {}\n",
+            x.hops.len(),
+            x.skipped.len(),
+            x.unjoined_sats
+        );
+        for h in x.hops.iter().take(10) {
+            s.push_str(&format!(
+                "  bitcoin {} → {} via {} ({}): {} tainted sats → {} tainted {} (memo {})\n",
+                h.deposit_tx,
+                h.release_tx,
+                h.via,
+                h.matched.as_str(),
+                h.tainted_sats,
+                h.tainted,
+                h.asset,
+                h.memo
+            ));
+        }
+        for k in x.skipped.iter().take(10) {
+            s.push_str(&format!("  skipped {} {}: {}\n", k.chain, k.tx, k.reason));
+        }
+        if let Some(r) = &self.eth {
+            s.push_str(&human(r, 10));
+        }
+        s
+    }
+
+    /// The HTML section (appended to the report).
+    pub fn html(&self) -> String {
+        let mut s = String::from("<h2>Back to Ethereum</h2><table><tr><th>from</th><th>deposit tx</th><th>memo</th><th>to</th><th>release tx</th><th>via</th><th>matched</th><th>confidence</th><th>tainted in (sats)</th><th>tainted out</th><th>asset</th></tr>");
+        for h in &self.crossed.hops {
+            s.push_str(&format!(
+                "<tr><td>bitcoin</td><td>{}</td><td>{}</td><td>ethereum</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&h.deposit_tx),
+                esc(&h.memo),
+                esc(&h.release_tx),
+                esc(&h.via),
+                esc(h.matched.as_str()),
+                h.confidence_ppm as f64 / 1e6,
+                h.tainted_sats,
+                esc(&h.tainted),
+                esc(&h.asset)
+            ));
+        }
+        s.push_str("</table><h3>Skipped crossings back (not followed, with why)</h3><ul>");
+        for k in &self.crossed.skipped {
+            s.push_str(&format!(
+                "<li>{} {}: {}</li>",
+                esc(&k.chain),
+                esc(&k.tx),
+                esc(&k.reason)
+            ));
+        }
+        s.push_str("</ul>");
+        if let Some(r) = &self.eth {
+            s.push_str("<h3>Ethereum after Bitcoin (base units per asset)</h3><table><tr><th>case</th><th>asset</th><th>source</th><th>held</th><th>stopped</th><th>fee</th><th>pooled</th><th>converted out</th></tr>");
+            let v = serde_json::to_value(&r.totals).unwrap_or_default();
+            for t in v.as_array().into_iter().flatten() {
+                s.push_str("<tr>");
+                for k in [
+                    "label",
+                    "asset",
+                    "source",
+                    "held",
+                    "stopped",
+                    "fee",
+                    "pooled",
+                    "converted_out",
+                ] {
+                    s.push_str(&format!("<td>{}</td>", esc(&plain(&t[k]))));
+                }
+                s.push_str("</tr>");
+            }
+            s.push_str("</table><h3>Ethereum stops after Bitcoin</h3><table><tr><th>address</th><th>asset</th><th>amount</th><th>category</th><th>name</th></tr>");
+            let v = serde_json::to_value(&r.stops).unwrap_or_default();
+            for t in v.as_array().into_iter().flatten() {
+                s.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    esc(&plain(&t["address"])),
+                    esc(&plain(&t["asset"])),
+                    esc(&plain(&t["amount"])),
+                    esc(&plain(&t["category"])),
+                    esc(&plain(&t["name"]))
+                ));
+            }
+            s.push_str("</table>");
+        }
+        s.push('\n');
+        s
+    }
+
+    /// CSV rows in the cross-chain layout (`section,chain,tx,address,asset,amount,tainted,detail`).
+    pub fn csv(&self) -> String {
+        let q = |x: &str| format!("\"{}\"", x.replace('"', "\"\""));
+        let mut s = String::new();
+        for h in &self.crossed.hops {
+            s.push_str(&format!(
+                "hop,bitcoin>ethereum,{},{},BTC>{},{},{},{}\n",
+                h.deposit_tx,
+                q(&h.release_tx),
+                q(&h.asset),
+                h.deposit_sats,
+                h.tainted,
+                q(&format!(
+                    "{} {} confidence_ppm {} memo {}",
+                    h.via,
+                    h.matched.as_str(),
+                    h.confidence_ppm,
+                    h.memo
+                ))
+            ));
+        }
+        for k in &self.crossed.skipped {
+            s.push_str(&format!(
+                "skipped,{},{},,,,,{}\n",
+                k.chain,
+                k.tx,
+                q(&k.reason)
+            ));
+        }
+        if let Some(r) = &self.eth {
+            let v = serde_json::to_value(r).unwrap_or_default();
+            for t in v["totals"].as_array().into_iter().flatten() {
+                s.push_str(&format!(
+                    "total,ethereum_after_bitcoin,,,{},{},{},{}\n",
+                    q(&plain(&t["asset"])),
+                    plain(&t["source"]),
+                    plain(&t["stopped"]),
+                    q(&format!(
+                        "held {} fee {} pooled {}",
+                        plain(&t["held"]),
+                        plain(&t["fee"]),
+                        plain(&t["pooled"])
+                    ))
+                ));
+            }
+            for t in v["stops"].as_array().into_iter().flatten() {
+                s.push_str(&format!(
+                    "stop,ethereum_after_bitcoin,{},{},{},{},{},{}\n",
+                    plain(&t["tx"]),
+                    plain(&t["address"]),
+                    q(&plain(&t["asset"])),
+                    plain(&t["amount"]),
+                    plain(&t["amount"]),
+                    q(&format!("{} {}", plain(&t["category"]), plain(&t["name"])))
+                ));
+            }
+        }
+        s
+    }
 }

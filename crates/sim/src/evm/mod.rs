@@ -112,6 +112,24 @@ pub fn simulate_evm(
     out: &Path,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<EvmSimSummary, SimError> {
+    start_evm(cfg, out, progress)?.finish()
+}
+
+/// A run whose chain is still open: the two-chain world appends the way back (router
+/// outbounds of Bitcoin deposits, and what the thief does with them) after the Bitcoin run.
+pub struct EvmRun {
+    cfg: EvmSimConfig,
+    out: std::path::PathBuf,
+    e: Econ,
+    heist: EvmHeistSummary,
+}
+
+/// Simulate the economy and the heist; the chain stays open until [`EvmRun::finish`].
+pub fn start_evm(
+    cfg: &EvmSimConfig,
+    out: &Path,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<EvmRun, SimError> {
     if cfg.exchanges < 2 {
         return Err(SimError::Config("--exchanges must be at least 2 on ethereum: the thief deposits at exchanges other than the victim".into()));
     }
@@ -204,7 +222,51 @@ pub fn simulate_evm(
         progress(e.c.total_txs, cfg.txs);
     }
     let heist = h.finish(&truth_dir)?;
-    e.write_crossings(&truth_dir)?;
+    Ok(EvmRun {
+        cfg: cfg.clone(),
+        out: out.to_path_buf(),
+        e,
+        heist,
+    })
+}
+
+impl EvmRun {
+    /// The crossings to Bitcoin made so far.
+    pub fn crossings(&self) -> Vec<xchain::Crossing> {
+        self.e
+            .x
+            .as_ref()
+            .map(|x| x.crossings.clone())
+            .unwrap_or_default()
+    }
+
+    /// The two-chain world's way back: each Bitcoin deposit's outbound from the vault
+    /// through the router (`TransferOut` memo `OUT:<txid>`) to its memo's destination, then
+    /// each destination's ETH into a deposit address of an exchange (swept as usual).
+    pub fn way_back(
+        &mut self,
+        deposits: &[xchain::WayBackDeposit],
+    ) -> Result<Vec<xchain::WayBackRelease>, SimError> {
+        self.e.way_back(deposits)
+    }
+
+    pub fn finish(self) -> Result<EvmSimSummary, SimError> {
+        let EvmRun { cfg, out, e, heist } = self;
+        let cfg = &cfg;
+        let out = out.as_path();
+        let truth_dir = out.join("truth");
+        finish_run(cfg, out, &truth_dir, e, heist)
+    }
+}
+
+fn finish_run(
+    cfg: &EvmSimConfig,
+    out: &Path,
+    truth_dir: &Path,
+    e: Econ,
+    heist: EvmHeistSummary,
+) -> Result<EvmSimSummary, SimError> {
+    e.write_crossings(truth_dir)?;
     let crossings =
         e.x.as_ref()
             .map(|x| x.crossings.clone())

@@ -57,6 +57,36 @@ pub struct Crossing {
     pub bridge_id: Option<u64>,
 }
 
+/// A Bitcoin deposit into the router's vault to swap back to Ethereum (from the Bitcoin
+/// run's `truth/way_back.tsv`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WayBackDeposit {
+    pub btc_txid: String,
+    pub sats: u64,
+    /// The memo's destination, lowercase `0x…`.
+    pub eth_address: String,
+    pub memo: String,
+    /// The Bitcoin output it spent (the router payout to the thief), `txid:vout`.
+    pub spent: String,
+    /// Unix time before which the outbound cannot be (the deposit's block, and a margin).
+    pub not_before: u64,
+}
+
+/// Its outbound on Ethereum and the destination's deposit at an exchange.
+#[derive(Clone, Debug, Serialize)]
+pub struct WayBackRelease {
+    pub btc_txid: String,
+    pub eth_tx: String,
+    pub eth_block: u64,
+    pub to: String,
+    pub wei: String,
+    /// The destination's deposit at an exchange (none when it failed).
+    pub deposit_tx: Option<String>,
+    pub deposit_address: Option<String>,
+    pub deposit_wei: Option<String>,
+    pub exchange: Option<usize>,
+}
+
 /// The two-chain world's contracts (in `summary.json`).
 #[derive(Clone, Debug, Serialize)]
 pub struct XchainAddresses {
@@ -435,6 +465,130 @@ impl Econ {
     ) -> Option<(super::chain::Sent, u128)> {
         let (pool, token) = (self.cross().lst_pool, self.cross().lst);
         self.swap_token_for_eth_on(pool, token, from, amount, false)
+    }
+
+    /// The way back (see `EvmRun::way_back`): the vault calls the router's `transferOut`,
+    /// which pays the destination and logs `TransferOut(vault, to, asset, amount, memo)`
+    /// with memo `OUT:<bitcoin txid>`; the outbound is the deposit's sats at the run's rate
+    /// less the router's fee. A few blocks on, each destination pays all its ETH but the gas
+    /// into a deposit address at an exchange other than the victim.
+    pub(crate) fn way_back(
+        &mut self,
+        deps: &[WayBackDeposit],
+    ) -> Result<Vec<WayBackRelease>, SimError> {
+        if deps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let not_before = deps.iter().map(|d| d.not_before).max().unwrap_or(0);
+        if self.c.timestamp < not_before {
+            self.c.timestamp = not_before;
+        }
+        let (router, vault, rate) = {
+            let x = self.cross();
+            (x.router, x.vault, x.cfg.sats_per_eth as u128)
+        };
+        let mut out = Vec::new();
+        for d in deps {
+            let to: Address = d
+                .eth_address
+                .parse()
+                .map_err(|_| SimError::Config(format!("way back to {:?}", d.eth_address)))?;
+            let wei = d.sats as u128 * ETH / rate * (10_000 - ROUTER_FEE_BPS) / 10_000;
+            let memo = format!("OUT:{}", d.btc_txid.to_uppercase());
+            // (address asset = 0: ETH, uint256 amount, string memo at offset 0x60).
+            let mut data = word(0);
+            data.push_str(&word(wei));
+            data.push_str(&word(0x60));
+            data.push_str(&word(memo.len() as u128));
+            let mut b = hex::encode(memo.as_bytes());
+            while !b.len().is_multiple_of(64) {
+                b.push('0');
+            }
+            data.push_str(&b);
+            let log = (
+                router,
+                vec![
+                    format!("{:#x}", topics::thorchain_transfer_out()),
+                    topic_word(&vault),
+                    topic_word(&to),
+                ],
+                data,
+            );
+            let Some(s) = self
+                .c
+                .send(Tx {
+                    from: vault,
+                    to: Some(router),
+                    value: wei,
+                    gas: G_ROUTER,
+                    internal: vec![Frame {
+                        from: router,
+                        to,
+                        value: wei,
+                    }],
+                    logs: vec![log],
+                    input: "0x574da717", // transferOut
+                    ..Default::default()
+                })
+                .filter(|s| s.ok)
+            else {
+                return Err(SimError::Config(format!(
+                    "the Ethereum vault cannot pay the way back of {} ({wei} wei)",
+                    d.btc_txid
+                )));
+            };
+            self.hop(&s.hash, "router-release", vault, to, "ETH", wei)?;
+            out.push(WayBackRelease {
+                btc_txid: d.btc_txid.clone(),
+                eth_tx: format!("0x{}", hex::encode(s.hash.as_slice())),
+                eth_block: self.c.number,
+                to: hex_addr(&to),
+                wei: wei.to_string(),
+                deposit_tx: None,
+                deposit_address: None,
+                deposit_wei: None,
+                exchange: None,
+            });
+        }
+        self.c.close_block()?;
+        for _ in 0..3 {
+            self.sweeps_due()?;
+            self.c.close_block()?;
+        }
+        let n_ex = self.exchanges.len();
+        for (i, r) in out.iter_mut().enumerate() {
+            let a: Address = r.to.parse().expect("written above");
+            let k = 1 + i % (n_ex - 1);
+            let dep = self.deposit_address(k, u32::MAX / 2 + i as u32, true)?;
+            let v = self
+                .c
+                .eth_of(&a)
+                .saturating_sub(self.c.upfront(super::economy::G_TRANSFER));
+            if let Some(s) = self
+                .c
+                .send(Tx {
+                    from: a,
+                    to: Some(dep),
+                    value: v,
+                    gas: super::economy::G_TRANSFER,
+                    ..Default::default()
+                })
+                .filter(|s| s.ok)
+            {
+                self.hop(&s.hash, "wayback-deposit", a, dep, "ETH", v)?;
+                self.schedule_sweep(k, dep);
+                r.deposit_tx = Some(format!("0x{}", hex::encode(s.hash.as_slice())));
+                r.deposit_address = Some(hex_addr(&dep));
+                r.deposit_wei = Some(v.to_string());
+                r.exchange = Some(k);
+            }
+        }
+        // Blocks until every sweep is done (sweeps are due 2–30 blocks on).
+        for _ in 0..32 {
+            self.sweeps_due()?;
+            self.c.close_block()?;
+        }
+        Ok(out)
     }
 
     pub(crate) fn write_crossings(&self, dir: &std::path::Path) -> Result<(), SimError> {
