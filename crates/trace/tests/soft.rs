@@ -938,10 +938,20 @@ fn postmix_coins_swept_together_then_cashed_out_are_followed() {
     assert_eq!(at(&r, &ch, x, 0), (0, 1_980_000));
     assert_eq!(r.soft_totals.stopped_sats, 1_980_000);
     assert_eq!(r.soft_totals.fee_sats, 20_000);
-    assert!(r
+    // The swept coins and what the sweep made are the thief's (soft); the exchange is not.
+    for a in ["addr32", "addr44", "addr60"] {
+        assert!(
+            r.thief_entity
+                .iter()
+                .any(|m| m.address == a && m.soft && m.rule == "postmix-sweep"),
+            "{a}: {:?}",
+            r.thief_entity
+        );
+    }
+    assert!(!r
         .thief_entity
         .iter()
-        .any(|m| m.address == "addr32" && m.soft && m.rule == "postmix-sweep"));
+        .any(|m| m.address == format!("addr{EXCH}")));
 
     for v in [V::PrivatePayee, V::ForeignCoin, V::LateCashout] {
         let (ch, w, victim, sweep, x) = build(v);
@@ -1020,7 +1030,11 @@ fn postmix_coins_swept_together_then_cashed_out_are_followed() {
 /// (501,000 and 601,000) leave 499,000 and 399,000 past two denominations: no fit. The
 /// change is followed at 0.9 to the exchange (1,978,000 soft after a 10,000 fee).
 /// Must not: when a maker's change would fit too (a maker input of 2,990,000 with change
-/// 1,991,000), the change is ambiguous and nothing is followed.
+/// 1,991,000: 9,000 of "fees" against the taker's 12,000), the change is ambiguous and
+/// nothing is followed.
+/// Closest by far: a maker input of 2,799,000 with change 1,800,000 fits too, but only with
+/// 200,000 of fees (3,000,000 − 1,000,000 − 1,800,000), more than 4 × 12,000: the taker's
+/// change is followed, at 0.85.
 #[test]
 fn the_coinjoin_change_the_tainted_inputs_explain_is_followed_only_when_unique() {
     let build = |m1: u64| {
@@ -1073,6 +1087,23 @@ fn the_coinjoin_change_the_tainted_inputs_explain_is_followed_only_when_unique()
     let r = run(&ch, &w, ch.out(victim, 0), soft_only());
     assert!(r.soft_hops.is_empty(), "{:?}", r.soft_hops);
     assert_eq!(at(&r, &ch, k, 0), (0, 0));
+
+    let (ch, w, victim, k) = build(2_799_000);
+    let r = run(&ch, &w, ch.out(victim, 0), soft_only());
+    assert_eq!(r.soft_hops.len(), 1, "{:?}", r.soft_hops);
+    let h = &r.soft_hops[0];
+    assert_eq!(
+        (h.rule.as_str(), h.score, h.soft_sats),
+        ("coinjoin-change", 0.85, 1_988_000)
+    );
+    assert!(
+        h.facts.iter().any(|f| f.contains(
+            "2 of its 6 outputs fit; this one leaves 12000 sats of fees, the next 200000"
+        )),
+        "{:?}",
+        h.facts
+    );
+    assert_eq!(at(&r, &ch, k, 0), (0, 1_978_000));
 }
 
 /// A chain with an owner (cluster 70) that takes 25 deposits from others (1.2× apart in

@@ -654,7 +654,12 @@ impl Tracer<'_> {
                     fits.push((o, m, gap));
                 }
             }
-            if fits.len() != 1 {
+            // Several fit: a fee is what the makers and the miners took, so the one whose
+            // gap is by far the smallest (under a quarter of the next) is the change; the
+            // others fit by chance. Otherwise the change is ambiguous.
+            fits.sort_by_key(|f| f.2);
+            let runner_up = fits.get(1).map(|f| f.2);
+            if fits.is_empty() || runner_up.is_some_and(|g2| fits[0].2.saturating_mul(4) >= g2) {
                 continue;
             }
             let (o, m, gap) = fits[0];
@@ -671,7 +676,7 @@ impl Tracer<'_> {
             let txid = display_txid(view.txid(hit.tx));
             self.soft.hops.push(SoftHop {
                 rule: "coinjoin-change".into(),
-                score: 0.9,
+                score: if runner_up.is_none() { 0.9 } else { 0.85 },
                 from: txid.clone(),
                 to_txid: txid,
                 soft_sats: got,
@@ -685,10 +690,17 @@ impl Tracer<'_> {
                         "{tin} = {m} × {eq} (equal outputs) + {c} (output {}) + {gap} sats of fees",
                         view.output_vout(o)
                     ),
-                    format!(
-                        "the only one of its {} outputs that fits",
-                        view.tx_outputs(hit.tx).count()
-                    ),
+                    match runner_up {
+                        None => format!(
+                            "the only one of its {} outputs that fits",
+                            view.tx_outputs(hit.tx).count()
+                        ),
+                        Some(g2) => format!(
+                            "{} of its {} outputs fit; this one leaves {gap} sats of fees, the next {g2} (more than 4 times as much)",
+                            fits.len(),
+                            view.tx_outputs(hit.tx).count()
+                        ),
+                    },
                     format!("{got} sats carried on as soft taint"),
                 ],
                 landed: vec![(self.outpoint(o), got)],
@@ -951,6 +963,12 @@ impl Tracer<'_> {
                 }
                 if carried == 0 {
                     continue;
+                }
+                // What the sweep made is the sweeper's (unless a service's address).
+                for o in view.tx_outputs(s) {
+                    if self.oracle.stop_at(o).is_none() {
+                        self.soft.members.push((o, "postmix-sweep".into()));
+                    }
                 }
                 facts.push(format!("{carried} sats carried on as soft taint"));
                 let from = mixes
