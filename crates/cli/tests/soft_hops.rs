@@ -84,7 +84,13 @@ fn a_scenario_chain_traced_with_soft_hops_agrees_with_the_truth() {
     for h in hops {
         let rule = h["rule"].as_str().unwrap();
         assert!(
-            ["mixer-structured", "coinjoin-change", "postmix-cashout"].contains(&rule),
+            [
+                "mixer-structured",
+                "coinjoin-change",
+                "postmix-cashout",
+                "postmix-sweep"
+            ]
+            .contains(&rule),
             "{h}"
         );
         assert!(h["score"].as_f64().unwrap() >= 0.8);
