@@ -411,3 +411,104 @@ fn a_clustering_saved_while_serving_is_picked_up() {
     });
     assert!(srv.stop().success());
 }
+
+/// `soft=true` on the Bitcoin screening routes (issue 19): a deposit at a service that the
+/// demo theft's soft hops reach gets a `soft_exposure` field equal to
+/// `cointrail --json screen X --soft`'s, and everything else is the answer without it; no
+/// parameter (or `soft=false`) answers the same bytes with no such field; a bad value is a
+/// 400 naming the parameter.
+#[test]
+fn soft_exposure_over_the_api_is_the_clis() {
+    let (_d, dir) = demo_dir();
+    let key = cli(&dir, &["keys", "create", "soft"]).trim().to_string();
+    let r = json(&dir, &["trace", "sim-heist-0", "--soft-hops"]);
+    let row = r["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| {
+            o["soft_sats"].as_u64().unwrap() > 0
+                && o["tainted_sats"] == 0
+                && o["stop_reason"] == "service:exchange"
+        })
+        .expect("a soft-only deposit at an exchange on the demo")
+        .clone();
+    let txid = row["txid"].as_str().unwrap().to_string();
+    let vout = row["vout"].as_u64().unwrap();
+    let op = format!("{txid}:{vout}");
+    let tx = json(&dir, &["tx", &txid]);
+    let addr = tx["outputs"][vout as usize]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let srv = Server::start(&dir, &[]);
+    let a = srv.addr.clone();
+    for (path, subject) in [
+        (format!("/v1/screen/output/{txid}/{vout}"), op.clone()),
+        (format!("/v1/screen/address/{addr}"), addr.clone()),
+        (format!("/v1/screen/transaction/{txid}"), txid.clone()),
+    ] {
+        let plain = get(&a, &path, &key);
+        assert_eq!(plain.status, 200, "{path}");
+        assert!(plain.json().get("soft_exposure").is_none(), "{path}");
+        // soft=false is the same bytes as no parameter.
+        let off = get(&a, &format!("{path}?soft=false"), &key);
+        assert_eq!(off.status, 200);
+        assert_eq!(off.body, plain.body, "{path}?soft=false");
+        let soft = get(&a, &format!("{path}?soft=true"), &key);
+        assert_eq!(soft.status, 200, "{path}?soft=true");
+        let mut soft = soft.json();
+        let se = soft
+            .as_object_mut()
+            .unwrap()
+            .remove("soft_exposure")
+            .unwrap_or_else(|| panic!("{path}?soft=true: no soft_exposure"));
+        assert_eq!(
+            soft,
+            plain.json(),
+            "{path}: the rest changed with soft=true"
+        );
+        let local = json(&dir, &["screen", &subject, "--soft"]);
+        assert_eq!(se, local["soft_exposure"], "{path}");
+        // The subject is reached by a soft hop: the field is not trivially empty.
+        let rows = se.as_array().unwrap();
+        assert!(
+            rows.iter()
+                .any(|x| x["case"] == "sim-heist-0" && x["output"] == op.as_str()),
+            "{path}: {se}"
+        );
+        assert_eq!(soft["risk"], local["risk"]);
+        assert_eq!(soft["fired_rules"], local["fired_rules"]);
+        // A bad value is a JSON 400 naming the parameter.
+        let bad = get(&a, &format!("{path}?soft=maybe"), &key);
+        assert_eq!(bad.status, 400, "{path}?soft=maybe");
+        let b = bad.json();
+        assert_eq!(b["error"], "invalid_input");
+        assert_eq!(b["field"], "soft");
+        assert!(b["message"].as_str().unwrap().contains("maybe"), "{b}");
+    }
+    // Soft exposure says where an output's coins came from: not with direction=out.
+    let r = get(
+        &a,
+        &format!("/v1/screen/output/{txid}/{vout}?direction=out&soft=true"),
+        &key,
+    );
+    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("soft")));
+    let r = get(
+        &a,
+        &format!("/v1/screen/output/{txid}/{vout}?direction=out&soft=false"),
+        &key,
+    );
+    assert_eq!(r.status, 200);
+    // The OpenAPI document names the parameter and the field.
+    let doc = http(&a, "GET", "/openapi.json", None, None).json();
+    let s = doc.to_string();
+    assert!(
+        s.contains("\"soft_exposure\""),
+        "no soft_exposure in the OpenAPI"
+    );
+    let params = doc["paths"]["/v1/screen/address/{address}"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    assert!(params.iter().any(|p| p["name"] == "soft"));
+}

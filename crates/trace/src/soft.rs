@@ -13,6 +13,9 @@
 //!   its remixes, spent alone soon after the mix straight to services, the thief's
 //!   cash-out habit; when more such outputs exist than the taint can fill, the soft taint
 //!   is split among them and the score says by how much;
+//! - `postmix-sweep`: such post-mix coins swept together (every input a post-mix coin or a
+//!   coin the trace holds) and the sweep cashed out alone straight to services soon after:
+//!   candidates of the same budget as `postmix-cashout`, one hop per sweep;
 //! - `coinjoin-consolidation` (opt-in): outputs of a CoinJoin the taint entered (or of its
 //!   remixes) spent later together, or together with coins the trace already holds, are
 //!   taken as the thief's.
@@ -103,7 +106,8 @@ impl DemixParams {
 /// One followed soft link.
 #[derive(Clone, Debug, Serialize)]
 pub struct SoftHop {
-    /// `mixer-demix`, `mixer-structured` or `coinjoin-consolidation`.
+    /// `mixer-demix`, `mixer-structured`, `coinjoin-change`, `postmix-cashout`,
+    /// `postmix-sweep` or `coinjoin-consolidation`.
     pub rule: String,
     pub score: f64,
     /// Where the taint stopped: the mixer deposit `TXID:VOUT`, or the CoinJoin's txid.

@@ -665,13 +665,16 @@ fn outputs_of_two_tainted_coinjoins_swept_together_are_linked() {
         ],
     );
     let sweep = ch.tx(&[(cj1, 2), (cj2, 4), (cj1, 0)], &[(60, 2_990_000)]);
-    let x = ch.tx(&[(sweep, 0)], &[(EXCH, 1_980_000)]);
+    // The spend pays the exchange and keeps change: not a cash-out, so `postmix-sweep`
+    // (tested below) has no say and this is `coinjoin-consolidation`'s link alone.
+    let x = ch.tx(&[(sweep, 0)], &[(EXCH, 1_980_000), (61, 1_000_000)]);
     let mut w = World::default();
     w.services.insert(EXCH, ("exchange", "Exchange X"));
     w.coinjoins.insert(cj1);
     w.coinjoins.insert(cj2);
     let r = run(&ch, &w, ch.out(victim, 0), demix());
     assert_eq!(r.soft_hops.len(), 1);
+    assert_eq!(r.soft_hops[0].rule, "coinjoin-consolidation");
     assert_eq!(r.soft_hops[0].score, 0.85);
     assert_eq!(r.soft_hops[0].soft_sats, 2_005_000);
     // Outputs take soft sats in outpoint order: cj1:0 1,000,000, cj1:2 5,000, cj2:4
@@ -796,13 +799,242 @@ fn postmix_coins_cashed_out_alone_to_services_are_followed_when_unambiguous() {
     assert_eq!(at(&r, &ch, k3, 0), (0, 502_500));
 }
 
+/// `postmix-sweep`: the thief's 2,010,000 are split in two coins of 1,005,000 that enter
+/// two 5 × 1,000,000 CoinJoins (cj1, cj2; each its own component, 1,005,000 of taint).
+/// The thief sweeps cj1:2 and cj2:4 together (nothing else in) into 1,990,000 at 60 and,
+/// 3 blocks later, pays all of it alone to an exchange (1,980,000, fee 10,000): each
+/// component has one candidate of 1,000,000 for its 1,005,000, so each carries its whole
+/// value at 0.9 (remix depth 0, two inputs the taint reaches), one hop per component, and
+/// the exchange gets 1,980,000 soft (the sweep's 2,000,000 less both fees).
+/// Must not: (a) the sweep's coin paid on to a private address (no cash-out); (b) an
+/// ordinary coin of someone else swept in as well (not a post-mix coin, not held); (c) the
+/// cash-out 60 blocks after the sweep (window 36); (d) other participants of cj1 sweeping
+/// their post-mix coins and cashing out the same way: cj1's candidates are then worth
+/// 4,000,000 for 1,005,000 of taint, each carries 25% at 0.9 × 0.25 = 0.23, so only cj2's
+/// coin is followed. Weaker: (e) cj1:2 swept with a post-mix coin of a CoinJoin the taint
+/// never entered is scored as one remix deeper, 0.85, and followed alone.
+#[test]
+fn postmix_coins_swept_together_then_cashed_out_are_followed() {
+    #[derive(Clone, Copy, PartialEq)]
+    enum V {
+        Find,
+        PrivatePayee,
+        ForeignCoin,
+        LateCashout,
+        OthersSweepToo,
+        UntaintedMix,
+    }
+    let build = |v: V| {
+        let mut ch = Chain::new();
+        let victim = ch.tx(&[], &[(1, 2_010_000)]);
+        let others = ch.tx(
+            &[],
+            &[
+                (2, 1_005_000),
+                (3, 1_005_000),
+                (4, 1_005_000),
+                (5, 1_005_000),
+                (6, 1_005_000),
+                (7, 1_005_000),
+                (8, 1_005_000),
+                (9, 1_005_000),
+                (20, 1_005_000),
+                (21, 1_005_000),
+                (22, 1_005_000),
+                (23, 1_005_000),
+                (24, 1_005_000),
+                (25, 500_000),
+            ],
+        );
+        let split = ch.tx(&[(victim, 0)], &[(10, 1_005_000), (11, 1_005_000)]);
+        let five = |a: u16| -> Vec<(u16, u64)> { (a..a + 5).map(|s| (s, 1_000_000)).collect() };
+        let cj1 = ch.tx(
+            &[
+                (split, 0),
+                (others, 0),
+                (others, 1),
+                (others, 2),
+                (others, 3),
+            ],
+            &five(30),
+        );
+        let cj2 = ch.tx(
+            &[
+                (split, 1),
+                (others, 4),
+                (others, 5),
+                (others, 6),
+                (others, 7),
+            ],
+            &five(40),
+        );
+        // A CoinJoin the taint never enters.
+        let cj3 = ch.tx(
+            &[
+                (others, 8),
+                (others, 9),
+                (others, 10),
+                (others, 11),
+                (others, 12),
+            ],
+            &five(50),
+        );
+        let mut ins = vec![(cj1, 2), (if v == V::UntaintedMix { cj3 } else { cj2 }, 4)];
+        let mut made = 1_990_000;
+        if v == V::ForeignCoin {
+            ins.push((others, 13));
+            made += 500_000;
+        }
+        let sweep = ch.tx(&ins, &[(60, made)]);
+        if v == V::LateCashout {
+            for _ in 0..60 {
+                ch.tx(&[], &[(99, 1)]);
+            }
+        } else {
+            for _ in 0..2 {
+                ch.tx(&[], &[(99, 1)]);
+            }
+        }
+        let payee = if v == V::PrivatePayee { 61 } else { EXCH };
+        let x = ch.tx(&[(sweep, 0)], &[(payee, made - 10_000)]);
+        if v == V::OthersSweepToo {
+            // Two other participants of cj1, each sweeping two of its outputs (with a
+            // post-mix coin of cj3) and cashing out at once.
+            let s1 = ch.tx(&[(cj1, 0), (cj1, 1)], &[(62, 1_990_000)]);
+            ch.tx(&[(s1, 0)], &[(EXCH, 1_980_000)]);
+            let s2 = ch.tx(&[(cj1, 3), (cj3, 0)], &[(63, 1_990_000)]);
+            ch.tx(&[(s2, 0)], &[(EXCH, 1_980_000)]);
+        }
+        let mut w = World::default();
+        w.services.insert(EXCH, ("exchange", "Exchange X"));
+        for t in [cj1, cj2, cj3] {
+            w.coinjoins.insert(t);
+        }
+        (ch, w, victim, sweep, x)
+    };
+    let (ch, w, victim, sweep, x) = build(V::Find);
+    let src = ch.out(victim, 0);
+    let hard = run(&ch, &w, src, TraceParams::default());
+    assert_eq!(hard.totals.mixer_sats, 2_010_000);
+    let r = run(&ch, &w, src, soft_only());
+    assert_eq!(r.totals, hard.totals, "hard taint is the same");
+    assert_eq!(r.soft_hops.len(), 2, "{:?}", r.soft_hops);
+    let sweep_txid = cointrail_chain::view::display_txid(ch.c.txid(sweep));
+    for h in &r.soft_hops {
+        assert_eq!(
+            (h.rule.as_str(), h.score, h.soft_sats, h.to_txid.as_str()),
+            ("postmix-sweep", 0.9, 1_000_000, sweep_txid.as_str())
+        );
+        let facts = h.facts.join("\n");
+        assert!(facts.contains("swept together in"), "{facts}");
+        assert!(facts.contains("2 of its inputs carry taint"), "{facts}");
+        assert!(
+            facts.contains("spent alone 3 blocks later to Exchange X (exchange)"),
+            "{facts}"
+        );
+        assert!(facts.contains("each carries 100% of its value"), "{facts}");
+    }
+    assert_eq!(at(&r, &ch, sweep, 0), (0, 1_990_000));
+    assert_eq!(at(&r, &ch, x, 0), (0, 1_980_000));
+    assert_eq!(r.soft_totals.stopped_sats, 1_980_000);
+    assert_eq!(r.soft_totals.fee_sats, 20_000);
+    // The swept coins and what the sweep made are the thief's (soft); the exchange is not.
+    for a in ["addr32", "addr44", "addr60"] {
+        assert!(
+            r.thief_entity
+                .iter()
+                .any(|m| m.address == a && m.soft && m.rule == "postmix-sweep"),
+            "{a}: {:?}",
+            r.thief_entity
+        );
+    }
+    assert!(!r
+        .thief_entity
+        .iter()
+        .any(|m| m.address == format!("addr{EXCH}")));
+
+    for v in [V::PrivatePayee, V::ForeignCoin, V::LateCashout] {
+        let (ch, w, victim, sweep, x) = build(v);
+        let r = run(&ch, &w, ch.out(victim, 0), soft_only());
+        assert!(r.soft_hops.is_empty(), "{:?}", r.soft_hops);
+        assert_eq!(at(&r, &ch, sweep, 0), (0, 0));
+        assert_eq!(at(&r, &ch, x, 0), (0, 0));
+    }
+
+    // Others sweeping cj1's coins too: only cj2's coin is followed.
+    let (ch, w, victim, sweep, x) = build(V::OthersSweepToo);
+    let r = run(&ch, &w, ch.out(victim, 0), soft_only());
+    assert_eq!(r.soft_hops.len(), 1, "{:?}", r.soft_hops);
+    let h = &r.soft_hops[0];
+    assert_eq!((h.score, h.soft_sats), (0.9, 1_000_000));
+    assert_eq!(h.landed.len(), 1);
+    assert!(h.landed[0].0.ends_with(":4"), "{:?}", h.landed);
+    // cj2:4 is the sweep's second input: FIFO puts its 1,000,000 after cj1:2's clean.
+    assert_eq!(at(&r, &ch, sweep, 0), (0, 990_000));
+    assert_eq!(at(&r, &ch, x, 0), (0, 980_000));
+    // Asked for less certainty, cj1's four swept coins carry 25% each (251,250), scored
+    // 0.9 × 0.25 = 0.23 (0.85 × 0.25 = 0.21 for the one swept with cj3's coin).
+    let low = TraceParams {
+        demix: Some(DemixParams {
+            min_score: 0.2,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r = run(&ch, &w, ch.out(victim, 0), low);
+    let mut got: Vec<(f64, Vec<u64>)> = r
+        .soft_hops
+        .iter()
+        .map(|h| (h.score, h.landed.iter().map(|l| l.1).collect()))
+        .collect();
+    got.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.len().cmp(&b.1.len())));
+    assert_eq!(
+        got,
+        vec![
+            (0.21, vec![251_250]),
+            (0.23, vec![251_250]),
+            (0.23, vec![251_250, 251_250]),
+            (0.9, vec![1_000_000]),
+        ],
+        "{:?}",
+        r.soft_hops
+    );
+    assert!(r
+        .soft_hops
+        .iter()
+        .filter(|h| h.score < 0.5)
+        .all(|h| h.facts.iter().any(
+            |f| f.contains("worth 4000000 sats") && f.contains("each carries 25% of its value")
+        )));
+
+    // One tainted-tree coin swept with an untainted post-mix coin: 0.85, cj1's coin alone.
+    let (ch, w, victim, sweep, x) = build(V::UntaintedMix);
+    let r = run(&ch, &w, ch.out(victim, 0), soft_only());
+    assert_eq!(r.soft_hops.len(), 1, "{:?}", r.soft_hops);
+    let h = &r.soft_hops[0];
+    assert_eq!(
+        (h.rule.as_str(), h.score, h.soft_sats),
+        ("postmix-sweep", 0.85, 1_000_000)
+    );
+    assert!(h
+        .facts
+        .iter()
+        .any(|f| f.contains("CoinJoins the taint did not enter")));
+    assert_eq!(at(&r, &ch, sweep, 0), (0, 1_000_000));
+    assert_eq!(at(&r, &ch, x, 0), (0, 1_000_000));
+}
+
 /// `coinjoin-change`: a JoinMarket round where the thief (taker) puts in 3,000,000 and two
 /// makers 1,500,000 and 1,600,000; three equal outputs of 1,000,000 (vouts 0, 2, 4). The
 /// taker's change 1,988,000 = 3,000,000 − 1,000,000 − 12,000 of fees; the makers' changes
 /// (501,000 and 601,000) leave 499,000 and 399,000 past two denominations: no fit. The
 /// change is followed at 0.9 to the exchange (1,978,000 soft after a 10,000 fee).
 /// Must not: when a maker's change would fit too (a maker input of 2,990,000 with change
-/// 1,991,000), the change is ambiguous and nothing is followed.
+/// 1,991,000: 9,000 of "fees" against the taker's 12,000), the change is ambiguous and
+/// nothing is followed.
+/// Closest by far: a maker input of 2,799,000 with change 1,800,000 fits too, but only with
+/// 200,000 of fees (3,000,000 − 1,000,000 − 1,800,000), more than 4 × 12,000: the taker's
+/// change is followed, at 0.85.
 #[test]
 fn the_coinjoin_change_the_tainted_inputs_explain_is_followed_only_when_unique() {
     let build = |m1: u64| {
@@ -855,6 +1087,23 @@ fn the_coinjoin_change_the_tainted_inputs_explain_is_followed_only_when_unique()
     let r = run(&ch, &w, ch.out(victim, 0), soft_only());
     assert!(r.soft_hops.is_empty(), "{:?}", r.soft_hops);
     assert_eq!(at(&r, &ch, k, 0), (0, 0));
+
+    let (ch, w, victim, k) = build(2_799_000);
+    let r = run(&ch, &w, ch.out(victim, 0), soft_only());
+    assert_eq!(r.soft_hops.len(), 1, "{:?}", r.soft_hops);
+    let h = &r.soft_hops[0];
+    assert_eq!(
+        (h.rule.as_str(), h.score, h.soft_sats),
+        ("coinjoin-change", 0.85, 1_988_000)
+    );
+    assert!(
+        h.facts.iter().any(|f| f.contains(
+            "2 of its 6 outputs fit; this one leaves 12000 sats of fees, the next 200000"
+        )),
+        "{:?}",
+        h.facts
+    );
+    assert_eq!(at(&r, &ch, k, 0), (0, 1_978_000));
 }
 
 /// A chain with an owner (cluster 70) that takes 25 deposits from others (1.2× apart in

@@ -78,7 +78,8 @@ pub struct TraceArgs {
     #[arg(long)]
     pub entity_aware: bool,
     /// Soft hops: match tainted custodial-mixer deposits to withdrawals and follow CoinJoin
-    /// outputs consolidated later; what they carry is soft taint, kept apart from proven.
+    /// outputs the thief cashes out (alone, or swept together first) and its CoinJoin
+    /// change; what they carry is soft taint, kept apart from proven.
     #[arg(long)]
     pub soft_hops: bool,
     /// Soft hops: the score (0-1) a candidate needs to be followed.

@@ -654,7 +654,12 @@ impl Tracer<'_> {
                     fits.push((o, m, gap));
                 }
             }
-            if fits.len() != 1 {
+            // Several fit: a fee is what the makers and the miners took, so the one whose
+            // gap is by far the smallest (under a quarter of the next) is the change; the
+            // others fit by chance. Otherwise the change is ambiguous.
+            fits.sort_by_key(|f| f.2);
+            let runner_up = fits.get(1).map(|f| f.2);
+            if fits.is_empty() || runner_up.is_some_and(|g2| fits[0].2.saturating_mul(4) >= g2) {
                 continue;
             }
             let (o, m, gap) = fits[0];
@@ -671,7 +676,7 @@ impl Tracer<'_> {
             let txid = display_txid(view.txid(hit.tx));
             self.soft.hops.push(SoftHop {
                 rule: "coinjoin-change".into(),
-                score: 0.9,
+                score: if runner_up.is_none() { 0.9 } else { 0.85 },
                 from: txid.clone(),
                 to_txid: txid,
                 soft_sats: got,
@@ -685,10 +690,17 @@ impl Tracer<'_> {
                         "{tin} = {m} × {eq} (equal outputs) + {c} (output {}) + {gap} sats of fees",
                         view.output_vout(o)
                     ),
-                    format!(
-                        "the only one of its {} outputs that fits",
-                        view.tx_outputs(hit.tx).count()
-                    ),
+                    match runner_up {
+                        None => format!(
+                            "the only one of its {} outputs that fits",
+                            view.tx_outputs(hit.tx).count()
+                        ),
+                        Some(g2) => format!(
+                            "{} of its {} outputs fit; this one leaves {gap} sats of fees, the next {g2} (more than 4 times as much)",
+                            fits.len(),
+                            view.tx_outputs(hit.tx).count()
+                        ),
+                    },
                     format!("{got} sats carried on as soft taint"),
                 ],
                 landed: vec![(self.outpoint(o), got)],
@@ -715,9 +727,13 @@ impl Tracer<'_> {
             .clone()
             .expect("soft rounds run with demix settings");
         let view = self.view;
-        let mut by_comp: BTreeMap<usize, Vec<(OutNum, u32)>> = BTreeMap::new();
+        // Candidates per component: (post-mix output, remix depth, the sweep that spent it
+        // with other post-mix coins, if any).
+        let mut by_comp: BTreeMap<usize, Vec<(OutNum, u32, Option<TxNum>)>> = BTreeMap::new();
         let mut outs: Vec<(OutNum, (usize, u32))> = origin.iter().map(|(&o, &x)| (o, x)).collect();
         outs.sort_unstable();
+        // Spends of two or more post-mix outputs: `postmix-sweep` candidates when judged so.
+        let mut swept: BTreeMap<TxNum, Vec<(OutNum, usize, u32)>> = BTreeMap::new();
         for (o, (k, depth)) in outs {
             if self.soft.claimed_out.contains(&o) {
                 continue;
@@ -731,7 +747,11 @@ impl Tracer<'_> {
                 continue;
             };
             let ins = view.tx_inputs(s);
-            if ins.end - ins.start != 1 || self.is_coinjoin(s) {
+            if self.is_coinjoin(s) {
+                continue;
+            }
+            if ins.end - ins.start >= 2 {
+                swept.entry(s).or_default().push((o, k, depth));
                 continue;
             }
             if view.tx_height(s).saturating_sub(view.tx_height(t)) > dp.cashout_blocks {
@@ -745,7 +765,52 @@ impl Tracer<'_> {
                         .is_some_and(|st| st.category != "mixer")
                 });
             if at_services {
-                by_comp.entry(roots[k]).or_default().push((o, depth));
+                by_comp.entry(roots[k]).or_default().push((o, depth, None));
+            }
+        }
+        // `postmix-sweep`: post-mix coins swept together (with nothing but other post-mix
+        // coins or coins the trace holds), and what the sweep made cashed out as a single
+        // coin would be: every output spent alone, soon, straight to services.
+        // The facts of each sweep, and how many of its inputs the taint reaches (post-mix
+        // coins of these trees, coins the trace holds): with one only, the others are
+        // post-mix coins of CoinJoins the taint has not (or not yet) entered, which the
+        // score says.
+        let mut sweep_facts: HashMap<TxNum, (String, usize)> = HashMap::new();
+        for (s, linked) in swept {
+            let own: BTreeSet<OutNum> = linked.iter().map(|x| x.0).collect();
+            let mut support = own.len();
+            let mut others_ok = true;
+            for i in view.tx_inputs(s) {
+                let Prevout::Output(p) = view.input_prevout(i) else {
+                    others_ok = false;
+                    break;
+                };
+                if own.contains(&p) {
+                    continue;
+                }
+                if self.soft.held.contains(&p) || self.is_thief(p) {
+                    support += 1;
+                } else if !self
+                    .cj_info(view.output_tx(p))
+                    .is_some_and(|(_, eq)| eq.contains(&p))
+                {
+                    others_ok = false;
+                    break;
+                }
+            }
+            if !others_ok {
+                continue;
+            }
+            let made: Vec<OutNum> = view.tx_outputs(s).collect();
+            let Some(f) = self.cashed_out(&made, view.tx_height(s), dp.cashout_blocks) else {
+                continue;
+            };
+            sweep_facts.insert(s, (f, support));
+            for (o, k, depth) in linked {
+                by_comp
+                    .entry(roots[k])
+                    .or_default()
+                    .push((o, depth, Some(s)));
             }
         }
         for (root, cands) in by_comp {
@@ -759,24 +824,33 @@ impl Tracer<'_> {
             let before = merged.clone();
             let mut budget: Vec<(Label, u64)> = merged.into_iter().collect();
             let left: u64 = budget.iter().map(|r| r.1).sum();
-            let total_v: u64 = cands.iter().map(|&(o, _)| view.output_value(o)).sum();
+            let total_v: u64 = cands.iter().map(|&(o, _, _)| view.output_value(o)).sum();
             if left == 0 || total_v == 0 {
                 continue;
             }
             let share = (left as f64 / total_v as f64).min(1.0);
             let hops = members.iter().map(|&k| hits[k].hops).min().unwrap_or(0);
             let kc = cands.len();
-            for &(o, depth) in &cands {
-                let sc = (((0.9 - 0.05 * depth as f64) * share) * 100.0).round() / 100.0;
+            let budget_fact = format!(
+                "{kc} post-mix output(s) of these CoinJoins and their remixes, worth {total_v} sats, were cashed out alone or swept and cashed out; each carries {:.0}% of its value",
+                share * 100.0
+            );
+            let amount_of = |v: u64| {
+                if total_v <= left {
+                    v
+                } else {
+                    (v as u128 * left as u128 / total_v as u128) as u64
+                }
+            };
+            let score_at =
+                |depth: u32| (((0.9 - 0.05 * depth as f64) * share) * 100.0).round() / 100.0;
+            for &(o, depth, _) in cands.iter().filter(|c| c.2.is_none()) {
+                let sc = score_at(depth);
                 if sc < dp.min_score {
                     continue;
                 }
                 let v = view.output_value(o);
-                let amount = if total_v <= left {
-                    v
-                } else {
-                    (v as u128 * left as u128 / total_v as u128) as u64
-                };
+                let amount = amount_of(v);
                 let s = view.output_spender(o).expect("candidates are spent");
                 let hw = view.tx_height(view.output_tx(o));
                 let hs = view.tx_height(s);
@@ -812,13 +886,104 @@ impl Tracer<'_> {
                             dp.cashout_blocks,
                             services.join(", ")
                         ),
-                        format!(
-                            "{kc} post-mix output(s) of these CoinJoins and their remixes, worth {total_v} sats, were cashed out that way; each carries {:.0}% of its value",
-                            share * 100.0
-                        ),
+                        budget_fact.clone(),
                         format!("{got} sats carried on as soft taint"),
                     ],
                     landed: vec![(self.outpoint(o), got)],
+                });
+            }
+            // One hop per sweep: the component's post-mix coins it spent.
+            let mut sweeps: BTreeMap<TxNum, Vec<(OutNum, u32)>> = BTreeMap::new();
+            for &(o, depth, s) in &cands {
+                if let Some(s) = s {
+                    sweeps.entry(s).or_default().push((o, depth));
+                }
+            }
+            for (s, coins) in sweeps {
+                let maxd = coins.iter().map(|c| c.1).max().unwrap_or(0);
+                let (cashout, support) = sweep_facts[&s].clone();
+                let sc = if support >= 2 {
+                    score_at(maxd)
+                } else {
+                    score_at(maxd + 1)
+                };
+                if sc < dp.min_score {
+                    continue;
+                }
+                let n_in = view.tx_inputs(s).count();
+                let mixes: BTreeSet<usize> = coins.iter().map(|&(o, _)| origin[&o].0).collect();
+                let mut facts = vec![format!(
+                    "{} tainted CoinJoin(s) {} took taint in; with the {} tainted CoinJoin(s) their post-mix coins met in, {left} tainted sats were unassigned",
+                    mixes.len(),
+                    mixes
+                        .iter()
+                        .map(|&k| format!(
+                            "{} {} (height {})",
+                            hits[k].protocol,
+                            display_txid(view.txid(hits[k].tx)),
+                            view.tx_height(hits[k].tx)
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    members.len()
+                )];
+                facts.push(format!(
+                    "post-mix outputs {} swept together in {} at height {} ({} input(s), every one a post-mix coin or a coin the trace holds)",
+                    coins
+                        .iter()
+                        .map(|&(o, d)| format!(
+                            "{} ({} sats, remix depth {d}, height {})",
+                            self.outpoint(o),
+                            view.output_value(o),
+                            view.tx_height(view.output_tx(o))
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    display_txid(view.txid(s)),
+                    view.tx_height(s),
+                    n_in
+                ));
+                facts.push(if support >= 2 {
+                    format!("{support} of its inputs carry taint or are post-mix coins of these CoinJoins")
+                } else {
+                    "its other inputs are post-mix coins of CoinJoins the taint did not enter (score as one remix deeper)".to_string()
+                });
+                facts.push(format!("what the sweep made was cashed out: {cashout}"));
+                facts.push(budget_fact.clone());
+                let mut carried = 0;
+                let mut landed = Vec::new();
+                for &(o, depth) in &coins {
+                    let amount = amount_of(view.output_value(o));
+                    let got = self.carry_from(&mut budget, o, amount, hops + 1 + depth);
+                    if got > 0 {
+                        self.soft.members.push((o, "postmix-sweep".into()));
+                        landed.push((self.outpoint(o), got));
+                    }
+                    carried += got;
+                }
+                if carried == 0 {
+                    continue;
+                }
+                // What the sweep made is the sweeper's (unless a service's address).
+                for o in view.tx_outputs(s) {
+                    if self.oracle.stop_at(o).is_none() {
+                        self.soft.members.push((o, "postmix-sweep".into()));
+                    }
+                }
+                facts.push(format!("{carried} sats carried on as soft taint"));
+                let from = mixes
+                    .iter()
+                    .map(|&k| display_txid(view.txid(hits[k].tx)))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                self.soft.hops.push(SoftHop {
+                    rule: "postmix-sweep".into(),
+                    score: sc,
+                    from,
+                    to_txid: display_txid(view.txid(s)),
+                    soft_sats: carried,
+                    facts,
+                    landed,
                 });
             }
             // What the component used, taken back from its CoinJoins in order.
