@@ -115,6 +115,44 @@ fn join(p: &mut [u32], root: &mut Option<u32>, a: u32) {
     }
 }
 
+/// Hashes of what a clustering answers: every address's cluster id, every address's
+/// cluster summary, the merge log, and each address's successor in its member list, plus
+/// the CoinJoin counts. Two builds that print the same line give the same answers (compare
+/// before and after a change to the clustering's code).
+fn digest(c: &Clustering) -> String {
+    use std::hash::{Hash, Hasher};
+    let h = || std::collections::hash_map::DefaultHasher::new();
+    let (mut ids, mut sums, mut merges, mut next) = (h(), h(), h(), h());
+    for a in 0..c.addr_count() as u32 {
+        c.cluster_of(a).hash(&mut ids);
+        let s = c.summary(a);
+        (
+            s.cluster_id,
+            s.size,
+            s.received,
+            s.sent,
+            s.tx_count,
+            s.first_seen_height,
+            s.last_seen_height,
+        )
+            .hash(&mut sums);
+        c.addresses(a, 1, 1).hash(&mut next);
+    }
+    for m in c.merges.iter() {
+        (m.tx, m.a, m.b).hash(&mut merges);
+    }
+    format!(
+        "digest: cluster ids {:016x}, summaries {:016x}, merges {} {:016x}, member lists {:016x}, CoinJoins skipped {} {:?}",
+        ids.finish(),
+        sums.finish(),
+        c.merges.len(),
+        merges.finish(),
+        next.finish(),
+        c.coinjoins_skipped,
+        c.coinjoins_by_protocol
+    )
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -268,6 +306,7 @@ fn main() {
         hard / floor,
         hard / bare
     );
+    println!("{}", digest(c.as_ref().expect("at least one run")));
     if std::env::var("COINTRAIL_BENCH_HARD_ONLY").is_ok() {
         return;
     }
