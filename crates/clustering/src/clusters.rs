@@ -309,6 +309,20 @@ fn decode_txid(h: &Option<String>) -> Option<[u8; 32]> {
     hex::decode(h.as_deref()?).ok()?.try_into().ok()
 }
 
+#[path = "bulk.rs"]
+mod bulk;
+
+/// The root of `a` in `parent`, halving the path on the way.
+#[inline]
+fn find_in(parent: &mut [u32], mut a: AddrId) -> AddrId {
+    while parent[a as usize] != a {
+        let p = parent[a as usize];
+        parent[a as usize] = parent[p as usize];
+        a = p;
+    }
+    a
+}
+
 /// Ranges at least this long are applied with a reading thread beside the merging one.
 const PIPELINE_MIN_TXS: u64 = 2048;
 
@@ -959,13 +973,8 @@ impl Clustering {
         });
     }
 
-    pub fn find(&mut self, mut a: AddrId) -> AddrId {
-        while self.parent[a as usize] != a {
-            let p = self.parent[a as usize];
-            self.parent[a as usize] = self.parent[p as usize];
-            a = p;
-        }
-        a
+    pub fn find(&mut self, a: AddrId) -> AddrId {
+        find_in(&mut self.parent, a)
     }
 
     fn root(&self, mut a: AddrId) -> AddrId {
@@ -1012,13 +1021,19 @@ impl Clustering {
             // A view shorter than what is covered: `sync` undoes the difference first.
             return;
         }
+        let tg = std::time::Instant::now();
         self.grow(view.addr_count() as usize);
+        if std::env::var_os("COINTRAIL_CLUSTER_PHASES").is_some() {
+            eprintln!("grow {:.3} s", tg.elapsed().as_secs_f64());
+        }
         if let Some(ch) = self.change.as_mut() {
             ch.last_recv.resize(view.addr_count() as usize, 0);
         }
         self.rejudge(view, end);
         let mut touched = std::mem::take(&mut self.touched);
-        if end.saturating_sub(self.covered_txs) >= PIPELINE_MIN_TXS {
+        if self.covered_txs == 0 && self.change.is_none() && end >= PIPELINE_MIN_TXS {
+            self.build_bulk(view, end);
+        } else if end.saturating_sub(self.covered_txs) >= PIPELINE_MIN_TXS {
             self.apply_pipelined(view, end, &mut touched);
         } else {
             let mut batch = Batch::default();
