@@ -153,6 +153,19 @@ fn digest(c: &Clustering) -> String {
     )
 }
 
+/// CPU seconds this process has used (all its threads, user and system), from
+/// `/proc/self/stat` (0 where there is none): on a shared machine, a figure that other
+/// processes' load does not stretch as it stretches wall time.
+fn cpu_secs() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with the last ')'): utime, stime are the
+    // 12th and 13th.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -241,7 +254,9 @@ fn main() {
     // Reference: the same union-find with the reading on a second thread (what the
     // clustering's pipeline does): the least any two-thread union-find costs here.
     let mut piped = Vec::new();
+    let mut piped_cpu = Vec::new();
     for _ in 0..runs {
+        let c = cpu_secs();
         let t = Instant::now();
         let mut parent: Vec<u32> = (0..idx.addr_count() as u32).collect();
         let (send, recv) = std::sync::mpsc::sync_channel::<(Vec<u32>, Vec<u32>)>(8);
@@ -277,8 +292,9 @@ fn main() {
         });
         std::hint::black_box(&parent);
         piped.push(t.elapsed().as_secs_f64());
+        piped_cpu.push(cpu_secs() - c);
     }
-    println!("bare union-find, reading on a second thread, runs: {piped:.2?} s");
+    println!("bare union-find, reading on a second thread, runs: {piped:.2?} s (CPU of both threads: {piped_cpu:.2?} s)");
     let piped = median(&mut piped);
     println!(
         "bare union-find, reading on a second thread: median {piped:.2} s = {:.2} × floor",
@@ -290,23 +306,59 @@ fn main() {
         bare / floor
     );
 
+    // The same clustering applied one transaction at a time (how every build was made
+    // before `bulk.rs`; still how a follower applies new blocks).
+    let mut slow = Vec::new();
+    let mut slow_cpu = Vec::new();
+    let mut c_slow = None;
+    for _ in 0..runs {
+        let cpu = cpu_secs();
+        let t = Instant::now();
+        let mut cl = Clustering::new(&tmp.path().join("cl"), params).per_transaction();
+        cl.update(&idx);
+        slow.push(t.elapsed().as_secs_f64());
+        slow_cpu.push(cpu_secs() - cpu);
+        c_slow = Some(cl);
+    }
+    println!("multi-input clustering one transaction at a time, runs: {slow:.2?} s (CPU: {slow_cpu:.2?} s)");
+    let slow = median(&mut slow);
+    println!(
+        "one transaction at a time: median {slow:.2} s = {:.2} × the two-thread bare union-find; CPU median {:.2} s",
+        slow / piped,
+        median(&mut slow_cpu)
+    );
+    let slow_digest = digest(c_slow.as_ref().expect("at least one run"));
+    drop(c_slow);
+
     let mut hard = Vec::new();
+    let mut hard_cpu = Vec::new();
     let mut c = None;
     for _ in 0..runs {
+        let cpu = cpu_secs();
         let t = Instant::now();
         let mut cl = Clustering::new(&tmp.path().join("cl"), params);
         cl.update(&idx);
         hard.push(t.elapsed().as_secs_f64());
+        hard_cpu.push(cpu_secs() - cpu);
         c = Some(cl);
     }
-    println!("multi-input clustering runs: {hard:.2?} s");
+    println!("multi-input clustering runs: {hard:.2?} s (CPU: {hard_cpu:.2?} s)");
     let hard = median(&mut hard);
+    let hard_cpu = median(&mut hard_cpu);
     println!(
-        "multi-input clustering: median {hard:.2} s = {:.2} × floor = {:.2} × bare union-find",
+        "multi-input clustering: median {hard:.2} s = {:.2} × floor = {:.2} × bare union-find = {:.2} × the two-thread bare union-find (the goal: ≤ 2); CPU median {hard_cpu:.2} s = {:.2} × the two-thread union-find's",
         hard / floor,
-        hard / bare
+        hard / bare,
+        hard / piped,
+        hard_cpu / median(&mut piped_cpu)
     );
-    println!("{}", digest(c.as_ref().expect("at least one run")));
+    let fast_digest = digest(c.as_ref().expect("at least one run"));
+    println!("{fast_digest}");
+    assert_eq!(
+        fast_digest, slow_digest,
+        "the build from nothing answers as the per-transaction one"
+    );
+    println!("(the same digest one transaction at a time)");
     if std::env::var("COINTRAIL_BENCH_HARD_ONLY").is_ok() {
         return;
     }

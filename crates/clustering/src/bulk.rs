@@ -28,6 +28,7 @@
 
 use super::{Agg, Clustering, Merge, READ_AHEAD};
 use crate::coinjoin::{detect_coinjoin, NetParams};
+use cointrail_chain::mem::prefetch;
 use cointrail_chain::view::{AddrId, ChainView, Prevout, TxNum};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -93,15 +94,18 @@ impl Clustering {
         debug_assert_eq!(self.covered_txs, 0);
         debug_assert!(self.change.is_none());
         let n = self.parent.len();
-        // Sizes less one, so that zeroed memory is the starting state.
-        let mut sz: Vec<u32> = vec![0; n];
+        // Each address's parent and, at a root, the cluster's size less one, side by side:
+        // a union reads both roots' sizes, which then come with the parents the finds
+        // read, instead of two more reads at random (the merge log and the member lists
+        // are kept as `Clustering::union` keeps them).
+        let mut nodes: Vec<[u32; 2]> = Vec::new();
+        super::fill_to(&mut nodes, n, |i| [i as u32, 0]);
         let mut heights: Vec<u32> = vec![0; end as usize];
         // (root when the transaction was applied, inputs and outputs counted too often)
         let mut extra: Vec<(AddrId, u32)> = Vec::new();
         let params = self.params;
         let (send, recv) = std::sync::mpsc::sync_channel::<Work>(8);
         let (back, spare) = std::sync::mpsc::channel::<Work>();
-        let parent: &mut [u32] = &mut self.parent;
         let next: &mut [u32] = &mut self.next;
         let merges = self.merges.vec();
         let progress = &self.progress;
@@ -121,6 +125,7 @@ impl Clustering {
                     fresh: Vec::new(),
                     found: Found::default(),
                 };
+                let c0 = cpu();
                 let mut b = 0u64;
                 while b < end {
                     let e = (b + BATCH).min(end);
@@ -136,19 +141,40 @@ impl Clustering {
                     }
                     b = e;
                 }
+                if std::env::var_os("COINTRAIL_CLUSTER_PHASES").is_some() {
+                    eprintln!("bulk: reading thread cpu {:.3} s", cpu() - c0);
+                }
                 sc.found
             });
+            let c0 = cpu();
             let mut roots: Vec<AddrId> = Vec::new();
             let mut done = 0u64;
             for w in recv {
-                for j in &w.jobs {
-                    merge_tx(parent, next, &mut sz, merges, &mut extra, &mut roots, &w, j);
+                // The parents of the addresses a few transactions ahead are asked for
+                // before they are needed: those of different transactions are unrelated
+                // reads, which the memory system overlaps.
+                const AHEAD: usize = 8;
+                let at = nodes.as_ptr();
+                let fetch = |j: &Job| {
+                    for &a in &w.addrs[j.start as usize..j.end as usize] {
+                        prefetch(at.wrapping_add(a as usize));
+                    }
+                };
+                w.jobs.iter().take(AHEAD).for_each(fetch);
+                for (k, j) in w.jobs.iter().enumerate() {
+                    if let Some(f) = w.jobs.get(k + AHEAD) {
+                        fetch(f);
+                    }
+                    merge_tx(&mut nodes, next, merges, &mut extra, &mut roots, &w, j);
                 }
                 done += w.txs;
                 if let Some(p) = progress {
                     p(done, end);
                 }
                 let _ = back.send(w);
+            }
+            if std::env::var_os("COINTRAIL_CLUSTER_PHASES").is_some() {
+                eprintln!("bulk: merging thread cpu {:.3} s", cpu() - c0);
             }
             reading.join().expect("the reading thread does not panic")
         });
@@ -161,17 +187,10 @@ impl Clustering {
         self.coinjoins_skipped += found.skipped;
         extra.extend_from_slice(&found.extra);
         let t1 = std::time::Instant::now();
-        flatten(&mut self.parent);
+        flatten(&mut nodes);
+        copy_parents(&nodes, &mut self.parent);
         let t2 = std::time::Instant::now();
-        aggregate(
-            view,
-            end,
-            &self.parent,
-            &sz,
-            &heights,
-            &extra,
-            &mut self.agg,
-        );
+        aggregate(view, end, &nodes, &heights, &extra, &mut self.agg);
         if std::env::var_os("COINTRAIL_CLUSTER_PHASES").is_some() {
             eprintln!(
                 "bulk: flatten {:.3} s, aggregates {:.3} s",
@@ -189,12 +208,20 @@ impl<V: ChainView> Scan<'_, V> {
         let view = self.view;
         // The outputs the next transactions' multi-input spends read, asked for ahead (see
         // `READ_AHEAD`): those are spread over the whole outputs column.
+        // A single-input transaction's input is read only when an output pays an address
+        // seen before (one seen before now certainly is).
         let ahead = (t as u64 + READ_AHEAD).min(end - 1) as TxNum;
         let ar = view.tx_inputs(ahead);
-        if ar.end - ar.start > 1 && self.ahead < ar.end {
-            for i in self.ahead.max(ar.start)..ar.end {
-                if let Prevout::Output(o) = view.input_prevout(i) {
-                    view.prefetch_output(o);
+        if self.ahead < ar.end {
+            let wanted = ar.end - ar.start > 1
+                || view
+                    .tx_outputs(ahead)
+                    .any(|o| view.output_addr(o).is_some_and(|a| a < self.seen));
+            if wanted {
+                for i in self.ahead.max(ar.start)..ar.end {
+                    if let Prevout::Output(o) = view.input_prevout(i) {
+                        view.prefetch_output(o);
+                    }
                 }
             }
             self.ahead = ar.end;
@@ -287,9 +314,8 @@ impl<V: ChainView> Scan<'_, V> {
 #[allow(clippy::too_many_arguments)]
 #[inline]
 fn merge_tx(
-    parent: &mut [u32],
+    nodes: &mut [[u32; 2]],
     next: &mut [u32],
-    sz: &mut [u32],
     merges: &mut Vec<Merge>,
     extra: &mut Vec<(AddrId, u32)>,
     roots: &mut Vec<AddrId>,
@@ -302,29 +328,29 @@ fn merge_tx(
     let joined = if u > s {
         let a = w.addrs[s];
         for &b in &w.addrs[s + 1..u] {
-            let (ra, rb) = (super::find_in(parent, a), super::find_in(parent, b));
+            let (ra, rb) = (find(nodes, a), find(nodes, b));
             if ra == rb {
                 continue;
             }
             // The larger cluster's root stays root (ties: `a`'s), as `Clustering::union`.
-            let (big, small) = if sz[ra as usize] >= sz[rb as usize] {
+            let (big, small) = if nodes[ra as usize][1] >= nodes[rb as usize][1] {
                 (ra, rb)
             } else {
                 (rb, ra)
             };
-            parent[small as usize] = big;
-            sz[big as usize] += sz[small as usize] + 1;
+            nodes[small as usize][0] = big;
+            nodes[big as usize][1] += nodes[small as usize][1] + 1;
             next.swap(big as usize, small as usize);
             merges.push(Merge { tx: j.tx, a, b });
         }
-        let r = super::find_in(parent, a);
+        let r = find(nodes, a);
         roots.push(r);
         Some((r, (u - s) as u32))
     } else {
         None
     };
     for &y in &w.addrs[u..e] {
-        roots.push(super::find_in(parent, y));
+        roots.push(find(nodes, y));
     }
     if roots.len() > 1 {
         roots.sort_unstable();
@@ -349,32 +375,40 @@ fn merge_tx(
     }
 }
 
-/// `parent` as atomics, so that two threads can read and shorten it at once.
-fn atomic(parent: &mut [u32]) -> &[AtomicU32] {
-    // SAFETY: `AtomicU32` has the size and alignment of `u32`, and the exclusive borrow
-    // keeps any other access out while the atomic view lives.
-    unsafe { &*(parent as *mut [u32] as *const [AtomicU32]) }
+/// The root of `a`, halving the path on the way (as `find_in`).
+#[inline]
+fn find(nodes: &mut [[u32; 2]], mut a: AddrId) -> AddrId {
+    while nodes[a as usize][0] != a {
+        let p = nodes[a as usize][0];
+        nodes[a as usize][0] = nodes[p as usize][0];
+        a = p;
+    }
+    a
 }
 
 /// Point every address straight at its root, on two threads. Each only ever writes a root
 /// over an ancestor, so a walk by the other thread meets ancestors either way.
-fn flatten(parent: &mut [u32]) {
-    let n = parent.len();
-    let p = atomic(parent);
+fn flatten(nodes: &mut [[u32; 2]]) {
+    let n = nodes.len();
+    // SAFETY: `AtomicU32` has the size and alignment of `u32`, so `n` pairs are `2n`
+    // atomics (the parent of `x` at `2x`); the exclusive borrow keeps any other access out
+    // while they live.
+    let p: &[AtomicU32] =
+        unsafe { std::slice::from_raw_parts(nodes.as_mut_ptr() as *const AtomicU32, 2 * n) };
     let run = |lo: usize, hi: usize| {
         for x in lo..hi {
-            let mut r = p[x].load(Relaxed);
+            let mut r = p[2 * x].load(Relaxed);
             if r as usize == x {
                 continue;
             }
             loop {
-                let up = p[r as usize].load(Relaxed);
+                let up = p[2 * r as usize].load(Relaxed);
                 if up == r {
                     break;
                 }
                 r = up;
             }
-            p[x].store(r, Relaxed);
+            p[2 * x].store(r, Relaxed);
         }
     };
     std::thread::scope(|s| {
@@ -383,13 +417,27 @@ fn flatten(parent: &mut [u32]) {
     });
 }
 
+/// The clustering's parent array from the nodes, on two threads.
+fn copy_parents(nodes: &[[u32; 2]], parent: &mut [u32]) {
+    let mid = parent.len() / 2;
+    let (a, b) = parent.split_at_mut(mid);
+    let copy = |dst: &mut [u32], base: usize| {
+        for (k, d) in dst.iter_mut().enumerate() {
+            *d = nodes[base + k][0];
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| copy(a, 0));
+        copy(b, mid);
+    });
+}
+
 /// Step 3 (see the module comment): the roots' records from the outputs column, the roots
 /// split between two threads at an address id.
 fn aggregate<V: ChainView + Sync>(
     view: &V,
     end: u64,
-    root: &[u32],
-    sz: &[u32],
+    nodes: &[[u32; 2]],
     heights: &[u32],
     extra: &[(AddrId, u32)],
     agg: &mut [Agg],
@@ -398,38 +446,62 @@ fn aggregate<V: ChainView + Sync>(
     let mid = n / 2;
     let (lo_half, hi_half) = agg.split_at_mut(mid);
     let run = |recs: &mut [Agg], base: usize| {
+        let c0 = cpu();
         let top = base + recs.len();
         let mine = |r: usize| r >= base && r < top;
         // While counting, `first` and `last` hold transactions (`last` one more, so that
         // 0 stays "none"); turned into heights at the end.
-        for t in 0..end as TxNum {
-            for o in view.tx_outputs(t) {
-                let Some(x) = view.output_addr(o) else {
-                    continue;
-                };
-                let r = root[x as usize] as usize;
-                if !mine(r) {
-                    continue;
+        let outs = view.tx_outputs(0).start..view.tx_outputs((end - 1) as TxNum).end;
+        // The records the outputs a little ahead credit are asked for before they are
+        // needed (and the roots further ahead, to know which records): unrelated reads,
+        // which the memory system overlaps, where one after the other each waited.
+        const D: u64 = 24;
+        let root_at = nodes.as_ptr();
+        let rec_at = recs.as_ptr();
+        let (mut t, mut t_end) = (0 as TxNum, view.tx_outputs(0).end);
+        for o in outs.clone() {
+            if o + 2 * D < outs.end {
+                if let Some(x) = view.output_addr(o + 2 * D) {
+                    prefetch(root_at.wrapping_add(x as usize));
                 }
-                let v = view.output_value(o);
-                let g = &mut recs[r - base];
-                g.received += v;
-                g.txs = g.txs.wrapping_add(1);
-                g.first = g.first.min(t);
-                g.min_id = g.min_id.min(x);
-                let mut last = t + 1;
-                if let Some(sp) = view.output_spender(o) {
-                    if (sp as u64) < end {
-                        g.sent += v;
-                        g.txs = g.txs.wrapping_add(1);
-                        last = sp + 1;
+            }
+            if o + D < outs.end {
+                if let Some(x) = view.output_addr(o + D) {
+                    let r = nodes[x as usize][0] as usize;
+                    if mine(r) {
+                        prefetch(rec_at.wrapping_add(r - base));
                     }
                 }
-                g.last = g.last.max(last);
             }
+            while o >= t_end {
+                t += 1;
+                t_end = view.tx_outputs(t).end;
+            }
+            let Some(x) = view.output_addr(o) else {
+                continue;
+            };
+            let r = nodes[x as usize][0] as usize;
+            if !mine(r) {
+                continue;
+            }
+            let v = view.output_value(o);
+            let g = &mut recs[r - base];
+            g.received += v;
+            g.txs = g.txs.wrapping_add(1);
+            g.first = g.first.min(t);
+            g.min_id = g.min_id.min(x);
+            let mut last = t + 1;
+            if let Some(sp) = view.output_spender(o) {
+                if (sp as u64) < end {
+                    g.sent += v;
+                    g.txs = g.txs.wrapping_add(1);
+                    last = sp + 1;
+                }
+            }
+            g.last = g.last.max(last);
         }
         for &(a, k) in extra {
-            let r = root[a as usize] as usize;
+            let r = nodes[a as usize][0] as usize;
             if mine(r) {
                 let g = &mut recs[r - base];
                 g.txs = g.txs.wrapping_sub(k);
@@ -437,10 +509,10 @@ fn aggregate<V: ChainView + Sync>(
         }
         for (i, g) in recs.iter_mut().enumerate() {
             let x = base + i;
-            if root[x] as usize != x {
+            if nodes[x][0] as usize != x {
                 continue;
             }
-            g.size = sz[x] + 1;
+            g.size = nodes[x][1] + 1;
             if g.first != u32::MAX {
                 g.first = heights[g.first as usize];
             }
@@ -448,9 +520,22 @@ fn aggregate<V: ChainView + Sync>(
                 g.last = heights[g.last as usize - 1];
             }
         }
+        if std::env::var_os("COINTRAIL_CLUSTER_PHASES").is_some() {
+            eprintln!("bulk: aggregates thread cpu {:.3} s", cpu() - c0);
+        }
     };
     std::thread::scope(|s| {
         s.spawn(|| run(lo_half, 0));
         run(hi_half, mid);
     });
+}
+
+/// This thread's CPU time so far, in seconds (0 where the kernel does not say).
+fn cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    s.split_whitespace()
+        .next()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1e9
 }

@@ -245,6 +245,9 @@ pub struct Clustering {
     /// from an older version or a damaged one is rebuilt (or the save before it used),
     /// which takes a while and should not look like a hang.
     pub open_note: Option<String>,
+    /// Apply every range one transaction at a time, even a build from nothing (what
+    /// `build_bulk` replaces there): for comparing the two.
+    per_transaction: bool,
 }
 
 /// The state saved before the last one, kept so that a reorganisation deeper than the
@@ -631,6 +634,7 @@ impl Clustering {
             progress: None,
             restarted_from: 0,
             open_note: None,
+            per_transaction: false,
         }
     }
 
@@ -1009,6 +1013,15 @@ impl Clustering {
         self.merges.vec().push(Merge { tx, a, b });
     }
 
+    /// Apply transactions one at a time even where a build from nothing has a faster way
+    /// (`bulk.rs`), which gives the same clustering: for tests and benchmarks that compare
+    /// the two.
+    #[doc(hidden)]
+    pub fn per_transaction(mut self) -> Clustering {
+        self.per_transaction = true;
+        self
+    }
+
     /// Apply the transactions the view has beyond what is covered. Generic over the view:
     /// on the index, its column reads inline into the loop.
     pub fn update<V: ChainView + Sync>(&mut self, view: &V) {
@@ -1031,7 +1044,11 @@ impl Clustering {
         }
         self.rejudge(view, end);
         let mut touched = std::mem::take(&mut self.touched);
-        if self.covered_txs == 0 && self.change.is_none() && end >= PIPELINE_MIN_TXS {
+        if self.covered_txs == 0
+            && self.change.is_none()
+            && end >= PIPELINE_MIN_TXS
+            && !self.per_transaction
+        {
             self.build_bulk(view, end);
         } else if end.saturating_sub(self.covered_txs) >= PIPELINE_MIN_TXS {
             self.apply_pipelined(view, end, &mut touched);
