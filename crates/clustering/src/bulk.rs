@@ -69,7 +69,6 @@ struct Found {
 /// The reading side's state and scratch, reused for every transaction.
 struct Scan<'a, V> {
     view: &'a V,
-    params: NetParams,
     /// The block of the last transaction read: its height and transactions.
     block: (u32, std::ops::Range<TxNum>),
     /// The first input whose spent output has not been asked for yet.
@@ -79,6 +78,9 @@ struct Scan<'a, V> {
     /// Each transaction's height, written as they are read (step 3 turns transactions into
     /// heights with it).
     heights: &'a mut [u32],
+    /// The CoinJoins (found beforehand, in chain order) and the next one to meet.
+    coinjoins: &'a [(TxNum, &'static str)],
+    next_coinjoin: usize,
     ins: Vec<AddrId>,
     /// Outputs to addresses seen before (a multiset).
     old: Vec<AddrId>,
@@ -110,16 +112,21 @@ impl Clustering {
         let merges = self.merges.vec();
         let progress = &self.progress;
         let t0 = std::time::Instant::now();
+        let found_coinjoins = coinjoins(view, end, &params);
+        if std::env::var_os("COINTRAIL_CLUSTER_PHASES").is_some() {
+            eprintln!("bulk: CoinJoins {:.3} s", t0.elapsed().as_secs_f64());
+        }
         let found = std::thread::scope(|s| {
             let heights = &mut heights[..];
             let reading = s.spawn(move || {
                 let mut sc = Scan {
                     view,
-                    params,
                     block: (0, 0..0),
                     ahead: 0,
                     seen: 0,
                     heights,
+                    coinjoins: &found_coinjoins,
+                    next_coinjoin: 0,
                     ins: Vec::new(),
                     old: Vec::new(),
                     fresh: Vec::new(),
@@ -278,7 +285,11 @@ impl<V: ChainView> Scan<'_, V> {
             }
         }
         let coinjoin = if multi {
-            detect_coinjoin(view, t, &self.params).map(|c| c.protocol)
+            let cj = self.coinjoins;
+            while cj.get(self.next_coinjoin).is_some_and(|c| c.0 < t) {
+                self.next_coinjoin += 1;
+            }
+            cj.get(self.next_coinjoin).filter(|c| c.0 == t).map(|c| c.1)
         } else {
             None
         };
@@ -307,6 +318,38 @@ impl<V: ChainView> Scan<'_, V> {
             end: w.addrs.len() as u32,
         });
     }
+}
+
+/// The CoinJoins among transactions `0..end` (which common-input ownership does not join),
+/// in chain order: detected on two threads, each over half the range, before the
+/// union-find, which looks them up as it meets them. Detection reads each candidate's
+/// inputs and outputs (values, script types, addresses) and depends on nothing the
+/// clustering holds, so it needs not wait for the reading thread's turn.
+fn coinjoins<V: ChainView + Sync>(
+    view: &V,
+    end: u64,
+    params: &NetParams,
+) -> Vec<(TxNum, &'static str)> {
+    let scan = |lo: u64, hi: u64| {
+        let mut found = Vec::new();
+        for t in lo as TxNum..hi as TxNum {
+            let r = view.tx_inputs(t);
+            if r.end - r.start > 1 && !view.is_coinbase(t) {
+                if let Some(c) = detect_coinjoin(view, t, params) {
+                    found.push((t, c.protocol));
+                }
+            }
+        }
+        found
+    };
+    let mid = end / 2;
+    std::thread::scope(|s| {
+        let first = s.spawn(|| scan(0, mid));
+        let second = scan(mid, end);
+        let mut all = first.join().expect("detection does not panic");
+        all.extend(second);
+        all
+    })
 }
 
 /// The merging thread's part of one transaction: join its inputs, then log how many of its
