@@ -111,11 +111,9 @@ impl Clustering {
         let next: &mut [u32] = &mut self.next;
         let merges = self.merges.vec();
         let progress = &self.progress;
-        let t0 = std::time::Instant::now();
+        let mut clock = Clock::start();
         let found_coinjoins = coinjoins(view, end, &params);
-        if std::env::var_os("COINTRAIL_CLUSTER_PHASES").is_some() {
-            eprintln!("bulk: CoinJoins {:.3} s", t0.elapsed().as_secs_f64());
-        }
+        clock.lap("CoinJoins");
         let found = std::thread::scope(|s| {
             let heights = &mut heights[..];
             let reading = s.spawn(move || {
@@ -185,26 +183,18 @@ impl Clustering {
             }
             reading.join().expect("the reading thread does not panic")
         });
-        if std::env::var_os("COINTRAIL_CLUSTER_PHASES").is_some() {
-            eprintln!("bulk: union-find {:.3} s", t0.elapsed().as_secs_f64());
-        }
+        clock.lap("union-find");
         for (p, k) in &found.by_protocol {
             *self.coinjoins_by_protocol.entry(p.to_string()).or_default() += k;
         }
         self.coinjoins_skipped += found.skipped;
         extra.extend_from_slice(&found.extra);
-        let t1 = std::time::Instant::now();
         flatten(&mut nodes);
         copy_parents(&nodes, &mut self.parent);
-        let t2 = std::time::Instant::now();
+        clock.lap("flatten");
         aggregate(view, end, &nodes, &heights, &extra, &mut self.agg);
-        if std::env::var_os("COINTRAIL_CLUSTER_PHASES").is_some() {
-            eprintln!(
-                "bulk: flatten {:.3} s, aggregates {:.3} s",
-                (t2 - t1).as_secs_f64(),
-                t2.elapsed().as_secs_f64()
-            );
-        }
+        clock.lap("aggregates");
+        clock.report();
     }
 }
 
@@ -581,4 +571,52 @@ fn cpu() -> f64 {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0)
         / 1e9
+}
+
+/// Phase times for `COINTRAIL_CLUSTER_PHASES=1` (on stderr): wall and the process's CPU.
+pub(super) struct Clock {
+    on: bool,
+    at: std::time::Instant,
+    cpu: f64,
+    laps: Vec<String>,
+}
+
+impl Clock {
+    pub(super) fn start() -> Clock {
+        let on = std::env::var_os("COINTRAIL_CLUSTER_PHASES").is_some();
+        Clock {
+            on,
+            at: std::time::Instant::now(),
+            cpu: if on { process_cpu() } else { 0.0 },
+            laps: Vec::new(),
+        }
+    }
+
+    pub(super) fn lap(&mut self, name: &str) {
+        if self.on {
+            let cpu = process_cpu();
+            self.laps.push(format!(
+                "{name} {:.3} s ({:.2} s CPU)",
+                self.at.elapsed().as_secs_f64(),
+                cpu - self.cpu
+            ));
+            self.at = std::time::Instant::now();
+            self.cpu = cpu;
+        }
+    }
+
+    pub(super) fn report(&self) {
+        if self.on {
+            eprintln!("clustering phases: {}", self.laps.join(", "));
+        }
+    }
+}
+
+/// CPU seconds the process has used (user and system; 10 ms ticks).
+fn process_cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

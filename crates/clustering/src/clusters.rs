@@ -1034,11 +1034,10 @@ impl Clustering {
             // A view shorter than what is covered: `sync` undoes the difference first.
             return;
         }
-        let tg = std::time::Instant::now();
+        let mut clock = bulk::Clock::start();
         self.grow(view.addr_count() as usize);
-        if std::env::var_os("COINTRAIL_CLUSTER_PHASES").is_some() {
-            eprintln!("grow {:.3} s", tg.elapsed().as_secs_f64());
-        }
+        clock.lap("arrays grown");
+        clock.report();
         if let Some(ch) = self.change.as_mut() {
             ch.last_recv.resize(view.addr_count() as usize, 0);
         }
