@@ -306,30 +306,6 @@ fn main() {
         bare / floor
     );
 
-    // The same clustering applied one transaction at a time (how every build was made
-    // before `bulk.rs`; still how a follower applies new blocks).
-    let mut slow = Vec::new();
-    let mut slow_cpu = Vec::new();
-    let mut c_slow = None;
-    for _ in 0..runs {
-        let cpu = cpu_secs();
-        let t = Instant::now();
-        let mut cl = Clustering::new(&tmp.path().join("cl"), params).per_transaction();
-        cl.update(&idx);
-        slow.push(t.elapsed().as_secs_f64());
-        slow_cpu.push(cpu_secs() - cpu);
-        c_slow = Some(cl);
-    }
-    println!("multi-input clustering one transaction at a time, runs: {slow:.2?} s (CPU: {slow_cpu:.2?} s)");
-    let slow = median(&mut slow);
-    println!(
-        "one transaction at a time: median {slow:.2} s = {:.2} × the two-thread bare union-find; CPU median {:.2} s",
-        slow / piped,
-        median(&mut slow_cpu)
-    );
-    let slow_digest = digest(c_slow.as_ref().expect("at least one run"));
-    drop(c_slow);
-
     let mut hard = Vec::new();
     let mut hard_cpu = Vec::new();
     let mut c = None;
@@ -352,13 +328,7 @@ fn main() {
         hard / piped,
         hard_cpu / median(&mut piped_cpu)
     );
-    let fast_digest = digest(c.as_ref().expect("at least one run"));
-    println!("{fast_digest}");
-    assert_eq!(
-        fast_digest, slow_digest,
-        "the build from nothing answers as the per-transaction one"
-    );
-    println!("(the same digest one transaction at a time)");
+    println!("{}", digest(c.as_ref().expect("at least one run")));
     if std::env::var("COINTRAIL_BENCH_HARD_ONLY").is_ok() {
         return;
     }

@@ -245,9 +245,6 @@ pub struct Clustering {
     /// from an older version or a damaged one is rebuilt (or the save before it used),
     /// which takes a while and should not look like a hang.
     pub open_note: Option<String>,
-    /// Apply every range one transaction at a time, even a build from nothing (what
-    /// `build_bulk` replaces there): for comparing the two.
-    per_transaction: bool,
 }
 
 /// The state saved before the last one, kept so that a reorganisation deeper than the
@@ -310,20 +307,6 @@ fn peek_state(dir: &Path) -> Option<State> {
 
 fn decode_txid(h: &Option<String>) -> Option<[u8; 32]> {
     hex::decode(h.as_deref()?).ok()?.try_into().ok()
-}
-
-#[path = "bulk.rs"]
-mod bulk;
-
-/// The root of `a` in `parent`, halving the path on the way.
-#[inline]
-fn find_in(parent: &mut [u32], mut a: AddrId) -> AddrId {
-    while parent[a as usize] != a {
-        let p = parent[a as usize];
-        parent[a as usize] = parent[p as usize];
-        a = p;
-    }
-    a
 }
 
 /// Ranges at least this long are applied with a reading thread beside the merging one.
@@ -634,7 +617,6 @@ impl Clustering {
             progress: None,
             restarted_from: 0,
             open_note: None,
-            per_transaction: false,
         }
     }
 
@@ -977,8 +959,13 @@ impl Clustering {
         });
     }
 
-    pub fn find(&mut self, a: AddrId) -> AddrId {
-        find_in(&mut self.parent, a)
+    pub fn find(&mut self, mut a: AddrId) -> AddrId {
+        while self.parent[a as usize] != a {
+            let p = self.parent[a as usize];
+            self.parent[a as usize] = self.parent[p as usize];
+            a = p;
+        }
+        a
     }
 
     fn root(&self, mut a: AddrId) -> AddrId {
@@ -1013,15 +1000,6 @@ impl Clustering {
         self.merges.vec().push(Merge { tx, a, b });
     }
 
-    /// Apply transactions one at a time even where a build from nothing has a faster way
-    /// (`bulk.rs`), which gives the same clustering: for tests and benchmarks that compare
-    /// the two.
-    #[doc(hidden)]
-    pub fn per_transaction(mut self) -> Clustering {
-        self.per_transaction = true;
-        self
-    }
-
     /// Apply the transactions the view has beyond what is covered. Generic over the view:
     /// on the index, its column reads inline into the loop.
     pub fn update<V: ChainView + Sync>(&mut self, view: &V) {
@@ -1034,22 +1012,13 @@ impl Clustering {
             // A view shorter than what is covered: `sync` undoes the difference first.
             return;
         }
-        let mut clock = bulk::Clock::start();
         self.grow(view.addr_count() as usize);
-        clock.lap("arrays grown");
-        clock.report();
         if let Some(ch) = self.change.as_mut() {
             ch.last_recv.resize(view.addr_count() as usize, 0);
         }
         self.rejudge(view, end);
         let mut touched = std::mem::take(&mut self.touched);
-        if self.covered_txs == 0
-            && self.change.is_none()
-            && end >= PIPELINE_MIN_TXS
-            && !self.per_transaction
-        {
-            self.build_bulk(view, end);
-        } else if end.saturating_sub(self.covered_txs) >= PIPELINE_MIN_TXS {
+        if end.saturating_sub(self.covered_txs) >= PIPELINE_MIN_TXS {
             self.apply_pipelined(view, end, &mut touched);
         } else {
             let mut batch = Batch::default();

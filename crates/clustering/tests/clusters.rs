@@ -287,45 +287,6 @@ fn simulated_economy_against_ground_truth() {
         inc.update(&Prefix(&idx, k, true));
     }
     assert_eq!(inc.merges, cl.merges);
-    // A build from nothing takes another way (`bulk.rs`: the union-find first, then the
-    // aggregates from the outputs column) than the same transactions applied one at a
-    // time: the same merge log, clusters, aggregates (transaction counts included, which
-    // count a transaction once per cluster it touched *when applied*), member lists and
-    // CoinJoin counts.
-    let mut per = Clustering::new(&d.path().join("per"), NetParams::any_height()).per_transaction();
-    per.update(&idx);
-    assert!(
-        idx.tx_count() > 2048,
-        "long enough for the build from nothing"
-    );
-    assert_eq!(per.merges, cl.merges);
-    assert_eq!(per.coinjoins_by_protocol, cl.coinjoins_by_protocol);
-    assert!(per.coinjoins_skipped > 0);
-    assert_eq!(per.coinjoins_skipped, cl.coinjoins_skipped);
-    let whole = |c: &Clustering, a| {
-        let s = c.summary(a);
-        (
-            (s.cluster_id, s.size, s.received, s.sent, s.tx_count),
-            (s.first_seen_height, s.last_seen_height),
-            c.addresses(a, 0, 3),
-        )
-    };
-    let mut twice = 0;
-    for a in 0..idx.addr_count() as AddrId {
-        assert_eq!(whole(&per, a), whole(&cl, a), "address {a}");
-        let s = cl.summary(a);
-        twice += (s.size > 1 && s.tx_count > 0) as u32;
-    }
-    assert!(
-        twice > 100,
-        "clusters of several addresses compared: {twice}"
-    );
-    // Saved and opened again, the build from nothing goes on one transaction at a time.
-    cl.save().unwrap();
-    let reopened = Clustering::open(&d.path().join("cl"), NetParams::any_height()).unwrap();
-    for a in (0..idx.addr_count() as AddrId).step_by(97) {
-        assert_eq!(whole(&reopened, a), whole(&per, a), "address {a}");
-    }
     // With change rules too: following the chain a few blocks at a time, each step seeing
     // only the spends made so far (as a node's tip shows them), gives the same soft links
     // as one pass that sees every spend: each transaction is judged on the spends before
