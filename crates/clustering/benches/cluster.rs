@@ -8,6 +8,11 @@
 //! index: multi-input clustering alone, and with the `default` change rules (which also
 //! read outputs, spenders and the inputs' values). Then warm queries: a cluster's
 //! aggregates, and an entity's id through the guards.
+//!
+//! Each timed run also prints the CPU time the process used in it (other processes' load
+//! stretches wall time far more), and the multi-input clustering prints a digest of its
+//! answers, to check that a faster build answers the same. `COINTRAIL_BENCH_HARD_ONLY=1`
+//! stops after the multi-input clustering.
 
 use cointrail_chain::view::{ChainView, Prevout};
 use cointrail_clustering::entities::NoTags;
