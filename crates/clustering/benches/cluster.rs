@@ -8,6 +8,11 @@
 //! index: multi-input clustering alone, and with the `default` change rules (which also
 //! read outputs, spenders and the inputs' values). Then warm queries: a cluster's
 //! aggregates, and an entity's id through the guards.
+//!
+//! Each timed run also prints the CPU time the process used in it (other processes' load
+//! stretches wall time far more), and the multi-input clustering prints a digest of its
+//! answers, to check that a faster build answers the same. `COINTRAIL_BENCH_HARD_ONLY=1`
+//! stops after the multi-input clustering.
 
 use cointrail_chain::view::{ChainView, Prevout};
 use cointrail_clustering::entities::NoTags;
@@ -115,6 +120,57 @@ fn join(p: &mut [u32], root: &mut Option<u32>, a: u32) {
     }
 }
 
+/// Hashes of what a clustering answers: every address's cluster id, every address's
+/// cluster summary, the merge log, and each address's successor in its member list, plus
+/// the CoinJoin counts. Two builds that print the same line give the same answers (compare
+/// before and after a change to the clustering's code).
+fn digest(c: &Clustering) -> String {
+    use std::hash::{Hash, Hasher};
+    let h = || std::collections::hash_map::DefaultHasher::new();
+    let (mut ids, mut sums, mut merges, mut next) = (h(), h(), h(), h());
+    for a in 0..c.addr_count() as u32 {
+        c.cluster_of(a).hash(&mut ids);
+        let s = c.summary(a);
+        (
+            s.cluster_id,
+            s.size,
+            s.received,
+            s.sent,
+            s.tx_count,
+            s.first_seen_height,
+            s.last_seen_height,
+        )
+            .hash(&mut sums);
+        c.addresses(a, 1, 1).hash(&mut next);
+    }
+    for m in c.merges.iter() {
+        (m.tx, m.a, m.b).hash(&mut merges);
+    }
+    format!(
+        "digest: cluster ids {:016x}, summaries {:016x}, merges {} {:016x}, member lists {:016x}, CoinJoins skipped {} {:?}",
+        ids.finish(),
+        sums.finish(),
+        c.merges.len(),
+        merges.finish(),
+        next.finish(),
+        c.coinjoins_skipped,
+        c.coinjoins_by_protocol
+    )
+}
+
+/// CPU seconds this process has used (all its threads, user and system), from
+/// `/proc/self/stat` (0 where there is none): on a shared machine, a figure that other
+/// processes' load does not stretch as it stretches wall time.
+fn cpu_secs() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with the last ')'): utime, stime are the
+    // 12th and 13th.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -162,12 +218,17 @@ fn main() {
     // How many transactions each CoinJoin detector flags (issue 4 asks this of the 8 real
     // mainnet blocks: COINTRAIL_BENCH_INDEX=<their index>).
     let mut by: std::collections::BTreeMap<&str, u64> = Default::default();
+    let (cpu, t0) = (cpu_secs(), Instant::now());
     for t in 0..txs as u32 {
         if let Some(cj) = cointrail_clustering::detect_coinjoin(&idx, t, &params) {
             *by.entry(cj.protocol).or_default() += 1;
         }
     }
-    println!("CoinJoins by detector: {by:?} (of {txs} txs)");
+    println!(
+        "CoinJoins by detector: {by:?} (of {txs} txs; detection over every transaction on one thread: {:.2} s, CPU {:.2} s)",
+        t0.elapsed().as_secs_f64(),
+        cpu_secs() - cpu
+    );
 
     let mut floor = Vec::new();
     for _ in 0..runs {
@@ -203,7 +264,9 @@ fn main() {
     // Reference: the same union-find with the reading on a second thread (what the
     // clustering's pipeline does): the least any two-thread union-find costs here.
     let mut piped = Vec::new();
+    let mut piped_cpu = Vec::new();
     for _ in 0..runs {
+        let c = cpu_secs();
         let t = Instant::now();
         let mut parent: Vec<u32> = (0..idx.addr_count() as u32).collect();
         let (send, recv) = std::sync::mpsc::sync_channel::<(Vec<u32>, Vec<u32>)>(8);
@@ -239,8 +302,9 @@ fn main() {
         });
         std::hint::black_box(&parent);
         piped.push(t.elapsed().as_secs_f64());
+        piped_cpu.push(cpu_secs() - c);
     }
-    println!("bare union-find, reading on a second thread, runs: {piped:.2?} s");
+    println!("bare union-find, reading on a second thread, runs: {piped:.2?} s (CPU of both threads: {piped_cpu:.2?} s)");
     let piped = median(&mut piped);
     println!(
         "bare union-find, reading on a second thread: median {piped:.2} s = {:.2} × floor",
@@ -253,21 +317,28 @@ fn main() {
     );
 
     let mut hard = Vec::new();
+    let mut hard_cpu = Vec::new();
     let mut c = None;
     for _ in 0..runs {
+        let cpu = cpu_secs();
         let t = Instant::now();
         let mut cl = Clustering::new(&tmp.path().join("cl"), params);
         cl.update(&idx);
         hard.push(t.elapsed().as_secs_f64());
+        hard_cpu.push(cpu_secs() - cpu);
         c = Some(cl);
     }
-    println!("multi-input clustering runs: {hard:.2?} s");
+    println!("multi-input clustering runs: {hard:.2?} s (CPU: {hard_cpu:.2?} s)");
     let hard = median(&mut hard);
+    let hard_cpu = median(&mut hard_cpu);
     println!(
-        "multi-input clustering: median {hard:.2} s = {:.2} × floor = {:.2} × bare union-find",
+        "multi-input clustering: median {hard:.2} s = {:.2} × floor = {:.2} × bare union-find = {:.2} × the two-thread bare union-find (the goal: ≤ 2); CPU median {hard_cpu:.2} s = {:.2} × the two-thread union-find's",
         hard / floor,
-        hard / bare
+        hard / bare,
+        hard / piped,
+        hard_cpu / median(&mut piped_cpu)
     );
+    println!("{}", digest(c.as_ref().expect("at least one run")));
     if std::env::var("COINTRAIL_BENCH_HARD_ONLY").is_ok() {
         return;
     }

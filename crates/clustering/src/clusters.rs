@@ -241,6 +241,10 @@ pub struct Clustering {
     /// Where the last `rollback_to` started again: the transactions its saved state
     /// covered (0: rebuilt from nothing).
     pub restarted_from: u64,
+    /// Every address touched so far is below this id: an output paying one at or above it
+    /// is its first, and the address is alone in its cluster. (Conservatively the address
+    /// count when opened from a save.)
+    fresh_from: AddrId,
     /// Why `open` did not use the saved clustering as it found it, for the user: a save
     /// from an older version or a damaged one is rebuilt (or the save before it used),
     /// which takes a while and should not look like a hang.
@@ -616,6 +620,7 @@ impl Clustering {
             touched: Vec::new(),
             progress: None,
             restarted_from: 0,
+            fresh_from: 0,
             open_note: None,
         }
     }
@@ -774,6 +779,7 @@ impl Clustering {
             }
         }
         c.covered_txs = s.covered_txs;
+        c.fresh_from = n as AddrId;
         c.block_first_txid = decode_txid(&s.block_first_txid);
         c.last_txid = decode_txid(&s.last_txid);
         c.coinjoins_skipped = s.coinjoins_skipped;
@@ -1210,17 +1216,43 @@ impl Clustering {
                 ch.final_seen = ch.seen_addrs;
             }
         }
+        let h = tx.height;
+        // Outputs paying addresses for the first time (most of them) credit their own
+        // records: no find, and no sorting them among the roots touched. Unless one such
+        // address is paid twice here (its ids not increasing), which the general way counts
+        // once.
+        let fresh_from = self.fresh_from;
+        let mut prev = None;
+        let firsts_apart = read.outs.iter().all(|&a| {
+            a < fresh_from || {
+                let ok = prev.is_none_or(|p| a > p);
+                prev = Some(a);
+                ok
+            }
+        });
         for (&a, &v) in read.outs.iter().zip(read.out_vals.iter()) {
+            if firsts_apart && a >= fresh_from {
+                let g = &mut self.agg[a as usize];
+                g.received += v;
+                g.txs += 1;
+                g.first = g.first.min(h);
+                g.last = g.last.max(h);
+                continue;
+            }
             let r = self.find(a);
             self.agg[r as usize].received += v;
             touched.push(r);
         }
+        if let Some(&m) = read.outs.iter().max() {
+            self.fresh_from = fresh_from.max(m + 1);
+        }
         if touched.is_empty() {
             return;
         }
-        touched.sort_unstable();
-        touched.dedup();
-        let h = tx.height;
+        if touched.len() > 1 {
+            touched.sort_unstable();
+            touched.dedup();
+        }
         for &r in touched.iter() {
             let g = &mut self.agg[r as usize];
             g.txs += 1;

@@ -207,16 +207,61 @@ pub fn detect_coinjoin<V: ChainView + ?Sized>(
     }
     // All but Wasabi 2 (50 inputs or more) need two outputs of one value; most
     // transactions have none, and this asks only their output values, read in order.
-    if ir.end - ir.start < 50 && !has_equal_values(view, or) {
+    if ir.end - ir.start < 50 && !has_equal_values(view, or.clone()) {
         return None;
     }
     SHAPE.with_borrow_mut(|s| {
+        if !outputs_allow(view, (ir.end - ir.start) as usize, or, &mut s.sorted) {
+            return None;
+        }
         if shape(view, tx, s) {
             judge(s, p)
         } else {
             None
         }
     })
+}
+
+/// Whether the outputs alone (their count and values, with the inputs' count) meet what
+/// some detector of [`judge`] needs before it looks further: the inputs' values, script
+/// types and addresses are read only then. A necessary condition of each detector, so
+/// what is refused here `judge` would refuse too.
+fn outputs_allow<V: ChainView + ?Sized>(
+    view: &V,
+    n_in: usize,
+    or: std::ops::Range<OutNum>,
+    sorted: &mut Vec<u64>,
+) -> bool {
+    let n_out = (or.end - or.start) as usize;
+    // Wasabi 2: judged on the inputs' script types and the denominations.
+    if n_in >= 50 {
+        return true;
+    }
+    sorted.clear();
+    sorted.extend(or.map(|o| view.output_value(o)));
+    sorted.sort_unstable();
+    // Whirlpool: as many inputs as outputs, 5 to 10, all outputs at one pool size.
+    if (5..=10).contains(&n_in)
+        && n_in == n_out
+        && sorted.first() == sorted.last()
+        && WHIRLPOOL_POOLS.contains(&sorted[0])
+    {
+        return true;
+    }
+    // The largest group of equal output values (ties: the larger value), as `judge` takes it.
+    let (ev, e) = sorted.chunk_by(|a, b| a == b).fold((0, 0), |best, run| {
+        if run.len() >= best.1 {
+            (run[0], run.len())
+        } else {
+            best
+        }
+    });
+    let wasabi1 =
+        e >= 10 && (ev as i64 - (BTC / 10) as i64).unsigned_abs() <= BTC / 50 && n_in >= e;
+    let c = n_out - e;
+    let joinmarket = (2..=30).contains(&e) && ev >= 100_000 && (c == e || c + 1 == e) && n_in >= e;
+    let generic = e >= 2 && e * 2 == n_out;
+    wasabi1 || joinmarket || generic
 }
 
 /// Which detector, if any, accepts the shape.
@@ -394,4 +439,55 @@ pub fn classify_tx(view: &dyn ChainView, tx: TxNum, p: &NetParams) -> Vec<String
         }
     }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outputs-only check refuses nothing a detector accepts: on a simulated economy
+    /// (CoinJoins of every kind among ordinary payments), detection with it equals
+    /// `judge` on every transaction's whole shape, and it does refuse some candidates.
+    #[test]
+    fn the_outputs_check_refuses_only_what_judge_refuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = cointrail_sim::SimConfig::demo();
+        cfg.txs = 12_000;
+        cfg.heists.clear();
+        let sim = dir.path().join("sim");
+        cointrail_sim::simulate(&cfg, &sim, &mut |_, _| {}).unwrap();
+        let mut idx = cointrail_index::Index::open_writer(&dir.path().join("index")).unwrap();
+        cointrail_index::ingest(
+            &mut idx,
+            cointrail_index::Source::BlocksDir(sim.join("blocks")),
+            &Default::default(),
+        )
+        .unwrap();
+        let p = NetParams::any_height();
+        let (mut found, mut refused) = (0, 0);
+        for t in 0..idx.tx_count() as TxNum {
+            let whole = {
+                let mut s = Shape::default();
+                if shape(&idx, t, &mut s) {
+                    judge(&mut s, &p)
+                } else {
+                    None
+                }
+            };
+            // The checks before it, which this test does not judge.
+            let (ir, or) = (idx.tx_inputs(t), idx.tx_outputs(t));
+            let (n_in, n_out) = (ir.end - ir.start, or.end - or.start);
+            let before =
+                n_out >= 3 && n_in >= 2 && (n_in >= 50 || has_equal_values(&idx, or.clone()));
+            if before && !outputs_allow(&idx, n_in as usize, or, &mut Vec::new()) {
+                refused += 1;
+                assert_eq!(whole, None, "transaction {t}");
+            }
+            let fast = detect_coinjoin(&idx, t, &p);
+            assert_eq!(fast, if before { whole } else { None }, "transaction {t}");
+            found += fast.is_some() as u32;
+        }
+        assert!(found > 10, "{found} CoinJoins");
+        assert!(refused > 10, "{refused} refused on the outputs alone");
+    }
 }

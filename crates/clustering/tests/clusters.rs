@@ -564,3 +564,33 @@ fn opening_waits_for_a_save_in_progress() {
     assert_eq!(covered, cl.covered_txs);
     reader.join().unwrap();
 }
+
+/// An output paying an address for the first time credits the address's own record
+/// (`Clustering::apply`); one transaction paying a new address twice still counts once
+/// for it, also after a save and a reopen (which takes every saved address as seen).
+#[test]
+fn a_new_address_paid_twice_by_one_transaction_counts_it_once() {
+    let mut c = Chain::new();
+    let f = c.tx(&[], &[(1, 1_000_000)]);
+    let t = c.tx(&[(f, 0)], &[(2, 400_000), (2, 500_000), (3, 90_000)]);
+    let d = tempfile::tempdir().unwrap();
+    let mut cl = Clustering::new(d.path(), NetParams::any_height());
+    cl.update(&c.0);
+    let s = cl.summary(c.addr(2));
+    assert_eq!((s.size, s.received, s.tx_count), (1, 900_000, 1));
+    assert_eq!((s.first_seen_height, s.last_seen_height), (2, 2));
+    assert_eq!(cl.summary(c.addr(3)).tx_count, 1);
+    cl.save().unwrap();
+    // After a reopen, address 2's coin is spent with address 3's, paying address 3 again:
+    // seen before the save, so no longer new (its payment goes to the cluster's root).
+    let j = c.tx(&[(t, 0), (t, 2)], &[(3, 100_000), (4, 150_000)]);
+    let mut cl = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    cl.update(&c.0);
+    let s = cl.summary(c.addr(3));
+    assert_eq!(s.size, 2, "addresses 2 and 3 joined by transaction {j}");
+    // Transaction 2 touched two clusters (2 and 3, apart then) and counts for each;
+    // transaction 3 touched one.
+    assert_eq!((s.received, s.sent, s.tx_count), (1_090_000, 490_000, 3));
+    assert_eq!((s.first_seen_height, s.last_seen_height), (2, 3));
+    assert_eq!(cl.summary(c.addr(4)).tx_count, 1);
+}
