@@ -94,6 +94,9 @@ impl AccountView for EvmSide {
     fn time(&self, id: u64) -> u64 {
         self.index.movement_time(id)
     }
+    fn prefetch(&self, id: u64) {
+        self.index.prefetch_movement(id)
+    }
     fn received_len(&self, a: AcctId) -> u64 {
         self.index.list_len(a, false).unwrap_or_else(|| {
             let mut n = 0;

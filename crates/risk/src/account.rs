@@ -130,6 +130,9 @@ pub trait AccountView {
     fn time(&self, id: u64) -> u64 {
         self.transfer(id).time
     }
+    /// A hint that transfer `id` will be read soon (a view on files may ask the CPU to
+    /// start loading its records); no effect on any answer. The default does nothing.
+    fn prefetch(&self, _id: u64) {}
     /// A transaction's hash as shown in paths.
     fn tx_name(&self, tx: u64) -> String;
     fn asset_info(&self, asset: u32) -> AssetInfo;
@@ -935,7 +938,15 @@ impl AccountScreener<'_> {
         last_time: &mut u64,
     ) -> VecDeque<Branch> {
         let mut branches = VecDeque::new();
-        for id in ids.iter().rev() {
+        // Records asked for this many transfers ahead, so that their cache misses overlap.
+        const AHEAD: usize = 8;
+        for id in ids.iter().rev().take(AHEAD) {
+            self.view.prefetch(*id);
+        }
+        for (k, id) in ids.iter().rev().enumerate() {
+            if let Some(next) = (ids.len() > k + AHEAD).then(|| ids[ids.len() - 1 - k - AHEAD]) {
+                self.view.prefetch(next);
+            }
             let t = self.view.transfer(*id);
             *last_time = (*last_time).max(t.time);
             let other = if sent { t.to } else { t.from };
