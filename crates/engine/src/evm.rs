@@ -97,6 +97,9 @@ impl AccountView for EvmSide {
     fn prefetch(&self, id: u64) {
         self.index.prefetch_movement(id)
     }
+    fn warm(&self, lists: &[(bool, AcctId, u32, u64)], depth: usize) {
+        self.index.warm_asset_lists(lists, depth)
+    }
     fn received_len(&self, a: AcctId) -> u64 {
         self.index.list_len(a, false).unwrap_or_else(|| {
             let mut n = 0;

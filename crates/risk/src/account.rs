@@ -133,6 +133,12 @@ pub trait AccountView {
     /// A hint that transfer `id` will be read soon (a view on files may ask the CPU to
     /// start loading its records); no effect on any answer. The default does nothing.
     fn prefetch(&self, _id: u64) {}
+    /// A hint that the walk will soon read these lists, `(sent, a, asset, via)`: with
+    /// `sent`, `a`'s sends of `asset` after `via` ([`AccountView::each_sent_of_after`]),
+    /// else `a`'s receipts of `asset` before `via` ([`AccountView::each_received_of_before`]),
+    /// about `depth` entries of each. A view on files may load them side by side so their
+    /// cache misses overlap; no effect on any answer. The default does nothing.
+    fn warm(&self, _lists: &[(bool, AcctId, u32, u64)], _depth: usize) {}
     /// A transaction's hash as shown in paths.
     fn tx_name(&self, tx: u64) -> String;
     fn asset_info(&self, asset: u32) -> AssetInfo;
@@ -823,10 +829,34 @@ impl AccountScreener<'_> {
         let mut read = Vec::new();
         let mut weights: Vec<U256> = Vec::new();
         let mut shares: Vec<U256> = Vec::new();
+        // Branches are read in queue order; the lists of the next WARM ones are handed to
+        // the view to load side by side (a cache warm-up: which branches are read, and
+        // what they read, does not depend on it).
+        const WARM: usize = 8;
+        let depth = match walk.max_branch_reads {
+            0 => MAX_BRANCH_READS,
+            cap => cap,
+        };
+        let mut lists: Vec<(bool, AcctId, u32, u64)> = Vec::with_capacity(WARM);
+        let mut unwarmed = 0usize;
         while let Some(b) = queue.pop_front() {
             if b.w.is_zero() {
                 continue;
             }
+            if unwarmed == 0 && !walk.scan {
+                lists.clear();
+                for x in std::iter::once(&b).chain(queue.iter()) {
+                    if lists.len() == WARM {
+                        break;
+                    }
+                    if !x.w.is_zero() && !self.below_min_share(walk, sent, x.asset, x.w) {
+                        lists.push((sent, x.at, x.asset, x.via));
+                    }
+                }
+                self.view.warm(&lists, depth);
+                unwarmed = WARM;
+            }
+            unwarmed = unwarmed.saturating_sub(1);
             let (asset, at, via) = (b.asset, b.at, b.via);
             if self.below_min_share(walk, sent, asset, b.w) {
                 add(&mut flow(walk, sent, asset).below_min_share, b.w);

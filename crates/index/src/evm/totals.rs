@@ -791,6 +791,58 @@ impl EvmIndex {
         Some(hi.saturating_sub(lo))
     }
 
+    /// Bring into the cache the first `depth` entries of several per-asset lists at once,
+    /// walking them side by side so that their cache misses overlap (a list is a chain of
+    /// pointers: alone, each entry waits for the one before). Each list is `(sent, a,
+    /// asset, via)`: `sent`, `a`'s sends of `asset` after movement `via` (as
+    /// [`EvmIndex::each_sent_of_after`] visits them); else `a`'s receipts of `asset`
+    /// before its own send `via` (as [`EvmIndex::each_received_of_before`]). Only a warm-up
+    /// for those readers: nothing is returned, no answer changes.
+    pub fn warm_asset_lists(&self, lists: &[(bool, u32, u32, u64)], depth: usize) {
+        if !self.has_totals() {
+            return;
+        }
+        let n = self.mvs.len().min(self.totals.side.len());
+        // (current entry id+1, offset of its previous-pointer, lowest id to visit)
+        let mut curs: Vec<(u64, usize, u64)> = Vec::with_capacity(lists.len());
+        for &(sent, a, asset, via) in lists {
+            if via >= n {
+                continue;
+            }
+            let c = if sent {
+                (self.latest_send_of(a, asset), FROM_PREV_ASSET, via + 1)
+            } else {
+                let r = self.totals.side.get(via);
+                (
+                    u40_of(&r[FROM_LAST_IN_ASSET..FROM_LAST_IN_ASSET + 5]),
+                    TO_PREV_ASSET,
+                    0,
+                )
+            };
+            if let Some(i) = ptr(c.0).filter(|i| *i < n && *i >= c.2) {
+                self.prefetch_movement(i);
+                curs.push(c);
+            }
+        }
+        for _ in 0..depth {
+            let mut any = false;
+            for c in curs.iter_mut() {
+                let Some(i) = ptr(c.0).filter(|i| *i < n && *i >= c.2) else {
+                    continue;
+                };
+                let r = self.totals.side.get(i);
+                c.0 = u40_of(&r[c.1..c.1 + 5]);
+                if let Some(next) = ptr(c.0).filter(|x| *x < n && *x >= c.2) {
+                    self.prefetch_movement(next);
+                    any = true;
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+    }
+
     /// Ask the CPU to start loading movement `i`'s record and its side record (a hint for
     /// a reader about to visit it; nothing changes).
     #[inline]
