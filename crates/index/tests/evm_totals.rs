@@ -230,3 +230,86 @@ fn the_sums_of_a_branchs_unread_rest_equal_the_lists() {
     );
     assert!(nonzero > 50, "{nonzero}");
 }
+
+/// The per-asset list readers the screening walk uses (`each_received_of_before`,
+/// `each_sent_of_after`, which read the next entry's pointer and prefetch it before handing
+/// over the current one) visit exactly the filtered address lists, newest first, stop when
+/// told, and `warm_asset_lists` (a cache warm-up, with ids past the end too) changes
+/// nothing of what they visit.
+#[test]
+fn per_asset_list_readers_equal_the_lists_and_warming_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idx = EvmIndex::open_writer(dir.path(), "ethereum").unwrap();
+    for b in blocks() {
+        idx.ingest_block(&b).unwrap();
+    }
+    idx.commit().unwrap();
+    drop(idx);
+    let idx = EvmIndex::open_reader(dir.path()).unwrap();
+    let list = |a: u32, sent: bool| {
+        let mut v = Vec::new();
+        idx.each_movement_of(a, sent, &mut |id| {
+            v.push(id);
+            true
+        });
+        v
+    };
+    let mut checked = 0;
+    for warm in [false, true] {
+        for addr in every_address(&idx) {
+            let a = idx.address_id(&addr).unwrap();
+            let (ins, outs) = (list(a, false), list(a, true));
+            if warm {
+                let mut lists: Vec<(bool, u32, u32, u64)> = outs
+                    .iter()
+                    .map(|&s| (false, a, idx.raw_movement(s).asset, s))
+                    .chain(ins.iter().map(|&r| (true, a, idx.raw_movement(r).asset, r)))
+                    .collect();
+                lists.push((true, a, 0, u64::MAX / 2));
+                lists.push((false, a, 0, u64::MAX / 2));
+                for depth in [0, 1, 32] {
+                    idx.warm_asset_lists(&lists, depth);
+                }
+            }
+            for &s in outs.iter().take(30) {
+                let asset = idx.raw_movement(s).asset;
+                let want: Vec<u64> = ins
+                    .iter()
+                    .copied()
+                    .filter(|&i| i < s && idx.raw_movement(i).asset == asset)
+                    .collect();
+                let mut got = Vec::new();
+                assert!(idx.each_received_of_before(a, asset, s, &mut |i| {
+                    got.push(i);
+                    true
+                }));
+                assert_eq!(got, want, "{addr}: receipts of {asset} before {s}");
+                // Stopping after the first visit.
+                let mut first = Vec::new();
+                idx.each_received_of_before(a, asset, s, &mut |i| {
+                    first.push(i);
+                    false
+                });
+                assert_eq!(first, want.iter().copied().take(1).collect::<Vec<_>>());
+                checked += 1;
+            }
+            for &after in ins.iter().chain(&outs).take(30) {
+                for asset in outs.iter().map(|&s| idx.raw_movement(s).asset).take(3) {
+                    let want: Vec<u64> = outs
+                        .iter()
+                        .copied()
+                        .filter(|&i| i > after && idx.raw_movement(i).asset == asset)
+                        .collect();
+                    let mut got = Vec::new();
+                    assert!(idx.each_sent_of_after(a, asset, after, &mut |i| {
+                        got.push(i);
+                        true
+                    }));
+                    assert_eq!(got, want, "{addr}: sends of {asset} after {after}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 600, "{checked}");
+}
