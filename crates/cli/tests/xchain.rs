@@ -116,6 +116,44 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
     );
     assert!(rows.lines().any(|l| l.starts_with("total,bitcoin,")));
 
+    // The CoinJoin coordinator's fee addresses are attributed (public tags on the real
+    // chain): the thief's Whirlpool Tx0 fees are taint reaching a service, each one in full
+    // under FIFO (the fee is the Tx0's first paid output).
+    let attr = std::fs::read_to_string(sim.join("truth/attribution.tsv")).unwrap();
+    let fees: Vec<(String, u64, String)> =
+        std::fs::read_to_string(sim.join("bitcoin/truth/thief_payments.tsv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').collect::<Vec<_>>())
+            .filter(|f| f[5] == "coinjoin_coordinator")
+            .map(|f| (f[1].to_string(), f[2].parse().unwrap(), f[3].to_string()))
+            .collect();
+    assert!(!fees.is_empty(), "the thief paid no coordinator fee");
+    let outs: HashMap<String, &serde_json::Value> = v["bitcoin"]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (format!("{}:{}", o["txid"].as_str().unwrap(), o["vout"]), o))
+        .collect();
+    for (op, value, addr) in &fees {
+        assert!(
+            attr.lines()
+                .any(|l| l.starts_with(&format!("{addr}\tmixer\twhirlpool\t"))),
+            "{addr} not attributed"
+        );
+        let o = outs
+            .get(op)
+            .unwrap_or_else(|| panic!("coordinator fee {op} not reached"));
+        assert_eq!(o["stop_reason"], "service:mixer", "{o}");
+        assert_eq!(o["tainted_sats"].as_u64().unwrap(), *value, "{o}");
+    }
+    assert!(v["bitcoin"]["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["name"] == "whirlpool" && d["category"] == "mixer"));
+
     // Screening a Bitcoin deposit counts the Ethereum case's taint: the address a router
     // release paid with the case's converted taint, and that release output, are exposed
     // to the case; a user the Bitcoin leg never reached is not.
