@@ -552,10 +552,7 @@ fn truth_beside_trace(h: &cointrail_sim::HeistSummary, t: &serde_json::Value) ->
     let tot = &t["totals"];
     let cat = &t["by_category"];
     let trace_other = n(&tot["stopped_sats"]).saturating_sub(
-        n(&cat["exchange"])
-            + n(&cat["otc"])
-            + n(&cat["mixer"])
-            + n(&cat["coinjoin_coordinator"]),
+        n(&cat["exchange"]) + n(&cat["otc"]) + n(&cat["mixer"]) + n(&cat["coinjoin_coordinator"]),
     );
     let rows: Vec<(&str, Option<u64>, Option<u64>)> = vec![
         (
