@@ -377,6 +377,62 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
     );
     drop(hooks);
 
+    // With only the exchanges' hot wallets labelled, the thief's exchange deposit addresses
+    // are found by their sweeps: the trace stops at each with the same taint as when it was
+    // labelled.
+    let tsv = std::fs::read_to_string(d.join("attribution.tsv")).unwrap();
+    let hot: std::collections::HashSet<String> = eth_roles
+        .lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f.len() > 2 && f[1].starts_with("exchange-") && f[2] == "hot")
+        .map(|f| f[0].to_lowercase())
+        .collect();
+    let hot_only: String = tsv
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            !(l.starts_with("0x") && f[1] == "exchange" && !hot.contains(&f[0].to_lowercase()))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(hot_only.len() < tsv.len());
+    std::fs::write(d.join("attribution.tsv"), &hot_only).unwrap();
+    let swept = json(&d, &["trace", "bybit"]);
+    std::fs::write(d.join("attribution.tsv"), &tsv).unwrap();
+    let stop_at = |r: &serde_json::Value, tx: &str, to: &str| -> Option<serde_json::Value> {
+        r["stops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                s["tx"].as_str().unwrap_or("").eq_ignore_ascii_case(tx)
+                    && s["address"].as_str().unwrap().eq_ignore_ascii_case(to)
+            })
+            .cloned()
+    };
+    let deposits: Vec<Vec<&str>> = hops_truth
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f[3] == "deposit" && f[6] == "ETH")
+        .collect();
+    assert!(!deposits.is_empty());
+    for f in &deposits {
+        let labelled = stop_at(&v, f[2], f[5]).unwrap();
+        let found = stop_at(&swept, f[2], f[5])
+            .unwrap_or_else(|| panic!("deposit {} not found by its sweep", f[2]));
+        assert_eq!(found["category"], "exchange");
+        assert!(
+            found["name"]
+                .as_str()
+                .unwrap()
+                .contains("(deposit address: sweeps to 0x"),
+            "{found}"
+        );
+        assert_eq!(found["amount"], labelled["amount"]);
+    }
+    assert_eq!(swept["conserved"], true);
+
     way_back(&d, &sim, &v, &html, &csv);
 }
 
