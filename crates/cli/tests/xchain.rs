@@ -338,7 +338,6 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
     // `traced-spend` on the Bitcoin side of an Ethereum case: the alert hooks watch the
     // Bitcoin leg's dormant frontier (tainted, unspent, not at a service), exactly the
     // trace's unspent Bitcoin taint, output by output.
-    use cointrail_follow::hooks::TaintWatch;
     let hooks = cointrail_engine::live::hooks(&d, None);
     let watched = hooks
         .taint
