@@ -17,7 +17,8 @@ simulator's truth:
 - Bitcoin (OUT/bitcoin/truth/thief_payments.tsv): the thief's payments to services after
   the crossing (exchange, OTC, mixer…, and `router`: deposits into the vault to swap back
   to Ethereum): recall = tainted sats the trace finds at those outputs / their value;
-  precision = of all tainted sats at services, the share on them.
+  precision = of the tainted sats at that kind of service's addresses (the truth's owner
+  of each address), the share on the thief's true payments of that stage.
 - The way back (OUT/truth/way_back.tsv): `router back to Ethereum` = tainted wei the trace
   carried across on the true outbounds / the wei they paid (precision: the share of all
   wei carried back that is on a true outbound); `ethereum (after bitcoin) exchange` = tainted
@@ -148,6 +149,33 @@ if os.path.exists(p):
     for line in open(p).read().splitlines()[1:]:
         _h, outpoint, value, _addr, _place, kind, _height = line.split("\t")
         paid[kind][outpoint] = int(value)
+# Precision per stage: of the tainted sats the trace stops at the addresses of that kind
+# of service (the truth's owner of the address: exchange, otc, mixer, coinjoin_coordinator;
+# `router` for the addresses the thief's vault deposits paid), the share on a true payment
+# of that stage. `precision (all)` in the JSON pools every Bitcoin service.
+kind_of_entity = {}
+addr_stage = {}
+if os.path.exists(f"{sim}/bitcoin/truth/entities.tsv"):
+    for line in open(f"{sim}/bitcoin/truth/entities.tsv").read().splitlines()[1:]:
+        f = line.split("\t")
+        kind_of_entity[f[0]] = f[1]
+    for line in open(f"{sim}/bitcoin/truth/addresses.tsv").read().splitlines()[1:]:
+        f = line.split("\t")
+        addr_stage[f[0]] = kind_of_entity.get(f[1], "?")
+router_addrs = set()
+if os.path.exists(p):
+    for line in open(p).read().splitlines()[1:]:
+        f = line.split("\t")
+        if f[5] == "router":
+            router_addrs.add(f[3])
+stage_stopped = defaultdict(int)
+for o in btc.get("outputs", []):
+    op = f"{o['txid']}:{o['vout']}"
+    if op not in at_services:
+        continue
+    a = o.get("address") or ""
+    st = "router" if a in router_addrs else addr_stage.get(a, "?")
+    stage_stopped[st] += at_services[op]
 all_paid = {op for d in paid.values() for op in d}
 total_found = sum(at_services.values())
 real = sum(t for op, t in at_services.items() if op in all_paid)
@@ -155,10 +183,12 @@ for kind, pay in sorted(paid.items()):
     total = sum(pay.values())
     found = sum(min(at_services.get(op, 0), v) for op, v in pay.items())
     soft = sum(min(at_services.get(op, 0) + soft_at.get(op, 0), v) for op, v in pay.items())
+    on = sum(at_services.get(op, 0) for op in pay)
     rows.append({"chain": "bitcoin", "stage": kind, "asset": "BTC", "payments": len(pay),
                  "truth": total, "found": found, "recall": found / total if total else None,
                  "recall_with_soft": soft / total if total else None,
-                 "precision": real / total_found if total_found else None})
+                 "precision": on / stage_stopped[kind] if stage_stopped.get(kind) else None,
+                 "precision_all": real / total_found if total_found else None})
 
 # The way back (OUT/truth/way_back.tsv): Bitcoin deposited into the router's vault with a
 # swap memo to Ethereum, the router's outbound there, and the destination's ETH into an

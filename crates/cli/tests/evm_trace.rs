@@ -148,3 +148,111 @@ fn an_ethereum_case_traces_with_the_account_models() {
     let o = run(&d, &["trace", "eth-heist", "--model", "tiho"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("fifo, lifo, tifo, haircut or poison"));
 }
+
+/// An exchange deposit address nobody labelled is found by its sweep pattern: it forwards
+/// everything it receives to one labelled exchange hot wallet, which pays out to several
+/// customers. The trace stops there as at the exchange, with the hot wallet named. A
+/// thief's own address that pays a labelled deposit address (itself only a forwarder) is
+/// not taken for one. Blocks 99…, gas 0 (FIFO, by hand: the thief holds the 1000 stolen,
+/// 400 stop at D, 300 at the labelled deposit address L through E, 300 stay).
+#[test]
+fn an_unlabelled_deposit_address_is_found_by_its_sweep() {
+    let txs: [(u8, u8, u64); 9] = [
+        (0x05, 0x07, 1000), // FUNDER → HOT (the hot wallet's float)
+        (0x01, 0x02, 1000), // VICTIM → THIEF: the theft
+        (0x02, 0x0d, 400),  // THIEF → D (unlabelled deposit address)
+        (0x0d, 0x07, 400),  // D sweeps to HOT
+        (0x07, 0x11, 100),  // HOT → a customer
+        (0x07, 0x12, 100),  // HOT → another
+        (0x02, 0x0e, 300),  // THIEF → E (the thief's own)
+        (0x0e, 0x0f, 300),  // E → L (a labelled deposit address)
+        (0x0f, 0x07, 300),  // L sweeps to HOT
+    ];
+    let mut s = String::new();
+    for (i, (from, to, value)) in txs.iter().enumerate() {
+        let n = 99 + i as u64;
+        s.push_str(&format!(
+            r#"{{"type":"block","number":{n},"hash":"{}","parent_hash":"{}","miner":"{}","timestamp":{},"transaction_count":1,"gas_used":0,"gas_limit":30000000}}"#,
+            hash(n),
+            hash(n - 1),
+            addr(0xaa),
+            1_700_000_000 + n * 12
+        ));
+        s.push('\n');
+        s.push_str(&format!(
+            r#"{{"type":"transaction","hash":"{}","nonce":{i},"block_number":{n},"transaction_index":0,"from_address":"{}","to_address":"{}","value":{value},"gas":21000,"gas_price":1,"receipt_gas_used":0,"receipt_status":1,"receipt_effective_gas_price":1}}"#,
+            hash(1000 + n),
+            addr(*from),
+            addr(*to)
+        ));
+        s.push('\n');
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let file = dir.path().join("stream.json");
+    std::fs::write(&file, s).unwrap();
+    ok(
+        &d,
+        &[
+            "--json",
+            "ingest",
+            "--chain",
+            "ethereum",
+            file.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(
+        d.join("attribution.tsv"),
+        format!(
+            "{}\texchange\tSome Exchange\n{}\texchange\tSome Exchange\n",
+            addr(0x07),
+            addr(0x0f)
+        ),
+    )
+    .unwrap();
+    ok(
+        &d,
+        &["case", "create", "sweep", "--from-tx", &hash(1000 + 100)],
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&ok(&d, &["--json", "trace", "sweep"])).unwrap();
+    assert_eq!(r["conserved"], true);
+    let stops = r["stops"].as_array().unwrap();
+    assert_eq!(stops.len(), 2, "{r}");
+    let at = |a: u8| {
+        stops
+            .iter()
+            .find(|s| {
+                s["address"]
+                    .as_str()
+                    .unwrap()
+                    .eq_ignore_ascii_case(&addr(a))
+            })
+            .unwrap_or_else(|| panic!("no stop at {}: {r}", addr(a)))
+    };
+    let dstop = at(0x0d);
+    assert_eq!(dstop["amount"], "400");
+    assert_eq!(dstop["category"], "exchange");
+    let name = dstop["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("Some Exchange (deposit address: sweeps to ")
+            && name.to_lowercase().contains(&addr(0x07)),
+        "{name}"
+    );
+    let lstop = at(0x0f);
+    assert_eq!(
+        (&lstop["amount"], &lstop["name"]),
+        (&"300".into(), &"Some Exchange".into())
+    );
+    let t = &r["totals"][0];
+    assert_eq!(
+        (t["stopped"].as_str(), t["held"].as_str()),
+        (Some("700"), Some("300"))
+    );
+    // E paid a labelled deposit address (a forwarder, not a hot wallet): no stop at E, and
+    // it held nothing at the end; THIEF holds the rest.
+    assert!(!stops.iter().any(|s| s["address"]
+        .as_str()
+        .unwrap()
+        .eq_ignore_ascii_case(&addr(0x0e))));
+}

@@ -107,6 +107,25 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
     assert!(b["stopped_sats"].as_u64().unwrap() > tainted / 4);
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("Cross-chain hops") && page.contains("thorchain_out"));
+    // Each chain hop is a row of the HTML report: its deposit and release, how it was
+    // matched, the taint in and out.
+    for h in hops {
+        let row = format!(
+            "<tr><td>ethereum</td><td>{}</td><td>bitcoin</td><td>{}</td><td>{}</td><td>{}</td>",
+            h["deposit_tx"].as_str().unwrap(),
+            h["release_tx"].as_str().unwrap(),
+            h["via"].as_str().unwrap(),
+            h["matched"].as_str().unwrap()
+        );
+        let at = page
+            .find(&row)
+            .unwrap_or_else(|| panic!("no HTML row for {h}"));
+        let tail = &page[at..at + page[at..].find("</tr>").unwrap()];
+        assert!(
+            tail.ends_with(&format!("<td>{}</td>", h["tainted_sats"])),
+            "{tail}"
+        );
+    }
     let rows = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(
         rows.lines()
@@ -115,6 +134,93 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
         hops.len()
     );
     assert!(rows.lines().any(|l| l.starts_with("total,bitcoin,")));
+
+    // The Tornado-like pool: each of the thief's 100 ETH notes stops the trace at the pool
+    // with its whole value; the withdrawals to the thief's fresh addresses are ranked
+    // candidates of that deposit, and never hold taint.
+    let hops_truth = std::fs::read_to_string(sim.join("ethereum/truth/heist_hops.tsv")).unwrap();
+    let notes: Vec<Vec<&str>> = hops_truth
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f[3] == "mixer-deposit")
+        .collect();
+    assert!(!notes.is_empty(), "the thief used no Tornado note");
+    let eth_roles = std::fs::read_to_string(sim.join("ethereum/truth/addresses.tsv")).unwrap();
+    let mixer_out: std::collections::HashSet<String> = eth_roles
+        .lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f.len() > 2 && f[1] == "thief" && f[2] == "mixer-out")
+        .map(|f| f[0].to_lowercase())
+        .collect();
+    assert_eq!(mixer_out.len(), notes.len());
+    let cands = v["mixer_candidates"].as_array().unwrap();
+    for f in &notes {
+        let at: u128 = v["stops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                s["tx"].as_str().unwrap_or("").eq_ignore_ascii_case(f[2])
+                    && s["address"].as_str().unwrap().eq_ignore_ascii_case(f[5])
+            })
+            .map(|s| {
+                assert_eq!(s["category"], "mixer", "{s}");
+                s["amount"].as_str().unwrap().parse::<u128>().unwrap()
+            })
+            .sum();
+        assert_eq!(at.to_string(), f[7], "note {}", f[2]);
+        assert!(
+            cands.iter().any(
+                |c| c["depositor"].as_str().unwrap().eq_ignore_ascii_case(f[4])
+                    && mixer_out.contains(&c["to"].as_str().unwrap().to_lowercase())
+            ),
+            "no withdrawal of the thief among the candidates of {}",
+            f[2]
+        );
+    }
+    for h in v["held"].as_array().unwrap() {
+        let a = h["address"].as_str().unwrap().to_lowercase();
+        assert!(!mixer_out.contains(&a), "a withdrawal holds taint: {h}");
+    }
+
+    // The CoinJoin coordinator's fee addresses are attributed (public tags on the real
+    // chain): the thief's Whirlpool Tx0 fees are taint reaching a service, each one in full
+    // under FIFO (the fee is the Tx0's first paid output).
+    let attr = std::fs::read_to_string(sim.join("truth/attribution.tsv")).unwrap();
+    let fees: Vec<(String, u64, String)> =
+        std::fs::read_to_string(sim.join("bitcoin/truth/thief_payments.tsv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').collect::<Vec<_>>())
+            .filter(|f| f[5] == "coinjoin_coordinator")
+            .map(|f| (f[1].to_string(), f[2].parse().unwrap(), f[3].to_string()))
+            .collect();
+    assert!(!fees.is_empty(), "the thief paid no coordinator fee");
+    let outs: HashMap<String, &serde_json::Value> = v["bitcoin"]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (format!("{}:{}", o["txid"].as_str().unwrap(), o["vout"]), o))
+        .collect();
+    for (op, value, addr) in &fees {
+        assert!(
+            attr.lines()
+                .any(|l| l.starts_with(&format!("{addr}\tmixer\twhirlpool\t"))),
+            "{addr} not attributed"
+        );
+        let o = outs
+            .get(op)
+            .unwrap_or_else(|| panic!("coordinator fee {op} not reached"));
+        assert_eq!(o["stop_reason"], "service:mixer", "{o}");
+        assert_eq!(o["tainted_sats"].as_u64().unwrap(), *value, "{o}");
+    }
+    assert!(v["bitcoin"]["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["name"] == "whirlpool" && d["category"] == "mixer"));
 
     // Screening a Bitcoin deposit counts the Ethereum case's taint: the address a router
     // release paid with the case's converted taint, and that release output, are exposed
@@ -228,6 +334,103 @@ fn a_heist_is_followed_from_ethereum_into_bitcoin() {
     }
     std::fs::write(d.join("bridges.yaml"), &rules).unwrap();
     assert!(exposed(&json(&d, &["screen", reached])));
+
+    // `traced-spend` on the Bitcoin side of an Ethereum case: the alert hooks watch the
+    // Bitcoin leg's dormant frontier (tainted, unspent, not at a service), exactly the
+    // trace's unspent Bitcoin taint, output by output.
+    let hooks = cointrail_engine::live::hooks(&d, None);
+    let watched = hooks
+        .taint
+        .as_ref()
+        .unwrap()
+        .watched_outputs("bybit")
+        .expect("the case is watched");
+    assert_eq!(v["bitcoin"]["outputs_truncated"], false);
+    let frontier: HashMap<String, u64> = v["bitcoin"]["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| {
+            o["spent"] == false
+                && o["stop_reason"].is_null()
+                && o["tainted_sats"].as_u64().unwrap() > 0
+        })
+        .map(|o| {
+            (
+                format!("{}:{}", o["txid"].as_str().unwrap(), o["vout"]),
+                o["tainted_sats"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(!frontier.is_empty(), "the thief holds Bitcoin");
+    let got: HashMap<String, u64> = watched
+        .iter()
+        .map(|w| (format!("{}:{}", w.txid, w.vout), w.sats))
+        .collect();
+    assert_eq!(got, frontier);
+    assert_eq!(
+        got.values().sum::<u64>(),
+        v["per_chain_totals"]["bitcoin"]["unspent_sats"]
+            .as_u64()
+            .unwrap()
+    );
+    drop(hooks);
+
+    // With only the exchanges' hot wallets labelled, the thief's exchange deposit addresses
+    // are found by their sweeps: the trace stops at each with the same taint as when it was
+    // labelled.
+    let tsv = std::fs::read_to_string(d.join("attribution.tsv")).unwrap();
+    let hot: std::collections::HashSet<String> = eth_roles
+        .lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f.len() > 2 && f[1].starts_with("exchange-") && f[2] == "hot")
+        .map(|f| f[0].to_lowercase())
+        .collect();
+    let hot_only: String = tsv
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            !(l.starts_with("0x") && f[1] == "exchange" && !hot.contains(&f[0].to_lowercase()))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(hot_only.len() < tsv.len());
+    std::fs::write(d.join("attribution.tsv"), &hot_only).unwrap();
+    let swept = json(&d, &["trace", "bybit"]);
+    std::fs::write(d.join("attribution.tsv"), &tsv).unwrap();
+    let stop_at = |r: &serde_json::Value, tx: &str, to: &str| -> Option<serde_json::Value> {
+        r["stops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                s["tx"].as_str().unwrap_or("").eq_ignore_ascii_case(tx)
+                    && s["address"].as_str().unwrap().eq_ignore_ascii_case(to)
+            })
+            .cloned()
+    };
+    let deposits: Vec<Vec<&str>> = hops_truth
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|f| f[3] == "deposit" && f[6] == "ETH")
+        .collect();
+    assert!(!deposits.is_empty());
+    for f in &deposits {
+        let labelled = stop_at(&v, f[2], f[5]).unwrap();
+        let found = stop_at(&swept, f[2], f[5])
+            .unwrap_or_else(|| panic!("deposit {} not found by its sweep", f[2]));
+        assert_eq!(found["category"], "exchange");
+        assert!(
+            found["name"]
+                .as_str()
+                .unwrap()
+                .contains("(deposit address: sweeps to 0x"),
+            "{found}"
+        );
+        assert_eq!(found["amount"], labelled["amount"]);
+    }
+    assert_eq!(swept["conserved"], true);
 
     way_back(&d, &sim, &v, &html, &csv);
 }

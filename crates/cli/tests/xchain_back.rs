@@ -772,3 +772,218 @@ fn a_bitcoin_theft_is_followed_through_the_router_to_an_ethereum_exchange() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `Deposit(address indexed to, address indexed asset, uint256 amount, string memo)` data.
+fn deposit_data(amount: u128, memo: &str) -> String {
+    let mut d = format!(
+        "0x{}{}{}",
+        word(amount),
+        word(0x40),
+        word(memo.len() as u128)
+    );
+    let mut b = hex::encode(memo.as_bytes());
+    while !b.len().is_multiple_of(64) {
+        b.push('0');
+    }
+    d.push_str(&b);
+    d
+}
+
+/// Bad input on the way out, Ethereum → Bitcoin, end to end (ingested chains, a case on an
+/// Ethereum theft, `trace`): a router deposit whose memo does not parse (`…:1e`) and a
+/// Bitcoin outbound naming it (`OUT:<its hash>`) is a skipped hop with the reason, never a
+/// link, while a good deposit beside it is joined; a Curve `TokenExchange` whose bought
+/// amount matches no transfer out of the pool is a skipped hop, never a conversion.
+///
+/// Ethereum (wei, gas price 1): VICTIM → THIEF 10 ETH (the case); THIEF → ROUTER 3 ETH
+/// (gas 60,000) memo `=:BTC.BTC:<P1>`; THIEF → ROUTER 2 ETH memo `=:BTC.BTC:<P2>:1e`;
+/// THIEF → POOL 1 ETH, the pool pays THIEF 100 USDT units, its event claims 200.
+/// Bitcoin: the vault pays P1 150,000 sats (`OUT:<first deposit>`) and P2 100,000 sats
+/// (`OUT:<second deposit>`). Balance FIFO: everything THIEF sends is tainted, so the first
+/// crossing carries 3 ETH of taint → all 150,000 sats.
+#[test]
+fn bad_memo_and_lying_swap_on_the_way_out_are_skipped_hops() {
+    const VICTIM: u8 = 0x01;
+    const THIEF: u8 = 0x02;
+    const POOL: u8 = 0x53;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data");
+    let e18: u128 = 1_000_000_000_000_000_000;
+    let (p1, p2) = (address(&spk("p1")), address(&spk("p2")));
+    let mut e = Eth {
+        s: String::new(),
+        n: 100,
+    };
+    let theft = e.tx(VICTIM, THIEF, 10 * e18, 21_000, None, None, None);
+    let deposit_topics = vec![
+        format!(
+            "{:#x}",
+            cointrail_account::xchain::topics::thorchain_deposit()
+        ),
+        topic(&eaddr(VAULT)),
+        topic(&format!("0x{}", "00".repeat(20))),
+    ];
+    let good = e.tx(
+        THIEF,
+        ROUTER,
+        3 * e18,
+        60_000,
+        Some((VAULT, 3 * e18)),
+        Some((
+            deposit_topics.clone(),
+            deposit_data(3 * e18, &format!("=:BTC.BTC:{p1}")),
+        )),
+        None,
+    );
+    let bad = e.tx(
+        THIEF,
+        ROUTER,
+        2 * e18,
+        60_000,
+        Some((VAULT, 2 * e18)),
+        Some((
+            deposit_topics,
+            deposit_data(2 * e18, &format!("=:BTC.BTC:{p2}:1e")),
+        )),
+        None,
+    );
+    // TokenExchange(buyer, sold_id 0, tokens_sold 1 ETH, bought_id 1, tokens_bought 200):
+    // the pool paid 100.
+    let swap = e.tx(
+        THIEF,
+        POOL,
+        e18,
+        120_000,
+        None,
+        Some((
+            vec![
+                format!("{:#x}", cointrail_account::swaps::CURVE_TOKEN_EXCHANGE),
+                topic(&eaddr(THIEF)),
+            ],
+            format!("0x{}{}{}{}", word(0), word(e18), word(1), word(200)),
+        )),
+        Some((POOL, THIEF, 100)),
+    );
+    let eth_file = tmp.path().join("eth.json");
+    std::fs::write(&eth_file, &e.s).unwrap();
+
+    let mut b = Btc::default();
+    b.block(&[("vault", "V0", 10_000_000)], &[]);
+    let out_memo = |h: &str| format!("OUT:{}", h.trim_start_matches("0x").to_uppercase());
+    let (m1, m2) = (out_memo(&good), out_memo(&bad));
+    let rel = b.block(
+        &[],
+        &[
+            (
+                &["V0"],
+                vec![
+                    O::Pay("p1", "P1", 150_000),
+                    O::Memo(&m1),
+                    O::Pay("vault", "V1", 9_840_000),
+                ],
+            ),
+            (
+                &["V1"],
+                vec![
+                    O::Pay("p2", "P2", 100_000),
+                    O::Memo(&m2),
+                    O::Pay("vault", "V2", 9_730_000),
+                ],
+            ),
+        ],
+    );
+    let btc_file = tmp.path().join("btc.json");
+    std::fs::write(&btc_file, b.text()).unwrap();
+    cli(
+        &d,
+        &[
+            "ingest",
+            "--format",
+            "etl",
+            "--network",
+            "regtest",
+            btc_file.to_str().unwrap(),
+        ],
+    );
+    cli(
+        &d,
+        &["ingest", "--chain", "ethereum", eth_file.to_str().unwrap()],
+    );
+    std::fs::write(
+        d.join("attribution.tsv"),
+        format!(
+            "{}\tbridge\tTHORChain vault\n{}\tbridge\tTHORChain router\n",
+            address(&spk("vault")),
+            eaddr(ROUTER),
+        ),
+    )
+    .unwrap();
+    cli(&d, &["case", "create", "eth-theft", "--from-tx", &theft]);
+    let html = tmp.path().join("r.html");
+    let v = cli_json(
+        &d,
+        &["trace", "eth-theft", "--report", html.to_str().unwrap()],
+    );
+    assert_eq!(v["chain"], "ethereum+bitcoin", "{v}");
+
+    // The good deposit crosses, exactly; the bad one is skipped with why, and its 2 ETH of
+    // taint are reported as not joined.
+    let x = &v["crossings"];
+    let hops = x["hops"].as_array().unwrap();
+    assert_eq!(hops.len(), 1, "{x}");
+    let h = &hops[0];
+    assert_eq!(h["deposit_tx"], good.as_str());
+    assert_eq!(h["release_tx"], rel[0].to_string());
+    assert_eq!(h["matched"], "thorchain_out");
+    assert_eq!(h["released_sats"], 150_000);
+    assert_eq!(h["tainted_wei"], (3 * e18).to_string());
+    assert_eq!(h["tainted_sats"], 150_000);
+    assert_eq!(h["payouts"][0]["address"], p1.as_str());
+    let skipped = x["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{x}");
+    assert_eq!(skipped[0]["tx"], rel[1].to_string());
+    let why = skipped[0]["reason"].as_str().unwrap();
+    assert!(
+        why.contains("does not parse") && why.contains(bad.trim_start_matches("0x")),
+        "{why}"
+    );
+    assert_eq!(x["unjoined_wei"], (2 * e18).to_string());
+    // P2 never receives taint: only P1's output is a source of the Bitcoin leg.
+    let b_out = v["bitcoin"]["outputs"].as_array().unwrap();
+    assert!(b_out
+        .iter()
+        .all(|o| o["address"] != p2.as_str() || o["tainted_sats"] == 0));
+    assert_eq!(v["per_chain_totals"]["bitcoin"]["source_sats"], 150_000);
+
+    // The lying swap: skipped with the reason, no conversion, no tainted USDT at THIEF.
+    let sk: Vec<&Value> = v["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["tx"]
+                .as_str()
+                .is_some_and(|t| t.eq_ignore_ascii_case(&swap))
+        })
+        .collect();
+    assert_eq!(sk.len(), 1, "{}", v["skipped"]);
+    assert!(
+        sk[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no transfer of 200 out of the pool"),
+        "{}",
+        sk[0]
+    );
+    assert!(v["conversions"].as_array().unwrap().is_empty(), "{v}");
+    assert!(v["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["token"].is_null()));
+    assert_eq!(v["conserved"], true);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("does not parse"));
+    let (ok, _, err) = try_cli(&d, &["trace", "eth-theft"]);
+    assert!(ok && !err.contains("panicked"), "{err}");
+}

@@ -16,6 +16,81 @@ use cointrail_risk::{Attribution, Attributor, ExposureParams};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// Sends looked at, per address, when judging the sweep pattern (an address with more is
+/// not judged: a deposit address sweeps a few times).
+const SWEEP_SCAN: usize = 10_000;
+
+/// The sweep pattern of an exchange deposit address: an exchange gives each customer an
+/// address that forwards what it receives to the exchange's hot wallet. `a` (unlabelled,
+/// the caller checks) is taken for one when it has sent value (the native coin or tokens;
+/// gas aside) and every such send went to one address `hot` that `exchange_name` names as
+/// an exchange, and `hot` is a wallet rather than another forwarder: it sent value to at
+/// least two addresses. (So a thief's address that pays a labelled deposit address, which
+/// itself only forwards to its hot wallet, is not taken for a deposit address.) Returns
+/// the hot wallet and its exchange's name.
+pub fn swept_to_exchange(
+    index: &EvmIndex,
+    a: &Address,
+    exchange_name: &dyn Fn(&Address) -> Option<String>,
+) -> Option<(Address, String)> {
+    let id = index.address_id(a)?;
+    // The one destination of `id`'s value sends, if there is exactly one (None: none, or
+    // several, or too many sends to judge).
+    let only_destination = |id: u32| -> Option<u32> {
+        let (mut dest, mut many, mut seen) = (None, false, 0usize);
+        index.each_movement_of(id, true, &mut |m| {
+            seen += 1;
+            if seen > SWEEP_SCAN {
+                many = true;
+                return false;
+            }
+            let r = index.raw_movement(m);
+            if matches!(r.kind, MovementKind::Fee | MovementKind::Burn) || r.amount.is_zero() {
+                return true;
+            }
+            match dest {
+                None => dest = Some(r.to),
+                Some(d) if d == r.to => {}
+                Some(_) => {
+                    many = true;
+                    return false;
+                }
+            }
+            true
+        });
+        dest.filter(|_| !many)
+    };
+    let hot_id = only_destination(id)?;
+    if hot_id == id {
+        return None;
+    }
+    let hot = index.address_of(hot_id);
+    let name = exchange_name(&hot)?;
+    // The hot wallet pays out to several addresses (withdrawals); a forwarder does not.
+    let mut dests = std::collections::HashSet::new();
+    let mut seen = 0usize;
+    index.each_movement_of(hot_id, true, &mut |m| {
+        seen += 1;
+        let r = index.raw_movement(m);
+        if !matches!(r.kind, MovementKind::Fee | MovementKind::Burn) && !r.amount.is_zero() {
+            dests.insert(r.to);
+        }
+        dests.len() < 2 && seen < SWEEP_SCAN
+    });
+    (dests.len() >= 2).then_some((hot, name))
+}
+
+/// The stop of a deposit address found by [`swept_to_exchange`].
+pub fn sweep_stop(hot: &Address, exchange: &str) -> cointrail_account::tracer::Stop {
+    cointrail_account::tracer::Stop {
+        category: "exchange".into(),
+        name: format!(
+            "{exchange} (deposit address: sweeps to {})",
+            hot.to_checksum(None)
+        ),
+    }
+}
+
 /// The EVM chains a data directory may hold, by directory name.
 pub const EVM_CHAINS: &[&str] = &["ethereum"];
 
@@ -303,13 +378,33 @@ impl EvmSide {
     }
 
     /// Where an account-model trace stops at `a`: its first label whose (normalized)
-    /// category is one of `categories`.
+    /// category is one of `categories`; without one, an exchange deposit address found by
+    /// its sweep pattern ([`swept_to_exchange`]) when exchanges stop the trace.
     pub fn stop_of(
         &self,
         a: &Address,
         categories: &[String],
     ) -> Option<cointrail_account::tracer::Stop> {
         let id = self.index.address_id(a)?;
+        if let Some(s) = self.labelled_stop(id, categories) {
+            return Some(s);
+        }
+        if self.labels.contains_key(&id) || !categories.iter().any(|c| c == "exchange") {
+            return None;
+        }
+        let exchange = [String::from("exchange")];
+        swept_to_exchange(&self.index, a, &|h: &Address| {
+            let hid = self.index.address_id(h)?;
+            self.labelled_stop(hid, &exchange).map(|s| s.name)
+        })
+        .map(|(hot, name)| sweep_stop(&hot, &name))
+    }
+
+    fn labelled_stop(
+        &self,
+        id: AcctId,
+        categories: &[String],
+    ) -> Option<cointrail_account::tracer::Stop> {
         self.labels.get(&id)?.iter().find_map(|l| {
             let cat = cointrail_risk::rules::normalize_category(&l.category);
             categories

@@ -95,3 +95,174 @@ fn crossings_are_paid_on_bitcoin_with_their_memos() {
     let rules = std::fs::read_to_string(dir.path().join("truth/bridges.yaml")).unwrap();
     cointrail_account::xchain::BridgeRules::parse(&rules, "bridges.yaml").unwrap();
 }
+
+/// Every piece of the simulated EVM economy is on chain in the form a real one has, read
+/// back from the ethereum-etl files with the decoders cointrail uses: the ERC-20 stablecoin
+/// (6 decimals) and the liquid-staking token (18), each moving by `Transfer` events; the DEX
+/// pools' Curve `TokenExchange` events at the thief's swaps; the THORChain-like router's
+/// `Deposit` events (memo `=:BTC.BTC:<address>` naming the crossing's Bitcoin address, to the
+/// Ethereum vault) and `TransferOut` events (memo `OUT:<bitcoin txid>`) for the way back,
+/// whose Bitcoin deposits all pay one Bitcoin vault with a swap memo to Ethereum; the
+/// Tornado-like pool's deposit and withdrawal events.
+#[test]
+fn the_evm_economy_pieces_are_on_chain_in_their_real_forms() {
+    use cointrail_account::thorchain::{parse_memo, Memo};
+    use cointrail_account::xchain::{memo_and_id_from_logs, transfer_outs_from_logs};
+    use cointrail_evm::etl::Log;
+    use std::collections::{HashMap, HashSet};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = TwoChainConfig {
+        btc_txs: 8_000,
+        eth_txs: 3_000,
+        eth_users: 200,
+        heist_eth: 2_000,
+        fanout: 60,
+        ..TwoChainConfig::default()
+    };
+    simulate_two_chains(&cfg, dir.path(), &mut |_, _| {}).unwrap();
+    let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
+    let tsv = |p: &str| -> Vec<Vec<String>> {
+        read(p)
+            .lines()
+            .skip(1)
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect()
+    };
+    let role = |entity: &str, r: &str| -> Vec<String> {
+        tsv("ethereum/truth/addresses.tsv")
+            .into_iter()
+            .filter(|f| f[1] == entity && f[2] == r)
+            .map(|f| f[0].to_lowercase())
+            .collect()
+    };
+    let one = |entity: &str, r: &str| {
+        let v = role(entity, r);
+        assert_eq!(v.len(), 1, "{entity} {r}: {v:?}");
+        v[0].clone()
+    };
+    let logs: Vec<Log> = read("ethereum/etl/logs.json")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut by_tx: HashMap<String, Vec<Log>> = HashMap::new();
+    for l in &logs {
+        by_tx
+            .entry(format!("{:#x}", l.transaction_hash))
+            .or_default()
+            .push(l.clone());
+    }
+    let emitted = |a: &str, t: cointrail_evm::B256| {
+        logs.iter()
+            .filter(|l| format!("{:#x}", l.address) == a && l.topics.first() == Some(&t))
+            .count()
+    };
+    let hops = tsv("ethereum/truth/heist_hops.tsv");
+    let hops_of =
+        |k: &str| -> Vec<Vec<String>> { hops.iter().filter(|f| f[3] == k).cloned().collect() };
+
+    // The tokens: what they say of themselves, and their Transfer events.
+    let transfer_topic: cointrail_evm::B256 =
+        "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+            .parse()
+            .unwrap();
+    let tokens: Vec<serde_json::Value> = read("ethereum/etl/tokens.json")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (entity, sym, dec) in [("usds", "USDS", 6), ("lst", "LST", 18)] {
+        let a = one(entity, "token");
+        let t = tokens
+            .iter()
+            .find(|t| t["address"].as_str().unwrap().eq_ignore_ascii_case(&a))
+            .unwrap_or_else(|| panic!("{sym} not in tokens.json"));
+        assert_eq!(t["symbol"], sym);
+        assert_eq!(t["decimals"], dec);
+        assert!(emitted(&a, transfer_topic) > 0, "{sym} never moved");
+    }
+
+    // The DEX pools: each of the thief's swaps is a Curve TokenExchange of the pool paid.
+    let pools: HashSet<String> = role("dex", "pool").into_iter().collect();
+    assert_eq!(pools.len(), 2, "a pool per token");
+    let swaps = hops_of("dex-swap-in");
+    assert!(swaps.len() >= 2);
+    for f in &swaps {
+        assert!(pools.contains(&f[5].to_lowercase()), "{f:?}");
+        assert!(
+            by_tx[&f[2].to_lowercase()].iter().any(|l| {
+                format!("{:#x}", l.address) == f[5].to_lowercase()
+                    && l.topics.first() == Some(&cointrail_account::swaps::CURVE_TOKEN_EXCHANGE)
+            }),
+            "swap {f:?} has no TokenExchange"
+        );
+    }
+
+    // The router: each crossing's deposit carries a THORChain swap memo naming its Bitcoin
+    // address, paid to the Ethereum vault.
+    let (router, vault) = (one("thorchain", "router"), one("thorchain", "vault"));
+    let cross = tsv("ethereum/truth/crossings.tsv");
+    let mut router_deposits = 0;
+    for f in cross.iter().filter(|f| f[0] == "router") {
+        let tx = &by_tx[&f[1].to_lowercase()];
+        let (memo, _) = memo_and_id_from_logs(tx);
+        let memo = memo.unwrap_or_else(|| panic!("no Deposit memo in {}", f[1]));
+        let Ok(Memo::Swap(s)) = parse_memo(&memo) else {
+            panic!("{memo:?} is not a swap")
+        };
+        assert_eq!(s.asset.to_string(), "BTC.BTC");
+        assert_eq!(s.destination.as_deref(), Some(f[6].as_str()));
+        let dep = tx
+            .iter()
+            .find(|l| {
+                l.topics.first() == Some(&cointrail_account::xchain::topics::thorchain_deposit())
+            })
+            .unwrap();
+        assert_eq!(format!("{:#x}", dep.address), router);
+        assert!(format!("{:#x}", dep.topics[1]).ends_with(vault.trim_start_matches("0x")));
+        router_deposits += 1;
+    }
+    assert!(router_deposits > 10);
+
+    // The way back: Bitcoin deposits into one Bitcoin vault with a swap memo to Ethereum;
+    // the router's TransferOut from the Ethereum vault names each (`OUT:<txid>`).
+    let wb = tsv("truth/way_back.tsv");
+    assert!(!wb.is_empty());
+    let btc_vaults: HashSet<String> = tsv("bitcoin/truth/thief_payments.tsv")
+        .into_iter()
+        .filter(|f| f[5] == "router")
+        .map(|f| f[3].clone())
+        .collect();
+    assert_eq!(btc_vaults.len(), 1, "{btc_vaults:?}");
+    for f in &wb {
+        let Ok(Memo::Swap(s)) = parse_memo(&f[2]) else {
+            panic!("{:?} is not a swap", f[2])
+        };
+        assert_eq!(s.asset.chain, "ETH");
+        let outs = transfer_outs_from_logs(&by_tx[&f[4].to_lowercase()]);
+        assert_eq!(outs.len(), 1, "{f:?}");
+        assert_eq!(format!("{:#x}", outs[0].vault), vault);
+        assert_eq!(format!("{:#x}", outs[0].to), f[3].to_lowercase());
+        let Ok(Memo::Out { inbound }) = parse_memo(&outs[0].memo) else {
+            panic!("{:?}", outs[0].memo)
+        };
+        assert_eq!(format!("{inbound:x}"), f[0]);
+    }
+
+    // The Tornado-like pool: each of the thief's notes is a Deposit event of the pool, and
+    // the pool's withdrawals (through the relayer) are Withdrawal events.
+    let pool = one("tornado", "pool");
+    let notes = hops_of("mixer-deposit");
+    assert!(!notes.is_empty(), "the heist used no Tornado note");
+    for f in &notes {
+        assert_eq!(f[5].to_lowercase(), pool);
+        assert!(by_tx[&f[2].to_lowercase()].iter().any(|l| {
+            format!("{:#x}", l.address) == pool
+                && l.topics.first() == Some(&cointrail_account::swaps::TORNADO_DEPOSIT)
+        }));
+    }
+    assert!(
+        emitted(&pool, cointrail_account::swaps::TORNADO_WITHDRAWAL)
+            >= role("thief", "mixer-out").len()
+    );
+    assert_eq!(role("thief", "mixer-out").len(), notes.len());
+}

@@ -92,10 +92,7 @@ pub fn maybe_run(a: &TraceArgs, g: &Global) -> Result<bool> {
     let store = crate::cmd::labels::open_existing(g)?;
     let attributed = evm_attribution(g)?;
     let cache: std::cell::RefCell<HashMap<Address, Option<Stop>>> = Default::default();
-    let oracle = FnOracle(|x: &Address| -> Option<Stop> {
-        if let Some(s) = cache.borrow().get(x) {
-            return s.clone();
-        }
+    let labelled = |x: &Address, stop_at: &[String]| -> Option<Stop> {
         let key = x.to_string().to_lowercase();
         let mut found = attributed
             .get(&key)
@@ -119,6 +116,33 @@ pub fn maybe_run(a: &TraceArgs, g: &Global) -> Result<bool> {
                     }
                 }
             }
+        }
+        found
+    };
+    // Any label at all (a labelled address is what its labels say, never inferred).
+    let any_label = |x: &Address| -> bool {
+        let key = x.to_string().to_lowercase();
+        attributed.contains_key(&key)
+            || store.as_ref().is_some_and(|s| {
+                cointrail_tags::EVM_CURRENCIES.iter().any(|cur| {
+                    !s.labels_for_address(cur, &key, None)
+                        .unwrap_or_default()
+                        .is_empty()
+                })
+            })
+    };
+    let oracle = FnOracle(|x: &Address| -> Option<Stop> {
+        if let Some(s) = cache.borrow().get(x) {
+            return s.clone();
+        }
+        let mut found = labelled(x, &stop_at);
+        // An unlabelled exchange deposit address, by its sweep to a labelled hot wallet.
+        if found.is_none() && stop_at.iter().any(|c| c == "exchange") && !any_label(x) {
+            let exchange = [String::from("exchange")];
+            found = cointrail_engine::evm::swept_to_exchange(&idx, x, &|h: &Address| {
+                labelled(h, &exchange).map(|s| s.name)
+            })
+            .map(|(hot, name)| cointrail_engine::evm::sweep_stop(&hot, &name));
         }
         cache.borrow_mut().insert(*x, found.clone());
         found

@@ -352,11 +352,24 @@ impl Heist {
         Ok(())
     }
 
-    /// A first-layer address splits into its share of the hundreds.
+    /// A first-layer address splits into its share of the hundreds (some put Tornado notes
+    /// in first).
     fn split_one(&mut self, e: &mut Econ, i: usize) -> Result<(), SimError> {
         let a = self.fan[i];
         let k = (self.fanout as usize / self.layer1).max(2);
         let reserve = e.c.upfront(G_TRANSFER) * 2;
+        // Ronin-style: every sixth of the dozens first puts up to two 100 ETH notes into the
+        // Tornado-like pool (their withdrawals go to fresh addresses of the thief).
+        if i % 6 == 5 {
+            let keep = e.c.upfront(super::xchain::G_MIXER) * 2 + reserve * k as u128;
+            let mut notes = 0;
+            while notes < 2
+                && e.c.eth_of(&a).saturating_sub(keep) >= super::xchain::NOTE
+                && e.mixer_note(a)?
+            {
+                notes += 1;
+            }
+        }
         for j in 0..k {
             let left = (k - j) as u128;
             let avail = e.c.eth_of(&a).saturating_sub(reserve * left);
