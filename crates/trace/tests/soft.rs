@@ -1264,7 +1264,9 @@ fn cashed_out_withdrawals_no_more_than_the_thiefs_deposits_are_taken_one_each() 
 /// its: r1:0's address joins the entity (0.85, the link it rests on), r1:1's does not.
 /// Must not: (a) r1:1 remixed in r2 as well: either of r1:0, r1:1 could be the thief's,
 /// nothing is linked; (b) r2:3 paid to a private address: no coin found leaving, nothing
-/// to count from.
+/// to count from; (c) r3:0 cashed out too, asked down to score 0.4: both cash-outs are
+/// taken (half a coin each, 0.43), two coins found leaving for one that entered: no
+/// routing fits, so nothing is linked and the trace warns.
 #[test]
 fn a_remixed_post_mix_coin_is_linked_only_when_the_counts_leave_no_other_routing() {
     let build = |variant: u8| {
@@ -1334,11 +1336,18 @@ fn a_remixed_post_mix_coin_is_linked_only_when_the_counts_leave_no_other_routing
         let mut s = 100;
         for (t, v) in [(r1, 3), (r1, 4), (r2, 0), (r2, 1), (r2, 2), (r2, 4)]
             .into_iter()
-            .chain((0..5).map(|v| (r3, v)))
+            .chain(
+                (0..5)
+                    .map(|v| (r3, v))
+                    .filter(|&(_, v)| variant != 3 || v != 0),
+            )
             .chain((variant != 1).then_some((r1, 2)))
         {
             ch.tx(&[(t, v)], &[(s, 990_000)]);
             s += 1;
+        }
+        if variant == 3 {
+            ch.tx(&[(r3, 0)], &[(EXCH, 990_000)]);
         }
         let mut w = World::default();
         w.services.insert(EXCH, ("exchange", "Exchange X"));
@@ -1427,4 +1436,29 @@ fn a_remixed_post_mix_coin_is_linked_only_when_the_counts_leave_no_other_routing
             .any(|m| m.address == "addr30" || m.address == "addr31"));
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     }
+    let (ch, w, victim, ..) = build(3);
+    let low = TraceParams {
+        demix: Some(DemixParams {
+            min_score: 0.4,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r = run(&ch, &w, ch.out(victim, 0), low);
+    let cashouts: Vec<f64> = r
+        .soft_hops
+        .iter()
+        .filter(|h| h.rule == "postmix-cashout")
+        .map(|h| h.score)
+        .collect();
+    assert_eq!(cashouts, vec![0.43, 0.43], "{:?}", r.soft_hops);
+    assert!(!r.soft_hops.iter().any(|h| h.rule == "remix-flow"));
+    assert!(
+        r.warnings.iter().any(
+            |w| w.starts_with("remix-flow: the thief's coins cannot be routed")
+                && w.contains("(1 entered, 2 found leaving)")
+        ),
+        "{:?}",
+        r.warnings
+    );
 }
