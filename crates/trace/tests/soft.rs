@@ -1333,18 +1333,17 @@ fn a_remixed_post_mix_coin_is_linked_only_when_the_counts_leave_no_other_routing
             &[(r2, 3)],
             &[(if variant == 2 { 45 } else { EXCH }, 990_000)],
         );
-        let mut s = 100;
-        for (t, v) in [(r1, 3), (r1, 4), (r2, 0), (r2, 1), (r2, 2), (r2, 4)]
-            .into_iter()
-            .chain(
-                (0..5)
-                    .map(|v| (r3, v))
-                    .filter(|&(_, v)| variant != 3 || v != 0),
-            )
-            .chain((variant != 1).then_some((r1, 2)))
-        {
+        for (s, (t, v)) in (100..).zip(
+            [(r1, 3), (r1, 4), (r2, 0), (r2, 1), (r2, 2), (r2, 4)]
+                .into_iter()
+                .chain(
+                    (0..5)
+                        .map(|v| (r3, v))
+                        .filter(|&(_, v)| variant != 3 || v != 0),
+                )
+                .chain((variant != 1).then_some((r1, 2))),
+        ) {
             ch.tx(&[(t, v)], &[(s, 990_000)]);
-            s += 1;
         }
         if variant == 3 {
             ch.tx(&[(r3, 0)], &[(EXCH, 990_000)]);

@@ -335,7 +335,7 @@ impl Tracer<'_> {
         // Per group of rounds tied by remixes: what entered, what was found leaving, and
         // the weakest link found.
         let mut group: BTreeMap<usize, (usize, i64, i64, usize, f64, String)> = BTreeMap::new();
-        for i in 0..rounds.len() {
+        for (i, e) in entries.iter().enumerate() {
             let g = group.entry(find(&mut parent, 2 + i)).or_insert((
                 0,
                 0,
@@ -345,8 +345,8 @@ impl Tracer<'_> {
                 String::new(),
             ));
             g.0 += 1;
-            g.1 += entries[i].0;
-            g.2 += entries[i].1;
+            g.1 += e.0;
+            g.2 += e.1;
         }
         for &(o, u, _, known, _) in &coin_arc {
             if known {
