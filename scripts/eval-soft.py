@@ -69,13 +69,25 @@ per_stage = {}
 missed_note = None
 
 
+def cli_json(*args):
+    return json.loads(subprocess.run([cli, "--data-dir", data, "--json", *args],
+                                     capture_output=True, text=True, check=True).stdout)
+
+
 def remixed_only(addr):
     """Whether every coin the address received was spent in a CoinJoin (a post-mix coin
-    remixed): no spend outside a CoinJoin ties it to anything."""
-    a = json.loads(subprocess.run([cli, "--data-dir", data, "--json", "address", addr],
-                                  capture_output=True, text=True, check=True).stdout)
-    outs = a.get("outputs", [])
-    return bool(outs) and all((o.get("spent_by") or {}).get("txid") in cj_txs for o in outs)
+    remixed): no spend outside a CoinJoin ties it to anything. Also whether one of them
+    went into its remix beside another owner's coin from the same CoinJoin (the same two
+    rounds: the chain cannot tell which of the two is the thief's)."""
+    outs = cli_json("address", addr).get("outputs", [])
+    only = bool(outs) and all((o.get("spent_by") or {}).get("txid") in cj_txs for o in outs)
+    twin = False
+    for o in outs if only else []:
+        for i in cli_json("tx", o["spent_by"]["txid"])["inputs"]:
+            if i.get("prev_txid") == o["txid"] and i.get("prev_vout") != o["vout"] \
+                    and owner.get(i.get("address")) not in (None, thief_ent):
+                twin = True
+    return only, twin
 
 
 for name, flags in variants:
@@ -102,12 +114,15 @@ for name, flags in variants:
     f = lambda x: f"{x:.3f}"
     if name == "fifo entity-aware + soft hops" and ent and truth_addrs:
         missed = sorted(truth_addrs - ent)
-        remixed = sum(1 for a in missed if remixed_only(a))
+        judged = [remixed_only(a) for a in missed]
+        remixed = sum(1 for only, _ in judged if only)
+        twins = sum(1 for only, twin in judged if only and twin)
         rest = len(truth_addrs) - remixed
         missed_note = (f"{name}: {len(missed)} of {len(truth_addrs)} thief addresses not in the entity; "
                        f"{remixed} of them only ever received post-mix coins that were remixed in another "
-                       f"CoinJoin (no spend outside a CoinJoin links them); coverage of the other "
-                       f"{rest}: {len(ent & truth_addrs) / rest:.3f}")
+                       f"CoinJoin (no spend outside a CoinJoin links them), {twins} of these beside another "
+                       f"owner's coin from the same CoinJoin (both in the same two rounds: either could be "
+                       f"the thief's); coverage of the other {rest}: {len(ent & truth_addrs) / rest:.3f}")
     print(f"| {name} | {f(found_h/total)} | {f(found_hs/total)} | {f(real_h/th) if th else '-'} | {f(real_s/ts) if ts else '-'} | {f(land_ok/land_tot) if land_tot else '-'} | {len(r.get('soft_hops', []))} | {f(cov) if ent else '-'} | {foreign if ent else '-'} |")
     st = defaultdict(lambda: [0, 0, 0])
     for op, (v, _) in pay.items():

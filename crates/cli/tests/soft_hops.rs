@@ -82,6 +82,7 @@ fn a_scenario_chain_traced_with_soft_hops_agrees_with_the_truth() {
     let hops = r["soft_hops"].as_array().unwrap();
     assert!(!hops.is_empty(), "{}", r["demix"]);
     assert!(hops.iter().any(|h| h["rule"] == "mixer-structured"));
+    assert!(hops.iter().any(|h| h["rule"] == "remix-flow"));
     for h in hops {
         let rule = h["rule"].as_str().unwrap();
         assert!(
@@ -89,11 +90,22 @@ fn a_scenario_chain_traced_with_soft_hops_agrees_with_the_truth() {
                 "mixer-structured",
                 "coinjoin-change",
                 "postmix-cashout",
-                "postmix-sweep"
+                "postmix-sweep",
+                "remix-flow"
             ]
             .contains(&rule),
             "{h}"
         );
+        if rule == "remix-flow" {
+            // It names a remixed post-mix coin as the thief's and carries nothing.
+            let f = h["facts"][0].as_str().unwrap();
+            let op = f
+                .strip_prefix("post-mix output ")
+                .and_then(|x| x.split(' ').next())
+                .unwrap();
+            assert_eq!(thief.get(op).map(String::as_str), Some("postmix"), "{h}");
+            assert_eq!(h["soft_sats"], 0, "{h}");
+        }
         assert!(h["score"].as_f64().unwrap() >= 0.8);
         assert!(!h["facts"].as_array().unwrap().is_empty());
         for l in h["landed"].as_array().unwrap() {

@@ -11,6 +11,7 @@ use std::cmp::Reverse;
 
 mod demix;
 mod mixerdetect;
+mod remixflow;
 use std::collections::{BinaryHeap, VecDeque};
 
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
@@ -341,6 +342,8 @@ struct CjHit {
 struct SoftState {
     deposits: Vec<Deposit>,
     cj_hits: Vec<CjHit>,
+    /// Every CoinJoin the taint entered, over all passes (`remix-flow` starts from them).
+    all_hits: Vec<TxNum>,
     hops: Vec<SoftHop>,
     demix: Vec<DemixEntry>,
     /// Withdrawals and post-mix outputs already used by a soft hop.
@@ -1023,6 +1026,7 @@ pub fn trace(
             break;
         }
     }
+    tr.remix_flow();
     tr.place_pool();
     let pool: Vec<Run> = tr.ent.pool.drain(..).collect();
     tr.add(&pool, |t, a| t.unspent_sats += a);

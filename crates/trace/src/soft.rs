@@ -16,6 +16,11 @@
 //! - `postmix-sweep`: such post-mix coins swept together (every input a post-mix coin or a
 //!   coin the trace holds) and the sweep cashed out alone straight to services soon after:
 //!   candidates of the same budget as `postmix-cashout`, one hop per sweep;
+//! - `remix-flow`: a post-mix coin that was remixed, taken as the thief's when every
+//!   routing of the thief's coins through one-for-one CoinJoins (as many equal outputs as
+//!   inputs, each participant's count kept), from the tainted coins that entered to the
+//!   coins the rules above found leaving, passes through it (`engine/remixflow.rs`); it
+//!   joins the thief's entity and carries nothing;
 //! - `coinjoin-consolidation` (opt-in): outputs of a CoinJoin the taint entered (or of its
 //!   remixes) spent later together, or together with coins the trace already holds, are
 //!   taken as the thief's.
@@ -107,7 +112,8 @@ impl DemixParams {
 #[derive(Clone, Debug, Serialize)]
 pub struct SoftHop {
     /// `mixer-demix`, `mixer-structured`, `coinjoin-change`, `postmix-cashout`,
-    /// `postmix-sweep` or `coinjoin-consolidation`.
+    /// `postmix-sweep`, `coinjoin-consolidation` or `remix-flow` (which carries nothing:
+    /// `soft_sats` 0, `landed` empty; it names a remixed coin as the thief's).
     pub rule: String,
     pub score: f64,
     /// Where the taint stopped: the mixer deposit `TXID:VOUT`, or the CoinJoin's txid.

@@ -1252,3 +1252,212 @@ fn cashed_out_withdrawals_no_more_than_the_thiefs_deposits_are_taken_one_each() 
     assert_eq!(at(&r, &ch, c1, 0), (0, 0));
     assert_eq!(at(&r, &ch, c2, 0), (0, 0));
 }
+
+/// `remix-flow`: the thief's 1,005,000 (a premix coin) enter the 5 × 1,000,000 CoinJoin r1
+/// with four coins of others; two of r1's outputs are remixed: r1:0 in r2 and r1:1 in r3,
+/// each with four post-mix coins the taint never touched. r2:3 is spent alone 3 blocks
+/// later straight to an exchange (`postmix-cashout`, remix depth 1: 0.85). Every other
+/// output is spent alone to private addresses. Counting: one thief coin went into r1, so
+/// one came out; the one found leaving (r2:3) accounts for it, so every other coin that
+/// left is someone else's: r3's five outputs, hence r3's inputs, hence r1:1; r2 gave the
+/// thief a coin, so the thief put one in, and r1:0 is the only input of r2 that can be
+/// its: r1:0's address joins the entity (0.85, the link it rests on), r1:1's does not.
+/// Must not: (a) r1:1 remixed in r2 as well: either of r1:0, r1:1 could be the thief's,
+/// nothing is linked; (b) r2:3 paid to a private address: no coin found leaving, nothing
+/// to count from; (c) r3:0 cashed out too, asked down to score 0.4: both cash-outs are
+/// taken (half a coin each, 0.43), two coins found leaving for one that entered: no
+/// routing fits, so nothing is linked and the trace warns.
+#[test]
+fn a_remixed_post_mix_coin_is_linked_only_when_the_counts_leave_no_other_routing() {
+    let build = |variant: u8| {
+        let mut ch = Chain::new();
+        let victim = ch.tx(&[], &[(1, 1_005_000)]);
+        let others = ch.tx(
+            &[],
+            &[
+                (2, 1_005_000),
+                (3, 1_005_000),
+                (4, 1_005_000),
+                (5, 1_005_000),
+            ],
+        );
+        let clean: Vec<(u16, u64)> = (60..68).map(|s| (s, 1_000_000)).collect();
+        let clean = ch.tx(&[], &clean);
+        let r1 = ch.tx(
+            &[
+                (victim, 0),
+                (others, 0),
+                (others, 1),
+                (others, 2),
+                (others, 3),
+            ],
+            &[
+                (30, 1_000_000),
+                (31, 1_000_000),
+                (32, 1_000_000),
+                (33, 1_000_000),
+                (34, 1_000_000),
+            ],
+        );
+        let r2_ins: Vec<(TxNum, u32)> = if variant == 1 {
+            vec![(r1, 0), (r1, 1), (clean, 0), (clean, 1), (clean, 2)]
+        } else {
+            vec![(r1, 0), (clean, 0), (clean, 1), (clean, 2), (clean, 3)]
+        };
+        let r2 = ch.tx(
+            &r2_ins,
+            &[
+                (40, 1_000_000),
+                (41, 1_000_000),
+                (42, 1_000_000),
+                (43, 1_000_000),
+                (44, 1_000_000),
+            ],
+        );
+        let r3_ins: Vec<(TxNum, u32)> = if variant == 1 {
+            vec![(r1, 2), (clean, 4), (clean, 5), (clean, 6), (clean, 7)]
+        } else {
+            vec![(r1, 1), (clean, 4), (clean, 5), (clean, 6), (clean, 7)]
+        };
+        let r3 = ch.tx(
+            &r3_ins,
+            &[
+                (50, 1_000_000),
+                (51, 1_000_000),
+                (52, 1_000_000),
+                (53, 1_000_000),
+                (54, 1_000_000),
+            ],
+        );
+        let cash = ch.tx(
+            &[(r2, 3)],
+            &[(if variant == 2 { 45 } else { EXCH }, 990_000)],
+        );
+        for (s, (t, v)) in (100..).zip(
+            [(r1, 3), (r1, 4), (r2, 0), (r2, 1), (r2, 2), (r2, 4)]
+                .into_iter()
+                .chain(
+                    (0..5)
+                        .map(|v| (r3, v))
+                        .filter(|&(_, v)| variant != 3 || v != 0),
+                )
+                .chain((variant != 1).then_some((r1, 2))),
+        ) {
+            ch.tx(&[(t, v)], &[(s, 990_000)]);
+        }
+        if variant == 3 {
+            ch.tx(&[(r3, 0)], &[(EXCH, 990_000)]);
+        }
+        let mut w = World::default();
+        w.services.insert(EXCH, ("exchange", "Exchange X"));
+        w.coinjoins.extend([r1, r2, r3]);
+        (ch, w, victim, r1, r2, cash)
+    };
+    let (ch, w, victim, r1, r2, cash) = build(0);
+    let src = ch.out(victim, 0);
+    let hard = run(&ch, &w, src, TraceParams::default());
+    let r = run(&ch, &w, src, soft_only());
+    assert_eq!(r.totals, hard.totals, "hard taint is the same");
+    let txid = |t| cointrail_chain::view::display_txid(ch.c.txid(t));
+    let cashout: Vec<_> = r
+        .soft_hops
+        .iter()
+        .filter(|h| h.rule == "postmix-cashout")
+        .collect();
+    assert_eq!(cashout.len(), 1, "{:?}", r.soft_hops);
+    assert_eq!(
+        (cashout[0].score, cashout[0].to_txid.clone()),
+        (0.85, txid(cash))
+    );
+    let flow: Vec<_> = r
+        .soft_hops
+        .iter()
+        .filter(|h| h.rule == "remix-flow")
+        .collect();
+    assert_eq!(flow.len(), 1, "{:?}", r.soft_hops);
+    let h = flow[0];
+    assert_eq!(h.score, 0.85);
+    assert_eq!((h.from.clone(), h.to_txid.clone()), (txid(r1), txid(r2)));
+    assert_eq!(
+        h.soft_sats, 0,
+        "the link carries nothing: the taint went on at r2:3"
+    );
+    assert!(
+        h.facts[0].starts_with(&format!("post-mix output {}:0 (1000000 sats", txid(r1))),
+        "{:?}",
+        h.facts
+    );
+    assert!(
+        h.facts[1].contains("1 coin(s) entered them from the trace; 1 left where soft hops found them (weakest: postmix-cashout at 0.85)"),
+        "{:?}",
+        h.facts
+    );
+    let soft_members: Vec<(&str, &str)> = r
+        .thief_entity
+        .iter()
+        .filter(|m| m.soft)
+        .map(|m| (m.address.as_str(), m.rule.as_str()))
+        .collect();
+    assert!(
+        soft_members.contains(&("addr30", "remix-flow")),
+        "{soft_members:?}"
+    );
+    assert!(
+        soft_members.contains(&("addr43", "postmix-cashout")),
+        "{soft_members:?}"
+    );
+    assert!(
+        !r.thief_entity.iter().any(|m| m.address == "addr31"),
+        "r1:1 went to r3, whose coins all left as someone else's"
+    );
+    // The same with the entity-aware trace.
+    let ea = TraceParams {
+        entity_aware: true,
+        ..soft_only()
+    };
+    let r = run(&ch, &w, src, ea);
+    assert!(r
+        .thief_entity
+        .iter()
+        .any(|m| m.address == "addr30" && m.rule == "remix-flow"));
+
+    for variant in [1, 2] {
+        let (ch, w, victim, ..) = build(variant);
+        let r = run(&ch, &w, ch.out(victim, 0), soft_only());
+        assert!(
+            !r.soft_hops.iter().any(|h| h.rule == "remix-flow"),
+            "variant {variant}: {:?}",
+            r.soft_hops
+        );
+        assert!(!r
+            .thief_entity
+            .iter()
+            .any(|m| m.address == "addr30" || m.address == "addr31"));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+    let (ch, w, victim, ..) = build(3);
+    let low = TraceParams {
+        demix: Some(DemixParams {
+            min_score: 0.4,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r = run(&ch, &w, ch.out(victim, 0), low);
+    let cashouts: Vec<f64> = r
+        .soft_hops
+        .iter()
+        .filter(|h| h.rule == "postmix-cashout")
+        .map(|h| h.score)
+        .collect();
+    assert_eq!(cashouts, vec![0.43, 0.43], "{:?}", r.soft_hops);
+    assert!(!r.soft_hops.iter().any(|h| h.rule == "remix-flow"));
+    assert!(
+        r.warnings.iter().any(
+            |w| w.starts_with("remix-flow: the thief's coins cannot be routed")
+                && w.contains("(1 entered, 2 found leaving)")
+        ),
+        "{:?}",
+        r.warnings
+    );
+}

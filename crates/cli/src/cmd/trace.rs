@@ -79,7 +79,9 @@ pub struct TraceArgs {
     pub entity_aware: bool,
     /// Soft hops: match tainted custodial-mixer deposits to withdrawals and follow CoinJoin
     /// outputs the thief cashes out (alone, or swept together first) and its CoinJoin
-    /// change; what they carry is soft taint, kept apart from proven.
+    /// change; what they carry is soft taint, kept apart from proven. Remixed post-mix
+    /// coins that the counts of one-for-one CoinJoins (Whirlpool) prove the thief's join
+    /// its entity (`remix-flow`).
     #[arg(long)]
     pub soft_hops: bool,
     /// Soft hops: the score (0-1) a candidate needs to be followed.

@@ -45,6 +45,7 @@ impl Tracer<'_> {
     pub(super) fn soft_round(&mut self) -> bool {
         let deps = std::mem::take(&mut self.soft.deposits);
         let hits = std::mem::take(&mut self.soft.cj_hits);
+        self.soft.all_hits.extend(hits.iter().map(|h| h.tx));
         if deps.is_empty() && hits.is_empty() {
             return false;
         }
@@ -56,7 +57,7 @@ impl Tracer<'_> {
         !self.heap.is_empty() || !self.soft.deposits.is_empty() || !self.soft.cj_hits.is_empty()
     }
 
-    fn outpoint(&self, o: OutNum) -> String {
+    pub(super) fn outpoint(&self, o: OutNum) -> String {
         let v = self.view;
         format!(
             "{}:{}",
@@ -80,7 +81,7 @@ impl Tracer<'_> {
 
     /// The detector, asked once per transaction (remix trees overlap): the CoinJoin's equal
     /// value and equal outputs.
-    fn cj_info(&mut self, t: TxNum) -> Option<(u64, Vec<OutNum>)> {
+    pub(super) fn cj_info(&mut self, t: TxNum) -> Option<(u64, Vec<OutNum>)> {
         if let Some(b) = self.soft.cj_cache.get(&t) {
             return b.clone();
         }
