@@ -65,6 +65,11 @@ pub enum SparkCmd {
         /// Differences listed.
         #[arg(long, default_value_t = 10)]
         show: usize,
+        /// Also compare the run's taint (its `taint/`, beside the imported results) with
+        /// cointrail's trace of the same case(s): the `trace.parquet` that `export --format
+        /// parquet --case NAME` wrote; every traced output's satoshis, hops and stop reason.
+        #[arg(long)]
+        trace: Option<PathBuf>,
     },
 }
 
@@ -698,7 +703,7 @@ fn export(g: &Global, out: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn compare(g: &Global, sample: usize, show: usize) -> Result<()> {
+fn compare(g: &Global, sample: usize, show: usize, trace: Option<&Path>) -> Result<()> {
     let t0 = std::time::Instant::now();
     let s = Store::open(g)?;
     let e = crate::cmd::screen::open_engine(g, None)?;
@@ -798,7 +803,17 @@ fn compare(g: &Global, sample: usize, show: usize) -> Result<()> {
             }
         }
     }
-    let equal = same_partition && same_id == m as u64 && differing == 0;
+    let taint = match trace {
+        None => serde_json::Value::Null,
+        Some(t) => {
+            let src = PathBuf::from(s.meta["source"].as_str().unwrap_or(""));
+            compare_taint(&src.join("taint"), t, show)?
+        }
+    };
+    let equal = same_partition
+        && same_id == m as u64
+        && differing == 0
+        && (taint.is_null() || taint["equal"] == true);
     let v = serde_json::json!({
         "equal": equal,
         "clusters": {
@@ -819,6 +834,7 @@ fn compare(g: &Global, sample: usize, show: usize) -> Result<()> {
             "differing": exp_diffs,
             "cointrail_screen_seconds": screen_seconds,
         },
+        "taint": taint,
         "seconds": t0.elapsed().as_secs_f64(),
     });
     if g.json {
@@ -845,11 +861,94 @@ fn compare(g: &Global, sample: usize, show: usize) -> Result<()> {
         } else {
             println!("exposure: none imported (the run did not compute it)");
         }
+        if !v["taint"].is_null() {
+            println!(
+                "taint: {} traced outputs (cointrail), {} (Spark), {} differ",
+                v["taint"]["rows_cointrail"],
+                v["taint"]["rows_spark"],
+                v["taint"]["differing_rows"]
+            );
+            for d in v["taint"]["differing"].as_array().into_iter().flatten() {
+                println!("  {d}");
+            }
+        }
     }
     if !equal {
         bail!("Spark's imported results differ from cointrail's own (see above)");
     }
     Ok(())
+}
+
+type TaintRow = (i64, i64, Option<String>);
+
+/// (case, model, output_id) -> (tainted, hops, stop_reason) of every row of `files`.
+fn taint_rows(
+    files: &[PathBuf],
+    cols: [&str; 6],
+) -> Result<BTreeMap<(String, String, i64), TaintRow>> {
+    let mut m = BTreeMap::new();
+    for f in files {
+        for (r, row) in read_columns(f, &cols)?.iter().enumerate() {
+            let case = text(&row[0], f, r, cols[0])?.to_string();
+            let model = text(&row[1], f, r, cols[1])?.to_string();
+            let o = int(&row[2], f, r, cols[2], i64::MAX as u64)? as i64;
+            let t = int(&row[3], f, r, cols[3], i64::MAX as u64)? as i64;
+            let h = int(&row[4], f, r, cols[4], i64::MAX as u64)? as i64;
+            let why = match &row[5] {
+                Val::Null => None,
+                v => Some(text(v, f, r, cols[5])?.to_string()),
+            };
+            if m.insert((case, model, o), (t, h, why)).is_some() {
+                bail!(
+                    "{} row {r}: output_id {o} appears twice for its case and model",
+                    f.display()
+                );
+            }
+        }
+    }
+    Ok(m)
+}
+
+/// Spark's taint rows against cointrail's (the export's `trace.parquet`).
+fn compare_taint(spark_dir: &Path, trace: &Path, show: usize) -> Result<serde_json::Value> {
+    let cols = [
+        "case",
+        "model",
+        "output_id",
+        "tainted",
+        "hops",
+        "stop_reason",
+    ];
+    let ours = taint_rows(&[trace.to_path_buf()], cols)?;
+    let theirs = taint_rows(&parts(spark_dir)?, cols)?;
+    // Only the cases the run traced.
+    let cases: std::collections::BTreeSet<&String> = theirs.keys().map(|k| &k.0).collect();
+    let ours: BTreeMap<_, _> = ours
+        .into_iter()
+        .filter(|(k, _)| cases.contains(&k.0))
+        .collect();
+    let keys: std::collections::BTreeSet<_> = ours.keys().chain(theirs.keys()).collect();
+    let mut differing = 0u64;
+    let mut diffs = Vec::new();
+    for k in &keys {
+        let (o, t) = (ours.get(*k), theirs.get(*k));
+        if o != t {
+            differing += 1;
+            if diffs.len() < show {
+                diffs.push(serde_json::json!({"case": k.0, "model": k.1, "output_id": k.2,
+                    "cointrail": o.map(|x| serde_json::json!({"tainted": x.0, "hops": x.1, "stop_reason": x.2})),
+                    "spark": t.map(|x| serde_json::json!({"tainted": x.0, "hops": x.1, "stop_reason": x.2}))}));
+            }
+        }
+    }
+    Ok(serde_json::json!({
+        "equal": differing == 0 && !ours.is_empty(),
+        "cases": cases,
+        "rows_cointrail": ours.len(),
+        "rows_spark": theirs.len(),
+        "differing_rows": differing,
+        "differing": diffs,
+    }))
 }
 
 pub fn run(cmd: SparkCmd, g: &Global) -> Result<()> {
@@ -882,6 +981,10 @@ pub fn run(cmd: SparkCmd, g: &Global) -> Result<()> {
             offset,
         } => show(g, &address, limit, offset),
         SparkCmd::Export { out } => export(g, out),
-        SparkCmd::Compare { sample, show } => compare(g, sample, show),
+        SparkCmd::Compare {
+            sample,
+            show,
+            trace,
+        } => compare(g, sample, show, trace.as_deref()),
     }
 }
