@@ -15,6 +15,9 @@
 # the same FIFO/haircut taint, to the satoshi; its JSON goes to WORK_DIR/compare.json, and
 # the script fails when anything differs). cointrail's own exposure time for the same
 # addresses (`screen` without step bounds) is compare's cointrail_screen_seconds.
+# SPARK_DRIVER_MEMORY (default 8g): the local JVM's heap. The jobs' own local default (2g)
+# fails on the 1M chain: exposure's broadcast joins ran out of it ("Not enough memory to
+# build and broadcast the table").
 # COINTRAIL_SPARK_DEBUG=1 puts each exposure hop's frontier and rows in WORK_DIR/spark.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +42,7 @@ rm -rf "$W/ds" "$W/out"
 t "cointrail export --format parquet" "$BIN" --quiet --data-dir "$D" export --format parquet "$W/ds" --case sim-heist-0
 s=$(date +%s.%N)
 PYTHONPATH=spark "$PY" -m cointrail_spark "$W/ds" "$W/out" --case sim-heist-0 --master 'local[2]' \
-  --exposure-every "$EVERY" 2>"$W/spark.log" >/dev/null
+  --exposure-every "$EVERY" --driver-memory "${SPARK_DRIVER_MEMORY:-8g}" 2>"$W/spark.log" >/dev/null
 printf '| spark: all jobs, one JVM (exposure of every %s. address) | %.1f |\n' "$EVERY" "$(echo "$(date +%s.%N) - $s" | bc)"
 python3 - "$W/out/summary.json" <<'PY'
 import json, sys
