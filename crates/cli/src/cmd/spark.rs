@@ -626,7 +626,7 @@ fn show(g: &Global, address: &str, limit: usize, offset: usize) -> Result<()> {
         .collect();
     let rows = s.exposure_of(a)?;
     let every = s.screened_every();
-    let screened = every.map(|e| e > 0 && (a as u64) % e == 0);
+    let screened = every.map(|e| e > 0 && (a as u64).is_multiple_of(e));
     if g.json {
         return crate::print_json(&serde_json::json!({
             "address": address,
