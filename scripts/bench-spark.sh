@@ -10,6 +10,14 @@
 # address, default 1000: three-hop walks fan out a thousandfold, so every address of a 1M
 # chain is a cluster job) + taint. cointrail's own exposure has no whole-chain batch form:
 # its figure is `screen` per address (BENCHMARKS.md, screening service).
+# Then the read-back: `cointrail spark import` of Spark's results and `cointrail spark
+# compare --trace` (the same partition, the same exposure rows of the screened addresses and
+# the same FIFO/haircut taint, to the satoshi; its JSON goes to WORK_DIR/compare.json, and
+# the script fails when anything differs). cointrail's own exposure time for the same
+# addresses (`screen` without step bounds) is compare's cointrail_screen_seconds.
+# SPARK_DRIVER_MEMORY (default 8g): the local JVM's heap. The jobs' own local default (2g)
+# fails on the 1M chain: exposure's broadcast joins ran out of it ("Not enough memory to
+# build and broadcast the table").
 # COINTRAIL_SPARK_DEBUG=1 puts each exposure hop's frontier and rows in WORK_DIR/spark.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +42,7 @@ rm -rf "$W/ds" "$W/out"
 t "cointrail export --format parquet" "$BIN" --quiet --data-dir "$D" export --format parquet "$W/ds" --case sim-heist-0
 s=$(date +%s.%N)
 PYTHONPATH=spark "$PY" -m cointrail_spark "$W/ds" "$W/out" --case sim-heist-0 --master 'local[2]' \
-  --exposure-every "$EVERY" 2>"$W/spark.log" >/dev/null
+  --exposure-every "$EVERY" --driver-memory "${SPARK_DRIVER_MEMORY:-8g}" 2>"$W/spark.log" >/dev/null
 printf '| spark: all jobs, one JVM (exposure of every %s. address) | %.1f |\n' "$EVERY" "$(echo "$(date +%s.%N) - $s" | bc)"
 python3 - "$W/out/summary.json" <<'PY'
 import json, sys
@@ -43,3 +51,19 @@ for k, v in s["times"].items():
     print(f"| spark: {k} | {v:.1f} |")
 print("rows:", s["rows"], file=sys.stderr)
 PY
+t "cointrail spark import (clusters + exposure)" "$BIN" --quiet --data-dir "$D" spark import "$W/out"
+s=$(date +%s.%N)
+ok=1
+"$BIN" --quiet --data-dir "$D" --json spark compare --trace "$W/ds/trace.parquet" >"$W/compare.json" 2>"$W/compare.err" || ok=0
+printf '| cointrail spark compare --trace (partition, exposure, taint) | %.1f |\n' "$(echo "$(date +%s.%N) - $s" | bc)"
+python3 - "$W/compare.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+x = c["exposure"]
+print(f"| cointrail: exposure of the same {x['addresses_screened']} addresses (screen, {x['max_hops']} hops, no step bound) | {x['cointrail_screen_seconds']:.1f} |")
+t = c["taint"] or {}
+print(f"equal: {c['equal']}: clusters {c['clusters']['addresses']} addresses, same partition {c['clusters']['same_partition']}, "
+      f"same ids {c['clusters']['same_cluster_id']}; exposure {x['rows']} rows, {x['differing_rows']} differ; "
+      f"taint {t.get('rows_cointrail')} outputs, {t.get('differing_rows')} differ", file=sys.stderr)
+PY
+[ "$ok" = 1 ] || { echo "spark compare: results differ (see $W/compare.json, $W/compare.err)" >&2; exit 1; }

@@ -42,6 +42,18 @@ if ! java_ok; then
 fi
 
 if [ ! -f "$VENV/.installed" ]; then
+  # Debian's python3 makes virtualenvs only with python3-venv (ensurepip), which slim
+  # images leave out.
+  if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "install-spark.sh: python3 cannot make a virtualenv; run as root or: apt-get install python3-venv" >&2
+      exit 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null 2>&1 || {
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    }
+  fi
   rm -rf "$VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "pyspark==$VERSION" >&2

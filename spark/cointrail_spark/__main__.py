@@ -51,7 +51,11 @@ def main(argv=None):
               .config("spark.ui.showConsoleProgress", "false")
               .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
-    summary = {"times": {}, "rows": {}}
+    # What `cointrail spark import` records and `spark compare` checks with: the hop limit
+    # and which addresses were screened.
+    summary = {"times": {}, "rows": {},
+               "params": {"max_hops": a.max_hops, "exposure_every": a.exposure_every,
+                          "cases": a.case, "jobs": sorted(jobs)}}
     ds = Dataset(spark, a.dataset)
 
     def timed(name, f):

@@ -89,6 +89,10 @@ enum Command {
     /// Entities: build the clustering, show an address's cluster, explain merges, export.
     #[command(subcommand)]
     Cluster(cmd::cluster::ClusterCmd),
+    /// Read back a Spark run (spark/): import its clusters and exposure, show, export,
+    /// compare them with cointrail's own.
+    #[command(subcommand)]
+    Spark(cmd::spark::SparkCmd),
     /// Exposure and risk of an address, a transaction or a deposit output.
     Screen(cmd::screen::ScreenArgs),
     /// Register and manage incidents (cases) to trace.
@@ -146,6 +150,7 @@ fn main() {
         Command::Case(c) => cmd::case::run(c, g),
         Command::Screen(a) => cmd::screen::run(a, g),
         Command::Cluster(c) => cmd::cluster::run(c, g),
+        Command::Spark(c) => cmd::spark::run(c, g),
         Command::Labels(c) => cmd::labels::run(c, g),
         Command::Prices(c) => cmd::prices::run(c, g),
         Command::Trace(a) => cmd::trace::run(a, g),

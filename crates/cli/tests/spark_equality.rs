@@ -6,14 +6,14 @@
 
 use cointrail_chain::view::ChainView;
 use cointrail_engine::{Engine, Subject};
-use cointrail_export::table::{read_table, Val};
+use cointrail_export::table::{read_table, ColSpec, Kind, TableSpec, TableWriter, Val};
 use cointrail_risk::exposure::ExposureParams;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod support;
-use support::json;
+use support::{cli, json, try_cli};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -203,6 +203,8 @@ fn spark_jobs_equal_cointrail_on_the_demo_chain() {
         "exposure differs (key, cointrail, spark): {diff:?}"
     );
 
+    let own_exposure = ours;
+
     // Taint: the case's traced outputs under FIFO and haircut, each with its satoshis,
     // hops and why it stopped.
     type TaintKey = (String, u64);
@@ -234,4 +236,260 @@ fn spark_jobs_equal_cointrail_on_the_demo_chain() {
         "taint differs (key, cointrail, spark): {diff:?}"
     );
     assert_eq!(ours.len(), theirs.len());
+
+    drop(e);
+
+    // What cointrail reads back: Spark's results imported into the data directory, then
+    // answered from there (`spark show`, `spark export`) and compared (`spark compare`).
+    read_back(&dir, &ds, &out, d.path(), &spark_cl, &own_exposure);
+}
+
+/// A Spark-like part file with these columns (all required but `nullable`).
+fn part(path: &Path, cols: &'static [ColSpec], rows: Vec<Vec<Val>>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let spec = TableSpec { name: "test", cols };
+    let mut w = TableWriter::create(path, spec, &[]).unwrap();
+    for r in rows {
+        w.push(r).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+const fn col(name: &'static str, kind: Kind) -> ColSpec {
+    ColSpec {
+        name,
+        kind,
+        optional: false,
+        doc: "",
+    }
+}
+
+static CLUSTER_COLS: [ColSpec; 3] = [
+    col("address_id", Kind::Int64),
+    col("address", Kind::Str),
+    col("cluster_id", Kind::Int64),
+];
+static NO_CLUSTER_ID: [ColSpec; 2] = [col("address_id", Kind::Int64), col("address", Kind::Str)];
+
+fn read_back(
+    dir: &Path,
+    ds: &Path,
+    out: &Path,
+    work: &Path,
+    spark_cl: &BTreeMap<u32, u32>,
+    own_exposure: &BTreeMap<ExpKey, u64>,
+) {
+    let n = spark_cl.len() as u64;
+    let spark_exposure_rows = spark_rows(&out.join("exposure")).len() as u64;
+    let im = json(dir, &["spark", "import", out.to_str().unwrap()]);
+    assert_eq!(im["addresses"], n, "{im}");
+    assert_eq!(im["exposure_rows"], spark_exposure_rows, "{im}");
+    assert_eq!(im["run"]["params"]["exposure_every"], EVERY, "{im}");
+
+    // The whole partition through the command line: `spark export` is `cluster export`.
+    assert_eq!(
+        cli(dir, &["spark", "export"]),
+        cli(dir, &["cluster", "export"]),
+        "spark export and cluster export differ"
+    );
+    // One multi-address cluster and one screened address, as `cluster show` and `screen`.
+    let (&a, &c) = spark_cl.iter().find(|(a, c)| **a != **c).unwrap();
+    let idx = cointrail_index::Index::open_reader(&dir.join("index")).unwrap();
+    let addr = idx.render_addr(a);
+    let ours = json(dir, &["cluster", "show", &addr]);
+    let theirs = json(dir, &["spark", "show", &addr]);
+    assert_eq!(theirs["cluster_id"], c);
+    assert_eq!(theirs["cluster_id"], ours["cluster"]["cluster_id"]);
+    assert_eq!(theirs["cluster_size"], ours["cluster"]["size"]);
+    let screened = (0..n as u32)
+        .step_by(EVERY as usize)
+        .map(|a| idx.render_addr(a))
+        .find(|x| {
+            json(dir, &["spark", "show", x])["exposure"]
+                .as_array()
+                .is_some_and(|v| v.len() >= 2)
+        })
+        .expect("a screened address with exposure rows");
+    // Its rows as `spark show` gives them are the rows cointrail's own screening gave.
+    let theirs = json(dir, &["spark", "show", &screened]);
+    let sa = idx.parse_address(&screened).unwrap();
+    let mut shown: BTreeMap<ExpKey, u64> = BTreeMap::new();
+    for r in theirs["exposure"].as_array().unwrap() {
+        let k = (
+            sa,
+            r["direction"].as_str().unwrap().to_string(),
+            r["category"].as_str().unwrap().to_string(),
+            r["type"].as_str().unwrap().to_string(),
+            r["delisted"].as_bool().unwrap(),
+        );
+        *shown.entry(k).or_default() += r["sats"].as_u64().unwrap();
+    }
+    let own: BTreeMap<ExpKey, u64> = own_exposure
+        .iter()
+        .filter(|(k, _)| k.0 == sa)
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    assert_eq!(shown, own, "spark show {screened}");
+
+    // Everything at once: every address's cluster, every screened address's rows, the taint.
+    let cmp = json(
+        dir,
+        &[
+            "spark",
+            "compare",
+            "--trace",
+            ds.join("trace.parquet").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(cmp["equal"], true, "{cmp}");
+    assert_eq!(cmp["clusters"]["same_cluster_id"], n, "{cmp}");
+    assert!(cmp["exposure"]["rows"].as_u64().unwrap() > 100, "{cmp}");
+    assert_eq!(
+        cmp["exposure"]["addresses_screened"],
+        n.div_ceil(EVERY as u64),
+        "{cmp}"
+    );
+    assert!(
+        cmp["taint"]["rows_cointrail"].as_u64().unwrap() > 1000,
+        "{cmp}"
+    );
+
+    // A clustering that differs (one joined address split off): imported, and compare says so.
+    let rows: Vec<Vec<Val>> = spark_cl
+        .iter()
+        .map(|(&x, &cx)| {
+            let cx = if x == a { a } else { cx };
+            vec![x.into(), idx.render_addr(x).into(), cx.into()]
+        })
+        .collect();
+    let cluster_rows = |f: &dyn Fn(u32, Vec<Val>) -> Vec<Val>| -> Vec<Vec<Val>> {
+        rows.iter()
+            .map(|r| f(r[0].i().unwrap() as u32, r.clone()))
+            .collect()
+    };
+    let split = work.join("split");
+    part(
+        &split.join("clusters/part-00000.parquet"),
+        &CLUSTER_COLS,
+        cluster_rows(&|_, r| r),
+    );
+    json(dir, &["spark", "import", split.to_str().unwrap()]);
+    let (ok, o, _) = try_cli(dir, &["--json", "spark", "compare"]);
+    let v: serde_json::Value = serde_json::from_str(&o).unwrap();
+    assert!(!ok, "compare must fail on a different clustering: {v}");
+    assert_eq!(v["clusters"]["same_partition"], false, "{v}");
+    assert_eq!(v["clusters"]["same_cluster_id"], n - 1, "{v}");
+
+    // Bad files: a clear error naming the file and the field, and the last import kept.
+    let bad =
+        |name: &str, sub: &str, cols: &'static [ColSpec], rows: Vec<Vec<Val>>, want: &[&str]| {
+            let r = work.join(name);
+            let f = r.join(sub).join("part-00000.parquet");
+            part(&f, cols, rows);
+            if sub == "exposure" {
+                part(
+                    &r.join("clusters/part-00000.parquet"),
+                    &CLUSTER_COLS,
+                    cluster_rows(&|_, r| r),
+                );
+            }
+            let (ok, _, err) = try_cli(dir, &["spark", "import", r.to_str().unwrap()]);
+            assert!(!ok, "{name}: imported");
+            assert!(
+                err.contains(f.to_str().unwrap()) || err.contains(r.join(sub).to_str().unwrap()),
+                "{name}: the file is named: {err}"
+            );
+            for w in want {
+                assert!(err.contains(w), "{name}: {w:?} in: {err}");
+            }
+            assert!(!err.contains("panicked"), "{err}");
+        };
+    bad(
+        "wrong-address",
+        "clusters",
+        &CLUSTER_COLS,
+        cluster_rows(&|x, mut r| {
+            if x == 5 {
+                r[1] = idx.render_addr(6).into();
+            }
+            r
+        }),
+        &["row 5", "field `address`", "another chain"],
+    );
+    bad(
+        "no-cluster-id",
+        "clusters",
+        &NO_CLUSTER_ID,
+        cluster_rows(&|_, r| r[..2].to_vec()),
+        &["no column `cluster_id`"],
+    );
+    bad(
+        "not-smallest",
+        "clusters",
+        &CLUSTER_COLS,
+        cluster_rows(&|x, mut r| {
+            if x == c {
+                r[2] = a.into();
+            }
+            r
+        }),
+        &["field `cluster_id`", "smallest"],
+    );
+    bad(
+        "beyond-index",
+        "clusters",
+        &CLUSTER_COLS,
+        cluster_rows(&|x, mut r| {
+            if x == 0 {
+                r[0] = (n + 7).into();
+            }
+            r
+        }),
+        &["field `address_id`", "another chain or a later export"],
+    );
+    static EXPOSURE_COLS: [ColSpec; 8] = [
+        col("address_id", Kind::Int64),
+        col("address", Kind::Str),
+        col("direction", Kind::Str),
+        col("category", Kind::Str),
+        col("type", Kind::Str),
+        col("delisted", Kind::Bool),
+        col("sats", Kind::Int64),
+        col("min_hops", Kind::Int64),
+    ];
+    bad(
+        "bad-direction",
+        "exposure",
+        &EXPOSURE_COLS,
+        vec![vec![
+            0u32.into(),
+            idx.render_addr(0).into(),
+            "sideways".into(),
+            "exchange".into(),
+            "direct".into(),
+            false.into(),
+            5u64.into(),
+            1u64.into(),
+        ]],
+        &["row 0", "field `direction`", "sideways"],
+    );
+    bad(
+        "negative-sats",
+        "exposure",
+        &EXPOSURE_COLS,
+        vec![vec![
+            0u32.into(),
+            idx.render_addr(0).into(),
+            "received".into(),
+            "exchange".into(),
+            "direct".into(),
+            false.into(),
+            (-5i64).into(),
+            1u64.into(),
+        ]],
+        &["row 0", "field `sats`", "-5"],
+    );
+    // Nothing of those replaced the import before them.
+    let v = json(dir, &["spark", "show", &addr]);
+    assert_eq!(v["cluster_id"], a, "the split import stands: {v}");
 }

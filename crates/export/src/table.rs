@@ -369,6 +369,68 @@ pub fn read_table(path: &Path) -> Result<TableFile, ExportError> {
     Ok((out, meta))
 }
 
+/// The named columns of a Parquet file, in the order asked, whatever the file's column
+/// order (Spark's part files): each row's values. A missing column is an error naming the
+/// file, the column and the columns the file has. Integers of any width read as `Val::I`.
+pub fn read_columns(path: &Path, cols: &[&str]) -> Result<Vec<Vec<Val>>, ExportError> {
+    let p = path.display().to_string();
+    let pq = |source| ExportError::Parquet {
+        path: p.clone(),
+        source,
+    };
+    let file = File::open(path).map_err(io(path))?;
+    let r = SerializedFileReader::new(file).map_err(pq)?;
+    let fields: Vec<String> = r
+        .metadata()
+        .file_metadata()
+        .schema()
+        .get_fields()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
+    let mut at = Vec::with_capacity(cols.len());
+    for c in cols {
+        match fields.iter().position(|f| f == c) {
+            Some(i) => at.push(i),
+            None => {
+                return Err(ExportError::Invalid {
+                    path: p.clone(),
+                    msg: format!("no column `{c}` (the file has: {})", fields.join(", ")),
+                })
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for row in r.get_row_iter(None).map_err(pq)? {
+        let row = row.map_err(pq)?;
+        let all: Vec<&Field> = row.get_column_iter().map(|(_, f)| f).collect();
+        let mut vals = Vec::with_capacity(at.len());
+        for (k, &i) in at.iter().enumerate() {
+            vals.push(match all.get(i) {
+                None | Some(Field::Null) => Val::Null,
+                Some(Field::Long(v)) => Val::I(*v),
+                Some(Field::Int(v)) => Val::I(*v as i64),
+                Some(Field::Short(v)) => Val::I(*v as i64),
+                Some(Field::Byte(v)) => Val::I(*v as i64),
+                Some(Field::Bool(v)) => Val::B(*v),
+                Some(Field::Str(v)) => Val::S(v.clone()),
+                Some(other) => {
+                    return Err(ExportError::Invalid {
+                        path: p.clone(),
+                        msg: format!(
+                            "row {}: column `{}`: unexpected value {other:?}",
+                            out.len(),
+                            cols[k]
+                        ),
+                    })
+                }
+            });
+        }
+        out.push(vals);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub mod screen;
 pub mod serve;
 pub mod sim;
 pub mod sim_evm;
+pub mod spark;
 pub mod trace;
 pub mod trace_loot;
 pub mod xchain_trace;
