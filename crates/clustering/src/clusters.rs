@@ -148,8 +148,10 @@ pub struct ChangeLayer {
     /// Addresses seen before the next transaction: ids at or above are fresh.
     seen_addrs: u32,
     /// The last transaction that paid each address: a link's change address paid again
-    /// before its delay ends makes the link `Reused`.
-    last_recv: Vec<TxNum>,
+    /// before its delay ends makes the link `Reused`. Mapped from `change_last_recv.bin`
+    /// at open (4 bytes per address: a query never reads it, so opening must not copy it),
+    /// owned once a build or the follower writes to it.
+    last_recv: Arr<TxNum>,
     pub links: Vec<SoftLink>,
     pending_from: usize,
     /// Transactions before this one have their final verdicts; the rest were judged
@@ -165,7 +167,7 @@ impl ChangeLayer {
             rules,
             delay_blocks,
             seen_addrs: 0,
-            last_recv: vec![],
+            last_recv: Arr::default(),
             links: vec![],
             pending_from: 0,
             final_to: 0,
@@ -728,7 +730,11 @@ impl Clustering {
         c.merges = Arr::map(&merges, 0, s.merges as usize)?;
         if let Some(cs) = &s.change {
             let links = std::fs::read(dir.join("change_links.bin")).unwrap_or_default();
-            let recv = std::fs::read(dir.join(LAST_RECV)).unwrap_or_default();
+            let recv_file = open(LAST_RECV)?;
+            let recv_len = match &recv_file {
+                Some(f) => f.metadata()?.len(),
+                None => 0,
+            };
             let want_len = (cs.links as usize).checked_mul(SoftLink::BYTES);
             let links: Vec<SoftLink> = if Some(links.len()) == want_len {
                 links
@@ -752,17 +758,17 @@ impl Clustering {
                 })
                 && pending_from <= links.len()
                 && cs.final_to.is_some_and(|f| f as u64 <= s.covered_txs)
-                && recv.len() == n * 4;
+                && recv_len == n as u64 * 4;
             match (cs.rules(), cs.final_to, cs.final_seen) {
                 (Some(rules), Some(final_to), Some(final_seen)) if sound => {
                     c.change = Some(ChangeLayer {
                         rules,
                         delay_blocks: cs.delay_blocks,
                         seen_addrs: cs.seen_addrs,
-                        last_recv: recv
-                            .chunks(4)
-                            .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
-                            .collect(),
+                        last_recv: match &recv_file {
+                            Some(f) => Arr::map(f, 0, n)?,
+                            None => Arr::default(),
+                        },
                         links,
                         pending_from,
                         final_to,
@@ -1020,7 +1026,7 @@ impl Clustering {
         }
         self.grow(view.addr_count() as usize);
         if let Some(ch) = self.change.as_mut() {
-            ch.last_recv.resize(view.addr_count() as usize, 0);
+            ch.last_recv.vec().resize(view.addr_count() as usize, 0);
         }
         self.rejudge(view, end);
         let mut touched = std::mem::take(&mut self.touched);

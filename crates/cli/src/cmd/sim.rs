@@ -658,26 +658,14 @@ fn is_coordinator(name: &str) -> bool {
 /// address of an exchange, OTC desk, mixer, payment processor or CoinJoin coordinator (the
 /// coordinator's fee addresses, category `mixer`, named after the coordinator).
 pub fn write_service_attribution(truth: &Path, out: &Path) -> Result<usize> {
+    use std::io::{BufRead, Write};
     let ents = std::fs::read_to_string(truth.join("entities.tsv"))
         .context("reading truth/entities.tsv")?;
-    let mut kind: std::collections::HashMap<String, (String, String)> = Default::default();
+    let mut kind: std::collections::HashMap<String, (&'static str, String)> = Default::default();
     for line in ents.lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
         if f.len() >= 3 {
-            kind.insert(f[0].to_string(), (f[1].to_string(), f[2].to_string()));
-        }
-    }
-    let addrs = std::fs::read_to_string(truth.join("addresses.tsv"))
-        .context("reading truth/addresses.tsv (simulate without --no-address-truth)")?;
-    let mut w = String::from("# address\tcategory\tname\tentity (simulated vendor attribution)\n");
-    let mut n = 0;
-    for line in addrs.lines().skip(1) {
-        let mut f = line.split('\t');
-        let (Some(a), Some(e)) = (f.next(), f.next()) else {
-            continue;
-        };
-        if let Some((k, name)) = kind.get(e) {
-            let cat = match k.as_str() {
+            let cat = match f[1] {
                 "exchange" => "exchange",
                 "otc" => "otc",
                 "mixer" => "mixer",
@@ -687,10 +675,45 @@ pub fn write_service_attribution(truth: &Path, out: &Path) -> Result<usize> {
                 "coinjoin_coordinator" => "mixer",
                 _ => continue,
             };
-            w.push_str(&format!("{a}\t{cat}\t{name}\t{e}\n"));
+            kind.insert(f[0].to_string(), (cat, f[2].to_string()));
+        }
+    }
+    // Streamed line by line (issue 18's scale table: reading the whole address truth into
+    // memory cost ~110 bytes per transaction of the chain), into a temporary file renamed
+    // over `out` at the end, so a failure never leaves a partial attribution file.
+    let addrs = std::fs::File::open(truth.join("addresses.tsv"))
+        .context("reading truth/addresses.tsv (simulate without --no-address-truth)")?;
+    let tmp = out.with_extension("tsv.tmp");
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?,
+    );
+    w.write_all(b"# address\tcategory\tname\tentity (simulated vendor attribution)\n")?;
+    let mut n = 0;
+    let mut line = String::new();
+    let mut r = std::io::BufReader::new(addrs);
+    r.read_line(&mut line)
+        .context("reading truth/addresses.tsv")?; // header
+    loop {
+        line.clear();
+        if r.read_line(&mut line)
+            .context("reading truth/addresses.tsv")?
+            == 0
+        {
+            break;
+        }
+        let mut f = line.trim_end_matches(['\n', '\r']).split('\t');
+        let (Some(a), Some(e)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if let Some((cat, name)) = kind.get(e) {
+            writeln!(w, "{a}\t{cat}\t{name}\t{e}")?;
             n += 1;
         }
     }
-    std::fs::write(out, w)?;
+    w.into_inner()
+        .map_err(|e| e.into_error())
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
     Ok(n)
 }
