@@ -10,6 +10,7 @@
 use crate::arr::Arr;
 use crate::change::{Atom, ChangeRules, LinkState, SoftLink, TxFacts};
 use crate::coinjoin::{detect_coinjoin, NetParams};
+use crate::store::{array_offsets, Base, Dirty, Track, AGG, U32_SHIFT};
 use cointrail_chain::view::{display_txid, AddrId, ChainView, InNum, Prevout, TxNum};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -60,62 +61,81 @@ pub struct Summary {
     pub last_seen_height: u32,
 }
 
-#[derive(Serialize, Deserialize)]
-struct State {
-    covered_txs: u64,
-    addrs: u64,
-    merges: u64,
-    coinjoins_skipped: u64,
+#[derive(Serialize, Deserialize, Clone)]
+pub(crate) struct State {
+    pub(crate) covered_txs: u64,
+    pub(crate) addrs: u64,
+    pub(crate) merges: u64,
+    pub(crate) coinjoins_skipped: u64,
     /// CoinJoins found, by detector (also those whose inputs predate the indexed range).
     #[serde(default)]
-    coinjoins_by_protocol: std::collections::BTreeMap<String, u64>,
-    rule_set: String,
+    pub(crate) coinjoins_by_protocol: std::collections::BTreeMap<String, u64>,
+    pub(crate) rule_set: String,
     /// The change layer (soft links), when the clustering was built with change rules.
     #[serde(default)]
-    change: Option<ChangeState>,
+    pub(crate) change: Option<ChangeState>,
     /// The txid of the last covered transaction (hex, as stored): tells a reorganisation
     /// that replaced blocks from one that only added some. Absent in older files.
     #[serde(default)]
-    last_txid: Option<String>,
+    pub(crate) last_txid: Option<String>,
     /// How `arrays.bin` is laid out; another layout (an older version's) is rebuilt.
     #[serde(default)]
-    layout: u32,
+    pub(crate) layout: u32,
     /// The txid of the first transaction (the coinbase) of the last covered block: with
     /// the last txid it pins that block, so a competing block holding the same last
     /// transaction at the same position is not taken for it.
     #[serde(default)]
-    block_first_txid: Option<String>,
+    pub(crate) block_first_txid: Option<String>,
+    /// This state's generation (`store.rs`): one more at every save.
+    #[serde(default)]
+    pub gen: u64,
+    /// Room in the copy's files, in addresses, merges and change links (absent: exactly
+    /// the counts, as saves before copies wrote them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_addrs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_merges: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_links: Option<u64>,
+    /// In the manifest (`clusters/state.json`) only: the copy holding this state, and the
+    /// other copy with its generation (absent when there is none to bring up to date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other: Option<String>,
+    #[serde(default)]
+    pub other_gen: u64,
+}
+
+pub(crate) fn state_bytes(s: &State) -> Vec<u8> {
+    serde_json::to_vec_pretty(s).expect("state serializes")
 }
 
 /// `arrays.bin`: `parent`, `next` (u32 each) and the aggregate records, each array
-/// starting on a page boundary so it can be mapped on its own.
-const LAYOUT: u32 = 2;
-const PAGE: u64 = 4096;
+/// starting on a page boundary so it can be mapped on its own. Layout 3 is layout 2 with
+/// room for more addresses (`cap_addrs`) in two copies (`store.rs`); layout 2 saves are
+/// still read.
+const LAYOUT: u32 = 3;
 
-fn page_up(x: u64) -> u64 {
-    x.div_ceil(PAGE) * PAGE
-}
-
-/// Byte offsets of `next` and `agg` in `arrays.bin`, and its length, for `n` addresses.
-fn array_offsets(n: u64) -> (u64, u64, u64) {
-    let next = page_up(n * 4);
-    let agg = next + page_up(n * 4);
-    (next, agg, agg + n * std::mem::size_of::<Agg>() as u64)
-}
-
-#[derive(Serialize, Deserialize)]
-struct ChangeState {
-    rules_name: String,
-    rules: String,
-    delay_blocks: u32,
-    seen_addrs: u32,
-    links: u64,
-    pending_from: u64,
+#[derive(Serialize, Deserialize, Clone)]
+pub(crate) struct ChangeState {
+    pub(crate) rules_name: String,
+    pub(crate) rules: String,
+    pub(crate) delay_blocks: u32,
+    pub(crate) seen_addrs: u32,
+    pub(crate) links: u64,
+    pub(crate) pending_from: u64,
     /// See [`ChangeLayer::final_to`]; absent in saves from before horizons (rebuilt).
     #[serde(default)]
-    final_to: Option<u32>,
+    pub(crate) final_to: Option<u32>,
     #[serde(default)]
-    final_seen: Option<u32>,
+    pub(crate) final_seen: Option<u32>,
+}
+
+impl ChangeLayer {
+    pub(crate) fn last_recv_bytes(&self) -> &[u8] {
+        self.last_recv.as_bytes()
+    }
 }
 
 impl ChangeState {
@@ -205,7 +225,7 @@ impl ChangeLayer {
 /// clustering is mapped rather than read.
 #[derive(Clone, Copy, FromBytes, IntoBytes, Immutable, KnownLayout)]
 #[repr(C)]
-struct Agg {
+pub(crate) struct Agg {
     received: u64,
     sent: u64,
     size: u32,
@@ -217,7 +237,7 @@ struct Agg {
 }
 
 pub struct Clustering {
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     pub covered_txs: u64,
     /// Internal-order txid of transaction `covered_txs - 1` when it was applied.
     pub last_txid: Option<[u8; 32]>,
@@ -226,12 +246,12 @@ pub struct Clustering {
     pub coinjoins_skipped: u64,
     /// CoinJoins found, by detector (also those whose inputs predate the indexed range).
     pub coinjoins_by_protocol: std::collections::BTreeMap<String, u64>,
-    parent: Arr<u32>,
+    pub(crate) parent: Arr<u32>,
     /// Circular member lists: iterating `next` from any member visits the whole cluster.
-    next: Arr<u32>,
+    pub(crate) next: Arr<u32>,
     /// A root's aggregates in one record: applying a transaction touches them together,
     /// so one cache miss instead of seven.
-    agg: Arr<Agg>,
+    pub(crate) agg: Arr<Agg>,
     pub merges: Arr<Merge>,
     params: NetParams,
     pub change: Option<ChangeLayer>,
@@ -251,14 +271,65 @@ pub struct Clustering {
     /// from an older version or a damaged one is rebuilt (or the save before it used),
     /// which takes a while and should not look like a hang.
     pub open_note: Option<String>,
+    /// The saved copy this clustering derives from and the pages changed since
+    /// (`store.rs`). Behind a mutex so that a save (`&self`) can reset it; the updating
+    /// methods reach it with `get_mut`, which takes no lock.
+    pub(crate) track: std::sync::Mutex<Track>,
+    /// A shared lock on the saved copy the arrays are mapped from, held while any is:
+    /// no save writes into a copy under it.
+    copy_lock: Option<std::fs::File>,
+    last_save: std::sync::Mutex<Option<crate::store::SaveReport>>,
+}
+
+/// Where the state saved before the current one is: the other copy, or `previous/` (saves
+/// from before copies).
+/// Without a readable manifest, the newest intact copy (one with its state file: a copy
+/// loses it while it is written).
+fn previous_dir(dir: &Path) -> PathBuf {
+    match peek_state(dir) {
+        Some(m) => match m.other {
+            Some(o) if valid_copy_name(&o) => dir.join(o),
+            _ => dir.join(PREVIOUS),
+        },
+        None => std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !valid_copy_name(&name) {
+                    return None;
+                }
+                let s = peek_state(&e.path())?;
+                Some((s.gen, e.path()))
+            })
+            .max()
+            .map_or_else(|| dir.join(PREVIOUS), |(_, p)| p),
+    }
+}
+
+/// A copy's directory name as saves make them (`c` and a generation): the manifest names
+/// nothing else, so a damaged one cannot point outside the clustering's directory.
+fn valid_copy_name(name: &str) -> bool {
+    name.len() > 1 && name.starts_with('c') && name[1..].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The first `len` bytes of a file (fewer when it is shorter).
+fn read_prefix(path: &Path, len: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut v = Vec::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.take(len as u64).read_to_end(&mut v);
+    }
+    v
 }
 
 /// The state saved before the last one, kept so that a reorganisation deeper than the
 /// last save can still start from a saved state, and so that a save cut short leaves one.
-const PREVIOUS: &str = "previous";
+pub(crate) const PREVIOUS: &str = "previous";
 
 /// The change layer's last payer of each address (`ChangeLayer::last_recv`).
-const LAST_RECV: &str = "change_last_recv.bin";
+pub(crate) const LAST_RECV: &str = "change_last_recv.bin";
 
 /// The first transaction of `t`'s block.
 fn block_first<V: ChainView>(view: &V, t: u64) -> TxNum {
@@ -307,7 +378,7 @@ fn lock_file(dir: &Path) -> std::io::Result<std::fs::File> {
 }
 
 /// The saved state in `dir`, read without opening its data files.
-fn peek_state(dir: &Path) -> Option<State> {
+pub(crate) fn peek_state(dir: &Path) -> Option<State> {
     serde_json::from_slice(&std::fs::read(dir.join("state.json")).ok()?).ok()
 }
 
@@ -596,14 +667,6 @@ fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
-fn to_bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * N);
-    for x in v {
-        out.extend_from_slice(&f(*x));
-    }
-    out
-}
-
 impl Clustering {
     pub fn new(dir: &Path, params: NetParams) -> Clustering {
         Clustering {
@@ -624,6 +687,9 @@ impl Clustering {
             restarted_from: 0,
             fresh_from: 0,
             open_note: None,
+            track: Default::default(),
+            copy_lock: None,
+            last_save: Default::default(),
         }
     }
 
@@ -638,9 +704,9 @@ impl Clustering {
         let _lock = read_lock(dir);
         let mut c = Clustering::open_at(dir, params)?;
         if c.covered_txs == 0 {
-            // Nothing usable here (a save cut short, a damaged state file): the state
-            // saved before it.
-            let mut p = Clustering::open_at(&dir.join(PREVIOUS), params)?;
+            // Nothing usable here (a damaged copy or state file): the state saved before
+            // it (the other copy, or `previous/` of saves before copies).
+            let mut p = Clustering::open_at(&previous_dir(dir), params)?;
             // The save before may be from before a change of setting (`cluster build
             // --change`): then the setting of the last save wins, when it can be read,
             // and the clustering is built again with it.
@@ -649,8 +715,13 @@ impl Clustering {
                 .is_none_or(|st| st.change.as_ref().map(ChangeState::setting) == prev);
             if p.covered_txs > 0 && same {
                 p.dir = dir.to_path_buf();
+                let which = if peek_state(dir).is_some() {
+                    "the one saved before it"
+                } else {
+                    "its newest intact copy"
+                };
                 p.open_note = Some(format!(
-                    "the last saved clustering {}; the one saved before it (covering {} transactions) is used",
+                    "the last saved clustering {}; {which} (covering {} transactions) is used",
                     c.open_note.as_deref().unwrap_or("is missing or empty"),
                     p.covered_txs
                 ));
@@ -670,6 +741,8 @@ impl Clustering {
         c
     }
 
+    /// Open the state saved in `dir`: the copy its manifest names current, or (a copy's
+    /// own directory, or a save from before copies) the files in `dir` itself.
     fn open_at(dir: &Path, params: NetParams) -> std::io::Result<Clustering> {
         let mut c = Clustering::new(dir, params);
         let state_path = dir.join("state.json");
@@ -680,9 +753,37 @@ impl Clustering {
         // index, so it is rebuilt (or `open` falls back to the previous save), never a
         // dead end.
         let damaged = "has a damaged state file (clusters/state.json)";
-        let Ok(s) = serde_json::from_slice::<State>(&text) else {
+        let Ok(man) = serde_json::from_slice::<State>(&text) else {
             return Ok(Clustering::afresh(dir, params, damaged));
         };
+        // The manifest names the copy; that copy's own state file must be the same
+        // generation (it is written before the manifest, and removed while the copy is
+        // written).
+        let (files, s, base) = match &man.current {
+            Some(name) if valid_copy_name(name) => {
+                let cdir = dir.join(name);
+                match peek_state(&cdir) {
+                    Some(s) if s.gen == man.gen && s.current.is_none() => (
+                        cdir,
+                        man.clone(),
+                        Some(Base {
+                            copy: name.clone(),
+                            gen: man.gen,
+                        }),
+                    ),
+                    _ => {
+                        return Ok(Clustering::afresh(
+                            dir,
+                            params,
+                            "has data files that do not match its state file",
+                        ))
+                    }
+                }
+            }
+            Some(_) => return Ok(Clustering::afresh(dir, params, damaged)),
+            None => (dir.to_path_buf(), man, None),
+        };
+        let dir_files = files.as_path();
         // Rebuilt, the clustering keeps its change setting when that still parses.
         let rebuilt = |why: &str| {
             let c = Clustering::afresh(dir, params, why);
@@ -700,9 +801,15 @@ impl Clustering {
             // Not a count this format can hold: a damaged state file. Rebuild.
             return Ok(rebuilt(damaged));
         }
-        let (next_at, agg_at, len) = array_offsets(n);
-        // A state file without its data files: a save (or `keep_previous`) cut short.
-        let open = |name: &str| match std::fs::File::open(dir.join(name)) {
+        let cap = s.cap_addrs.unwrap_or(n);
+        let cap_merges = s.cap_merges.unwrap_or(s.merges);
+        if cap < n || cap > u32::MAX as u64 + 1 || cap_merges < s.merges {
+            return Ok(rebuilt(damaged));
+        }
+        let (next_at, agg_at, len) = array_offsets(cap);
+        // A state file without its data files: a save (of the layout before copies) cut
+        // short.
+        let open = |name: &str| match std::fs::File::open(dir_files.join(name)) {
             Ok(f) => Ok(Some(f)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -710,13 +817,14 @@ impl Clustering {
         let (Some(arrays), Some(merges)) = (open("arrays.bin")?, open("merges.bin")?) else {
             return Ok(rebuilt("was cut short while saving"));
         };
-        if s.layout != LAYOUT
+        let layout_ok = s.layout == LAYOUT || (s.layout == 2 && base.is_none());
+        if !layout_ok
             || arrays.metadata()?.len() != len
-            || merges.metadata()?.len() != s.merges * std::mem::size_of::<Merge>() as u64
+            || merges.metadata()?.len() != cap_merges * std::mem::size_of::<Merge>() as u64
         {
             // Another layout, or files from different commits (the state file is written
             // last): rebuild.
-            let why = if s.layout != LAYOUT {
+            let why = if !layout_ok {
                 "was saved by an older version (another layout)"
             } else {
                 "has data files that do not match its state file"
@@ -724,12 +832,26 @@ impl Clustering {
             return Ok(rebuilt(why));
         }
         let n = n as usize;
+        // Held while the arrays are mapped: no save writes into this copy meanwhile. One
+        // being written (held exclusively) is no saved state to open.
+        match arrays.try_lock_shared() {
+            Ok(()) => c.copy_lock = Some(arrays.try_clone()?),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Ok(rebuilt("is being written by a save"));
+            }
+            // A file system without locks: no saver can lock it either (`store.rs`
+            // then writes whole copies).
+            Err(std::fs::TryLockError::Error(_)) => {}
+        }
         c.parent = Arr::map(&arrays, 0, n)?;
         c.next = Arr::map(&arrays, next_at, n)?;
         c.agg = Arr::map(&arrays, agg_at, n)?;
         c.merges = Arr::map(&merges, 0, s.merges as usize)?;
         if let Some(cs) = &s.change {
-            let links = std::fs::read(dir.join("change_links.bin")).unwrap_or_default();
+            let links = read_prefix(
+                &dir_files.join("change_links.bin"),
+                (cs.links as usize).saturating_mul(SoftLink::BYTES),
+            );
             let recv_file = open(LAST_RECV)?;
             let recv_len = match &recv_file {
                 Some(f) => f.metadata()?.len(),
@@ -758,7 +880,8 @@ impl Clustering {
                 })
                 && pending_from <= links.len()
                 && cs.final_to.is_some_and(|f| f as u64 <= s.covered_txs)
-                && recv_len == n as u64 * 4;
+                && recv_len == cap * 4
+                && s.cap_links.unwrap_or(cs.links) >= cs.links;
             match (cs.rules(), cs.final_to, cs.final_seen) {
                 (Some(rules), Some(final_to), Some(final_seen)) if sound => {
                     c.change = Some(ChangeLayer {
@@ -790,7 +913,60 @@ impl Clustering {
         c.last_txid = decode_txid(&s.last_txid);
         c.coinjoins_skipped = s.coinjoins_skipped;
         c.coinjoins_by_protocol = s.coinjoins_by_protocol.clone();
+        let links = c.change.as_ref().map_or(0, |ch| ch.links.len() as u64);
+        *c.track.get_mut().unwrap_or_else(|e| e.into_inner()) = Track {
+            base,
+            dirty: Dirty::clean(s.merges, links),
+        };
         Ok(c)
+    }
+
+    /// Make every array an owned vector and let go of the saved copy they were mapped
+    /// from: a clustering that changes is saved into the copies, and must not hold one.
+    fn own_arrays(&mut self) {
+        if self.copy_lock.is_none() {
+            return;
+        }
+        self.parent.vec();
+        self.next.vec();
+        self.agg.vec();
+        self.merges.vec();
+        if let Some(ch) = self.change.as_mut() {
+            ch.last_recv.vec();
+        }
+        self.copy_lock = None;
+    }
+
+    /// The state file of what is in memory.
+    pub(crate) fn state(&self) -> State {
+        State {
+            covered_txs: self.covered_txs,
+            addrs: self.parent.len() as u64,
+            merges: self.merges.len() as u64,
+            coinjoins_skipped: self.coinjoins_skipped,
+            coinjoins_by_protocol: self.coinjoins_by_protocol.clone(),
+            rule_set: RULE_SET.into(),
+            last_txid: self.last_txid.map(hex::encode),
+            block_first_txid: self.block_first_txid.map(hex::encode),
+            layout: LAYOUT,
+            change: self.change.as_ref().map(|ch| ChangeState {
+                rules_name: ch.rules.name.clone(),
+                rules: ch.rules.text.clone(),
+                delay_blocks: ch.delay_blocks,
+                seen_addrs: ch.seen_addrs,
+                links: ch.links.len() as u64,
+                pending_from: ch.pending_from as u64,
+                final_to: Some(ch.final_to),
+                final_seen: Some(ch.final_seen),
+            }),
+            gen: 0,
+            cap_addrs: None,
+            cap_merges: None,
+            cap_links: None,
+            current: None,
+            other: None,
+            other_gen: 0,
+        }
     }
 
     /// Persist: arrays and merge log first, the state file last (atomic renames).
@@ -830,59 +1006,8 @@ impl Clustering {
         if !go(&Clustering::saved_token(&self.dir)) {
             return Ok(None);
         }
-        self.keep_previous()?;
-        let n = self.parent.len() as u64;
-        let (next_at, agg_at, _) = array_offsets(n);
-        let pad = |to: u64, at: u64| vec![0u8; (to - at) as usize];
-        write_atomic_parts(
-            &self.dir.join("arrays.bin"),
-            &[
-                self.parent.as_bytes(),
-                &pad(next_at, n * 4),
-                self.next.as_bytes(),
-                &pad(agg_at, next_at + n * 4),
-                self.agg.as_bytes(),
-            ],
-        )?;
-        write_atomic(&self.dir.join("merges.bin"), self.merges.as_bytes())?;
-        if let Some(ch) = &self.change {
-            let mut b = Vec::with_capacity(ch.links.len() * SoftLink::BYTES);
-            for l in &ch.links {
-                b.extend_from_slice(&l.to_bytes());
-            }
-            write_atomic(&self.dir.join("change_links.bin"), &b)?;
-            write_atomic(
-                &self.dir.join(LAST_RECV),
-                &to_bytes(&ch.last_recv, u32::to_le_bytes),
-            )?;
-            // What older versions kept instead (counts of outputs received).
-            let _ = std::fs::remove_file(self.dir.join("change_recv.bin"));
-        }
-        let s = State {
-            covered_txs: self.covered_txs,
-            addrs: self.parent.len() as u64,
-            merges: self.merges.len() as u64,
-            coinjoins_skipped: self.coinjoins_skipped,
-            coinjoins_by_protocol: self.coinjoins_by_protocol.clone(),
-            rule_set: RULE_SET.into(),
-            last_txid: self.last_txid.map(hex::encode),
-            block_first_txid: self.block_first_txid.map(hex::encode),
-            layout: LAYOUT,
-            change: self.change.as_ref().map(|ch| ChangeState {
-                rules_name: ch.rules.name.clone(),
-                rules: ch.rules.text.clone(),
-                delay_blocks: ch.delay_blocks,
-                seen_addrs: ch.seen_addrs,
-                links: ch.links.len() as u64,
-                pending_from: ch.pending_from as u64,
-                final_to: Some(ch.final_to),
-                final_seen: Some(ch.final_seen),
-            }),
-        };
-        write_atomic(
-            &self.dir.join("state.json"),
-            &serde_json::to_vec_pretty(&s).expect("state serializes"),
-        )?;
+        let rep = self.save_copies()?;
+        *self.last_save.lock().unwrap_or_else(|e| e.into_inner()) = Some(rep);
         // Unique to this save (its time and process), so that no two saves look alike.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -899,53 +1024,35 @@ impl Clustering {
         dir.join("saved.stamp")
     }
 
-    /// Keep the last saved state in `previous/` (hard links: the files of `dir` stay as
-    /// they are), unless it is this very state. Then take `dir`'s state file away, so
-    /// that a save cut short leaves `dir` without one and `open` falls back to
-    /// `previous/`, rather than pairing an old state file with new data files.
-    fn keep_previous(&self) -> std::io::Result<()> {
-        let state = self.dir.join("state.json");
-        let Some(s) = peek_state(&self.dir) else {
-            return Ok(());
-        };
-        let same = s.covered_txs == self.covered_txs
-            && decode_txid(&s.last_txid) == self.last_txid
-            && decode_txid(&s.block_first_txid) == self.block_first_txid;
-        if !same {
-            let prev = self.dir.join(PREVIOUS);
-            std::fs::create_dir_all(&prev)?;
-            let _ = std::fs::remove_file(prev.join("state.json"));
-            for f in [
-                "arrays.bin",
-                "merges.bin",
-                "change_links.bin",
-                LAST_RECV,
-                // What older versions kept instead of LAST_RECV: dropped from `previous/`.
-                "change_recv.bin",
-                "state.json",
-            ] {
-                let _ = std::fs::remove_file(prev.join(f));
-                match std::fs::hard_link(self.dir.join(f), prev.join(f)) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                }
-            }
-            std::fs::File::open(&prev)?.sync_all()?;
-        }
-        std::fs::remove_file(state)?;
-        std::fs::File::open(&self.dir)?.sync_all()
-    }
-
     /// Whether `dir` holds a saved clustering (or the one before it, which `open` falls
     /// back to).
     pub fn saved_exists(dir: &Path) -> bool {
-        dir.join("state.json").exists() || dir.join(PREVIOUS).join("state.json").exists()
+        dir.join("state.json").exists() || previous_dir(dir).join("state.json").exists()
+    }
+
+    /// What the last save by this clustering wrote (whole copy or pages, bytes).
+    pub fn last_save(&self) -> Option<crate::store::SaveReport> {
+        self.last_save
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn grow(&mut self, n: usize) {
-        if n <= self.parent.len() {
+        let old = self.parent.len();
+        if n <= old {
             return;
         }
+        let d = &mut self
+            .track
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .dirty;
+        let pages = |shift: u32| (old >> shift, (n - 1) / (1 << shift) + 1);
+        let (a, b) = pages(U32_SHIFT);
+        d.parent.set_range(a, b);
+        d.next.set_range(a, b);
+        d.agg.set_range(old * AGG >> 12, (n * AGG - 1) / 4096 + 1);
         if self.parent.vec().capacity() < n {
             // Room for all at once (a first build knows the final count), or half as much
             // again when following the tip, so blocks do not reallocate. In 4 KB pages:
@@ -972,12 +1079,29 @@ impl Clustering {
     }
 
     pub fn find(&mut self, mut a: AddrId) -> AddrId {
+        let dirty = &mut self
+            .track
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .dirty;
         while self.parent[a as usize] != a {
             let p = self.parent[a as usize];
-            self.parent[a as usize] = self.parent[p as usize];
+            let gp = self.parent[p as usize];
+            if gp != p {
+                self.parent[a as usize] = gp;
+                dirty.parent.set(a as usize >> U32_SHIFT);
+            }
             a = p;
         }
         a
+    }
+
+    /// The aggregates of `r`, to change (its page is marked for the next save).
+    #[inline]
+    fn agg_mut(&mut self, r: AddrId) -> &mut Agg {
+        let t = self.track.get_mut().unwrap_or_else(|e| e.into_inner());
+        t.dirty.agg.set_agg(r as usize);
+        &mut self.agg[r as usize]
     }
 
     fn root(&self, mut a: AddrId) -> AddrId {
@@ -999,8 +1123,16 @@ impl Clustering {
         };
         let (bi, si) = (big as usize, small as usize);
         self.parent[si] = big;
+        let d = &mut self
+            .track
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .dirty;
+        d.parent.set(si >> U32_SHIFT);
+        d.next.set(si >> U32_SHIFT);
+        d.next.set(bi >> U32_SHIFT);
         let sm = self.agg[si];
-        let g = &mut self.agg[bi];
+        let g = self.agg_mut(big);
         g.size += sm.size;
         g.min_id = g.min_id.min(sm.min_id);
         g.received += sm.received;
@@ -1024,9 +1156,22 @@ impl Clustering {
             // A view shorter than what is covered: `sync` undoes the difference first.
             return;
         }
+        if end > self.covered_txs {
+            self.own_arrays();
+        }
         self.grow(view.addr_count() as usize);
         if let Some(ch) = self.change.as_mut() {
-            ch.last_recv.vec().resize(view.addr_count() as usize, 0);
+            let (old, n) = (ch.last_recv.len(), view.addr_count() as usize);
+            if n > old {
+                let d = &mut self
+                    .track
+                    .get_mut()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .dirty;
+                d.recv
+                    .set_range(old >> U32_SHIFT, (n - 1) / (1 << U32_SHIFT) + 1);
+            }
+            ch.last_recv.vec().resize(n, 0);
         }
         self.rejudge(view, end);
         let mut touched = std::mem::take(&mut self.touched);
@@ -1047,7 +1192,16 @@ impl Clustering {
         self.last_txid = (end > 0).then(|| view.txid((end - 1) as TxNum));
         self.block_first_txid = (end > 0).then(|| view.txid(block_first(view, end - 1)));
         if let (Some(ch), true) = (self.change.as_mut(), end > 0) {
+            let pf = ch.pending_from;
             ch.settle(view.tx_height((end - 1) as TxNum));
+            if ch.pending_from != pf {
+                let d = &mut self
+                    .track
+                    .get_mut()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .dirty;
+                d.links_from = d.links_from.min(pf as u64);
+            }
         }
     }
 
@@ -1153,6 +1307,12 @@ impl Clustering {
         let at = ch.links.partition_point(|l| l.tx < from);
         let end = ch.links.partition_point(|l| (l.tx as u64) < t);
         ch.links.splice(at..end, judged);
+        let d = &mut self
+            .track
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .dirty;
+        d.links_from = d.links_from.min(at as u64);
         ch.final_to = t as TxNum;
         ch.final_seen = seen;
     }
@@ -1200,21 +1360,36 @@ impl Clustering {
                 self.union(ins[0], b, t);
             }
             let r = self.find(ins[0]);
-            self.agg[r as usize].sent += vals.iter().sum::<u64>();
+            self.agg_mut(r).sent += vals.iter().sum::<u64>();
             touched.push(r);
         } else {
             for (&a, &v) in ins.iter().zip(vals.iter()) {
                 let r = self.find(a);
-                self.agg[r as usize].sent += v;
+                self.agg_mut(r).sent += v;
                 touched.push(r);
             }
         }
         if let Some(ch) = self.change.as_mut() {
+            let d = &mut self
+                .track
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .dirty;
             let h = tx.height;
+            let pf = ch.pending_from;
             ch.settle(h);
+            if ch.pending_from != pf {
+                d.links_from = d.links_from.min(pf as u64);
+            }
             for &a in read.outs {
-                ch.last_recv[a as usize] = t;
+                if ch.last_recv[a as usize] != t {
+                    ch.last_recv[a as usize] = t;
+                    d.recv.set(a as usize >> U32_SHIFT);
+                }
                 ch.seen_addrs = ch.seen_addrs.max(a + 1);
+            }
+            if tx.link.is_some() {
+                d.links_from = d.links_from.min(ch.links.len() as u64);
             }
             ch.links.extend(tx.link);
             if !tx.provisional && ch.final_to == t {
@@ -1238,7 +1413,7 @@ impl Clustering {
         });
         for (&a, &v) in read.outs.iter().zip(read.out_vals.iter()) {
             if firsts_apart && a >= fresh_from {
-                let g = &mut self.agg[a as usize];
+                let g = self.agg_mut(a);
                 g.received += v;
                 g.txs += 1;
                 g.first = g.first.min(h);
@@ -1246,7 +1421,7 @@ impl Clustering {
                 continue;
             }
             let r = self.find(a);
-            self.agg[r as usize].received += v;
+            self.agg_mut(r).received += v;
             touched.push(r);
         }
         if let Some(&m) = read.outs.iter().max() {
@@ -1260,7 +1435,7 @@ impl Clustering {
             touched.dedup();
         }
         for &r in touched.iter() {
-            let g = &mut self.agg[r as usize];
+            let g = self.agg_mut(r);
             g.txs += 1;
             g.first = g.first.min(h);
             g.last = g.last.max(h);
@@ -1279,7 +1454,7 @@ impl Clustering {
         let setting = self.change.as_ref().map(ChangeLayer::setting);
         let progress = self.progress.take();
         let lock = read_lock(&dir);
-        let saved = [dir.clone(), dir.join(PREVIOUS)].into_iter().find_map(|d| {
+        let saved = [dir.clone(), previous_dir(&dir)].into_iter().find_map(|d| {
             // Judged on the state file first: opening reads the change layer's files.
             let s = peek_state(&d)?;
             let (last, first) = (
@@ -1364,6 +1539,40 @@ impl Clustering {
 
     pub fn addr_count(&self) -> usize {
         self.parent.len()
+    }
+
+    /// A digest (FNV-1a) of every byte a save writes: the arrays, the merge log, the
+    /// change layer and the counters of the state file. A clustering saved and opened
+    /// again has the digest it had in memory (`tests/save.rs`).
+    pub fn saved_digest(&self) -> u64 {
+        let mut h = 0xcbf29ce484222325u64;
+        let mut eat = |b: &[u8]| {
+            for &x in b {
+                h = (h ^ x as u64).wrapping_mul(0x100000001b3);
+            }
+        };
+        eat(self.parent.as_bytes());
+        eat(self.next.as_bytes());
+        eat(self.agg.as_bytes());
+        eat(self.merges.as_bytes());
+        if let Some(ch) = &self.change {
+            eat(ch.last_recv.as_bytes());
+            for l in &ch.links {
+                eat(&l.to_bytes());
+            }
+            let c = [
+                ch.seen_addrs,
+                ch.pending_from as u32,
+                ch.final_to,
+                ch.final_seen,
+            ];
+            eat(c.as_bytes());
+        }
+        eat(self.covered_txs.as_bytes());
+        eat(self.coinjoins_skipped.as_bytes());
+        eat(&self.last_txid.unwrap_or_default());
+        eat(&self.block_first_txid.unwrap_or_default());
+        h
     }
 
     /// The merges that join `a` to `b` (shortest chain in the merge graph), or `None` when

@@ -6,8 +6,10 @@ pub mod change;
 pub mod clusters;
 pub mod coinjoin;
 pub mod entities;
+pub mod store;
 
 pub use change::{ChangeRules, SoftLink};
 pub use clusters::{pairwise_scores, Clustering, MergeStep, Scores};
 pub use coinjoin::{classify_tx, detect_coinjoin, CoinJoin, NetParams};
 pub use entities::{Entities, EntityTags, Guards, Outcome, Tag};
+pub use store::SaveReport;

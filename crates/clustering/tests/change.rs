@@ -247,7 +247,7 @@ fn links_wait_for_the_delay_and_reused_change_is_dropped() {
     let mut st: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
     st["change"].as_object_mut().unwrap().remove("final_to");
     std::fs::write(&f, serde_json::to_vec(&st).unwrap()).unwrap();
-    std::fs::remove_dir_all(d.path().join("previous")).ok();
+    common::forget_previous(d.path());
     let old = Clustering::open(d.path(), NetParams::any_height()).unwrap();
     assert_eq!(old.covered_txs, 0);
     assert_eq!(old.change.as_ref().unwrap().rules.name, "default");
@@ -596,12 +596,15 @@ fn damaged_change_links_are_rebuilt_not_trusted() {
     cl.update(&c.0);
     assert_eq!(cl.change.as_ref().unwrap().links.len(), 3);
     cl.save().unwrap();
-    let f = d.path().join("change_links.bin");
+    // The copy's file has room for more links: the three saved are its first bytes.
+    let f = common::current_copy(d.path()).join("change_links.bin");
     let bytes = std::fs::read(&f).unwrap();
-    let mut records: Vec<&[u8]> = bytes.chunks(bytes.len() / 3).collect();
+    let mut records: Vec<&[u8]> = bytes[..3 * cointrail_clustering::SoftLink::BYTES]
+        .chunks(cointrail_clustering::SoftLink::BYTES)
+        .collect();
     records.reverse();
     std::fs::write(&f, records.concat()).unwrap();
-    std::fs::remove_dir_all(d.path().join("previous")).ok();
+    common::forget_previous(d.path());
     let mut back = Clustering::open(d.path(), NetParams::any_height()).unwrap();
     assert_eq!(back.covered_txs, 0);
     assert!(back.open_note.as_deref().unwrap().contains("change links"));
@@ -612,7 +615,8 @@ fn damaged_change_links_are_rebuilt_not_trusted() {
     );
     // In order but naming an address the clustering does not have: the same.
     cl.save().unwrap();
-    std::fs::remove_dir_all(d.path().join("previous")).ok();
+    common::forget_previous(d.path());
+    let f = common::current_copy(d.path()).join("change_links.bin");
     let mut bytes = std::fs::read(&f).unwrap();
     bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes()); // the first link's change
     std::fs::write(&f, &bytes).unwrap();
@@ -621,7 +625,7 @@ fn damaged_change_links_are_rebuilt_not_trusted() {
     assert!(back.open_note.as_deref().unwrap().contains("change links"));
 }
 
-/// After `cluster build --change`, the save before (in `previous/`) has no change rules:
+/// After `cluster build --change`, the save before (the other copy) has no change rules:
 /// a damaged last save does not fall back to it and lose the rules, but is built again
 /// with them. With the same setting, the save before is what it falls back to.
 #[test]
@@ -639,9 +643,18 @@ fn a_damaged_save_does_not_fall_back_to_another_setting() {
     let mut with = Clustering::new(d.path(), NetParams::any_height()).with_change(rules(), 5);
     with.update(&c.0);
     with.save().unwrap();
-    let prev = Clustering::open(&d.path().join("previous"), NetParams::any_height()).unwrap();
-    assert_eq!((prev.covered_txs, prev.change.is_none()), (4, true));
-    std::fs::write(d.path().join("change_links.bin"), b"torn").unwrap();
+    let prev = Clustering::open(
+        &common::other_copy(d.path()).unwrap(),
+        NetParams::any_height(),
+    )
+    .unwrap();
+    assert_eq!((prev.covered_txs, prev.change.is_none()), (10, true));
+    drop(prev);
+    std::fs::write(
+        common::current_copy(d.path()).join("change_links.bin"),
+        b"torn",
+    )
+    .unwrap();
     let back = Clustering::open(d.path(), NetParams::any_height()).unwrap();
     assert_eq!(back.covered_txs, 0, "not the rule-less save before");
     assert_eq!(back.change.as_ref().unwrap().rules.name, "default");
@@ -653,7 +666,7 @@ fn a_damaged_save_does_not_fall_back_to_another_setting() {
     let mut second = Clustering::open(&dir, NetParams::any_height()).unwrap();
     second.update(&c.0);
     second.save().unwrap();
-    std::fs::write(dir.join("change_links.bin"), b"torn").unwrap();
+    std::fs::write(common::current_copy(&dir).join("change_links.bin"), b"torn").unwrap();
     let back = Clustering::open(&dir, NetParams::any_height()).unwrap();
     assert_eq!(back.covered_txs, 4, "the save before, with the same rules");
     assert_eq!(back.change.as_ref().unwrap().rules.name, "default");

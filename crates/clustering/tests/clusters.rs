@@ -479,14 +479,23 @@ fn a_save_cut_short_falls_back_to_the_one_before() {
     a.tx(&[(f3, 0)], &[(11, 99_000_000)]);
     cl.update(&a.0);
     cl.save().unwrap();
+    // Without its manifest, the newest intact copy: here the last save's.
+    let newest = common::current_copy(d.path());
     std::fs::remove_file(d.path().join("state.json")).unwrap();
     assert!(Clustering::saved_exists(d.path()));
+    let back = Clustering::open(d.path(), NetParams::any_height()).unwrap();
+    assert_eq!(back.covered_txs, 5);
+    assert_eq!(back.merges, cl.merges);
+    drop(back);
+    // That copy cut short too (a copy has no state file while a save writes it): the
+    // copy before.
+    std::fs::remove_file(newest.join("state.json")).unwrap();
     let mut back = Clustering::open(d.path(), NetParams::any_height()).unwrap();
     assert_eq!(back.covered_txs, 3);
     // The user is told why (a rebuild or an older state is no silent surprise).
     assert_eq!(
         back.open_note.as_deref(),
-        Some("the last saved clustering is missing or empty; the one saved before it (covering 3 transactions) is used")
+        Some("the last saved clustering is missing or empty; its newest intact copy (covering 3 transactions) is used")
     );
     assert!(back.sync(&a.0));
     assert_eq!(back.covered_txs, 5);
@@ -506,20 +515,21 @@ fn a_save_cut_short_falls_back_to_the_one_before() {
     assert_eq!(again.covered_txs, 5);
     assert_eq!(again.open_note, None);
     assert_eq!(again.cluster_of(a.addr(1)), again.cluster_of(a.addr(2)));
-    // A damaged state file is no dead end either: the save before it is used.
+    // A damaged state file is no dead end either: the newest intact copy is used.
     std::fs::write(d.path().join("state.json"), b"{garbage").unwrap();
     let mut damaged = Clustering::open(d.path(), NetParams::any_height()).unwrap();
-    assert_eq!(damaged.covered_txs, 3);
+    assert_eq!(damaged.covered_txs, 5);
     let note = damaged.open_note.clone().unwrap();
     assert!(
-        note.contains("damaged state file") && note.contains("covering 3"),
+        note.contains("damaged state file") && note.contains("covering 5"),
         "{note}"
     );
-    assert!(damaged.sync(&a.0));
+    assert!(!damaged.sync(&a.0));
     assert_eq!(damaged.merges, cl.merges);
     // Saves from a version with another layout, here and before: rebuilt, and said so.
     damaged.save().unwrap();
-    for dir in [d.path().to_path_buf(), d.path().join("previous")] {
+    assert!(common::other_copy(d.path()).is_none(), "a whole copy");
+    for dir in [d.path().to_path_buf(), common::current_copy(d.path())] {
         let f = dir.join("state.json");
         let mut st: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();

@@ -113,3 +113,24 @@ pub fn owners(sim: &std::path::Path, idx: &cointrail_index::Index) -> Vec<Option
     }
     owner
 }
+
+/// The directory of the saved copy a clustering's manifest names current (`store.rs`).
+pub fn current_copy(dir: &std::path::Path) -> std::path::PathBuf {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    dir.join(m["current"].as_str().expect("a manifest naming its copy"))
+}
+
+/// The other copy (the save before the current one), if the manifest names one.
+pub fn other_copy(dir: &std::path::Path) -> Option<std::path::PathBuf> {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("state.json")).ok()?).ok()?;
+    Some(dir.join(m["other"].as_str()?))
+}
+
+/// Remove the save before the current one, so that `open` cannot fall back to it.
+pub fn forget_previous(dir: &std::path::Path) {
+    if let Some(o) = other_copy(dir) {
+        std::fs::remove_dir_all(o).unwrap();
+    }
+}
