@@ -1038,7 +1038,7 @@ impl Clustering {
             .clone()
     }
 
-    fn grow(&mut self, n: usize) {
+    pub(crate) fn grow(&mut self, n: usize) {
         let old = self.parent.len();
         if n <= old {
             return;
@@ -1111,7 +1111,7 @@ impl Clustering {
         a
     }
 
-    fn union(&mut self, a: AddrId, b: AddrId, tx: TxNum) {
+    pub(crate) fn union(&mut self, a: AddrId, b: AddrId, tx: TxNum) {
         let (ra, rb) = (self.find(a), self.find(b));
         if ra == rb {
             return;
