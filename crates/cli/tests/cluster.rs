@@ -216,8 +216,15 @@ fn change_links_entities_explain_and_evaluation() {
 
     // A saved file that is not what the state says: rebuilt, and the user told why, in
     // plain text (stderr is a pipe here: no colour codes, no timestamps).
-    std::fs::write(dir.join("clusters/arrays.bin"), b"not the arrays").unwrap();
-    std::fs::remove_dir_all(dir.join("clusters/previous")).ok();
+    // (The manifest names the current copy; the other copy, the save before, goes too,
+    // or it would be used.)
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("clusters/state.json")).unwrap()).unwrap();
+    let copy = dir.join("clusters").join(m["current"].as_str().unwrap());
+    std::fs::write(copy.join("arrays.bin"), b"not the arrays").unwrap();
+    if let Some(other) = m["other"].as_str() {
+        std::fs::remove_dir_all(dir.join("clusters").join(other)).unwrap();
+    }
     let (ok, out, err) = run(&dir, &["cluster", "build"]);
     assert!(ok, "{err}");
     assert!(out.contains("clustering covers"), "{out}");

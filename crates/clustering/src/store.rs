@@ -133,9 +133,11 @@ impl Dirty {
         d
     }
 
-    /// The lag file: magic, four page lists, the two log starts, an FNV-1a checksum.
-    fn to_bytes(&self) -> Vec<u8> {
+    /// The lag file: magic, the pair of copies it relates (`pair_key`), four page lists,
+    /// the two log starts, an FNV-1a checksum.
+    fn to_bytes(&self, pair: u64) -> Vec<u8> {
         let mut b = b"CTLAG1\0\0".to_vec();
+        b.extend_from_slice(&pair.to_le_bytes());
         for bits in [&self.parent, &self.next, &self.agg, &self.recv] {
             b.extend_from_slice(&(bits.count() as u64).to_le_bytes());
             for p in bits.pages() {
@@ -149,12 +151,15 @@ impl Dirty {
         b
     }
 
-    fn from_bytes(b: &[u8]) -> Option<Dirty> {
+    fn from_bytes(b: &[u8], pair: u64) -> Option<Dirty> {
         let (body, sum) = b.split_at_checked(b.len().checked_sub(8)?)?;
-        if fnv(body).to_le_bytes() != sum || !body.starts_with(b"CTLAG1\0\0") {
+        if fnv(body).to_le_bytes() != sum
+            || !body.starts_with(b"CTLAG1\0\0")
+            || body.get(8..16)? != pair.to_le_bytes()
+        {
             return None;
         }
-        let mut at = 8;
+        let mut at = 16;
         let mut u = || -> Option<u64> {
             let v = u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?);
             at += 8;
@@ -225,13 +230,27 @@ pub(crate) fn lag_path(dir: &Path, gen: u64) -> PathBuf {
     dir.join(format!("lag.{gen}.bin"))
 }
 
-pub(crate) fn read_lag(dir: &Path, gen: u64) -> Option<Dirty> {
+/// What a lag file relates: the current copy and generation, the other and its. A lag
+/// file left by a save cut short after writing it (its generation then reused) names
+/// another pair, and is not taken for the manifest's.
+fn pair_key(current: &str, gen: u64, other: &str, other_gen: u64) -> u64 {
+    fnv(format!("{current}:{gen}/{other}:{other_gen}").as_bytes())
+}
+
+/// The lag file of the manifest `m`: where its other copy differs from its current one.
+pub(crate) fn read_lag(dir: &Path, m: &crate::clusters::State) -> Option<Dirty> {
+    let pair = pair_key(
+        m.current.as_deref()?,
+        m.gen,
+        m.other.as_deref()?,
+        m.other_gen,
+    );
     let mut b = Vec::new();
-    File::open(lag_path(dir, gen))
+    File::open(lag_path(dir, m.gen))
         .ok()?
         .read_to_end(&mut b)
         .ok()?;
-    Dirty::from_bytes(&b)
+    Dirty::from_bytes(&b, pair)
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -362,7 +381,7 @@ impl Clustering {
             }
             _ => From::Nothing,
         };
-        let lag = man.as_ref().and_then(|m| read_lag(&dir, m.gen));
+        let lag = man.as_ref().and_then(|m| read_lag(&dir, m));
         // Above every copy's, also those of a manifest lost.
         let copies = std::fs::read_dir(&dir).into_iter().flatten().flatten();
         let newest = copies
@@ -508,8 +527,16 @@ impl Clustering {
                 None,
             ),
         };
-        if let Some(l) = new_lag {
-            write_synced(&lag_path(&dir, gen), &l.to_bytes())?;
+        match (new_lag, &other) {
+            (Some(l), Some(o)) => {
+                let pair = pair_key(&name, gen, o, other_gen);
+                write_synced(&lag_path(&dir, gen), &l.to_bytes(pair))?;
+            }
+            // No lag (a stale one of this generation would name another pair anyway).
+            _ => match std::fs::remove_file(lag_path(&dir, gen)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            },
         }
         st.current = Some(name.clone());
         st.other = other.clone();
@@ -652,11 +679,12 @@ mod tests {
         d.parent.set(3);
         d.agg.set_agg(1000);
         d.recv.set_range(5, 70);
-        let b = d.to_bytes();
-        assert_eq!(Dirty::from_bytes(&b), Some(d));
+        let b = d.to_bytes(42);
+        assert_eq!(Dirty::from_bytes(&b, 42), Some(d));
+        assert_eq!(Dirty::from_bytes(&b, 43), None, "another pair's");
         let mut bad = b.clone();
-        bad[20] ^= 1;
-        assert_eq!(Dirty::from_bytes(&bad), None);
-        assert_eq!(Dirty::from_bytes(&b[..b.len() - 1]), None);
+        bad[28] ^= 1;
+        assert_eq!(Dirty::from_bytes(&bad, 42), None);
+        assert_eq!(Dirty::from_bytes(&b[..b.len() - 1], 42), None);
     }
 }

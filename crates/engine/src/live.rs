@@ -386,16 +386,18 @@ pub struct ClusterFollower {
 
 /// Clusterings of at most this many addresses (about 88 MB of arrays) are saved per block.
 pub const SAVE_EACH_BLOCK_ADDRS: usize = 2_000_000;
-pub const SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
-/// A save rewrites every array (48 bytes per address: about 53 GB on mainnet), and the
-/// follower waits for it: saves are spaced so that they take at most 1/this of the time.
+/// A save writes only the pages that changed since the copy it writes was last saved
+/// (`clustering/src/store.rs`), but a whole copy (48 bytes per address: about 53 GB on
+/// mainnet) now and then (the first saves, a copy outgrown, a copy held by a reader), and
+/// the follower waits for it: saves are spaced so that they take at most 1/this of the
+/// time. With saves of a block's changes, that is every block.
 const SAVE_SHARE: u32 = 20;
 
 /// Whether a clustering of `addrs` addresses, last saved `since` ago by a save that took
-/// `took`, is saved now: small ones at every block; others at most every [`SAVE_EVERY`],
-/// and never so often that saving takes more than 1/[`SAVE_SHARE`] of the time.
+/// `took`, is saved now: small ones at every block; others never so often that saving
+/// takes more than 1/[`SAVE_SHARE`] of the time.
 pub fn save_due(addrs: usize, since: std::time::Duration, took: std::time::Duration) -> bool {
-    addrs <= SAVE_EACH_BLOCK_ADDRS || since >= SAVE_EVERY.max(took * SAVE_SHARE)
+    addrs <= SAVE_EACH_BLOCK_ADDRS || since >= took * SAVE_SHARE
 }
 
 impl ClusterFollower {
@@ -509,10 +511,15 @@ mod tests {
         let min = |m: u64| Duration::from_secs(60 * m);
         // Small: every block.
         assert!(save_due(1_000, Duration::ZERO, Duration::ZERO));
-        // Big, quick to save: every five minutes.
-        assert!(!save_due(50_000_000, min(4), Duration::from_secs(3)));
-        assert!(save_due(50_000_000, min(5), Duration::from_secs(3)));
-        // Mainnet-size, four minutes a save: every 80 minutes, not every five.
+        // Big, a block's changes saved in 0.2 s: every block (ten minutes apart).
+        assert!(save_due(50_000_000, min(10), Duration::from_millis(200)));
+        // Not twice in a few seconds, though.
+        assert!(!save_due(
+            50_000_000,
+            Duration::from_secs(3),
+            Duration::from_millis(200)
+        ));
+        // Mainnet-size, after a whole copy took four minutes: not before 80 minutes.
         assert!(!save_due(1_100_000_000, min(30), min(4)));
         assert!(save_due(1_100_000_000, min(80), min(4)));
     }
