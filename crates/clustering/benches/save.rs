@@ -6,12 +6,16 @@
 //! (without an index, a simulated 100k-transaction chain). The clustering is built at
 //! once up to `COINTRAIL_BENCH_BLOCKS` (default 6) blocks before the tip, then follows
 //! them one at a time with a save after each, as the follower does. Each save prints what
-//! it reported (whole copy or pages, bytes of array data) and what the kernel counted for
-//! the process in `/proc/self/io` (`write_bytes`: bytes sent to the storage layer,
-//! page-granular, with the small state, lag and stamp files), and its time. The first two
-//! saves are whole copies (there is no other copy before them), the rest write what
-//! changed. `COINTRAIL_BENCH_TMP` sets where the clustering is written (a disk, not a
-//! tmpfs, or `write_bytes` counts nothing).
+//! it reported (whole copy or pages, bytes of array data), the bytes the process passed to
+//! `write` calls (`wchar` in `/proc/self/io`: the arrays and the small state, lag and
+//! stamp files), what the kernel counted as sent to storage (`write_bytes`: on kernels
+//! whose page cache holds large folios, ext4 since 6.16, a 4 KB write into a cached 2 MB
+//! folio counts 2 MB there although only the dirty 4 KB block is written), the sectors the
+//! disk under the clustering wrote meanwhile (`/sys/dev/block/M:m/stat`: every process's
+//! writes, so noisy on a shared machine; the saves sync their files, so theirs are in it),
+//! and its time. The first two saves are whole copies (there is no other copy before
+//! them), the rest write what changed. `COINTRAIL_BENCH_TMP` sets where the clustering is
+//! written (a disk, not a tmpfs).
 
 use cointrail_chain::view::{AddrId, ChainView, Prevout, TxNum};
 use cointrail_chain::AddressKey;
@@ -83,15 +87,29 @@ impl<V: ChainView> ChainView for Prefix<'_, V> {
     }
 }
 
-/// `write_bytes` of this process so far.
-fn write_bytes() -> u64 {
+/// A counter of `/proc/self/io` (`wchar`, `write_bytes`) so far.
+fn proc_io(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/io")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("write_bytes: ")?.trim().parse().ok())
+            s.lines().find_map(|l| {
+                let (k, v) = l.split_once(": ")?;
+                (k == key).then(|| v.trim().parse().ok())?
+            })
         })
         .unwrap_or(0)
+}
+
+/// Bytes written so far by the block device holding `dir` (sectors written × 512).
+fn device_written(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).ok()?.dev();
+    let (major, minor) = (
+        ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff),
+        (dev & 0xff) | ((dev >> 12) & !0xff),
+    );
+    let stat = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/stat")).ok()?;
+    Some(stat.split_whitespace().nth(6)?.parse::<u64>().ok()? * 512)
 }
 
 fn main() {
@@ -141,22 +159,30 @@ fn main() {
         cl.addr_count(),
         t0.elapsed().as_secs_f64()
     );
-    println!("save  covers(txs)  block txs  new addrs  kind                                 pages  array bytes  write_bytes   seconds");
+    println!("save  covers(txs)  block txs  new addrs  kind                                 pages  array bytes        wchar  write_bytes  disk wrote   seconds");
     let mut prev = start;
     let (mut whole, mut part) = (Vec::new(), Vec::new());
+    std::fs::create_dir_all(&dir).unwrap();
     for (k, &end) in std::iter::once(&start).chain(follow).enumerate() {
         let addrs_before = cl.addr_count();
         if end > prev {
             cl.update(&Prefix::new(&idx, end));
         }
-        let w0 = write_bytes();
+        let (c0, w0, d0) = (
+            proc_io("wchar"),
+            proc_io("write_bytes"),
+            device_written(&dir),
+        );
         let t = Instant::now();
         cl.save().unwrap();
         let secs = t.elapsed().as_secs_f64();
-        let written = write_bytes() - w0;
+        let (wchar, wb) = (proc_io("wchar") - c0, proc_io("write_bytes") - w0);
+        let disk = device_written(&dir)
+            .zip(d0)
+            .map_or("?".to_string(), |(a, b)| (a - b).to_string());
         let rep = cl.last_save().unwrap();
         println!(
-            "{k:>4}  {end:>11}  {:>9}  {:>9}  {:<35}  {:>5}  {:>11}  {written:>11}  {secs:>8.3}",
+            "{k:>4}  {end:>11}  {:>9}  {:>9}  {:<35}  {:>5}  {:>11}  {wchar:>11}  {wb:>11}  {disk:>10}  {secs:>8.3}",
             end - prev,
             cl.addr_count() - addrs_before,
             rep.whole.unwrap_or("the pages changed"),
@@ -164,9 +190,9 @@ fn main() {
             rep.bytes,
         );
         if rep.whole.is_some() {
-            whole.push(written);
+            whole.push(wchar);
         } else {
-            part.push(written);
+            part.push(wchar);
         }
         prev = end;
     }
@@ -174,7 +200,7 @@ fn main() {
     if let (Some(w), false) = (whole.last(), part.is_empty()) {
         let median = part[part.len() / 2];
         println!(
-            "whole copy: {w} bytes written; a block's save: median {median} bytes ({:.2}% of a whole copy, {:.0}x fewer)",
+            "whole copy: {w} bytes written (wchar); a block's save: median {median} bytes ({:.2}% of a whole copy, {:.0}x fewer)",
             100.0 * median as f64 / *w as f64,
             *w as f64 / median.max(1) as f64
         );

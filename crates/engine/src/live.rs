@@ -466,6 +466,19 @@ impl ClusterFollower {
                 .map_err(|e| format!("saving the clustering: {e}"))?
             {
                 Some(token) => {
+                    if let Some(r) = c.last_save() {
+                        match r.whole {
+                            Some(why) => tracing::info!(
+                                bytes = r.bytes,
+                                "the clustering was saved as a whole copy: {why}"
+                            ),
+                            None => tracing::debug!(
+                                bytes = r.bytes,
+                                pages = r.pages,
+                                "the clustering's changed pages were saved"
+                            ),
+                        }
+                    }
                     self.token = Some(token);
                     self.dirty = false;
                     self.last_save = std::time::Instant::now();
