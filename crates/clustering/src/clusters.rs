@@ -781,7 +781,16 @@ impl Clustering {
                 }
             }
             Some(_) => return Ok(Clustering::afresh(dir, params, damaged)),
-            None => (dir.to_path_buf(), man, None),
+            // A copy's own directory (the other copy, opened as the save before): a save
+            // of what derives from it can still bring a copy up to date in place.
+            None => {
+                let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let base = (valid_copy_name(name) && man.gen > 0).then(|| Base {
+                    copy: name.to_string(),
+                    gen: man.gen,
+                });
+                (dir.to_path_buf(), man, base)
+            }
         };
         let dir_files = files.as_path();
         // Rebuilt, the clustering keeps its change setting when that still parses.
