@@ -275,6 +275,11 @@ pub struct Clustering {
     /// (`store.rs`). Behind a mutex so that a save (`&self`) can reset it; the updating
     /// methods reach it with `get_mut`, which takes no lock.
     pub(crate) track: std::sync::Mutex<Track>,
+    /// Pages changed since the copy in `track` (`store.rs`). A plain field, so the update
+    /// loop marks a page with a couple of instructions; a save (`&self`) cannot clear it,
+    /// so it leaves `Track::saved` set and the next change clears it first
+    /// (`after_save`).
+    pub(crate) dirty: Dirty,
     /// A shared lock on the saved copy the arrays are mapped from, held while any is:
     /// no save writes into a copy under it.
     copy_lock: Option<std::fs::File>,
@@ -688,6 +693,7 @@ impl Clustering {
             fresh_from: 0,
             open_note: None,
             track: Default::default(),
+            dirty: Dirty::default(),
             copy_lock: None,
             last_save: Default::default(),
         }
@@ -923,10 +929,8 @@ impl Clustering {
         c.coinjoins_skipped = s.coinjoins_skipped;
         c.coinjoins_by_protocol = s.coinjoins_by_protocol.clone();
         let links = c.change.as_ref().map_or(0, |ch| ch.links.len() as u64);
-        *c.track.get_mut().unwrap_or_else(|e| e.into_inner()) = Track {
-            base,
-            dirty: Dirty::clean(s.merges, links),
-        };
+        *c.track.get_mut().unwrap_or_else(|e| e.into_inner()) = Track { base, saved: false };
+        c.dirty = Dirty::clean(s.merges, links);
         Ok(c)
     }
 
@@ -1052,16 +1056,13 @@ impl Clustering {
         if n <= old {
             return;
         }
-        let d = &mut self
-            .track
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .dirty;
+        self.after_save();
+        let d = &mut self.dirty;
         let pages = |shift: u32| (old >> shift, (n - 1) / (1 << shift) + 1);
         let (a, b) = pages(U32_SHIFT);
         d.parent.set_range(a, b);
         d.next.set_range(a, b);
-        d.agg.set_range(old * AGG >> 12, (n * AGG - 1) / 4096 + 1);
+        d.agg.set_range((old * AGG) >> 12, ((n - 1) * AGG >> 12) + 1);
         if self.parent.vec().capacity() < n {
             // Room for all at once (a first build knows the final count), or half as much
             // again when following the tip, so blocks do not reallocate. In 4 KB pages:
@@ -1087,12 +1088,24 @@ impl Clustering {
         });
     }
 
-    pub fn find(&mut self, mut a: AddrId) -> AddrId {
-        let dirty = &mut self
-            .track
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .dirty;
+    pub fn find(&mut self, a: AddrId) -> AddrId {
+        self.after_save();
+        self.find_root(a)
+    }
+
+    /// What a save wrote is no longer dirty: cleared before the first change after it.
+    #[inline]
+    pub(crate) fn after_save(&mut self) {
+        let t = self.track.get_mut().unwrap_or_else(|e| e.into_inner());
+        if t.saved {
+            t.saved = false;
+            let links = self.change.as_ref().map_or(0, |c| c.links.len() as u64);
+            self.dirty = Dirty::clean(self.merges.len() as u64, links);
+        }
+    }
+
+    fn find_root(&mut self, mut a: AddrId) -> AddrId {
+        let dirty = &mut self.dirty;
         while self.parent[a as usize] != a {
             let p = self.parent[a as usize];
             let gp = self.parent[p as usize];
@@ -1108,8 +1121,7 @@ impl Clustering {
     /// The aggregates of `r`, to change (its page is marked for the next save).
     #[inline]
     fn agg_mut(&mut self, r: AddrId) -> &mut Agg {
-        let t = self.track.get_mut().unwrap_or_else(|e| e.into_inner());
-        t.dirty.agg.set_agg(r as usize);
+        self.dirty.agg.set_agg(r as usize);
         &mut self.agg[r as usize]
     }
 
@@ -1121,7 +1133,8 @@ impl Clustering {
     }
 
     pub(crate) fn union(&mut self, a: AddrId, b: AddrId, tx: TxNum) {
-        let (ra, rb) = (self.find(a), self.find(b));
+        self.after_save();
+        let (ra, rb) = (self.find_root(a), self.find_root(b));
         if ra == rb {
             return;
         }
@@ -1132,11 +1145,7 @@ impl Clustering {
         };
         let (bi, si) = (big as usize, small as usize);
         self.parent[si] = big;
-        let d = &mut self
-            .track
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .dirty;
+        let d = &mut self.dirty;
         d.parent.set(si >> U32_SHIFT);
         d.next.set(si >> U32_SHIFT);
         d.next.set(bi >> U32_SHIFT);
@@ -1165,6 +1174,7 @@ impl Clustering {
             // A view shorter than what is covered: `sync` undoes the difference first.
             return;
         }
+        self.after_save();
         if end > self.covered_txs {
             self.own_arrays();
         }
@@ -1172,11 +1182,7 @@ impl Clustering {
         if let Some(ch) = self.change.as_mut() {
             let (old, n) = (ch.last_recv.len(), view.addr_count() as usize);
             if n > old {
-                let d = &mut self
-                    .track
-                    .get_mut()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .dirty;
+                let d = &mut self.dirty;
                 d.recv
                     .set_range(old >> U32_SHIFT, (n - 1) / (1 << U32_SHIFT) + 1);
             }
@@ -1204,11 +1210,7 @@ impl Clustering {
             let pf = ch.pending_from;
             ch.settle(view.tx_height((end - 1) as TxNum));
             if ch.pending_from != pf {
-                let d = &mut self
-                    .track
-                    .get_mut()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .dirty;
+                let d = &mut self.dirty;
                 d.links_from = d.links_from.min(pf as u64);
             }
         }
@@ -1316,11 +1318,7 @@ impl Clustering {
         let at = ch.links.partition_point(|l| l.tx < from);
         let end = ch.links.partition_point(|l| (l.tx as u64) < t);
         ch.links.splice(at..end, judged);
-        let d = &mut self
-            .track
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .dirty;
+        let d = &mut self.dirty;
         d.links_from = d.links_from.min(at as u64);
         ch.final_to = t as TxNum;
         ch.final_seen = seen;
@@ -1368,22 +1366,18 @@ impl Clustering {
             for &b in &ins[1..] {
                 self.union(ins[0], b, t);
             }
-            let r = self.find(ins[0]);
+            let r = self.find_root(ins[0]);
             self.agg_mut(r).sent += vals.iter().sum::<u64>();
             touched.push(r);
         } else {
             for (&a, &v) in ins.iter().zip(vals.iter()) {
-                let r = self.find(a);
+                let r = self.find_root(a);
                 self.agg_mut(r).sent += v;
                 touched.push(r);
             }
         }
         if let Some(ch) = self.change.as_mut() {
-            let d = &mut self
-                .track
-                .get_mut()
-                .unwrap_or_else(|e| e.into_inner())
-                .dirty;
+            let d = &mut self.dirty;
             let h = tx.height;
             let pf = ch.pending_from;
             ch.settle(h);
@@ -1429,7 +1423,7 @@ impl Clustering {
                 g.last = g.last.max(h);
                 continue;
             }
-            let r = self.find(a);
+            let r = self.find_root(a);
             self.agg_mut(r).received += v;
             touched.push(r);
         }
