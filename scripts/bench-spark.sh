@@ -19,6 +19,15 @@
 # fails on the 1M chain: exposure's broadcast joins ran out of it ("Not enough memory to
 # build and broadcast the table").
 # COINTRAIL_SPARK_DEBUG=1 puts each exposure hop's frontier and rows in WORK_DIR/spark.log.
+# SPARK_SHUFFLE_PARTITIONS: spark.sql.shuffle.partitions (the jobs' local default: 2 per core).
+# Spark's scratch (shuffle files, spilled checkpoints) goes to WORK_DIR/spark-tmp, removed at
+# the end with the exported dataset unless KEEP=1.
+#
+# On a chain built already (e.g. the shared 10M chain of scripts/bench-screen-setup.sh):
+#   CHAIN=/work/d10m scripts/bench-spark.sh 10000000 /work/tmp-spark 100000
+# uses CHAIN/sim/truth and CHAIN/data/index, read-only: WORK_DIR/data gets a symlink to the
+# index and its own clustering, cases, attribution and state (built and timed here), so
+# CHAIN's data directory is not written. TXS is then only a label.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TXS=${1:?TXS}
@@ -28,21 +37,37 @@ BIN=target/release/cointrail
 [ -x "$BIN" ] || cargo build --release --locked -p cointrail
 PY=$(scripts/install-spark.sh)
 D="$W/data"
+SIM="$W/sim"
+if [ -n "${CHAIN:-}" ]; then
+  SIM="$CHAIN/sim"
+  [ -f "$CHAIN/data/index/manifest.json" ] || { echo "CHAIN=$CHAIN: no data/index there" >&2; exit 1; }
+  mkdir -p "$D"
+  [ -e "$D/index" ] || ln -s "$(cd "$CHAIN/data/index" && pwd)" "$D/index"
+fi
+export SPARK_LOCAL_DIRS="$W/spark-tmp"
+mkdir -p "$SPARK_LOCAL_DIRS"
 t() { local name=$1; shift; local s; s=$(date +%s.%N); "$@" >/dev/null; printf '| %s | %.1f |\n' "$name" "$(echo "$(date +%s.%N) - $s" | bc)"; }
 echo "| step ($TXS transactions) | seconds |"
 echo "|---|---|"
-[ -d "$W/sim" ] || t "simulate" "$BIN" --quiet simulate --out "$W/sim" --txs "$TXS" --seed 7
-t "cointrail ingest" "$BIN" --quiet --data-dir "$D" ingest --blocks-dir "$W/sim/blocks"
+if [ -z "${CHAIN:-}" ]; then
+  [ -d "$SIM" ] || t "simulate" "$BIN" --quiet simulate --out "$SIM" --txs "$TXS" --seed 7
+  t "cointrail ingest" "$BIN" --quiet --data-dir "$D" ingest --blocks-dir "$SIM/blocks"
+fi
 t "cointrail cluster build (multi-input)" "$BIN" --quiet --data-dir "$D" cluster build
-"$BIN" --quiet --data-dir "$D" case import-sim "$W/sim/truth" >/dev/null
-"$BIN" --quiet --data-dir "$D" sim-attribution "$W/sim/truth" >/dev/null
+[ -f "$D/cases.redb" ] || "$BIN" --quiet --data-dir "$D" case import-sim "$SIM/truth" >/dev/null
+"$BIN" --quiet --data-dir "$D" sim-attribution "$SIM/truth" >/dev/null
+# The attribution and case-taint state (DATA/state/) is built by the first command that
+# opens the engine; timed on its own so that the trace rows below are the traces.
+A=$(awk -F'\t' '!/^#/ {print $1; exit}' "$D/attribution.tsv")
+t "cointrail state build (first screen)" "$BIN" --quiet --data-dir "$D" screen "$A"
 t "cointrail trace sim-heist-0 --model fifo" "$BIN" --quiet --data-dir "$D" trace sim-heist-0 --model fifo --json
 t "cointrail trace sim-heist-0 --model haircut" "$BIN" --quiet --data-dir "$D" trace sim-heist-0 --model haircut --json
 rm -rf "$W/ds" "$W/out"
 t "cointrail export --format parquet" "$BIN" --quiet --data-dir "$D" export --format parquet "$W/ds" --case sim-heist-0
 s=$(date +%s.%N)
 PYTHONPATH=spark "$PY" -m cointrail_spark "$W/ds" "$W/out" --case sim-heist-0 --master 'local[2]' \
-  --exposure-every "$EVERY" --driver-memory "${SPARK_DRIVER_MEMORY:-8g}" 2>"$W/spark.log" >/dev/null
+  --exposure-every "$EVERY" --driver-memory "${SPARK_DRIVER_MEMORY:-8g}" \
+  ${SPARK_SHUFFLE_PARTITIONS:+--shuffle-partitions "$SPARK_SHUFFLE_PARTITIONS"} 2>"$W/spark.log" >/dev/null
 printf '| spark: all jobs, one JVM (exposure of every %s. address) | %.1f |\n' "$EVERY" "$(echo "$(date +%s.%N) - $s" | bc)"
 python3 - "$W/out/summary.json" <<'PY'
 import json, sys
@@ -66,4 +91,5 @@ print(f"equal: {c['equal']}: clusters {c['clusters']['addresses']} addresses, sa
       f"same ids {c['clusters']['same_cluster_id']}; exposure {x['rows']} rows, {x['differing_rows']} differ; "
       f"taint {t.get('rows_cointrail')} outputs, {t.get('differing_rows')} differ", file=sys.stderr)
 PY
+[ "${KEEP:-0}" = 1 ] || rm -rf "$W/ds" "$SPARK_LOCAL_DIRS"
 [ "$ok" = 1 ] || { echo "spark compare: results differ (see $W/compare.json, $W/compare.err)" >&2; exit 1; }

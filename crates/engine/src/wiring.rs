@@ -116,14 +116,16 @@ impl Attributor for StateAttributor {
 }
 
 /// Address attributions from `attribution.tsv` and the label store, by index id (the
-/// addresses the index holds).
+/// addresses the index holds). Every attribution in memory (~800 B a line at 10M): for the
+/// reference (`attach_from_sources`) and the export, which need them all; the others
+/// stream the sources (`for_each_source`).
 fn read_attribution(data_dir: &Path, idx: &Index) -> Result<HashMap<AddrId, Vec<Attribution>>> {
     let mut by_addr: HashMap<AddrId, Vec<Attribution>> = HashMap::default();
-    for (k, a) in read_sources(data_dir, idx.render_network())?.0 {
+    for_each_source(data_dir, idx.render_network(), |k, a| {
         if let Some(id) = AddressKey::from_bytes(&k).and_then(|key| idx.lookup_addr(&key)) {
             by_addr.entry(id).or_default().push(a);
         }
-    }
+    })?;
     Ok(by_addr)
 }
 
@@ -132,49 +134,76 @@ pub type KeyedAttributions = Vec<([u8; 33], Attribution)>;
 
 /// Every Bitcoin attribution of the sources, by address key, in source order
 /// (`attribution.tsv` lines, then the label store's labels), and the label sources'
-/// versions.
+/// versions. All in memory: `for_each_source` streams them.
 pub fn read_sources(
     data_dir: &Path,
     net: bitcoin::Network,
 ) -> Result<(KeyedAttributions, serde_json::Value)> {
     let mut out = Vec::new();
+    let versions = for_each_source(data_dir, net, |k, a| out.push((k, a)))?;
+    Ok((out, versions))
+}
+
+/// Every Bitcoin attribution of the sources, by address key, in source order
+/// (`attribution.tsv` lines, then the label store's labels), handed to `f` one at a time
+/// as it is read (`attribution.tsv` through a buffered reader, never whole in memory);
+/// returns the label sources' versions.
+pub fn for_each_source(
+    data_dir: &Path,
+    net: bitcoin::Network,
+    mut f: impl FnMut([u8; 33], Attribution),
+) -> Result<serde_json::Value> {
+    use std::io::BufRead;
     let path = data_dir.join("attribution.tsv");
-    let text = if path.exists() {
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?
-    } else {
-        String::new()
-    };
-    for (i, line) in text.lines().enumerate() {
-        // 0x lines name EVM accounts: `evm::EvmSide::open` reads those.
-        if line.starts_with('#')
-            || line.trim().is_empty()
-            || is_evm_address(line.split('\t').next().unwrap_or(""))
-        {
-            continue;
-        }
-        let f: Vec<&str> = line.split('\t').collect();
-        if f.len() < 3 {
-            anyhow::bail!(
-                "{} line {}: expected address, category, name separated by tabs",
-                path.display(),
-                i + 1
+    if path.exists() {
+        let file =
+            std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+        let mut r = std::io::BufReader::with_capacity(1 << 16, file);
+        let mut line = String::new();
+        let mut i = 0usize;
+        loop {
+            line.clear();
+            if r.read_line(&mut line)
+                .with_context(|| format!("reading {} line {}", path.display(), i + 1))?
+                == 0
+            {
+                break;
+            }
+            i += 1;
+            // As `str::lines`: the line ending, `\n` or `\r\n`, is not part of the line.
+            let l = line.strip_suffix('\n').unwrap_or(&line);
+            let l = l.strip_suffix('\r').unwrap_or(l);
+            // 0x lines name EVM accounts: `evm::EvmSide::open` reads those.
+            if l.starts_with('#')
+                || l.trim().is_empty()
+                || is_evm_address(l.split('\t').next().unwrap_or(""))
+            {
+                continue;
+            }
+            let mut fs = l.split('\t');
+            let (Some(addr), Some(category), Some(name)) = (fs.next(), fs.next(), fs.next())
+            else {
+                anyhow::bail!(
+                    "{} line {}: expected address, category, name separated by tabs",
+                    path.display(),
+                    i
+                );
+            };
+            let key = AddressKey::parse(addr, net)
+                .map_err(|m| anyhow::anyhow!("{} line {}: {m}", path.display(), i))?;
+            f(
+                key.to_bytes(),
+                Attribution {
+                    entity: fs.next().and_then(|x| x.parse().ok()),
+                    name: name.to_string(),
+                    category: category.to_string(),
+                    source: "attribution.tsv".into(),
+                    valid_from: None,
+                    valid_to: None,
+                },
             );
         }
-        let key = AddressKey::parse(f[0], net)
-            .map_err(|m| anyhow::anyhow!("{} line {}: {m}", path.display(), i + 1))?;
-        out.push((
-            key.to_bytes(),
-            Attribution {
-                entity: f.get(3).and_then(|x| x.parse().ok()),
-                name: f[2].to_string(),
-                category: f[1].to_string(),
-                source: "attribution.tsv".into(),
-                valid_from: None,
-                valid_to: None,
-            },
-        ));
     }
-    drop(text);
     // The label store: every BTC label, open and closed, with its validity as times.
     let store_path = data_dir.join("labels.redb");
     let mut versions = serde_json::Map::new();
@@ -190,7 +219,7 @@ pub fn read_sources(
             let Ok(key) = AddressKey::parse(addr, net) else {
                 continue;
             };
-            out.push((
+            f(
                 key.to_bytes(),
                 Attribution {
                     entity: None,
@@ -204,10 +233,10 @@ pub fn read_sources(
                     valid_from: date_to_unix(&l.valid_from),
                     valid_to: l.valid_to.as_deref().and_then(date_to_unix),
                 },
-            ));
+            );
         }
     }
-    Ok((out, serde_json::Value::Object(versions)))
+    Ok(serde_json::Value::Object(versions))
 }
 
 /// Every attributed address with its own labels (not its cluster's), in address-id order,
@@ -224,14 +253,18 @@ pub fn address_attributions(
 }
 
 /// Every indexed address attributed with exactly this name (case-insensitive), from
-/// `attribution.tsv` and the label store.
+/// `attribution.tsv` and the label store (streamed: only the matches are kept).
 pub fn addresses_named(data_dir: &Path, idx: &Index, name: &str) -> Result<Vec<AddrId>> {
-    let mut v: Vec<AddrId> = read_attribution(data_dir, idx)?
-        .into_iter()
-        .filter(|(_, ls)| ls.iter().any(|l| l.name.eq_ignore_ascii_case(name)))
-        .map(|(a, _)| a)
-        .collect();
+    let mut v: Vec<AddrId> = Vec::new();
+    for_each_source(data_dir, idx.render_network(), |k, a| {
+        if a.name.eq_ignore_ascii_case(name) {
+            if let Some(id) = AddressKey::from_bytes(&k).and_then(|key| idx.lookup_addr(&key)) {
+                v.push(id);
+            }
+        }
+    })?;
     v.sort_unstable();
+    v.dedup();
     Ok(v)
 }
 
@@ -260,16 +293,37 @@ fn by_cluster(
     m
 }
 
-/// The labels of an address's cluster, for `cluster show`.
+/// The labels of an address's cluster, for `cluster show`: each (name, category) once, in
+/// the order of the attributed members' address ids, then source order (as the persisted
+/// state's cluster layer). The sources are streamed: only the cluster's own attributions
+/// are kept.
 pub fn cluster_labels(
     data_dir: &Path,
     idx: &Index,
     c: &Clustering,
     a: AddrId,
 ) -> Result<Vec<Attribution>> {
-    Ok(by_cluster(&read_attribution(data_dir, idx)?, c)
-        .remove(&c.cluster_of(a))
-        .unwrap_or_default())
+    let root = c.cluster_of(a);
+    let mut mine: Vec<(AddrId, usize, Attribution)> = Vec::new();
+    for_each_source(data_dir, idx.render_network(), |k, l| {
+        let id = AddressKey::from_bytes(&k).and_then(|key| idx.lookup_addr(&key));
+        if let Some(id) = id.filter(|&x| (x as usize) < c.addr_count() && c.cluster_of(x) == root)
+        {
+            mine.push((id, mine.len(), l));
+        }
+    })?;
+    mine.sort_unstable_by_key(|x| (x.0, x.1));
+    let mut v: Vec<Attribution> = Vec::new();
+    for (_, _, mut l) in mine {
+        if !v
+            .iter()
+            .any(|x| x.name == l.name && x.category == l.category)
+        {
+            l.entity = Some(root as u64);
+            v.push(l);
+        }
+    }
+    Ok(v)
 }
 
 /// Up to this many members, a cluster's store labels are asked member by member; beyond,
@@ -491,13 +545,27 @@ pub fn date_to_unix(d: &str) -> Option<u64> {
 }
 
 /// Entity tags for the collapse guards (`cointrail_clustering::entities`): each labelled
-/// cluster's first label names it, and a service category (exchange, mixer, OTC, payment
-/// processor, gambling, mining, darknet market) makes it a service.
+/// cluster's first label names it (the first in source order of its attributed member with
+/// the smallest address id, as the persisted state orders a cluster's labels), and a
+/// service category (exchange, mixer, OTC, payment processor, gambling, mining, darknet
+/// market) on any of its labels makes it a service.
+///
+/// Built by streaming the sources: one small record per labelled cluster, not every
+/// attribution (`cluster build` on the 10M chain held 1.2 GB for the whole map before).
 pub struct ClusterTags<'c> {
-    by_cluster: HashMap<AddrId, Vec<Attribution>>,
+    by_cluster: HashMap<AddrId, ClusterTag>,
+    names: Vec<String>,
     /// Asked per member when a link is judged: a table of every address's cluster would
     /// cost a pass over all of them on every `cluster show`.
     c: &'c Clustering,
+}
+
+#[derive(Clone, Copy)]
+struct ClusterTag {
+    /// The attributed member whose first label names the cluster.
+    first_member: AddrId,
+    name: u32,
+    service: bool,
 }
 
 impl cointrail_clustering::EntityTags for ClusterTags<'_> {
@@ -505,16 +573,10 @@ impl cointrail_clustering::EntityTags for ClusterTags<'_> {
         if member as usize >= self.c.addr_count() {
             return None;
         }
-        let k = self.c.cluster_of(member);
-        let v = self.by_cluster.get(&k)?;
-        let service = v.iter().any(|a| {
-            crate::STOP_CATEGORIES
-                .contains(&cointrail_risk::rules::normalize_category(&a.category).as_str())
-        });
-        let first = v.first()?;
+        let t = self.by_cluster.get(&self.c.cluster_of(member))?;
         Some(cointrail_clustering::Tag {
-            name: first.name.clone(),
-            service,
+            name: self.names[t.name as usize].clone(),
+            service: t.service,
         })
     }
 }
@@ -525,9 +587,49 @@ pub fn cluster_tags<'c>(
     idx: &Index,
     c: &'c Clustering,
 ) -> Result<ClusterTags<'c>> {
-    let by_addr = read_attribution(data_dir, idx)?;
+    let mut by_cluster: HashMap<AddrId, ClusterTag> = HashMap::default();
+    let mut names: Vec<String> = Vec::new();
+    let mut name_ids: StdHashMap<String, u32> = StdHashMap::new();
+    for_each_source(data_dir, idx.render_network(), |k, a| {
+        let Some(id) = AddressKey::from_bytes(&k).and_then(|key| idx.lookup_addr(&key)) else {
+            return;
+        };
+        if id as usize >= c.addr_count() {
+            return;
+        }
+        let service = crate::STOP_CATEGORIES
+            .contains(&cointrail_risk::rules::normalize_category(&a.category).as_str());
+        let mut name = || match name_ids.get(&a.name) {
+            Some(&n) => n,
+            None => {
+                let n = names.len() as u32;
+                names.push(a.name.clone());
+                name_ids.insert(a.name.clone(), n);
+                n
+            }
+        };
+        match by_cluster.entry(c.cluster_of(id)) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(ClusterTag {
+                    first_member: id,
+                    name: name(),
+                    service,
+                });
+            }
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let t = e.get_mut();
+                t.service |= service;
+                // A smaller member renames it; the same member's later lines do not.
+                if id < t.first_member {
+                    t.first_member = id;
+                    t.name = name();
+                }
+            }
+        }
+    })?;
     Ok(ClusterTags {
-        by_cluster: by_cluster(&by_addr, c),
+        by_cluster,
+        names,
         c,
     })
 }
