@@ -1062,7 +1062,8 @@ impl Clustering {
         let (a, b) = pages(U32_SHIFT);
         d.parent.set_range(a, b);
         d.next.set_range(a, b);
-        d.agg.set_range((old * AGG) >> 12, ((n - 1) * AGG >> 12) + 1);
+        d.agg
+            .set_range((old * AGG) >> 12, ((n - 1) * AGG >> 12) + 1);
         if self.parent.vec().capacity() < n {
             // Room for all at once (a first build knows the final count), or half as much
             // again when following the tip, so blocks do not reallocate. In 4 KB pages:

@@ -181,8 +181,7 @@ pub fn for_each_source(
                 continue;
             }
             let mut fs = l.split('\t');
-            let (Some(addr), Some(category), Some(name)) = (fs.next(), fs.next(), fs.next())
-            else {
+            let (Some(addr), Some(category), Some(name)) = (fs.next(), fs.next(), fs.next()) else {
                 anyhow::bail!(
                     "{} line {}: expected address, category, name separated by tabs",
                     path.display(),
@@ -307,8 +306,7 @@ pub fn cluster_labels(
     let mut mine: Vec<(AddrId, usize, Attribution)> = Vec::new();
     for_each_source(data_dir, idx.render_network(), |k, l| {
         let id = AddressKey::from_bytes(&k).and_then(|key| idx.lookup_addr(&key));
-        if let Some(id) = id.filter(|&x| (x as usize) < c.addr_count() && c.cluster_of(x) == root)
-        {
+        if let Some(id) = id.filter(|&x| (x as usize) < c.addr_count() && c.cluster_of(x) == root) {
             mine.push((id, mine.len(), l));
         }
     })?;

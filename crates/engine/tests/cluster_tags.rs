@@ -56,7 +56,10 @@ fn streamed_tags_and_labels_equal_the_in_memory_sources() {
     for (j, &x) in singles.iter().enumerate() {
         lines.push(format!("{}\tmixer\tsingle-{j}", idx.render_addr(x)));
     }
-    lines.push(format!("{}\tgambling\tsingle-0-again", idx.render_addr(singles[0])));
+    lines.push(format!(
+        "{}\tgambling\tsingle-0-again",
+        idx.render_addr(singles[0])
+    ));
     // Not in the index (the genesis coinbase's address), an EVM account, a blank line.
     lines.push("1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa\texchange\tgenesis".into());
     lines.push("0x00000000219ab540356cBB839Cbe05303d7705Fa\texchange\tevm".into());
@@ -71,7 +74,11 @@ fn streamed_tags_and_labels_equal_the_in_memory_sources() {
 
     // The reference: every attribution in memory, in source order.
     let (list, _) = read_sources(&data, idx.render_network()).unwrap();
-    assert_eq!(list.len(), 3 * 4 + 5 + 1 + 1, "every Bitcoin line, EVM and comments left out");
+    assert_eq!(
+        list.len(),
+        3 * 4 + 5 + 1 + 1,
+        "every Bitcoin line, EVM and comments left out"
+    );
     assert_eq!(list[0].1.name, "name-0-0", "no line ending in the name");
     assert_eq!(list[1].1.name, "name-0-1");
     // Per cluster: its attributions ordered by member id, then source order.
@@ -136,7 +143,9 @@ fn streamed_tags_and_labels_equal_the_in_memory_sources() {
             .collect();
         assert_eq!(st, want, "state's cluster {r}");
     }
-    assert!(cluster_labels(&data, &idx, &c, roots[5]).unwrap().is_empty());
+    assert!(cluster_labels(&data, &idx, &c, roots[5])
+        .unwrap()
+        .is_empty());
 
     // The entity lookup by name: case-insensitive, each address once.
     assert_eq!(
@@ -152,5 +161,8 @@ fn streamed_tags_and_labels_equal_the_in_memory_sources() {
     )
     .unwrap();
     let e = cluster_tags(&data, &idx, &c).err().unwrap().to_string();
-    assert!(e.contains("line 2") && e.contains("expected address, category, name"), "{e}");
+    assert!(
+        e.contains("line 2") && e.contains("expected address, category, name"),
+        "{e}"
+    );
 }
