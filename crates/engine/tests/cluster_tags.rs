@@ -60,8 +60,22 @@ fn streamed_tags_and_labels_equal_the_in_memory_sources() {
         "{}\tgambling\tsingle-0-again",
         idx.render_addr(singles[0])
     ));
-    // Not in the index (the genesis coinbase's address), an EVM account, a blank line.
-    lines.push("1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa\texchange\tgenesis".into());
+    // Not in the index (a made-up P2WPKH: the genesis address is not usable here, real
+    // blocks keep paying it), an EVM account, a blank line.
+    let absent = bitcoin::Address::from_script(
+        &bitcoin::ScriptBuf::new_p2wpkh(
+            &<bitcoin::WPubkeyHash as bitcoin::hashes::Hash>::from_byte_array([0x5a; 20]),
+        ),
+        bitcoin::Network::Bitcoin,
+    )
+    .unwrap()
+    .to_string();
+    let absent_key = AddressKey::parse(&absent, bitcoin::Network::Bitcoin).unwrap();
+    assert!(
+        idx.lookup_addr(&absent_key).is_none(),
+        "{absent} is in the index"
+    );
+    lines.push(format!("{absent}\texchange\tabsent"));
     lines.push("0x00000000219ab540356cBB839Cbe05303d7705Fa\texchange\tevm".into());
     lines.push(String::new());
     // Windows line endings on every other line.
