@@ -50,7 +50,9 @@ for a in xs:
 m=len(rows)
 def dist(name,vals):
     v=sorted(x for x in vals if x==x); m=len(v)
-    if not v: return; tot=sum(v) or 1; q=lambda p: v[min(m-1,int(m*p))]
+    if not v:
+        return
+    tot=sum(v) or 1; q=lambda p: v[min(m-1,int(m*p))]
     print(f"{name}: mean {tot/m:.3f} p50 {q(.5):.3f} p90 {q(.9):.3f} p99 {q(.99):.3f} p99.9 {q(.999):.3f} "
           f"max {v[-1]:.2f} ms; top 1% = {100*sum(v[-max(1,m//100):])/tot:.1f}%, top 10% = {100*sum(v[-max(1,m//10):])/tot:.1f}% of the sum")
 print(f"{m} {kind} screens ({sum(r['st']==200 for r in rows)} answered 200), ms per request:")
