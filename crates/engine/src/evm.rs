@@ -123,6 +123,9 @@ impl Attributor for EvmSide {
     fn attribute(&self, a: AcctId) -> Vec<Attribution> {
         self.labels.get(&a).cloned().unwrap_or_default()
     }
+    fn with_attributions(&self, a: AcctId, f: &mut dyn FnMut(&[Attribution])) {
+        f(self.labels.get(&a).map_or(&[], |v| v.as_slice()))
+    }
     fn is_labelled(&self, a: AcctId) -> bool {
         self.labelled
             .get(a as usize / 64)
