@@ -178,6 +178,18 @@ impl AccountView for EvmSide {
     fn warm(&self, lists: &[(bool, AcctId, u32, u64)], depth: usize) {
         self.index.warm_asset_lists(lists, depth)
     }
+    fn lists(&self, a: AcctId, ins: &mut Vec<u64>, outs: &mut Vec<u64>) {
+        if !self.index.movements_of(a, ins, outs) {
+            self.index.each_movement_of(a, false, &mut |id| {
+                ins.push(id);
+                true
+            });
+            self.index.each_movement_of(a, true, &mut |id| {
+                outs.push(id);
+                true
+            });
+        }
+    }
     fn received_len(&self, a: AcctId) -> u64 {
         self.index.list_len(a, false).unwrap_or_else(|| {
             let mut n = 0;

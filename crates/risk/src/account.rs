@@ -140,6 +140,19 @@ pub trait AccountView {
     /// about `depth` entries of each. A view on files may load them side by side so their
     /// cache misses overlap; no effect on any answer. The default does nothing.
     fn warm(&self, _lists: &[(bool, AcctId, u32, u64)], _depth: usize) {}
+    /// Every transfer `a` received into `ins` and sent into `outs`, newest first (what
+    /// [`AccountView::each_received`] and [`AccountView::each_sent`] visit). A view on files
+    /// may read its lists side by side; the default reads one after the other.
+    fn lists(&self, a: AcctId, ins: &mut Vec<u64>, outs: &mut Vec<u64>) {
+        self.each_received(a, &mut |id| {
+            ins.push(id);
+            true
+        });
+        self.each_sent(a, &mut |id| {
+            outs.push(id);
+            true
+        });
+    }
     /// A transaction's hash as shown in paths.
     fn tx_name(&self, tx: u64) -> String;
     fn asset_info(&self, asset: u32) -> AssetInfo;
@@ -954,6 +967,13 @@ impl AccountScreener<'_> {
             if b.w.is_zero() {
                 continue;
             }
+            let (asset, at, via) = (b.asset, b.at, b.via);
+            if self.below_min_share(walk, sent, asset, b.w) {
+                add(&mut flow(walk, sent, asset).below_min_share, b.w);
+                continue;
+            }
+            // Counted over the branches read only, so that the branches cut in front of the
+            // queue are looked at once, not at every warm-up.
             if unwarmed == 0 && !walk.scan {
                 lists.clear();
                 for x in std::iter::once(&b).chain(queue.iter()) {
@@ -968,11 +988,6 @@ impl AccountScreener<'_> {
                 unwarmed = WARM;
             }
             unwarmed = unwarmed.saturating_sub(1);
-            let (asset, at, via) = (b.asset, b.at, b.via);
-            if self.below_min_share(walk, sent, asset, b.w) {
-                add(&mut flow(walk, sent, asset).below_min_share, b.w);
-                continue;
-            }
             let got = if sent {
                 self.later_sends(walk, at, asset, via, &mut read)
             } else {
@@ -1184,16 +1199,8 @@ impl AccountScreener<'_> {
             min_share_ppm: opts.min_share_ppm,
             max_branch_reads: opts.max_branch_reads,
         };
-        let mut ins = Vec::new();
-        self.view.each_received(a, &mut |id| {
-            ins.push(id);
-            true
-        });
-        let mut outs = Vec::new();
-        self.view.each_sent(a, &mut |id| {
-            outs.push(id);
-            true
-        });
+        let (mut ins, mut outs) = (Vec::new(), Vec::new());
+        self.view.lists(a, &mut ins, &mut outs);
         let (n_in, n_out) = (ins.len(), outs.len());
         let mut last_time = 0u64;
         // The subject's own transfers are read whole (not against the step bound): they are

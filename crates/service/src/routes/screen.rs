@@ -281,7 +281,10 @@ impl Work {
     /// `screen;dur=WALL_MS, cpu;dur=CPU_MS, faults;desc="minor N major M"`.
     pub(crate) fn value(&self) -> String {
         let wall = self.wall.elapsed().as_secs_f64() * 1e3;
-        let cpu = self.cpu.zip(thread_cpu_ns()).map(|(a, b)| (b - a) as f64 / 1e6);
+        let cpu = self
+            .cpu
+            .zip(thread_cpu_ns())
+            .map(|(a, b)| (b - a) as f64 / 1e6);
         match (cpu, &self.usage, thread_usage()) {
             (Some(cpu), Some(a), Some(b)) => {
                 format!(
@@ -360,7 +363,7 @@ pub async fn address(
         let s =
             crate::routes::evm::screen(&snap, &address, q.max_hops, q.max_branch_reads, "address")?;
         st.metrics.screened_subjects.fetch_add(1, Ordering::Relaxed);
-        return Ok(Json(AnyScreening::Evm(s)).into_response());
+        return Ok(crate::routes::evm::json_response(&AnyScreening::Evm(s)));
     }
     no_branch_reads(&q)?;
     answer(&st, Subject::Address(address), q.max_hops, soft, "address").await
