@@ -123,6 +123,9 @@ impl Attributor for EvmSide {
     fn attribute(&self, a: AcctId) -> Vec<Attribution> {
         self.labels.get(&a).cloned().unwrap_or_default()
     }
+    fn with_attributions(&self, a: AcctId, f: &mut dyn FnMut(&[Attribution])) {
+        f(self.labels.get(&a).map_or(&[], |v| v.as_slice()))
+    }
     fn is_labelled(&self, a: AcctId) -> bool {
         self.labelled
             .get(a as usize / 64)
@@ -174,6 +177,18 @@ impl AccountView for EvmSide {
     }
     fn warm(&self, lists: &[(bool, AcctId, u32, u64)], depth: usize) {
         self.index.warm_asset_lists(lists, depth)
+    }
+    fn lists(&self, a: AcctId, ins: &mut Vec<u64>, outs: &mut Vec<u64>) {
+        if !self.index.movements_of(a, ins, outs) {
+            self.index.each_movement_of(a, false, &mut |id| {
+                ins.push(id);
+                true
+            });
+            self.index.each_movement_of(a, true, &mut |id| {
+                outs.push(id);
+                true
+            });
+        }
     }
     fn received_len(&self, a: AcctId) -> u64 {
         self.index.list_len(a, false).unwrap_or_else(|| {

@@ -29,13 +29,14 @@
 //!
 //! Labels are judged at the time of each transfer, as on Bitcoin.
 
-use crate::exposure::{label_at, usd_parameters, ExposureParams, ExposureType};
+use crate::exposure::{label_of, usd_parameters, ExposureParams, ExposureType};
 use crate::rules::{FiredRule, Level, NotJudged, RuleRow, RuleSet};
 use crate::usd::{convert, day_of, to_f64, ByDay, UsdFigure, UsdPrices, UsdRate};
 use crate::Attributor;
 use cointrail_evm::{U256, U512};
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
 
 /// An account's dense id (the index's address id).
 pub type AcctId = u32;
@@ -139,6 +140,19 @@ pub trait AccountView {
     /// about `depth` entries of each. A view on files may load them side by side so their
     /// cache misses overlap; no effect on any answer. The default does nothing.
     fn warm(&self, _lists: &[(bool, AcctId, u32, u64)], _depth: usize) {}
+    /// Every transfer `a` received into `ins` and sent into `outs`, newest first (what
+    /// [`AccountView::each_received`] and [`AccountView::each_sent`] visit). A view on files
+    /// may read its lists side by side; the default reads one after the other.
+    fn lists(&self, a: AcctId, ins: &mut Vec<u64>, outs: &mut Vec<u64>) {
+        self.each_received(a, &mut |id| {
+            ins.push(id);
+            true
+        });
+        self.each_sent(a, &mut |id| {
+            outs.push(id);
+            true
+        });
+    }
     /// A transaction's hash as shown in paths.
     fn tx_name(&self, tx: u64) -> String;
     fn asset_info(&self, asset: u32) -> AssetInfo;
@@ -384,48 +398,123 @@ pub fn split_u256(w: U256, parts: &[U256]) -> Vec<U256> {
 }
 
 /// [`split_u256`] into `out` (cleared first). When `w` and the parts' total are below
-/// 2^128 (every native or token amount but the most extreme), products fit 256 bits and
-/// the arithmetic stays there; the largest remainders are selected, not sorted.
+/// 2^128 (every native or token amount but the most extreme) the arithmetic is on `u128`
+/// halves: a 128-by-128-bit product and a 256-by-128-bit division with a 128-bit quotient
+/// (`w * p / total <= w`), or plain `u128` when the product fits; the largest remainders
+/// are selected, not sorted. Otherwise 512-bit products.
 pub fn split_u256_into(w: U256, parts: &[U256], out: &mut Vec<U256>) {
     out.clear();
-    let limit = U256::from(1u8) << 128;
-    let mut total = U256::ZERO;
-    let mut narrow = w < limit;
-    for p in parts {
-        total = total.saturating_add(*p);
-        if total >= limit {
-            narrow = false;
-            break;
-        }
-    }
-    if !narrow {
+    let (Ok(w128), Some(total)) = (u128::try_from(w), total_u128(parts)) else {
         out.extend(split_u256_wide(w, parts));
         return;
-    }
-    if total.is_zero() {
+    };
+    if total == 0 {
         out.resize(parts.len(), U256::ZERO);
         return;
     }
-    let mut rems: Vec<(U256, usize)> = Vec::with_capacity(parts.len());
-    let mut given = U256::ZERO;
+    // Remainders with their part's index; on the stack for the usual few dozen parts.
+    let mut stack = [(0u128, 0u32); 48];
+    let mut heap = Vec::new();
+    let rems: &mut [(u128, u32)] = if parts.len() <= stack.len() {
+        &mut stack[..parts.len()]
+    } else {
+        heap.resize(parts.len(), (0u128, 0u32));
+        &mut heap
+    };
+    let mut given = 0u128;
     for (i, p) in parts.iter().enumerate() {
-        let exact = w * *p;
-        let (q, r) = exact.div_rem(total);
+        // Each part is below the total, so it fits 128 bits.
+        let p = p.as_limbs()[0] as u128 | ((p.as_limbs()[1] as u128) << 64);
+        let (q, r) = mul_div_u128(w128, p, total);
         given += q;
-        out.push(q);
-        rems.push((r, i));
+        out.push(U256::from(q));
+        rems[i] = (r, i as u32);
     }
-    let left = (w - given).to::<usize>();
+    // Fewer than parts.len() units are left over.
+    let left = (w128 - given) as usize;
     if left == 0 {
         return;
     }
-    let order = |a: &(U256, usize), b: &(U256, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+    let order = |a: &(u128, u32), b: &(u128, u32)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
     if left < rems.len() {
         rems.select_nth_unstable_by(left - 1, order);
     }
     for r in rems.iter().take(left) {
-        out[r.1] += U256::from(1u8);
+        out[r.1 as usize] += U256::from(1u8);
     }
+}
+
+/// The sum of `parts` when it is below 2^128.
+fn total_u128(parts: &[U256]) -> Option<u128> {
+    let mut total = 0u128;
+    for p in parts {
+        total = total.checked_add(u128::try_from(*p).ok()?)?;
+    }
+    Some(total)
+}
+
+/// `(a * b / d, a * b % d)` exactly, for `a * b / d` below 2^128 (`b <= d` is enough).
+#[inline]
+fn mul_div_u128(a: u128, b: u128, d: u128) -> (u128, u128) {
+    let (hi, lo) = mul_u128(a, b);
+    if hi == 0 {
+        (lo / d, lo % d)
+    } else {
+        div_256_by_128(hi, lo, d)
+    }
+}
+
+/// The full product of two `u128`, as (high, low) halves.
+#[inline]
+fn mul_u128(a: u128, b: u128) -> (u128, u128) {
+    const M: u128 = u64::MAX as u128;
+    let (a1, a0) = (a >> 64, a & M);
+    let (b1, b0) = (b >> 64, b & M);
+    let (p00, p01, p10, p11) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
+    // Below 3 * 2^64: no overflow.
+    let mid = (p00 >> 64) + (p01 & M) + (p10 & M);
+    let lo = (p00 & M) | (mid << 64);
+    let hi = p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64);
+    (hi, lo)
+}
+
+/// `(u1 * 2^128 + u0) / v` and its remainder, for `u1 < v` (so the quotient fits 128 bits):
+/// long division in 64-bit digits with a normalised divisor (Knuth's algorithm D, two
+/// quotient digits, each estimated from the divisor's top digit and corrected at most twice).
+fn div_256_by_128(u1: u128, u0: u128, v: u128) -> (u128, u128) {
+    debug_assert!(u1 < v);
+    const B: u128 = 1 << 64;
+    const M: u128 = u64::MAX as u128;
+    let s = v.leading_zeros();
+    let v = v << s;
+    let (vn1, vn0) = (v >> 64, v & M);
+    let un32 = if s == 0 {
+        u1
+    } else {
+        (u1 << s) | (u0 >> (128 - s))
+    };
+    let un10 = u0 << s;
+    let (un1, un0) = (un10 >> 64, un10 & M);
+    // One quotient digit of (top * 2^64 + next) / v, top < v: (digit, remainder).
+    let digit = |top: u128, next: u128| {
+        let mut q = top / vn1;
+        let mut rhat = top - q * vn1;
+        while q >= B || q * vn0 > (rhat << 64) + next {
+            q -= 1;
+            rhat += vn1;
+            if rhat >= B {
+                break;
+            }
+        }
+        // The true remainder is below v < 2^128: wrapping arithmetic gives it exactly.
+        let r = (top << 64)
+            .wrapping_add(next)
+            .wrapping_sub(q.wrapping_mul(v));
+        (q, r)
+    };
+    let (q1, r1) = digit(un32, un1);
+    let (q0, r0) = digit(r1, un0);
+    ((q1 << 64) | q0, r0 >> s)
 }
 
 fn split_u256_wide(w: U256, parts: &[U256]) -> Vec<U256> {
@@ -453,7 +542,11 @@ fn split_u256_wide(w: U256, parts: &[U256]) -> Vec<U256> {
     out
 }
 
-type RowKey = (String, ExposureType, bool, u32);
+/// A row's key: direction (`received`, `sent`), category, kind, delisted, asset.
+type RowKey = (&'static str, String, ExposureType, bool, u32);
+
+/// A counterparty's label as the walk uses it: category, delisted, names.
+type Label = (String, bool, Vec<String>);
 
 /// Visits a list's relevant ids, newest first, while the callback says go on.
 type Visit<'a> = dyn Fn(&mut dyn FnMut(u64) -> bool) + 'a;
@@ -510,7 +603,12 @@ pub struct AccountScreener<'a> {
 }
 
 struct Walk {
-    rows: BTreeMap<RowKey, Row>,
+    /// Few (one per direction, category, kind and asset): found by a linear search, put in
+    /// the order of their formatted keys by `finish`.
+    rows: Vec<(RowKey, Row)>,
+    /// Labels of the counterparties met whose labels do not depend on time (none has a
+    /// `valid_to`): worked out once per screening.
+    labels: HashMap<AcctId, Option<Rc<Label>>>,
     received: BTreeMap<u32, FlowAcc>,
     sent: BTreeMap<u32, FlowAcc>,
     steps: usize,
@@ -525,8 +623,8 @@ impl Walk {
     #[allow(clippy::too_many_arguments)]
     fn row(
         &mut self,
-        dir: &str,
-        cat: String,
+        dir: &'static str,
+        cat: &str,
         t: ExposureType,
         delisted: bool,
         asset: u32,
@@ -536,21 +634,33 @@ impl Walk {
         path: &Trail,
         day: u32,
     ) {
-        let e = self
-            .rows
-            .entry((format!("{dir}|{cat}"), t, delisted, asset))
-            .or_insert_with(|| Row {
-                amount: U256::ZERO,
-                hops: u32::MAX,
-                names: Vec::new(),
-                path: path.to_vec(),
-                days: ByDay::default(),
-            });
+        let k = match self.rows.iter().position(|(k, _)| {
+            k.0 == dir && k.1 == cat && k.2 == t && k.3 == delisted && k.4 == asset
+        }) {
+            Some(k) => k,
+            None => {
+                self.rows.push((
+                    (dir, cat.to_string(), t, delisted, asset),
+                    Row {
+                        amount: U256::ZERO,
+                        hops: u32::MAX,
+                        names: Vec::new(),
+                        path: path.to_vec(),
+                        days: ByDay::default(),
+                    },
+                ));
+                self.rows.len() - 1
+            }
+        };
+        let e = &mut self.rows[k].1;
         add(&mut e.amount, amount);
         e.hops = e.hops.min(hops);
         e.days.add(day, amount);
         for n in names {
-            if e.names.len() < 5 && !e.names.contains(n) {
+            if e.names.len() >= 5 {
+                break;
+            }
+            if !e.names.contains(n) {
                 e.names.push(n.clone());
             }
         }
@@ -582,8 +692,22 @@ fn kind(h: u32) -> ExposureType {
 }
 
 impl AccountScreener<'_> {
-    fn label(&self, a: AcctId, time: u64) -> Option<(String, bool, Vec<String>)> {
-        label_at(self.attr, self.rules, a, time)
+    /// `a`'s label for funds moved at `time()` (asked only when `a`'s labels depend on
+    /// time, a delisting), worked out once per screening otherwise.
+    fn label(&self, walk: &mut Walk, a: AcctId, time: &dyn Fn() -> u64) -> Option<Rc<Label>> {
+        if let Some(l) = walk.labels.get(&a) {
+            return l.clone();
+        }
+        let mut timed = false;
+        let mut label = None;
+        self.attr.with_attributions(a, &mut |ls| {
+            timed = ls.iter().any(|l| l.valid_to.is_some());
+            label = label_of(ls, self.rules, if timed { time() } else { 0 }).map(Rc::new);
+        });
+        if !timed {
+            walk.labels.insert(a, label.clone());
+        }
+        label
     }
 
     /// What reading a list of `n` entries costs against the step bound: every entry, or
@@ -843,6 +967,13 @@ impl AccountScreener<'_> {
             if b.w.is_zero() {
                 continue;
             }
+            let (asset, at, via) = (b.asset, b.at, b.via);
+            if self.below_min_share(walk, sent, asset, b.w) {
+                add(&mut flow(walk, sent, asset).below_min_share, b.w);
+                continue;
+            }
+            // Counted over the branches read only, so that the branches cut in front of the
+            // queue are looked at once, not at every warm-up.
             if unwarmed == 0 && !walk.scan {
                 lists.clear();
                 for x in std::iter::once(&b).chain(queue.iter()) {
@@ -857,11 +988,6 @@ impl AccountScreener<'_> {
                 unwarmed = WARM;
             }
             unwarmed = unwarmed.saturating_sub(1);
-            let (asset, at, via) = (b.asset, b.at, b.via);
-            if self.below_min_share(walk, sent, asset, b.w) {
-                add(&mut flow(walk, sent, asset).below_min_share, b.w);
-                continue;
-            }
             let got = if sent {
                 self.later_sends(walk, at, asset, via, &mut read)
             } else {
@@ -914,7 +1040,7 @@ impl AccountScreener<'_> {
                 let label = if !self.attr.is_labelled(other) {
                     None
                 } else {
-                    self.label(other, self.view.time(t.id))
+                    self.label(walk, other, &|| self.view.time(t.id))
                 };
                 if label.is_none()
                     && hop < self.params.max_hops
@@ -929,15 +1055,15 @@ impl AccountScreener<'_> {
                     None => b.path.clone(),
                 };
                 match label {
-                    Some((cat, delisted, names)) => walk.row(
+                    Some(l) => walk.row(
                         dir,
-                        cat,
+                        &l.0,
                         kind(hop),
-                        delisted,
+                        l.1,
                         asset,
                         *share,
                         hop,
-                        &names,
+                        &l.2,
                         &path,
                         b.day,
                     ),
@@ -1010,20 +1136,20 @@ impl AccountScreener<'_> {
                 None => path,
             };
             let label = if self.attr.is_labelled(other) {
-                self.label(other, t.time)
+                self.label(walk, other, &|| t.time)
             } else {
                 None
             };
             match label {
-                Some((cat, delisted, names)) => walk.row(
+                Some(l) => walk.row(
                     if sent { "sent" } else { "received" },
-                    cat,
+                    &l.0,
                     ExposureType::Direct,
-                    delisted,
+                    l.1,
                     t.asset,
                     t.amount,
                     1,
-                    &names,
+                    &l.2,
                     &path,
                     day,
                 ),
@@ -1036,7 +1162,7 @@ impl AccountScreener<'_> {
                     path,
                     day,
                 }),
-                None => add(&mut f.unattributed, t.amount),
+                None => add(&mut flow(walk, sent, t.asset).unattributed, t.amount),
             }
         }
         branches
@@ -1064,7 +1190,8 @@ impl AccountScreener<'_> {
     /// Screen account `a` with explicit walk options.
     pub fn address_with(&self, chain: &str, a: AcctId, opts: WalkOptions) -> AccountScreening {
         let mut walk = Walk {
-            rows: BTreeMap::new(),
+            rows: Vec::new(),
+            labels: HashMap::new(),
             received: BTreeMap::new(),
             sent: BTreeMap::new(),
             steps: 0,
@@ -1072,16 +1199,8 @@ impl AccountScreener<'_> {
             min_share_ppm: opts.min_share_ppm,
             max_branch_reads: opts.max_branch_reads,
         };
-        let mut ins = Vec::new();
-        self.view.each_received(a, &mut |id| {
-            ins.push(id);
-            true
-        });
-        let mut outs = Vec::new();
-        self.view.each_sent(a, &mut |id| {
-            outs.push(id);
-            true
-        });
+        let (mut ins, mut outs) = (Vec::new(), Vec::new());
+        self.view.lists(a, &mut ins, &mut outs);
         let (n_in, n_out) = (ins.len(), outs.len());
         let mut last_time = 0u64;
         // The subject's own transfers are read whole (not against the step bound): they are
@@ -1091,7 +1210,7 @@ impl AccountScreener<'_> {
         walk.steps = 0;
         let fwd = self.first_hop(a, &outs, true, &mut walk, &mut last_time);
         self.walk_on(fwd, &mut walk, true);
-        let own = self.label(a, last_time);
+        let own = self.label(&mut walk, a, &|| last_time);
         self.finish(
             chain,
             serde_json::json!({"kind": "address", "address": self.view.render(a), "movements_in": n_in, "movements_out": n_out}),
@@ -1104,8 +1223,8 @@ impl AccountScreener<'_> {
         &self,
         chain: &str,
         subject: serde_json::Value,
-        walk: Walk,
-        own: Option<(String, bool, Vec<String>)>,
+        mut walk: Walk,
+        own: Option<Rc<Label>>,
     ) -> AccountScreening {
         let mut infos: BTreeMap<u32, AssetInfo> = BTreeMap::new();
         let mut info = |asset: u32| {
@@ -1174,7 +1293,8 @@ impl AccountScreener<'_> {
                 unpriced_int: f.unpriced,
             });
         };
-        if let Some((cat, delisted, names)) = own {
+        if let Some(own) = own {
+            let (cat, delisted, names) = &*own;
             for (dir, m) in [("received", &walk.received), ("sent", &walk.sent)] {
                 for (&asset, f) in m {
                     if !f.total.is_zero() {
@@ -1184,7 +1304,7 @@ impl AccountScreener<'_> {
                             dir,
                             cat.clone(),
                             ExposureType::Ownership,
-                            delisted,
+                            *delisted,
                             f.total,
                             f.total,
                             0,
@@ -1196,8 +1316,11 @@ impl AccountScreener<'_> {
                 }
             }
         }
-        for ((key, t, delisted, asset), r) in &walk.rows {
-            let (dir, cat) = key.split_once('|').expect("direction|category");
+        // The order rows had when they were kept by "direction|category" strings (the sort
+        // below is stable).
+        walk.rows.sort_by(|a, b| a.0.cmp(&b.0));
+        for ((dir, cat, t, delisted, asset), r) in &walk.rows {
+            let dir: &str = dir;
             push(
                 &mut rows,
                 info(*asset),
@@ -1571,6 +1694,40 @@ mod tests {
         let s = screen(&view, 20_000, WalkOptions::default());
         assert_eq!(s["received"][0]["beyond_limit"], "0");
         assert_eq!(exchange_received(&s).as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn mul_div_u128_is_exact() {
+        let mut x = 5u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            x
+        };
+        let mut cases = vec![
+            (u128::MAX, u128::MAX, u128::MAX),
+            (u128::MAX, 1, u128::MAX),
+            (u128::MAX - 1, u128::MAX - 2, u128::MAX),
+            (1 << 127, 1 << 127, 1 << 127),
+            (1 << 64, (1 << 64) - 1, 1 << 64),
+            (3, 2, 7),
+        ];
+        for _ in 0..20_000 {
+            let r = |n: &mut dyn FnMut() -> u64| {
+                let v = ((n() as u128) << 64) | n() as u128;
+                v >> (n() % 128)
+            };
+            let (a, b, c) = (r(&mut next), r(&mut next), r(&mut next));
+            let d = b.max(c).max(1);
+            cases.push((a, b, d));
+        }
+        for (a, b, d) in cases {
+            let (q, r) = mul_div_u128(a, b, d);
+            let exact = U256::from(a) * U256::from(b);
+            let (wq, wr) = exact.div_rem(U256::from(d));
+            assert_eq!((U256::from(q), U256::from(r)), (wq, wr), "{a} * {b} / {d}");
+        }
     }
 
     #[test]

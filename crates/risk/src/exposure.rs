@@ -977,7 +977,7 @@ pub(crate) fn label_at(
 }
 
 /// The strongest of an address's attributions for funds moved at Unix time `t`.
-fn label_of(
+pub(crate) fn label_of(
     labels: &[crate::Attribution],
     rules: &RuleSet,
     t: u64,

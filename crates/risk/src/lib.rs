@@ -46,6 +46,11 @@ pub trait Attributor {
     fn is_labelled(&self, addr: AddrId) -> bool {
         !self.attribute(addr).is_empty()
     }
+    /// Hand `addr`'s attributions to `f` (an implementation holding them can lend them
+    /// instead of copying; the account walk asks this of each labelled counterparty).
+    fn with_attributions(&self, addr: AddrId, f: &mut dyn FnMut(&[Attribution])) {
+        f(&self.attribute(addr))
+    }
     /// Unix time of a block height, to judge label validity (a delisting). Heights stand
     /// in for times unless the implementation knows block times.
     fn time_of_height(&self, height: u32) -> u64 {

@@ -44,8 +44,19 @@ impl Level {
 /// Map label categories from different sources (GraphSense concepts, OFAC, our own) to
 /// one vocabulary.
 pub fn normalize_category(c: &str) -> String {
-    let c = c.trim().to_ascii_lowercase().replace([' ', '-'], "_");
-    match c.as_str() {
+    let c = c.trim();
+    let owned;
+    // Most categories are written the normalized way already: no copies then.
+    let c = if c
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || b == b' ' || b == b'-')
+    {
+        owned = c.to_ascii_lowercase().replace([' ', '-'], "_");
+        owned.as_str()
+    } else {
+        c
+    };
+    match c {
         "sanction" | "sanctioned" | "ofac" | "sdn" | "sanctions" => "sanctions",
         "mixing_service" | "mixer" | "coinjoin" | "tumbler" => "mixer",
         "exchange" | "cex" | "exchange_hot_wallet" | "exchange_cold_wallet" => "exchange",

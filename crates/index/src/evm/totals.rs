@@ -583,6 +583,52 @@ impl EvmIndex {
         Some(v)
     }
 
+    /// The movements address `a` received and sent (ids, newest first: what
+    /// [`EvmIndex::each_movement_of`] visits), read from its per-asset lists side by side so
+    /// that their cache misses overlap (a list is a chain of pointers). False without
+    /// totals (the caller walks the address lists instead).
+    pub fn movements_of(&self, a: u32, ins: &mut Vec<u64>, outs: &mut Vec<u64>) -> bool {
+        if !self.has_totals() {
+            return false;
+        }
+        let n = self.mvs.len().min(self.totals.side.len());
+        // (current entry id+1, sent)
+        let mut curs: Vec<(u64, bool)> = Vec::new();
+        for (_, rin, rout) in self.accts_of(a) {
+            for c in [(rin, false), (rout, true)] {
+                if let Some(i) = ptr(c.0).filter(|i| *i < n) {
+                    self.totals.side.prefetch(i);
+                    curs.push(c);
+                }
+            }
+        }
+        loop {
+            let mut any = false;
+            for c in curs.iter_mut() {
+                let Some(i) = ptr(c.0).filter(|i| *i < n) else {
+                    continue;
+                };
+                let off = if c.1 { FROM_PREV_ASSET } else { TO_PREV_ASSET };
+                c.0 = u40_of(&self.totals.side.get(i)[off..off + 5]);
+                if let Some(next) = ptr(c.0).filter(|x| *x < n) {
+                    self.totals.side.prefetch(next);
+                }
+                if c.1 {
+                    outs.push(i);
+                } else {
+                    ins.push(i);
+                }
+                any = true;
+            }
+            if !any {
+                break;
+            }
+        }
+        ins.sort_unstable_by(|x, y| y.cmp(x));
+        outs.sort_unstable_by(|x, y| y.cmp(x));
+        true
+    }
+
     /// Counts, first and last movement and the two flags of an address. None without totals.
     pub fn address_facts(&self, a: u32) -> Option<AddressFacts> {
         if !self.has_totals() {
@@ -803,6 +849,31 @@ impl EvmIndex {
             return;
         }
         let n = self.mvs.len().min(self.totals.side.len());
+        // First what a branch reads before its list, for all lists at once: the address's
+        // list head (its length, for the step bound) and, forward, its pairs' chain (where
+        // its list of the asset starts).
+        for &(sent, a, _, _) in lists {
+            if (a as u64) < self.addrs.len() {
+                let col = if sent { &self.out_head } else { &self.in_head };
+                col.prefetch(a as u64);
+                if sent && (a as u64) < self.totals.addr_acct.len() {
+                    self.totals.addr_acct.prefetch(a as u64);
+                }
+            }
+        }
+        for &(sent, a, _, _) in lists {
+            if let Some(h) = ptr(self.list_head(a, sent)).filter(|h| *h < n) {
+                self.totals.side.prefetch(h);
+            }
+            if sent && (a as u64) < self.totals.addr_acct.len() {
+                if let Some(i) = ptr(u40_of(&self.totals.addr_acct.get(a as u64)[..5]))
+                    .filter(|i| *i < self.totals.acct.len())
+                {
+                    self.totals.acct.prefetch(i);
+                    self.totals.acct_out.prefetch(i);
+                }
+            }
+        }
         // (current entry id+1, offset of its previous-pointer, lowest id to visit)
         let mut curs: Vec<(u64, usize, u64)> = Vec::with_capacity(lists.len());
         for &(sent, a, asset, via) in lists {
@@ -824,7 +895,7 @@ impl EvmIndex {
                 curs.push(c);
             }
         }
-        for _ in 0..depth {
+        for step in 0..depth {
             let mut any = false;
             for c in curs.iter_mut() {
                 let Some(i) = ptr(c.0).filter(|i| *i < n && *i >= c.2) else {
@@ -834,6 +905,11 @@ impl EvmIndex {
                 c.0 = u40_of(&r[c.1..c.1 + 5]);
                 if let Some(next) = ptr(c.0).filter(|x| *x < n && *x >= c.2) {
                     self.prefetch_movement(next);
+                    if step + 1 == depth {
+                        // The entry past the cap: a branch reads its running total (the
+                        // amount of the list's unread rest), at the record's end.
+                        self.totals.side.prefetch_whole(next);
+                    }
                     any = true;
                 }
             }

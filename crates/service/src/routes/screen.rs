@@ -363,7 +363,7 @@ pub async fn address(
         let s =
             crate::routes::evm::screen(&snap, &address, q.max_hops, q.max_branch_reads, "address")?;
         st.metrics.screened_subjects.fetch_add(1, Ordering::Relaxed);
-        return Ok(Json(AnyScreening::Evm(s)).into_response());
+        return Ok(crate::routes::evm::json_response(&AnyScreening::Evm(s)));
     }
     no_branch_reads(&q)?;
     answer(&st, Subject::Address(address), q.max_hops, soft, "address").await
