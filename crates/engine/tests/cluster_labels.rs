@@ -3,22 +3,16 @@
 //! millions), the answer is the same and complete.
 
 use cointrail_chain::view::ChainView;
-use cointrail_engine::wiring::{cluster_store_labels, load_clustering};
-use cointrail_index::{ingest, Index, IngestOptions, Source};
+use cointrail_engine::wiring::cluster_store_labels;
 use cointrail_tags::{Label, TagStore, Target};
-use std::path::Path;
+
+mod common;
 
 #[test]
 fn a_clusters_labels_are_the_same_asked_per_member_or_from_the_store() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    let blocks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/btc/mainnet");
-    let files = (831328..=831335)
-        .map(|h| blocks.join(format!("0{h}.bin")))
-        .collect();
-    let mut idx = Index::open_writer(&data.join("index")).unwrap();
-    ingest(&mut idx, Source::Files(files), &IngestOptions::default()).unwrap();
-    let c = load_clustering(&data, &idx).unwrap();
+    let (idx, c) = common::real_blocks(&data);
     // The largest cluster of the 8 real blocks.
     let a = (0..idx.addr_count() as u32)
         .max_by_key(|&x| c.size_of(x))

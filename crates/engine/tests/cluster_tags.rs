@@ -7,34 +7,17 @@ use cointrail_chain::view::{AddrId, ChainView};
 use cointrail_chain::AddressKey;
 use cointrail_clustering::EntityTags;
 use cointrail_engine::attr_state::AttrState;
-use cointrail_engine::wiring::{
-    addresses_named, cluster_labels, cluster_tags, load_clustering, read_sources,
-};
-use cointrail_index::{ingest, Index, IngestOptions, Source};
+use cointrail_engine::wiring::{addresses_named, cluster_labels, cluster_tags, read_sources};
+use cointrail_engine::STOP_CATEGORIES;
 use std::collections::BTreeMap;
-use std::path::Path;
 
-const STOPS: [&str; 7] = [
-    "exchange",
-    "otc",
-    "payment_processor",
-    "gambling",
-    "mining",
-    "darknet",
-    "mixer",
-];
+mod common;
 
 #[test]
 fn streamed_tags_and_labels_equal_the_in_memory_sources() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    let blocks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/btc/mainnet");
-    let files = (831328..=831335)
-        .map(|h| blocks.join(format!("0{h}.bin")))
-        .collect();
-    let mut idx = Index::open_writer(&data.join("index")).unwrap();
-    ingest(&mut idx, Source::Files(files), &IngestOptions::default()).unwrap();
-    let c = load_clustering(&data, &idx).unwrap();
+    let (idx, c) = common::real_blocks(&data);
     let n = idx.addr_count() as u32;
     // The three largest clusters, labelled on several members with several names and
     // categories (a service on one member only), written in an order that is not the
@@ -120,7 +103,7 @@ fn streamed_tags_and_labels_equal_the_in_memory_sources() {
         let want = by_cluster.get(&c.cluster_of(x)).map(|v| {
             (
                 v[0].2.clone(),
-                v.iter().any(|l| STOPS.contains(&l.3.as_str())),
+                v.iter().any(|l| STOP_CATEGORIES.contains(&l.3.as_str())),
             )
         });
         let got = tags.tag(x).map(|t| (t.name, t.service));
