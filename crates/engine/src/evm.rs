@@ -179,16 +179,7 @@ impl AccountView for EvmSide {
         self.index.warm_asset_lists(lists, depth)
     }
     fn lists(&self, a: AcctId, ins: &mut Vec<u64>, outs: &mut Vec<u64>) {
-        if !self.index.movements_of(a, ins, outs) {
-            self.index.each_movement_of(a, false, &mut |id| {
-                ins.push(id);
-                true
-            });
-            self.index.each_movement_of(a, true, &mut |id| {
-                outs.push(id);
-                true
-            });
-        }
+        self.index.movements_of(a, ins, outs)
     }
     fn received_len(&self, a: AcctId) -> u64 {
         self.index.list_len(a, false).unwrap_or_else(|| {

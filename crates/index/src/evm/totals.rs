@@ -585,11 +585,17 @@ impl EvmIndex {
 
     /// The movements address `a` received and sent (ids, newest first: what
     /// [`EvmIndex::each_movement_of`] visits), read from its per-asset lists side by side so
-    /// that their cache misses overlap (a list is a chain of pointers). False without
-    /// totals (the caller walks the address lists instead).
-    pub fn movements_of(&self, a: u32, ins: &mut Vec<u64>, outs: &mut Vec<u64>) -> bool {
+    /// that their cache misses overlap (a list is a chain of pointers); without totals, its
+    /// two address lists one after the other.
+    pub fn movements_of(&self, a: u32, ins: &mut Vec<u64>, outs: &mut Vec<u64>) {
         if !self.has_totals() {
-            return false;
+            for (sent, v) in [(false, ins), (true, outs)] {
+                self.each_movement_of(a, sent, &mut |id| {
+                    v.push(id);
+                    true
+                });
+            }
+            return;
         }
         let n = self.mvs.len().min(self.totals.side.len());
         // (current entry id+1, sent)
@@ -626,7 +632,6 @@ impl EvmIndex {
         }
         ins.sort_unstable_by(|x, y| y.cmp(x));
         outs.sort_unstable_by(|x, y| y.cmp(x));
-        true
     }
 
     /// Counts, first and last movement and the two flags of an address. None without totals.
