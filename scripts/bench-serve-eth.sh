@@ -10,10 +10,10 @@
 # SIM_DIR/etl`). The simulated exchanges (hot, deposit, cold addresses) and the heist's
 # addresses are attributed from the truth into DATA_DIR/attribution.tsv (once), so the
 # screening walks meet labelled counterparties. Needs wrk (`apt-get install wrk`) and a
-# release build.
+# release build (COINTRAIL_BIN=PATH runs another binary: builds compared in one go).
 set -euo pipefail
 DATA=${1:?data dir}; SIM=${2:?simulator output}; SECS=${3:-60}; CONN=${4:-4}
-BIN=$(cd "$(dirname "$0")/.." && pwd)/target/release/cointrail
+BIN=${COINTRAIL_BIN:-$(cd "$(dirname "$0")/.." && pwd)/target/release/cointrail}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 [ -x "$BIN" ] || (cd "$(dirname "$0")/.." && cargo build --release -p cointrail)
 W=$(mktemp -d); trap 'kill $PID 2>/dev/null; rm -rf "$W"' EXIT

@@ -7,6 +7,12 @@ mod progress;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+// The screening service allocates many small, short-lived values per request (paths,
+// rows, the JSON answer); mimalloc serves them with about half of glibc's CPU (BENCHMARKS.md,
+// "Ethereum screening: labels worked out at load, huge pages, mimalloc").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Options every command takes.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Global {

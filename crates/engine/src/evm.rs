@@ -110,6 +110,10 @@ pub struct EvmSide {
     pub chain: String,
     pub index: EvmIndex,
     labels: HashMap<AcctId, Vec<Attribution>>,
+    /// The labels no rule or time changes (one attribution, no `valid_to`), as screening
+    /// reports them: most labelled counterparties (an exchange's deposit addresses) are
+    /// these, and working them out per screening was a tenth of its CPU.
+    fixed: HashMap<AcctId, cointrail_risk::FixedLabel>,
     /// One bit per address id up to the highest labelled one: whether it has labels (the
     /// walk asks this of every counterparty it meets; a bit is one read, a hash probe a
     /// cache miss).
@@ -125,6 +129,9 @@ impl Attributor for EvmSide {
     }
     fn with_attributions(&self, a: AcctId, f: &mut dyn FnMut(&[Attribution])) {
         f(self.labels.get(&a).map_or(&[], |v| v.as_slice()))
+    }
+    fn fixed_label(&self, a: AcctId) -> Option<cointrail_risk::FixedLabel> {
+        self.fixed.get(&a).cloned()
     }
     fn is_labelled(&self, a: AcctId) -> bool {
         self.labelled
@@ -373,7 +380,26 @@ impl EvmSide {
         for a in labels.keys() {
             labelled[*a as usize / 64] |= 1u64 << (a % 64);
         }
+        let fixed = if std::env::var_os("COINTRAIL_NO_FIXED").is_some() {
+            HashMap::new()
+        } else {
+            labels
+                .iter()
+                .filter_map(|(&a, ls)| match ls.as_slice() {
+                    [l] if l.valid_to.is_none() => Some((
+                        a,
+                        std::sync::Arc::new((
+                            cointrail_risk::rules::normalize_category(&l.category),
+                            false,
+                            vec![l.name.clone()],
+                        )),
+                    )),
+                    _ => None,
+                })
+                .collect()
+        };
         Ok(EvmSide {
+            fixed,
             sink,
             chain: chain.to_string(),
             index,

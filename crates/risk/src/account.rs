@@ -36,7 +36,7 @@ use crate::Attributor;
 use cointrail_evm::{U256, U512};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// An account's dense id (the index's address id).
 pub type AcctId = u32;
@@ -435,6 +435,28 @@ pub fn split_u256_into(w: U256, parts: &[U256], out: &mut Vec<U256>) {
     if left == 0 {
         return;
     }
+    if total < 1 << 96 {
+        // Remainders are below 2^96: remainder and index packed in one u128 key (larger
+        // remainder first, then lower index), selected with single comparisons.
+        let mut keys = [0u128; 48];
+        let mut keys_heap = Vec::new();
+        let keys: &mut [u128] = if rems.len() <= keys.len() {
+            &mut keys[..rems.len()]
+        } else {
+            keys_heap.resize(rems.len(), 0);
+            &mut keys_heap
+        };
+        for (k, (r, i)) in keys.iter_mut().zip(rems.iter()) {
+            *k = (r << 32) | (u32::MAX - i) as u128;
+        }
+        if left < keys.len() {
+            keys.select_nth_unstable_by(left - 1, |a, b| b.cmp(a));
+        }
+        for k in keys.iter().take(left) {
+            out[(u32::MAX - *k as u32) as usize] += U256::from(1u8);
+        }
+        return;
+    }
     let order = |a: &(u128, u32), b: &(u128, u32)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
     if left < rems.len() {
         rems.select_nth_unstable_by(left - 1, order);
@@ -458,7 +480,9 @@ fn total_u128(parts: &[U256]) -> Option<u128> {
 fn mul_div_u128(a: u128, b: u128, d: u128) -> (u128, u128) {
     let (hi, lo) = mul_u128(a, b);
     if hi == 0 {
-        (lo / d, lo % d)
+        // One division: the remainder from the quotient.
+        let q = lo / d;
+        (q, lo - q * d)
     } else {
         div_256_by_128(hi, lo, d)
     }
@@ -546,7 +570,7 @@ fn split_u256_wide(w: U256, parts: &[U256]) -> Vec<U256> {
 type RowKey = (&'static str, String, ExposureType, bool, u32);
 
 /// A counterparty's label as the walk uses it: category, delisted, names.
-type Label = (String, bool, Vec<String>);
+type Label = crate::FixedLabelParts;
 
 /// Visits a list's relevant ids, newest first, while the callback says go on.
 type Visit<'a> = dyn Fn(&mut dyn FnMut(u64) -> bool) + 'a;
@@ -608,7 +632,7 @@ struct Walk {
     rows: Vec<(RowKey, Row)>,
     /// Labels of the counterparties met whose labels do not depend on time (none has a
     /// `valid_to`): worked out once per screening.
-    labels: HashMap<AcctId, Option<Rc<Label>>>,
+    labels: HashMap<AcctId, Option<Arc<Label>>>,
     received: BTreeMap<u32, FlowAcc>,
     sent: BTreeMap<u32, FlowAcc>,
     steps: usize,
@@ -683,6 +707,35 @@ fn flow(walk: &mut Walk, sent: bool, asset: u32) -> &mut FlowAcc {
     }
 }
 
+/// Whether a share is under `min_share` of the subject's total of its asset in the walk's
+/// direction ([`AccountScreener::min_share_cut`]).
+struct MinShareCut {
+    off: bool,
+    /// (asset, total * min_share_ppm); an asset missing has a total of 0.
+    by_asset: Vec<(u32, U256)>,
+}
+
+impl MinShareCut {
+    fn below(&self, asset: u32, w: U256) -> bool {
+        if self.off {
+            return false;
+        }
+        let cut = self
+            .by_asset
+            .iter()
+            .find(|(a, _)| *a == asset)
+            .map_or(U256::ZERO, |(_, c)| *c);
+        // `w * 10^6` in u128 when it fits (every amount but the most extreme).
+        match u128::try_from(w)
+            .ok()
+            .and_then(|w| w.checked_mul(1_000_000))
+        {
+            Some(x) => U256::from(x) < cut,
+            None => w.saturating_mul(U256::from(1_000_000u64)) < cut,
+        }
+    }
+}
+
 fn kind(h: u32) -> ExposureType {
     if h <= 1 {
         ExposureType::Direct
@@ -694,7 +747,12 @@ fn kind(h: u32) -> ExposureType {
 impl AccountScreener<'_> {
     /// `a`'s label for funds moved at `time()` (asked only when `a`'s labels depend on
     /// time, a delisting), worked out once per screening otherwise.
-    fn label(&self, walk: &mut Walk, a: AcctId, time: &dyn Fn() -> u64) -> Option<Rc<Label>> {
+    fn label(&self, walk: &mut Walk, a: AcctId, time: &dyn Fn() -> u64) -> Option<Arc<Label>> {
+        // Most labelled counterparties (an exchange's many deposit addresses) have one
+        // label that no rule or time changes: worked out when the labels were loaded.
+        if let Some(l) = self.attr.fixed_label(a) {
+            return Some(l);
+        }
         if let Some(l) = walk.labels.get(&a) {
             return l.clone();
         }
@@ -702,7 +760,7 @@ impl AccountScreener<'_> {
         let mut label = None;
         self.attr.with_attributions(a, &mut |ls| {
             timed = ls.iter().any(|l| l.valid_to.is_some());
-            label = label_of(ls, self.rules, if timed { time() } else { 0 }).map(Rc::new);
+            label = label_of(ls, self.rules, if timed { time() } else { 0 }).map(Arc::new);
         });
         if !timed {
             walk.labels.insert(a, label.clone());
@@ -931,18 +989,17 @@ impl AccountScreener<'_> {
         )
     }
 
-    /// Whether `w` of `asset` is less than `min_share` of the subject's total of it in that
-    /// direction (the totals are complete once the first hop is read).
-    fn below_min_share(&self, walk: &Walk, sent: bool, asset: u32, w: U256) -> bool {
-        if walk.min_share_ppm == 0 {
-            return false;
+    /// The `min_share` cut of one direction, per asset: `w` is below it when `w * 10^6 <
+    /// total * min_share_ppm` (the totals are complete once the first hop is read, so the
+    /// right side is worked out once per walk, not at every share).
+    fn min_share_cut(walk: &Walk, sent: bool) -> MinShareCut {
+        MinShareCut {
+            off: walk.min_share_ppm == 0,
+            by_asset: flows(walk, sent)
+                .iter()
+                .map(|(&a, f)| (a, f.total.saturating_mul(U256::from(walk.min_share_ppm))))
+                .collect(),
         }
-        let total = flows(walk, sent)
-            .get(&asset)
-            .map(|f| f.total)
-            .unwrap_or_default();
-        w.saturating_mul(U256::from(1_000_000u64))
-            < total.saturating_mul(U256::from(walk.min_share_ppm))
     }
 
     /// Walk one direction's branches, hop by hop: backward (`sent` false) over each
@@ -962,13 +1019,14 @@ impl AccountScreener<'_> {
             cap => cap,
         };
         let mut lists: Vec<(bool, AcctId, u32, u64)> = Vec::with_capacity(WARM);
+        let cut = Self::min_share_cut(walk, sent);
         let mut unwarmed = 0usize;
         while let Some(b) = queue.pop_front() {
             if b.w.is_zero() {
                 continue;
             }
             let (asset, at, via) = (b.asset, b.at, b.via);
-            if self.below_min_share(walk, sent, asset, b.w) {
+            if cut.below(asset, b.w) {
                 add(&mut flow(walk, sent, asset).below_min_share, b.w);
                 continue;
             }
@@ -980,7 +1038,7 @@ impl AccountScreener<'_> {
                     if lists.len() == WARM {
                         break;
                     }
-                    if !x.w.is_zero() && !self.below_min_share(walk, sent, x.asset, x.w) {
+                    if !x.w.is_zero() && !cut.below(x.asset, x.w) {
                         lists.push((sent, x.at, x.asset, x.via));
                     }
                 }
@@ -1019,17 +1077,20 @@ impl AccountScreener<'_> {
                 },
                 rest,
             );
+            // Summed over the branch and added to the direction's flow once.
+            let (mut fee, mut new_coins, mut below, mut unattributed) =
+                (U256::ZERO, U256::ZERO, U256::ZERO, U256::ZERO);
             for (t, share) in read.iter().zip(&shares) {
                 if share.is_zero() {
                     continue;
                 }
                 match (sent, t.kind) {
                     (true, TransferKind::Gas) => {
-                        add(&mut flow(walk, sent, asset).fee, *share);
+                        add(&mut fee, *share);
                         continue;
                     }
                     (false, TransferKind::NewCoins) => {
-                        add(&mut flow(walk, sent, asset).new_coins, *share);
+                        add(&mut new_coins, *share);
                         continue;
                     }
                     _ => {}
@@ -1042,15 +1103,12 @@ impl AccountScreener<'_> {
                 } else {
                     self.label(walk, other, &|| self.view.time(t.id))
                 };
-                if label.is_none()
-                    && hop < self.params.max_hops
-                    && self.below_min_share(walk, sent, asset, *share)
-                {
+                if label.is_none() && hop < self.params.max_hops && cut.below(asset, *share) {
                     // What the branch would be cut for when taken from the queue.
-                    add(&mut flow(walk, sent, asset).below_min_share, *share);
+                    add(&mut below, *share);
                     continue;
                 }
-                let path = match t.tx {
+                let path = || match t.tx {
                     Some(x) => b.path.push(x),
                     None => b.path.clone(),
                 };
@@ -1064,7 +1122,7 @@ impl AccountScreener<'_> {
                         *share,
                         hop,
                         &l.2,
-                        &path,
+                        &path(),
                         b.day,
                     ),
                     None if hop < self.params.max_hops => queue.push_back(Branch {
@@ -1073,12 +1131,17 @@ impl AccountScreener<'_> {
                         w: *share,
                         h: hop,
                         via: t.id,
-                        path,
+                        path: path(),
                         day: b.day,
                     }),
-                    None => add(&mut flow(walk, sent, asset).unattributed, *share),
+                    None => add(&mut unattributed, *share),
                 }
             }
+            let f = flow(walk, sent, asset);
+            add(&mut f.fee, fee);
+            add(&mut f.new_coins, new_coins);
+            add(&mut f.below_min_share, below);
+            add(&mut f.unattributed, unattributed);
         }
     }
 
@@ -1224,7 +1287,7 @@ impl AccountScreener<'_> {
         chain: &str,
         subject: serde_json::Value,
         mut walk: Walk,
-        own: Option<Rc<Label>>,
+        own: Option<Arc<Label>>,
     ) -> AccountScreening {
         let mut infos: BTreeMap<u32, AssetInfo> = BTreeMap::new();
         let mut info = |asset: u32| {
@@ -1751,6 +1814,19 @@ mod tests {
                 split_u256_wide(w, &parts),
                 "round {round}"
             );
+        }
+        // Ties (equal remainders go to the lower index first), more parts than the stack
+        // holds, and totals on both sides of 2^96 (the packed keys and the pairs).
+        for n in [3usize, 47, 48, 49, 120] {
+            for scale in [0usize, 60, 95, 97, 120] {
+                let parts = vec![U256::from(7u8) << scale; n];
+                for w in [1u64, 5, n as u64 + 1, 1_000_003] {
+                    let w = U256::from(w);
+                    let got = split_u256(w, &parts);
+                    assert_eq!(got, split_u256_wide(w, &parts), "n {n} scale {scale} w {w}");
+                    assert_eq!(got.iter().fold(U256::ZERO, |a, x| a + *x), w);
+                }
+            }
         }
     }
 

@@ -38,6 +38,12 @@ pub struct Attribution {
     pub valid_to: Option<u64>,
 }
 
+/// A label as screening reports it: normalized category, whether it is delisted for the
+/// funds in question, the names of the attributions.
+pub type FixedLabelParts = (String, bool, Vec<String>);
+/// A label worked out once and shared by every screening ([`Attributor::fixed_label`]).
+pub type FixedLabel = std::sync::Arc<FixedLabelParts>;
+
 /// Attribution of addresses; implemented over the cluster store and the label store.
 pub trait Attributor {
     fn attribute(&self, addr: AddrId) -> Vec<Attribution>;
@@ -50,6 +56,12 @@ pub trait Attributor {
     /// instead of copying; the account walk asks this of each labelled counterparty).
     fn with_attributions(&self, addr: AddrId, f: &mut dyn FnMut(&[Attribution])) {
         f(&self.attribute(addr))
+    }
+    /// `addr`'s label when it is one that neither the rules nor the time can change (a
+    /// single attribution without a `valid_to`), worked out ahead by an implementation that
+    /// holds its attributions; None: ask [`Self::with_attributions`].
+    fn fixed_label(&self, _addr: AddrId) -> Option<FixedLabel> {
+        None
     }
     /// Unix time of a block height, to judge label validity (a delisting). Heights stand
     /// in for times unless the implementation knows block times.
