@@ -380,24 +380,10 @@ impl EvmSide {
         for a in labels.keys() {
             labelled[*a as usize / 64] |= 1u64 << (a % 64);
         }
-        let fixed = if std::env::var_os("COINTRAIL_NO_FIXED").is_some() {
-            HashMap::new()
-        } else {
-            labels
-                .iter()
-                .filter_map(|(&a, ls)| match ls.as_slice() {
-                    [l] if l.valid_to.is_none() => Some((
-                        a,
-                        std::sync::Arc::new((
-                            cointrail_risk::rules::normalize_category(&l.category),
-                            false,
-                            vec![l.name.clone()],
-                        )),
-                    )),
-                    _ => None,
-                })
-                .collect()
-        };
+        let fixed = labels
+            .iter()
+            .filter_map(|(&a, ls)| Some((a, cointrail_risk::exposure::fixed_label_of(ls)?)))
+            .collect();
         Ok(EvmSide {
             fixed,
             sink,

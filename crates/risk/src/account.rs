@@ -1590,6 +1590,34 @@ mod tests {
         }
     }
 
+    /// [`Nine`] with its label worked out ahead, as `EvmSide` does.
+    struct NineFixed;
+    impl crate::Attributor for NineFixed {
+        fn attribute(&self, a: AcctId) -> Vec<crate::Attribution> {
+            Nine.attribute(a)
+        }
+        fn fixed_label(&self, a: AcctId) -> Option<crate::FixedLabel> {
+            crate::exposure::fixed_label_of(&Nine.attribute(a))
+        }
+    }
+
+    #[test]
+    fn a_fixed_label_is_what_the_rules_make_of_the_attribution_at_any_time() {
+        let one = Nine.attribute(9);
+        let fixed = crate::exposure::fixed_label_of(&one).unwrap();
+        let rules = RuleSet::default_rules();
+        for t in [0, 1_700_000_000, u64::MAX] {
+            assert_eq!(Some((*fixed).clone()), label_of(&one, &rules, t));
+        }
+        // A delisting or a second label depends on the time or the rules: not fixed.
+        let mut timed = one.clone();
+        timed[0].valid_to = Some(5);
+        assert!(crate::exposure::fixed_label_of(&timed).is_none());
+        let two = [one[0].clone(), one[0].clone()];
+        assert!(crate::exposure::fixed_label_of(&two).is_none());
+        assert!(crate::exposure::fixed_label_of(&[]).is_none());
+    }
+
     fn screen(view: &Mem, max_steps: usize, opts: WalkOptions) -> serde_json::Value {
         let rules = RuleSet::default_rules();
         let params = ExposureParams {
@@ -1609,6 +1637,14 @@ mod tests {
             serde_json::to_value(s.address_with("test", 0, WalkOptions { scan: true, ..opts }))
                 .unwrap();
         assert_eq!(fast, slow);
+        let ahead = AccountScreener {
+            attr: &NineFixed,
+            ..s
+        };
+        assert_eq!(
+            serde_json::to_value(ahead.address_with("test", 0, opts)).unwrap(),
+            fast
+        );
         fast
     }
 

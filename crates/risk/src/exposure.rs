@@ -976,6 +976,20 @@ pub(crate) fn label_at(
     label_of(&attr.attribute(a), rules, t)
 }
 
+/// An address's label when neither the rules nor the time can change it: one attribution
+/// without a `valid_to` (what [`label_of`] answers for it under any rules at any time).
+/// Implementations of [`crate::Attributor::fixed_label`] work it out when labels load.
+pub fn fixed_label_of(labels: &[crate::Attribution]) -> Option<crate::FixedLabel> {
+    match labels {
+        [l] if l.valid_to.is_none() => Some(std::sync::Arc::new((
+            crate::rules::normalize_category(&l.category),
+            false,
+            vec![l.name.clone()],
+        ))),
+        _ => None,
+    }
+}
+
 /// The strongest of an address's attributions for funds moved at Unix time `t`.
 pub(crate) fn label_of(
     labels: &[crate::Attribution],
