@@ -142,6 +142,22 @@ impl Column {
         }
     }
 
+    /// Ask the CPU to load the cache lines holding bytes `from..to` of row `i` (a reader
+    /// about to read a field that may not sit on the row's first line: rows are not aligned
+    /// to lines). `to - from` must be at most a line (64 bytes) for one or two prefetches.
+    #[inline]
+    pub fn prefetch_range(&self, i: u64, from: usize, to: usize) {
+        if i < self.committed {
+            if let Some(m) = &self.map {
+                let base = i as usize * self.width;
+                prefetch(m.as_ptr().wrapping_add(base + from));
+                prefetch(m.as_ptr().wrapping_add(base + to - 1));
+            }
+        } else {
+            self.prefetch(i);
+        }
+    }
+
     /// As [`Column::prefetch`], both ends of the record (a row wider than a few bytes may
     /// straddle two cache lines).
     #[inline]
