@@ -113,7 +113,7 @@ pub struct EvmSide {
     /// The labels no rule or time changes (one attribution, no `valid_to`), as screening
     /// reports them: most labelled counterparties (an exchange's deposit addresses) are
     /// these, and working them out per screening was a tenth of its CPU.
-    fixed: HashMap<AcctId, cointrail_risk::FixedLabel>,
+    fixed: HashMap<AcctId, cointrail_risk::FixedLabel, foldhash::fast::RandomState>,
     /// One bit per address id up to the highest labelled one: whether it has labels (the
     /// walk asks this of every counterparty it meets; a bit is one read, a hash probe a
     /// cache miss).

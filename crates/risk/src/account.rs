@@ -659,7 +659,8 @@ impl Walk {
         day: u32,
     ) {
         let k = match self.rows.iter().position(|(k, _)| {
-            k.0 == dir && k.1 == cat && k.2 == t && k.3 == delisted && k.4 == asset
+            // The cheap fields first: most rows differ in asset, kind or direction.
+            k.4 == asset && k.2 == t && k.3 == delisted && k.0 == dir && k.1 == cat
         }) {
             Some(k) => k,
             None => {
