@@ -308,6 +308,33 @@ impl std::ops::Deref for Links {
     }
 }
 
+impl<'a> IntoIterator for &'a Links {
+    type Item = &'a SoftLink;
+    type IntoIter = std::slice::Iter<'a, SoftLink>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// A decoded copy (the map is not shared).
+impl Clone for Links {
+    fn clone(&self) -> Links {
+        Links::from(self.decoded().clone())
+    }
+}
+
+impl PartialEq for Links {
+    fn eq(&self, other: &Links) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 /// What the change layer relies on, link by link: chain order, the pending ones a
 /// suffix, every id within the clustering. Anything else is a damaged file.
 fn links_sound(links: &[SoftLink], pending_from: usize, covered_txs: u64, n: usize) -> bool {

@@ -617,8 +617,10 @@ mod tests {
 
         // Every byte of the head (header, table, meta) and of the trailer is checked at
         // open; no damage there panics or opens.
-        let body = f.sections[0].start..f.sections[2].end;
-        for at in (0..bytes.len()).filter(|i| !body.contains(i)) {
+        // (The padding between the meta record and the first section is covered by the
+        // whole checksum only, as the sections are.)
+        let head_end = HEADER + 16 * 3 + serde_json::to_vec(&meta).unwrap().len();
+        for at in (0..head_end).chain(bytes.len() - TRAILER..bytes.len()) {
             let mut bad = bytes.clone();
             bad[at] ^= 0x40;
             std::fs::write(&p, &bad).unwrap();
