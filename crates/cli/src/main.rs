@@ -75,6 +75,9 @@ enum Command {
     Stats(cmd::chain::ChainArg),
     /// Check the index for consistency (after a crash, a disk problem, or to be sure).
     Verify(cmd::chain::ChainArg),
+    /// The derived state commands map at open (DATA_DIR/state/): check it in full.
+    #[command(subcommand)]
+    State(cmd::state::StateCmd),
     /// Keep the index at the tip of a running Bitcoin Core node (or an EVM node with
     /// `--chain ethereum`) and raise alerts.
     Follow(cmd::follow::FollowArgs),
@@ -153,6 +156,7 @@ fn main() {
         Command::Block(a) => cmd::chain::run_block(a, g),
         Command::Stats(a) => cmd::chain::run_stats_for(a, g),
         Command::Verify(a) => cmd::chain::run_verify_for(a, g),
+        Command::State(c) => cmd::state::run(c, g),
         Command::Case(c) => cmd::case::run(c, g),
         Command::Screen(a) => cmd::screen::run(a, g),
         Command::Cluster(c) => cmd::cluster::run(c, g),

@@ -194,18 +194,48 @@ fn a_damaged_or_half_written_state_file_is_rebuilt() {
     let (a, t) = (state.join("attribution.bin"), state.join("case_taint.bin"));
     assert!(a.exists() && t.exists());
 
-    // Damaged: the checksum says so, the message names the file and what is done.
+    // Damaged inside a section: opening reads only each file's head and trailer (so that
+    // it does not grow with the chain), so `state verify` is what reads every byte; it
+    // names both files, fails, and `--remove-damaged` makes the next command rebuild them.
+    let (a0, t0) = (std::fs::read(&a).unwrap(), std::fs::read(&t).unwrap());
     flip_byte(&a, 100);
     flip_byte(&t, 10);
+    let (ok, out, _) = try_cli(&dir, &["state", "verify"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("attribution.bin: DAMAGED: checksum mismatch")
+            && out.contains("case_taint.bin: DAMAGED: checksum mismatch"),
+        "{out}"
+    );
+    let (ok, out, _) = try_cli(&dir, &["--json", "state", "verify", "--remove-damaged"]);
+    assert!(!ok);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["damaged"], 2, "{v}");
+    assert!(!a.exists() && !t.exists());
+    let (ok, out, err) = try_cli(&dir, &["--json", "screen", &addr]);
+    assert!(ok && !err.contains("unusable"), "{err}");
+    assert_eq!(strip(serde_json::from_str(&out).unwrap()), want);
+    let (ok, out, _) = try_cli(&dir, &["state", "verify"]);
+    assert!(ok && out.matches(": ok (").count() == 2, "{out}");
+    assert_eq!(
+        (std::fs::read(&a).unwrap(), std::fs::read(&t).unwrap()),
+        (a0, t0),
+        "rebuilt the same"
+    );
+
+    // Damaged where opening reads (a file's head: header, section table, meta; its
+    // trailer): seen at open, the message names the file and what is done.
+    flip_byte(&a, std::fs::metadata(&a).unwrap().len() as usize - 60); // the section table
+    flip_byte(&t, 1); // the trailer
     let (ok, out, err) = try_cli(&dir, &["--json", "screen", &addr]);
     assert!(ok, "{err}");
     assert!(
-        err.contains("attribution.bin is unusable (checksum mismatch")
-            && err.contains("rebuilding it"),
+        err.contains("attribution.bin is unusable (damaged head") && err.contains("rebuilding it"),
         "{err}"
     );
     assert!(
-        err.contains("case_taint.bin is unusable") && err.contains("tracing the cases again"),
+        err.contains("case_taint.bin is unusable (damaged end")
+            && err.contains("tracing the cases again"),
         "{err}"
     );
     assert_eq!(strip(serde_json::from_str(&out).unwrap()), want);

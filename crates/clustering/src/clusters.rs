@@ -172,7 +172,9 @@ pub struct ChangeLayer {
     /// at open (4 bytes per address: a query never reads it, so opening must not copy it),
     /// owned once a build or the follower writes to it.
     last_recv: Arr<TxNum>,
-    pub links: Vec<SoftLink>,
+    /// Mapped from `change_links.bin` when opened for queries (`Clustering::open_mapped`),
+    /// decoded when first read.
+    pub links: Links,
     pending_from: usize,
     /// Transactions before this one have their final verdicts; the rest were judged
     /// provisionally.
@@ -188,7 +190,7 @@ impl ChangeLayer {
             delay_blocks,
             seen_addrs: 0,
             last_recv: Arr::default(),
-            links: vec![],
+            links: Links::default(),
             pending_from: 0,
             final_to: 0,
             final_seen: 0,
@@ -207,7 +209,8 @@ impl ChangeLayer {
     }
 
     fn settle(&mut self, height: u32) {
-        while let Some(l) = self.links.get_mut(self.pending_from) {
+        let links = self.links.vec_mut();
+        while let Some(l) = links.get_mut(self.pending_from) {
             if l.height.saturating_add(self.delay_blocks) > height {
                 break;
             }
@@ -219,6 +222,136 @@ impl ChangeLayer {
             self.pending_from += 1;
         }
     }
+}
+
+/// The change layer's links: decoded into a vector, or (a clustering opened for queries,
+/// `Clustering::open_mapped`) still mapped from the saved copy's `change_links.bin` and
+/// decoded only when first read. A query command (screen, trace) never reads them, and
+/// decoding them all at open was the part of opening that grew with the chain (22 bytes
+/// per link read and 24 allocated: ~165 MB of each on a 100M-transaction chain).
+#[derive(Default)]
+pub struct Links {
+    /// The saved links (exactly `len` of them), while not decoded. The copy they are
+    /// mapped from is held (`Clustering::copy_lock`) for as long as the map lives.
+    mapped: Option<memmap2::Mmap>,
+    vec: std::sync::OnceLock<Vec<SoftLink>>,
+}
+
+impl Links {
+    fn mapped(map: memmap2::Mmap) -> Links {
+        Links {
+            mapped: Some(map),
+            vec: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// How many links, without decoding them.
+    pub fn len(&self) -> usize {
+        match (self.vec.get(), &self.mapped) {
+            (Some(v), _) => v.len(),
+            (None, Some(m)) => m.len() / SoftLink::BYTES,
+            (None, None) => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the links are still only mapped (not read yet).
+    pub fn is_mapped(&self) -> bool {
+        self.vec.get().is_none() && self.mapped.is_some()
+    }
+
+    /// Link `i` without decoding the others.
+    pub fn get_one(&self, i: usize) -> Option<SoftLink> {
+        match (self.vec.get(), &self.mapped) {
+            (Some(v), _) => v.get(i).copied(),
+            (None, Some(m)) => m
+                .get(i * SoftLink::BYTES..(i + 1) * SoftLink::BYTES)
+                .map(SoftLink::from_bytes),
+            (None, None) => None,
+        }
+    }
+
+    fn decoded(&self) -> &Vec<SoftLink> {
+        self.vec.get_or_init(|| match &self.mapped {
+            Some(m) => m
+                .chunks_exact(SoftLink::BYTES)
+                .map(SoftLink::from_bytes)
+                .collect(),
+            None => Vec::new(),
+        })
+    }
+
+    /// The vector, decoded first if need be; the map is let go (to change them).
+    pub fn vec_mut(&mut self) -> &mut Vec<SoftLink> {
+        self.decoded();
+        self.mapped = None;
+        self.vec.get_mut().expect("decoded above")
+    }
+}
+
+impl From<Vec<SoftLink>> for Links {
+    fn from(v: Vec<SoftLink>) -> Links {
+        Links {
+            mapped: None,
+            vec: std::sync::OnceLock::from(v),
+        }
+    }
+}
+
+impl std::ops::Deref for Links {
+    type Target = [SoftLink];
+    fn deref(&self) -> &[SoftLink] {
+        self.decoded()
+    }
+}
+
+impl<'a> IntoIterator for &'a Links {
+    type Item = &'a SoftLink;
+    type IntoIter = std::slice::Iter<'a, SoftLink>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// A decoded copy (the map is not shared).
+impl Clone for Links {
+    fn clone(&self) -> Links {
+        Links::from(self.decoded().clone())
+    }
+}
+
+impl PartialEq for Links {
+    fn eq(&self, other: &Links) -> bool {
+        self[..] == other[..]
+    }
+}
+
+impl std::fmt::Debug for Links {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// What the change layer relies on, link by link: chain order, the pending ones a
+/// suffix, every id within the clustering. Anything else is a damaged file.
+fn links_sound(links: &[SoftLink], pending_from: usize, covered_txs: u64, n: usize) -> bool {
+    pending_from <= links.len()
+        && links.windows(2).all(|w| w[0].tx <= w[1].tx)
+        && links
+            .iter()
+            .enumerate()
+            .all(|(k, l)| link_sound(l, k, pending_from, covered_txs, n))
+}
+
+fn link_sound(l: &SoftLink, k: usize, pending_from: usize, covered_txs: u64, n: usize) -> bool {
+    (l.tx as u64) < covered_txs
+        && (l.input as usize) < n
+        && (l.change as usize) < n
+        && (l.vout as usize) < crate::change::BATCH_OUTPUTS
+        && (l.state == LinkState::Pending) == (k >= pending_from)
 }
 
 /// A root's aggregates, stored as laid out here (`repr(C)`, little-endian), so a saved
@@ -284,6 +417,9 @@ pub struct Clustering {
     /// no save writes into a copy under it.
     copy_lock: Option<std::fs::File>,
     last_save: std::sync::Mutex<Option<crate::store::SaveReport>>,
+    /// False while the change layer's links are mapped and checked only at their ends
+    /// (`open_mapped`): `sync` checks them all before changing anything.
+    links_checked: bool,
 }
 
 /// Where the state saved before the current one is: the other copy, or `previous/` (saves
@@ -696,6 +832,7 @@ impl Clustering {
             dirty: Dirty::default(),
             copy_lock: None,
             last_save: Default::default(),
+            links_checked: true,
         }
     }
 
@@ -707,12 +844,24 @@ impl Clustering {
 
     /// Open the stored clustering, or start an empty one.
     pub fn open(dir: &Path, params: NetParams) -> std::io::Result<Clustering> {
+        Clustering::open_with(dir, params, false)
+    }
+
+    /// Open the stored clustering to answer queries: as [`Clustering::open`], but the
+    /// change layer's links are mapped, not read (a query never reads them; each is
+    /// decoded when first read, and all are checked before `sync` changes anything), so
+    /// that opening does not grow with the chain.
+    pub fn open_mapped(dir: &Path, params: NetParams) -> std::io::Result<Clustering> {
+        Clustering::open_with(dir, params, true)
+    }
+
+    fn open_with(dir: &Path, params: NetParams, lazy: bool) -> std::io::Result<Clustering> {
         let _lock = read_lock(dir);
-        let mut c = Clustering::open_at(dir, params)?;
+        let mut c = Clustering::open_at(dir, params, lazy)?;
         if c.covered_txs == 0 {
             // Nothing usable here (a damaged copy or state file): the state saved before
             // it (the other copy, or `previous/` of saves before copies).
-            let mut p = Clustering::open_at(&previous_dir(dir), params)?;
+            let mut p = Clustering::open_at(&previous_dir(dir), params, lazy)?;
             // The save before may be from before a change of setting (`cluster build
             // --change`): then the setting of the last save wins, when it can be read,
             // and the clustering is built again with it.
@@ -749,7 +898,7 @@ impl Clustering {
 
     /// Open the state saved in `dir`: the copy its manifest names current, or (a copy's
     /// own directory, or a save from before copies) the files in `dir` itself.
-    fn open_at(dir: &Path, params: NetParams) -> std::io::Result<Clustering> {
+    fn open_at(dir: &Path, params: NetParams, lazy: bool) -> std::io::Result<Clustering> {
         let mut c = Clustering::new(dir, params);
         let state_path = dir.join("state.json");
         let Ok(text) = std::fs::read(&state_path) else {
@@ -863,37 +1012,62 @@ impl Clustering {
         c.agg = Arr::map(&arrays, agg_at, n)?;
         c.merges = Arr::map(&merges, 0, s.merges as usize)?;
         if let Some(cs) = &s.change {
-            let links = read_prefix(
-                &dir_files.join("change_links.bin"),
-                (cs.links as usize).saturating_mul(SoftLink::BYTES),
-            );
             let recv_file = open(LAST_RECV)?;
             let recv_len = match &recv_file {
                 Some(f) => f.metadata()?.len(),
                 None => 0,
             };
             let want_len = (cs.links as usize).checked_mul(SoftLink::BYTES);
-            let links: Vec<SoftLink> = if Some(links.len()) == want_len {
-                links
-                    .chunks(SoftLink::BYTES)
-                    .map(SoftLink::from_bytes)
-                    .collect()
-            } else {
-                Vec::new()
+            let pending_from = cs.pending_from as usize;
+            // Mapped (a query never reads the links; decoded when first read): checked
+            // here at both ends and at the pending boundary, in full when decoded to be
+            // changed (`sync`). Read and checked in full otherwise, as before.
+            let mapped = match (lazy, want_len, open("change_links.bin")?) {
+                (true, Some(want), Some(f)) if want > 0 && f.metadata()?.len() >= want as u64 => {
+                    // SAFETY: as the arrays: the copy is held (`copy_lock`) while mapped,
+                    // and a save never writes into a copy a reader holds.
+                    let map = unsafe { memmap2::MmapOptions::new().len(want).map(&f) }?;
+                    Some(map)
+                }
+                _ => None,
+            };
+            let links = match mapped {
+                Some(map) => Links::mapped(map),
+                None => {
+                    let bytes =
+                        read_prefix(&dir_files.join("change_links.bin"), want_len.unwrap_or(0));
+                    Links::from(if Some(bytes.len()) == want_len {
+                        bytes
+                            .chunks(SoftLink::BYTES)
+                            .map(SoftLink::from_bytes)
+                            .collect::<Vec<_>>()
+                    } else {
+                        Vec::new()
+                    })
+                }
             };
             // What the layer relies on: links in chain order, the pending ones a suffix,
             // final verdicts within what is covered. Anything else is a damaged file.
-            let pending_from = cs.pending_from as usize;
             let sound = links.len() as u64 == cs.links
-                && links.windows(2).all(|w| w[0].tx <= w[1].tx)
-                && links.iter().enumerate().all(|(k, l)| {
-                    (l.tx as u64) < s.covered_txs
-                        && (l.input as usize) < n
-                        && (l.change as usize) < n
-                        && (l.vout as usize) < crate::change::BATCH_OUTPUTS
-                        && (l.state == LinkState::Pending) == (k >= pending_from)
-                })
-                && pending_from <= links.len()
+                && if links.is_mapped() {
+                    let at = |k: usize| links.get_one(k);
+                    let ends = [
+                        0,
+                        pending_from.saturating_sub(1),
+                        pending_from,
+                        links.len() - 1,
+                    ];
+                    pending_from <= links.len()
+                        && ends.iter().all(|&k| {
+                            k >= links.len()
+                                || at(k).is_some_and(|l| {
+                                    link_sound(&l, k, pending_from, s.covered_txs, n)
+                                })
+                        })
+                        && at(0).map(|l| l.tx) <= at(links.len() - 1).map(|l| l.tx)
+                } else {
+                    links_sound(&links, pending_from, s.covered_txs, n)
+                }
                 && cs.final_to.is_some_and(|f| f as u64 <= s.covered_txs)
                 && recv_len == cap * 4
                 && s.cap_links.unwrap_or(cs.links) >= cs.links;
@@ -929,6 +1103,7 @@ impl Clustering {
         c.coinjoins_skipped = s.coinjoins_skipped;
         c.coinjoins_by_protocol = s.coinjoins_by_protocol.clone();
         let links = c.change.as_ref().map_or(0, |ch| ch.links.len() as u64);
+        c.links_checked = !c.change.as_ref().is_some_and(|ch| ch.links.is_mapped());
         *c.track.get_mut().unwrap_or_else(|e| e.into_inner()) = Track { base, saved: false };
         c.dirty = Dirty::clean(s.merges, links);
         Ok(c)
@@ -939,6 +1114,10 @@ impl Clustering {
     fn own_arrays(&mut self) {
         if self.copy_lock.is_none() {
             return;
+        }
+        // The links' map is of the copy let go below.
+        if let Some(ch) = self.change.as_mut() {
+            ch.links.vec_mut();
         }
         self.parent.vec();
         self.next.vec();
@@ -1231,6 +1410,27 @@ impl Clustering {
     /// Bring the clustering to `view`'s tip: undo a reorganisation if one happened, then
     /// apply what is new. Returns whether anything changed.
     pub fn sync<V: ChainView + Sync>(&mut self, view: &V) -> bool {
+        let behind = !self.is_prefix_of(view) || self.covered_txs < view.tx_count();
+        if behind && !self.links_checked {
+            // Opened for queries with the links mapped: every link is checked before the
+            // layer is changed, as `open` checks them.
+            self.links_checked = true;
+            let n = self.parent.len();
+            let covered = self.covered_txs;
+            if let Some(ch) = self.change.as_ref() {
+                if !links_sound(&ch.links, ch.pending_from, covered, n) {
+                    let why = "has change links saved by an older version, or damaged ones";
+                    let rules = (ch.rules.clone(), ch.delay_blocks);
+                    let progress = self.progress.take();
+                    *self = Clustering::afresh(&self.dir, self.params, why)
+                        .with_change(rules.0, rules.1);
+                    self.progress = progress;
+                    self.open_note = Some(format!(
+                        "the saved clustering {why}: it is built again from the index"
+                    ));
+                }
+            }
+        }
         if !self.is_prefix_of(view) {
             self.rollback_to(view, view.tx_count());
             true
@@ -1318,7 +1518,7 @@ impl Clustering {
         let ch = self.change.as_mut().expect("checked above");
         let at = ch.links.partition_point(|l| l.tx < from);
         let end = ch.links.partition_point(|l| (l.tx as u64) < t);
-        ch.links.splice(at..end, judged);
+        ch.links.vec_mut().splice(at..end, judged);
         let d = &mut self.dirty;
         d.links_from = d.links_from.min(at as u64);
         ch.final_to = t as TxNum;
@@ -1395,7 +1595,7 @@ impl Clustering {
             if tx.link.is_some() {
                 d.links_from = d.links_from.min(ch.links.len() as u64);
             }
-            ch.links.extend(tx.link);
+            ch.links.vec_mut().extend(tx.link);
             if !tx.provisional && ch.final_to == t {
                 ch.final_to = t + 1;
                 ch.final_seen = ch.seen_addrs;
@@ -1470,7 +1670,7 @@ impl Clustering {
             if !(same && fits && prefix_of(s.covered_txs, Some(last), Some(first), view)) {
                 return None;
             }
-            let c = Clustering::open_at(&d, params).ok()?;
+            let c = Clustering::open_at(&d, params, false).ok()?;
             (c.covered_txs == s.covered_txs && c.last_txid == Some(last)).then_some(c)
         });
         drop(lock);
@@ -1561,7 +1761,7 @@ impl Clustering {
         eat(self.merges.as_bytes());
         if let Some(ch) = &self.change {
             eat(ch.last_recv.as_bytes());
-            for l in &ch.links {
+            for l in ch.links.iter() {
                 eat(&l.to_bytes());
             }
             let c = [

@@ -625,6 +625,76 @@ fn damaged_change_links_are_rebuilt_not_trusted() {
     assert!(back.open_note.as_deref().unwrap().contains("change links"));
 }
 
+/// Opened for queries (`open_mapped`), the change links are mapped, not read: the same
+/// links when read, nothing decoded by a `sync` with nothing to do, and every link checked
+/// before a `sync` changes them (a damaged link between the ends, which opening does not
+/// read, is still rebuilt rather than trusted).
+#[test]
+fn mapped_change_links_answer_as_read_and_are_checked_before_a_change() {
+    let (mut c, _) = payments(8);
+    let d = tempfile::tempdir().unwrap();
+    let rules = ChangeRules::parse("default").unwrap();
+    let mut cl = Clustering::new(d.path(), NetParams::any_height()).with_change(rules, 5);
+    cl.update(&c.0);
+    let n = cl.change.as_ref().unwrap().links.len();
+    assert!(n >= 6, "{n} links");
+    cl.save().unwrap();
+    let mut m = Clustering::open_mapped(d.path(), NetParams::any_height()).unwrap();
+    assert!(m.open_note.is_none(), "{:?}", m.open_note);
+    assert!(m.change.as_ref().unwrap().links.is_mapped());
+    assert_eq!(m.change.as_ref().unwrap().links.len(), n);
+    assert!(!m.sync(&c.0), "nothing new");
+    assert!(
+        m.change.as_ref().unwrap().links.is_mapped(),
+        "decoded by a no-op sync"
+    );
+    assert_eq!(m.saved_digest(), cl.saved_digest());
+    assert_eq!(
+        m.change.as_ref().unwrap().links[..],
+        cl.change.as_ref().unwrap().links[..]
+    );
+    // Extended through the mapped links: the same as one pass.
+    c.tx(&[], &[(500, 1)]);
+    assert!(m.sync(&c.0));
+    assert!(m.open_note.is_none(), "{:?}", m.open_note);
+    let mut one = Clustering::new(&d.path().join("one"), NetParams::any_height())
+        .with_change(ChangeRules::parse("default").unwrap(), 5);
+    one.update(&c.0);
+    assert_eq!(m.saved_digest(), one.saved_digest());
+
+    // Each link in turn made to name an address the clustering does not have.
+    let mut lazily_caught = 0;
+    cl.save().unwrap();
+    common::forget_previous(d.path());
+    let f = common::current_copy(d.path()).join("change_links.bin");
+    let saved = std::fs::read(&f).unwrap();
+    for k in 0..n {
+        let mut bytes = saved.clone();
+        let at = k * cointrail_clustering::SoftLink::BYTES + 12; // its change address
+        bytes[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&f, &bytes).unwrap();
+        let mut back = Clustering::open_mapped(d.path(), NetParams::any_height()).unwrap();
+        if back.covered_txs > 0 {
+            // Not at an end nor at the pending boundary: found when the chain moves on.
+            lazily_caught += 1;
+            assert!(back.sync(&c.0), "link {k}");
+            assert!(
+                back.open_note
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("change links"),
+                "link {k}: {:?}",
+                back.open_note
+            );
+        } else {
+            assert!(back.open_note.as_deref().unwrap().contains("change links"));
+            back.update(&c.0);
+        }
+        assert_eq!(back.saved_digest(), one.saved_digest(), "link {k}");
+    }
+    assert!(lazily_caught > 0, "every damaged link was caught at open");
+}
+
 /// After `cluster build --change`, the save before (the other copy) has no change rules:
 /// a damaged last save does not fall back to it and lose the rules, but is built again
 /// with them. With the same setting, the save before is what it falls back to.

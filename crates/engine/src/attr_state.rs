@@ -81,18 +81,19 @@ impl Rec {
             v.extend_from_slice(&x.unwrap_or(0).to_le_bytes());
         }
     }
-    fn decode(s: &[u8], i: usize) -> Rec {
-        let r = &s[REC * i..REC * (i + 1)];
+    /// Record `i` of a records section (`None` past its end: a damaged index).
+    fn decode(s: &[u8], i: usize) -> Option<Rec> {
+        let r = s.get(REC * i..REC * (i + 1))?;
         let flags = u32_at(r, 3);
         let opt = |bitn: u32, v: u64| (flags & (1 << bitn) != 0).then_some(v);
-        Rec {
+        Some(Rec {
             name: u32_at(r, 0),
             category: u32_at(r, 1),
             source: u32_at(r, 2),
             entity: opt(0, u64_at(&r[16..], 0)),
             from: opt(1, u64_at(&r[16..], 1)),
             to: opt(2, u64_at(&r[16..], 2)),
-        }
+        })
     }
 }
 
@@ -162,7 +163,8 @@ impl Keyed {
         }
     }
 
-    /// The keyed part of an existing state file (to re-resolve ids or clusters only).
+    /// The keyed part of an existing state file (to re-resolve ids or clusters only),
+    /// whose every byte was checked against its checksum.
     fn from_file(f: &StateFile) -> Keyed {
         let off = f.section(sec::STR_OFF);
         let blob = f.section(sec::STR);
@@ -175,7 +177,7 @@ impl Keyed {
             .collect();
         let recs_s = f.section(sec::RECS);
         let recs = (0..recs_s.len() / REC)
-            .map(|i| Rec::decode(recs_s, i))
+            .filter_map(|i| Rec::decode(recs_s, i))
             .collect();
         let keys = f
             .section(sec::KEYS)
@@ -350,15 +352,37 @@ impl AttrState {
                 } else if f.sections.len() != sec::COUNT {
                     why = "it has another layout";
                     None
+                } else if let Err(m) = check_layout(&f) {
+                    tracing::warn!(
+                        "{} is unusable ({m}): rebuilding it from attribution.tsv and the label store",
+                        p.display()
+                    );
+                    why = "it was unusable";
+                    None
                 } else {
                     match stale_binding(&f, idx, c) {
                         None => {
                             return Ok(AttrState::new(f, idx, "opened".into()));
                         }
-                        Some(w) => {
-                            why = w;
-                            Some(Keyed::from_file(&f))
-                        }
+                        // Its keyed part is reused: read whole, so checked whole first.
+                        Some(w) => match state_file::verify(&p) {
+                            Ok(_) => {
+                                why = w;
+                                Some(Keyed::from_file(&f))
+                            }
+                            Err(e) => {
+                                let m = match e {
+                                    Unusable::Corrupt(m) => m,
+                                    Unusable::Missing => "it vanished".into(),
+                                };
+                                tracing::warn!(
+                                    "{} is unusable ({m}): rebuilding it from attribution.tsv and the label store",
+                                    p.display()
+                                );
+                                why = "it was unusable";
+                                None
+                            }
+                        },
                     }
                 }
             }
@@ -445,10 +469,15 @@ impl AttrState {
         )
     }
 
+    /// String `i` (bounds-checked: a damaged offset gives an empty string, not a panic;
+    /// `cointrail state verify` finds such damage).
     fn string(&self, i: u32) -> String {
         let off = self.f.section(sec::STR_OFF);
-        let s = &self.f.section(sec::STR)
-            [u32_at(off, i as usize) as usize..u32_at(off, i as usize + 1) as usize];
+        let at = |k: usize| off.get(4 * k..4 * k + 4).map(|_| u32_at(off, k) as usize);
+        let s = match (at(i as usize), at(i as usize + 1)) {
+            (Some(a), Some(b)) => self.f.section(sec::STR).get(a..b).unwrap_or_default(),
+            _ => &[],
+        };
         String::from_utf8_lossy(s).into_owned()
     }
 
@@ -466,8 +495,12 @@ impl AttrState {
     fn key_attributions(&self, ki: u32) -> Vec<Attribution> {
         let ks = self.f.section(sec::KEY_STARTS);
         let recs = self.f.section(sec::RECS);
+        if 4 * (ki as usize + 2) > ks.len() {
+            return Vec::new();
+        }
         (u32_at(ks, ki as usize)..u32_at(ks, ki as usize + 1))
-            .map(|i| self.attribution(Rec::decode(recs, i as usize)))
+            .map_while(|i| Rec::decode(recs, i as usize))
+            .map(|r| self.attribution(r))
             .collect()
     }
 
@@ -521,9 +554,61 @@ impl AttrState {
             return Vec::new();
         }
         let (cs, recs) = (self.f.section(sec::CSTARTS), self.f.section(sec::CRECS));
+        if 4 * (lo + 2) > cs.len() {
+            return Vec::new();
+        }
         (u32_at(cs, lo)..u32_at(cs, lo + 1))
-            .map(|i| self.attribution(Rec::decode(recs, i as usize)))
+            .map_while(|i| Rec::decode(recs, i as usize))
+            .map(|r| self.attribution(r))
             .collect()
+    }
+}
+
+/// The sections' lengths against each other and against the meta record's counts, and the
+/// offset tables' first and last entries: what a file cut, padded or overwritten in a
+/// section table would break, checked in constant time (the content is checked against the
+/// checksum when the file is written and by `cointrail state verify`). What passes is
+/// safe to read: every offset read later is bounds-checked.
+fn check_layout(f: &StateFile) -> std::result::Result<(), String> {
+    let len = |i: usize| f.sections[i].len();
+    let last_u32 = |i: usize| {
+        let s = f.section(i);
+        (s.len() >= 4).then(|| u32_at(s, s.len() / 4 - 1) as usize)
+    };
+    let first_u32 = |i: usize| (len(i) >= 4).then(|| u32_at(f.section(i), 0) as usize);
+    let count = |k: &str| f.meta["counts"][k].as_u64().map(|n| n as usize);
+    let bits = |n: Option<u64>| n.map(|n| 8 * (n as usize).div_ceil(64));
+    let nkeys = len(sec::KEYS) / 33;
+    let nrecs = len(sec::RECS) / REC;
+    let nroots = len(sec::CROOTS) / 4;
+    let ok = len(sec::KEYS).is_multiple_of(33)
+        && len(sec::RECS).is_multiple_of(REC)
+        && len(sec::CRECS).is_multiple_of(REC)
+        && len(sec::STR_OFF).is_multiple_of(4)
+        && len(sec::CROOTS).is_multiple_of(4)
+        && len(sec::IDS).is_multiple_of(8)
+        && first_u32(sec::STR_OFF) == Some(0)
+        && last_u32(sec::STR_OFF) == Some(len(sec::STR))
+        && len(sec::KEY_STARTS) == 4 * (nkeys + 1)
+        && first_u32(sec::KEY_STARTS) == Some(0)
+        && last_u32(sec::KEY_STARTS) == Some(nrecs)
+        && len(sec::KEY_IDS) == 4 * nkeys
+        && len(sec::CSTARTS) == 4 * (nroots + 1)
+        && first_u32(sec::CSTARTS) == Some(0)
+        && last_u32(sec::CSTARTS) == Some(len(sec::CRECS) / REC)
+        && Some(len(sec::ID_BITS)) == bits(f.meta["index"]["addr_count"].as_u64())
+        && Some(len(sec::CBITS))
+            == bits(Some(
+                f.meta["clustering"]["addr_count"].as_u64().unwrap_or(0),
+            ))
+        && count("keys") == Some(nkeys)
+        && count("attributions") == Some(nrecs)
+        && count("attributed_addresses") == Some(len(sec::IDS) / 8)
+        && count("labelled_clusters") == Some(nroots);
+    if ok {
+        Ok(())
+    } else {
+        Err("its sections do not fit together (damaged)".into())
     }
 }
 

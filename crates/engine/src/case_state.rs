@@ -72,9 +72,13 @@ impl CaseTaintState {
         let p = path(&e.data_dir);
         let want = binding(e, attribution);
         let why = match state_file::open(&p, MAGIC) {
-            Ok(f) if f.meta["binding"] == want && f.sections.len() == 3 => {
-                return Ok(CaseTaintState::new(f, "opened".into()));
-            }
+            Ok(f) if f.meta["binding"] == want && f.sections.len() == 3 => match check_layout(&f) {
+                Ok(()) => return Ok(CaseTaintState::new(f, "opened".into())),
+                Err(m) => {
+                    tracing::warn!("{} is unusable ({m}): tracing the cases again", p.display());
+                    "it was unusable"
+                }
+            },
             Ok(_) => "the cases, the attributions or the chain changed since it was traced",
             Err(Unusable::Missing) => "",
             Err(Unusable::Corrupt(m)) => {
@@ -133,8 +137,10 @@ impl CaseTaintState {
         let (off, blob) = (f.section(0), f.section(1));
         let names = (0..(off.len() / 4).saturating_sub(1))
             .map(|i| {
-                String::from_utf8_lossy(&blob[u32_at(off, i) as usize..u32_at(off, i + 1) as usize])
-                    .into_owned()
+                let s = blob
+                    .get(u32_at(off, i) as usize..u32_at(off, i + 1) as usize)
+                    .unwrap_or_default();
+                String::from_utf8_lossy(s).into_owned()
             })
             .collect();
         CaseTaintState { f, names, how }
@@ -142,6 +148,23 @@ impl CaseTaintState {
 
     pub fn traced_cases(&self) -> usize {
         self.f.meta["traced_cases"].as_u64().unwrap_or(0) as usize
+    }
+}
+
+/// The sections' lengths against each other and the meta record, in constant time (see
+/// `attr_state::check_layout`).
+fn check_layout(f: &StateFile) -> std::result::Result<(), String> {
+    let (off, blob, ent) = (f.section(0), f.section(1), f.section(2));
+    let ok = off.len() >= 4
+        && off.len().is_multiple_of(4)
+        && u32_at(off, 0) == 0
+        && u32_at(off, off.len() / 4 - 1) as usize == blob.len()
+        && ent.len().is_multiple_of(ENTRY)
+        && f.meta["tainted_outputs"].as_u64() == Some((ent.len() / ENTRY) as u64);
+    if ok {
+        Ok(())
+    } else {
+        Err("its sections do not fit together (damaged)".into())
     }
 }
 

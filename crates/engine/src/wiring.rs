@@ -449,10 +449,11 @@ pub fn attach_from_sources(e: &mut Engine) -> Result<()> {
     Ok(())
 }
 
+/// The clustering a query reads: its change links mapped, not read (`open_mapped`).
 fn open_clustering(data_dir: &Path, idx: &Index) -> Result<Option<Arc<Clustering>>> {
     Ok(
         if cointrail_clustering::Clustering::saved_exists(&cluster_dir(data_dir)) {
-            Some(Arc::new(load_clustering(data_dir, idx)?))
+            Some(Arc::new(load_clustering_with(data_dir, idx, true)?))
         } else {
             None
         },
@@ -490,21 +491,41 @@ pub fn cluster_dir(data_dir: &Path) -> std::path::PathBuf {
 
 /// Open the clustering and bring it to the index tip, saving it when that is worth it.
 pub fn load_clustering(data_dir: &Path, idx: &Index) -> Result<Clustering> {
+    load_clustering_with(data_dir, idx, false)
+}
+
+/// `load_clustering`; `mapped`: the change links mapped, not read (for queries, which
+/// never read them; see `Clustering::open_mapped`).
+fn load_clustering_with(data_dir: &Path, idx: &Index, mapped: bool) -> Result<Clustering> {
     let dir = cluster_dir(data_dir);
     let token = Clustering::saved_token(&dir);
-    let mut c = Clustering::open(&dir, cluster_params(idx)).context("opening the clustering")?;
+    let params = cluster_params(idx);
+    let mut c = if mapped {
+        Clustering::open_mapped(&dir, params)
+    } else {
+        Clustering::open(&dir, params)
+    }
+    .context("opening the clustering")?;
     if let Some(note) = &c.open_note {
         tracing::warn!("{note}");
     }
+    let note = c.open_note.clone();
     // Brought to the tip in memory. Saved too when small, when built from nothing, or when
     // catching up took long enough that doing it again at every open would cost more than
     // a save: a big one only a few blocks behind is left to the follower's schedule (each
     // save rewrites every array, ~53 GB on mainnet). Not over a save another process made
     // meanwhile. A data directory this process cannot write is still read.
     let (t, from_nothing) = (std::time::Instant::now(), c.covered_txs == 0);
-    if c.sync(idx)
+    let synced = c.sync(idx);
+    // Mapped links found damaged when `sync` checked them before a change: rebuilt.
+    let rebuilt = c.open_note != note;
+    if let (true, Some(n)) = (rebuilt, &c.open_note) {
+        tracing::warn!("{n}");
+    }
+    if synced
         && (c.addr_count() <= crate::live::SAVE_EACH_BLOCK_ADDRS
             || from_nothing
+            || rebuilt
             || t.elapsed() >= std::time::Duration::from_secs(30))
     {
         if let Err(e) = c.save_unless_saved_since(&token) {

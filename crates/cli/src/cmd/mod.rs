@@ -16,6 +16,7 @@ pub mod serve;
 pub mod sim;
 pub mod sim_evm;
 pub mod spark;
+pub mod state;
 pub mod trace;
 pub mod trace_loot;
 pub mod xchain_trace;

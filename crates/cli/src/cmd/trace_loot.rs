@@ -75,25 +75,43 @@ pub fn dormant_loot(r: &TraceResult, idx: &Index) -> DormantLoot {
     }
 }
 
-/// Deposits at services made by the transactions of peel chain `i`: (name, category,
-/// tainted sats).
-pub fn peel_deposits(r: &TraceResult, i: usize) -> Vec<(String, String, u64)> {
-    let c = &r.peel_chains[i];
-    let txs: std::collections::HashSet<&str> = c.steps.iter().map(|s| s.txid.as_str()).collect();
-    r.outputs
-        .iter()
-        .filter(|o| txs.contains(o.txid.as_str()) && o.tainted_sats > 0)
-        .filter_map(|o| {
-            let cat = o.stop_reason.as_deref()?.strip_prefix("service:")?;
-            let name = o
-                .labels
-                .last()
-                .cloned()
-                .or_else(|| o.address.clone())
-                .unwrap_or_default();
-            Some((name, cat.to_string(), o.tainted_sats))
-        })
-        .collect()
+/// Deposits at services made by the transactions of each peel chain: (name, category,
+/// tainted sats), in the order of the trace's outputs. One pass over the outputs for all
+/// chains (once per chain, it grew as chains × outputs: a fifth of `trace`'s time on the
+/// 3M chain).
+pub fn peel_deposits(r: &TraceResult) -> Vec<Vec<(String, String, u64)>> {
+    let mut chains_of: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+    for (i, c) in r.peel_chains.iter().enumerate() {
+        for s in &c.steps {
+            let v = chains_of.entry(s.txid.as_str()).or_default();
+            if v.last() != Some(&i) {
+                v.push(i);
+            }
+        }
+    }
+    let mut out = vec![Vec::new(); r.peel_chains.len()];
+    for o in r.outputs.iter().filter(|o| o.tainted_sats > 0) {
+        let Some(chains) = chains_of.get(o.txid.as_str()) else {
+            continue;
+        };
+        let Some(cat) = o
+            .stop_reason
+            .as_deref()
+            .and_then(|s| s.strip_prefix("service:"))
+        else {
+            continue;
+        };
+        let name = o
+            .labels
+            .last()
+            .cloned()
+            .or_else(|| o.address.clone())
+            .unwrap_or_default();
+        for &i in chains {
+            out[i].push((name.clone(), cat.to_string(), o.tainted_sats));
+        }
+    }
+    out
 }
 
 /// The two sections as a person reads them.
@@ -123,8 +141,9 @@ pub fn human(r: &TraceResult, loot: &DormantLoot) -> String {
         );
     }
     let _ = writeln!(o, "peel chains: {}", r.peel_chains.len());
+    let mut all_deps = peel_deposits(r);
     for (i, c) in r.peel_chains.iter().enumerate() {
-        let deps = peel_deposits(r, i);
+        let deps = std::mem::take(&mut all_deps[i]);
         let _ = writeln!(
             o,
             "  from {}: {} steps, {} peeled, {} deposits at services{}",
