@@ -711,16 +711,13 @@ fn flow(walk: &mut Walk, sent: bool, asset: u32) -> &mut FlowAcc {
 /// Whether a share is under `min_share` of the subject's total of its asset in the walk's
 /// direction ([`AccountScreener::min_share_cut`]).
 struct MinShareCut {
-    off: bool,
-    /// (asset, total * min_share_ppm); an asset missing has a total of 0.
+    /// (asset, total * min_share_ppm); an asset missing has a total of 0, and a
+    /// `min_share` of 0 makes every cut 0: nothing is below it.
     by_asset: Vec<(u32, U256)>,
 }
 
 impl MinShareCut {
     fn below(&self, asset: u32, w: U256) -> bool {
-        if self.off {
-            return false;
-        }
         let cut = self
             .by_asset
             .iter()
@@ -995,7 +992,6 @@ impl AccountScreener<'_> {
     /// right side is worked out once per walk, not at every share).
     fn min_share_cut(walk: &Walk, sent: bool) -> MinShareCut {
         MinShareCut {
-            off: walk.min_share_ppm == 0,
             by_asset: flows(walk, sent)
                 .iter()
                 .map(|(&a, f)| (a, f.total.saturating_mul(U256::from(walk.min_share_ppm))))
