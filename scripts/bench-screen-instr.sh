@@ -8,7 +8,8 @@
 # 50 warm-up requests, then callgrind is switched on (`callgrind_control -i on`) for the
 # next N (default 300) subjects of SUBJECT_FILE (one address a line). Needs valgrind.
 set -euo pipefail
-B=${1:?cointrail binary}; D=${2:?data dir}; F=${3:?subject file}; N=${4:-300}; CHAIN=${5:-ethereum}
+U="usage: scripts/bench-screen-instr.sh BIN DATA_DIR SUBJECT_FILE [N] [ethereum|bitcoin]"
+B=${1:?$U}; D=${2:?$U}; F=${3:?$U}; N=${4:-300}; CHAIN=${5:-ethereum}
 shift $(( $# < 5 ? $# : 5 ))
 command -v callgrind_control >/dev/null || { echo "valgrind is needed: apt-get install valgrind" >&2; exit 1; }
 ROUTE=/v1/ethereum/screen/address; [ "$CHAIN" = bitcoin ] && ROUTE=/v1/screen/address

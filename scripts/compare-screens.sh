@@ -4,7 +4,8 @@
 #
 #   scripts/compare-screens.sh BIN_A BIN_B DATA_DIR SUBJECT_FILE [ethereum|bitcoin]
 set -euo pipefail
-A=${1:?first binary}; B=${2:?second binary}; D=${3:?data dir}; F=${4:?subject file}; CHAIN=${5:-ethereum}
+U="usage: scripts/compare-screens.sh BIN_A BIN_B DATA_DIR SUBJECT_FILE [ethereum|bitcoin]"
+A=${1:?$U}; B=${2:?$U}; D=${3:?$U}; F=${4:?$U}; CHAIN=${5:-ethereum}
 ROUTE=/v1/ethereum/screen/address; [ "$CHAIN" = bitcoin ] && ROUTE=/v1/screen/address
 W=$(mktemp -d); trap 'kill $P1 $P2 2>/dev/null; rm -rf "$W"' EXIT
 KEY=$($A --data-dir "$D" keys create same-$$ --rate 100000000 2>/dev/null)
